@@ -1,0 +1,86 @@
+"""Command line: ``python -m profiler run|models``.
+
+A user's mistake (unknown model, malformed lengths, unwritable folder...) ends with one
+line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130
+after what was measured is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from profiler.errors import UserError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m profiler", description="Measure what an LLM forward pass really costs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="measure prefill, decode, forward and generate across context lengths")
+    run.add_argument("--model", action="append", required=True,
+                     help="a name under models/, a local folder (HF layout) or a cached hub id; repeatable")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    run.add_argument("--dtype", default="auto",
+                     help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16")
+    run.add_argument("--lengths", help="context lengths: a list 16,64,256 or a range 64:8192 "
+                                       "(default: 8 to the model's maximum, trimmed to the budget)")
+    run.add_argument("--budget", type=float, default=40.0, metavar="SECONDS",
+                     help="time budget of each model's sweep (default 40)")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
+    run.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="attention implementation")
+    run.add_argument("--device-map", choices=["auto"], help="spread a model too large for one device (accelerate)")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
+    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, recorded)")
+    run.add_argument("--seed", type=int, default=0, help="seed of prompt tokens, random weights and point order")
+
+    commands.add_parser("models", help="list the models that can be profiled offline, with their sizes")
+    return parser
+
+
+def _run(args, console) -> int:
+    from profiler.run import RunRequest, run
+
+    request = RunRequest(
+        models=args.model, device=args.device, dtype=args.dtype, lengths=args.lengths, budget_s=args.budget,
+        out=args.out, attn_implementation=args.attn, device_map=args.device_map,
+        trust_remote_code=args.trust_remote_code, threads=args.threads, seed=args.seed,
+    )
+    return run(request, console)
+
+
+def _models(args, console) -> int:
+    from profiler.inventory import print_inventory
+
+    print_inventory(console)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 150)  # piped: no wrapping at 80 columns
+    try:
+        args = _parser().parse_args(argv)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        return {"run": _run, "models": _models}[args.command](args, console)
+    except UserError as err:
+        print(f"profiler: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("profiler: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

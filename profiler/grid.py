@@ -1,0 +1,69 @@
+"""Which context lengths a run measures.
+
+``--lengths`` takes a list (``16,64,256``) or a range ``lo:hi``, which means the
+geometric grid from ``lo`` to ``hi`` (powers of two in between, both ends included). The
+default grid is the range from 8 to the model's maximum positions; the sweep then trims it
+to the run's time budget. Explicit lengths are never trimmed.
+"""
+
+from __future__ import annotations
+
+from profiler.errors import UserError
+
+DEFAULT_MIN_LENGTH = 8
+
+
+def geometric(lo: int, hi: int) -> list[int]:
+    """``lo``, the powers of two strictly between, and ``hi``."""
+    points = [lo]
+    step = 1 << lo.bit_length()  # the first power of two above lo
+    while step < hi:
+        points.append(step)
+        step <<= 1
+    if hi > lo:
+        points.append(hi)
+    return points
+
+
+def parse_lengths(text: str) -> list[int]:
+    """Parse ``--lengths``; raise UserError on anything malformed."""
+    try:
+        if ":" in text:
+            lo_text, hi_text = text.split(":")
+            lo, hi = int(lo_text), int(hi_text)
+            if lo > hi:
+                raise UserError(f"--lengths {text}: the range must go up (lo:hi)")
+            lengths = geometric(lo, hi)
+        else:
+            lengths = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise UserError(f"--lengths {text!r}: expected a list like 16,64,256 or a range like 64:8192") from None
+    if lengths[0] < 1:
+        raise UserError(f"--lengths {text}: lengths must be at least 1 token")
+    return lengths
+
+
+def check_lengths(lengths: list[int], max_positions: int, model: str) -> None:
+    too_long = [n for n in lengths if n > max_positions]
+    if too_long:
+        raise UserError(f"--lengths: {too_long[0]} tokens is beyond {model}'s maximum of {max_positions} positions")
+
+
+def default_lengths(max_positions: int) -> list[int]:
+    return geometric(min(DEFAULT_MIN_LENGTH, max_positions), max_positions)
+
+
+def generate_pairs(lengths: list[int], max_positions: int) -> list[tuple[int, int]]:
+    """A few ``(n_in, n_out)`` pairs that span short and long prompts and outputs.
+
+    Prompts at the measured grid's quarter and top (so the cost model predicts them by
+    interpolation), outputs of 8 and 32 tokens; every pair fits the model's positions.
+    """
+    top = lengths[-1]
+    candidates = [(max(lengths[0], top // 4), 32), (top, 8)]
+    pairs = []
+    for n_in, n_out in candidates:
+        n_in = min(n_in, max_positions - n_out)
+        if n_in >= 1 and (n_in, n_out) not in pairs:
+            pairs.append((n_in, n_out))
+    return pairs
