@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+
 @dataclass(frozen=True)
 class Architecture:
     """Shape of one decoder model. Counts are plain integers; nothing here has units."""

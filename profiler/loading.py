@@ -66,7 +66,9 @@ def _placement(model: torch.nn.Module, device: torch.device, dtype: torch.dtype,
         return {"": str(device)}
     from accelerate import infer_auto_device_map
 
-    placement = infer_auto_device_map(model, dtype=dtype, no_split_module_classes=model._no_split_modules)
+    model.tie_weights()  # so tied matrices are placed once
+    no_split = list(getattr(model, "_no_split_modules", None) or [])
+    placement = infer_auto_device_map(model, dtype=dtype, no_split_module_classes=no_split)
     return {prefix: (f"cuda:{d}" if isinstance(d, int) else str(d)) for prefix, d in placement.items()}
 
 

@@ -13,9 +13,14 @@
 
 Prompt tokens are drawn uniformly from the vocabulary (seeded): cost does not depend on
 which tokens they are. Every pass runs under ``torch.inference_mode``.
+
+transformers renamed the cache argument and output field from ``past_key_values`` to
+``cache`` during 5.x; the name is read off the model's ``forward`` signature once.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -28,16 +33,18 @@ class Passes:
         gen = torch.Generator().manual_seed(seed)
         prompt = torch.randint(loaded.architecture.vocab, (1, loaded.architecture.max_positions), generator=gen)
         self.prompt = prompt.to(loaded.device)
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._cache = "cache" if "cache" in forward_params else "past_key_values"
 
     @torch.inference_mode()
     def prefill(self, n: int):
         """The KV cache of ``n`` prompt tokens (the next-token logits are computed and dropped)."""
-        return self.model(self.prompt[:, :n], use_cache=True, logits_to_keep=1).cache
+        return self.model(self.prompt[:, :n], use_cache=True, logits_to_keep=1)[self._cache]
 
     @torch.inference_mode()
     def decode_step(self, cache):
         """One token appended to ``cache`` (which grows by one); returns the cache."""
-        return self.model(self.prompt[:, :1], cache=cache, use_cache=True).cache
+        return self.model(self.prompt[:, :1], use_cache=True, **{self._cache: cache})[self._cache]
 
     @torch.inference_mode()
     def forward(self, n: int) -> None:
@@ -49,6 +56,6 @@ class Passes:
         out = self.model(self.prompt[:, :n_in], use_cache=True, logits_to_keep=1)
         for _ in range(n_out - 1):
             token = out.logits[:, -1:].argmax(-1)
-            out = self.model(token, cache=out.cache, use_cache=True)
+            out = self.model(token, use_cache=True, **{self._cache: out[self._cache]})
         out.logits[:, -1:].argmax(-1)
-        return out.cache
+        return out[self._cache]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,16 @@ def _open_samples(folder: Path) -> SampleWriter:
         raise UserError(f"cannot write to {folder}: {err.strerror or err}") from None
 
 
+def _check_writable(root: Path) -> None:
+    """Fail now, not after the model is built, when ``root`` cannot take files."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write to {root}: {err.strerror or err}") from None
+
+
 def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
                   memory_measured: bool) -> dict:
     return {
@@ -85,7 +96,7 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
         "done": {
             "lengths": outcome.lengths, "generate_pairs": outcome.generate_pairs, "rows": rows,
             "elapsed_s": outcome.elapsed_s, "interrupted": outcome.interrupted,
-            "out_of_memory": outcome.out_of_memory, "skipped": outcome.skipped,
+            "out_of_memory": outcome.out_of_memory, "skipped": outcome.skipped, "drift_check": outcome.drift,
             "peak_memory_measured": memory_measured,
             "unstable_points": points[points["unstable"]][["phase", "n_ctx", "n_new"]].to_dict("records")
             if not points.empty else [],
@@ -98,12 +109,14 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
                  folder: Path, console: Console) -> bool:
     """Measure one model into ``folder``; returns False when the sweep was interrupted."""
     writer = _open_samples(folder)
-    _write_json(folder / "hardware.json", {"format_version": FORMAT_VERSION, "slug": folder.parent.name,
-                                           **hardware, "ceilings": ceilings})
     with writer:
         loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
                             device_map=request.device_map, trust_remote_code=request.trust_remote_code,
                             seed=request.seed)
+        _write_json(folder / "hardware.json", {
+            "format_version": FORMAT_VERSION, "slug": folder.parent.name, **hardware,
+            "dtype": dtype_name(dtype), "attn_implementation": loaded.attn_implementation, "ceilings": ceilings,
+        })
         arch = loaded.architecture
         weights = "random weights" if loaded.random_weights else "safetensors weights"
         console.print(f"[bold]{source.name}[/]: {arch.params / 1e6:.1f}M parameters, {arch.layers} layers, "
@@ -135,6 +148,11 @@ def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> Non
     if budget_skips:
         console.print(f"[yellow]not measured within the time budget: n = {', '.join(map(str, budget_skips))} "
                       "(--budget or --lengths to include them)")
+    if outcome.drift and outcome.drift["drifted"]:
+        drift = outcome.drift
+        console.print(f"[yellow]the machine's speed changed during the sweep: prefill n={drift['n_ctx']} took "
+                      f"{drift['median_latency_s'] * 1e3:.1f} ms, then {drift['median_latency_s_after'] * 1e3:.1f} ms "
+                      "when timed again at the end; treat these figures with care or run again")
     if outcome.interrupted:
         console.print("[yellow]interrupted: everything measured so far is kept")
     console.print(f"measured in {outcome.elapsed_s:.1f} s; wrote {folder}/samples.csv, run.json, hardware.json")
@@ -149,7 +167,7 @@ def run(request: RunRequest, console: Console) -> int:
         raise UserError(f"--budget {request.budget_s:g}: must be a positive number of seconds")
     device = resolve_device(request.device)
     dtype = resolve_dtype(request.dtype, device)
-    _open_samples(request.out).path.unlink()  # fail now, not after the model is built, if --out is unwritable
+    _check_writable(request.out)
     if request.threads:
         torch.set_num_threads(request.threads)
     hardware = fingerprint(device)

@@ -2,7 +2,8 @@
 
 Columns (units in the names):
 
-- ``model, device, dtype, phase``: what ran; ``phase`` is prefill, decode, forward or generate;
+- ``model, weights, device, dtype, phase``: what ran; ``weights`` is ``random`` (built from
+  the config) or ``safetensors``; ``phase`` is prefill, decode, forward or generate;
 - ``n_ctx``: tokens in context before the pass (prompt length for prefill and forward,
   cache length for decode, ``n_in`` for generate);
 - ``n_new``: tokens the pass adds (n for prefill and forward, 1 for decode, ``n_out`` for generate);
@@ -25,6 +26,7 @@ from pathlib import Path
 
 COLUMNS = (
     "model",
+    "weights",
     "device",
     "dtype",
     "phase",

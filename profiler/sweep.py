@@ -9,6 +9,9 @@
    then forward; then the generate pairs. Each item is a FLOP-counted warm-up pass, then
    timed repeats until ``timing.enough_repeats``, with a share of the budget still left
    proportional to its predicted cost. Garbage collection is off while timing.
+3. Drift check: one prefill point is timed again at the end; if its median moved by 10% or
+   more, the machine's speed changed during the sweep (throttling, a noisy neighbour) and
+   the run says so, since a slow spell covering a whole point is invisible in its spread.
 
 Out of memory at some length: recorded; that length and longer ones are dropped, what was
 measured stays. An interrupt (Ctrl-C) ends the sweep the same way. Rows reach the disk as
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -56,6 +60,7 @@ class SweepOutcome:
     generate_pairs: list[tuple[int, int]] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     out_of_memory: dict | None = None
+    drift: dict | None = None
     interrupted: bool = False
     elapsed_s: float = 0.0
 
@@ -85,26 +90,26 @@ class Sweep:
         self.passes = Passes(loaded, seed)
         self.memory = PeakMemory(loaded.device)
         self.outcome = SweepOutcome()
-        self.prefill_s: dict[int, float] = {}
+        self.prefill_s: dict[int, float] = {}  # pilot latency per length
+        self.decode_s = 0.0  # pilot latency of one decode step
+        self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median
         self.remaining_cost_s = 0.0
-        self._row_base = {"model": loaded.source.name, "device": loaded.device.type, "dtype": dtype_name(loaded.dtype)}
+        self._row_base = {
+            "model": loaded.source.name, "weights": "random" if loaded.random_weights else "safetensors",
+            "device": loaded.device.type, "dtype": dtype_name(loaded.dtype),
+        }
 
     # -- the plan -------------------------------------------------------------------
-    @property
-    def _decode_s(self) -> float:
-        """Predicted decode-step latency: a pass over the grid's fewest tokens."""
-        return self.prefill_s[min(self.prefill_s)]
-
     def _prefill_estimate_s(self, n: int) -> float:
         longer = [m for m in self.prefill_s if m >= n]
         return self.prefill_s[min(longer)] if longer else self.prefill_s[max(self.prefill_s)] * n / max(self.prefill_s)
 
     def _generate_s(self, n_in: int, n_out: int) -> float:
-        return self._prefill_estimate_s(n_in) + (n_out - 1) * self._decode_s
+        return self._prefill_estimate_s(n_in) + (n_out - 1) * self.decode_s
 
     def _length_cost_s(self, n: int) -> float:
         """Predicted time to measure one length at the minimum repeats, warm-up included."""
-        return (self.policy.min_repeats + 1) * (2 * self.prefill_s[n] + self._decode_s)
+        return (self.policy.min_repeats + 1) * (2 * self.prefill_s[n] + self.decode_s)
 
     def _fits(self, kept: list[int], spent_s: float) -> bool:
         pairs = generate_pairs(kept, self.arch.max_positions)
@@ -125,7 +130,10 @@ class Sweep:
             try:
                 if not kept:  # the model's very first pass pays one-off set-up: keep it out of the estimates
                     self.passes.prefill(n)
-                _, self.prefill_s[n] = time_pass(lambda: self.passes.prefill(n), self.loaded.device)
+                cache, self.prefill_s[n] = time_pass(lambda: self.passes.prefill(n), self.loaded.device)
+                if not kept:
+                    self.decode_s = self._pilot_decode_s(cache)
+                del cache
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):
                     raise
@@ -138,6 +146,13 @@ class Sweep:
                 break
             kept.append(n)
         return kept
+
+    def _pilot_decode_s(self, cache) -> float:
+        """Latency of one decode step on ``cache`` (after one untimed step), for the plan."""
+        if cache.get_seq_length() >= self.arch.max_positions - 1:
+            cache.crop(-2)
+        self.passes.decode_step(cache)
+        return time_pass(lambda: self.passes.decode_step(cache), self.loaded.device)[1]
 
     def _skip_from(self, n: int, reason: str, kept: list[int]) -> None:
         for m in self.grid:
@@ -170,7 +185,6 @@ class Sweep:
         self.remaining_cost_s -= estimate_s
         label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase == "generate" else "")
         self.progress(label, time.perf_counter() - started, self._total_s(started))
-        gc.collect()
         if count:
             result, flops_counted = count_flops(run_pass)
         else:
@@ -199,6 +213,7 @@ class Sweep:
                     after(result)
         finally:
             gc.enable()
+        self.medians_s[(phase, n_ctx, n_new)] = statistics.median(latencies)
         return result
 
     def _total_s(self, started: float) -> float:
@@ -213,7 +228,7 @@ class Sweep:
             cache.crop(-1)  # a decode step needs a free position
         c = cache.get_seq_length()
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache), pass_flops(self.arch, 1, c + 1),
-                      True, self._decode_s, after=lambda grown: grown.crop(-1), started=started)
+                      True, self.decode_s, after=lambda grown: grown.crop(-1), started=started)
         del cache
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       True, p_s, started=started)
@@ -228,7 +243,7 @@ class Sweep:
             )
             order = list(self.outcome.lengths)
             self.rng.shuffle(order)
-            self.remaining_cost_s = sum(2 * self.prefill_s[n] + self._decode_s for n in order)
+            self.remaining_cost_s = sum(2 * self.prefill_s[n] + self.decode_s for n in order)
             self.remaining_cost_s += sum(self._generate_s(*pair) for pair in pairs)
             for n in order:
                 if not self._dropped(n):
@@ -244,10 +259,25 @@ class Sweep:
                                       self._generate_s(n_in, n_out), started=started)
                     except _OutOfMemory:
                         pass
+            self.outcome.drift = self._drift_check(started)
         except KeyboardInterrupt:
             self.outcome.interrupted = True
         self.outcome.elapsed_s = time.perf_counter() - started
         return self.outcome
+
+    def _drift_check(self, started: float) -> dict | None:
+        """Re-time one prefill point after the sweep: a machine that slowed down (or sped up)
+        between the two shows up as a ratio away from 1, which a spread within a point cannot."""
+        measured = sorted(n for (phase, n, _) in self.medians_s if phase == "prefill")
+        if not measured:
+            return None
+        n = measured[len(measured) // 2]
+        self.progress(f"drift check: prefill n_ctx={n}", time.perf_counter() - started, self._total_s(started))
+        again = [time_pass(lambda: self.passes.prefill(n), self.loaded.device)[1]
+                 for _ in range(self.policy.min_repeats)]
+        during_s, after_s = self.medians_s[("prefill", n, n)], statistics.median(again)
+        return {"phase": "prefill", "n_ctx": n, "median_latency_s": during_s, "median_latency_s_after": after_s,
+                "ratio": after_s / during_s, "drifted": abs(after_s / during_s - 1) > self.policy.unstable_cv}
 
     def _dropped(self, n: int) -> bool:
         oom = self.outcome.out_of_memory

@@ -1,0 +1,43 @@
+"""Tiny models (2 layers, 64 wide) of the three architectures, saved as local HF folders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, LlamaConfig, Qwen2Config
+
+from profiler.catalog import ModelSource
+from profiler.loading import load_model
+
+TINY_MAX_POSITIONS = 128
+
+
+def tiny_config(kind: str):
+    common = dict(vocab_size=256, bos_token_id=0, eos_token_id=0)
+    if kind == "gpt2":
+        return GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=TINY_MAX_POSITIONS, **common)
+    family = {"llama": LlamaConfig, "qwen2": Qwen2Config}[kind]
+    return family(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=TINY_MAX_POSITIONS, **common)
+
+
+def save_tiny(folder, kind: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    tiny_config(kind).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(params=["gpt2", "llama", "qwen2"])
+def tiny_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tiny_dir(tmp_path, tiny_kind):
+    """A local folder with only a config.json: a random-weight model."""
+    return save_tiny(tmp_path / f"tiny-{tiny_kind}", tiny_kind)
+
+
+@pytest.fixture
+def tiny_loaded(tiny_dir):
+    return load_model(ModelSource(tiny_dir.name, tiny_dir, "local"), torch.device("cpu"), torch.float32)

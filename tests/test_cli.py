@@ -1,0 +1,129 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from profiler.cli import main
+from profiler.samples import COLUMNS
+from tests.conftest import save_tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fails_with_one_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("profiler: error: ") and message in err, err
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return str(save_tiny(tmp_path / "tiny", "gpt2"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+    (["run"], "--model"),
+    (["run", "--model", "gpt2", "--lengths", "8,x"], "--lengths '8,x'"),
+    (["run", "--model", "gpt2", "--lengths", "64:8"], "must go up"),
+    (["run", "--model", "gpt2", "--budget", "-3"], "--budget -3"),
+    (["run", "--model", "gpt2", "--budget", "soon"], "invalid float value"),
+    (["run", "--model", "gpt2", "--device", "tpu"], "--device tpu"),
+    (["run", "--model", "gpt2", "--dtype", "int3"], "--dtype int3"),
+    (["fly"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    _fails_with_one_line(capsys, argv, message)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_without_a_gpu(capsys):
+    _fails_with_one_line(capsys, ["run", "--model", "gpt2", "--device", "cuda"], "no CUDA device")
+
+
+def test_length_beyond_the_model_maximum(capsys, tiny, tmp_path):
+    _fails_with_one_line(capsys, ["run", "--model", tiny, "--lengths", "8,256", "--out", str(tmp_path / "o")],
+                         "256 tokens is beyond tiny's maximum of 128 positions")
+
+
+def test_unwritable_out(capsys, tiny, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    _fails_with_one_line(capsys, ["run", "--model", tiny, "--out", str(blocker / "reports")], "cannot write to")
+
+
+def test_pickle_checkpoint_refused(capsys, tiny, tmp_path):
+    (Path(tiny) / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    _fails_with_one_line(capsys, ["run", "--model", tiny, "--out", str(tmp_path / "o")], "refusing pytorch_model.bin")
+
+
+def test_run_writes_the_output_contract(capsys, tiny, tmp_path):
+    assert main(["run", "--model", tiny, "--lengths", "8,32", "--budget", "3", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "random weights" in out and "prefill" in out and "decode" in out
+    (folder,) = (tmp_path / "o").glob("*/tiny")
+    samples = pd.read_csv(folder / "samples.csv")
+    assert list(samples.columns) == list(COLUMNS)
+    assert set(samples.phase) == {"prefill", "decode", "forward", "generate"}
+    assert set(samples.weights) == {"random"}
+    run = json.loads((folder / "run.json").read_text())
+    assert run["model"]["random_weights"] is True and run["done"]["lengths"] == [8, 32]
+    assert run["done"]["rows"] == len(samples) and run["points"]
+    hardware = json.loads((folder / "hardware.json").read_text())
+    assert hardware["slug"] == folder.parent.name and hardware["ceilings"]["peak_matmul_flops_per_s"] > 0
+
+
+def test_several_models_in_one_run(capsys, tmp_path):
+    a, b = save_tiny(tmp_path / "a", "gpt2"), save_tiny(tmp_path / "b", "llama")
+    argv = ["run", "--model", str(a), "--model", str(b), "--lengths", "8", "--budget", "2", "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    assert {p.parent.name for p in (tmp_path / "o").glob("*/*/run.json")} == {"a", "b"}
+
+
+def test_models_lists_the_shipped_models(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("gpt2-xl", "smollm2-135m", "qwen2.5-0.5b"):
+        assert name in out
+
+
+def test_ctrl_c_keeps_the_rows_and_exits_130(tmp_path):
+    tiny = save_tiny(tmp_path / "tiny", "llama")
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "profiler", "run", "--model", str(tiny), "--lengths", "8:128", "--budget", "600",
+         "--out", str(out)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        csvs = list(out.glob("*/tiny/samples.csv"))
+        if csvs and len(csvs[0].read_text().splitlines()) > 10:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    (folder,) = out.glob("*/tiny")
+    run = json.loads((folder / "run.json").read_text())
+    assert run["done"]["interrupted"] is True
+    assert len(pd.read_csv(folder / "samples.csv")) == run["done"]["rows"] > 9
+
+
+def test_end_to_end_gpt2_on_a_short_grid(capsys, tmp_path):
+    assert main(["run", "--model", "gpt2", "--lengths", "8,64", "--budget", "6", "--out", str(tmp_path / "o")]) == 0
+    (folder,) = (tmp_path / "o").glob("*/gpt2")
+    samples = pd.read_csv(folder / "samples.csv")
+    prefill = samples[samples.phase == "prefill"].groupby("n_ctx")["latency_s"].median()
+    assert prefill[64] > prefill[8]  # a longer prompt costs more: a real pass was timed
+    run = json.loads((folder / "run.json").read_text())
+    assert run["model"]["params"] == 124_439_808 and run["done"]["generate_pairs"]

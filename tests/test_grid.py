@@ -1,0 +1,34 @@
+import pytest
+
+from profiler.errors import UserError
+from profiler.grid import check_lengths, default_lengths, generate_pairs, geometric, parse_lengths
+
+
+def test_lists_and_ranges():
+    assert parse_lengths("256,16,64,16") == [16, 64, 256]
+    assert parse_lengths("64:8192") == [64, 128, 256, 512, 1024, 2048, 4096, 8192]
+    assert parse_lengths("5:100") == [5, 8, 16, 32, 64, 100]
+    assert parse_lengths("7") == [7]
+
+
+@pytest.mark.parametrize("text", ["", "a,b", "64:", "1:2:3", "100:10", "0,4", "-8", "1.5"])
+def test_malformed_lengths_are_user_errors(text):
+    with pytest.raises(UserError, match="--lengths"):
+        parse_lengths(text)
+
+
+def test_length_beyond_the_maximum_names_the_maximum():
+    with pytest.raises(UserError, match="2048 tokens is beyond gpt2's maximum of 1024 positions"):
+        check_lengths([512, 2048], 1024, "gpt2")
+
+
+def test_default_grid_runs_from_8_to_the_maximum():
+    assert default_lengths(1024) == [8, 16, 32, 64, 128, 256, 512, 1024]
+    assert default_lengths(4) == [4]
+    assert geometric(8, 8) == [8]
+
+
+def test_generate_pairs_fit_the_positions():
+    for top in (8, 100, 1024):
+        for n_in, n_out in generate_pairs(default_lengths(top), top):
+            assert n_in >= 1 and n_in + n_out <= top

@@ -1,0 +1,40 @@
+import pandas as pd
+import pytest
+
+from profiler.architecture import Architecture
+from profiler.summary import pass_bytes, point_table, roofline_latency_s
+
+ARCH = Architecture(model_type="gpt2", layers=2, hidden=64, heads=4, kv_heads=4, head_dim=16, ffn=256,
+                    gated_mlp=False, vocab=256, max_positions=128, params=100_000, embedding_params=24_576)
+CEILINGS = {"peak_matmul_flops_per_s": 1e9, "memory_bandwidth_bytes_per_s": 1e8}
+
+
+def test_roofline_is_the_slower_of_compute_and_memory():
+    assert roofline_latency_s(2e9, 1e6, CEILINGS) == pytest.approx(2.0)  # compute bound
+    assert roofline_latency_s(1e6, 5e8, CEILINGS) == pytest.approx(5.0)  # memory bound
+
+
+def test_bytes_moved_per_phase():
+    weights, per_token = 400_000, 1_000
+    assert pass_bytes("prefill", 100, 100, ARCH, weights, per_token) == weights + 100 * per_token
+    assert pass_bytes("forward", 100, 100, ARCH, weights, per_token) == weights
+    assert pass_bytes("decode", 100, 1, ARCH, weights, per_token) == weights + 101 * per_token
+    # generate 3 tokens after 10: prefill writes 10; steps read 10 and 11 and write one each
+    assert pass_bytes("generate", 10, 3, ARCH, weights, per_token) == 3 * weights + (10 + 2 + 21) * per_token
+
+
+def test_point_table_derives_medians_rates_and_flags():
+    rows = []
+    for repeat, latency in enumerate([0.10, 0.11, 0.09, 0.10, 0.10]):
+        rows.append({"phase": "prefill", "n_ctx": 64, "n_new": 64, "repeat": repeat, "latency_s": latency,
+                     "flops": 1e8, "peak_mem_bytes": 1000 + repeat, "kv_cache_bytes": 64_000})
+    for repeat, latency in enumerate([0.01, 0.02, 0.01]):
+        rows.append({"phase": "decode", "n_ctx": 64, "n_new": 1, "repeat": repeat, "latency_s": latency,
+                     "flops": 1e6, "peak_mem_bytes": 900, "kv_cache_bytes": 65_000})
+    table = point_table(pd.DataFrame(rows), ARCH, 400_000, 1_000, CEILINGS).set_index("phase")
+    prefill, decode = table.loc["prefill"], table.loc["decode"]
+    assert (prefill.repeats, prefill.median_latency_s, prefill.peak_mem_bytes) == (5, 0.10, 1004)
+    assert prefill.tokens_per_s == pytest.approx(640) and prefill.flops_per_s == pytest.approx(1e9)
+    assert prefill.roofline_share == pytest.approx(max(0.1, 464_000 / 1e8) / 0.10)
+    assert not prefill.unstable and decode.unstable
+    assert list(table.index) == ["prefill", "decode"]

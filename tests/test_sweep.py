@@ -1,0 +1,143 @@
+import time
+
+import pytest
+import torch
+
+from profiler.flops import generate_flops, pass_flops
+from profiler.grid import default_lengths
+from profiler.passes import Passes
+from profiler.samples import SampleWriter, read_samples
+from profiler.sweep import Sweep
+from profiler.timing import RepeatPolicy
+
+FAST = RepeatPolicy(min_repeats=3, max_repeats=5)
+
+
+def _sweep(loaded, path, lengths, budget_s=5.0, trim=False, **kwargs):
+    with SampleWriter(path) as writer:
+        outcome = Sweep(loaded, writer, lengths=lengths, trim_to_budget=trim, budget_s=budget_s,
+                        policy=FAST, **kwargs).run()
+    return outcome, read_samples(path)
+
+
+def test_every_phase_is_measured_with_its_figures(tiny_loaded, tmp_path):
+    arch = tiny_loaded.architecture
+    kv_per_token = arch.kv_bytes_per_token(torch.float32)
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 32, 128])
+    assert outcome.lengths == [8, 32, 128] and not outcome.interrupted and outcome.out_of_memory is None
+    assert outcome.generate_pairs == [(32, 32), (120, 8)]
+    points = samples.groupby(["phase", "n_ctx", "n_new"])
+    expected = {("prefill", n, n) for n in (8, 32, 128)} | {("forward", n, n) for n in (8, 32, 128)}
+    expected |= {("decode", 8, 1), ("decode", 32, 1), ("decode", 127, 1)}  # at the maximum: one position free
+    expected |= {("generate", 32, 32), ("generate", 120, 8)}
+    assert set(points.groups) == expected
+    assert points.size().min() >= FAST.min_repeats
+    for (phase, n_ctx, n_new), group in points:
+        row = group.iloc[0]
+        assert list(group["repeat"]) == list(range(len(group)))
+        assert (group["latency_s"] > 0).all() and (group["peak_mem_bytes"] > 0).all()
+        if phase == "generate":
+            assert row.flops == generate_flops(arch, n_ctx, n_new)
+            assert row.kv_cache_bytes == (n_ctx + n_new - 1) * kv_per_token
+        else:
+            assert row.flops == pass_flops(arch, n_new, n_ctx + (n_new if phase == "decode" else 0))
+            assert row.flops_counted == pytest.approx(row.flops, rel=1e-3)  # see test_flops
+            tokens_after = {"prefill": n_ctx, "decode": n_ctx + 1, "forward": 0}[phase]
+            assert row.kv_cache_bytes == tokens_after * kv_per_token
+
+
+def test_lengths_are_measured_in_shuffled_order(tiny_loaded, tmp_path):
+    _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [4, 8, 16, 32, 64, 128], seed=3)
+    order = list(dict.fromkeys(samples[samples.phase == "prefill"]["n_ctx"]))
+    assert sorted(order) == [4, 8, 16, 32, 64, 128] and order != sorted(order)
+
+
+def test_interrupt_keeps_what_was_measured(tiny_loaded, tmp_path):
+    calls = []
+
+    def progress(description, done_s, total_s):
+        calls.append(description)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32], progress=progress)
+    assert outcome.interrupted
+    assert len(samples) >= 3 * FAST.min_repeats  # the items finished before Ctrl-C are on disk
+    assert len(samples) < 9 * FAST.min_repeats
+
+
+def _run_out_of_memory_from(monkeypatch, method, n_oom):
+    original = getattr(Passes, method)
+
+    def failing(self, n, *args):
+        if n >= n_oom:
+            raise RuntimeError(f"[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               f"you tried to allocate {n} bytes")
+        return original(self, n, *args)
+
+    monkeypatch.setattr(Passes, method, failing)
+
+
+def test_out_of_memory_in_the_pilot_stops_growing(tiny_loaded, tmp_path, monkeypatch):
+    _run_out_of_memory_from(monkeypatch, "prefill", 64)
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 64, 128])
+    assert outcome.out_of_memory["phase"] == "prefill" and outcome.out_of_memory["n_ctx"] == 64
+    assert outcome.lengths == [8, 16]
+    assert {(s["n_ctx"], s["reason"]) for s in outcome.skipped} == {(64, "out of memory"), (128, "out of memory")}
+    assert set(samples[samples.phase == "forward"]["n_ctx"]) == {8, 16}
+
+
+def test_out_of_memory_while_measuring_keeps_the_rest(tiny_loaded, tmp_path, monkeypatch):
+    _run_out_of_memory_from(monkeypatch, "forward", 32)
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 32, 64])
+    assert outcome.out_of_memory["phase"] == "forward" and outcome.out_of_memory["n_ctx"] == 32
+    assert set(samples[samples.phase == "forward"]["n_ctx"]) == {8}
+    assert 8 in set(samples[samples.phase == "prefill"]["n_ctx"])
+    assert not outcome.interrupted
+
+
+def test_default_grid_is_trimmed_to_the_budget(tiny_loaded, tmp_path, monkeypatch):
+    original = Passes.prefill
+
+    def slow_prefill(self, n):  # 1 ms per token: a cost that grows with n, whatever the machine
+        time.sleep(n * 1e-3)
+        return original(self, n)
+
+    monkeypatch.setattr(Passes, "prefill", slow_prefill)
+    budget_s = 1.5
+    started = time.perf_counter()
+    outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(128), budget_s=budget_s, trim=True)
+    assert 8 in outcome.lengths and 128 not in outcome.lengths
+    assert outcome.lengths == default_lengths(128)[: len(outcome.lengths)]
+    assert {s["reason"] for s in outcome.skipped} == {"time budget"}
+    assert time.perf_counter() - started < 2 * budget_s
+
+
+def test_drift_check_catches_a_machine_that_slowed_down(tiny_loaded, tmp_path, monkeypatch):
+    original, slow = Passes.prefill, {"on": False}
+
+    def prefill(self, n):
+        time.sleep(0.08 if slow["on"] else 0.02)  # the machine gets 4x slower once the sweep is over
+        return original(self, n)
+
+    def progress(description, done_s, total_s):
+        slow["on"] = description.startswith("drift check")
+
+    monkeypatch.setattr(Passes, "prefill", prefill)
+    outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32], progress=progress)
+    drift = outcome.drift
+    assert drift["phase"] == "prefill" and drift["n_ctx"] == 16
+    assert drift["ratio"] > 2 and drift["drifted"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_sweep_records_allocator_peaks(tmp_path):
+    from profiler.catalog import ModelSource
+    from profiler.loading import load_model
+    from tests.conftest import save_tiny
+
+    folder = save_tiny(tmp_path / "tiny", "llama")
+    loaded = load_model(ModelSource("tiny", folder, "local"), torch.device("cuda"), torch.bfloat16)
+    outcome, samples = _sweep(loaded, tmp_path / "s.csv", [8, 64])
+    assert outcome.lengths == [8, 64] and set(samples.device) == {"cuda"} and set(samples.dtype) == {"bfloat16"}
+    assert (samples.peak_mem_reserved_bytes >= samples.peak_mem_bytes).all() and (samples.peak_mem_bytes > 0).all()
