@@ -21,10 +21,15 @@ for these models), as the counter leaves them out. One exception the counter may
 transformers versions (5.17) build rotary angles as a ``(d_h/2 x 1) @ (1 x T)`` matmul,
 ``d_h T`` FLOPs, under 0.01% of a pass; it is left out of the formula.
 
-Known gap handled here: on the CPU, SDPA runs ``aten._scaled_dot_product_flash_attention_for_cpu``,
-for which torch registers no FLOP formula, so the counter silently misses all attention
-(for gpt2 at n=1024 with all-position logits it reports 253 instead of 292 GFLOP). The
-counter below registers the same dense formula for that op.
+Two gaps in torch's counter are handled here. On the CPU, SDPA runs
+``aten._scaled_dot_product_flash_attention_for_cpu``, for which torch registers no FLOP
+formula, so the counter silently misses all attention (for gpt2 at n=1024 with
+all-position logits it reports 253 instead of 292 GFLOP). And torch's SDPA formula asserts
+that keys have as many heads as queries, so grouped-query attention handed to a fused
+kernel as is (Llama and Qwen2 on a GPU) stops the count with an AssertionError. The
+counter below registers one dense formula, over query heads, for every SDPA kernel. The
+eager attention path uses plain matmuls that torch counts by itself: the tests use it to
+check this formula independently.
 """
 
 from __future__ import annotations
@@ -52,11 +57,26 @@ def generate_flops(arch: Architecture, n_in: int, n_out: int) -> int:
     return pass_flops(arch, n_in, n_in) + steps
 
 
-def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """``Q K^T`` and the weighted sum of ``V``, dense, for every query head.
+
+    Shapes are ``(batch, heads, tokens, head_dim)``; with grouped-query attention the keys
+    and values have fewer heads, but each query head still multiplies against them.
+    """
+    batch, heads, queries, dim = query_shape
+    keys, value_dim = key_shape[-2], value_shape[-1]
+    return 2 * batch * heads * queries * keys * (dim + value_dim)
 
 
-_CUSTOM_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+_SDPA_KERNELS = (
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+)
+_CUSTOM_FORMULAS = {
+    getattr(torch.ops.aten, name): _sdpa_flops for name in _SDPA_KERNELS if hasattr(torch.ops.aten, name)
+}
 
 
 def count_flops(run_pass: Callable[[], object]) -> tuple[object, int]:

@@ -85,9 +85,11 @@ def test_architecture_of_loaded_model(tiny_loaded, tiny_kind):
 
 
 def test_device_map_auto_places_every_tensor(tmp_path):
+    """accelerate chooses the devices: the GPU when there is one, else the CPU."""
     loaded = load_model(_source(save_tiny(tmp_path / "m", "llama")), torch.device("cpu"), torch.float32,
                         device_map="auto")
-    assert set(loaded.device_map.values()) == {"cpu"}
-    assert {p.device.type for p in loaded.model.parameters()} == {"cpu"}
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert set(loaded.device_map.values()) == {expected}
+    assert {str(p.device) for p in loaded.model.parameters()} == {expected}
     with torch.inference_mode():
-        assert torch.isfinite(loaded.model(torch.arange(5)[None]).logits).all()
+        assert torch.isfinite(loaded.model(torch.arange(5, device=loaded.device)[None]).logits).all()

@@ -110,14 +110,14 @@ def test_default_grid_is_trimmed_to_the_budget(tiny_loaded, tmp_path, monkeypatc
     assert 8 in outcome.lengths and 128 not in outcome.lengths
     assert outcome.lengths == default_lengths(128)[: len(outcome.lengths)]
     assert {s["reason"] for s in outcome.skipped} == {"time budget"}
-    assert time.perf_counter() - started < 2 * budget_s
+    assert time.perf_counter() - started < 3 * budget_s  # the minimum repeats may overrun a little
 
 
 def test_drift_check_catches_a_machine_that_slowed_down(tiny_loaded, tmp_path, monkeypatch):
     original, slow = Passes.prefill, {"on": False}
 
     def prefill(self, n):
-        time.sleep(0.08 if slow["on"] else 0.02)  # the machine gets 4x slower once the sweep is over
+        time.sleep(0.25 if slow["on"] else 0.05)  # the machine gets 5x slower once the sweep is over
         return original(self, n)
 
     def progress(description, done_s, total_s):
