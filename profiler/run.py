@@ -5,14 +5,17 @@ For each model, ``<out>/<hardware-slug>/<model>/`` receives:
 - ``samples.csv``: one row per timed pass, written as measured (``profiler.samples``);
 - ``hardware.json``: the fingerprint and this device's measured ceilings;
 - ``run.json``: what was asked, what was done (lengths, generate pairs, anything skipped
-  and why, out of memory, interrupted), the model and whether its weights are random,
-  and the per-point summary.
+  and why, out of memory, interrupted, the drift check), the model and whether its weights
+  are random, and the per-point summary.
+
+An earlier run's files in that folder are moved to ``previous/<time>/`` first.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from profiler.summary import point_table
 from profiler.sweep import Sweep, SweepOutcome
 
 FORMAT_VERSION = 1
+OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json")
 EXIT_INTERRUPTED = 130
 
 
@@ -56,6 +60,19 @@ class RunRequest:
 
 def _write_json(path: Path, document: dict) -> None:
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _keep_previous_run(folder: Path) -> Path | None:
+    """Move an earlier run's files to ``previous/<its time>/``: a new run never erases measurements."""
+    earlier = [folder / name for name in OUTPUT_FILES if (folder / name).exists()]
+    if not earlier:
+        return None
+    stamp = datetime.fromtimestamp(earlier[0].stat().st_mtime).strftime("%Y%m%dT%H%M%S.%f")
+    destination = folder / "previous" / stamp
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in earlier:
+        path.rename(destination / path.name)
+    return destination
 
 
 def _open_samples(folder: Path) -> SampleWriter:
@@ -108,6 +125,9 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
 def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardware: dict, ceilings: dict,
                  folder: Path, console: Console) -> bool:
     """Measure one model into ``folder``; returns False when the sweep was interrupted."""
+    kept = _keep_previous_run(folder)
+    if kept:
+        console.print(f"the previous run in {folder} is kept in {kept}")
     writer = _open_samples(folder)
     with writer:
         loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,

@@ -81,6 +81,17 @@ def test_run_writes_the_output_contract(capsys, tiny, tmp_path):
     assert hardware["slug"] == folder.parent.name and hardware["ceilings"]["peak_matmul_flops_per_s"] > 0
 
 
+def test_a_second_run_keeps_the_first(capsys, tiny, tmp_path):
+    argv = ["run", "--model", tiny, "--lengths", "8", "--budget", "1", "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    (folder,) = (tmp_path / "o").glob("*/tiny")
+    first = (folder / "samples.csv").read_text()
+    assert main(argv) == 0
+    (previous,) = (folder / "previous").iterdir()
+    assert (previous / "samples.csv").read_text() == first
+    assert {p.name for p in previous.iterdir()} == {"samples.csv", "run.json", "hardware.json"}
+
+
 def test_several_models_in_one_run(capsys, tmp_path):
     a, b = save_tiny(tmp_path / "a", "gpt2"), save_tiny(tmp_path / "b", "llama")
     argv = ["run", "--model", str(a), "--model", str(b), "--lengths", "8", "--budget", "2", "--out", str(tmp_path / "o")]
