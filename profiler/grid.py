@@ -2,8 +2,8 @@
 
 ``--lengths`` takes a list (``16,64,256``) or a range ``lo:hi``, which means the
 geometric grid from ``lo`` to ``hi`` (powers of two in between, both ends included). The
-default grid is the range from 8 to the model's maximum positions; the sweep then trims it
-to the run's time budget. Explicit lengths are never trimmed.
+default grid runs from 8 to the model's maximum positions in half-octave steps; the sweep
+then trims it to the run's time budget. Explicit lengths are never trimmed.
 """
 
 from __future__ import annotations
@@ -50,17 +50,25 @@ def check_lengths(lengths: list[int], max_positions: int, model: str) -> None:
 
 
 def default_lengths(max_positions: int) -> list[int]:
-    return geometric(min(DEFAULT_MIN_LENGTH, max_positions), max_positions)
+    """Half-octave steps (8, 11, 16, 23, 32, ...) up to the maximum, which is included: a
+    fitted curve's held-out error is judged by leaving one length out, so the gaps stay small."""
+    lo = min(DEFAULT_MIN_LENGTH, max_positions)
+    points, k = [], 0
+    while (n := round(lo * 2 ** (k / 2))) < max_positions:
+        points.append(n)
+        k += 1
+    return [*points, max_positions]
 
 
 def generate_pairs(lengths: list[int], max_positions: int) -> list[tuple[int, int]]:
     """A few ``(n_in, n_out)`` pairs that span short and long prompts and outputs.
 
-    Prompts at the measured grid's quarter and top (so the cost model predicts them by
-    interpolation), outputs of 8 and 32 tokens; every pair fits the model's positions.
+    A decode-heavy call (a prompt at the grid's quarter, 16 tokens out) and a prefill-heavy
+    one (a prompt at the grid's top, 8 tokens out), so the cost model predicts both by
+    interpolation; every pair fits the model's positions.
     """
     top = lengths[-1]
-    candidates = [(max(lengths[0], top // 4), 32), (top, 8)]
+    candidates = [(max(lengths[0], top // 4), 16), (top, 8)]
     pairs = []
     for n_in, n_out in candidates:
         n_in = min(n_in, max_positions - n_out)

@@ -1,13 +1,13 @@
 """The measurement sweep: every phase across the context-length grid, within a time budget.
 
-1. Pilot: one plain prefill per grid length, ascending. It warms each shape up, finds where
-   memory runs out, and gives each length's pass latency. The default grid stops growing
+1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
+   warm-up and FLOP count, finds where memory runs out, and gives each length's latency. The default grid stops growing
    where measuring the next length (and the generate pairs it implies) is predicted to
    overrun the budget; explicit ``--lengths`` are all kept.
 2. Measurement: the lengths in shuffled order (so slow drift does not masquerade as a
    trend in n); at each length prefill, then decode on the cache the last prefill built,
-   then forward; then the generate pairs. Each item is a FLOP-counted warm-up pass, then
-   timed repeats until ``timing.enough_repeats``, with a share of the budget still left
+   then forward; then the generate pairs. Each item is a warm-up pass (FLOP-counted for
+   decode and forward; prefill's was the pilot), then timed repeats until ``timing.enough_repeats``, with a share of the budget still left
    proportional to its predicted cost. Garbage collection is off while timing.
 3. Drift check: one prefill point is timed again at the end; if its median moved by 10% or
    more, the machine's speed changed during the sweep (throttling, a noisy neighbour) and
@@ -91,6 +91,7 @@ class Sweep:
         self.memory = PeakMemory(loaded.device)
         self.outcome = SweepOutcome()
         self.prefill_s: dict[int, float] = {}  # pilot latency per length
+        self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass
         self.decode_s = 0.0  # pilot latency of one decode step
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median
         self.remaining_cost_s = 0.0
@@ -108,8 +109,9 @@ class Sweep:
         return self._prefill_estimate_s(n_in) + (n_out - 1) * self.decode_s
 
     def _length_cost_s(self, n: int) -> float:
-        """Predicted time to measure one length at the minimum repeats, warm-up included."""
-        return (self.policy.min_repeats + 1) * (2 * self.prefill_s[n] + self.decode_s)
+        """Predicted time to measure one length at the minimum repeats, warm-ups included."""
+        repeats = self.policy.min_repeats
+        return (2 * repeats + 1) * self.prefill_s[n] + (repeats + 1) * self.decode_s
 
     def _fits(self, kept: list[int], spent_s: float) -> bool:
         pairs = generate_pairs(kept, self.arch.max_positions)
@@ -130,7 +132,8 @@ class Sweep:
             try:
                 if not kept:  # the model's very first pass pays one-off set-up: keep it out of the estimates
                     self.passes.prefill(n)
-                cache, self.prefill_s[n] = time_pass(lambda: self.passes.prefill(n), self.loaded.device)
+                (cache, self.prefill_flops_counted[n]), self.prefill_s[n] = time_pass(
+                    lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device)
                 if not kept:
                     self.decode_s = self._pilot_decode_s(cache)
                 del cache
@@ -166,30 +169,36 @@ class Sweep:
             torch.cuda.empty_cache()
 
     # -- measuring one item ---------------------------------------------------------
-    def _measure(self, phase, n_ctx, n_new, run_pass, flops, count, estimate_s, after=None, started=0.0):
-        """Warm-up (FLOP-counted if ``count``), then timed repeats; every repeat becomes a row.
+    def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0):
+        """Warm-up, then timed repeats; every repeat becomes a row.
+
+        ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or the FLOPs already
+        counted on an earlier warm-up of the same pass (the pilot's prefill).
 
         Out of memory is recorded against ``n_ctx + n_new`` and raised as ``_OutOfMemory``.
         """
         try:
-            return self._repeat(phase, n_ctx, n_new, run_pass, flops, count, estimate_s, after, started)
+            return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started)
         except (RuntimeError, torch.OutOfMemoryError) as err:
             if not is_out_of_memory(err):
                 raise
             self._out_of_memory(phase, n_ctx + (n_new if phase in ("decode", "generate") else 0), err)
             raise _OutOfMemory from None
 
-    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, count, estimate_s, after, started):
+    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started):
         deadline = started + self.budget_s
         share_s = max(0.0, deadline - time.perf_counter()) * estimate_s / max(self.remaining_cost_s, 1e-9)
         self.remaining_cost_s -= estimate_s
         label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase == "generate" else "")
         self.progress(label, time.perf_counter() - started, self._total_s(started))
-        if count:
+        result, flops_counted = None, None
+        if warm_up == "counted":
             result, flops_counted = count_flops(run_pass)
+        elif warm_up == "plain":
+            result = run_pass()
         else:
-            result, flops_counted = run_pass(), None
-        if after:
+            flops_counted = warm_up
+        if after and result is not None:
             after(result)
         latencies: list[float] = []
         item_start = time.perf_counter()
@@ -223,15 +232,15 @@ class Sweep:
     def _measure_length(self, n: int, started: float) -> None:
         p_s = self.prefill_s[n]
         cache = self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
-                              True, p_s, started=started)
+                              self.prefill_flops_counted[n], p_s, started=started)
         if n >= self.arch.max_positions:
             cache.crop(-1)  # a decode step needs a free position
         c = cache.get_seq_length()
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache), pass_flops(self.arch, 1, c + 1),
-                      True, self.decode_s, after=lambda grown: grown.crop(-1), started=started)
+                      "counted", self.decode_s, after=lambda grown: grown.crop(-1), started=started)
         del cache
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
-                      True, p_s, started=started)
+                      "counted", p_s, started=started)
 
     # -- the whole sweep ------------------------------------------------------------
     def run(self) -> SweepOutcome:
@@ -255,7 +264,7 @@ class Sweep:
                 if not self._dropped(n_in + n_out):
                     try:
                         self._measure("generate", n_in, n_out, lambda: self.passes.generate(n_in, n_out),
-                                      generate_flops(self.arch, n_in, n_out), False,
+                                      generate_flops(self.arch, n_in, n_out), "plain",
                                       self._generate_s(n_in, n_out), started=started)
                     except _OutOfMemory:
                         pass

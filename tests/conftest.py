@@ -27,6 +27,12 @@ def save_tiny(folder, kind: str):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _work_in_a_scratch_folder(tmp_path, monkeypatch):
+    """Runs write reports/ and fits/ under the working directory: never into the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(params=["gpt2", "llama", "qwen2"])
 def tiny_kind(request) -> str:
     return request.param

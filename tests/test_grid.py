@@ -23,7 +23,8 @@ def test_length_beyond_the_maximum_names_the_maximum():
 
 
 def test_default_grid_runs_from_8_to_the_maximum():
-    assert default_lengths(1024) == [8, 16, 32, 64, 128, 256, 512, 1024]
+    assert default_lengths(1024) == [8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024]
+    assert default_lengths(100) == [8, 11, 16, 23, 32, 45, 64, 91, 100]
     assert default_lengths(4) == [4]
     assert geometric(8, 8) == [8]
 

@@ -25,11 +25,11 @@ def test_every_phase_is_measured_with_its_figures(tiny_loaded, tmp_path):
     kv_per_token = arch.kv_bytes_per_token(torch.float32)
     outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 32, 128])
     assert outcome.lengths == [8, 32, 128] and not outcome.interrupted and outcome.out_of_memory is None
-    assert outcome.generate_pairs == [(32, 32), (120, 8)]
+    assert outcome.generate_pairs == [(32, 16), (120, 8)]
     points = samples.groupby(["phase", "n_ctx", "n_new"])
     expected = {("prefill", n, n) for n in (8, 32, 128)} | {("forward", n, n) for n in (8, 32, 128)}
     expected |= {("decode", 8, 1), ("decode", 32, 1), ("decode", 127, 1)}  # at the maximum: one position free
-    expected |= {("generate", 32, 32), ("generate", 120, 8)}
+    expected |= {("generate", 32, 16), ("generate", 120, 8)}
     assert set(points.groups) == expected
     assert points.size().min() >= FAST.min_repeats
     for (phase, n_ctx, n_new), group in points:
