@@ -1,4 +1,4 @@
-"""Command line: ``python -m profiler run|models``.
+"""Command line: ``python -m profiler run|fit|show|models``.
 
 A user's mistake (unknown model, malformed lengths, unwritable folder...) ends with one
 line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130
@@ -35,14 +35,22 @@ def _parser() -> argparse.ArgumentParser:
                      help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16")
     run.add_argument("--lengths", help="context lengths: a list 16,64,256 or a range 64:8192 "
                                        "(default: 8 to the model's maximum, trimmed to the budget)")
-    run.add_argument("--budget", type=float, default=40.0, metavar="SECONDS",
-                     help="time budget of each model's sweep (default 40)")
+    run.add_argument("--budget", type=float, default=45.0, metavar="SECONDS",
+                     help="time budget of each model's sweep (default 45)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
     run.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="attention implementation")
     run.add_argument("--device-map", choices=["auto"], help="spread a model too large for one device (accelerate)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, recorded)")
     run.add_argument("--seed", type=int, default=0, help="seed of prompt tokens, random weights and point order")
+    run.add_argument("--fits", type=Path, default=Path("fits"), help="where fitted cost models go (default fits/)")
+
+    fit = commands.add_parser("fit", help="fit cost curves to saved samples and write fits/<model>--<hw>.json")
+    fit.add_argument("samples", nargs="+", type=Path, help="samples.csv of a run (with its run.json, hardware.json)")
+    fit.add_argument("--fits", type=Path, default=Path("fits"), help="where fitted cost models go (default fits/)")
+
+    show = commands.add_parser("show", help="print a fitted cost model as tables")
+    show.add_argument("fit", type=Path, help="a fits/<model>--<hw>.json file")
 
     commands.add_parser("models", help="list the models that can be profiled offline, with their sizes")
     return parser
@@ -54,9 +62,25 @@ def _run(args, console) -> int:
     request = RunRequest(
         models=args.model, device=args.device, dtype=args.dtype, lengths=args.lengths, budget_s=args.budget,
         out=args.out, attn_implementation=args.attn, device_map=args.device_map,
-        trust_remote_code=args.trust_remote_code, threads=args.threads, seed=args.seed,
+        trust_remote_code=args.trust_remote_code, threads=args.threads, seed=args.seed, fits=args.fits,
     )
     return run(request, console)
+
+
+def _fit(args, console) -> int:
+    from profiler.export import fit_and_write
+
+    for samples in args.samples:
+        fit_and_write(samples.parent, args.fits, console)
+    return 0
+
+
+def _show(args, console) -> int:
+    from profiler.export import load_cost_model
+    from profiler.show import print_cost_model
+
+    print_cost_model(console, load_cost_model(args.fit), str(args.fit))
+    return 0
 
 
 def _models(args, console) -> int:
@@ -77,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        return {"run": _run, "models": _models}[args.command](args, console)
+        commands = {"run": _run, "models": _models, "fit": _fit, "show": _show}
+        return commands[args.command](args, console)
     except UserError as err:
         print(f"profiler: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -29,6 +29,7 @@ from profiler.ceilings import measure_ceilings
 from profiler.console import SweepProgress, print_point_tables
 from profiler.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
+from profiler.export import fit_and_write
 from profiler.grid import check_lengths, default_lengths, parse_lengths
 from profiler.hardware import fingerprint, slug
 from profiler.loading import LoadedModel, load_model
@@ -49,13 +50,14 @@ class RunRequest:
     device: str = "auto"
     dtype: str = "auto"
     lengths: str | None = None
-    budget_s: float = 40.0
+    budget_s: float = 45.0
     out: Path = Path("reports")
     attn_implementation: str = "sdpa"
     device_map: str | None = None
     trust_remote_code: bool = False
     threads: int | None = None
     seed: int = 0
+    fits: Path = Path("fits")
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -157,7 +159,13 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
     _write_json(folder / "run.json", _run_document(request, loaded, outcome, points, rows, sweep.memory.supported))
     print_point_tables(console, f"{source.name} ({weights})", points)
     _print_outcome(console, outcome, folder)
-    return not outcome.interrupted
+    if outcome.interrupted:
+        return False
+    try:
+        fit_and_write(folder, request.fits, console)
+    except UserError as err:  # the measurements stand; only the curves could not be fitted
+        console.print(f"[yellow]no cost model fitted: {err}")
+    return True
 
 
 def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None:
@@ -188,6 +196,7 @@ def run(request: RunRequest, console: Console) -> int:
     device = resolve_device(request.device)
     dtype = resolve_dtype(request.dtype, device)
     _check_writable(request.out)
+    _check_writable(request.fits)
     if request.threads:
         torch.set_num_threads(request.threads)
     hardware = fingerprint(device)

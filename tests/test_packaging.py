@@ -14,10 +14,12 @@ def test_wheel_ships_the_model_configs_and_finds_them(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("aalp_profiler-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "profiler/bundled_models/smollm2-135m/config.json" in names
+    assert "profiler/fit_schema.json" in names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    probe = "from profiler.catalog import resolve_model; print(resolve_model('qwen2.5-0.5b').path)"
+    probe = ("from profiler.catalog import resolve_model; from profiler.export import _SCHEMA_PATHS; "
+             "assert _SCHEMA_PATHS[0].is_file(); print(resolve_model('qwen2.5-0.5b').path)")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     found = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env={"PYTHONPATH": str(target)},

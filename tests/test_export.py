@@ -1,0 +1,83 @@
+import json
+
+import pytest
+
+from profiler.cli import main
+from profiler.cost_model import CostModel
+from profiler.errors import UserError
+from profiler.export import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
+from tests.conftest import save_tiny
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A real run of a tiny model: samples.csv, run.json, hardware.json, and the fit it ended with."""
+    root = tmp_path_factory.mktemp("export")
+    tiny = save_tiny(root / "tiny", "llama")
+    argv = ["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
+            "--out", str(root / "reports"), "--fits", str(root / "fits")]
+    assert main(argv) == 0
+    (folder,) = (root / "reports").glob("*/tiny")
+    return folder
+
+
+def test_run_ends_by_writing_a_valid_fit(run_folder):
+    (path,) = (run_folder.parents[2] / "fits").glob("tiny--*.json")
+    assert path.name == f"tiny--{run_folder.parent.name}.json"
+    document = json.loads(path.read_text())
+    assert validation_error(document) is None
+    assert document["schema_version"] == SCHEMA_VERSION and document["model"]["random_weights"] is True
+    assert set(document["curves"]) == {"prefill", "decode", "forward"}
+    assert set(document["curves"]["prefill"]) == {"latency_s", "flops", "peak_mem_bytes"}
+    prefill = document["curves"]["prefill"]["latency_s"]
+    assert prefill["domain"] == {"n_min": 8, "n_max": 128}
+    assert len(prefill["candidates"]) == 3 and prefill["lolo_mape"] is not None
+    assert "linearity_horizon" in document["derived"]["prefill"]
+
+
+def test_fitted_flops_reproduce_the_analytic_count(run_folder):
+    cm = CostModel(fit_run(run_folder))
+    flops_curve = cm.curve("prefill", "flops")
+    assert flops_curve.form.name == "quadratic"  # FLOPs are exactly quadratic in n
+    assert (flops_curve.ci95[:, 0] == flops_curve.ci95[:, 1]).all()  # exact: nothing to resample
+
+
+def test_fit_and_show_commands(run_folder, tmp_path, capsys):
+    assert main(["fit", str(run_folder / "samples.csv"), "--fits", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*.json")
+    capsys.readouterr()
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "a + b*n" in out and "per-call overhead" in out and "random weights" in out
+
+
+def test_invalid_document_is_not_written(run_folder, tmp_path):
+    document = fit_run(run_folder)
+    del document["curves"]["prefill"]["latency_s"]["params"]
+    with pytest.raises(ValueError, match="params"):
+        write_fit(document, tmp_path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(schema_version="2.0"), "newer than this profiler reads"),
+    (lambda d: d["curves"]["decode"]["latency_s"].update(form="cubic"), "not a valid cost model"),
+    (lambda d: d.pop("model"), "not a valid cost model"),
+])
+def test_load_refuses_in_one_line(run_folder, tmp_path, capsys, change, message):
+    document = fit_run(run_folder)
+    change(document)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserError, match=message):
+        load_cost_model(path)
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_not_json_and_missing_files(tmp_path, capsys):
+    (tmp_path / "x.json").write_text("{not json")
+    assert main(["show", str(tmp_path / "x.json")]) == 2
+    assert main(["show", str(tmp_path / "absent.json")]) == 2
+    assert main(["fit", str(tmp_path / "samples.csv")]) == 2
+    assert capsys.readouterr().err.count("profiler: error:") == 3
