@@ -69,9 +69,9 @@ def _run(args, console) -> int:
 
 def _fit(args, console) -> int:
     from profiler.export import fit_and_write
+    from profiler.show import print_families
 
-    for samples in args.samples:
-        fit_and_write(samples.parent, args.fits, console)
+    print_families(console, [fit_and_write(samples.parent, args.fits, console) for samples in args.samples])
     return 0
 
 

@@ -98,8 +98,9 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
         "schema_version": SCHEMA_VERSION,
         "hardware_slug": hardware["slug"],
         "hardware": {key: value for key, value in hardware.items() if key not in ("slug", "format_version")},
-        "model": {key: model[key] for key in ("name", "params", "non_embedding_params", "layers", "hidden", "heads",
-                                              "kv_heads", "dtype", "attn_implementation", "random_weights")},
+        "model": {key: model[key] for key in ("name", "model_type", "params", "non_embedding_params", "layers",
+                                              "hidden", "heads", "kv_heads", "dtype", "attn_implementation",
+                                              "random_weights")},
         "source": {"samples": str(samples_path), "rows": int(len(samples))},
         "units": {"n": "tokens", **UNITS},
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
@@ -137,12 +138,13 @@ def load_cost_model(path) -> CostModel:
     return CostModel(document)
 
 
-def fit_and_write(folder: Path, fits_dir: Path, console) -> Path:
+def fit_and_write(folder: Path, fits_dir: Path, console) -> CostModel:
     """Fit the run in ``folder``, write its cost model under ``fits_dir`` and print it."""
     from profiler.show import print_cost_model
 
     started = time.perf_counter()
     document = fit_run(folder)
     path = write_fit(document, fits_dir)
-    print_cost_model(console, CostModel(document), f"fitted in {time.perf_counter() - started:.1f} s -> {path}")
-    return path
+    cost_model = CostModel(document)
+    print_cost_model(console, cost_model, f"fitted in {time.perf_counter() - started:.1f} s -> {path}")
+    return cost_model

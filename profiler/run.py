@@ -29,11 +29,13 @@ from profiler.ceilings import measure_ceilings
 from profiler.console import SweepProgress, print_point_tables
 from profiler.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
+from profiler.cost_model import CostModel
 from profiler.export import fit_and_write
 from profiler.grid import check_lengths, default_lengths, parse_lengths
 from profiler.hardware import fingerprint, slug
 from profiler.loading import LoadedModel, load_model
 from profiler.samples import SampleWriter, read_samples
+from profiler.show import print_families
 from profiler.summary import point_table
 from profiler.sweep import Sweep, SweepOutcome
 
@@ -125,8 +127,8 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
 
 
 def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardware: dict, ceilings: dict,
-                 folder: Path, console: Console) -> bool:
-    """Measure one model into ``folder``; returns False when the sweep was interrupted."""
+                 folder: Path, console: Console) -> tuple[bool, CostModel | None]:
+    """Measure one model into ``folder`` and fit it: (finished, not interrupted; its cost model)."""
     kept = _keep_previous_run(folder)
     if kept:
         console.print(f"the previous run in {folder} is kept in {kept}")
@@ -160,12 +162,12 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
     print_point_tables(console, f"{source.name} ({weights})", points)
     _print_outcome(console, outcome, folder)
     if outcome.interrupted:
-        return False
+        return False, None
     try:
-        fit_and_write(folder, request.fits, console)
+        return True, fit_and_write(folder, request.fits, console)
     except UserError as err:  # the measurements stand; only the curves could not be fitted
         console.print(f"[yellow]no cost model fitted: {err}")
-    return True
+        return True, None
 
 
 def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None:
@@ -206,9 +208,13 @@ def run(request: RunRequest, console: Console) -> int:
     ceilings = measure_ceilings(device, dtype)
     console.print(f"ceilings: {ceilings['peak_matmul_flops_per_s'] / 1e9:,.0f} GFLOP/s matmul ({dtype_name(dtype)}), "
                   f"{ceilings['memory_bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s memory")
+    cost_models = []
     for source in sources:
         folder = request.out / hardware_slug / source.name
-        if not _profile_one(request, source, device, dtype, hardware, ceilings, folder, console):
+        finished, cost_model = _profile_one(request, source, device, dtype, hardware, ceilings, folder, console)
+        if not finished:
             return EXIT_INTERRUPTED
+        cost_models += [cost_model] if cost_model else []
+    print_families(console, cost_models)
     console.print(f"done in {time.perf_counter() - started:.1f} s")
     return 0

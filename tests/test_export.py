@@ -81,3 +81,20 @@ def test_not_json_and_missing_files(tmp_path, capsys):
     assert main(["show", str(tmp_path / "absent.json")]) == 2
     assert main(["fit", str(tmp_path / "samples.csv")]) == 2
     assert capsys.readouterr().err.count("profiler: error:") == 3
+
+
+def test_a_run_of_two_sizes_reports_their_family(tmp_path, capsys):
+    from transformers import GPT2Config
+
+    folders = []
+    for name, width in (("narrow", 64), ("wide", 128)):
+        config = GPT2Config(n_layer=2, n_embd=width, n_head=4, n_positions=128, vocab_size=256, bos_token_id=0,
+                            eos_token_id=0)
+        config.save_pretrained(tmp_path / name)
+        folders.append(str(tmp_path / name))
+    argv = ["run", "--model", folders[0], "--model", folders[1], "--lengths", "8,16,32,64", "--budget", "4",
+            "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "gpt2 family on" in out and "narrow" in out and "wide" in out
+    assert len(list((tmp_path / "fits").glob("*.json"))) == 2
