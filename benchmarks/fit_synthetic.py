@@ -29,7 +29,8 @@ Targets (from the issue): the true form is chosen in 90% of seeds or more; each 
 coefficient lies inside its 95% interval in 80% of seeds or more (a calibrated 95%
 interval covers about 95%; 20 or 40 seeds cannot tell 0.95 from 0.9, hence the margin);
 the fitted curve is within 1% of the true one at every integer length of the domain in
-every seed (the oracle column shows whether the data allow it). Takes about 15-30 s on a 2-core CPU with the default 40 seeds.
+every seed (the oracle column shows whether the data allow it). Takes about 15-30 s on a
+2-core CPU with the default 40 seeds.
 """
 
 from __future__ import annotations

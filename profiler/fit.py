@@ -13,10 +13,11 @@ The form is chosen by AICc, ``N ln(RSS/N) + 2k + 2k(k+1)/(N-k-1)``, with ``RSS``
 robust loss at the optimum (so an outlier counts as the loss counts it); every candidate's
 score is kept. Then, for the chosen form only:
 
-- 95% intervals of the coefficients: 200 bootstrap refits over the samples, resampled
-  within each context length (so every length stays represented), percentile intervals;
-  a curve that passes through every sample (FLOPs are exact) has a point interval;
-- R^2 of the samples, on their own scale;
+- 95% intervals of the coefficients: a residual bootstrap, 200 refits of the fitted curve
+  times one plus relative residuals drawn from all samples, percentile intervals (resampling
+  within each length instead shrinks the spread by (r-1)/r for r repeats); a curve that
+  passes through every sample (FLOPs are exact) has a point interval;
+- R^2 of the log values (the relative scale the fit works on);
 - held-out error: leave-one-context-length-out, the mean absolute percentage error of
   the refit's prediction of the left-out length's median;
 - the measured domain, ``n_min`` and ``n_max``: predictions outside it are extrapolation.
@@ -36,6 +37,7 @@ LOSS, LOSS_SCALE = "soft_l1", 0.05
 BOOTSTRAP_RESAMPLES = 200
 _RSS_FLOOR = 1e-12  # relative residuals of 1e-6, far below any timing noise: exact data (FLOPs) tie there
 _EXACT = 1e-9  # a curve through every sample to this relative error has nothing to resample
+_REFIT_EVALUATIONS = 20  # refits start at the fit; a flat curve pinned at a bound must not spin
 
 
 @dataclass
@@ -94,7 +96,7 @@ class CurveFit:
         )
 
 
-def _solve(form: Form, n: np.ndarray, y: np.ndarray, start: np.ndarray | None = None):
+def _solve(form: Form, n: np.ndarray, y: np.ndarray, start: np.ndarray | None = None, max_nfev: int | None = None):
     def residuals(theta):
         return (form.evaluate(theta, n) - y) / y
 
@@ -103,7 +105,7 @@ def _solve(form: Form, n: np.ndarray, y: np.ndarray, start: np.ndarray | None = 
 
     x0 = np.clip(form.initial(n, y) if start is None else start, form.lower, form.upper)
     return least_squares(residuals, x0, jac=jacobian, bounds=(form.lower, form.upper), loss=LOSS,
-                         f_scale=LOSS_SCALE, x_scale="jac", method="trf")
+                         f_scale=LOSS_SCALE, x_scale="jac", method="trf", max_nfev=max_nfev)
 
 
 def aicc(rss: float, samples: int, k: int) -> float:
@@ -113,8 +115,10 @@ def aicc(rss: float, samples: int, k: int) -> float:
 
 
 def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
-    total = float(np.sum((y - y.mean()) ** 2))
-    return 1.0 - float(np.sum((y - predicted) ** 2)) / total if total > 0 else 1.0
+    """R^2 of log values: on the relative scale the fit works on, so 8 and 8192 tokens count alike."""
+    log_y = np.log(y)
+    total = float(np.sum((log_y - log_y.mean()) ** 2))
+    return 1.0 - float(np.sum((log_y - np.log(np.maximum(predicted, 1e-300))) ** 2)) / total if total > 0 else 1.0
 
 
 def _lolo_mape(form: Form, n: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float | None:
@@ -124,19 +128,21 @@ def _lolo_mape(form: Form, n: np.ndarray, y: np.ndarray, theta: np.ndarray) -> f
     errors = []
     for held_out in lengths:
         keep = n != held_out
-        refit = _solve(form, n[keep], y[keep], start=theta).x
+        refit = _solve(form, n[keep], y[keep], start=theta, max_nfev=_REFIT_EVALUATIONS).x
         observed = float(np.median(y[~keep]))
         errors.append(abs(float(form.evaluate(refit, held_out)) - observed) / observed)
     return float(np.mean(errors))
 
 
 def _bootstrap_ci95(form: Form, n: np.ndarray, y: np.ndarray, theta: np.ndarray, seed: int) -> np.ndarray:
+    """Residual bootstrap: the fitted curve times one plus relative residuals drawn from all samples."""
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(n == length) for length in np.unique(n)]
+    fitted = form.evaluate(theta, n)
+    relative = y / fitted - 1
     draws = np.empty((BOOTSTRAP_RESAMPLES, len(theta)))
     for b in range(BOOTSTRAP_RESAMPLES):
-        index = np.concatenate([rng.choice(group, size=len(group)) for group in groups])
-        draws[b] = _solve(form, n[index], y[index], start=theta).x
+        resampled = fitted * (1 + rng.choice(relative, size=len(relative)))
+        draws[b] = _solve(form, n, resampled, start=theta, max_nfev=_REFIT_EVALUATIONS).x
     return np.percentile(draws, [2.5, 97.5], axis=0).T
 
 

@@ -64,14 +64,15 @@ def generate_pairs(lengths: list[int], max_positions: int) -> list[tuple[int, in
     """A few ``(n_in, n_out)`` pairs that span short and long prompts and outputs.
 
     A decode-heavy call (a prompt at the grid's quarter, 16 tokens out) and a prefill-heavy
-    one (a prompt at the grid's top, 8 tokens out), so the cost model predicts both by
-    interpolation; every pair fits the model's positions.
+    one (a prompt just below the grid's top, 8 tokens out). Every context the call reaches
+    stays within the measured grid (``n_in + n_out <= top``), so a cost model fitted to the
+    sweep predicts both by interpolation.
     """
     top = lengths[-1]
-    candidates = [(max(lengths[0], top // 4), 16), (top, 8)]
+    candidates = [(max(lengths[0], top // 4), 16), (top - 8, 8)]
     pairs = []
     for n_in, n_out in candidates:
-        n_in = min(n_in, max_positions - n_out)
+        n_in = min(n_in, top - n_out, max_positions - n_out)
         if n_in >= 1 and (n_in, n_out) not in pairs:
             pairs.append((n_in, n_out))
     return pairs
