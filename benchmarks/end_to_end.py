@@ -36,7 +36,8 @@ def _figure(pattern: str, text: str) -> float | None:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "profiler", "run", "--model", "gpt2", "--out", out]
+        command = [sys.executable, "-m", "profiler", "run", "--model", "gpt2", "--out", out,
+                   "--fits", str(Path(out) / "fits")]
         start = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         wall_s = time.perf_counter() - start
