@@ -43,7 +43,8 @@ def _plain(value):
 
 def profile(model: str, lengths: str, out: Path) -> dict:
     command = [sys.executable, "-m", "profiler", "run", "--model", model, "--device", "cuda", "--dtype", "bfloat16",
-               "--lengths", lengths, "--budget", str(BUDGET_S), "--out", str(out), "--fits", str(out / "fits")]
+               "--lengths", lengths, "--budget", str(BUDGET_S), "--out", str(out),
+               "--fits", str(out / "fits")]
     start = time.perf_counter()
     status = subprocess.run(command, cwd=ROOT, stdout=sys.stderr, stderr=sys.stderr).returncode  # progress: stderr
     wall_s = time.perf_counter() - start
