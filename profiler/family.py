@@ -12,8 +12,11 @@ The quadratic term is also fitted against ``layers * hidden`` -- what attention 
 scale with -- and reported, since that is the physical driver. ``at_params(m)`` prices a
 model of a size nobody profiled with the ``m`` laws (it needs nothing but ``m``);
 ``leave_one_out()`` says how well the family predicts each profiled model from the others.
-A coefficient that is zero for a model (a linear curve) cannot enter a log-log fit; when
-fewer than two models have it positive, the family's law for it is zero.
+A coefficient that is zero for any member (a linear curve, as decode's quadratic term often
+is, or a term under 1% of that member's cost across its measured lengths) has no law:
+the family's law for it is zero. Fitting a law through the members where it
+happens to be positive would follow noise (on this CPU it gave decode's quadratic term an
+exponent of -14).
 """
 
 from __future__ import annotations
@@ -40,16 +43,24 @@ class PowerLaw:
     @classmethod
     def fit(cls, x, y) -> "PowerLaw":
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        positive = y > 0
-        if positive.sum() < 2:
+        if len(y) < 2 or np.any(y <= 0):
             return cls(0.0, 0.0)
-        e, log_k = np.polyfit(np.log(x[positive]), np.log(y[positive]), 1)
+        e, log_k = np.polyfit(np.log(x), np.log(y), 1)
         return cls(float(np.exp(log_k)), float(e))
 
 
+_NEGLIGIBLE_SHARE = 0.01
+
+
 def _quadratic_coefficients(curve: CurveFit) -> np.ndarray:
+    """``(a, b, c)`` of the curve's quadratic candidate; a term under 1% of the cost at both
+    ends of the measured lengths (so everywhere between) is not resolved by the data and
+    counts as zero."""
     quadratic = next(c for c in curve.candidates if c["form"] == "quadratic")["params"]
-    return np.array([quadratic["a"], quadratic["b"], quadratic["c"]])
+    theta = np.array([quadratic["a"], quadratic["b"], quadratic["c"]])
+    terms = theta * np.array([[float(curve.n_min)], [float(curve.n_max)]]) ** np.arange(3)  # (ends, terms)
+    shares = terms / terms.sum(axis=1, keepdims=True)
+    return np.where(shares.max(axis=0) >= _NEGLIGIBLE_SHARE, theta, 0.0)
 
 
 class FamilyCostModel:

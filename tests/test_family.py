@@ -67,3 +67,13 @@ def test_members_must_share_hardware_and_dtype():
         FamilyCostModel([a, b])
     with pytest.raises(ValueError, match="at least two"):
         FamilyCostModel([a])
+
+
+def test_a_term_the_data_do_not_resolve_gets_no_law():
+    """Decode's quadratic term is often noise: one member with it negligible zeroes the law."""
+    members = [_member(name, *size) for name, size in SIZES.items()]
+    flat = fit_curve(N, 0.03 + 1e-5 * N + 1e-14 * N**2, "s").as_dict()  # c n^2 is 1e-8 of the cost
+    members[1].curves["decode"]["latency_s"] = type(members[1].curve("decode", "latency_s")).from_dict(flat)
+    family = FamilyCostModel(members)
+    assert family.laws["decode"][2].k == 0.0
+    assert family.laws["prefill"][2].k > 0  # the resolved terms keep their laws
