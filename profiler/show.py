@@ -30,8 +30,8 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
                           f"{curve.n_min}-{curve.n_max}")
     console.print(table)
     for phase, derived in cm.derived.items():
-        line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.2f} ms, "
-                f"{derived['cost_per_token_s'] * 1e3:.4f} ms per token")
+        line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.3g} ms, "
+                f"{derived['cost_per_token_s'] * 1e6:.3g} µs per token")
         for share, horizon in derived.get("linearity_horizon", {}).items():
             if horizon["n_ctx"] is None:
                 line += f"; quadratic term never {share} (linear)"
