@@ -38,7 +38,7 @@ def linearity_horizon(curve: CurveFit, share: float) -> float | None:
 
     ``None`` when the quadratic coefficient is zero: linear throughout.
     """
-    quadratic = next(c for c in curve.candidates if c["form"] == "quadratic")["params"]
+    quadratic = curve.candidate_params("quadratic")
     a, b, c = quadratic["a"], quadratic["b"], quadratic["c"]
     if c <= 0:
         return None

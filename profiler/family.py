@@ -56,7 +56,7 @@ def _quadratic_coefficients(curve: CurveFit) -> np.ndarray:
     """``(a, b, c)`` of the curve's quadratic candidate; a term under 1% of the cost at both
     ends of the measured lengths (so everywhere between) is not resolved by the data and
     counts as zero."""
-    quadratic = next(c for c in curve.candidates if c["form"] == "quadratic")["params"]
+    quadratic = curve.candidate_params("quadratic")
     theta = np.array([quadratic["a"], quadratic["b"], quadratic["c"]])
     terms = theta * np.array([[float(curve.n_min)], [float(curve.n_max)]]) ** np.arange(3)  # (ends, terms)
     shares = terms / terms.sum(axis=1, keepdims=True)

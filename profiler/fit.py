@@ -58,6 +58,10 @@ class CurveFit:
     def predict(self, n):
         return self.form.evaluate(self.theta, n)
 
+    def candidate_params(self, form_name: str) -> dict[str, float]:
+        """The coefficients that the candidate ``form_name`` reached, chosen or not."""
+        return next(c for c in self.candidates if c["form"] == form_name)["params"]
+
     def in_domain(self, n) -> bool:
         n = np.asarray(n)
         return bool(np.all((n >= self.n_min) & (n <= self.n_max)))

@@ -14,6 +14,8 @@ forms (any range length, no loop), and for the power form an exact vectorised su
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 _EXACT_POWER_TERMS = 10**6
@@ -29,7 +31,7 @@ def _power_sums(lo, hi):
     return s0, s1, s2
 
 
-class Form:
+class Form(ABC):
     """A curve ``f(theta, n)`` with named, non-negative coefficients."""
 
     name: str
@@ -44,21 +46,25 @@ class Form:
     def upper(self) -> np.ndarray:
         return np.full(len(self.params), np.inf)
 
+    @abstractmethod
     def evaluate(self, theta, n):
-        raise NotImplementedError
+        """The curve at ``n`` (scalar or array)."""
 
+    @abstractmethod
     def jacobian(self, theta, n) -> np.ndarray:
-        raise NotImplementedError
+        """d f / d theta at each ``n``: shape (len(n), k)."""
 
+    @abstractmethod
     def initial(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """A starting point for the fit from the samples."""
 
+    @abstractmethod
     def sum_over(self, theta, lo, hi):
-        raise NotImplementedError
+        """``sum_{n=lo}^{hi} f(n)``, element-wise over arrays of ranges; 0 for an empty range."""
 
+    @abstractmethod
     def describe(self, theta, unit: str) -> str:
-        """The curve with its values and units, e.g. ``0.041 s + 8.3e-04 s/token * n``."""
-        raise NotImplementedError
+        """The curve with its values and units, e.g. ``0.041 s + 0.00083 s/token * n``."""
 
 
 class Polynomial(Form):
