@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -27,9 +27,9 @@ from rich.console import Console
 from profiler.catalog import ModelSource, resolve_model
 from profiler.ceilings import measure_ceilings
 from profiler.console import SweepProgress, print_point_tables
+from profiler.cost_model import CostModel
 from profiler.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
-from profiler.cost_model import CostModel
 from profiler.export import fit_and_write
 from profiler.grid import check_lengths, default_lengths, parse_lengths
 from profiler.hardware import fingerprint, slug
@@ -157,7 +157,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         rows = writer.rows
     samples = read_samples(folder / "samples.csv")
     dtype_bytes = torch.empty((), dtype=dtype).element_size()
-    points = point_table(samples, arch, arch.params * dtype_bytes, arch.kv_bytes_per_token(dtype), ceilings)
+    points = point_table(samples, arch.params * dtype_bytes, arch.kv_bytes_per_token(dtype), ceilings)
     _write_json(folder / "run.json", _run_document(request, loaded, outcome, points, rows, sweep.memory.supported))
     print_point_tables(console, f"{source.name} ({weights})", points)
     _print_outcome(console, outcome, folder)

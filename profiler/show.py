@@ -20,7 +20,8 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
                   f"on {cm.document['hardware_slug']}")
     table = Table(title=title, title_justify="left")
     for name in ("phase", "metric", "form", "coefficients (95% CI)", "R²", "held-out MAPE", "domain (tokens)"):
-        table.add_column(name, justify="left" if name in ("phase", "metric", "form", "coefficients (95% CI)") else "right")
+        left = name in ("phase", "metric", "form", "coefficients (95% CI)")
+        table.add_column(name, justify="left" if left else "right")
     for phase, metrics in cm.curves.items():
         for metric, curve in metrics.items():
             coefficients = ", ".join(f"{name}={_interval(v, lo, hi)}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from profiler.architecture import Architecture
 from profiler.timing import RepeatPolicy, is_unstable, median_ci_rel
 
 
@@ -25,7 +24,7 @@ def roofline_latency_s(flops, bytes_moved, ceilings: dict):
     return max(flops / ceilings["peak_matmul_flops_per_s"], bytes_moved / ceilings["memory_bandwidth_bytes_per_s"])
 
 
-def pass_bytes(phase: str, n_ctx, n_new, arch: Architecture, weight_bytes: int, kv_bytes_per_token: int):
+def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_bytes_per_token: int):
     """Bytes one pass moves at least: weights once per forward pass, KV cache read and written.
 
     ``generate`` runs one prefill and ``n_new - 1`` decode steps, each reading the weights.
@@ -39,7 +38,7 @@ def pass_bytes(phase: str, n_ctx, n_new, arch: Architecture, weight_bytes: int, 
     return weight_bytes + kv_bytes_per_token * (cached + (0 if phase == "forward" else n_new))
 
 
-def point_table(samples: pd.DataFrame, arch: Architecture, weight_bytes: int, kv_bytes_per_token: int,
+def point_table(samples: pd.DataFrame, weight_bytes: int, kv_bytes_per_token: int,
                 ceilings: dict, policy: RepeatPolicy = RepeatPolicy()) -> pd.DataFrame:
     """One row per measured point, in phase order then by length."""
     rows = []
@@ -48,7 +47,7 @@ def point_table(samples: pd.DataFrame, arch: Architecture, weight_bytes: int, kv
         median_s = float(group["latency_s"].median())
         flops = float(group["flops"].iloc[0])
         bound_s = roofline_latency_s(
-            flops, pass_bytes(phase, n_ctx, n_new, arch, weight_bytes, kv_bytes_per_token), ceilings
+            flops, pass_bytes(phase, n_ctx, n_new, weight_bytes, kv_bytes_per_token), ceilings
         )
         rows.append({
             "phase": phase, "n_ctx": int(n_ctx), "n_new": int(n_new), "repeats": len(latencies),
@@ -61,4 +60,5 @@ def point_table(samples: pd.DataFrame, arch: Architecture, weight_bytes: int, kv
     if table.empty:
         return table
     order = {"prefill": 0, "decode": 1, "forward": 2, "generate": 3}
-    return table.sort_values(["phase", "n_ctx", "n_new"], key=lambda col: col.map(order) if col.name == "phase" else col)
+    return table.sort_values(["phase", "n_ctx", "n_new"],
+                             key=lambda col: col.map(order) if col.name == "phase" else col)

@@ -1,14 +1,15 @@
 """The measurement sweep: every phase across the context-length grid, within a time budget.
 
 1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
-   warm-up and FLOP count, finds where memory runs out, and gives each length's latency. The default grid stops growing
-   where measuring the next length (and the generate pairs it implies) is predicted to
-   overrun the budget; explicit ``--lengths`` are all kept.
+   warm-up and FLOP count, finds where memory runs out, and gives each length's latency.
+   The default grid stops growing where measuring the next length (and the generate pairs
+   it implies) is predicted to overrun the budget; explicit ``--lengths`` are all kept.
 2. Measurement: the lengths in shuffled order (so slow drift does not masquerade as a
    trend in n); at each length prefill, then decode on the cache the last prefill built,
    then forward; then the generate pairs. Each item is a warm-up pass (FLOP-counted for
-   decode and forward; prefill's was the pilot), then timed repeats until ``timing.enough_repeats``, with a share of the budget still left
-   proportional to its predicted cost. Garbage collection is off while timing.
+   decode and forward; prefill's was the pilot), then timed repeats until
+   ``timing.enough_repeats``, with a share of the budget still left proportional to its
+   predicted cost. Garbage collection is off while timing.
 3. Drift check: one prefill point is timed again at the end; if its median moved by 10% or
    more, the machine's speed changed during the sweep (throttling, a noisy neighbour) and
    the run says so, since a slow spell covering a whole point is invisible in its spread.

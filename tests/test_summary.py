@@ -1,11 +1,8 @@
 import pandas as pd
 import pytest
 
-from profiler.architecture import Architecture
 from profiler.summary import pass_bytes, point_table, roofline_latency_s
 
-ARCH = Architecture(model_type="gpt2", layers=2, hidden=64, heads=4, kv_heads=4, head_dim=16, ffn=256,
-                    gated_mlp=False, vocab=256, max_positions=128, params=100_000, embedding_params=24_576)
 CEILINGS = {"peak_matmul_flops_per_s": 1e9, "memory_bandwidth_bytes_per_s": 1e8}
 
 
@@ -16,11 +13,11 @@ def test_roofline_is_the_slower_of_compute_and_memory():
 
 def test_bytes_moved_per_phase():
     weights, per_token = 400_000, 1_000
-    assert pass_bytes("prefill", 100, 100, ARCH, weights, per_token) == weights + 100 * per_token
-    assert pass_bytes("forward", 100, 100, ARCH, weights, per_token) == weights
-    assert pass_bytes("decode", 100, 1, ARCH, weights, per_token) == weights + 101 * per_token
+    assert pass_bytes("prefill", 100, 100, weights, per_token) == weights + 100 * per_token
+    assert pass_bytes("forward", 100, 100, weights, per_token) == weights
+    assert pass_bytes("decode", 100, 1, weights, per_token) == weights + 101 * per_token
     # generate 3 tokens after 10: prefill writes 10; steps read 10 and 11 and write one each
-    assert pass_bytes("generate", 10, 3, ARCH, weights, per_token) == 3 * weights + (10 + 2 + 21) * per_token
+    assert pass_bytes("generate", 10, 3, weights, per_token) == 3 * weights + (10 + 2 + 21) * per_token
 
 
 def test_point_table_derives_medians_rates_and_flags():
@@ -31,7 +28,7 @@ def test_point_table_derives_medians_rates_and_flags():
     for repeat, latency in enumerate([0.01, 0.02, 0.01]):
         rows.append({"phase": "decode", "n_ctx": 64, "n_new": 1, "repeat": repeat, "latency_s": latency,
                      "flops": 1e6, "peak_mem_bytes": 900, "kv_cache_bytes": 65_000})
-    table = point_table(pd.DataFrame(rows), ARCH, 400_000, 1_000, CEILINGS).set_index("phase")
+    table = point_table(pd.DataFrame(rows), 400_000, 1_000, CEILINGS).set_index("phase")
     prefill, decode = table.loc["prefill"], table.loc["decode"]
     assert (prefill.repeats, prefill.median_latency_s, prefill.peak_mem_bytes) == (5, 0.10, 1004)
     assert prefill.tokens_per_s == pytest.approx(640) and prefill.flops_per_s == pytest.approx(1e9)
