@@ -2,8 +2,10 @@
 
 1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
    warm-up and FLOP count, finds where memory runs out, and gives each length's latency.
-   The default grid stops growing where measuring the next length (and the generate pairs
-   it implies) is predicted to overrun the budget; explicit ``--lengths`` are all kept.
+   With the default grid, every other length is piloted first, up to the top, then the
+   lengths between; each is kept while measuring it (and the generate pairs it implies) is
+   predicted to fit the budget, so a tight budget thins the grid before it shortens it.
+   Explicit ``--lengths`` are all kept.
 2. Measurement: the lengths in shuffled order (so slow drift does not masquerade as a
    trend in n); at each length prefill, then decode on the cache the last prefill built,
    then forward; then the generate pairs. Each item is a warm-up pass (FLOP-counted for
@@ -121,13 +123,31 @@ class Sweep:
         return spent_s + cost <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
-        kept: list[int] = []
+        """Pilot the grid; with a budget, the range first (every other length, up to the top),
+        then the lengths between, so a tight budget thins the grid before it shortens it."""
+        if not self.trim_to_budget:
+            kept = self._pilot_lengths(self.grid, [], started)
+        else:
+            coarse = self.grid[::2] + ([self.grid[-1]] if len(self.grid) % 2 == 0 else [])
+            kept = self._pilot_lengths(coarse, [], started)
+            between = [n for n in self.grid if n not in coarse and kept and n < kept[-1]]
+            kept = self._pilot_lengths(between, kept, started)
+        oom = self.outcome.out_of_memory
         for n in self.grid:
+            if n not in kept:
+                reason = "out of memory" if oom and n >= oom["n_ctx"] else "time budget"
+                self.outcome.skipped.append({"n_ctx": n, "reason": reason})
+        return kept
+
+    def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float) -> list[int]:
+        """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that
+        runs out of memory or, with a budget, would not fit in it. Returns all kept, sorted."""
+        for n in candidates:
             if self.trim_to_budget and kept:
-                self.prefill_s[n] = self.prefill_s[kept[-1]] * n / kept[-1]  # predicted, linear in n
-                if not self._fits([*kept, n], time.perf_counter() - started + self.prefill_s[n]):
+                below = max(m for m in kept if m < n)
+                self.prefill_s[n] = self.prefill_s[below] * n / below  # predicted, linear in n
+                if not self._fits(sorted([*kept, n]), time.perf_counter() - started + self.prefill_s[n]):
                     del self.prefill_s[n]
-                    self._skip_from(n, "time budget", kept)
                     break
             self.progress(f"pilot prefill n={n}", time.perf_counter() - started, self.budget_s)
             try:
@@ -142,13 +162,11 @@ class Sweep:
                 if not is_out_of_memory(err):
                     raise
                 self._out_of_memory("prefill", n, err)
-                self._skip_from(n, "out of memory", kept)
                 break
-            if self.trim_to_budget and kept and not self._fits([*kept, n], time.perf_counter() - started):
+            if self.trim_to_budget and kept and not self._fits(sorted([*kept, n]), time.perf_counter() - started):
                 del self.prefill_s[n]
-                self._skip_from(n, "time budget", kept)
                 break
-            kept.append(n)
+            kept = sorted([*kept, n])
         return kept
 
     def _pilot_decode_s(self, cache) -> float:
@@ -157,11 +175,6 @@ class Sweep:
             cache.crop(-2)
         self.passes.decode_step(cache)
         return time_pass(lambda: self.passes.decode_step(cache), self.loaded.device)[1]
-
-    def _skip_from(self, n: int, reason: str, kept: list[int]) -> None:
-        for m in self.grid:
-            if m >= n and m not in kept:
-                self.outcome.skipped.append({"n_ctx": m, "reason": reason})
 
     def _out_of_memory(self, phase: str, n: int, err: BaseException) -> None:
         self.outcome.out_of_memory = {"phase": phase, "n_ctx": n, "error": str(err).splitlines()[0][:200]}

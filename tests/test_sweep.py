@@ -107,10 +107,30 @@ def test_default_grid_is_trimmed_to_the_budget(tiny_loaded, tmp_path, monkeypatc
     budget_s = 1.5
     started = time.perf_counter()
     outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(128), budget_s=budget_s, trim=True)
+    grid = default_lengths(128)  # 8, 11, 16, 23, 32, 45, 64, 91, 128
     assert 8 in outcome.lengths and 128 not in outcome.lengths
-    assert outcome.lengths == default_lengths(128)[: len(outcome.lengths)]
+    assert outcome.lengths == sorted(outcome.lengths) and set(outcome.lengths) <= set(grid)
+    # the range comes first: a length between two octaves only where the octave above is kept
+    for n in set(outcome.lengths) - set(grid[::2]):
+        assert grid[grid.index(n) + 1] in outcome.lengths
+    assert {s["n_ctx"] for s in outcome.skipped} == set(grid) - set(outcome.lengths)
     assert {s["reason"] for s in outcome.skipped} == {"time budget"}
     assert time.perf_counter() - started < 3 * budget_s  # the minimum repeats may overrun a little
+
+
+def test_a_tight_budget_thins_the_grid_before_shortening_it(tiny_loaded, tmp_path, monkeypatch):
+    original = Passes.prefill
+
+    def slow_prefill(self, n):
+        time.sleep(n * 1e-3)
+        return original(self, n)
+
+    monkeypatch.setattr(Passes, "prefill", slow_prefill)
+    outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(128), budget_s=4.5, trim=True)
+    # at 1 ms per token, 4.5 s fits 8..128 every octave (about 3 s) but not every length between (about 6 s)
+    grid = default_lengths(128)
+    assert set(grid[::2]) <= set(outcome.lengths)  # 8 .. 128, the whole range
+    assert len(outcome.lengths) < len(grid)  # but not every length between
 
 
 def test_drift_check_catches_a_machine_that_slowed_down(tiny_loaded, tmp_path, monkeypatch):
