@@ -1,4 +1,4 @@
-"""Command line: ``python -m profiler run|fit|show|models``.
+"""Command line: ``python -m profiler run|fit|show|models|breakeven``.
 
 A user's mistake (unknown model, malformed lengths, unwritable folder...) ends with one
 line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130
@@ -53,6 +53,27 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("fit", type=Path, help="a fits/<model>--<hw>.json file")
 
     commands.add_parser("models", help="list the models that can be profiled offline, with their sizes")
+
+    from profiler.breakeven_command import parameters_help
+
+    breakeven = commands.add_parser(
+        "breakeven", help="price the paper's three exercises and find where each decomposition breaks even",
+        epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    breakeven.add_argument("--exercise", default="all", help="ktask, debugging, evolution or all (default all)")
+    breakeven.add_argument("--primitive", choices=["paper"], help="price by the paper's m*n primitive (the default)")
+    breakeven.add_argument("--fit", type=Path, action="append", default=[],
+                           help="price by a fitted cost model (fits/<model>--<hw>.json); several of one family "
+                                "give the size law")
+    breakeven.add_argument("--role", action="append", default=[], metavar="ROLE=FIT",
+                           help="a role's own cost model, e.g. generalist=fits/gpt2-xl--<hw>.json")
+    breakeven.add_argument("--no-cache", action="store_true", help="fitted costs without a KV cache")
+    breakeven.add_argument("--metric", default="latency_s", choices=["latency_s", "flops"], help="what to price")
+    breakeven.add_argument("--vary", help="the parameter along which to look (default: the exercise's k)")
+    breakeven.add_argument("--values", help="its grid: a list 2,4,8 or a range 1:12")
+    breakeven.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter")
+    breakeven.add_argument("--monte-carlo", type=int, default=0, metavar="SEEDS",
+                           help="also run the programs with SEEDS seeded oracle draws: the spread of the cost")
+    breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     return parser
 
 
@@ -90,6 +111,12 @@ def _models(args, console) -> int:
     return 0
 
 
+def _breakeven(args, console) -> int:
+    from profiler.breakeven_command import run_breakeven
+
+    return run_breakeven(args, console)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -101,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        commands = {"run": _run, "models": _models, "fit": _fit, "show": _show}
+        commands = {"run": _run, "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven}
         return commands[args.command](args, console)
     except UserError as err:
         print(f"profiler: error: {err}", file=sys.stderr)

@@ -47,3 +47,11 @@ def tiny_dir(tmp_path, tiny_kind):
 @pytest.fixture
 def tiny_loaded(tiny_dir):
     return load_model(ModelSource(tiny_dir.name, tiny_dir, "local"), torch.device("cpu"), torch.float32)
+
+
+@pytest.fixture(scope="session")
+def fitted_pricing():
+    """Calls priced by a cost model fitted to known latency curves (tests/fitted.py)."""
+    from tests.fitted import pricing
+
+    return pricing()

@@ -1,0 +1,73 @@
+"""The break-even figure of one exercise: the ratio along its main variable, and a 2-D map.
+
+Left: ``optimistic / optimized`` against the main variable on a log scale, priced by the
+fitted costs and by the paper's primitive, with 1 (break-even) and the fitted break-even
+marked. Right: the fitted ratio over two parameters as a colour map (log scale, centred on
+1: blue where the decomposition wins, red where it loses), with the break-even contour and,
+dotted, the boundary beyond which a call is longer than any the cost model measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+FITTED_COLOUR, PAPER_COLOUR = "#1f77b4", "#7f7f7f"
+
+
+def _ratio_panel(ax, fitted: dict, paper: dict) -> None:
+    values = [row["value"] for row in fitted["rows"]]
+    ax.plot(values, [row["ratio"] for row in fitted["rows"]], "o-", color=FITTED_COLOUR,
+            label=f"fitted costs ({fitted['unit']})")
+    ax.plot(values, [row["ratio"] for row in paper["rows"]], "s--", color=PAPER_COLOUR, label="paper's primitive m*n")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    if fitted["breakeven"] is not None:
+        ax.axvline(fitted["breakeven"], color=FITTED_COLOUR, linestyle=":")
+        ax.annotate(f"break-even {fitted['vary']} = {fitted['breakeven']:.3g}", (fitted["breakeven"], 1.0),
+                    textcoords="offset points", xytext=(6, -14), fontsize=9, color=FITTED_COLOUR)
+    ax.set_yscale("log")
+    ax.set_xlabel(fitted["vary"])
+    ax.set_ylabel("cost ratio: optimistic / optimized")
+    ax.legend(loc="upper left", fontsize=9)
+
+
+def _map_panel(fig, ax, ratio_map: dict) -> None:
+    log_ratio = np.log10(ratio_map["ratio"])
+    finite = log_ratio[np.isfinite(log_ratio)]
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=min(float(finite.min()), -1e-3), vmax=max(float(finite.max()), 1e-3))
+    xs, ys = ratio_map["xs"], ratio_map["ys"]
+    mesh = ax.pcolormesh(xs, ys, log_ratio, cmap="RdBu", norm=norm, shading="nearest")
+    colourbar = fig.colorbar(mesh, ax=ax)
+    colourbar.set_label("log10 ratio (above 0: the decomposition wins)")
+    if finite.min() < 0 < finite.max():
+        contour = ax.contour(xs, ys, log_ratio, levels=[0.0], colors="black", linewidths=1.5)
+        ax.clabel(contour, fmt={0.0: "break-even"}, fontsize=8)
+    if ratio_map["extrapolated"].any() and not ratio_map["extrapolated"].all():
+        ax.contour(xs, ys, ratio_map["extrapolated"].astype(float), levels=[0.5], colors="black",
+                   linewidths=1.0, linestyles="dotted")
+    ax.set_yscale("log")
+    ax.set_xlabel(ratio_map["x"])
+    ax.set_ylabel(f"{ratio_map['y']} (tokens)")
+
+
+def write_breakeven_figure(path: Path, title: str, fitted: dict, paper: dict, ratio_map: dict) -> Path:
+    """One PNG: the ratio along the main variable (``fitted`` and ``paper`` are ``breakeven.sweep``
+    documents over the same grid) and the fitted 2-D map (``breakeven.ratio_map``)."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1.15]})
+    _ratio_panel(left, fitted, paper)
+    _map_panel(fig, right, ratio_map)
+    fixed = ", ".join(f"{name}={value:g}" for name, value in fitted["params"].items())
+    fig.suptitle(f"{title}\n{fixed}" + ("; dotted: calls beyond the measured lengths"
+                                       if ratio_map["extrapolated"].any() else ""), fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

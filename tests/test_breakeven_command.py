@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from profiler.cli import main
+from tests.conftest import save_tiny
+
+
+@pytest.fixture(scope="module")
+def fit_path(tmp_path_factory):
+    """The fit a real run of a tiny model ends with."""
+    root = tmp_path_factory.mktemp("breakeven")
+    tiny = save_tiny(root / "tiny", "gpt2")
+    assert main(["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
+                 "--out", str(root / "reports"), "--fits", str(root / "fits")]) == 0
+    (path,) = (root / "fits").glob("tiny--*.json")
+    return path
+
+
+def _fails_with_one_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--exercise", "routing"], "unknown exercise 'routing': one of ktask, debugging, evolution, all"),
+    (["--exercise", "debugging", "--vary", "q", "--values", "1,2"], "debugging has no parameter 'q' to vary: one of k,"),
+    (["--exercise", "ktask", "--set", "l=3"], "ktask has no parameter 'l': one of k, n, c, out"),
+    (["--exercise", "debugging", "--vary", "l"], "--vary l: give its grid with --values"),
+    (["--exercise", "debugging", "--values", "1:3", "--set", "b=2"], "b (bugs) must not exceed k"),
+    (["--role", "qa=x.json"], "--role and --no-cache need --fit"),
+    (["--no-cache"], "--role and --no-cache need --fit"),
+    (["--fit", "missing.json"], "missing.json: not found"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    _fails_with_one_line(capsys, ["breakeven", *argv], message)
+
+
+def test_paper_primitive_table(capsys):
+    argv = ["breakeven", "--primitive", "paper", "--exercise", "debugging", "--vary", "k", "--values", "2,4,8,16,32",
+            "--set", "l=64", "--set", "b=2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "iterative debugging" in out and "developer 9" in out
+    assert "none in range: the optimized variant costs less throughout" in out
+
+
+def test_json_document(capsys):
+    argv = ["breakeven", "--exercise", "ktask", "--values", "1:4", "--set", "n=64", "--set", "c=32", "--json"]
+    assert main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) >= {"exercise", "vary", "params", "rows", "breakeven"}
+    assert document["vary"] == "k" and [row["value"] for row in document["rows"]] == [1, 2, 3, 4]
+    assert set(document["rows"][0]["roles"]) == {"optimistic", "optimized"}
+    assert set(document["rows"][0]["roles"]["optimized"]) == {"delegator", "specialist"}
+    assert 1 < document["breakeven"] < 2
+
+
+def test_monte_carlo_rows(capsys):
+    argv = ["breakeven", "--exercise", "evolution", "--values", "1:3", "--monte-carlo", "50", "--json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert all(row["monte_carlo"]["optimistic"]["seeds"] == 50 for row in rows)
+
+
+def test_help_lists_every_parameter_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["breakeven", "--help"])
+    out = capsys.readouterr().out
+    assert "delegator_scale" in out and "report           16" in out and "system_prompt" in out
+
+
+def test_all_with_a_fit_writes_a_figure_per_exercise_beside_it(capsys, fit_path):
+    assert main(["breakeven", "--fit", str(fit_path), "--exercise", "all", "--json"]) == 0
+    documents = json.loads(capsys.readouterr().out)["exercises"]
+    assert [d["exercise"] for d in documents] == ["ktask", "debugging", "evolution"]
+    for document in documents:
+        figure = fit_path.with_name(f"{fit_path.stem}.breakeven-{document['exercise']}.png")
+        assert document["figure"] == str(figure)
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
+        assert document["unit"] == "s" and document["practical"]["paper_ratio"] > 0
+    assert any("linearity in m" in note for note in documents[0]["assumptions"])  # one fit: no size law
+
+
+def test_no_cache_costs_more(capsys, fit_path):
+    def optimistic(*extra):
+        assert main(["breakeven", "--fit", str(fit_path), "--exercise", "debugging", "--values", "2,4", "--json",
+                     *extra]) == 0
+        return json.loads(capsys.readouterr().out)["rows"][0]["optimistic"]
+
+    assert optimistic("--no-cache") > optimistic()

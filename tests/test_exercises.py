@@ -1,0 +1,140 @@
+"""The three exercises: their programs make the calls the paper's pseudocode implies, their
+closed forms equal pricing those calls, and priced by the paper's primitive they show the
+paper's improvements."""
+
+import numpy as np
+import pytest
+
+from profiler.exercises import EXERCISES, Debugging, Evolution, KTask
+from profiler.exercises.evolution import expected_global_steps
+from profiler.lba import Call, CallRecorder
+from profiler.pricing import PaperPrimitive
+
+PAPER = PaperPrimitive()
+
+
+def _record(exercise, variant, params, seed=0):
+    llm = CallRecorder()
+    getattr(exercise, variant)(params, llm, np.random.default_rng(seed))
+    return llm
+
+
+def _params(exercise, **overrides):
+    return {name: float(value) for name, value in (exercise.defaults() | overrides).items()}
+
+
+def _priced(exercise, recorder, params, pricing):
+    sizes = exercise.role_sizes(params)
+    roles = {}
+    for call, count in recorder.counts.items():
+        cost = count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
+        roles[call.role] = roles.get(call.role, 0.0) + cost
+    return roles
+
+
+def test_ktask_calls():
+    p = _params(KTask, k=4, n=300, c=20, out=5, system_prompt=7)
+    assert list(_record(KTask, "optimistic", p).counts) == [Call("generalist", 307, 5)]
+    assert list(_record(KTask, "optimized", p).counts) == [Call("delegator", 27, 1), Call("specialist", 307, 5)]
+    assert KTask.role_sizes(p)["generalist"] == 4 and KTask.role_sizes(p)["specialist"] == 1
+
+
+def test_debugging_chat_history_grows_each_round():
+    k, l, b, r, s = 3, 10, 2, 4, 5
+    llm = _record(Debugging, "optimistic", _params(Debugging, k=k, l=l, b=b, report=r, system_prompt=s))
+    n = k * l
+    assert list(llm.counts) == [
+        Call("qa", s + n, r), Call("developer", s + n + r, n),  # round 1 reads the code
+        Call("qa", s + 2 * n + r, r), Call("developer", s + 2 * n + 2 * r, n),  # round 2: the history of round 1
+    ]
+
+
+def test_debugging_focused_reads_each_function_once_and_fixes_b():
+    llm = _record(Debugging, "optimized", _params(Debugging, k=5, l=10, b=3, report=4, system_prompt=0), seed=3)
+    assert llm.counts == {Call("qa", 10, 4): 5, Call("developer", 14, 10): 3}
+
+
+def test_evolution_programs_rewrite_the_whole_solution_or_one_block():
+    p = _params(Evolution, k=3, l=8, p=0.5, system_prompt=2)
+    global_calls = _record(Evolution, "optimistic", p)
+    assert set(global_calls.counts) == {Call("mutator", 26, 24)}
+    local_calls = _record(Evolution, "optimized", p)
+    assert set(local_calls.counts) == {Call("mutator", 10, 8)} and local_calls.calls >= 3
+
+
+@pytest.mark.parametrize("name", ["ktask", "debugging"])
+@pytest.mark.parametrize("overrides", [{}, {"k": 3, "b": 3, "system_prompt": 11}, {"k": 2, "n": 9, "l": 3}])
+def test_closed_form_equals_the_recorded_calls(name, overrides, fitted_pricing):
+    exercise = EXERCISES[name]
+    p = _params(exercise, **{key: v for key, v in overrides.items() if key in exercise.all_params()})
+    for pricing in (PAPER, fitted_pricing):
+        closed = exercise.costs(p, pricing)
+        for variant in ("optimistic", "optimized"):
+            recorded = _priced(exercise, _record(exercise, variant, p), p, pricing)
+            assert recorded.keys() == closed[variant].keys()
+            for role, cost in recorded.items():
+                assert float(closed[variant][role]) == pytest.approx(cost, rel=1e-12)
+
+
+def test_evolution_closed_form_is_the_expected_number_of_recorded_calls():
+    p = _params(Evolution, k=4, l=8, p=0.6)
+    closed = Evolution.costs(p, PAPER)
+    for variant, expected_calls in (("optimistic", 0.6**-4), ("optimized", 4 / 0.6)):
+        counts = [_record(Evolution, variant, p, seed).calls for seed in range(3000)]
+        standard_error = np.std(counts) / np.sqrt(len(counts))
+        assert abs(np.mean(counts) - expected_calls) < 4 * standard_error
+        (call,) = _record(Evolution, variant, p).counts
+        assert float(closed[variant]["mutator"]) == pytest.approx(expected_calls * PAPER.price("mutator", call.n_in,
+                                                                                               call.n_out))
+
+
+def test_global_mutation_needs_two_to_the_k_steps_at_one_half():
+    assert expected_global_steps(np.arange(1, 11), 0.5) == pytest.approx(2.0 ** np.arange(1, 11))
+
+
+def test_closed_forms_broadcast_over_a_grid():
+    k, l = np.meshgrid(np.arange(2, 7.0), np.array([4.0, 16.0, 64.0]))
+    p = _params(Debugging) | {"k": k, "l": l}
+    costs = Debugging.costs(p, PAPER)
+    assert costs["optimistic"]["developer"].shape == (3, 5)
+    one = Debugging.costs(_params(Debugging, k=4, l=16), PAPER)
+    assert costs["optimistic"]["developer"][1, 2] == pytest.approx(float(one["optimistic"]["developer"]))
+
+
+# -- conformance with the paper, priced by its primitive -------------------------------------------
+
+
+def _ratio(exercise, p, part=None):
+    costs = exercise.costs(p, PAPER)
+    if part:
+        return costs["optimistic"][part] / costs["optimized"][part]
+    return sum(costs["optimistic"].values()) / sum(costs["optimized"].values())
+
+
+def _slope(exercise, name, lo, hi, part, **fixed):
+    p = _params(exercise, **fixed)
+    return float(np.log(_ratio(exercise, p | {name: hi}, part) / _ratio(exercise, p | {name: lo}, part))
+                 / np.log(hi / lo))
+
+
+@pytest.mark.parametrize("k", [2, 8, 32])
+def test_ktask_ratio_tends_to_k(k):
+    assert float(_ratio(KTask, _params(KTask, k=k, n=10**7))) == pytest.approx(k, rel=0.01)
+    assert float(_ratio(KTask, _params(KTask, k=k, n=64))) < k  # the delegator's cost shows at small n
+
+
+def test_debugging_developer_ratio_grows_as_b_k_squared():
+    assert _slope(Debugging, "k", 512, 1024, "developer", b=4, l=64) == pytest.approx(2, abs=0.1)
+    assert _slope(Debugging, "b", 256, 512, "developer", k=2048, l=64) == pytest.approx(1, abs=0.1)
+
+
+def test_debugging_qa_ratio_grows_as_b_squared():
+    assert _slope(Debugging, "b", 256, 512, "qa", k=2048, l=64) == pytest.approx(2, abs=0.1)
+    assert _slope(Debugging, "k", 512, 1024, "qa", b=4, l=64) == pytest.approx(0, abs=0.1)
+
+
+def test_evolution_ratio_grows_as_two_to_the_k_times_k():
+    ratios = {k: float(_ratio(Evolution, _params(Evolution, k=k))) for k in (30, 31, 60, 61)}
+    for k in (30, 60):
+        assert ratios[k + 1] / ratios[k] == pytest.approx(2 * (k + 1) / k, rel=0.01)
+    assert (ratios[60] / (2**60 * 60)) == pytest.approx(ratios[30] / (2**30 * 30), rel=0.05)

@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+
+from profiler.power_sums import sum_of_powers
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 1.0, 1.118, 2.0, 3.0])
+@pytest.mark.parametrize("lo, hi", [(1, 1), (1, 64), (1, 65), (3, 100), (64, 65), (100, 5000), (7, 300_000)])
+def test_equals_the_explicit_sum(p, lo, hi):
+    assert sum_of_powers(lo, hi, p) == pytest.approx(float(np.sum(np.arange(lo, hi + 1, dtype=float) ** p)), rel=1e-12)
+
+
+def test_empty_ranges_and_array_shapes():
+    assert sum_of_powers(10, 9, 1.5) == 0.0
+    lo = np.array([[1, 70], [200, 5]])
+    hi = np.array([[0, 80], [1000, 5]])
+    result = sum_of_powers(lo, hi, 1.3)
+    assert result.shape == (2, 2)
+    assert result[0, 0] == 0.0 and result[1, 1] == pytest.approx(5**1.3)
+    assert result[1, 0] == pytest.approx(np.sum(np.arange(200, 1001, dtype=float) ** 1.3), rel=1e-12)
