@@ -3,7 +3,9 @@
 For an exercise (``profiler.exercises``), a pricing (``profiler.pricing``), one varied
 parameter and the others fixed, each grid value gets the optimistic and the optimized
 cost (closed form, every role's part), their ratio ``optimistic / optimized`` (above 1: the
-decomposition wins) and the longest call either variant makes. The break-even is where the
+decomposition wins) and the longest call either variant makes: beyond the lengths the cost
+model measured its price is extrapolated, and beyond the model's maximum positions it is
+the price of a call that model cannot make (a longer-context model of that cost could). The break-even is where the
 ratio crosses 1 going up the grid, interpolated linearly in ``log(ratio)`` between the two
 grid values around it; without a crossing the document says which variant wins throughout.
 
@@ -71,12 +73,13 @@ def evaluate(exercise: type[Exercise], params: dict, pricing) -> dict:
              for variant in VARIANTS}
     totals = {variant: sum(roles[variant].values()) for variant in VARIANTS}
     longest = exercise.longest_context(params)
-    beyond = np.zeros(shape, dtype=bool)
+    extrapolated, impossible = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
     for role, tokens in longest.items():
-        beyond |= np.broadcast_to(tokens > pricing.longest_measured(role), shape)
+        extrapolated |= np.broadcast_to(tokens > pricing.longest_measured(role), shape)
+        impossible |= np.broadcast_to(tokens > pricing.max_positions(role), shape)
     return {"roles": roles, "totals": totals, "ratio": totals["optimistic"] / totals["optimized"],
             "longest_context": np.broadcast_to(functools.reduce(np.maximum, longest.values()), shape),
-            "extrapolated": beyond}
+            "extrapolated": extrapolated, "beyond_max_positions": impossible}
 
 
 def _resized(exercise: type[Exercise], params: dict, pricing) -> bool:
@@ -117,6 +120,7 @@ def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict,
                       for variant in VARIANTS},
             "longest_context": int(result["longest_context"][i]),
             "extrapolated": bool(result["extrapolated"][i]),
+            "beyond_max_positions": bool(result["beyond_max_positions"][i]),
         })
     value, winner = crossing(grid, result["ratio"])
     return {

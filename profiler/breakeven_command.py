@@ -97,7 +97,8 @@ def print_sweep(console: Console, document: dict, spreads: list[dict] | None = N
         cells = [f"{row['value']:g}", _cost(row["optimistic"], document["unit"]),
                  _cost(row["optimized"], document["unit"]), f"{row['ratio']:.3g}",
                  _shares(row["roles"]["optimistic"]), _shares(row["roles"]["optimized"]),
-                 f"{row['longest_context']:,}" + (" *" if row["extrapolated"] else "")]
+                 f"{row['longest_context']:,}" + (" **" if row["beyond_max_positions"] else
+                                                   " *" if row["extrapolated"] else "")]
         for variant in VARIANTS if spreads else ():
             spread = spreads[i][variant]
             cells.append(spread.get("skipped") or
@@ -106,6 +107,9 @@ def print_sweep(console: Console, document: dict, spreads: list[dict] | None = N
     console.print(table)
     if any(row["extrapolated"] for row in document["rows"]):
         console.print("* a call longer than the cost model measured: its cost is extrapolated")
+    if any(row["beyond_max_positions"] for row in document["rows"]):
+        console.print("** a call longer than the model's maximum positions: priced as if a model of the same cost "
+                      "could hold it")
     if document["breakeven"] is not None:
         console.print(f"break-even: {document['vary']} = {document['breakeven']:.3g} (the optimized decomposition "
                       "costs less above it)")

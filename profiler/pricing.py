@@ -39,6 +39,9 @@ class PaperPrimitive:
     def longest_measured(self, role: str) -> float:
         return np.inf
 
+    def max_positions(self, role: str) -> float:
+        return np.inf
+
     def assumptions(self, resized: bool) -> list[str]:
         return []
 
@@ -86,6 +89,10 @@ class FittedPricing:
         """The longest context the role's cost model measured: longer calls are extrapolated."""
         cost_model = self.role_models.get(role, self.base)
         return float(min(curve.n_max for metrics in cost_model.curves.values() for curve in metrics.values()))
+
+    def max_positions(self, role: str) -> float:
+        """The longest context the role's model takes at all (fits since schema 1.1 record it)."""
+        return float(self.role_models.get(role, self.base).model.get("max_positions", np.inf))
 
     def assumptions(self, resized: bool) -> list[str]:
         """What the prices rest on beyond the measurements, when some role's size is not 1."""

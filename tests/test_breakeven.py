@@ -32,7 +32,8 @@ def test_sweep_document(fitted_pricing):
 
 def test_rows_beyond_the_measured_lengths_are_flagged(fitted_pricing):
     document = sweep(Debugging, "k", [2, 8, 32], Debugging.defaults(), fitted_pricing)
-    assert [row["extrapolated"] for row in document["rows"]] == [False, True, True]
+    assert [row["extrapolated"] for row in document["rows"]] == [False, True, True]  # measured up to 1024
+    assert [row["beyond_max_positions"] for row in document["rows"]] == [False, False, True]  # holds 2048
     n = 2 * 64
     assert document["rows"][0]["longest_context"] == (n + 16 + n) + 16 + n  # round 2's developer: history, report, n
 
