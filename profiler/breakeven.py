@@ -153,21 +153,19 @@ def monte_carlo(exercise: type[Exercise], params: dict, pricing, seeds: int) -> 
     ``MONTE_CARLO_CALLS`` calls gets ``{"skipped": why}``."""
     scalars = {name: float(value) for name, value in params.items()}
     exercise.check(scalars)
-    sizes = exercise.role_sizes(scalars)
-    spread = {}
-    for variant in VARIANTS:
-        totals = []
-        for seed in range(seeds):
-            recorder = CallRecorder(limit=MONTE_CARLO_CALLS)
-            try:
-                getattr(exercise, variant)(scalars, recorder, np.random.default_rng(seed))
-            except TooManyCalls as err:
-                spread[variant] = {"skipped": f"a run made {err}"}
-                break
-            totals.append(sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
-                              for call, count in recorder.counts.items()))
-        if variant in spread:
-            continue
-        p5, p95 = np.percentile(totals, [5, 95])
-        spread[variant] = {"mean": float(np.mean(totals)), "p5": float(p5), "p95": float(p95), "seeds": seeds}
-    return spread
+    return {variant: _spread(exercise, variant, scalars, pricing, seeds) for variant in VARIANTS}
+
+
+def _spread(exercise: type[Exercise], variant: str, params: dict, pricing, seeds: int) -> dict:
+    sizes = exercise.role_sizes(params)
+    totals = []
+    for seed in range(seeds):
+        recorder = CallRecorder(limit=MONTE_CARLO_CALLS)
+        try:
+            getattr(exercise, variant)(params, recorder, np.random.default_rng(seed))
+        except TooManyCalls as err:
+            return {"skipped": f"a run made {err}"}
+        totals.append(sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
+                          for call, count in recorder.counts.items()))
+    p5, p95 = np.percentile(totals, [5, 95])
+    return {"mean": float(np.mean(totals)), "p5": float(p5), "p95": float(p95), "seeds": seeds}
