@@ -8,8 +8,9 @@ per-call or per-token cost), ``p`` lies in [0.2, 3]:
 - ``power``      ``a + b n^p``
 
 ``sum_over(theta, lo, hi)`` is ``sum_{n=lo}^{hi} f(n)``: closed form for the polynomial
-forms (any range length, no loop), and for the power form an exact vectorised sum up to
-10^6 terms, the Euler-Maclaurin formula beyond (relative error below 1e-9 there).
+forms, and for the power form ``profiler.power_sums`` (an exact table, then Euler-Maclaurin;
+relative error below 1e-13); neither loops over ``n``, so a range may be 10^6 long and an
+array of ranges is summed at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-_EXACT_POWER_TERMS = 10**6
+from profiler.power_sums import sum_of_powers
 
 
 def _power_sums(lo, hi):
@@ -48,11 +49,12 @@ class Form(ABC):
 
     @abstractmethod
     def evaluate(self, theta, n):
-        """The curve at ``n`` (scalar or array)."""
+        """The curve at ``n`` (scalar or array). ``theta`` holds the coefficients on its last axis;
+        its other axes broadcast against ``n``'s: a (B, 1, k) stack of curves at N lengths gives (B, N)."""
 
     @abstractmethod
     def jacobian(self, theta, n) -> np.ndarray:
-        """d f / d theta at each ``n``: shape (len(n), k)."""
+        """d f / d theta at each ``n``, broadcast as in ``evaluate``: shape (len(n), k) for one curve."""
 
     @abstractmethod
     def initial(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -80,10 +82,11 @@ class Polynomial(Form):
         return np.stack([n**j for j in range(self.degree + 1)], axis=-1)
 
     def evaluate(self, theta, n):
-        return self._basis(n) @ np.asarray(theta, dtype=float)
+        return np.sum(self._basis(n) * np.asarray(theta, dtype=float), axis=-1)
 
     def jacobian(self, theta, n) -> np.ndarray:
-        return self._basis(n)
+        basis = self._basis(n)
+        return np.broadcast_to(basis, np.broadcast_shapes(basis.shape, np.shape(theta)))
 
     def initial(self, n, y) -> np.ndarray:
         basis = self._basis(n) / y[:, None]  # relative weighting, as in the fit
@@ -115,14 +118,14 @@ class Power(Form):
         return np.array([np.inf, np.inf, 3.0])
 
     def evaluate(self, theta, n):
-        a, b, p = theta
+        a, b, p = np.moveaxis(np.asarray(theta, dtype=float), -1, 0)
         return a + b * np.asarray(n, dtype=float) ** p
 
     def jacobian(self, theta, n) -> np.ndarray:
-        a, b, p = theta
+        a, b, p = np.moveaxis(np.asarray(theta, dtype=float), -1, 0)
         n = np.asarray(n, dtype=float)
-        np_ = n**p
-        return np.stack([np.ones_like(n), np_, b * np_ * np.log(n)], axis=-1)
+        n_p = n**p
+        return np.stack([np.ones_like(n_p), n_p, b * n_p * np.log(n)], axis=-1)
 
     def initial(self, n, y) -> np.ndarray:
         a = 0.5 * float(np.min(y))
@@ -131,18 +134,7 @@ class Power(Form):
     def sum_over(self, theta, lo, hi):
         a, b, p = theta
         lo_arr, hi_arr = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
-        totals = np.empty(lo_arr.shape)
-        for index in np.ndindex(lo_arr.shape):
-            start, stop = lo_arr[index], hi_arr[index]
-            if stop < start:
-                totals[index] = 0.0
-            elif stop - start < _EXACT_POWER_TERMS:
-                totals[index] = np.sum(np.arange(start, stop + 1) ** p)
-            else:  # Euler-Maclaurin: integral, end corrections, first derivative term
-                integral = (stop ** (p + 1) - start ** (p + 1)) / (p + 1)
-                totals[index] = integral + (start**p + stop**p) / 2 + p * (stop ** (p - 1) - start ** (p - 1)) / 12
-        count = np.maximum(hi_arr - lo_arr + 1, 0)
-        result = a * count + b * totals
+        result = a * np.maximum(hi_arr - lo_arr + 1, 0) + b * sum_of_powers(lo_arr, hi_arr, p)
         return result if result.ndim else float(result)
 
     def describe(self, theta, unit: str) -> str:

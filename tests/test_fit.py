@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
+from scipy.optimize import least_squares
 
+from profiler import fit as fit_module
 from profiler.fit import CurveFit, aicc, fit_curve
+from profiler.forms import FORMS
 
 LENGTHS = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 5).astype(float)
 TRUTHS = {
@@ -64,3 +67,64 @@ def test_round_trip_through_a_dict():
     again = CurveFit.from_dict(fit.as_dict())
     assert again.form is fit.form and np.array_equal(again.theta, fit.theta)
     assert again.predict(300.0) == fit.predict(300.0)
+
+
+def _resampled(form, y, seed, rows=40):
+    """Bootstrap rows as ``fit_curve`` draws them: the fit to ``y`` times one plus its relative residuals,
+    drawn with replacement; and that fit, where the refits start."""
+    theta = fit_module._solve(form, LENGTHS, y).x
+    fitted = form.evaluate(theta, LENGTHS)
+    draws = np.random.default_rng(seed).choice(y / fitted - 1, size=(rows, len(LENGTHS)))
+    return fitted * (1 + draws), theta
+
+
+def _least_squares_optimum(form, y, start):
+    """scipy's answer to the problem the refits solve, with its tolerances far past the defaults."""
+    return least_squares(lambda t: (form.evaluate(t, LENGTHS) - y) / y, start,
+                         jac=lambda t: form.jacobian(t, LENGTHS) / y[:, None], bounds=(form.lower, form.upper),
+                         loss=fit_module.LOSS, f_scale=fit_module.LOSS_SCALE, x_scale="jac",
+                         ftol=1e-14, xtol=1e-14, gtol=1e-14, max_nfev=10_000)
+
+
+@pytest.mark.parametrize("name", TRUTHS)
+def test_batched_refits_reach_the_least_squares_optimum(name):
+    form = FORMS[name]
+    ys, theta = _resampled(form, _noisy(TRUTHS[name][1], seed=4), seed=5)
+    thetas, converged = fit_module._refit_batched(form, LENGTHS, ys, theta)
+    assert converged.all()
+    for y, refit in zip(ys, thetas):
+        optimum = _least_squares_optimum(form, y, theta)
+        assert refit == pytest.approx(optimum.x, rel=1e-6)
+        relative = form.evaluate(refit, LENGTHS) / y - 1
+        assert fit_module._soft_l1_cost(relative) == pytest.approx(optimum.cost, rel=1e-9)  # the same objective
+
+
+@pytest.mark.parametrize("name, truth, bound", [
+    ("quadratic", lambda n: 0.04 + 8e-4 * n, ("lower", 2)),  # no curvature: c = 0 in many refits
+    ("power", lambda n: 0.02 + 1e-6 * n**3.3, ("upper", 2)),  # steeper than p = 3 allows
+])
+def test_batched_refits_stay_within_bounds_and_agree_there(name, truth, bound):
+    form = FORMS[name]
+    ys, theta = _resampled(form, _noisy(truth, seed=6, outliers=0), seed=7)
+    thetas, converged = fit_module._refit_batched(form, LENGTHS, ys, theta)
+    assert converged.all()
+    assert np.all((thetas >= form.lower) & (thetas <= form.upper))
+    side, index = bound
+    size = np.max(np.abs(thetas), axis=0)  # each coefficient's scale across the refits
+    on_bound = np.abs(thetas[:, index] - getattr(form, side)[index]) <= 1e-9 * size[index]
+    assert 5 <= on_bound.sum() < len(ys)  # the bound is reached, and held, in some refits only
+    for y, refit in zip(ys, thetas):
+        assert np.max(np.abs(refit - _least_squares_optimum(form, y, theta).x) / size) <= 1e-6
+
+
+def test_refits_not_converged_in_the_step_cap_fall_back_to_least_squares(monkeypatch):
+    form = FORMS["power"]
+    ys, theta = _resampled(form, _noisy(TRUTHS["power"][1], seed=8), seed=9)
+    monkeypatch.setattr(fit_module, "_NEWTON_STEPS", 4)
+    batched, converged = fit_module._refit_batched(form, LENGTHS, ys, theta)
+    assert 0 < converged.sum() < len(ys)  # some rows need more than 4 steps
+    refits = fit_module._refit(form, LENGTHS, ys, theta)
+    assert np.array_equal(refits[converged], batched[converged])
+    for y, refit in zip(ys[~converged], refits[~converged]):
+        scipy_refit = fit_module._solve(form, LENGTHS, y, start=theta, max_nfev=fit_module._REFIT_EVALUATIONS)
+        assert np.array_equal(refit, scipy_refit.x)

@@ -36,3 +36,17 @@ def test_jacobians_match_finite_differences():
 def test_forms_print_with_units():
     assert QUADRATIC.describe([0.04, 8e-4, 3e-7], "s") == "0.04 s + 0.0008 s/token * n + 3e-07 s/token^2 * n^2"
     assert POWER.describe([0.02, 1e-4, 1.4], "s") == "0.02 s + 0.0001 s/token^p * n^1.400"
+
+
+@pytest.mark.parametrize("form, theta", [
+    (AFFINE, [0.5, 2e-3]), (QUADRATIC, [0.5, 2e-3, 1e-6]), (POWER, [0.5, 2e-3, 1.3]),
+])
+def test_a_stack_of_curves_evaluates_as_each_curve_alone(form, theta):
+    n = np.array([8.0, 100.0, 1000.0])
+    thetas = np.array(theta) * np.array([[1.0], [0.5], [0.9]])  # three curves, (3, k)
+    values, jacobians = form.evaluate(thetas[:, None, :], n), form.jacobian(thetas[:, None, :], n)
+    assert values.shape == (3, len(n)) and jacobians.shape == (3, len(n), len(theta))
+    for row, one in enumerate(thetas):
+        assert np.array_equal(values[row], form.evaluate(one, n))
+        assert np.array_equal(jacobians[row], form.jacobian(one, n))
+    assert np.ndim(form.evaluate(theta, 300.0)) == 0  # one curve at one length is a number
