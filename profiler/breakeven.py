@@ -23,6 +23,7 @@ import numpy as np
 from profiler.errors import UserError
 from profiler.exercises import EXERCISES, VARIANTS, Exercise
 from profiler.lba import CallRecorder, TooManyCalls
+from profiler.pricing import PaperPrimitive
 
 
 def exercise_named(name: str) -> type[Exercise]:
@@ -130,6 +131,14 @@ def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict,
         "rows": rows, "breakeven": value, "winner_throughout": winner,
         "assumptions": pricing.assumptions(_resized(exercise, fixed | {vary: grid}, pricing)),
     }
+
+
+def practical_comparison(exercise, params: dict, pricing) -> dict:
+    """The ratio at ``params`` priced by ``pricing`` and by the paper's primitive, and the paper's
+    order of improvement there: how far real costs move the asymptotic answer at a practical size."""
+    return {"params": params, "ratio": float(evaluate(exercise, params, pricing)["ratio"]),
+            "paper_ratio": float(evaluate(exercise, params, PaperPrimitive())["ratio"]),
+            "order": exercise.asymptotic, "order_value": float(exercise.asymptotic_ratio(params))}
 
 
 def ratio_map(exercise: type[Exercise], fixed: dict, pricing) -> dict:

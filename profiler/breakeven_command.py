@@ -19,8 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from profiler.breakeven import (check_variable, evaluate, exercise_named, monte_carlo, parse_settings,
-                                parse_values, ratio_map, sweep)
+from profiler.breakeven import (check_variable, exercise_named, monte_carlo, parse_settings, parse_values,
+                                practical_comparison, ratio_map, sweep)
 from profiler.errors import UserError
 from profiler.exercises import EXERCISES, VARIANTS
 from profiler.export import load_cost_model
@@ -73,7 +73,7 @@ def fitted_pricing(fits: list[Path], roles: list[str], cache: bool, metric: str)
     return FittedPricing(base, role_models=role_models, family=family, cache=cache, metric=metric)
 
 
-def _cost(value: float, unit: str) -> str:
+def format_cost(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1e3:,.1f} ms" if value < 1 else f"{value:,.2f} s"
     return f"{value:.4g} {unit}"
@@ -94,15 +94,15 @@ def print_sweep(console: Console, document: dict, spreads: list[dict] | None = N
     for name in columns:
         table.add_column(name, justify="left" if "role" in name else "right")
     for i, row in enumerate(document["rows"]):
-        cells = [f"{row['value']:g}", _cost(row["optimistic"], document["unit"]),
-                 _cost(row["optimized"], document["unit"]), f"{row['ratio']:.3g}",
+        cells = [f"{row['value']:g}", format_cost(row["optimistic"], document["unit"]),
+                 format_cost(row["optimized"], document["unit"]), f"{row['ratio']:.3g}",
                  _shares(row["roles"]["optimistic"]), _shares(row["roles"]["optimized"]),
                  f"{row['longest_context']:,}" + (" **" if row["beyond_max_positions"] else
                                                    " *" if row["extrapolated"] else "")]
         for variant in VARIANTS if spreads else ():
             spread = spreads[i][variant]
-            cells.append(spread.get("skipped") or
-                         f"{_cost(spread['p5'], document['unit'])} - {_cost(spread['p95'], document['unit'])}")
+            unit = document["unit"]
+            cells.append(spread.get("skipped") or f"{format_cost(spread['p5'], unit)} - {format_cost(spread['p95'], unit)}")
         table.add_row(*cells)
     console.print(table)
     if any(row["extrapolated"] for row in document["rows"]):
@@ -129,14 +129,6 @@ def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[flo
     if vary != exercise.main:
         raise UserError(f"--vary {vary}: give its grid with --values")
     return vary, [float(v) for v in exercise.main_values]
-
-
-def practical_comparison(exercise, params: dict, pricing) -> dict:
-    """The ratio at ``params`` priced by ``pricing`` and by the paper's primitive, and the paper's
-    order of improvement there: how far real costs move the asymptotic answer at a practical size."""
-    return {"params": params, "ratio": float(evaluate(exercise, params, pricing)["ratio"]),
-            "paper_ratio": float(evaluate(exercise, params, PaperPrimitive())["ratio"]),
-            "order": exercise.asymptotic, "order_value": float(exercise.asymptotic_ratio(params))}
 
 
 def run_breakeven(args, console: Console) -> int:

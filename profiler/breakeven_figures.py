@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from profiler.report import style
 
 FITTED_COLOUR, PAPER_COLOUR = "#1f77b4", "#7f7f7f"
 
@@ -57,17 +55,21 @@ def _map_panel(fig, ax, ratio_map: dict) -> None:
     ax.set_ylabel(f"{ratio_map['y']} (tokens)")
 
 
-def write_breakeven_figure(path: Path, title: str, fitted: dict, paper: dict, ratio_map: dict) -> Path:
-    """One PNG: the ratio along the main variable (``fitted`` and ``paper`` are ``breakeven.sweep``
+def breakeven_figure(title: str, fitted: dict, paper: dict, ratio_map: dict) -> Figure:
+    """The ratio along the main variable (``fitted`` and ``paper`` are ``breakeven.sweep``
     documents over the same grid) and the fitted 2-D map (``breakeven.ratio_map``)."""
-    sns.set_theme(style="whitegrid", context="notebook")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1.15]})
-    _ratio_panel(left, fitted, paper)
-    _map_panel(fig, right, ratio_map)
-    fixed = ", ".join(f"{name}={value:g}" for name, value in fitted["params"].items())
-    fig.suptitle(f"{title}\n{fixed}" + ("; dotted: calls beyond the measured lengths"
-                                       if ratio_map["extrapolated"].any() else ""), fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with style.theme():
+        fig = style.figure(12, 4.8)
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
+        _ratio_panel(left, fitted, paper)
+        _map_panel(fig, right, ratio_map)
+        fixed = ", ".join(f"{name}={value:g}" for name, value in fitted["params"].items())
+        fig.suptitle(f"{title}\n{fixed}" + ("; dotted: calls beyond the measured lengths"
+                                            if ratio_map["extrapolated"].any() else ""), fontsize=10)
+    return fig
+
+
+def write_breakeven_figure(path: Path, title: str, fitted: dict, paper: dict, ratio_map: dict) -> Path:
+    """``breakeven_figure`` saved as the PNG ``path``."""
+    style.save(breakeven_figure(title, fitted, paper, ratio_map), path)
     return path
