@@ -21,7 +21,7 @@ from profiler.errors import UserError
 from profiler.fit import fit_curve
 from profiler.samples import read_samples
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
@@ -99,8 +99,8 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
         "hardware_slug": hardware["slug"],
         "hardware": {key: value for key, value in hardware.items() if key not in ("slug", "format_version")},
         "model": {key: model[key] for key in ("name", "model_type", "params", "non_embedding_params", "layers",
-                                              "hidden", "heads", "kv_heads", "dtype", "attn_implementation",
-                                              "random_weights")},
+                                              "hidden", "heads", "kv_heads", "max_positions", "dtype",
+                                              "attn_implementation", "random_weights")},
         "source": {"samples": str(samples_path), "rows": int(len(samples))},
         "units": {"n": "tokens", **UNITS},
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}

@@ -5,10 +5,11 @@ For each model, ``<out>/<hardware-slug>/<model>/`` receives:
 - ``samples.csv``: one row per timed pass, written as measured (``profiler.samples``);
 - ``hardware.json``: the fingerprint and this device's measured ceilings;
 - ``run.json``: what was asked, what was done (lengths, generate pairs, anything skipped
-  and why, out of memory, interrupted, the drift check), the model and whether its weights
-  are random, and the per-point summary.
+  and why, out of memory, interrupted, the drift check, when it finished), the model and
+  whether its weights are random, and the per-point summary;
+- after the fit: ``report.md``, ``report.html`` and the PNG figures (``profiler.report``).
 
-An earlier run's files in that folder are moved to ``previous/<time>/`` first.
+An earlier run's files in that folder (its report included) are moved to ``previous/<time>/`` first.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from profiler.sweep import Sweep, SweepOutcome
 
 FORMAT_VERSION = 1
 OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json")
+REPORT_FILES = ("report.md", "report.html", "*.png", "validate-*.json")
 EXIT_INTERRUPTED = 130
 
 
@@ -71,6 +73,7 @@ def _keep_previous_run(folder: Path) -> Path | None:
     earlier = [folder / name for name in OUTPUT_FILES if (folder / name).exists()]
     if not earlier:
         return None
+    earlier += [path for pattern in REPORT_FILES for path in sorted(folder.glob(pattern))]
     stamp = datetime.fromtimestamp(earlier[0].stat().st_mtime).strftime("%Y%m%dT%H%M%S.%f")
     destination = folder / "previous" / stamp
     destination.mkdir(parents=True, exist_ok=True)
@@ -119,6 +122,7 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
             "elapsed_s": outcome.elapsed_s, "interrupted": outcome.interrupted,
             "out_of_memory": outcome.out_of_memory, "skipped": outcome.skipped, "drift_check": outcome.drift,
             "peak_memory_measured": memory_measured,
+            "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "unstable_points": points[points["unstable"]][["phase", "n_ctx", "n_new"]].to_dict("records")
             if not points.empty else [],
         },
@@ -164,10 +168,24 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
     if outcome.interrupted:
         return False, None
     try:
-        return True, fit_and_write(folder, request.fits, console)
+        cost_model = fit_and_write(folder, request.fits, console)
     except UserError as err:  # the measurements stand; only the curves could not be fitted
         console.print(f"[yellow]no cost model fitted: {err}")
         return True, None
+    _write_report(folder, cost_model, console)
+    return True, cost_model
+
+
+def _write_report(folder: Path, cost_model: CostModel, console: Console) -> None:
+    from profiler.report import write_report  # matplotlib and seaborn: only once there is something to draw
+
+    try:
+        written = write_report(folder, cost_model=cost_model)
+    except UserError as err:  # the measurements and the fit stand
+        console.print(f"[yellow]no report written: {err}")
+        return
+    console.print(f"report: {written.markdown}, {written.html} ({len(written.figures)} figures, "
+                  f"{written.render_s:.1f} s)")
 
 
 def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None:

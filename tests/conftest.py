@@ -55,3 +55,18 @@ def fitted_pricing():
     from tests.fitted import pricing
 
     return pricing()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One real run of a tiny random-weight model, shared by the report tests: ``(run folder, fits folder)``.
+    ``run`` ends with its fit and its report."""
+    from profiler.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    tiny = save_tiny(root / "tiny", "gpt2")
+    argv = ["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
+            "--out", str(root / "reports"), "--fits", str(root / "fits")]
+    assert main(argv) == 0
+    (folder,) = (root / "reports").glob("*/tiny")
+    return folder, root / "fits"

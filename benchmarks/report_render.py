@@ -1,0 +1,111 @@
+"""Rendering the hardware cost report from saved samples and fit: ``python -m profiler report``.
+
+What: a run folder (``samples.csv``, ``run.json``, ``hardware.json``) and its fit. Given as
+arguments (``report_render.py FOLDER [FITS_DIR]``), those; with none, this machine's
+``bin/profile`` run (``reports/<this hardware's slug>/gpt2`` and ``fits/``: the committed
+example on the project's machine), or where there is none, a fresh ``python -m profiler run --model gpt2`` into a temporary folder
+(about a minute). The folder is copied to a temporary folder first: the benchmark never
+rewrites the example. Then, three times each:
+
+- ``python -m profiler report COPY --fits FITS`` as a subprocess from the repository root,
+  wall-clocked with ``time.perf_counter`` from launch to exit: what a user waits for
+  (interpreter start, imports of torch, transformers, matplotlib and seaborn, loading, the
+  1,000 coefficient draws per curve, five figures, Markdown and HTML);
+- ``profiler.report.write_report`` in-process (imports done beforehand): the rendering alone.
+
+Also reported: each figure's size on disk and the HTML's (figures embedded).
+
+Target (from the issue): rendering a report from saved samples and fit in 10 s or less on
+this 2-core machine, judged on the median wall time of the command. Exits non-zero if a
+render failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_S = 10.0
+REPEATS = 3
+
+
+def _example() -> tuple[Path, Path] | None:
+    """This machine's gpt2 run of ``bin/profile`` (the committed example on the project's machine), if any."""
+    import torch
+
+    from profiler.hardware import fingerprint, slug
+
+    folder = ROOT / "reports" / slug(fingerprint(torch.device("cpu"))) / "gpt2"
+    return (folder, ROOT / "fits") if (folder / "samples.csv").is_file() else None
+
+
+def _fresh_run(tmp: Path) -> tuple[Path, Path]:
+    command = [sys.executable, "-m", "profiler", "run", "--model", "gpt2", "--out", str(tmp / "reports"),
+               "--fits", str(tmp / "fits")]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    folders = sorted((tmp / "reports").glob("*/gpt2"))
+    if done.returncode != 0 or not folders:
+        print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"report_render: the gpt2 run failed (exit status {done.returncode})")
+    return folders[0], tmp / "fits"
+
+
+def main() -> int:
+    from profiler.report import write_report
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if len(sys.argv) > 1:
+            source, fits = Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "fits"
+        else:
+            source, fits = _example() or _fresh_run(tmp)
+        folder = tmp / "copy" / source.name
+        shutil.copytree(source, folder, ignore=shutil.ignore_patterns("previous", "*.png", "report.*"))
+        cli_s, render_s = [], []
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "profiler", "report", str(folder), "--fits", str(fits)],
+                                  cwd=ROOT, capture_output=True, text=True)
+            cli_s.append(time.perf_counter() - started)
+            if done.returncode != 0:
+                print(done.stdout + done.stderr, file=sys.stderr)
+                print(json.dumps({"benchmark": "report_render", "ok": False, "exit_status": done.returncode}))
+                return done.returncode
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            written = write_report(folder, fits)
+            render_s.append(time.perf_counter() - started)
+        sizes = {path.name: path.stat().st_size for path in written.figures}
+        html_bytes = written.html.stat().st_size
+
+    median_s = statistics.median(cli_s)
+    within = median_s <= TARGET_S
+    print(f"report of {source} (fit under {fits}), {os.cpu_count()} cores")
+    print(f"{'what':<44} {'runs (s)':>24} {'median (s)':>11}")
+    print(f"{'python -m profiler report (wall, subprocess)':<44} {' '.join(f'{s:.2f}' for s in cli_s):>24} "
+          f"{median_s:>11.2f}")
+    print(f"{'write_report in-process (render only)':<44} {' '.join(f'{s:.2f}' for s in render_s):>24} "
+          f"{statistics.median(render_s):>11.2f}")
+    for name, size in sizes.items():
+        print(f"  {name:<24} {size / 1024:>8.1f} KiB")
+    print(f"  {'report.html':<24} {html_bytes / 1024:>8.1f} KiB (figures embedded)")
+    print(f"target <= {TARGET_S:.0f} s for the command: {'met' if within else 'NOT met'}")
+    print(json.dumps({
+        "benchmark": "report_render", "ok": True, "folder": str(source), "fits": str(fits),
+        "cpu_cores": os.cpu_count(), "cli_wall_s": cli_s, "cli_wall_median_s": median_s, "render_s": render_s,
+        "render_median_s": statistics.median(render_s), "figure_bytes": sizes, "html_bytes": html_bytes,
+        "target_s": TARGET_S, "within_target": within,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The caveats, in plain words: what the figures and tables do not say, for this run.
+
+Always: how far the fit's lengths reach (extrapolation beyond them, and the model's maximum),
+what the intervals cover, what "peak memory" holds. When they apply: random weights, lengths
+skipped (time budget, out of memory), an interrupted sweep, unstable points, a machine whose
+speed changed during the sweep, a fit that predicts unseen lengths or whole calls poorly, a
+fit made from other samples than the folder now holds.
+"""
+
+from __future__ import annotations
+
+from profiler.report.calls import measured_range
+from profiler.report.inputs import RunData
+from profiler.report.uncertainty import CallIntervals
+
+POOR_HELD_OUT = 0.05  # mean error predicting a left-out length: beyond it, say so
+POOR_CALL = 0.10  # a whole call predicted this far off: say so
+
+
+def uncertainty_caveat() -> str:
+    return ("The 95% intervals and bands come from the fit's per-coefficient bootstrap intervals, combined under "
+            "an assumption: the coefficients' joint spread is taken from a least-squares fit over the measured "
+            "lengths (their correlation), with each coefficient's own interval kept as measured. They cover the "
+            "fit's statistical uncertainty on this machine in this state, not another load, temperature, power "
+            "setting or library version.")
+
+
+def extrapolation_caveat(calls: CallIntervals, model_name: str, max_positions: int | None) -> str:
+    text = (f"The curves are fitted on {measured_range(calls)}. Beyond that (dashed lines; rows marked "
+            "extrapolated) they carry the fitted form past the data: the band widens, and an effect that starts "
+            "later (caches spilling, another attention kernel) would not show.")
+    if max_positions:
+        text += f" {model_name} takes at most {max_positions:,} positions: a longer call cannot run on it at all."
+    return text
+
+
+def _run_caveats(data: RunData) -> list[str]:
+    done, name = data.run["done"], data.model_name
+    items = []
+    if data.run["model"].get("random_weights"):
+        items.append(f"{name} ran with random weights, built from its config: a pass costs the same whatever the "
+                     "weights hold, but nothing here says what the model would answer.")
+    by_reason: dict[str, list[str]] = {}
+    for skip in done.get("skipped", []):
+        by_reason.setdefault(skip["reason"], []).append(f"{skip['n_ctx']:,}")
+    if by_reason:
+        lengths = "; ".join(f"n = {', '.join(ns)} ({reason})" for reason, ns in by_reason.items())
+        items.append(f"Not measured: {lengths}. A larger --budget, or --lengths, measures them.")
+    if done.get("out_of_memory"):
+        oom = done["out_of_memory"]
+        items.append(f"Out of memory: {oom['phase']} at {oom['n_ctx']:,} tokens; longer lengths were dropped.")
+    if done.get("interrupted"):
+        items.append("The sweep was interrupted: the figures hold what was measured before it stopped.")
+    unstable = done.get("unstable_points", [])
+    if unstable:
+        where = ", ".join(f"{p['phase']} n = {p['n_ctx']:,}" for p in unstable)
+        items.append(f"Unstable points (repeats spread by 10% or more; crosses in the figures): {where}. Something "
+                     "else ran on the machine, or its clock changed: read those lengths with care.")
+    drift = done.get("drift_check")
+    if drift and drift.get("drifted"):
+        items.append(f"The machine's speed changed during the sweep: prefill at n = {drift['n_ctx']:,} took "
+                     f"{drift['ratio']:.2f} times as long when timed again at the end. Run again on a quiet machine.")
+    if not done.get("peak_memory_measured", True):
+        items.append("Peak memory could not be measured here (no /proc/self/clear_refs): memory figures are empty.")
+    elif data.hardware.get("device") != "cuda":
+        items.append("On a CPU, peak memory is the process's peak resident memory: the weights, Python and the "
+                     "libraries included, not the pass alone.")
+    return items
+
+
+def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
+    items = []
+    for phase, metrics in data.cost_model.curves.items():
+        curve = metrics.get("latency_s")
+        if curve is not None and curve.lolo_mape is not None and curve.lolo_mape > POOR_HELD_OUT:
+            items.append(f"The {phase} curve predicts a left-out length {curve.lolo_mape:.0%} off on average: its "
+                         "form follows the samples loosely.")
+    points = data.points
+    measured = points[points["phase"] == "generate"] if not points.empty else points
+    for row in measured.itertuples():
+        off = calls.call(int(row.n_ctx), int(row.n_new))[0] / row.median_latency_s - 1
+        if abs(off) > POOR_CALL:
+            items.append(f"The cost model prices the measured call {row.n_ctx} in/{row.n_new} out {off:+.0%} off "
+                         "its measured time.")
+    rows = data.cost_model.document.get("source", {}).get("rows")
+    if rows is not None and rows != len(data.samples):
+        items.append(f"The fit was made from {rows:,} sample rows; samples.csv now holds {len(data.samples):,}. "
+                     f"Refit with: python -m profiler fit {data.folder / 'samples.csv'}")
+    return items
+
+
+def caveats(data: RunData, calls: CallIntervals, max_positions: int | None) -> list[str]:
+    return (_run_caveats(data) + [extrapolation_caveat(calls, data.model_name, max_positions)]
+            + _fit_caveats(data, calls) + [uncertainty_caveat(),
+            "The ceilings are short best-of-five microbenchmarks (a square matmul, a buffer copy); the roofline "
+            "bound counts the weights and KV cache as the bytes a pass must move, so it is a floor, not a target."])

@@ -1,0 +1,96 @@
+"""What a report is rendered from: a run folder (``samples.csv``, ``run.json``, ``hardware.json``)
+and its fitted cost model (``<fits>/<model>--<hardware-slug>.json``). Nothing is measured.
+
+Every problem a user can fix -- no such folder, no samples, a missing or unreadable file, a
+fit that is missing, invalid, from a newer schema or of another model or machine -- is a
+one-line ``UserError``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from profiler.cost_model import CostModel
+from profiler.errors import UserError
+from profiler.export import load_cost_model
+from profiler.samples import read_samples
+
+
+def read_json(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not readable as JSON ({err})") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{path}: not a JSON object")
+    return document
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run's saved files, and the cost model fitted to them."""
+
+    folder: Path
+    samples: pd.DataFrame
+    run: dict
+    hardware: dict
+    cost_model: CostModel
+
+    @property
+    def points(self) -> pd.DataFrame:
+        """The per-point summary the run wrote (median latency, 95% CI, tokens/s, FLOP/s, roofline share...)."""
+        return pd.DataFrame(self.run.get("points", []))
+
+    @property
+    def model_name(self) -> str:
+        return self.run["model"]["name"]
+
+    @property
+    def slug(self) -> str:
+        return self.hardware["slug"]
+
+
+def _read_run_files(folder: Path) -> tuple[pd.DataFrame, dict, dict]:
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder (give a run's folder, reports/<hardware-slug>/<model>)")
+    samples_path = folder / "samples.csv"
+    if not samples_path.is_file():
+        raise UserError(f"{folder}: no samples.csv (run `python -m profiler run` first)")
+    try:
+        samples = read_samples(samples_path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise UserError(f"{samples_path}: not a samples file ({str(err).splitlines()[0]})") from None
+    if samples.empty or "latency_s" not in samples:
+        raise UserError(f"{samples_path}: no samples in it")
+    run, hardware = read_json(folder / "run.json"), read_json(folder / "hardware.json")
+    for path, document, keys in ((folder / "run.json", run, ("model", "done")),
+                                 (folder / "hardware.json", hardware, ("slug", "ceilings"))):
+        missing = [key for key in keys if key not in document]
+        if missing:
+            raise UserError(f"{path}: not a run's file (no {', '.join(missing)})")
+    return samples, run, hardware
+
+
+def fit_path(fits_dir: Path, run: dict, hardware: dict) -> Path:
+    return fits_dir / f"{run['model']['name']}--{hardware['slug']}.json"
+
+
+def load_run(folder: Path, fits_dir: Path = Path("fits"), cost_model: CostModel | None = None) -> RunData:
+    """The run in ``folder`` with its cost model: ``cost_model`` if given, else the fit under ``fits_dir``."""
+    samples, run, hardware = _read_run_files(folder)
+    if cost_model is None:
+        path = fit_path(fits_dir, run, hardware)
+        if not path.is_file():
+            raise UserError(f"no fit {path} for {folder}: fit it with `python -m profiler fit {folder / 'samples.csv'}`"
+                            " (or give --fits DIR)")
+        cost_model = load_cost_model(path)
+        if (cost_model.model["name"], cost_model.document["hardware_slug"]) != (run["model"]["name"], hardware["slug"]):
+            raise UserError(f"{path}: fits {cost_model.model['name']} on {cost_model.document['hardware_slug']}, "
+                            f"not the run in {folder}")
+    return RunData(folder=folder, samples=samples, run=run, hardware=hardware, cost_model=cost_model)
