@@ -1,4 +1,4 @@
-"""Command line: ``python -m profiler run|fit|show|models|breakeven``.
+"""Command line: ``python -m profiler run|fit|show|models|breakeven|validate|report|compare``.
 
 A user's mistake (unknown model, malformed lengths, unwritable folder...) ends with one
 line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130
@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list the models that can be profiled offline, with their sizes")
 
+    report = commands.add_parser("report", help="re-render a run's report (report.md, report.html, figures) from "
+                                                "its saved samples and fit, without measuring")
+    report.add_argument("folder", type=Path, help="a run's folder, reports/<hardware-slug>/<model>")
+    report.add_argument("--fits", type=Path, default=Path("fits"), help="where its fit is (default fits/)")
+
+    compare = commands.add_parser("compare", help="two fitted cost models side by side: figures and a table of ratios")
+    compare.add_argument("fits", nargs=2, type=Path, metavar="FIT", help="fits/<model>--<hw>.json files")
+    compare.add_argument("--out", type=Path, help="output folder (default reports/compare/<first>--vs--<second>/)")
+
     from profiler.breakeven_command import parameters_help
 
     breakeven = commands.add_parser(
@@ -74,6 +83,25 @@ def _parser() -> argparse.ArgumentParser:
     breakeven.add_argument("--monte-carlo", type=int, default=0, metavar="SEEDS",
                            help="also run the programs with SEEDS seeded oracle draws: the spread of the cost")
     breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+
+    validate = commands.add_parser(
+        "validate", help="run the three exercises with real model calls; measured against predicted cost",
+        epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    validate.add_argument("--model", required=True, help="the model that runs every call (as for run)")
+    validate.add_argument("--exercise", default="all", help="ktask, debugging, evolution or all (default all)")
+    validate.add_argument("--vary", help="the parameter along which to look (default: each exercise's own)")
+    validate.add_argument("--values", help="its grid: a list 2,4,8 or a range 1:4")
+    validate.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter")
+    validate.add_argument("--budget", type=float, default=300.0, metavar="SECONDS",
+                          help="time for the measured runs of all exercises (default 300)")
+    validate.add_argument("--seeds", type=int, default=5, help="runs per value of a stochastic exercise (default 5)")
+    validate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    validate.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; part of the "
+                                                      "hardware slug, so the fit must use the same)")
+    validate.add_argument("--fits", type=Path, default=Path("fits"),
+                          help="where fitted cost models are (default fits/)")
+    validate.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
+    validate.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     return parser
 
 
@@ -104,6 +132,24 @@ def _show(args, console) -> int:
     return 0
 
 
+def _report(args, console) -> int:
+    from profiler.report import write_report
+
+    written = write_report(args.folder, args.fits)
+    console.print(f"wrote {written.markdown} and {written.html} ({len(written.figures)} figures) "
+                  f"in {written.render_s:.1f} s")
+    return 0
+
+
+def _compare(args, console) -> int:
+    from profiler.report import write_comparison
+
+    written = write_comparison(*args.fits, out=args.out)
+    console.print(f"wrote {written.markdown} and {written.html} ({len(written.figures)} figures) "
+                  f"in {written.render_s:.1f} s")
+    return 0
+
+
 def _models(args, console) -> int:
     from profiler.inventory import print_inventory
 
@@ -117,6 +163,12 @@ def _breakeven(args, console) -> int:
     return run_breakeven(args, console)
 
 
+def _validate(args, console) -> int:
+    from profiler.validate_command import run_validate
+
+    return run_validate(args, console)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -128,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        commands = {"run": _run, "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven}
+        commands = {"run": _run, "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven,
+                    "validate": _validate, "report": _report, "compare": _compare}
         return commands[args.command](args, console)
     except UserError as err:
         print(f"profiler: error: {err}", file=sys.stderr)

@@ -49,6 +49,7 @@ class Exercise(ABC):
     main_values: tuple[float, ...]  # that variable's default grid
     map_axes: tuple[tuple[str, np.ndarray], tuple[str, np.ndarray]]  # the default 2-D map
     asymptotic: str  # the paper's improvement, e.g. "b*k^2"
+    stochastic = False  # whether the oracle's draws change which calls a program makes
 
     @classmethod
     def all_params(cls) -> dict[str, Param]:

@@ -49,6 +49,7 @@ class Evolution(Exercise):
     main_values = tuple(range(1, 13))
     map_axes = (("k", np.arange(1, 41)), ("l", np.unique(np.geomspace(2, 512, 48).round())))
     asymptotic = "2^k*k"
+    stochastic = True
 
     feasibility = "p is a probability, at most 1"
 

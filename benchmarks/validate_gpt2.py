@@ -1,0 +1,90 @@
+"""How close the fitted cost model's predictions come to real runs of the paper's three exercises.
+
+What: ``python -m profiler validate --model gpt2 --exercise all --json`` with its default grids
+(``profiler.validate_command.VALIDATE_GRIDS``): each exercise's optimistic and optimized
+program run with real gpt2 calls (random weights, forced output lengths; every role by gpt2),
+the wall time of each run against the prediction of gpt2's fit on this machine (profiled
+first when there is none). Extra arguments go to the command (e.g. ``--threads 1`` on a
+shared machine: the fit must use the same thread count, which is part of the hardware slug).
+
+Why: a break-even is only as good as the per-call costs behind it; this is the check.
+
+Columns: predicted cost (for evolution, the predicted 5-95% interval of the mean over seeds), measured
+(``~``: the machine ran more than 10% off its profiled speed around the run), ``err`` = predicted /
+measured - 1, ``calls`` = the same for the calls the runs actually made (for evolution, the cost
+model's error without the draws' luck), and the ratio optimistic / optimized.
+
+Targets (from the issue): at each grid value, predicted total cost within 10% of measured
+(deterministic exercises; for evolution, the measured mean over seeds inside the predicted
+5-95% interval of the mean), and the predicted break-even within one grid step of the measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+
+from profiler.cli import main as profiler_main
+from profiler.validate import steady
+
+
+def _ms(value) -> str:  # milliseconds
+    return "-" if value is None else f"{value * 1e3:.0f}"
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def main() -> int:
+    buffer = io.StringIO()
+    load_start = os.getloadavg()[0]
+    with contextlib.redirect_stdout(buffer):
+        status = profiler_main(["validate", "--model", "gpt2", "--exercise", "all", "--json", *sys.argv[1:]])
+    if status != 0:
+        return status
+    documents = json.loads(buffer.getvalue())["exercises"]
+    print(f"{'exercise':<10} {'value':>6} | {'optimistic: predicted':>21} {'measured':>9} {'err':>7} {'calls':>7} | "
+          f"{'optimized: predicted':>20} {'measured':>9} {'err':>7} {'calls':>7} | {'ratio pred':>10} {'meas':>6}")
+    summary = []
+    for document in documents:
+        for row in document["rows"]:
+            cells = []
+            for variant in ("optimistic", "optimized"):
+                predicted = _ms(row[variant])
+                if document["stochastic"]:
+                    lo, hi = row["predicted_interval"][variant]
+                    predicted = f"{_ms(lo)}-{_ms(hi)}"
+                mark = "" if all(steady(run) for run in row["runs"][variant]) else "~"
+                cells.append(f"{predicted:>20} {_ms(row[f'measured_{variant}']) + mark:>9} "
+                             f"{_pct(row[f'error_{variant}']):>7} {_pct(row[f'error_given_calls_{variant}']):>7}")
+            print(f"{document['exercise']:<10} {row['value']:>6g} | {cells[0]} | {cells[1]} | {row['ratio']:>10.3g} "
+                  f"{row['measured_ratio'] or float('nan'):>6.3g}")
+        targets = document["targets"]
+        print(f"{document['exercise']}: costs on target {targets['costs_met']}/{targets['costs_checked']} "
+              f"(unsteady, left out: {targets['costs_unsteady']}); break-even "
+              f"predicted {document['breakeven'] or document['winner_throughout']}, measured "
+              f"{document['measured_breakeven'] or document['measured_winner_throughout']}: "
+              f"within one step {targets['breakeven']}; skipped {len(document['skipped'])}")
+        summary.append({"exercise": document["exercise"], "vary": document["vary"], "params": document["params"],
+                        "targets": targets, "breakeven": document["breakeven"],
+                        "measured_breakeven": document["measured_breakeven"],
+                        "winner_throughout": document["winner_throughout"],
+                        "measured_winner_throughout": document["measured_winner_throughout"],
+                        "rows": [{key: row[key] for key in ("value", "optimistic", "measured_optimistic",
+                                                            "error_optimistic", "optimized", "measured_optimized",
+                                                            "error_optimized", "error_given_calls_optimistic",
+                                                            "error_given_calls_optimized", "ratio", "measured_ratio")}
+                                 for row in document["rows"]],
+                        "skipped": document["skipped"]})
+    met = all(d["targets"]["costs"] and d["targets"]["breakeven"] for d in summary)
+    print(json.dumps({"benchmark": "validate_gpt2", "load_average_start": load_start,
+                      "load_average_end": os.getloadavg()[0], "exercises": summary, "met": met}))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Validation on a tiny model: measured and predicted for every variant, budgets and sizes that
+end cleanly with what was measured, and one-line errors."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from profiler.catalog import ModelSource
+from profiler.cli import main
+from profiler.exercises import Debugging, Evolution, KTask
+from profiler.export import load_cost_model
+from profiler.lba import CallRecorder
+from profiler.loading import load_model
+from profiler.pricing import FittedPricing
+from profiler.validate import assess, grid_position, validate
+from tests.conftest import save_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny model with the fit of a real run of it: (root, model folder, fit path)."""
+    root = tmp_path_factory.mktemp("validate")
+    tiny = save_tiny(root / "tiny", "gpt2")
+    assert main(["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
+                 "--out", str(root / "reports"), "--fits", str(root / "fits")]) == 0
+    (fit,) = (root / "fits").glob("tiny--*.json")
+    return root, tiny, fit
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_run):
+    _, tiny, _ = tiny_run
+    return load_model(ModelSource("tiny", tiny, "local"), torch.device("cpu"), torch.float32)
+
+
+@pytest.fixture(scope="module")
+def pricing(tiny_run):
+    return FittedPricing(load_cost_model(tiny_run[2]))
+
+
+def _params(exercise, **overrides):
+    return {name: float(value) for name, value in (exercise.defaults() | overrides).items()}
+
+
+def test_measured_and_predicted_for_each_variant(loaded, pricing, tmp_path):
+    path = tmp_path / "validate-debugging.json"
+    document = validate(Debugging, "k", [2, 4], _params(Debugging, l=4, b=2, report=4), loaded, pricing, seeds=3,
+                        deadline=time.perf_counter() + 60, path=path)
+    assert document["seeds"] == 1  # deterministic: the oracle's draw does not change the calls
+    for row in document["rows"]:
+        for variant in ("optimistic", "optimized"):
+            (run,) = row["runs"][variant]
+            assert row[f"measured_{variant}"] == run["latency_s"] >= run["calls_latency_s"] > 0
+            assert row[f"error_{variant}"] == pytest.approx(row[variant] / run["latency_s"] - 1)
+            recorder = CallRecorder()
+            getattr(Debugging, variant)(_params(Debugging, k=row["value"], l=4, b=2, report=4), recorder,
+                                        np.random.default_rng(0))
+            assert run["calls"] == recorder.calls  # every call the program makes ran
+            assert run["predicted_s"] == pytest.approx(row[variant])  # the closed form prices those calls
+        assert row["measured_ratio"] == pytest.approx(row["measured_optimistic"] / row["measured_optimized"])
+    targets = document["targets"]
+    assert "measured_breakeven" in document and targets["costs_checked"] + targets["costs_unsteady"] == 4
+    assert all(run["speed_before"] > 0 and run["speed_after"] > 0 for row in document["rows"]
+               for runs in row["runs"].values() for run in runs)
+    assert json.loads(path.read_text())["rows"][1]["measured_ratio"] == document["rows"][1]["measured_ratio"]
+
+
+def test_stochastic_runs_every_seed_against_a_predicted_interval(loaded, pricing):
+    document = validate(Evolution, "k", [1, 2], _params(Evolution, l=2), loaded, pricing, seeds=3,
+                        deadline=time.perf_counter() + 60)
+    for row in document["rows"]:
+        for variant in ("optimistic", "optimized"):
+            runs = row["runs"][variant]
+            assert [run["seed"] for run in runs] == [0, 1, 2]
+            assert row[f"measured_{variant}"] == pytest.approx(np.mean([run["latency_s"] for run in runs]))
+            lo, hi = row["predicted_interval"][variant]
+            assert 0 < lo <= row[variant] <= hi  # the expected cost lies inside the interval of the mean
+    # one block: global and local mutation make the same calls with the same draws
+    first = document["rows"][0]["runs"]
+    assert [r["calls"] for r in first["optimistic"]] == [r["calls"] for r in first["optimized"]]
+
+
+def _spend_the_budget_after(what: str, deadline: float):
+    """A progress callback that waits out the budget once ``what`` has been measured."""
+    def progress(line: str) -> None:
+        if what in line:
+            time.sleep(max(deadline - time.perf_counter(), 0) + 0.01)
+    return progress
+
+
+def test_a_budget_too_small_ends_cleanly_with_what_was_measured(loaded, pricing, tmp_path):
+    path = tmp_path / "validate-ktask.json"
+    deadline = time.perf_counter() + 4
+    document = validate(KTask, "n", [8, 16], _params(KTask, c=8, out=2), loaded, pricing, seeds=1, deadline=deadline,
+                        path=path, progress=_spend_the_budget_after("n=8 optimized", deadline))
+    measured, unmeasured = document["rows"]
+    assert measured["measured_ratio"] is not None and unmeasured["measured_ratio"] is None
+    assert [entry["value"] for entry in document["skipped"]] == [16]
+    assert document["skipped"][0]["reason"].startswith("budget (predicted")
+    assert json.loads(path.read_text())["skipped"] == document["skipped"]
+
+
+def test_a_run_past_the_deadline_stops_before_its_next_call(loaded, pricing):
+    deadline = time.perf_counter() + 4
+    document = validate(KTask, "n", [8, 16], _params(KTask, c=8, out=2), loaded, pricing, seeds=1, deadline=deadline,
+                        progress=_spend_the_budget_after("n=8 optimistic", deadline))
+    (row, _) = document["rows"]
+    assert row["measured_optimistic"] is not None and row["measured_optimized"] is None
+    assert row["measured_ratio"] is None and document["measured_breakeven"] is None
+    assert document["skipped"] == [
+        {"value": 8, "variant": "optimized", "seed": 0, "reason": "budget (the run stopped after 0 calls)"},
+        {"value": 16, "reason": "budget (the deadline passed before it)"}]
+
+
+def test_sizes_beyond_the_maximum_positions_are_skipped_and_said(loaded, pricing):
+    document = validate(KTask, "n", [8, 200], _params(KTask, c=8, out=2), loaded, pricing, seeds=1,
+                        deadline=time.perf_counter() + 60)
+    assert [row["value"] for row in document["rows"]] == [8]
+    assert document["skipped"] == [{"value": 200, "reason": "beyond the model's 128 positions (its longest call "
+                                                            "holds 202 tokens)"}]
+
+
+def test_a_run_in_a_slow_spell_is_left_out_of_the_cost_target():
+    def row(value, measured, speed_after):
+        runs = {variant: [{"latency_s": measured, "speed_before": 1.0, "speed_after": speed_after}]
+                for variant in ("optimistic", "optimized")}
+        return {"value": value, "optimistic": 1.0, "optimized": 1.0, "measured_optimistic": measured,
+                "measured_optimized": measured, "error_optimistic": 1 / measured - 1,
+                "error_optimized": 1 / measured - 1, "measured_ratio": 1.0, "runs": runs}
+
+    document = {"stochastic": False, "rows": [row(1, 1.05, 1.02), row(2, 1.4, 1.35)], "breakeven": None,
+                "winner_throughout": None, "measured_breakeven": None, "measured_winner_throughout": None}
+    targets = assess(document)
+    assert (targets["costs_met"], targets["costs_checked"], targets["costs_unsteady"]) == (2, 2, 2)
+    assert targets["costs"] is True
+
+
+def test_breakeven_positions_in_grid_steps():
+    grid = [1, 2, 4, 8]
+    assert grid_position(3.0, None, grid) == 1.5
+    assert grid_position(None, "optimized", grid) == 0 and grid_position(None, "optimistic", grid) == 3
+    assert grid_position(None, None, grid) is None
+
+
+def test_cli_json_and_files(tiny_run, capsys):
+    root, tiny, fit = tiny_run
+    argv = ["validate", "--model", str(tiny), "--exercise", "debugging", "--vary", "k", "--values", "2,3",
+            "--set", "l=2", "--set", "report=2", "--budget", "60", "--json", "--out", str(root / "reports"),
+            "--fits", str(fit.parent)]
+    assert main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert {"rows", "breakeven", "measured_breakeven", "skipped", "targets"} <= set(document)
+    keys = {"optimistic", "optimized", "ratio", "measured_optimistic", "measured_optimized", "measured_ratio"}
+    assert all(keys <= set(row) for row in document["rows"])
+    folder = root / "reports" / document["hardware_slug"] / "tiny"
+    assert json.loads((folder / "validate-debugging.json").read_text())["rows"] == document["rows"]
+    assert (folder / "validate-debugging.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_tables_say_what_was_skipped(tiny_run, capsys):
+    root, tiny, fit = tiny_run
+    argv = ["validate", "--model", str(tiny), "--exercise", "ktask", "--values", "8,200", "--set", "c=8",
+            "--set", "out=2", "--budget", "60", "--out", str(root / "reports"), "--fits", str(fit.parent)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "skipped n=200: beyond the model's 128 positions" in out and "break-even measured" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--exercise", "routing"], "unknown exercise 'routing'"),
+    (["--exercise", "debugging", "--vary", "q", "--values", "1,2"], "debugging has no parameter 'q' to vary"),
+    (["--exercise", "ktask", "--set", "l=3"], "ktask has no parameter 'l'"),
+    (["--budget", "0"], "--budget 0: must be a positive number of seconds"),
+    (["--exercise", "debugging", "--vary", "k", "--values", "8,16", "--set", "l=32"],
+     "every k in 8, 16 makes a call beyond tiny's 128 positions"),
+])
+def test_mistakes_are_one_line_and_exit_2(tiny_run, capsys, argv, message):
+    root, tiny, fit = tiny_run
+    common = ["--model", str(tiny), "--out", str(root / "reports"), "--fits", str(fit.parent)]
+    assert main(["validate", *common, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_an_unknown_model_is_one_line(capsys):
+    assert main(["validate", "--model", "no-such-model"]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
