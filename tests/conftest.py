@@ -70,3 +70,12 @@ def tiny_run(tmp_path_factory):
     assert main(argv) == 0
     (folder,) = (root / "reports").glob("*/tiny")
     return folder, root / "fits"
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(tiny_run):
+    """``tiny_run``'s model folder and fit: ``(root, model folder, fit path)``; runs write under ``root/reports``."""
+    folder, fits = tiny_run
+    (fit,) = fits.glob("tiny--*.json")
+    root = folder.parents[2]
+    return root, root / "tiny", fit

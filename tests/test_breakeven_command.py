@@ -3,18 +3,12 @@ import json
 import pytest
 
 from profiler.cli import main
-from tests.conftest import save_tiny
 
 
 @pytest.fixture(scope="module")
-def fit_path(tmp_path_factory):
+def fit_path(tiny_fit):
     """The fit a real run of a tiny model ends with."""
-    root = tmp_path_factory.mktemp("breakeven")
-    tiny = save_tiny(root / "tiny", "gpt2")
-    assert main(["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
-                 "--out", str(root / "reports"), "--fits", str(root / "fits")]) == 0
-    (path,) = (root / "fits").glob("tiny--*.json")
-    return path
+    return tiny_fit[2]
 
 
 def _fails_with_one_line(capsys, argv, message):

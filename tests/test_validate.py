@@ -16,29 +16,17 @@ from profiler.lba import CallRecorder
 from profiler.loading import load_model
 from profiler.pricing import FittedPricing
 from profiler.validate import assess, grid_position, validate
-from tests.conftest import save_tiny
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A tiny model with the fit of a real run of it: (root, model folder, fit path)."""
-    root = tmp_path_factory.mktemp("validate")
-    tiny = save_tiny(root / "tiny", "gpt2")
-    assert main(["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
-                 "--out", str(root / "reports"), "--fits", str(root / "fits")]) == 0
-    (fit,) = (root / "fits").glob("tiny--*.json")
-    return root, tiny, fit
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_run):
-    _, tiny, _ = tiny_run
+def loaded(tiny_fit):
+    _, tiny, _ = tiny_fit
     return load_model(ModelSource("tiny", tiny, "local"), torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture(scope="module")
-def pricing(tiny_run):
-    return FittedPricing(load_cost_model(tiny_run[2]))
+def pricing(tiny_fit):
+    return FittedPricing(load_cost_model(tiny_fit[2]))
 
 
 def _params(exercise, **overrides):
@@ -145,8 +133,8 @@ def test_breakeven_positions_in_grid_steps():
     assert grid_position(None, None, grid) is None
 
 
-def test_cli_json_and_files(tiny_run, capsys):
-    root, tiny, fit = tiny_run
+def test_cli_json_and_files(tiny_fit, capsys):
+    root, tiny, fit = tiny_fit
     argv = ["validate", "--model", str(tiny), "--exercise", "debugging", "--vary", "k", "--values", "2,3",
             "--set", "l=2", "--set", "report=2", "--budget", "60", "--json", "--out", str(root / "reports"),
             "--fits", str(fit.parent)]
@@ -160,8 +148,8 @@ def test_cli_json_and_files(tiny_run, capsys):
     assert (folder / "validate-debugging.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_tables_say_what_was_skipped(tiny_run, capsys):
-    root, tiny, fit = tiny_run
+def test_cli_tables_say_what_was_skipped(tiny_fit, capsys):
+    root, tiny, fit = tiny_fit
     argv = ["validate", "--model", str(tiny), "--exercise", "ktask", "--values", "8,200", "--set", "c=8",
             "--set", "out=2", "--budget", "60", "--out", str(root / "reports"), "--fits", str(fit.parent)]
     assert main(argv) == 0
@@ -177,8 +165,8 @@ def test_cli_tables_say_what_was_skipped(tiny_run, capsys):
     (["--exercise", "debugging", "--vary", "k", "--values", "8,16", "--set", "l=32"],
      "every k in 8, 16 makes a call beyond tiny's 128 positions"),
 ])
-def test_mistakes_are_one_line_and_exit_2(tiny_run, capsys, argv, message):
-    root, tiny, fit = tiny_run
+def test_mistakes_are_one_line_and_exit_2(tiny_fit, capsys, argv, message):
+    root, tiny, fit = tiny_fit
     common = ["--model", str(tiny), "--out", str(root / "reports"), "--fits", str(fit.parent)]
     assert main(["validate", *common, *argv]) == 2
     err = capsys.readouterr().err

@@ -38,8 +38,9 @@ def section_providers() -> list[SectionProvider]:
     """Sections made elsewhere that every report includes, after the typical-call table and before
     the caveats (see ``profiler.report.document``)."""
     from profiler.breakeven_section import breakeven_sections
+    from profiler.validate_section import validation_sections
 
-    return [breakeven_sections]
+    return [breakeven_sections, validation_sections]
 
 
 @dataclass(frozen=True)
