@@ -16,6 +16,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from profiler.report import style
+from profiler.report.units import tick
 
 FITTED_COLOUR, PAPER_COLOUR = "#1f77b4", "#7f7f7f"
 
@@ -25,12 +26,13 @@ def _ratio_panel(ax, fitted: dict, paper: dict) -> None:
     ax.plot(values, [row["ratio"] for row in fitted["rows"]], "o-", color=FITTED_COLOUR,
             label=f"fitted costs ({fitted['unit']})")
     ax.plot(values, [row["ratio"] for row in paper["rows"]], "s--", color=PAPER_COLOUR, label="paper's primitive m*n")
+    ratios = [row["ratio"] for document in (fitted, paper) for row in document["rows"]]
+    style.log_axis(ax, "y", min(*ratios, 0.9), max(*ratios, 1.1), None)
     ax.axhline(1.0, color="black", linewidth=0.8)
     if fitted["breakeven"] is not None:
         ax.axvline(fitted["breakeven"], color=FITTED_COLOUR, linestyle=":")
         ax.annotate(f"break-even {fitted['vary']} = {fitted['breakeven']:.3g}", (fitted["breakeven"], 1.0),
                     textcoords="offset points", xytext=(6, -14), fontsize=9, color=FITTED_COLOUR)
-    ax.set_yscale("log")
     ax.set_xlabel(fitted["vary"])
     ax.set_ylabel("cost ratio: optimistic / optimized")
     ax.legend(loc="upper left", fontsize=9)
@@ -43,14 +45,17 @@ def _map_panel(fig, ax, ratio_map: dict) -> None:
     xs, ys = ratio_map["xs"], ratio_map["ys"]
     mesh = ax.pcolormesh(xs, ys, log_ratio, cmap="RdBu", norm=norm, shading="nearest")
     colourbar = fig.colorbar(mesh, ax=ax)
-    colourbar.set_label("log10 ratio (above 0: the decomposition wins)")
+    decades = list(range(int(np.ceil(finite.min())), int(np.floor(finite.max())) + 1))
+    ticks = decades[:: -(-len(decades) // 7)] if decades else [0.0]  # powers of ten inside the range, 7 at most
+    colourbar.set_ticks(ticks, labels=[tick(10.0**t) for t in ticks])
+    colourbar.set_label("ratio (above 1: the decomposition wins)")
     if finite.min() < 0 < finite.max():
         contour = ax.contour(xs, ys, log_ratio, levels=[0.0], colors="black", linewidths=1.5)
         ax.clabel(contour, fmt={0.0: "break-even"}, fontsize=8)
     if ratio_map["extrapolated"].any() and not ratio_map["extrapolated"].all():
         ax.contour(xs, ys, ratio_map["extrapolated"].astype(float), levels=[0.5], colors="black",
                    linewidths=1.0, linestyles="dotted")
-    ax.set_yscale("log")
+    style.log_axis(ax, "y", float(ys.min()), float(ys.max()), None, powers_of_two=True, snap=False)
     ax.set_xlabel(ratio_map["x"])
     ax.set_ylabel(f"{ratio_map['y']} (tokens)")
 

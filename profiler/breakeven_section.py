@@ -15,6 +15,7 @@ from profiler.breakeven_figures import breakeven_figure
 from profiler.exercises import EXERCISES
 from profiler.pricing import FittedPricing, PaperPrimitive
 from profiler.report.document import ReportContext, Section, Table
+from profiler.report.units import significant
 
 
 def _verdict(document: dict) -> str:
@@ -40,11 +41,11 @@ def breakeven_sections(ctx: ReportContext) -> list[Section]:
         fixed = ", ".join(f"{name}={value:g}" for name, value in params.items() if name != exercise.main)
         blocks.append(
             f"{exercise.title.capitalize()} ({fixed}): the decomposition {_verdict(fitted)}. At "
-            f"{exercise.main}={params[exercise.main]:g} the ratio is {practical['ratio']:.3g} with measured costs "
-            f"against {practical['paper_ratio']:.3g} by the paper's primitive (its order {exercise.asymptotic} is "
-            f"{practical['order_value']:.3g} there).")
+            f"{exercise.main}={params[exercise.main]:g} the ratio is {significant(practical['ratio'])} with measured "
+            f"costs against {significant(practical['paper_ratio'])} by the paper's primitive (its order "
+            f"{exercise.asymptotic} is {significant(practical['order_value'])} there).")
         rows = tuple((f"{row['value']:g}", format_cost(row["optimistic"], fitted["unit"]),
-                      format_cost(row["optimized"], fitted["unit"]), f"{row['ratio']:.3g}", f"{paper_row['ratio']:.3g}",
+                      format_cost(row["optimized"], fitted["unit"]), significant(row["ratio"]), significant(paper_row["ratio"]),
                       f"{row['longest_context']:,}" + (" *" if row["extrapolated"] else ""))
                      for row, paper_row in zip(fitted["rows"], paper["rows"]))
         extrapolated = any(row["extrapolated"] for row in fitted["rows"])
