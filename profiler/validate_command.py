@@ -3,7 +3,8 @@ cost and break-even against the fitted cost model's predictions.
 
 The cost model is ``<fits>/<model>--<hardware-slug>.json`` of this machine; without one, the
 samples of an earlier run under ``<out>/<hardware-slug>/<model>/`` are fitted, or else the model
-is profiled first (``python -m profiler run``, its own 45 s budget, outside ``--budget``).
+is profiled first (``python -m profiler run --lengths 1:<max positions>``: the exercises' calls
+read and write as few as 1 token, below the default grid; its own time, outside ``--budget``).
 Results go beside the run's files: ``validate-<exercise>.json`` (the ``--json`` document,
 rewritten after every run) and ``validate-<exercise>.png``.
 
@@ -67,8 +68,10 @@ def cost_model_for(model: str, hardware_slug: str, fits: Path, out: Path, thread
         else:
             from profiler.run import RunRequest, run
 
-            console.print(f"no fit {path} and no earlier run: profiling {source.name} first")
-            if run(RunRequest(models=[model], out=out, fits=fits, threads=threads), console) != 0:
+            # from 1 token: the exercises make calls of a few tokens, below the default grid's 8
+            lengths = f"1:{meta_architecture(source).max_positions}"
+            console.print(f"no fit {path} and no earlier run: profiling {source.name} first (lengths {lengths})")
+            if run(RunRequest(models=[model], out=out, fits=fits, threads=threads, lengths=lengths), console) != 0:
                 raise KeyboardInterrupt
     return load_cost_model(path), path
 
