@@ -15,7 +15,7 @@ from profiler.breakeven_figures import breakeven_figure
 from profiler.exercises import EXERCISES
 from profiler.pricing import FittedPricing, PaperPrimitive
 from profiler.report.document import ReportContext, Section, Table
-from profiler.report.units import significant
+from profiler.report.units import significant, tick
 
 
 def _verdict(document: dict) -> str:
@@ -43,7 +43,7 @@ def breakeven_sections(ctx: ReportContext) -> list[Section]:
             f"{exercise.title.capitalize()} ({fixed}): the decomposition {_verdict(fitted)}. At "
             f"{exercise.main}={params[exercise.main]:g} the ratio is {significant(practical['ratio'])} with measured "
             f"costs against {significant(practical['paper_ratio'])} by the paper's primitive (its order "
-            f"{exercise.asymptotic} is {significant(practical['order_value'])} there).")
+            f"{exercise.asymptotic} is {tick(practical['order_value'])} there).")
         rows = tuple((f"{row['value']:g}", format_cost(row["optimistic"], fitted["unit"]),
                       format_cost(row["optimized"], fitted["unit"]), significant(row["ratio"]), significant(paper_row["ratio"]),
                       f"{row['longest_context']:,}" + (" *" if row["extrapolated"] else ""))
