@@ -48,16 +48,16 @@ def _family_beside(path: Path, base) -> list:
             cost_model = load_cost_model(candidate)
         except UserError:
             continue
-        if (cost_model.model["model_type"], cost_model.model["dtype"]) == (base.model["model_type"],
-                                                                           base.model["dtype"]):
+        same_kind = all(cost_model.model[key] == base.model[key] for key in ("model_type", "dtype"))
+        if same_kind:
             members.append(cost_model)
     return members
 
 
 def fitted_pricing(fits: list[Path], roles: list[str], cache: bool, metric: str) -> FittedPricing:
+    """The pricing of ``--fit`` (first: the base model; more: its family), ``--role`` and ``--no-cache``."""
     base = load_cost_model(fits[0])
-    members = [base, *(load_cost_model(path) for path in fits[1:])] if len(fits) > 1 else _family_beside(fits[0],
-                                                                                                        base)
+    members = [base, *map(load_cost_model, fits[1:])] if len(fits) > 1 else _family_beside(fits[0], base)
     family = None
     if metric == "latency_s" and len(members) >= 2:
         try:

@@ -84,3 +84,26 @@ def test_no_cache_costs_more(capsys, fit_path):
         return json.loads(capsys.readouterr().out)["rows"][0]["optimistic"]
 
     assert optimistic("--no-cache") > optimistic()
+
+
+def test_the_family_beside_the_fit_gives_the_size_law(fit_path, tmp_path):
+    import shutil
+
+    from profiler.breakeven_command import fitted_pricing
+
+    folder = tmp_path / "fits"
+    folder.mkdir()
+    base = shutil.copy(fit_path, folder / fit_path.name)
+    document = json.loads(fit_path.read_text())
+    document["model"] |= {"name": "tiny2", "non_embedding_params": 2 * document["model"]["non_embedding_params"]}
+    for curve in (metrics["latency_s"] for metrics in document["curves"].values()):
+        for name in ("a", "b"):
+            curve["params"][name]["value"] *= 1.5
+            curve["params"][name]["ci95"] = [v * 1.5 for v in curve["params"][name]["ci95"]]
+    (folder / fit_path.name.replace("tiny--", "tiny2--")).write_text(json.dumps(document))
+    pricing = fitted_pricing([base], [], cache=True, metric="latency_s")
+    assert [m.model["name"] for m in pricing.family.members] == ["tiny", "tiny2"]
+    assert "size law of the family tiny, tiny2" in pricing.assumptions(resized=True)[0]
+    assert pricing.price("generalist", 32, 4, size=2.0) > pricing.price("generalist", 32, 4)
+    alone = fitted_pricing([fit_path], [], cache=True, metric="latency_s")
+    assert alone.family is None
