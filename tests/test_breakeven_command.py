@@ -96,14 +96,18 @@ def test_the_family_beside_the_fit_gives_the_size_law(fit_path, tmp_path):
     base = shutil.copy(fit_path, folder / fit_path.name)
     document = json.loads(fit_path.read_text())
     document["model"] |= {"name": "tiny2", "non_embedding_params": 2 * document["model"]["non_embedding_params"]}
-    for curve in (metrics["latency_s"] for metrics in document["curves"].values()):
+    for curve in (metrics["latency_s"] for metrics in document["curves"].values()):  # tiny2 costs 1.5 times more
         for name in ("a", "b"):
             curve["params"][name]["value"] *= 1.5
             curve["params"][name]["ci95"] = [v * 1.5 for v in curve["params"][name]["ci95"]]
+        for candidate in curve["candidates"]:
+            candidate["params"] = {name: value * (1.5 if name != "p" else 1) for name, value in candidate["params"].items()}
     (folder / fit_path.name.replace("tiny--", "tiny2--")).write_text(json.dumps(document))
     pricing = fitted_pricing([base], [], cache=True, metric="latency_s")
     assert [m.model["name"] for m in pricing.family.members] == ["tiny", "tiny2"]
     assert "size law of the family tiny, tiny2" in pricing.assumptions(resized=True)[0]
-    assert pricing.price("generalist", 32, 4, size=2.0) > pricing.price("generalist", 32, 4)
+    # twice tiny's size is tiny2: the law (through the members' quadratic candidates) prices it 1.5 times tiny
+    at_tiny = pricing.family.at_params(document["model"]["non_embedding_params"] / 2).call(32, 4)
+    assert pricing.price("generalist", 32, 4, size=2.0) == pytest.approx(1.5 * at_tiny, rel=1e-6)
     alone = fitted_pricing([fit_path], [], cache=True, metric="latency_s")
     assert alone.family is None
