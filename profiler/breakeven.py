@@ -166,15 +166,28 @@ def monte_carlo(exercise: type[Exercise], params: dict, pricing, seeds: int) -> 
 
 
 def _spread(exercise: type[Exercise], variant: str, params: dict, pricing, seeds: int) -> dict:
-    sizes = exercise.role_sizes(params)
-    totals = []
-    for seed in range(seeds):
-        recorder = CallRecorder(limit=MONTE_CARLO_CALLS)
-        try:
-            getattr(exercise, variant)(params, recorder, np.random.default_rng(seed))
-        except TooManyCalls as err:
-            return {"skipped": f"a run made {err}"}
-        totals.append(sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
-                          for call, count in recorder.counts.items()))
+    try:
+        totals = priced_runs(exercise, variant, params, pricing, range(seeds), limit=MONTE_CARLO_CALLS)
+    except TooManyCalls as err:
+        return {"skipped": f"a run made {err}"}
     p5, p95 = np.percentile(totals, [5, 95])
     return {"mean": float(np.mean(totals)), "p5": float(p5), "p95": float(p95), "seeds": seeds}
+
+
+def price_calls(recorder: CallRecorder, pricing, sizes: dict) -> float:
+    """The cost of the calls a program made, each distinct call priced once."""
+    return sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
+               for call, count in recorder.counts.items())
+
+
+def priced_runs(exercise: type[Exercise], variant: str, params: dict, pricing, seeds, limit: int | None = None
+                ) -> list[float]:
+    """The cost of ``variant``'s program run once per seed in ``seeds`` (its oracle's draws), calls
+    recorded and priced; ``TooManyCalls`` when a run makes more than ``limit`` calls."""
+    sizes = exercise.role_sizes(params)
+    totals = []
+    for seed in seeds:
+        recorder = CallRecorder(limit=limit)
+        getattr(exercise, variant)(params, recorder, np.random.default_rng(seed))
+        totals.append(price_calls(recorder, pricing, sizes))
+    return totals

@@ -41,9 +41,11 @@ def parameters_help() -> str:
 
 
 def _family_beside(path: Path, base) -> list:
-    """Cost models of the base model's family (same architecture, hardware, dtype) in its folder."""
-    members = []
+    """The base model and the others of its family (same architecture, hardware, dtype) in its folder."""
+    members = [base]
     for candidate in sorted(path.parent.glob(f"*--{base.document['hardware_slug']}.json")):
+        if candidate.resolve() == path.resolve():
+            continue
         try:
             cost_model = load_cost_model(candidate)
         except UserError:

@@ -41,11 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from profiler.breakeven import check_variable, crossing, sweep
+from profiler.breakeven import check_variable, crossing, price_calls, priced_runs, sweep
 from profiler.errors import UserError
 from profiler.exercises import VARIANTS, Exercise
 from profiler.execution import ModelBackend, OutOfTime
-from profiler.lba import CallRecorder
 from profiler.loading import LoadedModel
 from profiler.pricing import FittedPricing
 
@@ -76,25 +75,14 @@ def steady(run: dict) -> bool:
     return all(abs(run[key] - 1) <= SPEED_TOLERANCE for key in ("speed_before", "speed_after"))
 
 
-def price_calls(recorder: CallRecorder, pricing, sizes: dict) -> float:
-    """The predicted cost of the calls a run made, each distinct call priced once."""
-    return sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
-               for call, count in recorder.counts.items())
-
-
 def predicted_interval(exercise: type[Exercise], params: dict, pricing, seeds: int,
                        batches: int = INTERVAL_BATCHES) -> dict[str, list[float]]:
     """Per variant, the 5-95% interval of the mean cost of ``seeds`` runs: the programs run with
     a recording backend over ``batches * seeds`` other seeded draws, each call priced."""
-    sizes = exercise.role_sizes(params)
     interval = {}
     for variant in VARIANTS:
-        totals = []
-        for run in range(batches * seeds):
-            recorder = CallRecorder()
-            getattr(exercise, variant)(params, recorder, np.random.default_rng(SIMULATION_SEED + run))
-            totals.append(price_calls(recorder, pricing, sizes))
-        means = np.asarray(totals).reshape(batches, seeds).mean(axis=1)
+        simulated = range(SIMULATION_SEED, SIMULATION_SEED + batches * seeds)
+        means = np.asarray(priced_runs(exercise, variant, params, pricing, simulated)).reshape(batches, seeds).mean(1)
         interval[variant] = [float(q) for q in np.percentile(means, INTERVAL)]
     return interval
 
@@ -159,8 +147,9 @@ def _summarise(document: dict) -> None:
         measured = row["measured_optimistic"], row["measured_optimized"]
         row["measured_ratio"] = measured[0] / measured[1] if None not in measured else None
     rows = [row for row in document["rows"] if row["measured_ratio"] is not None]
-    value, winner = crossing([r["value"] for r in rows], [r["measured_ratio"] for r in rows]) if rows else (None,
-                                                                                                           None)
+    value, winner = None, None
+    if rows:
+        value, winner = crossing([r["value"] for r in rows], [r["measured_ratio"] for r in rows])
     document["measured_breakeven"], document["measured_winner_throughout"] = value, winner
     document["targets"] = assess(document)
 

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.breakeven import check_variable, exercise_named, parse_settings, parse_values
+from profiler.breakeven_command import format_cost
 from profiler.catalog import resolve_model
 from profiler.cost_model import CostModel
 from profiler.devices import dtype_name, resolve_device, resolve_dtype
@@ -77,9 +78,7 @@ def cost_model_for(model: str, hardware_slug: str, fits: Path, out: Path, thread
 
 
 def _cost(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value * 1e3:,.1f} ms" if value < 1 else f"{value:,.2f} s"
+    return "-" if value is None else format_cost(value, "s")
 
 
 def _error(value: float | None) -> str:

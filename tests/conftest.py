@@ -27,6 +27,18 @@ def save_tiny(folder, kind: str):
     return folder
 
 
+def run_tiny(root, kind: str):
+    """``python -m profiler run`` of a tiny ``kind`` model under ``root`` (reports/, fits/): its run folder."""
+    from profiler.cli import main
+
+    tiny = save_tiny(root / "tiny", kind)
+    argv = ["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
+            "--out", str(root / "reports"), "--fits", str(root / "fits")]
+    assert main(argv) == 0
+    (folder,) = (root / "reports").glob("*/tiny")
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _work_in_a_scratch_folder(tmp_path, monkeypatch):
     """Runs write reports/ and fits/ under the working directory: never into the checkout."""
@@ -61,15 +73,8 @@ def fitted_pricing():
 def tiny_run(tmp_path_factory):
     """One real run of a tiny random-weight model, shared by the report tests: ``(run folder, fits folder)``.
     ``run`` ends with its fit and its report."""
-    from profiler.cli import main
-
     root = tmp_path_factory.mktemp("tiny-run")
-    tiny = save_tiny(root / "tiny", "gpt2")
-    argv = ["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
-            "--out", str(root / "reports"), "--fits", str(root / "fits")]
-    assert main(argv) == 0
-    (folder,) = (root / "reports").glob("*/tiny")
-    return folder, root / "fits"
+    return run_tiny(root, "gpt2"), root / "fits"
 
 
 @pytest.fixture(scope="session")

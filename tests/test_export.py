@@ -6,19 +6,13 @@ from profiler.cli import main
 from profiler.cost_model import CostModel
 from profiler.errors import UserError
 from profiler.export import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
-from tests.conftest import save_tiny
+from tests.conftest import run_tiny
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A real run of a tiny model: samples.csv, run.json, hardware.json, and the fit it ended with."""
-    root = tmp_path_factory.mktemp("export")
-    tiny = save_tiny(root / "tiny", "llama")
-    argv = ["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",
-            "--out", str(root / "reports"), "--fits", str(root / "fits")]
-    assert main(argv) == 0
-    (folder,) = (root / "reports").glob("*/tiny")
-    return folder
+    return run_tiny(tmp_path_factory.mktemp("export"), "llama")
 
 
 def test_run_ends_by_writing_a_valid_fit(run_folder):
