@@ -1,9 +1,9 @@
 """How long pricing a whole 2-D break-even map from a fitted cost model takes.
 
-What: for each exercise, ``profiler.breakeven.ratio_map`` -- its default 40 x 40 grid of
+What: for each exercise, ``profiler.lba.breakeven.ratio_map`` -- its default 40 x 40 grid of
 two parameters (k x n for k-task routing, k x l for debugging and evolution), the others at
 their defaults, both variants and every role priced in closed form by
-``profiler.pricing.FittedPricing`` -- timed in-process with ``time.perf_counter``, median of
+``profiler.lba.pricing.FittedPricing`` -- timed in-process with ``time.perf_counter``, median of
 five after one untimed call, with and without a KV cache. The fit is the first argument,
 or ``fits/gpt2--*.json``; the fits of the same family beside it give the k-task's size law,
 as ``python -m profiler breakeven`` does.
@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from profiler.breakeven import ratio_map
-from profiler.breakeven_command import fitted_pricing
-from profiler.exercises import EXERCISES
+from profiler.lba.breakeven import ratio_map
+from profiler.cli.breakeven import fitted_pricing
+from profiler.lba.exercises import EXERCISES
 
 TARGET_S = 1.0
 

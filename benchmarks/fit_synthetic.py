@@ -1,7 +1,7 @@
 """Does the curve fit recover curves whose answer is known? Synthetic samples, many seeds.
 
 What: for three latency-like curves on the default grid of a 1024-position model
-(``profiler.grid.default_lengths(1024)``: 15 lengths, 8..1024), 5 samples per length
+(``profiler.measure.grid.default_lengths(1024)``: 15 lengths, 8..1024), 5 samples per length
 (``--repeats``; about what a default gpt2 sweep gathers),
 
 - affine     ``0.04 s + 8e-4 s/token * n``
@@ -10,7 +10,7 @@ What: for three latency-like curves on the default grid of a 1024-position model
 
 each sample is the true value times ``(1 + 0.03 z)``, ``z`` standard normal (3%
 multiplicative noise), and in each data set 3 samples, drawn at random, are multiplied by 3
-(a pass caught by a slow spell). ``profiler.fit.fit_curve(n, y, "s", seed=seed)`` fits every
+(a pass caught by a slow spell). ``profiler.costmodel.fit.fit_curve(n, y, "s", seed=seed)`` fits every
 data set, for seeds 0..S-1 per curve (the seed draws the data and the bootstrap). Reported
 per curve: how often the true form was chosen by AICc; for each true coefficient, the
 fraction of seeds whose 95% interval contains it (a seed that chose another form counts as
@@ -51,9 +51,9 @@ import time
 import numpy as np
 from scipy.optimize import least_squares
 
-from profiler.fit import fit_curve
-from profiler.forms import FORMS
-from profiler.grid import default_lengths
+from profiler.costmodel.fit import fit_curve
+from profiler.costmodel.forms import FORMS
+from profiler.measure.grid import default_lengths
 
 MAX_POSITIONS = 1024
 DEFAULT_REPEATS = 5

@@ -1,8 +1,8 @@
 """FLOPs of a pass two ways: counted by FlopCounterMode, and by the analytic formula.
 
 What: for gpt2 and smollm2-135m (random weights, float32, CPU) at n=1024, the FLOPs that
-``profiler.flops.count_flops`` counts (torch's FlopCounterMode plus the project's formula
-for the CPU SDPA kernel) against ``profiler.flops.pass_flops``, for
+``profiler.measure.flops.count_flops`` counts (torch's FlopCounterMode plus the project's formula
+for the CPU SDPA kernel) against ``profiler.measure.flops.pass_flops``, for
 
 - prefill: 1024 prompt tokens, next-token logits only (``Passes.prefill``);
 - forward: 1024 tokens, no cache, last position's logits (``Passes.forward``);
@@ -34,10 +34,10 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from profiler.catalog import resolve_model
-from profiler.flops import count_flops, pass_flops
-from profiler.loading import load_model
-from profiler.passes import Passes
+from profiler.measure.catalog import resolve_model
+from profiler.measure.flops import count_flops, pass_flops
+from profiler.measure.loading import load_model
+from profiler.measure.passes import Passes
 
 N_CTX = 1024
 TARGET_REL = 0.01

@@ -6,7 +6,7 @@ model's modeling module, so import and first-use costs fall outside the timed pa
 are paid alike by both ways. Naive: ``AutoConfig.from_pretrained("models/<name>")`` then
 ``AutoModelForCausalLM.from_config(config)`` (float32, torch's per-element weight
 initialisation). Project: ``load_model(resolve_model(name), cpu, float32)``, which builds
-on the meta device and fills weights by tiling one random block (``profiler.loading``).
+on the meta device and fills weights by tiling one random block (``profiler.measure.loading``).
 Three subprocesses per way and model; the median is reported.
 
 The ``cold`` rows show what a user sees instead: only torch and transformers imported
@@ -39,8 +39,8 @@ import json, time
 import torch, transformers
 {imports}
 from transformers import AutoConfig, AutoModelForCausalLM
-from profiler.catalog import resolve_model
-from profiler.loading import load_model
+from profiler.measure.catalog import resolve_model
+from profiler.measure.loading import load_model
 """
 _WARM_IMPORTS = "import accelerate, transformers.models.{model_type}.modeling_{model_type}"
 _NAIVE = _PRELUDE + """

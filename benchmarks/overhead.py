@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from profiler.catalog import resolve_model
-from profiler.loading import load_model
-from profiler.passes import Passes
-from profiler.samples import SampleWriter, read_samples
-from profiler.sweep import Sweep
+from profiler.measure.catalog import resolve_model
+from profiler.measure.loading import load_model
+from profiler.measure.passes import Passes
+from profiler.measure.samples import SampleWriter, read_samples
+from profiler.measure.sweep import Sweep
 
 N_CTX = 256
 TARGET_RATIO, TOLERANCE = 1.00, 0.03

@@ -41,7 +41,7 @@ def _example() -> tuple[Path, Path] | None:
     """This machine's gpt2 run of ``bin/profile`` (the committed example on the project's machine), if any."""
     import torch
 
-    from profiler.hardware import fingerprint, slug
+    from profiler.measure.hardware import fingerprint, slug
 
     folder = ROOT / "reports" / slug(fingerprint(torch.device("cpu"))) / "gpt2"
     return (folder, ROOT / "fits") if (folder / "samples.csv").is_file() else None

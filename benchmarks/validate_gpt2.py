@@ -1,7 +1,7 @@
 """How close the fitted cost model's predictions come to real runs of the paper's three exercises.
 
 What: ``python -m profiler validate --model gpt2 --exercise all --json`` with its default grids
-(``profiler.validate_command.VALIDATE_GRIDS``): each exercise's optimistic and optimized
+(``profiler.cli.validate.VALIDATE_GRIDS``): each exercise's optimistic and optimized
 program run with real gpt2 calls (random weights, forced output lengths; every role by gpt2),
 the wall time of each run against the prediction of gpt2's fit on this machine (profiled
 first when there is none). Extra arguments go to the command (e.g. ``--threads 1`` on a
@@ -27,8 +27,8 @@ import json
 import os
 import sys
 
-from profiler.cli import main as profiler_main
-from profiler.validate import steady
+from profiler.cli.main import main as profiler_main
+from profiler.lba.validate import steady
 
 
 def _ms(value) -> str:  # milliseconds

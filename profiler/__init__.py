@@ -1,28 +1,40 @@
-"""aalp-profiler: measure what one LLM forward pass really costs, on your own hardware."""
+"""aalp-profiler: measure what one LLM forward pass really costs, on your own hardware.
 
-from profiler.architecture import Architecture
-from profiler.catalog import ModelSource, resolve_model
-from profiler.cost_model import CostModel, ExtrapolationWarning
-from profiler.export import load_cost_model
-from profiler.fit import CurveFit, fit_curve
-from profiler.flops import count_flops, generate_flops, pass_flops
-from profiler.loading import LoadedModel, load_model
-from profiler.samples import COLUMNS, read_samples
+The package is layered along the data flow, each layer a subpackage that imports only the
+ones before it: ``measure`` (passes timed -> ``samples.csv``) -> ``costmodel`` (fits ->
+``fits/*.json``) -> ``lba`` (the paper's programs priced and run) -> ``report`` -> ``cli``.
+The public names below are imported on first use, so ``import profiler`` loads neither torch
+nor transformers; ``load_cost_model`` and ``CostModel`` never need them.
+"""
 
-__all__ = [
-    "COLUMNS",
-    "Architecture",
-    "CostModel",
-    "CurveFit",
-    "ExtrapolationWarning",
-    "LoadedModel",
-    "ModelSource",
-    "count_flops",
-    "fit_curve",
-    "generate_flops",
-    "load_cost_model",
-    "load_model",
-    "pass_flops",
-    "read_samples",
-    "resolve_model",
-]
+from importlib import import_module
+
+_PUBLIC = {
+    "Architecture": "profiler.measure.architecture",
+    "COLUMNS": "profiler.measure.samples",
+    "CostModel": "profiler.costmodel.cost_model",
+    "CurveFit": "profiler.costmodel.fit",
+    "ExtrapolationWarning": "profiler.costmodel.cost_model",
+    "LoadedModel": "profiler.measure.loading",
+    "ModelSource": "profiler.measure.catalog",
+    "count_flops": "profiler.measure.flops",
+    "fit_curve": "profiler.costmodel.fit",
+    "generate_flops": "profiler.measure.flops",
+    "load_cost_model": "profiler.costmodel.fit_file",
+    "load_model": "profiler.measure.loading",
+    "pass_flops": "profiler.measure.flops",
+    "read_samples": "profiler.measure.samples",
+    "resolve_model": "profiler.measure.catalog",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'profiler' has no attribute {name!r}")
+    return getattr(import_module(_PUBLIC[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

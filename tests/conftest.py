@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import GPT2Config, LlamaConfig, Qwen2Config
 
-from profiler.catalog import ModelSource
-from profiler.loading import load_model
+from profiler.measure.catalog import ModelSource
+from profiler.measure.loading import load_model
 
 TINY_MAX_POSITIONS = 128
 
@@ -29,7 +29,7 @@ def save_tiny(folder, kind: str):
 
 def run_tiny(root, kind: str):
     """``python -m profiler run`` of a tiny ``kind`` model under ``root`` (reports/, fits/): its run folder."""
-    from profiler.cli import main
+    from profiler.cli.main import main
 
     tiny = save_tiny(root / "tiny", kind)
     argv = ["run", "--model", str(tiny), "--lengths", "8,16,32,64,128", "--budget", "4",

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from profiler.cost_model import CostModel
-from profiler.fit import fit_curve
-from profiler.pricing import FittedPricing
+from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.fit import fit_curve
+from profiler.lba.pricing import FittedPricing
 
 N = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 2).astype(float)
 CURVES = {"prefill": lambda n: 0.04 + 8e-4 * n + 3e-7 * n**2, "decode": lambda c: 0.03 + 1e-5 * c,

@@ -1,7 +1,7 @@
 import torch
 
-from profiler.catalog import resolve_model
-from profiler.loading import meta_architecture
+from profiler.measure.catalog import resolve_model
+from profiler.measure.loading import meta_architecture
 
 
 def test_gpt2_numbers_match_the_published_model():

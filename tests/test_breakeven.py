@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from profiler.breakeven import (crossing, evaluate, exercise_named, monte_carlo, parse_settings, parse_values,
+from profiler.lba.breakeven import (crossing, evaluate, exercise_named, monte_carlo, parse_settings, parse_values,
                                 ratio_map, sweep)
 from profiler.errors import UserError
-from profiler.exercises import Debugging, Evolution, KTask
-from profiler.pricing import PaperPrimitive
+from profiler.lba.exercises import Debugging, Evolution, KTask
+from profiler.lba.pricing import PaperPrimitive
 
 PAPER = PaperPrimitive()
 

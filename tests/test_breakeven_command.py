@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from profiler.cli import main
+from profiler.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_no_cache_costs_more(capsys, fit_path):
 def test_the_family_beside_the_fit_gives_the_size_law(fit_path, tmp_path):
     import shutil
 
-    from profiler.breakeven_command import fitted_pricing
+    from profiler.cli.breakeven import fitted_pricing
 
     folder = tmp_path / "fits"
     folder.mkdir()

@@ -1,4 +1,4 @@
-from profiler.exercises import EXERCISES
+from profiler.lba.exercises import EXERCISES
 
 
 def test_the_report_prices_the_three_exercises(tiny_run):

@@ -1,6 +1,6 @@
 import pytest
 
-from profiler.catalog import named_models, resolve_model
+from profiler.measure.catalog import named_models, resolve_model
 from profiler.errors import UserError
 from tests.conftest import save_tiny
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from profiler.cli import main
-from profiler.samples import COLUMNS
+from profiler.cli.main import main
+from profiler.measure.samples import COLUMNS
 from tests.conftest import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]

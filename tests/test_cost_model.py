@@ -3,8 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
-from profiler.cost_model import CostModel, ExtrapolationWarning, linearity_horizon
-from profiler.fit import fit_curve
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, linearity_horizon
+from profiler.costmodel.fit import fit_curve
 
 N = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 3).astype(float)
 PREFILL = lambda n: 0.04 + 8e-4 * n + 3e-7 * n**2  # noqa: E731

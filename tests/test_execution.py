@@ -5,9 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from profiler.exercises import Debugging
-from profiler.execution import ModelBackend, OutOfTime, TooLong
-from profiler.lba import Call, CallRecorder
+from profiler.lba.exercises import Debugging
+from profiler.lba.execution import ModelBackend, OutOfTime, TooLong
+from profiler.lba.calls import Call, CallRecorder
 from tests.conftest import TINY_MAX_POSITIONS
 
 

@@ -5,10 +5,10 @@ paper's improvements."""
 import numpy as np
 import pytest
 
-from profiler.exercises import EXERCISES, Debugging, Evolution, KTask
-from profiler.exercises.evolution import expected_global_steps
-from profiler.lba import Call, CallRecorder
-from profiler.pricing import PaperPrimitive
+from profiler.lba.exercises import EXERCISES, Debugging, Evolution, KTask
+from profiler.lba.exercises.evolution import expected_global_steps
+from profiler.lba.calls import Call, CallRecorder
+from profiler.lba.pricing import PaperPrimitive
 
 PAPER = PaperPrimitive()
 

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from profiler.cli import main
-from profiler.cost_model import CostModel
+from profiler.cli.main import main
+from profiler.costmodel.cost_model import CostModel
 from profiler.errors import UserError
-from profiler.export import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
 from tests.conftest import run_tiny
 
 

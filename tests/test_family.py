@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from profiler.cost_model import CostModel
-from profiler.family import FamilyCostModel, PowerLaw
-from profiler.fit import fit_curve
+from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.family import FamilyCostModel, PowerLaw
+from profiler.costmodel.fit import fit_curve
 
 N = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 2).astype(float)
 SIZES = {"small": (40e6, 6, 768), "base": (85e6, 12, 768), "medium": (300e6, 24, 1024), "large": (700e6, 36, 1280)}

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from profiler import fit as fit_module
-from profiler.fit import CurveFit, aicc, fit_curve
-from profiler.forms import FORMS
+from profiler.costmodel import fit as fit_module
+from profiler.costmodel.fit import CurveFit, aicc, fit_curve
+from profiler.costmodel.forms import FORMS
 
 LENGTHS = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 5).astype(float)
 TRUTHS = {

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from profiler.catalog import ModelSource, resolve_model
-from profiler.flops import count_flops, generate_flops, pass_flops
-from profiler.loading import load_model, meta_architecture
-from profiler.passes import Passes
+from profiler.measure.catalog import ModelSource, resolve_model
+from profiler.measure.flops import count_flops, generate_flops, pass_flops
+from profiler.measure.loading import load_model, meta_architecture
+from profiler.measure.passes import Passes
 from tests.conftest import save_tiny
 
 

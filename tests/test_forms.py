@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from profiler.forms import AFFINE, POWER, QUADRATIC
+from profiler.costmodel.forms import AFFINE, POWER, QUADRATIC
 
 
 @pytest.mark.parametrize("form, theta", [(AFFINE, [0.5, 2e-3]), (QUADRATIC, [0.5, 2e-3, 1e-6]), (POWER, [0.5, 2e-3, 1.3])])

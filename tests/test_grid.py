@@ -1,7 +1,7 @@
 import pytest
 
 from profiler.errors import UserError
-from profiler.grid import check_lengths, default_lengths, generate_pairs, geometric, parse_lengths
+from profiler.measure.grid import check_lengths, default_lengths, generate_pairs, geometric, parse_lengths
 
 
 def test_lists_and_ranges():

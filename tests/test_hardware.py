@@ -1,7 +1,7 @@
 import torch
 
-from profiler.ceilings import matmul_flops_per_s, memory_bandwidth_bytes_per_s
-from profiler.hardware import fingerprint, slug
+from profiler.measure.ceilings import matmul_flops_per_s, memory_bandwidth_bytes_per_s
+from profiler.measure.hardware import fingerprint, slug
 
 
 def test_fingerprint_holds_what_makes_results_comparable():

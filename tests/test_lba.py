@@ -1,6 +1,6 @@
 import pytest
 
-from profiler.lba import Call, CallRecorder, TooManyCalls
+from profiler.lba.calls import Call, CallRecorder, TooManyCalls
 
 
 def test_recorder_counts_distinct_calls_in_order():

@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from profiler.catalog import ModelSource
+from profiler.measure.catalog import ModelSource
 from profiler.errors import UserError
-from profiler.loading import load_model
+from profiler.measure.loading import load_model
 from tests.conftest import save_tiny, tiny_config
 
 

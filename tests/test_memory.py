@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from profiler.memory import PeakMemory, kv_cache_bytes
-from profiler.passes import Passes
+from profiler.measure.memory import PeakMemory, kv_cache_bytes
+from profiler.measure.passes import Passes
 
 MIB = 2**20
 

@@ -18,7 +18,7 @@ def test_wheel_ships_the_model_configs_and_finds_them(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    probe = ("from profiler.catalog import resolve_model; from profiler.export import _SCHEMA_PATHS; "
+    probe = ("from profiler.measure.catalog import resolve_model; from profiler.costmodel.fit_file import _SCHEMA_PATHS; "
              "assert _SCHEMA_PATHS[0].is_file(); print(resolve_model('qwen2.5-0.5b').path)")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

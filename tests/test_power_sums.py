@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from profiler.power_sums import sum_of_powers
+from profiler.costmodel.power_sums import sum_of_powers
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 1.0, 1.118, 2.0, 3.0])

@@ -3,9 +3,9 @@ import warnings
 import numpy as np
 import pytest
 
-from profiler.cost_model import ExtrapolationWarning
-from profiler.family import FamilyCostModel
-from profiler.pricing import FittedPricing, PaperPrimitive
+from profiler.costmodel.cost_model import ExtrapolationWarning
+from profiler.costmodel.family import FamilyCostModel
+from profiler.lba.pricing import FittedPricing, PaperPrimitive
 from tests.fitted import cost_model
 
 

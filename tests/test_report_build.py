@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from profiler.cli import main
-from profiler.cost_model import CostModel
+from profiler.cli.main import main
+from profiler.costmodel.cost_model import CostModel
 from profiler.report import Section, write_report
 from profiler.report.build import HTML, MARKDOWN
 from profiler.report.style import figure

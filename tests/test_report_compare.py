@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from profiler.cli import main
+from profiler.cli.main import main
 from profiler.report.compare import HTML, MARKDOWN
 from tests.test_report_build import assert_self_contained, assert_valid_figure
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from profiler.cost_model import CostModel
-from profiler.fit import fit_curve
+from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.fit import fit_curve
 from profiler.report.uncertainty import CallIntervals, coefficient_draws, curve_band, design_correlation, ratio_interval
 from tests.fitted import CURVES
 

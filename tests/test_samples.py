@@ -1,6 +1,6 @@
 import csv
 
-from profiler.samples import COLUMNS, SampleWriter, read_samples
+from profiler.measure.samples import COLUMNS, SampleWriter, read_samples
 
 
 def test_rows_reach_the_disk_as_written(tmp_path):

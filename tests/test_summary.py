@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from profiler.summary import pass_bytes, point_table, roofline_latency_s
+from profiler.measure.summary import pass_bytes, point_table, roofline_latency_s
 
 CEILINGS = {"peak_matmul_flops_per_s": 1e9, "memory_bandwidth_bytes_per_s": 1e8}
 

@@ -3,12 +3,12 @@ import time
 import pytest
 import torch
 
-from profiler.flops import generate_flops, pass_flops
-from profiler.grid import default_lengths
-from profiler.passes import Passes
-from profiler.samples import SampleWriter, read_samples
-from profiler.sweep import Sweep
-from profiler.timing import RepeatPolicy
+from profiler.measure.flops import generate_flops, pass_flops
+from profiler.measure.grid import default_lengths
+from profiler.measure.passes import Passes
+from profiler.measure.samples import SampleWriter, read_samples
+from profiler.measure.sweep import Sweep
+from profiler.measure.timing import RepeatPolicy
 
 FAST = RepeatPolicy(min_repeats=3, max_repeats=5)
 
@@ -152,8 +152,8 @@ def test_drift_check_catches_a_machine_that_slowed_down(tiny_loaded, tmp_path, m
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_sweep_records_allocator_peaks(tmp_path):
-    from profiler.catalog import ModelSource
-    from profiler.loading import load_model
+    from profiler.measure.catalog import ModelSource
+    from profiler.measure.loading import load_model
     from tests.conftest import save_tiny
 
     folder = save_tiny(tmp_path / "tiny", "llama")

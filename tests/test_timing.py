@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from profiler.timing import RepeatPolicy, enough_repeats, is_unstable, median_ci_rel, time_pass
+from profiler.measure.timing import RepeatPolicy, enough_repeats, is_unstable, median_ci_rel, time_pass
 
 
 def test_time_pass_measures_a_sleep():

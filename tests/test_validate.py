@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from profiler.catalog import ModelSource
-from profiler.cli import main
-from profiler.exercises import Debugging, Evolution, KTask
-from profiler.export import load_cost_model
-from profiler.lba import CallRecorder
-from profiler.loading import load_model
-from profiler.pricing import FittedPricing
-from profiler.validate import assess, grid_position, validate
+from profiler.measure.catalog import ModelSource
+from profiler.cli.main import main
+from profiler.lba.exercises import Debugging, Evolution, KTask
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.lba.calls import CallRecorder
+from profiler.measure.loading import load_model
+from profiler.lba.pricing import FittedPricing
+from profiler.lba.validate import assess, grid_position, validate
 
 
 @pytest.fixture(scope="module")

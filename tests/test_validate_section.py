@@ -1,8 +1,8 @@
 from types import SimpleNamespace
 
-from profiler.cli import main
+from profiler.cli.main import main
 from profiler.report import write_report
-from profiler.validate_section import validation_sections
+from profiler.report.validate_section import validation_sections
 
 
 def test_the_report_shows_what_validate_measured(tiny_fit, capsys):

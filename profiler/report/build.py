@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiler.cost_model import PHASES
+from profiler.costmodel.cost_model import PHASES
 from profiler.errors import UserError
 from profiler.report import style
 from profiler.report.calls import measured_calls_table, typical_calls_table
@@ -28,8 +28,10 @@ from profiler.report.fig_throughput import throughput_figure
 from profiler.report.html import render_html
 from profiler.report.inputs import RunData, load_run
 from profiler.report.markdown import render_markdown
+from profiler.report.breakeven_section import breakeven_sections
 from profiler.report.uncertainty import CallIntervals
 from profiler.report.units import interval, quantity, share
+from profiler.report.validate_section import validation_sections
 
 MARKDOWN, HTML = "report.md", "report.html"
 
@@ -37,9 +39,6 @@ MARKDOWN, HTML = "report.md", "report.html"
 def section_providers() -> list[SectionProvider]:
     """Sections made elsewhere that every report includes, after the typical-call table and before
     the caveats (see ``profiler.report.document``)."""
-    from profiler.breakeven_section import breakeven_sections
-    from profiler.validate_section import validation_sections
-
     return [breakeven_sections, validation_sections]
 
 

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from profiler.cost_model import ExtrapolationWarning
+from profiler.costmodel.cost_model import ExtrapolationWarning
 from profiler.report.document import Table
 from profiler.report.uncertainty import CallIntervals
 from profiler.report.units import interval, quantity

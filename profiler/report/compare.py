@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from profiler.cost_model import PHASES, CostModel
+from profiler.costmodel.cost_model import PHASES, CostModel
 from profiler.errors import UserError
-from profiler.export import load_cost_model
+from profiler.costmodel.fit_file import load_cost_model
 from profiler.report import style
 from profiler.report.build import WrittenReport
 from profiler.report.calls import call_note, impossible, positions_needed, typical_grid

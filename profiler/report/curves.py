@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiler.cost_model import CostModel
-from profiler.fit import CurveFit
+from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.fit import CurveFit
 from profiler.report import style
 from profiler.report.uncertainty import CallIntervals, curve_band
 

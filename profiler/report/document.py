@@ -20,7 +20,7 @@ from typing import Union
 
 import pandas as pd
 
-from profiler.cost_model import CostModel
+from profiler.costmodel.cost_model import CostModel
 from profiler.report import style
 from profiler.report.uncertainty import CallIntervals
 

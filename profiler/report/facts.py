@@ -7,8 +7,8 @@ description (``run.json``'s or a fit file's) or a ``run.json``; ``compare`` sets
 
 from __future__ import annotations
 
-from profiler.cost_model import CostModel
-from profiler.fit import CurveFit
+from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.fit import CurveFit
 from profiler.report.document import Table
 from profiler.report.units import quantity, scale, significant
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import seaborn as sns
 
-from profiler.console import PHASE_TITLES
+from profiler.measure.samples import PHASE_TITLES
 from profiler.report import style
 from profiler.report.curves import FitSeries, draw_fit, extrapolated_limit
 from profiler.report.facts import formula

@@ -1,6 +1,6 @@
 """Peak memory and KV-cache bytes against context length, with the device's memory marked.
 
-Peak memory is what ``profiler.memory`` measured: the GPU allocator's peak, or on a CPU the
+Peak memory is what ``profiler.measure.memory`` measured: the GPU allocator's peak, or on a CPU the
 process's peak resident memory (weights, the Python runtime and the pass's activations);
 points are the largest over a point's repeats, curves the fitted ``peak_mem_bytes`` with the
 95% band. The KV cache is the bytes of keys and values held after a prefill of n tokens.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.lines import Line2D
 
-from profiler.cost_model import PHASES
+from profiler.costmodel.cost_model import PHASES
 from profiler.report import style
 from profiler.report.curves import FitSeries, draw_fit, extrapolated_limit
 

@@ -5,7 +5,7 @@ Tokens per second of a pass: ``n / latency`` for prefill and forward (n tokens i
 latency. Points are the run's per-point medians with their 95% interval; curves the fitted
 latency (and exact FLOPs) curves with the 95% band. The ceiling is the measured matmul peak;
 each phase's dotted line is its roofline bound, ``max(FLOPs / peak, bytes / bandwidth)``
-turned into FLOP/s (``profiler.summary``): decode sits far below the peak because it is
+turned into FLOP/s (``profiler.measure.summary``): decode sits far below the peak because it is
 bound by memory bandwidth, not arithmetic.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.lines import Line2D
 
-from profiler.cost_model import PHASES
+from profiler.costmodel.cost_model import PHASES
 from profiler.report import style
 from profiler.report.curves import FitSeries, draw_fit, extrapolated_limit
 

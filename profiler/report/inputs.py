@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from profiler.cost_model import CostModel
+from profiler.costmodel.cost_model import CostModel
 from profiler.errors import UserError
-from profiler.export import load_cost_model
-from profiler.samples import read_samples
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.measure.samples import read_samples
 
 
 def read_json(path: Path) -> dict:

@@ -30,8 +30,8 @@ import warnings
 
 import numpy as np
 
-from profiler.cost_model import CostModel, ExtrapolationWarning
-from profiler.fit import CurveFit
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
+from profiler.costmodel.fit import CurveFit
 
 DRAWS = 1000
 _Z95 = 1.959964

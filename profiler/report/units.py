@@ -66,3 +66,10 @@ def share(value: float) -> str:
     """A fraction as a percentage with at least two significant digits: 0.473 -> 47%, 0.0123 -> 1.2%."""
     percent = 100 * value
     return f"{significant(percent, 2)}%" if percent < 10 else f"{percent:.0f}%"
+
+
+def format_cost(value: float, unit: str) -> str:
+    """A cost for a table: seconds as ms below 1 s, other units with 4 significant digits."""
+    if unit == "s":
+        return f"{value * 1e3:,.1f} ms" if value < 1 else f"{value:,.2f} s"
+    return f"{value:.4g} {unit}"

@@ -1,0 +1,173 @@
+"""``python -m profiler breakeven``: price the three exercises and print where each breaks even.
+
+Pricing: ``--primitive paper`` (the default), or ``--fit FIT`` -- the base model for every
+role. Other model sizes (the k-task generalist is ``k`` specialists) come from a size law
+of the base model's family: from several ``--fit`` files, or else from the fits of the same
+family, hardware and dtype found beside the first one; with none, cost is taken as linear in
+size and the output says so. ``--role ROLE=FIT`` gives one role its own model.
+
+With ``--exercise all`` and a fit, each exercise also gets a figure next to the fit
+(``<fit stem>.breakeven-<exercise>.png``): its ratio along the main variable, priced by the
+fit and by the paper's primitive, and a 2-D map with the break-even contour.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from profiler.lba.breakeven import (check_variable, exercise_named, monte_carlo, parse_settings, parse_values,
+                                practical_comparison, ratio_map, sweep)
+from profiler.errors import UserError
+from profiler.lba.exercises import EXERCISES, VARIANTS
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.costmodel.family import FamilyCostModel
+from profiler.lba.pricing import FittedPricing, PaperPrimitive
+from profiler.report.units import format_cost
+
+ROLES = sorted({role for e in EXERCISES.values() for roles in e.roles.values() for role in roles})
+
+
+def parameters_help() -> str:
+    """Every exercise's parameters with their defaults, for ``--help``."""
+    lines = ["exercise parameters (--set NAME=VALUE; sizes are relative to the base model):"]
+    for exercise in EXERCISES.values():
+        lines.append(f"  {exercise.name} ({exercise.title}; varies {exercise.main} by default):")
+        for param in exercise.all_params().values():
+            lines.append(f"    {param.name:<16} {param.default:<6g} {param.help}")
+    return "\n".join(lines)
+
+
+def _family_beside(path: Path, base) -> list:
+    """The base model and the others of its family (same architecture, hardware, dtype) in its folder."""
+    members = [base]
+    for candidate in sorted(path.parent.glob(f"*--{base.document['hardware_slug']}.json")):
+        if candidate.resolve() == path.resolve():
+            continue
+        try:
+            cost_model = load_cost_model(candidate)
+        except UserError:
+            continue
+        same_kind = all(cost_model.model[key] == base.model[key] for key in ("model_type", "dtype"))
+        if same_kind:
+            members.append(cost_model)
+    return members
+
+
+def fitted_pricing(fits: list[Path], roles: list[str], cache: bool, metric: str) -> FittedPricing:
+    """The pricing of ``--fit`` (first: the base model; more: its family), ``--role`` and ``--no-cache``."""
+    base = load_cost_model(fits[0])
+    members = [base, *map(load_cost_model, fits[1:])] if len(fits) > 1 else _family_beside(fits[0], base)
+    family = None
+    if metric == "latency_s" and len(members) >= 2:
+        try:
+            family = FamilyCostModel(members)
+        except ValueError as err:
+            raise UserError(f"--fit: {err}") from None
+    role_models = {}
+    for spec in roles:
+        role, _, path = spec.partition("=")
+        if role not in ROLES or not path:
+            raise UserError(f"--role {spec!r}: expected ROLE=FIT with ROLE one of {', '.join(ROLES)}")
+        role_models[role] = load_cost_model(path)
+    return FittedPricing(base, role_models=role_models, family=family, cache=cache, metric=metric)
+
+
+def _shares(roles: dict[str, float]) -> str:
+    total = sum(roles.values())
+    return ", ".join(f"{role} {cost / total:.0%}" for role, cost in roles.items()) if len(roles) > 1 else "-"
+
+
+def print_sweep(console: Console, document: dict, spreads: list[dict] | None = None) -> None:
+    exercise = EXERCISES[document["exercise"]]
+    fixed = ", ".join(f"{name}={value:g}" for name, value in document["params"].items())
+    table = Table(title=f"{exercise.title} ({exercise.name}), priced by {document['pricing']}; {fixed}",
+                  title_justify="left")
+    columns = [document["vary"], "optimistic", "optimized", "ratio", "optimistic by role", "optimized by role",
+               "longest call"] + (["optimistic 5-95% (MC)", "optimized 5-95% (MC)"] if spreads else [])
+    for name in columns:
+        table.add_column(name, justify="left" if "role" in name else "right")
+    for i, row in enumerate(document["rows"]):
+        cells = [f"{row['value']:g}", format_cost(row["optimistic"], document["unit"]),
+                 format_cost(row["optimized"], document["unit"]), f"{row['ratio']:.3g}",
+                 _shares(row["roles"]["optimistic"]), _shares(row["roles"]["optimized"]),
+                 f"{row['longest_context']:,}" + (" **" if row["beyond_max_positions"] else
+                                                   " *" if row["extrapolated"] else "")]
+        for variant in VARIANTS if spreads else ():
+            spread = spreads[i][variant]
+            unit = document["unit"]
+            cells.append(spread.get("skipped") or f"{format_cost(spread['p5'], unit)} - {format_cost(spread['p95'], unit)}")
+        table.add_row(*cells)
+    console.print(table)
+    if any(row["extrapolated"] for row in document["rows"]):
+        console.print("* a call longer than the cost model measured: its cost is extrapolated")
+    if any(row["beyond_max_positions"] for row in document["rows"]):
+        console.print("** a call longer than the model's maximum positions: priced as if a model of the same cost "
+                      "could hold it")
+    if document["breakeven"] is not None:
+        console.print(f"break-even: {document['vary']} = {document['breakeven']:.3g} (the optimized decomposition "
+                      "costs less above it)")
+    else:
+        winner = document["winner_throughout"]
+        console.print("break-even: none in range: " + (f"the {winner} variant costs less throughout" if winner
+                                                       else "the ratio does not cross 1 going up"))
+    for note in document["assumptions"]:
+        console.print(f"assumed: {note}")
+
+
+def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[float]]:
+    vary = vary or exercise.main
+    check_variable(exercise, vary)
+    if values:
+        return vary, parse_values(values, vary)
+    if vary != exercise.main:
+        raise UserError(f"--vary {vary}: give its grid with --values")
+    return vary, [float(v) for v in exercise.main_values]
+
+
+def run_breakeven(args, console: Console) -> int:
+    if args.primitive and args.fit:
+        raise UserError("--primitive paper and --fit are alternatives: give one")
+    if not args.fit and (args.role or args.no_cache):
+        raise UserError("--role and --no-cache need --fit: the paper's primitive has no cache and one model size")
+    pricing = fitted_pricing(args.fit, args.role, not args.no_cache, args.metric) if args.fit else PaperPrimitive()
+    exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
+    documents = []
+    for exercise in exercises:
+        params = parse_settings(exercise, args.set)
+        vary, values = _grid(exercise, args.vary, args.values)
+        document = sweep(exercise, vary, values, params, pricing)
+        spreads = None
+        if args.monte_carlo:
+            spreads = [monte_carlo(exercise, params | {vary: row["value"]}, pricing, args.monte_carlo)
+                       for row in document["rows"]]
+            for row, spread in zip(document["rows"], spreads):
+                row["monte_carlo"] = spread
+        documents.append(document)
+        if not args.json:
+            print_sweep(console, document, spreads)
+        if args.exercise == "all" and args.fit:
+            _figure(console, exercise, document, params, pricing, Path(args.fit[0]), quiet=args.json)
+    if args.json:
+        print(json.dumps(documents[0] if len(documents) == 1 else {"exercises": documents}, indent=1))
+    return 0
+
+
+def _figure(console, exercise, fitted: dict, params: dict, pricing, fit_path: Path, quiet: bool) -> None:
+    from profiler.report.breakeven_figures import write_breakeven_figure  # matplotlib: only for a figure
+
+    paper = sweep(exercise, fitted["vary"], [row["value"] for row in fitted["rows"]], params, PaperPrimitive())
+    path = fit_path.with_name(f"{fit_path.stem}.breakeven-{exercise.name}.png")
+    write_breakeven_figure(path, f"{exercise.title}: {pricing.name}", fitted, paper, ratio_map(exercise, params,
+                                                                                                 pricing))
+    fitted["practical"] = practical = practical_comparison(exercise, params, pricing)
+    fitted["figure"] = str(path)
+    if not quiet:
+        at = ", ".join(f"{name}={value:g}" for name, value in params.items())
+        console.print(f"at {at}: ratio {practical['ratio']:.3g} with fitted costs, {practical['paper_ratio']:.3g} "
+                      f"with the paper's primitive (its order {practical['order']} = {practical['order_value']:.3g});"
+                      f" fitted / paper = {practical['ratio'] / practical['paper_ratio']:.2f}")
+        console.print(f"figure: {path}\n")

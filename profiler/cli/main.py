@@ -1,0 +1,196 @@
+"""Command line: ``python -m profiler run|fit|show|models|breakeven|validate|report|compare``.
+
+A user's mistake (unknown model, malformed lengths, unwritable folder...) ends with one
+line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130
+after what was measured is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from profiler.errors import UserError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m profiler", description="Measure what an LLM forward pass really costs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="measure prefill, decode, forward and generate across context lengths")
+    run.add_argument("--model", action="append", required=True,
+                     help="a name under models/, a local folder (HF layout) or a cached hub id; repeatable")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    run.add_argument("--dtype", default="auto",
+                     help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16")
+    run.add_argument("--lengths", help="context lengths: a list 16,64,256 or a range 64:8192 "
+                                       "(default: 8 to the model's maximum, trimmed to the budget)")
+    run.add_argument("--budget", type=float, default=45.0, metavar="SECONDS",
+                     help="time budget of each model's sweep (default 45)")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
+    run.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="attention implementation")
+    run.add_argument("--device-map", choices=["auto"], help="spread a model too large for one device (accelerate)")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
+    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, recorded)")
+    run.add_argument("--seed", type=int, default=0, help="seed of prompt tokens, random weights and point order")
+    run.add_argument("--fits", type=Path, default=Path("fits"), help="where fitted cost models go (default fits/)")
+
+    fit = commands.add_parser("fit", help="fit cost curves to saved samples and write fits/<model>--<hw>.json")
+    fit.add_argument("samples", nargs="+", type=Path, help="samples.csv of a run (with its run.json, hardware.json)")
+    fit.add_argument("--fits", type=Path, default=Path("fits"), help="where fitted cost models go (default fits/)")
+
+    show = commands.add_parser("show", help="print a fitted cost model as tables")
+    show.add_argument("fit", type=Path, help="a fits/<model>--<hw>.json file")
+
+    commands.add_parser("models", help="list the models that can be profiled offline, with their sizes")
+
+    report = commands.add_parser("report", help="re-render a run's report (report.md, report.html, figures) from "
+                                                "its saved samples and fit, without measuring")
+    report.add_argument("folder", type=Path, help="a run's folder, reports/<hardware-slug>/<model>")
+    report.add_argument("--fits", type=Path, default=Path("fits"), help="where its fit is (default fits/)")
+
+    compare = commands.add_parser("compare", help="two fitted cost models side by side: figures and a table of ratios")
+    compare.add_argument("fits", nargs=2, type=Path, metavar="FIT", help="fits/<model>--<hw>.json files")
+    compare.add_argument("--out", type=Path, help="output folder (default reports/compare/<first>--vs--<second>/)")
+
+    from profiler.cli.breakeven import parameters_help
+
+    breakeven = commands.add_parser(
+        "breakeven", help="price the paper's three exercises and find where each decomposition breaks even",
+        epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    breakeven.add_argument("--exercise", default="all", help="ktask, debugging, evolution or all (default all)")
+    breakeven.add_argument("--primitive", choices=["paper"], help="price by the paper's m*n primitive (the default)")
+    breakeven.add_argument("--fit", type=Path, action="append", default=[],
+                           help="price by a fitted cost model (fits/<model>--<hw>.json); several of one family "
+                                "give the size law")
+    breakeven.add_argument("--role", action="append", default=[], metavar="ROLE=FIT",
+                           help="a role's own cost model, e.g. generalist=fits/gpt2-xl--<hw>.json")
+    breakeven.add_argument("--no-cache", action="store_true", help="fitted costs without a KV cache")
+    breakeven.add_argument("--metric", default="latency_s", choices=["latency_s", "flops"], help="what to price")
+    breakeven.add_argument("--vary", help="the parameter along which to look (default: the exercise's k)")
+    breakeven.add_argument("--values", help="its grid: a list 2,4,8 or a range 1:12")
+    breakeven.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter")
+    breakeven.add_argument("--monte-carlo", type=int, default=0, metavar="SEEDS",
+                           help="also run the programs with SEEDS seeded oracle draws: the spread of the cost")
+    breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+
+    validate = commands.add_parser(
+        "validate", help="run the three exercises with real model calls; measured against predicted cost",
+        epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    validate.add_argument("--model", required=True, help="the model that runs every call (as for run)")
+    validate.add_argument("--exercise", default="all", help="ktask, debugging, evolution or all (default all)")
+    validate.add_argument("--vary", help="the parameter along which to look (default: each exercise's own)")
+    validate.add_argument("--values", help="its grid: a list 2,4,8 or a range 1:4")
+    validate.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter")
+    validate.add_argument("--budget", type=float, default=300.0, metavar="SECONDS",
+                          help="time for the measured runs of all exercises (default 300)")
+    validate.add_argument("--seeds", type=int, default=5, help="runs per value of a stochastic exercise (default 5)")
+    validate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    validate.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; part of the "
+                                                      "hardware slug, so the fit must use the same)")
+    validate.add_argument("--fits", type=Path, default=Path("fits"),
+                          help="where fitted cost models are (default fits/)")
+    validate.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
+    validate.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    return parser
+
+
+def _quiet_transformers() -> None:
+    """Only the commands that build models import transformers; its advisories are not ours to show."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def _run(args, console) -> int:
+    _quiet_transformers()
+    from profiler.cli.run import RunRequest, run
+
+    request = RunRequest(
+        models=args.model, device=args.device, dtype=args.dtype, lengths=args.lengths, budget_s=args.budget,
+        out=args.out, attn_implementation=args.attn, device_map=args.device_map,
+        trust_remote_code=args.trust_remote_code, threads=args.threads, seed=args.seed, fits=args.fits,
+    )
+    return run(request, console)
+
+
+def _fit(args, console) -> int:
+    from profiler.cli.fit import run_fit
+
+    return run_fit(args, console)
+
+
+def _show(args, console) -> int:
+    from profiler.costmodel.fit_file import load_cost_model
+    from profiler.cli.show import print_cost_model
+
+    print_cost_model(console, load_cost_model(args.fit), str(args.fit))
+    return 0
+
+
+def _report(args, console) -> int:
+    from profiler.report import write_report
+
+    written = write_report(args.folder, args.fits)
+    console.print(f"wrote {written.markdown} and {written.html} ({len(written.figures)} figures) "
+                  f"in {written.render_s:.1f} s")
+    return 0
+
+
+def _compare(args, console) -> int:
+    from profiler.report import write_comparison
+
+    written = write_comparison(*args.fits, out=args.out)
+    console.print(f"wrote {written.markdown} and {written.html} ({len(written.figures)} figures) "
+                  f"in {written.render_s:.1f} s")
+    return 0
+
+
+def _models(args, console) -> int:
+    _quiet_transformers()
+    from profiler.cli.models import print_inventory
+
+    print_inventory(console)
+    return 0
+
+
+def _breakeven(args, console) -> int:
+    from profiler.cli.breakeven import run_breakeven
+
+    return run_breakeven(args, console)
+
+
+def _validate(args, console) -> int:
+    _quiet_transformers()
+    from profiler.cli.validate import run_validate
+
+    return run_validate(args, console)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 150)  # piped: no wrapping at 80 columns
+    try:
+        args = _parser().parse_args(argv)
+        commands = {"run": _run, "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven,
+                    "validate": _validate, "report": _report, "compare": _compare}
+        return commands[args.command](args, console)
+    except UserError as err:
+        print(f"profiler: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("profiler: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

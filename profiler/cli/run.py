@@ -1,0 +1,237 @@
+"""``python -m profiler run``: measure each model's passes and write its output folder.
+
+For each model, ``<out>/<hardware-slug>/<model>/`` receives:
+
+- ``samples.csv``: one row per timed pass, written as measured (``profiler.measure.samples``);
+- ``hardware.json``: the fingerprint and this device's measured ceilings;
+- ``run.json``: what was asked, what was done (lengths, generate pairs, anything skipped
+  and why, out of memory, interrupted, the drift check, when it finished), the model and
+  whether its weights are random, and the per-point summary;
+- after the fit: ``report.md``, ``report.html`` and the PNG figures (``profiler.report``).
+
+An earlier run's files in that folder (its report included) are moved to ``previous/<time>/`` first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from profiler.measure.catalog import ModelSource, resolve_model
+from profiler.measure.ceilings import measure_ceilings
+from profiler.cli.console import SweepProgress, print_point_tables
+from profiler.costmodel.cost_model import CostModel
+from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
+from profiler.errors import UserError
+from profiler.cli.fit import fit_and_print
+from profiler.measure.grid import check_lengths, default_lengths, parse_lengths
+from profiler.measure.hardware import fingerprint, slug
+from profiler.measure.loading import LoadedModel, load_model
+from profiler.measure.samples import SampleWriter, read_samples
+from profiler.cli.show import print_families
+from profiler.measure.summary import point_table
+from profiler.measure.sweep import Sweep, SweepOutcome
+
+FORMAT_VERSION = 1
+OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json")
+REPORT_FILES = ("report.md", "report.html", "*.png", "validate-*.json")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for; validated by ``run`` before any model is built."""
+
+    models: list[str]
+    device: str = "auto"
+    dtype: str = "auto"
+    lengths: str | None = None
+    budget_s: float = 45.0
+    out: Path = Path("reports")
+    attn_implementation: str = "sdpa"
+    device_map: str | None = None
+    trust_remote_code: bool = False
+    threads: int | None = None
+    seed: int = 0
+    fits: Path = Path("fits")
+
+
+def _write_json(path: Path, document: dict) -> None:
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _keep_previous_run(folder: Path) -> Path | None:
+    """Move an earlier run's files to ``previous/<its time>/``: a new run never erases measurements."""
+    earlier = [folder / name for name in OUTPUT_FILES if (folder / name).exists()]
+    if not earlier:
+        return None
+    earlier += [path for pattern in REPORT_FILES for path in sorted(folder.glob(pattern))]
+    stamp = datetime.fromtimestamp(earlier[0].stat().st_mtime).strftime("%Y%m%dT%H%M%S.%f")
+    destination = folder / "previous" / stamp
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in earlier:
+        path.rename(destination / path.name)
+    return destination
+
+
+def _open_samples(folder: Path) -> SampleWriter:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return SampleWriter(folder / "samples.csv")
+    except OSError as err:
+        raise UserError(f"cannot write to {folder}: {err.strerror or err}") from None
+
+
+def _check_writable(root: Path) -> None:
+    """Fail now, not after the model is built, when ``root`` cannot take files."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write to {root}: {err.strerror or err}") from None
+
+
+def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
+                  memory_measured: bool) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "command": sys.argv,
+        "asked": {
+            "model": loaded.source.name, "device": request.device, "dtype": request.dtype,
+            "lengths": request.lengths or "default", "budget_s": request.budget_s, "seed": request.seed,
+            "threads": torch.get_num_threads(), "attn_implementation": request.attn_implementation,
+            "device_map": request.device_map,
+        },
+        "model": {
+            "name": loaded.source.name, "path": str(loaded.source.path), "found_in": loaded.source.origin,
+            "random_weights": loaded.random_weights, "dtype": dtype_name(loaded.dtype),
+            "attn_implementation": loaded.attn_implementation, "device_map": loaded.device_map,
+            "build_s": loaded.build_s, **loaded.architecture.as_dict(),
+        },
+        "done": {
+            "lengths": outcome.lengths, "generate_pairs": outcome.generate_pairs, "rows": rows,
+            "elapsed_s": outcome.elapsed_s, "interrupted": outcome.interrupted,
+            "out_of_memory": outcome.out_of_memory, "skipped": outcome.skipped, "drift_check": outcome.drift,
+            "peak_memory_measured": memory_measured,
+            "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "unstable_points": points[points["unstable"]][["phase", "n_ctx", "n_new"]].to_dict("records")
+            if not points.empty else [],
+        },
+        "points": points.to_dict("records"),
+    }
+
+
+def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardware: dict, ceilings: dict,
+                 folder: Path, console: Console) -> CostModel | None:
+    """Measure one model into ``folder`` and fit it: its cost model (None when it could not be fitted).
+
+    Ctrl-C during the sweep ends the run with ``KeyboardInterrupt`` once what was measured is written."""
+    kept = _keep_previous_run(folder)
+    if kept:
+        console.print(f"the previous run in {folder} is kept in {kept}")
+    writer = _open_samples(folder)
+    with writer:
+        loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
+                            device_map=request.device_map, trust_remote_code=request.trust_remote_code,
+                            seed=request.seed)
+        _write_json(folder / "hardware.json", {
+            "format_version": FORMAT_VERSION, "slug": folder.parent.name, **hardware,
+            "dtype": dtype_name(dtype), "attn_implementation": loaded.attn_implementation, "ceilings": ceilings,
+        })
+        arch = loaded.architecture
+        weights = "random weights" if loaded.random_weights else "safetensors weights"
+        console.print(f"[bold]{source.name}[/]: {arch.params / 1e6:.1f}M parameters, {arch.layers} layers, "
+                      f"{weights}, {dtype_name(dtype)} on {device}, built in {loaded.build_s:.1f} s")
+        if request.lengths:
+            lengths = parse_lengths(request.lengths)
+            check_lengths(lengths, arch.max_positions, source.name)
+        else:
+            lengths = default_lengths(arch.max_positions)
+        with SweepProgress(console, source.name) as progress:
+            sweep = Sweep(loaded, writer, lengths=lengths, trim_to_budget=request.lengths is None,
+                          budget_s=request.budget_s, seed=request.seed, progress=progress)
+            outcome = sweep.run()
+        rows = writer.rows
+    samples = read_samples(folder / "samples.csv")
+    dtype_bytes = torch.empty((), dtype=dtype).element_size()
+    points = point_table(samples, arch.params * dtype_bytes, arch.kv_bytes_per_token(dtype), ceilings)
+    _write_json(folder / "run.json", _run_document(request, loaded, outcome, points, rows, sweep.memory.supported))
+    print_point_tables(console, f"{source.name} ({weights})", points)
+    _print_outcome(console, outcome, folder)
+    if outcome.interrupted:
+        raise KeyboardInterrupt  # what was measured is written; the CLI ends with exit status 130
+    try:
+        cost_model = fit_and_print(folder, request.fits, console)
+    except UserError as err:  # the measurements stand; only the curves could not be fitted
+        console.print(f"[yellow]no cost model fitted: {err}")
+        return None
+    _write_report(folder, cost_model, console)
+    return cost_model
+
+
+def _write_report(folder: Path, cost_model: CostModel, console: Console) -> None:
+    from profiler.report import write_report  # matplotlib and seaborn: only once there is something to draw
+
+    try:
+        written = write_report(folder, cost_model=cost_model)
+    except UserError as err:  # the measurements and the fit stand
+        console.print(f"[yellow]no report written: {err}")
+        return
+    console.print(f"report: {written.markdown}, {written.html} ({len(written.figures)} figures, "
+                  f"{written.render_s:.1f} s)")
+
+
+def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None:
+    if outcome.out_of_memory:
+        oom = outcome.out_of_memory
+        console.print(f"[yellow]out of memory: {oom['phase']} at {oom['n_ctx']} tokens; longer lengths dropped")
+    budget_skips = [s["n_ctx"] for s in outcome.skipped if s["reason"] == "time budget"]
+    if budget_skips:
+        console.print(f"[yellow]not measured within the time budget: n = {', '.join(map(str, budget_skips))} "
+                      "(--budget or --lengths to include them)")
+    if outcome.drift and outcome.drift["drifted"]:
+        drift = outcome.drift
+        console.print(f"[yellow]the machine's speed changed during the sweep: prefill n={drift['n_ctx']} took "
+                      f"{drift['median_latency_s'] * 1e3:.1f} ms, then {drift['median_latency_s_after'] * 1e3:.1f} ms "
+                      "when timed again at the end; treat these figures with care or run again")
+    if outcome.interrupted:
+        console.print("[yellow]interrupted: everything measured so far is kept")
+    console.print(f"measured in {outcome.elapsed_s:.1f} s; wrote {folder}/samples.csv, run.json, hardware.json")
+
+
+def run(request: RunRequest, console: Console) -> int:
+    """Profile every requested model; exit status 0 (Ctrl-C raises ``KeyboardInterrupt`` once the rows are written)."""
+    sources = [resolve_model(spec) for spec in request.models]
+    if request.lengths:
+        parse_lengths(request.lengths)
+    if request.budget_s <= 0:
+        raise UserError(f"--budget {request.budget_s:g}: must be a positive number of seconds")
+    device = resolve_device(request.device)
+    dtype = resolve_dtype(request.dtype, device)
+    _check_writable(request.out)
+    _check_writable(request.fits)
+    if request.threads:
+        torch.set_num_threads(request.threads)
+    hardware = fingerprint(device)
+    hardware_slug = slug(hardware)
+    started = time.perf_counter()
+    console.print(f"hardware: {hardware_slug}; measuring ceilings ...")
+    ceilings = measure_ceilings(device, dtype)
+    console.print(f"ceilings: {ceilings['peak_matmul_flops_per_s'] / 1e9:,.0f} GFLOP/s matmul ({dtype_name(dtype)}), "
+                  f"{ceilings['memory_bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s memory")
+    cost_models = []
+    for source in sources:
+        folder = request.out / hardware_slug / source.name
+        cost_model = _profile_one(request, source, device, dtype, hardware, ceilings, folder, console)
+        cost_models += [cost_model] if cost_model else []
+    print_families(console, cost_models)
+    console.print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0

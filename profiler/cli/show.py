@@ -1,0 +1,70 @@
+"""``python -m profiler show FIT``: a cost model's curves and derived figures, as tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.family import FamilyCostModel
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{value:.4g} [{low:.3g}, {high:.3g}]"
+
+
+def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
+    model = cm.model
+    weights = "random weights" if model["random_weights"] else "trained weights"
+    console.print(f"[bold]{model['name']}[/] ({model['params'] / 1e6:.1f}M parameters, {model['dtype']}, {weights}) "
+                  f"on {cm.document['hardware_slug']}")
+    table = Table(title=title, title_justify="left")
+    for name in ("phase", "metric", "form", "coefficients (95% CI)", "R²", "held-out MAPE", "domain (tokens)"):
+        left = name in ("phase", "metric", "form", "coefficients (95% CI)")
+        table.add_column(name, justify="left" if left else "right")
+    for phase, metrics in cm.curves.items():
+        for metric, curve in metrics.items():
+            coefficients = ", ".join(f"{name}={_interval(v, lo, hi)}"
+                                     for name, v, (lo, hi) in zip(curve.form.params, curve.theta, curve.ci95))
+            mape = "-" if curve.lolo_mape is None else f"{curve.lolo_mape:.1%}"
+            table.add_row(phase, f"{metric} ({curve.unit})", curve.form.formula, coefficients, f"{curve.r2:.4f}", mape,
+                          f"{curve.n_min}-{curve.n_max}")
+    console.print(table)
+    for phase, derived in cm.derived.items():
+        line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.3g} ms, "
+                f"{derived['cost_per_token_s'] * 1e6:.3g} µs per token")
+        for share, horizon in derived.get("linearity_horizon", {}).items():
+            if horizon["n_ctx"] is None:
+                line += f"; quadratic term never {share} (linear)"
+            else:
+                where = "" if horizon["within_measured_range"] else " (beyond the measured range)"
+                line += f"; quadratic term {share} of the cost at n={horizon['n_ctx']:,.0f}{where}"
+        console.print(line)
+
+
+def print_families(console: Console, cost_models: list[CostModel]) -> None:
+    """For every two or more models of one architecture on one hardware and dtype: the size laws."""
+    groups: dict[tuple, list[CostModel]] = {}
+    for cm in cost_models:
+        key = (cm.model["model_type"], cm.document["hardware_slug"], cm.model["dtype"])
+        groups.setdefault(key, []).append(cm)
+    for (model_type, hardware_slug, dtype), members in groups.items():
+        if len(members) >= 2:
+            print_family(console, FamilyCostModel(members), f"{model_type} family on {hardware_slug} ({dtype})")
+
+
+def print_family(console: Console, family: FamilyCostModel, title: str) -> None:
+    names = ", ".join(f"{m.model['name']} ({m.model['non_embedding_params'] / 1e6:.0f}M)" for m in family.members)
+    table = Table(title=f"{title}: latency coefficient = k * m^e, m = non-embedding parameters; {names}",
+                  title_justify="left")
+    for name in ("phase", "overhead a (s)", "per token b (s/token)", "quadratic c (s/token^2)", "c vs layers*hidden"):
+        table.add_column(name)
+    for phase, laws in family.laws.items():
+        cells = [f"{law.k:.3g} * m^{law.e:.3f}" if law.k else "0" for law in laws]
+        by_shape = family.quadratic_vs_layers_x_hidden[phase]
+        table.add_row(phase, *cells, f"{by_shape.k:.3g} * (L*d)^{by_shape.e:.3f}" if by_shape.k else "0")
+    console.print(table)
+    for row in family.leave_one_out():
+        console.print(f"left out {row['model']}: predicted per-token prefill cost off by "
+                      f"{row['per_token_rel_error']:+.1%}, prefill at n={row['n_ctx']:.0f} off by "
+                      f"{row['prefill_rel_error']:+.1%}, decode off by {row['decode_rel_error']:+.1%}")

@@ -1,0 +1,189 @@
+"""``python -m profiler validate``: run the three exercises with real model calls and set the measured
+cost and break-even against the fitted cost model's predictions.
+
+The cost model is ``<fits>/<model>--<hardware-slug>.json`` of this machine; without one, the
+samples of an earlier run under ``<out>/<hardware-slug>/<model>/`` are fitted, or else the model
+is profiled first (``python -m profiler run --lengths 1:<max positions>``: the exercises' calls
+read and write as few as 1 token, below the default grid; its own time, outside ``--budget``).
+Results go beside the run's files: ``validate-<exercise>.json`` (the ``--json`` document,
+rewritten after every run) and ``validate-<exercise>.png``.
+
+Default grids (``VALIDATE_GRIDS``) fit gpt2's 1024 positions and take about a minute each on
+a 2-core CPU; ``--budget`` is shared by the exercises, each getting the time left over the
+exercises left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from profiler.lba.breakeven import check_variable, exercise_named, parse_settings, parse_values
+from profiler.report.units import format_cost
+from profiler.measure.catalog import resolve_model
+from profiler.costmodel.cost_model import CostModel
+from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
+from profiler.errors import UserError
+from profiler.lba.exercises import EXERCISES, VARIANTS
+from profiler.cli.fit import fit_and_print
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.measure.hardware import fingerprint, slug
+from profiler.lba.pricing import FittedPricing
+from profiler.measure.loading import load_model, meta_architecture
+from profiler.lba.validate import COST_TOLERANCE, SPEED_TOLERANCE, steady, validate, within_positions
+
+# exercise -> (varied parameter, its grid, fixed parameters): each grid has a break-even or a
+# clear winner, fits 1024 positions, and runs in about a minute on a 2-core CPU with gpt2.
+VALIDATE_GRIDS: dict[str, tuple[str, tuple[float, ...], dict[str, float]]] = {
+    "ktask": ("n", (8, 32, 128, 512), {"out": 8, "c": 32}),
+    "debugging": ("l", (1, 2, 4, 8, 16), {"k": 8, "b": 2}),
+    "evolution": ("k", (1, 2, 3, 4), {"l": 2}),
+}
+
+
+def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[float], dict[str, float]]:
+    default_vary, default_values, fixed = VALIDATE_GRIDS[exercise.name]
+    vary = vary or default_vary
+    check_variable(exercise, vary)
+    if values:
+        return vary, parse_values(values, vary), fixed
+    if vary != default_vary:
+        raise UserError(f"--vary {vary}: give its grid with --values")
+    return vary, list(default_values), fixed
+
+
+def cost_model_for(model: str, hardware_slug: str, fits: Path, out: Path, threads: int | None,
+                   console: Console) -> tuple[CostModel, Path]:
+    """The fit of ``model`` on this hardware: found, fitted from an earlier run's samples, or profiled."""
+    source = resolve_model(model)
+    path = fits / f"{source.name}--{hardware_slug}.json"
+    if not path.is_file():
+        folder = out / hardware_slug / source.name
+        if (folder / "samples.csv").is_file():
+            console.print(f"no fit {path}: fitting the samples of the earlier run in {folder}")
+            fit_and_print(folder, fits, console)
+        else:
+            from profiler.cli.run import RunRequest, run
+
+            # from 1 token: the exercises make calls of a few tokens, below the default grid's 8
+            lengths = f"1:{meta_architecture(source).max_positions}"
+            console.print(f"no fit {path} and no earlier run: profiling {source.name} first (lengths {lengths})")
+            run(RunRequest(models=[model], out=out, fits=fits, threads=threads, lengths=lengths), console)
+    return load_cost_model(path), path
+
+
+def _cost(value: float | None) -> str:
+    return "-" if value is None else format_cost(value, "s")
+
+
+def _error(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def print_validation(console: Console, document: dict) -> None:
+    exercise = EXERCISES[document["exercise"]]
+    fixed = ", ".join(f"{name}={value:g}" for name, value in document["params"].items())
+    title = (f"{exercise.title} ({exercise.name}) on {document['model']}, {document['hardware_slug']}: measured "
+             f"against {document['pricing']}; {fixed}")
+    table = Table(title=title, title_justify="left")
+    stochastic = document["stochastic"]
+    columns = [document["vary"]]
+    for variant in VARIANTS:
+        columns += [f"{variant} predicted", "5-95% of the mean" if stochastic else None, "measured", "error"]
+    columns += ["ratio predicted", "ratio measured"]
+    for name in filter(None, columns):
+        table.add_column(name, justify="right")
+    for row in document["rows"]:
+        cells = [f"{row['value']:g}"]
+        for variant in VARIANTS:
+            cells.append(_cost(row[variant]))
+            if stochastic:
+                lo, hi = row["predicted_interval"][variant]
+                cells.append(f"{_cost(lo)} - {_cost(hi)}")
+            mark = "" if all(steady(run) for run in row["runs"][variant]) else " ~"
+            cells += [_cost(row[f"measured_{variant}"]) + mark, _error(row[f"error_{variant}"])]
+        measured_ratio = row["measured_ratio"]
+        cells += [f"{row['ratio']:.3g}", "-" if measured_ratio is None else f"{measured_ratio:.3g}"]
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"{document['executed_by']}; {document['seeds']} seeded run(s) per variant and value")
+    for which, value, winner in (("predicted", document["breakeven"], document["winner_throughout"]),
+                                 ("measured", document["measured_breakeven"], document["measured_winner_throughout"])):
+        text = (f"{document['vary']} = {value:.3g}" if value is not None else
+                f"none in range ({winner} costs less throughout)" if winner else "none in range")
+        console.print(f"break-even {which}: {text}")
+    for entry in document["skipped"]:
+        which = f" {entry['variant']} seed {entry['seed']}" if "variant" in entry else ""
+        console.print(f"[yellow]skipped {document['vary']}={entry['value']:g}{which}: {entry['reason']}")
+    targets = document["targets"]
+    cost_target = ("inside the predicted 5-95% interval of the mean" if stochastic
+                   else f"predicted within {COST_TOLERANCE:.0%} of measured")
+    breakeven = {None: "-", True: "met", False: "NOT met"}[targets["breakeven"]]
+    console.print(f"targets: {cost_target}: {targets['costs_met']} of {targets['costs_checked']}; break-even within "
+                  f"one grid step: {breakeven}")
+    if targets["costs_unsteady"]:
+        console.print(f"[yellow]~ {targets['costs_unsteady']} measured cost(s) left out of the cost target: the "
+                      f"machine ran more than {SPEED_TOLERANCE:.0%} off its profiled speed around them (a slow spell; "
+                      "see speed_before/speed_after in the JSON): run again when it is idle")
+    console.print(f"load average {document['load_average_start']:.2f} at the start, "
+                  f"{document['load_average_end']:.2f} at the end")
+
+
+def run_validate(args, console: Console) -> int:
+    if args.budget <= 0:
+        raise UserError(f"--budget {args.budget:g}: must be a positive number of seconds")
+    if args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: at least 1")
+    exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
+    plans = []
+    for exercise in exercises:  # every mistake is found before any model is built
+        vary, values, fixed = _grid(exercise, args.vary, args.values)
+        plans.append((exercise, vary, values, parse_settings(exercise, [f"{k}={v:g}" for k, v in fixed.items()]
+                                                              + args.set)))
+    source = resolve_model(args.model)
+    max_positions = meta_architecture(source).max_positions
+    for exercise, vary, values, params in plans:
+        within_positions(exercise, vary, sorted(set(values)), params, max_positions, source.name)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    dtype = resolve_dtype("auto", device)
+    hardware_slug = slug(fingerprint(device))
+    quiet = Console(quiet=True) if args.json else console
+    cost_model, fit_path = cost_model_for(args.model, hardware_slug, args.fits, args.out, args.threads, quiet)
+    if cost_model.model["dtype"] != dtype_name(dtype):
+        raise UserError(f"{fit_path}: fitted in {cost_model.model['dtype']}, this run is {dtype_name(dtype)}")
+    loaded = load_model(source, device, dtype)
+    folder = args.out / hardware_slug / source.name
+    folder.mkdir(parents=True, exist_ok=True)
+    quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
+                f"{args.budget:g} s")
+    started, documents = time.perf_counter(), []
+    for i, (exercise, vary, values, params) in enumerate(plans):
+        share_s = (args.budget - (time.perf_counter() - started)) / (len(plans) - i)
+        document = validate(exercise, vary, values, params, loaded, FittedPricing(cost_model), seeds=args.seeds,
+                            deadline=time.perf_counter() + share_s, path=folder / f"validate-{exercise.name}.json",
+                            progress=quiet.print)
+        document["fit"] = str(fit_path)
+        document["figure"] = str(_figure(folder, document))
+        (folder / f"validate-{exercise.name}.json").write_text(json.dumps(document, indent=1) + "\n")
+        documents.append(document)
+        if not args.json:
+            print_validation(console, document)
+            console.print(f"wrote {folder}/validate-{exercise.name}.json and .png\n")
+    if args.json:
+        print(json.dumps(documents[0] if len(documents) == 1 else {"exercises": documents}, indent=1))
+    return 0
+
+
+def _figure(folder: Path, document: dict) -> Path:
+    from profiler.report.validate_figures import write_validation_figure
+
+    path = folder / f"validate-{document['exercise']}.png"
+    write_validation_figure(path, document)
+    return path

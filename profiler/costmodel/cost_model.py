@@ -1,0 +1,115 @@
+"""A fitted cost model: what one pass, and one whole LLM call, costs on the measured hardware.
+
+``prefill(n)``, ``decode(c)`` and ``forward(n)`` give a pass's cost for a context length
+(scalars or numpy arrays), in seconds by default, or in FLOPs or peak bytes with
+``metric=``. ``decode(c)`` is the step that emits one token with ``c`` tokens cached.
+
+``call(n_in, n_out, cache=True)`` is a whole call that reads ``n_in`` tokens and emits
+``n_out``:
+
+- with a KV cache: a prefill over ``n_in``, then ``n_out - 1`` decode steps at
+  ``c = n_in, ..., n_in + n_out - 2`` (AALPS.md's ``P(n_in) + sum_{t=1}^{n_out-1} D(n_in + t)``
+  counts context after the step; ``c`` here counts it before);
+- without one: ``n_out`` full passes over ``n_in, ..., n_in + n_out - 1`` tokens.
+
+Time and FLOPs add up over the passes (closed form for polynomial curves: ``n_out`` may
+be 10^6); peak memory does not add: a call's peak is the largest of its passes' peaks.
+
+A prediction outside a curve's measured domain is extrapolation: it is still returned,
+with an ``ExtrapolationWarning``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from profiler.costmodel.fit import CurveFit
+
+METRICS = ("latency_s", "flops", "peak_mem_bytes")
+UNITS = {"latency_s": "s", "flops": "FLOPs", "peak_mem_bytes": "bytes"}
+PHASES = ("prefill", "decode", "forward")
+
+
+def linearity_horizon(curve: CurveFit, share: float) -> float | None:
+    """Context length at which the quadratic term is ``share`` of the cost (the paper's Def. 2.2
+    holds where it is small), read off the curve's quadratic candidate, whichever form was chosen.
+
+    ``None`` when the quadratic coefficient is zero: linear throughout.
+    """
+    quadratic = curve.candidate_params("quadratic")
+    a, b, c = quadratic["a"], quadratic["b"], quadratic["c"]
+    if c <= 0:
+        return None
+    # c n^2 = share (a + b n + c n^2)  <=>  (1 - share) c n^2 - share b n - share a = 0
+    qa, qb, qc = (1 - share) * c, -share * b, -share * a
+    return float((-qb + np.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa))
+
+
+class ExtrapolationWarning(UserWarning):
+    """A cost was predicted outside the context lengths that were measured."""
+
+
+def _outside(curve: CurveFit, lo, hi) -> bool:
+    """Whether any non-empty range lo..hi leaves the curve's measured domain."""
+    return bool(np.any((hi >= lo) & ((lo < curve.n_min) | (hi > curve.n_max))))
+
+
+class CostModel:
+    """Curves per phase and metric, read from a fit document (``profiler.costmodel.fit_file``)."""
+
+    def __init__(self, document: dict):
+        self.document = document
+        self.model = document["model"]
+        self.hardware = document["hardware"]
+        self.derived = document["derived"]
+        self.curves = {
+            phase: {metric: CurveFit.from_dict(curve) for metric, curve in metrics.items()}
+            for phase, metrics in document["curves"].items()
+        }
+
+    def curve(self, phase: str, metric: str) -> CurveFit:
+        try:
+            return self.curves[phase][metric]
+        except KeyError:
+            raise KeyError(f"no {metric} curve for {phase} in this cost model") from None
+
+    def _predict(self, phase: str, n, metric: str):
+        curve = self.curve(phase, metric)
+        if not curve.in_domain(n):
+            warnings.warn(f"{phase} {metric} at n={n}: outside the measured {curve.n_min}..{curve.n_max} tokens",
+                          ExtrapolationWarning, stacklevel=3)
+        return curve.predict(n)
+
+    def prefill(self, n, metric: str = "latency_s"):
+        return self._predict("prefill", n, metric)
+
+    def decode(self, c, metric: str = "latency_s"):
+        return self._predict("decode", c, metric)
+
+    def forward(self, n, metric: str = "latency_s"):
+        return self._predict("forward", n, metric)
+
+    def call(self, n_in, n_out, cache: bool = True, metric: str = "latency_s"):
+        """Cost of a call reading ``n_in`` tokens and emitting ``n_out >= 1`` (see the module doc)."""
+        n_in, n_out = np.asarray(n_in), np.asarray(n_out)
+        if np.any(n_out < 1) or np.any(n_in < 1):
+            raise ValueError("a call reads at least one token and emits at least one")
+        if cache:
+            first, steps, lo, hi = self.curve("prefill", metric), self.curve("decode", metric), n_in, n_in + n_out - 2
+        else:
+            first, steps, lo, hi = None, self.curve("forward", metric), n_in, n_in + n_out - 1
+        spans = [(steps, lo, hi)] + ([(first, n_in, n_in)] if first is not None else [])
+        if any(_outside(curve, a, b) for curve, a, b in spans):
+            warnings.warn(f"call({n_in}, {n_out}) reaches outside the measured context lengths",
+                          ExtrapolationWarning, stacklevel=2)
+        if metric == "peak_mem_bytes":  # the largest peak, not a sum; curves grow with n
+            peaks = [steps.predict(np.maximum(hi, lo))]
+            if first is not None:
+                peaks.append(first.predict(n_in))
+            return np.maximum.reduce(peaks) if np.ndim(peaks[0]) else float(max(peaks))
+        total = steps.form.sum_over(steps.theta, lo, hi)
+        if first is not None:
+            total = total + first.predict(n_in)
+        return total

@@ -1,0 +1,137 @@
+"""The cost-model file other AALP tools load: ``fits/<model>--<hardware-slug>.json``.
+
+``fit_run(folder)`` fits the samples a run wrote (``samples.csv`` beside its ``run.json``
+and ``hardware.json``) into a document; ``write_fit`` validates it against the JSON
+Schema (``fits/schema.json``) and writes it; ``load_cost_model`` reads one back as a
+``CostModel`` and refuses, in one line, a file that does not validate or whose major
+schema version is newer than this code.
+
+Schema versions are ``MAJOR.MINOR``: a minor version adds fields older readers may
+ignore; a major version changes what existing fields mean.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from profiler.costmodel.cost_model import METRICS, PHASES, UNITS, CostModel, linearity_horizon
+from profiler.errors import UserError
+from profiler.costmodel.fit import fit_curve
+from profiler.measure.samples import read_samples
+
+SCHEMA_VERSION = "1.1"
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
+_SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
+LINEARITY_SHARES = (0.1, 0.5)
+
+
+def schema() -> dict:
+    path = next(p for p in _SCHEMA_PATHS if p.is_file())
+    return json.loads(path.read_text())
+
+
+def validation_error(document: dict) -> str | None:
+    """The first way ``document`` breaks the schema, in one line; None when it is valid."""
+    from jsonschema import Draft202012Validator
+
+    error = next(iter(Draft202012Validator(schema()).iter_errors(document)), None)
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "top level"
+    return f"{where}: {error.message.splitlines()[0][:200]}"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not JSON ({err})") from None
+
+
+def _derived(curves: dict) -> dict:
+    """Per phase's latency: per-call overhead, cost per token, and the linearity horizons."""
+    derived = {}
+    for phase, metrics in curves.items():
+        if "latency_s" not in metrics:
+            continue
+        curve = metrics["latency_s"]
+        overhead_s = float(curve.theta[0])
+        entry = {
+            "overhead_s": overhead_s,
+            "cost_per_token_s": float((curve.predict(curve.n_max) - overhead_s) / curve.n_max),
+        }
+        if phase != "decode":
+            entry["linearity_horizon"] = {}
+            for share in LINEARITY_SHARES:
+                n = linearity_horizon(curve, share)
+                entry["linearity_horizon"][f"{share:.0%}"] = {
+                    "n_ctx": n, "within_measured_range": n is not None and curve.n_min <= n <= curve.n_max,
+                }
+        derived[phase] = entry
+    return derived
+
+
+def fit_run(folder: Path, seed: int = 0) -> dict:
+    """Fit every phase and metric of the run in ``folder`` into a cost-model document."""
+    samples_path = folder / "samples.csv"
+    if not samples_path.is_file():
+        raise UserError(f"{folder}: no samples.csv (run `python -m profiler run` first)")
+    run, hardware = _read_json(folder / "run.json"), _read_json(folder / "hardware.json")
+    samples = read_samples(samples_path)
+    curves: dict = {}
+    for phase in PHASES:
+        rows = samples[samples["phase"] == phase]
+        for metric in METRICS:
+            values = rows[["n_ctx", metric]].dropna()
+            if values["n_ctx"].nunique() >= 2 and (values[metric] > 0).all():
+                curves.setdefault(phase, {})[metric] = fit_curve(values["n_ctx"], values[metric], UNITS[metric],
+                                                                 seed=seed)
+    if not curves:
+        raise UserError(f"{samples_path}: too few measured lengths to fit (at least 2 per phase)")
+    model = run["model"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "hardware_slug": hardware["slug"],
+        "hardware": {key: value for key, value in hardware.items() if key not in ("slug", "format_version")},
+        "model": {key: model[key] for key in ("name", "model_type", "params", "non_embedding_params", "layers",
+                                              "hidden", "heads", "kv_heads", "max_positions", "dtype",
+                                              "attn_implementation", "random_weights")},
+        "source": {"samples": str(samples_path), "rows": int(len(samples))},
+        "units": {"n": "tokens", **UNITS},
+        "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
+                   for phase, metrics in curves.items()},
+        "derived": _derived(curves),
+    }
+
+
+def write_fit(document: dict, fits_dir: Path) -> Path:
+    """Validate ``document`` and write it as ``<fits_dir>/<model>--<hardware-slug>.json``."""
+    problem = validation_error(document)
+    if problem:
+        raise ValueError(f"fit document does not match the schema: {problem}")
+    path = fits_dir / f"{document['model']['name']}--{document['hardware_slug']}.json"
+    try:
+        fits_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+    except OSError as err:
+        raise UserError(f"cannot write to {fits_dir}: {err.strerror or err}") from None
+    return path
+
+
+def load_cost_model(path) -> CostModel:
+    """The cost model in ``path``; a one-line UserError if it is invalid or from a newer schema."""
+    path = Path(path)
+    document = _read_json(path)
+    version = str(document.get("schema_version", "")) if isinstance(document, dict) else ""
+    major = version.split(".")[0]
+    if major.isdigit() and int(major) > int(SCHEMA_VERSION.split(".")[0]):
+        raise UserError(f"{path}: schema version {version} is newer than this profiler reads "
+                        f"({SCHEMA_VERSION}); upgrade aalp-profiler")
+    problem = validation_error(document)
+    if problem:
+        raise UserError(f"{path}: not a valid cost model ({problem})")
+    return CostModel(document)

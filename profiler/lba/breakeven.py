@@ -1,0 +1,193 @@
+"""Where an optimized decomposition starts to pay: cost of both variants along one parameter.
+
+For an exercise (``profiler.lba.exercises``), a pricing (``profiler.lba.pricing``), one varied
+parameter and the others fixed, each grid value gets the optimistic and the optimized
+cost (closed form, every role's part), their ratio ``optimistic / optimized`` (above 1: the
+decomposition wins) and the longest call either variant makes: beyond the lengths the cost
+model measured its price is extrapolated, and beyond the model's maximum positions it is
+the price of a call that model cannot make (a longer-context model of that cost could). The break-even is where the
+ratio crosses 1 going up the grid, interpolated linearly in ``log(ratio)`` between the two
+grid values around it; without a crossing the document says which variant wins throughout.
+
+``ratio_map`` prices a 2-D grid of two parameters in one vectorised evaluation.
+``monte_carlo`` runs the programs themselves over seeds (the oracle's draws), for the
+spread an expected cost hides.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from profiler.errors import UserError
+from profiler.lba.exercises import EXERCISES, VARIANTS, Exercise
+from profiler.lba.calls import CallRecorder, TooManyCalls
+from profiler.lba.pricing import PaperPrimitive
+
+
+def exercise_named(name: str) -> type[Exercise]:
+    try:
+        return EXERCISES[name]
+    except KeyError:
+        raise UserError(f"unknown exercise {name!r}: one of {', '.join(EXERCISES)}, all") from None
+
+
+def parse_values(text: str, name: str) -> list[float]:
+    """``2,4,8`` or an integer range ``1:12`` (both ends included)."""
+    try:
+        if ":" in text:
+            lo, hi = (int(part) for part in text.split(":"))
+            if hi < lo:
+                raise UserError(f"--values {text}: the range must go up (lo:hi)")
+            return [float(v) for v in range(lo, hi + 1)]
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--values {text!r} for {name}: expected a list like 2,4,8 or a range like 1:12") from None
+
+
+def parse_settings(exercise: type[Exercise], settings: list[str]) -> dict[str, float]:
+    """``name=value`` pairs over the exercise's defaults."""
+    params = exercise.defaults()
+    for setting in settings:
+        name, _, text = setting.partition("=")
+        if name not in params:
+            raise UserError(f"{exercise.name} has no parameter {name!r}: one of {', '.join(params)}")
+        try:
+            params[name] = float(text)
+        except ValueError:
+            raise UserError(f"--set {setting!r}: expected {name}=NUMBER") from None
+    return params
+
+
+def check_variable(exercise: type[Exercise], name: str) -> None:
+    if name not in exercise.all_params():
+        raise UserError(f"{exercise.name} has no parameter {name!r} to vary: one of {', '.join(exercise.all_params())}")
+
+
+def evaluate(exercise: type[Exercise], params: dict, pricing) -> dict:
+    """Costs of both variants for (arrays of) ``params``: per role, totals, ratio, longest call."""
+    params = {name: np.asarray(value, dtype=float) for name, value in params.items()}
+    costs = exercise.costs(params, pricing)
+    shape = np.broadcast_shapes(*(v.shape for v in params.values()))
+    roles = {variant: {role: np.broadcast_to(cost, shape) for role, cost in costs[variant].items()}
+             for variant in VARIANTS}
+    totals = {variant: sum(roles[variant].values()) for variant in VARIANTS}
+    longest = exercise.longest_context(params)
+    extrapolated, impossible = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    for role, tokens in longest.items():
+        extrapolated |= np.broadcast_to(tokens > pricing.longest_measured(role), shape)
+        impossible |= np.broadcast_to(tokens > pricing.max_positions(role), shape)
+    return {"roles": roles, "totals": totals, "ratio": totals["optimistic"] / totals["optimized"],
+            "longest_context": np.broadcast_to(functools.reduce(np.maximum, longest.values()), shape),
+            "extrapolated": extrapolated, "beyond_max_positions": impossible}
+
+
+def _resized(exercise: type[Exercise], params: dict, pricing) -> bool:
+    """Whether a role without its own cost model runs at another size than the base model."""
+    sizes = exercise.role_sizes({name: np.asarray(value, dtype=float) for name, value in params.items()})
+    return any(np.any(size != 1) for role, size in sizes.items() if role not in pricing.role_models)
+
+
+def crossing(values, ratios) -> tuple[float | None, str | None]:
+    """The break-even along ``values``, or ``(None, winner)`` when one variant wins throughout
+    (``winner`` None when the ratio is 1 throughout or goes down through 1)."""
+    values, log_ratio = np.asarray(values, dtype=float), np.log(np.asarray(ratios, dtype=float))
+    for i in range(1, len(values)):
+        if log_ratio[i - 1] <= 0 < log_ratio[i]:
+            span = log_ratio[i] - log_ratio[i - 1]
+            return float(values[i - 1] + (values[i] - values[i - 1]) * -log_ratio[i - 1] / span), None
+    if np.all(log_ratio > 0):
+        return None, "optimized"
+    if np.all(log_ratio < 0):
+        return None, "optimistic"
+    return None, None
+
+
+def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict, pricing) -> dict:
+    """The ``breakeven --json`` document: both variants at each value of ``vary``."""
+    check_variable(exercise, vary)
+    grid = np.asarray(sorted(set(values)), dtype=float)
+    exercise.check(fixed | {vary: grid})
+    result = evaluate(exercise, fixed | {vary: grid}, pricing)
+    rows = []
+    for i, value in enumerate(grid):
+        rows.append({
+            "value": float(value),
+            "optimistic": float(result["totals"]["optimistic"][i]),
+            "optimized": float(result["totals"]["optimized"][i]),
+            "ratio": float(result["ratio"][i]),
+            "roles": {variant: {role: float(cost[i]) for role, cost in result["roles"][variant].items()}
+                      for variant in VARIANTS},
+            "longest_context": int(result["longest_context"][i]),
+            "extrapolated": bool(result["extrapolated"][i]),
+            "beyond_max_positions": bool(result["beyond_max_positions"][i]),
+        })
+    value, winner = crossing(grid, result["ratio"])
+    return {
+        "exercise": exercise.name, "vary": vary,
+        "params": {name: v for name, v in fixed.items() if name != vary},
+        "pricing": pricing.name, "unit": pricing.unit, "asymptotic": exercise.asymptotic,
+        "rows": rows, "breakeven": value, "winner_throughout": winner,
+        "assumptions": pricing.assumptions(_resized(exercise, fixed | {vary: grid}, pricing)),
+    }
+
+
+def practical_comparison(exercise, params: dict, pricing) -> dict:
+    """The ratio at ``params`` priced by ``pricing`` and by the paper's primitive, and the paper's
+    order of improvement there: how far real costs move the asymptotic answer at a practical size."""
+    return {"params": params, "ratio": float(evaluate(exercise, params, pricing)["ratio"]),
+            "paper_ratio": float(evaluate(exercise, params, PaperPrimitive())["ratio"]),
+            "order": exercise.asymptotic, "order_value": float(exercise.asymptotic_ratio(params))}
+
+
+def ratio_map(exercise: type[Exercise], fixed: dict, pricing) -> dict:
+    """The ratio over the exercise's default 2-D grid of two parameters, the others fixed."""
+    (x_name, xs), (y_name, ys) = exercise.map_axes
+    x_grid, y_grid = np.meshgrid(xs.astype(float), ys.astype(float))  # rows: y, columns: x
+    params = fixed | {x_name: x_grid, y_name: y_grid}
+    feasible = np.broadcast_to(exercise.feasible(params), x_grid.shape)
+    exercise.check({name: np.broadcast_to(value, x_grid.shape)[feasible] for name, value in params.items()})
+    result = evaluate(exercise, params, pricing)  # a cell that is no problem (b > k) is NaN
+    return {"x": x_name, "xs": xs, "y": y_name, "ys": ys, "ratio": np.where(feasible, result["ratio"], np.nan),
+            "extrapolated": result["extrapolated"]}
+
+
+MONTE_CARLO_CALLS = 200_000  # per run of a program: the global mutation at large k makes millions
+
+
+def monte_carlo(exercise: type[Exercise], params: dict, pricing, seeds: int) -> dict[str, dict]:
+    """Each variant's program run ``seeds`` times with seeded oracle draws and priced call by call:
+    mean, 5th and 95th percentile of its total cost. A variant whose run makes more than
+    ``MONTE_CARLO_CALLS`` calls gets ``{"skipped": why}``."""
+    scalars = {name: float(value) for name, value in params.items()}
+    exercise.check(scalars)
+    return {variant: _spread(exercise, variant, scalars, pricing, seeds) for variant in VARIANTS}
+
+
+def _spread(exercise: type[Exercise], variant: str, params: dict, pricing, seeds: int) -> dict:
+    try:
+        totals = priced_runs(exercise, variant, params, pricing, range(seeds), limit=MONTE_CARLO_CALLS)
+    except TooManyCalls as err:
+        return {"skipped": f"a run made {err}"}
+    p5, p95 = np.percentile(totals, [5, 95])
+    return {"mean": float(np.mean(totals)), "p5": float(p5), "p95": float(p95), "seeds": seeds}
+
+
+def price_calls(recorder: CallRecorder, pricing, sizes: dict) -> float:
+    """The cost of the calls a program made, each distinct call priced once."""
+    return sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
+               for call, count in recorder.counts.items())
+
+
+def priced_runs(exercise: type[Exercise], variant: str, params: dict, pricing, seeds, limit: int | None = None
+                ) -> list[float]:
+    """The cost of ``variant``'s program run once per seed in ``seeds`` (its oracle's draws), calls
+    recorded and priced; ``TooManyCalls`` when a run makes more than ``limit`` calls."""
+    sizes = exercise.role_sizes(params)
+    totals = []
+    for seed in seeds:
+        recorder = CallRecorder(limit=limit)
+        getattr(exercise, variant)(params, recorder, np.random.default_rng(seed))
+        totals.append(price_calls(recorder, pricing, sizes))
+    return totals

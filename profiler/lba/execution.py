@@ -1,0 +1,58 @@
+"""An LLM backend that runs a loaded model for real: the calls of an LbA executed, and timed.
+
+``ModelBackend`` is an ``llm(role, n_in, n_out)`` (``profiler.lba.calls``): each call runs
+``Passes.generate(n_in, n_out)`` -- a prefill over ``n_in`` seeded random prompt tokens that
+builds the KV cache, then ``n_out - 1`` cached decode steps feeding back the argmax: exactly
+``n_out`` tokens, no EOS stop (random weights; forced output length). Cost does not depend on
+which tokens are read, so the history, prefix and block structure of a program are its token
+counts. Each call is timed by ``timing.time_pass`` (wall clock, device synchronised), so a
+call's latency is what the fitted ``CostModel.call(n_in, n_out, cache=True)`` predicts.
+
+A call that would hold more tokens than the model has positions (``n_in + n_out``, as the
+exercises' ``longest_context`` counts them) is refused with ``TooLong``; a call started after
+the ``deadline`` (a ``time.perf_counter`` value) raises ``OutOfTime``, so a run over budget
+ends between two calls.
+"""
+
+from __future__ import annotations
+
+import time
+
+from profiler.lba.calls import CallRecorder
+from profiler.measure.loading import LoadedModel
+from profiler.measure.passes import Passes
+from profiler.measure.timing import time_pass
+
+
+class TooLong(Exception):
+    """A call holds more tokens than the model's maximum positions."""
+
+
+class OutOfTime(Exception):
+    """A call was about to start after the backend's deadline."""
+
+
+class ModelBackend:
+    """Runs every call on ``loaded``; records the calls made and their latencies (seconds)."""
+
+    def __init__(self, loaded: LoadedModel, seed: int = 0, deadline: float | None = None):
+        self.passes = Passes(loaded, seed)
+        self.device = loaded.device
+        self.max_positions = loaded.architecture.max_positions
+        self.deadline = deadline
+        self.recorder = CallRecorder()
+        self.latencies_s: list[float] = []
+        self.last_cache = None
+
+    def __call__(self, role: str, n_in: int, n_out: int) -> None:
+        if n_in + n_out > self.max_positions:
+            raise TooLong(f"{role} call of {n_in} + {n_out} tokens: beyond the model's {self.max_positions} positions")
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise OutOfTime(f"{role} call at {len(self.latencies_s) + 1}: past the deadline")
+        self.recorder(role, n_in, n_out)
+        self.last_cache, latency_s = time_pass(lambda: self.passes.generate(n_in, n_out), self.device)
+        self.latencies_s.append(latency_s)
+
+    def warm_up(self, n_in: int = 16, n_out: int = 4) -> None:
+        """One untimed call, so the first timed one does not pay for lazy initialisation."""
+        self.passes.generate(min(n_in, self.max_positions - n_out), n_out)

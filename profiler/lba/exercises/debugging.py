@@ -1,0 +1,102 @@
+"""Iterative debugging (the paper's Sec. 3.2): a chat history, or functions fixed one by one.
+
+The code is ``n = k * l`` tokens: ``k`` functions of ``l`` tokens, ``b <= k`` of them with one
+bug each. A QA engineer ``M_q`` finds a bug and writes a ``report``-token report; a
+developer ``M_d`` fixes it.
+
+- Optimistic (chat history): for ``i = 1..b`` the QA engineer reads the whole history and
+  reports one bug; the developer reads the history and the report and rewrites all ``n``
+  tokens; both are appended. Round ``i`` reads ``H_i = n + (i - 1)(report + n)`` tokens --
+  about ``i * n``, as the paper describes.
+- Optimized (functions independently specified): the QA engineer reads each function once
+  and reports on it; for each of the ``b`` buggy functions the developer reads that function
+  and its report and rewrites its ``l`` tokens.
+
+The paper's improvement: the developer's part ``Theta(b k^2)``, the QA part ``Theta(b^2)``.
+Which functions hold the bugs is the oracle's seeded draw; it does not change the cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from profiler.lba.exercises.base import Exercise, Param, as_ints
+from profiler.lba.calls import LLM
+
+
+class Debugging(Exercise):
+    name = "debugging"
+    title = "iterative debugging"
+    roles = {"optimistic": ("qa", "developer"), "optimized": ("qa", "developer")}
+    params = (
+        Param("k", 8, "functions in the code"),
+        Param("l", 64, "tokens per function"),
+        Param("b", 2, "bugs, at most one per function (b <= k)"),
+        Param("report", 16, "tokens of a QA report"),
+        Param("m_q", 1.0, "QA engineer's size, relative to the base model", integer=False, minimum=1e-9),
+        Param("m_d", 1.0, "developer's size, relative to the base model", integer=False, minimum=1e-9),
+    )
+    main = "k"
+    main_values = (2, 3, 4, 6, 8, 12, 16, 24, 32)
+    map_axes = (("k", np.arange(2, 42)), ("l", np.unique(np.geomspace(2, 512, 48).round())))
+    asymptotic = "b*k^2"
+
+    feasibility = "b (bugs) must not exceed k (functions): at most one bug per function"
+
+    @staticmethod
+    def feasible(p: dict) -> np.ndarray:
+        return np.asarray(p["b"]) <= np.asarray(p["k"])
+
+    @staticmethod
+    def role_sizes(p: dict) -> dict[str, np.ndarray]:
+        return {"qa": np.asarray(p["m_q"], dtype=float), "developer": np.asarray(p["m_d"], dtype=float)}
+
+    @staticmethod
+    def optimistic(p: dict, llm: LLM, rng: np.random.Generator) -> None:
+        k, l, b, report, s = as_ints(p, "k", "l", "b", "report", "system_prompt")
+        history = k * l  # the code
+        for _ in range(b):
+            llm("qa", s + history, report)  # bug report <- M_q(history)
+            history += report
+            llm("developer", s + history, k * l)  # code <- M_d(history): all of it rewritten
+            history += k * l
+
+    @staticmethod
+    def optimized(p: dict, llm: LLM, rng: np.random.Generator) -> None:
+        k, l, b, report, s = as_ints(p, "k", "l", "b", "report", "system_prompt")
+        buggy = set(rng.choice(k, size=b, replace=False).tolist())  # the oracle
+        for _ in range(k):
+            llm("qa", s + l, report)  # report on function j <- M_q(f_j)
+        for j in range(k):
+            if j in buggy:
+                llm("developer", s + l + report, l)  # f_j <- M_d(f_j, report_j)
+
+    @staticmethod
+    def costs(p: dict, pricing) -> dict:
+        sizes = Debugging.role_sizes(p)
+        k, l, b, report, s = (np.asarray(p[name], dtype=float) for name in ("k", "l", "b", "report", "system_prompt"))
+        n = k * l
+        rounds = np.arange(1, int(np.max(b)) + 1)  # the round axis, last; rounds past b are masked out
+        expand = (...,) + (None,)
+        history = n[expand] + (rounds - 1) * (report + n)[expand]
+        in_round = rounds <= b[expand]
+        qa_rounds = pricing.price("qa", s[expand] + history, report[expand], sizes["qa"][expand])
+        developer_rounds = pricing.price("developer", (s + report)[expand] + history, n[expand],
+                                         sizes["developer"][expand])
+        return {
+            "optimistic": {"qa": np.sum(qa_rounds * in_round, axis=-1),
+                           "developer": np.sum(developer_rounds * in_round, axis=-1)},
+            "optimized": {"qa": k * pricing.price("qa", s + l, report, sizes["qa"]),
+                          "developer": b * pricing.price("developer", s + l + report, l, sizes["developer"])},
+        }
+
+    @staticmethod
+    def longest_context(p: dict) -> dict[str, np.ndarray]:
+        k, l, b, report, s = (np.asarray(p[name], dtype=float) for name in ("k", "l", "b", "report", "system_prompt"))
+        last_history = k * l + (b - 1) * (report + k * l)
+        return {"qa": s + np.maximum(last_history, l) + report,
+                "developer": s + np.maximum(last_history + report + k * l, 2 * l + report)}
+
+    @staticmethod
+    def asymptotic_ratio(p: dict) -> np.ndarray:
+        return np.asarray(p["b"], dtype=float) * np.asarray(p["k"], dtype=float) ** 2

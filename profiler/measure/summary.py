@@ -1,0 +1,64 @@
+"""Per-point statistics derived from the raw samples: what the console table and run.json show.
+
+For each (phase, n_ctx, n_new): repeats, median latency, the median's relative 95%
+interval, unstable or not, tokens per second (``n_new`` / median latency), achieved FLOP/s
+(analytic FLOPs / median latency), the share of the roofline reached, the peak memory
+(largest over repeats) and the KV-cache bytes.
+
+Roofline (Williams et al. 2009): a pass can take no less than
+``max(flops / peak_flops_per_s, bytes / bandwidth_bytes_per_s)``. Bytes moved are counted
+as every weight read once plus the KV cache read (the context before the pass) and written
+(the tokens it adds); activations are assumed to stay in cache. The share of roofline is
+that bound over the measured median: 1.0 is as fast as this device can go.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from profiler.measure.timing import RepeatPolicy, is_unstable, median_ci_rel
+
+
+def roofline_latency_s(flops, bytes_moved, ceilings: dict):
+    """The least time a pass of ``flops`` moving ``bytes_moved`` can take on this device (seconds)."""
+    return max(flops / ceilings["peak_matmul_flops_per_s"], bytes_moved / ceilings["memory_bandwidth_bytes_per_s"])
+
+
+def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_bytes_per_token: int):
+    """Bytes one pass moves at least: weights once per forward pass, KV cache read and written.
+
+    ``generate`` runs one prefill and ``n_new - 1`` decode steps, each reading the weights.
+    """
+    if phase == "generate":  # step t = 1..n_new-1 reads n_ctx + t - 1 cached tokens, writes one
+        steps = n_new - 1
+        written = n_ctx + steps
+        read = steps * n_ctx + steps * (steps - 1) / 2
+        return (1 + steps) * weight_bytes + kv_bytes_per_token * (written + read)
+    cached = n_ctx if phase == "decode" else 0
+    return weight_bytes + kv_bytes_per_token * (cached + (0 if phase == "forward" else n_new))
+
+
+def point_table(samples: pd.DataFrame, weight_bytes: int, kv_bytes_per_token: int,
+                ceilings: dict, policy: RepeatPolicy = RepeatPolicy()) -> pd.DataFrame:
+    """One row per measured point, in phase order then by length."""
+    rows = []
+    for (phase, n_ctx, n_new), group in samples.groupby(["phase", "n_ctx", "n_new"], sort=False):
+        latencies = group["latency_s"].tolist()
+        median_s = float(group["latency_s"].median())
+        flops = float(group["flops"].iloc[0])
+        bound_s = roofline_latency_s(
+            flops, pass_bytes(phase, n_ctx, n_new, weight_bytes, kv_bytes_per_token), ceilings
+        )
+        rows.append({
+            "phase": phase, "n_ctx": int(n_ctx), "n_new": int(n_new), "repeats": len(latencies),
+            "median_latency_s": median_s, "ci95_rel": median_ci_rel(latencies),
+            "unstable": is_unstable(latencies, policy), "tokens_per_s": n_new / median_s,
+            "flops_per_s": flops / median_s, "roofline_share": bound_s / median_s,
+            "peak_mem_bytes": group["peak_mem_bytes"].max(), "kv_cache_bytes": int(group["kv_cache_bytes"].max()),
+        })
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    order = {"prefill": 0, "decode": 1, "forward": 2, "generate": 3}
+    return table.sort_values(["phase", "n_ctx", "n_new"],
+                             key=lambda col: col.map(order) if col.name == "phase" else col)
