@@ -27,6 +27,12 @@ class Call:
     n_out: int
 
 
+def positions_needed(n_in, n_out):
+    """Positions a call occupies: ``n_in`` read, then ``n_out - 1`` of its outputs fed back (the last
+    emitted token is never read). Element-wise on numpy arrays."""
+    return n_in + n_out - 1
+
+
 class LLM(Protocol):
     def __call__(self, role: str, n_in: int, n_out: int) -> None: ...
 

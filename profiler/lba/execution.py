@@ -8,8 +8,8 @@ which tokens are read, so the history, prefix and block structure of a program a
 counts. Each call is timed by ``timing.time_pass`` (wall clock, device synchronised), so a
 call's latency is what the fitted ``CostModel.call(n_in, n_out, cache=True)`` predicts.
 
-A call that would hold more tokens than the model has positions (``n_in + n_out``, as the
-exercises' ``longest_context`` counts them) is refused with ``TooLong``; a call started after
+A call that needs more positions than the model has (``positions_needed``: ``n_in + n_out - 1``)
+is refused with ``TooLong``; a call started after
 the ``deadline`` (a ``time.perf_counter`` value) raises ``OutOfTime``, so a run over budget
 ends between two calls.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from profiler.lba.calls import CallRecorder
+from profiler.lba.calls import CallRecorder, positions_needed
 from profiler.measure.loading import LoadedModel
 from profiler.measure.passes import Passes
 from profiler.measure.timing import time_pass
@@ -45,8 +45,9 @@ class ModelBackend:
         self.last_cache = None
 
     def __call__(self, role: str, n_in: int, n_out: int) -> None:
-        if n_in + n_out > self.max_positions:
-            raise TooLong(f"{role} call of {n_in} + {n_out} tokens: beyond the model's {self.max_positions} positions")
+        if positions_needed(n_in, n_out) > self.max_positions:
+            raise TooLong(f"{role} call of {n_in} + {n_out} tokens needs {positions_needed(n_in, n_out)} positions: "
+                          f"beyond the model's {self.max_positions}")
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise OutOfTime(f"{role} call at {len(self.latencies_s) + 1}: past the deadline")
         self.recorder(role, n_in, n_out)

@@ -16,15 +16,12 @@ import warnings
 import numpy as np
 
 from profiler.costmodel.cost_model import ExtrapolationWarning
+from profiler.lba.calls import positions_needed
 from profiler.report.document import Table
 from profiler.report.uncertainty import CallIntervals
 from profiler.report.units import interval, quantity
 
 TYPICAL_CALLS = ((128, 1), (128, 128), (1024, 1), (1024, 128), (4096, 1), (4096, 128))
-
-
-def positions_needed(n_in: int, n_out: int) -> int:
-    return n_in + n_out - 1
 
 
 def impossible(n_in: int, n_out: int, max_positions: int | None) -> bool:

@@ -18,7 +18,8 @@ from profiler.errors import UserError
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.report import style
 from profiler.report.build import WrittenReport
-from profiler.report.calls import call_note, impossible, positions_needed, typical_grid
+from profiler.lba.calls import positions_needed
+from profiler.report.calls import call_note, impossible, typical_grid
 from profiler.report.caveats import uncertainty_caveat
 from profiler.report.curves import FitSeries
 from profiler.report.document import Bullets, Figure, Report, Section, Table, save_figure
