@@ -31,9 +31,9 @@ def test_executes_the_calls_a_recorder_sees(tiny_loaded):
 
 def test_a_call_beyond_the_maximum_positions_is_refused_before_it_runs(tiny_loaded):
     llm = ModelBackend(tiny_loaded)
-    llm("developer", TINY_MAX_POSITIONS - 4, 4)  # exactly the maximum: runs
-    with pytest.raises(TooLong, match="beyond the model's 128 positions"):
-        llm("developer", TINY_MAX_POSITIONS - 4, 5)
+    llm("developer", TINY_MAX_POSITIONS - 3, 4)  # exactly the maximum (the last token is never fed back): runs
+    with pytest.raises(TooLong, match="needs 129 positions: beyond the model's 128"):
+        llm("developer", TINY_MAX_POSITIONS - 3, 5)
     assert llm.recorder.calls == 1
 
 
