@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
-from profiler.costmodel.forms import FORMS, Form
+from profiler.costmodel.forms import CURVE_FORMS, FORMS, Form
 
 LOSS, LOSS_SCALE = "soft_l1", 0.05
 BOOTSTRAP_RESAMPLES = 200
@@ -248,7 +248,7 @@ def _bootstrap_ci95(form: Form, n: np.ndarray, y: np.ndarray, theta: np.ndarray,
     return np.percentile(_refit(form, n, resampled, theta), [2.5, 97.5], axis=0).T
 
 
-def fit_curve(n, y, unit: str, forms: tuple[str, ...] = ("affine", "quadratic", "power"), seed: int = 0) -> CurveFit:
+def fit_curve(n, y, unit: str, forms: tuple[str, ...] = CURVE_FORMS, seed: int = 0) -> CurveFit:
     """Fit every candidate form to samples ``(n, y)``, choose by AICc, and qualify the choice."""
     n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
     if len(n) == 0 or np.any(y <= 0):

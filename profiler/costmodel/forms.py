@@ -7,6 +7,10 @@ per-call or per-token cost), ``p`` lies in [0.2, 3]:
 - ``quadratic``  ``a + b n + c n^2``   (Def. 2.2 of the paper is ``c = 0``)
 - ``power``      ``a + b n^p``
 
+Which forms compete depends on what is fitted: latency and FLOPs choose among all three
+(``CURVE_FORMS``), peak memory between the two polynomials, whose terms it is made of
+(``MEMORY_FORMS``).
+
 ``sum_over(theta, lo, hi)`` is ``sum_{n=lo}^{hi} f(n)``: closed form for the polynomial
 forms, and for the power form ``profiler.costmodel.power_sums`` (an exact table, then Euler-Maclaurin;
 relative error below 1e-13); neither loops over ``n``, so a range may be 10^6 long and an
@@ -146,3 +150,13 @@ AFFINE = Polynomial("affine", 1)
 QUADRATIC = Polynomial("quadratic", 2)
 POWER = Power()
 FORMS = {form.name: form for form in (AFFINE, QUADRATIC, POWER)}
+
+CURVE_FORMS = ("affine", "quadratic", "power")
+"""Candidates for latency and FLOPs: the polynomials, and a power law for growth between them."""
+
+MEMORY_FORMS = ("affine", "quadratic")
+"""Candidates for peak memory, each term a kind of bytes: ``a`` what is resident whatever n (the
+weights, plus on a CPU the runtime), ``b n`` what each token holds (KV cache, activations,
+logits), ``c n^2`` attention scores where the kernel materialises them (eager attention; a
+fused kernel does not). A free power ``n^p`` stands for none of these, and on flat or noisy
+peaks its exponent runs to a bound."""
