@@ -5,13 +5,13 @@
 builds the KV cache, then ``n_out - 1`` cached decode steps feeding back the argmax: exactly
 ``n_out`` tokens, no EOS stop (random weights; forced output length). Cost does not depend on
 which tokens are read, so the history, prefix and block structure of a program are its token
-counts. Each call is timed by ``timing.time_pass`` (wall clock, device synchronised), so a
-call's latency is what the fitted ``CostModel.call(n_in, n_out, cache=True)`` predicts.
+counts. Each call is timed by ``timing.time_pass`` (on ``clock``, the wall clock by default;
+device synchronised), so a call's latency is what the fitted ``CostModel.call(n_in, n_out,
+cache=True)`` predicts.
 
 A call that needs more positions than the model has (``positions_needed``: ``n_in + n_out - 1``)
-is refused with ``TooLong``; a call started after
-the ``deadline`` (a ``time.perf_counter`` value) raises ``OutOfTime``, so a run over budget
-ends between two calls.
+is refused with ``TooLong``; a call started after the ``deadline`` (a reading of ``clock``)
+raises ``OutOfTime``, so a run over budget ends between two calls.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from profiler.lba.calls import CallRecorder, positions_needed
 from profiler.measure.loading import LoadedModel
 from profiler.measure.passes import Passes
-from profiler.measure.timing import time_pass
+from profiler.measure.timing import Clock, time_pass
 
 
 class TooLong(Exception):
@@ -35,11 +35,13 @@ class OutOfTime(Exception):
 class ModelBackend:
     """Runs every call on ``loaded``; records the calls made and their latencies (seconds)."""
 
-    def __init__(self, loaded: LoadedModel, seed: int = 0, deadline: float | None = None):
+    def __init__(self, loaded: LoadedModel, seed: int = 0, deadline: float | None = None,
+                 clock: Clock = time.perf_counter):
         self.passes = Passes(loaded, seed)
         self.device = loaded.device
         self.max_positions = loaded.architecture.max_positions
         self.deadline = deadline
+        self.clock = clock
         self.recorder = CallRecorder()
         self.latencies_s: list[float] = []
         self.last_cache = None
@@ -48,10 +50,10 @@ class ModelBackend:
         if positions_needed(n_in, n_out) > self.max_positions:
             raise TooLong(f"{role} call of {n_in} + {n_out} tokens needs {positions_needed(n_in, n_out)} positions: "
                           f"beyond the model's {self.max_positions}")
-        if self.deadline is not None and time.perf_counter() > self.deadline:
+        if self.deadline is not None and self.clock() > self.deadline:
             raise OutOfTime(f"{role} call at {len(self.latencies_s) + 1}: past the deadline")
         self.recorder(role, n_in, n_out)
-        self.last_cache, latency_s = time_pass(lambda: self.passes.generate(n_in, n_out), self.device)
+        self.last_cache, latency_s = time_pass(lambda: self.passes.generate(n_in, n_out), self.device, self.clock)
         self.latencies_s.append(latency_s)
 
     def warm_up(self, n_in: int = 16, n_out: int = 4) -> None:

@@ -4,8 +4,8 @@ For one exercise, one varied parameter and the others fixed, every grid value ge
 prediction of ``breakeven.sweep`` -- the closed-form cost of both variants, priced by the
 fitted cost model of the model that runs them -- and a measurement: both programs executed
 call by call by ``execution.ModelBackend`` (real forward passes, forced output lengths), the
-wall time of each whole run in seconds (``time.perf_counter``; between calls the program's
-own Python is included). The document is the ``breakeven --json`` one with, per row,
+wall time of each whole run in seconds (on ``clock``, the wall clock by default; between calls
+the program's own Python is included). The document is the ``breakeven --json`` one with, per row,
 ``measured_optimistic``, ``measured_optimized``, ``measured_ratio``, the relative errors
 ``predicted / measured - 1`` and the runs themselves, and ``measured_breakeven``.
 
@@ -46,6 +46,7 @@ from profiler.errors import UserError
 from profiler.lba.exercises import VARIANTS, Exercise
 from profiler.lba.execution import ModelBackend, OutOfTime
 from profiler.measure.loading import LoadedModel
+from profiler.measure.timing import Clock
 from profiler.lba.pricing import FittedPricing
 
 COST_TOLERANCE = 0.10  # predicted total within 10% of measured (the issue's target)
@@ -62,10 +63,10 @@ def every_role_by(exercise: type[Exercise], pricing: FittedPricing) -> FittedPri
     return FittedPricing(pricing.base, role_models={role: pricing.base for role in roles}, cache=pricing.cache)
 
 
-def machine_speed(loaded: LoadedModel, pricing: FittedPricing) -> float:
+def machine_speed(loaded: LoadedModel, pricing: FittedPricing, clock: Clock = time.perf_counter) -> float:
     """The reference call's measured time over its fitted time: 1 when the machine runs as fast as when the
     model was profiled, more during a slow spell (another process on the cores, throttling)."""
-    backend = ModelBackend(loaded)
+    backend = ModelBackend(loaded, clock=clock)
     backend("reference", *REFERENCE_CALL)
     return backend.latencies_s[0] / float(pricing.price("reference", *REFERENCE_CALL))
 
@@ -175,9 +176,9 @@ def within_positions(exercise: type[Exercise], vary: str, grid: list[float], par
 
 def validate(exercise: type[Exercise], vary: str, values: list[float], params: dict, loaded: LoadedModel,
              pricing: FittedPricing, *, seeds: int, deadline: float, path: Path | None = None,
-             progress=lambda line: None) -> dict:
+             progress=lambda line: None, clock: Clock = time.perf_counter) -> dict:
     """Predict and measure ``exercise`` along ``vary``; the document (see the module doc), also written
-    to ``path`` after every run. ``deadline`` is a ``time.perf_counter`` value."""
+    to ``path`` after every run. ``deadline`` is a reading of ``clock``."""
     check_variable(exercise, vary)
     grid = sorted(set(values))
     exercise.check(params | {vary: np.asarray(grid, dtype=float)})
@@ -197,30 +198,30 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     for row in document["rows"]:
         row["runs"] = {variant: [] for variant in VARIANTS}
     ModelBackend(loaded).warm_up()
-    speed, reference_s = machine_speed(loaded, pricing), float(pricing.price("reference", *REFERENCE_CALL))
+    speed, reference_s = machine_speed(loaded, pricing, clock), float(pricing.price("reference", *REFERENCE_CALL))
     try:
         for row in document["rows"]:
             point = params | {vary: row["value"]}
             if exercise.stochastic:
                 row["predicted_interval"] = predicted_interval(exercise, point, pricing, seeds)
             needed_s = seeds * (row["optimistic"] + row["optimized"] + 2 * reference_s)  # a reference call a run
-            left_s = deadline - time.perf_counter()
+            left_s = deadline - clock()
             if needed_s > left_s:
                 skipped.append({"value": row["value"], "reason": f"budget (predicted {needed_s:.1f} s, "
                                                                  f"{max(left_s, 0):.1f} s left)"})
                 continue
             for variant in VARIANTS:
                 for seed in range(seeds):
-                    backend = ModelBackend(loaded, seed=seed, deadline=deadline)
-                    started = time.perf_counter()
+                    backend = ModelBackend(loaded, seed=seed, deadline=deadline, clock=clock)
+                    started = clock()
                     try:
                         getattr(exercise, variant)(point, backend, np.random.default_rng(seed))
                     except OutOfTime:
                         skipped.append({"value": row["value"], "variant": variant, "seed": seed,
                                         "reason": f"budget (the run stopped after {len(backend.latencies_s)} calls)"})
                         raise
-                    latency_s = time.perf_counter() - started
-                    speed_after = machine_speed(loaded, pricing)
+                    latency_s = clock() - started
+                    speed_after = machine_speed(loaded, pricing, clock)
                     row["runs"][variant].append({
                         "seed": seed, "latency_s": latency_s, "calls": backend.recorder.calls,
                         "calls_latency_s": float(sum(backend.latencies_s)),

@@ -19,6 +19,9 @@
 Out of memory at some length: recorded; that length and longer ones are dropped, what was
 measured stays. An interrupt (Ctrl-C) ends the sweep the same way. Rows reach the disk as
 they are measured, so neither loses a sample.
+
+Every latency, the budget and the progress are read off one ``timing.Clock`` (the wall clock
+unless the caller passes another).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from profiler.measure.loading import LoadedModel
 from profiler.measure.memory import PeakMemory, kv_cache_bytes
 from profiler.measure.passes import Passes
 from profiler.measure.samples import SampleWriter
-from profiler.measure.timing import RepeatPolicy, enough_repeats, time_pass
+from profiler.measure.timing import Clock, RepeatPolicy, enough_repeats, time_pass
 
 Progress = Callable[[str, float, float], None]  # (what runs now, seconds done, seconds in all)
 
@@ -80,6 +83,7 @@ class Sweep:
         policy: RepeatPolicy = RepeatPolicy(),
         seed: int = 0,
         progress: Progress = _no_progress,
+        clock: Clock = time.perf_counter,
     ):
         self.loaded = loaded
         self.arch = loaded.architecture
@@ -90,6 +94,7 @@ class Sweep:
         self.policy = policy
         self.rng = random.Random(seed)
         self.progress = progress
+        self.clock = clock
         self.passes = Passes(loaded, seed)
         self.memory = PeakMemory(loaded.device)
         self.outcome = SweepOutcome()
@@ -146,15 +151,15 @@ class Sweep:
             if self.trim_to_budget and kept:
                 below = max(m for m in kept if m < n)
                 self.prefill_s[n] = self.prefill_s[below] * n / below  # predicted, linear in n
-                if not self._fits(sorted([*kept, n]), time.perf_counter() - started + self.prefill_s[n]):
+                if not self._fits(sorted([*kept, n]), self.clock() - started + self.prefill_s[n]):
                     del self.prefill_s[n]
                     break
-            self.progress(f"pilot prefill n={n}", time.perf_counter() - started, self.budget_s)
+            self.progress(f"pilot prefill n={n}", self.clock() - started, self.budget_s)
             try:
                 if not kept:  # the model's very first pass pays one-off set-up: keep it out of the estimates
                     self.passes.prefill(n)
                 (cache, self.prefill_flops_counted[n]), self.prefill_s[n] = time_pass(
-                    lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device)
+                    lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)
                 if not kept:
                     self.decode_s = self._pilot_decode_s(cache)
                 del cache
@@ -163,7 +168,7 @@ class Sweep:
                     raise
                 self._out_of_memory("prefill", n, err)
                 break
-            if self.trim_to_budget and kept and not self._fits(sorted([*kept, n]), time.perf_counter() - started):
+            if self.trim_to_budget and kept and not self._fits(sorted([*kept, n]), self.clock() - started):
                 del self.prefill_s[n]
                 break
             kept = sorted([*kept, n])
@@ -174,7 +179,7 @@ class Sweep:
         if cache.get_seq_length() >= self.arch.max_positions - 1:
             cache.crop(-2)
         self.passes.decode_step(cache)
-        return time_pass(lambda: self.passes.decode_step(cache), self.loaded.device)[1]
+        return time_pass(lambda: self.passes.decode_step(cache), self.loaded.device, self.clock)[1]
 
     def _out_of_memory(self, phase: str, n: int, err: BaseException) -> None:
         self.outcome.out_of_memory = {"phase": phase, "n_ctx": n, "error": str(err).splitlines()[0][:200]}
@@ -201,10 +206,10 @@ class Sweep:
 
     def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started):
         deadline = started + self.budget_s
-        share_s = max(0.0, deadline - time.perf_counter()) * estimate_s / max(self.remaining_cost_s, 1e-9)
+        share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
         self.remaining_cost_s -= estimate_s
         label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase == "generate" else "")
-        self.progress(label, time.perf_counter() - started, self._total_s(started))
+        self.progress(label, self.clock() - started, self._total_s(started))
         result, flops_counted = None, None
         if warm_up == "counted":
             result, flops_counted = count_flops(run_pass)
@@ -215,12 +220,12 @@ class Sweep:
         if after and result is not None:
             after(result)
         latencies: list[float] = []
-        item_start = time.perf_counter()
+        item_start = self.clock()
         gc.disable()
         try:
-            while not enough_repeats(latencies, time.perf_counter() - item_start, share_s, self.policy):
+            while not enough_repeats(latencies, self.clock() - item_start, share_s, self.policy):
                 self.memory.reset()
-                result, latency_s = time_pass(run_pass, self.loaded.device)
+                result, latency_s = time_pass(run_pass, self.loaded.device, self.clock)
                 peak, reserved = self.memory.read()
                 self.writer.write(
                     self._row_base
@@ -240,8 +245,8 @@ class Sweep:
         return result
 
     def _total_s(self, started: float) -> float:
-        elapsed = time.perf_counter() - started
-        return elapsed + max(started + self.budget_s - time.perf_counter(), 0.0, self.remaining_cost_s)
+        elapsed = self.clock() - started
+        return elapsed + max(started + self.budget_s - self.clock(), 0.0, self.remaining_cost_s)
 
     def _measure_length(self, n: int, started: float) -> None:
         p_s = self.prefill_s[n]
@@ -258,7 +263,7 @@ class Sweep:
 
     # -- the whole sweep ------------------------------------------------------------
     def run(self) -> SweepOutcome:
-        started = time.perf_counter()
+        started = self.clock()
         try:
             self.outcome.lengths = self._pilot(started)
             self.outcome.generate_pairs = pairs = (
@@ -285,7 +290,7 @@ class Sweep:
             self.outcome.drift = self._drift_check(started)
         except KeyboardInterrupt:
             self.outcome.interrupted = True
-        self.outcome.elapsed_s = time.perf_counter() - started
+        self.outcome.elapsed_s = self.clock() - started
         return self.outcome
 
     def _drift_check(self, started: float) -> dict | None:
@@ -295,8 +300,8 @@ class Sweep:
         if not measured:
             return None
         n = measured[len(measured) // 2]
-        self.progress(f"drift check: prefill n_ctx={n}", time.perf_counter() - started, self._total_s(started))
-        again = [time_pass(lambda: self.passes.prefill(n), self.loaded.device)[1]
+        self.progress(f"drift check: prefill n_ctx={n}", self.clock() - started, self._total_s(started))
+        again = [time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1]
                  for _ in range(self.policy.min_repeats)]
         during_s, after_s = self.medians_s[("prefill", n, n)], statistics.median(again)
         return {"phase": "prefill", "n_ctx": n, "median_latency_s": during_s, "median_latency_s_after": after_s,

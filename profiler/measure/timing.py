@@ -1,10 +1,13 @@
 """Timing discipline in one place: the clock around a pass, and when to stop repeating it.
 
-A pass is timed by the wall clock (``time.perf_counter``), with the device synchronised
-before and after on a GPU so that queued kernels are inside the interval. Repeats of one
-pass stop when the median's 95% interval is within +-2% (or the pass's share of the run's
-budget is spent, or ``max_repeats`` is reached), never before ``min_repeats``; the
-interval is trusted from ``ci_min_repeats`` on, a robust spread of fewer being luck. The
+A pass is timed by a ``Clock``: the wall clock (``time.perf_counter``, seconds) unless a
+caller passes another (tests pass a fake one that moves by a known cost per pass, so that
+budgets and deadlines are checked exactly whatever the machine's load). The device is
+synchronised before and after on a GPU so that queued kernels are inside the interval.
+
+Repeats of one pass stop when the median's 95% interval is within +-2% (or the pass's
+share of the run's budget is spent, or ``max_repeats`` is reached), never before
+``min_repeats``; the interval is trusted from ``ci_min_repeats`` on, a robust spread of fewer being luck. The
 interval uses the large-sample standard error of a median, ``1.2533 sigma / sqrt(r)``,
 with ``sigma`` estimated robustly as ``1.4826 * MAD`` so one stray repeat does not decide
 it. A point whose repeats spread by 10% or more (stdev / mean, pyperf's warning level)
@@ -22,6 +25,8 @@ import torch
 
 from profiler.measure.devices import synchronize
 
+Clock = Callable[[], float]  # a monotonic reading in seconds; only differences between readings mean anything
+
 _Z95 = 1.96
 _MEDIAN_SE = 1.2533  # sqrt(pi / 2): standard error of a median over that of a mean
 _MAD_TO_SIGMA = 1.4826
@@ -36,13 +41,14 @@ class RepeatPolicy:
     unstable_cv: float = 0.10
 
 
-def time_pass(run_pass: Callable[[], object], device: torch.device) -> tuple[object, float]:
-    """Run ``run_pass`` once; return its result and its wall latency in seconds."""
+def time_pass(run_pass: Callable[[], object], device: torch.device,
+              clock: Clock = time.perf_counter) -> tuple[object, float]:
+    """Run ``run_pass`` once; return its result and its latency in seconds by ``clock``."""
     synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     result = run_pass()
     synchronize(device)
-    return result, time.perf_counter() - start
+    return result, clock() - start
 
 
 def median_ci_rel(latencies_s: list[float]) -> float:
