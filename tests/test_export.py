@@ -1,12 +1,17 @@
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from profiler.cli.main import main
 from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.errors import UserError
 from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
-from tests.conftest import run_tiny
+from tests.conftest import run_tiny, tiny_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "cpu-intel-xeon-processor-2t" / "gpt2"
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +39,41 @@ def test_fitted_flops_reproduce_the_analytic_count(run_folder):
     flops_curve = cm.curve("prefill", "flops")
     assert flops_curve.form.name == "quadratic"  # FLOPs are exactly quadratic in n
     assert (flops_curve.ci95[:, 0] == flops_curve.ci95[:, 1]).all()  # exact: nothing to resample
+
+
+def test_kv_cache_bytes_agree_with_the_analytic_bytes_per_token(run_folder):
+    document = fit_run(run_folder)
+    config = tiny_config("llama")  # grouped-query: 2 key-value heads of 4
+    head_dim = config.hidden_size // config.num_attention_heads
+    analytic = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 4  # float32
+    kv = document["memory"]["kv_cache_bytes_per_token"]
+    assert kv["analytic"] == analytic
+    assert kv["measured"] == pytest.approx({"prefill": analytic, "decode": analytic}, rel=1e-9)  # forward keeps none
+    assert validation_error(document) is None
+    for metrics in document["curves"].values():
+        assert [c["form"] for c in metrics["peak_mem_bytes"]["candidates"]] == list(MEMORY_FORMS)
+        assert [c["form"] for c in metrics["latency_s"]["candidates"]] == list(CURVE_FORMS)
+
+
+def test_committed_example_peak_memory_has_its_structure(tmp_path):
+    for name in ("samples.csv", "run.json", "hardware.json"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    document = fit_run(tmp_path)
+    assert validation_error(document) is None
+    memory = document["memory"]
+    assert memory["weights_bytes"] == 124_439_808 * 4  # gpt2's parameters in float32
+    per_token = memory["kv_cache_bytes_per_token"]
+    assert per_token["analytic"] == 2 * 12 * 12 * 64 * 4  # keys and values, 12 layers of 12 heads of 64
+    assert per_token["measured"] == pytest.approx({"prefill": per_token["analytic"], "decode": per_token["analytic"]})
+    cm = CostModel(document)
+    for phase, metrics in cm.curves.items():
+        curve = metrics["peak_mem_bytes"]
+        assert curve.form.name in MEMORY_FORMS and curve.r2 > 0.85
+        assert curve.theta[0] >= memory["weights_bytes"]  # the weights stay resident
+        growth = (curve.predict(curve.n_max) - curve.predict(curve.n_min)) / (curve.n_max - curve.n_min)
+        assert growth >= (0 if phase == "forward" else per_token["analytic"])  # a pass holds its cache
+    peak = cm.call(500, 200, metric="peak_mem_bytes")
+    assert peak == max(cm.prefill(500, metric="peak_mem_bytes"), cm.decode(698, metric="peak_mem_bytes"))
 
 
 def test_fit_and_show_commands(run_folder, tmp_path, capsys):

@@ -4,7 +4,7 @@ from scipy.optimize import least_squares
 
 from profiler.costmodel import fit as fit_module
 from profiler.costmodel.fit import CurveFit, aicc, fit_curve
-from profiler.costmodel.forms import FORMS
+from profiler.costmodel.forms import FORMS, MEMORY_FORMS
 
 LENGTHS = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 5).astype(float)
 TRUTHS = {
@@ -31,6 +31,24 @@ def test_recovers_a_known_curve_despite_noise_and_outliers(name):
     assert fit.lolo_mape < 0.03 and fit.r2 > 0.5
     assert (fit.n_min, fit.n_max, fit.samples) == (8, 1024, len(LENGTHS))
     assert {c["form"] for c in fit.candidates} == {"affine", "quadratic", "power"}
+
+
+# Peak bytes: weights and runtime; per token the KV cache and activations; per token^2 the attention scores
+# an eager kernel materialises (a fused kernel has no n^2 term).
+MEMORY_TRUTHS = {"quadratic": np.array([5e8, 1e5, 200.0]), "affine": np.array([5e8, 1e5])}
+
+
+@pytest.mark.parametrize("name", MEMORY_TRUTHS)
+def test_recovers_the_structure_of_a_peak_memory_curve(name):
+    theta = MEMORY_TRUTHS[name]
+    rng = np.random.default_rng(1)
+    peaks = FORMS[name].evaluate(theta, LENGTHS) * (1 + 0.01 * rng.standard_normal(len(LENGTHS)))
+    peaks[rng.choice(len(peaks), 3, replace=False)] *= 1.15  # peaks caught with freed memory still resident
+    fit = fit_curve(LENGTHS, peaks, "bytes", forms=MEMORY_FORMS, seed=1)
+    assert fit.form.name == name and [c["form"] for c in fit.candidates] == list(MEMORY_FORMS)
+    assert np.all((fit.ci95[:, 0] <= theta) & (theta <= fit.ci95[:, 1]))
+    grid = np.arange(8, 1025)
+    assert np.max(np.abs(fit.predict(grid) / FORMS[name].evaluate(theta, grid) - 1)) < 0.01
 
 
 def test_intervals_cover_the_truth_in_most_trials():

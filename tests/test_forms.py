@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from profiler.costmodel.forms import AFFINE, POWER, QUADRATIC
+from profiler.costmodel.forms import AFFINE, FORMS, MEMORY_FORMS, POWER, QUADRATIC
 
 
 @pytest.mark.parametrize("form, theta", [(AFFINE, [0.5, 2e-3]), (QUADRATIC, [0.5, 2e-3, 1e-6]), (POWER, [0.5, 2e-3, 1.3])])
@@ -36,6 +36,14 @@ def test_jacobians_match_finite_differences():
 def test_forms_print_with_units():
     assert QUADRATIC.describe([0.04, 8e-4, 3e-7], "s") == "0.04 s + 0.0008 s/token * n + 3e-07 s/token^2 * n^2"
     assert POWER.describe([0.02, 1e-4, 1.4], "s") == "0.02 s + 0.0001 s/token^p * n^1.400"
+
+
+def test_memory_forms_have_only_terms_in_bytes_per_token_power():
+    # weights, per-token bytes, attention scores: each coefficient non-negative and free above, no exponent
+    for form in (FORMS[name] for name in MEMORY_FORMS):
+        assert np.all(form.lower == 0) and np.all(np.isinf(form.upper))
+    assert QUADRATIC.describe([9.6e8, 7.4e4, 48], "bytes") == \
+        "9.6e+08 bytes + 7.4e+04 bytes/token * n + 48 bytes/token^2 * n^2"
 
 
 @pytest.mark.parametrize("form, theta", [

@@ -1,7 +1,9 @@
 """The cost-model file other AALP tools load: ``fits/<model>--<hardware-slug>.json``.
 
 ``fit_run(folder)`` fits the samples a run wrote (``samples.csv`` beside its ``run.json``
-and ``hardware.json``) into a document; ``write_fit`` validates it against the JSON
+and ``hardware.json``) into a document: each phase's metrics as curves (peak memory among
+``MEMORY_FORMS``, the others among ``CURVE_FORMS``), and the memory a curve should contain
+from the model's numbers beside what the run measured; ``write_fit`` validates it against the JSON
 Schema (``fits/schema.json``) and writes it; ``load_cost_model`` reads one back as a
 ``CostModel`` and refuses, in one line, a file that does not validate or whose major
 schema version is newer than this code.
@@ -15,9 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from profiler.costmodel.cost_model import METRICS, PHASES, UNITS, CostModel, linearity_horizon
 from profiler.errors import UserError
 from profiler.costmodel.fit import fit_curve
+from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.measure.samples import read_samples
 
 SCHEMA_VERSION = "1.1"
@@ -25,6 +30,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
 LINEARITY_SHARES = (0.1, 0.5)
+CANDIDATE_FORMS = {"latency_s": CURVE_FORMS, "flops": CURVE_FORMS, "peak_mem_bytes": MEMORY_FORMS}
+_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # the dtypes a run takes (profiler.measure.devices)
 
 
 def schema() -> dict:
@@ -75,6 +82,36 @@ def _derived(curves: dict) -> dict:
     return derived
 
 
+def _memory(samples, model: dict) -> dict | None:
+    """The bytes a peak-memory curve should contain, from the run's model section, beside what was measured:
+
+    - ``weights_bytes``: parameters times bytes per parameter, resident in every pass when all the
+      weights are on the measured device, so no more than a curve's constant ``a``;
+    - ``kv_cache_bytes_per_token``: ``analytic``, keys and values of every layer,
+      ``2 * layers * kv_heads * head_dim * bytes`` (as ``Architecture.kv_bytes_per_token``), and
+      ``measured``, per phase that keeps a cache, the least-squares slope of the measured
+      ``kv_cache_bytes`` against ``n_ctx`` (a slope: a decode step holds ``n_ctx + 1`` tokens, a
+      prefill ``n_ctx``). They differ where the cache is not one entry per token and layer.
+
+    None for a dtype whose size is not known here.
+    """
+    dtype_bytes = _DTYPE_BYTES.get(model["dtype"])
+    if dtype_bytes is None:
+        return None
+    measured = {}
+    for phase in PHASES:
+        rows = samples[samples["phase"] == phase][["n_ctx", "kv_cache_bytes"]].dropna()
+        if rows["n_ctx"].nunique() >= 2 and (rows["kv_cache_bytes"] > 0).any():
+            measured[phase] = float(np.polyfit(rows["n_ctx"], rows["kv_cache_bytes"], 1)[0])
+    return {
+        "weights_bytes": model["params"] * dtype_bytes,
+        "kv_cache_bytes_per_token": {
+            "analytic": 2 * model["layers"] * model["kv_heads"] * model["head_dim"] * dtype_bytes,
+            "measured": measured,
+        },
+    }
+
+
 def fit_run(folder: Path, seed: int = 0) -> dict:
     """Fit every phase and metric of the run in ``folder`` into a cost-model document."""
     samples_path = folder / "samples.csv"
@@ -89,10 +126,11 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
             values = rows[["n_ctx", metric]].dropna()
             if values["n_ctx"].nunique() >= 2 and (values[metric] > 0).all():
                 curves.setdefault(phase, {})[metric] = fit_curve(values["n_ctx"], values[metric], UNITS[metric],
-                                                                 seed=seed)
+                                                                 forms=CANDIDATE_FORMS[metric], seed=seed)
     if not curves:
         raise UserError(f"{samples_path}: too few measured lengths to fit (at least 2 per phase)")
     model = run["model"]
+    memory = _memory(samples, model)
     return {
         "schema_version": SCHEMA_VERSION,
         "hardware_slug": hardware["slug"],
@@ -105,7 +143,7 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
                    for phase, metrics in curves.items()},
         "derived": _derived(curves),
-    }
+    } | ({"memory": memory} if memory else {})
 
 
 def write_fit(document: dict, fits_dir: Path) -> Path:
