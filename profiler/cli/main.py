@@ -19,8 +19,26 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
+    """Mistakes end as a UserError; ``epilog_of`` (a callable) writes the epilog only when help is shown."""
+
+    def __init__(self, *args, epilog_of=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._epilog_of = epilog_of
+
+    def format_help(self) -> str:
+        if self._epilog_of is not None:
+            self.epilog = self._epilog_of()
+        return super().format_help()
+
     def error(self, message: str):
         raise UserError(message)
+
+
+def _exercise_parameters() -> str:
+    # the exercises' parameters need the pricing code: imported for --help, not for every command
+    from profiler.cli.breakeven import parameters_help
+
+    return parameters_help()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,11 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("fits", nargs=2, type=Path, metavar="FIT", help="fits/<model>--<hw>.json files")
     compare.add_argument("--out", type=Path, help="output folder (default reports/compare/<first>--vs--<second>/)")
 
-    from profiler.cli.breakeven import parameters_help
-
     breakeven = commands.add_parser(
         "breakeven", help="price the paper's three exercises and find where each decomposition breaks even",
-        epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog_of=_exercise_parameters, formatter_class=argparse.RawDescriptionHelpFormatter)
     breakeven.add_argument("--exercise", default="all", help="ktask, debugging, evolution or all (default all)")
     breakeven.add_argument("--primitive", choices=["paper"], help="price by the paper's m*n primitive (the default)")
     breakeven.add_argument("--fit", type=Path, action="append", default=[],
@@ -86,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser(
         "validate", help="run the three exercises with real model calls; measured against predicted cost",
-        epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog_of=_exercise_parameters, formatter_class=argparse.RawDescriptionHelpFormatter)
     validate.add_argument("--model", required=True, help="the model that runs every call (as for run)")
     validate.add_argument("--exercise", default="all", help="ktask, debugging, evolution or all (default all)")
     validate.add_argument("--vary", help="the parameter along which to look (default: each exercise's own)")

@@ -12,7 +12,6 @@ with the 95% band of that ratio (the fits' draws paired at random: independent f
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 
 from profiler.measure.samples import PHASE_TITLES
 from profiler.report import style
@@ -52,7 +51,7 @@ def _residuals(ax, n: np.ndarray, residual_pct: np.ndarray, color) -> None:
     limit = min(max(2.0, 1.5 * float(np.percentile(np.abs(residual_pct), 90))), 100.0)
     ax.axhline(0, color=color, linewidth=1.2)
     inside = np.abs(residual_pct) <= limit
-    sns.scatterplot(x=n[inside], y=residual_pct[inside], ax=ax, color=color, s=10, alpha=0.55, edgecolor="none")
+    ax.scatter(n[inside], residual_pct[inside], color=color, s=10, alpha=0.55, edgecolor="none")
     for sign, marker in ((1, "^"), (-1, "v")):
         beyond = ~inside & (np.sign(residual_pct) == sign)
         if beyond.any():
@@ -76,8 +75,8 @@ def latency_figure(series: FitSeries, samples, unstable: set[int], phase: str):
                           label=f"fit: {formula(curve)}, 95% band")
     steady = rows[~rows["n_ctx"].isin(unstable)]
     shaky = rows[rows["n_ctx"].isin(unstable)]
-    sns.scatterplot(x=steady["n_ctx"], y=steady["latency_s"], ax=top, color=color, s=14, alpha=0.55,
-                    edgecolor="none", label=f"samples ({len(rows)})")
+    top.scatter(steady["n_ctx"], steady["latency_s"], color=color, s=14, alpha=0.55, edgecolor="none",
+                label=f"samples ({len(rows)})")
     if not shaky.empty:
         top.scatter(shaky["n_ctx"], shaky["latency_s"], marker="x", color="#222222", s=18, linewidths=1,
                     label="samples at unstable points")

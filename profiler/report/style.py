@@ -1,4 +1,4 @@
-"""The look of every figure: seaborn's theme, one colour per phase and per model, legible log axes.
+"""The look of every figure: seaborn's whitegrid theme, one colour per phase and per model, legible log axes.
 
 Figures are ``matplotlib.figure.Figure`` objects drawn with the Agg canvas (no pyplot, no
 display, no global figure registry) inside ``theme()``, and saved by ``save`` as PNG at
@@ -16,8 +16,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-import seaborn as sns
 from matplotlib import rc_context
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -26,7 +26,28 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from profiler.report.units import scale, tick
 
 DPI = 110
-_PALETTE = sns.color_palette("colorblind")
+# seaborn's "colorblind" palette and its "whitegrid" style at the "notebook" context scaled by 0.85, written
+# out: importing seaborn (and scipy.stats with it) took longer than drawing a figure. tests/test_report_style.py
+# holds both against seaborn's own. Left out: "image.cmap" (seaborn's "rocket", a colormap that exists only
+# once seaborn is imported; every figure names its colormap).
+_PALETTE = tuple(to_rgb(hex_color) for hex_color in (
+    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"))
+SEABORN_RC = {
+    "figure.facecolor": "white", "axes.facecolor": "white", "axes.edgecolor": ".8", "axes.labelcolor": ".15",
+    "axes.axisbelow": True, "axes.grid": True, "axes.linewidth": 1.25,
+    "axes.spines.left": True, "axes.spines.bottom": True, "axes.spines.right": True, "axes.spines.top": True,
+    "grid.color": ".8", "grid.linestyle": "-", "grid.linewidth": 1, "text.color": ".15",
+    "font.family": ["sans-serif"],
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "lines.solid_capstyle": "round", "lines.linewidth": 1.5, "lines.markersize": 6,
+    "patch.edgecolor": "w", "patch.force_edgecolor": True, "patch.linewidth": 1,
+    "xtick.direction": "out", "ytick.direction": "out", "xtick.color": ".15", "ytick.color": ".15",
+    "xtick.top": False, "ytick.right": False, "xtick.bottom": False, "ytick.left": False,
+    "xtick.major.width": 1.25, "ytick.major.width": 1.25, "xtick.minor.width": 1, "ytick.minor.width": 1,
+    "xtick.major.size": 6, "ytick.major.size": 6, "xtick.minor.size": 4, "ytick.minor.size": 4,
+    "font.size": 10.2, "axes.labelsize": 10.2, "axes.titlesize": 10.2, "xtick.labelsize": 9.35,
+    "ytick.labelsize": 9.35, "legend.fontsize": 9.35, "legend.title_fontsize": 10.2,
+}
 PHASE_COLORS = {"prefill": _PALETTE[0], "decode": _PALETTE[1], "forward": _PALETTE[2]}
 MODEL_COLORS = ("#3b3b3b", _PALETTE[3])  # compare: first fit dark grey, second vermillion; no phase uses either
 CEILING_COLOR = "#b2182b"
@@ -37,8 +58,8 @@ EXTRAPOLATED = (0, (4, 3))  # the dash of a curve carried past the measured leng
 @contextlib.contextmanager
 def theme():
     """seaborn's whitegrid theme at a slightly reduced size, for the figures made inside."""
-    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85),
-          "axes.titleweight": "bold", "axes.titlesize": 11, "legend.fontsize": 8, "legend.framealpha": 0.9}
+    rc = {**SEABORN_RC, "axes.titleweight": "bold", "axes.titlesize": 11, "legend.fontsize": 8,
+          "legend.framealpha": 0.9}
     with rc_context(rc):
         yield
 
