@@ -14,7 +14,6 @@ An earlier run's files in that folder (its report included) are moved to ``previ
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -31,16 +30,17 @@ from profiler.cli.console import SweepProgress, print_point_tables
 from profiler.costmodel.cost_model import CostModel
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
+from profiler.files import run_folder
 from profiler.cli.fit import fit_and_print
 from profiler.measure.grid import check_lengths, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
 from profiler.measure.loading import LoadedModel, load_model
+from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.cli.show import print_families
 from profiler.measure.summary import point_table
 from profiler.measure.sweep import Sweep, SweepOutcome
 
-FORMAT_VERSION = 1
 OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json")
 REPORT_FILES = ("report.md", "report.html", "*.png", "validate-*.json")
 
@@ -61,10 +61,6 @@ class RunRequest:
     threads: int | None = None
     seed: int = 0
     fits: Path = Path("fits")
-
-
-def _write_json(path: Path, document: dict) -> None:
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def _keep_previous_run(folder: Path) -> Path | None:
@@ -100,33 +96,21 @@ def _check_writable(root: Path) -> None:
 
 
 def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
-                  memory_measured: bool) -> dict:
-    return {
-        "format_version": FORMAT_VERSION,
-        "command": sys.argv,
-        "asked": {
-            "model": loaded.source.name, "device": request.device, "dtype": request.dtype,
-            "lengths": request.lengths or "default", "budget_s": request.budget_s, "seed": request.seed,
-            "threads": torch.get_num_threads(), "attn_implementation": request.attn_implementation,
-            "device_map": request.device_map,
-        },
-        "model": {
-            "name": loaded.source.name, "path": str(loaded.source.path), "found_in": loaded.source.origin,
-            "random_weights": loaded.random_weights, "dtype": dtype_name(loaded.dtype),
-            "attn_implementation": loaded.attn_implementation, "device_map": loaded.device_map,
-            "build_s": loaded.build_s, **loaded.architecture.as_dict(),
-        },
-        "done": {
-            "lengths": outcome.lengths, "generate_pairs": outcome.generate_pairs, "rows": rows,
-            "elapsed_s": outcome.elapsed_s, "interrupted": outcome.interrupted,
-            "out_of_memory": outcome.out_of_memory, "skipped": outcome.skipped, "drift_check": outcome.drift,
-            "peak_memory_measured": memory_measured,
-            "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "unstable_points": points[points["unstable"]][["phase", "n_ctx", "n_new"]].to_dict("records")
-            if not points.empty else [],
-        },
-        "points": points.to_dict("records"),
-    }
+                  memory_measured: bool) -> RunDocument:
+    asked = RunAsked(model=loaded.source.name, device=request.device, dtype=request.dtype,
+                     lengths=request.lengths or "default", budget_s=request.budget_s, seed=request.seed,
+                     threads=torch.get_num_threads(), attn_implementation=request.attn_implementation,
+                     device_map=request.device_map)
+    model = ModelRecord(name=loaded.source.name, path=str(loaded.source.path), found_in=loaded.source.origin,
+                        random_weights=loaded.random_weights, dtype=dtype_name(loaded.dtype),
+                        attn_implementation=loaded.attn_implementation, device_map=loaded.device_map,
+                        build_s=loaded.build_s, architecture=loaded.architecture.as_dict())
+    unstable = points[points["unstable"]][["phase", "n_ctx", "n_new"]].to_dict("records") if not points.empty else []
+    done = RunDone(lengths=outcome.lengths, generate_pairs=[list(pair) for pair in outcome.generate_pairs], rows=rows,
+                   elapsed_s=outcome.elapsed_s, interrupted=outcome.interrupted, out_of_memory=outcome.out_of_memory,
+                   skipped=outcome.skipped, drift_check=outcome.drift, peak_memory_measured=memory_measured,
+                   finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable)
+    return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"))
 
 
 def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardware: dict, ceilings: dict,
@@ -142,10 +126,8 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
                             device_map=request.device_map, trust_remote_code=request.trust_remote_code,
                             seed=request.seed)
-        _write_json(folder / "hardware.json", {
-            "format_version": FORMAT_VERSION, "slug": folder.parent.name, **hardware,
-            "dtype": dtype_name(dtype), "attn_implementation": loaded.attn_implementation, "ceilings": ceilings,
-        })
+        HardwareDocument(slug=folder.parent.name, facts=hardware, dtype=dtype_name(dtype),
+                         attn_implementation=loaded.attn_implementation, ceilings=ceilings).write(folder)
         arch = loaded.architecture
         weights = "random weights" if loaded.random_weights else "safetensors weights"
         console.print(f"[bold]{source.name}[/]: {arch.params / 1e6:.1f}M parameters, {arch.layers} layers, "
@@ -163,7 +145,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
     samples = read_samples(folder / "samples.csv")
     dtype_bytes = torch.empty((), dtype=dtype).element_size()
     points = point_table(samples, arch.params * dtype_bytes, arch.kv_bytes_per_token(dtype), ceilings)
-    _write_json(folder / "run.json", _run_document(request, loaded, outcome, points, rows, sweep.memory.supported))
+    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported).write(folder)
     print_point_tables(console, f"{source.name} ({weights})", points)
     _print_outcome(console, outcome, folder)
     if outcome.interrupted:
@@ -229,7 +211,7 @@ def run(request: RunRequest, console: Console) -> int:
                   f"{ceilings['memory_bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s memory")
     cost_models = []
     for source in sources:
-        folder = request.out / hardware_slug / source.name
+        folder = run_folder(request.out, hardware_slug, source.name)
         cost_model = _profile_one(request, source, device, dtype, hardware, ceilings, folder, console)
         cost_models += [cost_model] if cost_model else []
     print_families(console, cost_models)

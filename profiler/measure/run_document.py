@@ -1,0 +1,182 @@
+"""The documents a run writes beside its samples: ``run.json`` and ``hardware.json``, typed.
+
+``RunDocument`` is what was asked, the model that ran, what was done and the per-point
+summary; ``HardwareDocument`` the machine's fingerprint and measured ceilings. Each has one
+writer (``write``: atomic, ``profiler.files.write_json``) and one reader (``read``: a one-line
+``UserError`` for a missing, unreadable or incomplete file). The JSON keys are the ones
+README documents; a non-finite number (an unbounded interval of a single repeat) is written
+as ``null``, so the files are standard JSON.
+
+Torch-free: the report and the fit read these documents without building a model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from profiler.errors import UserError
+from profiler.files import read_json, write_json
+
+FORMAT_VERSION = 1
+RUN_FILE, HARDWARE_FILE = "run.json", "hardware.json"
+
+
+def finite_or_none(value):
+    """``value`` with every non-finite float inside it (lists and dicts too) replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(item) for item in value]
+    return value
+
+
+def _require(document: dict, keys: tuple[str, ...], where: str) -> None:
+    missing = [key for key in keys if key not in document]
+    if missing:
+        raise UserError(f"{where}: missing {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class RunAsked:
+    """The options of the run, as given (``lengths`` is the text of ``--lengths`` or ``"default"``)."""
+
+    model: str
+    device: str
+    dtype: str
+    lengths: str
+    budget_s: float
+    seed: int
+    threads: int
+    attn_implementation: str
+    device_map: str | None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The model that ran: where it was found, how it was built, and its architecture's numbers
+    (``architecture``: ``model_type``, ``layers``, ``hidden``, ``heads``, ``kv_heads``, ``params``,
+    ``max_positions`` ... as ``profiler.measure.architecture.Architecture.as_dict`` gives them)."""
+
+    name: str
+    path: str
+    found_in: str
+    random_weights: bool
+    dtype: str
+    attn_implementation: str
+    device_map: dict | str | None
+    build_s: float
+    architecture: dict
+
+    @property
+    def params(self) -> int:
+        return self.architecture["params"]
+
+    @property
+    def max_positions(self) -> int | None:
+        return self.architecture.get("max_positions")
+
+    def to_json(self) -> dict:
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "architecture"}
+        return {**record, **self.architecture}
+
+    @classmethod
+    def from_json(cls, document: dict, where: str) -> ModelRecord:
+        own = tuple(f.name for f in fields(cls) if f.name != "architecture")
+        _require(document, own + ("params",), where)
+        return cls(**{name: document[name] for name in own},
+                   architecture={key: value for key, value in document.items() if key not in own})
+
+
+@dataclass(frozen=True)
+class RunDone:
+    """What the sweep did: lengths and generate pairs measured, rows written, anything skipped
+    (``{"n_ctx", "reason"}``), out of memory, interrupted, the drift check, unstable points."""
+
+    lengths: list[int]
+    generate_pairs: list[list[int]]
+    rows: int
+    elapsed_s: float
+    interrupted: bool
+    out_of_memory: dict | None
+    skipped: list[dict]
+    drift_check: dict | None
+    peak_memory_measured: bool
+    finished_at: str
+    unstable_points: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunDocument:
+    """``run.json``: the command line, what was asked, the model, what was done, and the per-point
+    summary (``points``: one record per measured point -- median latency, 95% CI, tokens/s, ...)."""
+
+    command: list[str]
+    asked: RunAsked
+    model: ModelRecord
+    done: RunDone
+    points: list[dict]
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict:
+        return finite_or_none({
+            "format_version": self.format_version, "command": list(self.command), "asked": asdict(self.asked),
+            "model": self.model.to_json(), "done": asdict(self.done), "points": self.points,
+        })
+
+    def write(self, folder: Path) -> Path:
+        return write_json(Path(folder) / RUN_FILE, self.to_json())
+
+    @classmethod
+    def read(cls, folder: Path) -> RunDocument:
+        path = Path(folder) / RUN_FILE
+        document = read_json(path)
+        _require(document, ("asked", "model", "done"), str(path))
+        try:
+            return cls(command=document.get("command", []),
+                       asked=RunAsked(**document["asked"]),
+                       model=ModelRecord.from_json(document["model"], f"{path}: model"),
+                       done=RunDone(**document["done"]),
+                       points=document.get("points", []),
+                       format_version=document.get("format_version", FORMAT_VERSION))
+        except TypeError as err:  # a key missing or unknown in one of the sections
+            raise UserError(f"{path}: not a run document ({err})") from None
+
+
+@dataclass(frozen=True)
+class HardwareDocument:
+    """``hardware.json``: the machine's fingerprint (``facts``: CPU, cores, threads, memory, GPU,
+    driver, library versions, as ``profiler.measure.hardware.fingerprint`` gives them), its slug,
+    the dtype and attention of the run, and the measured ceilings (matmul FLOP/s, memory bandwidth)."""
+
+    slug: str
+    facts: dict
+    dtype: str
+    attn_implementation: str
+    ceilings: dict
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def device(self) -> str:
+        return self.facts["device"]
+
+    def to_json(self) -> dict:
+        return finite_or_none({"format_version": self.format_version, "slug": self.slug, **self.facts,
+                               "dtype": self.dtype, "attn_implementation": self.attn_implementation,
+                               "ceilings": self.ceilings})
+
+    def write(self, folder: Path) -> Path:
+        return write_json(Path(folder) / HARDWARE_FILE, self.to_json())
+
+    @classmethod
+    def read(cls, folder: Path) -> HardwareDocument:
+        path = Path(folder) / HARDWARE_FILE
+        document = dict(read_json(path))
+        _require(document, ("slug", "device", "dtype", "ceilings"), str(path))
+        own = {name: document.pop(name) for name in ("slug", "dtype", "ceilings")}
+        version = document.pop("format_version", FORMAT_VERSION)
+        attn = document.pop("attn_implementation", "sdpa")
+        return cls(**own, facts=document, attn_implementation=attn, format_version=version)
