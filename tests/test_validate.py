@@ -2,7 +2,7 @@
 end cleanly with what was measured, and one-line errors."""
 
 import json
-import time
+import math
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from profiler.lba.calls import CallRecorder
 from profiler.measure.loading import load_model
 from profiler.lba.pricing import FittedPricing
 from profiler.lba.validate import assess, grid_position, validate
+from tests.clock import FakeClock, charge
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,15 @@ def pricing(tiny_fit):
     return FittedPricing(load_cost_model(tiny_fit[2]))
 
 
+@pytest.fixture
+def priced_clock(monkeypatch, pricing):
+    """A fake clock that every call moves by its fitted price: what a budget admits does not depend on the
+    machine's load."""
+    clock = FakeClock()
+    charge(monkeypatch, clock, "generate", lambda n_in, n_out: float(pricing.price("call", n_in, n_out)))
+    return clock
+
+
 def _params(exercise, **overrides):
     return {name: float(value) for name, value in (exercise.defaults() | overrides).items()}
 
@@ -36,7 +46,7 @@ def _params(exercise, **overrides):
 def test_measured_and_predicted_for_each_variant(loaded, pricing, tmp_path):
     path = tmp_path / "validate-debugging.json"
     document = validate(Debugging, "k", [2, 4], _params(Debugging, l=4, b=2, report=4), loaded, pricing, seeds=3,
-                        deadline=time.perf_counter() + 60, path=path)
+                        deadline=math.inf, path=path)
     assert document["seeds"] == 1  # deterministic: the oracle's draw does not change the calls
     for row in document["rows"]:
         for variant in ("optimistic", "optimized"):
@@ -58,7 +68,7 @@ def test_measured_and_predicted_for_each_variant(loaded, pricing, tmp_path):
 
 def test_stochastic_runs_every_seed_against_a_predicted_interval(loaded, pricing):
     document = validate(Evolution, "k", [1, 2], _params(Evolution, l=2), loaded, pricing, seeds=3,
-                        deadline=time.perf_counter() + 60)
+                        deadline=math.inf)
     for row in document["rows"]:
         for variant in ("optimistic", "optimized"):
             runs = row["runs"][variant]
@@ -71,19 +81,20 @@ def test_stochastic_runs_every_seed_against_a_predicted_interval(loaded, pricing
     assert [r["calls"] for r in first["optimistic"]] == [r["calls"] for r in first["optimized"]]
 
 
-def _spend_the_budget_after(what: str, deadline: float):
-    """A progress callback that waits out the budget once ``what`` has been measured."""
+def _spend_the_budget_after(what: str, clock: FakeClock, deadline: float):
+    """A progress callback that moves ``clock`` past ``deadline`` once ``what`` has been measured."""
     def progress(line: str) -> None:
         if what in line:
-            time.sleep(max(deadline - time.perf_counter(), 0) + 0.01)
+            clock.advance(max(deadline - clock(), 0) + 0.01)
     return progress
 
 
-def test_a_budget_too_small_ends_cleanly_with_what_was_measured(loaded, pricing, tmp_path):
+def test_a_budget_too_small_ends_cleanly_with_what_was_measured(loaded, pricing, priced_clock, tmp_path):
     path = tmp_path / "validate-ktask.json"
-    deadline = time.perf_counter() + 4
+    deadline = priced_clock() + 4
     document = validate(KTask, "n", [8, 16], _params(KTask, c=8, out=2), loaded, pricing, seeds=1, deadline=deadline,
-                        path=path, progress=_spend_the_budget_after("n=8 optimized", deadline))
+                        path=path, progress=_spend_the_budget_after("n=8 optimized", priced_clock, deadline),
+                        clock=priced_clock)
     measured, unmeasured = document["rows"]
     assert measured["measured_ratio"] is not None and unmeasured["measured_ratio"] is None
     assert [entry["value"] for entry in document["skipped"]] == [16]
@@ -91,10 +102,11 @@ def test_a_budget_too_small_ends_cleanly_with_what_was_measured(loaded, pricing,
     assert json.loads(path.read_text())["skipped"] == document["skipped"]
 
 
-def test_a_run_past_the_deadline_stops_before_its_next_call(loaded, pricing):
-    deadline = time.perf_counter() + 4
+def test_a_run_past_the_deadline_stops_before_its_next_call(loaded, pricing, priced_clock):
+    deadline = priced_clock() + 4
     document = validate(KTask, "n", [8, 16], _params(KTask, c=8, out=2), loaded, pricing, seeds=1, deadline=deadline,
-                        progress=_spend_the_budget_after("n=8 optimistic", deadline))
+                        progress=_spend_the_budget_after("n=8 optimistic", priced_clock, deadline),
+                        clock=priced_clock)
     (row, _) = document["rows"]
     assert row["measured_optimistic"] is not None and row["measured_optimized"] is None
     assert row["measured_ratio"] is None and document["measured_breakeven"] is None
@@ -105,7 +117,7 @@ def test_a_run_past_the_deadline_stops_before_its_next_call(loaded, pricing):
 
 def test_sizes_beyond_the_maximum_positions_are_skipped_and_said(loaded, pricing):
     document = validate(KTask, "n", [8, 200], _params(KTask, c=8, out=2), loaded, pricing, seeds=1,
-                        deadline=time.perf_counter() + 60)
+                        deadline=math.inf)
     assert [row["value"] for row in document["rows"]] == [8]
     assert document["skipped"] == [{"value": 200, "reason": "beyond the model's 128 positions (its longest call "
                                                             "holds 202 tokens)"}]
