@@ -18,3 +18,13 @@ def test_empty_ranges_and_array_shapes():
     assert result.shape == (2, 2)
     assert result[0, 0] == 0.0 and result[1, 1] == pytest.approx(5**1.3)
     assert result[1, 0] == pytest.approx(np.sum(np.arange(200, 1001, dtype=float) ** 1.3), rel=1e-12)
+
+
+def test_an_array_of_exponents_sums_each_range_with_its_own():
+    p = np.array([[0.2], [1.118], [1.118], [3.0]])  # one per drawn curve; repeated exponents share a table
+    lo, hi = np.array([1, 60, 100, 7]), np.array([0, 70, 5000, 300_000])
+    result = sum_of_powers(lo, hi, p)
+    assert result.shape == (4, 4)
+    for i, exponent in enumerate(p[:, 0]):
+        np.testing.assert_array_equal(result[i], sum_of_powers(lo, hi, float(exponent)))
+    assert result[3, 3] == pytest.approx(float(np.sum(np.arange(7, 300_001, dtype=float) ** 3.0)), rel=1e-12)

@@ -8,6 +8,9 @@ the Euler-Maclaurin formula beyond it, with corrections through the third deriva
 for ``0.2 <= p <= 3`` (the power form's bounds) and ``j > 64`` the next (fifth-derivative)
 term is below 1e-14 of the sum. Then
 ``sum_{lo}^{hi} = S(hi) - S(lo - 1)``.
+
+``p`` may be an array as well (one exponent per drawn power curve,
+``profiler.costmodel.uncertainty``): one table per distinct exponent.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import numpy as np
 _TABLE = 64
 
 
-def _prefix_table(p: float) -> np.ndarray:
-    """``S(0..TABLE)``, exact."""
-    return np.concatenate([[0.0], np.cumsum(np.arange(1, _TABLE + 1, dtype=float) ** p)])
+def _prefix_tables(exponents: np.ndarray) -> np.ndarray:
+    """``S(0..TABLE)`` of each exponent, exact: (len(exponents), TABLE + 1)."""
+    powers = np.arange(1, _TABLE + 1, dtype=float) ** exponents[:, None]
+    return np.concatenate([np.zeros((len(exponents), 1)), np.cumsum(powers, axis=1)], axis=1)
 
 
-def _euler_maclaurin(lo: np.ndarray, hi: np.ndarray, p: float) -> np.ndarray:
-    """``sum_{j=lo}^{hi} j^p`` for ``lo <= hi`` (both above the table's end)."""
+def _euler_maclaurin(lo: np.ndarray, hi: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``sum_{j=lo}^{hi} j^p`` for ``lo <= hi`` (both above the table's end), element-wise."""
     def f(x, k):  # k-th derivative of x^p
         coefficient = 1.0
         for i in range(k):
@@ -37,20 +41,26 @@ def _euler_maclaurin(lo: np.ndarray, hi: np.ndarray, p: float) -> np.ndarray:
     return integral + ends + corrections
 
 
-def _prefix(x: np.ndarray, p: float, table: np.ndarray) -> np.ndarray:
-    """``S(x)`` for a flat array of integer-valued ``x >= 0``."""
+def _prefix(x: np.ndarray, which: np.ndarray, exponents: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """``S(x)`` for a flat array of integer-valued ``x >= 0``, each with exponent ``exponents[which]``."""
     inside = np.minimum(x, _TABLE).astype(int)
-    total = table[inside]
+    single = len(exponents) == 1  # one fitted curve: scalar exponent arithmetic, a quarter faster on 10^6 ranges
+    total = tables[0, inside] if single else tables[which, inside]
     beyond = x > _TABLE
     if np.any(beyond):
-        total[beyond] += _euler_maclaurin(np.full(np.count_nonzero(beyond), _TABLE + 1.0), x[beyond], p)
+        total[beyond] += _euler_maclaurin(np.full(np.count_nonzero(beyond), _TABLE + 1.0), x[beyond],
+                                          exponents[0] if single else exponents[which[beyond]])
     return total
 
 
-def sum_of_powers(lo, hi, p: float):
-    """``sum_{j=lo}^{hi} j^p`` element-wise (integers ``lo >= 1``); 0 for an empty range."""
-    lo_arr, hi_arr = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
-    table = _prefix_table(p)
+def sum_of_powers(lo, hi, p):
+    """``sum_{j=lo}^{hi} j^p`` element-wise over ``lo``, ``hi`` and ``p`` broadcast together
+    (integers ``lo >= 1``); 0 for an empty range."""
+    exponents, which = np.unique(np.asarray(p, dtype=float), return_inverse=True)
+    lo_arr, hi_arr, which = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float),
+                                                which.reshape(np.shape(p)))
+    tables = _prefix_tables(exponents)
     upper = np.maximum(hi_arr, lo_arr - 1)  # an empty range sums to 0
-    result = _prefix(upper.ravel(), p, table) - _prefix(lo_arr.ravel() - 1, p, table)
+    which = which.ravel()
+    result = _prefix(upper.ravel(), which, exponents, tables) - _prefix(lo_arr.ravel() - 1, which, exponents, tables)
     return result.reshape(lo_arr.shape) if lo_arr.ndim else float(result[0])
