@@ -31,6 +31,7 @@ def test_run_ends_by_writing_a_valid_fit(run_folder):
     prefill = document["curves"]["prefill"]["latency_s"]
     assert prefill["domain"] == {"n_min": 8, "n_max": 128}
     assert len(prefill["candidates"]) == 3 and prefill["lolo_mape"] is not None
+    assert len(prefill["correlation"]) == len(prefill["params"])  # since 1.2
     assert "linearity_horizon" in document["derived"]["prefill"]
 
 
@@ -95,6 +96,7 @@ def test_invalid_document_is_not_written(run_folder, tmp_path):
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(schema_version="2.0"), "newer than this profiler reads"),
     (lambda d: d["curves"]["decode"]["latency_s"].update(form="cubic"), "not a valid cost model"),
+    (lambda d: d["curves"]["decode"]["latency_s"].update(correlation=[[1, 2], [2, 1]]), "not a valid cost model"),
     (lambda d: d.pop("model"), "not a valid cost model"),
 ])
 def test_load_refuses_in_one_line(run_folder, tmp_path, capsys, change, message):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from scipy.optimize import least_squares
+from scipy.stats import norm, rankdata
 
 from profiler.costmodel import fit as fit_module
 from profiler.costmodel.fit import CurveFit, aicc, fit_curve
@@ -146,3 +147,35 @@ def test_refits_not_converged_in_the_step_cap_fall_back_to_least_squares(monkeyp
     for y, refit in zip(ys[~converged], refits[~converged]):
         scipy_refit = fit_module._solve(form, LENGTHS, y, start=theta, max_nfev=fit_module._REFIT_EVALUATIONS)
         assert np.array_equal(refit, scipy_refit.x)
+
+
+def test_the_correlation_is_that_of_the_bootstrap_refits_normal_scores():
+    form = FORMS["quadratic"]
+    ys, theta = _resampled(form, _noisy(lambda n: 0.04 + 8e-4 * n, seed=6, outliers=0), seed=7, rows=200)
+    refits = fit_module._refit(form, LENGTHS, ys, theta)  # c sits on its bound in some refits: tied ranks
+    ci95 = np.percentile(refits, [2.5, 97.5], axis=0).T
+    scores = norm.ppf(rankdata(refits, axis=0) / (len(refits) + 1))
+    np.testing.assert_allclose(fit_module.normal_score_correlation(refits, ci95), np.corrcoef(scores.T), atol=1e-12)
+    ci95[1] = ci95[1, 0]  # a point interval: uncorrelated with the others
+    correlation = fit_module.normal_score_correlation(refits, ci95)
+    np.testing.assert_array_equal(correlation[1], [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(correlation[:, 1], [0.0, 1.0, 0.0])
+
+
+def test_a_fit_carries_its_correlation_through_a_dict():
+    fit = fit_curve(LENGTHS, _noisy(TRUTHS["power"][1], seed=2), "s")
+    assert fit.correlation.shape == (3, 3) and np.allclose(fit.correlation, fit.correlation.T)
+    assert np.all(np.diag(fit.correlation) == 1) and fit.correlation[1, 2] < -0.9  # a larger b, a smaller p
+    again = CurveFit.from_dict(fit.as_dict())
+    np.testing.assert_allclose(again.correlation, fit.correlation, atol=5e-7)
+    older = fit.as_dict()
+    del older["correlation"]  # a fit file before schema 1.2
+    assert CurveFit.from_dict(older).correlation is None
+    with pytest.raises(ValueError, match="3 x 3"):
+        CurveFit.from_dict(fit.as_dict() | {"correlation": [[1.0, 0.0], [0.0, 1.0]]})
+
+
+def test_an_exact_curve_has_uncorrelated_coefficients():
+    fit = fit_curve(LENGTHS, 7.7e7 + 1.7e8 * LENGTHS + 3.7e4 * LENGTHS**2, "FLOPs")  # FLOPs are exact
+    assert np.array_equal(fit.ci95[:, 0], fit.ci95[:, 1])
+    np.testing.assert_array_equal(fit.correlation, np.eye(3))

@@ -23,6 +23,14 @@ score is kept. Then, for the chosen form only:
   until the cost does not rise, until a step moves no relative residual by more than 1e-8;
   a refit not converged within 30 steps is redone by ``least_squares`` (20 evaluations from
   the fit);
+- the coefficients' joint spread: the correlation of the 200 refits' normal scores (each
+  coefficient's ranks among the refits, ties averaged, mapped through the inverse standard
+  normal CDF at ``rank / 201``). The intervals keep each coefficient's own spread, whatever
+  its shape; what joins them is a Gaussian copula (``profiler.costmodel.uncertainty``), whose
+  parameter is exactly this correlation: it is unchanged by any increasing map of a
+  coefficient (log or linear scale alike), where a correlation of the values themselves would
+  be bent by a skewed ``b`` or a ``p`` held at its bound. A coefficient with a point
+  interval has correlation 0 with the others (1 with itself);
 - R^2 of the log values (the relative scale the fit works on);
 - held-out error: leave-one-context-length-out, the mean absolute percentage error of
   the refit's prediction of the left-out length's median;
@@ -36,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.special import ndtri  # scipy.stats would add seconds to every command's start
 
 from profiler.costmodel.forms import CURVE_FORMS, FORMS, Form
 
@@ -47,6 +56,7 @@ _REFIT_EVALUATIONS = 20  # refits start at the fit; a flat curve pinned at a bou
 _NEWTON_STEPS = 30  # a batched refit takes about 5 from the fit; a row still moving after these falls back
 _HALVINGS = 30  # a step halved this often that still raises the cost has stalled: its row falls back
 _CONVERGED_MOVE = 1e-8  # a step moving no relative residual by more ends a refit: below noise, above rounding
+_CORRELATION_DECIMALS = 6
 
 
 @dataclass
@@ -63,6 +73,7 @@ class CurveFit:
     n_max: int
     samples: int
     candidates: list[dict] = field(default_factory=list)
+    correlation: np.ndarray | None = None  # (k, k) of the bootstrap's normal scores; None: not recorded (before 1.2)
 
     def predict(self, n):
         return self.form.evaluate(self.theta, n)
@@ -89,12 +100,19 @@ class CurveFit:
             "domain": {"n_min": self.n_min, "n_max": self.n_max},
             "samples": self.samples,
             "candidates": self.candidates,
-        }
+        } | ({} if self.correlation is None else {
+            # 6 decimals: far below the sampling error of 200 refits, (1 - r^2) / sqrt(200), even at |r| = 0.9999
+            "correlation": np.round(self.correlation, _CORRELATION_DECIMALS).tolist(),
+        })
 
     @classmethod
     def from_dict(cls, data: dict) -> "CurveFit":
         form = FORMS[data["form"]]
         params = data["params"]
+        correlation = np.array(data["correlation"], dtype=float) if "correlation" in data else None
+        if correlation is not None and correlation.shape != (len(form.params),) * 2:
+            raise ValueError(f"a {form.name} curve's correlation must be {len(form.params)} x {len(form.params)}, "
+                             f"not {' x '.join(map(str, correlation.shape))}")
         return cls(
             form=form,
             theta=np.array([params[name]["value"] for name in form.params]),
@@ -106,6 +124,7 @@ class CurveFit:
             n_max=data["domain"]["n_max"],
             samples=data["samples"],
             candidates=data["candidates"],
+            correlation=correlation,
         )
 
 
@@ -239,13 +258,39 @@ def _refit(form: Form, n: np.ndarray, ys: np.ndarray, theta: np.ndarray) -> np.n
     return thetas
 
 
-def _bootstrap_ci95(form: Form, n: np.ndarray, y: np.ndarray, theta: np.ndarray, seed: int) -> np.ndarray:
-    """Residual bootstrap: the fitted curve times one plus relative residuals drawn from all samples."""
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..B within each column of ``values`` (B, k); tied values (a coefficient held at its bound in
+    several refits) share their average rank."""
+    ranks = np.empty_like(values, dtype=float)
+    for j, column in enumerate(values.T):
+        _, which, counts = np.unique(column, return_inverse=True, return_counts=True)
+        ranks[:, j] = (np.cumsum(counts) - (counts - 1) / 2)[which]
+    return ranks
+
+
+def normal_score_correlation(refits: np.ndarray, ci95: np.ndarray) -> np.ndarray:
+    """Correlation (k, k) of the normal scores of ``refits`` (B, k), column by column (see the module doc);
+    a coefficient whose interval ``ci95`` (k, 2) is a point is uncorrelated with the others."""
+    scores = ndtri(_average_ranks(refits) / (len(refits) + 1))
+    centred = scores - scores.mean(axis=0)
+    sd = np.sqrt(np.mean(centred**2, axis=0))
+    spread = (ci95[:, 1] > ci95[:, 0]) & (sd > 0)
+    standardised = np.where(spread, centred / np.where(spread, sd, 1.0), 0.0)
+    correlation = standardised.T @ standardised / len(refits)
+    np.fill_diagonal(correlation, 1.0)
+    return np.clip(correlation, -1.0, 1.0)
+
+
+def _bootstrap(form: Form, n: np.ndarray, y: np.ndarray, theta: np.ndarray, seed: int):
+    """Residual bootstrap: the fitted curve times one plus relative residuals drawn from all samples.
+    Returns the coefficients' percentile intervals (k, 2) and their normal scores' correlation (k, k)."""
     rng = np.random.default_rng(seed)
     fitted = form.evaluate(theta, n)
     relative = y / fitted - 1
     resampled = fitted * (1 + rng.choice(relative, size=(BOOTSTRAP_RESAMPLES, len(relative))))
-    return np.percentile(_refit(form, n, resampled, theta), [2.5, 97.5], axis=0).T
+    refits = _refit(form, n, resampled, theta)
+    ci95 = np.percentile(refits, [2.5, 97.5], axis=0).T
+    return ci95, normal_score_correlation(refits, ci95)
 
 
 def fit_curve(n, y, unit: str, forms: tuple[str, ...] = CURVE_FORMS, seed: int = 0) -> CurveFit:
@@ -266,10 +311,13 @@ def fit_curve(n, y, unit: str, forms: tuple[str, ...] = CURVE_FORMS, seed: int =
             best = (score, form, result.x)
     _, form, theta = best
     exact = np.max(np.abs(form.evaluate(theta, n) / y - 1)) < _EXACT
+    ci95, correlation = ((np.stack([theta, theta], axis=-1), np.eye(len(theta))) if exact
+                         else _bootstrap(form, n, y, theta, seed))
     return CurveFit(
         form=form,
         theta=theta,
-        ci95=np.stack([theta, theta], axis=-1) if exact else _bootstrap_ci95(form, n, y, theta, seed),
+        ci95=ci95,
+        correlation=correlation,
         unit=unit,
         r2=_r2(y, form.evaluate(theta, n)),
         lolo_mape=_lolo_mape(form, n, y, theta),

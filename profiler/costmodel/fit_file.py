@@ -25,7 +25,7 @@ from profiler.costmodel.fit import fit_curve
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.measure.samples import read_samples
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
