@@ -51,6 +51,18 @@ class ExtrapolationWarning(UserWarning):
     """A cost was predicted outside the context lengths that were measured."""
 
 
+def call_passes(n_in, n_out, cache: bool) -> tuple[str | None, str, np.ndarray, np.ndarray]:
+    """The passes of a call reading ``n_in`` tokens and emitting ``n_out >= 1`` (see the module doc): the
+    phase of its one first pass (None without a cache), the phase of the passes it repeats, and the
+    range ``lo..hi`` of context lengths those run at (empty for one token out with a cache)."""
+    n_in, n_out = np.asarray(n_in), np.asarray(n_out)
+    if np.any(n_out < 1) or np.any(n_in < 1):
+        raise ValueError("a call reads at least one token and emits at least one")
+    if cache:
+        return "prefill", "decode", n_in, n_in + n_out - 2
+    return None, "forward", n_in, n_in + n_out - 1
+
+
 def _outside(curve: CurveFit, lo, hi) -> bool:
     """Whether any non-empty range lo..hi leaves the curve's measured domain."""
     return bool(np.any((hi >= lo) & ((lo < curve.n_min) | (hi > curve.n_max))))
@@ -93,13 +105,9 @@ class CostModel:
 
     def call(self, n_in, n_out, cache: bool = True, metric: str = "latency_s"):
         """Cost of a call reading ``n_in`` tokens and emitting ``n_out >= 1`` (see the module doc)."""
-        n_in, n_out = np.asarray(n_in), np.asarray(n_out)
-        if np.any(n_out < 1) or np.any(n_in < 1):
-            raise ValueError("a call reads at least one token and emits at least one")
-        if cache:
-            first, steps, lo, hi = self.curve("prefill", metric), self.curve("decode", metric), n_in, n_in + n_out - 2
-        else:
-            first, steps, lo, hi = None, self.curve("forward", metric), n_in, n_in + n_out - 1
+        first_phase, steps_phase, lo, hi = call_passes(n_in, n_out, cache)
+        first = None if first_phase is None else self.curve(first_phase, metric)
+        steps = self.curve(steps_phase, metric)
         spans = [(steps, lo, hi)] + ([(first, n_in, n_in)] if first is not None else [])
         if any(_outside(curve, a, b) for curve, a, b in spans):
             warnings.warn(f"call({n_in}, {n_out}) reaches outside the measured context lengths",

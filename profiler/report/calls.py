@@ -6,7 +6,7 @@ paper's primitive, repeated). It needs ``n_in + n_out - 1`` positions (the last 
 emitted is never fed back): a call needing more than the model's maximum positions cannot
 run on that model, and the table says so instead of pricing it. A call reaching outside the
 measured lengths is priced by the fitted curves carried beyond the data and marked
-extrapolated. Intervals: ``profiler.report.uncertainty``.
+extrapolated. Intervals: ``profiler.costmodel.uncertainty``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 
 from profiler.costmodel.cost_model import ExtrapolationWarning
+from profiler.costmodel.uncertainty import CallIntervals
 from profiler.lba.calls import positions_needed
 from profiler.report.document import Table
-from profiler.report.uncertainty import CallIntervals
 from profiler.report.units import interval, quantity
 
 TYPICAL_CALLS = ((128, 1), (128, 128), (1024, 1), (1024, 128), (4096, 1), (4096, 128))

@@ -9,9 +9,9 @@ fit made from other samples than the folder now holds.
 
 from __future__ import annotations
 
+from profiler.costmodel.uncertainty import CallIntervals
 from profiler.report.calls import measured_range
 from profiler.report.inputs import RunData
-from profiler.report.uncertainty import CallIntervals
 
 POOR_HELD_OUT = 0.05  # mean error predicting a left-out length: beyond it, say so
 POOR_CALL = 0.10  # a whole call predicted this far off: say so
@@ -19,8 +19,9 @@ POOR_CALL = 0.10  # a whole call predicted this far off: say so
 
 def uncertainty_caveat() -> str:
     return ("The 95% intervals and bands come from the fit's per-coefficient bootstrap intervals, combined under "
-            "an assumption: the coefficients' joint spread is taken from a least-squares fit over the measured "
-            "lengths (their correlation), with each coefficient's own interval kept as measured. They cover the "
+            "an assumption (a Gaussian copula): each coefficient's own interval is kept as measured, joined by "
+            "the correlation of the bootstrap refits (in a fit file before schema 1.2, which does not record it, "
+            "by that of a least-squares fit over the measured lengths). They cover the "
             "fit's statistical uncertainty on this machine in this state, not another load, temperature, power "
             "setting or library version.")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from profiler.costmodel.cost_model import PHASES, CostModel
 from profiler.errors import UserError
 from profiler.costmodel.fit_file import load_cost_model
+from profiler.costmodel.uncertainty import CallIntervals, ratio_interval
 from profiler.report import style
 from profiler.report.build import WrittenReport
 from profiler.lba.calls import positions_needed
@@ -29,7 +30,6 @@ from profiler.report.fig_memory import comparison_memory_figure
 from profiler.report.fig_throughput import comparison_throughput_figure
 from profiler.report.html import render_html
 from profiler.report.markdown import render_markdown
-from profiler.report.uncertainty import CallIntervals, ratio_interval
 from profiler.report.units import interval, quantity, significant
 
 MARKDOWN, HTML = "compare.md", "compare.html"

@@ -1,6 +1,6 @@
 """A fitted cost model as something to draw: its curves with 95% bands, solid where measured.
 
-A ``FitSeries`` is one cost model with its coefficient draws (``profiler.report.uncertainty``),
+A ``FitSeries`` is one cost model with its coefficient draws (``profiler.costmodel.uncertainty``),
 a label and a colour: the report draws one, ``compare`` two. ``draw_fit`` draws a curve over
 a range of lengths: solid across the measured domain, dashed where it is carried beyond
 (extrapolation), never past the model's maximum positions (no pass can be longer).
@@ -15,7 +15,8 @@ import numpy as np
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.fit import CurveFit
 from profiler.report import style
-from profiler.report.uncertainty import CallIntervals, curve_band
+from profiler.costmodel.uncertainty import CallIntervals
+from profiler.report.uncertainty import curve_band
 
 
 @dataclass(frozen=True)

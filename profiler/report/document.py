@@ -21,8 +21,8 @@ from typing import Union
 import pandas as pd
 
 from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.uncertainty import CallIntervals
 from profiler.report import style
-from profiler.report.uncertainty import CallIntervals
 
 
 @dataclass(frozen=True)
