@@ -11,6 +11,11 @@ from profiler.measure.loading import load_model
 
 TINY_MAX_POSITIONS = 128
 
+# A tiny model gains nothing from a second intra-op thread, and where other processes share the cores the
+# threads wait on each other: a pass runs several times slower. Tests run torch on one thread (a test that
+# passes --threads sets its own).
+torch.set_num_threads(1)
+
 
 def tiny_config(kind: str):
     common = dict(vocab_size=256, bos_token_id=0, eos_token_id=0)

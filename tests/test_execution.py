@@ -1,13 +1,12 @@
 """The real backend: exactly the stated tokens in and out, each call timed, refusals in one place."""
 
-import time
-
 import numpy as np
 import pytest
 
 from profiler.lba.exercises import Debugging
 from profiler.lba.execution import ModelBackend, OutOfTime, TooLong
 from profiler.lba.calls import Call, CallRecorder
+from tests.clock import FakeClock, charge
 from tests.conftest import TINY_MAX_POSITIONS
 
 
@@ -37,8 +36,12 @@ def test_a_call_beyond_the_maximum_positions_is_refused_before_it_runs(tiny_load
     assert llm.recorder.calls == 1
 
 
-def test_no_call_starts_after_the_deadline(tiny_loaded):
-    llm = ModelBackend(tiny_loaded, deadline=time.perf_counter() - 1)
+def test_no_call_starts_after_the_deadline(tiny_loaded, monkeypatch):
+    clock = FakeClock()
+    charge(monkeypatch, clock, "generate", lambda n_in, n_out: 0.75)  # seconds a call
+    llm = ModelBackend(tiny_loaded, deadline=1.0, clock=clock)
+    llm("qa", 4, 2)  # starts at 0 s
+    llm("qa", 4, 2)  # starts at 0.75 s, before the deadline: runs to its end, past it
     with pytest.raises(OutOfTime):
-        llm("qa", 4, 2)
-    assert llm.recorder.calls == 0 and llm.latencies_s == []
+        llm("qa", 4, 2)  # would start at 1.5 s
+    assert llm.recorder.calls == 2 and llm.latencies_s == [0.75, 0.75]  # each call timed by the clock given

@@ -1,16 +1,49 @@
-import time
-
 import pytest
 import torch
 
 from profiler.measure.flops import generate_flops, pass_flops
-from profiler.measure.grid import default_lengths
+from profiler.measure.grid import default_lengths, generate_pairs
 from profiler.measure.passes import Passes
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
+from tests.clock import FakeClock, charge
+from tests.conftest import TINY_MAX_POSITIONS
 
 FAST = RepeatPolicy(min_repeats=3, max_repeats=5)
+
+# The synthetic machine of the budget tests: about 1 ms per token and per decode step. Powers of two, so that
+# every sum of costs is exact in floating point and the budget's decisions are exact too.
+TOKEN_S = DECODE_STEP_S = 2.0**-10
+
+
+def _prefill_s(n: int) -> float:
+    return n * TOKEN_S
+
+
+def _generate_s(n_in: int, n_out: int) -> float:
+    return _prefill_s(n_in) + (n_out - 1) * DECODE_STEP_S
+
+
+def _synthetic_machine(monkeypatch, slow_down=lambda: 1) -> FakeClock:
+    """A fake clock that each pass moves by its synthetic cost: a prefill or a forward over ``n`` tokens
+    ``_prefill_s(n)``, a decode step ``DECODE_STEP_S``, a generate call ``_generate_s``; prefills take
+    ``slow_down()`` times as long. The sweep's decisions are then the same on an idle and a busy machine."""
+    clock = FakeClock()
+    charge(monkeypatch, clock, "prefill", lambda n: slow_down() * _prefill_s(n))
+    charge(monkeypatch, clock, "forward", _prefill_s)
+    charge(monkeypatch, clock, "decode_step", lambda cache: DECODE_STEP_S)
+    charge(monkeypatch, clock, "generate", _generate_s)
+    return clock
+
+
+def _minimum_cost_s(lengths: list[int]) -> float:
+    """The synthetic machine's time to measure ``lengths`` and their generate pairs at the minimum repeats r,
+    warm-ups included: per length r prefills (its pilot was the warm-up), r + 1 decode steps and r + 1 forwards;
+    r + 1 calls of each generate pair."""
+    r = FAST.min_repeats
+    cost = sum(r * _prefill_s(n) + (r + 1) * (DECODE_STEP_S + _prefill_s(n)) for n in lengths)
+    return cost + (r + 1) * sum(_generate_s(*pair) for pair in generate_pairs(lengths, TINY_MAX_POSITIONS))
 
 
 def _sweep(loaded, path, lengths, budget_s=5.0, trim=False, **kwargs):
@@ -96,18 +129,36 @@ def test_out_of_memory_while_measuring_keeps_the_rest(tiny_loaded, tmp_path, mon
     assert not outcome.interrupted
 
 
+def _trimmed_sweep(loaded, path, monkeypatch, budget_s):
+    """A sweep of the default grid trimmed to ``budget_s`` on the synthetic machine: the outcome, and the
+    seconds its pilot took (until the first measurement starts)."""
+    clock, measuring_from = _synthetic_machine(monkeypatch), []
+
+    def progress(description, done_s, total_s):
+        if not description.startswith("pilot") and not measuring_from:
+            measuring_from.append(done_s)
+
+    outcome, _ = _sweep(loaded, path, default_lengths(TINY_MAX_POSITIONS), budget_s=budget_s, trim=True,
+                        progress=progress, clock=clock)
+    return outcome, measuring_from[0]
+
+
+def _assert_trimmed_to(outcome, budget_s, pilot_s):
+    """The lengths kept fit the budget at the minimum repeats, after their pilot; none left out would have
+    fit as well (its pilot pass included)."""
+    kept = outcome.lengths
+    assert outcome.generate_pairs == generate_pairs(kept, TINY_MAX_POSITIONS)
+    assert pilot_s + _minimum_cost_s(kept) <= budget_s
+    for n in set(default_lengths(TINY_MAX_POSITIONS)) - set(kept):
+        assert pilot_s + _prefill_s(n) + _minimum_cost_s(sorted([*kept, n])) > budget_s, n
+
+
+# In fake time the budget's decisions do not depend on the architecture: one is enough.
+@pytest.mark.parametrize("tiny_kind", ["llama"])
 def test_default_grid_is_trimmed_to_the_budget(tiny_loaded, tmp_path, monkeypatch):
-    original = Passes.prefill
-
-    def slow_prefill(self, n):  # 1 ms per token: a cost that grows with n, whatever the machine
-        time.sleep(n * 1e-3)
-        return original(self, n)
-
-    monkeypatch.setattr(Passes, "prefill", slow_prefill)
     budget_s = 1.5
-    started = time.perf_counter()
-    outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(128), budget_s=budget_s, trim=True)
-    grid = default_lengths(128)  # 8, 11, 16, 23, 32, 45, 64, 91, 128
+    outcome, pilot_s = _trimmed_sweep(tiny_loaded, tmp_path / "s.csv", monkeypatch, budget_s)
+    grid = default_lengths(TINY_MAX_POSITIONS)  # 8, 11, 16, 23, 32, 45, 64, 91, 128
     assert 8 in outcome.lengths and 128 not in outcome.lengths
     assert outcome.lengths == sorted(outcome.lengths) and set(outcome.lengths) <= set(grid)
     # the range comes first: a length between two octaves only where the octave above is kept
@@ -115,39 +166,38 @@ def test_default_grid_is_trimmed_to_the_budget(tiny_loaded, tmp_path, monkeypatc
         assert grid[grid.index(n) + 1] in outcome.lengths
     assert {s["n_ctx"] for s in outcome.skipped} == set(grid) - set(outcome.lengths)
     assert {s["reason"] for s in outcome.skipped} == {"time budget"}
-    assert time.perf_counter() - started < 3 * budget_s  # the minimum repeats may overrun a little
+    _assert_trimmed_to(outcome, budget_s, pilot_s)
+    # Past the plan, each item repeats while its share of the time left lasts and may overrun it by one
+    # repeat; the drift check then times the middle prefill min_repeats times more.
+    one_repeat_each_s = sum(2 * _prefill_s(n) + DECODE_STEP_S for n in outcome.lengths)
+    one_repeat_each_s += sum(_generate_s(*pair) for pair in outcome.generate_pairs)
+    drift_check_s = FAST.min_repeats * _prefill_s(outcome.drift["n_ctx"])
+    assert outcome.elapsed_s <= budget_s + one_repeat_each_s + drift_check_s
 
 
+@pytest.mark.parametrize("tiny_kind", ["llama"])
 def test_a_tight_budget_thins_the_grid_before_shortening_it(tiny_loaded, tmp_path, monkeypatch):
-    original = Passes.prefill
-
-    def slow_prefill(self, n):
-        time.sleep(n * 1e-3)
-        return original(self, n)
-
-    monkeypatch.setattr(Passes, "prefill", slow_prefill)
-    outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(128), budget_s=4.5, trim=True)
-    # at 1 ms per token, 4.5 s fits 8..128 every octave (about 3 s) but not every length between (about 6 s)
-    grid = default_lengths(128)
+    # at about 1 ms per token, 3 s fits the octaves 8..128 (about 2.6 s with their pilots) but not every
+    # length between as well (about 4 s)
+    budget_s = 3.0
+    outcome, pilot_s = _trimmed_sweep(tiny_loaded, tmp_path / "s.csv", monkeypatch, budget_s)
+    grid = default_lengths(TINY_MAX_POSITIONS)
     assert set(grid[::2]) <= set(outcome.lengths)  # 8 .. 128, the whole range
     assert len(outcome.lengths) < len(grid)  # but not every length between
+    _assert_trimmed_to(outcome, budget_s, pilot_s)
 
 
 def test_drift_check_catches_a_machine_that_slowed_down(tiny_loaded, tmp_path, monkeypatch):
-    original, slow = Passes.prefill, {"on": False}
-
-    def prefill(self, n):
-        time.sleep(0.25 if slow["on"] else 0.05)  # the machine gets 5x slower once the sweep is over
-        return original(self, n)
+    slow = {"on": False}
+    clock = _synthetic_machine(monkeypatch, slow_down=lambda: 4 if slow["on"] else 1)
 
     def progress(description, done_s, total_s):
-        slow["on"] = description.startswith("drift check")
+        slow["on"] = description.startswith("drift check")  # 4x slower once the sweep is over
 
-    monkeypatch.setattr(Passes, "prefill", prefill)
-    outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32], progress=progress)
+    outcome, _ = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32], progress=progress, clock=clock)
     drift = outcome.drift
     assert drift["phase"] == "prefill" and drift["n_ctx"] == 16
-    assert drift["ratio"] > 2 and drift["drifted"]
+    assert drift["median_latency_s"] == _prefill_s(16) and drift["ratio"] == 4 and drift["drifted"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

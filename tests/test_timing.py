@@ -3,13 +3,36 @@ import time
 import pytest
 import torch
 
+from profiler.measure import timing
 from profiler.measure.timing import RepeatPolicy, enough_repeats, is_unstable, median_ci_rel, time_pass
+from tests.clock import FakeClock
 
 
-def test_time_pass_measures_a_sleep():
+def test_time_pass_reads_the_clock_after_synchronising_on_both_sides_of_the_pass(monkeypatch):
+    events, clock = [], FakeClock(100.0)
+    monkeypatch.setattr(timing, "synchronize", lambda device: events.append("synchronize"))
+
+    def run_pass():
+        events.append("pass")
+        clock.advance(0.25)
+        return "done"
+
+    def read():
+        events.append("clock")
+        return clock()
+
+    result, latency_s = time_pass(run_pass, torch.device("cuda"), read)
+    assert result == "done" and latency_s == 0.25  # exactly the time the pass took
+    # queued GPU work before the pass stays out of its interval, and the pass's own is inside it
+    assert events == ["synchronize", "clock", "pass", "synchronize", "clock"]
+
+
+def test_time_pass_measures_a_sleep_by_the_wall_clock():
+    started = time.perf_counter()
     result, latency_s = time_pass(lambda: time.sleep(0.05) or "done", torch.device("cpu"))
+    around_s = time.perf_counter() - started
     assert result == "done"
-    assert 0.05 <= latency_s < 0.07
+    assert 0.05 <= latency_s <= around_s  # seconds of wall time, not CPU time; whatever else the machine runs
 
 
 def test_median_interval_shrinks_with_repeats_and_ignores_one_outlier():
