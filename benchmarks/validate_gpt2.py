@@ -29,6 +29,7 @@ import sys
 
 from profiler.cli.main import main as profiler_main
 from profiler.lba.validate import steady
+from profiler.lba.validation_document import ValidationDocument
 
 
 def _ms(value) -> str:  # milliseconds
@@ -47,22 +48,23 @@ def main() -> int:
     if status != 0:
         return status
     documents = json.loads(buffer.getvalue())["exercises"]
+    typed = [ValidationDocument.from_json(document) for document in documents]
     print(f"{'exercise':<10} {'value':>6} | {'optimistic: predicted':>21} {'measured':>9} {'err':>7} {'calls':>7} | "
           f"{'optimized: predicted':>20} {'measured':>9} {'err':>7} {'calls':>7} | {'ratio pred':>10} {'meas':>6}")
     summary = []
-    for document in documents:
-        for row in document["rows"]:
+    for document, validation in zip(documents, typed):
+        for row in validation.rows:
             cells = []
             for variant in ("optimistic", "optimized"):
-                predicted = _ms(row[variant])
-                if document["stochastic"]:
-                    lo, hi = row["predicted_interval"][variant]
+                predicted = _ms(row.cost[variant])
+                if row.predicted_interval is not None:
+                    lo, hi = row.predicted_interval[variant]
                     predicted = f"{_ms(lo)}-{_ms(hi)}"
-                mark = "" if all(steady(run) for run in row["runs"][variant]) else "~"
-                cells.append(f"{predicted:>20} {_ms(row[f'measured_{variant}']) + mark:>9} "
-                             f"{_pct(row[f'error_{variant}']):>7} {_pct(row[f'error_given_calls_{variant}']):>7}")
-            print(f"{document['exercise']:<10} {row['value']:>6g} | {cells[0]} | {cells[1]} | {row['ratio']:>10.3g} "
-                  f"{row['measured_ratio'] or float('nan'):>6.3g}")
+                mark = "" if all(steady(run) for run in row.runs[variant]) else "~"
+                cells.append(f"{predicted:>20} {_ms(row.measured[variant]) + mark:>9} "
+                             f"{_pct(row.error[variant]):>7} {_pct(row.error_given_calls[variant]):>7}")
+            print(f"{validation.exercise:<10} {row.value:>6g} | {cells[0]} | {cells[1]} | {row.ratio:>10.3g} "
+                  f"{row.measured_ratio or float('nan'):>6.3g}")
         targets = document["targets"]
         print(f"{document['exercise']}: costs on target {targets['costs_met']}/{targets['costs_checked']} "
               f"(unsteady, left out: {targets['costs_unsteady']}); break-even "

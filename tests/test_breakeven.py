@@ -1,11 +1,16 @@
+import json
+
 import numpy as np
 import pytest
 
 from profiler.lba.breakeven import (crossing, evaluate, exercise_named, monte_carlo, parse_settings, parse_values,
-                                ratio_map, sweep)
+                                practical_comparison, ratio_map, sweep)
+from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.errors import UserError
-from profiler.lba.exercises import Debugging, Evolution, KTask
-from profiler.lba.pricing import PaperPrimitive
+from profiler.lba.calls import positions_needed
+from profiler.lba.exercises import VARIANTS, Debugging, Evolution, KTask
+from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
+from tests.fitted import cost_model
 
 PAPER = PaperPrimitive()
 
@@ -20,27 +25,54 @@ def test_crossing_is_interpolated_in_log_ratio():
 
 def test_sweep_document(fitted_pricing):
     document = sweep(KTask, "k", [4, 1, 2, 8], KTask.defaults(), fitted_pricing)
-    assert [row["value"] for row in document["rows"]] == [1, 2, 4, 8]
-    assert set(document) >= {"exercise", "vary", "params", "rows", "breakeven"} and "k" not in document["params"]
-    first = document["rows"][0]
-    assert first["ratio"] == pytest.approx(first["optimistic"] / first["optimized"])
-    assert first["optimized"] == pytest.approx(sum(first["roles"]["optimized"].values()))
-    assert set(first["roles"]["optimized"]) == {"delegator", "specialist"}
-    assert first["ratio"] < 1 < document["rows"][-1]["ratio"]  # at k=1 the delegator is pure overhead
-    assert 1 < document["breakeven"] < 2
+    assert document.values() == [1, 2, 4, 8]
+    assert document.exercise == "ktask" and document.vary == "k" and "k" not in document.params
+    first = document.rows[0]
+    assert first.ratio == pytest.approx(first.cost["optimistic"] / first.cost["optimized"])
+    assert first.cost["optimized"] == pytest.approx(sum(first.roles["optimized"].values()))
+    assert set(first.roles["optimized"]) == {"delegator", "specialist"}
+    assert first.ratio < 1 < document.rows[-1].ratio  # at k=1 the delegator is pure overhead
+    assert 1 < document.breakeven < 2
 
 
 def test_rows_beyond_the_measured_lengths_are_flagged(fitted_pricing):
     document = sweep(Debugging, "k", [2, 8, 32], Debugging.defaults(), fitted_pricing)
-    assert [row["extrapolated"] for row in document["rows"]] == [False, True, True]  # measured up to 1024
-    assert [row["beyond_max_positions"] for row in document["rows"]] == [False, False, True]  # holds 2048
+    assert [row.extrapolated for row in document.rows] == [False, True, True]  # measured up to 1024
+    assert [row.beyond_max_positions for row in document.rows] == [False, False, True]  # holds 2048
     n = 2 * 64
-    assert document["rows"][0]["longest_context"] == (n + 16 + n) + 16 + n  # round 2's developer: history, report, n
+    # round 2's developer reads the history (code, report, code) and its report, and rewrites the code
+    assert document.rows[0].longest_context == positions_needed((n + 16 + n) + 16, n) == 3 * n + 32 - 1
+
+
+def test_a_call_of_exactly_the_maximum_positions_is_within_them():
+    """The flag uses the positions a call needs (n_in + n_out - 1), the rule the execution backend refuses by."""
+    params = KTask.defaults()
+    cap = params["n"] + params["out"] - 1  # the generalist's and the specialist's call
+    at = sweep(KTask, "k", [1], params, FittedPricing(cost_model(max_positions=cap)))
+    beyond = sweep(KTask, "k", [1], params, FittedPricing(cost_model(max_positions=cap - 1)))
+    assert at.rows[0].longest_context == cap and not at.rows[0].beyond_max_positions
+    assert beyond.rows[0].beyond_max_positions
 
 
 def test_the_paper_primitive_shows_no_break_even_for_debugging():
     document = sweep(Debugging, "k", [2, 4, 8], Debugging.defaults(), PAPER)
-    assert document["breakeven"] is None and document["winner_throughout"] == "optimized"
+    assert document.breakeven is None and document.winner_throughout == "optimized"
+
+
+def test_both_pricings_answer_the_pricing_protocol(fitted_pricing):
+    assert isinstance(PAPER, Pricing) and isinstance(fitted_pricing, Pricing)
+
+
+def test_the_document_survives_json(fitted_pricing):
+    document = sweep(Evolution, "k", [1, 2, 3], Evolution.defaults(), fitted_pricing)
+    for row in document.rows:
+        row.monte_carlo = monte_carlo(Evolution, Evolution.defaults() | {"k": row.value}, fitted_pricing, seeds=5)
+    document.practical = practical_comparison(Evolution, Evolution.defaults(), fitted_pricing)
+    document.figure = "evolution.png"
+    text = json.dumps(document.to_json())
+    assert BreakevenDocument.from_json(json.loads(text)) == document
+    row = json.loads(text)["rows"][0]
+    assert [row[variant] for variant in VARIANTS] == [document.rows[0].cost[variant] for variant in VARIANTS]
 
 
 def test_ratio_map_is_priced_at_once_and_masks_impossible_cells(fitted_pricing):
@@ -53,16 +85,18 @@ def test_ratio_map_is_priced_at_once_and_masks_impossible_cells(fitted_pricing):
 def test_monte_carlo_spread():
     deterministic = monte_carlo(Debugging, Debugging.defaults(), PAPER, seeds=5)
     expected = evaluate(Debugging, Debugging.defaults(), PAPER)["totals"]["optimistic"]
-    assert deterministic["optimistic"]["p5"] == deterministic["optimistic"]["p95"] == pytest.approx(float(expected))
+    assert deterministic["optimistic"].p5 == deterministic["optimistic"].p95 == pytest.approx(float(expected))
     stochastic = monte_carlo(Evolution, Evolution.defaults() | {"k": 4}, PAPER, seeds=400)
-    assert stochastic["optimistic"]["p5"] < stochastic["optimistic"]["mean"] < stochastic["optimistic"]["p95"]
+    assert stochastic["optimistic"].p5 < stochastic["optimistic"].mean < stochastic["optimistic"].p95
     expected = float(evaluate(Evolution, Evolution.defaults() | {"k": 4}, PAPER)["totals"]["optimistic"])
-    assert stochastic["optimistic"]["mean"] == pytest.approx(expected, rel=0.2)
+    assert stochastic["optimistic"].mean == pytest.approx(expected, rel=0.2)
 
 
 def test_monte_carlo_skips_a_program_of_millions_of_calls():
     spread = monte_carlo(Evolution, Evolution.defaults() | {"k": 24}, PAPER, seeds=2)
-    assert "skipped" in spread["optimistic"] and "mean" in spread["optimized"]
+    assert spread["optimistic"].skipped.startswith("a run made more than")
+    assert spread["optimized"].skipped is None and spread["optimized"].mean > 0
+    assert spread["optimistic"].to_json() == {"skipped": spread["optimistic"].skipped}
 
 
 @pytest.mark.parametrize("call, message", [

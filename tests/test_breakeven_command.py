@@ -1,8 +1,13 @@
 import json
+from pathlib import Path
 
 import pytest
 
 from profiler.cli.main import main
+from profiler.lba.breakeven_document import FORMAT_VERSION, BreakevenDocument
+from tests.json_shape import key_paths
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +56,21 @@ def test_json_document(capsys):
     assert 1 < document["breakeven"] < 2
 
 
+def test_json_is_todays_document_with_the_positions_rule(capsys):
+    """``breakeven --json`` as it was printed before the documents were typed (tests/data), but for the new
+    format version and the longest call, now the positions it needs: one less than read plus written."""
+    assert main(["breakeven", "--primitive", "paper", "--exercise", "all", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    before = json.loads((DATA / "breakeven-paper-all.json").read_text())
+    for document, old in zip(printed["exercises"], before["exercises"], strict=True):
+        assert document.pop("format_version") == FORMAT_VERSION
+        for row, old_row in zip(document["rows"], old["rows"], strict=True):
+            assert row.pop("longest_context") == old_row.pop("longest_context") - 1
+        assert document == old
+    for old in json.loads((DATA / "breakeven-paper-all.json").read_text())["exercises"]:  # read as version 1
+        assert BreakevenDocument.from_json(old).to_json() == old | {"format_version": 1}
+
+
 def test_monte_carlo_rows(capsys):
     argv = ["breakeven", "--exercise", "evolution", "--values", "1:3", "--monte-carlo", "50", "--json"]
     assert main(argv) == 0
@@ -69,6 +89,9 @@ def test_all_with_a_fit_writes_a_figure_per_exercise_beside_it(capsys, fit_path)
     assert main(["breakeven", "--fit", str(fit_path), "--exercise", "all", "--json"]) == 0
     documents = json.loads(capsys.readouterr().out)["exercises"]
     assert [d["exercise"] for d in documents] == ["ktask", "debugging", "evolution"]
+    before = json.loads((DATA / "breakeven-gpt2-all.json").read_text())  # gpt2's fit, before the types
+    assert key_paths(documents) == key_paths(before["exercises"]) | {"[]/format_version"}
+    assert [BreakevenDocument.from_json(d).to_json() for d in documents] == documents
     for document in documents:
         figure = fit_path.with_name(f"{fit_path.stem}.breakeven-{document['exercise']}.png")
         assert document["figure"] == str(figure)

@@ -1,4 +1,5 @@
-from profiler.lba.exercises import EXERCISES
+from profiler.lba.calls import positions_needed
+from profiler.lba.exercises import EXERCISES, KTask
 
 
 def test_the_report_prices_the_three_exercises(tiny_run):
@@ -10,3 +11,7 @@ def test_the_report_prices_the_three_exercises(tiny_run):
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
         assert f"({figure.name})" in markdown
     assert "paper's ratio" in markdown and "the decomposition" in markdown
+    # the longest call in positions, by the rule the execution backend runs calls by: 519 for k-task's 512 + 8;
+    # longer than the tiny run measured (128), so extrapolated
+    longest = positions_needed(KTask.defaults()["n"], KTask.defaults()["out"])
+    assert "longest call (positions)" in markdown and f"| {longest:,} \\* |" in markdown

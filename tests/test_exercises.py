@@ -7,7 +7,7 @@ import pytest
 
 from profiler.lba.exercises import EXERCISES, Debugging, Evolution, KTask
 from profiler.lba.exercises.evolution import expected_global_steps
-from profiler.lba.calls import Call, CallRecorder
+from profiler.lba.calls import Call, CallRecorder, positions_needed
 from profiler.lba.pricing import PaperPrimitive
 
 PAPER = PaperPrimitive()
@@ -74,6 +74,27 @@ def test_closed_form_equals_the_recorded_calls(name, overrides, fitted_pricing):
             assert recorded.keys() == closed[variant].keys()
             for role, cost in recorded.items():
                 assert float(closed[variant][role]) == pytest.approx(cost, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ktask", "debugging", "evolution"])
+@pytest.mark.parametrize("overrides", [{}, {"k": 3, "b": 3, "system_prompt": 11},
+                                       {"k": 2, "n": 9, "l": 3, "report": 40}])
+def test_longest_context_is_the_most_positions_a_recorded_call_needs(name, overrides):
+    """Per role, over both programs' calls: the read tokens plus the written, less the last written."""
+    exercise = EXERCISES[name]
+    p = _params(exercise, **{key: v for key, v in overrides.items() if key in exercise.all_params()})
+    needed: dict[str, int] = {}
+    for variant in ("optimistic", "optimized"):
+        for call in _record(exercise, variant, p).counts:
+            needed[call.role] = max(needed.get(call.role, 0), call.n_in + call.n_out - 1)
+    longest = exercise.longest_context(p)
+    assert longest.keys() == needed.keys()
+    assert {role: float(value) for role, value in longest.items()} == needed
+
+
+def test_positions_needed_leaves_out_the_last_token_written():
+    assert positions_needed(10, 1) == 10 and positions_needed(10, 5) == 14
+    assert np.array_equal(positions_needed(np.array([1, 8]), np.array([1, 2])), [1, 9])
 
 
 def test_evolution_closed_form_is_the_expected_number_of_recorded_calls():

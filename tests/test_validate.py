@@ -16,6 +16,7 @@ from profiler.lba.calls import CallRecorder
 from profiler.measure.loading import load_model
 from profiler.lba.pricing import FittedPricing
 from profiler.lba.validate import assess, grid_position, validate
+from profiler.lba.validation_document import Run, Skipped, ValidationDocument, ValidationRow
 from tests.clock import FakeClock, charge
 
 
@@ -47,38 +48,38 @@ def test_measured_and_predicted_for_each_variant(loaded, pricing, tmp_path):
     path = tmp_path / "validate-debugging.json"
     document = validate(Debugging, "k", [2, 4], _params(Debugging, l=4, b=2, report=4), loaded, pricing, seeds=3,
                         deadline=math.inf, path=path)
-    assert document["seeds"] == 1  # deterministic: the oracle's draw does not change the calls
-    for row in document["rows"]:
+    assert document.seeds == 1  # deterministic: the oracle's draw does not change the calls
+    for row in document.rows:
         for variant in ("optimistic", "optimized"):
-            (run,) = row["runs"][variant]
-            assert row[f"measured_{variant}"] == run["latency_s"] >= run["calls_latency_s"] > 0
-            assert row[f"error_{variant}"] == pytest.approx(row[variant] / run["latency_s"] - 1)
+            (run,) = row.runs[variant]
+            assert row.measured[variant] == run.latency_s >= run.calls_latency_s > 0
+            assert row.error[variant] == pytest.approx(row.cost[variant] / run.latency_s - 1)
             recorder = CallRecorder()
-            getattr(Debugging, variant)(_params(Debugging, k=row["value"], l=4, b=2, report=4), recorder,
+            getattr(Debugging, variant)(_params(Debugging, k=row.value, l=4, b=2, report=4), recorder,
                                         np.random.default_rng(0))
-            assert run["calls"] == recorder.calls  # every call the program makes ran
-            assert run["predicted_s"] == pytest.approx(row[variant])  # the closed form prices those calls
-        assert row["measured_ratio"] == pytest.approx(row["measured_optimistic"] / row["measured_optimized"])
-    targets = document["targets"]
-    assert "measured_breakeven" in document and targets["costs_checked"] + targets["costs_unsteady"] == 4
-    assert all(run["speed_before"] > 0 and run["speed_after"] > 0 for row in document["rows"]
-               for runs in row["runs"].values() for run in runs)
-    assert json.loads(path.read_text())["rows"][1]["measured_ratio"] == document["rows"][1]["measured_ratio"]
+            assert run.calls == recorder.calls  # every call the program makes ran
+            assert run.predicted_s == pytest.approx(row.cost[variant])  # the closed form prices those calls
+        assert row.measured_ratio == pytest.approx(row.measured["optimistic"] / row.measured["optimized"])
+    targets = document.targets
+    assert targets.costs_checked + targets.costs_unsteady == 4
+    assert all(run.speed_before > 0 and run.speed_after > 0 for row in document.rows
+               for runs in row.runs.values() for run in runs)
+    assert ValidationDocument.read(path) == document  # written after the last run as it is returned
 
 
 def test_stochastic_runs_every_seed_against_a_predicted_interval(loaded, pricing):
     document = validate(Evolution, "k", [1, 2], _params(Evolution, l=2), loaded, pricing, seeds=3,
                         deadline=math.inf)
-    for row in document["rows"]:
+    for row in document.rows:
         for variant in ("optimistic", "optimized"):
-            runs = row["runs"][variant]
-            assert [run["seed"] for run in runs] == [0, 1, 2]
-            assert row[f"measured_{variant}"] == pytest.approx(np.mean([run["latency_s"] for run in runs]))
-            lo, hi = row["predicted_interval"][variant]
-            assert 0 < lo <= row[variant] <= hi  # the expected cost lies inside the interval of the mean
+            runs = row.runs[variant]
+            assert [run.seed for run in runs] == [0, 1, 2]
+            assert row.measured[variant] == pytest.approx(np.mean([run.latency_s for run in runs]))
+            lo, hi = row.predicted_interval[variant]
+            assert 0 < lo <= row.cost[variant] <= hi  # the expected cost lies inside the interval of the mean
     # one block: global and local mutation make the same calls with the same draws
-    first = document["rows"][0]["runs"]
-    assert [r["calls"] for r in first["optimistic"]] == [r["calls"] for r in first["optimized"]]
+    first = document.rows[0].runs
+    assert [r.calls for r in first["optimistic"]] == [r.calls for r in first["optimized"]]
 
 
 def _spend_the_budget_after(what: str, clock: FakeClock, deadline: float):
@@ -95,11 +96,11 @@ def test_a_budget_too_small_ends_cleanly_with_what_was_measured(loaded, pricing,
     document = validate(KTask, "n", [8, 16], _params(KTask, c=8, out=2), loaded, pricing, seeds=1, deadline=deadline,
                         path=path, progress=_spend_the_budget_after("n=8 optimized", priced_clock, deadline),
                         clock=priced_clock)
-    measured, unmeasured = document["rows"]
-    assert measured["measured_ratio"] is not None and unmeasured["measured_ratio"] is None
-    assert [entry["value"] for entry in document["skipped"]] == [16]
-    assert document["skipped"][0]["reason"].startswith("budget (predicted")
-    assert json.loads(path.read_text())["skipped"] == document["skipped"]
+    measured, unmeasured = document.rows
+    assert measured.measured_ratio is not None and unmeasured.measured_ratio is None
+    assert [entry.value for entry in document.skipped] == [16]
+    assert document.skipped[0].reason.startswith("budget (predicted")
+    assert ValidationDocument.read(path).skipped == document.skipped
 
 
 def test_a_run_past_the_deadline_stops_before_its_next_call(loaded, pricing, priced_clock):
@@ -107,35 +108,40 @@ def test_a_run_past_the_deadline_stops_before_its_next_call(loaded, pricing, pri
     document = validate(KTask, "n", [8, 16], _params(KTask, c=8, out=2), loaded, pricing, seeds=1, deadline=deadline,
                         progress=_spend_the_budget_after("n=8 optimistic", priced_clock, deadline),
                         clock=priced_clock)
-    (row, _) = document["rows"]
-    assert row["measured_optimistic"] is not None and row["measured_optimized"] is None
-    assert row["measured_ratio"] is None and document["measured_breakeven"] is None
-    assert document["skipped"] == [
-        {"value": 8, "variant": "optimized", "seed": 0, "reason": "budget (the run stopped after 0 calls)"},
-        {"value": 16, "reason": "budget (the deadline passed before it)"}]
+    (row, _) = document.rows
+    assert row.measured["optimistic"] is not None and row.measured["optimized"] is None
+    assert row.measured_ratio is None and document.measured_breakeven is None
+    assert document.skipped == [
+        Skipped(8, "budget (the run stopped after 0 calls)", variant="optimized", seed=0),
+        Skipped(16, "budget (the deadline passed before it)")]
 
 
 def test_sizes_beyond_the_maximum_positions_are_skipped_and_said(loaded, pricing):
     document = validate(KTask, "n", [8, 200], _params(KTask, c=8, out=2), loaded, pricing, seeds=1,
                         deadline=math.inf)
-    assert [row["value"] for row in document["rows"]] == [8]
-    assert document["skipped"] == [{"value": 200, "reason": "beyond the model's 128 positions (its longest call "
-                                                            "holds 202 tokens)"}]
+    assert document.values() == [8]
+    # its longest call reads 200 tokens and writes 2: 201 positions (the last token written is never fed back)
+    assert document.skipped == [Skipped(200, "beyond the model's 128 positions (its longest call needs 201)")]
 
 
 def test_a_run_in_a_slow_spell_is_left_out_of_the_cost_target():
     def row(value, measured, speed_after):
-        runs = {variant: [{"latency_s": measured, "speed_before": 1.0, "speed_after": speed_after}]
-                for variant in ("optimistic", "optimized")}
-        return {"value": value, "optimistic": 1.0, "optimized": 1.0, "measured_optimistic": measured,
-                "measured_optimized": measured, "error_optimistic": 1 / measured - 1,
-                "error_optimized": 1 / measured - 1, "measured_ratio": 1.0, "runs": runs}
+        run = Run(seed=0, latency_s=measured, calls=1, calls_latency_s=measured, predicted_s=1.0, speed_before=1.0,
+                  speed_after=speed_after)
+        both = ("optimistic", "optimized")
+        return ValidationRow(value=value, cost=dict.fromkeys(both, 1.0), ratio=1.0, roles={}, longest_context=1,
+                             extrapolated=False, beyond_max_positions=False, runs={v: [run] for v in both},
+                             measured=dict.fromkeys(both, measured), error=dict.fromkeys(both, 1 / measured - 1),
+                             measured_ratio=1.0)
 
-    document = {"stochastic": False, "rows": [row(1, 1.05, 1.02), row(2, 1.4, 1.35)], "breakeven": None,
-                "winner_throughout": None, "measured_breakeven": None, "measured_winner_throughout": None}
+    document = ValidationDocument(
+        exercise="ktask", vary="n", params={}, pricing="", unit="s", asymptotic="k", breakeven=None,
+        winner_throughout=None, assumptions=[], rows=[row(1, 1.05, 1.02), row(2, 1.4, 1.35)], model="tiny",
+        hardware_slug="cpu", max_positions=128, stochastic=False, seeds=1, executed_by="", measurement="",
+        load_average_start=0.0)
     targets = assess(document)
-    assert (targets["costs_met"], targets["costs_checked"], targets["costs_unsteady"]) == (2, 2, 2)
-    assert targets["costs"] is True
+    assert (targets.costs_met, targets.costs_checked, targets.costs_unsteady) == (2, 2, 2)
+    assert targets.costs is True
 
 
 def test_breakeven_positions_in_grid_steps():

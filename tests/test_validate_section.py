@@ -1,8 +1,17 @@
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from profiler.cli.main import main
+from profiler.errors import UserError
+from profiler.lba.validation_document import FORMAT_VERSION, Skipped, ValidationDocument
 from profiler.report import write_report
 from profiler.report.validate_section import validation_sections
+from tests.json_shape import key_paths
+
+DATA = Path(__file__).parent / "data"  # validate-*.json as validate wrote them before the documents were typed
 
 
 def test_the_report_shows_what_validate_measured(tiny_fit, capsys):
@@ -17,6 +26,37 @@ def test_the_report_shows_what_validate_measured(tiny_fit, capsys):
     assert "Evolutionary optimization (l=2" in markdown and "(validate-evolution.png)" in markdown
     assert "calls made" in markdown and ("inside" in markdown or "outside" in markdown)
     assert folder / "validate-evolution.png" in written.figures
+    # the file: written once, by the document's writer, with the keys it has always had (and a format version)
+    path = folder / "validate-evolution.json"
+    on_disk = json.loads(path.read_text())
+    assert key_paths(on_disk) == key_paths(json.loads((DATA / path.name).read_text())) | {"/format_version"}
+    assert on_disk["figure"] == str(folder / "validate-evolution.png") and on_disk["fit"] == str(fit)
+    document = ValidationDocument.read(path)
+    assert document.to_json() == on_disk
+    assert [row.measured_ratio for row in document.rows] == [row["measured_ratio"] for row in on_disk["rows"]]
+    assert not list(folder.glob(".validate-*"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize("name", ["validate-debugging.json", "validate-evolution.json"])
+def test_a_file_written_before_the_types_reads_and_writes_back_the_same(name, tmp_path):
+    before = json.loads((DATA / name).read_text())
+    document = ValidationDocument.read(DATA / name)
+    assert document.format_version == 1 and document.to_json() == before | {"format_version": 1}
+    assert document.measured_breakeven == before["measured_breakeven"]
+    assert [row.measured["optimistic"] for row in document.rows] == [row["measured_optimistic"]
+                                                                     for row in before["rows"]]
+    document.skipped.append(Skipped(8.0, "budget (the run stopped after 3 calls)", variant="optimized", seed=1))
+    assert ValidationDocument.read(document.write(tmp_path / name)) == document
+
+
+def test_a_file_that_is_no_validation_document_is_a_one_line_error(tmp_path):
+    path = tmp_path / "validate-ktask.json"
+    path.write_text(json.dumps({"exercise": "ktask"}))
+    with pytest.raises(UserError, match="not a validation document"):
+        ValidationDocument.read(path)
+    path.write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(UserError, match="newer than this profiler reads"):
+        ValidationDocument.read(path)
 
 
 def test_a_folder_without_validation_has_no_section(tmp_path):

@@ -21,11 +21,13 @@ from rich.table import Table
 
 from profiler.lba.breakeven import (check_variable, exercise_named, monte_carlo, parse_settings, parse_values,
                                 practical_comparison, ratio_map, sweep)
+from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.errors import UserError
 from profiler.lba.exercises import EXERCISES, VARIANTS
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.costmodel.family import FamilyCostModel
-from profiler.lba.pricing import FittedPricing, PaperPrimitive
+from profiler.files import breakeven_figure_path
+from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
 from profiler.report.units import format_cost
 
 ROLES = sorted({role for e in EXERCISES.values() for roles in e.roles.values() for role in roles})
@@ -81,40 +83,39 @@ def _shares(roles: dict[str, float]) -> str:
     return ", ".join(f"{role} {cost / total:.0%}" for role, cost in roles.items()) if len(roles) > 1 else "-"
 
 
-def print_sweep(console: Console, document: dict, spreads: list[dict] | None = None) -> None:
-    exercise = EXERCISES[document["exercise"]]
-    fixed = ", ".join(f"{name}={value:g}" for name, value in document["params"].items())
-    table = Table(title=f"{exercise.title} ({exercise.name}), priced by {document['pricing']}; {fixed}",
+def print_sweep(console: Console, document: BreakevenDocument) -> None:
+    """The document as a table; with the Monte-Carlo spreads when its rows have them."""
+    exercise = EXERCISES[document.exercise]
+    unit = document.unit
+    fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
+    table = Table(title=f"{exercise.title} ({exercise.name}), priced by {document.pricing}; {fixed}",
                   title_justify="left")
-    columns = [document["vary"], "optimistic", "optimized", "ratio", "optimistic by role", "optimized by role",
-               "longest call"] + (["optimistic 5-95% (MC)", "optimized 5-95% (MC)"] if spreads else [])
+    spreads = all(row.monte_carlo is not None for row in document.rows)
+    columns = [document.vary, "optimistic", "optimized", "ratio", "optimistic by role", "optimized by role",
+               "longest call (positions)"] + (["optimistic 5-95% (MC)", "optimized 5-95% (MC)"] if spreads else [])
     for name in columns:
         table.add_column(name, justify="left" if "role" in name else "right")
-    for i, row in enumerate(document["rows"]):
-        cells = [f"{row['value']:g}", format_cost(row["optimistic"], document["unit"]),
-                 format_cost(row["optimized"], document["unit"]), f"{row['ratio']:.3g}",
-                 _shares(row["roles"]["optimistic"]), _shares(row["roles"]["optimized"]),
-                 f"{row['longest_context']:,}" + (" **" if row["beyond_max_positions"] else
-                                                   " *" if row["extrapolated"] else "")]
-        for variant in VARIANTS if spreads else ():
-            spread = spreads[i][variant]
-            unit = document["unit"]
-            cells.append(spread.get("skipped") or f"{format_cost(spread['p5'], unit)} - {format_cost(spread['p95'], unit)}")
+    for row in document.rows:
+        cells = [f"{row.value:g}", *(format_cost(row.cost[variant], unit) for variant in VARIANTS), f"{row.ratio:.3g}",
+                 *(_shares(row.roles[variant]) for variant in VARIANTS),
+                 f"{row.longest_context:,}" + (" **" if row.beyond_max_positions else " *" if row.extrapolated else "")]
+        for spread in (row.monte_carlo[variant] for variant in VARIANTS) if spreads else ():
+            cells.append(spread.skipped or f"{format_cost(spread.p5, unit)} - {format_cost(spread.p95, unit)}")
         table.add_row(*cells)
     console.print(table)
-    if any(row["extrapolated"] for row in document["rows"]):
+    if any(row.extrapolated for row in document.rows):
         console.print("* a call longer than the cost model measured: its cost is extrapolated")
-    if any(row["beyond_max_positions"] for row in document["rows"]):
+    if any(row.beyond_max_positions for row in document.rows):
         console.print("** a call longer than the model's maximum positions: priced as if a model of the same cost "
                       "could hold it")
-    if document["breakeven"] is not None:
-        console.print(f"break-even: {document['vary']} = {document['breakeven']:.3g} (the optimized decomposition "
+    if document.breakeven is not None:
+        console.print(f"break-even: {document.vary} = {document.breakeven:.3g} (the optimized decomposition "
                       "costs less above it)")
     else:
-        winner = document["winner_throughout"]
+        winner = document.winner_throughout
         console.print("break-even: none in range: " + (f"the {winner} variant costs less throughout" if winner
                                                        else "the ratio does not cross 1 going up"))
-    for note in document["assumptions"]:
+    for note in document.assumptions:
         console.print(f"assumed: {note}")
 
 
@@ -140,34 +141,33 @@ def run_breakeven(args, console: Console) -> int:
         params = parse_settings(exercise, args.set)
         vary, values = _grid(exercise, args.vary, args.values)
         document = sweep(exercise, vary, values, params, pricing)
-        spreads = None
         if args.monte_carlo:
-            spreads = [monte_carlo(exercise, params | {vary: row["value"]}, pricing, args.monte_carlo)
-                       for row in document["rows"]]
-            for row, spread in zip(document["rows"], spreads):
-                row["monte_carlo"] = spread
+            for row in document.rows:
+                row.monte_carlo = monte_carlo(exercise, params | {vary: row.value}, pricing, args.monte_carlo)
         documents.append(document)
         if not args.json:
-            print_sweep(console, document, spreads)
+            print_sweep(console, document)
         if args.exercise == "all" and args.fit:
             _figure(console, exercise, document, params, pricing, Path(args.fit[0]), quiet=args.json)
     if args.json:
-        print(json.dumps(documents[0] if len(documents) == 1 else {"exercises": documents}, indent=1))
+        jsons = [document.to_json() for document in documents]
+        print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
     return 0
 
 
-def _figure(console, exercise, fitted: dict, params: dict, pricing, fit_path: Path, quiet: bool) -> None:
+def _figure(console, exercise, fitted: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path,
+            quiet: bool) -> None:
     from profiler.report.breakeven_figures import write_breakeven_figure  # matplotlib: only for a figure
 
-    paper = sweep(exercise, fitted["vary"], [row["value"] for row in fitted["rows"]], params, PaperPrimitive())
-    path = fit_path.with_name(f"{fit_path.stem}.breakeven-{exercise.name}.png")
+    paper = sweep(exercise, fitted.vary, fitted.values(), params, PaperPrimitive())
+    path = breakeven_figure_path(fit_path, exercise.name)
     write_breakeven_figure(path, f"{exercise.title}: {pricing.name}", fitted, paper, ratio_map(exercise, params,
                                                                                                  pricing))
-    fitted["practical"] = practical = practical_comparison(exercise, params, pricing)
-    fitted["figure"] = str(path)
+    fitted.practical = practical = practical_comparison(exercise, params, pricing)
+    fitted.figure = str(path)
     if not quiet:
         at = ", ".join(f"{name}={value:g}" for name, value in params.items())
-        console.print(f"at {at}: ratio {practical['ratio']:.3g} with fitted costs, {practical['paper_ratio']:.3g} "
-                      f"with the paper's primitive (its order {practical['order']} = {practical['order_value']:.3g});"
-                      f" fitted / paper = {practical['ratio'] / practical['paper_ratio']:.2f}")
+        console.print(f"at {at}: ratio {practical.ratio:.3g} with fitted costs, {practical.paper_ratio:.3g} "
+                      f"with the paper's primitive (its order {practical.order} = {practical.order_value:.3g});"
+                      f" fitted / paper = {practical.ratio / practical.paper_ratio:.2f}")
         console.print(f"figure: {path}\n")

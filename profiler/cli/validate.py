@@ -36,6 +36,7 @@ from profiler.measure.hardware import fingerprint, slug
 from profiler.lba.pricing import FittedPricing
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.lba.validate import COST_TOLERANCE, SPEED_TOLERANCE, steady, validate, within_positions
+from profiler.lba.validation_document import ValidationDocument
 
 # exercise -> (varied parameter, its grid, fixed parameters): each grid has a break-even or a
 # clear winner, fits 1024 positions, and runs in about a minute on a 2-core CPU with gpt2.
@@ -85,53 +86,52 @@ def _error(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
-def print_validation(console: Console, document: dict) -> None:
-    exercise = EXERCISES[document["exercise"]]
-    fixed = ", ".join(f"{name}={value:g}" for name, value in document["params"].items())
-    title = (f"{exercise.title} ({exercise.name}) on {document['model']}, {document['hardware_slug']}: measured "
-             f"against {document['pricing']}; {fixed}")
+def print_validation(console: Console, document: ValidationDocument) -> None:
+    exercise = EXERCISES[document.exercise]
+    fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
+    title = (f"{exercise.title} ({exercise.name}) on {document.model}, {document.hardware_slug}: measured "
+             f"against {document.pricing}; {fixed}")
     table = Table(title=title, title_justify="left")
-    stochastic = document["stochastic"]
-    columns = [document["vary"]]
+    stochastic = document.stochastic
+    columns = [document.vary]
     for variant in VARIANTS:
         columns += [f"{variant} predicted", "5-95% of the mean" if stochastic else None, "measured", "error"]
     columns += ["ratio predicted", "ratio measured"]
     for name in filter(None, columns):
         table.add_column(name, justify="right")
-    for row in document["rows"]:
-        cells = [f"{row['value']:g}"]
+    for row in document.rows:
+        cells = [f"{row.value:g}"]
         for variant in VARIANTS:
-            cells.append(_cost(row[variant]))
-            if stochastic:
-                lo, hi = row["predicted_interval"][variant]
+            cells.append(_cost(row.cost[variant]))
+            if stochastic:  # no interval for a value the run did not reach
+                lo, hi = row.predicted_interval[variant] if row.predicted_interval else (None, None)
                 cells.append(f"{_cost(lo)} - {_cost(hi)}")
-            mark = "" if all(steady(run) for run in row["runs"][variant]) else " ~"
-            cells += [_cost(row[f"measured_{variant}"]) + mark, _error(row[f"error_{variant}"])]
-        measured_ratio = row["measured_ratio"]
-        cells += [f"{row['ratio']:.3g}", "-" if measured_ratio is None else f"{measured_ratio:.3g}"]
+            mark = "" if all(steady(run) for run in row.runs[variant]) else " ~"
+            cells += [_cost(row.measured[variant]) + mark, _error(row.error[variant])]
+        cells += [f"{row.ratio:.3g}", "-" if row.measured_ratio is None else f"{row.measured_ratio:.3g}"]
         table.add_row(*cells)
     console.print(table)
-    console.print(f"{document['executed_by']}; {document['seeds']} seeded run(s) per variant and value")
-    for which, value, winner in (("predicted", document["breakeven"], document["winner_throughout"]),
-                                 ("measured", document["measured_breakeven"], document["measured_winner_throughout"])):
-        text = (f"{document['vary']} = {value:.3g}" if value is not None else
+    console.print(f"{document.executed_by}; {document.seeds} seeded run(s) per variant and value")
+    for which, value, winner in (("predicted", document.breakeven, document.winner_throughout),
+                                 ("measured", document.measured_breakeven, document.measured_winner_throughout)):
+        text = (f"{document.vary} = {value:.3g}" if value is not None else
                 f"none in range ({winner} costs less throughout)" if winner else "none in range")
         console.print(f"break-even {which}: {text}")
-    for entry in document["skipped"]:
-        which = f" {entry['variant']} seed {entry['seed']}" if "variant" in entry else ""
-        console.print(f"[yellow]skipped {document['vary']}={entry['value']:g}{which}: {entry['reason']}")
-    targets = document["targets"]
+    for entry in document.skipped:
+        which = f" {entry.variant} seed {entry.seed}" if entry.variant is not None else ""
+        console.print(f"[yellow]skipped {document.vary}={entry.value:g}{which}: {entry.reason}")
+    targets = document.targets
     cost_target = ("inside the predicted 5-95% interval of the mean" if stochastic
                    else f"predicted within {COST_TOLERANCE:.0%} of measured")
-    breakeven = {None: "-", True: "met", False: "NOT met"}[targets["breakeven"]]
-    console.print(f"targets: {cost_target}: {targets['costs_met']} of {targets['costs_checked']}; break-even within "
+    breakeven = {None: "-", True: "met", False: "NOT met"}[targets.breakeven]
+    console.print(f"targets: {cost_target}: {targets.costs_met} of {targets.costs_checked}; break-even within "
                   f"one grid step: {breakeven}")
-    if targets["costs_unsteady"]:
-        console.print(f"[yellow]~ {targets['costs_unsteady']} measured cost(s) left out of the cost target: the "
+    if targets.costs_unsteady:
+        console.print(f"[yellow]~ {targets.costs_unsteady} measured cost(s) left out of the cost target: the "
                       f"machine ran more than {SPEED_TOLERANCE:.0%} off its profiled speed around them (a slow spell; "
                       "see speed_before/speed_after in the JSON): run again when it is idle")
-    console.print(f"load average {document['load_average_start']:.2f} at the start, "
-                  f"{document['load_average_end']:.2f} at the end")
+    console.print(f"load average {document.load_average_start:.2f} at the start, "
+                  f"{document.load_average_end:.2f} at the end")
 
 
 def run_validate(args, console: Console) -> int:
@@ -166,24 +166,22 @@ def run_validate(args, console: Console) -> int:
     started, documents = time.perf_counter(), []
     for i, (exercise, vary, values, params) in enumerate(plans):
         share_s = (args.budget - (time.perf_counter() - started)) / (len(plans) - i)
+        figure = folder / f"validate-{exercise.name}.png"
         document = validate(exercise, vary, values, params, loaded, FittedPricing(cost_model), seeds=args.seeds,
                             deadline=time.perf_counter() + share_s, path=folder / f"validate-{exercise.name}.json",
-                            progress=quiet.print)
-        document["fit"] = str(fit_path)
-        document["figure"] = str(_figure(folder, document))
-        (folder / f"validate-{exercise.name}.json").write_text(json.dumps(document, indent=1) + "\n")
+                            fit=fit_path, figure=figure, progress=quiet.print)
+        _figure(figure, document)
         documents.append(document)
         if not args.json:
             print_validation(console, document)
             console.print(f"wrote {folder}/validate-{exercise.name}.json and .png\n")
     if args.json:
-        print(json.dumps(documents[0] if len(documents) == 1 else {"exercises": documents}, indent=1))
+        jsons = [document.to_json() for document in documents]
+        print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
     return 0
 
 
-def _figure(folder: Path, document: dict) -> Path:
+def _figure(path: Path, document: ValidationDocument) -> None:
     from profiler.report.validate_figures import write_validation_figure
 
-    path = folder / f"validate-{document['exercise']}.png"
     write_validation_figure(path, document)
-    return path

@@ -3,11 +3,13 @@
 For an exercise (``profiler.lba.exercises``), a pricing (``profiler.lba.pricing``), one varied
 parameter and the others fixed, each grid value gets the optimistic and the optimized
 cost (closed form, every role's part), their ratio ``optimistic / optimized`` (above 1: the
-decomposition wins) and the longest call either variant makes: beyond the lengths the cost
-model measured its price is extrapolated, and beyond the model's maximum positions it is
-the price of a call that model cannot make (a longer-context model of that cost could). The break-even is where the
-ratio crosses 1 going up the grid, interpolated linearly in ``log(ratio)`` between the two
-grid values around it; without a crossing the document says which variant wins throughout.
+decomposition wins) and the positions the longest call of either variant needs
+(``positions_needed``): beyond the lengths the cost model measured its price is
+extrapolated, and beyond the model's maximum positions it is the price of a call that model
+cannot make (a longer-context model of that cost could). The break-even is where the ratio
+crosses 1 going up the grid, interpolated linearly in ``log(ratio)`` between the two grid
+values around it; without a crossing the document (``BreakevenDocument``) says which
+variant wins throughout.
 
 ``ratio_map`` prices a 2-D grid of two parameters in one vectorised evaluation.
 ``monte_carlo`` runs the programs themselves over seeds (the oracle's draws), for the
@@ -21,9 +23,10 @@ import functools
 import numpy as np
 
 from profiler.errors import UserError
+from profiler.lba.breakeven_document import BreakevenDocument, BreakevenRow, PracticalComparison, Spread
 from profiler.lba.exercises import EXERCISES, VARIANTS, Exercise
 from profiler.lba.calls import CallRecorder, TooManyCalls
-from profiler.lba.pricing import PaperPrimitive
+from profiler.lba.pricing import PaperPrimitive, Pricing
 
 
 def exercise_named(name: str) -> type[Exercise]:
@@ -65,8 +68,10 @@ def check_variable(exercise: type[Exercise], name: str) -> None:
         raise UserError(f"{exercise.name} has no parameter {name!r} to vary: one of {', '.join(exercise.all_params())}")
 
 
-def evaluate(exercise: type[Exercise], params: dict, pricing) -> dict:
-    """Costs of both variants for (arrays of) ``params``: per role, totals, ratio, longest call."""
+def evaluate(exercise: type[Exercise], params: dict, pricing: Pricing) -> dict:
+    """Costs of both variants for (arrays of) ``params``: per role, totals, ratio, and the positions the
+    longest call needs (``Exercise.longest_context``) with whether that is beyond what a role's cost
+    model measured (``extrapolated``) or its model has (``beyond_max_positions``)."""
     params = {name: np.asarray(value, dtype=float) for name, value in params.items()}
     costs = exercise.costs(params, pricing)
     shape = np.broadcast_shapes(*(v.shape for v in params.values()))
@@ -75,15 +80,15 @@ def evaluate(exercise: type[Exercise], params: dict, pricing) -> dict:
     totals = {variant: sum(roles[variant].values()) for variant in VARIANTS}
     longest = exercise.longest_context(params)
     extrapolated, impossible = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    for role, tokens in longest.items():
-        extrapolated |= np.broadcast_to(tokens > pricing.longest_measured(role), shape)
-        impossible |= np.broadcast_to(tokens > pricing.max_positions(role), shape)
+    for role, positions in longest.items():
+        extrapolated |= np.broadcast_to(positions > pricing.longest_measured(role), shape)
+        impossible |= np.broadcast_to(positions > pricing.max_positions(role), shape)
     return {"roles": roles, "totals": totals, "ratio": totals["optimistic"] / totals["optimized"],
             "longest_context": np.broadcast_to(functools.reduce(np.maximum, longest.values()), shape),
             "extrapolated": extrapolated, "beyond_max_positions": impossible}
 
 
-def _resized(exercise: type[Exercise], params: dict, pricing) -> bool:
+def _resized(exercise: type[Exercise], params: dict, pricing: Pricing) -> bool:
     """Whether a role without its own cost model runs at another size than the base model."""
     sizes = exercise.role_sizes({name: np.asarray(value, dtype=float) for name, value in params.items()})
     return any(np.any(size != 1) for role, size in sizes.items() if role not in pricing.role_models)
@@ -104,44 +109,36 @@ def crossing(values, ratios) -> tuple[float | None, str | None]:
     return None, None
 
 
-def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict, pricing) -> dict:
+def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict, pricing: Pricing
+          ) -> BreakevenDocument:
     """The ``breakeven --json`` document: both variants at each value of ``vary``."""
     check_variable(exercise, vary)
     grid = np.asarray(sorted(set(values)), dtype=float)
     exercise.check(fixed | {vary: grid})
     result = evaluate(exercise, fixed | {vary: grid}, pricing)
-    rows = []
-    for i, value in enumerate(grid):
-        rows.append({
-            "value": float(value),
-            "optimistic": float(result["totals"]["optimistic"][i]),
-            "optimized": float(result["totals"]["optimized"][i]),
-            "ratio": float(result["ratio"][i]),
-            "roles": {variant: {role: float(cost[i]) for role, cost in result["roles"][variant].items()}
-                      for variant in VARIANTS},
-            "longest_context": int(result["longest_context"][i]),
-            "extrapolated": bool(result["extrapolated"][i]),
-            "beyond_max_positions": bool(result["beyond_max_positions"][i]),
-        })
+    rows = [BreakevenRow(
+        value=float(value), cost={variant: float(result["totals"][variant][i]) for variant in VARIANTS},
+        ratio=float(result["ratio"][i]),
+        roles={variant: {role: float(cost[i]) for role, cost in result["roles"][variant].items()}
+               for variant in VARIANTS},
+        longest_context=int(result["longest_context"][i]), extrapolated=bool(result["extrapolated"][i]),
+        beyond_max_positions=bool(result["beyond_max_positions"][i])) for i, value in enumerate(grid)]
     value, winner = crossing(grid, result["ratio"])
-    return {
-        "exercise": exercise.name, "vary": vary,
-        "params": {name: v for name, v in fixed.items() if name != vary},
-        "pricing": pricing.name, "unit": pricing.unit, "asymptotic": exercise.asymptotic,
-        "rows": rows, "breakeven": value, "winner_throughout": winner,
-        "assumptions": pricing.assumptions(_resized(exercise, fixed | {vary: grid}, pricing)),
-    }
+    return BreakevenDocument(
+        exercise=exercise.name, vary=vary, params={name: v for name, v in fixed.items() if name != vary},
+        pricing=pricing.name, unit=pricing.unit, asymptotic=exercise.asymptotic, rows=rows, breakeven=value,
+        winner_throughout=winner, assumptions=pricing.assumptions(_resized(exercise, fixed | {vary: grid}, pricing)))
 
 
-def practical_comparison(exercise, params: dict, pricing) -> dict:
+def practical_comparison(exercise: type[Exercise], params: dict, pricing: Pricing) -> PracticalComparison:
     """The ratio at ``params`` priced by ``pricing`` and by the paper's primitive, and the paper's
     order of improvement there: how far real costs move the asymptotic answer at a practical size."""
-    return {"params": params, "ratio": float(evaluate(exercise, params, pricing)["ratio"]),
-            "paper_ratio": float(evaluate(exercise, params, PaperPrimitive())["ratio"]),
-            "order": exercise.asymptotic, "order_value": float(exercise.asymptotic_ratio(params))}
+    return PracticalComparison(params=params, ratio=float(evaluate(exercise, params, pricing)["ratio"]),
+                               paper_ratio=float(evaluate(exercise, params, PaperPrimitive())["ratio"]),
+                               order=exercise.asymptotic, order_value=float(exercise.asymptotic_ratio(params)))
 
 
-def ratio_map(exercise: type[Exercise], fixed: dict, pricing) -> dict:
+def ratio_map(exercise: type[Exercise], fixed: dict, pricing: Pricing) -> dict:
     """The ratio over the exercise's default 2-D grid of two parameters, the others fixed."""
     (x_name, xs), (y_name, ys) = exercise.map_axes
     x_grid, y_grid = np.meshgrid(xs.astype(float), ys.astype(float))  # rows: y, columns: x
@@ -156,32 +153,32 @@ def ratio_map(exercise: type[Exercise], fixed: dict, pricing) -> dict:
 MONTE_CARLO_CALLS = 200_000  # per run of a program: the global mutation at large k makes millions
 
 
-def monte_carlo(exercise: type[Exercise], params: dict, pricing, seeds: int) -> dict[str, dict]:
+def monte_carlo(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int) -> dict[str, Spread]:
     """Each variant's program run ``seeds`` times with seeded oracle draws and priced call by call:
     mean, 5th and 95th percentile of its total cost. A variant whose run makes more than
-    ``MONTE_CARLO_CALLS`` calls gets ``{"skipped": why}``."""
+    ``MONTE_CARLO_CALLS`` calls gets a ``Spread`` that only says why it was skipped."""
     scalars = {name: float(value) for name, value in params.items()}
     exercise.check(scalars)
     return {variant: _spread(exercise, variant, scalars, pricing, seeds) for variant in VARIANTS}
 
 
-def _spread(exercise: type[Exercise], variant: str, params: dict, pricing, seeds: int) -> dict:
+def _spread(exercise: type[Exercise], variant: str, params: dict, pricing: Pricing, seeds: int) -> Spread:
     try:
         totals = priced_runs(exercise, variant, params, pricing, range(seeds), limit=MONTE_CARLO_CALLS)
     except TooManyCalls as err:
-        return {"skipped": f"a run made {err}"}
+        return Spread(skipped=f"a run made {err}")
     p5, p95 = np.percentile(totals, [5, 95])
-    return {"mean": float(np.mean(totals)), "p5": float(p5), "p95": float(p95), "seeds": seeds}
+    return Spread(mean=float(np.mean(totals)), p5=float(p5), p95=float(p95), seeds=seeds)
 
 
-def price_calls(recorder: CallRecorder, pricing, sizes: dict) -> float:
+def price_calls(recorder: CallRecorder, pricing: Pricing, sizes: dict) -> float:
     """The cost of the calls a program made, each distinct call priced once."""
     return sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
                for call, count in recorder.counts.items())
 
 
-def priced_runs(exercise: type[Exercise], variant: str, params: dict, pricing, seeds, limit: int | None = None
-                ) -> list[float]:
+def priced_runs(exercise: type[Exercise], variant: str, params: dict, pricing: Pricing, seeds,
+                limit: int | None = None) -> list[float]:
     """The cost of ``variant``'s program run once per seed in ``seeds`` (its oracle's draws), calls
     recorded and priced; ``TooManyCalls`` when a run makes more than ``limit`` calls."""
     sizes = exercise.role_sizes(params)

@@ -14,11 +14,15 @@ specialist). Arguments broadcast as numpy arrays; the result has their shape.
   cost model; another size than 1 is priced by the family's size law when there is one
   (``profiler.costmodel.family``), otherwise as ``size`` times the base model's cost -- the paper's
   linearity in ``m``, an assumption that ``assumptions`` then states.
+
+``Pricing`` is what both answer: the exercises, the break-even and the validation take any.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -26,11 +30,39 @@ from profiler.costmodel.cost_model import UNITS, CostModel, ExtrapolationWarning
 from profiler.costmodel.family import FamilyCostModel
 
 
+@runtime_checkable  # isinstance checks that every member is there, not their types
+class Pricing(Protocol):
+    """What a pricing answers. ``unit``: the unit of every price (``s``, ``flops``, ``m*token``);
+    ``name``: a phrase for tables (``fitted gpt2 on <hardware>``); ``cache``: whether a call reuses
+    a KV cache; ``role_models``: the roles priced by a cost model of their own (the others by the
+    base model, at their size)."""
+
+    unit: str
+    name: str
+    cache: bool
+    role_models: Mapping[str, CostModel]
+
+    def price(self, role: str, n_in, n_out, size=1.0) -> np.ndarray:
+        """The cost of a call by ``role`` reading ``n_in`` tokens and writing ``n_out``, by a model
+        ``size`` times the base model; arguments broadcast, the result has their shape."""
+
+    def longest_measured(self, role: str) -> float:
+        """The most positions a call of ``role`` may need before its price is extrapolated."""
+
+    def max_positions(self, role: str) -> float:
+        """The most positions the model of ``role`` has (``inf``: no limit)."""
+
+    def assumptions(self, resized: bool) -> list[str]:
+        """What the prices rest on beyond measurements, when some role's size is not 1 (``resized``)."""
+
+
 class PaperPrimitive:
+    """The paper's primitive (Def. 2.2): no cache, no length limit, one cost law for every size."""
+
     unit = "m*token"
     name = "the paper's primitive (m * n per emitted token)"
     cache = False
-    role_models: dict = {}
+    role_models: Mapping[str, CostModel] = {}
 
     def price(self, role: str, n_in, n_out, size=1.0):
         n_in, n_out = np.asarray(n_in, dtype=float), np.asarray(n_out, dtype=float)

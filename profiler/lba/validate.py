@@ -5,9 +5,9 @@ prediction of ``breakeven.sweep`` -- the closed-form cost of both variants, pric
 fitted cost model of the model that runs them -- and a measurement: both programs executed
 call by call by ``execution.ModelBackend`` (real forward passes, forced output lengths), the
 wall time of each whole run in seconds (on ``clock``, the wall clock by default; between calls
-the program's own Python is included). The document is the ``breakeven --json`` one with, per row,
-``measured_optimistic``, ``measured_optimized``, ``measured_ratio``, the relative errors
-``predicted / measured - 1`` and the runs themselves, and ``measured_breakeven``.
+the program's own Python is included). The document (``ValidationDocument``) is the ``breakeven --json``
+one with, per row, the measured cost of each variant and their ratio, the relative errors
+``predicted / measured - 1`` and the runs themselves, and the measured break-even.
 
 - **One model runs every role.** The k-task generalist is ``k`` specialists' size in the
   paper, and the debugging roles may differ in size; a real run here has one model, so the
@@ -18,12 +18,14 @@ the program's own Python is included). The document is the ``breakeven --json`` 
   ``0..seeds-1``, and its measured mean is set against the interval (5-95%) of the mean of
   ``seeds`` runs predicted by ``predicted_interval``; every run is also priced call by call
   (``predicted_s``), which isolates the cost model's error from the draws' luck.
-- **Sizes beyond the model.** A grid value whose longest call (read plus written tokens) holds
-  more than the model's maximum positions is not run, and ``skipped`` says so.
+- **Sizes beyond the model.** A grid value whose longest call needs more positions than the
+  model has (``positions_needed``, the rule the backend refuses a call by) is not run, and
+  ``skipped`` says so.
 - **Budget.** Before each grid value the predicted time of its runs is set against the time
   left; a value that does not fit is skipped (``"budget"``), and a run still going at the
-  deadline stops before its next call. The document is written after every run, so nothing
-  measured is lost to the budget or to Ctrl-C (``interrupted``).
+  deadline stops before its next call. The document is written (atomically, by its one
+  writer) after every run, so nothing measured is lost to the budget or to Ctrl-C
+  (``interrupted``).
 - **Slow spells.** On a shared machine another process can slow every pass by a third for
   minutes, which no cost model of this machine can predict. A reference call
   (``REFERENCE_CALL``) is timed before and after every run against its fitted time
@@ -34,7 +36,6 @@ the program's own Python is included). The document is the ``breakeven --json`` 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -45,9 +46,10 @@ from profiler.lba.breakeven import check_variable, crossing, price_calls, priced
 from profiler.errors import UserError
 from profiler.lba.exercises import VARIANTS, Exercise
 from profiler.lba.execution import ModelBackend, OutOfTime
+from profiler.lba.validation_document import Run, Skipped, Targets, ValidationDocument
 from profiler.measure.loading import LoadedModel
 from profiler.measure.timing import Clock
-from profiler.lba.pricing import FittedPricing
+from profiler.lba.pricing import FittedPricing, Pricing
 
 COST_TOLERANCE = 0.10  # predicted total within 10% of measured (the issue's target)
 REFERENCE_CALL = (16, 4)  # (n_in, n_out) of the call timed between runs: how fast the machine is then
@@ -71,20 +73,21 @@ def machine_speed(loaded: LoadedModel, pricing: FittedPricing, clock: Clock = ti
     return backend.latencies_s[0] / float(pricing.price("reference", *REFERENCE_CALL))
 
 
-def steady(run: dict) -> bool:
+def steady(run: Run) -> bool:
     """Whether the machine ran within ``SPEED_TOLERANCE`` of its profiled speed around ``run``."""
-    return all(abs(run[key] - 1) <= SPEED_TOLERANCE for key in ("speed_before", "speed_after"))
+    return all(abs(speed - 1) <= SPEED_TOLERANCE for speed in (run.speed_before, run.speed_after))
 
 
-def predicted_interval(exercise: type[Exercise], params: dict, pricing, seeds: int,
-                       batches: int = INTERVAL_BATCHES) -> dict[str, list[float]]:
+def predicted_interval(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int,
+                       batches: int = INTERVAL_BATCHES) -> dict[str, tuple[float, float]]:
     """Per variant, the 5-95% interval of the mean cost of ``seeds`` runs: the programs run with
     a recording backend over ``batches * seeds`` other seeded draws, each call priced."""
     interval = {}
     for variant in VARIANTS:
         simulated = range(SIMULATION_SEED, SIMULATION_SEED + batches * seeds)
         means = np.asarray(priced_runs(exercise, variant, params, pricing, simulated)).reshape(batches, seeds).mean(1)
-        interval[variant] = [float(q) for q in np.percentile(means, INTERVAL)]
+        low, high = np.percentile(means, INTERVAL)
+        interval[variant] = (float(low), float(high))
     return interval
 
 
@@ -97,74 +100,65 @@ def grid_position(value: float | None, winner: str | None, grid: list[float]) ->
     return {"optimized": 0.0, "optimistic": float(len(grid) - 1)}.get(winner)
 
 
-def assess(document: dict) -> dict:
+def assess(document: ValidationDocument) -> Targets:
     """Whether the issue's targets are met: every measured cost (``COST_TOLERANCE``, or inside the
     predicted interval for a stochastic exercise), and the break-even within one grid step."""
     costs, unsteady = [], 0
-    for row in document["rows"]:
+    for row in document.rows:
         for variant in VARIANTS:
-            measured = row.get(f"measured_{variant}")
+            measured = row.measured[variant]
             if measured is None:
                 continue
-            if not all(steady(run) for run in row["runs"][variant]):
+            if not all(steady(run) for run in row.runs[variant]):
                 unsteady += 1
                 continue
-            if document["stochastic"]:
-                lo, hi = row["predicted_interval"][variant]
+            if document.stochastic:
+                lo, hi = row.predicted_interval[variant]
                 met = lo <= measured <= hi
             else:
-                met = abs(row[f"error_{variant}"]) <= COST_TOLERANCE
+                met = abs(row.error[variant]) <= COST_TOLERANCE
             costs.append(met)
-    grid = [row["value"] for row in document["rows"] if row.get("measured_ratio") is not None]
     breakeven = None
-    if len(grid) >= 2:
-        predicted = grid_position(document["breakeven"], document["winner_throughout"],
-                                  [row["value"] for row in document["rows"]])
-        measured = grid_position(document["measured_breakeven"], document["measured_winner_throughout"],
-                                 [row["value"] for row in document["rows"]])
+    if sum(row.measured_ratio is not None for row in document.rows) >= 2:
+        predicted = grid_position(document.breakeven, document.winner_throughout, document.values())
+        measured = grid_position(document.measured_breakeven, document.measured_winner_throughout, document.values())
         breakeven = predicted is not None and measured is not None and abs(predicted - measured) <= 1
-    return {"costs_met": sum(costs), "costs_checked": len(costs), "costs": all(costs) if costs else None,
-            "costs_unsteady": unsteady, "breakeven": breakeven}
+    return Targets(costs_met=sum(costs), costs_checked=len(costs), costs=all(costs) if costs else None,
+                   costs_unsteady=unsteady, breakeven=breakeven)
 
 
-def _write(path: Path | None, document: dict) -> None:
-    if path is None:
-        return
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(document, indent=1) + "\n")
-    temporary.replace(path)  # a reader never sees half a document
-
-
-def _summarise(document: dict) -> None:
+def _summarise(document: ValidationDocument) -> None:
     """Per row the measured means, errors and ratio; the measured break-even; the targets."""
-    for row in document["rows"]:
+    for row in document.rows:
         for variant in VARIANTS:
-            runs = row["runs"][variant]
-            complete = len(runs) == document["seeds"]
-            row[f"measured_{variant}"] = float(np.mean([run["latency_s"] for run in runs])) if complete else None
-            row[f"error_{variant}"] = (row[variant] / row[f"measured_{variant}"] - 1) if complete else None
-            row[f"error_given_calls_{variant}"] = float(np.mean(
-                [run["predicted_s"] / run["latency_s"] - 1 for run in runs])) if complete else None
-        measured = row["measured_optimistic"], row["measured_optimized"]
-        row["measured_ratio"] = measured[0] / measured[1] if None not in measured else None
-    rows = [row for row in document["rows"] if row["measured_ratio"] is not None]
+            runs = row.runs[variant]
+            complete = len(runs) == document.seeds
+            measured = float(np.mean([run.latency_s for run in runs])) if complete else None
+            row.measured[variant] = measured
+            row.error[variant] = row.cost[variant] / measured - 1 if complete else None
+            row.error_given_calls[variant] = float(np.mean(
+                [run.predicted_s / run.latency_s - 1 for run in runs])) if complete else None
+        optimistic, optimized = (row.measured[variant] for variant in VARIANTS)
+        row.measured_ratio = optimistic / optimized if None not in (optimistic, optimized) else None
+    rows = [row for row in document.rows if row.measured_ratio is not None]
     value, winner = None, None
     if rows:
-        value, winner = crossing([r["value"] for r in rows], [r["measured_ratio"] for r in rows])
-    document["measured_breakeven"], document["measured_winner_throughout"] = value, winner
-    document["targets"] = assess(document)
+        value, winner = crossing([r.value for r in rows], [r.measured_ratio for r in rows])
+    document.measured_breakeven, document.measured_winner_throughout = value, winner
+    document.targets = assess(document)
 
 
 def within_positions(exercise: type[Exercise], vary: str, grid: list[float], params: dict, max_positions: int,
-                     model: str) -> tuple[list[float], list[dict]]:
-    """The grid values whose every call fits the model's positions, and the others with why; a one-line
-    UserError when none fits."""
+                     model: str) -> tuple[list[float], list[Skipped]]:
+    """The grid values whose every call fits the model's positions (``Exercise.longest_context``: the
+    positions a call needs, ``positions_needed``), and the others with why; a one-line UserError when
+    none fits."""
     runnable, skipped = [], []
     for value in grid:
         longest = max(float(np.max(t)) for t in exercise.longest_context(params | {vary: value}).values())
         if longest > max_positions:
-            skipped.append({"value": value, "reason": f"beyond the model's {max_positions} positions (its longest "
-                                                      f"call holds {longest:,.0f} tokens)"})
+            skipped.append(Skipped(value, f"beyond the model's {max_positions} positions (its longest call needs "
+                                          f"{longest:,.0f})"))
         else:
             runnable.append(value)
     if not runnable:
@@ -176,9 +170,11 @@ def within_positions(exercise: type[Exercise], vary: str, grid: list[float], par
 
 def validate(exercise: type[Exercise], vary: str, values: list[float], params: dict, loaded: LoadedModel,
              pricing: FittedPricing, *, seeds: int, deadline: float, path: Path | None = None,
-             progress=lambda line: None, clock: Clock = time.perf_counter) -> dict:
+             fit: Path | None = None, figure: Path | None = None, progress=lambda line: None,
+             clock: Clock = time.perf_counter) -> ValidationDocument:
     """Predict and measure ``exercise`` along ``vary``; the document (see the module doc), also written
-    to ``path`` after every run. ``deadline`` is a reading of ``clock``."""
+    to ``path`` after every run, naming the ``fit`` that priced it and the ``figure`` its caller draws of
+    it. ``deadline`` is a reading of ``clock``."""
     check_variable(exercise, vary)
     grid = sorted(set(values))
     exercise.check(params | {vary: np.asarray(grid, dtype=float)})
@@ -186,29 +182,27 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     runnable, skipped = within_positions(exercise, vary, grid, params, max_positions, loaded.source.name)
     pricing = every_role_by(exercise, pricing)
     seeds = seeds if exercise.stochastic else 1
-    document = sweep(exercise, vary, runnable, params, pricing) | {
-        "model": loaded.source.name, "hardware_slug": pricing.base.document["hardware_slug"],
-        "max_positions": max_positions, "stochastic": exercise.stochastic, "seeds": seeds,
-        "executed_by": f"every role by {loaded.source.name} (role sizes are not emulated: the calls' token counts "
-                       "are the programs', the model is one)",
-        "measured": "wall time of each whole run, seconds (real forward passes, forced output lengths)",
-        "skipped": skipped, "interrupted": False, "load_average_start": os.getloadavg()[0],
-    }
+    document = ValidationDocument.unmeasured(
+        sweep(exercise, vary, runnable, params, pricing), model=loaded.source.name,
+        hardware_slug=pricing.base.document["hardware_slug"], max_positions=max_positions,
+        stochastic=exercise.stochastic, seeds=seeds,
+        executed_by=f"every role by {loaded.source.name} (role sizes are not emulated: the calls' token counts "
+                    "are the programs', the model is one)",
+        measurement="wall time of each whole run, seconds (real forward passes, forced output lengths)",
+        skipped=skipped, load_average_start=os.getloadavg()[0], fit=None if fit is None else str(fit),
+        figure=None if figure is None else str(figure))
     sizes = exercise.role_sizes(params)
-    for row in document["rows"]:
-        row["runs"] = {variant: [] for variant in VARIANTS}
     ModelBackend(loaded).warm_up()
     speed, reference_s = machine_speed(loaded, pricing, clock), float(pricing.price("reference", *REFERENCE_CALL))
     try:
-        for row in document["rows"]:
-            point = params | {vary: row["value"]}
+        for row in document.rows:
+            point = params | {vary: row.value}
             if exercise.stochastic:
-                row["predicted_interval"] = predicted_interval(exercise, point, pricing, seeds)
-            needed_s = seeds * (row["optimistic"] + row["optimized"] + 2 * reference_s)  # a reference call a run
+                row.predicted_interval = predicted_interval(exercise, point, pricing, seeds)
+            needed_s = seeds * (sum(row.cost.values()) + 2 * reference_s)  # a reference call a run
             left_s = deadline - clock()
             if needed_s > left_s:
-                skipped.append({"value": row["value"], "reason": f"budget (predicted {needed_s:.1f} s, "
-                                                                 f"{max(left_s, 0):.1f} s left)"})
+                skipped.append(Skipped(row.value, f"budget (predicted {needed_s:.1f} s, {max(left_s, 0):.1f} s left)"))
                 continue
             for variant in VARIANTS:
                 for seed in range(seeds):
@@ -217,34 +211,35 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                     try:
                         getattr(exercise, variant)(point, backend, np.random.default_rng(seed))
                     except OutOfTime:
-                        skipped.append({"value": row["value"], "variant": variant, "seed": seed,
-                                        "reason": f"budget (the run stopped after {len(backend.latencies_s)} calls)"})
+                        skipped.append(Skipped(row.value, f"budget (the run stopped after {len(backend.latencies_s)} "
+                                                          "calls)", variant=variant, seed=seed))
                         raise
                     latency_s = clock() - started
                     speed_after = machine_speed(loaded, pricing, clock)
-                    row["runs"][variant].append({
-                        "seed": seed, "latency_s": latency_s, "calls": backend.recorder.calls,
-                        "calls_latency_s": float(sum(backend.latencies_s)),
-                        "predicted_s": price_calls(backend.recorder, pricing, sizes),
-                        "speed_before": speed, "speed_after": speed_after})
+                    run = Run(seed=seed, latency_s=latency_s, calls=backend.recorder.calls,
+                              calls_latency_s=float(sum(backend.latencies_s)),
+                              predicted_s=price_calls(backend.recorder, pricing, sizes), speed_before=speed,
+                              speed_after=speed_after)
+                    row.runs[variant].append(run)
                     speed = speed_after
-                    progress(f"{exercise.name} {vary}={row['value']:g} {variant} seed {seed}: {latency_s:.2f} s "
-                             f"measured, {row['runs'][variant][-1]['predicted_s']:.2f} s predicted for its "
-                             f"{backend.recorder.calls} calls")
+                    progress(f"{exercise.name} {vary}={row.value:g} {variant} seed {seed}: {latency_s:.2f} s "
+                             f"measured, {run.predicted_s:.2f} s predicted for its {run.calls} calls")
                     _summarise(document)
-                    _write(path, document)
+                    if path is not None:
+                        document.write(path)
     except OutOfTime:
         pass
     except KeyboardInterrupt:
-        document["interrupted"] = True
+        document.interrupted = True
         raise
     finally:
-        reached = {entry["value"] for entry in skipped}
-        for row in document["rows"]:
-            if not row["runs"]["optimized"] and row["value"] not in reached:
-                skipped.append({"value": row["value"], "reason": "interrupted" if document["interrupted"] else
-                                "budget (the deadline passed before it)"})
-        document["load_average_end"] = os.getloadavg()[0]
+        reached = {entry.value for entry in skipped}
+        for row in document.rows:
+            if not row.runs["optimized"] and row.value not in reached:
+                skipped.append(Skipped(row.value, "interrupted" if document.interrupted else
+                                       "budget (the deadline passed before it)"))
+        document.load_average_end = os.getloadavg()[0]
         _summarise(document)
-        _write(path, document)
+        if path is not None:
+            document.write(path)
     return document

@@ -15,25 +15,26 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.report import style
 from profiler.report.units import tick
 
 FITTED_COLOUR, PAPER_COLOUR = "#1f77b4", "#7f7f7f"
 
 
-def _ratio_panel(ax, fitted: dict, paper: dict) -> None:
-    values = [row["value"] for row in fitted["rows"]]
-    ax.plot(values, [row["ratio"] for row in fitted["rows"]], "o-", color=FITTED_COLOUR,
-            label=f"fitted costs ({fitted['unit']})")
-    ax.plot(values, [row["ratio"] for row in paper["rows"]], "s--", color=PAPER_COLOUR, label="paper's primitive m*n")
-    ratios = [row["ratio"] for document in (fitted, paper) for row in document["rows"]]
+def _ratio_panel(ax, fitted: BreakevenDocument, paper: BreakevenDocument) -> None:
+    values = fitted.values()
+    ax.plot(values, [row.ratio for row in fitted.rows], "o-", color=FITTED_COLOUR,
+            label=f"fitted costs ({fitted.unit})")
+    ax.plot(values, [row.ratio for row in paper.rows], "s--", color=PAPER_COLOUR, label="paper's primitive m*n")
+    ratios = [row.ratio for document in (fitted, paper) for row in document.rows]
     style.log_axis(ax, "y", min(*ratios, 0.9), max(*ratios, 1.1), None)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    if fitted["breakeven"] is not None:
-        ax.axvline(fitted["breakeven"], color=FITTED_COLOUR, linestyle=":")
-        ax.annotate(f"break-even {fitted['vary']} = {fitted['breakeven']:.3g}", (fitted["breakeven"], 1.0),
+    if fitted.breakeven is not None:
+        ax.axvline(fitted.breakeven, color=FITTED_COLOUR, linestyle=":")
+        ax.annotate(f"break-even {fitted.vary} = {fitted.breakeven:.3g}", (fitted.breakeven, 1.0),
                     textcoords="offset points", xytext=(6, -14), fontsize=9, color=FITTED_COLOUR)
-    ax.set_xlabel(fitted["vary"])
+    ax.set_xlabel(fitted.vary)
     ax.set_ylabel("cost ratio: optimistic / optimized")
     ax.legend(loc="upper left", fontsize=9)
 
@@ -60,7 +61,7 @@ def _map_panel(fig, ax, ratio_map: dict) -> None:
     ax.set_ylabel(f"{ratio_map['y']} (tokens)")
 
 
-def breakeven_figure(title: str, fitted: dict, paper: dict, ratio_map: dict) -> Figure:
+def breakeven_figure(title: str, fitted: BreakevenDocument, paper: BreakevenDocument, ratio_map: dict) -> Figure:
     """The ratio along the main variable (``fitted`` and ``paper`` are ``breakeven.sweep``
     documents over the same grid) and the fitted 2-D map (``breakeven.ratio_map``)."""
     with style.theme():
@@ -68,13 +69,14 @@ def breakeven_figure(title: str, fitted: dict, paper: dict, ratio_map: dict) -> 
         left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
         _ratio_panel(left, fitted, paper)
         _map_panel(fig, right, ratio_map)
-        fixed = ", ".join(f"{name}={value:g}" for name, value in fitted["params"].items())
+        fixed = ", ".join(f"{name}={value:g}" for name, value in fitted.params.items())
         fig.suptitle(f"{title}\n{fixed}" + ("; dotted: calls beyond the measured lengths"
                                             if ratio_map["extrapolated"].any() else ""), fontsize=10)
     return fig
 
 
-def write_breakeven_figure(path: Path, title: str, fitted: dict, paper: dict, ratio_map: dict) -> Path:
+def write_breakeven_figure(path: Path, title: str, fitted: BreakevenDocument, paper: BreakevenDocument,
+                           ratio_map: dict) -> Path:
     """``breakeven_figure`` saved as the PNG ``path``."""
     style.save(breakeven_figure(title, fitted, paper, ratio_map), path)
     return path

@@ -10,18 +10,19 @@ model's (the k-task generalist) are priced as linear in size: a report covers on
 from __future__ import annotations
 
 from profiler.lba.breakeven import practical_comparison, ratio_map, sweep
+from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.report.units import format_cost
 from profiler.report.breakeven_figures import breakeven_figure
-from profiler.lba.exercises import EXERCISES
+from profiler.lba.exercises import EXERCISES, VARIANTS
 from profiler.lba.pricing import FittedPricing, PaperPrimitive
 from profiler.report.document import ReportContext, Section, Table
 from profiler.report.units import significant, tick
 
 
-def _verdict(document: dict) -> str:
-    if document["breakeven"] is not None:
-        return f"breaks even at {document['vary']} = {document['breakeven']:.3g}"
-    winner = document["winner_throughout"]
+def _verdict(document: BreakevenDocument) -> str:
+    if document.breakeven is not None:
+        return f"breaks even at {document.vary} = {document.breakeven:.3g}"
+    winner = document.winner_throughout
     return "does not cross 1 in this range" + (f": the {winner} variant costs less throughout" if winner else "")
 
 
@@ -41,16 +42,16 @@ def breakeven_sections(ctx: ReportContext) -> list[Section]:
         fixed = ", ".join(f"{name}={value:g}" for name, value in params.items() if name != exercise.main)
         blocks.append(
             f"{exercise.title.capitalize()} ({fixed}): the decomposition {_verdict(fitted)}. At "
-            f"{exercise.main}={params[exercise.main]:g} the ratio is {significant(practical['ratio'])} with measured "
-            f"costs against {significant(practical['paper_ratio'])} by the paper's primitive (its order "
-            f"{exercise.asymptotic} is {tick(practical['order_value'])} there).")
-        rows = tuple((f"{row['value']:g}", format_cost(row["optimistic"], fitted["unit"]),
-                      format_cost(row["optimized"], fitted["unit"]), significant(row["ratio"]), significant(paper_row["ratio"]),
-                      f"{row['longest_context']:,}" + (" *" if row["extrapolated"] else ""))
-                     for row, paper_row in zip(fitted["rows"], paper["rows"]))
-        extrapolated = any(row["extrapolated"] for row in fitted["rows"])
-        notes = (["* longer than the measured lengths: extrapolated."] if extrapolated else []) + fitted["assumptions"]
-        columns = (exercise.main, "optimistic", "optimized", "ratio", "paper's ratio", "longest call (tokens)")
+            f"{exercise.main}={params[exercise.main]:g} the ratio is {significant(practical.ratio)} with measured "
+            f"costs against {significant(practical.paper_ratio)} by the paper's primitive (its order "
+            f"{exercise.asymptotic} is {tick(practical.order_value)} there).")
+        rows = tuple((f"{row.value:g}", *(format_cost(row.cost[variant], fitted.unit) for variant in VARIANTS),
+                      significant(row.ratio), significant(paper_row.ratio),
+                      f"{row.longest_context:,}" + (" *" if row.extrapolated else ""))
+                     for row, paper_row in zip(fitted.rows, paper.rows))
+        extrapolated = any(row.extrapolated for row in fitted.rows)
+        notes = (["* longer than the measured lengths: extrapolated."] if extrapolated else []) + fitted.assumptions
+        columns = (exercise.main, "optimistic", "optimized", "ratio", "paper's ratio", "longest call (positions)")
         blocks.append(Table(columns, rows, numeric=(True,) * len(columns), note=" ".join(notes)))
         figure = breakeven_figure(f"{exercise.title}: measured costs vs the paper's primitive", fitted, paper,
                                   ratio_map(exercise, params, pricing))

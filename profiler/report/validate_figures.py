@@ -13,60 +13,61 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from profiler.lba.exercises import VARIANTS
+from profiler.lba.validation_document import ValidationDocument
 
 COLOURS = {"optimistic": "#d62728", "optimized": "#1f77b4"}
 PREDICTED, MEASURED = "#555555", "#2ca02c"
 
 
-def _cost_panel(ax, document: dict) -> None:
-    values = [row["value"] for row in document["rows"]]
+def _cost_panel(ax, document: ValidationDocument) -> None:
     for variant in VARIANTS:
         colour = COLOURS[variant]
-        ax.plot(values, [row[variant] for row in document["rows"]], "-", color=colour, label=f"{variant}, predicted")
-        if document["stochastic"]:
-            ax.fill_between(values, [row["predicted_interval"][variant][0] for row in document["rows"]],
-                            [row["predicted_interval"][variant][1] for row in document["rows"]], color=colour,
-                            alpha=0.15, label="predicted 5-95% of the mean")
-        measured = [(row["value"], row[f"measured_{variant}"], [run["latency_s"] for run in row["runs"][variant]])
-                    for row in document["rows"] if row[f"measured_{variant}"] is not None]
+        ax.plot(document.values(), [row.cost[variant] for row in document.rows], "-", color=colour,
+                label=f"{variant}, predicted")
+        intervals = [(row.value, *row.predicted_interval[variant]) for row in document.rows
+                     if row.predicted_interval is not None]  # a stochastic run's values it reached
+        if intervals:
+            ax.fill_between(*zip(*intervals), color=colour, alpha=0.15, label="predicted 5-95% of the mean")
+        measured = [(row.value, row.measured[variant], [run.latency_s for run in row.runs[variant]])
+                    for row in document.rows if row.measured[variant] is not None]
         if not measured:
             continue
         xs, means, runs = zip(*measured)
         spread = [[m - min(r) for m, r in zip(means, runs)], [max(r) - m for m, r in zip(means, runs)]]
-        ax.errorbar(xs, means, yerr=spread if document["stochastic"] else None, fmt="o", color=colour,
+        ax.errorbar(xs, means, yerr=spread if document.stochastic else None, fmt="o", color=colour,
                     markerfacecolor="white", capsize=3, label=f"{variant}, measured")
     ax.set_yscale("log")
-    ax.set_xlabel(document["vary"])
-    ax.set_ylabel(f"cost of a run ({document['unit']})")
+    ax.set_xlabel(document.vary)
+    ax.set_ylabel(f"cost of a run ({document.unit})")
     ax.legend(fontsize=8)
 
 
-def _ratio_panel(ax, document: dict) -> None:
-    rows = document["rows"]
-    ax.plot([row["value"] for row in rows], [row["ratio"] for row in rows], "-", color=PREDICTED, label="predicted")
-    measured = [(row["value"], row["measured_ratio"]) for row in rows if row["measured_ratio"] is not None]
+def _ratio_panel(ax, document: ValidationDocument) -> None:
+    rows = document.rows
+    ax.plot(document.values(), [row.ratio for row in rows], "-", color=PREDICTED, label="predicted")
+    measured = [(row.value, row.measured_ratio) for row in rows if row.measured_ratio is not None]
     if measured:
         ax.plot(*zip(*measured), "o", color=MEASURED, markerfacecolor="white", label="measured")
     ax.axhline(1.0, color="black", linewidth=0.8)
-    for key, which, colour, offset in (("breakeven", "predicted", PREDICTED, 6),
-                                       ("measured_breakeven", "measured", MEASURED, -22)):
-        if document[key] is not None:
-            ax.axvline(document[key], color=colour, linestyle=":")
-            ax.annotate(f"{which} break-even {document['vary']} = {document[key]:.3g}", (document[key], 1.0),
+    for value, which, colour, offset in ((document.breakeven, "predicted", PREDICTED, 6),
+                                         (document.measured_breakeven, "measured", MEASURED, -22)):
+        if value is not None:
+            ax.axvline(value, color=colour, linestyle=":")
+            ax.annotate(f"{which} break-even {document.vary} = {value:.3g}", (value, 1.0),
                         textcoords="offset points", xytext=(6, offset), fontsize=8, color=colour)
     ax.set_yscale("log")
-    ax.set_xlabel(document["vary"])
+    ax.set_xlabel(document.vary)
     ax.set_ylabel("cost ratio: optimistic / optimized")
     ax.legend(fontsize=8)
 
 
-def write_validation_figure(path: Path, document: dict) -> None:
+def write_validation_figure(path: Path, document: ValidationDocument) -> None:
     fig = Figure(figsize=(12, 4.5))
     cost_ax, ratio_ax = fig.subplots(1, 2)
     _cost_panel(cost_ax, document)
     _ratio_panel(ratio_ax, document)
-    fixed = ", ".join(f"{name}={value:g}" for name, value in document["params"].items())
-    fig.suptitle(f"{document['exercise']} on {document['model']} ({document['hardware_slug']}): measured vs "
-                 f"{document['pricing']}\n{fixed}", fontsize=10)
+    fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
+    fig.suptitle(f"{document.exercise} on {document.model} ({document.hardware_slug}): measured vs "
+                 f"{document.pricing}\n{fixed}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from profiler.errors import UserError
 from profiler.lba.calls import LLM
+
+if TYPE_CHECKING:  # pricing imports the cost model, which an exercise's programs do not need
+    from profiler.lba.pricing import Pricing
 
 VARIANTS = ("optimistic", "optimized")
 Costs = dict[str, dict[str, np.ndarray]]  # variant -> role -> cost
@@ -95,13 +99,14 @@ class Exercise(ABC):
 
     @staticmethod
     @abstractmethod
-    def costs(p: dict, pricing) -> Costs:
+    def costs(p: dict, pricing: Pricing) -> Costs:
         """Closed form (expected) cost per variant and role, for arrays of parameters."""
 
     @staticmethod
     @abstractmethod
     def longest_context(p: dict) -> dict[str, np.ndarray]:
-        """Per role, the most tokens any one of its calls holds (read plus written)."""
+        """Per role, the positions its longest call needs (``positions_needed(n_in, n_out)``: the
+        tokens it reads and writes, less the last one written, which is never fed back)."""
 
     @staticmethod
     @abstractmethod

@@ -18,10 +18,15 @@ Which functions hold the bugs is the oracle's seeded draw; it does not change th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from profiler.lba.exercises.base import Exercise, Param, as_ints
-from profiler.lba.calls import LLM
+from profiler.lba.exercises.base import Costs, Exercise, Param, as_ints
+from profiler.lba.calls import LLM, positions_needed
+
+if TYPE_CHECKING:
+    from profiler.lba.pricing import Pricing
 
 
 class Debugging(Exercise):
@@ -72,7 +77,7 @@ class Debugging(Exercise):
                 llm("developer", s + l + report, l)  # f_j <- M_d(f_j, report_j)
 
     @staticmethod
-    def costs(p: dict, pricing) -> dict:
+    def costs(p: dict, pricing: Pricing) -> Costs:
         sizes = Debugging.role_sizes(p)
         k, l, b, report, s = (np.asarray(p[name], dtype=float) for name in ("k", "l", "b", "report", "system_prompt"))
         n = k * l
@@ -93,9 +98,10 @@ class Debugging(Exercise):
     @staticmethod
     def longest_context(p: dict) -> dict[str, np.ndarray]:
         k, l, b, report, s = (np.asarray(p[name], dtype=float) for name in ("k", "l", "b", "report", "system_prompt"))
-        last_history = k * l + (b - 1) * (report + k * l)
-        return {"qa": s + np.maximum(last_history, l) + report,
-                "developer": s + np.maximum(last_history + report + k * l, 2 * l + report)}
+        last_history = k * l + (b - 1) * (report + k * l)  # what round b reads; the optimized calls read l
+        return {"qa": positions_needed(s + np.maximum(last_history, l), report),
+                "developer": np.maximum(positions_needed(s + last_history + report, k * l),
+                                        positions_needed(s + l + report, l))}
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

@@ -19,10 +19,15 @@ The paper's improvement: ``Theta(2^k k)``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from profiler.lba.exercises.base import Exercise, Param, as_ints
-from profiler.lba.calls import LLM
+from profiler.lba.exercises.base import Costs, Exercise, Param, as_ints
+from profiler.lba.calls import LLM, positions_needed
+
+if TYPE_CHECKING:
+    from profiler.lba.pricing import Pricing
 
 
 def expected_global_steps(k, p) -> np.ndarray:
@@ -80,7 +85,7 @@ class Evolution(Exercise):
                     break
 
     @staticmethod
-    def costs(p: dict, pricing) -> dict:
+    def costs(p: dict, pricing: Pricing) -> Costs:
         k, l, s, success = (np.asarray(p[name], dtype=float) for name in ("k", "l", "system_prompt", "p"))
         size = Evolution.role_sizes(p)["mutator"]
         n = k * l
@@ -92,7 +97,7 @@ class Evolution(Exercise):
     @staticmethod
     def longest_context(p: dict) -> dict[str, np.ndarray]:
         k, l, s = (np.asarray(p[name], dtype=float) for name in ("k", "l", "system_prompt"))
-        return {"mutator": s + 2 * k * l}
+        return {"mutator": positions_needed(s + k * l, k * l)}  # the global mutation: k >= 1 blocks
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

@@ -15,10 +15,15 @@ The paper's ratio tends to ``k`` as ``n`` grows.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from profiler.lba.exercises.base import Exercise, Param, as_ints
-from profiler.lba.calls import LLM
+from profiler.lba.exercises.base import Costs, Exercise, Param, as_ints
+from profiler.lba.calls import LLM, positions_needed
+
+if TYPE_CHECKING:
+    from profiler.lba.pricing import Pricing
 
 ROUTE_TOKENS = 1  # the delegator writes the chosen task's index
 
@@ -58,7 +63,7 @@ class KTask(Exercise):
         llm("specialist", s + n, out)  # y <- M_s^i(x)
 
     @staticmethod
-    def costs(p: dict, pricing) -> dict:
+    def costs(p: dict, pricing: Pricing) -> Costs:
         sizes = KTask.role_sizes(p)
         s = p["system_prompt"]
         return {
@@ -72,8 +77,8 @@ class KTask(Exercise):
     @staticmethod
     def longest_context(p: dict) -> dict[str, np.ndarray]:
         s = p["system_prompt"]
-        answer = s + p["n"] + p["out"]
-        return {"generalist": answer, "delegator": s + p["c"] + ROUTE_TOKENS, "specialist": answer}
+        answer = positions_needed(s + p["n"], p["out"])
+        return {"generalist": answer, "delegator": positions_needed(s + p["c"], ROUTE_TOKENS), "specialist": answer}
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:
