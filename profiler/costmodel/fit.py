@@ -43,8 +43,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.special import ndtri  # scipy.stats would add seconds to every command's start
 
 from profiler.costmodel.forms import CURVE_FORMS, FORMS, Form
 
@@ -134,6 +132,8 @@ def _solve(form: Form, n: np.ndarray, y: np.ndarray, start: np.ndarray | None = 
 
     def jacobian(theta):
         return form.jacobian(theta, n) / y[:, None]
+
+    from scipy.optimize import least_squares  # only fitting needs it: a fit is read without scipy
 
     x0 = np.clip(form.initial(n, y) if start is None else start, form.lower, form.upper)
     return least_squares(residuals, x0, jac=jacobian, bounds=(form.lower, form.upper), loss=LOSS,
@@ -271,6 +271,8 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 def normal_score_correlation(refits: np.ndarray, ci95: np.ndarray) -> np.ndarray:
     """Correlation (k, k) of the normal scores of ``refits`` (B, k), column by column (see the module doc);
     a coefficient whose interval ``ci95`` (k, 2) is a point is uncorrelated with the others."""
+    from scipy.special import ndtri  # as for least_squares; scipy.stats would add seconds more
+
     scores = ndtri(_average_ranks(refits) / (len(refits) + 1))
     centred = scores - scores.mean(axis=0)
     sd = np.sqrt(np.mean(centred**2, axis=0))
