@@ -14,15 +14,16 @@ ignore; a major version changes what existing fields mean.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from profiler.costmodel.cost_model import METRICS, PHASES, UNITS, CostModel, linearity_horizon
-from profiler.errors import UserError
 from profiler.costmodel.fit import fit_curve
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
+from profiler.errors import UserError
+from profiler.files import fit_path, read_json, write_json
+from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
 
 SCHEMA_VERSION = "1.2"
@@ -35,8 +36,7 @@ _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # the dtypes a run t
 
 
 def schema() -> dict:
-    path = next(p for p in _SCHEMA_PATHS if p.is_file())
-    return json.loads(path.read_text())
+    return read_json(next(p for p in _SCHEMA_PATHS if p.is_file()))
 
 
 def validation_error(document: dict) -> str | None:
@@ -48,15 +48,6 @@ def validation_error(document: dict) -> str | None:
         return None
     where = "/".join(str(part) for part in error.absolute_path) or "top level"
     return f"{where}: {error.message.splitlines()[0][:200]}"
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not JSON ({err})") from None
 
 
 def _derived(curves: dict) -> dict:
@@ -117,7 +108,7 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
     samples_path = folder / "samples.csv"
     if not samples_path.is_file():
         raise UserError(f"{folder}: no samples.csv (run `python -m profiler run` first)")
-    run, hardware = _read_json(folder / "run.json"), _read_json(folder / "hardware.json")
+    run, hardware = RunDocument.read(folder), HardwareDocument.read(folder)
     samples = read_samples(samples_path)
     curves: dict = {}
     for phase in PHASES:
@@ -129,12 +120,12 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
                                                                  forms=CANDIDATE_FORMS[metric], seed=seed)
     if not curves:
         raise UserError(f"{samples_path}: too few measured lengths to fit (at least 2 per phase)")
-    model = run["model"]
+    model = run.model.to_json()
     memory = _memory(samples, model)
     return {
         "schema_version": SCHEMA_VERSION,
-        "hardware_slug": hardware["slug"],
-        "hardware": {key: value for key, value in hardware.items() if key not in ("slug", "format_version")},
+        "hardware_slug": hardware.slug,
+        "hardware": {key: value for key, value in hardware.to_json().items() if key not in ("slug", "format_version")},
         "model": {key: model[key] for key in ("name", "model_type", "params", "non_embedding_params", "layers",
                                               "hidden", "heads", "kv_heads", "max_positions", "dtype",
                                               "attn_implementation", "random_weights")},
@@ -151,20 +142,14 @@ def write_fit(document: dict, fits_dir: Path) -> Path:
     problem = validation_error(document)
     if problem:
         raise ValueError(f"fit document does not match the schema: {problem}")
-    path = fits_dir / f"{document['model']['name']}--{document['hardware_slug']}.json"
-    try:
-        fits_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document, indent=2) + "\n")
-    except OSError as err:
-        raise UserError(f"cannot write to {fits_dir}: {err.strerror or err}") from None
-    return path
+    return write_json(fit_path(fits_dir, document["model"]["name"], document["hardware_slug"]), document)
 
 
 def load_cost_model(path) -> CostModel:
     """The cost model in ``path``; a one-line UserError if it is invalid or from a newer schema."""
     path = Path(path)
-    document = _read_json(path)
-    version = str(document.get("schema_version", "")) if isinstance(document, dict) else ""
+    document = read_json(path)
+    version = str(document.get("schema_version", ""))
     major = version.split(".")[0]
     if major.isdigit() and int(major) > int(SCHEMA_VERSION.split(".")[0]):
         raise UserError(f"{path}: schema version {version} is newer than this profiler reads "
