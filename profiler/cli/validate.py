@@ -29,6 +29,7 @@ from profiler.measure.catalog import resolve_model
 from profiler.costmodel.cost_model import CostModel
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
+from profiler.files import fit_path, run_folder
 from profiler.lba.exercises import EXERCISES, VARIANTS
 from profiler.cli.fit import fit_and_print
 from profiler.costmodel.fit_file import load_cost_model
@@ -62,9 +63,9 @@ def cost_model_for(model: str, hardware_slug: str, fits: Path, out: Path, thread
                    console: Console) -> tuple[CostModel, Path]:
     """The fit of ``model`` on this hardware: found, fitted from an earlier run's samples, or profiled."""
     source = resolve_model(model)
-    path = fits / f"{source.name}--{hardware_slug}.json"
+    path = fit_path(fits, source.name, hardware_slug)
     if not path.is_file():
-        folder = out / hardware_slug / source.name
+        folder = run_folder(out, hardware_slug, source.name)
         if (folder / "samples.csv").is_file():
             console.print(f"no fit {path}: fitting the samples of the earlier run in {folder}")
             fit_and_print(folder, fits, console)
@@ -159,7 +160,7 @@ def run_validate(args, console: Console) -> int:
     if cost_model.model["dtype"] != dtype_name(dtype):
         raise UserError(f"{fit_path}: fitted in {cost_model.model['dtype']}, this run is {dtype_name(dtype)}")
     loaded = load_model(source, device, dtype)
-    folder = args.out / hardware_slug / source.name
+    folder = run_folder(args.out, hardware_slug, source.name)
     folder.mkdir(parents=True, exist_ok=True)
     quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
                 f"{args.budget:g} s")
