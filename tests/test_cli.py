@@ -65,6 +65,7 @@ def test_pickle_checkpoint_refused(capsys, tiny, tmp_path):
     _fails_with_one_line(capsys, ["run", "--model", tiny, "--out", str(tmp_path / "o")], "refusing pytorch_model.bin")
 
 
+@pytest.mark.slow
 def test_run_writes_the_output_contract(capsys, tiny, tmp_path):
     assert main(["run", "--model", tiny, "--lengths", "8,32", "--budget", "3", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
@@ -81,6 +82,7 @@ def test_run_writes_the_output_contract(capsys, tiny, tmp_path):
     assert hardware["slug"] == folder.parent.name and hardware["ceilings"]["peak_matmul_flops_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_a_second_run_keeps_the_first(capsys, tiny, tmp_path):
     argv = ["run", "--model", tiny, "--lengths", "8", "--budget", "1", "--out", str(tmp_path / "o")]
     assert main(argv) == 0
@@ -92,6 +94,7 @@ def test_a_second_run_keeps_the_first(capsys, tiny, tmp_path):
     assert {p.name for p in previous.iterdir()} == {"samples.csv", "run.json", "hardware.json"}
 
 
+@pytest.mark.slow
 def test_several_models_in_one_run(capsys, tmp_path):
     a, b = save_tiny(tmp_path / "a", "gpt2"), save_tiny(tmp_path / "b", "llama")
     argv = ["run", "--model", str(a), "--model", str(b), "--lengths", "8", "--budget", "2", "--out", str(tmp_path / "o")]

@@ -119,6 +119,7 @@ def test_not_json_and_missing_files(tmp_path, capsys):
     assert capsys.readouterr().err.count("profiler: error:") == 3
 
 
+@pytest.mark.slow
 def test_a_run_of_two_sizes_reports_their_family(tmp_path, capsys):
     from transformers import GPT2Config
 

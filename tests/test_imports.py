@@ -68,6 +68,7 @@ def example(tmp_path) -> tuple[Path, Path]:
     return fit, run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["show", "fit", "breakeven", "report", "compare"])
 def test_a_read_only_command_imports_no_torch(command, example, tmp_path):
     fit, run = example

@@ -69,6 +69,7 @@ def test_run_ends_with_a_report(tiny_run):
     assert_self_contained((folder / HTML).read_text(), folder)
 
 
+@pytest.mark.slow
 def test_report_command_renders_again_from_saved_files(tiny_run, tmp_path, capsys):
     folder, fits = tiny_run
     copy = shutil.copytree(folder, tmp_path / "run", ignore=shutil.ignore_patterns("previous"))
@@ -82,6 +83,7 @@ def test_report_command_renders_again_from_saved_files(tiny_run, tmp_path, capsy
     assert (copy / "samples.csv").read_bytes() == samples  # nothing measured, nothing rewritten
 
 
+@pytest.mark.slow
 def test_user_strings_are_escaped(tiny_run, tmp_path):
     folder, fits = tiny_run
     evil = '<script>alert("x")</script> & |pipe| *star*'

@@ -14,6 +14,7 @@ from tests.json_shape import key_paths
 DATA = Path(__file__).parent / "data"  # validate-*.json as validate wrote them before the documents were typed
 
 
+@pytest.mark.slow
 def test_the_report_shows_what_validate_measured(tiny_fit, capsys):
     root, tiny, fit = tiny_fit
     argv = ["validate", "--model", str(tiny), "--exercise", "evolution", "--values", "1,2", "--set", "l=2",
