@@ -16,18 +16,31 @@ DTYPES = {
 }
 
 
+def _shown(spec: str) -> str:
+    """``spec`` as typed, quoted when quotes are needed to see it (empty, spaces, control characters)."""
+    return spec if spec.isprintable() and spec and " " not in spec else repr(spec)
+
+
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` is the first CUDA device when there is one, else the CPU."""
+    """``auto`` is the first CUDA device when there is one, else the CPU; ``cpu``, ``cuda`` and
+    ``cuda:N`` for a device this machine has; anything else a one-line UserError."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise UserError(f"--device {spec}: not a device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {spec}: no CUDA device on this machine")
+        raise UserError(f"--device {_shown(spec)}: not a device (use auto, cpu, cuda or cuda:N)") from None
     if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {spec}: only cpu and cuda are supported")
+        raise UserError(f"--device {_shown(spec)}: only cpu and cuda are supported")
+    if device.type == "cpu":
+        if device.index is not None:  # torch takes cpu:3 and computes on the one CPU device regardless
+            raise UserError(f"--device {_shown(spec)}: the CPU has no numbered devices (use cpu)")
+        return device
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {_shown(spec)}: no CUDA device on this machine")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise UserError(f"--device {_shown(spec)}: no such CUDA device (this machine has cuda:0 to cuda:{count - 1})")
     return device
 
 
@@ -36,7 +49,7 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if spec not in DTYPES:
-        raise UserError(f"--dtype {spec}: use one of auto, {', '.join(DTYPES)}")
+        raise UserError(f"--dtype {_shown(spec)}: use one of auto, {', '.join(DTYPES)}")
     return DTYPES[spec]
 
 
