@@ -1,13 +1,17 @@
 import json
+import pickle
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from profiler.measure.catalog import ModelSource
 from profiler.errors import UserError
-from profiler.measure.loading import load_model
+from profiler.measure.catalog import ModelSource
+from profiler.measure.loading import check_model, load_model
 from tests.conftest import save_tiny, tiny_config
+from tests.user_error import run_argv, skip_ceilings, stop_before_measuring, user_error
 
 
 def _source(folder):
@@ -93,3 +97,146 @@ def test_device_map_auto_places_every_tensor(tmp_path):
     assert {str(p.device) for p in loaded.model.parameters()} == {expected}
     with torch.inference_mode():
         assert torch.isfinite(loaded.model(torch.arange(5, device=loaded.device)[None]).logits).all()
+
+
+# -- weights that cannot be read are one line naming the file --------------------------------
+
+
+
+
+
+@pytest.fixture(scope="module")
+def saved_gpt2(tmp_path_factory):
+    """A tiny GPT-2 with its own weights in one model.safetensors: copied by each test that breaks it."""
+    folder = tmp_path_factory.mktemp("saved") / "saved"
+    AutoModelForCausalLM.from_config(tiny_config("gpt2")).save_pretrained(folder)
+    assert [p.name for p in folder.glob("*.safetensors")] == ["model.safetensors"]
+    return folder
+
+
+def _copy(saved, tmp_path):
+    folder = tmp_path / "weights"
+    shutil.copytree(saved, folder)
+    return folder, folder / "model.safetensors"
+
+
+def _header_length(data: bytes) -> int:
+    return int.from_bytes(data[:8], "little")  # safetensors: 8-byte little-endian length, then JSON
+
+
+HEADER_FAULTS = {  # id: (how the file's bytes are spoiled, what the line must say)
+    "truncated": (lambda data: data[: len(data) // 2], "file not fully covered"),
+    "truncated in the length": (lambda data: data[:4], "unreadable safetensors"),
+    "empty": (lambda data: b"", "header too small"),
+    "header bytes overwritten": (lambda data: data[:8] + b"\xff" * _header_length(data)
+                                 + data[8 + _header_length(data):], "invalid UTF-8 in header"),
+    "length overwritten": (lambda data: (10**15).to_bytes(8, "little") + data[8:], "header too large"),
+    "header not an object": (lambda data: data[:8] + b"[" + data[9:], "invalid JSON in header"),
+    "one byte short": (lambda data: data[:-1], "file not fully covered"),
+}
+
+
+@pytest.mark.parametrize("case", HEADER_FAULTS.values(), ids=HEADER_FAULTS.keys())
+def test_a_spoilt_safetensors_file_is_one_line_before_anything_is_built(case, saved_gpt2, tmp_path, capfd,
+                                                                        monkeypatch):
+    spoil, expected = case
+    folder, weights = _copy(saved_gpt2, tmp_path)
+    weights.write_bytes(spoil(weights.read_bytes()))
+    stop_before_measuring(monkeypatch)
+    line = user_error(capfd, run_argv(folder))
+    assert line.startswith(f"profiler: error: {weights}: unreadable safetensors (") and expected in line, line
+
+
+def test_a_folder_or_a_link_loop_in_place_of_the_file(saved_gpt2, tmp_path, capfd, monkeypatch):
+    folder, weights = _copy(saved_gpt2, tmp_path)
+    weights.unlink()
+    weights.mkdir()
+    stop_before_measuring(monkeypatch)
+    assert f"{weights}: unreadable safetensors" in user_error(capfd, run_argv(folder))
+    weights.rmdir()
+    weights.symlink_to(weights.name)
+    assert f"{weights}: unreadable safetensors" in user_error(capfd, run_argv(folder))
+
+
+def _rewritten(saved, tmp_path, change):
+    """The saved weights with ``change`` applied to their tensors, written as safetensors again."""
+    folder, weights = _copy(saved, tmp_path)
+    tensors = load_file(weights)
+    change(tensors)
+    save_file(tensors, weights, metadata={"format": "pt"})
+    return folder, weights
+
+
+def test_a_tensor_of_the_wrong_shape_is_named(saved_gpt2, tmp_path, capfd, monkeypatch):
+    def narrow(tensors):
+        tensors["transformer.h.0.attn.c_attn.weight"] = torch.zeros(64, 100)
+
+    folder, weights = _rewritten(saved_gpt2, tmp_path, narrow)
+    skip_ceilings(monkeypatch)
+    line = user_error(capfd, run_argv(folder))
+    assert line == (f"profiler: error: {weights}: transformer.h.0.attn.c_attn.weight has shape [64, 100], "
+                    "config.json needs [64, 192]")  # c_attn: q, k and v of 64 each
+
+
+def test_a_missing_tensor_is_named_not_left_random(saved_gpt2, tmp_path, capfd, monkeypatch):
+    def drop(tensors):
+        del tensors["transformer.h.1.mlp.c_fc.weight"], tensors["transformer.h.1.mlp.c_fc.bias"]
+
+    folder, weights = _rewritten(saved_gpt2, tmp_path, drop)
+    skip_ceilings(monkeypatch)
+    line = user_error(capfd, run_argv(folder))
+    assert line == (f"profiler: error: {weights}: no tensor transformer.h.1.mlp.c_fc.bias (and 1 more), "
+                    "which config.json needs")
+
+
+def test_a_missing_shard_is_named(tmp_path, capfd, monkeypatch):
+    folder = tmp_path / "sharded"
+    AutoModelForCausalLM.from_config(tiny_config("llama")).save_pretrained(folder, max_shard_size="100KB")
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1
+    shards[1].unlink()
+    skip_ceilings(monkeypatch)
+    line = user_error(capfd, run_argv(folder))
+    assert "sharded: cannot read its weights" in line and shards[1].name in line
+
+
+class _Trap:
+    """Unpickling this creates ``marker``: evidence that a checkpoint was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("beside", ["nothing", "a truncated model.safetensors"])
+def test_pickle_checkpoints_are_never_unpickled(beside, saved_gpt2, tmp_path, capfd, monkeypatch):
+    folder, weights = _copy(saved_gpt2, tmp_path)
+    marker = tmp_path / "unpickled"
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Trap(marker)))
+    if beside == "nothing":
+        weights.unlink()
+        expected = "refusing pytorch_model.bin: pickle checkpoints"
+    else:
+        weights.write_bytes(weights.read_bytes()[:1000])
+        expected = f"{weights}: unreadable safetensors"
+    stop_before_measuring(monkeypatch)
+    assert expected in user_error(capfd, run_argv(folder))
+    assert not marker.exists()
+    pickle.loads((folder / "pytorch_model.bin").read_bytes())  # the trap works: unpickling would have shown
+    assert marker.exists()
+
+
+def test_good_weights_pass_every_check_and_load(saved_gpt2, tmp_path, monkeypatch):
+    source = _source(saved_gpt2)
+    check_model(source)
+    stop_before_measuring(monkeypatch)
+    from profiler.cli.main import main
+
+    with pytest.raises(AssertionError, match="got past its input checks"):
+        main(run_argv(saved_gpt2, "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")))
+    loaded = load_model(source, torch.device("cpu"), torch.float32)
+    assert not loaded.random_weights
+    assert torch.equal(loaded.model.state_dict()["transformer.h.0.attn.c_attn.weight"],
+                       load_file(saved_gpt2 / "model.safetensors")["transformer.h.0.attn.c_attn.weight"])

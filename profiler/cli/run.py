@@ -34,7 +34,7 @@ from profiler.files import run_folder
 from profiler.cli.fit import fit_and_print
 from profiler.measure.grid import check_lengths, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
-from profiler.measure.loading import LoadedModel, load_model
+from profiler.measure.loading import LoadedModel, check_model, load_model
 from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.cli.show import print_families
@@ -192,6 +192,8 @@ def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> Non
 def run(request: RunRequest, console: Console) -> int:
     """Profile every requested model; exit status 0 (Ctrl-C raises ``KeyboardInterrupt`` once the rows are written)."""
     sources = [resolve_model(spec) for spec in request.models]
+    for source in sources:  # a broken config.json or weights file ends the run now, not after the ceilings
+        check_model(source, request.trust_remote_code)
     if request.lengths:
         parse_lengths(request.lengths)
     if request.budget_s <= 0:

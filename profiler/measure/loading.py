@@ -13,19 +13,26 @@ kernels are those of any other weights.
 Safety: only ``*.safetensors`` are loaded; a folder whose weights are pickle checkpoints
 (``.bin``, ``.pt``...) is refused, and a model's own Python code runs only when the user
 passes ``trust_remote_code``.
+
+Every input is checked before it is used, each mistake one ``UserError`` line: config.json
+(readable, and its numbers: ``architecture.check_config``) before any model is built; the
+safetensors headers (readable, covering their files) before any weight is read; the
+tensors' names and shapes against the config as they load.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-from profiler.measure.architecture import Architecture, architecture_of
-from profiler.measure.catalog import ModelSource
 from profiler.errors import UserError
+from profiler.files import read_json
+from profiler.measure.architecture import Architecture, architecture_of, check_config
+from profiler.measure.catalog import ModelSource
 
 _INIT_STD = 0.02
 _UNIFORM_BOUND = _INIT_STD * math.sqrt(3.0)  # uniform(-a, a) has std a/sqrt(3)
@@ -47,17 +54,116 @@ class LoadedModel:
     build_s: float
 
 
-def _load_config(source: ModelSource, trust_remote_code: bool):
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (transformers' and safetensors' span several)."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+
+
+def _load_config(source: ModelSource, trust_remote_code: bool = False):
+    """The transformers config of ``source``, its numbers checked against its config.json."""
+    from huggingface_hub.errors import StrictDataclassError
     from transformers import AutoConfig
 
+    written = read_json(source.path / "config.json")
     try:
-        return AutoConfig.from_pretrained(source.path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(source.path, trust_remote_code=trust_remote_code)
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise UserError(f"{source.name}: needs the model's own code; pass --trust-remote-code to run it") from None
-        raise UserError(f"{source.name}: unreadable config.json ({str(err).splitlines()[0]})") from None
-    except OSError as err:
-        raise UserError(f"{source.name}: unreadable config.json ({str(err).splitlines()[0]})") from None
+        raise UserError(f"{source.name}: unreadable config.json ({_one_line(err)})") from None
+    except (OSError, StrictDataclassError) as err:  # strict: a field of the wrong type
+        raise UserError(f"{source.name}: unreadable config.json ({_one_line(err)})") from None
+    check_config(config, written, source.name)
+    return config
+
+
+def _weights_label(source: ModelSource) -> str:
+    files = source.safetensors_files
+    return str(files[0]) if len(files) == 1 else f"{source.path}/*.safetensors"
+
+
+def _check_safetensors(source: ModelSource) -> None:
+    """Each safetensors file opens and its header covers the file exactly (so a truncated one is
+    caught here); reads the headers only."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in source.safetensors_files:
+        try:
+            with safe_open(path, "pt"):
+                pass
+        except (OSError, SafetensorError) as err:
+            raise UserError(f"{path}: unreadable safetensors ({_one_line(err)})") from None
+
+
+def _refuse_pickles(source: ModelSource) -> None:
+    if source.pickle_files and not source.has_weights:
+        names = ", ".join(p.name for p in source.pickle_files)
+        raise UserError(
+            f"{source.name}: refusing {names}: pickle checkpoints can run code when loaded; "
+            "convert them to safetensors (or remove them to profile with random weights)"
+        )
+
+
+def check_model(source: ModelSource, trust_remote_code: bool = False):
+    """Every check of ``source`` that builds nothing: pickle checkpoints, config.json and its
+    numbers, the safetensors headers. Its config, for building."""
+    _refuse_pickles(source)
+    config = _load_config(source, trust_remote_code)
+    _check_safetensors(source)
+    return config
+
+
+@contextmanager
+def _building(source: ModelSource):
+    try:
+        yield
+    except (ValueError, ImportError) as err:  # an architecture transformers cannot build, a missing package
+        raise UserError(f"{source.name}: cannot build this model ({_one_line(err)})") from None
+
+
+@contextmanager
+def _no_progress_bars():
+    """transformers draws a progress bar on stderr while it reads weights: a mistake must stay one line."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
+def _from_safetensors(source: ModelSource, config, device: torch.device, device_map: str | None, options: dict):
+    """The model with its own weights; a file that cannot be read, or holds tensors the config
+    does not expect, is a one-line UserError (transformers would leave such tensors random)."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM
+
+    try:
+        with _no_progress_bars():
+            model, info = AutoModelForCausalLM.from_pretrained(
+                source.path,
+                config=config,
+                use_safetensors=True,
+                device_map="auto" if device_map == "auto" else {"": str(device)},
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,  # reported below, by name and shape
+                **options,
+            )
+    except (OSError, SafetensorError) as err:  # a shard missing or unreadable
+        raise UserError(f"{source.name}: cannot read its weights ({_one_line(err)})") from None
+    label = _weights_label(source)
+    if info["mismatched_keys"]:
+        name, found, expected = sorted(info["mismatched_keys"])[0]
+        more = f" (and {len(info['mismatched_keys']) - 1} more)" if len(info["mismatched_keys"]) > 1 else ""
+        raise UserError(f"{label}: {name} has shape {list(found)}, config.json needs {list(expected)}{more}")
+    if info["missing_keys"]:
+        name, *rest = sorted(info["missing_keys"])
+        more = f" (and {len(rest)} more)" if rest else ""
+        raise UserError(f"{label}: no tensor {name}{more}, which config.json needs")
+    return model
 
 
 def _placement(model: torch.nn.Module, device: torch.device, dtype: torch.dtype, device_map: str | None) -> dict:
@@ -115,15 +221,6 @@ def _materialize_random(model: torch.nn.Module, placement: dict, seed: int) -> N
     model.tie_weights()
 
 
-def _refuse_pickles(source: ModelSource) -> None:
-    if source.pickle_files and not source.has_weights:
-        names = ", ".join(p.name for p in source.pickle_files)
-        raise UserError(
-            f"{source.name}: refusing {names}: pickle checkpoints can run code when loaded; "
-            "convert them to safetensors (or remove them to profile with random weights)"
-        )
-
-
 def load_model(
     source: ModelSource,
     device: torch.device,
@@ -139,18 +236,11 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     start = time.perf_counter()
-    _refuse_pickles(source)
-    config = _load_config(source, trust_remote_code)
+    config = check_model(source, trust_remote_code)
     options = dict(dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code)
-    try:
+    with _building(source):
         if source.has_weights:
-            model = AutoModelForCausalLM.from_pretrained(
-                source.path,
-                config=config,
-                use_safetensors=True,
-                device_map="auto" if device_map == "auto" else {"": str(device)},
-                **options,
-            )
+            model = _from_safetensors(source, config, device, device_map, options)
             placement = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
         else:
             with init_empty_weights(include_buffers=False):
@@ -159,8 +249,6 @@ def load_model(
             _materialize_random(model, placement, seed)
             if len(set(placement.values())) > 1:
                 model = dispatch_model(model, device_map=placement)
-    except (ValueError, ImportError) as err:
-        raise UserError(f"{source.name}: cannot build this model ({str(err).splitlines()[0]})") from None
     model.eval()
     return LoadedModel(
         source=source,
@@ -181,7 +269,7 @@ def meta_architecture(source: ModelSource, trust_remote_code: bool = False) -> A
     from transformers import AutoModelForCausalLM
 
     config = _load_config(source, trust_remote_code)
-    with init_empty_weights():
+    with _building(source), init_empty_weights():
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     model.tie_weights()
     return architecture_of(config, model)
