@@ -16,13 +16,15 @@ from profiler.measure.loading import meta_architecture
 
 def cached_hub_models() -> list[ModelSource]:
     """Repos in the local Hugging Face cache that have a config.json (offline scan)."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)  # read now, as resolve_model's look-up reads it
     except CacheNotFound:
         return []
+    except (ValueError, OSError) as err:  # HF_HUB_CACHE names a file, or a folder that cannot be read
+        raise UserError(f"cannot scan the Hugging Face cache ({err})") from None
     found = []
     for repo in sorted(cache.repos, key=lambda r: r.repo_id):
         for revision in repo.revisions:
