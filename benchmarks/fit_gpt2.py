@@ -117,13 +117,13 @@ def main() -> int:
         fit_s, document = [], None
         for _ in range(FIT_REPEATS):
             started = time.perf_counter()
-            document = fit_run(folder)
+            document = fit_run(folder).to_json()
             fit_s.append(time.perf_counter() - started)
         samples = read_samples(folder / "samples.csv")
         run = json.loads((folder / "run.json").read_text())
 
     problem = validation_error(document)
-    cm = CostModel(document)
+    cm = CostModel.from_json(document)
     curves = {phase: curve_summary(cm.curve(phase, "latency_s")) for phase in PHASES if phase in cm.curves}
 
     source = "a fresh `python -m profiler run --model gpt2` (defaults)" if run_wall_s is not None else str(folder)

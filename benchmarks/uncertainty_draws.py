@@ -101,7 +101,7 @@ def main() -> int:
     cost_model = load_cost_model(fit)
     timed = [(p["n_ctx"], p["n_new"]) for p in json.loads(run.read_text())["points"] if p["phase"] == "generate"] \
         if run.is_file() else []
-    calls = typical_grid(cost_model.model.get("max_positions")) + timed
+    calls = typical_grid(cost_model.model.max_positions) + timed
     runs = [vectorised(cost_model, calls) for _ in range(REPEATS)]
     fast = {key: statistics.median(r[0][key] for r in runs) for key in runs[0][0]}
     slow, priced, bands = per_draw(cost_model, calls)

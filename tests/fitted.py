@@ -13,7 +13,7 @@ CURVES = {"prefill": lambda n: 0.04 + 8e-4 * n + 3e-7 * n**2, "decode": lambda c
 
 def cost_model(name: str = "base", scale: float = 1.0, params: float = 85e6, max_positions: int = 2048) -> CostModel:
     curves = {phase: {"latency_s": fit_curve(N, scale * f(N), "s").as_dict()} for phase, f in CURVES.items()}
-    return CostModel({"model": {"name": name, "model_type": "gpt2", "non_embedding_params": params, "layers": 12,
+    return CostModel.from_json({"model": {"name": name, "model_type": "gpt2", "non_embedding_params": params, "layers": 12,
                                 "hidden": 768, "dtype": "float32", "max_positions": max_positions},
                       "hardware": {}, "hardware_slug": "cpu-test", "derived": {}, "curves": curves})
 

@@ -127,7 +127,7 @@ def test_the_family_beside_the_fit_gives_the_size_law(fit_path, tmp_path):
             candidate["params"] = {name: value * (1.5 if name != "p" else 1) for name, value in candidate["params"].items()}
     (folder / fit_path.name.replace("tiny--", "tiny2--")).write_text(json.dumps(document))
     pricing = fitted_pricing([base], [], cache=True, metric="latency_s")
-    assert [m.model["name"] for m in pricing.family.members] == ["tiny", "tiny2"]
+    assert [m.model.name for m in pricing.family.members] == ["tiny", "tiny2"]
     assert "size law of the family tiny, tiny2" in pricing.assumptions(resized=True)[0]
     # twice tiny's size is tiny2: the law (through the members' quadratic candidates) prices it 1.5 times tiny
     at_tiny = pricing.family.at_params(document["model"]["non_embedding_params"] / 2).call(32, 4)

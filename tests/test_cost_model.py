@@ -21,7 +21,7 @@ def cm():
             "latency_s": fit_curve(N, latency(N), "s").as_dict(),
             "peak_mem_bytes": fit_curve(N, MEMORY(N), "bytes").as_dict(),
         }
-    return CostModel({"model": {}, "hardware": {}, "derived": {}, "curves": curves})
+    return CostModel.from_json({"model": {"name": "test"}, "hardware": {}, "derived": {}, "curves": curves})
 
 
 def test_passes_predict_their_curves(cm):

@@ -82,7 +82,7 @@ def _noisy_cost_model(scale: float, seed: int) -> CostModel:
                                                 ("affine", "quadratic"), seed=seed).as_dict(),
                          "flops": fit_curve(N, 2e8 + 4e4 * N**2, "FLOPs").as_dict(),
                          "peak_mem_bytes": fit_curve(N, memory, "bytes", forms=("affine",), seed=seed).as_dict()}
-    return CostModel({"model": {"name": f"x{scale}"}, "hardware": {}, "hardware_slug": "cpu-test", "derived": {},
+    return CostModel.from_json({"model": {"name": f"x{scale}"}, "hardware": {}, "hardware_slug": "cpu-test", "derived": {},
                       "curves": curves})
 
 
@@ -123,7 +123,7 @@ def test_arrays_of_calls_price_as_each_call_alone():
 
 def test_a_fit_file_of_schema_1_1_still_loads_and_draws():
     cost_model = load_cost_model(COMMITTED_FIT)
-    assert cost_model.document["schema_version"] == "1.1"
+    assert cost_model.fit.schema_version == "1.1"
     assert all(curve.correlation is None for metrics in cost_model.curves.values() for curve in metrics.values())
     intervals = CallIntervals(cost_model)
     for cache in (True, False):

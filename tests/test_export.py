@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -43,7 +44,7 @@ def test_fitted_flops_reproduce_the_analytic_count(run_folder):
 
 
 def test_kv_cache_bytes_agree_with_the_analytic_bytes_per_token(run_folder):
-    document = fit_run(run_folder)
+    document = fit_run(run_folder).to_json()
     config = tiny_config("llama")  # grouped-query: 2 key-value heads of 4
     head_dim = config.hidden_size // config.num_attention_heads
     analytic = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * 4  # float32
@@ -59,14 +60,14 @@ def test_kv_cache_bytes_agree_with_the_analytic_bytes_per_token(run_folder):
 def test_committed_example_peak_memory_has_its_structure(tmp_path):
     for name in ("samples.csv", "run.json", "hardware.json"):
         shutil.copy(EXAMPLE / name, tmp_path / name)
-    document = fit_run(tmp_path)
+    document = fit_run(tmp_path).to_json()
     assert validation_error(document) is None
     memory = document["memory"]
     assert memory["weights_bytes"] == 124_439_808 * 4  # gpt2's parameters in float32
     per_token = memory["kv_cache_bytes_per_token"]
     assert per_token["analytic"] == 2 * 12 * 12 * 64 * 4  # keys and values, 12 layers of 12 heads of 64
     assert per_token["measured"] == pytest.approx({"prefill": per_token["analytic"], "decode": per_token["analytic"]})
-    cm = CostModel(document)
+    cm = CostModel.from_json(document)
     for phase, metrics in cm.curves.items():
         curve = metrics["peak_mem_bytes"]
         assert curve.form.name in MEMORY_FORMS and curve.r2 > 0.85
@@ -87,10 +88,11 @@ def test_fit_and_show_commands(run_folder, tmp_path, capsys):
 
 
 def test_invalid_document_is_not_written(run_folder, tmp_path):
-    document = fit_run(run_folder)
-    del document["curves"]["prefill"]["latency_s"]["params"]
+    fit = fit_run(run_folder)
+    broken = dataclasses.replace(fit, model=dataclasses.replace(fit.model, params=0))
     with pytest.raises(ValueError, match="params"):
-        write_fit(document, tmp_path)
+        write_fit(broken, tmp_path)
+    assert not list(tmp_path.glob("*.json"))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -100,7 +102,7 @@ def test_invalid_document_is_not_written(run_folder, tmp_path):
     (lambda d: d.pop("model"), "not a valid cost model"),
 ])
 def test_load_refuses_in_one_line(run_folder, tmp_path, capsys, change, message):
-    document = fit_run(run_folder)
+    document = fit_run(run_folder).to_json()
     change(document)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(document))

@@ -21,7 +21,7 @@ def _member(name, m, layers, hidden, scale=1.0):
     for phase, phase_scale in (("prefill", 1.0), ("decode", 0.02), ("forward", 1.05)):
         a, b, c = (_coefficient(x, m) * phase_scale * scale for x in "abc")
         curves[phase] = {"latency_s": fit_curve(N, a + b * N + c * N**2, "s").as_dict()}
-    return CostModel({
+    return CostModel.from_json({
         "model": {"name": name, "model_type": "gpt2", "non_embedding_params": m, "layers": layers, "hidden": hidden,
                   "dtype": "float32"},
         "hardware": {}, "hardware_slug": "cpu-test", "derived": {}, "curves": curves,
@@ -62,7 +62,7 @@ def test_leave_one_out_predicts_each_member(family):
 def test_members_must_share_hardware_and_dtype():
     a = _member("a", 40e6, 6, 768)
     b = _member("b", 85e6, 12, 768)
-    b.document["hardware_slug"] = "cuda-h100"
+    b.hardware_slug = "cuda-h100"
     with pytest.raises(ValueError, match="share hardware"):
         FamilyCostModel([a, b])
     with pytest.raises(ValueError, match="at least two"):

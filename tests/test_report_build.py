@@ -94,7 +94,7 @@ def test_user_strings_are_escaped(tiny_run, tmp_path):
     (fit_file,) = fits.glob("tiny--*.json")
     document = json.loads(fit_file.read_text())
     document["model"]["name"] = evil
-    written = write_report(copy, cost_model=CostModel(document))
+    written = write_report(copy, cost_model=CostModel.from_json(document))
     html, markdown = written.html.read_text(), written.markdown.read_text()
     assert "<script>" not in html and "<i>" not in html and "&lt;script&gt;alert(&quot;x&quot;)" in html
     assert "run &lt;i&gt;&amp;amp;" in html  # the folder's name, escaped once

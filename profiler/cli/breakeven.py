@@ -46,14 +46,14 @@ def parameters_help() -> str:
 def _family_beside(path: Path, base) -> list:
     """The base model and the others of its family (same architecture, hardware, dtype) in its folder."""
     members = [base]
-    for candidate in sorted(path.parent.glob(f"*--{base.document['hardware_slug']}.json")):
+    for candidate in sorted(path.parent.glob(f"*--{base.hardware_slug}.json")):
         if candidate.resolve() == path.resolve():
             continue
         try:
             cost_model = load_cost_model(candidate)
         except UserError:
             continue
-        same_kind = all(cost_model.model[key] == base.model[key] for key in ("model_type", "dtype"))
+        same_kind = (cost_model.model.model_type, cost_model.model.dtype) == (base.model.model_type, base.model.dtype)
         if same_kind:
             members.append(cost_model)
     return members

@@ -15,9 +15,9 @@ from profiler.costmodel.fit_file import fit_run, write_fit
 def fit_and_print(folder: Path, fits_dir: Path, console: Console) -> CostModel:
     """Fit the run in ``folder``, write its cost model under ``fits_dir`` and print it."""
     started = time.perf_counter()
-    document = fit_run(folder)
-    path = write_fit(document, fits_dir)
-    cost_model = CostModel(document)
+    fit = fit_run(folder)
+    path = write_fit(fit, fits_dir)
+    cost_model = CostModel(fit)
     print_cost_model(console, cost_model, f"fitted in {time.perf_counter() - started:.1f} s -> {path}")
     return cost_model
 

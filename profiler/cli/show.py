@@ -15,9 +15,9 @@ def _interval(value: float, low: float, high: float) -> str:
 
 def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
     model = cm.model
-    weights = "random weights" if model["random_weights"] else "trained weights"
-    console.print(f"[bold]{model['name']}[/] ({model['params'] / 1e6:.1f}M parameters, {model['dtype']}, {weights}) "
-                  f"on {cm.document['hardware_slug']}")
+    weights = "random weights" if model.random_weights else "trained weights"
+    console.print(f"[bold]{model.name}[/] ({model.params / 1e6:.1f}M parameters, {model.dtype}, {weights}) "
+                  f"on {cm.hardware_slug}")
     table = Table(title=title, title_justify="left")
     for name in ("phase", "metric", "form", "coefficients (95% CI)", "R²", "held-out MAPE", "domain (tokens)"):
         left = name in ("phase", "metric", "form", "coefficients (95% CI)")
@@ -46,7 +46,7 @@ def print_families(console: Console, cost_models: list[CostModel]) -> None:
     """For every two or more models of one architecture on one hardware and dtype: the size laws."""
     groups: dict[tuple, list[CostModel]] = {}
     for cm in cost_models:
-        key = (cm.model["model_type"], cm.document["hardware_slug"], cm.model["dtype"])
+        key = (cm.model.model_type, cm.hardware_slug, cm.model.dtype)
         groups.setdefault(key, []).append(cm)
     for (model_type, hardware_slug, dtype), members in groups.items():
         if len(members) >= 2:
@@ -54,7 +54,7 @@ def print_families(console: Console, cost_models: list[CostModel]) -> None:
 
 
 def print_family(console: Console, family: FamilyCostModel, title: str) -> None:
-    names = ", ".join(f"{m.model['name']} ({m.model['non_embedding_params'] / 1e6:.0f}M)" for m in family.members)
+    names = ", ".join(f"{m.model.name} ({m.model.non_embedding_params / 1e6:.0f}M)" for m in family.members)
     table = Table(title=f"{title}: latency coefficient = k * m^e, m = non-embedding parameters; {names}",
                   title_justify="left")
     for name in ("phase", "overhead a (s)", "per token b (s/token)", "quadratic c (s/token^2)", "c vs layers*hidden"):

@@ -157,8 +157,8 @@ def run_validate(args, console: Console) -> int:
     hardware_slug = slug(fingerprint(device))
     quiet = Console(quiet=True) if args.json else console
     cost_model, fit_path = cost_model_for(args.model, hardware_slug, args.fits, args.out, args.threads, quiet)
-    if cost_model.model["dtype"] != dtype_name(dtype):
-        raise UserError(f"{fit_path}: fitted in {cost_model.model['dtype']}, this run is {dtype_name(dtype)}")
+    if cost_model.model.dtype != dtype_name(dtype):
+        raise UserError(f"{fit_path}: fitted in {cost_model.model.dtype}, this run is {dtype_name(dtype)}")
     loaded = load_model(source, device, dtype)
     folder = run_folder(args.out, hardware_slug, source.name)
     folder.mkdir(parents=True, exist_ok=True)

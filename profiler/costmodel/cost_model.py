@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from profiler.costmodel.fit import CurveFit
+from profiler.costmodel.fit_document import FitDocument
 
 METRICS = ("latency_s", "flops", "peak_mem_bytes")
 UNITS = {"latency_s": "s", "flops": "FLOPs", "peak_mem_bytes": "bytes"}
@@ -69,17 +70,20 @@ def _outside(curve: CurveFit, lo, hi) -> bool:
 
 
 class CostModel:
-    """Curves per phase and metric, read from a fit document (``profiler.costmodel.fit_file``)."""
+    """Curves per phase and metric of a fit document (``profiler.costmodel.fit_document``)."""
 
-    def __init__(self, document: dict):
-        self.document = document
-        self.model = document["model"]
-        self.hardware = document["hardware"]
-        self.derived = document["derived"]
-        self.curves = {
-            phase: {metric: CurveFit.from_dict(curve) for metric, curve in metrics.items()}
-            for phase, metrics in document["curves"].items()
-        }
+    def __init__(self, fit: FitDocument):
+        self.fit = fit
+        self.model = fit.model
+        self.hardware_slug = fit.hardware_slug
+        self.hardware = fit.hardware
+        self.derived = fit.derived
+        self.curves = fit.curves
+
+    @classmethod
+    def from_json(cls, document: dict) -> CostModel:
+        """The cost model of a fit document as JSON (a file's is read by ``fit_file.load_cost_model``)."""
+        return cls(FitDocument.from_json(document))
 
     def curve(self, phase: str, metric: str) -> CurveFit:
         try:

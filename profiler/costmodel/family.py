@@ -27,6 +27,7 @@ import numpy as np
 
 from profiler.costmodel.cost_model import PHASES, CostModel
 from profiler.costmodel.fit import CurveFit
+from profiler.costmodel.fit_document import FitDocument, FittedModel
 from profiler.costmodel.forms import QUADRATIC
 
 
@@ -69,12 +70,12 @@ class FamilyCostModel:
     def __init__(self, members: list[CostModel]):
         if len(members) < 2:
             raise ValueError("a family fit needs at least two models")
-        kinds = {(m.document["hardware_slug"], m.model["dtype"]) for m in members}
+        kinds = {(m.hardware_slug, m.model.dtype) for m in members}
         if len(kinds) > 1:
             raise ValueError(f"family members must share hardware and dtype, got {sorted(kinds)}")
         self.members = members
-        self.params = np.array([m.model["non_embedding_params"] for m in members], dtype=float)
-        self.layers_x_hidden = np.array([m.model["layers"] * m.model["hidden"] for m in members], dtype=float)
+        self.params = np.array([m.model.non_embedding_params for m in members], dtype=float)
+        self.layers_x_hidden = np.array([m.model.layers * m.model.hidden for m in members], dtype=float)
         self.coefficients = {phase: np.stack([_quadratic_coefficients(m.curve(phase, "latency_s")) for m in members])
                              for phase in PHASES}
         self.laws = {phase: [PowerLaw.fit(self.params, coefs[:, j]) for j in range(3)]
@@ -92,14 +93,11 @@ class FamilyCostModel:
             curve = CurveFit(form=QUADRATIC, theta=theta, ci95=np.stack([theta, theta], axis=-1), unit="s",
                              r2=float("nan"), lolo_mape=None, n_min=self.n_min, n_max=self.n_max, samples=0,
                              candidates=[{"form": "quadratic", "params": dict(zip("abc", map(float, theta)))}])
-            curves[phase] = {"latency_s": curve.as_dict()}
-        return CostModel({
-            "model": {"name": f"family@{non_embedding_params:.3g}", "non_embedding_params": non_embedding_params},
-            "hardware": self.members[0].hardware,
-            "hardware_slug": self.members[0].document["hardware_slug"],
-            "derived": {},
-            "curves": curves,
-        })
+            curves[phase] = {"latency_s": curve}
+        base = self.members[0]
+        return CostModel(FitDocument(
+            model=FittedModel(name=f"family@{non_embedding_params:.3g}", non_embedding_params=non_embedding_params),
+            curves=curves, hardware_slug=base.hardware_slug, hardware=base.hardware))
 
     def leave_one_out(self) -> list[dict]:
         """Each member predicted by the family of the others (needs three or more members):
@@ -111,7 +109,7 @@ class FamilyCostModel:
         for i, member in enumerate(self.members):
             others = FamilyCostModel([m for j, m in enumerate(self.members) if j != i])
             predicted = others.at_params(self.params[i])
-            row = {"model": member.model["name"], "non_embedding_params": int(self.params[i]), "n_ctx": n_mid}
+            row = {"model": member.model.name, "non_embedding_params": int(self.params[i]), "n_ctx": n_mid}
             row["per_token_rel_error"] = float(
                 others.laws["prefill"][1](self.params[i]) / self.coefficients["prefill"][i, 1] - 1)
             for phase in ("prefill", "decode"):

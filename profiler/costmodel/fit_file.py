@@ -20,6 +20,7 @@ import numpy as np
 
 from profiler.costmodel.cost_model import METRICS, PHASES, UNITS, CostModel, linearity_horizon
 from profiler.costmodel.fit import fit_curve
+from profiler.costmodel.fit_document import FitDocument
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.errors import UserError
 from profiler.files import fit_path, read_json, write_json
@@ -103,8 +104,10 @@ def _memory(samples, model: dict) -> dict | None:
     }
 
 
-def fit_run(folder: Path, seed: int = 0) -> dict:
-    """Fit every phase and metric of the run in ``folder`` into a cost-model document."""
+def fit_run(folder: Path, seed: int = 0) -> FitDocument:
+    """Fit every phase and metric of the run in ``folder`` into a fit document: as it reads back from
+    its file (its curves rounded as ``CurveFit.as_dict`` writes them), so a cost model priced from
+    it right after fitting and one loaded later are the same."""
     samples_path = folder / "samples.csv"
     if not samples_path.is_file():
         raise UserError(f"{folder}: no samples.csv (run `python -m profiler run` first)")
@@ -122,7 +125,7 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
         raise UserError(f"{samples_path}: too few measured lengths to fit (at least 2 per phase)")
     model = run.model.to_json()
     memory = _memory(samples, model)
-    return {
+    return FitDocument.from_json({
         "schema_version": SCHEMA_VERSION,
         "hardware_slug": hardware.slug,
         "hardware": {key: value for key, value in hardware.to_json().items() if key not in ("slug", "format_version")},
@@ -134,15 +137,16 @@ def fit_run(folder: Path, seed: int = 0) -> dict:
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
                    for phase, metrics in curves.items()},
         "derived": _derived(curves),
-    } | ({"memory": memory} if memory else {})
+    } | ({"memory": memory} if memory else {}))
 
 
-def write_fit(document: dict, fits_dir: Path) -> Path:
-    """Validate ``document`` and write it as ``<fits_dir>/<model>--<hardware-slug>.json``."""
+def write_fit(fit: FitDocument, fits_dir: Path) -> Path:
+    """Validate ``fit`` against the schema and write it as ``<fits_dir>/<model>--<hardware-slug>.json``."""
+    document = fit.to_json()
     problem = validation_error(document)
     if problem:
         raise ValueError(f"fit document does not match the schema: {problem}")
-    return write_json(fit_path(fits_dir, document["model"]["name"], document["hardware_slug"]), document)
+    return write_json(fit_path(fits_dir, fit.model.name, fit.hardware_slug), document)
 
 
 def load_cost_model(path) -> CostModel:
@@ -157,4 +161,4 @@ def load_cost_model(path) -> CostModel:
     problem = validation_error(document)
     if problem:
         raise UserError(f"{path}: not a valid cost model ({problem})")
-    return CostModel(document)
+    return CostModel(FitDocument.from_json(document))

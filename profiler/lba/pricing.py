@@ -90,7 +90,7 @@ class FittedPricing:
         self.cache = cache
         self.metric = metric
         self.unit = UNITS[metric]
-        self.name = f"fitted {base.model['name']} on {base.document['hardware_slug']}" + (
+        self.name = f"fitted {base.model.name} on {base.hardware_slug}" + (
             "" if cache else ", no KV cache")
         if family is not None and metric != "latency_s":
             raise ValueError("the family size law prices latency only")
@@ -101,7 +101,7 @@ class FittedPricing:
             return np.asarray(cost_model.call(n_in, n_out, cache=self.cache, metric=self.metric), dtype=float)
 
     def _sized(self, size: float) -> CostModel:
-        return self.family.at_params(size * self.base.model["non_embedding_params"])
+        return self.family.at_params(size * self.base.model.non_embedding_params)
 
     def price(self, role: str, n_in, n_out, size=1.0):
         if role in self.role_models:
@@ -124,16 +124,16 @@ class FittedPricing:
 
     def max_positions(self, role: str) -> float:
         """The longest context the role's model takes at all (fits since schema 1.1 record it)."""
-        return float(self.role_models.get(role, self.base).model.get("max_positions", np.inf))
+        return float(self.role_models.get(role, self.base).model.max_positions or np.inf)
 
     def assumptions(self, resized: bool) -> list[str]:
         """What the prices rest on beyond the measurements, when some role's size is not 1."""
         if not resized:
             return []
         if self.family is None:
-            return [f"a model s times {self.base.model['name']}'s size is priced as s times its cost (the paper's "
+            return [f"a model s times {self.base.model.name}'s size is priced as s times its cost (the paper's "
                     "linearity in m: no fits of its family, for a measured size law)"]
-        names = ", ".join(m.model["name"] for m in self.family.members)
+        names = ", ".join(m.model.name for m in self.family.members)
         return [f"other model sizes priced by the size law of the family {names} (profiled: "
                 f"{min(self.family.params) / 1e6:.0f}M to {max(self.family.params) / 1e6:.0f}M non-embedding "
                 "parameters; beyond them it extrapolates)"]

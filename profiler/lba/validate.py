@@ -184,7 +184,7 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     seeds = seeds if exercise.stochastic else 1
     document = ValidationDocument.unmeasured(
         sweep(exercise, vary, runnable, params, pricing), model=loaded.source.name,
-        hardware_slug=pricing.base.document["hardware_slug"], max_positions=max_positions,
+        hardware_slug=pricing.base.hardware_slug, max_positions=max_positions,
         stochastic=exercise.stochastic, seeds=seeds,
         executed_by=f"every role by {loaded.source.name} (role sizes are not emulated: the calls' token counts "
                     "are the programs', the model is one)",

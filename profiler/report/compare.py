@@ -37,8 +37,8 @@ MARKDOWN, HTML = "compare.md", "compare.html"
 
 def _labels(first: CostModel, second: CostModel) -> tuple[str, str]:
     """Name each fit by what differs: the model, the machine, or both."""
-    names = (first.model["name"], second.model["name"])
-    slugs = (first.document["hardware_slug"], second.document["hardware_slug"])
+    names = (first.model.name, second.model.name)
+    slugs = (first.hardware_slug, second.hardware_slug)
     if names[0] != names[1] and slugs[0] == slugs[1]:
         return names
     if names[0] == names[1] and slugs[0] != slugs[1]:
@@ -50,7 +50,7 @@ def _labels(first: CostModel, second: CostModel) -> tuple[str, str]:
 
 def _facts(series: tuple[FitSeries, FitSeries]) -> Section:
     rows = []
-    columns = [dict(model_facts(s.cost_model.model) + [("hardware", s.cost_model.document["hardware_slug"])]
+    columns = [dict(model_facts(s.cost_model.model.to_json()) + [("hardware", s.cost_model.hardware_slug)]
                     + machine_facts(s.cost_model.hardware)) for s in series]
     for key in columns[0]:
         rows.append((key, columns[0][key], columns[1].get(key, "-")))
@@ -70,8 +70,8 @@ def _calls_table(series: tuple[FitSeries, FitSeries]) -> Table:
         if all(impossible(n_in, n_out, s.max_positions) for s in series):
             notes = [f"cannot run on either: needs {positions_needed(n_in, n_out):,} positions"]
         else:
-            notes = [f"{s.label}: {call_note(s.calls, n_in, n_out, s.max_positions, s.cost_model.model['name'])}"
-                     for s in series if call_note(s.calls, n_in, n_out, s.max_positions, s.cost_model.model["name"])]
+            notes = [f"{s.label}: {call_note(s.calls, n_in, n_out, s.max_positions, s.cost_model.model.name)}"
+                     for s in series if call_note(s.calls, n_in, n_out, s.max_positions, s.cost_model.model.name)]
         prices = ["-" if impossible(n_in, n_out, s.max_positions) else interval(*s.calls.call(n_in, n_out), "s")
                   for s in series]
         both = not any(impossible(n_in, n_out, s.max_positions) for s in series)
@@ -100,7 +100,7 @@ def _per_pass_table(series: tuple[FitSeries, FitSeries]) -> Table:
 
 
 def _caveats(series: tuple[FitSeries, FitSeries]) -> Section:
-    random = [s.cost_model.model["name"] for s in series if s.cost_model.model["random_weights"]]
+    random = [s.cost_model.model.name for s in series if s.cost_model.model.random_weights]
     items = [f"{' and '.join(dict.fromkeys(random))} ran with random weights, built from the config: a pass costs the "
              "same whatever the weights hold, but nothing here says what a model would answer."] if random else []
     for s in series:
@@ -108,8 +108,8 @@ def _caveats(series: tuple[FitSeries, FitSeries]) -> Section:
             items.append(f"{s.label}: its fit does not record the model's maximum positions (schema before 1.1): "
                          "calls longer than the model takes are priced as extrapolations, not refused.")
     models = [s.cost_model.model for s in series]
-    if models[0]["dtype"] != models[1]["dtype"]:
-        items.append(f"The two ran in different dtypes ({models[0]['dtype']} and {models[1]['dtype']}): part of "
+    if models[0].dtype != models[1].dtype:
+        items.append(f"The two ran in different dtypes ({models[0].dtype} and {models[1].dtype}): part of "
                      "the difference is the number format.")
     domains = [f"{s.label}: {min(c.n_min for c in _latency(s))}-{max(c.n_max for c in _latency(s))} tokens"
                for s in series]
@@ -133,7 +133,7 @@ def write_comparison(first_path: Path, second_path: Path, out: Path | None = Non
     except OSError as err:
         raise UserError(f"cannot write to {out}: {err.strerror or err}") from None
     labels = _labels(*models)
-    series = tuple(FitSeries(label, color, CallIntervals(cm), cm.model.get("max_positions"))
+    series = tuple(FitSeries(label, color, CallIntervals(cm), cm.model.max_positions)
                    for label, color, cm in zip(labels, style.MODEL_COLORS, models))
     figures: list[Figure] = []
     try:

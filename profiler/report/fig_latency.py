@@ -39,7 +39,7 @@ def _max_positions(ax, series: list[FitSeries], n_high: float) -> None:
     by_limit: dict[int, list[str]] = {}
     for s in series:
         if s.max_positions and s.max_positions <= n_high:
-            by_limit.setdefault(s.max_positions, []).append(s.cost_model.model["name"])
+            by_limit.setdefault(s.max_positions, []).append(s.cost_model.model.name)
     for limit, names in by_limit.items():
         _mark(ax, limit, f"{' and '.join(dict.fromkeys(names))}: at most {limit:,} positions",
               color=style.CEILING_COLOR, linestyle="-.")

@@ -90,7 +90,7 @@ def load_run(folder: Path, fits_dir: Path = Path("fits"), cost_model: CostModel 
             raise UserError(f"no fit {path} for {folder}: fit it with `python -m profiler fit {folder / 'samples.csv'}`"
                             " (or give --fits DIR)")
         cost_model = load_cost_model(path)
-        if (cost_model.model["name"], cost_model.document["hardware_slug"]) != (run["model"]["name"], hardware["slug"]):
-            raise UserError(f"{path}: fits {cost_model.model['name']} on {cost_model.document['hardware_slug']}, "
+        if (cost_model.model.name, cost_model.hardware_slug) != (run["model"]["name"], hardware["slug"]):
+            raise UserError(f"{path}: fits {cost_model.model.name} on {cost_model.hardware_slug}, "
                             f"not the run in {folder}")
     return RunData(folder=folder, samples=samples, run=run, hardware=hardware, cost_model=cost_model)
