@@ -45,14 +45,14 @@ class RunAsked:
     """The options of the run, as given (``lengths`` is the text of ``--lengths`` or ``"default"``)."""
 
     model: str
-    device: str
-    dtype: str
-    lengths: str
-    budget_s: float
-    seed: int
-    threads: int
-    attn_implementation: str
-    device_map: str | None
+    device: str = "auto"
+    dtype: str = "auto"
+    lengths: str = "default"
+    budget_s: float | None = None
+    seed: int | None = None
+    threads: int | None = None
+    attn_implementation: str = "sdpa"
+    device_map: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,18 +94,19 @@ class ModelRecord:
 @dataclass(frozen=True)
 class RunDone:
     """What the sweep did: lengths and generate pairs measured, rows written, anything skipped
-    (``{"n_ctx", "reason"}``), out of memory, interrupted, the drift check, unstable points."""
+    (``{"n_ctx", "reason"}``), out of memory, interrupted, the drift check, unstable points.
+    Fields added after the first runs default to what those runs did (nothing skipped, memory measured)."""
 
     lengths: list[int]
-    generate_pairs: list[list[int]]
     rows: int
     elapsed_s: float
-    interrupted: bool
-    out_of_memory: dict | None
-    skipped: list[dict]
-    drift_check: dict | None
-    peak_memory_measured: bool
-    finished_at: str
+    generate_pairs: list[list[int]] = field(default_factory=list)
+    interrupted: bool = False
+    out_of_memory: dict | None = None
+    skipped: list[dict] = field(default_factory=list)
+    drift_check: dict | None = None
+    peak_memory_measured: bool = True
+    finished_at: str | None = None
     unstable_points: list[dict] = field(default_factory=list)
 
 

@@ -51,10 +51,10 @@ class WrittenReport:
 
 
 def _in_short(data: RunData, calls: CallIntervals) -> Section:
-    cm, model = data.cost_model, data.run["model"]
-    weights = "random weights" if model["random_weights"] else "trained weights"
-    items = [f"{data.model_name}: {model['params'] / 1e6:,.0f}M parameters, {model['dtype']}, {weights}; "
-             f"on {machine_facts(data.hardware)[0][1]}."]
+    cm, model = data.cost_model, data.run.model
+    weights = "random weights" if model.random_weights else "trained weights"
+    items = [f"{data.model_name}: {model.params / 1e6:,.0f}M parameters, {model.dtype}, {weights}; "
+             f"on {machine_facts(data.hardware.facts, data.hardware.ceilings)[0][1]}."]
     if "prefill" in cm.curves:
         curve = cm.curve("prefill", "latency_s")
         best = data.points[data.points["phase"] == "prefill"]["tokens_per_s"].max()
@@ -70,25 +70,25 @@ def _in_short(data: RunData, calls: CallIntervals) -> Section:
         items.append(f"A call of 128 tokens in and 128 out: {interval(*calls.call(128, 128), 's')} with a KV cache, "
                      f"{interval(*calls.call(128, 128, cache=False), 's')} without one (95% intervals).")
     horizon = cm.derived.get("prefill", {}).get("linearity_horizon", {}).get("10%", {}).get("n_ctx")
-    if horizon and horizon <= model.get("max_positions", horizon):
+    if horizon and horizon <= (model.max_positions or horizon):
         items.append(f"Below about {horizon:,.0f} tokens a prefill costs close to a linear function of its length, "
                      "as the paper's Def. 2.2 assumes; there the quadratic (attention) term reaches 10% of the cost.")
     return Section("In short", (Bullets(tuple(items)),))
 
 
 def _facts(data: RunData) -> Section:
-    return Section("Machine, model and run", (facts_table("machine", machine_facts(data.hardware)),
-                                              facts_table("model", model_facts(data.run["model"])),
+    return Section("Machine, model and run", (facts_table("machine", machine_facts(data.hardware.facts, data.hardware.ceilings)),
+                                              facts_table("model", model_facts(data.run.model.to_json())),
                                               facts_table("run", run_facts(data.run))))
 
 
 def _latency(ctx: ReportContext, series: FitSeries, data: RunData) -> Section:
-    unstable = {phase: {p["n_ctx"] for p in data.run["done"].get("unstable_points", []) if p["phase"] == phase}
+    unstable = {phase: {p["n_ctx"] for p in data.run.done.unstable_points if p["phase"] == phase}
                 for phase in PHASES}
     blocks = ["One pass of each phase, timed repeatedly at each context length. Every sample is a point; the line "
               "is the fitted curve with its 95% band; below, each sample's distance from the curve.",
               fit_table(data.cost_model),
-              Bullets(tuple(derived_lines(data.cost_model, data.run["model"].get("max_positions"))))]
+              Bullets(tuple(derived_lines(data.cost_model, data.run.model.max_positions)))]
     for phase in PHASES:
         if series.has(phase, "latency_s"):
             fig = latency_figure(series, data.samples, unstable[phase], phase)
@@ -105,7 +105,7 @@ def _throughput(ctx: ReportContext, series: FitSeries, data: RunData) -> Section
         if not rows.empty:
             top = rows.loc[rows["roofline_share"].idxmax()]
             best.append(f"{phase} {share(top['roofline_share'])} (n = {int(top['n_ctx']):,})")
-    fig = throughput_figure(series, points, data.hardware["ceilings"])
+    fig = throughput_figure(series, points, data.hardware.ceilings)
     return Section("Throughput and the roofline", (
         ctx.save_figure(fig, "throughput", "Tokens per second (top) and achieved FLOP/s against the roofline "
                         "(bottom). Prefill and forward do the same work and nearly overlap."),
@@ -120,13 +120,13 @@ def _memory(ctx: ReportContext, series: FitSeries, data: RunData) -> Section:
         return Section("Memory", ("Peak memory was not measured in this run.",))
     prefill = data.points[data.points["phase"] == "prefill"].sort_values("n_ctx")
     last = prefill.iloc[-1]
-    device = device_memory_bytes(data.hardware)
+    device = device_memory_bytes(data.hardware.facts)
     text = (f"A prefill of {int(last['n_ctx']):,} tokens peaked at {quantity(last['peak_mem_bytes'], 'bytes')}"
             + (f", {share(last['peak_mem_bytes'] / device)} of this device's {quantity(device, 'bytes')}" if device
                else "")
             + f"; its KV cache held {quantity(last['kv_cache_bytes'], 'bytes')}, "
             f"{quantity(last['kv_cache_bytes'] / last['n_ctx'], 'bytes')} per token.")
-    fig = memory_figure(series, data.points, data.hardware, data.run["model"])
+    fig = memory_figure(series, data.points, data.hardware.facts, data.run.model.to_json())
     return Section("Memory", (ctx.save_figure(fig, "memory", "Peak memory per pass and KV-cache bytes against "
                                               "context length (log-log), with the weights and the device's memory."),
                               text))
@@ -144,7 +144,7 @@ def _calls(data: RunData, calls: CallIntervals, max_positions: int | None) -> Se
 def build_report(data: RunData, providers: Sequence[SectionProvider]) -> Report:
     """Draw the figures into the run's folder and return the report's content."""
     calls = CallIntervals(data.cost_model)
-    max_positions = data.run["model"].get("max_positions")
+    max_positions = data.run.model.max_positions
     series = FitSeries(data.model_name, style.PHASE_COLORS["prefill"], calls, max_positions)
     ctx = ReportContext(folder=data.folder, cost_model=data.cost_model, run=data.run, hardware=data.hardware,
                         samples=data.samples, points=data.points, calls=calls)
@@ -153,7 +153,7 @@ def build_report(data: RunData, providers: Sequence[SectionProvider]) -> Report:
     for provider in providers:
         sections += list(provider(ctx))
     sections.append(Section("Caveats", (Bullets(tuple(caveats(data, calls, max_positions))),)))
-    finished = data.run["done"].get("finished_at")
+    finished = data.run.done.finished_at
     return Report(
         title=f"What a call to {data.model_name} costs on {data.slug}",
         subtitle=(f"Measured by aalp-profiler{' on ' + finished if finished else ''}: "

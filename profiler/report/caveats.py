@@ -36,34 +36,34 @@ def extrapolation_caveat(calls: CallIntervals, model_name: str, max_positions: i
 
 
 def _run_caveats(data: RunData) -> list[str]:
-    done, name = data.run["done"], data.model_name
+    done, name = data.run.done, data.model_name
     items = []
-    if data.run["model"].get("random_weights"):
+    if data.run.model.random_weights:
         items.append(f"{name} ran with random weights, built from its config: a pass costs the same whatever the "
                      "weights hold, but nothing here says what the model would answer.")
     by_reason: dict[str, list[str]] = {}
-    for skip in done.get("skipped", []):
+    for skip in done.skipped:
         by_reason.setdefault(skip["reason"], []).append(f"{skip['n_ctx']:,}")
     if by_reason:
         lengths = "; ".join(f"n = {', '.join(ns)} ({reason})" for reason, ns in by_reason.items())
         items.append(f"Not measured: {lengths}. A larger --budget, or --lengths, measures them.")
-    if done.get("out_of_memory"):
-        oom = done["out_of_memory"]
+    if done.out_of_memory:
+        oom = done.out_of_memory
         items.append(f"Out of memory: {oom['phase']} at {oom['n_ctx']:,} tokens; longer lengths were dropped.")
-    if done.get("interrupted"):
+    if done.interrupted:
         items.append("The sweep was interrupted: the figures hold what was measured before it stopped.")
-    unstable = done.get("unstable_points", [])
+    unstable = done.unstable_points
     if unstable:
         where = ", ".join(f"{p['phase']} n = {p['n_ctx']:,}" for p in unstable)
         items.append(f"Unstable points (repeats spread by 10% or more; crosses in the figures): {where}. Something "
                      "else ran on the machine, or its clock changed: read those lengths with care.")
-    drift = done.get("drift_check")
+    drift = done.drift_check
     if drift and drift.get("drifted"):
         items.append(f"The machine's speed changed during the sweep: prefill at n = {drift['n_ctx']:,} took "
                      f"{drift['ratio']:.2f} times as long when timed again at the end. Run again on a quiet machine.")
-    if not done.get("peak_memory_measured", True):
+    if not done.peak_memory_measured:
         items.append("Peak memory could not be measured here (no /proc/self/clear_refs): memory figures are empty.")
-    elif data.hardware.get("device") != "cuda":
+    elif data.hardware.device != "cuda":
         items.append("On a CPU, peak memory is the process's peak resident memory: the weights, Python and the "
                      "libraries included, not the pass alone.")
     return items

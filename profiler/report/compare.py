@@ -51,7 +51,7 @@ def _labels(first: CostModel, second: CostModel) -> tuple[str, str]:
 def _facts(series: tuple[FitSeries, FitSeries]) -> Section:
     rows = []
     columns = [dict(model_facts(s.cost_model.model.to_json()) + [("hardware", s.cost_model.hardware_slug)]
-                    + machine_facts(s.cost_model.hardware)) for s in series]
+                    + machine_facts(s.cost_model.hardware, s.cost_model.hardware.get("ceilings", {}))) for s in series]
     for key in columns[0]:
         rows.append((key, columns[0][key], columns[1].get(key, "-")))
     return Section("The two fits", (Table(columns=("", series[0].label, series[1].label), rows=tuple(rows)),))

@@ -21,6 +21,7 @@ from typing import Union
 import pandas as pd
 
 from profiler.costmodel.cost_model import CostModel
+from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.costmodel.uncertainty import CallIntervals
 from profiler.report import style
 
@@ -80,8 +81,8 @@ class ReportContext:
 
     folder: Path
     cost_model: CostModel
-    run: dict
-    hardware: dict
+    run: RunDocument
+    hardware: HardwareDocument
     samples: pd.DataFrame
     points: pd.DataFrame
     calls: CallIntervals

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.fit import CurveFit
+from profiler.measure.run_document import RunDocument
 from profiler.report.document import Table
 from profiler.report.units import quantity, scale, significant
 
 _POWERS = {"a": "", "b": "/token", "c": "/token²"}
 
 
-def machine_facts(hardware: dict) -> list[tuple[str, str]]:
+def machine_facts(hardware: dict, ceilings: dict) -> list[tuple[str, str]]:
+    """The machine in a few lines: ``hardware`` its fingerprint (``profiler.measure.hardware``),
+    ``ceilings`` its measured matmul peak and memory bandwidth (empty when not measured)."""
     facts = []
     if hardware.get("device") == "cuda":
         count = hardware.get("gpu_count", 1)
@@ -29,7 +32,6 @@ def machine_facts(hardware: dict) -> list[tuple[str, str]]:
                                 f"{hardware.get('torch_threads')} torch threads"))
     if hardware.get("memory_bytes"):
         facts.append(("machine memory", quantity(hardware["memory_bytes"], "bytes")))
-    ceilings = hardware.get("ceilings", {})
     if ceilings:
         facts.append(("measured matmul peak", f"{quantity(ceilings['peak_matmul_flops_per_s'], 'FLOP/s')} "
                                               f"({ceilings.get('matmul_dtype', '?')})"))
@@ -60,15 +62,16 @@ def model_facts(model: dict) -> list[tuple[str, str]]:
     return facts
 
 
-def run_facts(run: dict) -> list[tuple[str, str]]:
-    done, asked = run["done"], run.get("asked", {})
-    pairs = ", ".join(f"{n_in} in/{n_out} out" for n_in, n_out in done.get("generate_pairs", [])) or "none"
+def run_facts(run: RunDocument) -> list[tuple[str, str]]:
+    done, asked = run.done, run.asked
+    pairs = ", ".join(f"{n_in} in/{n_out} out" for n_in, n_out in done.generate_pairs) or "none"
+    budget = "?" if asked.budget_s is None else asked.budget_s
+    seed = "?" if asked.seed is None else asked.seed
     return [
-        ("context lengths measured", ", ".join(f"{n:,}" for n in done["lengths"]) or "none"),
+        ("context lengths measured", ", ".join(f"{n:,}" for n in done.lengths) or "none"),
         ("whole calls measured", pairs),
-        ("samples", f"{done['rows']:,} timed passes in {done['elapsed_s']:.0f} s "
-                    f"(budget {asked.get('budget_s', '?')} s per model, seed {asked.get('seed', '?')})"),
-        ("command", command_text(run.get("command", []))),
+        ("samples", f"{done.rows:,} timed passes in {done.elapsed_s:.0f} s (budget {budget} s per model, seed {seed})"),
+        ("command", command_text(run.command)),
     ]
 
 

@@ -8,28 +8,17 @@ one-line ``UserError``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from profiler.costmodel.cost_model import CostModel
-from profiler.errors import UserError
 from profiler.costmodel.fit_file import load_cost_model
+from profiler.errors import UserError
+from profiler.files import fit_path
+from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
-
-
-def read_json(path: Path) -> dict:
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not readable as JSON ({err})") from None
-    if not isinstance(document, dict):
-        raise UserError(f"{path}: not a JSON object")
-    return document
 
 
 @dataclass(frozen=True)
@@ -38,25 +27,25 @@ class RunData:
 
     folder: Path
     samples: pd.DataFrame
-    run: dict
-    hardware: dict
+    run: RunDocument
+    hardware: HardwareDocument
     cost_model: CostModel
 
     @property
     def points(self) -> pd.DataFrame:
         """The per-point summary the run wrote (median latency, 95% CI, tokens/s, FLOP/s, roofline share...)."""
-        return pd.DataFrame(self.run.get("points", []))
+        return pd.DataFrame(self.run.points)
 
     @property
     def model_name(self) -> str:
-        return self.run["model"]["name"]
+        return self.run.model.name
 
     @property
     def slug(self) -> str:
-        return self.hardware["slug"]
+        return self.hardware.slug
 
 
-def _read_run_files(folder: Path) -> tuple[pd.DataFrame, dict, dict]:
+def _read_run_files(folder: Path) -> tuple[pd.DataFrame, RunDocument, HardwareDocument]:
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder (give a run's folder, reports/<hardware-slug>/<model>)")
     samples_path = folder / "samples.csv"
@@ -68,29 +57,19 @@ def _read_run_files(folder: Path) -> tuple[pd.DataFrame, dict, dict]:
         raise UserError(f"{samples_path}: not a samples file ({str(err).splitlines()[0]})") from None
     if samples.empty or "latency_s" not in samples:
         raise UserError(f"{samples_path}: no samples in it")
-    run, hardware = read_json(folder / "run.json"), read_json(folder / "hardware.json")
-    for path, document, keys in ((folder / "run.json", run, ("model", "done")),
-                                 (folder / "hardware.json", hardware, ("slug", "ceilings"))):
-        missing = [key for key in keys if key not in document]
-        if missing:
-            raise UserError(f"{path}: not a run's file (no {', '.join(missing)})")
-    return samples, run, hardware
-
-
-def fit_path(fits_dir: Path, run: dict, hardware: dict) -> Path:
-    return fits_dir / f"{run['model']['name']}--{hardware['slug']}.json"
+    return samples, RunDocument.read(folder), HardwareDocument.read(folder)
 
 
 def load_run(folder: Path, fits_dir: Path = Path("fits"), cost_model: CostModel | None = None) -> RunData:
     """The run in ``folder`` with its cost model: ``cost_model`` if given, else the fit under ``fits_dir``."""
     samples, run, hardware = _read_run_files(folder)
     if cost_model is None:
-        path = fit_path(fits_dir, run, hardware)
+        path = fit_path(fits_dir, run.model.name, hardware.slug)
         if not path.is_file():
             raise UserError(f"no fit {path} for {folder}: fit it with `python -m profiler fit {folder / 'samples.csv'}`"
                             " (or give --fits DIR)")
         cost_model = load_cost_model(path)
-        if (cost_model.model.name, cost_model.hardware_slug) != (run["model"]["name"], hardware["slug"]):
+        if (cost_model.model.name, cost_model.hardware_slug) != (run.model.name, hardware.slug):
             raise UserError(f"{path}: fits {cost_model.model.name} on {cost_model.hardware_slug}, "
                             f"not the run in {folder}")
     return RunData(folder=folder, samples=samples, run=run, hardware=hardware, cost_model=cost_model)
