@@ -41,7 +41,7 @@ def time_map(exercise, pricing) -> tuple[float, dict]:
 
 
 def main() -> int:
-    fit = Path(sys.argv[1]) if len(sys.argv) > 1 else next(Path("fits").glob("gpt2--*.json"))
+    fit = Path(sys.argv[1]) if len(sys.argv) > 1 else next(Path("fits").glob("**/gpt2--*.json"))
     rows = []
     print(f"ratio_map from {fit}: median of 5")
     print(f"{'exercise':<10} {'cache':<5} {'points':>7} {'map s':>8} {'ratio min':>10} {'ratio max':>10}")

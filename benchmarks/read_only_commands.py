@@ -4,8 +4,8 @@ What: each command run as a subprocess from the repository root, wall-clocked wi
 ``time.perf_counter`` from launch to exit (interpreter start, imports, reading, computing,
 printing, writing), ``REPEATS`` times; the median is what is judged. Inputs are copies, in a
 temporary folder, of a fit and its run (given as ``read_only_commands.py FIT RUN_FOLDER``;
-by default the committed example, ``fits/gpt2--cpu-intel-xeon-processor-2t.json`` and
-``reports/cpu-intel-xeon-processor-2t/gpt2``): ``report`` rewrites the folder it is given,
+by default the committed example, ``fits/example/gpt2--cpu-intel-xeon-processor-2t.json`` and
+``reports/example/cpu-intel-xeon-processor-2t/gpt2``): ``report`` rewrites the folder it is given,
 ``breakeven --exercise all`` writes figures beside its fit, so the benchmark never touches
 the checkout. Also timed, for reference: a bare interpreter start (``python -c pass``), the
 floor under every command. Beside each wall time, the command's CPU time (user + system, from
@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_FIT = ROOT / "fits" / "gpt2--cpu-intel-xeon-processor-2t.json"
-EXAMPLE_RUN = ROOT / "reports" / "cpu-intel-xeon-processor-2t" / "gpt2"
+EXAMPLE_FIT = ROOT / "fits" / "example" / "gpt2--cpu-intel-xeon-processor-2t.json"
+EXAMPLE_RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
 REPEATS = 3
 TARGETS_S = {"show": 1.0, "breakeven": 2.0, "report": 3.0}
 

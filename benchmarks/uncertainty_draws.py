@@ -1,6 +1,6 @@
 """Drawing a fit's 95% call intervals and curve bands: vectorised, against the per-draw path it replaced.
 
-What: a fit file (default the committed example, ``fits/gpt2--cpu-intel-xeon-processor-2t.json``,
+What: a fit file (default the committed example, ``fits/example/gpt2--cpu-intel-xeon-processor-2t.json``,
 schema 1.1: its draws use the design correlation) and the run beside it (its timed generate
 calls). The work a report does with the draws (``profiler.costmodel.uncertainty``):
 
@@ -36,8 +36,8 @@ from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals, curve_dra
 from profiler.report.calls import typical_grid
 
 ROOT = Path(__file__).resolve().parent.parent
-FIT = ROOT / "fits" / "gpt2--cpu-intel-xeon-processor-2t.json"
-RUN = ROOT / "reports" / "cpu-intel-xeon-processor-2t" / "gpt2" / "run.json"
+FIT = ROOT / "fits" / "example" / "gpt2--cpu-intel-xeon-processor-2t.json"
+RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2" / "run.json"
 PRICINGS = ((True, "latency_s"), (False, "latency_s"), (True, "flops"), (True, "peak_mem_bytes"))
 REPEATS = 3
 

@@ -14,7 +14,7 @@ from profiler.costmodel.uncertainty import (CallIntervals, coefficient_draws, co
                                             design_correlation, ratio_interval)
 from tests.fitted import CURVES
 
-COMMITTED_FIT = Path(__file__).resolve().parents[1] / "fits" / "gpt2--cpu-intel-xeon-processor-2t.json"
+FIT_1_1 = Path(__file__).parent / "data" / "gpt2-fit-schema-1.1.json"  # the committed example as fitted before schema 1.2
 N = np.repeat(np.geomspace(8, 512, 13).round(), 5)
 
 
@@ -95,7 +95,7 @@ def _priced_with(cost_model: CostModel, draws: dict, index: int) -> CostModel:
     return model
 
 
-@pytest.mark.parametrize("cost_model", [_noisy_cost_model(1.0, 0), load_cost_model(COMMITTED_FIT)],
+@pytest.mark.parametrize("cost_model", [_noisy_cost_model(1.0, 0), load_cost_model(FIT_1_1)],
                          ids=["synthetic-1.2", "committed-1.1"])
 def test_vectorised_calls_equal_each_draw_priced_by_cost_model_call(cost_model):
     intervals = CallIntervals(cost_model, draws=6)
@@ -122,7 +122,7 @@ def test_arrays_of_calls_price_as_each_call_alone():
 
 
 def test_a_fit_file_of_schema_1_1_still_loads_and_draws():
-    cost_model = load_cost_model(COMMITTED_FIT)
+    cost_model = load_cost_model(FIT_1_1)
     assert cost_model.fit.schema_version == "1.1"
     assert all(curve.correlation is None for metrics in cost_model.curves.values() for curve in metrics.values())
     intervals = CallIntervals(cost_model)

@@ -12,7 +12,7 @@ from profiler.errors import UserError
 from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
 from tests.conftest import run_tiny, tiny_config
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "cpu-intel-xeon-processor-2t" / "gpt2"
+EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Commands that only read files start without torch, transformers or accelerate, and imports point one way.
 
 Each read-only command runs in a fresh interpreter (a subprocess) on copies of the committed example
-(``fits/gpt2--cpu-intel-xeon-processor-2t.json`` and its run under ``reports/``), which then lists
+(``fits/example/gpt2--cpu-intel-xeon-processor-2t.json`` and its run under ``reports/``), which then lists
 what it imported. The layering test reads every ``import`` under ``profiler/`` (at the top of a module
 and inside functions alike) and fails on one that points up: ``measure`` < ``costmodel`` < ``lba`` <
 ``report`` < ``cli``, with ``errors`` and ``files`` below them all.
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_FIT = ROOT / "fits" / "gpt2--cpu-intel-xeon-processor-2t.json"
-EXAMPLE_RUN = ROOT / "reports" / "cpu-intel-xeon-processor-2t" / "gpt2"
+EXAMPLE_FIT = ROOT / "fits" / "example" / "gpt2--cpu-intel-xeon-processor-2t.json"
+EXAMPLE_RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
 HEAVY = ("torch", "transformers", "accelerate")
 
 # Runs one command through main() and prints, as its last line, the heavy packages it imported.
