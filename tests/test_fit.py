@@ -3,7 +3,7 @@ import pytest
 from scipy.optimize import least_squares
 from scipy.stats import norm, rankdata
 
-from profiler.costmodel import fit as fit_module
+from profiler.costmodel import refit as refit_module
 from profiler.costmodel.fit import CurveFit, aicc, fit_curve
 from profiler.costmodel.forms import FORMS, MEMORY_FORMS
 
@@ -91,7 +91,7 @@ def test_round_trip_through_a_dict():
 def _resampled(form, y, seed, rows=40):
     """Bootstrap rows as ``fit_curve`` draws them: the fit to ``y`` times one plus its relative residuals,
     drawn with replacement; and that fit, where the refits start."""
-    theta = fit_module._solve(form, LENGTHS, y).x
+    theta = refit_module.solve(form, LENGTHS, y).x
     fitted = form.evaluate(theta, LENGTHS)
     draws = np.random.default_rng(seed).choice(y / fitted - 1, size=(rows, len(LENGTHS)))
     return fitted * (1 + draws), theta
@@ -101,7 +101,7 @@ def _least_squares_optimum(form, y, start):
     """scipy's answer to the problem the refits solve, with its tolerances far past the defaults."""
     return least_squares(lambda t: (form.evaluate(t, LENGTHS) - y) / y, start,
                          jac=lambda t: form.jacobian(t, LENGTHS) / y[:, None], bounds=(form.lower, form.upper),
-                         loss=fit_module.LOSS, f_scale=fit_module.LOSS_SCALE, x_scale="jac",
+                         loss=refit_module.LOSS, f_scale=refit_module.LOSS_SCALE, x_scale="jac",
                          ftol=1e-14, xtol=1e-14, gtol=1e-14, max_nfev=10_000)
 
 
@@ -109,13 +109,13 @@ def _least_squares_optimum(form, y, start):
 def test_batched_refits_reach_the_least_squares_optimum(name):
     form = FORMS[name]
     ys, theta = _resampled(form, _noisy(TRUTHS[name][1], seed=4), seed=5)
-    thetas, converged = fit_module._refit_batched(form, LENGTHS, ys, theta)
+    thetas, converged = refit_module.refit_batched(form, LENGTHS, ys, theta)
     assert converged.all()
     for y, refit in zip(ys, thetas):
         optimum = _least_squares_optimum(form, y, theta)
         assert refit == pytest.approx(optimum.x, rel=1e-6)
         relative = form.evaluate(refit, LENGTHS) / y - 1
-        assert fit_module._soft_l1_cost(relative) == pytest.approx(optimum.cost, rel=1e-9)  # the same objective
+        assert refit_module.soft_l1_cost(relative) == pytest.approx(optimum.cost, rel=1e-9)  # the same objective
 
 
 @pytest.mark.parametrize("name, truth, bound", [
@@ -125,7 +125,7 @@ def test_batched_refits_reach_the_least_squares_optimum(name):
 def test_batched_refits_stay_within_bounds_and_agree_there(name, truth, bound):
     form = FORMS[name]
     ys, theta = _resampled(form, _noisy(truth, seed=6, outliers=0), seed=7)
-    thetas, converged = fit_module._refit_batched(form, LENGTHS, ys, theta)
+    thetas, converged = refit_module.refit_batched(form, LENGTHS, ys, theta)
     assert converged.all()
     assert np.all((thetas >= form.lower) & (thetas <= form.upper))
     side, index = bound
@@ -139,25 +139,25 @@ def test_batched_refits_stay_within_bounds_and_agree_there(name, truth, bound):
 def test_refits_not_converged_in_the_step_cap_fall_back_to_least_squares(monkeypatch):
     form = FORMS["power"]
     ys, theta = _resampled(form, _noisy(TRUTHS["power"][1], seed=8), seed=9)
-    monkeypatch.setattr(fit_module, "_NEWTON_STEPS", 4)
-    batched, converged = fit_module._refit_batched(form, LENGTHS, ys, theta)
+    monkeypatch.setattr(refit_module, "_NEWTON_STEPS", 4)
+    batched, converged = refit_module.refit_batched(form, LENGTHS, ys, theta)
     assert 0 < converged.sum() < len(ys)  # some rows need more than 4 steps
-    refits = fit_module._refit(form, LENGTHS, ys, theta)
+    refits = refit_module.refit(form, LENGTHS, ys, theta)
     assert np.array_equal(refits[converged], batched[converged])
     for y, refit in zip(ys[~converged], refits[~converged]):
-        scipy_refit = fit_module._solve(form, LENGTHS, y, start=theta, max_nfev=fit_module._REFIT_EVALUATIONS)
+        scipy_refit = refit_module.solve(form, LENGTHS, y, start=theta, max_nfev=refit_module.REFIT_EVALUATIONS)
         assert np.array_equal(refit, scipy_refit.x)
 
 
 def test_the_correlation_is_that_of_the_bootstrap_refits_normal_scores():
     form = FORMS["quadratic"]
     ys, theta = _resampled(form, _noisy(lambda n: 0.04 + 8e-4 * n, seed=6, outliers=0), seed=7, rows=200)
-    refits = fit_module._refit(form, LENGTHS, ys, theta)  # c sits on its bound in some refits: tied ranks
+    refits = refit_module.refit(form, LENGTHS, ys, theta)  # c sits on its bound in some refits: tied ranks
     ci95 = np.percentile(refits, [2.5, 97.5], axis=0).T
     scores = norm.ppf(rankdata(refits, axis=0) / (len(refits) + 1))
-    np.testing.assert_allclose(fit_module.normal_score_correlation(refits, ci95), np.corrcoef(scores.T), atol=1e-12)
+    np.testing.assert_allclose(refit_module.normal_score_correlation(refits, ci95), np.corrcoef(scores.T), atol=1e-12)
     ci95[1] = ci95[1, 0]  # a point interval: uncorrelated with the others
-    correlation = fit_module.normal_score_correlation(refits, ci95)
+    correlation = refit_module.normal_score_correlation(refits, ci95)
     np.testing.assert_array_equal(correlation[1], [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(correlation[:, 1], [0.0, 1.0, 0.0])
 
