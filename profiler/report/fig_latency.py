@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from profiler.costmodel.uncertainty import curve_draws
 from profiler.measure.samples import PHASE_TITLES
 from profiler.report import style
 from profiler.report.curves import FitSeries, draw_fit, extrapolated_limit
@@ -94,8 +95,8 @@ def latency_figure(series: FitSeries, samples, unstable: set[int], phase: str):
 
 def _ratio_band(first: FitSeries, second: FitSeries, phase: str, metric: str, n: np.ndarray):
     a_curve, b_curve = first.curve(phase, metric), second.curve(phase, metric)
-    a = np.array([a_curve.form.evaluate(theta, n) for theta in first.draws(phase, metric)])
-    b = np.array([b_curve.form.evaluate(theta, n) for theta in second.draws(phase, metric)])
+    a = curve_draws(a_curve, first.draws(phase, metric), n)
+    b = curve_draws(b_curve, second.draws(phase, metric), n)
     ratio = b[independent_pairs(len(b))] / a  # independent fits: their draws pair independently
     low, high = np.percentile(ratio, (2.5, 97.5), axis=0)
     return b_curve.predict(n) / a_curve.predict(n), low, high

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from profiler.lba.exercises import VARIANTS
 from profiler.lba.validation_document import ValidationDocument
+from profiler.report import style
 
 COLOURS = {"optimistic": "#d62728", "optimized": "#1f77b4"}
 PREDICTED, MEASURED = "#555555", "#2ca02c"
@@ -70,4 +71,4 @@ def write_validation_figure(path: Path, document: ValidationDocument) -> None:
     fig.suptitle(f"{document.exercise} on {document.model} ({document.hardware_slug}): measured vs "
                  f"{document.pricing}\n{fixed}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    style.save(fig, path)
