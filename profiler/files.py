@@ -6,6 +6,9 @@ Locations (every one under a root the user chose, ``--out`` or ``--fits``):
 - a fitted cost model: ``<fits>/<model>--<hardware-slug>.json`` (``fit_path``);
 - the figure ``breakeven`` draws beside a fit: ``<fit stem>.breakeven-<exercise>.png``.
 
+A run's folder has one writer at a time: ``hold_run_folder`` locks it (``<folder>/.lock``) for
+as long as a run or a validation writes into it and reads its files back.
+
 JSON: ``read_json`` gives a dict or a one-line ``UserError`` (missing, unreadable, not JSON,
 not an object); ``write_json`` writes atomically (a temporary file in the same folder, then a
 rename), so a reader never sees half a document, and turns an unwritable folder into a
@@ -17,9 +20,12 @@ Imports no layer of the package; every layer may import it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from profiler.errors import UserError
@@ -33,6 +39,51 @@ def run_folder(out: Path, hardware_slug: str, model: str) -> Path:
 def fit_path(fits: Path, model: str, hardware_slug: str) -> Path:
     """The fitted cost model of ``model`` on ``hardware_slug`` under ``fits``."""
     return Path(fits) / f"{model}--{hardware_slug}.json"
+
+
+LOCK_FILE = ".lock"
+_HELD: set[Path] = set()  # the run folders this process holds (resolved)
+
+
+@contextmanager
+def hold_run_folder(folder: Path) -> Iterator[Path]:
+    """Hold the run folder ``folder`` (made if missing) for the block: no other process writes into it meanwhile.
+
+    An exclusive ``flock`` on ``<folder>/.lock``, which names the holder's pid while held. The kernel
+    releases it when the process ends, however it ends (SIGKILL included), so a lock is never stale;
+    the file stays behind, empty. Another process holding the folder: a one-line ``UserError`` at
+    once, not a wait (a waiting run would look hung, then move the other's results aside the moment
+    they were written). Re-entrant within one process: ``validate`` holds its folder while the run
+    it may start for a missing fit takes it again.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        key = folder.resolve()
+        descriptor = None if key in _HELD else os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise UserError(f"cannot write to {folder}: {err.strerror or err}") from None
+    if descriptor is None:  # this process holds it already
+        yield folder
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        if isinstance(err, BlockingIOError):
+            raise UserError(f"{folder} is being written by another run (pid {holder}); wait for it or use "
+                            "another --out") from None
+        raise UserError(f"cannot lock {folder}: {err.strerror or err}") from None
+    try:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        _HELD.add(key)
+        yield folder
+    finally:
+        _HELD.discard(key)
+        os.ftruncate(descriptor, 0)  # a pid left behind would name a process that no longer holds it
+        os.close(descriptor)  # releases the lock
 
 
 def breakeven_figure_path(fit: Path, exercise: str) -> Path:

@@ -9,7 +9,10 @@ For each model, ``<out>/<hardware-slug>/<model>/`` receives:
   whether its weights are random, and the per-point summary;
 - after the fit: ``report.md``, ``report.html`` and the PNG figures (``profiler.report``).
 
-An earlier run's files in that folder (its report included) are moved to ``previous/<time>/`` first.
+The run holds each model's folder from before it measures anything until its report is written
+(``files.hold_run_folder``): a second run into the same folder is refused in one line, and the fit
+and report read back only files this run wrote. Every folder is checked writable and its earlier
+run's files (its report included) moved to ``previous/<time>/`` before any model is built.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +34,7 @@ from profiler.cli.console import SweepProgress, print_point_tables
 from profiler.costmodel.cost_model import CostModel
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
-from profiler.files import run_folder
+from profiler.files import hold_run_folder, run_folder
 from profiler.cli.fit import fit_and_print
 from profiler.measure.grid import check_lengths, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
@@ -71,9 +75,13 @@ def _keep_previous_run(folder: Path) -> Path | None:
     earlier += [path for pattern in REPORT_FILES for path in sorted(folder.glob(pattern))]
     stamp = datetime.fromtimestamp(earlier[0].stat().st_mtime).strftime("%Y%m%dT%H%M%S.%f")
     destination = folder / "previous" / stamp
-    destination.mkdir(parents=True, exist_ok=True)
-    for path in earlier:
-        path.rename(destination / path.name)
+    try:  # a rename within the folder: each file is in one place or the other, never lost
+        destination.mkdir(parents=True, exist_ok=True)
+        for path in earlier:
+            path.rename(destination / path.name)
+    except OSError as err:
+        raise UserError(f"cannot move the previous run in {folder} aside to {destination}: "
+                        f"{err.strerror or err}") from None
     return destination
 
 
@@ -86,7 +94,7 @@ def _open_samples(folder: Path) -> SampleWriter:
 
 
 def _check_writable(root: Path) -> None:
-    """Fail now, not after the model is built, when ``root`` cannot take files."""
+    """Fail now, not after the model is built, when ``root`` cannot take new files (read-only, full...)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root):
@@ -117,10 +125,8 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
                  folder: Path, console: Console) -> CostModel | None:
     """Measure one model into ``folder`` and fit it: its cost model (None when it could not be fitted).
 
-    Ctrl-C during the sweep ends the run with ``KeyboardInterrupt`` once what was measured is written."""
-    kept = _keep_previous_run(folder)
-    if kept:
-        console.print(f"the previous run in {folder} is kept in {kept}")
+    Ctrl-C during the sweep ends the run with ``KeyboardInterrupt`` once what was measured is written.
+    The caller holds ``folder``, so the files read back here are this run's."""
     writer = _open_samples(folder)
     with writer:
         loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
@@ -206,16 +212,31 @@ def run(request: RunRequest, console: Console) -> int:
         torch.set_num_threads(request.threads)
     hardware = fingerprint(device)
     hardware_slug = slug(hardware)
+    folders = [run_folder(request.out, hardware_slug, source.name) for source in sources]
     started = time.perf_counter()
-    console.print(f"hardware: {hardware_slug}; measuring ceilings ...")
-    ceilings = measure_ceilings(device, dtype)
-    console.print(f"ceilings: {ceilings['peak_matmul_flops_per_s'] / 1e9:,.0f} GFLOP/s matmul ({dtype_name(dtype)}), "
-                  f"{ceilings['memory_bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s memory")
-    cost_models = []
-    for source in sources:
-        folder = run_folder(request.out, hardware_slug, source.name)
-        cost_model = _profile_one(request, source, device, dtype, hardware, ceilings, folder, console)
-        cost_models += [cost_model] if cost_model else []
+    with ExitStack() as held:
+        _prepare_folders(folders, held, console)
+        console.print(f"hardware: {hardware_slug}; measuring ceilings ...")
+        ceilings = measure_ceilings(device, dtype)
+        console.print(f"ceilings: {ceilings['peak_matmul_flops_per_s'] / 1e9:,.0f} GFLOP/s matmul "
+                      f"({dtype_name(dtype)}), {ceilings['memory_bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s memory")
+        cost_models = []
+        for source, folder in zip(sources, folders):
+            cost_model = _profile_one(request, source, device, dtype, hardware, ceilings, folder, console)
+            cost_models += [cost_model] if cost_model else []
     print_families(console, cost_models)
     console.print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _prepare_folders(folders: list[Path], held: ExitStack, console: Console) -> None:
+    """Hold every model's folder until ``held`` closes, check it takes files and move its earlier run
+    aside: a folder another run writes, a read-only one or one whose earlier run cannot be moved is
+    one line now, before the ceilings are measured or any model is built."""
+    for folder in folders:
+        held.enter_context(hold_run_folder(folder))
+        _check_writable(folder)
+    for folder in folders:
+        kept = _keep_previous_run(folder)
+        if kept:
+            console.print(f"the previous run in {folder} is kept in {kept}")

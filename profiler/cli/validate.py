@@ -29,7 +29,7 @@ from profiler.measure.catalog import resolve_model
 from profiler.costmodel.cost_model import CostModel
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
-from profiler.files import fit_path, run_folder
+from profiler.files import fit_path, hold_run_folder, run_folder
 from profiler.lba.exercises import EXERCISES, VARIANTS
 from profiler.cli.fit import fit_and_print
 from profiler.costmodel.fit_file import load_cost_model
@@ -156,26 +156,29 @@ def run_validate(args, console: Console) -> int:
     dtype = resolve_dtype("auto", device)
     hardware_slug = slug(fingerprint(device))
     quiet = Console(quiet=True) if args.json else console
-    cost_model, fit_path = cost_model_for(args.model, hardware_slug, args.fits, args.out, args.threads, quiet)
-    if cost_model.model.dtype != dtype_name(dtype):
-        raise UserError(f"{fit_path}: fitted in {cost_model.model.dtype}, this run is {dtype_name(dtype)}")
-    loaded = load_model(source, device, dtype)
     folder = run_folder(args.out, hardware_slug, source.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
-                f"{args.budget:g} s")
-    started, documents = time.perf_counter(), []
-    for i, (exercise, vary, values, params) in enumerate(plans):
-        share_s = (args.budget - (time.perf_counter() - started)) / (len(plans) - i)
-        figure = folder / f"validate-{exercise.name}.png"
-        document = validate(exercise, vary, values, params, loaded, FittedPricing(cost_model), seeds=args.seeds,
-                            deadline=time.perf_counter() + share_s, path=folder / f"validate-{exercise.name}.json",
-                            fit=fit_path, figure=figure, progress=quiet.print)
-        _figure(figure, document)
-        documents.append(document)
-        if not args.json:
-            print_validation(console, document)
-            console.print(f"wrote {folder}/validate-{exercise.name}.json and .png\n")
+    # held from the start: a missing fit is made from the folder's samples (or a run into it), and
+    # validate-*.json go beside them; a run moving them aside meanwhile would mix two runs
+    with hold_run_folder(folder):
+        cost_model, fit_path = cost_model_for(args.model, hardware_slug, args.fits, args.out, args.threads, quiet)
+        if cost_model.model.dtype != dtype_name(dtype):
+            raise UserError(f"{fit_path}: fitted in {cost_model.model.dtype}, this run is {dtype_name(dtype)}")
+        loaded = load_model(source, device, dtype)
+        quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
+                    f"{args.budget:g} s")
+        started, documents = time.perf_counter(), []
+        for i, (exercise, vary, values, params) in enumerate(plans):
+            share_s = (args.budget - (time.perf_counter() - started)) / (len(plans) - i)
+            figure = folder / f"validate-{exercise.name}.png"
+            document = validate(exercise, vary, values, params, loaded, FittedPricing(cost_model), seeds=args.seeds,
+                                deadline=time.perf_counter() + share_s,
+                                path=folder / f"validate-{exercise.name}.json", fit=fit_path, figure=figure,
+                                progress=quiet.print)
+            _figure(figure, document)
+            documents.append(document)
+            if not args.json:
+                print_validation(console, document)
+                console.print(f"wrote {folder}/validate-{exercise.name}.json and .png\n")
     if args.json:
         jsons = [document.to_json() for document in documents]
         print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
