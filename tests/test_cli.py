@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +12,12 @@ import pytest
 import torch
 
 from profiler.cli.main import main
+from profiler.files import LOCK_FILE, run_folder
+from profiler.measure.hardware import fingerprint, slug
+from profiler.measure.run_document import RunDocument
 from profiler.measure.samples import COLUMNS
 from tests.conftest import save_tiny
+from tests.user_error import run_argv, stop_before_measuring, user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,6 +63,56 @@ def test_unwritable_out(capsys, tiny, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     _fails_with_one_line(capsys, ["run", "--model", tiny, "--out", str(blocker / "reports")], "cannot write to")
+
+
+def _earlier_run(out: Path) -> tuple[Path, dict]:
+    """An earlier run's files in the folder a run of tiny on this CPU writes: the folder and its files' text."""
+    folder = run_folder(out, slug(fingerprint(torch.device("cpu"))), "tiny")
+    folder.mkdir(parents=True)
+    for name in ("samples.csv", "run.json", "hardware.json", "report.md"):
+        (folder / name).write_text(f"the earlier run's {name}\n")
+    return folder, {path.name: path.read_text() for path in folder.iterdir()}
+
+
+@contextmanager
+def _read_only(folder: Path):
+    """``folder`` made read-only for the block: immutable for root (whom modes do not stop), else mode 555."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem has no immutable flag, and root writes through modes")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("lock_left", [False, True], ids=["new-folder", "lock-file-left-by-an-earlier-run"])
+def test_a_read_only_run_folder_is_one_line_before_building(capfd, monkeypatch, tiny, tmp_path, lock_left):
+    folder, earlier = _earlier_run(tmp_path / "o")
+    if lock_left:
+        (folder / LOCK_FILE).write_text("")
+        earlier[LOCK_FILE] = ""
+    stop_before_measuring(monkeypatch)
+    with _read_only(folder):
+        line = user_error(capfd, run_argv(tiny, "--device", "cpu", "--out", str(tmp_path / "o")))
+    assert line.startswith(f"profiler: error: cannot write to {folder}: ")
+    assert {path.name: path.read_text() for path in folder.iterdir()} == earlier  # nothing moved, nothing lost
+
+
+def test_a_previous_run_that_cannot_be_moved_aside_is_one_line(capfd, monkeypatch, tiny, tmp_path):
+    folder, earlier = _earlier_run(tmp_path / "o")
+    (folder / "previous").write_text("a file where previous/ would go\n")
+    stop_before_measuring(monkeypatch)
+    line = user_error(capfd, run_argv(tiny, "--device", "cpu", "--out", str(tmp_path / "o")))
+    assert line.startswith(f"profiler: error: cannot move the previous run in {folder} aside to {folder}/previous/")
+    left = {path.name: path.read_text() for path in folder.iterdir() if path.name not in (LOCK_FILE, "previous")}
+    assert left == earlier
 
 
 def test_pickle_checkpoint_refused(capsys, tiny, tmp_path):
@@ -110,7 +165,11 @@ def test_models_lists_the_shipped_models(capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_the_rows_and_exits_130(tmp_path):
+@pytest.mark.parametrize("signal_number, status, last_line", [
+    (signal.SIGINT, 130, "profiler: interrupted"),  # Ctrl-C
+    (signal.SIGTERM, 143, "profiler: terminated"),  # kill, a scheduler's time limit, a container stopping
+])
+def test_a_signal_keeps_the_rows_and_run_json(tmp_path, signal_number, status, last_line):
     tiny = save_tiny(tmp_path / "tiny", "llama")
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -125,16 +184,17 @@ def test_ctrl_c_keeps_the_rows_and_exits_130(tmp_path):
             if csvs and len(csvs[0].read_text().splitlines()) > 10:
                 break
             time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        os.kill(process.pid, signal_number)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()  # never left running by a failure above; a no-op once it has exited
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert process.returncode == status, stderr
+    assert "Traceback" not in stderr and stderr.splitlines()[-1] == last_line
     (folder,) = out.glob("*/tiny")
-    run = json.loads((folder / "run.json").read_text())
-    assert run["done"]["interrupted"] is True
-    assert len(pd.read_csv(folder / "samples.csv")) == run["done"]["rows"] > 9
+    run = RunDocument.read(folder)  # what `fit` and `report` read: a run.json they take
+    assert run.done.interrupted is True
+    assert len(pd.read_csv(folder / "samples.csv")) == run.done.rows > 9
+    assert not (folder / LOCK_FILE).read_text()  # the folder was let go
 
 
 @pytest.mark.slow

@@ -1,14 +1,15 @@
 """Command line: ``python -m profiler run|fit|show|models|breakeven|validate|report|compare``.
 
 A user's mistake (unknown model, malformed lengths, unwritable folder...) ends with one
-line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130
-after what was measured is written.
+line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130 and
+SIGTERM with 143 (128 + the signal, as a shell reports it), both after what was measured is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from profiler.errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class _Parser(argparse.ArgumentParser):
@@ -199,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     console = Console(width=None if sys.stdout.isatty() else 150)  # piped: no wrapping at 80 columns
+    terminated = []
+
+    def on_sigterm(signum, frame):
+        # raised as Ctrl-C is, so each command's handling of an interrupt writes what it measured
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    earlier_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         args = _parser().parse_args(argv)
         commands = {"run": _run, "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven,
@@ -208,5 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"profiler: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("profiler: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print("profiler: terminated" if terminated else "profiler: interrupted", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, earlier_sigterm)  # main() called in-process leaves no handler behind
