@@ -40,10 +40,15 @@ def _synthetic_machine(monkeypatch, slow_down=lambda: 1) -> FakeClock:
 def _minimum_cost_s(lengths: list[int]) -> float:
     """The synthetic machine's time to measure ``lengths`` and their generate pairs at the minimum repeats r,
     warm-ups included: per length r prefills (its pilot was the warm-up), r + 1 decode steps and r + 1 forwards;
-    r + 1 calls of each generate pair."""
+    r + 1 calls of each generate pair, its prompt priced as the shortest length at or above it (the plan knows
+    only the lengths piloted); a reference pass (prefill at the shortest length) before each length and pair, and
+    after the last."""
     r = FAST.min_repeats
+    pairs = generate_pairs(lengths, TINY_MAX_POSITIONS)
     cost = sum(r * _prefill_s(n) + (r + 1) * (DECODE_STEP_S + _prefill_s(n)) for n in lengths)
-    return cost + (r + 1) * sum(_generate_s(*pair) for pair in generate_pairs(lengths, TINY_MAX_POSITIONS))
+    cost += (len(lengths) + len(pairs) + 1) * _prefill_s(lengths[0])
+    planned_prompt_s = {n_in: _prefill_s(min(n for n in lengths if n >= n_in)) for n_in, _ in pairs}
+    return cost + (r + 1) * sum(planned_prompt_s[n_in] + (n_out - 1) * DECODE_STEP_S for n_in, n_out in pairs)
 
 
 def _sweep(loaded, path, lengths, budget_s=5.0, trim=False, **kwargs):
@@ -118,6 +123,14 @@ def test_out_of_memory_in_the_pilot_stops_growing(tiny_loaded, tmp_path, monkeyp
     assert outcome.lengths == [8, 16]
     assert {(s["n_ctx"], s["reason"]) for s in outcome.skipped} == {(64, "out of memory"), (128, "out of memory")}
     assert set(samples[samples.phase == "forward"]["n_ctx"]) == {8, 16}
+
+
+def test_out_of_memory_at_the_first_length_measures_nothing_and_says_so(tiny_loaded, tmp_path, monkeypatch):
+    _run_out_of_memory_from(monkeypatch, "prefill", 1)
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16])
+    assert outcome.lengths == [] and outcome.generate_pairs == [] and samples.empty and outcome.drift is None
+    assert {(s["n_ctx"], s["reason"]) for s in outcome.skipped} == {(8, "out of memory"), (16, "out of memory")}
+    assert outcome.disturbance.reference_latencies_s == [] and outcome.disturbance.points == []
 
 
 def test_out_of_memory_while_measuring_keeps_the_rest(tiny_loaded, tmp_path, monkeypatch):

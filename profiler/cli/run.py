@@ -117,7 +117,8 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
     done = RunDone(lengths=outcome.lengths, generate_pairs=[list(pair) for pair in outcome.generate_pairs], rows=rows,
                    elapsed_s=outcome.elapsed_s, interrupted=outcome.interrupted, out_of_memory=outcome.out_of_memory,
                    skipped=outcome.skipped, drift_check=outcome.drift, peak_memory_measured=memory_measured,
-                   finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable)
+                   finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable,
+                   disturbance=outcome.disturbance)
     return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"))
 
 
@@ -190,6 +191,16 @@ def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> Non
         console.print(f"[yellow]the machine's speed changed during the sweep: prefill n={drift['n_ctx']} took "
                       f"{drift['median_latency_s'] * 1e3:.1f} ms, then {drift['median_latency_s_after'] * 1e3:.1f} ms "
                       "when timed again at the end; treat these figures with care or run again")
+    disturbance = outcome.disturbance
+    if disturbance and disturbance.disturbed:
+        affected = len(disturbance.points)
+        seen = [*disturbance.seen(), f"{affected} point{'s' if affected != 1 else ''} affected"]
+        if disturbance.brought_back:
+            seen.append(f"re-planned: brought back n = {', '.join(map(str, disturbance.brought_back))}")
+        if disturbance.too_few_lengths:
+            seen.append("too few lengths left to fix a curve's form")
+        console.print(f"[yellow]disturbed machine: {'; '.join(seen)} (run.json: done.disturbance); "
+                      "run again on a quiet machine")
     if outcome.interrupted:
         console.print("[yellow]interrupted: everything measured so far is kept")
     console.print(f"measured in {outcome.elapsed_s:.1f} s; wrote {folder}/samples.csv, run.json, hardware.json")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from profiler.errors import UserError
 from profiler.files import read_json, write_json
+from profiler.measure.disturbance import Disturbance
 
 FORMAT_VERSION = 1
 RUN_FILE, HARDWARE_FILE = "run.json", "hardware.json"
@@ -94,8 +95,10 @@ class ModelRecord:
 @dataclass(frozen=True)
 class RunDone:
     """What the sweep did: lengths and generate pairs measured, rows written, anything skipped
-    (``{"n_ctx", "reason"}``), out of memory, interrupted, the drift check, unstable points.
-    Fields added after the first runs default to what those runs did (nothing skipped, memory measured)."""
+    (``{"n_ctx", "reason"}``), out of memory, interrupted, the drift check, unstable points, and
+    what the disturbance watch saw (``profiler.measure.disturbance``).
+    Fields added after the first runs default to what those runs did (nothing skipped, memory
+    measured, no watch: ``disturbance`` None)."""
 
     lengths: list[int]
     rows: int
@@ -108,6 +111,12 @@ class RunDone:
     peak_memory_measured: bool = True
     finished_at: str | None = None
     unstable_points: list[dict] = field(default_factory=list)
+    disturbance: Disturbance | None = None
+
+    @classmethod
+    def from_json(cls, document: dict) -> RunDone:
+        watched = document.get("disturbance")
+        return cls(**{**document, "disturbance": Disturbance.from_json(watched) if watched else None})
 
 
 @dataclass(frozen=True)
@@ -140,7 +149,7 @@ class RunDocument:
             return cls(command=document.get("command", []),
                        asked=RunAsked(**document["asked"]),
                        model=ModelRecord.from_json(document["model"], f"{path}: model"),
-                       done=RunDone(**document["done"]),
+                       done=RunDone.from_json(document["done"]),
                        points=document.get("points", []),
                        format_version=document.get("format_version", FORMAT_VERSION))
         except TypeError as err:  # a key missing or unknown in one of the sections

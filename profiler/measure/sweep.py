@@ -3,25 +3,33 @@
 1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
    warm-up and FLOP count, finds where memory runs out, and gives each length's latency.
    With the default grid, every other length is piloted first, up to the top, then the
-   lengths between; each is kept while measuring it (and the generate pairs it implies) is
-   predicted to fit the budget, so a tight budget thins the grid before it shortens it.
-   Explicit ``--lengths`` are all kept.
+   lengths between; each is kept while measuring it (and the generate pairs it implies, and
+   the reference passes) is predicted to fit the budget, so a tight budget thins the grid
+   before it shortens it. Explicit ``--lengths`` are all kept.
 2. Measurement: the lengths in shuffled order (so slow drift does not masquerade as a
    trend in n); at each length prefill, then decode on the cache the last prefill built,
    then forward; then the generate pairs. Each item is a warm-up pass (FLOP-counted for
    decode and forward; prefill's was the pilot), then timed repeats until
    ``timing.enough_repeats``, with a share of the budget still left proportional to its
-   predicted cost. Garbage collection is off while timing.
-3. Drift check: one prefill point is timed again at the end; if its median moved by 10% or
+   predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
+   shortest length) is timed before each item and after the last, to see the machine's speed
+   through the run (``profiler.measure.disturbance``).
+3. Re-plan: after each length, the pilot is set against the medians measured since
+   (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
+   pilot that has gone away), the estimates are corrected and, with the default grid, lengths
+   the budget dropped are piloted again and brought back while the corrected plan fits.
+4. Drift check: one prefill point is timed again at the end; if its median moved by 10% or
    more, the machine's speed changed during the sweep (throttling, a noisy neighbour) and
    the run says so, since a slow spell covering a whole point is invisible in its spread.
 
 Out of memory at some length: recorded; that length and longer ones are dropped, what was
 measured stays. An interrupt (Ctrl-C) ends the sweep the same way. Rows reach the disk as
-they are measured, so neither loses a sample.
+they are measured, so neither loses a sample. The outcome carries what the disturbance watch
+saw, interrupted or not.
 
 Every latency, the budget and the progress are read off one ``timing.Clock`` (the wall clock
-unless the caller passes another).
+unless the caller passes another), the load off ``load_average`` (``os.getloadavg`` unless
+the caller passes another).
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from typing import Callable
 import torch
 
 from profiler.measure.devices import dtype_name
+from profiler.measure.disturbance import Disturbance, DisturbanceWatch, load_average_1m
 from profiler.measure.flops import count_flops, generate_flops, pass_flops
 from profiler.measure.grid import generate_pairs
 from profiler.measure.loading import LoadedModel
 from profiler.measure.memory import PeakMemory, kv_cache_bytes
 from profiler.measure.passes import Passes
+from profiler.measure.plan import Plan
 from profiler.measure.samples import SampleWriter
 from profiler.measure.timing import Clock, RepeatPolicy, enough_repeats, time_pass
 
@@ -69,6 +79,7 @@ class SweepOutcome:
     drift: dict | None = None
     interrupted: bool = False
     elapsed_s: float = 0.0
+    disturbance: Disturbance | None = None
 
 
 class Sweep:
@@ -84,6 +95,7 @@ class Sweep:
         seed: int = 0,
         progress: Progress = _no_progress,
         clock: Clock = time.perf_counter,
+        load_average: Callable[[], float | None] = load_average_1m,
     ):
         self.loaded = loaded
         self.arch = loaded.architecture
@@ -95,48 +107,31 @@ class Sweep:
         self.rng = random.Random(seed)
         self.progress = progress
         self.clock = clock
+        self.load_average = load_average
         self.passes = Passes(loaded, seed)
         self.memory = PeakMemory(loaded.device)
         self.outcome = SweepOutcome()
-        self.prefill_s: dict[int, float] = {}  # pilot latency per length
+        self.plan = Plan(policy.min_repeats, self.arch.max_positions)
         self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass
-        self.decode_s = 0.0  # pilot latency of one decode step
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median
+        self.started_lengths: set[int] = set()  # lengths whose measurement has begun: out of the plan's cost
+        self.reference_n = 0  # the reference pass's length: the shortest kept
+        self.brought_back: list[int] = []
         self.remaining_cost_s = 0.0
+        self.watch: DisturbanceWatch | None = None
         self._row_base = {
             "model": loaded.source.name, "weights": "random" if loaded.random_weights else "safetensors",
             "device": loaded.device.type, "dtype": dtype_name(loaded.dtype),
         }
 
     # -- the plan -------------------------------------------------------------------
-    def _prefill_estimate_s(self, n: int) -> float:
-        longer = [m for m in self.prefill_s if m >= n]
-        return self.prefill_s[min(longer)] if longer else self.prefill_s[max(self.prefill_s)] * n / max(self.prefill_s)
-
-    def _generate_s(self, n_in: int, n_out: int) -> float:
-        return self._prefill_estimate_s(n_in) + (n_out - 1) * self.decode_s
-
-    def _length_cost_s(self, n: int) -> float:
-        """Predicted time to measure one length at the minimum repeats, warm-ups included."""
-        repeats = self.policy.min_repeats
-        return (2 * repeats + 1) * self.prefill_s[n] + (repeats + 1) * self.decode_s
-
     def _fits(self, kept: list[int], spent_s: float) -> bool:
-        pairs = generate_pairs(kept, self.arch.max_positions)
-        cost = sum(self._length_cost_s(n) for n in kept)
-        cost += (self.policy.min_repeats + 1) * sum(self._generate_s(*pair) for pair in pairs)
-        return spent_s + cost <= self.budget_s
+        to_measure = [n for n in kept if n not in self.started_lengths and not self._beyond_memory(n)]
+        return spent_s + self.plan.cost_s(kept, to_measure) <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
-        """Pilot the grid; with a budget, the range first (every other length, up to the top),
-        then the lengths between, so a tight budget thins the grid before it shortens it."""
-        if not self.trim_to_budget:
-            kept = self._pilot_lengths(self.grid, [], started)
-        else:
-            coarse = self.grid[::2] + ([self.grid[-1]] if len(self.grid) % 2 == 0 else [])
-            kept = self._pilot_lengths(coarse, [], started)
-            between = [n for n in self.grid if n not in coarse and kept and n < kept[-1]]
-            kept = self._pilot_lengths(between, kept, started)
+        """Pilot the grid: every length, or with a budget as many as fit (``_grow``)."""
+        kept = self._grow([], started) if self.trim_to_budget else self._pilot_lengths(self.grid, [], started)
         oom = self.outcome.out_of_memory
         for n in self.grid:
             if n not in kept:
@@ -144,24 +139,35 @@ class Sweep:
                 self.outcome.skipped.append({"n_ctx": n, "reason": reason})
         return kept
 
+    def _grow(self, kept: list[int], started: float) -> list[int]:
+        """Pilot the grid's lengths not in ``kept`` as the budget allows: the range first (every other
+        length, up to the top), then the lengths between, so a tight budget thins the grid before it
+        shortens it. Returns all kept, sorted."""
+        coarse = self.grid[::2] + ([self.grid[-1]] if len(self.grid) % 2 == 0 else [])
+        untried = [n for n in self.grid if n not in kept and not self._beyond_memory(n)]
+        kept = self._pilot_lengths([n for n in untried if n in coarse], kept, started)
+        between = [n for n in untried if n not in coarse and kept and n < kept[-1]]
+        return self._pilot_lengths(between, kept, started)
+
     def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float) -> list[int]:
         """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that
         runs out of memory or, with a budget, would not fit in it. Returns all kept, sorted."""
+        plan = self.plan
         for n in candidates:
             if self.trim_to_budget and kept:
                 below = max(m for m in kept if m < n)
-                self.prefill_s[n] = self.prefill_s[below] * n / below  # predicted, linear in n
-                if not self._fits(sorted([*kept, n]), self.clock() - started + self.prefill_s[n]):
-                    del self.prefill_s[n]
+                plan.prefill_s[n] = plan.prefill_s[below] * n / below  # predicted, linear in n
+                if not self._fits(sorted([*kept, n]), self.clock() - started + plan.prefill_s[n]):
+                    del plan.prefill_s[n]
                     break
             self.progress(f"pilot prefill n={n}", self.clock() - started, self.budget_s)
             try:
                 if not kept:  # the model's very first pass pays one-off set-up: keep it out of the estimates
                     self.passes.prefill(n)
-                (cache, self.prefill_flops_counted[n]), self.prefill_s[n] = time_pass(
+                (cache, self.prefill_flops_counted[n]), plan.prefill_s[n] = time_pass(
                     lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)
                 if not kept:
-                    self.decode_s = self._pilot_decode_s(cache)
+                    plan.decode_s = self._pilot_decode_s(cache)
                 del cache
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):
@@ -169,10 +175,30 @@ class Sweep:
                 self._out_of_memory("prefill", n, err)
                 break
             if self.trim_to_budget and kept and not self._fits(sorted([*kept, n]), self.clock() - started):
-                del self.prefill_s[n]
+                del plan.prefill_s[n]
                 break
+            plan.pilot_s[n] = plan.prefill_s[n]
             kept = sorted([*kept, n])
         return kept
+
+    def _replan(self, queue: list[int], started: float) -> None:
+        """After a length is measured: once later timings prove the pilot too slow (``Plan.correct``), the
+        estimates are corrected and, with a budget, lengths it dropped are piloted again and join ``queue``
+        (shuffled in) while the corrected plan fits."""
+        decode_median_s = [s for (phase, _, _), s in self.medians_s.items() if phase == "decode"]
+        if not self.plan.correct(self.outcome.lengths, self._prefill_medians_s(), decode_median_s):
+            return
+        if self.trim_to_budget:
+            kept = self._grow(self.outcome.lengths, started)
+            back = [n for n in kept if n not in self.outcome.lengths]
+            if back:
+                self.brought_back += back
+                self.outcome.skipped = [s for s in self.outcome.skipped if s["n_ctx"] not in back]
+                self.outcome.lengths = kept
+                self.outcome.generate_pairs = generate_pairs(kept, self.arch.max_positions)
+                queue += back
+                self.rng.shuffle(queue)
+        self.remaining_cost_s = self.plan.one_repeat_s(queue, self.outcome.generate_pairs, self.reference_n)
 
     def _pilot_decode_s(self, cache) -> float:
         """Latency of one decode step on ``cache`` (after one untimed step), for the plan."""
@@ -242,21 +268,36 @@ class Sweep:
         finally:
             gc.enable()
         self.medians_s[(phase, n_ctx, n_new)] = statistics.median(latencies)
+        self.watch.measured((phase, n_ctx, n_new), latencies)
         return result
+
+    def _reference(self, started: float) -> None:
+        """Time the reference pass once (prefill at the shortest length kept), for the disturbance watch."""
+        n = self.reference_n
+        if self._beyond_memory(n):
+            return
+        self.remaining_cost_s -= self.plan.prefill_s[n]
+        self.progress(f"reference prefill n_ctx={n}", self.clock() - started, self._total_s(started))
+        gc.disable()
+        try:
+            latency_s = time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1]
+        finally:
+            gc.enable()
+        self.watch.reference(n, latency_s)
 
     def _total_s(self, started: float) -> float:
         elapsed = self.clock() - started
         return elapsed + max(started + self.budget_s - self.clock(), 0.0, self.remaining_cost_s)
 
     def _measure_length(self, n: int, started: float) -> None:
-        p_s = self.prefill_s[n]
+        p_s = self.plan.prefill_s[n]
         cache = self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
                               self.prefill_flops_counted[n], p_s, started=started)
         if n >= self.arch.max_positions:
             cache.crop(-1)  # a decode step needs a free position
         c = cache.get_seq_length()
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache), pass_flops(self.arch, 1, c + 1),
-                      "counted", self.decode_s, after=lambda grown: grown.crop(-1), started=started)
+                      "counted", self.plan.decode_s, after=lambda grown: grown.crop(-1), started=started)
         del cache
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       "counted", p_s, started=started)
@@ -264,34 +305,51 @@ class Sweep:
     # -- the whole sweep ------------------------------------------------------------
     def run(self) -> SweepOutcome:
         started = self.clock()
+        self.watch = DisturbanceWatch(self.load_average)
         try:
             self.outcome.lengths = self._pilot(started)
-            self.outcome.generate_pairs = pairs = (
-                generate_pairs(self.outcome.lengths, self.arch.max_positions) if self.outcome.lengths else []
-            )
-            order = list(self.outcome.lengths)
-            self.rng.shuffle(order)
-            self.remaining_cost_s = sum(2 * self.prefill_s[n] + self.decode_s for n in order)
-            self.remaining_cost_s += sum(self._generate_s(*pair) for pair in pairs)
-            for n in order:
-                if not self._dropped(n):
-                    try:
-                        self._measure_length(n, started)
-                    except _OutOfMemory:
-                        pass
-            for n_in, n_out in pairs:
-                if not self._dropped(n_in + n_out):
-                    try:
-                        self._measure("generate", n_in, n_out, lambda: self.passes.generate(n_in, n_out),
-                                      generate_flops(self.arch, n_in, n_out), "plain",
-                                      self._generate_s(n_in, n_out), started=started)
-                    except _OutOfMemory:
-                        pass
-            self.outcome.drift = self._drift_check(started)
+            if self.outcome.lengths:
+                self._measure_all(started)
+                self.outcome.drift = self._drift_check(started)
         except KeyboardInterrupt:
             self.outcome.interrupted = True
         self.outcome.elapsed_s = self.clock() - started
+        self.outcome.disturbance = self.watch.finish(
+            self.plan.pilot_s, self._prefill_medians_s(),
+            [s["n_ctx"] for s in self.outcome.skipped if s["reason"] == "time budget"], self.brought_back)
         return self.outcome
+
+    def _measure_all(self, started: float) -> None:
+        """The lengths planned, in shuffled order, re-planning after each; then the generate pairs; a reference
+        pass before each item and after the last."""
+        self.reference_n = self.outcome.lengths[0]
+        self.outcome.generate_pairs = generate_pairs(self.outcome.lengths, self.arch.max_positions)
+        queue = list(self.outcome.lengths)
+        self.rng.shuffle(queue)
+        self.remaining_cost_s = self.plan.one_repeat_s(queue, self.outcome.generate_pairs, self.reference_n)
+        while queue:
+            n = queue.pop(0)
+            self.started_lengths.add(n)
+            if not self._dropped(n):
+                self._reference(started)
+                try:
+                    self._measure_length(n, started)
+                except _OutOfMemory:
+                    pass
+                self._replan(queue, started)
+        for n_in, n_out in self.outcome.generate_pairs:
+            if not self._dropped(n_in + n_out):
+                self._reference(started)
+                try:
+                    self._measure("generate", n_in, n_out, lambda: self.passes.generate(n_in, n_out),
+                                  generate_flops(self.arch, n_in, n_out), "plain",
+                                  self.plan.generate_s(n_in, n_out), started=started)
+                except _OutOfMemory:
+                    pass
+        self._reference(started)  # the last item's other side
+
+    def _prefill_medians_s(self) -> dict[int, float]:
+        return {n: median_s for (phase, n, _), median_s in self.medians_s.items() if phase == "prefill"}
 
     def _drift_check(self, started: float) -> dict | None:
         """Re-time one prefill point after the sweep: a machine that slowed down (or sped up)
@@ -307,9 +365,12 @@ class Sweep:
         return {"phase": "prefill", "n_ctx": n, "median_latency_s": during_s, "median_latency_s_after": after_s,
                 "ratio": after_s / during_s, "drifted": abs(after_s / during_s - 1) > self.policy.unstable_cv}
 
-    def _dropped(self, n: int) -> bool:
+    def _beyond_memory(self, n: int) -> bool:
         oom = self.outcome.out_of_memory
-        if oom is None or n < oom["n_ctx"]:
+        return oom is not None and n >= oom["n_ctx"]
+
+    def _dropped(self, n: int) -> bool:
+        if not self._beyond_memory(n):
             return False
         if not any(s["n_ctx"] == n for s in self.outcome.skipped):
             self.outcome.skipped.append({"n_ctx": n, "reason": "out of memory"})

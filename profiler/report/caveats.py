@@ -2,14 +2,16 @@
 
 Always: how far the fit's lengths reach (extrapolation beyond them, and the model's maximum),
 what the intervals cover, what "peak memory" holds. When they apply: random weights, lengths
-skipped (time budget, out of memory), an interrupted sweep, unstable points, a machine whose
-speed changed during the sweep, a fit that predicts unseen lengths or whole calls poorly, a
-fit made from other samples than the folder now holds.
+skipped (time budget, out of memory), an interrupted sweep, unstable points, a disturbed
+machine (what was seen, the points affected, lengths brought back, a fit resting on too few
+lengths), a machine whose speed changed during the sweep, a fit that predicts unseen lengths
+or whole calls poorly, a fit made from other samples than the folder now holds.
 """
 
 from __future__ import annotations
 
 from profiler.costmodel.uncertainty import CallIntervals
+from profiler.measure.disturbance import MIN_FIT_LENGTHS, Disturbance
 from profiler.report.calls import measured_range
 from profiler.report.inputs import RunData
 
@@ -57,6 +59,8 @@ def _run_caveats(data: RunData) -> list[str]:
         where = ", ".join(f"{p['phase']} n = {p['n_ctx']:,}" for p in unstable)
         items.append(f"Unstable points (repeats spread by 10% or more; crosses in the figures): {where}. Something "
                      "else ran on the machine, or its clock changed: read those lengths with care.")
+    if done.disturbance and done.disturbance.disturbed:
+        items.append(_disturbance_caveat(done.disturbance))
     drift = done.drift_check
     if drift and drift.get("drifted"):
         items.append(f"The machine's speed changed during the sweep: prefill at n = {drift['n_ctx']:,} took "
@@ -67,6 +71,25 @@ def _run_caveats(data: RunData) -> list[str]:
         items.append("On a CPU, peak memory is the process's peak resident memory: the weights, Python and the "
                      "libraries included, not the pass alone.")
     return items
+
+
+def _disturbance_caveat(disturbance: Disturbance) -> str:
+    text = f"Other work disturbed the machine during the sweep: {'; '.join(disturbance.seen())}."
+    by_phase: dict[str, list[str]] = {}
+    for point in disturbance.points:
+        where = f"{point.n_ctx:,} in/{point.n_new} out" if point.phase == "generate" else f"{point.n_ctx:,}"
+        by_phase.setdefault(point.phase, []).append(where)
+    if by_phase:
+        where = "; ".join(f"{phase} n = {', '.join(ns)}" for phase, ns in by_phase.items())
+        text += (f" Measured while a reference pass was slow, or with repeats far apart: {where}. Read those "
+                 "lengths with care.")
+    if disturbance.brought_back:
+        text += (" The pilot ran slow, so the plan was corrected and lengths it had dropped were measured after "
+                 f"all: n = {', '.join(f'{n:,}' for n in disturbance.brought_back)}.")
+    if disturbance.too_few_lengths:
+        text += (f" Lengths were dropped for time while it was disturbed, so the fit rests on fewer than "
+                 f"{MIN_FIT_LENGTHS} lengths: too few to fix a curve's form.")
+    return text + " Run again on a quiet machine."
 
 
 def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
