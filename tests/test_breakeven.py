@@ -3,12 +3,14 @@ import json
 import numpy as np
 import pytest
 
-from profiler.lba.breakeven import (crossing, evaluate, exercise_named, monte_carlo, parse_settings, parse_values,
-                                practical_comparison, ratio_map, sweep)
+from profiler.lba.breakeven import (MAX_VALUES, MONTE_CARLO_CALLS, SIMULATED_CALLS, add_monte_carlo,
+                                   check_simulation, crossing, evaluate, exercise_named, monte_carlo,
+                                   parse_settings, parse_values, practical_comparison, priced_runs, ratio_map, sweep)
 from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.errors import UserError
-from profiler.lba.calls import positions_needed
+from profiler.lba.calls import TooManyCalls, positions_needed
 from profiler.lba.exercises import VARIANTS, Debugging, Evolution, KTask
+from profiler.lba.exercises.base import MAX_EVALUATIONS
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
 from tests.fitted import cost_model
 
@@ -92,11 +94,57 @@ def test_monte_carlo_spread():
     assert stochastic["optimistic"].mean == pytest.approx(expected, rel=0.2)
 
 
-def test_monte_carlo_skips_a_program_of_millions_of_calls():
+def test_monte_carlo_skips_a_program_of_millions_of_calls_without_running_it(monkeypatch):
+    runs = []
+    original = Evolution.optimistic
+    monkeypatch.setattr(Evolution, "optimistic", staticmethod(lambda *a: runs.append(1) or original(*a)))
     spread = monte_carlo(Evolution, Evolution.defaults() | {"k": 24}, PAPER, seeds=2)
-    assert spread["optimistic"].skipped.startswith("a run made more than")
+    assert spread["optimistic"].skipped == (f"2 runs of {2**24:,} calls expected each: more than "
+                                            f"{MONTE_CARLO_CALLS:,} calls in all")
+    assert runs == []
     assert spread["optimized"].skipped is None and spread["optimized"].mean > 0
     assert spread["optimistic"].to_json() == {"skipped": spread["optimistic"].skipped}
+
+
+def test_monte_carlo_stops_runs_that_make_more_calls_than_expected(monkeypatch):
+    """The expectation is checked before; the calls made are counted over all seeds as they are made."""
+    monkeypatch.setattr(Evolution, "expected_calls", staticmethod(lambda p: {"optimistic": 1.0, "optimized": 1.0}))
+    monkeypatch.setattr("profiler.lba.breakeven.MONTE_CARLO_CALLS", 50)
+    spread = monte_carlo(Evolution, Evolution.defaults() | {"k": 4}, PAPER, seeds=10)  # about 160 and 80 calls
+    assert spread["optimistic"].skipped == "its 10 runs made more than 50 calls in all"
+
+
+def test_priced_runs_count_the_limit_over_all_seeds():
+    params = Debugging.defaults()  # 2b = 4 calls a run of the chat history
+    assert len(priced_runs(Debugging, "optimistic", params, PAPER, range(3), limit=12)) == 3
+    with pytest.raises(TooManyCalls):
+        priced_runs(Debugging, "optimistic", params, PAPER, range(4), limit=12)
+
+
+def test_a_sweeps_simulated_runs_are_bounded_before_the_first(monkeypatch):
+    monkeypatch.setattr(Evolution, "optimistic", staticmethod(lambda *a: pytest.fail("ran")))
+    document = sweep(Evolution, "k", [1, 2, 3, 30], Evolution.defaults(), PAPER)
+    # k=30 (2^30 calls a run) is skipped, so not counted; the others' 2+4+8 and 2+4+6 calls a run are
+    with pytest.raises(UserError, match=f"would make {26 * 40_000:,} calls in expectation, more than the limit of "
+                                        f"{SIMULATED_CALLS:,}: fewer seeds or values"):
+        add_monte_carlo(Evolution, document, Evolution.defaults(), PAPER, seeds=40_000)
+    check_simulation(Evolution, "k", [1, 2, 3, 30], Evolution.defaults(), 38_000, "x", skipped_over=MONTE_CARLO_CALLS)
+    with pytest.raises(UserError, match="^--seeds 5: evolution's 2,000 runs"):  # validate: nothing skipped
+        check_simulation(Evolution, "k", [1, 2, 3, 30], Evolution.defaults(), 2000, "--seeds 5")
+
+
+def test_a_cost_beyond_a_float_is_refused_naming_where():
+    with pytest.raises(UserError, match=r"^evolution: the optimistic cost at k=1100 is not a finite number of m\\*"):
+        sweep(Evolution, "k", [1, 1100, 1200], Evolution.defaults(), PAPER)
+    with pytest.raises(UserError, match="at k=1100, l=32"):  # a scalar evaluation names every parameter
+        evaluate(Evolution, Evolution.defaults() | {"k": 1100}, PAPER)
+
+
+def test_the_map_is_bounded_before_it_is_priced(monkeypatch, fitted_pricing):
+    monkeypatch.setattr(Debugging, "costs", staticmethod(lambda *a: pytest.fail("priced")))
+    cells = np.prod([len(axis) for _, axis in Debugging.map_axes])
+    with pytest.raises(UserError, match="more than the limit of"):
+        ratio_map(Debugging, Debugging.defaults() | {"b": MAX_EVALUATIONS // cells + 1}, fitted_pricing)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -118,3 +166,39 @@ def test_bad_input_is_a_one_line_user_error(call, message):
 def test_parse_values():
     assert parse_values("1:4", "k") == [1, 2, 3, 4]
     assert parse_values("2,4,0.5", "p") == [2, 4, 0.5]
+    assert len(parse_values(f"1:{MAX_VALUES}", "k")) == MAX_VALUES
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "expected a list like 2,4,8"),
+    ("2,,4", "expected a list like 2,4,8"),
+    ("2,inf", "of finite numbers"),
+    ("nan", "of finite numbers"),
+    ("-inf,2", "of finite numbers"),
+    ("1.5:3", "or a range like 1:12"),
+    ("1:2:3", "or a range like 1:12"),
+    (f"1:{MAX_VALUES + 1}", f"{MAX_VALUES + 1:,} values, more than the limit of {MAX_VALUES:,}"),
+    ("1:" + "9" * 30, "values, more than the limit"),
+    (",".join(["1"] * (MAX_VALUES + 1)), "more than the limit"),
+])
+def test_parse_values_refuses(text, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        parse_values(text, "k")
+
+
+@pytest.mark.parametrize("settings, vary, message", [
+    (["m_q=nan"], None, "--set m_q=nan: debugging: m_q must be a number at least 1e-09"),
+    (["l=inf"], None, "l must be a whole number at least 1 and at most 1,000,000,000 (not inf)"),
+    (["k=2.5"], None, "(not 2.5)"),
+    (["b=-1"], None, "(not -1)"),
+    (["k=4"], "k", "--set k=4: k is the varied parameter (--vary k): give it with --values"),
+    (["k"], None, "expected k=NUMBER"),
+    (["=3"], None, "no parameter ''"),
+])
+def test_parse_settings_refuses(settings, vary, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_settings(Debugging, settings, vary)
+
+
+def test_parse_settings_keeps_the_defaults_it_is_not_given():
+    assert parse_settings(Debugging, ["l=8", "m_q=0.5"], "k") == Debugging.defaults() | {"l": 8, "m_q": 0.5}

@@ -5,7 +5,9 @@ paper's improvements."""
 import numpy as np
 import pytest
 
+from profiler.errors import UserError
 from profiler.lba.exercises import EXERCISES, Debugging, Evolution, KTask
+from profiler.lba.exercises.base import MAX_EVALUATIONS
 from profiler.lba.exercises.evolution import expected_global_steps
 from profiler.lba.calls import Call, CallRecorder, positions_needed
 from profiler.lba.pricing import PaperPrimitive
@@ -109,6 +111,34 @@ def test_evolution_closed_form_is_the_expected_number_of_recorded_calls():
                                                                                                call.n_out))
 
 
+@pytest.mark.parametrize("name", ["ktask", "debugging"])
+@pytest.mark.parametrize("overrides", [{}, {"k": 3, "b": 3}, {"k": 5, "b": 2, "n": 9, "l": 3}])
+def test_expected_calls_are_the_recorded_calls_of_a_deterministic_program(name, overrides):
+    exercise = EXERCISES[name]
+    p = _params(exercise, **{key: v for key, v in overrides.items() if key in exercise.all_params()})
+    expected = exercise.expected_calls(p)
+    for variant in ("optimistic", "optimized"):
+        assert float(expected[variant]) == _record(exercise, variant, p, seed=7).calls
+
+
+def test_evolution_expected_calls_are_the_mean_of_the_recorded_calls():
+    p = _params(Evolution, k=3, p=0.7)
+    expected = Evolution.expected_calls(p)
+    for variant in ("optimistic", "optimized"):
+        counts = [_record(Evolution, variant, p, seed).calls for seed in range(2000)]
+        assert abs(np.mean(counts) - float(expected[variant])) < 4 * np.std(counts) / np.sqrt(len(counts))
+
+
+def test_expected_calls_broadcast_over_a_grid():
+    k = np.arange(2, 7.0)
+    for exercise in EXERCISES.values():
+        grid = exercise.expected_calls(_params(exercise) | {"k": k})
+        for i, value in enumerate(k):
+            one = exercise.expected_calls(_params(exercise, k=value))
+            assert {variant: float(np.broadcast_to(calls, k.shape)[i]) for variant, calls in grid.items()} == \
+                   {variant: float(calls) for variant, calls in one.items()}
+
+
 def test_global_mutation_needs_two_to_the_k_steps_at_one_half():
     assert expected_global_steps(np.arange(1, 11), 0.5) == pytest.approx(2.0 ** np.arange(1, 11))
 
@@ -159,3 +189,48 @@ def test_evolution_ratio_grows_as_two_to_the_k_times_k():
     for k in (30, 60):
         assert ratios[k + 1] / ratios[k] == pytest.approx(2 * (k + 1) / k, rel=0.01)
     assert (ratios[60] / (2**60 * 60)) == pytest.approx(ratios[30] / (2**30 * 30), rel=0.05)
+
+
+# -- the parameters' ranges and the work a grid may take -----------------------------------------
+
+
+@pytest.mark.parametrize("exercise, name, value, message", [
+    (KTask, "n", np.inf, "n must be a whole number at least 1 and at most 1,000,000,000 (not inf)"),
+    (KTask, "n", np.nan, "(not nan)"),
+    (KTask, "k", 2.5, "k must be a whole number at least 1 and at most 1,000,000 (not 2.5)"),
+    (KTask, "k", 1e9, "(not 1,000,000,000)"),
+    (KTask, "out", 0, "out must be a whole number at least 1"),
+    (KTask, "system_prompt", -1, "system_prompt must be a whole number at least 0"),
+    (KTask, "m_s", 0, "m_s must be a number at least 1e-09 and at most 1,000,000,000 (not 0)"),
+    (Debugging, "m_q", -np.inf, "m_q must be a number"),
+    (Evolution, "p", 1.5, "p must be a number at least 1e-06 and at most 1 (not 1.5)"),
+    (Evolution, "p", 0, "(not 0)"),
+])
+def test_a_value_out_of_its_parameters_range_is_named_with_the_range(exercise, name, value, message):
+    param = exercise.all_params()[name]
+    assert message in param.problem(np.array([param.default, value]))
+    with pytest.raises(UserError, match=f"^{exercise.name}: {name} must be"):
+        exercise.check(_params(exercise) | {name: np.array([param.default, value])})
+
+
+def test_every_default_and_limit_is_a_value_of_its_parameter():
+    for exercise in EXERCISES.values():
+        for param in exercise.all_params().values():
+            assert param.problem(np.array([param.default, param.minimum, param.maximum])) is None
+
+
+def test_the_chat_history_is_bounded_by_its_rounds_before_it_is_priced(monkeypatch):
+    """Debugging prices its optimistic variant round by round: values x b prices, refused past the limit
+    before ``costs`` allocates anything."""
+    def allocates(*args):
+        raise AssertionError("priced")
+
+    per_value = MAX_EVALUATIONS // 10
+    at_limit = _params(Debugging, b=per_value, k=per_value) | {"l": np.arange(1.0, 11.0)}
+    assert Debugging.evaluations(at_limit) == MAX_EVALUATIONS
+    Debugging.check(at_limit)
+    monkeypatch.setattr(Debugging, "costs", allocates)
+    beyond = at_limit | {"l": np.arange(1.0, 12.0)}
+    with pytest.raises(UserError, match=f"more than the limit of {MAX_EVALUATIONS:,}"):
+        Debugging.check(beyond)
+    assert KTask.evaluations(_params(KTask) | {"k": np.arange(1.0, 11.0)}) == 10  # one price per value

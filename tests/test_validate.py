@@ -179,7 +179,7 @@ def test_cli_tables_say_what_was_skipped(tiny_fit, capsys):
     (["--exercise", "routing"], "unknown exercise 'routing'"),
     (["--exercise", "debugging", "--vary", "q", "--values", "1,2"], "debugging has no parameter 'q' to vary"),
     (["--exercise", "ktask", "--set", "l=3"], "ktask has no parameter 'l'"),
-    (["--budget", "0"], "--budget 0: must be a positive number of seconds"),
+    (["--budget", "0"], "argument --budget: 0: expected seconds above 0"),
     (["--exercise", "debugging", "--vary", "k", "--values", "8,16", "--set", "l=32"],
      "every k in 8, 16 makes a call beyond tiny's 128 positions"),
 ])

@@ -14,13 +14,15 @@ fit and by the paper's primitive, and a 2-D map with the break-even contour.
 from __future__ import annotations
 
 import json
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from profiler.lba.breakeven import (check_variable, exercise_named, monte_carlo, parse_settings, parse_values,
-                                practical_comparison, ratio_map, sweep)
+from profiler.lba.breakeven import (add_monte_carlo, check_variable, exercise_named, parse_settings, parse_values,
+                                   practical_comparison, ratio_map, sweep)
 from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.errors import UserError
 from profiler.lba.exercises import EXERCISES, VARIANTS
@@ -122,52 +124,89 @@ def print_sweep(console: Console, document: BreakevenDocument) -> None:
 def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[float]]:
     vary = vary or exercise.main
     check_variable(exercise, vary)
-    if values:
+    if values is not None:
         return vary, parse_values(values, vary)
     if vary != exercise.main:
         raise UserError(f"--vary {vary}: give its grid with --values")
     return vary, [float(v) for v in exercise.main_values]
 
 
+@dataclass
+class _Figure:
+    """What a figure beside the fit shows, computed before anything is drawn."""
+
+    path: Path
+    title: str
+    paper: BreakevenDocument
+    ratio_map: dict
+
+
 def run_breakeven(args, console: Console) -> int:
+    """Every exercise priced (and its figure's data computed) before anything is printed or drawn: a
+    mistake found on the way ends the command with nothing written."""
     if args.primitive and args.fit:
         raise UserError("--primitive paper and --fit are alternatives: give one")
     if not args.fit and (args.role or args.no_cache):
         raise UserError("--role and --no-cache need --fit: the paper's primitive has no cache and one model size")
     pricing = fitted_pricing(args.fit, args.role, not args.no_cache, args.metric) if args.fit else PaperPrimitive()
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
-    documents = []
+    planned = []
     for exercise in exercises:
-        params = parse_settings(exercise, args.set)
         vary, values = _grid(exercise, args.vary, args.values)
+        params = parse_settings(exercise, args.set, vary)
         document = sweep(exercise, vary, values, params, pricing)
         if args.monte_carlo:
-            for row in document.rows:
-                row.monte_carlo = monte_carlo(exercise, params | {vary: row.value}, pricing, args.monte_carlo)
-        documents.append(document)
+            add_monte_carlo(exercise, document, params, pricing, args.monte_carlo)
+        figure = None
+        if args.exercise == "all" and args.fit:
+            figure = _figure_data(exercise, document, params, pricing, Path(args.fit[0]))
+        planned.append((document, figure))
+    _check_writable([figure.path for _, figure in planned if figure])
+    for document, figure in planned:
         if not args.json:
             print_sweep(console, document)
-        if args.exercise == "all" and args.fit:
-            _figure(console, exercise, document, params, pricing, Path(args.fit[0]), quiet=args.json)
+        if figure:
+            _draw(console, document, figure, quiet=args.json)
     if args.json:
-        jsons = [document.to_json() for document in documents]
+        jsons = [document.to_json() for document, _ in planned]
         print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
     return 0
 
 
-def _figure(console, exercise, fitted: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path,
-            quiet: bool) -> None:
+def _figure_data(exercise, fitted: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path) -> _Figure:
+    """The paper-priced sweep, the 2-D map and the practical comparison the figure and its lines need."""
+    fitted.practical = practical_comparison(exercise, params, pricing)
+    path = breakeven_figure_path(fit_path, exercise.name)
+    fitted.figure = str(path)
+    return _Figure(path=path, title=f"{exercise.title}: {pricing.name}",
+                   paper=sweep(exercise, fitted.vary, fitted.values(), params, PaperPrimitive()),
+                   ratio_map=ratio_map(exercise, params, pricing))
+
+
+def _check_writable(paths: list[Path]) -> None:
+    """Each figure's path can take a file: not a folder, in a folder that accepts new files (tried with a
+    temporary file, removed at once). Checked for all before the first is drawn."""
+    for path in paths:
+        if path.is_dir():
+            raise UserError(f"cannot write the figure {path}: a folder is in the way")
+        try:
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"):
+                pass
+        except OSError as err:
+            raise UserError(f"cannot write the figure {path}: {err.strerror or err}") from None
+
+
+def _draw(console, document: BreakevenDocument, figure: _Figure, quiet: bool) -> None:
     from profiler.report.breakeven_figures import write_breakeven_figure  # matplotlib: only for a figure
 
-    paper = sweep(exercise, fitted.vary, fitted.values(), params, PaperPrimitive())
-    path = breakeven_figure_path(fit_path, exercise.name)
-    write_breakeven_figure(path, f"{exercise.title}: {pricing.name}", fitted, paper, ratio_map(exercise, params,
-                                                                                                 pricing))
-    fitted.practical = practical = practical_comparison(exercise, params, pricing)
-    fitted.figure = str(path)
+    try:
+        write_breakeven_figure(figure.path, figure.title, document, figure.paper, figure.ratio_map)
+    except OSError as err:  # the folder changed since it was checked
+        raise UserError(f"cannot write the figure {figure.path}: {err.strerror or err}") from None
     if not quiet:
-        at = ", ".join(f"{name}={value:g}" for name, value in params.items())
+        practical = document.practical
+        at = ", ".join(f"{name}={value:g}" for name, value in practical.params.items())
         console.print(f"at {at}: ratio {practical.ratio:.3g} with fitted costs, {practical.paper_ratio:.3g} "
                       f"with the paper's primitive (its order {practical.order} = {practical.order_value:.3g});"
                       f" fitted / paper = {practical.ratio / practical.paper_ratio:.2f}")
-        console.print(f"figure: {path}\n")
+        console.print(f"figure: {figure.path}\n")

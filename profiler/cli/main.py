@@ -13,11 +13,16 @@ import signal
 import sys
 from pathlib import Path
 
+from profiler.cli.arguments import budget_seconds, count, seed, thread_count
 from profiler.errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+# Seeds of the programs' oracle draws. Monte-Carlo spreads settle well before 10,000 runs (and each variant's
+# calls in all are bounded apart: breakeven.MONTE_CARLO_CALLS); validate measures every seed with real calls.
+MAX_MONTE_CARLO_SEEDS = 10_000
+MAX_VALIDATE_SEEDS = 1_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,14 +60,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16")
     run.add_argument("--lengths", help="context lengths: a list 16,64,256 or a range 64:8192 "
                                        "(default: 8 to the model's maximum, trimmed to the budget)")
-    run.add_argument("--budget", type=float, default=45.0, metavar="SECONDS",
-                     help="time budget of each model's sweep (default 45)")
+    run.add_argument("--budget", type=budget_seconds, default=45.0, metavar="SECONDS",
+                     help="time budget of each model's sweep (default 45; at most a week)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
     run.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="attention implementation")
     run.add_argument("--device-map", choices=["auto"], help="spread a model too large for one device (accelerate)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
-    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, recorded)")
-    run.add_argument("--seed", type=int, default=0, help="seed of prompt tokens, random weights and point order")
+    run.add_argument("--threads", type=thread_count,
+                     help="torch CPU threads, 1 to the CPUs this process may use (default: torch's choice, recorded)")
+    run.add_argument("--seed", type=seed, default=0,
+                     help="seed of prompt tokens, random weights and point order (0 to 2^32-1)")
     run.add_argument("--fits", type=Path, default=Path("fits"), help="where fitted cost models go (default fits/)")
 
     fit = commands.add_parser("fit", help="fit cost curves to saved samples and write fits/<model>--<hw>.json")
@@ -98,8 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     breakeven.add_argument("--vary", help="the parameter along which to look (default: the exercise's k)")
     breakeven.add_argument("--values", help="its grid: a list 2,4,8 or a range 1:12")
     breakeven.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter")
-    breakeven.add_argument("--monte-carlo", type=int, default=0, metavar="SEEDS",
-                           help="also run the programs with SEEDS seeded oracle draws: the spread of the cost")
+    breakeven.add_argument("--monte-carlo", type=count(0, MAX_MONTE_CARLO_SEEDS), default=0, metavar="SEEDS",
+                           help="also run the programs with SEEDS seeded oracle draws: the spread of the cost "
+                                f"(at most {MAX_MONTE_CARLO_SEEDS:,})")
     breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
     validate = commands.add_parser(
@@ -110,12 +118,14 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--vary", help="the parameter along which to look (default: each exercise's own)")
     validate.add_argument("--values", help="its grid: a list 2,4,8 or a range 1:4")
     validate.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter")
-    validate.add_argument("--budget", type=float, default=300.0, metavar="SECONDS",
-                          help="time for the measured runs of all exercises (default 300)")
-    validate.add_argument("--seeds", type=int, default=5, help="runs per value of a stochastic exercise (default 5)")
+    validate.add_argument("--budget", type=budget_seconds, default=300.0, metavar="SECONDS",
+                          help="time for the measured runs of all exercises (default 300; at most a week)")
+    validate.add_argument("--seeds", type=count(1, MAX_VALIDATE_SEEDS), default=5,
+                          help=f"runs per value of a stochastic exercise (default 5; at most {MAX_VALIDATE_SEEDS:,})")
     validate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    validate.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; part of the "
-                                                      "hardware slug, so the fit must use the same)")
+    validate.add_argument("--threads", type=thread_count,
+                          help="torch CPU threads, 1 to the CPUs this process may use (default: torch's choice; "
+                               "part of the hardware slug, so the fit must use the same)")
     validate.add_argument("--fits", type=Path, default=Path("fits"),
                           help="where fitted cost models are (default fits/)")
     validate.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")

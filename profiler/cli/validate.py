@@ -23,7 +23,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from profiler.lba.breakeven import check_variable, exercise_named, parse_settings, parse_values
+from profiler.lba.breakeven import (check_grid, check_simulation, check_variable, exercise_named, parse_settings,
+                                   parse_values)
 from profiler.report.units import format_cost
 from profiler.measure.catalog import resolve_model
 from profiler.costmodel.cost_model import CostModel
@@ -36,7 +37,8 @@ from profiler.costmodel.fit_file import load_cost_model
 from profiler.measure.hardware import fingerprint, slug
 from profiler.lba.pricing import FittedPricing
 from profiler.measure.loading import load_model, meta_architecture
-from profiler.lba.validate import COST_TOLERANCE, SPEED_TOLERANCE, steady, validate, within_positions
+from profiler.lba.validate import (COST_TOLERANCE, INTERVAL_BATCHES, SPEED_TOLERANCE, steady, validate,
+                                  within_positions)
 from profiler.lba.validation_document import ValidationDocument
 
 # exercise -> (varied parameter, its grid, fixed parameters): each grid has a break-even or a
@@ -52,7 +54,7 @@ def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[flo
     default_vary, default_values, fixed = VALIDATE_GRIDS[exercise.name]
     vary = vary or default_vary
     check_variable(exercise, vary)
-    if values:
+    if values is not None:
         return vary, parse_values(values, vary), fixed
     if vary != default_vary:
         raise UserError(f"--vary {vary}: give its grid with --values")
@@ -136,16 +138,15 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
 
 
 def run_validate(args, console: Console) -> int:
-    if args.budget <= 0:
-        raise UserError(f"--budget {args.budget:g}: must be a positive number of seconds")
-    if args.seeds < 1:
-        raise UserError(f"--seeds {args.seeds}: at least 1")
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
     plans = []
     for exercise in exercises:  # every mistake is found before any model is built
         vary, values, fixed = _grid(exercise, args.vary, args.values)
-        plans.append((exercise, vary, values, parse_settings(exercise, [f"{k}={v:g}" for k, v in fixed.items()]
-                                                              + args.set)))
+        params = parse_settings(exercise, [f"{k}={v:g}" for k, v in fixed.items() if k != vary] + args.set, vary)
+        check_grid(exercise, vary, values, params)
+        if exercise.stochastic:  # its predicted interval: INTERVAL_BATCHES x --seeds recorded runs a value
+            check_simulation(exercise, vary, values, params, INTERVAL_BATCHES * args.seeds, f"--seeds {args.seeds}")
+        plans.append((exercise, vary, values, params))
     source = resolve_model(args.model)
     max_positions = meta_architecture(source).max_positions
     for exercise, vary, values, params in plans:

@@ -14,11 +14,20 @@ variant wins throughout.
 ``ratio_map`` prices a 2-D grid of two parameters in one vectorised evaluation.
 ``monte_carlo`` runs the programs themselves over seeds (the oracle's draws), for the
 spread an expected cost hides.
+
+What a user gives (``--values``, ``--set``) is read here, and refused in one line when it is
+not a finite number in its parameter's range (``Param.problem``); work that grows with a
+parameter is bounded before it starts: at most ``MAX_VALUES`` grid values, at most
+``MAX_EVALUATIONS`` call prices an evaluation (``Exercise.check_work``), and programs run
+call by call only when their expected calls (``Exercise.expected_calls``) fit
+``MONTE_CARLO_CALLS`` a variant and value and ``SIMULATED_CALLS`` a sweep. A cost that
+overflows a float is refused rather than printed.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -36,30 +45,52 @@ def exercise_named(name: str) -> type[Exercise]:
         raise UserError(f"unknown exercise {name!r}: one of {', '.join(EXERCISES)}, all") from None
 
 
+MAX_VALUES = 1_000  # values in one grid: a table of more is read by nobody (and takes rich seconds to print)
+
+
 def parse_values(text: str, name: str) -> list[float]:
-    """``2,4,8`` or an integer range ``1:12`` (both ends included)."""
+    """``2,4,8`` or an integer range ``1:12`` (both ends included): finite numbers, at most
+    ``MAX_VALUES`` of them (a range is counted before it is made). Whether each suits the
+    parameter ``name`` is the exercise's check (``Exercise.check``)."""
+    expected = f"--values {text!r} for {name}: expected a list like 2,4,8 or a range like 1:12"
     try:
         if ":" in text:
             lo, hi = (int(part) for part in text.split(":"))
             if hi < lo:
                 raise UserError(f"--values {text}: the range must go up (lo:hi)")
+            values = hi - lo + 1
+            if values > MAX_VALUES:
+                raise UserError(f"--values {text}: {values:,} values, more than the limit of {MAX_VALUES:,}")
             return [float(v) for v in range(lo, hi + 1)]
-        return [float(part) for part in text.split(",")]
+        parts = text.split(",")
+        if len(parts) > MAX_VALUES:
+            raise UserError(f"--values: {len(parts):,} values, more than the limit of {MAX_VALUES:,}")
+        values = [float(part) for part in parts]
     except ValueError:
-        raise UserError(f"--values {text!r} for {name}: expected a list like 2,4,8 or a range like 1:12") from None
+        raise UserError(expected) from None
+    if not all(map(math.isfinite, values)):
+        raise UserError(f"{expected} of finite numbers")
+    return values
 
 
-def parse_settings(exercise: type[Exercise], settings: list[str]) -> dict[str, float]:
-    """``name=value`` pairs over the exercise's defaults."""
-    params = exercise.defaults()
+def parse_settings(exercise: type[Exercise], settings: list[str], vary: str | None = None) -> dict[str, float]:
+    """``name=value`` pairs over the exercise's defaults, each in its parameter's range; ``vary``, the
+    parameter a grid gives, may not be set as well."""
+    params, declared = exercise.defaults(), exercise.all_params()
     for setting in settings:
         name, _, text = setting.partition("=")
         if name not in params:
             raise UserError(f"{exercise.name} has no parameter {name!r}: one of {', '.join(params)}")
+        if name == vary:
+            raise UserError(f"--set {setting}: {name} is the varied parameter (--vary {name}): give it with --values")
         try:
-            params[name] = float(text)
+            value = float(text)
         except ValueError:
             raise UserError(f"--set {setting!r}: expected {name}=NUMBER") from None
+        problem = declared[name].problem(value)
+        if problem:
+            raise UserError(f"--set {setting}: {exercise.name}: {problem}")
+        params[name] = value
     return params
 
 
@@ -68,16 +99,29 @@ def check_variable(exercise: type[Exercise], name: str) -> None:
         raise UserError(f"{exercise.name} has no parameter {name!r} to vary: one of {', '.join(exercise.all_params())}")
 
 
+def check_grid(exercise: type[Exercise], vary: str, values: list[float], fixed: dict) -> None:
+    """One-line UserError unless ``values`` of ``vary`` (1 to ``MAX_VALUES`` of them) with ``fixed`` are
+    parameters the programs can run with, in work a sweep may take (``Exercise.check``)."""
+    check_variable(exercise, vary)
+    if not 0 < len(values) <= MAX_VALUES:
+        raise UserError(f"{exercise.name}: {len(values):,} values of {vary}: give 1 to {MAX_VALUES:,}")
+    exercise.check(fixed | {vary: np.asarray(sorted(set(values)), dtype=float)})
+
+
 def evaluate(exercise: type[Exercise], params: dict, pricing: Pricing) -> dict:
     """Costs of both variants for (arrays of) ``params``: per role, totals, ratio, and the positions the
     longest call needs (``Exercise.longest_context``) with whether that is beyond what a role's cost
     model measured (``extrapolated``) or its model has (``beyond_max_positions``)."""
     params = {name: np.asarray(value, dtype=float) for name, value in params.items()}
-    costs = exercise.costs(params, pricing)
+    exercise.check_work(params)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, in words
+        costs = exercise.costs(params, pricing)
     shape = np.broadcast_shapes(*(v.shape for v in params.values()))
     roles = {variant: {role: np.broadcast_to(cost, shape) for role, cost in costs[variant].items()}
              for variant in VARIANTS}
     totals = {variant: sum(roles[variant].values()) for variant in VARIANTS}
+    for variant in VARIANTS:
+        _check_finite(exercise, params, shape, variant, totals[variant], pricing.unit)
     longest = exercise.longest_context(params)
     extrapolated, impossible = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
     for role, positions in longest.items():
@@ -86,6 +130,19 @@ def evaluate(exercise: type[Exercise], params: dict, pricing: Pricing) -> dict:
     return {"roles": roles, "totals": totals, "ratio": totals["optimistic"] / totals["optimized"],
             "longest_context": np.broadcast_to(functools.reduce(np.maximum, longest.values()), shape),
             "extrapolated": extrapolated, "beyond_max_positions": impossible}
+
+
+def _check_finite(exercise: type[Exercise], params: dict, shape: tuple, variant: str, cost, unit: str) -> None:
+    """A one-line UserError naming the values where ``variant``'s cost is no finite number (it overflows a
+    float, e.g. the global mutation's ``p^-k`` steps at a large ``k``)."""
+    finite = np.isfinite(cost)
+    if np.all(finite):
+        return
+    at = np.unravel_index(int(np.argmin(finite)), shape) if shape else ()
+    where = ", ".join(f"{name}={np.broadcast_to(value, shape)[at]:g}" for name, value in params.items()
+                      if value.ndim) or ", ".join(f"{name}={value:g}" for name, value in params.items())
+    raise UserError(f"{exercise.name}: the {variant} cost at {where} is not a finite number of {unit} (beyond "
+                    f"{np.finfo(float).max:.3g}): give smaller values")
 
 
 def _resized(exercise: type[Exercise], params: dict, pricing: Pricing) -> bool:
@@ -112,9 +169,8 @@ def crossing(values, ratios) -> tuple[float | None, str | None]:
 def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict, pricing: Pricing
           ) -> BreakevenDocument:
     """The ``breakeven --json`` document: both variants at each value of ``vary``."""
-    check_variable(exercise, vary)
+    check_grid(exercise, vary, values, fixed)
     grid = np.asarray(sorted(set(values)), dtype=float)
-    exercise.check(fixed | {vary: grid})
     result = evaluate(exercise, fixed | {vary: grid}, pricing)
     rows = [BreakevenRow(
         value=float(value), cost={variant: float(result["totals"][variant][i]) for variant in VARIANTS},
@@ -145,28 +201,68 @@ def ratio_map(exercise: type[Exercise], fixed: dict, pricing: Pricing) -> dict:
     params = fixed | {x_name: x_grid, y_name: y_grid}
     feasible = np.broadcast_to(exercise.feasible(params), x_grid.shape)
     exercise.check({name: np.broadcast_to(value, x_grid.shape)[feasible] for name, value in params.items()})
-    result = evaluate(exercise, params, pricing)  # a cell that is no problem (b > k) is NaN
+    result = evaluate(exercise, params, pricing)  # every cell priced (the work checked there); b > k made NaN
     return {"x": x_name, "xs": xs, "y": y_name, "ys": ys, "ratio": np.where(feasible, result["ratio"], np.nan),
             "extrapolated": result["extrapolated"]}
 
 
-MONTE_CARLO_CALLS = 200_000  # per run of a program: the global mutation at large k makes millions
+# Programs run call by call (each call recorded and priced, about 20 us here): at most this many calls
+# in all of one variant's runs at one value (the global mutation at a large k makes millions a run:
+# such a value is skipped), and at most ``SIMULATED_CALLS`` expected in all the runs one sweep makes.
+MONTE_CARLO_CALLS = 500_000
+SIMULATED_CALLS = 1_000_000
+
+
+def check_simulation(exercise: type[Exercise], vary: str, values: list[float], params: dict, runs: int, what: str,
+                     skipped_over: float = math.inf) -> None:
+    """One-line UserError, before any program runs, when ``runs`` runs of both variants at each of
+    ``values`` (for ``what``) would make more than ``SIMULATED_CALLS`` calls in expectation
+    (``Exercise.expected_calls``); a variant and value over ``skipped_over`` calls is left out (it will be
+    skipped)."""
+    grid = np.asarray(values, dtype=float)
+    calls = 0.0
+    for variant_calls in exercise.expected_calls(params | {vary: grid}).values():
+        per_value = runs * np.broadcast_to(np.asarray(variant_calls, dtype=float), grid.shape)
+        calls += float(np.sum(per_value[per_value <= skipped_over]))
+    if calls > SIMULATED_CALLS:
+        raise UserError(f"{what}: {exercise.name}'s {runs:,} runs of each variant at {len(grid):,} value(s) of {vary} "
+                        f"would make {calls:,.0f} calls in expectation, more than the limit of {SIMULATED_CALLS:,}: "
+                        "fewer seeds or values")
+
+
+def add_monte_carlo(exercise: type[Exercise], document: BreakevenDocument, params: dict, pricing: Pricing,
+                    seeds: int) -> None:
+    """``monte_carlo`` spreads on every row of ``document``; refused first when its runs would be too many
+    (``check_simulation``)."""
+    check_simulation(exercise, document.vary, document.values(), params, seeds, f"--monte-carlo {seeds}",
+                     skipped_over=MONTE_CARLO_CALLS)
+    for row in document.rows:
+        row.monte_carlo = monte_carlo(exercise, params | {document.vary: row.value}, pricing, seeds)
 
 
 def monte_carlo(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int) -> dict[str, Spread]:
-    """Each variant's program run ``seeds`` times with seeded oracle draws and priced call by call:
-    mean, 5th and 95th percentile of its total cost. A variant whose run makes more than
-    ``MONTE_CARLO_CALLS`` calls gets a ``Spread`` that only says why it was skipped."""
+    """Each variant's program run ``seeds`` (at least 1) times with seeded oracle draws and priced call
+    by call: mean, 5th and 95th percentile of its total cost. A variant whose runs would make more
+    than ``MONTE_CARLO_CALLS`` calls in all -- expected (``Exercise.expected_calls``), so it is not
+    started, or made, so it is stopped -- gets a ``Spread`` that only says why it was skipped."""
+    if seeds < 1:
+        raise UserError(f"Monte-Carlo runs: {seeds} seeds, at least 1")
     scalars = {name: float(value) for name, value in params.items()}
     exercise.check(scalars)
-    return {variant: _spread(exercise, variant, scalars, pricing, seeds) for variant in VARIANTS}
+    expected = exercise.expected_calls(scalars)
+    return {variant: _spread(exercise, variant, scalars, pricing, seeds, float(expected[variant]))
+            for variant in VARIANTS}
 
 
-def _spread(exercise: type[Exercise], variant: str, params: dict, pricing: Pricing, seeds: int) -> Spread:
+def _spread(exercise: type[Exercise], variant: str, params: dict, pricing: Pricing, seeds: int,
+            expected_calls: float) -> Spread:
+    if seeds * expected_calls > MONTE_CARLO_CALLS:
+        return Spread(skipped=f"{seeds:,} runs of {expected_calls:,.0f} calls expected each: more than "
+                              f"{MONTE_CARLO_CALLS:,} calls in all")
     try:
         totals = priced_runs(exercise, variant, params, pricing, range(seeds), limit=MONTE_CARLO_CALLS)
-    except TooManyCalls as err:
-        return Spread(skipped=f"a run made {err}")
+    except TooManyCalls:
+        return Spread(skipped=f"its {seeds:,} runs made more than {MONTE_CARLO_CALLS:,} calls in all")
     p5, p95 = np.percentile(totals, [5, 95])
     return Spread(mean=float(np.mean(totals)), p5=float(p5), p95=float(p95), seeds=seeds)
 
@@ -180,11 +276,12 @@ def price_calls(recorder: CallRecorder, pricing: Pricing, sizes: dict) -> float:
 def priced_runs(exercise: type[Exercise], variant: str, params: dict, pricing: Pricing, seeds,
                 limit: int | None = None) -> list[float]:
     """The cost of ``variant``'s program run once per seed in ``seeds`` (its oracle's draws), calls
-    recorded and priced; ``TooManyCalls`` when a run makes more than ``limit`` calls."""
+    recorded and priced; ``TooManyCalls`` when the runs make more than ``limit`` calls in all."""
     sizes = exercise.role_sizes(params)
-    totals = []
+    totals, calls = [], 0
     for seed in seeds:
-        recorder = CallRecorder(limit=limit)
+        recorder = CallRecorder(limit=None if limit is None else limit - calls)
         getattr(exercise, variant)(params, recorder, np.random.default_rng(seed))
         totals.append(price_calls(recorder, pricing, sizes))
+        calls += recorder.calls
     return totals

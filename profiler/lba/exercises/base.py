@@ -30,16 +30,50 @@ VARIANTS = ("optimistic", "optimized")
 Costs = dict[str, dict[str, np.ndarray]]  # variant -> role -> cost
 
 
+# Upper limits of the parameters, far beyond any practical agent yet small enough that every
+# cost, call length and count stays a finite, exactly printable float: no model holds a billion
+# tokens; a million functions, bugs, tasks or blocks; model sizes within 1e9 of the base model.
+MAX_TOKENS = 10**9
+MAX_COUNT = 10**6
+MAX_SIZE = 1e9
+# The most call prices one evaluation of ``costs`` may compute (an array element each: the
+# iterative debugging's chat history is priced per round, so its work grows with ``b``): with
+# a fitted pricing about 2 s and 200 MB on a 2-core CPU.
+MAX_EVALUATIONS = 2_000_000
+
+
+def _shown(value: float) -> str:
+    """A limit or a value as a person reads it: whole numbers with thousands separators."""
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class Param:
+    """A parameter: a whole number (a count, tokens) or a real one, within ``[minimum, maximum]``."""
+
     name: str
     default: float
     help: str
     integer: bool = True
     minimum: float = 1.0
+    maximum: float = MAX_COUNT
+
+    def problem(self, values) -> str | None:
+        """What makes ``values`` (a number or an array) no value of this parameter, in words; None when
+        every one will do. Non-finite values never do."""
+        values = np.asarray(values, dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values < self.minimum) | (values > self.maximum)
+            if self.integer:
+                bad |= np.isfinite(values) & (values != np.round(values))
+        if not np.any(bad):
+            return None
+        kind = "a whole number" if self.integer else "a number"
+        return (f"{self.name} must be {kind} at least {_shown(self.minimum)} and at most {_shown(self.maximum)} "
+                f"(not {_shown(values[bad].flat[0])})")
 
 
-SYSTEM_PROMPT = Param("system_prompt", 0, "tokens added to every call's input", minimum=0)
+SYSTEM_PROMPT = Param("system_prompt", 0, "tokens added to every call's input", minimum=0, maximum=MAX_TOKENS)
 
 
 class Exercise(ABC):
@@ -65,15 +99,30 @@ class Exercise(ABC):
 
     @classmethod
     def check(cls, values: dict[str, np.ndarray]) -> None:
-        """One-line UserError for a value no program can run with."""
+        """One-line UserError for a value no program can run with, or for more work than
+        ``MAX_EVALUATIONS`` (``check_work``)."""
         for name, param in cls.all_params().items():
-            value = np.asarray(values[name], dtype=float)
-            if np.any(value < param.minimum):
-                raise UserError(f"{cls.name}: {name} must be at least {param.minimum:g}")
-            if param.integer and np.any(value != np.round(value)):
-                raise UserError(f"{cls.name}: {name} must be a whole number")
+            problem = param.problem(values[name])
+            if problem:
+                raise UserError(f"{cls.name}: {problem}")
         if not np.all(cls.feasible(values)):
             raise UserError(f"{cls.name}: {cls.feasibility}")
+        cls.check_work(values)
+
+    @classmethod
+    def check_work(cls, values: dict[str, np.ndarray]) -> None:
+        """One-line UserError, before any is done, when pricing ``values`` takes more than ``MAX_EVALUATIONS``."""
+        evaluations = cls.evaluations(values)
+        if evaluations > MAX_EVALUATIONS:
+            raise UserError(f"{cls.name}: these values take {evaluations:,.0f} call prices{cls.work_note}, more than "
+                            f"the limit of {MAX_EVALUATIONS:,}: give fewer values or smaller ones")
+
+    work_note = ""  # how ``evaluations`` grows, in words, when it does with a parameter
+
+    @classmethod
+    def evaluations(cls, values: dict[str, np.ndarray]) -> float:
+        """The call prices ``costs`` computes for ``values``: one per element of their broadcast shape."""
+        return float(np.prod(np.broadcast_shapes(*(np.shape(values[name]) for name in cls.all_params()))))
 
     feasibility = ""  # what ``feasible`` requires, in words
 
@@ -107,6 +156,12 @@ class Exercise(ABC):
     def longest_context(p: dict) -> dict[str, np.ndarray]:
         """Per role, the positions its longest call needs (``positions_needed(n_in, n_out)``: the
         tokens it reads and writes, less the last one written, which is never fed back)."""
+
+    @staticmethod
+    @abstractmethod
+    def expected_calls(p: dict) -> dict[str, np.ndarray]:
+        """Per variant, the calls its program makes (their expectation where the oracle's draws decide),
+        broadcasting with the parameters' arrays: what running it takes, known before it is run."""
 
     @staticmethod
     @abstractmethod

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from profiler.lba.exercises.base import Costs, Exercise, Param, as_ints
+from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints
 from profiler.lba.calls import LLM, positions_needed
 
 if TYPE_CHECKING:
@@ -35,11 +35,13 @@ class Debugging(Exercise):
     roles = {"optimistic": ("qa", "developer"), "optimized": ("qa", "developer")}
     params = (
         Param("k", 8, "functions in the code"),
-        Param("l", 64, "tokens per function"),
+        Param("l", 64, "tokens per function", maximum=MAX_TOKENS),
         Param("b", 2, "bugs, at most one per function (b <= k)"),
-        Param("report", 16, "tokens of a QA report"),
-        Param("m_q", 1.0, "QA engineer's size, relative to the base model", integer=False, minimum=1e-9),
-        Param("m_d", 1.0, "developer's size, relative to the base model", integer=False, minimum=1e-9),
+        Param("report", 16, "tokens of a QA report", maximum=MAX_TOKENS),
+        Param("m_q", 1.0, "QA engineer's size, relative to the base model", integer=False, minimum=1e-9,
+              maximum=MAX_SIZE),
+        Param("m_d", 1.0, "developer's size, relative to the base model", integer=False, minimum=1e-9,
+              maximum=MAX_SIZE),
     )
     main = "k"
     main_values = (2, 3, 4, 6, 8, 12, 16, 24, 32)
@@ -47,6 +49,11 @@ class Debugging(Exercise):
     asymptotic = "b*k^2"
 
     feasibility = "b (bugs) must not exceed k (functions): at most one bug per function"
+    work_note = " (the chat history is priced round by round: one per value and round, b rounds)"
+
+    @classmethod
+    def evaluations(cls, values: dict) -> float:
+        return super().evaluations(values) * float(np.max(values["b"], initial=0))
 
     @staticmethod
     def feasible(p: dict) -> np.ndarray:
@@ -102,6 +109,11 @@ class Debugging(Exercise):
         return {"qa": positions_needed(s + np.maximum(last_history, l), report),
                 "developer": np.maximum(positions_needed(s + last_history + report, k * l),
                                         positions_needed(s + l + report, l))}
+
+    @staticmethod
+    def expected_calls(p: dict) -> dict[str, np.ndarray]:
+        k, b = np.asarray(p["k"], dtype=float), np.asarray(p["b"], dtype=float)
+        return {"optimistic": 2 * b, "optimized": k + b}  # a report and a rewrite a round; k reports, b fixes
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

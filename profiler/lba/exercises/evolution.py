@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from profiler.lba.exercises.base import Costs, Exercise, Param, as_ints
+from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints
 from profiler.lba.calls import LLM, positions_needed
 
 if TYPE_CHECKING:
@@ -46,21 +46,16 @@ class Evolution(Exercise):
     roles = {"optimistic": ("mutator",), "optimized": ("mutator",)}
     params = (
         Param("k", 8, "blocks in the solution"),
-        Param("l", 32, "tokens per block"),
-        Param("p", 0.5, "probability that a rewritten block is correct", integer=False, minimum=1e-6),
-        Param("m_u", 1.0, "mutator's size, relative to the base model", integer=False, minimum=1e-9),
+        Param("l", 32, "tokens per block", maximum=MAX_TOKENS),
+        Param("p", 0.5, "probability that a rewritten block is correct", integer=False, minimum=1e-6, maximum=1),
+        Param("m_u", 1.0, "mutator's size, relative to the base model", integer=False, minimum=1e-9,
+              maximum=MAX_SIZE),
     )
     main = "k"
     main_values = tuple(range(1, 13))
     map_axes = (("k", np.arange(1, 41)), ("l", np.unique(np.geomspace(2, 512, 48).round())))
     asymptotic = "2^k*k"
     stochastic = True
-
-    feasibility = "p is a probability, at most 1"
-
-    @staticmethod
-    def feasible(p: dict) -> np.ndarray:
-        return np.asarray(p["p"], dtype=float) <= 1
 
     @staticmethod
     def role_sizes(p: dict) -> dict[str, np.ndarray]:
@@ -98,6 +93,10 @@ class Evolution(Exercise):
     def longest_context(p: dict) -> dict[str, np.ndarray]:
         k, l, s = (np.asarray(p[name], dtype=float) for name in ("k", "l", "system_prompt"))
         return {"mutator": positions_needed(s + k * l, k * l)}  # the global mutation: k >= 1 blocks
+
+    @staticmethod
+    def expected_calls(p: dict) -> dict[str, np.ndarray]:
+        return {"optimistic": expected_global_steps(p["k"], p["p"]), "optimized": expected_local_steps(p["k"], p["p"])}
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from profiler.lba.exercises.base import Costs, Exercise, Param, as_ints
+from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints
 from profiler.lba.calls import LLM, positions_needed
 
 if TYPE_CHECKING:
@@ -34,11 +34,13 @@ class KTask(Exercise):
     roles = {"optimistic": ("generalist",), "optimized": ("delegator", "specialist")}
     params = (
         Param("k", 8, "number of distinct tasks (the generalist is k times a specialist)"),
-        Param("n", 512, "input tokens"),
-        Param("c", 32, "metadata prefix tokens the delegator reads"),
-        Param("out", 8, "answer tokens"),
-        Param("m_s", 1.0, "specialist size, relative to the base model", integer=False, minimum=1e-9),
-        Param("delegator_scale", 1.0, "delegator size over the generalist's", integer=False, minimum=1e-9),
+        Param("n", 512, "input tokens", maximum=MAX_TOKENS),
+        Param("c", 32, "metadata prefix tokens the delegator reads", maximum=MAX_TOKENS),
+        Param("out", 8, "answer tokens", maximum=MAX_TOKENS),
+        Param("m_s", 1.0, "specialist size, relative to the base model", integer=False, minimum=1e-9,
+              maximum=MAX_SIZE),
+        Param("delegator_scale", 1.0, "delegator size over the generalist's", integer=False, minimum=1e-9,
+              maximum=MAX_SIZE),
     )
     main = "k"
     main_values = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
@@ -79,6 +81,10 @@ class KTask(Exercise):
         s = p["system_prompt"]
         answer = positions_needed(s + p["n"], p["out"])
         return {"generalist": answer, "delegator": positions_needed(s + p["c"], ROUTE_TOKENS), "specialist": answer}
+
+    @staticmethod
+    def expected_calls(p: dict) -> dict[str, np.ndarray]:
+        return {"optimistic": np.asarray(1.0), "optimized": np.asarray(2.0)}  # answer; route, then answer
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

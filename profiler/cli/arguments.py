@@ -1,0 +1,89 @@
+"""The command line's numbers, checked where they are parsed: argparse ``type=`` callables.
+
+Each callable turns one option's text into its value or raises ``ArgumentTypeError`` with the
+accepted range; the parser (``profiler.cli.main``) makes that one line and exit status 2
+before any command starts. The limits, and why each is where it is:
+
+- ``budget_seconds``: a finite number of seconds above 0 and at most a week
+  (``MAX_BUDGET_S``). ``inf`` or ``nan`` would reach the progress bar's ETA and the run's
+  document (JSON has neither); a budget beyond a week is no plan for one sweep.
+- ``thread_count``: 1 to the CPUs this process may run on (its affinity mask, which a
+  container narrows, else ``os.cpu_count()``). Torch refuses 0 or fewer with a traceback;
+  more threads than CPUs would time the threads' contention, not the model, and the
+  count is part of the hardware slug a fit is filed under.
+- ``seed``: 0 to 2^32 - 1 (``MAX_SEED``): every consumer takes it (``random.Random``,
+  torch generators, numpy), and a JSON reader that holds numbers as doubles reads it back
+  exactly.
+- ``count(lo, hi)``: a whole number in ``[lo, hi]``, for ``--seeds`` and ``--monte-carlo``,
+  whose work grows with the count (their limits are set where the options are declared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+MAX_BUDGET_S = 7 * 24 * 3600.0
+MAX_SEED = 2**32 - 1
+
+
+def _quoted(text: str) -> str:
+    """``text`` as given, quoted where it could not be seen otherwise (empty, spaces at an end)."""
+    return text if text and text.strip() == text and text.isprintable() else repr(text)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_quoted(text)} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{_quoted(text)}: expected a finite number")
+    return value
+
+
+def budget_seconds(text: str) -> float:
+    """Seconds, finite, above 0 and at most ``MAX_BUDGET_S``."""
+    value = _number(text)
+    if not 0 < value <= MAX_BUDGET_S:
+        raise argparse.ArgumentTypeError(f"{_quoted(text)}: expected seconds above 0 and at most "
+                                         f"{MAX_BUDGET_S:.0f} (a week)")
+    return value
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the system has one, else every CPU."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _whole(text: str, lo: int, hi: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"{_quoted(text)}: expected a whole number from {lo:,} to {hi:,}{what}")
+    return value
+
+
+def thread_count(text: str) -> int:
+    """A number of torch CPU threads: 1 to ``usable_cpus()``."""
+    return _whole(text, 1, usable_cpus(), " (the CPUs this process may use)")
+
+
+def seed(text: str) -> int:
+    """A seed: 0 to ``MAX_SEED``."""
+    return _whole(text, 0, MAX_SEED, "")
+
+
+def count(lo: int, hi: int):
+    """A type for a whole number in ``[lo, hi]``."""
+
+    def parse(text: str) -> int:
+        return _whole(text, lo, hi, "")
+
+    parse.__name__ = f"count from {lo} to {hi}"  # argparse names the type in some of its own messages
+    return parse
