@@ -83,6 +83,7 @@ def test_help_lists_every_parameter_with_its_default(capsys):
         main(["breakeven", "--help"])
     out = capsys.readouterr().out
     assert "delegator_scale" in out and "report           16" in out and "system_prompt" in out
+    assert "p                0.5    1e-06 to 1  " in out  # each parameter's range, as its check states it
 
 
 def test_all_with_a_fit_writes_a_figure_per_exercise_beside_it(capsys, fit_path):

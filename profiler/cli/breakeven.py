@@ -37,11 +37,12 @@ ROLES = sorted({role for e in EXERCISES.values() for roles in e.roles.values() f
 
 def parameters_help() -> str:
     """Every exercise's parameters with their defaults, for ``--help``."""
-    lines = ["exercise parameters (--set NAME=VALUE; sizes are relative to the base model):"]
+    lines = ["exercise parameters (--set NAME=VALUE: name, default, range; sizes are relative to the base model, "
+             "counts and tokens whole numbers):"]
     for exercise in EXERCISES.values():
         lines.append(f"  {exercise.name} ({exercise.title}; varies {exercise.main} by default):")
         for param in exercise.all_params().values():
-            lines.append(f"    {param.name:<16} {param.default:<6g} {param.help}")
+            lines.append(f"    {param.name:<16} {param.default:<6g} {param.span():<24} {param.help}")
     return "\n".join(lines)
 
 

@@ -68,9 +68,16 @@ class Param:
                 bad |= np.isfinite(values) & (values != np.round(values))
         if not np.any(bad):
             return None
+        return f"{self.name} must be {self.limits()} (not {_shown(values[bad].flat[0])})"
+
+    def limits(self) -> str:
+        """The values this parameter takes, in words."""
         kind = "a whole number" if self.integer else "a number"
-        return (f"{self.name} must be {kind} at least {_shown(self.minimum)} and at most {_shown(self.maximum)} "
-                f"(not {_shown(values[bad].flat[0])})")
+        return f"{kind} at least {_shown(self.minimum)} and at most {_shown(self.maximum)}"
+
+    def span(self) -> str:
+        """Its range, short: ``1 to 1,000,000``."""
+        return f"{_shown(self.minimum)} to {_shown(self.maximum)}"
 
 
 SYSTEM_PROMPT = Param("system_prompt", 0, "tokens added to every call's input", minimum=0, maximum=MAX_TOKENS)
