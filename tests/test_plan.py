@@ -55,3 +55,21 @@ def test_a_pilot_near_its_medians_or_too_quick_is_left_alone(pilot_factor):
     assert not plan.correct(lengths, {8: 8 * TOKEN_S}, [DECODE_S])
     assert plan.prefill_s == before and plan.decode_s == DECODE_S
     assert not plan.correct(lengths, {}, [])  # nothing measured yet
+
+
+def test_the_flop_counters_overhead_is_taken_off_pilot_timings():
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS)
+    assert plan.uncounted_s(0.25) == 0.25  # before calibration: as timed
+    plan.calibrate_counter(plain_s=0.01, counted_s=0.04)  # a small model: the counter's cost dominates
+    assert plan.counter_overhead_s == pytest.approx(0.03)
+    assert plan.uncounted_s(0.5) == pytest.approx(0.47)
+    assert plan.uncounted_s(0.02) == pytest.approx(0.005)  # a quicker pass than calibrated: its share taken off
+    plan.calibrate_counter(plain_s=0.05, counted_s=0.04)  # the counted pass the quicker: nothing to take off
+    assert plan.counter_overhead_s == 0.0 and plan.uncounted_s(0.5) == 0.5
+
+
+def test_a_correction_scales_the_counters_overhead_timed_in_the_same_spell():
+    plan = _plan([8, 16], pilot_factor=4)
+    plan.calibrate_counter(plain_s=0.08, counted_s=0.12)
+    assert plan.correct([8, 16], {8: 8 * TOKEN_S, 16: 16 * TOKEN_S}, [])
+    assert plan.counter_overhead_s == pytest.approx(0.01)

@@ -13,11 +13,10 @@ there), or some repeats of a point (its timings are bimodal). Four signs are wat
   just after it are affected.
 - repeats: a point whose slowest or quickest repeat is 50% or more off its median (pyperf's
   warning for an extreme) timed some repeats in another state of the machine.
-- the pilot: the one pass per length that plans the budget, against the median measured at
-  that length later. A ratio of 2 or more either way means the plan rested on a disturbed
-  pass (the sweep then re-plans: ``profiler.measure.sweep``). Not less: the pilot pass runs
-  under FlopCounterMode, whose per-operator dispatch makes a short pass up to about 1.5 times
-  slower by itself.
+- the pilot: the one pass per length that plans the budget (the FLOP counter's overhead
+  taken off: ``profiler.measure.plan``), against the median measured at that length later.
+  A ratio of 2 or more either way means the plan rested on a disturbed pass (the sweep then
+  re-plans: ``profiler.measure.sweep``).
 
 A single pass is compared only against gross changes (1.5x, 2x); a point's spread of 10% is
 already flagged unstable (``profiler.measure.timing``). Latencies in seconds. Torch-free: the

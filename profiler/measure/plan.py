@@ -1,8 +1,8 @@
 """The sweep's budget plan: what measuring a length, a generate pair or a reference pass is
 predicted to cost, in seconds, from the pilot's timings.
 
-Estimates: a prefill per length (the pilot's one FLOP-counted pass, until later timings
-correct it), one decode step (the pilot's, after one untimed step), and from them a generate
+Estimates: a prefill per length (the pilot's one FLOP-counted pass less the counter's
+overhead, until later timings correct it), one decode step (the pilot's, after one untimed step), and from them a generate
 call: the prefill of the shortest length planned at or above its prompt (the plan knows only
 the lengths piloted; linear in n beyond the longest), plus a decode step per token after the
 first. At the minimum repeats ``r``, a length costs ``2r + 1`` prefill-sized passes (``r``
@@ -10,11 +10,19 @@ prefills, the pilot having been their warm-up, and ``r + 1`` forwards) and ``r +
 steps; a generate pair ``r + 1`` calls; a reference pass one prefill at the shortest length,
 timed before each item and after the last.
 
+The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
+through Python, a cost per pass that a plain pass does not pay and that does not grow with n
+(the operators are the same at every length): a few percent of a 1024-token gpt2 prefill, up
+to several times a small model's short pass. It is the quicker of two FLOP-counted passes
+less the quicker of two plain ones at the first length (quicker: other work only adds time),
+and taken off every pilot timing; never more than the share it took there, which a longer
+pass can only exceed by noise.
+
 Correction (``correct``): the pilot passes were timed once each, on a machine that may have
 been busy then. When those of the lengths measured since took ``PILOT_OFF`` times their
 medians or more in sum, the disturbance has gone: every estimate becomes the median where one
 was measured and the pilot over that factor elsewhere, the decode step the median of the
-decode medians. A pilot that was too quick is left alone (the lengths planned are measured at
+decode medians, the counter's overhead (timed in the same spell) over that factor too. A pilot that was too quick is left alone (the lengths planned are measured at
 the minimum repeats whatever they cost).
 """
 
@@ -33,6 +41,17 @@ class Plan:
         self.pilot_s: dict[int, float] = {}  # the pilot pass's latency per length planned
         self.prefill_s: dict[int, float] = {}  # the estimate per length: the pilot's, until corrected
         self.decode_s = 0.0  # the estimate of one decode step: the pilot's, until corrected
+        self.counter_overhead_s = 0.0  # what timing a pass under FlopCounterMode adds to it
+        self.uncounted_share = 1.0  # a plain pass over a counted one at the first length
+
+    def calibrate_counter(self, plain_s: float, counted_s: float) -> None:
+        """Take the counter's overhead from a plain and a FLOP-counted pass at the first length."""
+        self.counter_overhead_s = max(0.0, counted_s - plain_s)
+        self.uncounted_share = min(1.0, plain_s / counted_s)
+
+    def uncounted_s(self, counted_s: float) -> float:
+        """A pass timed under the FLOP counter, as a plain pass would take."""
+        return max(counted_s - self.counter_overhead_s, counted_s * self.uncounted_share)
 
     def prefill_estimate_s(self, n: int) -> float:
         longer = [m for m in self.prefill_s if m >= n]
@@ -74,4 +93,5 @@ class Plan:
             self.prefill_s[n] = prefill_median_s.get(n, self.pilot_s[n] / inflation)
         if decode_median_s:
             self.decode_s = statistics.median(decode_median_s)
+        self.counter_overhead_s /= inflation
         return True

@@ -1,7 +1,8 @@
 """The measurement sweep: every phase across the context-length grid, within a time budget.
 
 1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
-   warm-up and FLOP count, finds where memory runs out, and gives each length's latency.
+   warm-up and FLOP count, finds where memory runs out, and gives each length's latency (less
+   the counter's overhead, timed at the first length: ``plan.Plan.calibrate_counter``).
    With the default grid, every other length is piloted first, up to the top, then the
    lengths between; each is kept while measuring it (and the generate pairs it implies, and
    the reference passes) is predicted to fit the budget, so a tight budget thins the grid
@@ -14,7 +15,7 @@
    predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
    shortest length) is timed before each item and after the last, to see the machine's speed
    through the run (``profiler.measure.disturbance``).
-3. Re-plan: after each length, the pilot is set against the medians measured since
+3. Re-plan: after each length's prefill point, the pilot is set against the medians measured
    (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
    pilot that has gone away), the estimates are corrected and, with the default grid, lengths
    the budget dropped are piloted again and brought back while the corrected plan fits.
@@ -114,7 +115,7 @@ class Sweep:
         self.plan = Plan(policy.min_repeats, self.arch.max_positions)
         self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median
-        self.started_lengths: set[int] = set()  # lengths whose measurement has begun: out of the plan's cost
+        self.measured_lengths: set[int] = set()  # lengths done (or dropped): out of the plan's cost
         self.reference_n = 0  # the reference pass's length: the shortest kept
         self.brought_back: list[int] = []
         self.remaining_cost_s = 0.0
@@ -126,7 +127,7 @@ class Sweep:
 
     # -- the plan -------------------------------------------------------------------
     def _fits(self, kept: list[int], spent_s: float) -> bool:
-        to_measure = [n for n in kept if n not in self.started_lengths and not self._beyond_memory(n)]
+        to_measure = [n for n in kept if n not in self.measured_lengths and not self._beyond_memory(n)]
         return spent_s + self.plan.cost_s(kept, to_measure) <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
@@ -162,12 +163,14 @@ class Sweep:
                     break
             self.progress(f"pilot prefill n={n}", self.clock() - started, self.budget_s)
             try:
-                if not kept:  # the model's very first pass pays one-off set-up: keep it out of the estimates
-                    self.passes.prefill(n)
-                (cache, self.prefill_flops_counted[n]), plan.prefill_s[n] = time_pass(
+                if not kept:
+                    plain_s, counted_s = self._time_first_passes(n)
+                (cache, self.prefill_flops_counted[n]), pilot_counted_s = time_pass(
                     lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)
                 if not kept:
+                    plan.calibrate_counter(plain_s, min(counted_s, pilot_counted_s))
                     plan.decode_s = self._pilot_decode_s(cache)
+                plan.prefill_s[n] = plan.uncounted_s(pilot_counted_s)
                 del cache
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):
@@ -181,10 +184,11 @@ class Sweep:
             kept = sorted([*kept, n])
         return kept
 
-    def _replan(self, queue: list[int], started: float) -> None:
-        """After a length is measured: once later timings prove the pilot too slow (``Plan.correct``), the
-        estimates are corrected and, with a budget, lengths it dropped are piloted again and join ``queue``
-        (shuffled in) while the corrected plan fits."""
+    def _replan(self, queue: list[int], started: float, current: int) -> None:
+        """After the prefill point of length ``current``, before its decode and forward take their shares of
+        the time left: once the timings so far prove the pilot too slow (``Plan.correct``), the estimates are
+        corrected and, with a budget, lengths it dropped are piloted again and join ``queue`` (shuffled in)
+        while the corrected plan fits (``current`` counted whole in it: a little to spare)."""
         decode_median_s = [s for (phase, _, _), s in self.medians_s.items() if phase == "decode"]
         if not self.plan.correct(self.outcome.lengths, self._prefill_medians_s(), decode_median_s):
             return
@@ -199,6 +203,15 @@ class Sweep:
                 queue += back
                 self.rng.shuffle(queue)
         self.remaining_cost_s = self.plan.one_repeat_s(queue, self.outcome.generate_pairs, self.reference_n)
+        self.remaining_cost_s += self.plan.prefill_s[current] + self.plan.decode_s  # its decode and forward
+
+    def _time_first_passes(self, n: int) -> tuple[float, float]:
+        """The model's first passes, at the first length: one untimed (it pays one-off set-up), then the
+        quicker of two plain passes and one FLOP-counted pass, timed (for ``Plan.calibrate_counter``)."""
+        self.passes.prefill(n)
+        plain_s = min(time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1] for _ in range(2))
+        counted_s = time_pass(lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)[1]
+        return plain_s, counted_s
 
     def _pilot_decode_s(self, cache) -> float:
         """Latency of one decode step on ``cache`` (after one untimed step), for the plan."""
@@ -289,10 +302,10 @@ class Sweep:
         elapsed = self.clock() - started
         return elapsed + max(started + self.budget_s - self.clock(), 0.0, self.remaining_cost_s)
 
-    def _measure_length(self, n: int, started: float) -> None:
-        p_s = self.plan.prefill_s[n]
+    def _measure_length(self, n: int, queue: list[int], started: float) -> None:
         cache = self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
-                              self.prefill_flops_counted[n], p_s, started=started)
+                              self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started)
+        self._replan(queue, started, n)
         if n >= self.arch.max_positions:
             cache.crop(-1)  # a decode step needs a free position
         c = cache.get_seq_length()
@@ -300,7 +313,7 @@ class Sweep:
                       "counted", self.plan.decode_s, after=lambda grown: grown.crop(-1), started=started)
         del cache
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
-                      "counted", p_s, started=started)
+                      "counted", self.plan.prefill_s[n], started=started)
 
     # -- the whole sweep ------------------------------------------------------------
     def run(self) -> SweepOutcome:
@@ -329,14 +342,13 @@ class Sweep:
         self.remaining_cost_s = self.plan.one_repeat_s(queue, self.outcome.generate_pairs, self.reference_n)
         while queue:
             n = queue.pop(0)
-            self.started_lengths.add(n)
             if not self._dropped(n):
                 self._reference(started)
                 try:
-                    self._measure_length(n, started)
+                    self._measure_length(n, queue, started)
                 except _OutOfMemory:
                     pass
-                self._replan(queue, started)
+            self.measured_lengths.add(n)
         for n_in, n_out in self.outcome.generate_pairs:
             if not self._dropped(n_in + n_out):
                 self._reference(started)
