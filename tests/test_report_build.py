@@ -4,6 +4,7 @@ import re
 import shutil
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -91,6 +92,9 @@ def test_user_strings_are_escaped(tiny_run, tmp_path):
     run = json.loads((copy / "run.json").read_text())
     run["model"]["name"] = evil
     (copy / "run.json").write_text(json.dumps(run))
+    samples = pd.read_csv(copy / "samples.csv")
+    samples["model"] = evil  # the samples are of the run's model (read_samples holds them alike)
+    samples.to_csv(copy / "samples.csv", index=False)
     (fit_file,) = fits.glob("tiny--*.json")
     document = json.loads(fit_file.read_text())
     document["model"]["name"] = evil

@@ -1,5 +1,8 @@
 import csv
 
+import pytest
+
+from profiler.errors import UserError
 from profiler.measure.samples import COLUMNS, SampleWriter, read_samples
 
 
@@ -20,8 +23,61 @@ def test_required_columns():
     assert required <= set(COLUMNS)
 
 
+ROW = {"model": "m", "weights": "random", "device": "cpu", "dtype": "float32", "phase": "decode", "n_ctx": 100,
+       "n_new": 1, "repeat": 0, "latency_s": 0.03, "flops": 2_000_000, "flops_counted": None, "peak_mem_bytes": None,
+       "peak_mem_reserved_bytes": None, "kv_cache_bytes": 0}
+
+
 def test_read_back(tmp_path):
     with SampleWriter(tmp_path / "s.csv") as writer:
-        writer.write({"phase": "decode", "n_ctx": 100, "n_new": 1, "latency_s": 0.03})
-    frame = read_samples(tmp_path / "s.csv")
+        writer.write(ROW)
+        writer.write(ROW | {"repeat": 1, "latency_s": 0.031, "peak_mem_bytes": 123})
+    frame = read_samples(tmp_path / "s.csv", model="m", dtype="float32")
     assert list(frame.columns) == list(COLUMNS) and frame.loc[0, "n_ctx"] == 100
+    assert frame["n_ctx"].dtype == "int64" and frame["latency_s"].tolist() == [0.03, 0.031]
+    assert frame["peak_mem_bytes"].isna().tolist() == [True, False]  # not measured is empty, not 0
+
+
+def test_every_row_a_run_writes_reads_back(tmp_path):
+    """What the sweep writes (empty cells where nothing was measured) passes the reader's checks."""
+    with SampleWriter(tmp_path / "s.csv") as writer:
+        for phase, n_ctx, n_new in (("prefill", 8, 8), ("decode", 8, 1), ("forward", 8, 8), ("generate", 8, 16)):
+            writer.write(ROW | {"phase": phase, "n_ctx": n_ctx, "n_new": n_new, "kv_cache_bytes": 4096})
+    assert list(read_samples(tmp_path / "s.csv")["phase"]) == ["prefill", "decode", "forward", "generate"]
+
+
+def test_a_model_named_like_a_missing_value_keeps_its_name(tmp_path):
+    with SampleWriter(tmp_path / "s.csv") as writer:
+        writer.write(ROW | {"model": "nan"})
+        writer.write(ROW | {"model": "nan", "repeat": 1})
+    assert set(read_samples(tmp_path / "s.csv", model="nan")["model"]) == {"nan"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"latency_s": -1}, "line 3: latency_s -1.0 is not a positive time"),
+    ({"n_ctx": 2.5}, "line 3: n_ctx 2.5 is not a whole number"),
+    ({"repeat": None}, "line 3: repeat is missing"),
+    ({"phase": "sideways"}, "line 3: phase 'sideways' is not a phase (prefill, decode, forward, generate)"),
+    ({"device": "cuda:0"}, "samples of 2 devices ('cpu', 'cuda:0'): a samples file is one run"),
+    ({"kv_cache_bytes": "x" * 100}, "line 3: kv_cache_bytes 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... is not a number"),
+])
+def test_a_bad_cell_is_named_by_line_and_column(tmp_path, change, message):
+    with SampleWriter(tmp_path / "s.csv") as writer:
+        writer.write(ROW)
+        writer.write(ROW | {"repeat": 1} | change)
+    with pytest.raises(UserError) as caught:
+        read_samples(tmp_path / "s.csv")
+    assert str(caught.value) == f"{tmp_path / 's.csv'}: {message}"
+
+
+def test_the_rows_a_file_may_hold_are_bounded_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr("profiler.measure.samples.MAX_ROWS", 3)
+    with SampleWriter(tmp_path / "s.csv") as writer:
+        for repeat in range(3):
+            writer.write(ROW | {"repeat": repeat})
+    assert len(read_samples(tmp_path / "s.csv")) == 3
+    with SampleWriter(tmp_path / "s.csv") as writer:
+        for repeat in range(4):
+            writer.write(ROW | {"repeat": repeat})
+    with pytest.raises(UserError, match="more than 3 rows"):
+        read_samples(tmp_path / "s.csv")

@@ -17,12 +17,18 @@ Columns (units in the names):
 - ``kv_cache_bytes``: bytes of keys and values in the cache after the pass (0 for forward).
 
 Raw values only: medians, intervals and rates are derived from these rows.
+
+``read_samples`` is the one check of a samples file, for every command that reads one (``fit``,
+``report``): anything wrong is a one-line ``UserError`` naming the file, line and column.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
+
+from profiler.errors import UserError
 
 # What each value of the ``phase`` column measures, as a title for tables and figures.
 PHASE_TITLES = {
@@ -77,8 +83,122 @@ class SampleWriter:
         self.close()
 
 
-def read_samples(path: Path):
-    """The samples as a pandas DataFrame."""
+# Columns a file may lack: added after the first runs (a reader needs none of them).
+OPTIONAL_COLUMNS = ("weights", "flops_counted", "peak_mem_reserved_bytes")
+_TEXT = ("model", "weights", "device", "dtype", "phase")
+_ONE_VALUE = ("model", "weights", "device", "dtype")  # a file is one run: one model on one device in one dtype
+# Whole numbers and the least each may be; empty allowed where the run writes nothing (no peak memory
+# measured, no FLOPs counted for generate, no reserved bytes on a CPU).
+_WHOLE = {"n_ctx": 1, "n_new": 1, "repeat": 0, "flops": 1, "kv_cache_bytes": 0}
+_WHOLE_OR_EMPTY = {"flops_counted": 0, "peak_mem_bytes": 0, "peak_mem_reserved_bytes": 0}
+# A run writes one row per timed pass: a million is some 17 minutes of 1 ms passes, more than any default
+# run. Reading is the part of a fit that grows with the file (about 4 s and 0.5 GB per million rows on a
+# 2-core CPU), so it is bounded before it starts; the fit itself thins (profiler.costmodel.fit_file).
+MAX_ROWS = 1_000_000
+_EXACT_LIMIT = 2**53
+
+
+def _shown(value) -> str:
+    """A cell as typed, quoted if text, cut to 40 characters (one line, control characters escaped)."""
+    text = repr(value.item() if hasattr(value, "item") else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first_bad(path: Path, frame, where, column: str, what: str, value: bool = True) -> UserError:
+    """The error naming the first row of ``frame`` where ``where`` holds (line numbers count the header
+    as 1), with the cell's ``value`` unless there is none to show."""
+    row = int(where.to_numpy().nonzero()[0][0])
+    cell = f" {_shown(frame[column].iloc[row])}" if value else ""
+    return UserError(f"{path}: line {row + 2}: {column}{cell} {what}")
+
+
+def _parsed(path: Path, frame, column: str, empty_allowed: bool):
+    """``column`` as float64: each cell a number, or empty where ``empty_allowed``."""
     import pandas as pd
 
-    return pd.read_csv(path)
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").astype("float64")
+    if not pd.api.types.is_numeric_dtype(raw):  # some cell is not a number at all
+        bad = values.isna() & raw.astype("string").fillna("").str.strip().ne("")
+        if bad.any():
+            raise _first_bad(path, frame, bad, column, "is not a number")
+    if not empty_allowed and values.isna().any():
+        raise _first_bad(path, frame, values.isna(), column, "is missing", value=False)
+    infinite = values.abs().eq(math.inf)
+    if infinite.any():
+        raise _first_bad(path, frame, infinite, column, "is not finite")
+    return values
+
+
+def _whole_numbers(path: Path, frame, column: str, least: int, empty_allowed: bool):
+    """``column`` checked: whole numbers of at least ``least`` (int64), or float64 with empty cells as NaN."""
+    values = _parsed(path, frame, column, empty_allowed)
+    for bad, what in ((values.ne(values.round()) & values.notna(), "is not a whole number"),
+                      (values.lt(least), f"is less than {least}"),
+                      (values.gt(_EXACT_LIMIT), "is beyond 2^53, past exact whole numbers in a float")):
+        if bad.any():
+            raise _first_bad(path, frame, bad, column, what)
+    return values if values.isna().any() else values.astype("int64")
+
+
+def _latencies(path: Path, frame):
+    """``latency_s`` checked: a pass takes a finite, positive time."""
+    values = _parsed(path, frame, "latency_s", False)
+    if values.le(0).any():
+        raise _first_bad(path, frame, values.le(0), "latency_s", "is not a positive time")
+    return values
+
+
+def read_samples(path: Path, model: str | None = None, dtype: str | None = None):
+    """The samples in ``path`` as a pandas DataFrame, checked; a one-line ``UserError`` for anything else.
+
+    Checked: readable CSV text with every column but ``OPTIONAL_COLUMNS``; at most ``MAX_ROWS`` rows;
+    ``phase`` one of ``PHASES``; lengths, repeats, FLOPs and bytes whole numbers (``n_ctx`` and ``n_new``
+    at least 1; FLOPs at least 1); ``latency_s`` finite and positive seconds; one model, device, dtype
+    (and weights) in the whole file, and ``model`` and ``dtype`` the ones given (its run's). A file with a
+    header and no rows is valid (a run stopped before its first pass): an empty frame.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    numeric = (*_WHOLE, *_WHOLE_OR_EMPTY, "latency_s")
+    try:  # text as written (a model may be called "nan"); numbers parsed, an empty cell missing
+        frame = pd.read_csv(path, nrows=MAX_ROWS + 1, dtype={c: str for c in _TEXT}, keep_default_na=False,
+                            na_values={c: [""] for c in numeric}, low_memory=False)
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a samples file") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: empty, not a samples file (no header)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a samples file (not text)") from None
+    except (OSError, ValueError) as err:  # ValueError: pandas' ParserError (a row of the wrong width...)
+        message = str(getattr(err, "strerror", None) or err).strip().splitlines()
+        raise UserError(f"{path}: not a samples file ({message[-1] if message else type(err).__name__})") from None
+    missing = [c for c in COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
+    if missing:
+        raise UserError(f"{path}: not a samples file: no column {', '.join(missing)}")
+    if len(frame) > MAX_ROWS:
+        raise UserError(f"{path}: more than {MAX_ROWS:,} rows, the most a samples file may hold (a run writes one "
+                        "per timed pass)")
+    for column, least in (*_WHOLE.items(), *_WHOLE_OR_EMPTY.items()):
+        if column in frame.columns:
+            frame[column] = _whole_numbers(path, frame, column, least, column in _WHOLE_OR_EMPTY)
+    frame["latency_s"] = _latencies(path, frame)
+    for column in (c for c in _TEXT if c in frame.columns):
+        frame[column] = frame[column].fillna("").astype(str)
+    unknown = ~frame["phase"].isin(PHASES)
+    if unknown.any():
+        raise _first_bad(path, frame, unknown, "phase", f"is not a phase ({', '.join(PHASES)})")
+    for column in (c for c in _ONE_VALUE if c in frame.columns):
+        given = {"model": model, "dtype": dtype}.get(column)
+        values = list(dict.fromkeys(frame[column]))
+        if len(values) > 1:
+            raise UserError(f"{path}: samples of {len(values)} {column}s ({', '.join(map(_shown, values[:3]))}"
+                            f"{', ...' if len(values) > 3 else ''}): a samples file is one run")
+        if values == [""]:
+            raise _first_bad(path, frame, frame[column].eq(""), column, "is empty", value=False)
+        if given is not None and values and values[0] != given:
+            raise UserError(f"{path}: samples of {column} {_shown(values[0])}, but its run.json is of {_shown(given)}")
+    return frame
