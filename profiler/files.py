@@ -3,8 +3,15 @@
 Locations (every one under a root the user chose, ``--out`` or ``--fits``):
 
 - a run's folder: ``<out>/<hardware-slug>/<model>/`` (``run_folder``);
-- a fitted cost model: ``<fits>/<model>--<hardware-slug>.json`` (``fit_path``);
+- a fitted cost model: ``<fits>/<model>--<hardware-slug>.json``, or ``<model>--<hardware-slug>--<dtype>.json``
+  in a dtype other than the one ``--dtype auto`` picks on its device (``fit_path``; ``fit_pattern`` for
+  every fit of one machine and dtype in a folder);
+- an earlier fit a new one replaces, kept: ``<fits>/previous/<its name>--<its time>.json`` (``keep_previous``);
 - the figure ``breakeven`` draws beside a fit: ``<fit stem>.breakeven-<exercise>.png``.
+
+The names in these paths come from documents a user may have edited (a model's name in ``run.json``, a
+slug in ``hardware.json``): each must be one plain file name (``file_name``), or the path is refused
+in one line, so nothing is ever written outside ``--out`` and ``--fits``.
 
 A run's folder has one writer at a time: ``hold_run_folder`` locks it (``<folder>/.lock``) for
 as long as a run or a validation writes into it and reads its files back.
@@ -21,24 +28,78 @@ Imports no layer of the package; every layer may import it.
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from profiler.errors import UserError
 
+# The dtype ``--dtype auto`` runs in on each device (profiler.measure.devices.resolve_dtype; a test holds
+# the two alike). A fit in it is named without its dtype, as every fit was before dtypes were named.
+AUTO_DTYPES = {"cpu": "float32", "cuda": "bfloat16"}
+
+
+def file_name(name: str, what: str) -> str:
+    """``name`` if it can be one file name as it stands; a one-line ``UserError`` saying why not.
+
+    Refused rather than rewritten: two names made alike would share a file. Refused: empty, ``.`` or
+    ``..``, a path separator (``/`` or ``\\``), and control characters. ``what`` says whose name it is."""
+    reason = ("it is empty" if not name else
+              "it names a folder" if name in (".", "..") else
+              "it holds a path separator" if "/" in name or "\\" in name else
+              "it holds control characters" if not name.isprintable() else None)
+    if reason:
+        raise UserError(f"{what} {name!r} cannot name a file: {reason}")
+    return name
+
 
 def run_folder(out: Path, hardware_slug: str, model: str) -> Path:
     """The folder of a run of ``model`` on the machine ``hardware_slug`` under ``out``."""
-    return Path(out) / hardware_slug / model
+    return Path(out) / file_name(hardware_slug, "hardware slug") / file_name(model, "model name")
 
 
-def fit_path(fits: Path, model: str, hardware_slug: str) -> Path:
-    """The fitted cost model of ``model`` on ``hardware_slug`` under ``fits``."""
-    return Path(fits) / f"{model}--{hardware_slug}.json"
+def _fit_stem(model: str, hardware_slug: str, dtype: str | None, device: str | None) -> str:
+    stem = f"{file_name(model, 'model name')}--{file_name(hardware_slug, 'hardware slug')}"
+    if dtype is None or dtype == AUTO_DTYPES.get(device):
+        return stem
+    return f"{stem}--{file_name(dtype, 'dtype')}"
+
+
+def fit_path(fits: Path, model: str, hardware_slug: str, dtype: str | None = None, device: str | None = None) -> Path:
+    """The fitted cost model of ``model`` on ``hardware_slug`` in ``dtype`` on ``device`` (``cpu``, ``cuda``)
+    under ``fits``; ``dtype`` None: the device's ``auto`` dtype (``validate`` runs in no other)."""
+    return Path(fits) / f"{_fit_stem(model, hardware_slug, dtype, device)}.json"
+
+
+def fit_pattern(hardware_slug: str, dtype: str | None, device: str | None) -> str:
+    """A glob of the names of every model's fit on ``hardware_slug`` in ``dtype`` on ``device`` (as ``fit_path``)."""
+    return f"*--{glob.escape(_fit_stem('*', hardware_slug, dtype, device).removeprefix('*--'))}.json"
+
+
+def keep_previous(path: Path) -> Path | None:
+    """Copy the file at ``path``, if there is one, to ``previous/<its stem>--<its time>.json`` beside it,
+    before something replaces it: the earlier one is never lost. The copy's path, or None."""
+    path = Path(path)
+    try:
+        modified = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    stamp = datetime.fromtimestamp(modified).strftime("%Y%m%dT%H%M%S.%f")  # as runs name previous/<time>/
+    kept = path.parent / "previous" / f"{path.stem}--{stamp}{path.suffix}"
+    try:
+        kept.parent.mkdir(exist_ok=True)
+        shutil.copy2(path, kept)  # a copy: the file stays in place, whole, until its replacement is
+    except OSError as err:
+        raise UserError(f"cannot keep the earlier {path} in {kept.parent}: {err.strerror or err}") from None
+    return kept
 
 
 LOCK_FILE = ".lock"
@@ -101,8 +162,8 @@ def read_json(path: Path) -> dict:
         raise UserError(f"{path}: not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: a folder, not a JSON file") from None
-    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError and UnicodeDecodeError
-        raise UserError(f"{path}: not readable as JSON ({err})") from None
+    except (OSError, ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError; nesting too deep
+        raise UserError(f"{path}: not readable as JSON ({(str(err) or type(err).__name__).splitlines()[0]})") from None
     if not isinstance(document, dict):
         raise UserError(f"{path}: not a JSON object")
     return document

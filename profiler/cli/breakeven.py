@@ -28,7 +28,7 @@ from profiler.errors import UserError
 from profiler.lba.exercises import EXERCISES, VARIANTS
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.costmodel.family import FamilyCostModel
-from profiler.files import breakeven_figure_path
+from profiler.files import breakeven_figure_path, fit_pattern
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
 from profiler.report.units import format_cost
 
@@ -49,15 +49,17 @@ def parameters_help() -> str:
 def _family_beside(path: Path, base) -> list:
     """The base model and the others of its family (same architecture, hardware, dtype) in its folder."""
     members = [base]
-    for candidate in sorted(path.parent.glob(f"*--{base.hardware_slug}.json")):
+    pattern = fit_pattern(base.hardware_slug, base.model.dtype, base.hardware.get("device"))
+    for candidate in sorted(path.parent.glob(pattern)):
         if candidate.resolve() == path.resolve():
             continue
         try:
             cost_model = load_cost_model(candidate)
         except UserError:
             continue
-        same_kind = (cost_model.model.model_type, cost_model.model.dtype) == (base.model.model_type, base.model.dtype)
-        if same_kind:
+        kind = (cost_model.model.model_type, cost_model.hardware_slug, cost_model.model.dtype)
+        copy = cost_model.model.name in {m.model.name for m in members}  # a copy of a member: no second size
+        if kind == (base.model.model_type, base.hardware_slug, base.model.dtype) and not copy:
             members.append(cost_model)
     return members
 

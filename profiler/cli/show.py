@@ -30,6 +30,10 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
             table.add_row(phase, f"{metric} ({curve.unit})", curve.form.formula, coefficients, f"{curve.r2:.4f}", mape,
                           f"{curve.n_min}-{curve.n_max}")
     console.print(table)
+    thinned = cm.fit.source.get("thinned", {})
+    if thinned:
+        console.print("[yellow]fitted on an even spread of fewer rows than measured (bounded work): " + ", ".join(
+            f"{phase} {counts['fitted']:,} of {counts['rows']:,}" for phase, counts in thinned.items()))
     for phase, derived in cm.derived.items():
         line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.3g} ms, "
                 f"{derived['cost_per_token_s'] * 1e6:.3g} µs per token")

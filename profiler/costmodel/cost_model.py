@@ -27,6 +27,7 @@ import numpy as np
 
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.fit_document import FitDocument
+from profiler.errors import UserError
 
 METRICS = ("latency_s", "flops", "peak_mem_bytes")
 UNITS = {"latency_s": "s", "flops": "FLOPs", "peak_mem_bytes": "bytes"}
@@ -46,6 +47,14 @@ def linearity_horizon(curve: CurveFit, share: float) -> float | None:
     # c n^2 = share (a + b n + c n^2)  <=>  (1 - share) c n^2 - share b n - share a = 0
     qa, qb, qc = (1 - share) * c, -share * b, -share * a
     return float((-qb + np.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa))
+
+
+class MissingCurve(UserError, KeyError):
+    """A curve the cost model has not got (a loaded fit has every latency and FLOPs curve; peak memory may be
+    unmeasured): a lookup that failed, and a one-line message for the command line."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return str(self.args[0])
 
 
 class ExtrapolationWarning(UserWarning):
@@ -89,7 +98,8 @@ class CostModel:
         try:
             return self.curves[phase][metric]
         except KeyError:
-            raise KeyError(f"no {metric} curve for {phase} in this cost model") from None
+            raise MissingCurve(f"no {metric} curve for {phase} in the cost model of {self.model.name} on "
+                               f"{self.hardware_slug or 'unnamed hardware'}") from None
 
     def _predict(self, phase: str, n, metric: str):
         curve = self.curve(phase, metric)

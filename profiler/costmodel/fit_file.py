@@ -1,12 +1,29 @@
-"""The cost-model file other AALP tools load: ``fits/<model>--<hardware-slug>.json``.
+"""The cost-model file other AALP tools load: ``fits/<model>--<hardware-slug>.json`` (and
+``--<dtype>`` before ``.json`` for a dtype other than the device's default: ``profiler.files.fit_path``).
 
 ``fit_run(folder)`` fits the samples a run wrote (``samples.csv`` beside its ``run.json``
-and ``hardware.json``) into a document: each phase's metrics as curves (peak memory among
+and ``hardware.json``, read by ``profiler.measure.samples.read_samples``, the one check of a
+samples file) into a document: each phase's metrics as curves (peak memory among
 ``MEMORY_FORMS``, the others among ``CURVE_FORMS``), and the memory a curve should contain
-from the model's numbers beside what the run measured; ``write_fit`` validates it against the JSON
-Schema (``fits/schema.json``) and writes it; ``load_cost_model`` reads one back as a
-``CostModel`` and refuses, in one line, a file that does not validate or whose major
-schema version is newer than this code.
+from the model's numbers beside what the run measured. A fit a cost model cannot price with is
+never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
+three coefficients: two lengths leave a quadratic or power curve free) or with fewer than
+``MIN_SAMPLES`` samples (AICc compares three-coefficient forms from five) is a one-line
+``UserError`` naming the phase, and a run that ends so keeps its samples.
+
+Work is bounded before it starts: a phase is fitted on at most ``MAX_FIT_LENGTHS`` context lengths
+(spread evenly over those measured, both ends kept) and ``MAX_FIT_SAMPLES`` samples (each point's
+repeats thinned to an even spread over the order they were measured in). A run's file is thinned
+only where a phase holds more samples than that (over 20 points of 200 repeats, the most a point
+takes; or 1,024 lengths of 5); the fit says what was thinned (``source.thinned``, since 1.3). Why thin rather than refuse: the rows are real
+measurements, and a curve through an even spread of each point's repeats is the same curve; the
+fit's cost grows with samples (the bootstrap refits them 200 times) and with lengths times samples
+(the held-out error refits once per length).
+
+``write_fit`` validates a document (``validation_error``: the JSON Schema, ``fits/schema.json``,
+then ``profiler.costmodel.fit_checks``) and writes it, keeping an earlier fit it replaces in
+``<fits>/previous/``; ``load_cost_model`` reads one back as a ``CostModel`` and refuses, in one
+line, a file that does not validate or whose major schema version is newer than this code.
 
 Schema versions are ``MAJOR.MINOR``: a minor version adds fields older readers may
 ignore; a major version changes what existing fields mean.
@@ -15,25 +32,32 @@ ignore; a major version changes what existing fields mean.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from profiler.costmodel.cost_model import METRICS, PHASES, UNITS, CostModel, linearity_horizon
 from profiler.costmodel.fit import fit_curve
+from profiler.costmodel.fit_checks import fit_problem
 from profiler.costmodel.fit_document import FitDocument
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.errors import UserError
-from profiler.files import fit_path, read_json, write_json
+from profiler.files import file_name, fit_path, keep_previous, read_json, write_json
 from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
 LINEARITY_SHARES = (0.1, 0.5)
 CANDIDATE_FORMS = {"latency_s": CURVE_FORMS, "flops": CURVE_FORMS, "peak_mem_bytes": MEMORY_FORMS}
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # the dtypes a run takes (profiler.measure.devices)
+MIN_LENGTHS = 3  # distinct context lengths that fix a curve of three coefficients
+MIN_SAMPLES = 5  # AICc's correction 2k(k+1)/(N-k-1) is finite for k = 3 from N = 5
+# Bounds on one phase's fit (see the module doc): about 8 s a latency curve at the worst on a busy 2-core CPU.
+MAX_FIT_LENGTHS = 1024
+MAX_FIT_SAMPLES = 4096
 
 
 def schema() -> dict:
@@ -41,12 +65,12 @@ def schema() -> dict:
 
 
 def validation_error(document: dict) -> str | None:
-    """The first way ``document`` breaks the schema, in one line; None when it is valid."""
+    """The first way ``document`` breaks the schema or cannot price (``fit_checks``), in one line; None when valid."""
     from jsonschema import Draft202012Validator
 
     error = next(iter(Draft202012Validator(schema()).iter_errors(document)), None)
     if error is None:
-        return None
+        return fit_problem(document)
     where = "/".join(str(part) for part in error.absolute_path) or "top level"
     return f"{where}: {error.message.splitlines()[0][:200]}"
 
@@ -104,25 +128,64 @@ def _memory(samples, model: dict) -> dict | None:
     }
 
 
+def thinned(rows):
+    """``rows`` of one phase within the bounds of the module doc: at most ``MAX_FIT_LENGTHS`` context lengths
+    (evenly spread over the sorted lengths, both ends kept), then per point at most ``MAX_FIT_SAMPLES`` over
+    the number of points, evenly spread over its repeats in measured (file) order. Deterministic."""
+    lengths = np.unique(rows["n_ctx"])
+    if len(lengths) > MAX_FIT_LENGTHS:
+        chosen = np.unique(np.round(np.linspace(0, len(lengths) - 1, MAX_FIT_LENGTHS)).astype(int))
+        rows = rows[rows["n_ctx"].isin(lengths[chosen])]
+    points = rows.groupby(["n_ctx", "n_new"], sort=False)
+    per_point = max(1, MAX_FIT_SAMPLES // max(points.ngroups, 1))
+    order = points.cumcount().to_numpy()
+    count = points["n_ctx"].transform("size").to_numpy()
+    # the first of each of per_point equal runs of a point's repeats (all of them when it has no more)
+    return rows[(order == 0) | (order * per_point // count != (order - 1) * per_point // count)]
+
+
+def _too_few(phase: str, rows) -> str | None:
+    """Why ``rows`` of ``phase`` cannot fix its curves, or None."""
+    lengths = sorted(int(n) for n in np.unique(rows["n_ctx"]))
+    if len(lengths) < MIN_LENGTHS:
+        shown = f" ({', '.join(map(str, lengths))})" if lengths else ""
+        return f"{phase} at {len(lengths)} context length{'s' if len(lengths) != 1 else ''}{shown}"
+    if len(rows) < MIN_SAMPLES:
+        return f"{phase} in {len(rows)} samples"
+    return None
+
+
 def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     """Fit every phase and metric of the run in ``folder`` into a fit document: as it reads back from
     its file (its curves rounded as ``CurveFit.as_dict`` writes them), so a cost model priced from
-    it right after fitting and one loaded later are the same."""
+    it right after fitting and one loaded later are the same. A one-line ``UserError`` when the run
+    cannot make a fit a cost model can price with (see the module doc)."""
     samples_path = folder / "samples.csv"
     if not samples_path.is_file():
         raise UserError(f"{folder}: no samples.csv (run `python -m profiler run` first)")
     run, hardware = RunDocument.read(folder), HardwareDocument.read(folder)
-    samples = read_samples(samples_path)
+    for name, what in ((run.model.name, "run.json's model name"), (run.model.dtype, "run.json's dtype"),
+                       (hardware.slug, "hardware.json's slug")):
+        file_name(name, f"{folder}: {what}")  # the fit's file is named by them: checked before fitting
+    samples = read_samples(samples_path, model=run.model.name, dtype=run.model.dtype)
+    if samples.empty:
+        raise UserError(f"{samples_path}: no samples in it (the run stopped before its first pass)")
+    measured = {phase: samples[samples["phase"] == phase] for phase in PHASES}
+    by_phase = {phase: thinned(rows) for phase, rows in measured.items()}
+    too_few = [why for phase, rows in by_phase.items() if (why := _too_few(phase, rows))]  # each phase prices
+    if too_few:
+        raise UserError(f"{samples_path}: measured {'; '.join(too_few)}: a cost model needs each of prefill, decode "
+                        f"and forward at {MIN_LENGTHS} or more lengths (its curves have up to 3 coefficients) and "
+                        f"{MIN_SAMPLES} or more samples; measure more lengths (--lengths)")
     curves: dict = {}
-    for phase in PHASES:
-        rows = samples[samples["phase"] == phase]
+    for phase, rows in by_phase.items():
         for metric in METRICS:
             values = rows[["n_ctx", metric]].dropna()
-            if values["n_ctx"].nunique() >= 2 and (values[metric] > 0).all():
+            if _too_few(phase, values) is None and (values[metric] > 0).all():  # peak memory may be unmeasured
                 curves.setdefault(phase, {})[metric] = fit_curve(values["n_ctx"], values[metric], UNITS[metric],
                                                                  forms=CANDIDATE_FORMS[metric], seed=seed)
-    if not curves:
-        raise UserError(f"{samples_path}: too few measured lengths to fit (at least 2 per phase)")
+    thinned_rows = {phase: {"rows": len(measured[phase]), "fitted": len(rows)}
+                    for phase, rows in by_phase.items() if len(rows) < len(measured[phase])}
     model = run.model.to_json()
     memory = _memory(samples, model)
     return FitDocument.from_json({
@@ -132,7 +195,8 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
         "model": {key: model[key] for key in ("name", "model_type", "params", "non_embedding_params", "layers",
                                               "hidden", "heads", "kv_heads", "max_positions", "dtype",
                                               "attn_implementation", "random_weights")},
-        "source": {"samples": str(samples_path), "rows": int(len(samples))},
+        "source": {"samples": str(samples_path), "rows": len(samples)} | (
+            {"thinned": thinned_rows} if thinned_rows else {}),
         "units": {"n": "tokens", **UNITS},
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
                    for phase, metrics in curves.items()},
@@ -140,13 +204,31 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     } | ({"memory": memory} if memory else {}))
 
 
-def write_fit(fit: FitDocument, fits_dir: Path) -> Path:
-    """Validate ``fit`` against the schema and write it as ``<fits_dir>/<model>--<hardware-slug>.json``."""
+class WrittenFit(NamedTuple):
+    """Where ``write_fit`` wrote a fit, and where it kept the earlier fit it replaced (None: there was none,
+    or it was the same document)."""
+
+    path: Path
+    kept: Path | None
+
+
+def write_fit(fit: FitDocument, fits_dir: Path) -> WrittenFit:
+    """Validate ``fit`` and write it under ``fits_dir`` as ``profiler.files.fit_path`` names it (model, machine,
+    dtype); an earlier, different fit there is kept in ``<fits_dir>/previous/`` first
+    (``profiler.files.keep_previous``): a new fit never silently replaces one."""
     document = fit.to_json()
     problem = validation_error(document)
     if problem:
         raise ValueError(f"fit document does not match the schema: {problem}")
-    return write_json(fit_path(fits_dir, fit.model.name, fit.hardware_slug), document)
+    path = fit_path(fits_dir, fit.model.name, fit.hardware_slug, fit.model.dtype, fit.hardware.get("device"))
+    kept = None
+    if path.exists():
+        try:
+            same = read_json(path) == document
+        except UserError:  # unreadable or not JSON: kept all the same
+            same = False
+        kept = None if same else keep_previous(path)
+    return WrittenFit(write_json(path, document), kept)
 
 
 def load_cost_model(path) -> CostModel:
@@ -161,4 +243,4 @@ def load_cost_model(path) -> CostModel:
     problem = validation_error(document)
     if problem:
         raise UserError(f"{path}: not a valid cost model ({problem})")
-    return CostModel(FitDocument.from_json(document))
+    return CostModel(FitDocument.from_json(document))  # nothing left to fail: validation_error checked what it reads

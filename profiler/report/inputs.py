@@ -1,9 +1,9 @@
 """What a report is rendered from: a run folder (``samples.csv``, ``run.json``, ``hardware.json``)
-and its fitted cost model (``<fits>/<model>--<hardware-slug>.json``). Nothing is measured.
+and its fitted cost model (under ``--fits``, named by ``profiler.files.fit_path``). Nothing is measured.
 
 Every problem a user can fix -- no such folder, no samples, a missing or unreadable file, a
-fit that is missing, invalid, from a newer schema or of another model or machine -- is a
-one-line ``UserError``.
+fit that is missing, invalid, from a newer schema or of another model, machine or dtype -- is a
+one-line ``UserError``. The samples are checked by their one reader, ``read_samples``.
 """
 
 from __future__ import annotations
@@ -51,25 +51,23 @@ def _read_run_files(folder: Path) -> tuple[pd.DataFrame, RunDocument, HardwareDo
     samples_path = folder / "samples.csv"
     if not samples_path.is_file():
         raise UserError(f"{folder}: no samples.csv (run `python -m profiler run` first)")
-    try:
-        samples = read_samples(samples_path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise UserError(f"{samples_path}: not a samples file ({str(err).splitlines()[0]})") from None
-    if samples.empty or "latency_s" not in samples:
-        raise UserError(f"{samples_path}: no samples in it")
-    return samples, RunDocument.read(folder), HardwareDocument.read(folder)
+    run, hardware = RunDocument.read(folder), HardwareDocument.read(folder)
+    samples = read_samples(samples_path, model=run.model.name, dtype=run.model.dtype)
+    if samples.empty:
+        raise UserError(f"{samples_path}: no samples in it (the run stopped before its first pass)")
+    return samples, run, hardware
 
 
 def load_run(folder: Path, fits_dir: Path = Path("fits"), cost_model: CostModel | None = None) -> RunData:
     """The run in ``folder`` with its cost model: ``cost_model`` if given, else the fit under ``fits_dir``."""
     samples, run, hardware = _read_run_files(folder)
     if cost_model is None:
-        path = fit_path(fits_dir, run.model.name, hardware.slug)
+        path = fit_path(fits_dir, run.model.name, hardware.slug, run.model.dtype, hardware.device)
         if not path.is_file():
             raise UserError(f"no fit {path} for {folder}: fit it with `python -m profiler fit {folder / 'samples.csv'}`"
                             " (or give --fits DIR)")
         cost_model = load_cost_model(path)
-        if (cost_model.model.name, cost_model.hardware_slug) != (run.model.name, hardware.slug):
-            raise UserError(f"{path}: fits {cost_model.model.name} on {cost_model.hardware_slug}, "
-                            f"not the run in {folder}")
+        fitted = (cost_model.model.name, cost_model.hardware_slug, cost_model.model.dtype)
+        if fitted != (run.model.name, hardware.slug, run.model.dtype):
+            raise UserError(f"{path}: fits {fitted[0]} on {fitted[1]} in {fitted[2]}, not the run in {folder}")
     return RunData(folder=folder, samples=samples, run=run, hardware=hardware, cost_model=cost_model)

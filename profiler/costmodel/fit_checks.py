@@ -1,0 +1,92 @@
+"""What a fit document must hold beyond its JSON Schema's shapes, for a cost model to price with it.
+
+The schema (``fits/schema.json``) says which fields there are and their types; it cannot say that a
+number is finite (``NaN`` is a JSON Schema number, and passes ``minimum``), nor what one field implies
+of another. ``fit_problem`` checks, in order, and names the first problem in one line:
+
+- every number anywhere in the document is finite (Python reads ``NaN``, ``Infinity`` and ``1e999``
+  from JSON; a price made of one is ``nan`` or ``inf``, a band of draws a ``LinAlgError``);
+- the curves every price needs are there: latency and FLOPs of prefill, decode and forward
+  (``REQUIRED_CURVES``; peak memory is optional, a run may not measure it);
+- each curve's coefficients are its form's (``a, b`` for affine; ``a, b, c``; ``a, b, p``), each value
+  and interval inside the form's bounds (no negative cost; ``p`` in [0.2, 3]), intervals ordered, the
+  domain ordered, the correlation (since 1.2) a symmetric ``k x k`` matrix with a unit diagonal, and a
+  quadratic candidate with non-negative ``a, b, c`` (linearity horizons and a family's size law read it).
+
+``profiler.costmodel.fit_file`` applies it when a fit is written and when one is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from profiler.costmodel.forms import FORMS
+
+# What a cost model prices with: a call with a KV cache is a prefill and decode steps, one without a
+# cache forward passes; in seconds or FLOPs (the metrics breakeven and validate price).
+REQUIRED_CURVES = tuple((phase, metric) for phase in ("prefill", "decode", "forward") for metric in ("latency_s", "flops"))
+_SYMMETRY = 1e-6  # a stored correlation is rounded to 6 decimals
+
+
+def _non_finite(value, where: str) -> str | None:
+    """Where the first non-finite number inside ``value`` is, as ``a/b/0``; None if there is none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or 'top level'} is {value} (not a finite number)"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        problem = _non_finite(item, f"{where}/{key}" if where else str(key))
+        if problem:
+            return problem
+    return None
+
+
+def _curve_problem(curve: dict) -> str | None:
+    form = FORMS[curve["form"]]
+    params = curve["params"]
+    if set(params) != set(form.params):
+        return f"coefficients {', '.join(params)}, where the {form.name} form has {', '.join(form.params)}"
+    for name, lower, upper in zip(form.params, form.lower, form.upper):
+        value, (low, high) = params[name]["value"], params[name]["ci95"]
+        if not all(lower <= v <= upper for v in (value, low, high)):
+            bounds = f"at least {lower:g}" if upper == math.inf else f"in [{lower:g}, {upper:g}]"
+            return f"{name} = {value:g} [{low:g}, {high:g}]: a {form.name} curve's {name} is {bounds}"
+        if low > high:
+            return f"{name}'s interval [{low:g}, {high:g}] runs backwards"
+    if curve["domain"]["n_min"] > curve["domain"]["n_max"]:
+        return f"domain {curve['domain']['n_min']}-{curve['domain']['n_max']} runs backwards"
+    if "correlation" in curve:
+        correlation = np.array(curve["correlation"], dtype=float)
+        k = len(form.params)
+        if correlation.shape != (k, k):
+            return f"correlation of shape {correlation.shape}, where the {form.name} form's is {k} x {k}"
+        if np.any(np.abs(correlation - correlation.T) > _SYMMETRY) or np.any(np.diagonal(correlation) != 1):
+            return "correlation is not symmetric with 1 on its diagonal"
+    quadratic = next((c["params"] for c in curve["candidates"] if c["form"] == "quadratic"), None)
+    if quadratic is None or not all(quadratic.get(name, -1) >= 0 for name in ("a", "b", "c")):
+        return "no quadratic candidate with non-negative a, b and c (linearity horizons and size laws read it)"
+    return None
+
+
+def fit_problem(document: dict) -> str | None:
+    """The first way ``document`` (valid against the schema) cannot price, in one line; None when it can."""
+    problem = _non_finite(document, "")
+    if problem:
+        return problem
+    curves = document["curves"]
+    missing = [f"{metric} of {phase}" for phase, metric in REQUIRED_CURVES if metric not in curves.get(phase, {})]
+    if missing:
+        return (f"no curve of {', '.join(missing)}: a cost model needs latency and FLOPs curves of prefill, decode "
+                "and forward")
+    for phase, metrics in curves.items():
+        for metric, curve in metrics.items():
+            problem = _curve_problem(curve)
+            if problem:
+                return f"curves/{phase}/{metric}: {problem}"
+    return None
