@@ -7,9 +7,9 @@ import pytest
 
 from profiler.cli.main import main
 from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.errors import UserError
-from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
 from tests.conftest import run_tiny, tiny_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
@@ -137,3 +137,22 @@ def test_a_run_of_two_sizes_reports_their_family(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "gpt2 family on" in out and "narrow" in out and "wide" in out
     assert len(list((tmp_path / "fits").glob("*.json"))) == 2
+
+
+@pytest.mark.slow
+def test_a_run_too_short_to_fit_keeps_its_samples_and_says_why(tmp_path, capsys):
+    """Decode needs room for its token: on a 64-position model, --lengths 63,64 measure it at 63 only."""
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=64, vocab_size=256, bos_token_id=0,
+               eos_token_id=0).save_pretrained(tmp_path / "short")
+    argv = ["run", "--model", str(tmp_path / "short"), "--lengths", "63,64", "--budget", "3",
+            "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "no cost model fitted:" in out and "decode at 1 context length (63)" in out
+    (folder,) = (tmp_path / "reports").glob("*/short")
+    assert {"samples.csv", "run.json", "hardware.json"} <= {p.name for p in folder.iterdir()}
+    assert not list((tmp_path / "fits").glob("*.json"))
+    with pytest.raises(UserError, match="decode at 1 context length"):
+        fit_run(folder)
