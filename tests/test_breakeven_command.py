@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from profiler.lba.breakeven_document import FORMAT_VERSION, BreakevenDocument
 from tests.json_shape import key_paths
 
 DATA = Path(__file__).parent / "data"
+EXAMPLE_FIT = Path(__file__).parents[1] / "fits" / "example" / "gpt2--cpu-intel-xeon-processor-2t.json"
 
 
 @pytest.fixture(scope="module")
@@ -101,17 +103,21 @@ def test_all_with_a_fit_writes_a_figure_per_exercise_beside_it(capsys, fit_path)
     assert any("linearity in m" in note for note in documents[0]["assumptions"])  # one fit: no size law
 
 
-def test_no_cache_costs_more(capsys, fit_path):
+def test_no_cache_costs_more(capsys, tmp_path):
+    # gpt2's measured fit (the committed example): a tiny model's decode step costs about what its no-cache pass
+    # does, so with a fit of its noisy timings the two could come out either way
+    fit_path = Path(shutil.copy(EXAMPLE_FIT, tmp_path))
+
     def optimistic(*extra):
         assert main(["breakeven", "--fit", str(fit_path), "--exercise", "debugging", "--values", "2,4", "--json",
                      *extra]) == 0
         return json.loads(capsys.readouterr().out)["rows"][0]["optimistic"]
 
-    assert optimistic("--no-cache") > optimistic()
+    assert optimistic("--no-cache") > 1.5 * optimistic()
 
 
 def test_the_family_beside_the_fit_gives_the_size_law(fit_path, tmp_path):
-    import shutil
+
 
     from profiler.cli.breakeven import fitted_pricing
 
