@@ -117,8 +117,6 @@ def test_no_cache_costs_more(capsys, tmp_path):
 
 
 def test_the_family_beside_the_fit_gives_the_size_law(fit_path, tmp_path):
-
-
     from profiler.cli.breakeven import fitted_pricing
 
     folder = tmp_path / "fits"
