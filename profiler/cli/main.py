@@ -167,9 +167,13 @@ def _show(args, console) -> int:
 
 
 def _report(args, console) -> int:
+    from profiler.files import hold_run_folder
     from profiler.report import write_report
 
-    written = write_report(args.folder, args.fits)
+    if not args.folder.is_dir():  # write_report says what is wrong; holding the folder would make it
+        write_report(args.folder, args.fits)
+    with hold_run_folder(args.folder):  # a run writing into it meanwhile would change what is rendered
+        written = write_report(args.folder, args.fits)
     console.print(f"wrote {written.markdown} and {written.html} ({len(written.figures)} figures) "
                   f"in {written.render_s:.1f} s")
     return 0
