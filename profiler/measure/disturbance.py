@@ -8,11 +8,14 @@ there), or some repeats of a point (its timings are bimodal). Four signs are wat
   sweep, against the cores this process may use. More than ``cores + 0.5`` runnable tasks
   at the end (a minute that is mostly the sweep's) means other work competed for the cores.
 - a reference pass: prefill at the shortest length, timed once before each item (a length's
-  three points, or a generate pair) and once after the last. A reference 1.5 times the
-  quickest or slower says the machine was slow then; the points measured just before and
-  just after it are affected.
-- repeats: a point whose slowest or quickest repeat is 50% or more off its median (pyperf's
-  warning for an extreme) timed some repeats in another state of the machine.
+  three points, or a generate pair) and once after the last; one that looks slow is timed
+  again and the quicker kept (a hiccup does not repeat, a busy spell does). A reference 1.5
+  times the quickest or slower says the machine was slow then; the points measured just
+  before and just after it are affected.
+- repeats: a point with repeats 50% or more off its median (pyperf's warning for an
+  extreme), at least one in twenty of them, timed some repeats in another state of the
+  machine. One in twenty: a point of a fast pass repeats up to 200 times, and a single
+  stray repeat there moves nothing.
 - the pilot: the one pass per length that plans the budget (the FLOP counter's overhead
   taken off: ``profiler.measure.plan``), against the median measured at that length later.
   A ratio of 2 or more either way means the plan rested on a disturbed pass (the sweep then
@@ -27,11 +30,12 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 SLOW_REFERENCE = 1.5  # a reference pass this many times the quickest one: the machine was slow then
 FAR_EXTREME = 0.5  # a repeat this far off its point's median (relative): some repeats ran in another state
+FAR_SHARE = 0.05  # ... and at least this share of the point's repeats (one at least)
 PILOT_OFF = 2.0  # a pilot pass this many times the later median, or 1/this: the plan rested on a disturbed pass
 LOAD_MARGIN = 0.5  # runnable tasks beyond the cores, averaged over the last minute: other work competed
 MIN_FIT_LENGTHS = 4  # a three-coefficient form is fixed, and judged by leaving one length out, from four lengths
@@ -135,6 +139,11 @@ class DisturbanceWatch:
         self._timeline: list[float | Point] = []  # reference latencies and measured points, in the order timed
         self._far_repeats: list[Point] = []
 
+    def looks_slow(self, latency_s: float) -> bool:
+        """Whether a reference pass is slow against the quickest one so far."""
+        references = [entry for entry in self._timeline if isinstance(entry, float)]
+        return bool(references) and latency_s >= SLOW_REFERENCE * min(references)
+
     def reference(self, n_ctx: int, latency_s: float) -> None:
         self.reference_n_ctx = n_ctx
         self._timeline.append(latency_s)
@@ -142,7 +151,8 @@ class DisturbanceWatch:
     def measured(self, point: Point, latencies_s: list[float]) -> None:
         self._timeline.append(point)
         median = statistics.median(latencies_s)
-        if max(abs(x / median - 1) for x in latencies_s) >= FAR_EXTREME:
+        far = sum(abs(x / median - 1) >= FAR_EXTREME for x in latencies_s)
+        if far and far >= FAR_SHARE * len(latencies_s):
             self._far_repeats.append(point)
 
     def _slow_spells(self) -> list[Point]:
