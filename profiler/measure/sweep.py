@@ -336,8 +336,8 @@ class Sweep:
         return self.outcome
 
     def _measure_all(self, started: float) -> None:
-        """The lengths planned, in shuffled order, re-planning after each; then the generate pairs; a reference
-        pass before each item and after the last."""
+        """The lengths planned, in shuffled order, re-planning after each one's prefill point; then the
+        generate pairs; a reference pass before each item and after the last."""
         self.reference_n = self.outcome.lengths[0]
         self.outcome.generate_pairs = generate_pairs(self.outcome.lengths, self.arch.max_positions)
         queue = list(self.outcome.lengths)
