@@ -81,6 +81,11 @@ BROKEN = {  # id: (kind, dropped, set, what the line must say)
     "layers as true": ("gpt2", (), {"n_layer": True}, ["n_layer", "got bool"]),
     "three at once": ("gpt2", ("n_head",), {"vocab_size": 0, "n_layer": -1},
                       ["no n_head", "vocab_size = 0", "n_layer = -1"]),
+    # building grows with the numbers: bounded before anything is built (10^30 layers never finished)
+    "layers beyond any model": ("gpt2", (), {"n_layer": 10**30}, ["n_layer = 1,000,000,000,000,", "(at most 10,000)"]),
+    "vocab beyond any model": ("llama", (), {"vocab_size": 10**9}, ["vocab_size = 1,000,000,000 (at most 100,000,000)"]),
+    "too many parameters": ("gpt2", (), {"n_layer": 9000, "n_embd": 100_000},
+                            ["about 1.1e+15 parameters (at most 1e+13 are built)"]),
 }
 
 

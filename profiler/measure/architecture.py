@@ -35,6 +35,12 @@ _RULES = {"kv_heads": lambda hidden, heads: heads, "head_dim": lambda hidden, he
           "ffn": lambda hidden, heads: 4 * hidden}
 # A decode step at context c needs c + 1 positions: the shortest has c = 1.
 MIN_POSITIONS = 2
+# Building a model, even on the meta device, takes time and memory that grow with its numbers:
+# each is bounded before anything is built, far above any model published (126 layers, a
+# 256k vocabulary, 10M positions), and so is the parameter count they imply.
+MAX_NUMBER = {"layers": 10_000, "hidden": 1_000_000, "heads": 100_000, "kv_heads": 100_000, "head_dim": 100_000,
+              "ffn": 10_000_000, "vocab": 100_000_000, "max_positions": 100_000_000}
+MAX_PARAMS = 10**13
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ def config_problems(config, written: dict) -> list[str]:
         elif value < least:
             reason = ": a decode step needs a position beyond its context" if number == "max_positions" else ""
             problems.append(f"{name} = {value} (at least {least}{reason})")
+        elif value > MAX_NUMBER[number]:
+            problems.append(f"{name} = {value:,} (at most {MAX_NUMBER[number]:,})")
         else:
             counts[number] = (name, value)
     if "hidden" not in counts or "heads" not in counts:
@@ -123,7 +131,18 @@ def config_problems(config, written: dict) -> list[str]:
     if "kv_heads" in counts and heads % counts["kv_heads"][1]:
         kv_name, kv_heads = counts["kv_heads"]
         problems.append(f"{kv_name} = {kv_heads} does not divide {heads_name} = {heads}")
+    if not problems and _params_at_least(config) > MAX_PARAMS:
+        problems.append(f"about {_params_at_least(config):.2g} parameters (at most {MAX_PARAMS:.0e} are built)")
     return problems
+
+
+def _params_at_least(config) -> int:
+    """A lower bound of the parameters the numbers imply: attention's four projections and the MLP's two of
+    every layer, and the embedding; enough to refuse, before building, a model no machine holds."""
+    value = {number: _read(config, number)[1] for number in ("layers", "hidden", "ffn", "vocab")}
+    hidden = value["hidden"]
+    ffn = value["ffn"] or _RULES["ffn"](hidden, 1)
+    return value["layers"] * (4 * hidden * hidden + 2 * hidden * ffn) + value["vocab"] * hidden
 
 
 def check_config(config, written: dict, model: str) -> None:
