@@ -62,3 +62,9 @@ def kv_cache_bytes(cache) -> int:
             if isinstance(tensor, torch.Tensor):
                 total += tensor.numel() * tensor.element_size()
     return total
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is a device or host running out of memory (torch raises several kinds)."""
+    text = str(err).lower()
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
