@@ -1,11 +1,20 @@
+import multiprocessing
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
+from profiler.cli.main import main
+from profiler.report import saving
 from profiler.report.document import Bullets, Report, Section, Table, save_figure
 from profiler.report.html import render_html
 from profiler.report.markdown import escape, render_markdown
-from profiler.report.style import figure, log_axis, theme
+from profiler.report.style import figure, log_axis, save, theme
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
+EXAMPLE_FITS = ROOT / "fits" / "example"
 from profiler.report.units import interval, quantity, share, significant, tick
 
 
@@ -72,3 +81,65 @@ def test_log_axes_get_readable_ticks(low, high, kind, unit):
     assert not any(re.search(r"e[+-]|\^|\$", label) for label in labels), labels
     if kind == "bytes":
         assert all(float.is_integer(__import__("math").log2(t)) for t in ticks) and "1 GiB" in labels
+
+
+def _children() -> set[int]:
+    """This process's child processes, zombies included (Linux: /proc/self/task/*/children)."""
+    return {int(pid) for task in Path("/proc/self/task").iterdir()
+            for pid in (task / "children").read_text().split()}
+
+
+def _figures(folder, count: int = 3):
+    """``count`` small figures of the house style, each different, with where each goes."""
+    with theme():
+        figures = []
+        for index in range(count):
+            fig = figure(4, 3)
+            ax = fig.subplots()
+            ax.plot([1, 2, 3], [index, 2, 1])
+            ax.set_title(f"figure {index}")
+            figures.append((fig, folder / f"figure-{index}.png"))
+    return figures
+
+
+@pytest.fixture
+def two_workers(monkeypatch):
+    """``save_all`` forks two workers here whatever this machine's cores (where fork is offered)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork here: save_all saves in this process")
+    monkeypatch.setattr(saving, "cores", lambda: 2)
+
+
+def test_figures_saved_by_workers_are_those_saved_here(tmp_path, two_workers):
+    (tmp_path / "workers").mkdir()
+    (tmp_path / "here").mkdir()
+    before = _children()
+    with theme():
+        saving.save_all(_figures(tmp_path / "workers"))
+        for fig, path in _figures(tmp_path / "here"):
+            save(fig, path)
+    assert _children() == before  # every worker ended and was waited for: no zombie
+    for index in range(3):
+        assert (tmp_path / "workers" / f"figure-{index}.png").read_bytes() == \
+            (tmp_path / "here" / f"figure-{index}.png").read_bytes()
+
+
+def test_a_figure_that_cannot_be_written_raises_its_own_error_after_the_others_are_saved(tmp_path, two_workers):
+    figures = _figures(tmp_path)
+    (tmp_path / "figure-1.png").mkdir()  # a folder where the second figure goes
+    before = _children()
+    with pytest.raises(IsADirectoryError, match="figure-1.png"):
+        saving.save_all(figures)
+    assert _children() == before
+    assert (tmp_path / "figure-0.png").is_file() and (tmp_path / "figure-2.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_report_figure_that_cannot_be_written_is_one_line(tmp_path, capsys, two_workers):
+    run = tmp_path / "gpt2"
+    shutil.copytree(EXAMPLE_RUN, run, ignore=shutil.ignore_patterns("*.png", "report.*"))
+    (run / "memory.png").mkdir()
+    assert main(["report", str(run), "--fits", str(EXAMPLE_FITS)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write the report into {run}" in err and "Traceback" not in err, err
+    assert (run / "throughput.png").is_file() and not (run / "report.html").exists()

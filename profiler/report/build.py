@@ -28,6 +28,7 @@ from profiler.report.fig_throughput import throughput_figure
 from profiler.report.html import render_html
 from profiler.report.inputs import RunData, load_run
 from profiler.report.markdown import render_markdown
+from profiler.report.saving import save_all
 from profiler.report.breakeven_section import breakeven_sections
 from profiler.report.uncertainty import CallIntervals
 from profiler.report.units import interval, quantity, share
@@ -141,8 +142,8 @@ def _calls(data: RunData, calls: CallIntervals, max_positions: int | None) -> Se
     return Section("What a call costs here", tuple(blocks))
 
 
-def build_report(data: RunData, providers: Sequence[SectionProvider]) -> Report:
-    """Draw the figures into the run's folder and return the report's content."""
+def build_report(data: RunData, providers: Sequence[SectionProvider]) -> tuple[Report, list]:
+    """The report's content, and its figures to save into the run's folder: (figure, path) pairs."""
     calls = CallIntervals(data.cost_model)
     max_positions = data.run.model.max_positions
     series = FitSeries(data.model_name, style.PHASE_COLORS["prefill"], calls, max_positions)
@@ -154,13 +155,14 @@ def build_report(data: RunData, providers: Sequence[SectionProvider]) -> Report:
         sections += list(provider(ctx))
     sections.append(Section("Caveats", (Bullets(tuple(caveats(data, calls, max_positions))),)))
     finished = data.run.done.finished_at
-    return Report(
+    report = Report(
         title=f"What a call to {data.model_name} costs on {data.slug}",
         subtitle=(f"Measured by aalp-profiler{' on ' + finished if finished else ''}: "
                   f"{len(data.samples):,} timed passes, cost curves fitted with 95% intervals. "
                   f"Rendered from {data.folder}."),
         sections=tuple(sections), folder=data.folder,
     )
+    return report, ctx.figures
 
 
 def write_report(folder: Path, fits_dir: Path = Path("fits"), cost_model=None,
@@ -171,7 +173,8 @@ def write_report(folder: Path, fits_dir: Path = Path("fits"), cost_model=None,
     data = load_run(folder, fits_dir, cost_model)
     try:
         with style.theme():
-            report = build_report(data, section_providers() if providers is None else providers)
+            report, figures = build_report(data, section_providers() if providers is None else providers)
+            save_all(figures)  # on every core: most of a report's time is drawing its figures
         (folder / MARKDOWN).write_text(render_markdown(report))
         (folder / HTML).write_text(render_html(report))
     except OSError as err:

@@ -14,7 +14,7 @@ caveats (``profiler.report.build``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -86,19 +86,26 @@ class ReportContext:
     samples: pd.DataFrame
     points: pd.DataFrame
     calls: CallIntervals
+    figures: list = field(default_factory=list)  # (figure, path) to save, in the order given
 
     def save_figure(self, fig, name: str, caption: str) -> Figure:
-        """Save ``fig`` (a ``matplotlib.figure.Figure``, see ``profiler.report.style``) as ``<name>.png``
-        beside the report; the block that shows it."""
-        return save_figure(fig, self.folder, name, caption)
+        """Have ``fig`` (a ``matplotlib.figure.Figure``, see ``profiler.report.style``) saved as ``<name>.png``
+        beside the report; the block that shows it. The report's figures are saved together once all are
+        built (``profiler.report.saving``), before the report is rendered."""
+        self.figures.append((fig, self.folder / _file_name(name)))
+        return Figure(_file_name(name), caption)
+
+
+def _file_name(name: str) -> str:
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"figure name {name!r}: letters, digits, '-' and '_' only")
+    return f"{name}.png"
 
 
 def save_figure(fig, folder: Path, name: str, caption: str) -> Figure:
     """Save ``fig`` as ``<folder>/<name>.png``; the block that shows it."""
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"figure name {name!r}: letters, digits, '-' and '_' only")
-    style.save(fig, folder / f"{name}.png")
-    return Figure(f"{name}.png", caption)
+    style.save(fig, folder / _file_name(name))
+    return Figure(_file_name(name), caption)
 
 
 SectionProvider = Callable[[ReportContext], Sequence[Section]]

@@ -1,0 +1,56 @@
+"""Writing a report's figures on every core this process may use: ``save_all``.
+
+Saving a figure (its layout, drawing every artist, encoding the PNG) is single-threaded Python and
+C, a few tenths of a second each, and a report has eight. Once they are built, ``save_all`` forks
+worker processes -- one per core, at most one per figure -- and each saves whole figures with
+``style.save``: a worker inherits the figures and the theme in force (only an index is sent to it),
+so its files are those ``style.save`` writes here. Without ``fork`` (not Linux), or with one core,
+the figures are saved here one after the other.
+
+On a machine whose cores are all busy the workers gain nothing and cost a fork each (a few
+milliseconds: the pages are shared, copied only where written).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from profiler.report import style
+
+_PENDING: tuple[tuple[Figure, Path], ...] = ()  # the figures a forked worker finds in its copy of this module
+
+
+def cores() -> int:
+    """How many cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _save(index: int) -> None:
+    style.save(*_PENDING[index])
+
+
+def save_all(figures: Sequence[tuple[Figure, Path]]) -> None:
+    """``style.save`` each (figure, path) of ``figures``. With workers, every figure is tried, then the
+    first error (in ``figures``' order) is raised here as its worker raised it (its traceback chained);
+    the workers have exited and been waited for when this returns or raises."""
+    global _PENDING
+    workers = min(len(figures), cores())
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for fig, path in figures:
+            style.save(fig, path)
+        return
+    _PENDING = tuple(figures)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_save, index) for index in range(len(figures))]
+    finally:
+        _PENDING = ()
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
