@@ -23,7 +23,7 @@ import pytest
 from profiler.cli.main import main
 from profiler.costmodel.fit_file import MAX_FIT_SAMPLES, fit_run, load_cost_model, thinned, write_fit
 from profiler.errors import UserError
-from profiler.files import AUTO_DTYPES, file_name, fit_path, fit_pattern, run_folder
+from profiler.files import AUTO_DTYPES, LOCK_FILE, file_name, fit_path, fit_pattern, run_folder
 from tests.user_error import user_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,10 +36,12 @@ def _files(root: Path) -> set[Path]:
 
 
 def _copy_run(root: Path) -> Path:
+    """The committed example's run folder as a run leaves one: its files and its empty lock file."""
     folder = root / "run"
     folder.mkdir(parents=True)
     for name in ("samples.csv", "run.json", "hardware.json"):
         shutil.copy(EXAMPLE_RUN / name, folder / name)
+    (folder / LOCK_FILE).touch()
     return folder
 
 
