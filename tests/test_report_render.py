@@ -1,6 +1,7 @@
 import multiprocessing
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -89,17 +90,20 @@ def _children() -> set[int]:
             for pid in (task / "children").read_text().split()}
 
 
-def _figures(folder, count: int = 3):
-    """``count`` small figures of the house style, each different, with where each goes."""
+def _figure(index: int):
+    """A small figure of the house style, each ``index`` a different one."""
     with theme():
-        figures = []
-        for index in range(count):
-            fig = figure(4, 3)
-            ax = fig.subplots()
-            ax.plot([1, 2, 3], [index, 2, 1])
-            ax.set_title(f"figure {index}")
-            figures.append((fig, folder / f"figure-{index}.png"))
-    return figures
+        fig = figure(4, 3)
+        ax = fig.subplots()
+        ax.plot([1, 2, 3], [index, 2, 1])
+        ax.set_title(f"figure {index}")
+    return fig
+
+
+def _figures(folder, count: int = 3):
+    """``count`` figures with where each goes: the even ones built, the odd ones as functions that build them."""
+    return [(_figure(index) if index % 2 == 0 else partial(_figure, index), folder / f"figure-{index}.png")
+            for index in range(count)]
 
 
 @pytest.fixture
@@ -116,8 +120,8 @@ def test_figures_saved_by_workers_are_those_saved_here(tmp_path, two_workers):
     before = _children()
     with theme():
         saving.save_all(_figures(tmp_path / "workers"))
-        for fig, path in _figures(tmp_path / "here"):
-            save(fig, path)
+        for index in range(3):
+            save(_figure(index), tmp_path / "here" / f"figure-{index}.png")
     assert _children() == before  # every worker ended and was waited for: no zombie
     for index in range(3):
         assert (tmp_path / "workers" / f"figure-{index}.png").read_bytes() == \

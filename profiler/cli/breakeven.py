@@ -165,11 +165,12 @@ def run_breakeven(args, console: Console) -> int:
             figure = _figure_data(exercise, document, params, pricing, Path(args.fit[0]))
         planned.append((document, figure))
     _check_writable([figure.path for _, figure in planned if figure])
+    _draw([(document, figure) for document, figure in planned if figure])
     for document, figure in planned:
         if not args.json:
             print_sweep(console, document)
-        if figure:
-            _draw(console, document, figure, quiet=args.json)
+            if figure:
+                _print_figure(console, document, figure)
     if args.json:
         jsons = [document.to_json() for document, _ in planned]
         print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
@@ -199,17 +200,24 @@ def _check_writable(paths: list[Path]) -> None:
             raise UserError(f"cannot write the figure {path}: {err.strerror or err}") from None
 
 
-def _draw(console, document: BreakevenDocument, figure: _Figure, quiet: bool) -> None:
-    from profiler.report.breakeven_figures import write_breakeven_figure  # matplotlib: only for a figure
+def _draw(figures: list[tuple[BreakevenDocument, _Figure]]) -> None:
+    """All the figures drawn together, on every core (``profiler.report.saving``)."""
+    if not figures:
+        return
+    from profiler.report.breakeven_figures import write_breakeven_figures  # matplotlib: only for a figure
 
     try:
-        write_breakeven_figure(figure.path, figure.title, document, figure.paper, figure.ratio_map)
+        write_breakeven_figures([(figure.path, figure.title, document, figure.paper, figure.ratio_map)
+                                 for document, figure in figures])
     except OSError as err:  # the folder changed since it was checked
-        raise UserError(f"cannot write the figure {figure.path}: {err.strerror or err}") from None
-    if not quiet:
-        practical = document.practical
-        at = ", ".join(f"{name}={value:g}" for name, value in practical.params.items())
-        console.print(f"at {at}: ratio {practical.ratio:.3g} with fitted costs, {practical.paper_ratio:.3g} "
-                      f"with the paper's primitive (its order {practical.order} = {practical.order_value:.3g});"
-                      f" fitted / paper = {practical.ratio / practical.paper_ratio:.2f}")
-        console.print(f"figure: {figure.path}\n")
+        where = f"the figure {err.filename}" if err.filename else f"the figures into {figures[0][1].path.parent}"
+        raise UserError(f"cannot write {where}: {err.strerror or err}") from None
+
+
+def _print_figure(console, document: BreakevenDocument, figure: _Figure) -> None:
+    practical = document.practical
+    at = ", ".join(f"{name}={value:g}" for name, value in practical.params.items())
+    console.print(f"at {at}: ratio {practical.ratio:.3g} with fitted costs, {practical.paper_ratio:.3g} "
+                  f"with the paper's primitive (its order {practical.order} = {practical.order_value:.3g});"
+                  f" fitted / paper = {practical.ratio / practical.paper_ratio:.2f}")
+    console.print(f"figure: {figure.path}\n")

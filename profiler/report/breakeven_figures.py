@@ -9,6 +9,8 @@ dotted, the boundary beyond which a call is longer than any the cost model measu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from matplotlib.figure import Figure
 
 from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.report import style
+from profiler.report.saving import save_all
 from profiler.report.units import tick
 
 FITTED_COLOUR, PAPER_COLOUR = "#1f77b4", "#7f7f7f"
@@ -75,8 +78,9 @@ def breakeven_figure(title: str, fitted: BreakevenDocument, paper: BreakevenDocu
     return fig
 
 
-def write_breakeven_figure(path: Path, title: str, fitted: BreakevenDocument, paper: BreakevenDocument,
-                           ratio_map: dict) -> Path:
-    """``breakeven_figure`` saved as the PNG ``path``."""
-    style.save(breakeven_figure(title, fitted, paper, ratio_map), path)
-    return path
+def write_breakeven_figures(figures: Sequence[tuple[Path, str, BreakevenDocument, BreakevenDocument, dict]]) -> None:
+    """``breakeven_figure(title, fitted, paper, ratio_map)`` of each (path, title, fitted, paper, ratio_map),
+    made and saved as the PNG ``path``, together on every core (``profiler.report.saving.save_all``: every
+    figure tried, then the first error raised)."""
+    save_all([(partial(breakeven_figure, title, fitted, paper, ratio_map), path)
+              for path, title, fitted, paper, ratio_map in figures])

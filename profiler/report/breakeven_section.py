@@ -9,6 +9,8 @@ model's (the k-task generalist) are priced as linear in size: a report covers on
 
 from __future__ import annotations
 
+from functools import partial
+
 from profiler.lba.breakeven import practical_comparison, ratio_map, sweep
 from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.report.units import format_cost
@@ -53,8 +55,8 @@ def breakeven_sections(ctx: ReportContext) -> list[Section]:
         notes = (["* longer than the measured lengths: extrapolated."] if extrapolated else []) + fitted.assumptions
         columns = (exercise.main, "optimistic", "optimized", "ratio", "paper's ratio", "longest call (positions)")
         blocks.append(Table(columns, rows, numeric=(True,) * len(columns), note=" ".join(notes)))
-        figure = breakeven_figure(f"{exercise.title}: measured costs vs the paper's primitive", fitted, paper,
-                                  ratio_map(exercise, params, pricing))
+        figure = partial(breakeven_figure, f"{exercise.title}: measured costs vs the paper's primitive", fitted,
+                         paper, ratio_map(exercise, params, pricing))  # made where it is saved: on every core
         blocks.append(ctx.save_figure(figure, f"breakeven-{exercise.name}",
                                       f"{exercise.title}: the ratio along {exercise.main} (left) and over "
                                       f"{exercise.map_axes[0][0]} x {exercise.map_axes[1][0]} (right), with the "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _latency(ctx: ReportContext, series: FitSeries, data: RunData) -> Section:
               Bullets(tuple(derived_lines(data.cost_model, data.run.model.max_positions)))]
     for phase in PHASES:
         if series.has(phase, "latency_s"):
-            fig = latency_figure(series, data.samples, unstable[phase], phase)
+            fig = partial(latency_figure, series, data.samples, unstable[phase], phase)
             blocks.append(ctx.save_figure(fig, f"latency-{phase}", f"{phase}: latency per pass against context "
                                           "length (log-log), fitted curve with 95% band, residuals below."))
     return Section("Latency per pass", tuple(blocks))
@@ -106,7 +107,7 @@ def _throughput(ctx: ReportContext, series: FitSeries, data: RunData) -> Section
         if not rows.empty:
             top = rows.loc[rows["roofline_share"].idxmax()]
             best.append(f"{phase} {share(top['roofline_share'])} (n = {int(top['n_ctx']):,})")
-    fig = throughput_figure(series, points, data.hardware.ceilings)
+    fig = partial(throughput_figure, series, points, data.hardware.ceilings)
     return Section("Throughput and the roofline", (
         ctx.save_figure(fig, "throughput", "Tokens per second (top) and achieved FLOP/s against the roofline "
                         "(bottom). Prefill and forward do the same work and nearly overlap."),
@@ -127,7 +128,7 @@ def _memory(ctx: ReportContext, series: FitSeries, data: RunData) -> Section:
                else "")
             + f"; its KV cache held {quantity(last['kv_cache_bytes'], 'bytes')}, "
             f"{quantity(last['kv_cache_bytes'] / last['n_ctx'], 'bytes')} per token.")
-    fig = memory_figure(series, data.points, data.hardware.facts, data.run.model.to_json())
+    fig = partial(memory_figure, series, data.points, data.hardware.facts, data.run.model.to_json())
     return Section("Memory", (ctx.save_figure(fig, "memory", "Peak memory per pass and KV-cache bytes against "
                                               "context length (log-log), with the weights and the device's memory."),
                               text))
@@ -143,7 +144,8 @@ def _calls(data: RunData, calls: CallIntervals, max_positions: int | None) -> Se
 
 
 def build_report(data: RunData, providers: Sequence[SectionProvider]) -> tuple[Report, list]:
-    """The report's content, and its figures to save into the run's folder: (figure, path) pairs."""
+    """The report's content, and its figures to make and save into the run's folder: (figure or a function
+    that makes it, path) pairs."""
     calls = CallIntervals(data.cost_model)
     max_positions = data.run.model.max_positions
     series = FitSeries(data.model_name, style.PHASE_COLORS["prefill"], calls, max_positions)
@@ -174,7 +176,7 @@ def write_report(folder: Path, fits_dir: Path = Path("fits"), cost_model=None,
     try:
         with style.theme():
             report, figures = build_report(data, section_providers() if providers is None else providers)
-            save_all(figures)  # on every core: most of a report's time is drawing its figures
+            save_all(figures)  # on every core: most of a report's time is making and drawing its figures
         (folder / MARKDOWN).write_text(render_markdown(report))
         (folder / HTML).write_text(render_html(report))
     except OSError as err:

@@ -86,12 +86,13 @@ class ReportContext:
     samples: pd.DataFrame
     points: pd.DataFrame
     calls: CallIntervals
-    figures: list = field(default_factory=list)  # (figure, path) to save, in the order given
+    figures: list = field(default_factory=list)  # (figure or maker, path) to save, in the order given
 
     def save_figure(self, fig, name: str, caption: str) -> Figure:
-        """Have ``fig`` (a ``matplotlib.figure.Figure``, see ``profiler.report.style``) saved as ``<name>.png``
-        beside the report; the block that shows it. The report's figures are saved together once all are
-        built (``profiler.report.saving``), before the report is rendered."""
+        """Have ``fig`` saved as ``<name>.png`` beside the report; the block that shows it. ``fig``: a
+        ``matplotlib.figure.Figure`` (see ``profiler.report.style``), or better a function of no arguments
+        that makes one: the report's figures are made and saved together once its sections are written,
+        on every core (``profiler.report.saving``), before the report is rendered."""
         self.figures.append((fig, self.folder / _file_name(name)))
         return Figure(_file_name(name), caption)
 

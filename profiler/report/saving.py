@@ -1,11 +1,13 @@
 """Writing a report's figures on every core this process may use: ``save_all``.
 
-Saving a figure (its layout, drawing every artist, encoding the PNG) is single-threaded Python and
-C, a few tenths of a second each, and a report has eight. Once they are built, ``save_all`` forks
-worker processes -- one per core, at most one per figure -- and each saves whole figures with
-``style.save``: a worker inherits the figures and the theme in force (only an index is sent to it),
-so its files are those ``style.save`` writes here. Without ``fork`` (not Linux), or with one core,
-the figures are saved here one after the other.
+Building a figure and saving it (its layout, drawing every artist, encoding the PNG) is
+single-threaded Python and C, about a quarter of a second a figure, and a report has eight.
+``save_all`` forks worker processes -- one per core, at most one per figure -- and each builds and
+saves whole figures: a figure is given built, or as a function of no arguments that builds it (then
+it is built in the worker too). A worker inherits the figures, the functions with their data and
+the theme in force (only an index is sent to it), so its files are those ``style.save`` writes
+here. Without ``fork`` (not Linux), or with one core, the figures are made and saved here one after
+the other.
 
 On a machine whose cores are all busy the workers gain nothing and cost a fork each (a few
 milliseconds: the pages are shared, copied only where written).
@@ -15,15 +17,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Union
 
 from matplotlib.figure import Figure
 
 from profiler.report import style
 
-_PENDING: tuple[tuple[Figure, Path], ...] = ()  # the figures a forked worker finds in its copy of this module
+FigureOrMaker = Union[Figure, Callable[[], Figure]]
+_PENDING: tuple[tuple[FigureOrMaker, Path], ...] = ()  # what a forked worker finds in its copy of this module
 
 
 def cores() -> int:
@@ -31,19 +35,25 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _made(fig: FigureOrMaker) -> Figure:
+    return fig() if callable(fig) else fig
+
+
 def _save(index: int) -> None:
-    style.save(*_PENDING[index])
+    fig, path = _PENDING[index]
+    style.save(_made(fig), path)
 
 
-def save_all(figures: Sequence[tuple[Figure, Path]]) -> None:
-    """``style.save`` each (figure, path) of ``figures``. With workers, every figure is tried, then the
-    first error (in ``figures``' order) is raised here as its worker raised it (its traceback chained);
-    the workers have exited and been waited for when this returns or raises."""
+def save_all(figures: Sequence[tuple[FigureOrMaker, Path]]) -> None:
+    """``style.save`` each (figure, path) of ``figures``, the figure built first where it is a function.
+    With workers, every figure is tried, then the first error (in ``figures``' order) is raised here as
+    its worker raised it (its traceback chained); the workers have exited and been waited for when this
+    returns or raises."""
     global _PENDING
     workers = min(len(figures), cores())
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for fig, path in figures:
-            style.save(fig, path)
+            style.save(_made(fig), path)
         return
     _PENDING = tuple(figures)
     try:
