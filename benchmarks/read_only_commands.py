@@ -9,7 +9,10 @@ by default the committed example, ``fits/example/gpt2--cpu-intel-xeon-processor-
 ``breakeven --exercise all`` writes figures beside its fit, so the benchmark never touches
 the checkout. Also timed, for reference: a bare interpreter start (``python -c pass``), the
 floor under every command. Beside each wall time, the command's CPU time (user + system, from
-``getrusage`` of the finished child): what it costs whatever else the machine is doing.
+``getrusage`` of the finished child, its own finished children included): what it costs whatever
+else the machine is doing. ``report`` and ``breakeven`` make and save their figures in worker
+processes, one per core (``profiler.report.saving``): on an idle machine their CPU time exceeds
+their wall time, on a busy one the workers gain little.
 
 Why: these commands start without torch or transformers (tests/test_imports.py); what a
 user waits for is imports of numpy, matplotlib, pandas and jsonschema, then the work.
