@@ -1,16 +1,18 @@
-"""Writing a report's figures on every core this process may use: ``save_all``.
+"""Making and saving figures on every core this process may use: ``save_all``.
 
 Building a figure and saving it (its layout, drawing every artist, encoding the PNG) is
-single-threaded Python and C, about a quarter of a second a figure, and a report has eight.
+single-threaded Python and C, about a quarter of a second a figure; a report has eight,
+``breakeven --exercise all`` three.
 ``save_all`` forks worker processes -- one per core, at most one per figure -- and each builds and
 saves whole figures: a figure is given built, or as a function of no arguments that builds it (then
 it is built in the worker too). A worker inherits the figures, the functions with their data and
 the theme in force (only an index is sent to it), so its files are those ``style.save`` writes
-here. Without ``fork`` (not Linux), or with one core, the figures are made and saved here one after
-the other.
+here. Where ``fork`` is not offered (Windows), or with one core, the figures are made and saved
+here one after the other.
 
-On a machine whose cores are all busy the workers gain nothing and cost a fork each (a few
-milliseconds: the pages are shared, copied only where written).
+The workers cost about 0.1-0.2 s of CPU in all (the forks, and the pages they write, copied from
+the parent's). On a machine busy with other work they still take their share of each core: the
+report command was ahead of saving one by one there too.
 """
 
 from __future__ import annotations
