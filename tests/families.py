@@ -1,0 +1,70 @@
+"""Tiny configs (2-3 layers, 64 wide, a 256-token vocabulary) of decoder-only families that
+transformers ships, written by transformers' own config classes: the architecture matrix.
+
+Each is built the way a user would write it (``XConfig(...).save_pretrained(dir)``); numbers are
+chosen so that every feature the family has is exercised: grouped-query attention, a sliding
+window shorter than the contexts measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating
+local and global layers (Gemma-2, Gemma-3), mixtures of experts with shared experts and dense
+first layers (Qwen2-MoE, DeepSeek-V3), multi-head latent attention (DeepSeek-V3), fused
+projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode).
+"""
+
+from __future__ import annotations
+
+import transformers
+
+_COMMON = dict(vocab_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+_ATTENTION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+
+# family (the config's model_type) -> (config class, its numbers; max positions are added by family_config)
+FAMILIES = {
+    "gpt2": ("GPT2Config", dict(n_layer=2, n_embd=64, n_head=4)),
+    "gpt_neox": ("GPTNeoXConfig", dict(_ATTENTION, intermediate_size=128)),
+    "gpt_bigcode": ("GPTBigCodeConfig", dict(n_layer=2, n_embd=64, n_head=4, multi_query=True)),
+    "llama": ("LlamaConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
+    "mistral": ("MistralConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, sliding_window=32)),
+    "mixtral": ("MixtralConfig", dict(_ATTENTION, intermediate_size=96, num_key_value_heads=2,
+                                      num_local_experts=4, num_experts_per_tok=2)),
+    "qwen2": ("Qwen2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
+    "qwen2_moe": ("Qwen2MoeConfig", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32,
+                                         shared_expert_intermediate_size=64, num_experts=4, num_experts_per_tok=2,
+                                         num_key_value_heads=2)),
+    "qwen3": ("Qwen3Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=32)),
+    "qwen3_moe": ("Qwen3MoeConfig", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32, num_experts=4,
+                                         num_experts_per_tok=2, num_key_value_heads=2, head_dim=32)),
+    "gemma": ("GemmaConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=1, head_dim=16)),
+    "gemma2": ("Gemma2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16,
+                                    sliding_window=32)),
+    "gemma3_text": ("Gemma3TextConfig", dict(_ATTENTION, num_hidden_layers=3, intermediate_size=128,
+                                             num_key_value_heads=2, head_dim=16, sliding_window=32,
+                                             sliding_window_pattern=2)),
+    "phi3": ("Phi3Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
+    "phi": ("PhiConfig", dict(_ATTENTION, intermediate_size=128)),
+    "starcoder2": ("Starcoder2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2,
+                                            sliding_window=32)),
+    "falcon": ("FalconConfig", dict(_ATTENTION, new_decoder_architecture=True, num_kv_heads=2)),
+    "olmoe": ("OlmoeConfig", dict(_ATTENTION, intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+                                  num_key_value_heads=4)),
+    "granitemoe": ("GraniteMoeConfig", dict(_ATTENTION, intermediate_size=32, num_local_experts=4,
+                                            num_experts_per_tok=2, num_key_value_heads=2)),
+    "deepseek_v3": ("DeepseekV3Config", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32,
+                                             n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, n_group=1,
+                                             topk_group=1, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
+                                             qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
+                                             num_key_value_heads=4)),
+}
+SLIDING_WINDOW = 32  # of the windowed families above
+
+
+def family_config(family: str, max_positions: int = 512):
+    """The tiny config of ``family`` (a key of ``FAMILIES``), holding ``max_positions`` positions."""
+    class_name, numbers = FAMILIES[family]
+    positions = {"n_positions": max_positions} if "n_layer" in numbers else {"max_position_embeddings": max_positions}
+    return getattr(transformers, class_name)(**numbers, **positions, **_COMMON)
+
+
+def save_family(folder, family: str, max_positions: int = 512):
+    """A local model folder holding only the config.json of ``family``: a random-weight model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    family_config(family, max_positions).save_pretrained(folder)
+    return folder
