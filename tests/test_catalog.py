@@ -15,7 +15,8 @@ from profiler.measure.catalog import named_models, resolve_model
 from tests.conftest import save_tiny
 from tests.user_error import run_argv, stop_before_measuring, user_error
 
-SHIPPED = {"distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "smollm2-135m", "qwen2.5-0.5b"}
+SHIPPED = {"distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "smollm2-135m", "qwen2.5-0.5b",
+           "llama-3.2-1b", "qwen3-0.6b", "gemma-3-270m", "granite-3.0-1b-a400m"}
 
 
 def test_every_shipped_model_is_found_by_name():
