@@ -11,6 +11,7 @@ samples, so the figures show curves, not points.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from profiler.costmodel.cost_model import PHASES, CostModel
@@ -23,13 +24,14 @@ from profiler.lba.calls import positions_needed
 from profiler.report.calls import call_note, impossible, typical_grid
 from profiler.report.caveats import uncertainty_caveat
 from profiler.report.curves import FitSeries
-from profiler.report.document import Bullets, Figure, Report, Section, Table, save_figure
+from profiler.report.document import Bullets, Figure, Report, Section, Table
 from profiler.report.facts import machine_facts, model_facts
 from profiler.report.fig_latency import comparison_latency_figure
 from profiler.report.fig_memory import comparison_memory_figure
 from profiler.report.fig_throughput import comparison_throughput_figure
 from profiler.report.html import render_html
 from profiler.report.markdown import render_markdown
+from profiler.report.saving import save_all
 from profiler.report.units import interval, quantity, significant
 
 MARKDOWN, HTML = "compare.md", "compare.html"
@@ -135,20 +137,27 @@ def write_comparison(first_path: Path, second_path: Path, out: Path | None = Non
     labels = _labels(*models)
     series = tuple(FitSeries(label, color, CallIntervals(cm), cm.model.max_positions)
                    for label, color, cm in zip(labels, style.MODEL_COLORS, models))
-    figures: list[Figure] = []
+    figures: list[Figure] = []  # the blocks; the figures themselves are made and saved together, on every core
+    pending: list = []
+
+    def add(make, name: str, caption: str) -> None:
+        block = Figure(f"{name}.png", caption)
+        figures.append(block)
+        pending.append((make, out / block.file))
+
     try:
         with style.theme():
             for phase in PHASES:
                 if all(s.has(phase, "latency_s") for s in series):
-                    figures.append(save_figure(comparison_latency_figure(*series, phase), out, f"latency-{phase}",
-                                                   f"{phase}: latency per pass of both fits (95% bands), and the "
-                                                   "second over the first."))
-            figures.append(save_figure(comparison_throughput_figure(*series), out, "throughput",
-                                           "Tokens per second (top) and achieved FLOP/s (bottom) per phase."))
+                    add(partial(comparison_latency_figure, *series, phase), f"latency-{phase}",
+                        f"{phase}: latency per pass of both fits (95% bands), and the second over the first.")
+            add(partial(comparison_throughput_figure, *series), "throughput",
+                "Tokens per second (top) and achieved FLOP/s (bottom) per phase.")
             if all(s.has("prefill", "peak_mem_bytes") for s in series):
                 hardware = tuple(s.cost_model.hardware for s in series)
-                figures.append(save_figure(comparison_memory_figure(*series, hardware), out, "memory",
-                                               "Peak memory per pass, and each fit's device memory."))
+                add(partial(comparison_memory_figure, *series, hardware), "memory",
+                    "Peak memory per pass, and each fit's device memory.")
+            save_all(pending)
         report = Report(
             title=f"{labels[0]} against {labels[1]}",
             subtitle=f"Two fitted cost models side by side: {first_path} (first) and {second_path} (second).",

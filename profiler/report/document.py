@@ -23,7 +23,6 @@ import pandas as pd
 from profiler.costmodel.cost_model import CostModel
 from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.costmodel.uncertainty import CallIntervals
-from profiler.report import style
 
 
 @dataclass(frozen=True)
@@ -101,12 +100,6 @@ def _file_name(name: str) -> str:
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"figure name {name!r}: letters, digits, '-' and '_' only")
     return f"{name}.png"
-
-
-def save_figure(fig, folder: Path, name: str, caption: str) -> Figure:
-    """Save ``fig`` as ``<folder>/<name>.png``; the block that shows it."""
-    style.save(fig, folder / _file_name(name))
-    return Figure(_file_name(name), caption)
 
 
 SectionProvider = Callable[[ReportContext], Sequence[Section]]
