@@ -19,6 +19,7 @@ from pathlib import Path
 from profiler.errors import UserError
 from profiler.files import read_json, write_json
 from profiler.measure.disturbance import Disturbance
+from profiler.measure.routing import Routing
 
 FORMAT_VERSION = 1
 RUN_FILE, HARDWARE_FILE = "run.json", "hardware.json"
@@ -121,8 +122,10 @@ class RunDone:
 
 @dataclass(frozen=True)
 class RunDocument:
-    """``run.json``: the command line, what was asked, the model, what was done, and the per-point
-    summary (``points``: one record per measured point -- median latency, 95% CI, tokens/s, ...)."""
+    """``run.json``: the command line, what was asked, the model, what was done, the per-point
+    summary (``points``: one record per measured point -- median latency, 95% CI, tokens/s, ...),
+    and, for a mixture of experts, the routing of one prefill pass (``profiler.measure.routing``;
+    None for a dense model and in runs written before it was measured)."""
 
     command: list[str]
     asked: RunAsked
@@ -130,11 +133,13 @@ class RunDocument:
     done: RunDone
     points: list[dict]
     format_version: int = FORMAT_VERSION
+    routing: Routing | None = None
 
     def to_json(self) -> dict:
         return finite_or_none({
             "format_version": self.format_version, "command": list(self.command), "asked": asdict(self.asked),
             "model": self.model.to_json(), "done": asdict(self.done), "points": self.points,
+            "routing": self.routing.to_json() if self.routing else None,
         })
 
     def write(self, folder: Path) -> Path:
@@ -145,14 +150,16 @@ class RunDocument:
         path = Path(folder) / RUN_FILE
         document = read_json(path)
         _require(document, ("asked", "model", "done"), str(path))
+        routing = document.get("routing")
         try:
             return cls(command=document.get("command", []),
                        asked=RunAsked(**document["asked"]),
                        model=ModelRecord.from_json(document["model"], f"{path}: model"),
                        done=RunDone.from_json(document["done"]),
                        points=document.get("points", []),
-                       format_version=document.get("format_version", FORMAT_VERSION))
-        except TypeError as err:  # a key missing or unknown in one of the sections
+                       format_version=document.get("format_version", FORMAT_VERSION),
+                       routing=Routing.from_json(routing) if routing else None)
+        except (TypeError, ValueError, KeyError) as err:  # a key missing or unknown, or counts that do not add up
             raise UserError(f"{path}: not a run document ({err})") from None
 
 

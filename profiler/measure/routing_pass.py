@@ -1,0 +1,70 @@
+"""The routing a real prefill pass had: which experts each token went to, read as the experts ran.
+
+In transformers 5 every mixture-of-experts block (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE,
+GraniteMoE, DeepSeek-V3 and some 60 more families) hands its experts module the chosen
+experts: ``experts(hidden_states, top_k_index, top_k_weights)``, ``top_k_index`` of shape
+(tokens, top_k) as the block's router returned it (softmax top-k, DeepSeek-V3's group-limited
+top-k with its bias correction, GraniteMoE's top-k of logits alike). A forward pre-hook on
+each module whose ``forward`` takes ``top_k_index`` reads those indices: nothing is
+recomputed, the counts are the experts that computed. Shared experts (Qwen2-MoE's gated one,
+DeepSeek-V3's) take every token and are plain MLPs, not hooked; dense first layers
+(DeepSeek-V3's ``first_k_dense_replace``) have no experts module.
+
+The pass is ``Passes.prefill`` with the sweep's seed: the same prompt tokens, so the same
+routing, as the prefill timed at that length. Families whose experts take the routing under
+another name (Llama-4, GPT-OSS, JetMoE) give no record, as dense models do.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+
+import torch
+
+from profiler.measure.loading import LoadedModel
+from profiler.measure.passes import Passes
+from profiler.measure.routing import LayerRouting, Routing
+
+ROUTED = "top_k_index"  # the experts' argument holding each token's chosen experts
+
+
+def _experts_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    return [(name, module) for name, module in model.named_modules()
+            if ROUTED in inspect.signature(module.forward).parameters]
+
+
+def _layer_index(name: str) -> int:
+    """The decoder layer of a module named like ``model.layers.3.mlp.experts``: its first number."""
+    return int(next(part for part in name.split(".") if part.isdigit()))
+
+
+def measure_routing(loaded: LoadedModel, n_ctx: int, seed: int = 0) -> Routing | None:
+    """The routing of one prefill pass of ``n_ctx`` tokens; None for a model without routed experts."""
+    experts = _experts_modules(loaded.model)
+    if not experts:
+        return None
+    counts: dict[str, Counter] = {name: Counter() for name, _ in experts}
+    top_k: set[int] = set()
+
+    def hook(name: str, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        position = list(inspect.signature(module.forward).parameters).index(ROUTED)
+        chosen = kwargs[ROUTED] if ROUTED in kwargs else args[position]
+        top_k.add(chosen.shape[-1])
+        counts[name].update(chosen.flatten().tolist())
+
+    handles = [module.register_forward_pre_hook(lambda m, a, k, name=name: hook(name, m, a, k), with_kwargs=True)
+               for name, module in experts]
+    try:
+        Passes(loaded, seed).prefill(n_ctx)
+    finally:
+        for handle in handles:
+            handle.remove()
+    sizes = {module.num_experts for _, module in experts}
+    if len(sizes) != 1 or len(top_k) != 1:
+        raise ValueError(f"{loaded.source.name}: MoE layers of different sizes ({sizes} experts, top-k {top_k})")
+    size = sizes.pop()
+    layers = [LayerRouting(_layer_index(name), [counts[name][expert] for expert in range(size)])
+              for name, _ in experts]
+    return Routing(tokens=n_ctx, top_k=top_k.pop(), experts=size,
+                   experts_implementation=loaded.model.get_experts_implementation()[""], layers=layers)
