@@ -40,6 +40,8 @@ from profiler.measure.grid import check_lengths, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
 from profiler.measure.loading import LoadedModel, check_model, load_model
 from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
+from profiler.measure.routing import Routing
+from profiler.measure.routing_pass import measure_routing
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.cli.show import print_families
 from profiler.measure.summary import point_table
@@ -104,7 +106,7 @@ def _check_writable(root: Path) -> None:
 
 
 def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
-                  memory_measured: bool) -> RunDocument:
+                  memory_measured: bool, routing: Routing | None) -> RunDocument:
     asked = RunAsked(model=loaded.source.name, device=request.device, dtype=request.dtype,
                      lengths=request.lengths or "default", budget_s=request.budget_s, seed=request.seed,
                      threads=torch.get_num_threads(), attn_implementation=request.attn_implementation,
@@ -119,7 +121,8 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
                    skipped=outcome.skipped, drift_check=outcome.drift, peak_memory_measured=memory_measured,
                    finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable,
                    disturbance=outcome.disturbance)
-    return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"))
+    return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"),
+                       routing=routing)
 
 
 def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardware: dict, ceilings: dict,
@@ -152,7 +155,15 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
     samples = read_samples(folder / "samples.csv")
     dtype_bytes = torch.empty((), dtype=dtype).element_size()
     points = point_table(samples, arch.params * dtype_bytes, arch.kv_bytes_per_token(dtype), ceilings)
-    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported).write(folder)
+    prefill_lengths = samples.loc[samples["phase"] == "prefill", "n_ctx"]
+    # a mixture of experts: the routing of one more prefill, at the longest length measured
+    routing = (None if outcome.interrupted or prefill_lengths.empty
+               else measure_routing(loaded, int(prefill_lengths.max()), request.seed))
+    if routing:
+        console.print(f"routing of a {routing.tokens:,}-token prefill: the busiest experts took "
+                      f"{routing.load_ratio:.2f}x the balanced load ({routing.uniform_load_ratio:.2f}x if routed "
+                      "uniformly at random); run.json: routing")
+    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported, routing).write(folder)
     print_point_tables(console, f"{source.name} ({weights})", points)
     _print_outcome(console, outcome, folder)
     if outcome.interrupted:

@@ -31,6 +31,7 @@ from profiler.report.inputs import RunData, load_run
 from profiler.report.markdown import render_markdown
 from profiler.report.saving import save_all
 from profiler.report.breakeven_section import breakeven_sections
+from profiler.report.routing_section import routing_sections
 from profiler.report.uncertainty import CallIntervals
 from profiler.report.units import interval, quantity, share
 from profiler.report.validate_section import validation_sections
@@ -41,7 +42,7 @@ MARKDOWN, HTML = "report.md", "report.html"
 def section_providers() -> list[SectionProvider]:
     """Sections made elsewhere that every report includes, after the typical-call table and before
     the caveats (see ``profiler.report.document``)."""
-    return [breakeven_sections, validation_sections]
+    return [routing_sections, breakeven_sections, validation_sections]
 
 
 @dataclass(frozen=True)
