@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from profiler.lba.exercises import VARIANTS
 from profiler.lba.validation_document import ValidationDocument
 from profiler.report import style
@@ -37,9 +35,13 @@ def _cost_panel(ax, document: ValidationDocument) -> None:
         spread = [[m - min(r) for m, r in zip(means, runs)], [max(r) - m for m, r in zip(means, runs)]]
         ax.errorbar(xs, means, yerr=spread if document.stochastic else None, fmt="o", color=colour,
                     markerfacecolor="white", capsize=3, label=f"{variant}, measured")
-    ax.set_yscale("log")
+    costs = [cost for row in document.rows for cost in row.cost.values()]
+    costs += [run.latency_s for row in document.rows for runs in row.runs.values() for run in runs]
+    costs += [bound for row in document.rows for pair in (row.predicted_interval or {}).values() for bound in pair]
+    kind = document.unit if document.unit in ("s", "FLOPs", "bytes") else None  # m*token: plain numbers
+    unit = style.log_axis(ax, "y", min(costs), max(costs), kind)
     ax.set_xlabel(document.vary)
-    ax.set_ylabel(f"cost of a run ({document.unit})")
+    ax.set_ylabel(f"cost of a run ({unit or document.unit})")
     ax.legend(fontsize=8)
 
 
@@ -56,19 +58,21 @@ def _ratio_panel(ax, document: ValidationDocument) -> None:
             ax.axvline(value, color=colour, linestyle=":")
             ax.annotate(f"{which} break-even {document.vary} = {value:.3g}", (value, 1.0),
                         textcoords="offset points", xytext=(6, offset), fontsize=8, color=colour)
-    ax.set_yscale("log")
+    ratios = [row.ratio for row in rows] + [ratio for _, ratio in measured]
+    style.log_axis(ax, "y", min(*ratios, 0.9), max(*ratios, 1.1), None)
     ax.set_xlabel(document.vary)
     ax.set_ylabel("cost ratio: optimistic / optimized")
     ax.legend(fontsize=8)
 
 
 def write_validation_figure(path: Path, document: ValidationDocument) -> None:
-    fig = Figure(figsize=(12, 4.5))
-    cost_ax, ratio_ax = fig.subplots(1, 2)
-    _cost_panel(cost_ax, document)
-    _ratio_panel(ratio_ax, document)
-    fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
-    fig.suptitle(f"{document.exercise} on {document.model} ({document.hardware_slug}): measured vs "
-                 f"{document.pricing}\n{fixed}", fontsize=10)
-    fig.tight_layout()
-    style.save(fig, path)
+    """The figure of ``document`` in the house style (``profiler.report.style``), saved as the PNG ``path``."""
+    with style.theme():
+        fig = style.figure(12, 4.5)
+        cost_ax, ratio_ax = fig.subplots(1, 2)
+        _cost_panel(cost_ax, document)
+        _ratio_panel(ratio_ax, document)
+        fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
+        fig.suptitle(f"{document.exercise} on {document.model} ({document.hardware_slug}): measured vs "
+                     f"{document.pricing}\n{fixed}", fontsize=10)
+        style.save(fig, path)
