@@ -7,7 +7,7 @@ The public names below are imported on first use, so ``import profiler`` loads n
 nor transformers; ``load_cost_model`` and ``CostModel`` never need them.
 """
 
-from importlib import import_module
+from profiler.lazy import lazy_exports
 
 _PUBLIC = {
     "Architecture": "profiler.measure.architecture",
@@ -29,12 +29,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'profiler' has no attribute {name!r}")
-    return getattr(import_module(_PUBLIC[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

@@ -8,7 +8,7 @@ Extra sections plug in as section providers (``profiler.report.document``,
 this package (``style``, ``units``) loads without the rest.
 """
 
-from importlib import import_module
+from profiler.lazy import lazy_exports
 
 _PUBLIC = {
     "Bullets": "profiler.report.document",
@@ -25,8 +25,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'profiler.report' has no attribute {name!r}")
-    return getattr(import_module(_PUBLIC[name]), name)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
