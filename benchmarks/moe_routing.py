@@ -1,0 +1,69 @@
+"""How a random-weight mixture of experts routes a prefill, against uniform random routing.
+
+What: a model folder (default ``models/granite-3.0-1b-a400m``: 32 experts, top-8, 24 layers)
+built with random weights on the CPU in float32, then ``profiler.measure.routing_pass.measure_routing``
+at each length (``--lengths``, default 128,1024): the routing of one prefill of the sweep's prompt
+(seed 0), read as each experts module was handed it. ``--layers N`` keeps the first N layers
+(a config with fewer layers: the same router and expert sizes, less time and memory). Prints
+per length: the load ratio (the busiest expert's tokens over the balanced share, summed over
+layers), the worst layer's, the coefficient of variation, the fewest experts a layer used, the
+uniform-routing ratio, and the seconds the pass took; then one JSON line.
+
+Why: the report says what the routing balance means for a mixture of experts' cost, and that
+random weights route otherwise than trained ones; this measures how random weights route a
+realistic expert count, against the ratio uniform random routing of the same tokens would give.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch
+
+from profiler.files import read_json, write_json
+from profiler.measure.catalog import ModelSource
+from profiler.measure.loading import load_model
+from profiler.measure.routing_pass import measure_routing
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "granite-3.0-1b-a400m")
+    parser.add_argument("--lengths", default="128,1024")
+    parser.add_argument("--layers", type=int, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / args.model.name
+        shutil.copytree(args.model, folder)
+        config = read_json(folder / "config.json")
+        if args.layers:
+            write_json(folder / "config.json", {**config, "num_hidden_layers": args.layers})
+        started = time.perf_counter()
+        loaded = load_model(ModelSource(folder.name, folder, "local"), torch.device("cpu"), torch.float32)
+        print(f"{args.model.name}: {loaded.architecture.params / 1e6:,.0f}M parameters, "
+              f"{loaded.architecture.layers} layers, built in {time.perf_counter() - started:.1f} s")
+        rows = []
+        print(f"{'tokens':>7} {'load':>6} {'worst':>6} {'cv':>5} {'used':>5} {'uniform':>8} {'pass_s':>7}")
+        for n in (int(length) for length in args.lengths.split(",")):
+            started = time.perf_counter()
+            routing = measure_routing(loaded, n)
+            seconds = time.perf_counter() - started
+            rows.append({"tokens": n, **routing.summary(), "top_k": routing.top_k, "experts": routing.experts,
+                         "layers": len(routing.layers), "pass_s": seconds})
+            print(f"{n:>7} {routing.load_ratio:>6.2f} {routing.worst_layer_ratio:>6.2f} {routing.cv:>5.2f} "
+                  f"{routing.experts_touched:>5} {routing.uniform_load_ratio:>8.2f} {seconds:>7.1f}")
+    print(json.dumps({"model": args.model.name, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
