@@ -59,3 +59,64 @@ def test_decode_cost_grows_linearly_in_context():
     arch = meta_architecture(resolve_model("smollm2-135m"))
     per_token = pass_flops(arch, 1, 2001) - pass_flops(arch, 1, 2000)
     assert per_token == 4 * arch.layers * arch.heads * arch.head_dim
+
+
+# -- what torch's counter misses: grouped expert matmuls ---------------------------------------------
+
+
+def test_grouped_matmul_counts_each_row_against_its_own_group():
+    """torch has no formula for aten._grouped_mm (transformers' experts): ours counts what a loop of mm does."""
+    tokens, experts = torch.randn(10, 8), torch.randn(3, 8, 4)  # rows of 16-byte multiples, as the kernel needs
+    offsets = torch.tensor([4, 4, 10], dtype=torch.int32)  # rows 0-3 to expert 0, none to 1, 4-9 to 2
+    out, counted = count_flops(lambda: torch.nn.functional.grouped_mm(tokens, experts, offs=offsets))
+    assert counted == 2 * 10 * 8 * 4
+    with FlopCounterMode(display=False) as plain:
+        looped = torch.cat([tokens[:4] @ experts[0], tokens[4:] @ experts[2]])
+    assert counted == plain.get_total_flops()
+    assert torch.allclose(out, looped, atol=1e-5)
+    with FlopCounterMode(display=False) as plain:
+        torch.nn.functional.grouped_mm(tokens, experts, offs=offsets)
+    assert plain.get_total_flops() == 0  # the gap this module fills
+
+
+def test_transformers_grouped_matmul_fallback_is_counted():
+    """The custom op transformers falls back to (older torch, CPU tensors off 16-byte alignment) hides its
+    matmuls from the counter; its formula counts them."""
+    import transformers.integrations.moe  # noqa: F401  (registers the op)
+
+    tokens, experts = torch.randn(6, 8), torch.randn(2, 8, 4)
+    offsets = torch.tensor([2, 6], dtype=torch.int32)
+    _, counted = count_flops(lambda: torch.ops.transformers.grouped_mm_fallback(tokens, experts, offsets))
+    assert counted == 2 * 6 * 8 * 4
+
+
+def test_the_experts_of_a_mixture_are_counted_as_routed(tmp_path):
+    """Mixtral (4 experts, 2 per token): plain FlopCounterMode misses exactly the routed experts (and the CPU
+    attention kernel), which the formula counts as each token's 2 experts (not all 4)."""
+    from tests.families import save_family
+
+    loaded = load_model(ModelSource("mixtral", save_family(tmp_path / "mixtral", "mixtral"), "local"),
+                        torch.device("cpu"), torch.float32)
+    arch, passes = loaded.architecture, Passes(loaded)
+    assert (arch.experts.count, arch.experts.per_token) == (4, 2)
+    _, ours = count_flops(lambda: passes.forward(64))
+    assert ours == pytest.approx(pass_flops(arch, 64, 64), rel=ROTARY_REL)
+    with torch.inference_mode(), FlopCounterMode(display=False) as plain:
+        passes.forward(64)
+    routed = arch.layers * 2 * 64 * 2 * arch.hidden * arch.experts.ffn * 3
+    attention = arch.layers * 4 * arch.heads * 64 * 64 * arch.head_dim
+    assert ours - plain.get_total_flops() == routed + attention
+
+
+def test_a_sliding_window_caps_the_keys_a_cached_pass_attends_to(tmp_path):
+    """Mistral, window 32 on both layers: its cache keeps 31 tokens, so a decode step's attention costs the
+    same at any context past the window; a pass without a cache still multiplies every query by every key."""
+    from tests.families import SLIDING_WINDOW, save_family
+
+    arch = meta_architecture(ModelSource("mistral", save_family(tmp_path / "mistral", "mistral"), "local"))
+    assert arch.windows == (SLIDING_WINDOW, SLIDING_WINDOW)
+    assert pass_flops(arch, 1, 500) == pass_flops(arch, 1, 100) == pass_flops(arch, 1, SLIDING_WINDOW)
+    assert pass_flops(arch, 1, SLIDING_WINDOW) > pass_flops(arch, 1, SLIDING_WINDOW - 1)
+    dense = pass_flops(arch, 200, 200) - pass_flops(arch, 100, 100)
+    per_token = pass_flops(arch, 2, 2) - pass_flops(arch, 1, 1)
+    assert dense > 100 * per_token  # quadratic: the n x n scores are all computed

@@ -13,11 +13,21 @@ def test_roofline_is_the_slower_of_compute_and_memory():
 
 def test_bytes_moved_per_phase():
     weights, per_token = 400_000, 1_000
-    assert pass_bytes("prefill", 100, 100, weights, per_token) == weights + 100 * per_token
-    assert pass_bytes("forward", 100, 100, weights, per_token) == weights
-    assert pass_bytes("decode", 100, 1, weights, per_token) == weights + 101 * per_token
+    cache = lambda tokens: tokens * per_token  # noqa: E731
+    assert pass_bytes("prefill", 100, 100, weights, cache) == weights + 100 * per_token
+    assert pass_bytes("forward", 100, 100, weights, cache) == weights
+    assert pass_bytes("decode", 100, 1, weights, cache) == weights + 101 * per_token
     # generate 3 tokens after 10: prefill writes 10; steps read 10 and 11 and write one each
-    assert pass_bytes("generate", 10, 3, weights, per_token) == 3 * weights + (10 + 2 + 21) * per_token
+    assert pass_bytes("generate", 10, 3, weights, cache) == 3 * weights + (10 + 2 + 21) * per_token
+
+
+def test_a_sliding_window_caps_the_cache_bytes_read():
+    """One layer of a window of 8 (its cache keeps 7 tokens) and one full layer, 1,000 bytes a token each."""
+    weights = 400_000
+    cache = lambda tokens: 1_000 * (min(tokens, 7) + tokens)  # noqa: E731
+    assert pass_bytes("prefill", 100, 100, weights, cache) == weights + 107_000
+    assert pass_bytes("decode", 100, 1, weights, cache) == weights + 107_000 + 2_000  # read 7 + 100, write 1 + 1
+    assert pass_bytes("decode", 3, 1, weights, cache) == weights + 6_000 + 2_000
 
 
 def test_point_table_derives_medians_rates_and_flags():
@@ -28,7 +38,7 @@ def test_point_table_derives_medians_rates_and_flags():
     for repeat, latency in enumerate([0.01, 0.02, 0.01]):
         rows.append({"phase": "decode", "n_ctx": 64, "n_new": 1, "repeat": repeat, "latency_s": latency,
                      "flops": 1e6, "peak_mem_bytes": 900, "kv_cache_bytes": 65_000})
-    table = point_table(pd.DataFrame(rows), 400_000, 1_000, CEILINGS).set_index("phase")
+    table = point_table(pd.DataFrame(rows), 400_000, lambda tokens: 1_000 * tokens, CEILINGS).set_index("phase")
     prefill, decode = table.loc["prefill"], table.loc["decode"]
     assert (prefill.repeats, prefill.median_latency_s, prefill.peak_mem_bytes) == (5, 0.10, 1004)
     assert prefill.tokens_per_s == pytest.approx(640) and prefill.flops_per_s == pytest.approx(1e9)

@@ -154,7 +154,8 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         rows = writer.rows
     samples = read_samples(folder / "samples.csv")
     dtype_bytes = torch.empty((), dtype=dtype).element_size()
-    points = point_table(samples, arch.params * dtype_bytes, arch.kv_bytes_per_token(dtype), ceilings)
+    points = point_table(samples, arch.active_params * dtype_bytes, lambda tokens: arch.kv_cache_bytes(tokens, dtype),
+                         ceilings)
     prefill_lengths = samples.loc[samples["phase"] == "prefill", "n_ctx"]
     # a mixture of experts: the routing of one more prefill, at the longest length measured
     routing = (None if outcome.interrupted or prefill_lengths.empty

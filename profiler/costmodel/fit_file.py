@@ -103,11 +103,13 @@ def _memory(samples, model: dict) -> dict | None:
 
     - ``weights_bytes``: parameters times bytes per parameter, resident in every pass when all the
       weights are on the measured device, so no more than a curve's constant ``a``;
-    - ``kv_cache_bytes_per_token``: ``analytic``, keys and values of every layer,
-      ``2 * layers * kv_heads * head_dim * bytes`` (as ``Architecture.kv_bytes_per_token``), and
+    - ``kv_cache_bytes_per_token``: ``analytic``, what one token adds while no sliding window is full
+      (``Architecture.kv_bytes_per_token``: run.json's ``kv_elements_per_token`` times bytes; keys and values
+      of every layer, ``2 * layers * kv_heads * head_dim * bytes``, in runs written before it), and
       ``measured``, per phase that keeps a cache, the least-squares slope of the measured
       ``kv_cache_bytes`` against ``n_ctx`` (a slope: a decode step holds ``n_ctx + 1`` tokens, a
-      prefill ``n_ctx``). They differ where the cache is not one entry per token and layer.
+      prefill ``n_ctx``). They differ where the cache is not one entry per token and layer: a sliding-window
+      layer stops growing at its window, so its slope over lengths past the window is smaller.
 
     None for a dtype whose size is not known here.
     """
@@ -122,7 +124,8 @@ def _memory(samples, model: dict) -> dict | None:
     return {
         "weights_bytes": model["params"] * dtype_bytes,
         "kv_cache_bytes_per_token": {
-            "analytic": 2 * model["layers"] * model["kv_heads"] * model["head_dim"] * dtype_bytes,
+            "analytic": model.get("kv_elements_per_token",
+                                  2 * model["layers"] * model["kv_heads"] * model["head_dim"]) * dtype_bytes,
             "measured": measured,
         },
     }

@@ -2,9 +2,13 @@
 
 Config names differ by family (GPT-2: ``n_layer``/``n_embd``/``n_head``/``n_inner``;
 Llama and Qwen2: ``num_hidden_layers``/``hidden_size``/``num_attention_heads``/
-``num_key_value_heads``/``intermediate_size``); this module is the one place that maps
-them onto the symbols the FLOP formula and the reports use, and the one place that checks
-them (``check_config``) before any model is built.
+``num_key_value_heads``/``intermediate_size``; Falcon: ``num_kv_heads``/``ffn_hidden_size``);
+this module is the one place that maps them onto the symbols the FLOP formula, the KV-cache
+bytes and the reports use, and the one place that checks them (``check_config``) before any
+model is built. What a family builds from its numbers (a gated MLP or not, sliding windows per
+layer, experts and the layers that have them, latent attention) is read by the family rules at
+the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
+on 20 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ NUMBER_NAMES = {
     "layers": ("num_hidden_layers", "n_layer"),
     "hidden": ("hidden_size", "n_embd"),
     "heads": ("num_attention_heads", "n_head"),
-    "kv_heads": ("num_key_value_heads",),
+    "kv_heads": ("num_key_value_heads", "num_kv_heads"),
     "head_dim": ("head_dim",),
-    "ffn": ("intermediate_size", "n_inner"),
+    "ffn": ("intermediate_size", "n_inner", "ffn_hidden_size"),
     "vocab": ("vocab_size",),
     "max_positions": ("max_position_embeddings", "n_positions"),
 }
@@ -44,33 +48,114 @@ MAX_PARAMS = 10**13
 
 
 @dataclass(frozen=True)
+class Experts:
+    """The mixture of experts of the layers that have one (``layers``: their indices; the others
+    have the dense MLP of ``Architecture.ffn``). Each token passes a router (``hidden x count``),
+    ``per_token`` of the ``count`` routed experts, each a gated MLP ``ffn`` wide, and, where the
+    family has them, shared experts every token passes: one gated MLP ``shared_ffn`` wide
+    (DeepSeek's ``n_shared_experts`` run as one MLP that many times the expert width), scaled by a
+    ``hidden x 1`` gate where ``shared_gate`` (Qwen2-MoE)."""
+
+    count: int
+    per_token: int
+    ffn: int
+    shared_ffn: int  # 0: no shared expert
+    shared_gate: bool
+    layers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LatentAttention:
+    """Multi-head latent attention (DeepSeek-V2/V3): queries through a rank ``q_rank`` bottleneck
+    (None: one projection), keys and values compressed to a rank ``kv_rank`` latent plus a
+    ``rope_head_dim`` rotary key shared by the heads; each head's key is ``nope_head_dim +
+    rope_head_dim`` wide, its value ``v_head_dim``. transformers caches the latent and the rotary
+    key (``kv_rank + rope_head_dim`` per token and layer) and decompresses every cached token again
+    in each pass."""
+
+    q_rank: int | None
+    kv_rank: int
+    nope_head_dim: int
+    rope_head_dim: int
+    v_head_dim: int
+
+    @property
+    def qk_head_dim(self) -> int:
+        return self.nope_head_dim + self.rope_head_dim
+
+
+@dataclass(frozen=True)
 class Architecture:
-    """Shape of one decoder model. Counts are plain integers; nothing here has units."""
+    """Shape of one decoder model. Counts are plain integers; nothing here has units but the bytes
+    of the KV-cache methods."""
 
     model_type: str
     layers: int
     hidden: int
     heads: int
-    kv_heads: int
+    kv_heads: int  # heads of the key and value projections
     head_dim: int
-    ffn: int  # intermediate (MLP) width
-    gated_mlp: bool  # gate, up and down matrices (Llama, Qwen2) rather than GPT-2's two
+    cached_kv_heads: int  # heads the cache keeps keys and values of: kv_heads, but see _cached_kv_heads
+    ffn: int  # intermediate width of the dense MLP
+    gated_mlp: bool  # gate, up and down matrices (Llama, Phi-3's fused gate_up) rather than GPT-2's two
     vocab: int
     max_positions: int
     params: int  # every parameter, tied matrices counted once
     embedding_params: int  # token (and learned position) embeddings
+    windows: tuple[int | None, ...]  # per layer: its sliding window (tokens), None for full attention
+    experts: Experts | None  # None: a dense model
+    latent_attention: LatentAttention | None  # None: keys and values of kv_heads x head_dim
 
     @property
     def non_embedding_params(self) -> int:
         """Parameters outside the embedding tables: the ``m`` of scaling-law fits."""
         return self.params - self.embedding_params
 
+    @property
+    def active_params(self) -> int:
+        """Parameters a token's pass reads: all but the routed experts it is not sent to (``count -
+        per_token`` gated MLPs of every MoE layer); ``params`` for a dense model. The least weights
+        any pass reads, however its tokens are routed."""
+        if self.experts is None:
+            return self.params
+        idle = len(self.experts.layers) * (self.experts.count - self.experts.per_token)
+        return self.params - idle * 3 * self.hidden * self.experts.ffn
+
+    def cached_tokens(self, layer: int, context_tokens: int) -> int:
+        """Tokens layer ``layer``'s cache holds at a context of ``context_tokens``: all of them under full
+        attention; under a sliding window ``W``, at most ``W - 1`` (transformers keeps the ``W - 1`` most
+        recent: the next token attends to them and itself)."""
+        window = self.windows[layer]
+        return context_tokens if window is None else min(context_tokens, window - 1)
+
+    @property
+    def kv_elements_per_token(self) -> tuple[int, ...]:
+        """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
+        each (multi-query: one head), or the latent and rotary key of latent attention."""
+        mla = self.latent_attention
+        per_layer = 2 * self.cached_kv_heads * self.head_dim if mla is None else mla.kv_rank + mla.rope_head_dim
+        return (per_layer,) * self.layers
+
     def kv_bytes_per_token(self, dtype: torch.dtype) -> int:
-        """Bytes one token adds to the KV cache: keys and values of every layer."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * torch.empty((), dtype=dtype).element_size()
+        """Bytes one token adds to the KV cache while no sliding window is full: every layer's keys and
+        values (past a window, its layer adds nothing; see ``kv_cache_bytes``)."""
+        return sum(self.kv_elements_per_token) * _element_bytes(dtype)
+
+    def kv_cache_bytes(self, context_tokens: int, dtype: torch.dtype) -> int:
+        """Bytes the KV cache holds at a context of ``context_tokens``: windowed layers stop growing at
+        their window (``cached_tokens``)."""
+        return _element_bytes(dtype) * sum(
+            elements * self.cached_tokens(layer, context_tokens)
+            for layer, elements in enumerate(self.kv_elements_per_token))
 
     def as_dict(self) -> dict:
-        return asdict(self) | {"non_embedding_params": self.non_embedding_params}
+        """The numbers as JSON values (run.json's model, fits), with the derived parameter and cache counts."""
+        return asdict(self) | {"non_embedding_params": self.non_embedding_params, "active_params": self.active_params,
+                               "kv_elements_per_token": sum(self.kv_elements_per_token)}
+
+
+def _element_bytes(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
 
 
 def _written_as(config, name: str) -> set[str]:
@@ -153,26 +238,103 @@ def check_config(config, written: dict, model: str) -> None:
 
 
 def architecture_of(config, model: torch.nn.Module) -> Architecture:
-    """Read the architecture from ``config`` (checked by ``check_config``); parameter counts come
-    from ``model`` (meta is fine)."""
+    """Read the architecture from ``config`` (checked by ``check_config``) by the family rules below;
+    parameter counts come from ``model`` (meta is fine)."""
     value = {number: _read(config, number)[1] for number in NUMBER_NAMES}
-    hidden, heads = value["hidden"], value["heads"]
+    hidden, heads, layers = value["hidden"], value["heads"], value["layers"]
     unique = {id(p): p for p in model.parameters()}
     params = sum(p.numel() for p in unique.values())
     embedding_params = sum(
         m.weight.numel() for m in {id(m): m for m in model.modules() if isinstance(m, torch.nn.Embedding)}.values()
     )
+    ffn = value["ffn"] or _RULES["ffn"](hidden, heads)
+    kv_heads = _kv_heads(config, value["kv_heads"] or _RULES["kv_heads"](hidden, heads))
     return Architecture(
         model_type=config.model_type,
-        layers=value["layers"],
+        layers=layers,
         hidden=hidden,
         heads=heads,
-        kv_heads=value["kv_heads"] or _RULES["kv_heads"](hidden, heads),
+        kv_heads=kv_heads,
         head_dim=value["head_dim"] or _RULES["head_dim"](hidden, heads),
-        ffn=value["ffn"] or _RULES["ffn"](hidden, heads),
-        gated_mlp=any(name.endswith("gate_proj") for name, _ in model.named_modules()),
+        cached_kv_heads=_cached_kv_heads(config, kv_heads, heads),
+        ffn=ffn,
+        gated_mlp=config.model_type not in TWO_MATRIX_MLP,
         vocab=value["vocab"],
         max_positions=value["max_positions"],
         params=params,
         embedding_params=embedding_params,
+        windows=_windows(config, layers),
+        experts=_experts(config, layers, ffn),
+        latent_attention=_latent_attention(config),
     )
+
+
+# -- family rules: what the config's numbers mean for the cost, as transformers builds each family ----------
+
+# Families whose MLP is an up and a down matrix (GPT-2's); every other family's is gated: gate, up and
+# down (Llama's; Phi-3 fuses gate and up into one matrix of the same multiplies), and so are all experts.
+TWO_MATRIX_MLP = frozenset({"gpt2", "gpt_neox", "gpt_bigcode", "gpt_neo", "gptj", "codegen", "opt", "bloom", "mpt",
+                            "persimmon", "nemotron", "phi", "starcoder2", "falcon"})
+
+
+def _kv_heads(config, kv_heads: int) -> int:
+    """Falcon before its new decoder architecture (Falcon-7B) is multi-query when ``multi_query`` is set,
+    whatever ``num_kv_heads`` says (GPT-BigCode's config says so itself)."""
+    if config.model_type == "falcon" and config.multi_query and not config.new_decoder_architecture:
+        return 1
+    return kv_heads
+
+
+def _cached_kv_heads(config, kv_heads: int, heads: int) -> int:
+    """Falcon's new decoder architecture (Falcon-40B, -180B, Falcon-3) broadcasts its keys and values to
+    every query head before caching them: its cache holds ``heads``, not ``kv_heads``."""
+    if config.model_type == "falcon" and config.new_decoder_architecture:
+        return heads
+    return kv_heads
+
+
+def _windows(config, layers: int) -> tuple[int | None, ...]:
+    """Per layer, its sliding window or None, by transformers' rule for its caches: the layers that
+    ``layer_types`` names ``sliding_attention`` (Gemma-2, Gemma-3, Qwen2 with ``use_sliding_window``), or,
+    without ``layer_types``, every layer when ``sliding_window`` is set (Mistral, Starcoder2). Any other
+    layer type is counted as full attention."""
+    window = getattr(config, "sliding_window", None) or None
+    types = getattr(config, "layer_types", None)
+    if types is None:
+        return (window,) * layers
+    return tuple(window if kind == "sliding_attention" else None for kind in types)
+
+
+def _experts(config, layers: int, ffn: int) -> Experts | None:
+    """The routed experts: their count (Mixtral's ``num_local_experts``, Qwen's and OLMoE's ``num_experts``,
+    DeepSeek's ``n_routed_experts``), ``num_experts_per_tok``, their width (``moe_intermediate_size``
+    where the family also has dense MLPs, else ``intermediate_size``), shared experts (Qwen2-MoE's gated
+    ``shared_expert_intermediate_size``, DeepSeek's ``n_shared_experts`` of the expert width) and the
+    layers that have them: all but DeepSeek's first ``first_k_dense_replace``, and for Qwen-MoE every
+    ``decoder_sparse_step``-th not in ``mlp_only_layers``. None for a dense model."""
+    count = next((n for name in ("num_local_experts", "num_experts", "n_routed_experts")
+                  if (n := getattr(config, name, None))), None)
+    if not count:
+        return None
+    width = getattr(config, "moe_intermediate_size", None) or ffn
+    gated_shared = getattr(config, "shared_expert_intermediate_size", None)
+    first_sparse = getattr(config, "first_k_dense_replace", None) or 0
+    step = getattr(config, "decoder_sparse_step", None) or 1
+    dense = set(getattr(config, "mlp_only_layers", None) or ())
+    return Experts(
+        count=count,
+        per_token=config.num_experts_per_tok,
+        ffn=width,
+        shared_ffn=gated_shared or (getattr(config, "n_shared_experts", None) or 0) * width,
+        shared_gate=bool(gated_shared),
+        layers=tuple(i for i in range(layers) if i >= first_sparse and (i + 1) % step == 0 and i not in dense),
+    )
+
+
+def _latent_attention(config) -> LatentAttention | None:
+    """DeepSeek-V2/V3's latent attention, where the config has a ``kv_lora_rank``."""
+    if getattr(config, "kv_lora_rank", None) is None:
+        return None
+    return LatentAttention(q_rank=config.q_lora_rank, kv_rank=config.kv_lora_rank,
+                           nope_head_dim=config.qk_nope_head_dim, rope_head_dim=config.qk_rope_head_dim,
+                           v_head_dim=config.v_head_dim)

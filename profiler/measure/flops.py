@@ -1,39 +1,62 @@
-"""FLOPs of one pass: an analytic formula, and a count by torch's FlopCounterMode.
+"""FLOPs of one pass: an analytic formula from the architecture, and an independent count by
+torch's FlopCounterMode.
 
 The formula counts matrix-multiply FLOPs only, 2 per multiply-add, after Kaplan et al.
 2020 ("Scaling Laws for Neural Language Models", Table 1: ``2N + 2 n_layer n_ctx d_attn``
-per token), written out per matrix so that grouped-query attention, gated MLPs and the
-LM head restricted to the positions whose logits are kept come out exactly. For a pass
-that adds ``T`` tokens to a context that then holds ``S`` keys, with logits at ``L``
-positions, on a model with ``l`` layers, width ``d``, ``h`` query heads and ``h_kv``
-key/value heads of size ``d_h``, MLP width ``f`` and vocabulary ``V``::
+per token), written out per matrix and per layer. For a pass that adds ``T`` tokens to a
+context that then holds ``S`` tokens, with logits at ``L`` positions, on a model of width
+``d``, ``h`` query heads and ``h_kv`` key/value heads of size ``d_h``, MLP width ``f`` and
+vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 
     per layer   q, k, v projections     2 T d (h + 2 h_kv) d_h
-                scores and mixing       4 h T S d_h      (dense: no causal halving)
+                scores and mixing       4 h T S_i d_h      (dense: every query against every key)
                 output projection       2 T h d_h d
                 MLP                     2 T d f * (3 if gated else 2)
     once        LM head                 2 L d V
 
-Attention is counted dense, every query against every key, as FlopCounterMode's SDPA
-formula counts it; causal kernels skip up to half of that work. Norms, activations,
-softmax, residual adds and rotary embeddings are elementwise and left out (well under 1%
-for these models), as the counter leaves them out. One exception the counter may see: some
-transformers versions (5.17) build rotary angles as a ``(d_h/2 x 1) @ (1 x T)`` matmul,
-``d_h T`` FLOPs, under 0.01% of a pass; it is left out of the formula.
+- Keys: ``S_i = S`` under full attention. A sliding-window layer's cache keeps the ``W - 1``
+  most recent tokens (``Architecture.cached_tokens``), so a pass with a cache hands the kernel
+  ``min(S - T, W - 1) + T`` keys; a pass without one (prefill, forward) hands it all ``S``.
+- Attention is counted dense over the keys the kernel is handed, as it is called: the causal
+  mask and the window hide keys from a query but not from the kernel, which computes the
+  scores of the full ``T x S_i`` block under a mask (eager, SDPA's math kernel, any kernel
+  given a window mask on the CPU); a fused kernel run with ``is_causal`` may skip up to half of
+  the blocks. The attention a causal window needs is less: query ``j`` of a prefill sees
+  ``min(j, W)`` keys.
+- Mixture of experts (``Architecture.experts``): a router ``2 T d E``, then each token through
+  its ``k`` routed experts, ``2 T k d f_e * 3``, and any shared expert, ``2 T d f_s * 3`` (plus
+  ``2 T d`` for Qwen2-MoE's shared-expert gate). transformers computes the routed experts only
+  for the tokens routed to them (a grouped matmul, a batched one, or a loop over the experts
+  hit), so that is what is counted; no expert runs densely over every token. The count does not
+  depend on how tokens are balanced over experts.
+- Latent attention (``Architecture.latent_attention``, DeepSeek): queries ``2 T d r_q +
+  2 T r_q h d_qk`` (or ``2 T d h d_qk`` without a query rank), the compressed key and value
+  ``2 T d (r_kv + d_rope)``, their decompression ``2 S_i r_kv h (d_nope + d_v)`` over every key
+  attended (transformers caches the latent and decompresses it again each pass), scores and
+  mixing ``2 h T S_i (d_qk + d_v)`` and the output ``2 T h d_v d``.
 
-Two gaps in torch's counter are handled here. On the CPU, SDPA runs
-``aten._scaled_dot_product_flash_attention_for_cpu``, for which torch registers no FLOP
-formula, so the counter silently misses all attention (for gpt2 at n=1024 with
-all-position logits it reports 253 instead of 292 GFLOP). And torch's SDPA formula asserts
-that keys have as many heads as queries, so grouped-query attention handed to a fused
-kernel as is (Llama and Qwen2 on a GPU) stops the count with an AssertionError. The
-counter below registers one dense formula, over query heads, for every SDPA kernel. The
-eager attention path uses plain matmuls that torch counts by itself: the tests use it to
-check this formula independently.
+Norms, activations, softmax, routing's top-k, residual adds and rotary embeddings are
+elementwise and left out (well under 1% for these models), as the counter leaves them out.
+One exception the counter may see: some transformers versions (5.17) build rotary angles as a
+``(d_h/2 x 1) @ (1 x T)`` matmul, ``d_h T`` FLOPs, under 0.01% of a pass; it is left out of
+the formula.
+
+The counter (``count_flops``) fills three gaps in torch's FlopCounterMode. On the CPU, SDPA runs
+``aten._scaled_dot_product_flash_attention_for_cpu``, for which torch registers no FLOP formula,
+so the counter silently misses all attention (for gpt2 at n=1024 with all-position logits it
+reports 253 instead of 292 GFLOP); torch's SDPA formula asserts that keys have as many heads as
+queries, so grouped-query attention handed to a fused kernel as is (Llama and Qwen2 on a GPU)
+stops the count with an AssertionError: one dense formula, over query heads, is registered for
+every SDPA kernel. And torch has no formula for ``aten._grouped_mm``, the grouped matmul
+transformers runs a mixture's experts with (and its ``transformers::grouped_mm_fallback``, a
+custom op the counter cannot see into), so it missed every routed expert (counted/analytic 0.5
+to 0.9 on the MoE families): both are registered. Eager attention, the batched-matmul experts
+and the loop over experts use matmuls torch counts by itself.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -42,13 +65,41 @@ from torch.utils import flop_counter
 from profiler.measure.architecture import Architecture
 
 
+def keys_attended(arch: Architecture, layer: int, new_tokens: int, context_tokens: int) -> int:
+    """Keys layer ``layer``'s attention kernel multiplies each of ``new_tokens`` queries against, in a pass
+    that leaves ``context_tokens`` in the context: what its cache kept of the context before, and the new."""
+    return arch.cached_tokens(layer, context_tokens - new_tokens) + new_tokens
+
+
+def _attention_flops(arch: Architecture, t: int, keys: int) -> int:
+    """Projections, scores and mixing of one layer's attention: ``t`` queries against ``keys`` keys."""
+    d, h, mla = arch.hidden, arch.heads, arch.latent_attention
+    if mla is None:
+        dh = arch.head_dim
+        return 2 * t * d * (h + 2 * arch.kv_heads) * dh + 2 * t * h * dh * d + 4 * h * t * keys * dh
+    queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
+    compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
+    decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
+    scores = 2 * h * t * keys * (mla.qk_head_dim + mla.v_head_dim)
+    return queries + compress + decompress + scores + 2 * t * h * mla.v_head_dim * d
+
+
+def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
+    """Layer ``layer``'s MLP over ``t`` tokens: dense, or router, routed and shared experts."""
+    d, experts = arch.hidden, arch.experts
+    if experts is None or layer not in experts.layers:
+        return 2 * t * d * arch.ffn * (3 if arch.gated_mlp else 2)
+    router = 2 * t * d * experts.count
+    routed = 2 * t * experts.per_token * d * experts.ffn * 3
+    shared = 2 * t * d * experts.shared_ffn * 3 + (2 * t * d if experts.shared_gate else 0)
+    return router + routed + shared
+
+
 def pass_flops(arch: Architecture, new_tokens: int, context_tokens: int, logits_positions: int = 1) -> int:
-    """FLOPs of one pass adding ``new_tokens`` to a context of ``context_tokens`` keys in all."""
-    t, s, d, dh = new_tokens, context_tokens, arch.hidden, arch.head_dim
-    projections = 2 * t * d * (arch.heads + 2 * arch.kv_heads) * dh + 2 * t * arch.heads * dh * d
-    attention = 4 * arch.heads * t * s * dh
-    mlp = 2 * t * d * arch.ffn * (3 if arch.gated_mlp else 2)
-    return arch.layers * (projections + attention + mlp) + 2 * logits_positions * d * arch.vocab
+    """FLOPs of one pass adding ``new_tokens`` to a context of ``context_tokens`` tokens in all."""
+    layers = sum(_attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
+                 + _mlp_flops(arch, layer, new_tokens) for layer in range(arch.layers))
+    return layers + 2 * logits_positions * arch.hidden * arch.vocab
 
 
 def generate_flops(arch: Architecture, n_in: int, n_out: int) -> int:
@@ -68,19 +119,36 @@ def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kw
     return 2 * batch * heads * queries * keys * (dim + value_dim)
 
 
+def _grouped_mm_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """A grouped matmul: each row of ``a`` times the matrix of its group. Every output element is one
+    dot product over ``a``'s last dimension: ``(S, K) x (E, K, N)`` with rows grouped by ``offs`` (the
+    experts' layout: ``S`` routed token-expert pairs), ``(E, M, K) x (E, K, N)`` and ``(E, M, K) x (K, N)``.
+    ``(M, K) x (K, N)`` grouped along ``K`` (a weight gradient) gives ``E`` outputs of one ``K``-slice each."""
+    flops = 2 * a_shape[-1] * math.prod(out_shape)
+    return flops // out_shape[0] if len(a_shape) == len(b_shape) == 2 else flops
+
+
 _SDPA_KERNELS = (
     "_scaled_dot_product_flash_attention_for_cpu",
     "_scaled_dot_product_flash_attention",
     "_scaled_dot_product_efficient_attention",
     "_scaled_dot_product_cudnn_attention",
 )
-_CUSTOM_FORMULAS = {
-    getattr(torch.ops.aten, name): _sdpa_flops for name in _SDPA_KERNELS if hasattr(torch.ops.aten, name)
-}
+_FORMULAS = {getattr(torch.ops.aten, name): _sdpa_flops for name in _SDPA_KERNELS if hasattr(torch.ops.aten, name)}
+if hasattr(torch.ops.aten, "_grouped_mm"):
+    _FORMULAS[torch.ops.aten._grouped_mm] = _grouped_mm_flops
+
+
+def _formulas() -> dict:
+    """The formulas above, and transformers' grouped-matmul fallback once transformers has registered it
+    (importing its mixture-of-experts code does)."""
+    if hasattr(torch.ops.transformers, "grouped_mm_fallback"):
+        return _FORMULAS | {torch.ops.transformers.grouped_mm_fallback: _grouped_mm_flops}
+    return _FORMULAS
 
 
 def count_flops(run_pass: Callable[[], object]) -> tuple[object, int]:
     """Run ``run_pass`` under FlopCounterMode; return its result and the FLOPs counted."""
-    with flop_counter.FlopCounterMode(display=False, custom_mapping=_CUSTOM_FORMULAS) as counter:
+    with flop_counter.FlopCounterMode(display=False, custom_mapping=_formulas()) as counter:
         result = run_pass()
     return result, counter.get_total_flops()

@@ -7,12 +7,17 @@ interval, unstable or not, tokens per second (``n_new`` / median latency), achie
 
 Roofline (Williams et al. 2009): a pass can take no less than
 ``max(flops / peak_flops_per_s, bytes / bandwidth_bytes_per_s)``. Bytes moved are counted
-as every weight read once plus the KV cache read (the context before the pass) and written
-(the tokens it adds); activations are assumed to stay in cache. The share of roofline is
-that bound over the measured median: 1.0 is as fast as this device can go.
+as the weights read once (a mixture of experts' active weights: each pass reads at least a
+token's experts per layer, ``Architecture.active_params``) plus the KV cache read (what the
+cache held before the pass; a sliding-window layer holds no more than its window) and written
+(what a prefill leaves cached, one token per decode step); activations are assumed to stay in
+cache. The share of roofline is that bound over the measured median: 1.0 is as fast as this
+device can go.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import pandas as pd
 
@@ -24,30 +29,33 @@ def roofline_latency_s(flops, bytes_moved, ceilings: dict):
     return max(flops / ceilings["peak_matmul_flops_per_s"], bytes_moved / ceilings["memory_bandwidth_bytes_per_s"])
 
 
-def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_bytes_per_token: int):
+def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_cache_bytes: Callable[[int], int]):
     """Bytes one pass moves at least: weights once per forward pass, KV cache read and written.
 
+    ``kv_cache_bytes(tokens)`` is what the cache holds at a context of ``tokens``
+    (``Architecture.kv_cache_bytes``); one token's keys and values are ``kv_cache_bytes(1)``.
     ``generate`` runs one prefill and ``n_new - 1`` decode steps, each reading the weights.
     """
-    if phase == "generate":  # step t = 1..n_new-1 reads n_ctx + t - 1 cached tokens, writes one
+    n_ctx, n_new = int(n_ctx), int(n_new)
+    if phase == "generate":  # step t = 1..n_new-1 reads the n_ctx + t - 1 tokens cached, writes one
         steps = n_new - 1
-        written = n_ctx + steps
-        read = steps * n_ctx + steps * (steps - 1) / 2
-        return (1 + steps) * weight_bytes + kv_bytes_per_token * (written + read)
-    cached = n_ctx if phase == "decode" else 0
-    return weight_bytes + kv_bytes_per_token * (cached + (0 if phase == "forward" else n_new))
+        read = sum(kv_cache_bytes(n_ctx + t - 1) for t in range(1, n_new))
+        return (1 + steps) * weight_bytes + kv_cache_bytes(n_ctx) + read + steps * kv_cache_bytes(1)
+    if phase == "decode":
+        return weight_bytes + kv_cache_bytes(n_ctx) + n_new * kv_cache_bytes(1)
+    return weight_bytes + (0 if phase == "forward" else kv_cache_bytes(n_new))
 
 
-def point_table(samples: pd.DataFrame, weight_bytes: int, kv_bytes_per_token: int,
+def point_table(samples: pd.DataFrame, weight_bytes: int, kv_cache_bytes: Callable[[int], int],
                 ceilings: dict, policy: RepeatPolicy = RepeatPolicy()) -> pd.DataFrame:
-    """One row per measured point, in phase order then by length."""
+    """One row per measured point, in phase order then by length (``pass_bytes`` for the arguments)."""
     rows = []
     for (phase, n_ctx, n_new), group in samples.groupby(["phase", "n_ctx", "n_new"], sort=False):
         latencies = group["latency_s"].tolist()
         median_s = float(group["latency_s"].median())
         flops = float(group["flops"].iloc[0])
         bound_s = roofline_latency_s(
-            flops, pass_bytes(phase, n_ctx, n_new, weight_bytes, kv_bytes_per_token), ceilings
+            flops, pass_bytes(phase, n_ctx, n_new, weight_bytes, kv_cache_bytes), ceilings
         )
         rows.append({
             "phase": phase, "n_ctx": int(n_ctx), "n_new": int(n_new), "repeats": len(latencies),
