@@ -1,0 +1,153 @@
+"""A KV cache of ``c`` tokens made without a prefill of ``c`` tokens: decode (and extend) passes at
+any context length, even where the prefill that would build their cache is unaffordable.
+
+A decode step's cost depends on the cache's length, shapes, dtype and device, never on the values
+it holds. So the cache is the model's own: the one a prefill of a single prompt token builds (its
+class and its layers' classes, shapes, dtypes and devices are whatever the model uses: grouped- or
+multi-query heads, DeepSeek-V3's compressed latent keys, sliding-window layers), grown to ``c``
+tokens through each layer's own ``update``, so its bookkeeping (``get_seq_length``, a sliding
+layer's cumulative length, what a sliding layer keeps) is that of a real prefill of ``c`` tokens:
+the next pass gets position ``c`` and attends to what it would after that prefill.
+
+The ``c - 1`` tokens added are a seeded standard-normal block (std 1, as rotated keys are in
+scale) drawn on the layer's device, once per tensor shape and dtype and copied into each layer
+(``update`` concatenates, so every layer owns its storage, as after a prefill). A sliding-window
+layer keeps only its last ``window - 1`` tokens: it is fed its tokens in chunks of ``window - 1``,
+so no layer ever holds more than twice its window (a real prefill leaves the whole prompt's
+tensor behind a view of its tail until the next pass).
+
+Memory: the cache's own bytes plus one block per distinct tensor shape (the block is freed when
+the cache is made). On a CPU, where running out of memory kills the process rather than raising,
+the bytes are checked against the kernel's ``MemAvailable`` before anything is allocated, and a
+cache that does not fit raises ``torch.OutOfMemoryError`` (what the sweep already handles); a GPU
+raises it on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from profiler.measure.passes import Passes
+
+_MEMINFO = Path("/proc/meminfo")
+
+
+def _kept_tokens(layer, context_tokens: int) -> int:
+    """Tokens ``layer`` holds after a prefill of ``context_tokens``."""
+    if layer.is_sliding:
+        return min(context_tokens, layer.sliding_window - 1)
+    return context_tokens
+
+
+def _fillable_layers(cache) -> list:
+    """The layers that hold keys and values (a ``DummyLayer`` holds none); any kind other than a
+    dynamic full or sliding-window layer is refused, since its bookkeeping is not known here."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    layers = []
+    for index, layer in enumerate(cache.layers):
+        if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer):
+            layers.append(layer)
+        elif getattr(layer, "keys", None) is not None:
+            raise ValueError(f"cache layer {index} is a {type(layer).__name__}: it cannot be filled without a prefill")
+    return layers
+
+
+def _bytes_per_token(tensor: torch.Tensor) -> int:
+    """Bytes of one cached token of ``tensor`` (``[batch, heads, tokens, head_dim]``)."""
+    return tensor[..., :1, :].numel() * tensor.element_size()
+
+
+def _cpu_available_bytes() -> int | None:
+    """The kernel's estimate of the memory available without swapping (None where it is not known)."""
+    try:
+        return int(re.search(r"MemAvailable:\s+(\d+) kB", _MEMINFO.read_text()).group(1)) * 1024
+    except (OSError, AttributeError):
+        return None
+
+
+def _chunk_tokens(layer, added_tokens: int) -> int:
+    """Tokens per ``update`` call when ``added_tokens`` are added: all at once to a full layer, at
+    most what it keeps to a sliding-window layer."""
+    if layer.is_sliding:
+        return min(added_tokens, layer.sliding_window - 1)
+    return added_tokens
+
+
+def _block_key(tensor: torch.Tensor) -> tuple:
+    """What tensors sharing a random block agree on: every dimension but the tokens, dtype, device."""
+    shape = tuple(tensor.shape)
+    return shape[:-2] + shape[-1:], tensor.dtype, tensor.device
+
+
+def _block_tokens(layers: list, added_tokens: int) -> dict[tuple, int]:
+    """The random blocks a fill needs: tokens of each, by ``_block_key``."""
+    tokens: dict[tuple, int] = {}
+    for layer in layers:
+        for tensor in (layer.keys, layer.values):
+            key = _block_key(tensor)
+            tokens[key] = max(tokens.get(key, 0), _chunk_tokens(layer, added_tokens))
+    return tokens
+
+
+def _needed_bytes(layers: list, context_tokens: int) -> dict[torch.device, int]:
+    """Bytes a fill of ``layers`` (one token each) to ``context_tokens`` allocates on each device:
+    every layer's keys and values at the length it keeps, and the random blocks copied into them."""
+    needed: dict[torch.device, int] = {}
+    for layer in layers:
+        for tensor in (layer.keys, layer.values):
+            kept = _kept_tokens(layer, context_tokens)
+            needed[tensor.device] = needed.get(tensor.device, 0) + kept * _bytes_per_token(tensor)
+    for (shape, dtype, device), tokens in _block_tokens(layers, context_tokens - 1).items():
+        needed[device] += tokens * torch.Size(shape).numel() * dtype.itemsize
+    return needed
+
+
+def _check_fits(layers: list, context_tokens: int) -> None:
+    for device, needed in _needed_bytes(layers, context_tokens).items():
+        available = _cpu_available_bytes() if device.type == "cpu" else None
+        if available is not None and needed > available:
+            raise torch.OutOfMemoryError(
+                f"a filled KV cache of {context_tokens} tokens needs {needed} bytes on the CPU, "
+                f"{available} are available: out of memory"
+            )
+
+
+def _draw_blocks(layers: list, added_tokens: int, seed: int) -> dict[tuple, torch.Tensor]:
+    """Seeded standard-normal blocks ``[batch, heads, tokens, head_dim]``, one per ``_block_key``."""
+    blocks = {}
+    for (shape, dtype, device), tokens in _block_tokens(layers, added_tokens).items():
+        gen = torch.Generator(device=device).manual_seed(seed)
+        blocks[(shape, dtype, device)] = torch.randn(*shape[:-1], tokens, shape[-1], generator=gen, dtype=dtype,
+                                                     device=device)
+    return blocks
+
+
+def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
+    """``added_tokens`` more tokens through ``layer.update``, in chunks of ``_chunk_tokens``."""
+    chunk = _chunk_tokens(layer, added_tokens)
+    keys, values = blocks[_block_key(layer.keys)], blocks[_block_key(layer.values)]
+    for start in range(0, added_tokens, chunk):
+        tokens = min(chunk, added_tokens - start)
+        layer.update(keys[..., :tokens, :], values[..., :tokens, :])
+
+
+@torch.inference_mode()
+def filled_cache(passes: Passes, context_tokens: int, seed: int = 0):
+    """The model's KV cache holding ``context_tokens`` tokens (at least 1): a one-token prefill's
+    cache grown by ``context_tokens - 1`` seeded random tokens per layer. A pass on it sees
+    position ``context_tokens`` next, as after a prefill of that length."""
+    if context_tokens < 1:
+        raise ValueError(f"a filled cache holds at least 1 token, not {context_tokens}")
+    cache = passes.prefill(1)
+    if context_tokens == 1:
+        return cache
+    layers = _fillable_layers(cache)
+    _check_fits(layers, context_tokens)
+    blocks = _draw_blocks(layers, context_tokens - 1, seed)
+    for layer in layers:
+        _grow(layer, context_tokens - 1, blocks)
+    return cache

@@ -1,0 +1,145 @@
+"""A filled KV cache is the cache a real prefill of the same length builds, in all but its values: for
+every family of the architecture matrix (tests/families.py), below and above the sliding window."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from profiler.measure import cache_fill
+from profiler.measure.cache_fill import filled_cache
+from profiler.measure.catalog import ModelSource
+from profiler.measure.flops import count_flops
+from profiler.measure.loading import load_model
+from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
+from profiler.measure.passes import Passes
+from tests.families import FAMILIES, SLIDING_WINDOW, save_family
+
+# below the window, its kept length (window - 1), the window, beyond it
+CONTEXTS = (20, SLIDING_WINDOW - 1, SLIDING_WINDOW, 40)
+LONG_CONTEXT = 4 * SLIDING_WINDOW + 5
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def passes(request, tmp_path_factory) -> Passes:
+    family = request.param
+    folder = save_family(tmp_path_factory.mktemp(family), family, max_positions=256)
+    attention = "eager" if family == "gemma2" else "sdpa"  # transformers has no sdpa path for Gemma-2
+    loaded = load_model(ModelSource(family, folder, "local"), torch.device("cpu"), torch.float32,
+                        attn_implementation=attention)
+    return Passes(loaded)
+
+
+def _layers(cache) -> list[tuple]:
+    """Everything about a cache's layers that a pass's cost can depend on."""
+    return [(type(layer).__name__, layer.keys.shape, layer.values.shape, layer.keys.dtype, layer.values.dtype,
+             layer.keys.device, layer.values.device, layer.get_seq_length(), layer.get_mask_sizes(1))
+            for layer in cache.layers]
+
+
+def _decode(passes: Passes, cache) -> torch.Tensor:
+    """One token through the model on ``cache`` (which grows); its logits."""
+    name = "cache" if "cache" in inspect.signature(passes.model.forward).parameters else "past_key_values"
+    with torch.inference_mode():
+        return passes.model(passes.prompt[:, :1], use_cache=True, **{name: cache}).logits
+
+
+def _newest_first_layer_token(cache) -> tuple[torch.Tensor, torch.Tensor]:
+    """The key and value the last pass wrote into the first layer (they depend on the token and its position only)."""
+    layer = cache.layers[0]
+    return layer.keys[..., -1, :], layer.values[..., -1, :]
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_filled_cache_is_a_prefilled_one_but_for_its_values(passes, context):
+    prefilled, filled = passes.prefill(context), filled_cache(passes, context)
+    assert type(filled) is type(prefilled)
+    assert _layers(filled) == _layers(prefilled)
+    assert filled.get_seq_length() == prefilled.get_seq_length() == context
+    assert kv_cache_bytes(filled) == kv_cache_bytes(prefilled)
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_decode_step_on_a_filled_cache_is_at_the_next_position_and_grows_it_alike(passes, context):
+    prefilled, filled = passes.prefill(context), filled_cache(passes, context)
+    logits = _decode(passes, filled)
+    assert logits.shape == (1, 1, passes.model.config.vocab_size)
+    _decode(passes, prefilled)
+    assert _layers(filled) == _layers(prefilled)
+    assert filled.get_seq_length() == context + 1
+    # the first layer's new key and value: those of the same token at the same position (context) ...
+    for written, expected in zip(_newest_first_layer_token(filled), _newest_first_layer_token(prefilled)):
+        torch.testing.assert_close(written, expected)
+    # ... and not those of the token one position earlier
+    earlier = passes.prefill(context - 1)
+    _decode(passes, earlier)
+    assert not all(torch.allclose(written, other) for written, other in
+                   zip(_newest_first_layer_token(filled), _newest_first_layer_token(earlier)))
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_a_decode_step_counts_the_same_flops_on_a_filled_cache(passes, context):
+    prefilled, filled = passes.prefill(context), filled_cache(passes, context)
+    assert count_flops(lambda: passes.decode_step(filled))[1] == count_flops(lambda: passes.decode_step(prefilled))[1]
+
+
+def test_a_sliding_window_layer_holds_at_most_two_windows_while_it_is_filled(passes):
+    filled = filled_cache(passes, LONG_CONTEXT)
+    assert _layers(filled) == _layers(passes.prefill(LONG_CONTEXT))
+    windowed = [layer for layer in filled.layers if layer.is_sliding]
+    if not windowed:
+        pytest.skip("no sliding-window layer")
+    for layer in windowed:
+        token_bytes = layer.keys[..., :1, :].numel() * layer.keys.element_size()
+        assert layer.keys.untyped_storage().nbytes() // token_bytes <= 2 * (layer.sliding_window - 1)
+
+
+def test_a_filled_cache_is_seeded(passes):
+    first, again, other = filled_cache(passes, 40, seed=1), filled_cache(passes, 40, seed=1), filled_cache(passes, 40)
+    for a, b, c in zip(first.layers, again.layers, other.layers):
+        assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
+        assert not torch.equal(a.keys, c.keys)
+    keys = first.layers[-1].keys[..., 1:, :]  # the filled tokens (the first is the real one)
+    assert 0.8 < keys.std().item() < 1.2
+
+
+@pytest.fixture
+def tiny_llama(tmp_path) -> Passes:
+    folder = save_family(tmp_path / "llama", "llama", max_positions=256)
+    return Passes(load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32))
+
+
+def test_a_cache_larger_than_the_memory_available_is_refused_before_it_is_allocated(tiny_llama, tmp_path,
+                                                                                      monkeypatch):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       4 kB\n")  # 4 KiB: less than 100 tokens' keys
+    monkeypatch.setattr(cache_fill, "_MEMINFO", meminfo)
+    with pytest.raises(torch.OutOfMemoryError) as caught:
+        filled_cache(tiny_llama, 100)
+    assert is_out_of_memory(caught.value)
+    meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       16384 kB\n")
+    assert filled_cache(tiny_llama, 100).get_seq_length() == 100
+
+
+def test_a_filled_cache_holds_a_token_at_least(tiny_llama):
+    assert filled_cache(tiny_llama, 1).get_seq_length() == 1
+    with pytest.raises(ValueError):
+        filled_cache(tiny_llama, 0)
+
+
+def test_a_cache_layer_of_another_kind_is_refused(tmp_path):
+    """DeepSeek-V3.2's layers also cache an indexer's keys, which a fill does not know how to grow."""
+    from transformers import DeepseekV32Config
+
+    folder = tmp_path / "deepseek-v32"
+    DeepseekV32Config(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                      intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
+                      n_shared_experts=1, n_group=1, topk_group=1, first_k_dense_replace=1, q_lora_rank=32,
+                      kv_lora_rank=16, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, index_topk=8,
+                      index_head_dim=16, index_n_heads=2, max_position_embeddings=128, bos_token_id=0, eos_token_id=0,
+                      pad_token_id=0).save_pretrained(folder)
+    passes = Passes(load_model(ModelSource("deepseek-v32", folder, "local"), torch.device("cpu"), torch.float32))
+    with pytest.raises(ValueError, match="DynamicIndexedLayer"):
+        filled_cache(passes, 10)
