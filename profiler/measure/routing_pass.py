@@ -29,9 +29,14 @@ from profiler.measure.routing import LayerRouting, Routing
 ROUTED = "top_k_index"  # the experts' argument holding each token's chosen experts
 
 
-def _experts_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    return [(name, module) for name, module in model.named_modules()
-            if ROUTED in inspect.signature(module.forward).parameters]
+def _experts_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module, int]]:
+    """Each experts module: its name, itself, and where ``top_k_index`` comes among its arguments."""
+    found = []
+    for name, module in model.named_modules():
+        arguments = list(inspect.signature(module.forward).parameters)
+        if ROUTED in arguments:
+            found.append((name, module, arguments.index(ROUTED)))
+    return found
 
 
 def _layer_index(name: str) -> int:
@@ -44,27 +49,27 @@ def measure_routing(loaded: LoadedModel, n_ctx: int, seed: int = 0) -> Routing |
     experts = _experts_modules(loaded.model)
     if not experts:
         return None
-    counts: dict[str, Counter] = {name: Counter() for name, _ in experts}
+    counts: dict[str, Counter] = {name: Counter() for name, _, _ in experts}
     top_k: set[int] = set()
 
-    def hook(name: str, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        position = list(inspect.signature(module.forward).parameters).index(ROUTED)
+    def hook(name: str, position: int, args: tuple, kwargs: dict) -> None:
         chosen = kwargs[ROUTED] if ROUTED in kwargs else args[position]
         top_k.add(chosen.shape[-1])
         counts[name].update(chosen.flatten().tolist())
 
-    handles = [module.register_forward_pre_hook(lambda m, a, k, name=name: hook(name, m, a, k), with_kwargs=True)
-               for name, module in experts]
+    handles = [module.register_forward_pre_hook(lambda _, args, kwargs, name=name, position=position:
+                                                hook(name, position, args, kwargs), with_kwargs=True)
+               for name, module, position in experts]
     try:
         Passes(loaded, seed).prefill(n_ctx)
     finally:
         for handle in handles:
             handle.remove()
-    sizes = {module.num_experts for _, module in experts}
+    sizes = {module.num_experts for _, module, _ in experts}
     if len(sizes) != 1 or len(top_k) != 1:
         raise ValueError(f"{loaded.source.name}: MoE layers of different sizes ({sizes} experts, top-k {top_k})")
     size = sizes.pop()
     layers = [LayerRouting(_layer_index(name), [counts[name][expert] for expert in range(size)])
-              for name, _ in experts]
+              for name, _, _ in experts]
     return Routing(tokens=n_ctx, top_k=top_k.pop(), experts=size,
                    experts_implementation=loaded.model.get_experts_implementation()[""], layers=layers)
