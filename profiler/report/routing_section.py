@@ -20,7 +20,7 @@ _IMPLEMENTATIONS = {
     "grouped_mm": "one grouped matmul over the tokens sorted by expert",
     "batched_mm": "one small matmul per token and chosen expert, the same work however the tokens spread",
 }
-_SIDE_BY_SIDE = {
+_GROUPS_ON = {
     "cpu": "On a CPU the groups are computed one after another, each a matmul over the tokens its expert received",
     "cuda": "On a GPU the groups are computed side by side, spread over the streaming multiprocessors",
 }
@@ -51,8 +51,8 @@ def _cost(routing: Routing, device: str, random_weights: bool) -> Bullets:
     implementation = routing.experts_implementation
     ran = f"Here transformers computed the experts with its {implementation} implementation"
     ran += f": {_IMPLEMENTATIONS[implementation]}" if implementation in _IMPLEMENTATIONS else ""
-    if implementation == "grouped_mm" and device in _SIDE_BY_SIDE:
-        ran += f". {_SIDE_BY_SIDE[device]}"
+    if implementation == "grouped_mm" and device in _GROUPS_ON:
+        ran += f". {_GROUPS_ON[device]}"
     items = [
         "The FLOPs do not depend on the balance: every token goes through exactly "
         f"{routing.top_k} experts, so the counted and fitted FLOPs hold for any routing.",
