@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, call_passes
 from profiler.costmodel.fit import fit_curve
 from profiler.costmodel.fit_file import load_cost_model
-from profiler.costmodel.uncertainty import (CallIntervals, coefficient_draws, copula_correlation, curve_draws,
-                                            design_correlation, ratio_interval)
+from profiler.costmodel.uncertainty import (SLOPE_LIMIT, CallIntervals, coefficient_draws, copula_correlation,
+                                            curve_draws, design_correlation, ratio_interval, slope_draws)
 from tests.fitted import CURVES
 
 FIT_1_1 = Path(__file__).parent / "data" / "gpt2-fit-schema-1.1.json"  # the committed example as fitted before schema 1.2
@@ -95,7 +95,16 @@ def _priced_with(cost_model: CostModel, draws: dict, index: int) -> CostModel:
     return model
 
 
-@pytest.mark.parametrize("cost_model", [_noisy_cost_model(1.0, 0), load_cost_model(FIT_1_1)],
+def _without_slope_errors(cost_model: CostModel) -> CostModel:
+    """The cost model as a fit file before schema 1.4 gives it: no slope error beyond the data."""
+    model = copy.copy(cost_model)
+    model.curves = {phase: {metric: dataclasses.replace(curve, extrapolation_slope_sd=None)
+                            for metric, curve in metrics.items()}
+                    for phase, metrics in cost_model.curves.items()}
+    return model
+
+
+@pytest.mark.parametrize("cost_model", [_without_slope_errors(_noisy_cost_model(1.0, 0)), load_cost_model(FIT_1_1)],
                          ids=["synthetic-1.2", "committed-1.1"])
 def test_vectorised_calls_equal_each_draw_priced_by_cost_model_call(cost_model):
     intervals = CallIntervals(cost_model, draws=6)
@@ -108,6 +117,44 @@ def test_vectorised_calls_equal_each_draw_priced_by_cost_model_call(cost_model):
                 for metric in ("latency_s", "flops", "peak_mem_bytes"):
                     expected = [float(m.call(n_in, n_out, cache=cache, metric=metric)) for m in references]
                     np.testing.assert_allclose(intervals.drawn(n_in, n_out, cache, metric), expected, rtol=1e-12)
+
+
+def _priced_pass_by_pass(intervals: CallIntervals, index: int, n_in: int, n_out: int, cache: bool, metric: str):
+    """One draw's call priced pass by pass: each pass's drawn curve at its own length, times ``(n / n_max)^q``
+    beyond the measured lengths; summed (or, for peak memory, the largest pass, as ``CostModel.call`` takes it)."""
+    first, steps, lo, hi = call_passes(n_in, n_out, cache)
+
+    def cost(phase, n):
+        curve, n = intervals.cost_model.curve(phase, metric), np.asarray(n, dtype=float)
+        beyond = (np.maximum(n, curve.n_max) / curve.n_max) ** intervals.slopes[phase, metric][index]
+        return curve.form.evaluate(intervals.draws[phase, metric][index], n) * beyond
+
+    firsts = [] if first is None else [float(cost(first, n_in))]
+    if metric == "peak_mem_bytes":
+        return max([float(cost(steps, max(int(hi), n_in)))] + firsts)
+    return float(np.sum(cost(steps, np.arange(n_in, int(hi) + 1)))) + sum(firsts)
+
+
+def test_slope_errors_bend_each_draw_beyond_the_data_and_calls_sum_them_in_closed_form():
+    cost_model = _noisy_cost_model(1.0, 0)  # measured at 8..512; decode a power law, prefill and forward polynomials
+    intervals = CallIntervals(cost_model, draws=6)
+    for (phase, metric), slopes in intervals.slopes.items():
+        sd = cost_model.curve(phase, metric).extrapolation_slope_sd
+        assert (sd > 0 and np.all(slopes != 0)) if metric != "flops" else (sd == 0 and np.all(slopes == 0))
+    for n_in, n_out in [(8, 1), (100, 2), (128, 128), (400, 300), (700, 64), (4096, 1000)]:
+        for cache in (True, False):
+            for metric in ("latency_s", "flops", "peak_mem_bytes"):
+                expected = [_priced_pass_by_pass(intervals, i, n_in, n_out, cache, metric) for i in range(6)]
+                np.testing.assert_allclose(intervals.drawn(n_in, n_out, cache, metric), expected, rtol=1e-10)
+
+
+def test_slope_draws_are_normal_with_the_curves_sd_and_clipped():
+    curve = _noisy_fit(4)
+    slopes = slope_draws(dataclasses.replace(curve, extrapolation_slope_sd=0.05), draws=20_000)
+    assert np.mean(slopes) == pytest.approx(0.0, abs=0.002) and np.std(slopes) == pytest.approx(0.05, rel=0.03)
+    wild = slope_draws(dataclasses.replace(curve, extrapolation_slope_sd=2.0), draws=20_000)
+    assert np.all(np.abs(wild) <= SLOPE_LIMIT) and np.mean(np.abs(wild) == SLOPE_LIMIT) > 0.5
+    np.testing.assert_array_equal(slope_draws(dataclasses.replace(curve, extrapolation_slope_sd=None)), 0.0)
 
 
 def test_arrays_of_calls_price_as_each_call_alone():

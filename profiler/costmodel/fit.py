@@ -1,4 +1,5 @@
-"""Fit one cost curve -- a phase's metric against context length -- on all raw samples.
+"""Fit cost curves -- a phase's metric against context length -- on all raw samples; phases that do the
+same work together.
 
 Method, for each candidate form (``profiler.costmodel.forms``):
 
@@ -7,11 +8,20 @@ Method, for each candidate form (``profiler.costmodel.forms``):
 - a robust loss (``soft_l1`` with a 5% scale: quadratic below, linear above) so that a
   stray sample -- a pass caught by a slow spell -- does not move the curve;
 - bounds keep every coefficient non-negative (no negative per-call or per-token cost);
-- scipy's ``least_squares`` (trust-region reflective) with the analytic Jacobian.
+- scipy's ``least_squares`` (trust-region reflective) with the analytic Jacobian;
+- phases fitted together (``fit_phases``: prefill and forward, ``profiler.costmodel.phase_fits``)
+  are one least-squares problem over all their samples (``profiler.costmodel.joint``): each phase
+  its own overhead ``a`` and per-token cost ``b``, the quadratic's ``c`` or the power's ``p``
+  shared, so the form and its growth are chosen once, from both phases' samples.
 
-The form is chosen by AICc, ``N ln(RSS/N) + 2k + 2k(k+1)/(N-k-1)``, with ``RSS`` twice the
-robust loss at the optimum (so an outlier counts as the loss counts it); every candidate's
-score is kept. Then, for the chosen form only:
+Every candidate's AICc, ``N ln(RSS/N) + 2k + 2k(k+1)/(N-k-1)``, is kept, with ``RSS`` twice the
+robust loss at the optimum (so an outlier counts as the loss counts it); jointly fitted phases
+share one score, over all their samples and coefficients. The form chosen is the lowest AICc's,
+or where a form is ``preferred`` (the one whose terms are the phase's FLOP terms,
+``profiler.costmodel.forms.STRUCTURED_FORMS``), that form unless another's AICc is lower by more
+than ``AICC_MARGIN`` = 10 (Burnham and Anderson's "essentially no support" for a model 10 worse:
+a likelihood ratio of e^5, about 150): a better score from a short range is not a reason to
+extrapolate a power law. Then, for the chosen form only:
 
 - 95% intervals of the coefficients: a residual bootstrap, 200 refits of the fitted curve
   times one plus relative residuals drawn from all samples, percentile intervals (resampling
@@ -30,10 +40,13 @@ score is kept. Then, for the chosen form only:
   parameter is exactly this correlation: it is unchanged by any increasing map of a
   coefficient (log or linear scale alike), where a correlation of the values themselves would
   be bent by a skewed ``b`` or a ``p`` held at its bound. A coefficient with a point
-  interval has correlation 0 with the others (1 with itself);
-- R^2 of the log values (the relative scale the fit works on);
-- held-out error: leave-one-context-length-out, the mean absolute percentage error of
-  the refit's prediction of the left-out length's median;
+  interval has correlation 0 with the others (1 with itself). A phase fitted jointly keeps its
+  own coefficients' rows of the joint intervals and correlation;
+- R^2 of the log values (the relative scale the fit works on), per phase;
+- held-out error: leave-one-context-length-out (out of every phase at once), the mean absolute
+  percentage error of the refit's prediction of the left-out length's median, per phase;
+- the error of the slope beyond the data (``profiler.costmodel.extrapolation``): the form refitted
+  without the last octave, its miss there; the bands widen beyond ``n_max`` by it;
 - the measured domain, ``n_min`` and ``n_max``: predictions outside it are extrapolation.
 """
 
@@ -44,12 +57,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from profiler.costmodel.extrapolation import slope_sd
 from profiler.costmodel.forms import CURVE_FORMS, FORMS, Form
+from profiler.costmodel.joint import JointForm
 from profiler.costmodel.refit import REFIT_EVALUATIONS, bootstrap, solve
 
 _RSS_FLOOR = 1e-12  # relative residuals of 1e-6, far below any timing noise: exact data (FLOPs) tie there
 _EXACT = 1e-9  # a curve through every sample to this relative error has nothing to resample
 _CORRELATION_DECIMALS = 6
+AICC_MARGIN = 10.0  # how much lower another form's AICc must be to displace the preferred form (see the module doc)
 
 
 @dataclass
@@ -67,6 +83,9 @@ class CurveFit:
     samples: int
     candidates: list[dict] = field(default_factory=list)
     correlation: np.ndarray | None = None  # (k, k) of the bootstrap's normal scores; None: not recorded (before 1.2)
+    fitted_with: dict | None = None  # {"phases": [...], "shared": [...]} when fitted jointly (since 1.4)
+    preferred: str | None = None  # the form preferred unless another's AICc is lower by AICC_MARGIN (since 1.4)
+    extrapolation_slope_sd: float | None = None  # log-log slope error beyond n_max; None: not calibrated
 
     def predict(self, n):
         return self.form.evaluate(self.theta, n)
@@ -96,7 +115,9 @@ class CurveFit:
         } | ({} if self.correlation is None else {
             # 6 decimals: far below the sampling error of 200 refits, (1 - r^2) / sqrt(200), even at |r| = 0.9999
             "correlation": np.round(self.correlation, _CORRELATION_DECIMALS).tolist(),
-        })
+        }) | {key: value for key, value in (("fitted_with", self.fitted_with), ("preferred", self.preferred),
+                                            ("extrapolation_slope_sd", self.extrapolation_slope_sd))
+              if value is not None}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CurveFit":
@@ -118,6 +139,9 @@ class CurveFit:
             samples=data["samples"],
             candidates=data["candidates"],
             correlation=correlation,
+            fitted_with=data.get("fitted_with"),
+            preferred=data.get("preferred"),
+            extrapolation_slope_sd=data.get("extrapolation_slope_sd"),
         )
 
 
@@ -134,49 +158,71 @@ def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
     return 1.0 - float(np.sum((log_y - np.log(np.maximum(predicted, 1e-300))) ** 2)) / total if total > 0 else 1.0
 
 
-def _lolo_mape(form: Form, n: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float | None:
-    lengths = np.unique(n)
-    if len(lengths) < len(form.params) + 1:
-        return None
-    errors = []
-    for held_out in lengths:
+def _lolo_mape(form: JointForm, n: np.ndarray, y: np.ndarray, theta: np.ndarray) -> list[float | None]:
+    """Each phase's held-out error: every measured length left out of all phases in turn, the form refitted
+    to the rest, the refit's prediction of each phase's median there. None for a phase measured at fewer
+    lengths than its curve has coefficients, plus one."""
+    errors: list[list[float]] = [[] for _ in range(form.groups)]
+    enough = [len(np.unique(n[form.group == g])) >= len(form.base.params) + 1 for g in range(form.groups)]
+    for held_out in np.unique(n):
         keep = n != held_out
-        refit = solve(form, n[keep], y[keep], start=theta, max_nfev=REFIT_EVALUATIONS).x
-        observed = float(np.median(y[~keep]))
-        errors.append(abs(float(form.evaluate(refit, held_out)) - observed) / observed)
-    return float(np.mean(errors))
+        refit = solve(form.subset(keep), n[keep], y[keep], start=theta, max_nfev=REFIT_EVALUATIONS).x
+        for g in np.unique(form.group[~keep]):
+            observed = float(np.median(y[~keep & (form.group == g)]))
+            errors[g].append(abs(float(form.base.evaluate(form.of_phase(refit, g), held_out)) - observed) / observed)
+    return [float(np.mean(e)) if ok else None for e, ok in zip(errors, enough)]
 
 
-def fit_curve(n, y, unit: str, forms: tuple[str, ...] = CURVE_FORMS, seed: int = 0) -> CurveFit:
-    """Fit every candidate form to samples ``(n, y)``, choose by AICc, and qualify the choice."""
-    n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
-    if len(n) == 0 or np.any(y <= 0):
-        raise ValueError("fit_curve needs samples with positive values")
-    candidates, best = [], None
+def choose(scores: dict[str, float], preferred: str | None = None) -> str:
+    """The form of lowest AICc; or ``preferred``, unless another's AICc is lower than its own by more than
+    ``AICC_MARGIN``."""
+    best = min(scores, key=scores.get)
+    if preferred is not None and scores[preferred] - scores[best] <= AICC_MARGIN:
+        return preferred
+    return best
+
+
+def fit_phases(samples: dict[str, tuple], unit: str, forms: tuple[str, ...] = CURVE_FORMS, seed: int = 0,
+               preferred: str | None = None) -> dict[str, CurveFit]:
+    """Fit one form to several phases' samples ``{phase: (n, y)}`` together (``JointForm``: each phase its own
+    ``a`` and ``b``, the rest shared), every candidate form, choose it by the joint AICc (``choose``), qualify
+    the choice, and return each phase's curve. One phase is ``fit_curve``."""
+    phases = list(samples)
+    n = np.concatenate([np.asarray(samples[p][0], dtype=float) for p in phases])
+    y = np.concatenate([np.asarray(samples[p][1], dtype=float) for p in phases])
+    group = np.concatenate([np.full(len(samples[p][0]), g) for g, p in enumerate(phases)])
+    if len(n) == 0 or np.any(y <= 0) or any(len(samples[p][0]) == 0 for p in phases):
+        raise ValueError("fitting needs samples with positive values of every phase")
+    solved, scores = {}, {}
     for name in forms:
-        form = FORMS[name]
-        result = solve(form, n, y)
-        score = aicc(2 * result.cost, len(n), len(form.params))
-        candidates.append({
-            "form": name, "params": dict(zip(form.params, map(float, result.x))), "aicc": score,
-            "r2": _r2(y, form.evaluate(result.x, n)), "converged": bool(result.success),
-        })
-        if best is None or score < best[0]:
-            best = (score, form, result.x)
-    _, form, theta = best
+        form = JointForm(FORMS[name], group, len(phases))
+        solved[name] = (form, solve(form, n, y))
+        scores[name] = aicc(2 * solved[name][1].cost, len(n), len(form.params))
+    chosen = choose(scores, preferred)
+    form, theta = solved[chosen][0], solved[chosen][1].x
     exact = np.max(np.abs(form.evaluate(theta, n) / y - 1)) < _EXACT
     ci95, correlation = ((np.stack([theta, theta], axis=-1), np.eye(len(theta))) if exact
                          else bootstrap(form, n, y, theta, seed))
-    return CurveFit(
-        form=form,
-        theta=theta,
-        ci95=ci95,
-        correlation=correlation,
-        unit=unit,
-        r2=_r2(y, form.evaluate(theta, n)),
-        lolo_mape=_lolo_mape(form, n, y, theta),
-        n_min=int(n.min()),
-        n_max=int(n.max()),
-        samples=len(n),
-        candidates=candidates,
-    )
+    lolo = _lolo_mape(form, n, y, theta)
+    slope = 0.0 if exact else slope_sd(form, n, y, theta)
+    curves = {}
+    for g, phase in enumerate(phases):
+        mine, columns = group == g, form.columns[g]
+        candidates = [{
+            "form": name, "params": dict(zip(FORMS[name].params, map(float, f.of_phase(r.x, g)))),
+            "aicc": scores[name], "r2": _r2(y[mine], f.evaluate(r.x, n)[mine]), "converged": bool(r.success),
+        } for name, (f, r) in solved.items()]
+        curves[phase] = CurveFit(
+            form=form.base, theta=theta[columns], ci95=ci95[columns], correlation=correlation[np.ix_(columns, columns)],
+            unit=unit, r2=_r2(y[mine], form.evaluate(theta, n)[mine]), lolo_mape=lolo[g],
+            n_min=int(n[mine].min()), n_max=int(n[mine].max()), samples=int(mine.sum()), candidates=candidates,
+            fitted_with={"phases": phases, "shared": list(form.shared)} if len(phases) > 1 else None,
+            preferred=preferred, extrapolation_slope_sd=slope,
+        )
+    return curves
+
+
+def fit_curve(n, y, unit: str, forms: tuple[str, ...] = CURVE_FORMS, seed: int = 0,
+              preferred: str | None = None) -> CurveFit:
+    """Fit every candidate form to samples ``(n, y)``, choose by AICc (``choose``), and qualify the choice."""
+    return fit_phases({"": (n, y)}, unit, forms, seed, preferred)[""]

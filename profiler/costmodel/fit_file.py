@@ -3,8 +3,8 @@
 
 ``fit_run(folder)`` fits the samples a run wrote (``samples.csv`` beside its ``run.json``
 and ``hardware.json``, read by ``profiler.measure.samples.read_samples``, the one check of a
-samples file) into a document: each phase's metrics as curves (peak memory among
-``MEMORY_FORMS``, the others among ``CURVE_FORMS``), and the memory a curve should contain
+samples file) into a document: each phase's metrics as curves (``profiler.costmodel.phase_fits``:
+prefill's and forward's latency and FLOPs together), and the memory a curve should contain
 from the model's numbers beside what the run measured. A fit a cost model cannot price with is
 never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
 three coefficients: two lengths leave a quadratic or power curve free) or with fewer than
@@ -37,21 +37,19 @@ from typing import NamedTuple
 import numpy as np
 
 from profiler.costmodel.cost_model import METRICS, PHASES, UNITS, CostModel, linearity_horizon
-from profiler.costmodel.fit import fit_curve
 from profiler.costmodel.fit_checks import fit_problem
 from profiler.costmodel.fit_document import FitDocument
-from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
+from profiler.costmodel.phase_fits import fit_metric
 from profiler.errors import UserError
 from profiler.files import file_name, fit_path, keep_previous, read_json, write_json
 from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
 LINEARITY_SHARES = (0.1, 0.5)
-CANDIDATE_FORMS = {"latency_s": CURVE_FORMS, "flops": CURVE_FORMS, "peak_mem_bytes": MEMORY_FORMS}
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # the dtypes a run takes (profiler.measure.devices)
 MIN_LENGTHS = 3  # distinct context lengths that fix a curve of three coefficients
 MIN_SAMPLES = 5  # AICc's correction 2k(k+1)/(N-k-1) is finite for k = 3 from N = 5
@@ -180,13 +178,13 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
         raise UserError(f"{samples_path}: measured {'; '.join(too_few)}: a cost model needs each of prefill, decode "
                         f"and forward at {MIN_LENGTHS} or more lengths (its curves have up to 3 coefficients) and "
                         f"{MIN_SAMPLES} or more samples; measure more lengths (--lengths)")
-    curves: dict = {}
-    for phase, rows in by_phase.items():
-        for metric in METRICS:
-            values = rows[["n_ctx", metric]].dropna()
-            if _too_few(phase, values) is None and (values[metric] > 0).all():  # peak memory may be unmeasured
-                curves.setdefault(phase, {})[metric] = fit_curve(values["n_ctx"], values[metric], UNITS[metric],
-                                                                 forms=CANDIDATE_FORMS[metric], seed=seed)
+    curves: dict = {phase: {} for phase in by_phase}
+    for metric in METRICS:
+        usable = {phase: (values["n_ctx"].to_numpy(), values[metric].to_numpy()) for phase, rows in by_phase.items()
+                  if _too_few(phase, values := rows[["n_ctx", metric]].dropna()) is None
+                  and (values[metric] > 0).all()}  # peak memory may be unmeasured
+        for phase, curve in fit_metric(usable, metric, UNITS[metric], seed=seed).items():  # prefill, forward together
+            curves[phase][metric] = curve
     thinned_rows = {phase: {"rows": len(measured[phase]), "fitted": len(rows)}
                     for phase, rows in by_phase.items() if len(rows) < len(measured[phase])}
     model = run.model.to_json()

@@ -9,7 +9,8 @@ per-call or per-token cost), ``p`` lies in [0.2, 3]:
 
 Which forms compete depends on what is fitted: latency and FLOPs choose among all three
 (``CURVE_FORMS``), peak memory between the two polynomials, whose terms it is made of
-(``MEMORY_FORMS``).
+(``MEMORY_FORMS``). A phase's latency and FLOPs prefer the polynomial made of its FLOP terms
+(``STRUCTURED_FORMS``) unless another form fits clearly better (``profiler.costmodel.fit``).
 
 ``sum_over(theta, lo, hi)`` is ``sum_{n=lo}^{hi} f(n)``: closed form for the polynomial
 forms, and for the power form ``profiler.costmodel.power_sums`` (an exact table, then Euler-Maclaurin;
@@ -72,6 +73,11 @@ class Form(ABC):
     def describe(self, theta, unit: str) -> str:
         """The curve with its values and units, e.g. ``0.041 s + 0.00083 s/token * n``."""
 
+    @abstractmethod
+    def terms(self, theta) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The curve as a sum of ``coefficient * n^exponent``: (coefficient, exponent) pairs, each over
+        ``theta``'s other axes (a (D, k) stack of curves gives arrays of D)."""
+
 
 class Polynomial(Form):
     """``sum_j theta_j n^j`` for j = 0..degree."""
@@ -100,6 +106,10 @@ class Polynomial(Form):
     def sum_over(self, theta, lo, hi):
         sums = _power_sums(lo, hi)
         return sum(t * s for t, s in zip(np.asarray(theta, dtype=float), sums))
+
+    def terms(self, theta) -> list[tuple[np.ndarray, np.ndarray]]:
+        theta = np.asarray(theta, dtype=float)
+        return [(theta[..., j], np.full(theta.shape[:-1], float(j))) for j in range(self.degree + 1)]
 
     def describe(self, theta, unit: str) -> str:
         units = (unit, f"{unit}/token", f"{unit}/token^2")
@@ -141,6 +151,10 @@ class Power(Form):
         result = a * np.maximum(hi_arr - lo_arr + 1, 0) + b * sum_of_powers(lo_arr, hi_arr, p)
         return result if result.ndim else float(result)
 
+    def terms(self, theta) -> list[tuple[np.ndarray, np.ndarray]]:
+        a, b, p = np.moveaxis(np.asarray(theta, dtype=float), -1, 0)
+        return [(a, np.zeros_like(a)), (b, p)]
+
     def describe(self, theta, unit: str) -> str:
         a, b, p = theta
         return f"{a:.4g} {unit} + {b:.4g} {unit}/token^p * n^{p:.3f}"
@@ -160,3 +174,12 @@ weights, plus on a CPU the runtime), ``b n`` what each token holds (KV cache, ac
 logits), ``c n^2`` attention scores where the kernel materialises them (eager attention; a
 fused kernel does not). A free power ``n^p`` stands for none of these, and on flat or noisy
 peaks its exponent runs to a bound."""
+
+STRUCTURED_FORMS = {"prefill": "quadratic", "forward": "quadratic", "decode": "affine"}
+"""Each phase's FLOP terms, as a form: a pass over ``n`` tokens costs a constant (the logits of one
+position, the call itself), a linear term (every layer's projections and MLP per token) and a
+quadratic one (attention: each token against every earlier one); a decode step with ``c`` tokens
+cached a constant and a linear term (one token against ``c``). Beyond the measured lengths these
+terms are what grows, so these forms are preferred to a power law that fits a short range a little
+better (``profiler.costmodel.fit.choose``). Windowed attention flattens the quadratic term to a
+linear one beyond the window: ``c`` is then near 0, still within the form."""

@@ -19,14 +19,25 @@ Model (a Gaussian copula): coefficient ``j`` is ``F_j(z_j)`` for ``z ~ N(0, R)``
   on a half-octave grid of lengths across the measured domain (the default grid of a run):
   from ``(J^T J)^-1`` with ``J = (d f / d theta) / f`` at the fit (``design_correlation``).
 
-``DRAWS`` draws (fixed seed) of each curve, one (draws, k) array. A curve's band at ``n`` is
-the 2.5 and 97.5 percentiles of the drawn curves there, and a call's interval those of the
-call priced with each draw. Everything is evaluated for all draws at once: a form's
-``evaluate`` takes the stacked coefficients, a call's sum over decode steps is summed in
-closed form per draw (the polynomial forms are linear in their coefficients; the power form's
-``sum n^p`` is ``profiler.costmodel.power_sums`` with one exponent per draw). Curves of
-different phases and metrics are drawn independently (separate fits of separate passes). A
-curve whose interval is a point (FLOPs are exact) has no spread.
+Beyond the longest measured length the form itself is in doubt (a CPU's caches, a kernel
+changing algorithm, a term too small to see in the data): each draw also carries an error of
+the curve's log-log slope there, ``q ~ N(0, sd^2)`` with the curve's ``extrapolation_slope_sd``
+(since 1.4: how far the form, refitted without the last measured octave, missed it;
+``profiler.costmodel.extrapolation``), clipped to ``SLOPE_LIMIT``, and is multiplied by
+``(n / n_max)^q`` beyond ``n_max``. So bands are the bootstrap's where measured and open as a
+cone in log-log beyond; a curve without one (older files, too few lengths) has ``q = 0``.
+
+``DRAWS`` draws (fixed seed) of each curve, one (draws, k) array of coefficients and one
+(draws,) of slopes. A curve's band at ``n`` is the 2.5 and 97.5 percentiles of the drawn
+curves there, and a call's interval those of the call priced with each draw. Everything is
+evaluated for all draws at once: a form's ``evaluate`` takes the stacked coefficients, a call's
+sum over decode steps is summed in closed form per draw (the polynomial forms are linear in
+their coefficients; the power form's ``sum n^p`` is ``profiler.costmodel.power_sums`` with one
+exponent per draw, as is every term's ``sum n^(j + q)`` beyond ``n_max``). Curves of different
+phases and metrics are drawn independently: no call prices two of one joint fit (prefill and
+forward, ``profiler.costmodel.joint``; a call takes one or the other), and a file keeps each
+phase's own rows of the joint correlation only. A curve whose interval is a point (FLOPs are
+exact) has no spread.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from profiler.costmodel.power_sums import sum_of_powers
 
 DRAWS = 1000
 PERCENTILES = (2.5, 97.5)
+SLOPE_LIMIT = 0.9  # |q| at most: a slope change of 0.9 doubles a cost within 1.1 octaves; power sums need q > -1
 _Z95 = 1.959964
 
 
@@ -89,15 +101,46 @@ def coefficient_draws(curve: CurveFit, draws: int = DRAWS, seed=0) -> np.ndarray
     return np.clip(_marginals(curve.theta, curve.ci95, z), curve.form.lower, curve.form.upper)
 
 
-def curve_draws(curve: CurveFit, draws: np.ndarray, n) -> np.ndarray:
-    """The curve of each draw (draws, k) at lengths ``n``: shape (draws, *shape of n)."""
+def slope_draws(curve: CurveFit, draws: int = DRAWS, seed=0) -> np.ndarray:
+    """``draws`` errors of the curve's log-log slope beyond ``n_max`` (see the module doc), shape (draws,)."""
+    sd = curve.extrapolation_slope_sd or 0.0
+    z = np.random.default_rng(seed).standard_normal(draws)
+    return np.clip(sd * z, -SLOPE_LIMIT, SLOPE_LIMIT)
+
+
+def curve_draws(curve: CurveFit, draws: np.ndarray, n, slopes: np.ndarray | None = None) -> np.ndarray:
+    """The curve of each draw (draws, k) at lengths ``n``: shape (draws, *shape of n); beyond ``n_max`` times
+    ``(n / n_max)^q`` for each draw's slope error ``slopes`` (draws,), if given."""
     n = np.asarray(n, dtype=float)
     if isinstance(curve.form, Polynomial):  # linear in theta: one product with its terms (the Jacobian)
-        return np.tensordot(draws, curve.form.jacobian(curve.theta, n), axes=([1], [-1]))
-    return curve.form.evaluate(draws.reshape(len(draws), *(1,) * n.ndim, -1), n)
+        values = np.tensordot(draws, curve.form.jacobian(curve.theta, n), axes=([1], [-1]))
+    else:
+        values = curve.form.evaluate(draws.reshape(len(draws), *(1,) * n.ndim, -1), n)
+    if slopes is None or not np.any(slopes):
+        return values
+    beyond = np.log(np.maximum(n, curve.n_max) / curve.n_max)  # 0 within the measured lengths
+    return values * np.exp(slopes.reshape(len(slopes), *(1,) * n.ndim) * beyond)
 
 
-def _summed(form: Form, draws: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _summed(curve: CurveFit, draws: np.ndarray, slopes: np.ndarray, lo, hi) -> np.ndarray:
+    """``sum_{n=lo}^{hi}`` of each draw's curve (draws, *shape of the ranges), its slope error beyond ``n_max``
+    included: the measured part by ``_summed_within``, the part beyond term by term, ``coefficient *
+    n_max^-q * sum n^(exponent + q)``. 0 for an empty range."""
+    lo, hi = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
+    if not np.any(slopes) or not np.any(hi > curve.n_max):
+        return _summed_within(curve.form, draws, lo, hi)
+    n_max = float(curve.n_max)
+    total = _summed_within(curve.form, draws, lo, np.maximum(np.minimum(hi, n_max), lo - 1))  # lo - 1: empty
+    per_draw = (len(draws),) + (1,) * lo.ndim
+    q = slopes.reshape(per_draw)
+    start = np.maximum(lo, n_max + 1)
+    for coefficient, exponent in curve.form.terms(draws):
+        powers = sum_of_powers(start, hi, exponent.reshape(per_draw) + q)
+        total = total + coefficient.reshape(per_draw) * n_max**-q * powers
+    return total
+
+
+def _summed_within(form: Form, draws: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """``sum_{n=lo}^{hi} f(n)`` of each draw's curve (draws, *shape of the ranges); 0 for an empty range."""
     lo, hi = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
     per_draw = (len(draws),) + (1,) * lo.ndim
@@ -114,18 +157,22 @@ def _summed(form: Form, draws: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np
 class CallIntervals:
     """Draws of every curve of a cost model, to put 95% intervals on whole calls.
 
-    ``draws[phase, metric]`` is the curve's (draws, k) coefficient draws; curves are seeded
-    ``[seed, i]`` in sorted (phase, metric) order, so a cost model's draws never change between
-    renderings."""
+    ``draws[phase, metric]`` is the curve's (draws, k) coefficient draws and ``slopes[phase, metric]``
+    its (draws,) slope errors beyond the data; curves are seeded ``[seed, i]`` (slopes ``[seed, i, 1]``)
+    in sorted (phase, metric) order, so a cost model's draws never change between renderings."""
 
     def __init__(self, cost_model: CostModel, draws: int = DRAWS, seed: int = 0):
         self.cost_model = cost_model
-        self.draws = {}
+        self.draws, self.slopes = {}, {}
         for index, (phase, metric) in enumerate(sorted((p, m) for p, ms in cost_model.curves.items() for m in ms)):
-            self.draws[phase, metric] = coefficient_draws(cost_model.curves[phase][metric], draws, [seed, index])
+            curve = cost_model.curves[phase][metric]
+            self.draws[phase, metric] = coefficient_draws(curve, draws, [seed, index])
+            self.slopes[phase, metric] = slope_draws(curve, draws, [seed, index, 1])
 
-    def _at(self, phase: str, metric: str, n) -> np.ndarray:
-        return curve_draws(self.cost_model.curve(phase, metric), self.draws[phase, metric], n)
+    def at(self, phase: str, metric: str, n) -> np.ndarray:
+        """The curve of every draw at lengths ``n``, slope errors included: (draws, *shape of n)."""
+        return curve_draws(self.cost_model.curve(phase, metric), self.draws[phase, metric], n,
+                           self.slopes[phase, metric])
 
     def drawn(self, n_in, n_out, cache: bool = True, metric: str = "latency_s") -> np.ndarray:
         """The call priced with each draw, as ``CostModel.call`` prices it: (draws,), or (draws, *shape) for
@@ -134,10 +181,11 @@ class CallIntervals:
         first, steps, lo, hi = call_passes(n_in, n_out, cache)
         lo, hi = np.broadcast_arrays(lo, hi)  # lo is n_in: the first pass's length too
         if metric == "peak_mem_bytes":  # the largest peak of the call's passes, not a sum
-            peak = self._at(steps, metric, np.maximum(hi, lo))
-            return peak if first is None else np.maximum(peak, self._at(first, metric, lo))
-        total = _summed(self.cost_model.curve(steps, metric).form, self.draws[steps, metric], lo, hi)
-        return total if first is None else total + self._at(first, metric, lo)
+            peak = self.at(steps, metric, np.maximum(hi, lo))
+            return peak if first is None else np.maximum(peak, self.at(first, metric, lo))
+        total = _summed(self.cost_model.curve(steps, metric), self.draws[steps, metric], self.slopes[steps, metric],
+                        lo, hi)
+        return total if first is None else total + self.at(first, metric, lo)
 
     def value(self, n_in: int, n_out: int, cache: bool = True, metric: str = "latency_s") -> float:
         """The call's cost by the fitted coefficients themselves (``CostModel.call``, without its warning)."""

@@ -72,8 +72,8 @@ def latency_figure(series: FitSeries, samples, unstable: set[int], phase: str):
     fig = style.figure(7.5, 5.4)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     color = style.PHASE_COLORS[phase]
-    n, central = draw_fit(top, series, phase, "latency_s", n_low, n_high, color=color,
-                          label=f"fit: {formula(curve)}, 95% band")
+    n, central, low, high = draw_fit(top, series, phase, "latency_s", n_low, n_high, color=color,
+                                     label=f"fit: {formula(curve)}, 95% band")
     steady = rows[~rows["n_ctx"].isin(unstable)]
     shaky = rows[rows["n_ctx"].isin(unstable)]
     top.scatter(steady["n_ctx"], steady["latency_s"], color=color, s=14, alpha=0.55, edgecolor="none",
@@ -83,7 +83,7 @@ def latency_figure(series: FitSeries, samples, unstable: set[int], phase: str):
                     label="samples at unstable points")
     _horizons(top, series.cost_model.derived.get(phase, {}), n_low, n_high)
     _max_positions(top, [series], n_high)
-    unit = style.log_axis(top, "y", *style.span([rows["latency_s"], central]), kind="s")
+    unit = style.log_axis(top, "y", *style.span([rows["latency_s"], central, low, high]), kind="s")  # the whole band
     top.set_ylabel(f"latency per pass ({unit}, log scale)")
     top.set_title(PHASE_TITLES[phase])
     style.legend(top)
@@ -95,8 +95,8 @@ def latency_figure(series: FitSeries, samples, unstable: set[int], phase: str):
 
 def _ratio_band(first: FitSeries, second: FitSeries, phase: str, metric: str, n: np.ndarray):
     a_curve, b_curve = first.curve(phase, metric), second.curve(phase, metric)
-    a = curve_draws(a_curve, first.draws(phase, metric), n)
-    b = curve_draws(b_curve, second.draws(phase, metric), n)
+    a = curve_draws(a_curve, first.draws(phase, metric), n, first.slopes(phase, metric))
+    b = curve_draws(b_curve, second.draws(phase, metric), n, second.slopes(phase, metric))
     ratio = b[independent_pairs(len(b))] / a  # independent fits: their draws pair independently
     low, high = np.percentile(ratio, (2.5, 97.5), axis=0)
     return b_curve.predict(n) / a_curve.predict(n), low, high
@@ -109,7 +109,8 @@ def comparison_latency_figure(first: FitSeries, second: FitSeries, phase: str):
     n_high = max(c.n_max for c in curves) * 1.25
     fig = style.figure(7.5, 5.4)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    drawn = [draw_fit(top, s, phase, "latency_s", n_low, n_high, label=s.label)[1] for s in (first, second)]
+    drawn = [part for s in (first, second)  # each curve and its band
+             for part in draw_fit(top, s, phase, "latency_s", n_low, n_high, label=s.label)[1:]]
     _max_positions(top, [first, second], n_high)
     unit = style.log_axis(top, "y", *style.span(drawn), kind="s")
     top.set_ylabel(f"latency per pass ({unit}, log scale)")

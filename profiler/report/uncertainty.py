@@ -2,8 +2,8 @@
 
 The draws are the cost model's (``profiler.costmodel.uncertainty``: a Gaussian copula of each
 coefficient's bootstrap interval, joined by the bootstrap's correlation where the fit file
-records it, 1,000 draws with a fixed seed); here they only become percentiles at the lengths
-a figure draws.
+records it, and beyond the measured lengths an error of the curve's slope; 1,000 draws with a
+fixed seed); here they only become percentiles at the lengths a figure draws.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals, curve_dra
 __all__ = ["CallIntervals", "curve_band", "independent_pairs"]
 
 
-def curve_band(curve: CurveFit, draws: np.ndarray, n, transform=None) -> tuple[np.ndarray, np.ndarray]:
+def curve_band(curve: CurveFit, draws: np.ndarray, n, transform=None,
+               slopes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The curve's 95% band at lengths ``n``: (low, high) arrays; of ``transform(n, curve values)`` if given
-    (tokens/s is ``n / latency``: its band is the transformed draws' percentiles)."""
+    (tokens/s is ``n / latency``: its band is the transformed draws' percentiles). ``slopes``: the draws'
+    slope errors beyond the measured lengths (``CallIntervals.slopes``); without them the band there is
+    the coefficients' alone."""
     n = np.asarray(n, dtype=float)
-    values = curve_draws(curve, draws, n)
+    values = curve_draws(curve, draws, n, slopes)
     if transform is not None:
         values = transform(n, values)
     low, high = np.percentile(values, PERCENTILES, axis=0)
