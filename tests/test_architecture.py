@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, LlamaConfig
+from transformers import AutoConfig, GraniteMoeConfig, LlamaConfig
 
 from profiler.measure.architecture import config_problems
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
@@ -137,3 +137,51 @@ def test_heads_derived_by_the_family_rule_are_not_missing(tmp_path):
     assert config_problems(config, _written(folder)) == []
     arch = meta_architecture(ModelSource("mha", folder, "local"))
     assert (arch.heads, arch.kv_heads, arch.head_dim) == (4, 4, 16)
+
+
+# -- what the cost depends on beyond the shared numbers: windows, experts, latent attention -----------
+
+
+def _family(tmp_path, family: str):
+    from tests.families import save_family
+
+    return meta_architecture(ModelSource(family, save_family(tmp_path / family, family), "local"))
+
+
+def test_the_kv_bytes_of_a_windowed_layer_stop_growing_at_the_window(tmp_path):
+    """Gemma-3's local layers (window 32) keep 31 tokens; past that only its global layer grows."""
+    arch = _family(tmp_path, "gemma3_text")
+    assert arch.windows == (32, None, 32)
+    per_layer_token = 2 * arch.kv_heads * arch.head_dim * 4  # float32
+    assert arch.kv_cache_bytes(10, torch.float32) == 10 * arch.kv_bytes_per_token(torch.float32) == 30 * per_layer_token
+    assert arch.kv_cache_bytes(31, torch.float32) == 3 * 31 * per_layer_token
+    assert arch.kv_cache_bytes(500, torch.float32) - arch.kv_cache_bytes(499, torch.float32) == per_layer_token
+    assert arch.kv_cache_bytes(500, torch.float32) == (500 + 2 * 31) * per_layer_token
+
+
+def test_latent_attention_caches_the_latent_not_the_heads(tmp_path):
+    """DeepSeek-V3 (transformers 5) caches a kv_lora_rank latent and one rotary key per token and layer."""
+    arch = _family(tmp_path, "deepseek_v3")
+    mla = arch.latent_attention
+    assert (mla.q_rank, mla.kv_rank, mla.nope_head_dim, mla.rope_head_dim, mla.v_head_dim) == (32, 16, 16, 8, 16)
+    assert arch.kv_bytes_per_token(torch.bfloat16) == arch.layers * (16 + 8) * 2
+
+
+def test_active_parameters_of_a_published_mixture(tmp_path):
+    """granite-3.0-1b-a400m as published (1.3B parameters, 400M active): 8 of 32 experts a token."""
+    folder = tmp_path / "granite-moe"
+    GraniteMoeConfig(hidden_size=1024, intermediate_size=512, num_hidden_layers=24, num_attention_heads=16,
+                     num_key_value_heads=8, num_local_experts=32, num_experts_per_tok=8, vocab_size=49155,
+                     max_position_embeddings=4096, tie_word_embeddings=True).save_pretrained(folder)
+    arch = meta_architecture(ModelSource("granite-moe", folder, "local"))
+    assert arch.params == pytest.approx(1.33e9, rel=0.01)
+    assert arch.active_params == pytest.approx(0.43e9, rel=0.01)
+    assert arch.as_dict()["active_params"] == arch.active_params
+
+
+def test_the_architecture_goes_to_json_as_it_is():
+    """run.json and fits hold as_dict(): plain JSON values, the derived counts included."""
+    arch = meta_architecture(resolve_model("smollm2-135m"))
+    written = json.loads(json.dumps(arch.as_dict()))
+    assert written["windows"] == [None] * 30 and written["experts"] is None
+    assert written["kv_elements_per_token"] * 2 == arch.kv_bytes_per_token(torch.bfloat16)

@@ -1,0 +1,66 @@
+"""The architecture matrix: every family of tests/families.py (20 decoder families transformers ships) is
+built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
+by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
+formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
+
+Contexts are chosen around the sliding window (32) of Mistral, Gemma-2, Gemma-3 and Starcoder2: a prefill
+of 16 (inside it) and of 100 (past it), a decode step at a context of 100 (its windowed layers attend to
+the 31 tokens their cache kept and the new one), a forward of 100 and a short generation.
+"""
+
+import pytest
+import torch
+
+from profiler.measure.catalog import ModelSource
+from profiler.measure.flops import count_flops, generate_flops, pass_flops
+from profiler.measure.loading import load_model
+from profiler.measure.memory import kv_cache_bytes
+from profiler.measure.passes import Passes
+from tests.families import FAMILIES, SLIDING_WINDOW, save_family
+
+AGREEMENT = 0.01  # the issue's bound; these families agree to the FLOP (rotary matmuls aside)
+LONG = 100  # past every window
+EAGER = {"gemma2"}  # transformers 5 refuses sdpa for Gemma-2 (logit soft-capping)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_runs_and_its_analytic_count_is_what_runs(family, tmp_path):
+    folder = save_family(tmp_path / family, family, max_positions=2 * LONG)
+    attention = "eager" if family in EAGER else "sdpa"
+    loaded = load_model(ModelSource(family, folder, "local"), torch.device("cpu"), torch.float32,
+                        attn_implementation=attention)
+    arch, passes = loaded.architecture, Passes(loaded)
+
+    _, short = count_flops(lambda: passes.prefill(16))
+    cache, long = count_flops(lambda: passes.prefill(LONG))
+    assert short == pytest.approx(pass_flops(arch, 16, 16), rel=AGREEMENT)
+    assert long == pytest.approx(pass_flops(arch, LONG, LONG), rel=AGREEMENT)
+    assert kv_cache_bytes(cache) == arch.kv_cache_bytes(LONG, torch.float32)
+
+    cache, decode = count_flops(lambda: passes.decode_step(cache))
+    assert decode == pytest.approx(pass_flops(arch, 1, LONG + 1), rel=AGREEMENT)
+    assert kv_cache_bytes(cache) == arch.kv_cache_bytes(LONG + 1, torch.float32)
+
+    _, forward = count_flops(lambda: passes.forward(LONG))
+    assert forward == pytest.approx(pass_flops(arch, LONG, LONG), rel=AGREEMENT)
+    _, generate = count_flops(lambda: passes.generate(40, 3))
+    assert generate == pytest.approx(generate_flops(arch, 40, 3), rel=AGREEMENT)
+
+
+def test_the_matrix_has_the_features_the_issue_names(tmp_path):
+    """Windows below the contexts measured, alternating local and global layers, experts with shared ones
+    and dense first layers, latent attention, multi-query attention: each read from its family's config."""
+    from profiler.measure.loading import meta_architecture
+
+    arch = {family: meta_architecture(ModelSource(family, save_family(tmp_path / family, family), "local"))
+            for family in ("mistral", "gemma3_text", "qwen2_moe", "deepseek_v3", "gpt_bigcode", "falcon", "phi3")}
+    assert arch["mistral"].windows == (SLIDING_WINDOW, SLIDING_WINDOW) and SLIDING_WINDOW < LONG
+    assert arch["gemma3_text"].windows == (SLIDING_WINDOW, None, SLIDING_WINDOW)
+    qwen_moe, deepseek = arch["qwen2_moe"].experts, arch["deepseek_v3"].experts
+    assert (qwen_moe.count, qwen_moe.per_token, qwen_moe.ffn, qwen_moe.shared_ffn, qwen_moe.shared_gate) == (
+        4, 2, 32, 64, True)
+    assert (deepseek.layers, deepseek.shared_ffn, deepseek.shared_gate) == ((1,), 32, False)  # first layer dense
+    assert arch["deepseek_v3"].latent_attention.kv_rank == 16
+    assert arch["gpt_bigcode"].kv_heads == 1
+    assert (arch["falcon"].kv_heads, arch["falcon"].cached_kv_heads) == (2, 4)  # keys broadcast before caching
+    assert arch["phi3"].gated_mlp  # one fused gate_up matrix
