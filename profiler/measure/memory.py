@@ -12,6 +12,7 @@ be written (not Linux), the CPU peak is not measured and is reported empty.
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import torch
@@ -52,16 +53,28 @@ class PeakMemory:
         return (_vm_hwm_bytes() if self.supported else None), None
 
 
+def _tensors(value):
+    """The tensors in ``value``, through lists, tuples and dicts."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, MutableMapping):
+        for item in value.values():
+            yield from _tensors(item)
+
+
 def kv_cache_bytes(cache) -> int:
-    """Bytes of the key and value tensors a transformers cache holds (0 for no cache)."""
+    """Bytes of the tensors a transformers cache holds (0 for no cache), each counted once: the keys and
+    values of every layer (a sliding-window layer's no more than its window: transformers keeps its last
+    ``window - 1`` tokens), and whatever else a layer or the cache keeps per token or per sequence
+    (compressed entries, an indexer's keys, linear-attention states). Zero-dimensional tensors are
+    counters (a window's size, a length), not cached states, and are left out."""
     if cache is None:
         return 0
-    total = 0
-    for layer in cache.layers:
-        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if isinstance(tensor, torch.Tensor):
-                total += tensor.numel() * tensor.element_size()
-    return total
+    held = {id(t): t for owner in (cache, *cache.layers) for t in _tensors(list(vars(owner).values())) if t.ndim}
+    return sum(t.numel() * t.element_size() for t in held.values())
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -14,6 +14,7 @@ import torch
 from profiler.measure.flops import count_flops
 from profiler.measure.grid import generate_pairs
 from profiler.measure.memory import is_out_of_memory
+from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
 
@@ -106,8 +107,11 @@ class Pilot:
         return plain_s, counted_s
 
     def _pilot_decode_s(self, cache) -> float:
-        """Latency of one decode step on ``cache`` (after one untimed step), for the plan."""
-        if cache.get_seq_length() >= self.arch.max_positions - 1:
-            cache.crop(-2)
+        """Latency of one decode step on ``cache`` (after one untimed step, the cache put back in between), for
+        the plan. A cache that fills every position is replaced by one a token shorter: a step needs a free one."""
+        if cache.get_seq_length() >= self.arch.max_positions:
+            cache = self.passes.prefill(self.arch.max_positions - 1)
+        rewind = Rewind(cache)
         self.passes.decode_step(cache)
+        rewind()
         return time_pass(lambda: self.passes.decode_step(cache), self.loaded.device, self.clock)[1]

@@ -8,11 +8,12 @@
    the reference passes) is predicted to fit the budget, so a tight budget thins the grid
    before it shortens it. Explicit ``--lengths`` are all kept.
 2. Measurement: the lengths in shuffled order (so slow drift does not masquerade as a
-   trend in n); at each length prefill, then decode on the cache the last prefill built,
-   then forward; then the generate pairs. Each item is a warm-up pass (FLOP-counted for
-   decode and forward; prefill's was the pilot), then timed repeats until
-   ``timing.enough_repeats``, with a share of the budget still left proportional to its
-   predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
+   trend in n); at each length prefill, then decode on the cache the last prefill built (every
+   step at the same context: the cache is put back after each, ``profiler.measure.rewind``; at
+   the model's last position, on a cache one token shorter, built afresh), then forward; then
+   the generate pairs. Each item is a warm-up pass (FLOP-counted for decode and forward;
+   prefill's was the pilot), then timed repeats until ``timing.enough_repeats``, with a share
+   of the budget still left proportional to its predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
    shortest length) is timed before each item and after the last, to see the machine's speed
    through the run (``profiler.measure.disturbance``).
 3. Re-plan: after each length's prefill point, the pilot is set against the medians measured
@@ -53,6 +54,7 @@ from profiler.measure.memory import PeakMemory, is_out_of_memory, kv_cache_bytes
 from profiler.measure.passes import Passes
 from profiler.measure.pilot import Pilot
 from profiler.measure.plan import Plan
+from profiler.measure.rewind import Rewind
 from profiler.measure.samples import SampleWriter
 from profiler.measure.timing import Clock, RepeatPolicy, enough_repeats, time_pass
 
@@ -213,12 +215,14 @@ class Sweep(Pilot):
         cache = self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
                               self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started)
         self._replan(queue, started, n)
-        if n >= self.arch.max_positions:
-            cache.crop(-1)  # a decode step needs a free position
-        c = cache.get_seq_length()
+        c = min(n, self.arch.max_positions - 1)  # a decode step needs a free position
+        if c < n:
+            cache = None  # freed before the shorter one is built
+            cache = self.passes.prefill(c)
+        rewind = Rewind(cache)
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache), pass_flops(self.arch, 1, c + 1),
-                      "counted", self.plan.decode_s, after=lambda grown: grown.crop(-1), started=started)
-        del cache
+                      "counted", self.plan.decode_s, after=lambda grown: rewind(), started=started)
+        del cache, rewind
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       "counted", self.plan.prefill_s[n], started=started)
 
