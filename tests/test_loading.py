@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
@@ -11,6 +12,7 @@ from profiler.errors import UserError
 from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import check_model, load_model
 from tests.conftest import save_tiny, tiny_config
+from tests.families import save_family
 from tests.user_error import run_argv, skip_ceilings, stop_before_measuring, user_error
 
 
@@ -78,6 +80,27 @@ def test_remote_code_needs_explicit_consent(tmp_path):
     (folder / "configuration_acme.py").write_text("raise SystemExit('remote code ran')\n")
     with pytest.raises(UserError, match="--trust-remote-code"):
         load_model(_source(folder), torch.device("cpu"), torch.float32)
+
+
+def test_an_architecture_that_cannot_run_sdpa_gets_eager_and_says_why(tmp_path):
+    folder = save_family(tmp_path / "gemma2", "gemma2")  # logit soft-capping: no sdpa in transformers
+    loaded = load_model(_source(folder), torch.device("cpu"), torch.float32)
+    assert loaded.attn_implementation == "eager" == loaded.model.config._attn_implementation
+    assert loaded.attn_fallback.startswith("Gemma2ForCausalLM cannot run sdpa attention in transformers 5.")
+    with torch.inference_mode():
+        assert torch.isfinite(loaded.model(torch.arange(40)[None]).logits).all()  # past its window of 32
+    assert load_model(_source(folder), torch.device("cpu"), torch.float32,
+                      attn_implementation="eager").attn_fallback is None  # asked for: nothing fell back
+
+
+def test_sdpa_is_the_default_and_asked_for_it_is_refused_where_it_cannot_run(tmp_path, capfd, monkeypatch):
+    llama = load_model(_source(save_tiny(tmp_path / "llama", "llama")), torch.device("cpu"), torch.float32)
+    assert (llama.attn_implementation, llama.attn_fallback) == ("sdpa", None)
+    skip_ceilings(monkeypatch)
+    folder = save_family(tmp_path / "gemma2", "gemma2")
+    assert user_error(capfd, run_argv(folder, "--attn", "sdpa")) == (
+        f"profiler: error: gemma2: Gemma2ForCausalLM cannot run sdpa attention in transformers "
+        f"{transformers.__version__}; pass --attn eager")
 
 
 def test_architecture_of_loaded_model(tiny_loaded, tiny_kind):

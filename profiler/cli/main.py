@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", type=budget_seconds, default=45.0, metavar="SECONDS",
                      help="time budget of each model's sweep (default 45; at most a week)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
-    run.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="attention implementation")
+    run.add_argument("--attn", choices=["sdpa", "eager"],
+                     help="attention implementation (default: sdpa, or eager where the architecture cannot run sdpa)")
     run.add_argument("--device-map", choices=["auto"], help="spread a model too large for one device (accelerate)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--threads", type=thread_count,

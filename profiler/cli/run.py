@@ -61,7 +61,7 @@ class RunRequest:
     lengths: str | None = None
     budget_s: float = 45.0
     out: Path = Path("reports")
-    attn_implementation: str = "sdpa"
+    attn_implementation: str | None = None  # sdpa, or eager where the architecture cannot run sdpa
     device_map: str | None = None
     trust_remote_code: bool = False
     threads: int | None = None
@@ -109,12 +109,13 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
                   memory_measured: bool, routing: Routing | None) -> RunDocument:
     asked = RunAsked(model=loaded.source.name, device=request.device, dtype=request.dtype,
                      lengths=request.lengths or "default", budget_s=request.budget_s, seed=request.seed,
-                     threads=torch.get_num_threads(), attn_implementation=request.attn_implementation,
+                     threads=torch.get_num_threads(), attn_implementation=request.attn_implementation or "default",
                      device_map=request.device_map)
     model = ModelRecord(name=loaded.source.name, path=str(loaded.source.path), found_in=loaded.source.origin,
                         random_weights=loaded.random_weights, dtype=dtype_name(loaded.dtype),
                         attn_implementation=loaded.attn_implementation, device_map=loaded.device_map,
-                        build_s=loaded.build_s, architecture=loaded.architecture.as_dict())
+                        build_s=loaded.build_s, architecture=loaded.architecture.as_dict(),
+                        attn_fallback=loaded.attn_fallback)
     unstable = points[points["unstable"]][["phase", "n_ctx", "n_new"]].to_dict("records") if not points.empty else []
     done = RunDone(lengths=outcome.lengths, generate_pairs=[list(pair) for pair in outcome.generate_pairs], rows=rows,
                    elapsed_s=outcome.elapsed_s, interrupted=outcome.interrupted, out_of_memory=outcome.out_of_memory,

@@ -18,6 +18,11 @@ Every input is checked before it is used, each mistake one ``UserError`` line: c
 (readable, and its numbers: ``architecture.check_config``) before any model is built; the
 safetensors headers (readable, covering their files) before any weight is read; the
 tensors' names and shapes against the config as they load.
+
+Attention: sdpa unless asked otherwise. An architecture transformers cannot run through sdpa
+(Gemma-2: its logit soft-capping) gets eager instead, transformers' own choice when none is
+asked, and the model says why (``LoadedModel.attn_fallback``, recorded in run.json); sdpa asked
+for explicitly on such an architecture is a ``UserError``.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class LoadedModel:
     attn_implementation: str
     device_map: dict[str, str]
     build_s: float
+    attn_fallback: str | None = None  # why attention is not sdpa when none was asked for
 
 
 def _one_line(err: BaseException) -> str:
@@ -114,10 +120,16 @@ def check_model(source: ModelSource, trust_remote_code: bool = False):
 
 
 @contextmanager
-def _building(source: ModelSource):
+def _building(source: ModelSource, attn_implementation: str | None = None):
+    from transformers import __version__ as transformers_version
+
     try:
         yield
     except (ValueError, ImportError) as err:  # an architecture transformers cannot build, a missing package
+        if attn_implementation and "does not support an attention implementation" in str(err):
+            model_class = str(err).split()[0]
+            raise UserError(f"{source.name}: {model_class} cannot run {attn_implementation} attention in "
+                            f"transformers {transformers_version}; pass --attn eager") from None
         raise UserError(f"{source.name}: cannot build this model ({_one_line(err)})") from None
 
 
@@ -226,19 +238,21 @@ def load_model(
     device: torch.device,
     dtype: torch.dtype,
     *,
-    attn_implementation: str = "sdpa",
+    attn_implementation: str | None = None,
     device_map: str | None = None,
     trust_remote_code: bool = False,
     seed: int = 0,
 ) -> LoadedModel:
-    """Build ``source`` on ``device`` in ``dtype``; ``device_map="auto"`` spreads it with accelerate."""
+    """Build ``source`` on ``device`` in ``dtype``; ``device_map="auto"`` spreads it with accelerate.
+    ``attn_implementation`` None: sdpa, or eager where the architecture cannot run sdpa (see the module doc)."""
     from accelerate import dispatch_model, init_empty_weights
     from transformers import AutoModelForCausalLM
+    from transformers import __version__ as transformers_version
 
     start = time.perf_counter()
     config = check_model(source, trust_remote_code)
     options = dict(dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code)
-    with _building(source):
+    with _building(source, attn_implementation):
         if source.has_weights:
             model = _from_safetensors(source, config, device, device_map, options)
             placement = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
@@ -250,6 +264,7 @@ def load_model(
             if len(set(placement.values())) > 1:
                 model = dispatch_model(model, device_map=placement)
     model.eval()
+    attention = model.config._attn_implementation
     return LoadedModel(
         source=source,
         model=model,
@@ -257,9 +272,11 @@ def load_model(
         device=model.get_input_embeddings().weight.device,
         dtype=dtype,
         random_weights=not source.has_weights,
-        attn_implementation=model.config._attn_implementation,
+        attn_implementation=attention,
         device_map=placement,
         build_s=time.perf_counter() - start,
+        attn_fallback=(None if attn_implementation or attention == "sdpa"
+                       else f"{type(model).__name__} cannot run sdpa attention in transformers {transformers_version}"),
     )
 
 

@@ -61,7 +61,8 @@ class RunAsked:
 class ModelRecord:
     """The model that ran: where it was found, how it was built, and its architecture's numbers
     (``architecture``: ``model_type``, ``layers``, ``hidden``, ``heads``, ``kv_heads``, ``params``,
-    ``max_positions`` ... as ``profiler.measure.architecture.Architecture.as_dict`` gives them)."""
+    ``max_positions`` ... as ``profiler.measure.architecture.Architecture.as_dict`` gives them), and why
+    its attention is not sdpa when none was asked for (``attn_fallback``: the architecture cannot run it)."""
 
     name: str
     path: str
@@ -72,6 +73,7 @@ class ModelRecord:
     device_map: dict | str | None
     build_s: float
     architecture: dict
+    attn_fallback: str | None = None
 
     @property
     def params(self) -> int:
@@ -88,8 +90,8 @@ class ModelRecord:
     @classmethod
     def from_json(cls, document: dict, where: str) -> ModelRecord:
         own = tuple(f.name for f in fields(cls) if f.name != "architecture")
-        _require(document, own + ("params",), where)
-        return cls(**{name: document[name] for name in own},
+        _require(document, tuple(name for name in own if name != "attn_fallback") + ("params",), where)
+        return cls(**{name: document[name] for name in own if name in document},
                    architecture={key: value for key, value in document.items() if key not in own})
 
 

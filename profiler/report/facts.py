@@ -54,7 +54,8 @@ def model_facts(model: dict) -> list[tuple[str, str]]:
         ("parameters", f"{model['params'] / 1e6:,.1f}M ({model['non_embedding_params'] / 1e6:,.1f}M non-embedding)"),
         ("shape", shape),
         ("maximum positions", f"{model['max_positions']:,}" if model.get("max_positions") else "not recorded"),
-        ("dtype, attention", f"{model['dtype']}, {model['attn_implementation']}"),
+        ("dtype, attention", f"{model['dtype']}, {model['attn_implementation']}"
+                             + (f" ({model['attn_fallback']})" if model.get("attn_fallback") else "")),
         ("weights", weights_text(model)),
     ]
     if model.get("path"):
