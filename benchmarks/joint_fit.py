@@ -36,7 +36,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning

@@ -131,8 +131,8 @@ def _priced_pass_by_pass(intervals: CallIntervals, index: int, n_in: int, n_out:
 
     firsts = [] if first is None else [float(cost(first, n_in))]
     if metric == "peak_mem_bytes":
-        return max([float(cost(steps, max(int(hi), n_in)))] + firsts)
-    return float(np.sum(cost(steps, np.arange(n_in, int(hi) + 1)))) + sum(firsts)
+        return max([float(cost(steps, max(int(hi), int(lo))))] + firsts)
+    return float(np.sum(cost(steps, np.arange(int(lo), int(hi) + 1)))) + sum(firsts)
 
 
 def test_slope_errors_bend_each_draw_beyond_the_data_and_calls_sum_them_in_closed_form():

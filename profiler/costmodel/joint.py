@@ -60,7 +60,7 @@ class JointForm:
         """Phase ``g``'s coefficients in the base form's order (on the last axis of ``theta``)."""
         return np.asarray(theta, dtype=float)[..., self.columns[g]]
 
-    def subset(self, keep: np.ndarray) -> "JointForm":
+    def subset(self, keep: np.ndarray) -> JointForm:
         return JointForm(self.base, self.group[keep], self.groups)
 
     def evaluate(self, theta, n):
