@@ -23,15 +23,18 @@ def uncertainty_caveat() -> str:
     return ("The 95% intervals and bands come from the fit's per-coefficient bootstrap intervals, combined under "
             "an assumption (a Gaussian copula): each coefficient's own interval is kept as measured, joined by "
             "the correlation of the bootstrap refits (in a fit file before schema 1.2, which does not record it, "
-            "by that of a least-squares fit over the measured lengths). They cover the "
+            "by that of a least-squares fit over the measured lengths); beyond the measured lengths each draw's "
+            "slope also errs as much as the fitted form, refitted without the last octave, missed it (since "
+            "schema 1.4). They cover the "
             "fit's statistical uncertainty on this machine in this state, not another load, temperature, power "
             "setting or library version.")
 
 
 def extrapolation_caveat(calls: CallIntervals, model_name: str, max_positions: int | None) -> str:
     text = (f"The curves are fitted on {measured_range(calls)}. Beyond that (dashed lines; rows marked "
-            "extrapolated) they carry the fitted form past the data: the band widens, and an effect that starts "
-            "later (caches spilling, another attention kernel) would not show.")
+            "extrapolated) they carry the fitted form past the data: the band widens as far as the form missed "
+            "one octave out within the data, and an effect that starts later (caches spilling, another attention "
+            "kernel) would not show.")
     if max_positions:
         text += f" {model_name} takes at most {max_positions:,} positions: a longer call cannot run on it at all."
     return text
