@@ -114,7 +114,10 @@ def _throughput(ctx: ReportContext, series: FitSeries, data: RunData) -> Section
                         "(bottom). Prefill and forward do the same work and nearly overlap."),
         "Closest to the roofline bound (the least time this device could take for the pass): " + "; ".join(best)
         + ". A pass far below its bound leaves speed on the table; decode is bound by memory bandwidth, so its "
-        "bound sits far below the matmul peak.",
+        "bound sits far below the matmul peak. FLOPs are what the kernels are asked to compute, from the "
+        "model's config (the flops column of samples.csv; flops_counted checks them): attention dense over "
+        "every key handed to the kernel, so a prefill counts all n x n scores although the causal mask (and a "
+        "sliding window) hides many of them; a mixture of experts counts each token's routed experts only.",
     ))
 
 
