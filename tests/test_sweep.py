@@ -1,14 +1,17 @@
 import pytest
 import torch
 
+from profiler.measure.catalog import ModelSource
 from profiler.measure.flops import generate_flops, pass_flops
 from profiler.measure.grid import default_lengths, generate_pairs
+from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
 from tests.clock import FakeClock, charge
 from tests.conftest import TINY_MAX_POSITIONS
+from tests.families import SLIDING_WINDOW, save_family
 
 FAST = RepeatPolicy(min_repeats=3, max_repeats=5)
 
@@ -82,6 +85,63 @@ def test_every_phase_is_measured_with_its_figures(tiny_loaded, tmp_path):
             assert row.flops_counted == pytest.approx(row.flops, rel=1e-3)  # see test_flops
             tokens_after = {"prefill": n_ctx, "decode": n_ctx + 1, "forward": 0}[phase]
             assert row.kv_cache_bytes == tokens_after * kv_per_token
+
+
+def _record_decode_contexts(monkeypatch) -> list[tuple]:
+    """Every ``Passes.decode_step`` call's context as the cache holds it: its length and its tensors (every
+    layer's keys and values, shape and bytes); the real step still runs."""
+    original, seen = Passes.decode_step, []
+
+    def recorded(self, cache):
+        tensors = [t.contiguous() for layer in cache.layers for t in (layer.keys, layer.values)]
+        seen.append((cache.get_seq_length(), tuple((tuple(t.shape), t.numpy().tobytes()) for t in tensors)))
+        return original(self, cache)
+
+    monkeypatch.setattr(Passes, "decode_step", recorded)
+    return seen
+
+
+@pytest.mark.parametrize("family", ["mistral", "gemma3_text"])
+def test_sliding_window_decode_past_the_window_repeats_one_context(family, tmp_path, monkeypatch):
+    """Windowed layers drop their oldest token on each step past the window (no ``Cache.crop`` back): each step
+    still decodes at the same context, up to the model's last position (64 here: decode at 63)."""
+    loaded = load_model(ModelSource(family, save_family(tmp_path / family, family, max_positions=64), "local"),
+                        torch.device("cpu"), torch.float32)
+    seen = _record_decode_contexts(monkeypatch)
+    outcome, samples = _sweep(loaded, tmp_path / "s.csv", [16, 48, 64])
+    assert outcome.lengths == [16, 48, 64] and outcome.out_of_memory is None
+    decode = samples[samples.phase == "decode"]
+    assert sorted(set(decode.n_ctx)) == [16, 48, 63] and decode.groupby("n_ctx").size().min() >= FAST.min_repeats
+    for context, rows in decode.groupby("n_ctx"):
+        at_context = [tensors for length, tensors in seen if length == context]
+        pilot = 2 if context == 16 else 0  # an untimed step, then one timed, at the first length
+        assert len(at_context) == pilot + 1 + len(rows)  # the warm-up and every timed repeat
+        assert len(set(at_context[pilot:])) == 1, context  # the same tokens, every time
+        assert rows.kv_cache_bytes.nunique() == 1
+    assert {length for length, _ in seen} == {16, 48, 63}
+    assert len(samples[(samples.phase == "generate") & (samples.n_ctx > SLIDING_WINDOW)]) >= FAST.min_repeats
+
+
+@pytest.mark.slow
+def test_windowed_and_eager_only_families_run_fit_and_report(tmp_path):
+    """``run`` end to end on Mistral (every layer windowed), Gemma-2 (eager attention only) and Gemma-3 (local and
+    global layers), at contexts past their window of 32."""
+    from profiler.cli.main import main
+    from profiler.measure.run_document import RunDocument
+
+    for family in ("mistral", "gemma2", "gemma3_text"):
+        folder = save_family(tmp_path / family, family, max_positions=128)
+        assert main(["run", "--model", str(folder), "--lengths", "16,64,128", "--budget", "4",
+                     "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]) == 0
+        (run_folder,) = (tmp_path / "reports").glob(f"*/{family}")
+        samples = read_samples(run_folder / "samples.csv")
+        assert set(samples[samples.phase == "decode"].n_ctx) == {16, 64, 127}
+        model = RunDocument.read(run_folder).model
+        assert (model.attn_implementation, model.attn_fallback is not None) == (
+            ("eager", True) if family == "gemma2" else ("sdpa", False))
+        assert (run_folder / "report.md").exists() and list((tmp_path / "fits").glob(f"{family}--*.json"))
+    report = next((tmp_path / "reports").glob("*/gemma2")) / "report.md"
+    assert "eager (Gemma2ForCausalLM cannot run sdpa attention in transformers" in report.read_text()
 
 
 def test_lengths_are_measured_in_shuffled_order(tiny_loaded, tmp_path):

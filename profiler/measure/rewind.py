@@ -18,8 +18,8 @@ and lists, tuples or dicts of them. A decode step changes each tensor attribute 
   keep no version counter), so these are known by their layer's class.
 
 Which of the first two it is, per attribute, is learnt on the first step (for which every tensor is
-held), checked on the tokens themselves, and holds for every step at the same context since each runs
-the same code. Numbers, flags and containers are put back as they were (containers as fresh copies).
+held: the sweep's untimed warm-up, whose memory is not recorded), checked on the tokens themselves, and
+holds for every step at the same context since each runs the same code. Numbers, flags and containers are put back as they were (containers as fresh copies).
 Only dynamic caches are handled, the kind a model builds for itself; a static cache's buffers are
 written in place too and are not.
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -113,8 +114,8 @@ class Rewind:
         for i, (owner, state) in enumerate(zip(self.owners, self.states)):
             now = vars(owner)
             if not self.learnt:
-                state = self.states[i] = _rebuilt(state, (), lambda path, held: self._learn(now, path, held))
-            restored = _rebuilt(state, (), lambda path, held: self._restored(now, path, held))
+                state = self.states[i] = _rebuilt(state, (), partial(self._learn, now))
+            restored = _rebuilt(state, (), partial(self._restored, now))
             owner.__dict__.clear()
             owner.__dict__.update(restored)
         self.learnt = True

@@ -13,9 +13,10 @@
    the model's last position, on a cache one token shorter, built afresh), then forward; then
    the generate pairs. Each item is a warm-up pass (FLOP-counted for decode and forward;
    prefill's was the pilot), then timed repeats until ``timing.enough_repeats``, with a share
-   of the budget still left proportional to its predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
-   shortest length) is timed before each item and after the last, to see the machine's speed
-   through the run (``profiler.measure.disturbance``).
+   of the budget still left proportional to its predicted cost. Garbage collection is off
+   while timing. A reference pass (prefill at the shortest length) is timed before each item
+   and after the last, to see the machine's speed through the run
+   (``profiler.measure.disturbance``).
 3. Re-plan: after each length's prefill point, the pilot is set against the medians measured
    (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
    pilot that has gone away), the estimates are corrected and, with the default grid, lengths
@@ -222,7 +223,7 @@ class Sweep(Pilot):
         rewind = Rewind(cache)
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache), pass_flops(self.arch, 1, c + 1),
                       "counted", self.plan.decode_s, after=lambda grown: rewind(), started=started)
-        del cache, rewind
+        cache = rewind = None  # freed before the forward pass
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       "counted", self.plan.prefill_s[n], started=started)
 
