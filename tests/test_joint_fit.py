@@ -210,6 +210,12 @@ def test_the_committed_example_refits_jointly_within_its_held_out_error(tmp_path
     assert all(curve.lolo_mape <= 0.03 for curve in curves.values())
     assert curves["prefill"].fitted_with["phases"] == ["prefill", "forward"] and curves["decode"].fitted_with is None
     assert curves["forward"].predict(4096.0) / curves["prefill"].predict(4096.0) == pytest.approx(1.0, abs=0.03)
+    forward = document["curves"]["forward"]
+    forward["latency_s"]["fitted_with"]["phases"] = ["prefill", "decode"]
+    assert "curves/forward/latency_s: fitted with prefill, decode, which leaves out forward" in validation_error(document)
+    forward["latency_s"]["fitted_with"]["phases"] = ["prefill", "forward"]
+    forward["peak_mem_bytes"]["preferred"] = "power"  # peak memory's candidates are the two polynomials
+    assert "preferred form power is not among its candidates" in validation_error(document)
     earlier = load_cost_model(EXAMPLE_FIT)  # a file from before 1.4 loads, and draws without slope errors
     assert earlier.fit.schema_version == "1.2"
     assert all(np.all(slopes == 0) for slopes in CallIntervals(earlier, draws=10).slopes.values())

@@ -34,6 +34,7 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
     if thinned:
         console.print("[yellow]fitted on an even spread of fewer rows than measured (bounded work): " + ", ".join(
             f"{phase} {counts['fitted']:,} of {counts['rows']:,}" for phase, counts in thinned.items()))
+    _print_joint_fits(console, cm)
     for phase, derived in cm.derived.items():
         line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.3g} ms, "
                 f"{derived['cost_per_token_s'] * 1e6:.3g} µs per token")
@@ -44,6 +45,25 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
                 where = "" if horizon["within_measured_range"] else " (beyond the measured range)"
                 line += f"; quadratic term {share} of the cost at n={horizon['n_ctx']:,.0f}{where}"
         console.print(line)
+
+
+def _print_joint_fits(console: Console, cm: CostModel) -> None:
+    """Which phases were fitted together (schema 1.4), and how far the latency bands open beyond the data."""
+    together: dict[tuple, list[str]] = {}
+    for metrics in cm.curves.values():
+        for metric, curve in metrics.items():
+            if curve.fitted_with:
+                key = (tuple(curve.fitted_with["phases"]), tuple(curve.fitted_with["shared"]))
+                together.setdefault(key, []).append(metric)
+    for (phases, shared), metrics in together.items():
+        console.print(f"{' and '.join(phases)} fitted together ({', '.join(dict.fromkeys(metrics))}): one form, "
+                      "each its own a and b" + (f", {' and '.join(shared)} shared" if shared else ""))
+    slopes = {phase: metrics["latency_s"].extrapolation_slope_sd for phase, metrics in cm.curves.items()
+              if "latency_s" in metrics and metrics["latency_s"].extrapolation_slope_sd}
+    if slopes:
+        console.print("beyond the measured lengths, latency bands widen by a slope error (sd) of "
+                      + ", ".join(f"{sd:.3f} ({phase})" for phase, sd in slopes.items())
+                      + ": each draw times (n / n_max)^q")
 
 
 def print_families(console: Console, cost_models: list[CostModel]) -> None:

@@ -11,7 +11,9 @@ of another. ``fit_problem`` checks, in order, and names the first problem in one
 - each curve's coefficients are its form's (``a, b`` for affine; ``a, b, c``; ``a, b, p``), each value
   and interval inside the form's bounds (no negative cost; ``p`` in [0.2, 3]), intervals ordered, the
   domain ordered, the correlation (since 1.2) a symmetric ``k x k`` matrix with a unit diagonal, and a
-  quadratic candidate with non-negative ``a, b, c`` (linearity horizons and a family's size law read it).
+  quadratic candidate with non-negative ``a, b, c`` (linearity horizons and a family's size law read it);
+- a curve fitted together with other phases (since 1.4) names its own phase among them, and a preferred
+  form is one of its candidates.
 
 ``profiler.costmodel.fit_file`` applies it when a fit is written and when one is loaded.
 """
@@ -47,7 +49,7 @@ def _non_finite(value, where: str) -> str | None:
     return None
 
 
-def _curve_problem(curve: dict) -> str | None:
+def _curve_problem(phase: str, curve: dict) -> str | None:
     form = FORMS[curve["form"]]
     params = curve["params"]
     if set(params) != set(form.params):
@@ -71,6 +73,10 @@ def _curve_problem(curve: dict) -> str | None:
     quadratic = next((c["params"] for c in curve["candidates"] if c["form"] == "quadratic"), None)
     if quadratic is None or not all(quadratic.get(name, -1) >= 0 for name in ("a", "b", "c")):
         return "no quadratic candidate with non-negative a, b and c (linearity horizons and size laws read it)"
+    if "fitted_with" in curve and phase not in curve["fitted_with"]["phases"]:
+        return f"fitted with {', '.join(curve['fitted_with']['phases'])}, which leaves out {phase} itself"
+    if "preferred" in curve and curve["preferred"] not in {c["form"] for c in curve["candidates"]}:
+        return f"preferred form {curve['preferred']} is not among its candidates"
     return None
 
 
@@ -86,7 +92,7 @@ def fit_problem(document: dict) -> str | None:
                 "and forward")
     for phase, metrics in curves.items():
         for metric, curve in metrics.items():
-            problem = _curve_problem(curve)
+            problem = _curve_problem(phase, curve)
             if problem:
                 return f"curves/{phase}/{metric}: {problem}"
     return None
