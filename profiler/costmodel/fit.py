@@ -115,7 +115,9 @@ class CurveFit:
         } | ({} if self.correlation is None else {
             # 6 decimals: far below the sampling error of 200 refits, (1 - r^2) / sqrt(200), even at |r| = 0.9999
             "correlation": np.round(self.correlation, _CORRELATION_DECIMALS).tolist(),
-        }) | {key: value for key, value in (("fitted_with", self.fitted_with), ("preferred", self.preferred),
+        }) | ({} if self.fitted_with is None else {
+            "fitted_with": {"phases": list(self.fitted_with["phases"]), "shared": list(self.fitted_with["shared"])},
+        }) | {key: value for key, value in (("preferred", self.preferred),
                                             ("extrapolation_slope_sd", self.extrapolation_slope_sd))
               if value is not None}
 
@@ -174,10 +176,10 @@ def _lolo_mape(form: JointForm, n: np.ndarray, y: np.ndarray, theta: np.ndarray)
 
 
 def choose(scores: dict[str, float], preferred: str | None = None) -> str:
-    """The form of lowest AICc; or ``preferred``, unless another's AICc is lower than its own by more than
-    ``AICC_MARGIN``."""
+    """The form of lowest AICc; or ``preferred`` (if a candidate), unless another's AICc is lower than its own
+    by more than ``AICC_MARGIN``."""
     best = min(scores, key=scores.get)
-    if preferred is not None and scores[preferred] - scores[best] <= AICC_MARGIN:
+    if preferred in scores and scores[preferred] - scores[best] <= AICC_MARGIN:
         return preferred
     return best
 
@@ -216,8 +218,8 @@ def fit_phases(samples: dict[str, tuple], unit: str, forms: tuple[str, ...] = CU
             form=form.base, theta=theta[columns], ci95=ci95[columns], correlation=correlation[np.ix_(columns, columns)],
             unit=unit, r2=_r2(y[mine], form.evaluate(theta, n)[mine]), lolo_mape=lolo[g],
             n_min=int(n[mine].min()), n_max=int(n[mine].max()), samples=int(mine.sum()), candidates=candidates,
-            fitted_with={"phases": phases, "shared": list(form.shared)} if len(phases) > 1 else None,
-            preferred=preferred, extrapolation_slope_sd=slope,
+            fitted_with={"phases": list(phases), "shared": list(form.shared)} if len(phases) > 1 else None,
+            preferred=preferred if preferred in scores else None, extrapolation_slope_sd=slope,
         )
     return curves
 
