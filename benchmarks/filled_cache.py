@@ -28,6 +28,7 @@ import gc
 import json
 import os
 import statistics
+from functools import partial
 
 import torch
 
@@ -49,7 +50,7 @@ def decode_latencies(passes: Passes, caches: dict, repeats: int, device: torch.d
     try:
         for _ in range(repeats):
             for name in order:
-                latencies[name].append(time_pass(lambda: passes.decode_step(caches[name]), device)[1])
+                latencies[name].append(time_pass(partial(passes.decode_step, caches[name]), device)[1])
             order.reverse()
     finally:
         gc.enable()

@@ -35,11 +35,12 @@ from profiler.measure.passes import Passes
 _MEMINFO = Path("/proc/meminfo")
 
 
-def _kept_tokens(layer, context_tokens: int) -> int:
-    """Tokens ``layer`` holds after a prefill of ``context_tokens``."""
+def _held_tokens(layer, tokens: int) -> int:
+    """How many of ``tokens`` tokens ``layer`` holds: all of them, or a sliding-window layer's last
+    ``window - 1``. What it keeps after a prefill of ``tokens``, and what a fill adds per ``update``."""
     if layer.is_sliding:
-        return min(context_tokens, layer.sliding_window - 1)
-    return context_tokens
+        return min(tokens, layer.sliding_window - 1)
+    return tokens
 
 
 def _fillable_layers(cache) -> list:
@@ -69,14 +70,6 @@ def _cpu_available_bytes() -> int | None:
         return None
 
 
-def _chunk_tokens(layer, added_tokens: int) -> int:
-    """Tokens per ``update`` call when ``added_tokens`` are added: all at once to a full layer, at
-    most what it keeps to a sliding-window layer."""
-    if layer.is_sliding:
-        return min(added_tokens, layer.sliding_window - 1)
-    return added_tokens
-
-
 def _block_key(tensor: torch.Tensor) -> tuple:
     """What tensors sharing a random block agree on: every dimension but the tokens, dtype, device."""
     shape = tuple(tensor.shape)
@@ -89,7 +82,7 @@ def _block_tokens(layers: list, added_tokens: int) -> dict[tuple, int]:
     for layer in layers:
         for tensor in (layer.keys, layer.values):
             key = _block_key(tensor)
-            tokens[key] = max(tokens.get(key, 0), _chunk_tokens(layer, added_tokens))
+            tokens[key] = max(tokens.get(key, 0), _held_tokens(layer, added_tokens))
     return tokens
 
 
@@ -99,7 +92,7 @@ def _needed_bytes(layers: list, context_tokens: int) -> dict[torch.device, int]:
     needed: dict[torch.device, int] = {}
     for layer in layers:
         for tensor in (layer.keys, layer.values):
-            kept = _kept_tokens(layer, context_tokens)
+            kept = _held_tokens(layer, context_tokens)
             needed[tensor.device] = needed.get(tensor.device, 0) + kept * _bytes_per_token(tensor)
     for (shape, dtype, device), tokens in _block_tokens(layers, context_tokens - 1).items():
         needed[device] += tokens * torch.Size(shape).numel() * dtype.itemsize
@@ -127,8 +120,8 @@ def _draw_blocks(layers: list, added_tokens: int, seed: int) -> dict[tuple, torc
 
 
 def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
-    """``added_tokens`` more tokens through ``layer.update``, in chunks of ``_chunk_tokens``."""
-    chunk = _chunk_tokens(layer, added_tokens)
+    """``added_tokens`` more tokens through ``layer.update``, in chunks of what the layer holds."""
+    chunk = _held_tokens(layer, added_tokens)
     keys, values = blocks[_block_key(layer.keys)], blocks[_block_key(layer.values)]
     for start in range(0, added_tokens, chunk):
         tokens = min(chunk, added_tokens - start)
@@ -139,7 +132,8 @@ def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
 def filled_cache(passes: Passes, context_tokens: int, seed: int = 0):
     """The model's KV cache holding ``context_tokens`` tokens (at least 1): a one-token prefill's
     cache grown by ``context_tokens - 1`` seeded random tokens per layer. A pass on it sees
-    position ``context_tokens`` next, as after a prefill of that length."""
+    position ``context_tokens`` next, as after a prefill of that length. A cache layer of a kind other
+    than a dynamic full or sliding-window one (DeepSeek-V3.2's indexed layers) is a ValueError."""
     if context_tokens < 1:
         raise ValueError(f"a filled cache holds at least 1 token, not {context_tokens}")
     cache = passes.prefill(1)
