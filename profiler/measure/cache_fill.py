@@ -9,12 +9,13 @@ tokens through each layer's own ``update``, so its bookkeeping (``get_seq_length
 layer's cumulative length, what a sliding layer keeps) is that of a real prefill of ``c`` tokens:
 the next pass gets position ``c`` and attends to what it would after that prefill.
 
-The ``c - 1`` tokens added are a seeded standard-normal block (std 1; the values do not move a
-pass's time: CPU attention over keys of std 0.02 to 4 times the same) drawn on the layer's device, once per tensor shape and dtype and copied into each layer
-(``update`` concatenates, so every layer owns its storage, as after a prefill). A sliding-window
-layer keeps only its last ``window - 1`` tokens: it is fed its tokens in chunks of ``window - 1``,
-so no layer ever holds more than twice its window (a real prefill leaves the whole prompt's
-tensor behind a view of its tail until the next pass).
+The ``c - 1`` tokens added are a seeded standard-normal block (std 1; values do not move a
+pass's time: CPU attention over keys of std 0.02 to 4 times the same), drawn on the layer's
+device once per tensor shape and dtype and copied into each layer (``update`` concatenates, so
+every layer owns its storage, as after a prefill). A sliding-window layer keeps only its last
+``window - 1`` tokens: it is fed its tokens in chunks of ``window - 1``, so no layer ever holds
+more than twice its window (a real prefill leaves the whole prompt's tensor behind a view of its
+tail until the next pass).
 
 Memory: the cache's own bytes plus one block per distinct tensor shape (the block is freed when
 the cache is made). On a CPU, where running out of memory kills the process rather than raising,
