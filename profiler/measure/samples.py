@@ -14,7 +14,9 @@ Columns (units in the names):
   generate, whose counting would take longer than the generation);
 - ``peak_mem_bytes``: GPU allocator peak, or CPU process peak RSS, during the pass;
 - ``peak_mem_reserved_bytes``: GPU allocator's reserved peak (empty on a CPU);
-- ``kv_cache_bytes``: bytes of keys and values in the cache after the pass (0 for forward).
+- ``kv_cache_bytes``: bytes of keys and values in the cache after the pass (0 for forward): a
+  windowed layer's at most ``window - 1`` tokens, and any other state the cache holds
+  (linear-attention states; ``memory.kv_cache_bytes``).
 
 Raw values only: medians, intervals and rates are derived from these rows.
 
