@@ -122,6 +122,15 @@ def test_sliding_window_decode_past_the_window_repeats_one_context(family, tmp_p
     assert len(samples[(samples.phase == "generate") & (samples.n_ctx > SLIDING_WINDOW)]) >= FAST.min_repeats
 
 
+def test_a_single_length_at_the_last_position_pilots_and_measures_decode_one_short(tmp_path, monkeypatch):
+    loaded = load_model(ModelSource("mistral", save_family(tmp_path / "m", "mistral", max_positions=48), "local"),
+                        torch.device("cpu"), torch.float32)
+    seen = _record_decode_contexts(monkeypatch)
+    outcome, samples = _sweep(loaded, tmp_path / "s.csv", [48])
+    assert outcome.lengths == [48] and set(samples[samples.phase == "decode"].n_ctx) == {47}
+    assert {length for length, _ in seen} == {47}  # the pilot's steps too
+
+
 @pytest.mark.slow
 def test_windowed_and_eager_only_families_run_fit_and_report(tmp_path):
     """``run`` end to end on Mistral (every layer windowed), Gemma-2 (eager attention only) and Gemma-3 (local and
