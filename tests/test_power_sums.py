@@ -28,3 +28,12 @@ def test_an_array_of_exponents_sums_each_range_with_its_own():
     for i, exponent in enumerate(p[:, 0]):
         np.testing.assert_array_equal(result[i], sum_of_powers(lo, hi, float(exponent)))
     assert result[3, 3] == pytest.approx(float(np.sum(np.arange(7, 300_001, dtype=float) ** 3.0)), rel=1e-12)
+
+
+@pytest.mark.parametrize("p", [-0.9, -0.3, 0.05, 3.5, 3.9])
+def test_exponents_a_slope_error_reaches_beyond_the_data(p):
+    """A term ``n^j`` times ``(n / n_max)^q`` beyond the data sums ``n^(j + q)``, ``|q| <= 0.9``
+    (``profiler.costmodel.uncertainty``): exponents from -0.9 to 3.9, ranges from inside and past the table."""
+    for lo, hi in [(1, 64), (65, 5000), (300, 299), (1025, 300_000), (7, 300_000)]:
+        explicit = float(np.sum(np.arange(lo, hi + 1, dtype=float) ** p))
+        assert sum_of_powers(lo, hi, p) == pytest.approx(explicit, rel=1e-12, abs=0.0)

@@ -5,7 +5,8 @@ a 40 x 40 map of agent programs sums millions of such ranges, some a million ter
 
 ``S(x) = sum_{j=1}^{x} j^p`` is read from an exact table up to ``_TABLE`` and continued by
 the Euler-Maclaurin formula beyond it, with corrections through the third derivative:
-for ``0.2 <= p <= 3`` (the power form's bounds) and ``j > 64`` the next (fifth-derivative)
+for ``0.2 <= p <= 3`` (the power form's bounds), and ``-0.9 <= p <= 3.9`` (a term's exponent
+plus a drawn slope error beyond the data), and ``j > 64`` the next (fifth-derivative)
 term is below 1e-14 of the sum. Then
 ``sum_{lo}^{hi} = S(hi) - S(lo - 1)``.
 
@@ -55,7 +56,14 @@ def _prefix(x: np.ndarray, which: np.ndarray, exponents: np.ndarray, tables: np.
 
 def sum_of_powers(lo, hi, p):
     """``sum_{j=lo}^{hi} j^p`` element-wise over ``lo``, ``hi`` and ``p`` broadcast together
-    (integers ``lo >= 1``); 0 for an empty range."""
+    (integers ``lo >= 1``); 0 for an empty range. Ranges that all start past the table are summed by
+    Euler-Maclaurin over ``lo..hi`` itself (``S(hi) - S(lo - 1)`` without the table, which cancels): a
+    thousand drawn exponents need no thousand tables (``profiler.costmodel.uncertainty``, beyond ``n_max``)."""
+    lo_arr, hi_arr, p_arr = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float),
+                                                np.asarray(p, dtype=float))
+    if lo_arr.size and np.all(lo_arr > _TABLE):
+        result = np.where(hi_arr >= lo_arr, _euler_maclaurin(lo_arr, np.maximum(hi_arr, lo_arr), p_arr), 0.0)
+        return result if lo_arr.ndim else float(result)
     exponents, which = np.unique(np.asarray(p, dtype=float), return_inverse=True)
     lo_arr, hi_arr, which = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float),
                                                 which.reshape(np.shape(p)))
