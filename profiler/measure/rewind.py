@@ -109,8 +109,8 @@ class Rewind:
 
     @torch.inference_mode()
     def __call__(self) -> None:
-        """Put the cache back to what it held when this was made (after the first step, which teaches which
-        tensors the step extends, the rest of the references to those are dropped)."""
+        """Put the cache back to what it held when this was made. The first call also learns which tensors the
+        step extends, and drops its references to them (see the module doc)."""
         for i, (owner, state) in enumerate(zip(self.owners, self.states)):
             now = vars(owner)
             if not self.learnt:
