@@ -8,7 +8,7 @@ import pytest
 
 from profiler.cli.main import main
 from profiler.report import saving
-from profiler.report.document import Bullets, Report, Section, Table, save_figure
+from profiler.report.document import Bullets, Figure, Report, Section, Table
 from profiler.report.html import render_html
 from profiler.report.markdown import escape, render_markdown
 from profiler.report.style import figure, log_axis, save, theme
@@ -44,7 +44,8 @@ def _report(folder):
     with theme():
         fig = figure(6, 3)
         fig.subplots().plot([1, 2], [2, 1])
-        block = save_figure(fig, folder, "a-figure", 'caption with "quotes" & <tags>')
+        save(fig, folder / "a-figure.png")
+    block = Figure("a-figure.png", 'caption with "quotes" & <tags>')
     table = Table(columns=("name", "value"), rows=(("a|b", "1"), ("<i>", "2")), numeric=(False, True), note="n|b")
     return Report(title="T <1>", subtitle="s & t", folder=folder,
                   sections=(Section("One", ("para <p>", table, Bullets(("x", "<y>")), block)),))
