@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoConfig, GraniteMoeConfig, LlamaConfig
 
-from profiler.measure.architecture import config_problems
+from profiler.measure.config_check import config_problems
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.loading import meta_architecture
 from tests.conftest import save_tiny

@@ -15,7 +15,7 @@ Safety: only ``*.safetensors`` are loaded; a folder whose weights are pickle che
 passes ``trust_remote_code``.
 
 Every input is checked before it is used, each mistake one ``UserError`` line: config.json
-(readable, and its numbers: ``architecture.check_config``) before any model is built; the
+(readable, and its numbers: ``config_check.check_config``) before any model is built; the
 safetensors headers (readable, covering their files) before any weight is read; the
 tensors' names and shapes against the config as they load.
 
@@ -36,8 +36,9 @@ import torch
 
 from profiler.errors import UserError
 from profiler.files import read_json
-from profiler.measure.architecture import Architecture, architecture_of, check_config
+from profiler.measure.architecture import Architecture, architecture_of
 from profiler.measure.catalog import ModelSource
+from profiler.measure.config_check import check_config
 
 _INIT_STD = 0.02
 _UNIFORM_BOUND = _INIT_STD * math.sqrt(3.0)  # uniform(-a, a) has std a/sqrt(3)

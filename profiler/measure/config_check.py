@@ -1,0 +1,87 @@
+"""A config's numbers checked before any model is built: each missing one (a library default would
+stand in for it) and each impossible one named, in one ``UserError`` line (``check_config``).
+
+The numbers and the names families give them are ``profiler.measure.architecture``'s, which reads
+them once they pass.
+"""
+
+from __future__ import annotations
+
+from profiler.errors import UserError
+from profiler.measure.architecture import DERIVED, NUMBER_NAMES, read_number
+
+# A decode step at context c needs c + 1 positions: the shortest has c = 1.
+MIN_POSITIONS = 2
+# Building a model, even on the meta device, takes time and memory that grow with its numbers:
+# each is bounded before anything is built, far above any model published (126 layers, a
+# 256k vocabulary, 10M positions), and so is the parameter count they imply.
+MAX_NUMBER = {"layers": 10_000, "hidden": 1_000_000, "heads": 100_000, "kv_heads": 100_000, "head_dim": 100_000,
+              "ffn": 10_000_000, "vocab": 100_000_000, "max_positions": 100_000_000}
+MAX_PARAMS = 10**13
+
+
+def _written_as(config, name: str) -> set[str]:
+    """The keys of config.json that set the attribute ``name`` of this family's config object."""
+    return {name, *(key for key, target in config.attribute_map.items() if target == name)}
+
+
+def config_problems(config, written: dict) -> list[str]:
+    """What is wrong with the numbers of ``config``, loaded from the config.json whose dict is ``written``.
+
+    Missing: a number config.json does not give, so that the config object holds a library
+    default (``LlamaConfig`` takes 32 heads, 11008 wide) or nothing; a number with a rule in
+    ``DERIVED`` may be left out when the object holds nothing or follows the rule. Impossible:
+    not a whole number, a count below 1, fewer than ``MIN_POSITIONS`` positions, ``hidden`` not
+    split evenly over ``heads`` (unless ``head_dim`` is given), ``kv_heads`` not dividing
+    ``heads``. Empty when all is well."""
+    problems, counts, absent = [], {}, []
+    for number in NUMBER_NAMES:
+        name, value = read_number(config, number)
+        if not any(written.get(key) is not None for key in _written_as(config, name)):
+            absent.append(number)
+            if number not in DERIVED:
+                default = f"; the library would take {value}" if value is not None else ""
+                problems.append(f"no {name} ({number}{default})")
+                continue
+        if value is None:
+            continue
+        least = MIN_POSITIONS if number == "max_positions" else 1
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{name} = {value!r} is not a whole number")
+        elif value < least:
+            reason = ": a decode step needs a position beyond its context" if number == "max_positions" else ""
+            problems.append(f"{name} = {value} (at least {least}{reason})")
+        elif value > MAX_NUMBER[number]:
+            problems.append(f"{name} = {value:,} (at most {MAX_NUMBER[number]:,})")
+        else:
+            counts[number] = (name, value)
+    if "hidden" not in counts or "heads" not in counts:
+        return problems
+    (hidden_name, hidden), (heads_name, heads) = counts["hidden"], counts["heads"]
+    for number, rule in DERIVED.items():
+        if number in absent and number in counts and counts[number][1] != rule(hidden, heads):
+            problems.append(f"no {counts[number][0]} ({number}; the library would take {counts[number][1]})")
+    if hidden % heads and "head_dim" in absent:
+        problems.append(f"{hidden_name} = {hidden} does not split into {heads_name} = {heads} heads")
+    if "kv_heads" in counts and heads % counts["kv_heads"][1]:
+        kv_name, kv_heads = counts["kv_heads"]
+        problems.append(f"{kv_name} = {kv_heads} does not divide {heads_name} = {heads}")
+    if not problems and _params_at_least(config) > MAX_PARAMS:
+        problems.append(f"about {_params_at_least(config):.2g} parameters (at most {MAX_PARAMS:.0e} are built)")
+    return problems
+
+
+def _params_at_least(config) -> int:
+    """A lower bound of the parameters the numbers imply: attention's four projections and the MLP's two of
+    every layer, and the embedding; enough to refuse, before building, a model no machine holds."""
+    value = {number: read_number(config, number)[1] for number in ("layers", "hidden", "ffn", "vocab")}
+    hidden = value["hidden"]
+    ffn = value["ffn"] or DERIVED["ffn"](hidden, 1)
+    return value["layers"] * (4 * hidden * hidden + 2 * hidden * ffn) + value["vocab"] * hidden
+
+
+def check_config(config, written: dict, model: str) -> None:
+    """Raise one UserError naming every problem of ``config_problems``; before any model is built."""
+    problems = config_problems(config, written)
+    if problems:
+        raise UserError(f"{model}: config.json: {'; '.join(problems)}")
