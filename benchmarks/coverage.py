@@ -1,0 +1,286 @@
+"""Does a default run's fit hold at lengths the run did not measure? Its error against the truth, per phase.
+
+What: per model (default smollm2-135m and qwen2.5-0.5b from ``models/``, random weights, float32 on
+the CPU), ``python -m profiler run --model M`` with its defaults (``--out`` and ``--fits`` in a
+temporary folder), as a subprocess, wall-clocked. From its ``samples.csv``, the lengths each phase
+measured; from its fit (``profiler.costmodel.fit_file.load_cost_model``), each latency curve's
+measured domain ``n_min..n_max``. Then reference points per phase that the run did not measure:
+
+- inside: three lengths spread in log space over ``n_min..n_max`` (at 1/4, 1/2 and 3/4 of its log
+  span), each moved to the geometric midpoint of the two measured lengths around it, so none is one
+  the run measured;
+- beyond: twice the longest measured length, capped at the model's maximum positions (less one for
+  decode, which needs a free position); none where the run already reached that cap.
+
+Each reference is measured in this process, on the model built as the run builds it
+(``profiler.measure.loading.load_model``, same seed, the run's thread count), with the profiler's own
+passes and timing (``profiler.measure.passes.Passes``, ``profiler.measure.timing``): one untimed pass,
+then repeats with garbage collection off until the median's 95% interval is within +-2% or
+``--budget-per-reference`` seconds are spent (at least 3). Decode at context c runs on a cache filled
+to c tokens (``profiler.measure.cache_fill.filled_cache``, as the run measures decode beyond its
+prefills; put back after every step by ``profiler.measure.rewind.Rewind``). Measured here rather than
+by a second ``run --lengths``: that would measure every phase at every reference (a 16k-token prefill
+to check decode at 16k) and leave to its planner which lengths to keep. A reference whose predicted
+pass exceeds half ``--budget-per-reference`` (so its untimed pass and 3 repeats exceed twice the
+budget) is not measured, and says so.
+
+Printed per reference: model, phase, n, inside or beyond (with its factor over the longest measured
+length), the measured median, the fit's prediction and its 95% interval
+(``profiler.costmodel.uncertainty.CallIntervals``: coefficient draws, and slope errors beyond the
+data), the error (predicted over measured, less 1), and whether it is within target; per model each
+phase's measured range against the maximum positions, the run's wall time and skipped lengths, and a
+summary line (a run that fitted no cost model says why, and misses every target); the load average
+before and after each model: the machine is shared, and other processes on the cores move timings by
+more than the targets (on 2 busy cores, 2 torch threads ran gpt2's prefill 8x slower than 1 thread:
+``--threads 1`` there). Last line: one JSON document.
+
+Why (issue 13): a default run must cover the model's range; a fit is only as good as its error at
+lengths it did not see.
+
+Targets: every reference inside the measured range within 5%, at 2x beyond within 15%. Exits
+non-zero only if a command or a measurement failed, not when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals
+from profiler.errors import UserError
+from profiler.measure.cache_fill import filled_cache
+from profiler.measure.catalog import resolve_model
+from profiler.measure.loading import load_model
+from profiler.measure.passes import Passes
+from profiler.measure.rewind import Rewind
+from profiler.measure.timing import RepeatPolicy, enough_repeats, time_pass
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("prefill", "decode", "forward")
+INSIDE_AT = (0.25, 0.5, 0.75)  # fractions of the measured range's log span
+TARGETS = {"inside": 0.05, "beyond": 0.15}
+DEVICE = torch.device("cpu")
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def default_run(model: str, out: Path, threads: int | None) -> tuple[Path, Path | None, float, str]:
+    """``run --model model`` with defaults into ``out``: (its run folder, its fit file or None where it fitted
+    none, wall seconds, its output)."""
+    command = [sys.executable, "-m", "profiler", "run", "--model", model, "--out", str(out / "reports"),
+               "--fits", str(out / "fits")] + (["--threads", str(threads)] if threads else [])
+    start = time.perf_counter()
+    done = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True)
+    wall_s = time.perf_counter() - start
+    runs = sorted((out / "reports").glob("*/*/run.json"))
+    fits = sorted((out / "fits").glob("*.json"))
+    if done.returncode != 0 or len(runs) != 1 or len(fits) > 1:
+        print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
+        raise RuntimeError(f"{' '.join(command[1:])}: exit status {done.returncode}, "
+                           f"{len(runs)} run.json and {len(fits)} fits written")
+    return runs[0].parent, (fits[0] if fits else None), wall_s, done.stdout
+
+
+def references(lengths: list[int], n_min: int, n_max: int, cap: int) -> list[tuple[int, str]]:
+    """Lengths to check a curve measured at ``lengths`` (domain ``n_min..n_max``) at: inside and beyond."""
+    measured = sorted(set(lengths))
+    inside = []
+    for fraction in INSIDE_AT:
+        target = n_min * (n_max / n_min) ** fraction
+        below = max(n for n in measured if n <= target)
+        above = min((n for n in measured if n > target), default=below)
+        midpoint = round(math.sqrt(below * above))
+        if below < midpoint < above and midpoint not in inside:
+            inside.append(midpoint)
+    beyond = min(2 * n_max, cap)
+    return [(n, "inside") for n in inside] + ([(beyond, "beyond")] if beyond > n_max else [])
+
+
+def measure(passes: Passes, phase: str, n: int, share_s: float) -> list[float]:
+    """Latencies (s) of ``phase`` at ``n``: one untimed pass, then repeats as ``profiler.measure.timing`` stops them."""
+    if phase == "decode":
+        cache = filled_cache(passes, n)
+        rewind = Rewind(cache)
+        run_pass, after = (lambda: passes.decode_step(cache)), (lambda: rewind())
+    else:
+        run_pass, after = (lambda: getattr(passes, phase)(n)), (lambda: None)
+    run_pass()
+    after()
+    latencies: list[float] = []
+    policy, started = RepeatPolicy(), time.perf_counter()
+    gc.disable()
+    try:
+        while not enough_repeats(latencies, time.perf_counter() - started, share_s, policy):
+            latencies.append(time_pass(run_pass, DEVICE)[1])
+            after()
+    finally:
+        gc.enable()
+    return latencies
+
+
+def _predicted(cm: CostModel, calls: CallIntervals, phase: str, n: int) -> tuple[float, float, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        value = float(getattr(cm, phase)(n))
+    low, high = np.percentile(calls.at(phase, "latency_s", np.array([float(n)]))[:, 0], PERCENTILES)
+    return value, float(low), float(high)
+
+
+def _no_fit_reason(output: str) -> str:
+    """What the run printed on fitting nothing (its line, wrapped by the terminal, rejoined)."""
+    lines = output.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.startswith("no cost model fitted")), None)
+    if first is None:
+        return "no fit file written"
+    last = next((i for i in range(first + 1, len(lines)) if lines[i].startswith("done in")), len(lines))
+    return " ".join(line.strip() for line in lines[first:last]).split(": ", 2)[-1]
+
+
+def check_model(model: str, budget_s: float, threads: int | None, tmp: Path) -> dict:
+    load_before = _load()
+    folder, fit_file, wall_s, output = default_run(model, tmp / model, threads)
+    run = json.loads((folder / "run.json").read_text())
+    samples = pd.read_csv(folder / "samples.csv")
+    max_positions = run["model"]["max_positions"]
+    run_threads = threads or run["asked"]["threads"]
+    result = {"model": model, "max_positions": max_positions, "run_wall_s": wall_s,
+              "run_budget_s": run["asked"]["budget_s"], "run_elapsed_s": run["done"]["elapsed_s"],
+              "threads": run_threads, "skipped": run["done"]["skipped"], "ranges": {}, "references": [],
+              "no_fit": None if fit_file else _no_fit_reason(output), "load_before": load_before}
+    for phase in PHASES:
+        lengths = sorted(int(n) for n in samples.loc[samples["phase"] == phase, "n_ctx"].unique())
+        cap = max_positions - 1 if phase == "decode" else max_positions
+        result["ranges"][phase] = {"n_min": min(lengths, default=None), "n_max": max(lengths, default=None),
+                                   "lengths": lengths, "cap": cap}
+    if fit_file is not None:
+        torch.set_num_threads(run_threads)
+        result["references"] = _references_checked(model, run, load_cost_model(fit_file), result["ranges"], budget_s)
+    result["load_after"] = _load()
+    return result
+
+
+def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budget_s: float) -> list[dict]:
+    """Every reference of every phase, predicted by ``cm`` and measured (or why not)."""
+    calls = CallIntervals(cm)
+    loaded = load_model(resolve_model(model), DEVICE, torch.float32, seed=run["asked"]["seed"])
+    passes = Passes(loaded, seed=run["asked"]["seed"])
+    rows = []
+    for phase in PHASES:
+        curve, r = cm.curve(phase, "latency_s"), ranges[phase]
+        for n, where in references(r["lengths"], int(curve.n_min), int(curve.n_max), r["cap"]):
+            value, low, high = _predicted(cm, calls, phase, n)
+            row = {"phase": phase, "n": n, "where": where, "factor": n / curve.n_max, "predicted_s": value,
+                   "predicted_low_s": low, "predicted_high_s": high, "target": TARGETS[where]}
+            if value > budget_s / 2:
+                row["not_measured"] = f"one pass predicted {value:.1f} s > half the {budget_s:g} s budget"
+            else:
+                latencies = measure(passes, phase, n, budget_s)
+                median = statistics.median(latencies)
+                row |= {"measured_s": median, "repeats": len(latencies), "error": value / median - 1,
+                        "in_band": low <= median <= high}
+                row["within_target"] = abs(row["error"]) <= row["target"]
+            rows.append(row)
+    del passes, loaded
+    gc.collect()
+    return rows
+
+
+def _print_model(result: dict) -> None:
+    print(f"\n{result['model']}: default run {result['run_wall_s']:.1f} s wall, sweep {result['run_elapsed_s']:.1f} s "
+          f"of a {result['run_budget_s']:g} s budget, {result['threads']} threads; "
+          f"load average {result['load_before']} -> {result['load_after']}")
+    for phase, r in result["ranges"].items():
+        if r["n_max"] is None:
+            print(f"  {phase:<8} not measured")
+            continue
+        reached = "the maximum positions" if r["n_max"] >= r["cap"] else f"{r['n_max'] / r['cap']:.1%} of {r['cap']}"
+        print(f"  {phase:<8} measured {r['n_min']}..{r['n_max']} ({len(r['lengths'])} lengths): {reached}")
+        if r["n_max"] >= r["cap"]:
+            print(f"  {phase:<8} no reference beyond: the run measured up to the cap {r['cap']}")
+    skipped = "; ".join(f"{s.get('n_ctx')} ({s.get('reason')})" for s in result["skipped"]) or "none"
+    print(f"  skipped by the run: {skipped}")
+    if result["no_fit"]:
+        print(f"  no cost model fitted, so no reference checked: {result['no_fit']}")
+    print(f"  {'phase':<8} {'n':>6} {'where':<12} {'measured':>10} {'predicted':>10} {'95% interval':>21} "
+          f"{'error':>8} {'target':>7} {'ok':>4}")
+    for row in result["references"]:
+        where = row["where"] + (f" {row['factor']:.1f}x" if row["where"] == "beyond" else "")
+        interval = f"{row['predicted_low_s']:.4f}..{row['predicted_high_s']:.4f}"
+        if "not_measured" in row:
+            print(f"  {row['phase']:<8} {row['n']:>6} {where:<12} {'-':>10} {row['predicted_s']:>10.4f} {interval:>21} "
+                  f"  not measured: {row['not_measured']}")
+            continue
+        print(f"  {row['phase']:<8} {row['n']:>6} {where:<12} {row['measured_s']:>10.4f} {row['predicted_s']:>10.4f} "
+              f"{interval:>21} {row['error']:>+8.1%} {row['target']:>7.0%} {'yes' if row['within_target'] else 'NO':>4}")
+
+
+def summary(result: dict) -> dict:
+    out = {}
+    for where in TARGETS:
+        rows = [r for r in result["references"] if r["where"] == where and "measured_s" in r]
+        out[where] = {"measured": len(rows), "within_target": sum(r["within_target"] for r in rows),
+                      "max_abs_error": max((abs(r["error"]) for r in rows), default=None),
+                      "not_measured": sum(1 for r in result["references"] if r["where"] == where
+                                          and "not_measured" in r)}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="smollm2-135m,qwen2.5-0.5b", help="comma-separated names under models/")
+    parser.add_argument("--budget-per-reference", type=float, default=10.0, metavar="SECONDS",
+                        help="repeats of one reference stop once this is spent (at least 3; default 10)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads of the runs and references (default: the run's)")
+    args = parser.parse_args()
+    commit, results, failed = _commit(), [], []
+    print(f"coverage of default runs against reference points, commit {commit}, {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models.split(","):
+            try:
+                result = check_model(model, args.budget_per_reference, args.threads, Path(tmp))
+            except (RuntimeError, UserError) as err:  # a failed run or build; the other models are still checked
+                print(f"\n{model}: FAILED: {type(err).__name__}: {err}", file=sys.stderr)
+                failed.append({"model": model, "error": f"{type(err).__name__}: {err}"})
+                continue
+            result["summary"] = summary(result)
+            results.append(result)
+            _print_model(result)
+            s = result["summary"]
+            if result["no_fit"]:
+                print("  summary: the default run fitted no cost model: every target missed")
+                continue
+            print(f"  summary: inside {s['inside']['within_target']}/{s['inside']['measured']} within 5% "
+                  f"(max |error| {s['inside']['max_abs_error'] or 0:.1%}), beyond {s['beyond']['within_target']}/"
+                  f"{s['beyond']['measured']} within 15% (max |error| {s['beyond']['max_abs_error'] or 0:.1%}); "
+                  f"not measured: {s['inside']['not_measured'] + s['beyond']['not_measured']}")
+    print(json.dumps({"benchmark": "coverage", "ok": not failed, "commit": commit, "cpu_cores": os.cpu_count(),
+                      "budget_per_reference_s": args.budget_per_reference, "targets": TARGETS,
+                      "models": results, "failed": failed}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
