@@ -12,38 +12,69 @@ def _plan(lengths, pilot_factor=1.0) -> Plan:
     plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS)
     plan.pilot_s = {n: pilot_factor * n * TOKEN_S for n in lengths}
     plan.prefill_s = dict(plan.pilot_s)
-    plan.decode_s = DECODE_S
+    plan.decode_pilot_s = {8: pilot_factor * DECODE_S, 127: pilot_factor * 2 * DECODE_S}
+    plan.decode_points_s = dict(plan.decode_pilot_s)
     return plan
 
 
-def test_cost_counts_lengths_pairs_and_reference_passes():
+def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drift_check():
     lengths = [8, 32, 128]
     plan = _plan(lengths)
+    plan.fill_s_per_token = TOKEN_S / 8
     pairs = generate_pairs(lengths, MAX_POSITIONS)  # (32, 16), (120, 8)
     assert pairs == [(32, 16), (120, 8)]
-    # a pair's prompt is priced at the shortest planned length at or above it: 120 as 128
-    pairs_s = 4 * ((32 * TOKEN_S + 15 * DECODE_S) + (128 * TOKEN_S + 7 * DECODE_S))
-    per_length_s = {n: 7 * n * TOKEN_S + 4 * DECODE_S for n in lengths}
-    references_s = (3 + 2 + 1) * 8 * TOKEN_S
-    assert plan.cost_s(lengths, lengths) == sum(per_length_s.values()) + pairs_s + references_s
+    # a pair's prompt is priced at the shortest planned length at or above it (120 as 128), its steps at the
+    # decode step of its longest context
+    assert plan.generate_s(32, 16) == 32 * TOKEN_S + 15 * plan.decode_estimate_s(48)
+    pairs_s = 4 * (plan.generate_s(32, 16) + plan.generate_s(120, 8))
+    per_length_s = {n: 7 * n * TOKEN_S for n in lengths}
+    decode_s = 127 * TOKEN_S / 8 + 4 * 2 * DECODE_S  # the fill, a warm-up and three steps
+    references_s = (3 + 1 + 2 + 1) * 8 * TOKEN_S
+    drift_s = 3 * 32 * TOKEN_S
+    items = [("length", n) for n in lengths] + [("decode", 127)]
+    assert plan.cost_s(lengths, items) == pytest.approx(sum(per_length_s.values()) + decode_s + pairs_s
+                                                        + references_s + drift_s)
     # once 32 is begun it is out of the cost, and one reference pass fewer remains
-    assert plan.cost_s(lengths, [8, 128]) == per_length_s[8] + per_length_s[128] + pairs_s + 5 * 8 * TOKEN_S
+    assert plan.cost_s(lengths, [("length", 8), ("length", 128)]) == pytest.approx(
+        per_length_s[8] + per_length_s[128] + pairs_s + 5 * 8 * TOKEN_S + drift_s)
+
+
+def test_decode_is_linear_in_the_context_between_and_beyond_the_contexts_piloted():
+    plan = _plan([8])
+    assert plan.decode_estimate_s(4) == DECODE_S  # below the first: the first
+    assert plan.decode_estimate_s(8 + 119 // 2) == pytest.approx(1.5 * DECODE_S, rel=0.01)
+    assert plan.decode_estimate_s(127 + 119) == pytest.approx(3 * DECODE_S)
+
+
+def test_a_prefill_beyond_the_longest_piloted_follows_their_power_law():
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS)
+    plan.prefill_s = {16: 1.0, 32: 3.0}  # exponent log2(3) = 1.58
+    assert plan.prefill_estimate_s(64) == pytest.approx(9.0)
+    plan.prefill_s = {16: 1.0, 32: 8.0}  # steeper than attention can make it: quadratic at most
+    assert plan.prefill_estimate_s(64) == pytest.approx(32.0)
+    plan.prefill_s = {16: 1.0}  # one length: linear
+    assert plan.prefill_estimate_s(64) == pytest.approx(4.0)
+
+
+def test_long_passes_are_repeated_fewer_times():
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=100.0)
+    assert plan.repeats(5.0) == 3 and plan.repeats(5.1) == 2
 
 
 def test_one_repeat_of_what_is_left():
     plan = _plan([8, 32, 128])
-    left = plan.one_repeat_s([32], [(120, 8)], reference_n=8)
-    assert left == (2 * 32 * TOKEN_S + DECODE_S) + (128 * TOKEN_S + 7 * DECODE_S) + 3 * 8 * TOKEN_S
+    left = plan.left_s([("length", 32)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
+    assert left == (2 * 32 * TOKEN_S) + plan.generate_s(120, 8) + 3 * 8 * TOKEN_S + 3 * 32 * TOKEN_S
 
 
 def test_a_pilot_proved_slow_is_corrected_by_the_medians():
     lengths = [8, 16, 32, 64]
     plan = _plan(lengths, pilot_factor=15)
     medians = {8: 8 * TOKEN_S, 16: 16 * TOKEN_S}
-    assert plan.correct(lengths, medians, [DECODE_S / 2, DECODE_S / 2, DECODE_S])
+    assert plan.correct(lengths, medians, {8: DECODE_S / 2})
     # measured lengths take their medians, the others the pilot over the factor the measured ones showed
     assert plan.prefill_s == {n: n * TOKEN_S for n in lengths}
-    assert plan.decode_s == DECODE_S / 2
+    assert plan.decode_points_s == {8: DECODE_S / 2, 127: 2 * DECODE_S}
     assert plan.pilot_s[64] == 15 * 64 * TOKEN_S  # the pilot itself is kept as timed
 
 
@@ -51,10 +82,10 @@ def test_a_pilot_proved_slow_is_corrected_by_the_medians():
 def test_a_pilot_near_its_medians_or_too_quick_is_left_alone(pilot_factor):
     lengths = [8, 16]
     plan = _plan(lengths, pilot_factor)
-    before = dict(plan.prefill_s)
-    assert not plan.correct(lengths, {8: 8 * TOKEN_S}, [DECODE_S])
-    assert plan.prefill_s == before and plan.decode_s == DECODE_S
-    assert not plan.correct(lengths, {}, [])  # nothing measured yet
+    before, decode_before = dict(plan.prefill_s), dict(plan.decode_points_s)
+    assert not plan.correct(lengths, {8: 8 * TOKEN_S}, {8: DECODE_S})
+    assert plan.prefill_s == before and plan.decode_points_s == decode_before
+    assert not plan.correct(lengths, {}, {})  # nothing measured yet
 
 
 def test_the_flop_counters_overhead_is_taken_off_pilot_timings():
@@ -71,5 +102,5 @@ def test_the_flop_counters_overhead_is_taken_off_pilot_timings():
 def test_a_correction_scales_the_counters_overhead_timed_in_the_same_spell():
     plan = _plan([8, 16], pilot_factor=4)
     plan.calibrate_counter(plain_s=0.08, counted_s=0.12)
-    assert plan.correct([8, 16], {8: 8 * TOKEN_S, 16: 16 * TOKEN_S}, [])
+    assert plan.correct([8, 16], {8: 8 * TOKEN_S, 16: 16 * TOKEN_S}, {})
     assert plan.counter_overhead_s == pytest.approx(0.01)

@@ -3,7 +3,11 @@
 ``--lengths`` takes a list (``16,64,256``) or a range ``lo:hi``, which means the
 geometric grid from ``lo`` to ``hi`` (powers of two in between, both ends included). The
 default grid runs from 8 to the model's maximum positions in half-octave steps; the sweep
-then trims it to the run's time budget. Explicit lengths are never trimmed.
+then thins it to the run's time budget (and shortens it once thinning is not enough). Explicit
+lengths are never thinned: those the budget cannot afford are skipped, and said.
+
+Decode contexts are a grid of their own (``decode_contexts``): a decode step runs on a cache filled
+without a prefill, so its contexts reach the model's last position whatever the lengths reach.
 """
 
 from __future__ import annotations
@@ -58,6 +62,16 @@ def default_lengths(max_positions: int) -> list[int]:
         points.append(n)
         k += 1
     return [*points, max_positions]
+
+
+def decode_contexts(lengths: list[int], max_positions: int, default: bool) -> list[int]:
+    """The contexts decode is measured at: the lengths, each at most the model's last position
+    (``max_positions - 1``: a step needs a free position); with the default grid, the grid from the
+    shortest length to the last position whatever the lengths the budget keeps."""
+    if default:
+        return sorted({*[n for n in default_lengths(max_positions) if n < max_positions - 1],
+                       max(max_positions - 1, 1)})
+    return sorted({min(n, max(max_positions - 1, 1)) for n in lengths})
 
 
 def generate_pairs(lengths: list[int], max_positions: int) -> list[tuple[int, int]]:

@@ -1,14 +1,26 @@
-"""The sweep's budget plan: what measuring a length, a generate pair or a reference pass is
-predicted to cost, in seconds, from the pilot's timings.
+"""The sweep's budget plan: what measuring a length, a decode context, a generate pair, a reference
+pass and the drift check is predicted to cost, in seconds, from the pilot's timings.
 
-Estimates: a prefill per length (the pilot's one FLOP-counted pass less the counter's
-overhead, until later timings correct it), one decode step (the pilot's, after one untimed step), and from them a generate
-call: the prefill of the shortest length planned at or above its prompt (the plan knows only
-the lengths piloted; linear in n beyond the longest), plus a decode step per token after the
-first. At the minimum repeats ``r``, a length costs ``2r + 1`` prefill-sized passes (``r``
-prefills, the pilot having been their warm-up, and ``r + 1`` forwards) and ``r + 1`` decode
-steps; a generate pair ``r + 1`` calls; a reference pass one prefill at the shortest length,
-timed before each item and after the last.
+Items. A length ``n`` is a prefill point and a forward point at ``n``; a decode context ``c`` a decode
+point on a cache of ``c`` tokens filled without a prefill (``profiler.measure.cache_fill``), so decode
+contexts are planned apart from the lengths and reach the model's last position even where a prefill
+of that length is unaffordable.
+
+Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's
+overhead, until later timings correct it); beyond the longest piloted, a power law through the two
+longest (exponent between 1 and 2: attention makes a prefill at most quadratic), one pass only being
+linear. A decode step per piloted context (the first length's and the last position's), linear in
+the context between and beyond them; filling a cache, seconds per token (the pilot's fill at the top).
+A generate call: the prefill of the shortest length planned at or above its prompt, plus a decode
+step per token after the first.
+
+Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of
+the budget) only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than
+repeating a pass whose noise is a small share of it (the fit uses every raw sample). At ``r``
+repeats, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills, the pilot having been their
+warm-up, and ``r + 1`` forwards), a decode context a fill and ``r + 1`` steps, a generate pair ``r + 1``
+calls; a reference pass is one prefill at the shortest length, timed before each item and after the
+last; the drift check ``min_repeats`` prefills at the middle length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
@@ -21,26 +33,36 @@ pass can only exceed by noise.
 Correction (``correct``): the pilot passes were timed once each, on a machine that may have
 been busy then. When those of the lengths measured since took ``PILOT_OFF`` times their
 medians or more in sum, the disturbance has gone: every estimate becomes the median where one
-was measured and the pilot over that factor elsewhere, the decode step the median of the
-decode medians, the counter's overhead (timed in the same spell) over that factor too. A pilot that was too quick is left alone (the lengths planned are measured at
-the minimum repeats whatever they cost).
+was measured and the pilot over that factor elsewhere (prefill and decode alike), the fill and the
+counter's overhead (timed in the same spell) over that factor too. A pilot that was too quick is
+left alone (the lengths planned are measured at their minimum repeats whatever they cost, as far as
+the budget lasts).
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 
 from profiler.measure.disturbance import PILOT_OFF
 from profiler.measure.grid import generate_pairs
 
+LONG_PASS_SHARE = 0.05  # a pass costing more than this share of the budget is measured fewer times
+LONG_PASS_REPEATS = 2
+DECODE_SHARE = 0.25  # the share of the budget the default decode contexts may take before they are thinned
+
+Item = tuple[str, int]  # ("length", n): prefill and forward at n; ("decode", c): decode at context c
+
 
 class Plan:
-    def __init__(self, min_repeats: int, max_positions: int):
+    def __init__(self, min_repeats: int, max_positions: int, budget_s: float = math.inf):
         self.min_repeats = min_repeats
         self.max_positions = max_positions
+        self.budget_s = budget_s
         self.pilot_s: dict[int, float] = {}  # the pilot pass's latency per length planned
         self.prefill_s: dict[int, float] = {}  # the estimate per length: the pilot's, until corrected
-        self.decode_s = 0.0  # the estimate of one decode step: the pilot's, until corrected
+        self.decode_pilot_s: dict[int, float] = {}  # the pilot's decode step per context
+        self.decode_points_s: dict[int, float] = {}  # the estimate per context: the pilot's, until corrected
+        self.fill_s_per_token = 0.0  # filling a cache, per token
         self.counter_overhead_s = 0.0  # what timing a pass under FlopCounterMode adds to it
         self.uncounted_share = 1.0  # a plain pass over a counted one at the first length
 
@@ -53,36 +75,80 @@ class Plan:
         """A pass timed under the FLOP counter, as a plain pass would take."""
         return max(counted_s - self.counter_overhead_s, counted_s * self.uncounted_share)
 
+    def counted_s(self, plain_s: float) -> float:
+        """A pass as a FLOP-counted warm-up takes it (the inverse of ``uncounted_s``)."""
+        return max(plain_s + self.counter_overhead_s, plain_s / self.uncounted_share)
+
+    def repeats(self, pass_s: float) -> int:
+        """The minimum repeats of a pass predicted to take ``pass_s``: fewer for a long one."""
+        long_pass = pass_s > LONG_PASS_SHARE * self.budget_s
+        return min(self.min_repeats, LONG_PASS_REPEATS) if long_pass else self.min_repeats
+
     def prefill_estimate_s(self, n: int) -> float:
+        """A prefill of ``n`` tokens: the shortest length planned at or above ``n``, or beyond the longest
+        the power law through the two longest (exponent 1 to 2)."""
         longer = [m for m in self.prefill_s if m >= n]
-        return self.prefill_s[min(longer)] if longer else self.prefill_s[max(self.prefill_s)] * n / max(self.prefill_s)
+        if longer:
+            return self.prefill_s[min(longer)]
+        top = sorted(self.prefill_s)[-2:]
+        exponent = 1.0
+        if len(top) == 2 and self.prefill_s[top[0]] > 0:
+            ratio = self.prefill_s[top[1]] / self.prefill_s[top[0]]
+            exponent = min(2.0, max(1.0, math.log(max(ratio, 1e-12)) / math.log(top[1] / top[0])))
+        return self.prefill_s[top[-1]] * (n / top[-1]) ** exponent
+
+    def decode_estimate_s(self, c: int) -> float:
+        """A decode step at context ``c``: linear between the contexts piloted (or measured), beyond them along
+        the last two (never falling), at the first one below it."""
+        points = sorted(self.decode_points_s.items())
+        if not points:
+            return 0.0
+        if len(points) == 1 or c <= points[0][0]:
+            return points[0][1]
+        pairs = list(zip(points, points[1:]))
+        (c0, s0), (c1, s1) = next(((lo, hi) for lo, hi in pairs if c <= hi[0]), pairs[-1])
+        return max(0.0, s0 + (s1 - s0) * (c - c0) / (c1 - c0), min(s0, s1))
 
     def generate_s(self, n_in: int, n_out: int) -> float:
-        return self.prefill_estimate_s(n_in) + (n_out - 1) * self.decode_s
+        return self.prefill_estimate_s(n_in) + (n_out - 1) * self.decode_estimate_s(n_in + n_out)
 
-    def length_cost_s(self, n: int) -> float:
-        """Predicted time to measure one length at the minimum repeats, warm-ups included."""
-        repeats = self.min_repeats
-        return (2 * repeats + 1) * self.prefill_s[n] + (repeats + 1) * self.decode_s
+    def item_cost_s(self, item: Item) -> float:
+        """Predicted time to measure ``item`` at its minimum repeats, warm-ups (and a decode cache's fill) included."""
+        kind, n = item
+        if kind == "length":
+            pass_s = self.prefill_s[n]
+            return (2 * self.repeats(pass_s) + 1) * pass_s
+        step_s = self.decode_estimate_s(n)
+        return n * self.fill_s_per_token + (self.repeats(step_s) + 1) * step_s
 
-    def cost_s(self, planned: list[int], to_measure: list[int]) -> float:
-        """Predicted time to finish ``planned`` (sorted) at the minimum repeats: the lengths ``to_measure``
-        (those not yet begun), the generate pairs ``planned`` implies, and the reference passes."""
+    def one_repeat_s(self, item: Item) -> float:
+        """One repeat of each of ``item``'s points (a decode cache's fill included)."""
+        kind, n = item
+        return 2 * self.prefill_s[n] if kind == "length" else n * self.fill_s_per_token + self.decode_estimate_s(n)
+
+    def drift_check_s(self, planned: list[int]) -> float:
+        return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]
+
+    def cost_s(self, planned: list[int], to_measure: list[Item]) -> float:
+        """Predicted time to finish a sweep of ``planned`` lengths (sorted) at the minimum repeats: the items
+        ``to_measure`` (those not yet begun), the generate pairs ``planned`` implies, the reference passes and
+        the drift check."""
         pairs = generate_pairs(planned, self.max_positions)
-        cost = sum(self.length_cost_s(n) for n in to_measure)
-        cost += (self.min_repeats + 1) * sum(self.generate_s(*pair) for pair in pairs)
-        return cost + (len(to_measure) + len(pairs) + 1) * self.prefill_s[planned[0]]
+        cost = sum(self.item_cost_s(item) for item in to_measure)
+        cost += sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
+        cost += (len(to_measure) + len(pairs) + 1) * self.prefill_s[planned[0]]
+        return cost + self.drift_check_s(planned)
 
-    def one_repeat_s(self, queue: list[int], pairs: list[tuple[int, int]], reference_n: int) -> float:
-        """The cost of one repeat of each item left (the lengths in ``queue``, ``pairs``) and of the reference
-        passes left: what each item's share of the time left is taken over."""
-        cost = sum(2 * self.prefill_s[n] + self.decode_s for n in queue)
-        cost += sum(self.generate_s(*pair) for pair in pairs)
-        return cost + (len(queue) + len(pairs) + 1) * self.prefill_s[reference_n]
+    def left_s(self, queue: list[Item], pairs: list[tuple[int, int]], reference_n: int, planned: list[int]) -> float:
+        """The cost of one repeat of each item left (``queue``, ``pairs``), of the reference passes left and of
+        the drift check: what each item's share of the time left is taken over."""
+        cost = sum(self.one_repeat_s(item) for item in queue) + sum(self.generate_s(*pair) for pair in pairs)
+        return cost + (len(queue) + len(pairs) + 1) * self.prefill_s[reference_n] + self.drift_check_s(planned)
 
-    def correct(self, planned: list[int], prefill_median_s: dict[int, float], decode_median_s: list[float]) -> bool:
+    def correct(self, planned: list[int], prefill_median_s: dict[int, float], decode_median_s: dict[int, float]) -> bool:
         """Correct the estimates of ``planned`` when the pilot proves ``PILOT_OFF`` times too slow in sum
-        against ``prefill_median_s`` (length -> median measured); whether it did."""
+        against ``prefill_median_s`` (length -> median measured); ``decode_median_s`` (context -> median)
+        replaces the decode pilot where measured. Whether it did."""
         measured = [n for n in self.pilot_s if n in prefill_median_s]
         if not measured:
             return False
@@ -91,7 +157,7 @@ class Plan:
             return False
         for n in planned:
             self.prefill_s[n] = prefill_median_s.get(n, self.pilot_s[n] / inflation)
-        if decode_median_s:
-            self.decode_s = statistics.median(decode_median_s)
+        self.decode_points_s = {c: s / inflation for c, s in self.decode_pilot_s.items()} | decode_median_s
+        self.fill_s_per_token /= inflation
         self.counter_overhead_s /= inflation
         return True

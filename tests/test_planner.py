@@ -1,0 +1,126 @@
+"""The sweep's plan over a model's whole range, on a synthetic machine (a fake clock moved by known cost
+functions: prefill and forward quadratic in n, a decode step affine in its context): every run ends within its
+budget plus one pass, decode reaches the last position, prefill as far as the budget allows, and the curves
+fitted to what was measured predict the lengths it did not measure."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from profiler.costmodel.fit import fit_curve
+from profiler.measure.catalog import ModelSource
+from profiler.measure.grid import default_lengths
+from profiler.measure.loading import load_model
+from profiler.measure.samples import SampleWriter, read_samples
+from profiler.measure.sweep import Sweep
+from profiler.measure.timing import RepeatPolicy
+from tests.clock import FakeClock, charge
+from tests.families import save_family
+
+MAX_POSITIONS = 4096
+POLICY = RepeatPolicy(min_repeats=3, max_repeats=20)
+
+
+def prefill_s(n: int) -> float:
+    """About 3 s at 4,096 tokens: 10 ms a call, 0.4 ms a token, attention as much again at the top."""
+    return 0.01 + 4e-4 * n + 1e-7 * n * n
+
+
+def decode_s(c: int) -> float:
+    return 0.005 + 2e-6 * c
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    folder = save_family(tmp_path_factory.mktemp("llama"), "llama", max_positions=MAX_POSITIONS)
+    return load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
+
+
+def _machine(monkeypatch, noise: float = 0.0):
+    """The fake clock, moved by each pass's cost times a seeded noise of ``noise`` (relative, uniform); the
+    longest single pass charged is kept in ``longest``."""
+    clock, rng, longest = FakeClock(), random.Random(1), [0.0]
+
+    def charged(cost):
+        def moved(*args):
+            seconds = cost(*args) * (1 + noise * (2 * rng.random() - 1))
+            longest[0] = max(longest[0], seconds)
+            return seconds
+        return moved
+
+    charge(monkeypatch, clock, "prefill", charged(prefill_s))
+    charge(monkeypatch, clock, "forward", charged(prefill_s))
+    charge(monkeypatch, clock, "decode_step", charged(lambda cache: decode_s(cache.get_seq_length())))
+    charge(monkeypatch, clock, "generate", charged(lambda n_in, n_out: prefill_s(n_in) + (n_out - 1) * decode_s(n_in)))
+    return clock, longest
+
+
+def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0):
+    clock, longest = _machine(monkeypatch, noise)
+    with SampleWriter(tmp_path / "s.csv") as writer:
+        outcome = Sweep(loaded, writer, lengths=lengths or default_lengths(MAX_POSITIONS),
+                        trim_to_budget=lengths is None, budget_s=budget_s, policy=POLICY, clock=clock).run()
+    return outcome, read_samples(tmp_path / "s.csv"), longest[0]
+
+
+@pytest.mark.parametrize("budget_s", [4.0, 15.0, 40.0])
+def test_the_default_grid_covers_the_range_within_the_budget_plus_one_pass(loaded, tmp_path, monkeypatch,
+                                                                            budget_s):
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s)
+    assert outcome.elapsed_s <= budget_s + longest_s
+    decode = set(samples[samples.phase == "decode"].n_ctx)
+    assert min(decode) == 8 and max(decode) == MAX_POSITIONS - 1  # the whole range, whatever the budget
+    prefill = sorted(set(samples[samples.phase == "prefill"].n_ctx))
+    assert prefill[0] == 8 and len(prefill) >= 4 and set(samples[samples.phase == "forward"].n_ctx) == set(prefill)
+    # prefill as far as the budget allows: the next octave up would alone (2r + 1 passes) not have fit
+    grid = default_lengths(MAX_POSITIONS)
+    if prefill[-1] < MAX_POSITIONS:
+        above = grid[min(grid.index(prefill[-1]) + 2, len(grid) - 1)]
+        assert 5 * prefill_s(above) > budget_s - outcome.elapsed_s
+        skipped = {s["n_ctx"]: s for s in outcome.skipped if s.get("phase") == "prefill"}
+        assert skipped[MAX_POSITIONS]["reason"] == "time budget"
+        assert skipped[MAX_POSITIONS]["pass_s"] == pytest.approx(prefill_s(MAX_POSITIONS), rel=0.5)
+
+
+def test_a_generous_budget_reaches_the_top_with_every_length(loaded, tmp_path, monkeypatch):
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 120.0)
+    assert outcome.lengths == default_lengths(MAX_POSITIONS) and not outcome.skipped
+    assert outcome.elapsed_s <= 120.0 + longest_s
+
+
+def test_explicit_lengths_that_cannot_all_fit_are_skipped_and_said(loaded, tmp_path, monkeypatch):
+    budget_s = 6.0
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=[64, 256, 1024, 4096])
+    assert outcome.elapsed_s <= budget_s + longest_s
+    assert 4096 not in outcome.lengths and 64 in outcome.lengths
+    skipped = {s["n_ctx"]: s for s in outcome.skipped if s.get("phase") == "prefill"}
+    assert skipped[4096]["reason"] == "time budget" and skipped[4096]["budget_s"] == budget_s
+    assert skipped[4096]["predicted_s"] > budget_s - outcome.elapsed_s
+    assert 4095 in set(samples[samples.phase == "decode"].n_ctx)  # decode at the longest, on a filled cache
+
+
+def test_a_single_pass_longer_than_the_budget_is_said_with_its_prediction(loaded, tmp_path, monkeypatch):
+    budget_s = 1.5  # a prefill of 4,096 takes about 3 s
+    outcome, _, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=[16, 128, 4096])
+    assert outcome.elapsed_s <= budget_s + longest_s and longest_s < budget_s  # that pass never ran
+    (skip,) = [s for s in outcome.skipped if s["n_ctx"] == 4096]
+    assert skip["pass_s"] > budget_s and skip["pass_s"] == pytest.approx(prefill_s(4096), rel=0.5)
+
+
+def test_the_curves_fitted_to_the_plan_predict_the_lengths_it_left_out(loaded, tmp_path, monkeypatch):
+    """With 3% noise on every pass, the fitted prefill (quadratic) and decode (affine) curves are within 5% of the
+    truth at grid lengths the plan did not measure, inside its range and up to twice beyond it."""
+    outcome, samples, _ = _sweep(loaded, tmp_path, monkeypatch, 15.0, noise=0.03)
+    for phase, truth, form in (("prefill", prefill_s, "quadratic"), ("decode", decode_s, "affine")):
+        rows = samples[samples.phase == phase]
+        curve = fit_curve(rows.n_ctx.to_numpy(), rows.latency_s.to_numpy(), "s", preferred=form)
+        measured = set(rows.n_ctx)
+        top = max(measured)
+        held_out = [n for n in default_lengths(MAX_POSITIONS) if n not in measured and n <= 2 * top]
+        assert held_out, phase
+        errors = [abs(curve.predict(n) / truth(n) - 1) for n in held_out]
+        assert max(errors) < 0.05, (phase, dict(zip(held_out, np.round(errors, 3))))
