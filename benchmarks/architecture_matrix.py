@@ -34,14 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.families, run as a script
 
-import torch  # noqa: E402
+import torch
 
-from profiler.measure.catalog import ModelSource  # noqa: E402
-from profiler.measure.flops import count_flops, pass_flops  # noqa: E402
-from profiler.measure.loading import load_model  # noqa: E402
-from profiler.measure.memory import kv_cache_bytes  # noqa: E402
-from profiler.measure.passes import Passes  # noqa: E402
-from tests.families import FAMILIES, save_family  # noqa: E402
+from profiler.measure.catalog import ModelSource
+from profiler.measure.flops import count_flops, pass_flops
+from profiler.measure.loading import load_model
+from profiler.measure.memory import kv_cache_bytes
+from profiler.measure.passes import Passes
+from tests.families import FAMILIES, save_family
 
 LENGTHS = (16, 256, 1024)
 MAX_POSITIONS = 1100  # past the longest prefill
@@ -54,7 +54,7 @@ def runs(folder: Path) -> str:
     out, fits = folder.parent / f"{folder.name}-reports", folder.parent / f"{folder.name}-fits"
     done = subprocess.run([sys.executable, "-m", "profiler", "run", "--model", str(folder), "--lengths", "16,64,256",
                            "--budget", "4", "--threads", "1", "--out", str(out), "--fits", str(fits)],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=ROOT, check=False)
     reported = any(out.glob(f"*/{folder.name}/report.md"))
     if done.returncode == 0 and any(fits.glob("*.json")) and reported:
         return "yes"
@@ -68,7 +68,7 @@ def measure(family: str, root: Path) -> dict:
                         attn_implementation="eager" if family in EAGER else "sdpa")
     arch, passes, ratios = loaded.architecture, Passes(loaded), {}
     for n in LENGTHS:
-        cache, counted = count_flops(lambda: passes.prefill(n))
+        cache, counted = count_flops(lambda n=n: passes.prefill(n))
         ratios[n] = counted / pass_flops(arch, n, n)
     longest = LENGTHS[-1]
     return {

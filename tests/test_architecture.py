@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoConfig, GraniteMoeConfig, LlamaConfig
 
-from profiler.measure.config_check import config_problems
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
+from profiler.measure.config_check import config_problems
 from profiler.measure.loading import meta_architecture
 from tests.conftest import save_tiny
 from tests.user_error import run_argv, stop_before_measuring, user_error

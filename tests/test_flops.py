@@ -8,7 +8,6 @@ from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
 from tests.conftest import save_tiny
 
-
 # what the formula leaves out: the rotary angle matmul some transformers versions count (d_h per token)
 ROTARY_REL = 1e-3
 

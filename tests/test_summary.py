@@ -13,7 +13,7 @@ def test_roofline_is_the_slower_of_compute_and_memory():
 
 def test_bytes_moved_per_phase():
     weights, per_token = 400_000, 1_000
-    cache = lambda tokens: tokens * per_token  # noqa: E731
+    cache = lambda tokens: tokens * per_token
     assert pass_bytes("prefill", 100, 100, weights, cache) == weights + 100 * per_token
     assert pass_bytes("forward", 100, 100, weights, cache) == weights
     assert pass_bytes("decode", 100, 1, weights, cache) == weights + 101 * per_token
@@ -24,7 +24,7 @@ def test_bytes_moved_per_phase():
 def test_a_sliding_window_caps_the_cache_bytes_read():
     """One layer of a window of 8 (its cache keeps 7 tokens) and one full layer, 1,000 bytes a token each."""
     weights = 400_000
-    cache = lambda tokens: 1_000 * (min(tokens, 7) + tokens)  # noqa: E731
+    cache = lambda tokens: 1_000 * (min(tokens, 7) + tokens)
     assert pass_bytes("prefill", 100, 100, weights, cache) == weights + 107_000
     assert pass_bytes("decode", 100, 1, weights, cache) == weights + 107_000 + 2_000  # read 7 + 100, write 1 + 1
     assert pass_bytes("decode", 3, 1, weights, cache) == weights + 6_000 + 2_000

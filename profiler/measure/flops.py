@@ -57,7 +57,7 @@ and the loop over experts use matmuls torch counts by itself.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.utils import flop_counter
