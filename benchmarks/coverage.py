@@ -220,7 +220,10 @@ def _print_model(result: dict) -> None:
         print(f"  {phase:<8} measured {r['n_min']}..{r['n_max']} ({len(r['lengths'])} lengths): {reached}")
         if r["n_max"] >= r["cap"]:
             print(f"  {phase:<8} no reference beyond: the run measured up to the cap {r['cap']}")
-    skipped = "; ".join(f"{s.get('n_ctx')} ({s.get('reason')})" for s in result["skipped"]) or "none"
+    by_phase: dict[str, list[str]] = {}
+    for s in result["skipped"]:
+        by_phase.setdefault(f"{s.get('phase', 'every phase')}, {s.get('reason')}", []).append(str(s.get("n_ctx")))
+    skipped = "; ".join(f"{key}: {', '.join(ns)}" for key, ns in by_phase.items()) or "none"
     print(f"  skipped by the run: {skipped}")
     if result["no_fit"]:
         print(f"  no cost model fitted, so no reference checked: {result['no_fit']}")
