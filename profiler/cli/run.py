@@ -195,10 +195,17 @@ def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> Non
     if outcome.out_of_memory:
         oom = outcome.out_of_memory
         console.print(f"[yellow]out of memory: {oom['phase']} at {oom['n_ctx']} tokens; longer lengths dropped")
-    budget_skips = [s["n_ctx"] for s in outcome.skipped if s["reason"] == "time budget"]
-    if budget_skips:
-        console.print(f"[yellow]not measured within the time budget: n = {', '.join(map(str, budget_skips))} "
-                      "(--budget or --lengths to include them)")
+    for phase in ("prefill", "decode", "forward", "generate"):
+        budget_skips = [s["n_ctx"] for s in outcome.skipped
+                        if s["reason"] == "time budget" and s.get("phase", "prefill") == phase]
+        if budget_skips:
+            console.print(f"[yellow]{phase} not measured within the time budget: n = "
+                          f"{', '.join(map(str, budget_skips))} (--budget to include them)")
+    alone = [s for s in outcome.skipped if s.get("pass_s", 0) > s.get("budget_s", float("inf"))]
+    if alone:
+        console.print(f"[yellow]longer than the whole {alone[0]['budget_s']:g} s budget alone: "
+                      + ", ".join(f"one {s['phase']} of n = {s['n_ctx']} (predicted {s['pass_s']:.1f} s)"
+                                  for s in alone))
     if outcome.drift and outcome.drift["drifted"]:
         drift = outcome.drift
         console.print(f"[yellow]the machine's speed changed during the sweep: prefill n={drift['n_ctx']} took "
