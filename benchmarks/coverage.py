@@ -24,6 +24,10 @@ to check decode at 16k) and leave to its planner which lengths to keep. A refere
 pass exceeds half ``--budget-per-reference`` (so its untimed pass and 3 repeats exceed twice the
 budget) is not measured, and says so.
 
+Per phase, a control: the length the run measured nearest the middle of its range, measured again in
+the same way; how far it moved from the run's median is how far the machine's speed moved between the
+run and the references (the errors below cannot be told from such a move).
+
 Printed per reference: model, phase, n, inside or beyond (with its factor over the longest measured
 length), the measured median, the fit's prediction and its 95% interval
 (``profiler.costmodel.uncertainty.CallIntervals``: coefficient draws, and slope errors beyond the
@@ -168,28 +172,35 @@ def check_model(model: str, budget_s: float, threads: int | None, tmp: Path) -> 
     run_threads = threads or run["asked"]["threads"]
     result = {"model": model, "max_positions": max_positions, "run_wall_s": wall_s,
               "run_budget_s": run["asked"]["budget_s"], "run_elapsed_s": run["done"]["elapsed_s"],
-              "threads": run_threads, "skipped": run["done"]["skipped"], "ranges": {}, "references": [],
+              "threads": run_threads, "skipped": run["done"]["skipped"], "ranges": {}, "references": [], "controls": [],
               "no_fit": None if fit_file else _no_fit_reason(output), "load_before": load_before}
     for phase in PHASES:
         lengths = sorted(int(n) for n in samples.loc[samples["phase"] == phase, "n_ctx"].unique())
         cap = max_positions - 1 if phase == "decode" else max_positions
+        medians = samples[samples["phase"] == phase].groupby("n_ctx")["latency_s"].median()
         result["ranges"][phase] = {"n_min": min(lengths, default=None), "n_max": max(lengths, default=None),
-                                   "lengths": lengths, "cap": cap}
+                                   "lengths": lengths, "cap": cap, "median_s": {int(n): m for n, m in medians.items()}}
     if fit_file is not None:
         torch.set_num_threads(run_threads)
-        result["references"] = _references_checked(model, run, load_cost_model(fit_file), result["ranges"], budget_s)
+        result["references"], result["controls"] = _references_checked(model, run, load_cost_model(fit_file),
+                                                                       result["ranges"], budget_s)
     result["load_after"] = _load()
     return result
 
 
-def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budget_s: float) -> list[dict]:
-    """Every reference of every phase, predicted by ``cm`` and measured (or why not)."""
+def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budget_s: float) -> tuple[list, list]:
+    """Every reference of every phase, predicted by ``cm`` and measured (or why not); and per phase a control:
+    the run's median at its measured length nearest the middle of its log range, measured again here."""
     calls = CallIntervals(cm)
     loaded = load_model(resolve_model(model), DEVICE, torch.float32, seed=run["asked"]["seed"])
     passes = Passes(loaded, seed=run["asked"]["seed"])
-    rows = []
+    rows, controls = [], []
     for phase in PHASES:
         curve, r = cm.curve(phase, "latency_s"), ranges[phase]
+        n = min(r["lengths"], key=lambda m: abs(math.log(m / math.sqrt(r["n_min"] * r["n_max"]))))
+        again = statistics.median(measure(passes, phase, n, budget_s))
+        controls.append({"phase": phase, "n": n, "run_median_s": r["median_s"][n], "measured_s": again,
+                         "moved": again / r["median_s"][n] - 1})
         for n, where in references(r["lengths"], int(curve.n_min), int(curve.n_max), r["cap"]):
             value, low, high = _predicted(cm, calls, phase, n)
             row = {"phase": phase, "n": n, "where": where, "factor": n / curve.n_max, "predicted_s": value,
@@ -205,7 +216,7 @@ def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budg
             rows.append(row)
     del passes, loaded
     gc.collect()
-    return rows
+    return rows, controls
 
 
 def _print_model(result: dict) -> None:
@@ -227,6 +238,11 @@ def _print_model(result: dict) -> None:
     print(f"  skipped by the run: {skipped}")
     if result["no_fit"]:
         print(f"  no cost model fitted, so no reference checked: {result['no_fit']}")
+    for c in result["controls"]:
+        print(f"  {c['phase']:<8} control at n={c['n']} (measured by the run): the run's median {c['run_median_s']:.4f} s, "
+              f"here {c['measured_s']:.4f} s ({c['moved']:+.1%}: the machine's speed moved that much since the run)")
+    if not result["references"]:
+        return
     print(f"  {'phase':<8} {'n':>6} {'where':<12} {'measured':>10} {'predicted':>10} {'95% interval':>21} "
           f"{'error':>8} {'target':>7} {'ok':>4}")
     for row in result["references"]:
@@ -248,6 +264,7 @@ def summary(result: dict) -> dict:
                       "max_abs_error": max((abs(r["error"]) for r in rows), default=None),
                       "not_measured": sum(1 for r in result["references"] if r["where"] == where
                                           and "not_measured" in r)}
+    out["control_max_abs_moved"] = max((abs(c["moved"]) for c in result["controls"]), default=None)
     return out
 
 
@@ -278,7 +295,8 @@ def main() -> int:
             print(f"  summary: inside {s['inside']['within_target']}/{s['inside']['measured']} within 5% "
                   f"(max |error| {s['inside']['max_abs_error'] or 0:.1%}), beyond {s['beyond']['within_target']}/"
                   f"{s['beyond']['measured']} within 15% (max |error| {s['beyond']['max_abs_error'] or 0:.1%}); "
-                  f"not measured: {s['inside']['not_measured'] + s['beyond']['not_measured']}")
+                  f"not measured: {s['inside']['not_measured'] + s['beyond']['not_measured']}; controls moved up to "
+                  f"{s['control_max_abs_moved'] or 0:.1%}")
     print(json.dumps({"benchmark": "coverage", "ok": not failed, "commit": commit, "cpu_cores": os.cpu_count(),
                       "budget_per_reference_s": args.budget_per_reference, "targets": TARGETS,
                       "models": results, "failed": failed}))
