@@ -56,6 +56,19 @@ def test_a_prefill_beyond_the_longest_piloted_follows_their_power_law():
     assert plan.prefill_estimate_s(64) == pytest.approx(4.0)
 
 
+def test_a_prefill_beyond_the_pilot_grows_from_the_decode_steps_floor():
+    """A short prefill costs mostly what any pass does (the weights read, a decode step's cost): only its excess
+    over that grows with n (gpt2 on a busy CPU: 0.25 s at 8 tokens, 0.51 s at 64, a decode step 0.12 s)."""
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS)
+    plan.decode_points_s = {8: 0.12}
+    plan.prefill_s = {8: 0.25}
+    assert plan.prefill_estimate_s(64) == pytest.approx(0.12 + 0.13 * 8)  # not 8 x 0.25
+    plan.prefill_s = {16: 0.22, 32: 0.32}  # excess 0.1 then 0.2: linear
+    assert plan.prefill_estimate_s(128) == pytest.approx(0.12 + 0.2 * 4)
+    plan.decode_points_s = {8: 0.5}  # no prefill quicker than its floor: the quickest prefill is
+    assert plan.prefill_estimate_s(64) == pytest.approx(0.22 + 0.1 * 2)
+
+
 def test_long_passes_are_repeated_fewer_times():
     plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=100.0)
     assert plan.repeats(5.0) == 3 and plan.repeats(5.1) == 2

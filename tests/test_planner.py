@@ -40,14 +40,14 @@ def loaded(tmp_path_factory):
     return load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
 
 
-def _machine(monkeypatch, noise: float = 0.0):
-    """The fake clock, moved by each pass's cost times a seeded noise of ``noise`` (relative, uniform); the
-    longest single pass charged is kept in ``longest``."""
+def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0):
+    """The fake clock, moved by each pass's cost times a seeded noise of ``noise`` (relative, uniform) and times
+    ``slowed()``; the longest single pass charged is kept in ``longest``."""
     clock, rng, longest = FakeClock(), random.Random(1), [0.0]
 
     def charged(cost):
         def moved(*args):
-            seconds = cost(*args) * (1 + noise * (2 * rng.random() - 1))
+            seconds = cost(*args) * (1 + noise * (2 * rng.random() - 1)) * slowed()
             longest[0] = max(longest[0], seconds)
             return seconds
         return moved
@@ -59,11 +59,19 @@ def _machine(monkeypatch, noise: float = 0.0):
     return clock, longest
 
 
-def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0):
-    clock, longest = _machine(monkeypatch, noise)
+def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slow_pilot=1.0):
+    """A sweep on the synthetic machine; ``slow_pilot``: every pass that many times slower until the pilot
+    ends (a machine busy then, quiet after)."""
+    piloting = [True]
+
+    def progress(description, done_s, total_s):
+        piloting[0] = piloting[0] and description.startswith("pilot")
+
+    clock, longest = _machine(monkeypatch, noise, lambda: slow_pilot if piloting[0] else 1.0)
     with SampleWriter(tmp_path / "s.csv") as writer:
         outcome = Sweep(loaded, writer, lengths=lengths or default_lengths(MAX_POSITIONS),
-                        trim_to_budget=lengths is None, budget_s=budget_s, policy=POLICY, clock=clock).run()
+                        trim_to_budget=lengths is None, budget_s=budget_s, policy=POLICY, clock=clock,
+                        progress=progress).run()
     return outcome, read_samples(tmp_path / "s.csv"), longest[0]
 
 
@@ -84,6 +92,23 @@ def test_the_default_grid_covers_the_range_within_the_budget_plus_one_pass(loade
         skipped = {s["n_ctx"]: s for s in outcome.skipped if s.get("phase") == "prefill"}
         assert skipped[MAX_POSITIONS]["reason"] == "time budget"
         assert skipped[MAX_POSITIONS]["pass_s"] == pytest.approx(prefill_s(MAX_POSITIONS), rel=0.5)
+
+
+def test_a_pilot_ten_times_too_slow_is_corrected_and_the_run_still_covers_the_range(loaded, tmp_path,
+                                                                                     monkeypatch):
+    """Every pilot pass 10x slow (a busy machine then, quiet after): the reference passes prove it before the first
+    item takes its share, the plan is corrected, and lengths and decode contexts come back: the run reaches as far
+    as an undisturbed one, less what the slow pilot itself spent."""
+    budget_s = 15.0
+    quiet, quiet_samples, _ = _sweep(loaded, tmp_path, monkeypatch, budget_s)
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, slow_pilot=10.0)
+    assert outcome.elapsed_s <= budget_s + longest_s
+    assert outcome.disturbance.brought_back and "pilot" in outcome.disturbance.signs
+    prefill = sorted(set(samples[samples.phase == "prefill"].n_ctx))
+    quiet_prefill = sorted(set(quiet_samples[quiet_samples.phase == "prefill"].n_ctx))
+    assert prefill[0] == 8 and len(prefill) >= 4 and prefill[-1] >= quiet_prefill[-1] / 2
+    decode = set(samples[samples.phase == "decode"].n_ctx)
+    assert min(decode) == 8 and max(decode) == MAX_POSITIONS - 1 and len(decode) >= 4
 
 
 def test_a_generous_budget_reaches_the_top_with_every_length(loaded, tmp_path, monkeypatch):

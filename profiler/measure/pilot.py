@@ -9,6 +9,8 @@ sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``plan`` (``profiler.mea
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from profiler.measure.cache_fill import filled_cache
@@ -76,10 +78,12 @@ class Pilot:
                     plain_s, counted_s = self._time_first_passes(n)
                 (cache, self.prefill_flops_counted[n]), pilot_counted_s = time_pass(
                     lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)
-                if not kept:
-                    plan.calibrate_counter(plain_s, min(counted_s, pilot_counted_s))
-                    self._pilot_decode(cache, started)
+                if not kept:  # the quicker of its two counted passes
+                    pilot_counted_s = min(counted_s, pilot_counted_s)
+                    plan.calibrate_counter(plain_s, pilot_counted_s)
                 plan.prefill_s[n] = plan.uncounted_s(pilot_counted_s)
+                if not kept:
+                    self._pilot_decode(cache, started)
                 del cache
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):
@@ -89,30 +93,34 @@ class Pilot:
             if kept and not self._fits(sorted([*kept, n]), self.clock() - started):
                 del plan.prefill_s[n]
                 break
-            plan.pilot_s[n] = plan.prefill_s[n]
+            plan.piloted(n, plan.prefill_s[n])
             kept = sorted([*kept, n])
         return kept
 
-    def _replan(self, queue: list, started: float, current: int) -> None:
-        """After the prefill point of length ``current``, before its forward takes its share of the time left:
-        once the timings so far prove the pilot too slow (``Plan.correct``), the estimates are corrected and,
-        with the default grid, lengths it dropped are piloted again and join ``queue`` (shuffled in) while the
-        corrected plan fits (``current`` counted whole in it: a little to spare)."""
+    def _replan(self, queue: list, started: float, current: tuple[str, int], begun: bool) -> None:
+        """Before ``current`` takes its share of the time left (after its reference pass, or a length's after its
+        prefill point): once the timings so far (the reference passes, a prefill at the first length, count as
+        its median) prove the pilot too slow (``Plan.correct``), the estimates are corrected and, with the
+        default grid, decode contexts then lengths it dropped come back, joining ``queue`` (shuffled in) while
+        the corrected plan fits."""
         decode_median_s = {n: s for (phase, n, _), s in self.medians_s.items() if phase == "decode"}
-        if not self.plan.correct(self.outcome.lengths, self._prefill_medians_s(), decode_median_s):
+        prefill_median_s = {self.reference_n: statistics.median(self.reference_s)} if self.reference_s else {}
+        if not self.plan.correct(self.outcome.lengths, prefill_median_s | self._prefill_medians_s(), decode_median_s):
             return
         if self.trim_to_budget:
+            contexts = self._choose_decode_contexts(self.decode_contexts)
+            queue += [("decode", c) for c in contexts if c not in self.decode_contexts]
+            self.decode_contexts = contexts
             kept = self._grow(self.outcome.lengths, started)
             back = [n for n in kept if n not in self.outcome.lengths]
-            if back:
-                self.brought_back += back
-                self.outcome.skipped = [s for s in self.outcome.skipped if s["n_ctx"] not in back
-                                        or s.get("phase", "prefill") != "prefill"]
-                self.outcome.lengths = kept
-                self.outcome.generate_pairs = generate_pairs(kept, self.arch.max_positions)
-                queue += [("length", n) for n in back]
-                self.rng.shuffle(queue)
-        self.remaining_cost_s = self._left_s(queue) + self.plan.prefill_s[current]  # its forward
+            self.brought_back += back
+            self.outcome.lengths = kept
+            self.outcome.generate_pairs = generate_pairs(kept, self.arch.max_positions)
+            self.outcome.skipped = [s for s in self.outcome.skipped if s.get("phase") == "decode" or s["n_ctx"] not in back]
+            queue += [("length", n) for n in back]
+            self.rng.shuffle(queue)
+        kind, n = current
+        self.remaining_cost_s = self._left_s(queue) + (self.plan.prefill_s[n] if begun else self.plan.one_repeat_s(current))
 
     def _time_first_passes(self, n: int) -> tuple[float, float]:
         """The model's first passes, at the first length: one untimed (it pays one-off set-up), then the
@@ -153,15 +161,19 @@ class Pilot:
         rewind()
         return latency_s
 
-    def _choose_decode_contexts(self) -> list[int]:
-        """The decode grid below any out of memory; with the default grid, thinned (ends kept) until it costs at
-        most ``DECODE_SHARE`` of the budget."""
+    def _choose_decode_contexts(self, chosen: list[int] = ()) -> list[int]:
+        """The decode grid below any out of memory; with the default grid, thinned (ends kept) until it costs, its
+        reference passes included, at most ``DECODE_SHARE`` of the budget; with those ``chosen`` before. Those
+        left out are in ``skipped``."""
         contexts = [c for c in self.decode_grid if not self._beyond_memory(c + 1)]
+        reference_s = self.plan.prefill_s[self.grid[0]] if self.grid[0] in self.plan.prefill_s else 0.0
         while self.trim_to_budget and len(contexts) > 2 and (
-                sum(self.plan.item_cost_s(("decode", c)) for c in contexts) > DECODE_SHARE * self.budget_s):
+                sum(self.plan.item_cost_s(("decode", c)) + reference_s for c in contexts) > DECODE_SHARE * self.budget_s):
             contexts = thinned(contexts)
+        contexts = sorted({*contexts, *chosen})
+        self.outcome.skipped = [s for s in self.outcome.skipped if s.get("phase") != "decode" or s["reason"] != "time budget"]
         for c in self.decode_grid:
-            if c not in contexts:
+            if c not in contexts and not any(s["n_ctx"] == c and s.get("phase") == "decode" for s in self.outcome.skipped):
                 reason = "out of memory" if self._beyond_memory(c + 1) else "time budget"
                 self.outcome.skipped.append({"n_ctx": c, "phase": "decode", "reason": reason})
         return contexts

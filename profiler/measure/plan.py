@@ -7,9 +7,9 @@ contexts are planned apart from the lengths and reach the model's last position 
 of that length is unaffordable.
 
 Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's
-overhead, until later timings correct it); beyond the longest piloted, a power law through the two
-longest (exponent between 1 and 2: attention makes a prefill at most quadratic), one pass only being
-linear. A decode step per piloted context (the first length's and the last position's), linear in
+overhead, until later timings correct it); beyond the longest piloted, the quickest decode step (what
+a pass costs whatever its tokens) plus a power law through the two longest's excess over it (exponent
+between 1 and 2: attention makes a prefill at most quadratic), one length only being linear. A decode step per piloted context (the first length's and the last position's), linear in
 the context between and beyond them; filling a cache, seconds per token (the pilot's fill at the top).
 A generate call: the prefill of the shortest length planned at or above its prompt, plus a decode
 step per token after the first.
@@ -34,7 +34,8 @@ Correction (``correct``): the pilot passes were timed once each, on a machine th
 been busy then. When those of the lengths measured since took ``PILOT_OFF`` times their
 medians or more in sum, the disturbance has gone: every estimate becomes the median where one
 was measured and the pilot over that factor elsewhere (prefill and decode alike), the fill and the
-counter's overhead (timed in the same spell) over that factor too. A pilot that was too quick is
+counter's overhead (timed in the same spell) over that factor too; a length piloted after a correction
+is timed at the corrected speed and neither corrected nor judged again. A pilot that was too quick is
 left alone (the lengths planned are measured at their minimum repeats whatever they cost, as far as
 the budget lasts).
 """
@@ -65,6 +66,8 @@ class Plan:
         self.fill_s_per_token = 0.0  # filling a cache, per token
         self.counter_overhead_s = 0.0  # what timing a pass under FlopCounterMode adds to it
         self.uncounted_share = 1.0  # a plain pass over a counted one at the first length
+        self.corrected_by = 1.0  # the pilot's inflation the estimates were last corrected by
+        self.piloted_since: set[int] = set()  # lengths piloted after a correction: at the corrected speed
 
     def calibrate_counter(self, plain_s: float, counted_s: float) -> None:
         """Take the counter's overhead from a plain and a FLOP-counted pass at the first length."""
@@ -86,16 +89,21 @@ class Plan:
 
     def prefill_estimate_s(self, n: int) -> float:
         """A prefill of ``n`` tokens: the shortest length planned at or above ``n``, or beyond the longest
-        the power law through the two longest (exponent 1 to 2)."""
+        the quickest decode step (a pass's cost that does not grow with its tokens: the weights read) plus a
+        power law through the two longest's excess over it (exponent 1 to 2)."""
         longer = [m for m in self.prefill_s if m >= n]
         if longer:
             return self.prefill_s[min(longer)]
         top = sorted(self.prefill_s)[-2:]
+        floor_s = min([*self.decode_points_s.values(), *(self.prefill_s[m] for m in top)]) if self.decode_points_s else 0.0
+        excess_s = [self.prefill_s[m] - floor_s for m in top]
         exponent = 1.0
-        if len(top) == 2 and self.prefill_s[top[0]] > 0:
-            ratio = self.prefill_s[top[1]] / self.prefill_s[top[0]]
+        if len(top) == 2 and excess_s[0] > 0:
+            ratio = excess_s[1] / excess_s[0]
             exponent = min(2.0, max(1.0, math.log(max(ratio, 1e-12)) / math.log(top[1] / top[0])))
-        return self.prefill_s[top[-1]] * (n / top[-1]) ** exponent
+        if excess_s[-1] <= 0:  # one length, its pass no longer than a decode step: linear in n
+            floor_s, excess_s[-1] = 0.0, self.prefill_s[top[-1]]
+        return floor_s + excess_s[-1] * (n / top[-1]) ** exponent
 
     def decode_estimate_s(self, c: int) -> float:
         """A decode step at context ``c``: linear between the contexts piloted (or measured), beyond them along
@@ -145,19 +153,27 @@ class Plan:
         cost = sum(self.one_repeat_s(item) for item in queue) + sum(self.generate_s(*pair) for pair in pairs)
         return cost + (len(queue) + len(pairs) + 1) * self.prefill_s[reference_n] + self.drift_check_s(planned)
 
+    def piloted(self, n: int, latency_s: float) -> None:
+        """Record the pilot pass of length ``n`` (less the counter's overhead) as its estimate."""
+        self.pilot_s[n] = self.prefill_s[n] = latency_s
+        if self.corrected_by != 1.0:
+            self.piloted_since.add(n)
+
     def correct(self, planned: list[int], prefill_median_s: dict[int, float], decode_median_s: dict[int, float]) -> bool:
         """Correct the estimates of ``planned`` when the pilot proves ``PILOT_OFF`` times too slow in sum
         against ``prefill_median_s`` (length -> median measured); ``decode_median_s`` (context -> median)
         replaces the decode pilot where measured. Whether it did."""
-        measured = [n for n in self.pilot_s if n in prefill_median_s]
+        measured = [n for n in self.pilot_s if n in prefill_median_s and n not in self.piloted_since]
         if not measured:
             return False
         inflation = sum(self.pilot_s[n] for n in measured) / sum(prefill_median_s[n] for n in measured)
         if inflation < PILOT_OFF:
             return False
         for n in planned:
-            self.prefill_s[n] = prefill_median_s.get(n, self.pilot_s[n] / inflation)
+            spell = 1.0 if n in self.piloted_since else inflation
+            self.prefill_s[n] = prefill_median_s.get(n, self.pilot_s[n] / spell)
         self.decode_points_s = {c: s / inflation for c, s in self.decode_pilot_s.items()} | decode_median_s
-        self.fill_s_per_token /= inflation
-        self.counter_overhead_s /= inflation
+        self.fill_s_per_token *= self.corrected_by / inflation
+        self.counter_overhead_s *= self.corrected_by / inflation
+        self.corrected_by = inflation
         return True

@@ -63,7 +63,7 @@ import torch
 
 from profiler.measure.cache_fill import filled_cache
 from profiler.measure.devices import dtype_name
-from profiler.measure.disturbance import Disturbance, DisturbanceWatch, load_average_1m
+from profiler.measure.disturbance import SLOW_REFERENCE, Disturbance, DisturbanceWatch, load_average_1m
 from profiler.measure.flops import count_flops, generate_flops, pass_flops
 from profiler.measure.grid import decode_contexts, generate_pairs
 from profiler.measure.loading import LoadedModel
@@ -144,6 +144,7 @@ class Sweep(Pilot):
         self.measured: set[tuple[str, int]] = set()  # items done (or dropped): out of the plan's cost
         self.started = 0.0
         self.reference_n = 0  # the reference pass's length: the shortest kept
+        self.reference_s: list[float] = []  # its latencies
         self.brought_back: list[int] = []
         self.remaining_cost_s = 0.0
         self.watch: DisturbanceWatch | None = None
@@ -244,13 +245,16 @@ class Sweep(Pilot):
         gc.disable()
         try:
             latency_s = time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1]
-            if self.watch.looks_slow(latency_s) and self._affordable(latency_s, started):
-                # a hiccup does not repeat, a busy spell does
+            # slow against the quickest so far, the first against the pilot's: a hiccup does not repeat, a busy
+            # spell does
+            slow = latency_s >= SLOW_REFERENCE * min([*self.reference_s, self.plan.prefill_s[n]])
+            if slow and self._affordable(latency_s, started):
                 latency_s = min(latency_s, time_pass(lambda: self.passes.prefill(n), self.loaded.device,
                                                      self.clock)[1])
         finally:
             gc.enable()
         self.watch.reference(n, latency_s)
+        self.reference_s.append(latency_s)
 
     def _total_s(self, started: float) -> float:
         elapsed = self.clock() - started
@@ -262,7 +266,7 @@ class Sweep(Pilot):
     def _measure_length(self, n: int, queue: list, started: float) -> None:
         self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
                       self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started)
-        self._replan(queue, started, n)
+        self._replan(queue, started, ("length", n), begun=True)
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       "counted", self.plan.prefill_s[n], started=started)
 
@@ -312,6 +316,7 @@ class Sweep(Pilot):
             kind, n = item = queue.pop(0)
             if not self._dropped(n, kind):
                 self._reference(started)
+                self._replan(queue, started, item, begun=False)
                 try:
                     self._measure_length(n, queue, started) if kind == "length" else self._measure_decode(n, started)
                 except (_OutOfMemory, _OverBudget):
