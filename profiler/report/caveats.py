@@ -46,11 +46,11 @@ def _run_caveats(data: RunData) -> list[str]:
     if data.run.model.random_weights:
         items.append(f"{name} ran with random weights, built from its config: a pass costs the same whatever the "
                      "weights hold, but nothing here says what the model would answer.")
-    by_reason: dict[str, list[str]] = {}
-    for skip in done.skipped:
-        by_reason.setdefault(skip["reason"], []).append(f"{skip['n_ctx']:,}")
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for skip in done.skipped:  # a skip without a phase is a length's (prefill and forward)
+        by_reason.setdefault((skip.get("phase", "prefill"), skip["reason"]), []).append(f"{skip['n_ctx']:,}")
     if by_reason:
-        lengths = "; ".join(f"n = {', '.join(ns)} ({reason})" for reason, ns in by_reason.items())
+        lengths = "; ".join(f"{phase} n = {', '.join(ns)} ({reason})" for (phase, reason), ns in by_reason.items())
         items.append(f"Not measured: {lengths}. A larger --budget, or --lengths, measures them.")
     if done.out_of_memory:
         oom = done.out_of_memory

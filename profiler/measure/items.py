@@ -1,0 +1,162 @@
+"""Measuring one item of the sweep (a length's prefill and forward points, a decode context, a generate pair) and
+the reference pass before each: a warm-up, then timed repeats while the item's share of the time left lasts and
+each pass is predicted to end within the budget (``profiler.measure.sweep``, step 2).
+
+``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
+``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``watch``, ``medians_s``,
+``reference_n``, ``reference_s``, ``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``,
+``_replan``.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+from dataclasses import replace
+
+import torch
+
+from profiler.measure.cache_fill import filled_cache
+from profiler.measure.disturbance import SLOW_REFERENCE
+from profiler.measure.flops import count_flops, pass_flops
+from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
+from profiler.measure.rewind import Rewind
+from profiler.measure.timing import enough_repeats, time_pass
+
+
+class OutOfMemory(Exception):
+    """Raised by an item that ran out of memory, after the fact is recorded."""
+
+
+class OverBudget(Exception):
+    """Raised by an item whose first pass was predicted not to end within the budget, after the fact is
+    recorded in ``skipped``."""
+
+
+class Items:
+    def _affordable(self, pass_s: float, started: float) -> bool:
+        """Whether a pass predicted to take ``pass_s`` ends within the budget."""
+        return self.clock() + pass_s <= started + self.budget_s
+
+    def _over_budget(self, phase: str, n_ctx: int, n_new: int, pass_s: float) -> None:
+        skip = {"n_ctx": n_ctx, "reason": "time budget", "phase": phase, "pass_s": pass_s, "budget_s": self.budget_s}
+        self.outcome.skipped.append(skip | ({"n_new": n_new} if phase == "generate" else {}))
+        raise OverBudget
+
+    def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0):
+        """Warm-up, then timed repeats; every repeat becomes a row.
+
+        ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or the FLOPs already
+        counted on an earlier warm-up of the same pass (the pilot's prefill). ``estimate_s``: one pass.
+
+        Out of memory is recorded against ``n_ctx + n_new`` and raised as ``OutOfMemory``; a first pass
+        predicted not to end within the budget is recorded in ``skipped`` and raised as ``OverBudget``.
+        """
+        try:
+            return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started)
+        except (RuntimeError, torch.OutOfMemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            self._out_of_memory(phase, n_ctx + (n_new if phase in ("decode", "generate") else 0), err)
+            raise OutOfMemory from None
+
+    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started):
+        deadline = started + self.budget_s
+        share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
+        self.remaining_cost_s -= estimate_s
+        policy = replace(self.policy, min_repeats=self.plan.repeats(estimate_s))
+        warm_up_s = {"counted": self.plan.counted_s(estimate_s), "plain": estimate_s}.get(warm_up, 0.0)
+        if not self._affordable(warm_up_s + estimate_s, started):
+            self._over_budget(phase, n_ctx, n_new, estimate_s)
+        label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase == "generate" else "")
+        self.progress(label, self.clock() - started, self._total_s(started))
+        result, flops_counted = None, None
+        if warm_up == "counted":
+            result, flops_counted = count_flops(run_pass)
+        elif warm_up == "plain":
+            result = run_pass()
+        else:
+            flops_counted = warm_up
+        if after and result is not None:
+            after(result)
+        latencies: list[float] = []
+        item_start = self.clock()
+        gc.disable()
+        try:
+            while (not enough_repeats(latencies, self.clock() - item_start, share_s, policy)
+                   and self._affordable(latencies[-1] if latencies else estimate_s, started)):
+                self.memory.reset()
+                result, latency_s = time_pass(run_pass, self.loaded.device, self.clock)
+                peak, reserved = self.memory.read()
+                self.writer.write(
+                    self._row_base
+                    | {
+                        "phase": phase, "n_ctx": n_ctx, "n_new": n_new, "repeat": len(latencies),
+                        "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
+                        "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
+                        "kv_cache_bytes": kv_cache_bytes(result),
+                    }
+                )
+                latencies.append(latency_s)
+                if after:
+                    after(result)
+        finally:
+            gc.enable()
+        if not latencies:
+            self._over_budget(phase, n_ctx, n_new, estimate_s)
+        self.medians_s[(phase, n_ctx, n_new)] = statistics.median(latencies)
+        self.watch.measured((phase, n_ctx, n_new), latencies)
+        return result
+
+    def _reference(self, started: float) -> None:
+        """Time the reference pass once (prefill at the shortest length kept), for the disturbance watch,
+        when it is predicted to end within the budget."""
+        n = self.reference_n
+        self.remaining_cost_s -= self.plan.prefill_s[n]
+        if self._beyond_memory(n) or not self._affordable(self.plan.prefill_s[n], started):
+            return
+        self.progress(f"reference prefill n_ctx={n}", self.clock() - started, self._total_s(started))
+        gc.disable()
+        try:
+            latency_s = time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1]
+            # slow against the quickest so far, the first against the pilot's: a hiccup does not repeat, a busy
+            # spell does
+            slow = latency_s >= SLOW_REFERENCE * min([*self.reference_s, self.plan.prefill_s[n]])
+            if slow and self._affordable(latency_s, started):
+                latency_s = min(latency_s, time_pass(lambda: self.passes.prefill(n), self.loaded.device,
+                                                     self.clock)[1])
+        finally:
+            gc.enable()
+        self.watch.reference(n, latency_s)
+        self.reference_s.append(latency_s)
+
+    def _total_s(self, started: float) -> float:
+        elapsed = self.clock() - started
+        return elapsed + max(started + self.budget_s - self.clock(), 0.0, self.remaining_cost_s)
+
+    def _left_s(self, queue: list) -> float:
+        return self.plan.left_s(queue, self.outcome.generate_pairs, self.reference_n, self.outcome.lengths)
+
+    def _measure_length(self, n: int, queue: list, started: float) -> None:
+        self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
+                      self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started)
+        self._replan(queue, started, ("length", n), begun=True)
+        self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
+                      "counted", self.plan.prefill_s[n], started=started)
+
+    def _measure_decode(self, c: int, started: float) -> None:
+        """Decode steps at context ``c`` on a filled cache, put back after each step."""
+        step_s, fill_s = self.plan.decode_estimate_s(c), c * self.plan.fill_s_per_token
+        self.remaining_cost_s -= fill_s
+        if not self._affordable(fill_s + self.plan.counted_s(step_s) + step_s, started):
+            self._over_budget("decode", c, 1, step_s)
+        try:
+            cache = filled_cache(self.passes, c, self.seed)
+        except (RuntimeError, torch.OutOfMemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            self._out_of_memory("decode", c, err)
+            raise OutOfMemory from None
+        rewind = Rewind(cache)
+        self._measure("decode", c, 1, lambda: self.passes.decode_step(cache), pass_flops(self.arch, 1, c + 1),
+                      "counted", step_s, after=lambda grown: rewind(), started=started)
