@@ -32,10 +32,11 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
    shortest length) is timed before each item and after the last, to see the machine's speed
    through the run (``profiler.measure.disturbance``).
-3. Re-plan: after each length's prefill point, the pilot is set against the medians measured
-   (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
-   pilot that has gone away), the estimates are corrected and, with the default grid, lengths
-   the budget dropped are piloted again and brought back while the corrected plan fits.
+3. Re-plan: before each item takes its share of the time left (after its reference pass) and after
+   each length's prefill point, the pilot is set against the reference passes and the medians
+   measured (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
+   pilot that has gone away), the estimates are corrected and, with the default grid, decode
+   contexts and lengths the budget dropped come back while the corrected plan fits.
 4. Drift check: one prefill point is timed again at the end; if its median moved by 10% or
    more, the machine's speed changed during the sweep (throttling, a noisy neighbour) and
    the run says so, since a slow spell covering a whole point is invisible in its spread.
