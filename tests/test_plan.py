@@ -2,7 +2,7 @@ import pytest
 
 from profiler.measure.disturbance import PILOT_OFF
 from profiler.measure.grid import generate_pairs
-from profiler.measure.plan import Plan
+from profiler.measure.plan import GENERATE_SHARE, Plan
 
 MAX_POSITIONS = 128
 TOKEN_S = DECODE_S = 2.0**-10  # powers of two: every sum below is exact
@@ -117,3 +117,13 @@ def test_a_correction_scales_the_counters_overhead_timed_in_the_same_spell():
     plan.calibrate_counter(plain_s=0.08, counted_s=0.12)
     assert plan.correct([8, 16], {8: 8 * TOKEN_S, 16: 16 * TOKEN_S}, {})
     assert plan.counter_overhead_s == pytest.approx(0.01)
+
+
+def test_the_generate_pairs_are_planned_at_most_their_share_of_the_budget():
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=10.0)
+    plan.prefill_s = {8: 0.1, 128: 0.5}
+    plan.decode_points_s = {8: 1.0}  # a 16-token generate call: 15 s
+    free = Plan(min_repeats=3, max_positions=MAX_POSITIONS)
+    free.prefill_s, free.decode_points_s = plan.prefill_s, plan.decode_points_s
+    pairs_s = free.cost_s([8, 128], []) - 3 * 0.1 - 3 * 0.5  # the reference passes and the drift check
+    assert pairs_s > 30 and plan.cost_s([8, 128], []) == pytest.approx(GENERATE_SHARE * 10.0 + 3 * 0.1 + 3 * 0.5)

@@ -100,7 +100,7 @@ def test_a_pilot_ten_times_too_slow_is_corrected_and_the_run_still_covers_the_ra
     item takes its share, the plan is corrected, and lengths and decode contexts come back: the run reaches as far
     as an undisturbed one, less what the slow pilot itself spent."""
     budget_s = 15.0
-    quiet, quiet_samples, _ = _sweep(loaded, tmp_path, monkeypatch, budget_s)
+    _, quiet_samples, _ = _sweep(loaded, tmp_path, monkeypatch, budget_s)
     outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, slow_pilot=10.0)
     assert outcome.elapsed_s <= budget_s + longest_s
     assert outcome.disturbance.brought_back and "pilot" in outcome.disturbance.signs

@@ -105,7 +105,8 @@ class Pilot:
         the corrected plan fits."""
         decode_median_s = {n: s for (phase, n, _), s in self.medians_s.items() if phase == "decode"}
         prefill_median_s = {self.reference_n: statistics.median(self.reference_s)} if self.reference_s else {}
-        if not self.plan.correct(self.outcome.lengths, prefill_median_s | self._prefill_medians_s(), decode_median_s):
+        prefill_median_s |= self._prefill_medians_s()
+        if not self.plan.correct(self.outcome.lengths, prefill_median_s, decode_median_s):
             return
         if self.trim_to_budget:
             contexts = self._choose_decode_contexts(self.decode_contexts)
@@ -116,11 +117,12 @@ class Pilot:
             self.brought_back += back
             self.outcome.lengths = kept
             self.outcome.generate_pairs = generate_pairs(kept, self.arch.max_positions)
-            self.outcome.skipped = [s for s in self.outcome.skipped if s.get("phase") == "decode" or s["n_ctx"] not in back]
+            self.outcome.skipped = [s for s in self.outcome.skipped
+                                    if s.get("phase") == "decode" or s["n_ctx"] not in back]
             queue += [("length", n) for n in back]
             self.rng.shuffle(queue)
-        kind, n = current
-        self.remaining_cost_s = self._left_s(queue) + (self.plan.prefill_s[n] if begun else self.plan.one_repeat_s(current))
+        current_s = self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current)
+        self.remaining_cost_s = self._left_s(queue) + current_s
 
     def _time_first_passes(self, n: int) -> tuple[float, float]:
         """The model's first passes, at the first length: one untimed (it pays one-off set-up), then the
@@ -166,14 +168,16 @@ class Pilot:
         reference passes included, at most ``DECODE_SHARE`` of the budget; with those ``chosen`` before. Those
         left out are in ``skipped``."""
         contexts = [c for c in self.decode_grid if not self._beyond_memory(c + 1)]
-        reference_s = self.plan.prefill_s[self.grid[0]] if self.grid[0] in self.plan.prefill_s else 0.0
+        reference_s = self.plan.prefill_s.get(self.grid[0], 0.0)
         while self.trim_to_budget and len(contexts) > 2 and (
-                sum(self.plan.item_cost_s(("decode", c)) + reference_s for c in contexts) > DECODE_SHARE * self.budget_s):
+                sum(self.plan.item_cost_s(("decode", c)) + reference_s for c in contexts)
+                > DECODE_SHARE * self.budget_s):
             contexts = thinned(contexts)
         contexts = sorted({*contexts, *chosen})
-        self.outcome.skipped = [s for s in self.outcome.skipped if s.get("phase") != "decode" or s["reason"] != "time budget"]
+        skipped = self.outcome.skipped = [s for s in self.outcome.skipped
+                                          if s.get("phase") != "decode" or s["reason"] != "time budget"]
         for c in self.decode_grid:
-            if c not in contexts and not any(s["n_ctx"] == c and s.get("phase") == "decode" for s in self.outcome.skipped):
+            if c not in contexts and not any(s["n_ctx"] == c and s.get("phase") == "decode" for s in skipped):
                 reason = "out of memory" if self._beyond_memory(c + 1) else "time budget"
                 self.outcome.skipped.append({"n_ctx": c, "phase": "decode", "reason": reason})
         return contexts

@@ -9,8 +9,9 @@ of that length is unaffordable.
 Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's
 overhead, until later timings correct it); beyond the longest piloted, the quickest decode step (what
 a pass costs whatever its tokens) plus a power law through the two longest's excess over it (exponent
-between 1 and 2: attention makes a prefill at most quadratic), one length only being linear. A decode step per piloted context (the first length's and the last position's), linear in
-the context between and beyond them; filling a cache, seconds per token (the pilot's fill at the top).
+between 1 and 2: attention makes a prefill at most quadratic), one length only being linear. A
+decode step per piloted context (the first length's and the last position's), linear in the context
+between and beyond them; filling a cache, seconds per token (the pilot's fill at the top).
 A generate call: the prefill of the shortest length planned at or above its prompt, plus a decode
 step per token after the first.
 
@@ -19,7 +20,8 @@ the budget) only ``LONG_PASS_REPEATS``: a budget is better spent reaching a long
 repeating a pass whose noise is a small share of it (the fit uses every raw sample). At ``r``
 repeats, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills, the pilot having been their
 warm-up, and ``r + 1`` forwards), a decode context a fill and ``r + 1`` steps, a generate pair ``r + 1``
-calls; a reference pass is one prefill at the shortest length, timed before each item and after the
+calls (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a
+16-token generate call costs more than a long prefill); a reference pass is one prefill at the shortest length, timed before each item and after the
 last; the drift check ``min_repeats`` prefills at the middle length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
@@ -50,6 +52,9 @@ from profiler.measure.grid import generate_pairs
 LONG_PASS_SHARE = 0.05  # a pass costing more than this share of the budget is measured fewer times
 LONG_PASS_REPEATS = 2
 DECODE_SHARE = 0.25  # the share of the budget the default decode contexts may take before they are thinned
+# the most the generate pairs are planned to take: checks of the fitted curves, they do not shorten the lengths
+# (measured last, as far as the budget lasts; a pair it cannot afford is skipped and said)
+GENERATE_SHARE = 0.15
 
 Item = tuple[str, int]  # ("length", n): prefill and forward at n; ("decode", c): decode at context c
 
@@ -95,7 +100,9 @@ class Plan:
         if longer:
             return self.prefill_s[min(longer)]
         top = sorted(self.prefill_s)[-2:]
-        floor_s = min([*self.decode_points_s.values(), *(self.prefill_s[m] for m in top)]) if self.decode_points_s else 0.0
+        floor_s = 0.0
+        if self.decode_points_s:
+            floor_s = min([*self.decode_points_s.values(), *(self.prefill_s[m] for m in top)])
         excess_s = [self.prefill_s[m] - floor_s for m in top]
         exponent = 1.0
         if len(top) == 2 and excess_s[0] > 0:
@@ -139,11 +146,12 @@ class Plan:
 
     def cost_s(self, planned: list[int], to_measure: list[Item]) -> float:
         """Predicted time to finish a sweep of ``planned`` lengths (sorted) at the minimum repeats: the items
-        ``to_measure`` (those not yet begun), the generate pairs ``planned`` implies, the reference passes and
-        the drift check."""
+        ``to_measure`` (those not yet begun), the generate pairs ``planned`` implies (at most ``GENERATE_SHARE``
+        of the budget), the reference passes and the drift check."""
         pairs = generate_pairs(planned, self.max_positions)
         cost = sum(self.item_cost_s(item) for item in to_measure)
-        cost += sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
+        pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
+        cost += min(pairs_s, GENERATE_SHARE * self.budget_s)
         cost += (len(to_measure) + len(pairs) + 1) * self.prefill_s[planned[0]]
         return cost + self.drift_check_s(planned)
 
