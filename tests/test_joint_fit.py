@@ -21,8 +21,8 @@ from profiler.costmodel.uncertainty import CallIntervals, coefficient_draws, slo
 from profiler.report.uncertainty import curve_band
 
 ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_1_2_FIT = ROOT / "tests" / "data" / "gpt2-fit-schema-1.2.json"  # the committed example fit before 1.4
 EXAMPLE_RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
-EXAMPLE_FIT = ROOT / "fits" / "example" / "gpt2--cpu-intel-xeon-processor-2t.json"  # schema 1.2
 # The half-octave grid from 8 to 256 tokens, 5 repeats: how far a default run of Qwen2.5-0.5B reached on this CPU.
 SHORT = np.repeat(np.round(np.geomspace(8, 256, 11)), 5)
 
@@ -216,6 +216,6 @@ def test_the_committed_example_refits_jointly_within_its_held_out_error(tmp_path
     forward["latency_s"]["fitted_with"]["phases"] = ["prefill", "forward"]
     forward["peak_mem_bytes"]["preferred"] = "power"  # peak memory's candidates are the two polynomials
     assert "preferred form power is not among its candidates" in validation_error(document)
-    earlier = load_cost_model(EXAMPLE_FIT)  # a file from before 1.4 loads, and draws without slope errors
+    earlier = load_cost_model(SCHEMA_1_2_FIT)  # a file from before 1.4 loads, and draws without slope errors
     assert earlier.fit.schema_version == "1.2"
     assert all(np.all(slopes == 0) for slopes in CallIntervals(earlier, draws=10).slopes.values())
