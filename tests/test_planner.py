@@ -149,3 +149,18 @@ def test_the_curves_fitted_to_the_plan_predict_the_lengths_it_left_out(loaded, t
         assert held_out, phase
         errors = [abs(curve.predict(n) / truth(n) - 1) for n in held_out]
         assert max(errors) < 0.05, (phase, dict(zip(held_out, np.round(errors, 3))))
+
+
+def test_a_long_first_length_is_piloted_once_its_first_passes_run_short(loaded, tmp_path, monkeypatch):
+    """The one-off set-up and the counter's calibration (four passes) run at ``CALIBRATION_TOKENS``, not at the
+    first length: with 2,048 first, only its one FLOP-counted pilot pass is long before measuring starts."""
+    from profiler.measure import passes, pilot
+
+    lengths = []
+    measured = passes.Passes.prefill
+    monkeypatch.setattr(passes.Passes, "prefill", lambda self, n: lengths.append(n) or measured(self, n))
+    budget_s = 30.0
+    outcome, _, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=[2048, 4000])
+    first = lengths[:lengths.index(2048) + 1]
+    assert first == [1] * first.count(1) + [pilot.CALIBRATION_TOKENS] * 4 + [2048]  # (1: filled caches' seeds)
+    assert outcome.lengths[0] == 2048 and outcome.elapsed_s <= budget_s + longest_s

@@ -21,6 +21,8 @@ from profiler.measure.plan import DECODE_SHARE
 from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
+CALIBRATION_TOKENS = 8  # the first passes and the counter's calibration run at most this long
+
 
 def thinned(points: list[int]) -> list[int]:
     """Every other point of ``points``, both ends kept."""
@@ -75,12 +77,14 @@ class Pilot:
             self.progress(f"pilot prefill n={n}", self.clock() - started, self.budget_s)
             try:
                 if not kept:
-                    plain_s, counted_s = self._time_first_passes(n)
+                    calibration_n = min(n, CALIBRATION_TOKENS)
+                    plain_s, counted_s = self._time_first_passes(calibration_n)
                 (cache, self.prefill_flops_counted[n]), pilot_counted_s = time_pass(
                     lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)
-                if not kept:  # the quicker of its two counted passes
-                    pilot_counted_s = min(counted_s, pilot_counted_s)
-                    plan.calibrate_counter(plain_s, pilot_counted_s)
+                if not kept:
+                    if calibration_n == n:  # the quicker of its two counted passes, for both
+                        pilot_counted_s = counted_s = min(counted_s, pilot_counted_s)
+                    plan.calibrate_counter(plain_s, counted_s)
                 plan.prefill_s[n] = plan.uncounted_s(pilot_counted_s)
                 if not kept:
                     self._pilot_decode(cache, started)
@@ -125,8 +129,10 @@ class Pilot:
         self.remaining_cost_s = self._left_s(queue) + current_s
 
     def _time_first_passes(self, n: int) -> tuple[float, float]:
-        """The model's first passes, at the first length: one untimed (it pays one-off set-up), then the
-        quicker of two plain passes and one FLOP-counted pass, timed (for ``Plan.calibrate_counter``)."""
+        """The model's first passes, at ``n`` tokens (the first length, or ``CALIBRATION_TOKENS`` when it is longer:
+        the counter's overhead does not grow with the tokens, and a long first length would pay these passes
+        four times over): one untimed (it pays one-off set-up), then the quicker of two plain passes and one
+        FLOP-counted pass, timed (for ``Plan.calibrate_counter``)."""
         self.passes.prefill(n)
         plain_s = min(time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1] for _ in range(2))
         counted_s = time_pass(lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)[1]

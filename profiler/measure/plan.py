@@ -28,9 +28,9 @@ The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
 (the operators are the same at every length): a few percent of a 1024-token gpt2 prefill, up
 to several times a small model's short pass. It is the quicker of two FLOP-counted passes
-less the quicker of two plain ones at the first length (quicker: other work only adds time),
-and taken off every pilot timing; never more than the share it took there, which a longer
-pass can only exceed by noise.
+less the quicker of two plain ones at the first length, or at ``pilot.CALIBRATION_TOKENS`` when
+that is shorter (quicker: other work only adds time), and taken off every pilot timing; never
+more than the share it took there, which a longer pass can only exceed by noise.
 
 Correction (``correct``): the pilot passes were timed once each, on a machine that may have
 been busy then. When those of the lengths measured since took ``PILOT_OFF`` times their
@@ -70,12 +70,12 @@ class Plan:
         self.decode_points_s: dict[int, float] = {}  # the estimate per context: the pilot's, until corrected
         self.fill_s_per_token = 0.0  # filling a cache, per token
         self.counter_overhead_s = 0.0  # what timing a pass under FlopCounterMode adds to it
-        self.uncounted_share = 1.0  # a plain pass over a counted one at the first length
+        self.uncounted_share = 1.0  # a plain pass over a counted one at the calibration length
         self.corrected_by = 1.0  # the pilot's inflation the estimates were last corrected by
         self.piloted_since: set[int] = set()  # lengths piloted after a correction: at the corrected speed
 
     def calibrate_counter(self, plain_s: float, counted_s: float) -> None:
-        """Take the counter's overhead from a plain and a FLOP-counted pass at the first length."""
+        """Take the counter's overhead from a plain and a FLOP-counted pass at the calibration length."""
         self.counter_overhead_s = max(0.0, counted_s - plain_s)
         self.uncounted_share = min(1.0, plain_s / counted_s)
 

@@ -14,7 +14,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
 
 1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
    warm-up and FLOP count, finds where memory runs out, and gives each length's latency (less
-   the counter's overhead, timed at the first length: ``plan.Plan.calibrate_counter``). At the
+   the counter's overhead, timed on the model's first passes at the first length or 8 tokens, the shorter:
+   ``plan.Plan.calibrate_counter``). At the
    first length a decode step is timed too, and one at the top of the decode grid on a filled
    cache (with its fill): the plan's decode cost, linear in the context. The default decode
    contexts are thinned (ends kept) until they cost at most a quarter of the budget. With the
