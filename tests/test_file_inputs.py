@@ -224,6 +224,12 @@ BAD_RUN_FILES = {  # id: (change to the run folder, what the one line says)
     "run-json-garbage": (lambda f: (f / "run.json").write_bytes(b"\x00\xff{"), "not readable as JSON"),
     "run-json-deep": (lambda f: (f / "run.json").write_text("[" * 100_000), "not readable as JSON"),
     "hardware-json-a-list": (lambda f: (f / "hardware.json").write_text("[]"), "not a JSON object"),
+    "attn-fallback-a-number": (lambda f: _edit_json(f / "run.json", lambda d: d["model"].update(attn_fallback=5)),
+                               "attn_fallback: not a sentence"),
+    "attn-fallback-two-lines": (lambda f: _edit_json(f / "run.json", lambda d: d["model"].update(attn_fallback="a\nb")),
+                                "attn_fallback: not a sentence"),
+    "routing-a-string": (lambda f: _edit_json(f / "run.json", lambda d: d.update(routing="garbage")),
+                         "routing is str, not a record"),
 }
 
 
@@ -296,6 +302,10 @@ BAD_FITS = {  # id: (change to the example's document, what the one line says)
     "power-beyond-3": (_coefficient("prefill", "latency_s", "p", value=5.0), "p is in [0.2, 3]"),
     "interval-backwards": (_prefill_latency(lambda c: c["params"]["a"].update(ci95=c["params"]["a"]["ci95"][::-1])),
                            "runs backwards"),
+    "joint-sharing-another-coefficient": (_prefill_latency(lambda c: c["fitted_with"].update(shared=["c"])),
+                                          "fitted jointly sharing c, where a power curve shares p"),
+    "negative-slope-error": (_prefill_latency(lambda c: c.update(extrapolation_slope_sd=-1.0)),
+                             "extrapolation_slope_sd: -1.0 is less than the minimum of 0"),
     "no-decode": (_pop("curves", "decode"), "no curve of latency_s of decode"),
     "no-forward-flops": (_pop("curves", "forward", "flops"), "no curve of flops of forward"),
     "no-prefill-latency": (_pop("curves", "prefill", "latency_s"), "no curve of latency_s of prefill"),

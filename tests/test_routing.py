@@ -118,13 +118,33 @@ def test_run_json_keeps_the_routing_and_old_runs_read_without_it(tmp_path):
     lambda routing: routing.pop("layers"),
     lambda routing: routing.update(layers=[]),
     lambda routing: routing.update(shards=2),
+    lambda routing: routing.update(tokens=-1),
+    lambda routing: routing.update(tokens=10**30),
+    lambda routing: routing.update(tokens=64.5),
+    lambda routing: routing.update(top_k=5),  # more than the 4 experts
+    lambda routing: routing.update(top_k=True),
+    lambda routing: routing.update(experts_implementation=7),
+    lambda routing: routing["layers"][0]["tokens_per_expert"].__setitem__(0, -40),
+    lambda routing: routing["layers"][0].update(tokens_per_expert="garbage"),
+    lambda routing: routing["layers"][0].update(layer=-1),
+    "garbage", 5, [],
 ])
 def test_a_routing_record_that_does_not_add_up_is_one_line(tmp_path, change):
     folder = Path(shutil.copytree(EXAMPLE_RUN, tmp_path / "run", ignore=shutil.ignore_patterns("*.png", "previous")))
     document = json.loads((folder / "run.json").read_text())
     document["routing"] = _routing([40, 24, 30, 34], [32, 32, 32, 32], tokens=64).to_json()
-    change(document["routing"])
+    if callable(change):
+        change(document["routing"])
+    else:  # not a record at all
+        document["routing"] = change
     (folder / "run.json").write_text(json.dumps(document))
     with pytest.raises(UserError, match="run.json: not a run document") as raised:
         RunDocument.read(folder)
     assert "\n" not in str(raised.value)
+
+
+def test_a_routing_record_is_bounded_as_a_model_s_positions_are():
+    from profiler.measure.config_check import MAX_NUMBER
+    from profiler.measure.routing import MAX_TOKENS
+
+    assert MAX_TOKENS == MAX_NUMBER["max_positions"]

@@ -12,8 +12,8 @@ of another. ``fit_problem`` checks, in order, and names the first problem in one
   and interval inside the form's bounds (no negative cost; ``p`` in [0.2, 3]), intervals ordered, the
   domain ordered, the correlation (since 1.2) a symmetric ``k x k`` matrix with a unit diagonal, and a
   quadratic candidate with non-negative ``a, b, c`` (linearity horizons and a family's size law read it);
-- a curve fitted together with other phases (since 1.4) names its own phase among them, and a preferred
-  form is one of its candidates.
+- a curve fitted together with other phases (since 1.4) names its own phase among them and shares its
+  form's coefficients beyond ``a, b`` (none for affine), and a preferred form is one of its candidates.
 
 ``profiler.costmodel.fit_file`` applies it when a fit is written and when one is loaded.
 """
@@ -75,6 +75,9 @@ def _curve_problem(phase: str, curve: dict) -> str | None:
         return "no quadratic candidate with non-negative a, b and c (linearity horizons and size laws read it)"
     if "fitted_with" in curve and phase not in curve["fitted_with"]["phases"]:
         return f"fitted with {', '.join(curve['fitted_with']['phases'])}, which leaves out {phase} itself"
+    if "fitted_with" in curve and tuple(curve["fitted_with"]["shared"]) != form.params[2:]:
+        shared = ", ".join(curve["fitted_with"]["shared"]) or "nothing"
+        return f"fitted jointly sharing {shared}, where a {form.name} curve shares {', '.join(form.params[2:]) or 'nothing'}"
     if "preferred" in curve and curve["preferred"] not in {c["form"] for c in curve["candidates"]}:
         return f"preferred form {curve['preferred']} is not among its candidates"
     return None

@@ -35,6 +35,13 @@ from statistics import fmean, pstdev
 import numpy as np
 
 UNIFORM_DRAWS = 2000
+# A prefill holds no more tokens than a model may have positions: config_check.MAX_NUMBER["max_positions"] (that
+# module loads torch, which a reader of run.json must not; tests/test_routing.py holds the two equal).
+MAX_TOKENS = 100_000_000
+
+
+def _whole(value, least: int, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= most
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,14 @@ class Routing:
         own = {key: value for key, value in document.items() if key not in ("summary", "layers")}
         routing = cls(**own, layers=[LayerRouting(**layer) for layer in document["layers"]])
         counts = [layer.tokens_per_expert for layer in routing.layers]
+        if not (_whole(routing.tokens, 1, MAX_TOKENS) and _whole(routing.experts, 1, MAX_TOKENS)
+                and _whole(routing.top_k, 1, routing.experts) and isinstance(routing.experts_implementation, str)):
+            raise ValueError(f"routing: tokens (1 to {MAX_TOKENS:,}), experts and top_k (1 to experts) must be whole "
+                             "numbers, experts_implementation a name")
+        if not all(_whole(layer.layer, 0, MAX_TOKENS) and isinstance(layer.tokens_per_expert, list)
+                   and all(_whole(count, 0, routing.tokens) for count in layer.tokens_per_expert)
+                   for layer in routing.layers):
+            raise ValueError("routing: each layer's index and counts must be whole numbers, no count above tokens")
         if not counts or any(len(layer) != routing.experts or sum(layer) != routing.tokens * routing.top_k
                              for layer in counts):
             raise ValueError(f"routing: each layer's {routing.experts} counts must sum to tokens x top_k")

@@ -91,6 +91,9 @@ class ModelRecord:
     def from_json(cls, document: dict, where: str) -> ModelRecord:
         own = tuple(f.name for f in fields(cls) if f.name != "architecture")
         _require(document, tuple(name for name in own if name != "attn_fallback") + ("params",), where)
+        fallback = document.get("attn_fallback")
+        if fallback is not None and not (isinstance(fallback, str) and fallback.isprintable() and len(fallback) <= 500):
+            raise ValueError("attn_fallback: not a sentence of at most 500 printable characters, nor null")
         return cls(**{name: document[name] for name in own if name in document},
                    architecture={key: value for key, value in document.items() if key not in own})
 
@@ -153,6 +156,8 @@ class RunDocument:
         document = read_json(path)
         _require(document, ("asked", "model", "done"), str(path))
         routing = document.get("routing")
+        if routing is not None and not isinstance(routing, dict):
+            raise UserError(f"{path}: not a run document (routing is {type(routing).__name__}, not a record)")
         try:
             return cls(command=document.get("command", []),
                        asked=RunAsked(**document["asked"]),
@@ -160,7 +165,7 @@ class RunDocument:
                        done=RunDone.from_json(document["done"]),
                        points=document.get("points", []),
                        format_version=document.get("format_version", FORMAT_VERSION),
-                       routing=Routing.from_json(routing) if routing else None)
+                       routing=None if routing is None else Routing.from_json(routing))
         except (TypeError, ValueError, KeyError) as err:  # a key missing or unknown, or counts that do not add up
             raise UserError(f"{path}: not a run document ({err})") from None
 
