@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from profiler.cli.arguments import budget_seconds, thread_count
 from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals
@@ -271,10 +272,17 @@ def summary(result: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="smollm2-135m,qwen2.5-0.5b", help="comma-separated names under models/")
-    parser.add_argument("--budget-per-reference", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--budget-per-reference", type=budget_seconds, default=10.0, metavar="SECONDS",
                         help="repeats of one reference stop once this is spent (at least 3; default 10)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads of the runs and references (default: the run's)")
+    parser.add_argument("--threads", type=thread_count,
+                        help="torch CPU threads of the runs and references (default: the run's)")
     args = parser.parse_args()
+    try:  # every model named is found before any is run
+        for model in args.models.split(","):
+            resolve_model(model)
+    except UserError as err:
+        print(f"coverage.py: error: {err}", file=sys.stderr)
+        return 2
     commit, results, failed = _commit(), [], []
     print(f"coverage of default runs against reference points, commit {commit}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,16 +28,22 @@ import gc
 import json
 import os
 import statistics
+import sys
 from functools import partial
 
 import torch
 
+from profiler.cli.arguments import count, thread_count
+from profiler.errors import UserError
 from profiler.measure.cache_fill import filled_cache
 from profiler.measure.catalog import resolve_model
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
-from profiler.measure.loading import load_model
+from profiler.measure.grid import check_lengths, parse_lengths
+from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
 from profiler.measure.timing import median_ci_rel, time_pass
+
+MAX_REPEATS = 10_000  # interleaved decode steps per cache: bounded before any is run
 
 
 def decode_latencies(passes: Passes, caches: dict, repeats: int, device: torch.device) -> dict[str, list[float]]:
@@ -76,23 +82,31 @@ def measure(passes: Passes, context: int, repeats: int, device: torch.device) ->
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--contexts", default="256,1024,2048", help="comma-separated context lengths")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--lengths", default="256,1024,2048", help="comma-separated context lengths of the caches")
+    parser.add_argument("--repeats", type=count(1, MAX_REPEATS), default=15)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default torch's choice)")
+    parser.add_argument("--threads", type=thread_count, help="torch CPU threads (default torch's choice)")
     args = parser.parse_args()
+    try:  # every input checked before the model is built
+        contexts = parse_lengths(args.lengths)
+        source = resolve_model(args.model)
+        device = resolve_device(args.device)
+        dtype = resolve_dtype(args.dtype, device)
+        max_positions = meta_architecture(source).max_positions
+        check_lengths(contexts, max_positions - 1, args.model)  # a decode step needs a position after its context
+    except UserError as err:
+        print(f"filled_cache.py: error: {err}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
-    loaded = load_model(resolve_model(args.model), device, dtype)
+    loaded = load_model(source, device, dtype)
     passes = Passes(loaded)
     load_before = os.getloadavg()
-    rows = [measure(passes, int(c), args.repeats, device) for c in args.contexts.split(",")]
+    rows = [measure(passes, c, args.repeats, device) for c in contexts]
     load_after = os.getloadavg()
 
     print(f"{args.model}, random weights, {dtype_name(dtype)} on {device}, {torch.get_num_threads()} threads, "
@@ -113,7 +127,8 @@ def main() -> None:
         "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
         "all_within_noise": all(r["within_noise"] for r in rows),
     }))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
