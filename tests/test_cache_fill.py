@@ -8,7 +8,7 @@ import inspect
 import pytest
 import torch
 
-from profiler.measure import cache_fill
+from profiler.measure import memory
 from profiler.measure.cache_fill import filled_cache
 from profiler.measure.catalog import ModelSource
 from profiler.measure.flops import count_flops
@@ -115,7 +115,7 @@ def test_a_cache_larger_than_the_memory_available_is_refused_before_it_is_alloca
                                                                                       monkeypatch):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       4 kB\n")  # 4 KiB: less than 100 tokens' keys
-    monkeypatch.setattr(cache_fill, "_MEMINFO", meminfo)
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
     with pytest.raises(torch.OutOfMemoryError) as caught:
         filled_cache(tiny_llama, 100)
     assert is_out_of_memory(caught.value)

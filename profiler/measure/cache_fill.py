@@ -26,14 +26,11 @@ raises it on its own.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import torch
 
+from profiler.measure.memory import meminfo_bytes
 from profiler.measure.passes import Passes
 
-_MEMINFO = Path("/proc/meminfo")
 
 
 def _held_tokens(layer, tokens: int) -> int:
@@ -61,14 +58,6 @@ def _fillable_layers(cache) -> list:
 def _bytes_per_token(tensor: torch.Tensor) -> int:
     """Bytes of one cached token of ``tensor`` (``[batch, heads, tokens, head_dim]``)."""
     return tensor[..., :1, :].numel() * tensor.element_size()
-
-
-def _cpu_available_bytes() -> int | None:
-    """The kernel's estimate of the memory available without swapping (None where it is not known)."""
-    try:
-        return int(re.search(r"MemAvailable:\s+(\d+) kB", _MEMINFO.read_text()).group(1)) * 1024
-    except (OSError, AttributeError):
-        return None
 
 
 def _block_key(tensor: torch.Tensor) -> tuple:
@@ -102,7 +91,7 @@ def _needed_bytes(layers: list, context_tokens: int) -> dict[torch.device, int]:
 
 def _check_fits(layers: list, context_tokens: int) -> None:
     for device, needed in _needed_bytes(layers, context_tokens).items():
-        available = _cpu_available_bytes() if device.type == "cpu" else None
+        available = meminfo_bytes("MemAvailable") if device.type == "cpu" else None
         if available is not None and needed > available:
             raise torch.OutOfMemoryError(
                 f"a filled KV cache of {context_tokens} tokens needs {needed} bytes on the CPU, "

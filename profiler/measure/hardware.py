@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from profiler.measure.memory import meminfo_bytes
+
 
 def _cpu_model() -> str:
     try:
@@ -22,13 +24,6 @@ def _cpu_model() -> str:
     except OSError:
         match = None
     return match.group(1).strip() if match else (platform.processor() or platform.machine())
-
-
-def _memory_bytes() -> int | None:
-    try:
-        return int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) * 1024
-    except (OSError, AttributeError):
-        return None
 
 
 def _gpu_driver() -> str | None:
@@ -51,7 +46,7 @@ def fingerprint(device: torch.device) -> dict:
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "memory_bytes": _memory_bytes(),
+        "memory_bytes": meminfo_bytes("MemTotal"),
         "os": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,

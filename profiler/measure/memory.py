@@ -19,6 +19,7 @@ import torch
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+MEMINFO = Path("/proc/meminfo")
 
 
 def _vm_hwm_bytes() -> int:
@@ -63,6 +64,14 @@ def _tensors(value):
     elif isinstance(value, MutableMapping):
         for item in value.values():
             yield from _tensors(item)
+
+
+def meminfo_bytes(field: str) -> int | None:
+    """A ``/proc/meminfo`` figure (``MemTotal``, ``MemAvailable``...) in bytes; None where it is not known."""
+    try:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", MEMINFO.read_text(), re.MULTILINE).group(1)) * 1024
+    except (OSError, AttributeError):
+        return None
 
 
 def kv_cache_bytes(cache) -> int:
