@@ -307,3 +307,10 @@ def test_the_console_says_it_in_one_yellow_line(tmp_path):
     lines = [line for line in console.export_text().splitlines() if "disturbed" in line]
     assert len(lines) == 1 and styled[0].startswith("\x1b[33m")  # yellow
     assert "2 points affected" in lines[0] and "brought back n = 11, 23" in lines[0] and "too few lengths" in lines[0]
+
+
+def test_a_reference_pass_looks_slow_against_the_quickest_so_far_or_what_it_was_predicted_to_take():
+    watch = DisturbanceWatch(load_average=lambda: 0.0, cores=2)
+    assert watch.looks_slow(0.16, expected_s=0.1) and not watch.looks_slow(0.14, expected_s=0.1)  # the first
+    watch.reference(8, 0.05)
+    assert watch.looks_slow(0.08, expected_s=0.1) and not watch.looks_slow(0.07, expected_s=0.1)

@@ -139,10 +139,11 @@ class DisturbanceWatch:
         self._timeline: list[float | Point] = []  # reference latencies and measured points, in the order timed
         self._far_repeats: list[Point] = []
 
-    def looks_slow(self, latency_s: float) -> bool:
-        """Whether a reference pass is slow against the quickest one so far."""
+    def looks_slow(self, latency_s: float, expected_s: float) -> bool:
+        """Whether a reference pass is slow against the quickest one so far and ``expected_s``, what it was
+        predicted to take (the pilot's figure: the first reference has no other to go by)."""
         references = [entry for entry in self._timeline if isinstance(entry, float)]
-        return bool(references) and latency_s >= SLOW_REFERENCE * min(references)
+        return latency_s >= SLOW_REFERENCE * min(references + [expected_s])
 
     def reference(self, n_ctx: int, latency_s: float) -> None:
         self.reference_n_ctx = n_ctx

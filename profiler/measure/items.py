@@ -17,7 +17,6 @@ from dataclasses import replace
 import torch
 
 from profiler.measure.cache_fill import filled_cache
-from profiler.measure.disturbance import SLOW_REFERENCE
 from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
 from profiler.measure.rewind import Rewind
@@ -119,10 +118,8 @@ class Items:
         gc.disable()
         try:
             latency_s = time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1]
-            # slow against the quickest so far, the first against the pilot's: a hiccup does not repeat, a busy
-            # spell does
-            slow = latency_s >= SLOW_REFERENCE * min([*self.reference_s, self.plan.prefill_s[n]])
-            if slow and self._affordable(latency_s, started):
+            # a hiccup does not repeat, a busy spell does
+            if self.watch.looks_slow(latency_s, self.plan.prefill_s[n]) and self._affordable(latency_s, started):
                 latency_s = min(latency_s, time_pass(lambda: self.passes.prefill(n), self.loaded.device,
                                                      self.clock)[1])
         finally:
