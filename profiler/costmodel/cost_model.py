@@ -15,8 +15,17 @@
 Time and FLOPs add up over the passes (closed form for polynomial curves: ``n_out`` may
 be 10^6); peak memory does not add: a call's peak is the largest of its passes' peaks.
 
-A prediction outside a curve's measured domain is extrapolation: it is still returned,
-with an ``ExtrapolationWarning``.
+Batches (a fit with surfaces, since schema 1.5; ``profiler.costmodel.surface``): ``batch_pass(phase, batch, n)``
+is one prefill or decode pass of ``batch`` sequences at ``n`` tokens each, and ``call_batch(n_in, n_out,
+batch)`` one batched call: a prefill of ``batch`` sequences of ``n_in`` tokens, then ``n_out - 1``
+decode steps of the batch at ``c = n_in, ..., n_in + n_out - 2``, every sequence emitting ``n_out``
+(the sum over the steps closed form). A batch of one is the single-sequence curves' (fitted on batch-1
+passes): ``call_batch(n_in, n_out, 1)`` is ``call(n_in, n_out)`` exactly; a larger batch is the surface's,
+which a fit without surfaces has not got (``MissingCurve``). ``max_batch`` is the largest batch both
+surfaces were measured at.
+
+A prediction outside a curve's measured domain (a surface's measured batches and lengths) is
+extrapolation: it is still returned, with an ``ExtrapolationWarning``.
 """
 
 from __future__ import annotations
@@ -27,11 +36,13 @@ import numpy as np
 
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.fit_document import FitDocument
+from profiler.costmodel.surface import SurfaceFit
 from profiler.errors import UserError
 
 METRICS = ("latency_s", "flops", "peak_mem_bytes")
 UNITS = {"latency_s": "s", "flops": "FLOPs", "peak_mem_bytes": "bytes"}
 PHASES = ("prefill", "decode", "forward")
+BATCH_PHASES = ("prefill", "decode")
 
 
 def linearity_horizon(curve: CurveFit, share: float) -> float | None:
@@ -58,7 +69,15 @@ class MissingCurve(UserError, KeyError):
 
 
 class ExtrapolationWarning(UserWarning):
-    """A cost was predicted outside the context lengths that were measured."""
+    """A cost was predicted outside the context lengths (and batches) that were measured."""
+
+
+def _batches(batch) -> np.ndarray:
+    """``batch`` as an array of whole numbers of at least 1; a ``ValueError`` otherwise."""
+    batch = np.asarray(batch)
+    if np.any(batch < 1) or np.any(batch != np.round(batch)):
+        raise ValueError("a batch is a whole number of sequences, at least 1")
+    return batch
 
 
 def call_passes(n_in, n_out, cache: bool) -> tuple[str | None, str, np.ndarray, np.ndarray]:
@@ -88,6 +107,7 @@ class CostModel:
         self.hardware = fit.hardware
         self.derived = fit.derived
         self.curves = fit.curves
+        self.surfaces: dict[str, SurfaceFit] = fit.surfaces
 
     @classmethod
     def from_json(cls, document: dict) -> CostModel:
@@ -135,3 +155,58 @@ class CostModel:
         if first is not None:
             total = total + first.predict(n_in)
         return total
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch both prefill and decode were measured at (1 without their surfaces)."""
+        if not all(phase in self.surfaces for phase in BATCH_PHASES):
+            return 1
+        return min(self.surfaces[phase].batch_max for phase in BATCH_PHASES)
+
+    def surface(self, phase: str) -> SurfaceFit:
+        try:
+            return self.surfaces[phase]
+        except KeyError:
+            raise MissingCurve(f"no {phase} batch surface in the cost model of {self.model.name} on "
+                               f"{self.hardware_slug or 'unnamed hardware'}, so no price for a batch above 1: re-run "
+                               "`python -m profiler run` with --batch, then fit") from None
+
+    def batch_pass(self, phase: str, batch, n):
+        """Seconds of one ``phase`` pass (prefill or decode) of ``batch`` sequences at ``n`` tokens each (prompt
+        length, or tokens cached); arrays broadcast. A batch of 1 is the phase's curve (see the module doc)."""
+        if phase not in BATCH_PHASES:
+            raise ValueError(f"a batched pass is one of {', '.join(BATCH_PHASES)}, not {phase}")
+        batch, n = np.broadcast_arrays(_batches(batch), np.asarray(n))
+        single = batch == 1
+        if single.all():
+            return self._predict(phase, n if n.ndim else n.item(), "latency_s")
+        surface = self.surface(phase)
+        many = ~single
+        if surface.outside(batch[many], n[many], n[many]):
+            warnings.warn(f"{phase} of batch {batch[many].max()} at n={n[many].max()}: outside the measured "
+                          "(batch, n) domain", ExtrapolationWarning, stacklevel=2)
+        values = surface.predict(batch, n)
+        if single.any():
+            values[single] = self._predict(phase, n[single], "latency_s")
+        return values if values.ndim else float(values)
+
+    def call_batch(self, n_in, n_out, batch):
+        """Seconds of one call of ``batch`` sequences, each reading ``n_in`` tokens and emitting ``n_out >= 1``
+        (see the module doc); arrays broadcast. At a batch of 1, ``call(n_in, n_out)`` exactly."""
+        batch = _batches(batch)
+        if np.all(batch == 1):
+            total = self.call(n_in, n_out)
+            return total if batch.ndim == 0 else np.broadcast_to(total, np.broadcast_shapes(np.shape(total),
+                                                                                             batch.shape)).copy()
+        n_in, n_out, batch = np.broadcast_arrays(np.asarray(n_in), np.asarray(n_out), batch)
+        _, _, lo, hi = call_passes(n_in, n_out, cache=True)
+        prefill, decode = self.surface("prefill"), self.surface("decode")
+        single = batch == 1
+        many = ~single
+        if prefill.outside(batch[many], n_in[many], n_in[many]) or decode.outside(batch[many], lo[many], hi[many]):
+            warnings.warn(f"call_batch reaches outside the measured (batch, n) domain (batch up to {batch.max()}, "
+                          f"contexts up to {int(np.max(np.maximum(lo, hi)))})", ExtrapolationWarning, stacklevel=2)
+        total = np.asarray(prefill.predict(batch, n_in) + decode.steps_sum(batch, lo, hi), dtype=float)
+        if single.any():
+            total[single] = self.call(n_in[single], n_out[single])
+        return total if total.ndim else float(total)

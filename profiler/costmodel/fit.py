@@ -153,7 +153,7 @@ def aicc(rss: float, samples: int, k: int) -> float:
     return samples * math.log(rss / samples) + 2 * k + penalty
 
 
-def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
+def log_r2(y: np.ndarray, predicted: np.ndarray) -> float:
     """R^2 of log values: on the relative scale the fit works on, so 8 and 8192 tokens count alike."""
     log_y = np.log(y)
     total = float(np.sum((log_y - log_y.mean()) ** 2))
@@ -212,11 +212,11 @@ def fit_phases(samples: dict[str, tuple], unit: str, forms: tuple[str, ...] = CU
         mine, columns = group == g, form.columns[g]
         candidates = [{
             "form": name, "params": dict(zip(FORMS[name].params, map(float, f.of_phase(r.x, g)))),
-            "aicc": scores[name], "r2": _r2(y[mine], f.evaluate(r.x, n)[mine]), "converged": bool(r.success),
+            "aicc": scores[name], "r2": log_r2(y[mine], f.evaluate(r.x, n)[mine]), "converged": bool(r.success),
         } for name, (f, r) in solved.items()]
         curves[phase] = CurveFit(
             form=form.base, theta=theta[columns], ci95=ci95[columns], correlation=correlation[np.ix_(columns, columns)],
-            unit=unit, r2=_r2(y[mine], form.evaluate(theta, n)[mine]), lolo_mape=lolo[g],
+            unit=unit, r2=log_r2(y[mine], form.evaluate(theta, n)[mine]), lolo_mape=lolo[g],
             n_min=int(n[mine].min()), n_max=int(n[mine].max()), samples=int(mine.sum()), candidates=candidates,
             fitted_with={"phases": list(phases), "shared": list(form.shared)} if len(phases) > 1 else None,
             preferred=preferred if preferred in scores else None, extrapolation_slope_sd=slope,

@@ -3,7 +3,8 @@
 ``FitDocument`` is the whole file: the schema version, the machine (its slug and
 fingerprint), the model (``FittedModel``), where the samples came from, the units, the
 fitted curves per phase and metric (``CurveFit``), the derived figures (per-call overhead,
-cost per token, linearity horizons) and, since 1.2, the memory a curve should contain.
+cost per token, linearity horizons), since 1.2 the memory a curve should contain and, since 1.5,
+the batch surfaces of prefill and decode (``SurfaceFit``: latency against the batch and ``n``).
 ``to_json`` and ``from_json`` are its one writer and one reader of JSON; checking a file
 against the schema and its version, and the file itself, are ``profiler.costmodel.fit_file``'s.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from profiler.costmodel.fit import CurveFit
+from profiler.costmodel.surface import SurfaceFit
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class FitDocument:
     units: dict = field(default_factory=dict)
     derived: dict = field(default_factory=dict)
     memory: dict | None = None
+    surfaces: dict[str, SurfaceFit] = field(default_factory=dict)  # phase -> its batch surface (since 1.5)
 
     def to_json(self) -> dict:
         document = {
@@ -68,7 +71,8 @@ class FitDocument:
                        for phase, metrics in self.curves.items()},
             "derived": self.derived,
         }
-        return document | ({"memory": self.memory} if self.memory is not None else {})
+        return document | ({"memory": self.memory} if self.memory is not None else {}) | (
+            {"surfaces": {phase: surface.as_dict() for phase, surface in self.surfaces.items()}} if self.surfaces else {})
 
     @classmethod
     def from_json(cls, document: dict) -> FitDocument:
@@ -79,4 +83,5 @@ class FitDocument:
             hardware_slug=document.get("hardware_slug", ""), hardware=document.get("hardware", {}),
             schema_version=document.get("schema_version"), source=document.get("source", {}),
             units=document.get("units", {}), derived=document.get("derived", {}), memory=document.get("memory"),
+            surfaces={phase: SurfaceFit.from_dict(phase, surface) for phase, surface in document.get("surfaces", {}).items()},
         )
