@@ -1,6 +1,7 @@
 """An LLM backend that runs a loaded model for real: the calls of an LbA executed, and timed.
 
-``ModelBackend`` is an ``llm(role, n_in, n_out)`` (``profiler.lba.calls``): each call runs
+``ModelBackend`` is an ``llm(role, n_in, n_out)`` (``profiler.lba.calls``; a group's calls are run one
+after another): each call runs
 ``Passes.generate(n_in, n_out)`` -- a prefill over ``n_in`` seeded random prompt tokens that
 builds the KV cache, then ``n_out - 1`` cached decode steps feeding back the argmax: exactly
 ``n_out`` tokens, no EOS stop (random weights; forced output length). Cost does not depend on
@@ -17,8 +18,9 @@ raises ``OutOfTime``, so a run over budget ends between two calls.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from profiler.lba.calls import CallRecorder, positions_needed
+from profiler.lba.calls import Call, CallRecorder, positions_needed
 from profiler.measure.loading import LoadedModel
 from profiler.measure.passes import Passes
 from profiler.measure.timing import Clock, time_pass
@@ -47,14 +49,23 @@ class ModelBackend:
         self.last_cache = None
 
     def __call__(self, role: str, n_in: int, n_out: int) -> None:
-        if positions_needed(n_in, n_out) > self.max_positions:
-            raise TooLong(f"{role} call of {n_in} + {n_out} tokens needs {positions_needed(n_in, n_out)} positions: "
-                          f"beyond the model's {self.max_positions}")
-        if self.deadline is not None and self.clock() > self.deadline:
-            raise OutOfTime(f"{role} call at {len(self.latencies_s) + 1}: past the deadline")
-        self.recorder(role, n_in, n_out)
-        self.last_cache, latency_s = time_pass(lambda: self.passes.generate(n_in, n_out), self.device, self.clock)
-        self.latencies_s.append(latency_s)
+        self.group([Call(role, int(n_in), int(n_out))])
+
+    def group(self, calls: Sequence[Call]) -> None:
+        """Independent calls, recorded as one group and run one after another (each timed alone)."""
+        for call in calls:
+            if positions_needed(call.n_in, call.n_out) > self.max_positions:
+                raise TooLong(f"{call.role} call of {call.n_in} + {call.n_out} tokens needs "
+                              f"{positions_needed(call.n_in, call.n_out)} positions: beyond the model's "
+                              f"{self.max_positions}")
+        for i, call in enumerate(calls):
+            if self.deadline is not None and self.clock() > self.deadline:
+                raise OutOfTime(f"{call.role} call at {len(self.latencies_s) + 1}: past the deadline")
+            if i == 0:
+                self.recorder.group(calls)
+            self.last_cache, latency_s = time_pass(lambda c=call: self.passes.generate(c.n_in, c.n_out), self.device,
+                                                   self.clock)
+            self.latencies_s.append(latency_s)
 
     def warm_up(self, n_in: int = 16, n_out: int = 4) -> None:
         """One untimed call, so the first timed one does not pay for lazy initialisation."""

@@ -1,0 +1,314 @@
+"""How a program's calls are laid out on devices, and what that costs: device time and makespan.
+
+A program issues its calls in groups (``profiler.lba.calls``): the calls of a group are
+independent of each other, and a group depends on every group before it, so the critical path
+runs through every group, one after another.
+
+- ``sequential`` (the paper's count, the default): every call alone, one after another on one
+  device; device time and makespan are both the sum of the calls' prices.
+- ``parallel``: a group's calls are split by (role, model) -- only calls of one model share a
+  batch -- into batches of at most ``max_batch`` calls (``None``: the pricing's
+  ``max_batch(role)``, the largest batch a fit measured, unlimited for the paper's primitive).
+  Batching is static: a batch is padded to its longest input and its longest output, as one
+  batched generate runs it; the calls of a (role, model) are sorted by length, longest first,
+  and cut into batches in that order. The batches are list-scheduled on ``devices`` devices,
+  longest first (LPT: each batch to the least loaded device); any device runs any model.
+  A batch costs ``Pricing.batch(role, n_in, n_out, batch, size)``: device time (what it
+  occupies) and duration (how long it takes). The group's makespan is its schedule's length,
+  the program's the sum over its groups; its device time the sum over its batches.
+
+``measure`` says which of the two prices a schedule gives (``device_time`` or ``makespan``);
+a sequential schedule gives the same number either way.
+
+Three ways to price, which agree (tests hold them equal):
+
+- ``price_groups``: a recorded program's groups (``CallRecorder.groups``), per role;
+- ``group``: a group of identical calls of one role and model, vectorised over numpy arrays
+  of parameters (a whole break-even grid or map at once), in closed form;
+- ``spread_group``: ``inputs`` identical calls spread over ``models`` models of one role in
+  equal shares (the k-task specialists), by an exact list schedule per distinct grid cell.
+
+``lpt_makespan`` schedules any multiset of batch durations exactly (longest processing time
+first), in work that grows with the number of distinct durations, not with their counts or
+the devices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from profiler.lba.calls import Group
+
+if TYPE_CHECKING:  # the pricing imports the cost model; a schedule only calls it
+    from profiler.lba.pricing import Pricing
+
+KINDS = ("sequential", "parallel")
+MEASURES = ("device_time", "makespan")
+MEASURE_NAMES = {"device_time": "device time", "makespan": "makespan"}
+# Rounding in a schedule: loads within this fraction of each other are equal, and a device this fraction of a
+# job short of a level is on it (durations are sums of floating-point prices).
+_TIE = 1e-9
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Sequential (every call alone, one after another) or parallel (groups batched up to ``max_batch``
+    calls, ``None``: the pricing's limit, over ``devices`` devices), priced in ``measure``."""
+
+    kind: str = "sequential"
+    max_batch: int | None = None
+    devices: int = 1
+    measure: str = "device_time"
+
+    def __post_init__(self):
+        if self.kind not in KINDS or self.measure not in MEASURES:
+            raise ValueError(f"schedule {self.kind!r} in {self.measure!r}: one of {KINDS}, in one of {MEASURES}")
+        if self.kind == "sequential" and (self.max_batch is not None or self.devices != 1):
+            raise ValueError("a sequential schedule runs one call at a time on one device")
+        if self.max_batch is not None and self.max_batch < 1 or self.devices < 1:
+            raise ValueError(f"a batch holds at least one call and there is at least one device "
+                             f"({self.max_batch}, {self.devices})")
+
+    @property
+    def parallel(self) -> bool:
+        return self.kind == "parallel"
+
+    def priced_in(self, measure: str) -> Schedule:
+        """This schedule, giving ``measure``."""
+        return replace(self, measure=measure)
+
+    def batch_limit(self, pricing: Pricing, role: str) -> float:
+        """The most calls of ``role`` one batch holds (``inf``: unlimited)."""
+        return float(self.max_batch if self.max_batch is not None else pricing.max_batch(role))
+
+    def describe(self) -> str:
+        """The schedule in words, for tables and a document's assumptions."""
+        if not self.parallel:
+            return "sequential: every call alone, one after another (the paper's sum)"
+        limit = "the pricing's largest batch" if self.max_batch is None else f"{self.max_batch:,} calls"
+        devices = "one device" if self.devices == 1 else f"{self.devices:,} devices"
+        return (f"parallel: each group of independent calls split by role and model into batches of at most {limit} "
+                f"(static batching: a batch padded to its longest input and output), batches list-scheduled longest "
+                f"first on {devices}; each group waits for the one before")
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "max_batch": self.max_batch, "devices": self.devices}
+
+    # -- a group of identical calls, vectorised ---------------------------------------------------------
+
+    def group(self, pricing: Pricing, role: str, n_in, n_out, calls, size=1.0) -> np.ndarray:
+        """``calls`` identical calls of ``role`` by one model (``size`` times the base model), issued as one
+        group, in this schedule's measure; arguments broadcast as numpy arrays."""
+        calls = np.asarray(calls, dtype=float)
+        if not self.parallel:
+            return calls * pricing.price(role, n_in, n_out, size)
+        limit = self.batch_limit(pricing, role)
+        full, rest = _split(calls, limit)
+        full_device, full_s = _batch(pricing, role, n_in, n_out, np.where(full > 0, limit, 1), size, full > 0)
+        rest_device, rest_s = _batch(pricing, role, n_in, n_out, np.where(rest > 0, rest, 1), size, rest > 0)
+        if self.measure == "device_time":
+            return full * full_device + rest_device
+        return one_class_makespan(full_s, full, rest_s, self.devices)
+
+    def spread_group(self, pricing: Pricing, role: str, n_in, n_out, inputs, models, size=1.0) -> np.ndarray:
+        """``inputs`` identical calls of ``role`` spread over ``models`` models in equal shares (``inputs //
+        models`` each, the first ``inputs % models`` one more), issued as one group: batches never mix
+        models. Vectorised over arrays; the makespan scheduled exactly per distinct cell (``lpt_makespan``)."""
+        inputs, models = np.asarray(inputs, dtype=float), np.asarray(models, dtype=float)
+        if not self.parallel:
+            return inputs * pricing.price(role, n_in, n_out, size)
+        shape = np.broadcast_shapes(inputs.shape, models.shape, np.shape(n_in), np.shape(n_out), np.shape(size))
+        limit = self.batch_limit(pricing, role)
+        share, more = np.floor(inputs / models), np.mod(inputs, models)  # more models get share + 1
+        counts = {"low": models - more, "high": more}
+        full, rest = {}, {}
+        for name, calls in (("low", share), ("high", share + 1)):
+            full[name], rest[name] = _split(calls, limit)
+        full_batches = full["low"] * counts["low"] + full["high"] * counts["high"]
+        priced = {"full": _batch(pricing, role, n_in, n_out, np.where(full_batches > 0, limit, 1), size,
+                                 full_batches > 0)}
+        for name in counts:
+            used = (rest[name] > 0) & (counts[name] > 0)
+            priced[name] = _batch(pricing, role, n_in, n_out, np.where(used, rest[name], 1), size, used)
+            counts[name] = np.where(used, counts[name], 0)
+        if self.measure == "device_time":
+            return (full_batches * priced["full"][0] + counts["low"] * priced["low"][0]
+                    + counts["high"] * priced["high"][0])
+        columns = [np.broadcast_to(x, shape).ravel() for x in (
+            priced["full"][1], full_batches, priced["low"][1], counts["low"], priced["high"][1], counts["high"])]
+        table = np.stack(columns, axis=1)
+        cells, where = np.unique(table, axis=0, return_inverse=True)
+        lengths = np.array([lpt_makespan(((a, qa), (b, qb), (c, qc)), self.devices)
+                            for a, qa, b, qb, c, qc in cells])
+        return lengths[where.ravel()].reshape(shape)
+
+    # -- a recorded program ------------------------------------------------------------------------------
+
+    def price_groups(self, groups: Iterable[tuple[Group, int]], pricing: Pricing, sizes: dict) -> dict[str, float]:
+        """A recorded program's groups (each distinct group with how often it was issued) priced per role in
+        this schedule's measure. A group's makespan is shared among its roles in proportion to their batches'
+        durations (exact for a group of one role, as every exercise's is)."""
+        roles: dict[str, float] = defaultdict(float)
+        for group, times in groups:
+            for role, cost in self._one_group(group, pricing, sizes).items():
+                roles[role] += times * cost
+        return dict(roles)
+
+    def _one_group(self, group: Group, pricing: Pricing, sizes: dict) -> dict[str, float]:
+        if not self.parallel:
+            roles: dict[str, float] = defaultdict(float)
+            for call, count in group:
+                roles[call.role] += count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
+            return dict(roles)
+        device, duration, jobs = defaultdict(float), defaultdict(float), []
+        for (role, _), calls in _classes(group).items():
+            for n_in, n_out, batch, times in batches(calls, self.batch_limit(pricing, role)):
+                device_s, length_s = (float(x) for x in pricing.batch(role, n_in, n_out, batch, sizes[role]))
+                device[role] += times * device_s
+                duration[role] += times * length_s
+                jobs.append((length_s, times))
+        if self.measure == "device_time":
+            return dict(device)
+        length, total = lpt_makespan(jobs, self.devices), sum(duration.values())
+        return {role: length * part / total if total > 0 else 0.0 for role, part in duration.items()}
+
+
+SEQUENTIAL = Schedule()
+
+
+def _classes(group: Group) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
+    """A group's calls by (role, model): ``(n_in, n_out, count)``, longest first."""
+    classes: dict[tuple[str, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for call, count in group:
+        classes[(call.role, call.model)].append((call.n_in, call.n_out, count))
+    return {key: sorted(calls, reverse=True) for key, calls in classes.items()}
+
+
+def batches(calls: list[tuple[int, int, int]], limit: float) -> list[tuple[int, int, int, int]]:
+    """``calls`` of one role and model (``(n_in, n_out, count)``, longest first) cut in that order into batches
+    of at most ``limit``: ``(n_in, n_out, batch, times)``, each batch padded to its longest input and output,
+    identical batches counted once."""
+    out: list[tuple[int, int, int, int]] = []
+    open_in = open_out = open_size = 0  # the batch being filled
+    for n_in, n_out, count in calls:
+        while count:
+            if open_size == 0 and count >= limit:
+                whole = int(count // limit)
+                out.append((n_in, n_out, int(limit), whole))
+                count -= whole * int(limit)
+                continue
+            take = int(min(count, limit - open_size))
+            open_in, open_out, open_size = max(open_in, n_in), max(open_out, n_out), open_size + take
+            count -= take
+            if open_size == limit:
+                out.append((open_in, open_out, open_size, 1))
+                open_in = open_out = open_size = 0
+    if open_size:
+        out.append((open_in, open_out, open_size, 1))
+    return out
+
+
+def _split(calls: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Full batches of ``limit`` calls and the calls left for one last batch (``limit`` may be ``inf``)."""
+    if math.isinf(limit):
+        return np.zeros_like(calls), calls
+    full = np.floor(calls / limit)
+    return full, calls - full * limit
+
+
+def _batch(pricing: Pricing, role: str, n_in, n_out, batch, size, used) -> tuple[np.ndarray, np.ndarray]:
+    """``Pricing.batch``, zero where no such batch is ``used``."""
+    device, length = pricing.batch(role, n_in, n_out, batch, size)
+    return np.where(used, device, 0.0), np.where(used, length, 0.0)
+
+
+def one_class_makespan(full_s, full, rest_s, devices: int) -> np.ndarray:
+    """The LPT schedule's length of ``full`` batches of ``full_s`` seconds and one batch of ``rest_s`` (none
+    where 0) on ``devices`` empty devices, in closed form (``lpt_makespan`` for these jobs), element-wise."""
+    a, q, b = (np.asarray(x, dtype=float) for x in (full_s, full, rest_s))
+    d = float(devices)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # the last batch no longer than a full one: the full batches round-robin, the last on a least loaded device
+        rounds, left = np.floor(q / d), np.mod(q, d)
+        shorter_last = np.maximum((rounds + (left > 0)) * a, rounds * a + b)
+        if devices == 1:
+            longer_last = b + q * a
+        else:
+            # longer: it goes first, to one device; the full batches fill the other devices up to it...
+            lift = np.ceil(b / a - _TIE)
+            to_lift = (d - 1) * lift
+            below = np.maximum(b, (np.floor(q / (d - 1)) + (np.mod(q, d - 1) > 0)) * a)
+            # ... then round-robin over all, the device holding the last batch first
+            more = q - to_lift
+            rounds_all, left_all = np.floor(more / d), np.mod(more, d)
+            above = np.maximum(b + (rounds_all + (left_all >= 1)) * a, (lift + rounds_all + (left_all >= 2)) * a)
+            longer_last = np.where(q <= to_lift, below, above)
+        length = np.where(b <= a, shorter_last, longer_last)
+    return np.where(q > 0, length, b)
+
+
+def lpt_makespan(jobs: Iterable[tuple[float, float]], devices: int) -> float:
+    """The length of the list schedule that gives each job, longest first, to the least loaded of ``devices``
+    devices: ``jobs`` are ``(duration, count)``; the work grows with the distinct durations, not the counts.
+
+    Loads are kept as levels (a load and how many devices hold it). ``count`` jobs of one duration ``d`` go
+    where the greedy rule sends them, in bulk: the lowest levels are first lifted, as far as the jobs
+    reach, to the level above them (each of their devices takes jobs while below it); the devices then
+    below the next level are within ``d`` of each other, so the greedy rule deals the jobs left to them
+    round-robin, lowest first. Devices with equal loads are interchangeable, so ties do not change the
+    schedule's length."""
+    levels = [[0.0, int(devices)]]
+    for d, count in sorted(((float(d), int(count)) for d, count in jobs if count > 0 and d > 0), reverse=True):
+        levels = _place(levels, d, count)
+    return max(load for load, _ in levels)
+
+
+
+def _jobs_to_reach(load: float, target: float, d: float) -> int:
+    """Jobs of length ``d`` a device at ``load`` takes before it is at ``target`` or above."""
+    return max(0, math.ceil((target - load) / d - _TIE))
+
+
+def _place(levels: list[list], d: float, count: int) -> list[list]:
+    """``count`` jobs of length ``d`` on ``levels`` (ascending ``[load, devices]``): the levels after."""
+    lifted, needed = -1, 0
+    for top in range(len(levels) - 1):
+        target = levels[top + 1][0]
+        need = sum(n * _jobs_to_reach(load, target, d) for load, n in levels[:top + 1])
+        if need > count:
+            break
+        lifted, needed = top, need
+    bound = levels[lifted + 2][0] if lifted + 2 < len(levels) else math.inf
+    if lifted >= 0:
+        target = levels[lifted + 1][0]
+        for level in levels[:lifted + 1]:
+            level[0] += _jobs_to_reach(level[0], target, d) * d
+        count -= needed
+    levels = _merged(levels)
+    window = [level for level in levels if level[0] < bound]  # within d of each other: round-robin
+    rest = [level for level in levels if level[0] >= bound]
+    devices = sum(n for _, n in window)
+    rounds, extra = divmod(count, devices)
+    dealt = []
+    for load, n in window:  # lowest first
+        more = min(n, extra)
+        extra -= more
+        dealt += [[load + (rounds + 1) * d, more], [load + rounds * d, n - more]]
+    return _merged(dealt + rest)
+
+
+def _merged(levels: list[list]) -> list[list]:
+    """Levels sorted by load, equal loads (within ``_TIE``) joined, empty ones dropped."""
+    out: list[list] = []
+    for load, n in sorted(level for level in levels if level[1] > 0):
+        if out and load - out[-1][0] <= _TIE * max(abs(load), 1e-300):
+            out[-1][1] += n
+        else:
+            out.append([load, n])
+    return out
