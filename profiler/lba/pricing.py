@@ -15,19 +15,35 @@ specialist). Arguments broadcast as numpy arrays; the result has their shape.
   (``profiler.costmodel.family``), otherwise as ``size`` times the base model's cost -- the paper's
   linearity in ``m``, an assumption that ``assumptions`` then states.
 
+A pricing also answers ``batch(role, n_in, n_out, batch, size)``: a batch of ``batch`` such calls
+run at once (static batching: every sequence reads ``n_in`` and writes ``n_out``), as ``(device
+time, duration)``, and ``max_batch(role)``, the largest batch it prices without extrapolating
+(``profiler.lba.schedule`` lays groups of calls out in batches):
+
+- the paper's primitive counts work, not a device: a batch occupies ``batch`` times one call's
+  device time and takes one call's time, so a parallel schedule's makespan is a program's depth;
+  no limit to a batch;
+- a fit prices it by its cost model's batched call (``CostModel.call_batch``, the surfaces fitted
+  over batch and length), which is both the batch's device time and its duration; the limit is
+  the largest batch measured.
+
 ``Pricing`` is what both answer: the exercises, the break-even and the validation take any.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from profiler.costmodel.cost_model import UNITS, CostModel, ExtrapolationWarning
 from profiler.costmodel.family import FamilyCostModel
+
+if TYPE_CHECKING:
+    from profiler.lba.schedule import Schedule
 
 
 @runtime_checkable  # isinstance checks that every member is there, not their types
@@ -46,14 +62,22 @@ class Pricing(Protocol):
         """The cost of a call by ``role`` reading ``n_in`` tokens and writing ``n_out``, by a model
         ``size`` times the base model; arguments broadcast, the result has their shape."""
 
+    def batch(self, role: str, n_in, n_out, batch, size=1.0) -> tuple[np.ndarray, np.ndarray]:
+        """``batch`` such calls run at once: (the device time they occupy, how long they take); arguments
+        broadcast. At ``batch`` 1 both are ``price``."""
+
+    def max_batch(self, role: str) -> float:
+        """The largest batch of ``role``'s calls priced without extrapolating (``inf``: no limit)."""
+
     def longest_measured(self, role: str) -> float:
         """The most positions a call of ``role`` may need before its price is extrapolated."""
 
     def max_positions(self, role: str) -> float:
         """The most positions the model of ``role`` has (``inf``: no limit)."""
 
-    def assumptions(self, resized: bool) -> list[str]:
-        """What the prices rest on beyond measurements, when some role's size is not 1 (``resized``)."""
+    def assumptions(self, resized: bool, schedule: Schedule | None = None) -> list[str]:
+        """What the prices rest on beyond measurements, when some role's size is not 1 (``resized``) and
+        calls are laid out by ``schedule`` (None: one at a time)."""
 
 
 class PaperPrimitive:
@@ -68,14 +92,25 @@ class PaperPrimitive:
         n_in, n_out = np.asarray(n_in, dtype=float), np.asarray(n_out, dtype=float)
         return np.asarray(size, dtype=float) * (n_out * n_in + n_out * (n_out - 1) / 2)
 
+    def batch(self, role: str, n_in, n_out, batch, size=1.0):
+        one = self.price(role, n_in, n_out, size)
+        device, duration = np.broadcast_arrays(np.asarray(batch, dtype=float) * one, one)
+        return device, np.array(duration)
+
+    def max_batch(self, role: str) -> float:
+        return math.inf
+
     def longest_measured(self, role: str) -> float:
         return np.inf
 
     def max_positions(self, role: str) -> float:
         return np.inf
 
-    def assumptions(self, resized: bool) -> list[str]:
-        return []
+    def assumptions(self, resized: bool, schedule: Schedule | None = None) -> list[str]:
+        if schedule is None or not schedule.parallel:
+            return []
+        return ["a batch of B calls occupies B times one call's device time and takes one call's time (the "
+                "primitive counts passes, not a device's time): the makespan counts the program's depth"]
 
 
 class FittedPricing:
@@ -117,6 +152,29 @@ class FittedPricing:
             cost[where] = self._call(self.base if s == 1 else self._sized(float(s)), n_in[where], n_out[where])
         return cost
 
+    def batch(self, role: str, n_in, n_out, batch, size=1.0):
+        """The cost model's batched call (``CostModel.call_batch``): both the device time and the duration.
+        Another size than the role's model batches as the base model does: its own call's price (the size
+        law, or linear) times the base model's batch factor ``call_batch(batch) / call(1)``."""
+        if not self.cache or self.metric != "latency_s":
+            raise ValueError("batched calls are priced in latency with a KV cache")
+        single = self.price(role, n_in, n_out, size)
+        batch = np.asarray(batch, dtype=float)
+        if np.all(batch == 1):
+            return single, single
+        model = self.role_models.get(role, self.base)
+        with warnings.catch_warnings():  # extrapolation is reported by the caller
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            seconds = np.asarray(model.call_batch(n_in, n_out, batch), dtype=float)
+        if role not in self.role_models and np.any(np.asarray(size) != 1):
+            seconds = seconds * single / self._call(self.base, n_in, n_out)
+        seconds = np.where(batch == 1, single, seconds)
+        return seconds, seconds
+
+    def max_batch(self, role: str) -> float:
+        """The largest batch the role's cost model measured (1 without batch surfaces)."""
+        return float(self.role_models.get(role, self.base).max_batch)
+
     def longest_measured(self, role: str) -> float:
         """The longest context the role's cost model measured: longer calls are extrapolated."""
         cost_model = self.role_models.get(role, self.base)
@@ -126,14 +184,28 @@ class FittedPricing:
         """The longest context the role's model takes at all (fits since schema 1.1 record it)."""
         return float(self.role_models.get(role, self.base).model.max_positions or np.inf)
 
-    def assumptions(self, resized: bool) -> list[str]:
-        """What the prices rest on beyond the measurements, when some role's size is not 1."""
-        if not resized:
-            return []
-        if self.family is None:
-            return [f"a model s times {self.base.model.name}'s size is priced as s times its cost (the paper's "
-                    "linearity in m: no fits of its family, for a measured size law)"]
-        names = ", ".join(m.model.name for m in self.family.members)
-        return [f"other model sizes priced by the size law of the family {names} (profiled: "
-                f"{min(self.family.params) / 1e6:.0f}M to {max(self.family.params) / 1e6:.0f}M non-embedding "
-                "parameters; beyond them it extrapolates)"]
+    def assumptions(self, resized: bool, schedule: Schedule | None = None) -> list[str]:
+        """What the prices rest on beyond the measurements, when some role's size is not 1 and calls are
+        batched by a parallel ``schedule``."""
+        notes = []
+        if resized and self.family is None:
+            notes.append(f"a model s times {self.base.model.name}'s size is priced as s times its cost (the "
+                         "paper's linearity in m: no fits of its family, for a measured size law)")
+        elif resized:
+            names = ", ".join(m.model.name for m in self.family.members)
+            notes.append(f"other model sizes priced by the size law of the family {names} (profiled: "
+                         f"{min(self.family.params) / 1e6:.0f}M to {max(self.family.params) / 1e6:.0f}M "
+                         "non-embedding parameters; beyond them it extrapolates)")
+        if schedule is None or not schedule.parallel:
+            return notes
+        measured = int(self.base.max_batch)
+        notes.append(f"a batch of calls priced by the fit's batched calls (prefill and decode surfaces over batch "
+                     f"and length, measured up to {measured} sequences), padded to its longest input and output "
+                     "(static batching); a batch's device time is its duration")
+        if schedule.max_batch is not None and schedule.max_batch > measured:
+            notes.append(f"batches of up to {schedule.max_batch:,} calls: beyond the {measured} measured, "
+                         "the surfaces extrapolate")
+        if resized:
+            notes.append(f"a model of another size batches as {self.base.model.name} does: its batched call costs "
+                         f"its own call's price times {self.base.model.name}'s batched over single call time")
+        return notes
