@@ -15,6 +15,11 @@ variant wins throughout.
 ``monte_carlo`` runs the programs themselves over seeds (the oracle's draws), for the
 spread an expected cost hides.
 
+Prices follow a schedule (``profiler.lba.schedule``): the paper's sequential sum by default.
+Under a parallel one, the document keeps the sequential sum in its rows and adds the
+schedule and one document per price (``prices``: device time, then makespan), each with its
+own rows and break-even.
+
 What a user gives (``--values``, ``--set``) is read here, and refused in one line when it is
 not a finite number in its parameter's range (``Param.problem``); work that grows with a
 parameter is bounded before it starts: at most ``MAX_VALUES`` grid values, at most
@@ -36,6 +41,7 @@ from profiler.lba.breakeven_document import BreakevenDocument, BreakevenRow, Pra
 from profiler.lba.exercises import EXERCISES, VARIANTS, Exercise
 from profiler.lba.calls import CallRecorder, TooManyCalls
 from profiler.lba.pricing import PaperPrimitive, Pricing
+from profiler.lba.schedule import MEASURES, SEQUENTIAL, Schedule
 
 
 def exercise_named(name: str) -> type[Exercise]:
@@ -99,23 +105,24 @@ def check_variable(exercise: type[Exercise], name: str) -> None:
         raise UserError(f"{exercise.name} has no parameter {name!r} to vary: one of {', '.join(exercise.all_params())}")
 
 
-def check_grid(exercise: type[Exercise], vary: str, values: list[float], fixed: dict) -> None:
+def check_grid(exercise: type[Exercise], vary: str, values: list[float], fixed: dict,
+               schedule: Schedule = SEQUENTIAL) -> None:
     """One-line UserError unless ``values`` of ``vary`` (1 to ``MAX_VALUES`` of them) with ``fixed`` are
-    parameters the programs can run with, in work a sweep may take (``Exercise.check``)."""
+    parameters the programs can run with, in work a sweep under ``schedule`` may take (``Exercise.check``)."""
     check_variable(exercise, vary)
     if not 0 < len(values) <= MAX_VALUES:
         raise UserError(f"{exercise.name}: {len(values):,} values of {vary}: give 1 to {MAX_VALUES:,}")
-    exercise.check(fixed | {vary: np.asarray(sorted(set(values)), dtype=float)})
+    exercise.check(fixed | {vary: np.asarray(sorted(set(values)), dtype=float)}, schedule)
 
 
-def evaluate(exercise: type[Exercise], params: dict, pricing: Pricing) -> dict:
-    """Costs of both variants for (arrays of) ``params``: per role, totals, ratio, and the positions the
-    longest call needs (``Exercise.longest_context``) with whether that is beyond what a role's cost
-    model measured (``extrapolated``) or its model has (``beyond_max_positions``)."""
+def evaluate(exercise: type[Exercise], params: dict, pricing: Pricing, schedule: Schedule = SEQUENTIAL) -> dict:
+    """Costs of both variants for (arrays of) ``params`` in ``schedule``'s measure: per role, totals, ratio,
+    and the positions the longest call needs (``Exercise.longest_context``) with whether that is beyond what
+    a role's cost model measured (``extrapolated``) or its model has (``beyond_max_positions``)."""
     params = {name: np.asarray(value, dtype=float) for name, value in params.items()}
-    exercise.check_work(params)
+    exercise.check_work(params, schedule)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, in words
-        costs = exercise.costs(params, pricing)
+        costs = exercise.costs(params, pricing, schedule)
     shape = np.broadcast_shapes(*(v.shape for v in params.values()))
     roles = {variant: {role: np.broadcast_to(cost, shape) for role, cost in costs[variant].items()}
              for variant in VARIANTS}
@@ -166,12 +173,23 @@ def crossing(values, ratios) -> tuple[float | None, str | None]:
     return None, None
 
 
-def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict, pricing: Pricing
-          ) -> BreakevenDocument:
-    """The ``breakeven --json`` document: both variants at each value of ``vary``."""
-    check_grid(exercise, vary, values, fixed)
+def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict, pricing: Pricing,
+          schedule: Schedule = SEQUENTIAL) -> BreakevenDocument:
+    """The ``breakeven --json`` document: both variants at each value of ``vary``, summed sequentially; under
+    a parallel ``schedule``, with ``schedule`` and ``prices`` (a document per measure) added."""
+    check_grid(exercise, vary, values, fixed, schedule)
+    document = _priced_sweep(exercise, vary, values, fixed, pricing, SEQUENTIAL)
+    if schedule.parallel:
+        document.schedule = schedule.to_json()
+        document.prices = [_priced_sweep(exercise, vary, values, fixed, pricing, schedule.priced_in(measure))
+                           for measure in MEASURES]
+    return document
+
+
+def _priced_sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict, pricing: Pricing,
+                  schedule: Schedule) -> BreakevenDocument:
     grid = np.asarray(sorted(set(values)), dtype=float)
-    result = evaluate(exercise, fixed | {vary: grid}, pricing)
+    result = evaluate(exercise, fixed | {vary: grid}, pricing, schedule)
     rows = [BreakevenRow(
         value=float(value), cost={variant: float(result["totals"][variant][i]) for variant in VARIANTS},
         ratio=float(result["ratio"][i]),
@@ -180,28 +198,35 @@ def sweep(exercise: type[Exercise], vary: str, values: list[float], fixed: dict,
         longest_context=int(result["longest_context"][i]), extrapolated=bool(result["extrapolated"][i]),
         beyond_max_positions=bool(result["beyond_max_positions"][i])) for i, value in enumerate(grid)]
     value, winner = crossing(grid, result["ratio"])
+    assumptions = pricing.assumptions(_resized(exercise, fixed | {vary: grid}, pricing), schedule)
     return BreakevenDocument(
         exercise=exercise.name, vary=vary, params={name: v for name, v in fixed.items() if name != vary},
         pricing=pricing.name, unit=pricing.unit, asymptotic=exercise.asymptotic, rows=rows, breakeven=value,
-        winner_throughout=winner, assumptions=pricing.assumptions(_resized(exercise, fixed | {vary: grid}, pricing)))
+        winner_throughout=winner,
+        assumptions=assumptions + ([schedule.describe()] if schedule.parallel else []),
+        measure=schedule.measure if schedule.parallel else None)
 
 
-def practical_comparison(exercise: type[Exercise], params: dict, pricing: Pricing) -> PracticalComparison:
-    """The ratio at ``params`` priced by ``pricing`` and by the paper's primitive, and the paper's
-    order of improvement there: how far real costs move the asymptotic answer at a practical size."""
-    return PracticalComparison(params=params, ratio=float(evaluate(exercise, params, pricing)["ratio"]),
-                               paper_ratio=float(evaluate(exercise, params, PaperPrimitive())["ratio"]),
+def practical_comparison(exercise: type[Exercise], params: dict, pricing: Pricing,
+                         schedule: Schedule = SEQUENTIAL) -> PracticalComparison:
+    """The ratio at ``params`` priced by ``pricing`` and by the paper's primitive (in ``schedule``'s measure),
+    and the paper's order of improvement there: how far real costs move the asymptotic answer at a
+    practical size."""
+    return PracticalComparison(params=params, ratio=float(evaluate(exercise, params, pricing, schedule)["ratio"]),
+                               paper_ratio=float(evaluate(exercise, params, PaperPrimitive(), schedule)["ratio"]),
                                order=exercise.asymptotic, order_value=float(exercise.asymptotic_ratio(params)))
 
 
-def ratio_map(exercise: type[Exercise], fixed: dict, pricing: Pricing) -> dict:
-    """The ratio over the exercise's default 2-D grid of two parameters, the others fixed."""
+def ratio_map(exercise: type[Exercise], fixed: dict, pricing: Pricing, schedule: Schedule = SEQUENTIAL) -> dict:
+    """The ratio over the exercise's default 2-D grid of two parameters, the others fixed, in ``schedule``'s
+    measure."""
     (x_name, xs), (y_name, ys) = exercise.map_axes
     x_grid, y_grid = np.meshgrid(xs.astype(float), ys.astype(float))  # rows: y, columns: x
     params = fixed | {x_name: x_grid, y_name: y_grid}
     feasible = np.broadcast_to(exercise.feasible(params), x_grid.shape)
-    exercise.check({name: np.broadcast_to(value, x_grid.shape)[feasible] for name, value in params.items()})
-    result = evaluate(exercise, params, pricing)  # every cell priced (the work checked there); b > k made NaN
+    exercise.check({name: np.broadcast_to(value, x_grid.shape)[feasible] for name, value in params.items()},
+                   schedule)
+    result = evaluate(exercise, params, pricing, schedule)  # every cell priced (the work checked there); b > k NaN
     return {"x": x_name, "xs": xs, "y": y_name, "ys": ys, "ratio": np.where(feasible, result["ratio"], np.nan),
             "extrapolated": result["extrapolated"]}
 
@@ -231,57 +256,66 @@ def check_simulation(exercise: type[Exercise], vary: str, values: list[float], p
 
 
 def add_monte_carlo(exercise: type[Exercise], document: BreakevenDocument, params: dict, pricing: Pricing,
-                    seeds: int) -> None:
-    """``monte_carlo`` spreads on every row of ``document``; refused first when its runs would be too many
-    (``check_simulation``)."""
-    check_simulation(exercise, document.vary, document.values(), params, seeds, f"--monte-carlo {seeds}",
-                     skipped_over=MONTE_CARLO_CALLS)
-    for row in document.rows:
-        row.monte_carlo = monte_carlo(exercise, params | {document.vary: row.value}, pricing, seeds)
+                    seeds: int, schedule: Schedule = SEQUENTIAL) -> None:
+    """``monte_carlo`` spreads on every row of ``document`` and, under a parallel ``schedule``, of each of its
+    ``prices`` in its measure (the programs run again for each); refused first when its runs would be too
+    many (``check_simulation``)."""
+    priced = [(document, SEQUENTIAL)] + [(price, schedule.priced_in(price.measure)) for price in document.prices or []]
+    check_simulation(exercise, document.vary, document.values(), params, seeds * len(priced),
+                     f"--monte-carlo {seeds}", skipped_over=MONTE_CARLO_CALLS * len(priced))
+    for priced_document, priced_by in priced:
+        for row in priced_document.rows:
+            row.monte_carlo = monte_carlo(exercise, params | {document.vary: row.value}, pricing, seeds, priced_by)
 
 
-def monte_carlo(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int) -> dict[str, Spread]:
-    """Each variant's program run ``seeds`` (at least 1) times with seeded oracle draws and priced call
-    by call: mean, 5th and 95th percentile of its total cost. A variant whose runs would make more
-    than ``MONTE_CARLO_CALLS`` calls in all -- expected (``Exercise.expected_calls``), so it is not
+def monte_carlo(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int,
+                schedule: Schedule = SEQUENTIAL) -> dict[str, Spread]:
+    """Each variant's program run ``seeds`` (at least 1) times with seeded oracle draws, its groups priced
+    under ``schedule``: mean, 5th and 95th percentile of its total cost. A variant whose runs would make
+    more than ``MONTE_CARLO_CALLS`` calls in all -- expected (``Exercise.expected_calls``), so it is not
     started, or made, so it is stopped -- gets a ``Spread`` that only says why it was skipped."""
     if seeds < 1:
         raise UserError(f"Monte-Carlo runs: {seeds} seeds, at least 1")
     scalars = {name: float(value) for name, value in params.items()}
     exercise.check(scalars)
     expected = exercise.expected_calls(scalars)
-    return {variant: _spread(exercise, variant, scalars, pricing, seeds, float(expected[variant]))
+    return {variant: _spread(exercise, variant, scalars, pricing, seeds, float(expected[variant]), schedule)
             for variant in VARIANTS}
 
 
 def _spread(exercise: type[Exercise], variant: str, params: dict, pricing: Pricing, seeds: int,
-            expected_calls: float) -> Spread:
+            expected_calls: float, schedule: Schedule) -> Spread:
     if seeds * expected_calls > MONTE_CARLO_CALLS:
         return Spread(skipped=f"{seeds:,} runs of {expected_calls:,.0f} calls expected each: more than "
                               f"{MONTE_CARLO_CALLS:,} calls in all")
     try:
-        totals = priced_runs(exercise, variant, params, pricing, range(seeds), limit=MONTE_CARLO_CALLS)
+        totals = priced_runs(exercise, variant, params, pricing, range(seeds), limit=MONTE_CARLO_CALLS,
+                             schedule=schedule)
     except TooManyCalls:
         return Spread(skipped=f"its {seeds:,} runs made more than {MONTE_CARLO_CALLS:,} calls in all")
     p5, p95 = np.percentile(totals, [5, 95])
     return Spread(mean=float(np.mean(totals)), p5=float(p5), p95=float(p95), seeds=seeds)
 
 
-def price_calls(recorder: CallRecorder, pricing: Pricing, sizes: dict) -> float:
-    """The cost of the calls a program made, each distinct call priced once."""
-    return sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
-               for call, count in recorder.counts.items())
+def price_calls(recorder: CallRecorder, pricing: Pricing, sizes: dict, schedule: Schedule = SEQUENTIAL) -> float:
+    """The cost of the calls a program made: one after another, each distinct call priced once; or its groups
+    under a parallel ``schedule``, in its measure, each distinct group priced once."""
+    if not schedule.parallel:
+        return sum(count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
+                   for call, count in recorder.counts.items())
+    return sum(schedule.price_groups(recorder.groups.items(), pricing, sizes).values())
 
 
 def priced_runs(exercise: type[Exercise], variant: str, params: dict, pricing: Pricing, seeds,
-                limit: int | None = None) -> list[float]:
+                limit: int | None = None, schedule: Schedule = SEQUENTIAL) -> list[float]:
     """The cost of ``variant``'s program run once per seed in ``seeds`` (its oracle's draws), calls
-    recorded and priced; ``TooManyCalls`` when the runs make more than ``limit`` calls in all."""
+    recorded and priced under ``schedule``; ``TooManyCalls`` when the runs make more than ``limit`` calls
+    in all."""
     sizes = exercise.role_sizes(params)
     totals, calls = [], 0
     for seed in seeds:
         recorder = CallRecorder(limit=None if limit is None else limit - calls)
         getattr(exercise, variant)(params, recorder, np.random.default_rng(seed))
-        totals.append(price_calls(recorder, pricing, sizes))
+        totals.append(price_calls(recorder, pricing, sizes, schedule))
         calls += recorder.calls
     return totals

@@ -7,6 +7,11 @@ to the keys README documents (``"optimistic"``, ``"optimized"`` in each row), ``
 reads them back, so ``from_json(d.to_json()) == d``. Costs are in the document's ``unit``
 (``s`` for a fitted latency, ``m*token`` for the paper's primitive).
 
+Under a parallel schedule (``profiler.lba.schedule``) the rows stay the paper's sequential
+sum, and the document adds ``schedule`` (``{"kind", "max_batch", "devices"}``) and ``prices``:
+one document per price (``measure``: ``device_time``, then ``makespan``), each with its rows,
+break-even and assumptions, and without ``schedule`` or ``prices`` of its own.
+
 Format versions: ``FORMAT_VERSION`` counts changes of what existing keys mean; a document
 written before the field existed reads as version 1.
 """
@@ -117,6 +122,10 @@ class BreakevenDocument:
     improvement, ``assumptions`` what the prices rest on beyond the measurements. With a fit and
     every exercise, the command adds ``practical`` (the ratio at the default sizes against the
     paper's) and ``figure`` (the PNG drawn beside the fit).
+
+    Under a parallel schedule: ``schedule`` (its kind, batch limit and devices) and ``prices``, a
+    document per price whose ``measure`` says which (``device_time`` or ``makespan``); the rows
+    of this one are the sequential sum. ``measure`` is None for a sequential sum.
     """
 
     exercise: str
@@ -132,6 +141,9 @@ class BreakevenDocument:
     practical: PracticalComparison | None = None
     figure: str | None = None
     format_version: int = FORMAT_VERSION
+    schedule: dict | None = None
+    measure: str | None = None
+    prices: list[BreakevenDocument] | None = None
 
     def to_json(self) -> dict:
         document = {"format_version": self.format_version, "exercise": self.exercise, "vary": self.vary,
@@ -143,6 +155,12 @@ class BreakevenDocument:
             document["practical"] = self.practical.to_json()
         if self.figure is not None:
             document["figure"] = self.figure
+        if self.schedule is not None:
+            document["schedule"] = dict(self.schedule)
+        if self.measure is not None:
+            document["measure"] = self.measure
+        if self.prices is not None:
+            document["prices"] = [price.to_json() for price in self.prices]
         return document
 
     @classmethod
@@ -158,7 +176,19 @@ class BreakevenDocument:
                 "breakeven": document["breakeven"], "winner_throughout": document["winner_throughout"],
                 "assumptions": list(document["assumptions"]),
                 "practical": None if practical is None else PracticalComparison.from_json(practical),
-                "figure": document.get("figure"), "format_version": document.get("format_version", 1)}
+                "figure": document.get("figure"), "format_version": document.get("format_version", 1),
+                "schedule": None if document.get("schedule") is None else dict(document["schedule"]),
+                "measure": document.get("measure"),
+                "prices": None if document.get("prices") is None else
+                [BreakevenDocument.from_json(price) for price in document["prices"]]}
+
+    def priced(self, measure: str) -> BreakevenDocument:
+        """The document of ``measure`` (``device_time`` or ``makespan``) under a parallel schedule; this one
+        (the sequential sum, where both are the same) otherwise."""
+        if self.prices is None:
+            return self
+        (price,) = (price for price in self.prices if price.measure == measure)
+        return price
 
     def values(self) -> list[float]:
         """The grid: each row's value of ``vary``, in order."""

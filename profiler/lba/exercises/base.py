@@ -9,7 +9,12 @@ whole grid or 2-D map is priced at once; a test holds it equal to pricing the ca
 programs record.
 
 Parameters are token counts, counts of things, model sizes relative to the base model
-(``m``), or probabilities; every call also reads ``system_prompt`` tokens more.
+(``m``), or probabilities; every call also reads ``system_prompt`` tokens more, and every
+exercise serves ``load`` inputs at once (``T``, default 1): its programs run the ``T`` inputs
+side by side, each step's calls for all of them issued as one group (``LLM.group``).
+
+``costs`` prices under a schedule (``profiler.lba.schedule``): the paper's sequential sum by
+default, or a parallel schedule's device time or makespan (its ``measure``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from profiler.errors import UserError
 from profiler.lba.calls import LLM
+from profiler.lba.schedule import SEQUENTIAL, Schedule
 
 if TYPE_CHECKING:  # pricing imports the cost model, which an exercise's programs do not need
     from profiler.lba.pricing import Pricing
@@ -81,6 +87,7 @@ class Param:
 
 
 SYSTEM_PROMPT = Param("system_prompt", 0, "tokens added to every call's input", minimum=0, maximum=MAX_TOKENS)
+LOAD = Param("load", 1, "inputs served at once (T): each step's calls for all of them issued as one group")
 
 
 class Exercise(ABC):
@@ -89,7 +96,7 @@ class Exercise(ABC):
     name: str
     title: str
     roles: dict[str, tuple[str, ...]]  # variant -> the roles whose calls it makes
-    params: tuple[Param, ...]  # the exercise's own, SYSTEM_PROMPT is added by ``all_params``
+    params: tuple[Param, ...]  # the exercise's own, SYSTEM_PROMPT and LOAD are added by ``all_params``
     main: str  # the variable its break-even is read along
     main_values: tuple[float, ...]  # that variable's default grid
     map_axes: tuple[tuple[str, np.ndarray], tuple[str, np.ndarray]]  # the default 2-D map
@@ -98,14 +105,14 @@ class Exercise(ABC):
 
     @classmethod
     def all_params(cls) -> dict[str, Param]:
-        return {p.name: p for p in (*cls.params, SYSTEM_PROMPT)}
+        return {p.name: p for p in (*cls.params, SYSTEM_PROMPT, LOAD)}
 
     @classmethod
     def defaults(cls) -> dict[str, float]:
         return {name: p.default for name, p in cls.all_params().items()}
 
     @classmethod
-    def check(cls, values: dict[str, np.ndarray]) -> None:
+    def check(cls, values: dict[str, np.ndarray], schedule: Schedule = SEQUENTIAL) -> None:
         """One-line UserError for a value no program can run with, or for more work than
         ``MAX_EVALUATIONS`` (``check_work``)."""
         for name, param in cls.all_params().items():
@@ -114,22 +121,27 @@ class Exercise(ABC):
                 raise UserError(f"{cls.name}: {problem}")
         if not np.all(cls.feasible(values)):
             raise UserError(f"{cls.name}: {cls.feasibility}")
-        cls.check_work(values)
+        cls.check_work(values, schedule)
 
     @classmethod
-    def check_work(cls, values: dict[str, np.ndarray]) -> None:
-        """One-line UserError, before any is done, when pricing ``values`` takes more than ``MAX_EVALUATIONS``."""
-        evaluations = cls.evaluations(values)
+    def check_work(cls, values: dict[str, np.ndarray], schedule: Schedule = SEQUENTIAL) -> None:
+        """One-line UserError, before any is done, when pricing ``values`` under ``schedule`` takes more than
+        ``MAX_EVALUATIONS``."""
+        evaluations = cls.evaluations(values, schedule)
         if evaluations > MAX_EVALUATIONS:
-            raise UserError(f"{cls.name}: these values take {evaluations:,.0f} call prices{cls.work_note}, more than "
+            note = cls.work_note(schedule)
+            raise UserError(f"{cls.name}: these values take {evaluations:,.0f} call prices{note}, more than "
                             f"the limit of {MAX_EVALUATIONS:,}: give fewer values or smaller ones")
 
-    work_note = ""  # how ``evaluations`` grows, in words, when it does with a parameter
+    @classmethod
+    def work_note(cls, schedule: Schedule) -> str:
+        """How ``evaluations`` grows, in words, when it does with a parameter."""
+        return ""
 
     @classmethod
-    def evaluations(cls, values: dict[str, np.ndarray]) -> float:
+    def evaluations(cls, values: dict[str, np.ndarray], schedule: Schedule = SEQUENTIAL) -> float:
         """The call prices ``costs`` computes for ``values``: one per element of their broadcast shape."""
-        return float(np.prod(np.broadcast_shapes(*(np.shape(values[name]) for name in cls.all_params()))))
+        return cells(cls, values)
 
     feasibility = ""  # what ``feasible`` requires, in words
 
@@ -155,8 +167,9 @@ class Exercise(ABC):
 
     @staticmethod
     @abstractmethod
-    def costs(p: dict, pricing: Pricing) -> Costs:
-        """Closed form (expected) cost per variant and role, for arrays of parameters."""
+    def costs(p: dict, pricing: Pricing, schedule: Schedule = SEQUENTIAL) -> Costs:
+        """Closed form (expected) cost per variant and role, for arrays of parameters, in ``schedule``'s
+        measure."""
 
     @staticmethod
     @abstractmethod
@@ -179,3 +192,15 @@ class Exercise(ABC):
 def as_ints(p: dict, *names: str) -> tuple[int, ...]:
     """Scalar integer parameters, for the programs."""
     return tuple(int(p[name]) for name in names)
+
+
+def cells(exercise: type[Exercise], values: dict) -> float:
+    """The elements of the parameters' broadcast shape: the grid cells one evaluation prices."""
+    return float(np.prod(np.broadcast_shapes(*(np.shape(values[name]) for name in exercise.all_params()))))
+
+
+def load_shares(load: int, models: int) -> list[int]:
+    """How many of ``load`` inputs each of ``models`` models gets: equal shares, the first ``load % models``
+    one more."""
+    share, more = divmod(load, models)
+    return [share + (i < more) for i in range(models)]

@@ -14,6 +14,12 @@ developer ``M_d`` fixes it.
 
 The paper's improvement: the developer's part ``Theta(b k^2)``, the QA part ``Theta(b^2)``.
 Which functions hold the bugs is the oracle's seeded draw; it does not change the cost.
+
+Groups (``LLM.group``), with ``load`` ``T`` codes debugged at once: the chat history's rounds
+depend on each other, so each round is a group of ``T`` QA calls, then a group of ``T``
+developer calls; the focused QA pass is one group of ``T * k`` reports (every function is
+specified on its own), then one group of ``T * b`` fixes. A parallel schedule's makespan of
+the focused variant is two calls deep whatever ``k`` and ``b``.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints
-from profiler.lba.calls import LLM, positions_needed
+from profiler.lba.calls import LLM, Call, positions_needed
+from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints, cells
+from profiler.lba.schedule import SEQUENTIAL, Schedule
 
 if TYPE_CHECKING:
     from profiler.lba.pricing import Pricing
@@ -49,11 +56,14 @@ class Debugging(Exercise):
     asymptotic = "b*k^2"
 
     feasibility = "b (bugs) must not exceed k (functions): at most one bug per function"
-    work_note = " (the chat history is priced round by round: one per value and round, b rounds)"
 
     @classmethod
-    def evaluations(cls, values: dict) -> float:
-        return super().evaluations(values) * float(np.max(values["b"], initial=0))
+    def work_note(cls, schedule: Schedule) -> str:
+        return " (the chat history is priced round by round: one per value and round, b rounds)"
+
+    @classmethod
+    def evaluations(cls, values: dict, schedule: Schedule = SEQUENTIAL) -> float:
+        return cells(cls, values) * float(np.max(values["b"], initial=0))
 
     @staticmethod
     def feasible(p: dict) -> np.ndarray:
@@ -65,41 +75,42 @@ class Debugging(Exercise):
 
     @staticmethod
     def optimistic(p: dict, llm: LLM, rng: np.random.Generator) -> None:
-        k, l, b, report, s = as_ints(p, "k", "l", "b", "report", "system_prompt")
-        history = k * l  # the code
+        k, l, b, report, s, load = as_ints(p, "k", "l", "b", "report", "system_prompt", "load")
+        history = k * l  # the code (each input's: they grow alike)
         for _ in range(b):
-            llm("qa", s + history, report)  # bug report <- M_q(history)
+            llm.group([Call("qa", s + history, report)] * load)  # bug report <- M_q(history)
             history += report
-            llm("developer", s + history, k * l)  # code <- M_d(history): all of it rewritten
+            llm.group([Call("developer", s + history, k * l)] * load)  # code <- M_d(history): all of it rewritten
             history += k * l
 
     @staticmethod
     def optimized(p: dict, llm: LLM, rng: np.random.Generator) -> None:
-        k, l, b, report, s = as_ints(p, "k", "l", "b", "report", "system_prompt")
-        buggy = set(rng.choice(k, size=b, replace=False).tolist())  # the oracle
-        for _ in range(k):
-            llm("qa", s + l, report)  # report on function j <- M_q(f_j)
-        for j in range(k):
-            if j in buggy:
-                llm("developer", s + l + report, l)  # f_j <- M_d(f_j, report_j)
+        k, l, b, report, s, load = as_ints(p, "k", "l", "b", "report", "system_prompt", "load")
+        buggy = [set(rng.choice(k, size=b, replace=False).tolist()) for _ in range(load)]  # the oracle, per input
+        llm.group([Call("qa", s + l, report)] * (load * k))  # report on function j <- M_q(f_j): every j, every input
+        llm.group([Call("developer", s + l + report, l)  # f_j <- M_d(f_j, report_j)
+                   for bugs in buggy for j in range(k) if j in bugs])
 
     @staticmethod
-    def costs(p: dict, pricing: Pricing) -> Costs:
+    def costs(p: dict, pricing: Pricing, schedule: Schedule = SEQUENTIAL) -> Costs:
         sizes = Debugging.role_sizes(p)
-        k, l, b, report, s = (np.asarray(p[name], dtype=float) for name in ("k", "l", "b", "report", "system_prompt"))
+        k, l, b, report, s, load = (np.asarray(p[name], dtype=float)
+                                    for name in ("k", "l", "b", "report", "system_prompt", "load"))
         n = k * l
         rounds = np.arange(1, int(np.max(b)) + 1)  # the round axis, last; rounds past b are masked out
         expand = (...,) + (None,)
         history = n[expand] + (rounds - 1) * (report + n)[expand]
         in_round = rounds <= b[expand]
-        qa_rounds = pricing.price("qa", s[expand] + history, report[expand], sizes["qa"][expand])
-        developer_rounds = pricing.price("developer", (s + report)[expand] + history, n[expand],
-                                         sizes["developer"][expand])
+        qa_rounds = schedule.group(pricing, "qa", s[expand] + history, report[expand], load[expand],
+                                   sizes["qa"][expand])
+        developer_rounds = schedule.group(pricing, "developer", (s + report)[expand] + history, n[expand],
+                                          load[expand], sizes["developer"][expand])
         return {
             "optimistic": {"qa": np.sum(qa_rounds * in_round, axis=-1),
                            "developer": np.sum(developer_rounds * in_round, axis=-1)},
-            "optimized": {"qa": k * pricing.price("qa", s + l, report, sizes["qa"]),
-                          "developer": b * pricing.price("developer", s + l + report, l, sizes["developer"])},
+            "optimized": {"qa": schedule.group(pricing, "qa", s + l, report, load * k, sizes["qa"]),
+                          "developer": schedule.group(pricing, "developer", s + l + report, l, load * b,
+                                                      sizes["developer"])},
         }
 
     @staticmethod
@@ -113,7 +124,9 @@ class Debugging(Exercise):
     @staticmethod
     def expected_calls(p: dict) -> dict[str, np.ndarray]:
         k, b = np.asarray(p["k"], dtype=float), np.asarray(p["b"], dtype=float)
-        return {"optimistic": 2 * b, "optimized": k + b}  # a report and a rewrite a round; k reports, b fixes
+        load = np.asarray(p["load"], dtype=float)
+        return {"optimistic": 2 * b * load, "optimized": (k + b) * load}  # a report and a rewrite a round; k reports,
+        # b fixes: each input
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

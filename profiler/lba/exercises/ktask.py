@@ -11,6 +11,12 @@ There are ``k`` distinct tasks; the input is ``n`` tokens and the answer ``out``
 The delegator's size is ``delegator_scale`` times the generalist's (default 1: as big as
 the generalist -- it must know every task -- yet cheap because it reads ``c`` tokens once).
 The paper's ratio tends to ``k`` as ``n`` grows.
+
+With ``load`` ``T`` inputs at once: the generalist answers all ``T`` as one group, the
+delegator routes all ``T`` as one group, then the specialists answer them as one group: the
+inputs spread over the ``k`` tasks in equal shares (``T // k`` each, the first ``T % k`` tasks
+one more; which input goes to which task is the oracle's seeded draw), each specialist a model
+of its own (``Call.model``): a generalist batches all ``T`` inputs, a specialist only its share.
 """
 
 from __future__ import annotations
@@ -19,13 +25,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints
-from profiler.lba.calls import LLM, positions_needed
+from profiler.lba.calls import LLM, Call, positions_needed
+from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints, cells, load_shares
+from profiler.lba.schedule import SEQUENTIAL, Schedule
 
 if TYPE_CHECKING:
     from profiler.lba.pricing import Pricing
 
 ROUTE_TOKENS = 1  # the delegator writes the chosen task's index
+# Work of scheduling the specialists' group exactly in one grid cell (``Schedule.spread_group``), in call
+# prices: about 30 us a distinct cell here, where a vectorised call price takes about 1 us.
+SCHEDULED_CELL = 30
 
 
 class KTask(Exercise):
@@ -53,26 +63,41 @@ class KTask(Exercise):
         return {"generalist": generalist, "delegator": p["delegator_scale"] * generalist,
                 "specialist": np.asarray(p["m_s"], dtype=float)}
 
+    @classmethod
+    def evaluations(cls, values: dict, schedule: Schedule = SEQUENTIAL) -> float:
+        makespan = schedule.parallel and schedule.measure == "makespan"
+        return cells(cls, values) * (SCHEDULED_CELL if makespan else 1)
+
+    @classmethod
+    def work_note(cls, schedule: Schedule) -> str:
+        if schedule.parallel and schedule.measure == "makespan":
+            return f" (the specialists' batches scheduled in each cell: {SCHEDULED_CELL} a cell)"
+        return ""
+
     @staticmethod
     def optimistic(p: dict, llm: LLM, rng: np.random.Generator) -> None:
-        n, out, s = as_ints(p, "n", "out", "system_prompt")
-        llm("generalist", s + n, out)  # y <- M_g(x)
+        n, out, s, load = as_ints(p, "n", "out", "system_prompt", "load")
+        llm.group([Call("generalist", s + n, out)] * load)  # y <- M_g(x), for each input
 
     @staticmethod
     def optimized(p: dict, llm: LLM, rng: np.random.Generator) -> None:
-        n, c, out, s = as_ints(p, "n", "c", "out", "system_prompt")
-        llm("delegator", s + c, ROUTE_TOKENS)  # i <- M_d(x[0:c]); which task is the oracle's draw
-        llm("specialist", s + n, out)  # y <- M_s^i(x)
+        k, n, c, out, s, load = as_ints(p, "k", "n", "c", "out", "system_prompt", "load")
+        llm.group([Call("delegator", s + c, ROUTE_TOKENS)] * load)  # i <- M_d(x[0:c]), for each input
+        tasks = np.repeat(np.arange(k), load_shares(load, k))  # how many inputs each task gets: fixed
+        routed = rng.permutation(tasks)  # which input goes to which task: the oracle's draw
+        llm.group([Call("specialist", s + n, out, model=int(task)) for task in routed])  # y <- M_s^i(x)
 
     @staticmethod
-    def costs(p: dict, pricing: Pricing) -> Costs:
+    def costs(p: dict, pricing: Pricing, schedule: Schedule = SEQUENTIAL) -> Costs:
         sizes = KTask.role_sizes(p)
-        s = p["system_prompt"]
+        s, load = p["system_prompt"], p["load"]
         return {
-            "optimistic": {"generalist": pricing.price("generalist", s + p["n"], p["out"], sizes["generalist"])},
+            "optimistic": {"generalist": schedule.group(pricing, "generalist", s + p["n"], p["out"], load,
+                                                        sizes["generalist"])},
             "optimized": {
-                "delegator": pricing.price("delegator", s + p["c"], ROUTE_TOKENS, sizes["delegator"]),
-                "specialist": pricing.price("specialist", s + p["n"], p["out"], sizes["specialist"]),
+                "delegator": schedule.group(pricing, "delegator", s + p["c"], ROUTE_TOKENS, load, sizes["delegator"]),
+                "specialist": schedule.spread_group(pricing, "specialist", s + p["n"], p["out"], load, p["k"],
+                                                    sizes["specialist"]),
             },
         }
 
@@ -84,7 +109,8 @@ class KTask(Exercise):
 
     @staticmethod
     def expected_calls(p: dict) -> dict[str, np.ndarray]:
-        return {"optimistic": np.asarray(1.0), "optimized": np.asarray(2.0)}  # answer; route, then answer
+        load = np.asarray(p["load"], dtype=float)
+        return {"optimistic": load, "optimized": 2 * load}  # answer; route, then answer: each input
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:
