@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, linearity_horizon
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, MissingCurve, linearity_horizon
 from profiler.costmodel.fit import fit_curve
 
 N = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 3).astype(float)
@@ -72,3 +72,92 @@ def test_linearity_horizon_solves_the_quadratic_share(cm):
     assert 3e-7 * n10**2 == pytest.approx(0.1 * PREFILL(n10), rel=0.05)
     decode = cm.curve("decode", "latency_s")
     assert linearity_horizon(decode, 0.1) is None or linearity_horizon(decode, 0.1) > 1e5
+
+
+# ---- batches (schema 1.5) -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def batched():
+    from tests.fitted import cost_model
+
+    return cost_model(surfaces=True)
+
+
+def _by_hand(phase: str, batch: int, n: float) -> float:
+    """The known surface of tests.fitted at (batch, n), written out."""
+    from tests.fitted import SURFACES
+
+    k = SURFACES[phase][1]
+    if phase == "prefill":  # compute: a + d*B + b*B*n + c*B*n^2
+        return k["a"] + k["d"] * batch + k["b"] * batch * n + k["c"] * batch * n**2
+    # roofline: a + b*B*n + (w^q + (d*B)^q)^(1/q)
+    return k["a"] + k["b"] * batch * n + (k["w"] ** k["q"] + (k["d"] * batch) ** k["q"]) ** (1 / k["q"])
+
+
+@pytest.mark.parametrize("n_in, n_out", [(100, 1), (100, 2), (64, 50), (900, 100)])
+def test_a_batch_of_one_is_the_call_exactly(batched, n_in, n_out):
+    assert batched.call_batch(n_in, n_out, 1) == batched.call(n_in, n_out)
+    n_in_grid, n_out_grid = np.meshgrid([8, 100, 900], [1, 7, 100])
+    assert np.array_equal(batched.call_batch(n_in_grid, n_out_grid, 1), batched.call(n_in_grid, n_out_grid))
+    assert batched.batch_pass("prefill", 1, n_in) == batched.prefill(n_in)
+    assert batched.batch_pass("decode", 1, n_in) == batched.decode(n_in)
+
+
+@pytest.mark.parametrize("batch", [2, 3, 4, 8])
+@pytest.mark.parametrize("n_in, n_out", [(100, 1), (100, 2), (64, 50), (900, 100)])
+def test_a_batched_call_is_the_sum_of_its_passes(batched, batch, n_in, n_out):
+    passes = batched.batch_pass("prefill", batch, n_in) + sum(
+        batched.batch_pass("decode", batch, c) for c in range(n_in, n_in + n_out - 1))
+    by_hand = _by_hand("prefill", batch, n_in) + sum(_by_hand("decode", batch, c) for c in range(n_in, n_in + n_out - 1))
+    assert batched.call_batch(n_in, n_out, batch) == pytest.approx(passes, rel=1e-12)
+    assert passes == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_batched_prices_broadcast_and_grow_slower_than_the_batch(batched):
+    batch = np.array([[1], [2], [4], [8]])
+    n_in, n_out = np.array([16, 256, 1000]), np.array([1, 16, 25])
+    prices = batched.call_batch(n_in, n_out, batch)
+    assert prices.shape == (4, 3)
+    for i, b in enumerate(batch.ravel()):
+        assert prices[i] == pytest.approx([batched.call_batch(a, o, int(b)) for a, o in zip(n_in, n_out)], rel=1e-12)
+    assert np.all(np.diff(prices, axis=0) > 0) and np.all(prices[3] < 8 * prices[0])  # a batch shares its weight reads
+    passes = batched.batch_pass("decode", batch, n_in)
+    assert passes.shape == (4, 3) and passes[0] == pytest.approx(batched.decode(n_in), rel=1e-12)
+
+
+def test_a_decode_sum_of_a_million_steps_is_closed_form(batched):
+    with pytest.warns(ExtrapolationWarning, match="outside the measured"):
+        total = batched.call_batch(100, 10**6, 4)
+    c = np.arange(100, 100 + 10**6 - 1, dtype=float)
+    assert total == pytest.approx(_by_hand("prefill", 4, 100) + np.sum(_by_hand("decode", 4, c)), rel=1e-9)
+
+
+def test_batches_outside_the_measured_domain_are_flagged(batched):
+    assert batched.max_batch == 8
+    with pytest.warns(ExtrapolationWarning, match="outside the measured"):
+        batched.call_batch(100, 10, 16)
+    with pytest.warns(ExtrapolationWarning, match="outside the measured"):
+        batched.batch_pass("prefill", 4, 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batched.call_batch(np.array([8, 500]), np.array([1, 500]), np.array([8, 3]))
+        batched.batch_pass("decode", np.arange(1, 9), 1024)
+
+
+def test_a_fit_without_surfaces_prices_one_sequence_only(cm):
+    assert cm.max_batch == 1 and cm.surfaces == {}
+    assert cm.call_batch(100, 10, 1) == cm.call(100, 10)
+    for ask in (lambda: cm.call_batch(100, 10, 2), lambda: cm.batch_pass("decode", np.array([1, 2]), 100)):
+        with pytest.raises(MissingCurve) as refused:
+            ask()
+        assert "\n" not in str(refused.value) and "--batch" in str(refused.value)
+
+
+def test_bad_batches_are_refused(batched):
+    for batch in (0, 2.5, -1):
+        with pytest.raises(ValueError, match="whole number"):
+            batched.call_batch(10, 10, batch)
+    with pytest.raises(ValueError, match="one of prefill, decode"):
+        batched.batch_pass("forward", 2, 10)
+    with pytest.raises(ValueError):
+        batched.call_batch(10, 0, 2)

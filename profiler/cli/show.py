@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from profiler.cli.surface_table import print_surfaces
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.family import FamilyCostModel
 
@@ -35,6 +36,7 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
         console.print("[yellow]fitted on an even spread of fewer rows than measured (bounded work): " + ", ".join(
             f"{phase} {counts['fitted']:,} of {counts['rows']:,}" for phase, counts in thinned.items()))
     _print_joint_fits(console, cm)
+    print_surfaces(console, cm)
     for phase, derived in cm.derived.items():
         line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.3g} ms, "
                 f"{derived['cost_per_token_s'] * 1e6:.3g} µs per token")

@@ -13,7 +13,11 @@ of another. ``fit_problem`` checks, in order, and names the first problem in one
   domain ordered, the correlation (since 1.2) a symmetric ``k x k`` matrix with a unit diagonal, and a
   quadratic candidate with non-negative ``a, b, c`` (linearity horizons and a family's size law read it);
 - a curve fitted together with other phases (since 1.4) names its own phase among them and shares its
-  form's coefficients beyond ``a, b`` (none for affine), and a preferred form is one of its candidates.
+  form's coefficients beyond ``a, b`` (none for affine), and a preferred form is one of its candidates;
+- a batch surface (since 1.5) has its phase's form's coefficients, each value and interval inside the
+  form's bounds (``q`` in [1, 16]), its correlation as a curve's, a domain of ascending batches starting
+  at 1 (it is fitted with the batch-1 passes) with ordered lengths, no more points held out than fitted,
+  and candidates and a preferred form among its phase's.
 
 ``profiler.costmodel.fit_file`` applies it when a fit is written and when one is loaded.
 """
@@ -21,10 +25,12 @@ of another. ``fit_problem`` checks, in order, and names the first problem in one
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 
 from profiler.costmodel.forms import FORMS
+from profiler.costmodel.surface_forms import SURFACE_FORMS
 
 # What a cost model prices with: a call with a KV cache is a prefill and decode steps, one without a
 # cache forward passes; in seconds or FLOPs (the metrics breakeven and validate price).
@@ -49,27 +55,43 @@ def _non_finite(value, where: str) -> str | None:
     return None
 
 
-def _curve_problem(phase: str, curve: dict) -> str | None:
-    form = FORMS[curve["form"]]
-    params = curve["params"]
+def _coefficients_problem(form, params: dict, what: str) -> str | None:
+    """Whether ``params`` are ``form``'s, each value and interval within its bounds and each interval ordered."""
     if set(params) != set(form.params):
         return f"coefficients {', '.join(params)}, where the {form.name} form has {', '.join(form.params)}"
     for name, lower, upper in zip(form.params, form.lower, form.upper):
         value, (low, high) = params[name]["value"], params[name]["ci95"]
         if not all(lower <= v <= upper for v in (value, low, high)):
             bounds = f"at least {lower:g}" if upper == math.inf else f"in [{lower:g}, {upper:g}]"
-            return f"{name} = {value:g} [{low:g}, {high:g}]: a {form.name} curve's {name} is {bounds}"
+            return f"{name} = {value:g} [{low:g}, {high:g}]: a {form.name} {what}'s {name} is {bounds}"
         if low > high:
             return f"{name}'s interval [{low:g}, {high:g}] runs backwards"
+    return None
+
+
+def _correlation_problem(form, correlation: list) -> str | None:
+    k = len(form.params)
+    if len({len(row) for row in correlation}) > 1:
+        return "correlation rows of unequal lengths"
+    correlation = np.array(correlation, dtype=float)
+    if correlation.shape != (k, k):
+        return f"correlation of shape {correlation.shape}, where the {form.name} form's is {k} x {k}"
+    if np.any(np.abs(correlation - correlation.T) > _SYMMETRY) or np.any(np.diagonal(correlation) != 1):
+        return "correlation is not symmetric with 1 on its diagonal"
+    return None
+
+
+def _curve_problem(phase: str, curve: dict) -> str | None:
+    form = FORMS[curve["form"]]
+    problem = _coefficients_problem(form, curve["params"], "curve")
+    if problem:
+        return problem
     if curve["domain"]["n_min"] > curve["domain"]["n_max"]:
         return f"domain {curve['domain']['n_min']}-{curve['domain']['n_max']} runs backwards"
     if "correlation" in curve:
-        correlation = np.array(curve["correlation"], dtype=float)
-        k = len(form.params)
-        if correlation.shape != (k, k):
-            return f"correlation of shape {correlation.shape}, where the {form.name} form's is {k} x {k}"
-        if np.any(np.abs(correlation - correlation.T) > _SYMMETRY) or np.any(np.diagonal(correlation) != 1):
-            return "correlation is not symmetric with 1 on its diagonal"
+        problem = _correlation_problem(form, curve["correlation"])
+        if problem:
+            return problem
     quadratic = next((c["params"] for c in curve["candidates"] if c["form"] == "quadratic"), None)
     if quadratic is None or not all(quadratic.get(name, -1) >= 0 for name in ("a", "b", "c")):
         return "no quadratic candidate with non-negative a, b and c (linearity horizons and size laws read it)"
@@ -80,6 +102,28 @@ def _curve_problem(phase: str, curve: dict) -> str | None:
         return f"fitted jointly sharing {shared}, where a {form.name} curve shares {', '.join(form.params[2:]) or 'nothing'}"
     if "preferred" in curve and curve["preferred"] not in {c["form"] for c in curve["candidates"]}:
         return f"preferred form {curve['preferred']} is not among its candidates"
+    return None
+
+
+def _surface_problem(phase: str, surface: dict) -> str | None:
+    forms = SURFACE_FORMS[phase]
+    if surface["form"] not in forms:
+        return f"form {surface['form']}, where a {phase} surface is one of {', '.join(forms)}"
+    form = forms[surface["form"]]
+    problem = _coefficients_problem(form, surface["params"], f"{phase} surface") or _correlation_problem(
+        form, surface["correlation"])
+    if problem:
+        return problem
+    batches = [row["batch"] for row in surface["domain"]]
+    if batches[0] != 1 or any(later <= earlier for earlier, later in pairwise(batches)):
+        return f"domain batches {', '.join(map(str, batches))}: ascending from 1 (a surface is fitted with batch 1)"
+    backwards = next((row for row in surface["domain"] if row["n_min"] > row["n_max"]), None)
+    if backwards:
+        return f"domain at batch {backwards['batch']}: n {backwards['n_min']}-{backwards['n_max']} runs backwards"
+    if surface["held_out_points"] > surface["points"]:
+        return f"{surface['held_out_points']} points held out of {surface['points']}"
+    if any(candidate["form"] not in forms for candidate in surface["candidates"]) or surface["preferred"] not in forms:
+        return f"a candidate or preferred form that is not a {phase} surface's ({', '.join(forms)})"
     return None
 
 
@@ -98,4 +142,8 @@ def fit_problem(document: dict) -> str | None:
             problem = _curve_problem(phase, curve)
             if problem:
                 return f"curves/{phase}/{metric}: {problem}"
+    for phase, surface in document.get("surfaces", {}).items():
+        problem = _surface_problem(phase, surface)
+        if problem:
+            return f"surfaces/{phase}: {problem}"
     return None

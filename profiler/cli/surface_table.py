@@ -1,0 +1,36 @@
+"""The batch surfaces of a cost model (schema 1.5), as a table beside its curves (``fit``, ``show``)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from profiler.costmodel.cost_model import CostModel
+
+
+def _domain(rows) -> str:
+    """``B 1, 2, 4, 8; n 8-1024`` when every batch spans the same lengths, else each batch's."""
+    spans = {(int(n_min), int(n_max)) for _, n_min, n_max in rows}
+    if len(spans) == 1:
+        (n_min, n_max), = spans
+        return f"B {', '.join(str(int(b)) for b, _, _ in rows)}; n {n_min}-{n_max}"
+    return "; ".join(f"B {int(b)}: n {int(n_min)}-{int(n_max)}" for b, n_min, n_max in rows)
+
+
+def print_surfaces(console: Console, cm: CostModel) -> None:
+    """Each surface's form, coefficients with intervals, R², held-out error over (B, n) and domain; and the
+    phases measured at batches above 1 whose points fixed no surface."""
+    if cm.surfaces:
+        table = Table(title="batch surfaces: seconds of one pass of B sequences of n tokens "
+                            "(n: prompt length, or tokens cached)", title_justify="left")
+        for name in ("phase", "form", "formula", "coefficients (95% CI)", "R²", "held-out MAPE", "domain"):
+            table.add_column(name, justify="right" if name in ("R²", "held-out MAPE") else "left")
+        for phase, surface in cm.surfaces.items():
+            coefficients = ", ".join(f"{name}={v:.4g} [{lo:.3g}, {hi:.3g}]" for name, v, (lo, hi)
+                                     in zip(surface.form.params, surface.theta, surface.ci95))
+            table.add_row(phase, surface.form.name, surface.form.formula, coefficients, f"{surface.r2:.4f}",
+                          f"{surface.held_out_mape:.1%} ({surface.held_out_points} points)", _domain(surface.domain))
+        console.print(table)
+        console.print(f"a batch of calls is priced up to {cm.max_batch} sequences without extrapolating")
+    for phase, why in cm.fit.source.get("surfaces_skipped", {}).items():
+        console.print(f"[yellow]no {phase} batch surface: measured at {why}")
