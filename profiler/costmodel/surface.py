@@ -116,8 +116,10 @@ def _best_solve(form: SurfaceForm, x: np.ndarray, y: np.ndarray):
     return min((solve(form, x, y, start=start) for start in form.starts(x, y)), key=lambda result: result.cost)
 
 
-def _held_out_mape(form: SurfaceForm, x: np.ndarray, y: np.ndarray, theta: np.ndarray) -> tuple[float, int]:
-    """Leave-one-point-out MAPE over at most ``MAX_HELD_OUT_POINTS`` points, and how many were held out."""
+def held_out_errors(form: SurfaceForm, x: np.ndarray, y: np.ndarray, theta: np.ndarray):
+    """Leave one point out, over at most ``MAX_HELD_OUT_POINTS`` points (an even spread in ``(B, n)`` order):
+    the points held out (``(P, 2)``) and each one's absolute relative miss of its median latency by the
+    form refitted without it, from ``theta``."""
     points, which = np.unique(x, axis=0, return_inverse=True)
     which = which.ravel()
     held = np.unique(np.round(np.linspace(0, len(points) - 1, min(len(points), MAX_HELD_OUT_POINTS))).astype(int))
@@ -127,7 +129,7 @@ def _held_out_mape(form: SurfaceForm, x: np.ndarray, y: np.ndarray, theta: np.nd
         refit = solve(form, x[keep], y[keep], start=theta, max_nfev=REFIT_EVALUATIONS).x
         observed = float(np.median(y[~keep]))
         errors.append(abs(float(form.evaluate(refit, points[p])) - observed) / observed)
-    return float(np.mean(errors)), len(held)
+    return points[held], np.array(errors)
 
 
 def fixed_forms(phase: str, batch, n) -> list[str]:
@@ -160,7 +162,7 @@ def fit_surface(phase: str, batch, n, latency_s, seed: int = 0) -> SurfaceFit:
         ci95, correlation = np.stack([theta, theta], axis=-1), np.eye(len(theta))
     else:
         ci95, correlation = bootstrap(form, x, y, theta, seed)
-    held_out, held_out_points = _held_out_mape(form, x, y, theta)
+    held_out = held_out_errors(form, x, y, theta)[1]
     batches = np.unique(x[:, 0])
     domain = np.array([[b, x[x[:, 0] == b, 1].min(), x[x[:, 0] == b, 1].max()] for b in batches], dtype=np.int64)
     candidates = [{
@@ -169,6 +171,6 @@ def fit_surface(phase: str, batch, n, latency_s, seed: int = 0) -> SurfaceFit:
         "converged": bool(result.success),
     } for name, result in solved.items()]
     return SurfaceFit(form=form, theta=theta, ci95=ci95, correlation=correlation, r2=log_r2(y, form.evaluate(theta, x)),
-                      held_out_mape=held_out, held_out_points=held_out_points, domain=domain,
+                      held_out_mape=float(np.mean(held_out)), held_out_points=len(held_out), domain=domain,
                       points=len(np.unique(x, axis=0)), samples=len(y), candidates=candidates,
                       preferred=PREFERRED_SURFACE)
