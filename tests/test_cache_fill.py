@@ -143,3 +143,26 @@ def test_a_cache_layer_of_another_kind_is_refused(tmp_path):
     passes = Passes(load_model(ModelSource("deepseek-v32", folder, "local"), torch.device("cpu"), torch.float32))
     with pytest.raises(ValueError, match="DynamicIndexedLayer"):
         filled_cache(passes, 10)
+
+
+@pytest.mark.parametrize("context", (20, LONG_CONTEXT))
+def test_a_filled_cache_of_a_batch_is_a_batched_prefill_but_for_its_values(passes, context):
+    batch = 3
+    prefilled, filled = passes.prefill(context, batch=batch), filled_cache(passes, context, batch=batch)
+    assert _layers(filled) == _layers(prefilled)
+    assert filled.layers[0].keys.shape[0] == batch and filled.get_seq_length() == context
+    assert kv_cache_bytes(filled) == kv_cache_bytes(prefilled) == batch * kv_cache_bytes(filled_cache(passes, context))
+    passes.decode_step(filled)
+    assert filled.get_seq_length() == context + 1
+
+
+def test_the_memory_a_fill_needs_grows_with_its_batch(tiny_llama, tmp_path, monkeypatch):
+    """Memory enough for one sequence's fill of 100 tokens, not for four sequences': keys and values of 2 layers x
+    2 heads x 16 dimensions x 4 bytes, 512 bytes a token, and the random block's 128, each a sequence (62 KiB for
+    one, 250 KiB for four; 200 KiB available)."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       200 kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    assert filled_cache(tiny_llama, 100).get_seq_length() == 100
+    with pytest.raises(torch.OutOfMemoryError, match="4 sequences"):
+        filled_cache(tiny_llama, 100, batch=4)

@@ -109,3 +109,21 @@ def test_a_full_layer_is_put_back_without_holding_its_old_tensors_a_full_window_
     gc.collect()
     assert [ref() is not None for ref in old] == [True, False, True]
     assert cache.layers[0].keys is old[0]() and cache.layers[1].keys.shape[-2] == SLIDING_WINDOW + 8
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3_text"])
+def test_a_batched_cache_is_put_back_after_each_step(family, tmp_path):
+    """Three sequences in the cache, full and windowed layers: each step grows every sequence by one token and
+    the cache is put back to what it held, so every step decodes at the same context."""
+    loaded = _load(save_family(tmp_path / family, family), family)
+    passes, context = Passes(loaded), SLIDING_WINDOW + 8
+    with torch.inference_mode():
+        cache = passes.prefill(context, batch=3)
+        before, rewind, logits = _layer_states(cache), Rewind(cache), []
+        for _ in range(3):
+            out = loaded.model(passes.tokens(3, 1), use_cache=True, **{passes._cache: cache})
+            assert cache.get_seq_length() == context + 1 and cache.layers[0].keys.shape[0] == 3
+            logits.append(out.logits)
+            rewind()
+            _assert_same(before, _layer_states(cache))
+    assert logits[0].shape[0] == 3 and all(torch.equal(step, logits[0]) for step in logits[1:])

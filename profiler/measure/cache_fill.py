@@ -17,10 +17,13 @@ every layer owns its storage, as after a prefill). A sliding-window layer keeps 
 more than twice its window (a real prefill leaves the whole prompt's tensor behind a view of its
 tail until the next pass).
 
+A batch: the one-token prefill is of ``batch`` sequences, so every layer's tensors (and the random blocks)
+have ``batch`` rows; each sequence holds ``context_tokens`` tokens.
+
 Memory: the cache's own bytes plus one block per distinct tensor shape (the block is freed when
-the cache is made). On a CPU, where running out of memory kills the process rather than raising,
-the bytes are checked against the kernel's ``MemAvailable`` before the fill allocates any, and a
-cache that does not fit raises ``torch.OutOfMemoryError`` (what the sweep already handles); a GPU
+the cache is made), both ``batch`` times a sequence's. On a CPU, where running out of memory kills the
+process rather than raising, the bytes are checked against the kernel's ``MemAvailable`` before the fill
+allocates any, and a cache that does not fit raises ``torch.OutOfMemoryError`` (what the sweep already handles); a GPU
 raises it on its own.
 """
 
@@ -89,13 +92,17 @@ def _needed_bytes(layers: list, context_tokens: int) -> dict[torch.device, int]:
     return needed
 
 
+def _batch_of(layers: list) -> int:
+    return int(layers[0].keys.shape[0])
+
+
 def _check_fits(layers: list, context_tokens: int) -> None:
     for device, needed in _needed_bytes(layers, context_tokens).items():
         available = meminfo_bytes("MemAvailable") if device.type == "cpu" else None
         if available is not None and needed > available:
             raise torch.OutOfMemoryError(
-                f"a filled KV cache of {context_tokens} tokens needs {needed} bytes on the CPU, "
-                f"{available} are available: out of memory"
+                f"a filled KV cache of {context_tokens} tokens ({_batch_of(layers)} sequences) needs {needed} bytes "
+                f"on the CPU, {available} are available: out of memory"
             )
 
 
@@ -119,14 +126,14 @@ def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
 
 
 @torch.inference_mode()
-def filled_cache(passes: Passes, context_tokens: int, seed: int = 0):
-    """The model's KV cache holding ``context_tokens`` tokens (at least 1): a one-token prefill's
-    cache grown by ``context_tokens - 1`` seeded random tokens per layer. A pass on it sees
+def filled_cache(passes: Passes, context_tokens: int, seed: int = 0, batch: int = 1):
+    """The model's KV cache of ``batch`` sequences holding ``context_tokens`` tokens each (at least 1): a
+    one-token prefill's cache grown by ``context_tokens - 1`` seeded random tokens per layer. A pass on it sees
     position ``context_tokens`` next, as after a prefill of that length. A cache layer of a kind other
     than a dynamic full or sliding-window one (DeepSeek-V3.2's indexed layers) is a ValueError."""
     if context_tokens < 1:
         raise ValueError(f"a filled cache holds at least 1 token, not {context_tokens}")
-    cache = passes.prefill(1)
+    cache = passes.prefill(1, batch=batch)
     if context_tokens == 1:
         return cache
     layers = _fillable_layers(cache)

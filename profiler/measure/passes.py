@@ -1,18 +1,23 @@
 """The passes that are timed, one function per phase, on a loaded model.
 
-- ``prefill(n)``: one pass over ``n`` prompt tokens that builds the KV cache and returns
-  the next-token logits, as generation does: logits of the last position only
+- ``prefill(n, batch=1)``: one pass over ``batch`` prompts of ``n`` tokens that builds the KV cache and
+  returns the next-token logits, as generation does: logits of each sequence's last position only
   (``logits_to_keep=1``), since the LM head over every position is not part of generation.
-- ``decode_step(cache)``: one token through the model with the cache it extends.
+- ``decode_step(cache)``: one token per sequence through the model with the cache it extends (as many
+  sequences as the cache holds, or ``batch=``).
 - ``forward(n)``: a full pass over ``n`` tokens with no cache (``use_cache=False``), last
   position's logits: the paper's literal primitive, what each emitted token costs when
   nothing is cached.
-- ``generate(n_in, n_out)``: exactly ``n_out`` tokens after ``n_in`` prompt tokens, greedy:
-  a prefill, then ``n_out - 1`` cached decode steps, each feeding back the argmax. This
-  is generation itself, without ``generate()``'s logits processors and stopping checks.
+- ``generate(n_in, n_out, batch=1)``: exactly ``n_out`` tokens for each of ``batch`` prompts of ``n_in``
+  tokens, greedy: a prefill, then ``n_out - 1`` cached decode steps, each feeding back every sequence's
+  argmax. This is generation itself, without ``generate()``'s logits processors and stopping checks
+  (no EOS ends a sequence early; every sequence is as long as the others, so nothing is padded).
 
 Prompt tokens are drawn uniformly from the vocabulary (seeded): cost does not depend on
-which tokens they are. Every pass runs under ``torch.inference_mode``.
+which tokens they are. A batch's sequences are distinct (``tokens``): the first is the single
+prompt, the others that prompt read cyclically from seeded offsets, so a batch costs no draw of
+its own and sequence 0 of every batch is what a pass of one sequence reads. Every pass runs under
+``torch.inference_mode``.
 
 transformers renamed the cache argument and output field from ``past_key_values`` to
 ``cache`` during 5.x; the name is read off the model's ``forward`` signature once.
@@ -27,33 +32,74 @@ import torch
 from profiler.measure.loading import LoadedModel
 
 
+def cache_batch(cache) -> int:
+    """The sequences ``cache`` holds: the first dimension of its first layer's keys (or of the first tensor a
+    layer holds, for a layer without keys)."""
+    for layer in cache.layers:
+        keys = getattr(layer, "keys", None)
+        if isinstance(keys, torch.Tensor) and keys.ndim:
+            return int(keys.shape[0])
+    for layer in cache.layers:
+        for value in vars(layer).values():
+            if isinstance(value, torch.Tensor) and value.ndim:
+                return int(value.shape[0])
+    raise ValueError("the cache holds no tensor to read its batch from")
+
+
 class Passes:
     def __init__(self, loaded: LoadedModel, seed: int = 0):
         self.model = loaded.model
+        positions, vocab = loaded.architecture.max_positions, loaded.architecture.vocab
         gen = torch.Generator().manual_seed(seed)
-        prompt = torch.randint(loaded.architecture.vocab, (1, loaded.architecture.max_positions), generator=gen)
+        prompt = torch.randint(vocab, (1, positions), generator=gen)
         self.prompt = prompt.to(loaded.device)
+        # where each sequence of a batch starts reading the prompt: 0 for the first, distinct for the next ones
+        self._offsets = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(positions - 1, generator=gen)])
+        self._vocab = vocab
+        self._last_tokens: tuple[tuple[int, int], torch.Tensor] | None = None
         forward_params = inspect.signature(self.model.forward).parameters
         self._cache = "cache" if "cache" in forward_params else "past_key_values"
 
-    @torch.inference_mode()
-    def prefill(self, n: int):
-        """The KV cache of ``n`` prompt tokens (the next-token logits are computed and dropped)."""
-        return self.model(self.prompt[:, :n], use_cache=True, logits_to_keep=1)[self._cache]
+    def tokens(self, batch: int, n: int) -> torch.Tensor:
+        """``[batch, n]`` prompt tokens, on the model's device. Sequence ``i`` reads the prompt cyclically from
+        the ``i``-th seeded offset (offset 0 for sequence 0: ``prompt[:, :n]``); past ``max_positions``
+        sequences the offsets repeat and the tokens are shifted by ``i // max_positions`` (mod the vocabulary),
+        so every sequence differs. The last batch asked is kept, so a repeated pass reads it again."""
+        if batch < 1 or n < 1:
+            raise ValueError(f"a batch of {batch} sequences of {n} tokens: both must be at least 1")
+        if batch == 1:
+            return self.prompt[:, :n]
+        if self._last_tokens is not None and self._last_tokens[0] == (batch, n):
+            return self._last_tokens[1]
+        positions = self.prompt.shape[1]
+        sequence = torch.arange(batch)
+        starts = self._offsets[sequence % positions]
+        index = (starts[:, None] + torch.arange(n)[None, :]) % positions
+        shift = (sequence // positions)[:, None]
+        tokens = (self.prompt[0, index.to(self.prompt.device)] + shift.to(self.prompt.device)) % self._vocab
+        self._last_tokens = ((batch, n), tokens)
+        return tokens
 
     @torch.inference_mode()
-    def decode_step(self, cache):
-        """One token appended to ``cache`` (which grows by one); returns the cache."""
-        return self.model(self.prompt[:, :1], use_cache=True, **{self._cache: cache})[self._cache]
+    def prefill(self, n: int, batch: int = 1):
+        """The KV cache of ``batch`` prompts of ``n`` tokens (the next-token logits are computed and dropped)."""
+        return self.model(self.tokens(batch, n), use_cache=True, logits_to_keep=1)[self._cache]
+
+    @torch.inference_mode()
+    def decode_step(self, cache, batch: int | None = None):
+        """One token appended to each sequence of ``cache`` (which grows by one); returns the cache. ``batch``:
+        the sequences the cache holds (read off it when not given)."""
+        tokens = self.tokens(batch or cache_batch(cache), 1)
+        return self.model(tokens, use_cache=True, **{self._cache: cache})[self._cache]
 
     @torch.inference_mode()
     def forward(self, n: int) -> None:
         self.model(self.prompt[:, :n], use_cache=False, logits_to_keep=1)
 
     @torch.inference_mode()
-    def generate(self, n_in: int, n_out: int):
-        """Emit ``n_out`` tokens greedily after ``n_in``; returns the final cache."""
-        out = self.model(self.prompt[:, :n_in], use_cache=True, logits_to_keep=1)
+    def generate(self, n_in: int, n_out: int, batch: int = 1):
+        """Emit ``n_out`` tokens greedily after ``n_in`` for each of ``batch`` sequences; returns the final cache."""
+        out = self.model(self.tokens(batch, n_in), use_cache=True, logits_to_keep=1)
         for _ in range(n_out - 1):
             token = out.logits[:, -1:].argmax(-1)
             out = self.model(token, use_cache=True, **{self._cache: out[self._cache]})
