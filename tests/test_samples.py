@@ -23,9 +23,9 @@ def test_required_columns():
     assert required <= set(COLUMNS)
 
 
-ROW = {"model": "m", "weights": "random", "device": "cpu", "dtype": "float32", "phase": "decode", "n_ctx": 100,
-       "n_new": 1, "repeat": 0, "latency_s": 0.03, "flops": 2_000_000, "flops_counted": None, "peak_mem_bytes": None,
-       "peak_mem_reserved_bytes": None, "kv_cache_bytes": 0}
+ROW = {"model": "m", "weights": "random", "device": "cpu", "dtype": "float32", "phase": "decode", "batch": 1,
+       "n_ctx": 100, "n_new": 1, "repeat": 0, "latency_s": 0.03, "flops": 2_000_000, "flops_counted": None,
+       "peak_mem_bytes": None, "peak_mem_reserved_bytes": None, "kv_cache_bytes": 0}
 
 
 def test_read_back(tmp_path):
@@ -53,12 +53,20 @@ def test_a_model_named_like_a_missing_value_keeps_its_name(tmp_path):
     assert set(read_samples(tmp_path / "s.csv", model="nan")["model"]) == {"nan"}
 
 
+ONLY_BATCHED = "only prefill and decode are measured with more than one sequence"
+
+
 @pytest.mark.parametrize("change, message", [
     ({"latency_s": -1}, "line 3: latency_s -1.0 is not a positive time"),
     ({"n_ctx": 2.5}, "line 3: n_ctx 2.5 is not a whole number"),
     ({"repeat": None}, "line 3: repeat is missing"),
     ({"phase": "sideways"}, "line 3: phase 'sideways' is not a phase (prefill, decode, forward, generate)"),
     ({"device": "cuda:0"}, "samples of 2 devices ('cpu', 'cuda:0'): a samples file is one run"),
+    ({"batch": 0}, "line 3: batch 0 is less than 1"),
+    ({"batch": 1.5}, "line 3: batch 1.5 is not a whole number"),
+    ({"batch": None}, "line 3: batch is missing"),
+    ({"phase": "forward", "batch": 4}, f"line 3: batch 4 in a forward pass: {ONLY_BATCHED}"),
+    ({"phase": "generate", "batch": 2}, f"line 3: batch 2 in a generate pass: {ONLY_BATCHED}"),
     ({"kv_cache_bytes": "x" * 100}, "line 3: kv_cache_bytes 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... is not a number"),
 ])
 def test_a_bad_cell_is_named_by_line_and_column(tmp_path, change, message):
@@ -81,3 +89,24 @@ def test_the_rows_a_file_may_hold_are_bounded_before_it_is_read(tmp_path, monkey
             writer.write(ROW | {"repeat": repeat})
     with pytest.raises(UserError, match="more than 3 rows"):
         read_samples(tmp_path / "s.csv")
+
+
+def test_a_file_written_before_batches_reads_as_passes_of_one_sequence(tmp_path):
+    columns = [c for c in COLUMNS if c != "batch"]
+    with (tmp_path / "s.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for repeat in range(2):
+            writer.writerow({c: ("" if ROW[c] is None else ROW[c]) for c in columns} | {"repeat": repeat})
+    frame = read_samples(tmp_path / "s.csv")
+    assert list(frame.columns) == list(COLUMNS)  # batch right after phase
+    assert frame["batch"].tolist() == [1, 1] and frame["batch"].dtype == "int64"
+
+
+def test_batches_of_prefill_and_decode_read_back_as_whole_numbers(tmp_path):
+    with SampleWriter(tmp_path / "s.csv") as writer:
+        writer.write(ROW)
+        writer.write(ROW | {"batch": 8, "flops": 8 * ROW["flops"]})
+        writer.write(ROW | {"phase": "prefill", "batch": 4, "n_new": 100})
+    frame = read_samples(tmp_path / "s.csv")
+    assert frame["batch"].tolist() == [1, 8, 4] and frame["batch"].dtype == "int64"

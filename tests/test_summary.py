@@ -45,3 +45,16 @@ def test_point_table_derives_medians_rates_and_flags():
     assert prefill.roofline_share == pytest.approx(max(0.1, 464_000 / 1e8) / 0.10)
     assert not prefill.unstable and decode.unstable
     assert list(table.index) == ["prefill", "decode"]
+
+
+def test_a_batch_is_a_point_of_its_own_reading_the_weights_once_and_every_cache():
+    weights, cache = 400_000, (lambda tokens: 1_000 * tokens)
+    assert pass_bytes("decode", 100, 1, weights, cache, batch=4) == weights + 4 * 101_000
+    assert pass_bytes("prefill", 100, 100, weights, cache, batch=4) == weights + 4 * 100_000
+    rows = [{"phase": "decode", "batch": batch, "n_ctx": 64, "n_new": 1, "repeat": repeat, "latency_s": latency_s,
+             "flops": batch * 1e6, "peak_mem_bytes": 900, "kv_cache_bytes": batch * 65_000}
+            for batch, latency_s in ((1, 0.010), (4, 0.020)) for repeat in range(3)]
+    table = point_table(pd.DataFrame(rows), weights, cache, CEILINGS).set_index("batch")
+    assert list(table.index) == [1, 4] and table.loc[4, "repeats"] == 3
+    assert table.loc[4, "tokens_per_s"] == pytest.approx(4 / 0.020) and table.loc[1, "tokens_per_s"] == 100
+    assert table.loc[4, "flops_per_s"] == pytest.approx(4e6 / 0.020)

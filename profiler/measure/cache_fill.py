@@ -35,7 +35,6 @@ from profiler.measure.memory import meminfo_bytes
 from profiler.measure.passes import Passes
 
 
-
 def _held_tokens(layer, tokens: int) -> int:
     """How many of ``tokens`` tokens ``layer`` holds: all of them, or a sliding-window layer's last
     ``window - 1``. What it keeps after a prefill of ``tokens``, and what a fill adds per ``update``."""

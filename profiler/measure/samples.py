@@ -4,18 +4,21 @@ Columns (units in the names):
 
 - ``model, weights, device, dtype, phase``: what ran; ``weights`` is ``random`` (built from
   the config) or ``safetensors``; ``phase`` is prefill, decode, forward or generate;
-- ``n_ctx``: tokens in context before the pass (prompt length for prefill and forward,
+- ``batch``: the sequences in the pass (1, or more for prefill and decode only);
+- ``n_ctx``: tokens in context before the pass, per sequence (prompt length for prefill and forward,
   cache length for decode, ``n_in`` for generate);
-- ``n_new``: tokens the pass adds (n for prefill and forward, 1 for decode, ``n_out`` for generate);
-- ``repeat``: 0, 1, ... within one (phase, n_ctx, n_new) point;
+- ``n_new``: tokens the pass adds to each sequence (n for prefill and forward, 1 for decode, ``n_out``
+  for generate);
+- ``repeat``: 0, 1, ... within one (phase, batch, n_ctx, n_new) point;
 - ``latency_s``: wall time of the pass;
-- ``flops``: the analytic FLOPs of the pass (``profiler.measure.flops``);
+- ``flops``: the analytic FLOPs of the pass, of the whole batch (``batch`` times a sequence's,
+  ``profiler.measure.flops``);
 - ``flops_counted``: FLOPs counted by FlopCounterMode on the point's warm-up pass (empty for
   generate, whose counting would take longer than the generation);
 - ``peak_mem_bytes``: GPU allocator peak, or CPU process peak RSS, during the pass;
 - ``peak_mem_reserved_bytes``: GPU allocator's reserved peak (empty on a CPU);
-- ``kv_cache_bytes``: bytes of keys and values in the cache after the pass (0 for forward): a
-  windowed layer's at most ``window - 1`` tokens, and any other state the cache holds
+- ``kv_cache_bytes``: bytes of keys and values in the cache after the pass, every sequence's (0 for
+  forward): a windowed layer's at most ``window - 1`` tokens, and any other state the cache holds
   (linear-attention states; ``memory.kv_cache_bytes``).
 
 Raw values only: medians, intervals and rates are derived from these rows.
@@ -46,6 +49,7 @@ COLUMNS = (
     "device",
     "dtype",
     "phase",
+    "batch",
     "n_ctx",
     "n_new",
     "repeat",
@@ -57,6 +61,7 @@ COLUMNS = (
     "kv_cache_bytes",
 )
 PHASES = ("prefill", "decode", "forward", "generate")
+BATCHED_PHASES = ("prefill", "decode")  # the phases measured with more than one sequence in a pass
 
 
 class SampleWriter:
@@ -85,13 +90,14 @@ class SampleWriter:
         self.close()
 
 
-# Columns a file may lack: added after the first runs (a reader needs none of them).
-OPTIONAL_COLUMNS = ("weights", "flops_counted", "peak_mem_reserved_bytes")
+# Columns a file may lack: added after the first runs (a reader needs none of them; a file without
+# ``batch`` was written before batches were measured: every pass of one sequence).
+OPTIONAL_COLUMNS = ("weights", "batch", "flops_counted", "peak_mem_reserved_bytes")
 _TEXT = ("model", "weights", "device", "dtype", "phase")
 _ONE_VALUE = ("model", "weights", "device", "dtype")  # a file is one run: one model on one device in one dtype
 # Whole numbers and the least each may be; empty allowed where the run writes nothing (no peak memory
 # measured, no FLOPs counted for generate, no reserved bytes on a CPU).
-_WHOLE = {"n_ctx": 1, "n_new": 1, "repeat": 0, "flops": 1, "kv_cache_bytes": 0}
+_WHOLE = {"batch": 1, "n_ctx": 1, "n_new": 1, "repeat": 0, "flops": 1, "kv_cache_bytes": 0}
 _WHOLE_OR_EMPTY = {"flops_counted": 0, "peak_mem_bytes": 0, "peak_mem_reserved_bytes": 0}
 # A run writes one row per timed pass: a million is some 17 minutes of 1 ms passes, more than any default
 # run. Reading is the part of a fit that grows with the file (about 4 s and 0.5 GB per million rows on a
@@ -155,8 +161,9 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     """The samples in ``path`` as a pandas DataFrame, checked; a one-line ``UserError`` for anything else.
 
     Checked: readable CSV text with every column but ``OPTIONAL_COLUMNS``; at most ``MAX_ROWS`` rows;
-    ``phase`` one of ``PHASES``; lengths, repeats, FLOPs and bytes whole numbers (``n_ctx`` and ``n_new``
-    at least 1; FLOPs at least 1); ``latency_s`` finite and positive seconds; one model, device, dtype
+    ``phase`` one of ``PHASES``; batches, lengths, repeats, FLOPs and bytes whole numbers (``batch``,
+    ``n_ctx`` and ``n_new`` at least 1; FLOPs at least 1), ``batch`` above 1 only in ``BATCHED_PHASES``
+    (a file without the column: batch 1, the int64 column added after ``phase``); ``latency_s`` finite and positive seconds; one model, device, dtype
     (and weights) in the whole file, and ``model`` and ``dtype`` the ones given (its run's). A file with a
     header and no rows is valid (a run stopped before its first pass): an empty frame.
     """
@@ -184,6 +191,8 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     if len(frame) > MAX_ROWS:
         raise UserError(f"{path}: more than {MAX_ROWS:,} rows, the most a samples file may hold (a run writes one "
                         "per timed pass)")
+    if "batch" not in frame.columns:
+        frame.insert(frame.columns.get_loc("phase") + 1, "batch", 1)
     for column, least in (*_WHOLE.items(), *_WHOLE_OR_EMPTY.items()):
         if column in frame.columns:
             frame[column] = _whole_numbers(path, frame, column, least, column in _WHOLE_OR_EMPTY)
@@ -193,6 +202,11 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     unknown = ~frame["phase"].isin(PHASES)
     if unknown.any():
         raise _first_bad(path, frame, unknown, "phase", f"is not a phase ({', '.join(PHASES)})")
+    unbatched = frame["batch"].gt(1) & ~frame["phase"].isin(BATCHED_PHASES)
+    if unbatched.any():
+        raise _first_bad(path, frame, unbatched, "batch",
+                         f"in a {frame['phase'][unbatched].iloc[0]} pass: only {' and '.join(BATCHED_PHASES)} "
+                         "are measured with more than one sequence")
     for column in (c for c in _ONE_VALUE if c in frame.columns):
         given = {"model": model, "dtype": dtype}.get(column)
         values = list(dict.fromkeys(frame[column]))

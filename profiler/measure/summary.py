@@ -1,9 +1,9 @@
 """Per-point statistics derived from the raw samples: what the console table and run.json show.
 
-For each (phase, n_ctx, n_new): repeats, median latency, the median's relative 95%
-interval, unstable or not, tokens per second (``n_new`` / median latency), achieved FLOP/s
-(analytic FLOPs / median latency), the share of the roofline reached, the peak memory
-(largest over repeats) and the KV-cache bytes.
+For each (phase, batch, n_ctx, n_new): repeats, median latency, the median's relative 95%
+interval, unstable or not, tokens per second (``batch * n_new`` / median latency: every
+sequence's), achieved FLOP/s (analytic FLOPs of the batch / median latency), the share of the
+roofline reached, the peak memory (largest over repeats) and the KV-cache bytes (the batch's).
 
 Roofline (Williams et al. 2009): a pass can take no less than
 ``max(flops / peak_flops_per_s, bytes / bandwidth_bytes_per_s)``. Bytes moved are counted
@@ -11,8 +11,8 @@ as the weights read once (a mixture of experts' active weights: each pass reads 
 token's experts per layer, ``Architecture.active_params``) plus the KV cache read (what the
 cache held before the pass; a sliding-window layer holds no more than its window) and written
 (what a prefill leaves cached, one token per decode step); activations are assumed to stay in
-cache. The share of roofline is that bound over the measured median: 1.0 is as fast as this
-device can go.
+cache. A pass of several sequences reads the weights once and each sequence's cache. The share of
+roofline is that bound over the measured median: 1.0 is as fast as this device can go.
 """
 
 from __future__ import annotations
@@ -29,14 +29,17 @@ def roofline_latency_s(flops, bytes_moved, ceilings: dict):
     return max(flops / ceilings["peak_matmul_flops_per_s"], bytes_moved / ceilings["memory_bandwidth_bytes_per_s"])
 
 
-def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_cache_bytes: Callable[[int], int]):
-    """Bytes one pass moves at least: weights once per forward pass, KV cache read and written.
+def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_cache_bytes: Callable[[int], int], batch=1):
+    """Bytes one pass moves at least: weights once per forward pass, KV cache read and written, of each of
+    ``batch`` sequences.
 
-    ``kv_cache_bytes(tokens)`` is what the cache holds at a context of ``tokens``
+    ``kv_cache_bytes(tokens)`` is what a sequence's cache holds at a context of ``tokens``
     (``Architecture.kv_cache_bytes``); one token's keys and values are ``kv_cache_bytes(1)``.
     ``generate`` runs one prefill and ``n_new - 1`` decode steps, each reading the weights.
     """
-    n_ctx, n_new = int(n_ctx), int(n_new)
+    n_ctx, n_new, batch = int(n_ctx), int(n_new), int(batch)
+    if batch > 1:
+        return weight_bytes + batch * (pass_bytes(phase, n_ctx, n_new, 0, kv_cache_bytes))
     if phase == "generate":  # step t = 1..n_new-1 reads the n_ctx + t - 1 tokens cached, writes one
         steps = n_new - 1
         read = sum(kv_cache_bytes(n_ctx + t - 1) for t in range(1, n_new))
@@ -48,19 +51,20 @@ def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_cache_bytes: Call
 
 def point_table(samples: pd.DataFrame, weight_bytes: int, kv_cache_bytes: Callable[[int], int],
                 ceilings: dict, policy: RepeatPolicy = RepeatPolicy()) -> pd.DataFrame:
-    """One row per measured point, in phase order then by length (``pass_bytes`` for the arguments)."""
+    """One row per measured point, in phase order then by batch and length (``pass_bytes`` for the arguments)."""
     rows = []
-    for (phase, n_ctx, n_new), group in samples.groupby(["phase", "n_ctx", "n_new"], sort=False):
+    samples = samples if "batch" in samples.columns else samples.assign(batch=1)  # a frame of single sequences
+    for (phase, batch, n_ctx, n_new), group in samples.groupby(["phase", "batch", "n_ctx", "n_new"], sort=False):
         latencies = group["latency_s"].tolist()
         median_s = float(group["latency_s"].median())
         flops = float(group["flops"].iloc[0])
         bound_s = roofline_latency_s(
-            flops, pass_bytes(phase, n_ctx, n_new, weight_bytes, kv_cache_bytes), ceilings
+            flops, pass_bytes(phase, n_ctx, n_new, weight_bytes, kv_cache_bytes, batch), ceilings
         )
         rows.append({
-            "phase": phase, "n_ctx": int(n_ctx), "n_new": int(n_new), "repeats": len(latencies),
-            "median_latency_s": median_s, "ci95_rel": median_ci_rel(latencies),
-            "unstable": is_unstable(latencies, policy), "tokens_per_s": n_new / median_s,
+            "phase": phase, "batch": int(batch), "n_ctx": int(n_ctx), "n_new": int(n_new),
+            "repeats": len(latencies), "median_latency_s": median_s, "ci95_rel": median_ci_rel(latencies),
+            "unstable": is_unstable(latencies, policy), "tokens_per_s": batch * n_new / median_s,
             "flops_per_s": flops / median_s, "roofline_share": bound_s / median_s,
             "peak_mem_bytes": group["peak_mem_bytes"].max(), "kv_cache_bytes": int(group["kv_cache_bytes"].max()),
         })
@@ -68,5 +72,5 @@ def point_table(samples: pd.DataFrame, weight_bytes: int, kv_cache_bytes: Callab
     if table.empty:
         return table
     order = {"prefill": 0, "decode": 1, "forward": 2, "generate": 3}
-    return table.sort_values(["phase", "n_ctx", "n_new"],
+    return table.sort_values(["phase", "batch", "n_ctx", "n_new"],
                              key=lambda col: col.map(order) if col.name == "phase" else col)
