@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -167,8 +167,8 @@ class Schedule:
                 roles[call.role] += count * float(pricing.price(call.role, call.n_in, call.n_out, sizes[call.role]))
             return dict(roles)
         device, duration, jobs = defaultdict(float), defaultdict(float), []
-        for (role, _), calls in _classes(group).items():
-            for n_in, n_out, batch, times in batches(calls, self.batch_limit(pricing, role)):
+        for (role, _), cut in class_batches(group, lambda role: self.batch_limit(pricing, role)).items():
+            for n_in, n_out, batch, times in cut:
                 device_s, length_s = (float(x) for x in pricing.batch(role, n_in, n_out, batch, sizes[role]))
                 device[role] += times * device_s
                 duration[role] += times * length_s
@@ -188,6 +188,12 @@ def _classes(group: Group) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
     for call, count in group:
         classes[(call.role, call.model)].append((call.n_in, call.n_out, count))
     return {key: sorted(calls, reverse=True) for key, calls in classes.items()}
+
+
+def class_batches(group: Group, limit: Callable[[str], float]) -> dict[tuple[str, int], list[tuple[int, ...]]]:
+    """A group's batches per (role, model): the calls of each, longest first, cut into batches of at most
+    ``limit(role)`` calls (``batches``). The one rule both pricing and execution (``lba.execution``) follow."""
+    return {key: batches(calls, limit(key[0])) for key, calls in _classes(group).items()}
 
 
 def batches(calls: list[tuple[int, int, int]], limit: float) -> list[tuple[int, int, int, int]]:
