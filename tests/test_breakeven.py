@@ -3,18 +3,38 @@ import json
 import numpy as np
 import pytest
 
-from profiler.lba.breakeven import (MAX_VALUES, MONTE_CARLO_CALLS, SIMULATED_CALLS, add_monte_carlo,
-                                   check_simulation, crossing, evaluate, exercise_named, monte_carlo,
-                                   parse_settings, parse_values, practical_comparison, priced_runs, ratio_map, sweep)
-from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.errors import UserError
+from profiler.lba.breakeven import (
+    MAX_VALUES,
+    MONTE_CARLO_CALLS,
+    SIMULATED_CALLS,
+    add_monte_carlo,
+    check_simulation,
+    crossing,
+    evaluate,
+    exercise_named,
+    monte_carlo,
+    parse_settings,
+    parse_values,
+    practical_comparison,
+    priced_runs,
+    ratio_map,
+    sweep,
+)
+from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.lba.calls import TooManyCalls, positions_needed
 from profiler.lba.exercises import VARIANTS, Debugging, Evolution, KTask
 from profiler.lba.exercises.base import MAX_EVALUATIONS
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
+from profiler.lba.schedule import Schedule
 from tests.fitted import cost_model
 
 PAPER = PaperPrimitive()
+
+
+@pytest.fixture(scope="module")
+def batched_pricing():
+    return FittedPricing(cost_model(surfaces=True))
 
 
 def test_crossing_is_interpolated_in_log_ratio():
@@ -202,3 +222,65 @@ def test_parse_settings_refuses(settings, vary, message):
 
 def test_parse_settings_keeps_the_defaults_it_is_not_given():
     assert parse_settings(Debugging, ["l=8", "m_q=0.5"], "k") == Debugging.defaults() | {"l": 8, "m_q": 0.5}
+
+
+# -- schedules -------------------------------------------------------------------------------------------------
+
+PARALLEL = Schedule("parallel", max_batch=4, devices=2)
+
+
+def test_a_parallel_sweep_keeps_the_sequential_rows_and_adds_a_document_per_price(batched_pricing):
+    params = KTask.defaults() | {"load": 8}
+    sequential = sweep(KTask, "k", [1, 2, 4, 8], params, batched_pricing)
+    parallel = sweep(KTask, "k", [1, 2, 4, 8], params, batched_pricing, PARALLEL)
+    assert parallel.rows == sequential.rows and parallel.breakeven == sequential.breakeven
+    assert parallel.schedule == {"kind": "parallel", "max_batch": 4, "devices": 2}
+    assert [price.measure for price in parallel.prices] == ["device_time", "makespan"]
+    device, makespan = parallel.priced("device_time"), parallel.priced("makespan")
+    for price, measure in ((device, "device_time"), (makespan, "makespan")):
+        expected = evaluate(KTask, params | {"k": np.array([1.0, 2, 4, 8])}, batched_pricing,
+                            PARALLEL.priced_in(measure))["totals"]
+        assert [row.cost["optimized"] for row in price.rows] == pytest.approx(expected["optimized"])
+        assert price.prices is None and price.schedule is None
+        assert "list-scheduled longest first on 2 devices" in price.assumptions[-1]
+    assert all(m.cost["optimistic"] < s.cost["optimistic"] for m, s in zip(makespan.rows, sequential.rows))
+    text = json.dumps(parallel.to_json())
+    assert BreakevenDocument.from_json(json.loads(text)) == parallel
+    assert sequential.priced("makespan") is sequential and "prices" not in sequential.to_json()
+
+
+def test_the_paper_primitive_counts_the_same_work_batched_or_not():
+    params = Debugging.defaults() | {"load": 4}
+    parallel = sweep(Debugging, "k", [2, 4, 8], params, PAPER, Schedule("parallel", devices=3))
+    device = parallel.priced("device_time")
+    for variant in VARIANTS:
+        assert [row.cost[variant] for row in device.rows] == pytest.approx([row.cost[variant] for row in parallel.rows])
+    makespan = parallel.priced("makespan")
+    assert len({row.cost["optimized"] for row in makespan.rows}) == 1  # the focused variant's depth: 2 calls
+
+
+def test_monte_carlo_spreads_under_a_parallel_schedule(batched_pricing):
+    params, apart = Evolution.defaults() | {"load": 3}, Schedule("parallel", max_batch=1, devices=3)
+    document = sweep(Evolution, "k", [2, 3], params, batched_pricing, apart)
+    add_monte_carlo(Evolution, document, params, batched_pricing, 200, apart)
+    for priced in (document, *document.prices):
+        for row in priced.rows:
+            spread = row.monte_carlo["optimized"]
+            assert spread.seeds == 200 and spread.p5 <= row.cost["optimized"] <= spread.p95
+    makespan, device = document.priced("makespan").rows[0], document.priced("device_time").rows[0]
+    assert makespan.monte_carlo["optimistic"].mean < device.monte_carlo["optimistic"].mean  # three calls at once
+
+
+def test_a_map_in_makespan(batched_pricing):
+    sequential = ratio_map(KTask, KTask.defaults() | {"load": 16}, batched_pricing)
+    parallel = ratio_map(KTask, KTask.defaults() | {"load": 16}, batched_pricing,
+                         Schedule("parallel", devices=4, measure="makespan"))
+    assert parallel["ratio"].shape == sequential["ratio"].shape
+    assert np.all(np.isfinite(parallel["ratio"])) and not np.allclose(parallel["ratio"], sequential["ratio"])
+
+
+def test_evolution_at_a_load_too_heavy_for_its_sums_is_refused_before_any_work():
+    with pytest.raises(UserError, match="^evolution: these values take .* a parallel schedule prices the searches"):
+        sweep(Evolution, "k", list(range(1, 13)), Evolution.defaults() | {"load": 5000}, PAPER,
+              Schedule("parallel", devices=4))
+    sweep(Evolution, "k", list(range(1, 13)), Evolution.defaults() | {"load": 5000}, PAPER)  # sequential: T times

@@ -7,6 +7,7 @@ import pytest
 from profiler.cli.main import main
 from profiler.lba.breakeven_document import FORMAT_VERSION, BreakevenDocument
 from tests.json_shape import key_paths
+from tests.user_error import user_error
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE_FIT = Path(__file__).parents[1] / "fits" / "example" / "gpt2--cpu-intel-xeon-processor-2t.json"
@@ -60,12 +61,15 @@ def test_json_document(capsys):
 
 def test_json_is_todays_document_with_the_positions_rule(capsys):
     """``breakeven --json`` as it was printed before the documents were typed (tests/data), but for the new
-    format version and the longest call, now the positions it needs: one less than read plus written."""
+    format version, the longest call, now the positions it needs: one less than read plus written, and the
+    parameters added since at their defaults (load T = 1, evolution's lam = 1), which give today's numbers."""
     assert main(["breakeven", "--primitive", "paper", "--exercise", "all", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     before = json.loads((DATA / "breakeven-paper-all.json").read_text())
     for document, old in zip(printed["exercises"], before["exercises"], strict=True):
         assert document.pop("format_version") == FORMAT_VERSION
+        assert document["params"].pop("load") == 1
+        assert document["params"].pop("lam", 1) == 1
         for row, old_row in zip(document["rows"], old["rows"], strict=True):
             assert row.pop("longest_context") == old_row.pop("longest_context") - 1
         assert document == old
@@ -93,7 +97,8 @@ def test_all_with_a_fit_writes_a_figure_per_exercise_beside_it(capsys, fit_path)
     documents = json.loads(capsys.readouterr().out)["exercises"]
     assert [d["exercise"] for d in documents] == ["ktask", "debugging", "evolution"]
     before = json.loads((DATA / "breakeven-gpt2-all.json").read_text())  # gpt2's fit, before the types
-    assert key_paths(documents) == key_paths(before["exercises"]) | {"[]/format_version"}
+    added = {f"[]/{at}params/{name}" for at in ("", "practical/") for name in ("load", "lam")}
+    assert key_paths(documents) == key_paths(before["exercises"]) | {"[]/format_version"} | added
     assert [BreakevenDocument.from_json(d).to_json() for d in documents] == documents
     for document in documents:
         figure = fit_path.with_name(f"{fit_path.stem}.breakeven-{document['exercise']}.png")
@@ -139,3 +144,56 @@ def test_the_family_beside_the_fit_gives_the_size_law(fit_path, tmp_path):
     assert pricing.price("generalist", 32, 4, size=2.0) == pytest.approx(1.5 * at_tiny, rel=1e-6)
     alone = fitted_pricing([fit_path], [], cache=True, metric="latency_s")
     assert alone.family is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--schedule", "eager"], "argument --schedule: invalid choice: 'eager'"),
+    (["--schedule", "parallel", "--max-batch", "0"], "argument --max-batch: 0: expected a whole number from 1 to 1,"),
+    (["--schedule", "parallel", "--devices", "two"], "argument --devices: two: expected a whole number from 1"),
+    (["--schedule", "parallel", "--devices", "1e9"], "expected a whole number"),
+    (["--max-batch", "8"], "--max-batch and --devices lay out a parallel schedule: add --schedule parallel"),
+    (["--devices", "2", "--schedule", "sequential"], "add --schedule parallel"),
+    (["--schedule", "parallel", "--fit", "x.json", "--no-cache"], "which keep a KV cache: drop --no-cache"),
+    (["--schedule", "parallel", "--fit", "x.json", "--metric", "flops"], "use --metric latency_s"),
+    (["--schedule", "parallel", "--exercise", "evolution", "--set", "load=100000"], "evolution: these values take"),
+    (["--exercise", "ktask", "--set", "load=0"], "load must be a whole number at least 1"),
+    (["--exercise", "evolution", "--set", "lam=1.5"], "lam must be a whole number at least 1"),
+])
+def test_schedule_mistakes_are_one_line_and_exit_2(capfd, argv, message):
+    assert message in user_error(capfd, ["breakeven", *argv])
+
+
+def test_parallel_json_carries_both_prices_beside_the_sequential_rows(capsys):
+    common = ["breakeven", "--exercise", "debugging", "--values", "2,4,8", "--set", "load=4", "--json"]
+    assert main(common) == 0
+    sequential = json.loads(capsys.readouterr().out)
+    assert main([*common, "--schedule", "parallel", "--devices", "2"]) == 0
+    parallel = json.loads(capsys.readouterr().out)
+    prices = parallel.pop("prices")
+    assert parallel.pop("schedule") == {"kind": "parallel", "max_batch": None, "devices": 2}
+    assert parallel == sequential  # the sequential keys keep their meaning
+    assert [price["measure"] for price in prices] == ["device_time", "makespan"]
+    assert all(set(price) >= {"rows", "breakeven", "winner_throughout", "unit", "assumptions"} for price in prices)
+    makespan = [row["optimized"] for row in prices[1]["rows"]]
+    assert makespan[0] == makespan[-1] < prices[0]["rows"][0]["optimized"]  # the focused variant's depth
+
+
+def test_parallel_tables_show_both_prices_then_the_sequential_break_even(capsys):
+    assert main(["breakeven", "--exercise", "ktask", "--values", "1,2,4,8", "--set", "load=8", "--schedule",
+                 "parallel", "--devices", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("in device time") < out.index("in makespan") < out.index("sequential sum (the paper's count)")
+    assert "list-scheduled longest first on 4 devices" in out
+
+
+def test_all_in_parallel_draws_the_makespan_beside_the_fit(capsys, tmp_path):
+    fit_path = Path(shutil.copy(EXAMPLE_FIT, tmp_path))  # no batch surfaces: a batch of one call, on 4 devices
+    assert main(["breakeven", "--fit", str(fit_path), "--exercise", "all", "--schedule", "parallel", "--devices", "4",
+                 "--json"]) == 0
+    documents = json.loads(capsys.readouterr().out)["exercises"]
+    for document in documents:
+        makespan = document["prices"][1]
+        assert makespan["measure"] == "makespan" and makespan["practical"]["ratio"] > 0
+        assert document["practical"]["ratio"] > 0  # the sequential one, as before
+        assert Path(document["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert any("at most 1 calls a batch" in note for note in makespan["assumptions"])

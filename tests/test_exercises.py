@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from profiler.errors import UserError
+from profiler.lba.calls import Call, CallRecorder, as_group, positions_needed
 from profiler.lba.exercises import EXERCISES, Debugging, Evolution, KTask
 from profiler.lba.exercises.base import MAX_EVALUATIONS
-from profiler.lba.exercises.evolution import expected_global_steps
-from profiler.lba.calls import Call, CallRecorder, positions_needed
-from profiler.lba.pricing import PaperPrimitive
+from profiler.lba.exercises.evolution import _global_searches, _local_searches, expected_global_steps
+from profiler.lba.pricing import FittedPricing, PaperPrimitive
+from profiler.lba.schedule import MEASURES, SEQUENTIAL, Schedule
 
 PAPER = PaperPrimitive()
 
@@ -234,3 +235,160 @@ def test_the_chat_history_is_bounded_by_its_rounds_before_it_is_priced(monkeypat
     with pytest.raises(UserError, match=f"more than the limit of {MAX_EVALUATIONS:,}"):
         Debugging.check(beyond)
     assert KTask.evaluations(_params(KTask) | {"k": np.arange(1.0, 11.0)}) == 10  # one price per value
+
+
+# -- groups, load and schedules ---------------------------------------------------------------------------
+
+
+def _groups(exercise, variant, params, seed=0):
+    """The recorded groups in order, each as {call: count}."""
+    order = []
+
+    class Ordered(CallRecorder):
+        def group(self, calls):
+            super().group(calls)
+            order.append(dict(as_group(calls)))
+
+    getattr(exercise, variant)(params, Ordered(), np.random.default_rng(seed))
+    return order
+
+
+def test_ktask_groups_batch_every_input_and_spread_them_over_the_specialists():
+    p = _params(KTask, k=3, n=300, c=20, out=5, system_prompt=7, load=8)
+    assert _groups(KTask, "optimistic", p) == [{Call("generalist", 307, 5): 8}]
+    delegator, specialists = _groups(KTask, "optimized", p, seed=4)
+    assert delegator == {Call("delegator", 27, 1): 8}
+    assert specialists == {Call("specialist", 307, 5, model=0): 3, Call("specialist", 307, 5, model=1): 3,
+                           Call("specialist", 307, 5, model=2): 2}  # 8 = 3 + 3 + 2, whatever the draw
+
+
+def test_debugging_groups_follow_the_pseudocode():
+    k, l, b, r, s, load = 3, 10, 2, 4, 5, 2
+    p = _params(Debugging, k=k, l=l, b=b, report=r, system_prompt=s, load=load)
+    n = k * l
+    assert _groups(Debugging, "optimistic", p) == [  # each round's report, then its rewrite, for every input
+        {Call("qa", s + n, r): load}, {Call("developer", s + n + r, n): load},
+        {Call("qa", s + 2 * n + r, r): load}, {Call("developer", s + 2 * n + 2 * r, n): load}]
+    assert _groups(Debugging, "optimized", p) == [  # the focused pass, then every fix, at once
+        {Call("qa", s + l, r): load * k}, {Call("developer", s + l + r, l): load * b}]
+
+
+def test_evolution_generations_are_groups_of_lambda_mutants_per_running_search():
+    p = _params(Evolution, k=3, l=8, p=0.5, lam=4, load=5)
+    for variant, call in (("optimistic", Call("mutator", 24, 24)), ("optimized", Call("mutator", 8, 8))):
+        groups = _groups(Evolution, variant, p, seed=2)
+        running = [group[call] // 4 for group in groups]
+        assert all(group.keys() == {call} and group[call] % 4 == 0 for group in groups)
+        assert running[0] == 5 and running == sorted(running, reverse=True)  # searches only ever finish
+
+
+@pytest.mark.parametrize("variant, generations", [
+    ("optimistic", lambda k, p, lam: 1 / (1 - (1 - p**k) ** lam)),
+    ("optimized", lambda k, p, lam: k / (1 - (1 - p) ** lam)),
+])
+def test_evolution_expected_generations_with_lambda_mutants(variant, generations):
+    k, chance, lam = 3, 0.4, 3
+    p = _params(Evolution, k=k, p=chance, lam=lam)
+    counts = [len(_groups(Evolution, variant, p, seed)) for seed in range(3000)]
+    expected = generations(k, chance, lam)
+    assert abs(np.mean(counts) - expected) < 4 * np.std(counts) / np.sqrt(len(counts))
+    assert float(Evolution.expected_calls(p)[variant]) == pytest.approx(lam * expected)
+
+
+def test_lambda_one_and_load_one_are_todays_closed_forms_exactly(fitted_pricing):
+    for exercise in EXERCISES.values():
+        p = _params(exercise) | {"k": np.arange(1.0, 9.0)}
+        before = {name: value for name, value in p.items() if name not in ("load", "lam")}
+        for pricing in (PAPER, fitted_pricing):
+            today = exercise.costs(p, pricing)
+            for variant in ("optimistic", "optimized"):
+                for role, cost in today[variant].items():
+                    again = exercise.costs(before | {"load": 1.0, "lam": 1.0}, pricing)[variant][role]
+                    assert np.array_equal(again, cost)
+    assert np.array_equal(Evolution.costs(_params(Evolution), PAPER)["optimistic"]["mutator"],
+                          0.5**-8 * PAPER.price("mutator", 8 * 32, 8 * 32))
+
+
+SCHEDULES = [Schedule("parallel", None, 1), Schedule("parallel", 3, 1), Schedule("parallel", 2, 4),
+             Schedule("parallel", 1, 2), Schedule("parallel", 5, 1000)]
+
+
+@pytest.fixture(scope="module")
+def batched_pricing():
+    from tests.fitted import cost_model
+
+    return FittedPricing(cost_model(surfaces=True))
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=str)
+@pytest.mark.parametrize("name, overrides", [("ktask", {"k": 3, "load": 7}), ("ktask", {"k": 8, "load": 3}),
+                                             ("ktask", {"k": 4, "load": 1, "n": 9}),
+                                             ("debugging", {"k": 5, "b": 3, "load": 3}),
+                                             ("debugging", {"k": 2, "b": 2, "l": 3, "load": 1})])
+def test_closed_form_equals_the_recorded_groups_under_a_schedule(name, overrides, schedule, batched_pricing):
+    exercise = EXERCISES[name]
+    p = _params(exercise, **overrides)
+    for pricing in (PAPER, batched_pricing):
+        for measure in MEASURES:
+            priced_by = schedule.priced_in(measure)
+            closed = exercise.costs(p, pricing, priced_by)
+            for variant in ("optimistic", "optimized"):
+                groups = _record(exercise, variant, p).groups.items()
+                recorded = priced_by.price_groups(groups, pricing, exercise.role_sizes(p))
+                assert recorded.keys() == closed[variant].keys()
+                for role, cost in recorded.items():
+                    assert float(closed[variant][role]) == pytest.approx(cost, rel=1e-12), (variant, role, measure)
+
+
+@pytest.mark.parametrize("overrides", [{"k": 3, "lam": 2, "load": 1}, {"k": 3, "lam": 1, "load": 4},
+                                       {"k": 2, "p": 0.3, "lam": 3, "load": 6}])
+def test_evolution_closed_form_is_the_mean_of_the_recorded_groups_under_a_schedule(overrides, batched_pricing):
+    p = _params(Evolution, l=8, **overrides)
+    schedules = (SEQUENTIAL, Schedule("parallel", 4, 2, "device_time"), Schedule("parallel", 4, 2, "makespan"))
+    for variant in ("optimistic", "optimized"):
+        runs = [_record(Evolution, variant, p, seed).groups.items() for seed in range(1500)]
+        for schedule in schedules:
+            totals = schedule.price_runs(runs, batched_pricing, {"mutator": 1.0})
+            error = np.std(totals) / np.sqrt(len(totals))
+            closed = float(Evolution.costs(p, batched_pricing, schedule)[variant]["mutator"])
+            assert abs(np.mean(totals) - closed) < 4 * error, (variant, schedule)
+
+
+def test_evolution_sums_over_the_searches_running_are_the_closed_form_at_one_search(batched_pricing):
+    k = np.arange(1.0, 7.0)
+    schedule = Schedule("parallel", 2, 1, "makespan")
+
+    def generation(n):  # 3 mutants of each running search, reading and writing n tokens
+        return lambda u: schedule.group(batched_pricing, "mutator", n[..., None], n[..., None], 3 * u, 1.0)
+
+    closed = Evolution.costs(_params(Evolution, lam=3) | {"k": k}, batched_pricing, schedule)  # load 1
+    assert _global_searches(k, 0.5, 3.0, np.ones(6), generation(k * 32)) == pytest.approx(
+        closed["optimistic"]["mutator"], rel=1e-12)
+    assert _local_searches(k, 0.5, 3.0, np.ones(6), generation(np.full(6, 32.0))) == pytest.approx(
+        closed["optimized"]["mutator"], rel=1e-12)
+
+
+def test_parallel_makespan_under_the_paper_primitive_is_the_textbook_depth():
+    """Unlimited batches and devices enough: a group costs its longest call, so a program its depth."""
+    wide = Schedule("parallel", None, 10**6, "makespan")
+    k = np.array([2.0, 8.0, 32.0, 128.0])
+    debugging = Debugging.costs(_params(Debugging, b=2) | {"k": k, "load": 16.0}, PAPER, wide)["optimized"]
+    depth = PAPER.price("qa", 64, 16) + PAPER.price("developer", 64 + 16, 64)  # one report, then one fix
+    assert sum(debugging.values()) == pytest.approx(np.full(4, depth))  # independent of k (and of the load)
+    ktask = KTask.costs(_params(KTask) | {"k": k, "load": 64.0}, PAPER, wide)
+    assert ktask["optimistic"]["generalist"] == pytest.approx(k * PAPER.price("generalist", 512, 8))
+    assert ktask["optimized"]["specialist"] == pytest.approx(np.full(4, PAPER.price("specialist", 512, 8)))
+    evolution = Evolution.costs(_params(Evolution, lam=4) | {"k": k[:2]}, PAPER, wide)["optimized"]["mutator"]
+    assert evolution == pytest.approx(k[:2] / (1 - 0.5**4) * PAPER.price("mutator", 32, 32))  # generations deep
+    one_device = Schedule("parallel", None, 1, "makespan")
+    assert KTask.costs(_params(KTask, k=8, load=64), PAPER, one_device)["optimized"]["specialist"] == \
+           pytest.approx(8 * PAPER.price("specialist", 512, 8))  # a batch per specialist, one after another
+
+
+def test_the_evolution_sums_are_bounded_before_they_start(monkeypatch):
+    schedule = Schedule("parallel", None, 1, "makespan")
+    Evolution.check(_params(Evolution, load=16) | {"k": np.arange(1.0, 13.0)}, schedule)
+    monkeypatch.setattr(Evolution, "costs", staticmethod(lambda *a: pytest.fail("priced")))
+    with pytest.raises(UserError, match="a parallel schedule prices the searches still running"):
+        Evolution.check(_params(Evolution, load=1000, p=0.01) | {"k": np.arange(1.0, 13.0)}, schedule)
+    Evolution.check(_params(Evolution, load=1000, p=0.01) | {"k": np.arange(1.0, 13.0)})  # sequential: linear

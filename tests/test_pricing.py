@@ -52,3 +52,48 @@ def test_other_sizes_with_a_family_use_its_size_law():
     assert prices[1] == prices[2] == pytest.approx(family.at_params(2 * 85e6).call(300, 20))
     assert prices[3] > prices[1] > prices[0]
     assert "size law of the family s, base, l" in pricing.assumptions(resized=True)[0]
+
+
+def test_the_paper_primitive_batches_its_work_and_takes_one_calls_time():
+    device, duration = PaperPrimitive().batch("qa", 100, 7, np.array([1, 4]), 3.0)
+    one = PaperPrimitive().price("qa", 100, 7, 3.0)
+    assert device.tolist() == [one, 4 * one] and duration.tolist() == [one, one]
+    assert PaperPrimitive().max_batch("qa") == np.inf
+
+
+def test_a_fitted_batch_is_the_cost_models_batched_call():
+    base = cost_model(surfaces=True)
+    pricing = FittedPricing(base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        device, duration = pricing.batch("qa", 300, 20, np.array([1.0, 2.0, 8.0]))
+        assert np.array_equal(device, duration)
+        assert device[0] == pricing.price("qa", 300, 20)  # a batch of one is the call, exactly
+        assert device[1:] == pytest.approx(base.call_batch(300, 20, np.array([2, 8])))
+    assert 2 * device[0] > device[1] and device[2] < 8 * device[0]  # batching pays
+    assert pricing.max_batch("qa") == base.max_batch == 8
+
+
+def test_another_size_batches_as_the_base_model_does_and_says_so():
+    members = [cost_model("s", 0.5, 40e6, surfaces=True), cost_model("base", 1.0, 85e6, surfaces=True),
+               cost_model("l", 2.5, 300e6, surfaces=True)]
+    from profiler.lba.schedule import Schedule
+
+    for pricing in (FittedPricing(members[1]), FittedPricing(members[1], family=FamilyCostModel(members))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            sized, _ = pricing.batch("generalist", 300, 20, np.array([1.0, 4.0]), 4.0)
+            base, _ = pricing.batch("generalist", 300, 20, np.array([1.0, 4.0]))
+        assert sized[0] == pricing.price("generalist", 300, 20, 4.0)
+        assert sized[1] / sized[0] == pytest.approx(base[1] / base[0])  # the base model's batch factor
+        notes = pricing.assumptions(resized=True, schedule=Schedule("parallel", max_batch=16))
+        assert any("batches as base does" in note for note in notes)
+        assert any("beyond the 8 measured" in note for note in notes)
+        assert pricing.assumptions(resized=False) == []
+
+
+def test_batched_calls_have_a_kv_cache_and_are_timed():
+    for pricing in (FittedPricing(cost_model(surfaces=True), cache=False),
+                    FittedPricing(cost_model(surfaces=True), metric="flops")):
+        with pytest.raises(ValueError, match="in latency with a KV cache"):
+            pricing.batch("qa", 30, 2, 4)

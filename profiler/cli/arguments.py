@@ -15,7 +15,10 @@ before any command starts. The limits, and why each is where it is:
   torch generators, numpy), and a JSON reader that holds numbers as doubles reads it back
   exactly.
 - ``count(lo, hi)``: a whole number in ``[lo, hi]``, for ``--seeds`` and ``--monte-carlo``,
-  whose work grows with the count (their limits are set where the options are declared).
+  whose work grows with the count (their limits are set where the options are declared), and
+  for a parallel schedule's ``--max-batch`` and ``--devices``: at most ``MAX_BATCH`` and
+  ``MAX_DEVICES`` (a million each, as many as the exercises' counts; the schedule's work does
+  not grow with either, and beyond a million no deployment is planned).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import os
 
 MAX_BUDGET_S = 7 * 24 * 3600.0
 MAX_SEED = 2**32 - 1
+MAX_BATCH = 10**6
+MAX_DEVICES = 10**6
 
 
 def _quoted(text: str) -> str:

@@ -9,6 +9,13 @@ size and the output says so. ``--role ROLE=FIT`` gives one role its own model.
 With ``--exercise all`` and a fit, each exercise also gets a figure next to the fit
 (``<fit stem>.breakeven-<exercise>.png``): its ratio along the main variable, priced by the
 fit and by the paper's primitive, and a 2-D map with the break-even contour.
+
+``--schedule parallel`` (``--max-batch N``, ``--devices D``) lays each group of independent
+calls out in batches over devices (``profiler.lba.schedule``): each exercise is shown priced in
+device time and in makespan, each with its break-even, then the sequential sum's break-even;
+the figures and maps are priced in makespan. ``--max-batch`` and ``--devices`` without it are
+refused (they would change nothing), and so are ``--no-cache`` and ``--metric flops`` with it
+(batched calls keep a KV cache; a makespan is a time).
 """
 
 from __future__ import annotations
@@ -21,15 +28,24 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from profiler.lba.breakeven import (add_monte_carlo, check_variable, exercise_named, parse_settings, parse_values,
-                                   practical_comparison, ratio_map, sweep)
-from profiler.lba.breakeven_document import BreakevenDocument
-from profiler.errors import UserError
-from profiler.lba.exercises import EXERCISES, VARIANTS
-from profiler.costmodel.fit_file import load_cost_model
 from profiler.costmodel.family import FamilyCostModel
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.errors import UserError
 from profiler.files import breakeven_figure_path, fit_pattern
+from profiler.lba.breakeven import (
+    add_monte_carlo,
+    check_variable,
+    exercise_named,
+    parse_settings,
+    parse_values,
+    practical_comparison,
+    ratio_map,
+    sweep,
+)
+from profiler.lba.breakeven_document import BreakevenDocument
+from profiler.lba.exercises import EXERCISES, VARIANTS
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
+from profiler.lba.schedule import MEASURE_NAMES, SEQUENTIAL, Schedule
 from profiler.report.units import format_cost
 
 ROLES = sorted({role for e in EXERCISES.values() for roles in e.roles.values() for role in roles})
@@ -89,11 +105,22 @@ def _shares(roles: dict[str, float]) -> str:
 
 
 def print_sweep(console: Console, document: BreakevenDocument) -> None:
-    """The document as a table; with the Monte-Carlo spreads when its rows have them."""
+    """The document as a table; with the Monte-Carlo spreads when its rows have them. Under a parallel
+    schedule, a table per price, then the sequential sum's break-even."""
+    if document.prices is None:
+        _print_table(console, document)
+        return
+    for price in document.prices:
+        _print_table(console, price)
+    console.print(f"sequential sum (the paper's count): {_breakeven_words(document)}")
+
+
+def _print_table(console: Console, document: BreakevenDocument) -> None:
     exercise = EXERCISES[document.exercise]
     unit = document.unit
     fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
-    table = Table(title=f"{exercise.title} ({exercise.name}), priced by {document.pricing}; {fixed}",
+    measure = f" in {MEASURE_NAMES[document.measure]}" if document.measure else ""
+    table = Table(title=f"{exercise.title} ({exercise.name}), priced by {document.pricing}{measure}; {fixed}",
                   title_justify="left")
     spreads = all(row.monte_carlo is not None for row in document.rows)
     columns = [document.vary, "optimistic", "optimized", "ratio", "optimistic by role", "optimized by role",
@@ -113,15 +140,17 @@ def print_sweep(console: Console, document: BreakevenDocument) -> None:
     if any(row.beyond_max_positions for row in document.rows):
         console.print("** a call longer than the model's maximum positions: priced as if a model of the same cost "
                       "could hold it")
-    if document.breakeven is not None:
-        console.print(f"break-even: {document.vary} = {document.breakeven:.3g} (the optimized decomposition "
-                      "costs less above it)")
-    else:
-        winner = document.winner_throughout
-        console.print("break-even: none in range: " + (f"the {winner} variant costs less throughout" if winner
-                                                       else "the ratio does not cross 1 going up"))
+    console.print(f"break-even: {_breakeven_words(document)}")
     for note in document.assumptions:
         console.print(f"assumed: {note}")
+
+
+def _breakeven_words(document: BreakevenDocument) -> str:
+    if document.breakeven is not None:
+        return f"{document.vary} = {document.breakeven:.3g} (the optimized decomposition costs less above it)"
+    winner = document.winner_throughout
+    return "none in range: " + (f"the {winner} variant costs less throughout" if winner
+                                else "the ratio does not cross 1 going up")
 
 
 def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[float]]:
@@ -140,6 +169,7 @@ class _Figure:
 
     path: Path
     title: str
+    drawn: BreakevenDocument  # the fit's prices drawn: the sweep's, or its makespan's under a parallel schedule
     paper: BreakevenDocument
     ratio_map: dict
 
@@ -151,18 +181,19 @@ def run_breakeven(args, console: Console) -> int:
         raise UserError("--primitive paper and --fit are alternatives: give one")
     if not args.fit and (args.role or args.no_cache):
         raise UserError("--role and --no-cache need --fit: the paper's primitive has no cache and one model size")
+    schedule = _schedule(args)
     pricing = fitted_pricing(args.fit, args.role, not args.no_cache, args.metric) if args.fit else PaperPrimitive()
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
     planned = []
     for exercise in exercises:
         vary, values = _grid(exercise, args.vary, args.values)
         params = parse_settings(exercise, args.set, vary)
-        document = sweep(exercise, vary, values, params, pricing)
+        document = sweep(exercise, vary, values, params, pricing, schedule)
         if args.monte_carlo:
-            add_monte_carlo(exercise, document, params, pricing, args.monte_carlo)
+            add_monte_carlo(exercise, document, params, pricing, args.monte_carlo, schedule)
         figure = None
         if args.exercise == "all" and args.fit:
-            figure = _figure_data(exercise, document, params, pricing, Path(args.fit[0]))
+            figure = _figure_data(exercise, document, params, pricing, Path(args.fit[0]), schedule)
         planned.append((document, figure))
     _check_writable([figure.path for _, figure in planned if figure])
     _draw([(document, figure) for document, figure in planned if figure])
@@ -177,14 +208,40 @@ def run_breakeven(args, console: Console) -> int:
     return 0
 
 
-def _figure_data(exercise, fitted: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path) -> _Figure:
-    """The paper-priced sweep, the 2-D map and the practical comparison the figure and its lines need."""
-    fitted.practical = practical_comparison(exercise, params, pricing)
+def _schedule(args) -> Schedule:
+    """The schedule of ``--schedule``, ``--max-batch`` and ``--devices``; one-line UserError for flags that
+    would change nothing, or prices it cannot give."""
+    if args.schedule == "sequential":
+        if args.max_batch is not None or args.devices is not None:
+            raise UserError("--max-batch and --devices lay out a parallel schedule: add --schedule parallel")
+        return SEQUENTIAL
+    if args.no_cache:
+        raise UserError("--schedule parallel prices batched calls, which keep a KV cache: drop --no-cache")
+    if args.metric != "latency_s":
+        raise UserError("--schedule parallel prices time (device time and makespan): use --metric latency_s")
+    return Schedule("parallel", max_batch=args.max_batch, devices=args.devices or 1)
+
+
+def _figure_data(exercise, document: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path,
+                 schedule: Schedule) -> _Figure:
+    """The paper-priced sweep, the 2-D map and the practical comparison the figure and its lines need: in
+    makespan under a parallel schedule (the practical comparison also on the sequential document)."""
+    document.practical = practical_comparison(exercise, params, pricing)
     path = breakeven_figure_path(fit_path, exercise.name)
-    fitted.figure = str(path)
-    return _Figure(path=path, title=f"{exercise.title}: {pricing.name}",
-                   paper=sweep(exercise, fitted.vary, fitted.values(), params, PaperPrimitive()),
-                   ratio_map=ratio_map(exercise, params, pricing))
+    document.figure = str(path)
+    drawn, priced_by = document, SEQUENTIAL
+    if schedule.parallel:
+        drawn, priced_by = document.priced("makespan"), schedule.priced_in("makespan")
+        drawn.practical = practical_comparison(exercise, params, pricing, priced_by)
+    title = f"{exercise.title}: {pricing.name}" + (f", makespan ({_layout(schedule)})" if schedule.parallel else "")
+    paper = sweep(exercise, document.vary, document.values(), params, PaperPrimitive(), schedule)
+    return _Figure(path=path, title=title, drawn=drawn, paper=paper.priced(priced_by.measure),
+                   ratio_map=ratio_map(exercise, params, pricing, priced_by))
+
+
+def _layout(schedule: Schedule) -> str:
+    batch = "the fit's largest batch" if schedule.max_batch is None else f"batches of {schedule.max_batch:,}"
+    return f"{batch}, {schedule.devices:,} device" + ("s" if schedule.devices > 1 else "")
 
 
 def _check_writable(paths: list[Path]) -> None:
@@ -207,17 +264,18 @@ def _draw(figures: list[tuple[BreakevenDocument, _Figure]]) -> None:
     from profiler.report.breakeven_figures import write_breakeven_figures  # matplotlib: only for a figure
 
     try:
-        write_breakeven_figures([(figure.path, figure.title, document, figure.paper, figure.ratio_map)
-                                 for document, figure in figures])
+        write_breakeven_figures([(figure.path, figure.title, figure.drawn, figure.paper, figure.ratio_map)
+                                 for _, figure in figures])
     except OSError as err:  # the folder changed since it was checked
         where = f"the figure {err.filename}" if err.filename else f"the figures into {figures[0][1].path.parent}"
         raise UserError(f"cannot write {where}: {err.strerror or err}") from None
 
 
 def _print_figure(console, document: BreakevenDocument, figure: _Figure) -> None:
-    practical = document.practical
+    practical = figure.drawn.practical
     at = ", ".join(f"{name}={value:g}" for name, value in practical.params.items())
-    console.print(f"at {at}: ratio {practical.ratio:.3g} with fitted costs, {practical.paper_ratio:.3g} "
+    measure = f" in {MEASURE_NAMES[figure.drawn.measure]}" if figure.drawn.measure else ""
+    console.print(f"at {at}: ratio{measure} {practical.ratio:.3g} with fitted costs, {practical.paper_ratio:.3g} "
                   f"with the paper's primitive (its order {practical.order} = {practical.order_value:.3g});"
                   f" fitted / paper = {practical.ratio / practical.paper_ratio:.2f}")
     console.print(f"figure: {figure.path}\n")

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from profiler.cli.arguments import budget_seconds, count, seed, thread_count
+from profiler.cli.arguments import MAX_BATCH, MAX_DEVICES, budget_seconds, count, seed, thread_count
 from profiler.errors import UserError
 
 EXIT_USAGE = 2
@@ -109,6 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     breakeven.add_argument("--monte-carlo", type=count(0, MAX_MONTE_CARLO_SEEDS), default=0, metavar="SEEDS",
                            help="also run the programs with SEEDS seeded oracle draws: the spread of the cost "
                                 f"(at most {MAX_MONTE_CARLO_SEEDS:,})")
+    breakeven.add_argument("--schedule", choices=["sequential", "parallel"], default="sequential",
+                           help="sequential: every call alone, one after another (the paper's sum, the default); "
+                                "parallel: each group of independent calls batched and spread over devices, "
+                                "priced in device time and in makespan")
+    breakeven.add_argument("--max-batch", type=count(1, MAX_BATCH), metavar="N",
+                           help="parallel: at most N calls a batch (default: the largest batch the fit measured; "
+                                "unlimited for the paper's primitive)")
+    breakeven.add_argument("--devices", type=count(1, MAX_DEVICES), metavar="D",
+                           help="parallel: D devices, each running one batch at a time (default 1)")
     breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
     validate = commands.add_parser(

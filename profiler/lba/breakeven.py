@@ -38,8 +38,8 @@ import numpy as np
 
 from profiler.errors import UserError
 from profiler.lba.breakeven_document import BreakevenDocument, BreakevenRow, PracticalComparison, Spread
-from profiler.lba.exercises import EXERCISES, VARIANTS, Exercise
 from profiler.lba.calls import CallRecorder, TooManyCalls
+from profiler.lba.exercises import EXERCISES, VARIANTS, Exercise
 from profiler.lba.pricing import PaperPrimitive, Pricing
 from profiler.lba.schedule import MEASURES, SEQUENTIAL, Schedule
 
@@ -152,6 +152,10 @@ def _check_finite(exercise: type[Exercise], params: dict, shape: tuple, variant:
                     f"{np.finfo(float).max:.3g}): give smaller values")
 
 
+def _roles(exercise: type[Exercise]) -> list[str]:
+    return sorted({role for variant in VARIANTS for role in exercise.roles[variant]})
+
+
 def _resized(exercise: type[Exercise], params: dict, pricing: Pricing) -> bool:
     """Whether a role without its own cost model runs at another size than the base model."""
     sizes = exercise.role_sizes({name: np.asarray(value, dtype=float) for name, value in params.items()})
@@ -203,7 +207,7 @@ def _priced_sweep(exercise: type[Exercise], vary: str, values: list[float], fixe
         exercise=exercise.name, vary=vary, params={name: v for name, v in fixed.items() if name != vary},
         pricing=pricing.name, unit=pricing.unit, asymptotic=exercise.asymptotic, rows=rows, breakeven=value,
         winner_throughout=winner,
-        assumptions=assumptions + ([schedule.describe()] if schedule.parallel else []),
+        assumptions=assumptions + ([schedule.describe(pricing, _roles(exercise))] if schedule.parallel else []),
         measure=schedule.measure if schedule.parallel else None)
 
 
@@ -312,10 +316,13 @@ def priced_runs(exercise: type[Exercise], variant: str, params: dict, pricing: P
     recorded and priced under ``schedule``; ``TooManyCalls`` when the runs make more than ``limit`` calls
     in all."""
     sizes = exercise.role_sizes(params)
-    totals, calls = [], 0
+    totals, runs, calls = [], [], 0
     for seed in seeds:
         recorder = CallRecorder(limit=None if limit is None else limit - calls)
         getattr(exercise, variant)(params, recorder, np.random.default_rng(seed))
-        totals.append(price_calls(recorder, pricing, sizes, schedule))
+        if schedule.parallel:
+            runs.append(recorder.groups)
+        else:
+            totals.append(price_calls(recorder, pricing, sizes))
         calls += recorder.calls
-    return totals
+    return schedule.price_runs((groups.items() for groups in runs), pricing, sizes) if schedule.parallel else totals

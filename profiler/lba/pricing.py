@@ -109,8 +109,8 @@ class PaperPrimitive:
     def assumptions(self, resized: bool, schedule: Schedule | None = None) -> list[str]:
         if schedule is None or not schedule.parallel:
             return []
-        return ["a batch of B calls occupies B times one call's device time and takes one call's time (the "
-                "primitive counts passes, not a device's time): the makespan counts the program's depth"]
+        return [("a batch of B calls occupies B times one call's device time and takes one call's time (the "
+                 "primitive counts passes, not a device's time): the makespan counts the program's depth")]
 
 
 class FittedPricing:

@@ -22,7 +22,8 @@ a sequential schedule gives the same number either way.
 
 Three ways to price, which agree (tests hold them equal):
 
-- ``price_groups``: a recorded program's groups (``CallRecorder.groups``), per role;
+- ``price_groups``: a recorded program's groups (``CallRecorder.groups``), per role (``price_runs``:
+  the totals of several runs);
 - ``group``: a group of identical calls of one role and model, vectorised over numpy arrays
   of parameters (a whole break-even grid or map at once), in closed form;
 - ``spread_group``: ``inputs`` identical calls spread over ``models`` models of one role in
@@ -51,8 +52,8 @@ if TYPE_CHECKING:  # the pricing imports the cost model; a schedule only calls i
 KINDS = ("sequential", "parallel")
 MEASURES = ("device_time", "makespan")
 MEASURE_NAMES = {"device_time": "device time", "makespan": "makespan"}
-# Rounding in a schedule: loads within this fraction of each other are equal, and a device this fraction of a
-# job short of a level is on it (durations are sums of floating-point prices).
+# Rounding in a schedule: a device this fraction of a job short of a level is on it (durations are sums of
+# floating-point prices); devices on a level or just off it are interchangeable, so the choice is harmless.
 _TIE = 1e-9
 
 
@@ -87,15 +88,22 @@ class Schedule:
         """The most calls of ``role`` one batch holds (``inf``: unlimited)."""
         return float(self.max_batch if self.max_batch is not None else pricing.max_batch(role))
 
-    def describe(self) -> str:
-        """The schedule in words, for tables and a document's assumptions."""
+    def describe(self, pricing: Pricing, roles: Iterable[str]) -> str:
+        """The schedule in words, for tables and a document's assumptions: its batch limit for ``roles``
+        priced by ``pricing``."""
         if not self.parallel:
             return "sequential: every call alone, one after another (the paper's sum)"
-        limit = "the pricing's largest batch" if self.max_batch is None else f"{self.max_batch:,} calls"
+        limits = sorted({self.batch_limit(pricing, role) for role in roles})
+        if math.isinf(limits[-1]) and len(limits) == 1:
+            limit = "no limit on a batch"
+        else:
+            most = " to ".join(f"{n:,.0f}" for n in dict.fromkeys((limits[0], limits[-1])))
+            limit = f"at most {most} calls a batch" + (" (the largest batch measured)" if self.max_batch is None
+                                                       else "")
         devices = "one device" if self.devices == 1 else f"{self.devices:,} devices"
-        return (f"parallel: each group of independent calls split by role and model into batches of at most {limit} "
-                f"(static batching: a batch padded to its longest input and output), batches list-scheduled longest "
-                f"first on {devices}; each group waits for the one before")
+        return (f"parallel: each group of independent calls split by role and model into batches, {limit} (static "
+                f"batching: a batch padded to its longest input and output), batches list-scheduled longest first on "
+                f"{devices}; each group waits for the one before")
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "max_batch": self.max_batch, "devices": self.devices}
@@ -133,10 +141,10 @@ class Schedule:
         full_batches = full["low"] * counts["low"] + full["high"] * counts["high"]
         priced = {"full": _batch(pricing, role, n_in, n_out, np.where(full_batches > 0, limit, 1), size,
                                  full_batches > 0)}
-        for name in counts:
-            used = (rest[name] > 0) & (counts[name] > 0)
+        for name, models_of in list(counts.items()):
+            used = (rest[name] > 0) & (models_of > 0)
             priced[name] = _batch(pricing, role, n_in, n_out, np.where(used, rest[name], 1), size, used)
-            counts[name] = np.where(used, counts[name], 0)
+            counts[name] = np.where(used, models_of, 0)
         if self.measure == "device_time":
             return (full_batches * priced["full"][0] + counts["low"] * priced["low"][0]
                     + counts["high"] * priced["high"][0])
@@ -154,9 +162,20 @@ class Schedule:
         """A recorded program's groups (each distinct group with how often it was issued) priced per role in
         this schedule's measure. A group's makespan is shared among its roles in proportion to their batches'
         durations (exact for a group of one role, as every exercise's is)."""
+        return self._priced(groups, pricing, sizes, {})
+
+    def price_runs(self, runs: Iterable[Iterable[tuple[Group, int]]], pricing: Pricing, sizes: dict) -> list[float]:
+        """The total cost of each of several recorded runs (``price_groups`` summed over roles), each distinct
+        group priced once over all of them."""
+        known: dict[Group, dict[str, float]] = {}
+        return [sum(self._priced(groups, pricing, sizes, known).values()) for groups in runs]
+
+    def _priced(self, groups, pricing: Pricing, sizes: dict, known: dict) -> dict[str, float]:
         roles: dict[str, float] = defaultdict(float)
         for group, times in groups:
-            for role, cost in self._one_group(group, pricing, sizes).items():
+            if group not in known:
+                known[group] = self._one_group(group, pricing, sizes)
+            for role, cost in known[group].items():
                 roles[role] += times * cost
         return dict(roles)
 
@@ -310,10 +329,10 @@ def _place(levels: list[list], d: float, count: int) -> list[list]:
 
 
 def _merged(levels: list[list]) -> list[list]:
-    """Levels sorted by load, equal loads (within ``_TIE``) joined, empty ones dropped."""
+    """Levels sorted by load, equal loads joined, empty ones dropped."""
     out: list[list] = []
     for load, n in sorted(level for level in levels if level[1] > 0):
-        if out and load - out[-1][0] <= _TIE * max(abs(load), 1e-300):
+        if out and load == out[-1][0]:
             out[-1][1] += n
         else:
             out.append([load, n])
