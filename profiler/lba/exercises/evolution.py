@@ -34,7 +34,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import binom, nbinom
+from scipy.special import gammaln
+from scipy.stats import nbinom
 
 from profiler.lba.calls import LLM, Call, positions_needed
 from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints, cells
@@ -197,7 +198,7 @@ def _global_searches(k, p, lam, load, generation) -> np.ndarray:
     for v in range(most, 0, -1):
         stays[..., v - 1] = reach[..., v] / leave[..., v]
         below = np.arange(v)
-        reach[..., :v] += (reach[..., v] / leave[..., v])[..., None] * binom.pmf(v - below, v, q)
+        reach[..., :v] += (reach[..., v] / leave[..., v])[..., None] * binomial(v - below, v, q)
     return np.sum(stays * generation(counts), axis=-1)
 
 
@@ -210,7 +211,37 @@ def _local_searches(k, p, lam, load, generation) -> np.ndarray:
     k, q, load = np.asarray(k, dtype=float), success(p, lam), np.asarray(load, dtype=float)
     per_count = generation(counts)
     total = k * generation(load[..., None])[..., 0]
-    for j in range(1, int(np.max(local_generations(k, p, lam, load))) + 1):
-        running = nbinom.sf(j - 1, k, q)[..., None]
-        total = total + np.sum(binom.pmf(counts, load[..., None], running) * per_count, axis=-1)
+    generations = int(np.max(local_generations(k, p, lam, load)))
+    of_load = binomial_of(counts, load[..., None])
+    for first in range(1, generations + 1, SF_CHUNK):  # P(still running) for a chunk of generations at once
+        running = nbinom.sf(np.arange(first, min(first + SF_CHUNK, generations + 1))[:, None] - 1,
+                            k.ravel(), q.ravel()).reshape((-1, *np.broadcast_shapes(k.shape, q.shape)))
+        for chance in running:
+            total = total + np.sum(of_load(chance[..., None]) * per_count, axis=-1)
     return total
+
+
+SF_CHUNK = 64  # generations whose running probabilities one scipy call computes
+
+
+def binomial_of(u, n):
+    """The Binomial(``n``, chance) probability of ``u`` (0 where ``u > n``) as a function of the chance,
+    element-wise: in logs, its coefficients computed once, exact at a chance of 0 or 1."""
+    u, n = np.broadcast_arrays(np.asarray(u, dtype=float), np.asarray(n, dtype=float))
+    inside = u <= n
+    rest = np.where(inside, n - u, 0.0)
+    coefficient = np.where(inside, gammaln(n + 1) - gammaln(u + 1) - gammaln(rest + 1), -np.inf)
+
+    def at(chance) -> np.ndarray:
+        chance = np.asarray(chance, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log 0, times no draw: 0
+            hits = np.where(u > 0, u * np.log(chance), 0.0)
+            misses = np.where(rest > 0, rest * np.log1p(-chance), 0.0)
+        return np.exp(coefficient + hits + misses)
+
+    return at
+
+
+def binomial(u, n, chance) -> np.ndarray:
+    """The Binomial(``n``, ``chance``) probability of ``u``, element-wise (``binomial_of``)."""
+    return binomial_of(u, n)(chance)
