@@ -2,7 +2,8 @@
 
 ``write_report(folder)`` renders from the saved samples and the fitted cost model (nothing is
 measured): in short; the machine, model and run; latency per phase (samples, fit, band,
-residuals, linearity horizon); throughput and FLOP/s against the roofline; memory; what a
+residuals, linearity horizon); throughput and FLOP/s against the roofline; batches (passes of several
+sequences: latency and tokens/s against the batch, the fit's batch surfaces); memory; what a
 typical call costs, with intervals, and the whole calls measured against their prediction;
 the sections of every section provider (``section_providers``); the caveats.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from profiler.costmodel.cost_model import PHASES
 from profiler.errors import UserError
 from profiler.report import style
+from profiler.report.batch_section import batch_section
 from profiler.report.calls import measured_calls_table, typical_calls_table
 from profiler.report.caveats import caveats
 from profiler.report.curves import FitSeries
@@ -156,7 +158,7 @@ def build_report(data: RunData, providers: Sequence[SectionProvider]) -> tuple[R
     ctx = ReportContext(folder=data.folder, cost_model=data.cost_model, run=data.run, hardware=data.hardware,
                         samples=data.samples, points=data.points, calls=calls)
     sections = [_in_short(data, calls), _facts(data), _latency(ctx, series, data), _throughput(ctx, series, data),
-                _memory(ctx, series, data), _calls(data, calls, max_positions)]
+                batch_section(ctx, data), _memory(ctx, series, data), _calls(data, calls, max_positions)]
     for provider in providers:
         sections += list(provider(ctx))
     sections.append(Section("Caveats", (Bullets(tuple(caveats(data, calls, max_positions))),)))

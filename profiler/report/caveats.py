@@ -109,9 +109,9 @@ def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
         if abs(off) > POOR_CALL:
             items.append(f"The cost model prices the measured call {row.n_ctx} in/{row.n_new} out {off:+.0%} off "
                          "its measured time.")
-    rows = data.cost_model.fit.source.get("rows")
-    if rows is not None and rows != len(data.samples):
-        items.append(f"The fit was made from {rows:,} sample rows; samples.csv now holds {len(data.samples):,}. "
+    rows, held = data.cost_model.fit.source.get("rows"), len(data.samples) + len(data.batch_samples)
+    if rows is not None and rows != held:
+        items.append(f"The fit was made from {rows:,} sample rows; samples.csv now holds {held:,}. "
                      f"Refit with: python -m profiler fit {data.folder / 'samples.csv'}")
     return items
 

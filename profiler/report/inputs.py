@@ -4,6 +4,10 @@ and its fitted cost model (under ``--fits``, named by ``profiler.files.fit_path`
 Every problem a user can fix -- no such folder, no samples, a missing or unreadable file, a
 fit that is missing, invalid, from a newer schema or of another model, machine or dtype -- is a
 one-line ``UserError``. The samples are checked by their one reader, ``read_samples``.
+
+A run that measured batches (passes of several sequences, ``batch`` above 1) keeps them apart:
+``samples`` and ``points`` hold the single-sequence passes every curve and figure of one sequence
+is made of, ``batch_samples`` and ``batch_points`` the passes of more (``profiler.report.batch_section``).
 """
 
 from __future__ import annotations
@@ -26,15 +30,24 @@ class RunData:
     """One run's saved files, and the cost model fitted to them."""
 
     folder: Path
-    samples: pd.DataFrame
+    samples: pd.DataFrame  # passes of one sequence
+    batch_samples: pd.DataFrame  # passes of several (batch above 1); no rows when the run measured none
     run: RunDocument
     hardware: HardwareDocument
     cost_model: CostModel
 
     @property
     def points(self) -> pd.DataFrame:
-        """The per-point summary the run wrote (median latency, 95% CI, tokens/s, FLOP/s, roofline share...)."""
-        return pd.DataFrame(self.run.points)
+        """The per-point summary the run wrote (median latency, 95% CI, tokens/s, FLOP/s, roofline share...),
+        of passes of one sequence."""
+        points = pd.DataFrame(self.run.points)
+        return points[single_sequence(points)]
+
+    @property
+    def batch_points(self) -> pd.DataFrame:
+        """The per-point summary of the passes of several sequences (no rows when the run measured none)."""
+        points = pd.DataFrame(self.run.points)
+        return points[~single_sequence(points)]
 
     @property
     def model_name(self) -> str:
@@ -43,6 +56,12 @@ class RunData:
     @property
     def slug(self) -> str:
         return self.hardware.slug
+
+
+def single_sequence(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of samples or points are passes of one sequence: batch 1, or no ``batch`` at all (a run
+    written before batches were measured)."""
+    return frame["batch"] == 1 if "batch" in frame.columns else pd.Series(True, index=frame.index)
 
 
 def _read_run_files(folder: Path) -> tuple[pd.DataFrame, RunDocument, HardwareDocument]:
@@ -70,4 +89,6 @@ def load_run(folder: Path, fits_dir: Path = Path("fits"), cost_model: CostModel 
         fitted = (cost_model.model.name, cost_model.hardware_slug, cost_model.model.dtype)
         if fitted != (run.model.name, hardware.slug, run.model.dtype):
             raise UserError(f"{path}: fits {fitted[0]} on {fitted[1]} in {fitted[2]}, not the run in {folder}")
-    return RunData(folder=folder, samples=samples, run=run, hardware=hardware, cost_model=cost_model)
+    single = single_sequence(samples)
+    return RunData(folder=folder, samples=samples[single], batch_samples=samples[~single], run=run,
+                   hardware=hardware, cost_model=cost_model)

@@ -183,6 +183,14 @@ def length_axis(ax, low: float, high: float, max_ticks: int = 9) -> None:
     ax.set_xlabel("context length n (tokens, log scale)")
 
 
+def shades(color, count: int) -> list[tuple[float, float, float]]:
+    """``count`` shades of ``color``, light to dark (a few lengths of one phase in one panel): blended with
+    white, then with black, never as pale as to vanish on white."""
+    rgb = np.array(to_rgb(color))
+    mix = np.linspace(-0.45, 0.35, count) if count > 1 else np.zeros(1)  # < 0: toward white, > 0: toward black
+    return [tuple(np.where(m < 0, rgb + (1 - rgb) * -m, rgb * (1 - m))) for m in mix]
+
+
 def grid(n_low: float, n_high: float, points: int = 200) -> np.ndarray:
     """Lengths to draw curves at, evenly spaced on a log axis."""
     return np.geomspace(n_low, n_high, points)

@@ -3,7 +3,9 @@
 The draws are the cost model's (``profiler.costmodel.uncertainty``: a Gaussian copula of each
 coefficient's bootstrap interval, joined by the bootstrap's correlation where the fit file
 records it, and beyond the measured lengths an error of the curve's slope; 1,000 draws with a
-fixed seed); here they only become percentiles at the lengths a figure draws.
+fixed seed); here they only become percentiles at the lengths a figure draws. A batch surface
+(``profiler.costmodel.surface``) is drawn the same way: its coefficients' intervals joined by the
+bootstrap's correlation, which every surface records.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from profiler.costmodel.fit import CurveFit
+from profiler.costmodel.surface import SurfaceFit, points_of
 # CallIntervals and independent_pairs are the cost model's; named here for the report modules that take
 # them from this one (build, fig_latency).
-from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals, curve_draws, independent_pairs
+from profiler.costmodel.uncertainty import (DRAWS, PERCENTILES, CallIntervals, coefficient_draws, curve_draws,
+                                            independent_pairs)
 
-__all__ = ["CallIntervals", "curve_band", "independent_pairs"]
+__all__ = ["CallIntervals", "curve_band", "independent_pairs", "surface_band"]
 
 
 def curve_band(curve: CurveFit, draws: np.ndarray, n, transform=None,
@@ -28,5 +32,16 @@ def curve_band(curve: CurveFit, draws: np.ndarray, n, transform=None,
     values = curve_draws(curve, draws, n, slopes)
     if transform is not None:
         values = transform(n, values)
+    low, high = np.percentile(values, PERCENTILES, axis=0)
+    return low, high
+
+
+def surface_band(surface: SurfaceFit, batch, n, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The surface's 95% band (seconds per pass) at ``batch`` and ``n`` (arrays broadcast): (low, high), from
+    ``DRAWS`` draws of its coefficients (``coefficient_draws``: the copula takes a surface's intervals and
+    correlation as it takes a curve's)."""
+    draws = coefficient_draws(surface, DRAWS, seed)
+    x = points_of(batch, n)
+    values = surface.form.evaluate(draws.reshape(len(draws), *(1,) * (x.ndim - 1), -1), x)
     low, high = np.percentile(values, PERCENTILES, axis=0)
     return low, high

@@ -1,0 +1,118 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profiler.report import write_report
+from profiler.report.batch_section import NOT_MEASURED, TITLE, batch_section
+from profiler.report.breakeven_section import NO_SURFACES
+from profiler.report.build import MARKDOWN
+from profiler.report.document import Bullets, ReportContext, Table
+from profiler.report.fig_batch import batch_figure, shown_lengths
+from profiler.report.inputs import load_run
+from profiler.report.style import theme
+from profiler.report.uncertainty import CallIntervals
+from tests.report_batches import BATCHES, REPEATS, with_batches, without_surfaces
+from tests.test_report_build import assert_valid_figure
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
+EXAMPLE_FITS = ROOT / "fits" / "example"
+
+
+@pytest.fixture(scope="module")
+def batched_run(tiny_run, tmp_path_factory):
+    """``tiny_run`` with batches added (tests/report_batches.py): (folder, cost model with surfaces)."""
+    folder, fits = tiny_run
+    return with_batches(folder, fits, tmp_path_factory.mktemp("batched") / "tiny")
+
+
+def context(data) -> ReportContext:
+    return ReportContext(folder=data.folder, cost_model=data.cost_model, run=data.run, hardware=data.hardware,
+                         samples=data.samples, points=data.points, calls=CallIntervals(data.cost_model, draws=50))
+
+
+def test_a_run_with_batches_keeps_them_apart(batched_run):
+    folder, cost_model = batched_run
+    data = load_run(folder, cost_model=cost_model)
+    assert (data.samples["batch"] == 1).all() and (data.points["batch"] == 1).all()
+    assert set(data.batch_samples["batch"]) == set(BATCHES) and set(data.batch_points["batch"]) == set(BATCHES)
+    single = data.samples[data.samples["phase"].isin(["prefill", "decode"])]
+    assert len(data.batch_samples) == len(BATCHES) * REPEATS * single.groupby(["phase", "n_ctx"]).ngroups
+
+
+def test_the_batch_section_says_what_batching_buys(batched_run):
+    folder, cost_model = batched_run
+    data = load_run(folder, cost_model=cost_model)
+    ctx = context(data)
+    section = batch_section(ctx, data)
+    assert section.title == TITLE and [path.name for _, path in ctx.figures] == ["batch.png"]
+    (table,) = [block for block in section.blocks if isinstance(block, Table)]
+    assert [row[0] for row in table.rows] == ["prefill", "decode"] and "held-out error over (B, n)" in table.columns
+    assert all("B 1, 2, 4, 8 at n" in row[-1] for row in table.rows)
+    (bullets,) = [block for block in section.blocks if isinstance(block, Bullets)]
+    decode = next(item for item in bullets.items if item.startswith("Decode"))
+    # the measured gain: 8 sequences' tokens/s over one's, from the samples' medians at the length it names
+    samples = pd.concat([data.samples, data.batch_samples])
+    n = int(decode.split(" tokens cached")[0].split()[-1].replace(",", ""))
+    median = {b: samples[(samples["phase"] == "decode") & (samples["batch"] == b) & (samples["n_ctx"] == n)]
+              ["latency_s"].median() for b in (1, 8)}
+    fitted = 8 * cost_model.batch_pass("decode", 1, n) / cost_model.batch_pass("decode", 8, n)
+    assert f"{fitted:.2f}x by the fit, {8 * median[1] / median[8]:.2f}x measured" in decode
+
+
+def test_the_batch_figure_draws_each_pass_and_its_roofline_bound(batched_run):
+    folder, cost_model = batched_run
+    data = load_run(folder, cost_model=cost_model)
+    samples = pd.concat([data.samples[data.samples["phase"].isin(["prefill", "decode"])], data.batch_samples])
+    points = pd.concat([data.points, data.batch_points])
+    with theme():
+        fig = batch_figure(cost_model, samples, points)
+    top, bottom = fig.axes[0], fig.axes[2]  # prefill: latency, tokens/s
+    lengths = shown_lengths(samples, "prefill")
+    assert len(lengths) == 3 and lengths[0] == samples.loc[samples["phase"] == "prefill", "n_ctx"].min()
+    bounds = [line for line in top.get_lines() if line.get_linestyle() == ":"]
+    assert len(bounds) == len(lengths)
+    for n, line in zip(lengths, bounds):
+        at = points[(points["phase"] == "prefill") & (points["n_ctx"] == n)].sort_values("batch")
+        assert list(line.get_xdata()) == [1, *BATCHES]
+        assert np.allclose(line.get_ydata(), at["median_latency_s"] * at["roofline_share"])
+    dots = bottom.collections  # bands first, then each length's passes as tokens/s: B * n / latency
+    at = samples[(samples["phase"] == "prefill") & (samples["n_ctx"] == lengths[0])]
+    passes = next(c for c in dots if len(c.get_offsets()) == len(at))
+    assert np.allclose(passes.get_offsets()[:, 1], at["batch"] * lengths[0] / at["latency_s"])
+
+
+@pytest.mark.slow
+def test_a_report_of_a_run_with_batches_has_its_figure(batched_run):
+    folder, cost_model = batched_run
+    written = write_report(folder, cost_model=cost_model)
+    markdown = written.markdown.read_text()
+    assert f"\n## {TITLE}\n" in markdown and "(batch.png)" in markdown
+    order = [markdown.index(f"## {title}") for title in ("Throughput and the roofline", TITLE, "Memory")]
+    assert order == sorted(order)
+    assert_valid_figure(folder / "batch.png")
+    assert "ratio in parallel: makespan" in markdown and NO_SURFACES not in markdown
+
+
+def test_batches_measured_but_no_surfaces_fitted(batched_run, tiny_run):
+    folder, _ = batched_run
+    data = load_run(folder, cost_model=without_surfaces(tiny_run[1]))
+    ctx = context(data)
+    section = batch_section(ctx, data)
+    assert [path.name for _, path in ctx.figures] == ["batch.png"]  # passes and rooflines, no surface
+    assert any("The fit has no batch surfaces" in block for block in section.blocks if isinstance(block, str))
+    assert not any(isinstance(block, Table) for block in section.blocks)
+
+
+@pytest.mark.slow
+def test_an_old_run_and_fit_still_render(tmp_path):
+    run = shutil.copytree(EXAMPLE_RUN, tmp_path / "gpt2", ignore=shutil.ignore_patterns("*.png", "report.*"))
+    written = write_report(run, EXAMPLE_FITS)
+    markdown = (run / MARKDOWN).read_text()
+    assert f"## {TITLE}\n\n{NOT_MEASURED}" in markdown.replace("\\", "")
+    assert "batch.png" not in markdown and not (run / "batch.png").exists()
+    assert NO_SURFACES.split(":")[0] in markdown.replace("\\", "") and "ratio in parallel" not in markdown
+    assert len(written.figures) == 8
