@@ -2,7 +2,8 @@
 
 Left: ``optimistic / optimized`` against the main variable on a log scale, priced by the
 fitted costs and by the paper's primitive, with 1 (break-even) and the fitted break-even
-marked. Right: the fitted ratio over two parameters as a colour map (log scale, centred on
+marked; in the report also by the fitted costs under a parallel schedule, in makespan (each
+group of independent calls batched, ``profiler.lba.schedule``), with its own break-even. Right: the fitted ratio over two parameters as a colour map (log scale, centred on
 1: blue where the decomposition wins, red where it loses), with the break-even contour and,
 dotted, the boundary beyond which a call is longer than any the cost model measured.
 """
@@ -22,21 +23,34 @@ from profiler.report import style
 from profiler.report.saving import save_all
 from profiler.report.units import tick
 
-FITTED_COLOUR, PAPER_COLOUR = "#1f77b4", "#7f7f7f"
+FITTED_COLOUR, PAPER_COLOUR, PARALLEL_COLOUR = "#1f77b4", "#7f7f7f", "#029e73"
 
 
-def _ratio_panel(ax, fitted: BreakevenDocument, paper: BreakevenDocument) -> None:
+def _mark_breakeven(ax, document: BreakevenDocument, colour: str, below: int) -> None:
+    if document.breakeven is not None:
+        ax.axvline(document.breakeven, color=colour, linestyle=":")
+        ax.annotate(f"break-even {document.vary} = {document.breakeven:.3g}", (document.breakeven, 1.0),
+                    textcoords="offset points", xytext=(6, below), fontsize=9, color=colour)
+
+
+def _ratio_panel(ax, fitted: BreakevenDocument, paper: BreakevenDocument,
+                 parallel: tuple[BreakevenDocument, str] | None) -> None:
     values = fitted.values()
     ax.plot(values, [row.ratio for row in fitted.rows], "o-", color=FITTED_COLOUR,
-            label=f"fitted costs ({fitted.unit})")
+            label=f"fitted costs ({fitted.unit})" + (", sequential sum" if parallel else ""))
+    drawn = [fitted, paper]
+    if parallel:
+        document, layout = parallel
+        ax.plot(values, [row.ratio for row in document.rows], "^-", color=PARALLEL_COLOUR,
+                label=f"fitted costs, parallel makespan ({layout})")
+        drawn.append(document)
     ax.plot(values, [row.ratio for row in paper.rows], "s--", color=PAPER_COLOUR, label="paper's primitive m*n")
-    ratios = [row.ratio for document in (fitted, paper) for row in document.rows]
+    ratios = [row.ratio for document in drawn for row in document.rows]
     style.log_axis(ax, "y", min(*ratios, 0.9), max(*ratios, 1.1), None)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    if fitted.breakeven is not None:
-        ax.axvline(fitted.breakeven, color=FITTED_COLOUR, linestyle=":")
-        ax.annotate(f"break-even {fitted.vary} = {fitted.breakeven:.3g}", (fitted.breakeven, 1.0),
-                    textcoords="offset points", xytext=(6, -14), fontsize=9, color=FITTED_COLOUR)
+    _mark_breakeven(ax, fitted, FITTED_COLOUR, -14)
+    if parallel and parallel[0].breakeven != fitted.breakeven:
+        _mark_breakeven(ax, parallel[0], PARALLEL_COLOUR, 6)
     ax.set_xlabel(fitted.vary)
     ax.set_ylabel("cost ratio: optimistic / optimized")
     ax.legend(loc="upper left", fontsize=9)
@@ -64,13 +78,15 @@ def _map_panel(fig, ax, ratio_map: dict) -> None:
     ax.set_ylabel(f"{ratio_map['y']} (tokens)")
 
 
-def breakeven_figure(title: str, fitted: BreakevenDocument, paper: BreakevenDocument, ratio_map: dict) -> Figure:
+def breakeven_figure(title: str, fitted: BreakevenDocument, paper: BreakevenDocument, ratio_map: dict,
+                     parallel: tuple[BreakevenDocument, str] | None = None) -> Figure:
     """The ratio along the main variable (``fitted`` and ``paper`` are ``breakeven.sweep``
-    documents over the same grid) and the fitted 2-D map (``breakeven.ratio_map``)."""
+    documents over the same grid) and the fitted 2-D map (``breakeven.ratio_map``); with ``parallel``,
+    (the fitted makespan's document over the same grid, its schedule in a few words), that curve too."""
     with style.theme():
         fig = style.figure(12, 4.8)
         left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
-        _ratio_panel(left, fitted, paper)
+        _ratio_panel(left, fitted, paper, parallel)
         _map_panel(fig, right, ratio_map)
         fixed = ", ".join(f"{name}={value:g}" for name, value in fitted.params.items())
         fig.suptitle(f"{title}\n{fixed}" + ("; dotted: calls beyond the measured lengths"
