@@ -8,8 +8,9 @@ import pytest
 
 from profiler.costmodel.cost_model import ExtrapolationWarning, MissingCurve
 from profiler.lba.calls import Call, CallRecorder
+from profiler.lba.list_schedule import lpt_makespan, one_class_makespan
 from profiler.lba.pricing import FittedPricing, PaperPrimitive
-from profiler.lba.schedule import SEQUENTIAL, Schedule, batches, lpt_makespan, one_class_makespan
+from profiler.lba.schedule import SEQUENTIAL, Schedule, batches
 from tests.fitted import cost_model
 
 PAPER = PaperPrimitive()  # a call reading n and writing 1 token costs n; a batch takes one call's time

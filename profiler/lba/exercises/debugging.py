@@ -124,9 +124,8 @@ class Debugging(Exercise):
     @staticmethod
     def expected_calls(p: dict) -> dict[str, np.ndarray]:
         k, b = np.asarray(p["k"], dtype=float), np.asarray(p["b"], dtype=float)
-        load = np.asarray(p["load"], dtype=float)
-        return {"optimistic": 2 * b * load, "optimized": (k + b) * load}  # a report and a rewrite a round; k reports,
-        # b fixes: each input
+        load = np.asarray(p["load"], dtype=float)  # per input: a report and a rewrite a round; k reports, b fixes
+        return {"optimistic": 2 * b * load, "optimized": (k + b) * load}
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:
