@@ -3,21 +3,27 @@ end cleanly with what was measured, and one-line errors."""
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from profiler.measure.catalog import ModelSource
 from profiler.cli.main import main
-from profiler.lba.exercises import Debugging, Evolution, KTask
+from profiler.costmodel.cost_model import ExtrapolationWarning
 from profiler.costmodel.fit_file import load_cost_model
+from profiler.errors import UserError
+from profiler.lba.breakeven import sweep
 from profiler.lba.calls import CallRecorder
-from profiler.measure.loading import load_model
+from profiler.lba.exercises import Debugging, Evolution, KTask
 from profiler.lba.pricing import FittedPricing
-from profiler.lba.validate import assess, grid_position, validate
+from profiler.lba.schedule import SEQUENTIAL, Schedule
+from profiler.lba.validate import assess, every_role_by, grid_position, parallel_schedule, predicted_interval, validate
 from profiler.lba.validation_document import Run, Skipped, ValidationDocument, ValidationRow
+from profiler.measure.catalog import ModelSource
+from profiler.measure.loading import load_model
 from tests.clock import FakeClock, charge
+from tests.fitted import SURFACES, cost_model, known_surface
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +65,14 @@ def test_measured_and_predicted_for_each_variant(loaded, pricing, tmp_path):
                                         np.random.default_rng(0))
             assert run.calls == recorder.calls  # every call the program makes ran
             assert run.predicted_s == pytest.approx(row.cost[variant])  # the closed form prices those calls
+            assert run.generates == run.calls  # every call alone
         assert row.measured_ratio == pytest.approx(row.measured["optimistic"] / row.measured["optimized"])
     targets = document.targets
     assert targets.costs_checked + targets.costs_unsteady == 4
     assert all(run.speed_before > 0 and run.speed_after > 0 for row in document.rows
                for runs in row.runs.values() for run in runs)
     assert ValidationDocument.read(path) == document  # written after the last run as it is returned
+    assert document.schedule is None and not {"schedule", "measure"} & set(json.loads(path.read_text()))
 
 
 def test_stochastic_runs_every_seed_against_a_predicted_interval(loaded, pricing):
@@ -194,3 +202,139 @@ def test_mistakes_are_one_line_and_exit_2(tiny_fit, capsys, argv, message):
 def test_an_unknown_model_is_one_line(capsys):
     assert main(["validate", "--model", "no-such-model"]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+# -- a parallel schedule -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def batched_pricing():
+    """Known curves and batch surfaces (tests/fitted.py), measured up to 8 sequences a pass."""
+    return FittedPricing(cost_model(surfaces=True))
+
+
+@pytest.fixture
+def batched_clock(monkeypatch, batched_pricing):
+    """A fake clock that a generate of B sequences moves by the fit's batched call (its call at B = 1): a run
+    measures exactly what its generates are predicted to cost."""
+    clock = FakeClock()
+
+    def cost_s(n_in, n_out, batch=1):
+        with warnings.catch_warnings():  # the tiny model's calls are shorter than the fit measured
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            return float(batched_pricing.base.call_batch(n_in, n_out, batch))
+
+    charge(monkeypatch, clock, "generate", cost_s)
+    return clock
+
+
+def test_parallel_runs_the_batches_whose_makespan_it_predicts(loaded, batched_pricing, batched_clock, tmp_path):
+    path = tmp_path / "validate-debugging.json"
+    params = _params(Debugging, l=4, b=2, report=4)
+    schedule = Schedule("parallel", max_batch=3)
+    document = validate(Debugging, "k", [2, 4], params, loaded, batched_pricing, seeds=1, deadline=math.inf,
+                        path=path, clock=batched_clock, schedule=schedule)
+    assert document.schedule == {"kind": "parallel", "max_batch": 3, "devices": 1}
+    assert document.measure == "makespan" and "batched generates of at most 3 calls" in document.measurement
+    makespan = sweep(Debugging, "k", [2, 4], params, every_role_by(Debugging, batched_pricing),
+                     Schedule("parallel", max_batch=3)).priced("makespan")
+    assert [row.cost for row in document.rows] == [row.cost for row in makespan.rows]
+    for row in document.rows:
+        for variant in ("optimistic", "optimized"):
+            (run,) = row.runs[variant]
+            # the program's groups, run as the batches the schedule prices: measured is predicted exactly
+            assert run.latency_s == pytest.approx(run.predicted_s) == pytest.approx(row.cost[variant])
+            assert row.error[variant] == pytest.approx(0, abs=1e-12)
+        # optimized: k QA reports in ceil(k / 3) batches, then the b = 2 fixes in one
+        assert row.runs["optimized"][0].generates == -(-int(row.value) // 3) + 1
+        assert row.runs["optimized"][0].calls == row.value + 2
+    assert document.targets.costs_met == document.targets.costs_checked == 4
+    assert ValidationDocument.read(path) == document
+    assert json.loads(path.read_text())["schedule"] == document.schedule
+
+
+def test_parallel_evolution_is_set_against_the_interval_of_its_makespan(loaded, batched_pricing, batched_clock):
+    params = _params(Evolution, l=2, lam=2)  # two mutants a generation: a group of two
+    document = validate(Evolution, "k", [2], params, loaded, batched_pricing, seeds=2, deadline=math.inf,
+                        clock=batched_clock, schedule=Schedule("parallel"))
+    assert document.schedule["max_batch"] == 8  # the largest batch the fit measured
+    (row,) = document.rows
+    pricing = every_role_by(Evolution, batched_pricing)
+    in_makespan = Schedule("parallel", max_batch=8, measure="makespan")
+    assert row.predicted_interval == predicted_interval(Evolution, params | {"k": 2.0}, pricing, 2,
+                                                        schedule=in_makespan)
+    assert row.predicted_interval != predicted_interval(Evolution, params | {"k": 2.0}, pricing, 2)
+    for variant in ("optimistic", "optimized"):
+        for run in row.runs[variant]:
+            assert run.latency_s == pytest.approx(run.predicted_s)
+            assert 2 * run.generates == run.calls  # each generation's two mutants in one batched generate
+
+
+def test_a_parallel_schedule_here_is_one_device_and_a_fit_with_batches():
+    with pytest.raises(UserError, match="runs on this one device, so 2 devices cannot be measured here") as err:
+        parallel_schedule(Schedule("parallel", devices=2), cost_model(surfaces=True))
+    assert "\n" not in str(err.value) and "breakeven --fit FIT --schedule parallel --devices 2" in str(err.value)
+    with pytest.raises(UserError, match="no batch surfaces.*python -m profiler run --model base --batch"):
+        parallel_schedule(Schedule("parallel"), cost_model())
+    assert parallel_schedule(Schedule("parallel", max_batch=32), cost_model(surfaces=True)).max_batch == 32
+    assert parallel_schedule(SEQUENTIAL, cost_model()) is SEQUENTIAL
+
+
+def _with_surfaces(fit, fits, surfaces=True):
+    """``fit`` (the tiny model's) copied into ``fits`` with the known batch surfaces of tests/fitted.py, scaled to
+    its 16 + 4 token call (a fit measured up to 8 sequences a pass), or with no surfaces."""
+    document = {key: value for key, value in json.loads(fit.read_text()).items() if key != "surfaces"}
+    if surfaces:
+        scale = load_cost_model(fit).call(16, 4) / cost_model().call(16, 4)
+        document |= {"schema_version": "1.5", "surfaces": {phase: known_surface(phase, scale) for phase in SURFACES}}
+    fits.mkdir()
+    (fits / fit.name).write_text(json.dumps(document))
+    return fits
+
+
+def test_cli_parallel_runs_batches_against_the_makespan(tiny_fit, tmp_path, capsys):
+    root, tiny, fit = tiny_fit
+    fits = _with_surfaces(fit, tmp_path / "fits")
+    argv = ["validate", "--model", str(tiny), "--exercise", "debugging", "--vary", "k", "--values", "2,3",
+            "--set", "l=2", "--set", "report=2", "--budget", "60", "--out", str(root / "reports"),
+            "--fits", str(fits), "--schedule", "parallel", "--max-batch", "2"]
+    assert main([*argv, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["schedule"] == {"kind": "parallel", "max_batch": 2, "devices": 1}
+    assert document["measure"] == "makespan"
+    for row in document["rows"]:
+        optimized = row["runs"]["optimized"][0]
+        # k QA reports in batches of at most 2, then the two fixes in one
+        assert optimized["generates"] == -(-int(row["value"]) // 2) + 1 and optimized["calls"] == row["value"] + 2
+        assert row["measured_optimized"] > 0 and row["error_optimized"] is not None
+    assert main(argv) == 0
+    assert "each group run as batched generates of at most 2 calls on this one device" in capsys.readouterr().out
+
+
+def test_cli_parallel_default_grids_make_groups_of_several_calls(tiny_fit, tmp_path, capsys):
+    root, tiny, fit = tiny_fit
+    fits = _with_surfaces(fit, tmp_path / "fits")
+    argv = ["validate", "--model", str(tiny), "--exercise", "ktask", "--values", "8", "--set", "c=8", "--set", "out=2",
+            "--budget", "60", "--out", str(root / "reports"), "--fits", str(fits), "--schedule", "parallel", "--json"]
+    assert main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["params"]["load"] == 4 and document["schedule"]["max_batch"] == 8  # the fit's largest batch
+    (row,) = document["rows"]
+    generalist = row["runs"]["optimistic"][0]
+    assert (generalist["calls"], generalist["generates"]) == (4, 1)  # four inputs answered in one batch
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--schedule", "eager"], "argument --schedule: invalid choice: 'eager'"),
+    (["--schedule", "parallel", "--max-batch", "0"], "argument --max-batch: 0: expected a whole number from 1 to 1,"),
+    (["--schedule", "parallel", "--devices", "two"], "argument --devices: two: expected a whole number from 1"),
+    (["--max-batch", "8"], "--max-batch and --devices lay out a parallel schedule: add --schedule parallel"),
+    (["--schedule", "parallel", "--devices", "2"], "--devices 2: validate runs on this one device, so 2 devices"),
+    (["--schedule", "parallel", "--exercise", "debugging"], "no batch surfaces, so no prediction for a batch: measure"),
+])
+def test_schedule_mistakes_are_one_line_and_exit_2(tiny_fit, tmp_path, capsys, argv, message):
+    root, tiny, fit = tiny_fit
+    fits = _with_surfaces(fit, tmp_path / "fits", surfaces=False)
+    common = ["--model", str(tiny), "--out", str(root / "reports"), "--fits", str(fits)]
+    assert main(["validate", *common, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

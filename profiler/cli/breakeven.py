@@ -208,18 +208,24 @@ def run_breakeven(args, console: Console) -> int:
     return 0
 
 
-def _schedule(args) -> Schedule:
-    """The schedule of ``--schedule``, ``--max-batch`` and ``--devices``; one-line UserError for flags that
-    would change nothing, or prices it cannot give."""
+def schedule_of(args) -> Schedule:
+    """The schedule of ``--schedule``, ``--max-batch`` and ``--devices`` (breakeven's and validate's); a one-line
+    UserError for flags that would change nothing."""
     if args.schedule == "sequential":
         if args.max_batch is not None or args.devices is not None:
             raise UserError("--max-batch and --devices lay out a parallel schedule: add --schedule parallel")
         return SEQUENTIAL
-    if args.no_cache:
-        raise UserError("--schedule parallel prices batched calls, which keep a KV cache: drop --no-cache")
-    if args.metric != "latency_s":
-        raise UserError("--schedule parallel prices time (device time and makespan): use --metric latency_s")
     return Schedule("parallel", max_batch=args.max_batch, devices=args.devices or 1)
+
+
+def _schedule(args) -> Schedule:
+    """``schedule_of``; a one-line UserError also for prices a parallel schedule cannot give."""
+    schedule = schedule_of(args)
+    if schedule.parallel and args.no_cache:
+        raise UserError("--schedule parallel prices batched calls, which keep a KV cache: drop --no-cache")
+    if schedule.parallel and args.metric != "latency_s":
+        raise UserError("--schedule parallel prices time (device time and makespan): use --metric latency_s")
+    return schedule
 
 
 def _figure_data(exercise, document: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path,

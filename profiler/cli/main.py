@@ -109,15 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     breakeven.add_argument("--monte-carlo", type=count(0, MAX_MONTE_CARLO_SEEDS), default=0, metavar="SEEDS",
                            help="also run the programs with SEEDS seeded oracle draws: the spread of the cost "
                                 f"(at most {MAX_MONTE_CARLO_SEEDS:,})")
-    breakeven.add_argument("--schedule", choices=["sequential", "parallel"], default="sequential",
-                           help="sequential: every call alone, one after another (the paper's sum, the default); "
-                                "parallel: each group of independent calls batched and spread over devices, "
-                                "priced in device time and in makespan")
-    breakeven.add_argument("--max-batch", type=count(1, MAX_BATCH), metavar="N",
-                           help="parallel: at most N calls a batch (default: the largest batch the fit measured; "
-                                "unlimited for the paper's primitive)")
-    breakeven.add_argument("--devices", type=count(1, MAX_DEVICES), metavar="D",
-                           help="parallel: D devices, each running one batch at a time (default 1)")
+    _schedule_arguments(breakeven, "priced in device time and in makespan")
     breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
     validate = commands.add_parser(
@@ -139,8 +131,22 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--fits", type=Path, default=Path("fits"),
                           help="where fitted cost models are (default fits/)")
     validate.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
+    _schedule_arguments(validate, "run as batched generates on this device, measured against the makespan")
     validate.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     return parser
+
+
+def _schedule_arguments(parser: argparse.ArgumentParser, parallel: str) -> None:
+    """``--schedule``, ``--max-batch`` and ``--devices``, as breakeven and validate take them (checked together
+    by ``cli.breakeven.schedule_of``); ``parallel`` says what the command does with a parallel schedule."""
+    parser.add_argument("--schedule", choices=["sequential", "parallel"], default="sequential",
+                        help="sequential: every call alone, one after another (the paper's sum, the default); "
+                             f"parallel: each group of independent calls batched and spread over devices, {parallel}")
+    parser.add_argument("--max-batch", type=count(1, MAX_BATCH), metavar="N",
+                        help="parallel: at most N calls a batch (default: the largest batch the fit measured; "
+                             "unlimited for the paper's primitive)")
+    parser.add_argument("--devices", type=count(1, MAX_DEVICES), metavar="D",
+                        help="parallel: D devices, each running one batch at a time (default 1)")
 
 
 def _quiet_transformers() -> None:

@@ -11,6 +11,13 @@ rewritten after every run) and ``validate-<exercise>.png``.
 Default grids (``VALIDATE_GRIDS``) fit gpt2's 1024 positions and take about a minute each on
 a 2-core CPU; ``--budget`` is shared by the exercises, each getting the time left over the
 exercises left.
+
+``--schedule parallel`` (``--max-batch N``, checked with breakeven's flags by
+``cli.breakeven.schedule_of``) runs each group of independent calls as batched generates and
+sets the wall time against the predicted makespan (``lba.validate.parallel_schedule``); the
+default grids then also serve several inputs or mutants at once (``PARALLEL_SETTINGS``), so
+that every exercise makes groups of more than one call. ``--devices`` above 1 cannot be run
+on one machine and is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from profiler.cli.breakeven import schedule_of
 from profiler.lba.breakeven import (check_grid, check_simulation, check_variable, exercise_named, parse_settings,
                                    parse_values)
 from profiler.report.units import format_cost
@@ -37,8 +45,8 @@ from profiler.costmodel.fit_file import load_cost_model
 from profiler.measure.hardware import fingerprint, slug
 from profiler.lba.pricing import FittedPricing
 from profiler.measure.loading import load_model, meta_architecture
-from profiler.lba.validate import (COST_TOLERANCE, INTERVAL_BATCHES, SPEED_TOLERANCE, steady, validate,
-                                  within_positions)
+from profiler.lba.validate import (COST_TOLERANCE, INTERVAL_BATCHES, SPEED_TOLERANCE, one_device, parallel_schedule,
+                                  steady, validate, within_positions)
 from profiler.lba.validation_document import ValidationDocument
 
 # exercise -> (varied parameter, its grid, fixed parameters): each grid has a break-even or a
@@ -48,10 +56,14 @@ VALIDATE_GRIDS: dict[str, tuple[str, tuple[float, ...], dict[str, float]]] = {
     "debugging": ("l", (1, 2, 4, 8, 16), {"k": 8, "b": 2}),
     "evolution": ("k", (1, 2, 3, 4), {"l": 2}),
 }
+# Under a parallel schedule, fixed on top of those: at load 1 and lam 1 every group of k-task and evolution is
+# one call, so nothing would be batched; 4 inputs served at once, 4 mutants a generation.
+PARALLEL_SETTINGS: dict[str, dict[str, float]] = {"ktask": {"load": 4}, "evolution": {"lam": 4}}
 
 
-def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[float], dict[str, float]]:
+def _grid(exercise, vary: str | None, values: str | None, parallel: bool) -> tuple[str, list[float], dict[str, float]]:
     default_vary, default_values, fixed = VALIDATE_GRIDS[exercise.name]
+    fixed = fixed | (PARALLEL_SETTINGS.get(exercise.name, {}) if parallel else {})
     vary = vary or default_vary
     check_variable(exercise, vary)
     if values is not None:
@@ -115,6 +127,9 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
         table.add_row(*cells)
     console.print(table)
     console.print(f"{document.executed_by}; {document.seeds} seeded run(s) per variant and value")
+    if document.schedule is not None:
+        console.print(f"parallel schedule: each group run as batched generates of at most "
+                      f"{document.schedule['max_batch']:,} calls on this one device; predicted: the makespan")
     for which, value, winner in (("predicted", document.breakeven, document.winner_throughout),
                                  ("measured", document.measured_breakeven, document.measured_winner_throughout)):
         text = (f"{document.vary} = {value:.3g}" if value is not None else
@@ -139,11 +154,12 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
 
 def run_validate(args, console: Console) -> int:
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
+    schedule = one_device(schedule_of(args))
     plans = []
     for exercise in exercises:  # every mistake is found before any model is built
-        vary, values, fixed = _grid(exercise, args.vary, args.values)
+        vary, values, fixed = _grid(exercise, args.vary, args.values, schedule.parallel)
         params = parse_settings(exercise, [f"{k}={v:g}" for k, v in fixed.items() if k != vary] + args.set, vary)
-        check_grid(exercise, vary, values, params)
+        check_grid(exercise, vary, values, params, schedule)
         if exercise.stochastic:  # its predicted interval: INTERVAL_BATCHES x --seeds recorded runs a value
             check_simulation(exercise, vary, values, params, INTERVAL_BATCHES * args.seeds, f"--seeds {args.seeds}")
         plans.append((exercise, vary, values, params))
@@ -164,6 +180,7 @@ def run_validate(args, console: Console) -> int:
         cost_model, fit_path = cost_model_for(args.model, hardware_slug, args.fits, args.out, args.threads, quiet)
         if cost_model.model.dtype != dtype_name(dtype):
             raise UserError(f"{fit_path}: fitted in {cost_model.model.dtype}, this run is {dtype_name(dtype)}")
+        schedule = parallel_schedule(schedule, cost_model)
         loaded = load_model(source, device, dtype)
         quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
                     f"{args.budget:g} s")
@@ -174,7 +191,7 @@ def run_validate(args, console: Console) -> int:
             document = validate(exercise, vary, values, params, loaded, FittedPricing(cost_model), seeds=args.seeds,
                                 deadline=time.perf_counter() + share_s,
                                 path=folder / f"validate-{exercise.name}.json", fit=fit_path, figure=figure,
-                                progress=quiet.print)
+                                progress=quiet.print, schedule=schedule)
             _figure(figure, document)
             documents.append(document)
             if not args.json:

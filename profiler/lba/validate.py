@@ -9,6 +9,14 @@ the program's own Python is included). The document (``ValidationDocument``) is 
 one with, per row, the measured cost of each variant and their ratio, the relative errors
 ``predicted / measured - 1`` and the runs themselves, and the measured break-even.
 
+- **Schedule.** Sequential (the default, the paper's count): every call alone, one after
+  another, predicted by the sum of the calls' prices. Parallel (``parallel_schedule``): each
+  group of independent calls runs as batched generates of at most ``max_batch`` calls (by
+  default the largest batch the fit measured), one after another on this one device, and the
+  prediction is the parallel makespan (``sweep``'s makespan price: the fit's batched calls,
+  ``CostModel.call_batch``). The document's rows are that makespan, and it records
+  ``schedule`` and ``measure`` (``makespan``). More than one device cannot be run here.
+
 - **One model runs every role.** The k-task generalist is ``k`` specialists' size in the
   paper, and the debugging roles may differ in size; a real run here has one model, so the
   pricing gives every role the base model (``role_models``): what is checked is the cost of
@@ -42,14 +50,16 @@ from pathlib import Path
 
 import numpy as np
 
-from profiler.lba.breakeven import check_variable, crossing, price_calls, priced_runs, sweep
+from profiler.costmodel.cost_model import CostModel
 from profiler.errors import UserError
-from profiler.lba.exercises import VARIANTS, Exercise
+from profiler.lba.breakeven import check_variable, crossing, price_calls, priced_runs, sweep
 from profiler.lba.execution import ModelBackend, OutOfTime
+from profiler.lba.exercises import VARIANTS, Exercise
+from profiler.lba.pricing import FittedPricing, Pricing
+from profiler.lba.schedule import SEQUENTIAL, Schedule
 from profiler.lba.validation_document import Run, Skipped, Targets, ValidationDocument
 from profiler.measure.loading import LoadedModel
 from profiler.measure.timing import Clock
-from profiler.lba.pricing import FittedPricing, Pricing
 
 COST_TOLERANCE = 0.10  # predicted total within 10% of measured (the issue's target)
 REFERENCE_CALL = (16, 4)  # (n_in, n_out) of the call timed between runs: how fast the machine is then
@@ -63,6 +73,30 @@ def every_role_by(exercise: type[Exercise], pricing: FittedPricing) -> FittedPri
     """``pricing`` with the base model for every role of ``exercise``: sizes are not emulated."""
     roles = {role for variant in VARIANTS for role in exercise.roles[variant]}
     return FittedPricing(pricing.base, role_models={role: pricing.base for role in roles}, cache=pricing.cache)
+
+
+def one_device(schedule: Schedule) -> Schedule:
+    """``schedule``, unless it spreads calls over more than one device, which one machine cannot run: a one-line
+    UserError that says where that prediction is."""
+    if schedule.devices != 1:
+        raise UserError(f"--devices {schedule.devices}: validate runs on this one device, so {schedule.devices} "
+                        f"devices cannot be measured here (their predicted makespan is breakeven's: `python -m "
+                        f"profiler breakeven --fit FIT --schedule parallel --devices {schedule.devices}`)")
+    return schedule
+
+
+def parallel_schedule(schedule: Schedule, cost_model: CostModel) -> Schedule:
+    """``schedule`` as it runs here: sequential as it is; parallel with its batch limit (by default the largest
+    batch ``cost_model`` measured) on this one device (``one_device``), in makespan. A one-line UserError for a
+    fit without batch surfaces (how to measure them)."""
+    if not one_device(schedule).parallel:
+        return schedule
+    if cost_model.max_batch == 1:
+        raise UserError(f"the fit of {cost_model.model.name} has no batch surfaces, so no prediction for a batch: "
+                        f"measure batches first (`python -m profiler run --model {cost_model.model.name} --batch "
+                        "1,2,4,8`), then validate --schedule parallel")
+    max_batch = schedule.max_batch if schedule.max_batch is not None else cost_model.max_batch
+    return Schedule("parallel", max_batch=int(max_batch), measure="makespan")
 
 
 def machine_speed(loaded: LoadedModel, pricing: FittedPricing, clock: Clock = time.perf_counter) -> float:
@@ -79,13 +113,15 @@ def steady(run: Run) -> bool:
 
 
 def predicted_interval(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int,
-                       batches: int = INTERVAL_BATCHES) -> dict[str, tuple[float, float]]:
+                       batches: int = INTERVAL_BATCHES,
+                       schedule: Schedule = SEQUENTIAL) -> dict[str, tuple[float, float]]:
     """Per variant, the 5-95% interval of the mean cost of ``seeds`` runs: the programs run with
-    a recording backend over ``batches * seeds`` other seeded draws, each call priced."""
+    a recording backend over ``batches * seeds`` other seeded draws, their groups priced under ``schedule``."""
     interval = {}
     for variant in VARIANTS:
         simulated = range(SIMULATION_SEED, SIMULATION_SEED + batches * seeds)
-        means = np.asarray(priced_runs(exercise, variant, params, pricing, simulated)).reshape(batches, seeds).mean(1)
+        runs = priced_runs(exercise, variant, params, pricing, simulated, schedule=schedule)
+        means = np.asarray(runs).reshape(batches, seeds).mean(1)
         low, high = np.percentile(means, INTERVAL)
         interval[variant] = (float(low), float(high))
     return interval
@@ -171,10 +207,11 @@ def within_positions(exercise: type[Exercise], vary: str, grid: list[float], par
 def validate(exercise: type[Exercise], vary: str, values: list[float], params: dict, loaded: LoadedModel,
              pricing: FittedPricing, *, seeds: int, deadline: float, path: Path | None = None,
              fit: Path | None = None, figure: Path | None = None, progress=lambda line: None,
-             clock: Clock = time.perf_counter) -> ValidationDocument:
-    """Predict and measure ``exercise`` along ``vary``; the document (see the module doc), also written
-    to ``path`` after every run, naming the ``fit`` that priced it and the ``figure`` its caller draws of
-    it. ``deadline`` is a reading of ``clock``."""
+             clock: Clock = time.perf_counter, schedule: Schedule = SEQUENTIAL) -> ValidationDocument:
+    """Predict and measure ``exercise`` along ``vary`` under ``schedule`` (``parallel_schedule``); the document
+    (see the module doc), also written to ``path`` after every run, naming the ``fit`` that priced it and the
+    ``figure`` its caller draws of it. ``deadline`` is a reading of ``clock``."""
+    schedule = parallel_schedule(schedule, pricing.base)
     check_variable(exercise, vary)
     grid = sorted(set(values))
     exercise.check(params | {vary: np.asarray(grid, dtype=float)})
@@ -182,23 +219,31 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     runnable, skipped = within_positions(exercise, vary, grid, params, max_positions, loaded.source.name)
     pricing = every_role_by(exercise, pricing)
     seeds = seeds if exercise.stochastic else 1
+    predicted = sweep(exercise, vary, runnable, params, pricing, schedule)
+    if schedule.parallel:  # the makespan's rows, with the schedule that lays them out
+        layout = predicted.schedule
+        predicted = predicted.priced(schedule.measure)
+        predicted.schedule = layout
+    how = ("" if not schedule.parallel else f"; each group run as batched generates of at most "
+           f"{schedule.max_batch:,} calls, padded to their longest input and output, one after another on this "
+           "one device")
     document = ValidationDocument.unmeasured(
-        sweep(exercise, vary, runnable, params, pricing), model=loaded.source.name,
+        predicted, model=loaded.source.name,
         hardware_slug=pricing.base.hardware_slug, max_positions=max_positions,
         stochastic=exercise.stochastic, seeds=seeds,
         executed_by=f"every role by {loaded.source.name} (role sizes are not emulated: the calls' token counts "
                     "are the programs', the model is one)",
-        measurement="wall time of each whole run, seconds (real forward passes, forced output lengths)",
+        measurement=f"wall time of each whole run, seconds (real forward passes, forced output lengths{how})",
         skipped=skipped, load_average_start=os.getloadavg()[0], fit=None if fit is None else str(fit),
         figure=None if figure is None else str(figure))
     sizes = exercise.role_sizes(params)
-    ModelBackend(loaded).warm_up()
+    ModelBackend(loaded, schedule=schedule).warm_up()
     speed, reference_s = machine_speed(loaded, pricing, clock), float(pricing.price("reference", *REFERENCE_CALL))
     try:
         for row in document.rows:
             point = params | {vary: row.value}
             if exercise.stochastic:
-                row.predicted_interval = predicted_interval(exercise, point, pricing, seeds)
+                row.predicted_interval = predicted_interval(exercise, point, pricing, seeds, schedule=schedule)
             needed_s = seeds * (sum(row.cost.values()) + 2 * reference_s)  # a reference call a run
             left_s = deadline - clock()
             if needed_s > left_s:
@@ -206,24 +251,26 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                 continue
             for variant in VARIANTS:
                 for seed in range(seeds):
-                    backend = ModelBackend(loaded, seed=seed, deadline=deadline, clock=clock)
+                    backend = ModelBackend(loaded, seed=seed, deadline=deadline, clock=clock, schedule=schedule)
                     started = clock()
                     try:
                         getattr(exercise, variant)(point, backend, np.random.default_rng(seed))
                     except OutOfTime:
-                        skipped.append(Skipped(row.value, f"budget (the run stopped after {len(backend.latencies_s)} "
-                                                          "calls)", variant=variant, seed=seed))
+                        made = sum(batch.size for batch in backend.batches)
+                        skipped.append(Skipped(row.value, f"budget (the run stopped after {made} calls)",
+                                               variant=variant, seed=seed))
                         raise
                     latency_s = clock() - started
                     speed_after = machine_speed(loaded, pricing, clock)
                     run = Run(seed=seed, latency_s=latency_s, calls=backend.recorder.calls,
                               calls_latency_s=float(sum(backend.latencies_s)),
-                              predicted_s=price_calls(backend.recorder, pricing, sizes), speed_before=speed,
-                              speed_after=speed_after)
+                              predicted_s=price_calls(backend.recorder, pricing, sizes, schedule), speed_before=speed,
+                              speed_after=speed_after, generates=len(backend.batches))
                     row.runs[variant].append(run)
                     speed = speed_after
                     progress(f"{exercise.name} {vary}={row.value:g} {variant} seed {seed}: {latency_s:.2f} s "
-                             f"measured, {run.predicted_s:.2f} s predicted for its {run.calls} calls")
+                             f"measured, {run.predicted_s:.2f} s predicted for its {run.calls} calls"
+                             + (f" in {run.generates} batches" if schedule.parallel else ""))
                     _summarise(document)
                     if path is not None:
                         document.write(path)

@@ -10,7 +10,10 @@ spelled out once, in ``FLAT_KEYS``), ``from_json`` reads them back. One writer, 
 (atomic, ``profiler.files.write_json``), and one reader, ``read`` (a one-line ``UserError``
 for a file that is not a validation document or comes from a newer profiler).
 
-Times are wall seconds; a cost error is ``predicted / measured - 1``.
+Times are wall seconds; a cost error is ``predicted / measured - 1``. Under a parallel schedule
+the rows are the predicted makespan and the document says so: ``schedule`` (its kind, batch
+limit and devices) and ``measure`` (``makespan``), the break-even document's own keys; without
+them (a document of a sequential validate, or one written before schedules) every call ran alone.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ FLAT_KEYS = {
 @dataclass(frozen=True)
 class Run:
     """One run of a program with seed ``seed``: its wall time ``latency_s`` (the program's own Python
-    between calls included), its ``calls`` and their summed time ``calls_latency_s``, the cost model's
-    price of exactly those calls ``predicted_s``, and the machine's speed (a reference call's measured
-    over fitted time, 1 at the profiled speed) just before and just after it."""
+    between calls included), its ``calls``, run as ``generates`` generates (one a call in sequence, one a
+    batch in parallel; None in a document written before schedules) whose times sum to ``calls_latency_s``,
+    the cost model's price of exactly those calls ``predicted_s`` (under the document's schedule), and the
+    machine's speed (a reference call's measured over fitted time, 1 at the profiled speed) just before and
+    just after it."""
 
     seed: int
     latency_s: float
@@ -45,11 +50,13 @@ class Run:
     predicted_s: float
     speed_before: float
     speed_after: float
+    generates: int | None = None
 
     def to_json(self) -> dict:
         return {"seed": self.seed, "latency_s": self.latency_s, "calls": self.calls,
                 "calls_latency_s": self.calls_latency_s, "predicted_s": self.predicted_s,
-                "speed_before": self.speed_before, "speed_after": self.speed_after}
+                "speed_before": self.speed_before, "speed_after": self.speed_after} | (
+            {} if self.generates is None else {"generates": self.generates})
 
     @classmethod
     def from_json(cls, run: dict) -> Run:
