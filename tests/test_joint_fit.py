@@ -13,7 +13,7 @@ from scipy.optimize import least_squares
 from profiler.costmodel import refit as refit_module
 from profiler.costmodel.extrapolation import slope_sd
 from profiler.costmodel.fit import AICC_MARGIN, CurveFit, choose, fit_curve
-from profiler.costmodel.fit_file import fit_run, load_cost_model, validation_error
+from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error
 from profiler.costmodel.forms import FORMS, POWER, QUADRATIC, STRUCTURED_FORMS
 from profiler.costmodel.joint import JointForm
 from profiler.costmodel.phase_fits import fit_metric
@@ -205,7 +205,7 @@ def test_the_committed_example_refits_jointly_within_its_held_out_error(tmp_path
         shutil.copy(EXAMPLE_RUN / name, tmp_path / name)
     fit = fit_run(tmp_path)
     document = fit.to_json()
-    assert validation_error(document) is None and document["schema_version"] == "1.4"
+    assert validation_error(document) is None and document["schema_version"] == SCHEMA_VERSION
     curves = {phase: fit.curves[phase]["latency_s"] for phase in ("prefill", "decode", "forward")}
     assert all(curve.lolo_mape <= 0.03 for curve in curves.values())
     assert curves["prefill"].fitted_with["phases"] == ["prefill", "forward"] and curves["decode"].fitted_with is None

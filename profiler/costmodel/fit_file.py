@@ -3,9 +3,13 @@
 
 ``fit_run(folder)`` fits the samples a run wrote (``samples.csv`` beside its ``run.json``
 and ``hardware.json``, read by ``profiler.measure.samples.read_samples``, the one check of a
-samples file) into a document: each phase's metrics as curves (``profiler.costmodel.phase_fits``:
-prefill's and forward's latency and FLOPs together), and the memory a curve should contain
-from the model's numbers beside what the run measured. A fit a cost model cannot price with is
+samples file) into a document: each phase's metrics as curves from its passes of one sequence
+(``batch == 1``; ``profiler.costmodel.phase_fits``: prefill's and forward's latency and FLOPs
+together), and the memory a curve should contain from the model's numbers beside what the run
+measured. Where the run measured prefill or decode at batches above 1, that phase's latency is also
+fitted against ``(batch, n)`` on all its passes, batch 1 included (``profiler.costmodel.surface``,
+since 1.5); a phase measured at too few ``(batch, n)`` points for any surface form is said in
+``source.surfaces_skipped``. A fit a cost model cannot price with is
 never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
 three coefficients: two lengths leave a quadratic or power curve free) or with fewer than
 ``MIN_SAMPLES`` samples (AICc compares three-coefficient forms from five) is a one-line
@@ -13,7 +17,8 @@ three coefficients: two lengths leave a quadratic or power curve free) or with f
 
 Work is bounded before it starts: a phase is fitted on at most ``MAX_FIT_LENGTHS`` context lengths
 (spread evenly over those measured, both ends kept) and ``MAX_FIT_SAMPLES`` samples (each point's
-repeats thinned to an even spread over the order they were measured in). A run's file is thinned
+repeats thinned to an even spread over the order they were measured in; a surface's points are
+its ``(batch, n)`` pairs, and it holds at most ``surface.MAX_HELD_OUT_POINTS`` out). A run's file is thinned
 only where a phase holds more samples than that (over 20 points of 200 repeats, the most a point
 takes; or 1,024 lengths of 5); the fit says what was thinned (``source.thinned``, since 1.3). Why thin rather than refuse: the rows are real
 measurements, and a curve through an even spread of each point's repeats is the same curve; the
@@ -36,16 +41,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from profiler.costmodel.cost_model import METRICS, PHASES, UNITS, CostModel, linearity_horizon
+from profiler.costmodel.cost_model import BATCH_PHASES, METRICS, PHASES, UNITS, CostModel, linearity_horizon
 from profiler.costmodel.fit_checks import fit_problem
 from profiler.costmodel.fit_document import FitDocument
 from profiler.costmodel.phase_fits import fit_metric
+from profiler.costmodel.surface import fit_surface, fixed_forms
+from profiler.costmodel.surface_forms import SURFACE_FORMS
 from profiler.errors import UserError
 from profiler.files import file_name, fit_path, keep_previous, read_json, write_json
 from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
@@ -129,15 +136,16 @@ def _memory(samples, model: dict) -> dict | None:
     }
 
 
-def thinned(rows):
+def thinned(rows, point: tuple[str, ...] = ("n_ctx", "n_new")):
     """``rows`` of one phase within the bounds of the module doc: at most ``MAX_FIT_LENGTHS`` context lengths
-    (evenly spread over the sorted lengths, both ends kept), then per point at most ``MAX_FIT_SAMPLES`` over
-    the number of points, evenly spread over its repeats in measured (file) order. Deterministic."""
+    (evenly spread over the sorted lengths, both ends kept), then per point (the values of the ``point``
+    columns) at most ``MAX_FIT_SAMPLES`` over the number of points, evenly spread over its repeats in measured
+    (file) order. Deterministic."""
     lengths = np.unique(rows["n_ctx"])
     if len(lengths) > MAX_FIT_LENGTHS:
         chosen = np.unique(np.round(np.linspace(0, len(lengths) - 1, MAX_FIT_LENGTHS)).astype(int))
         rows = rows[rows["n_ctx"].isin(lengths[chosen])]
-    points = rows.groupby(["n_ctx", "n_new"], sort=False)
+    points = rows.groupby(list(point), sort=False)
     per_point = max(1, MAX_FIT_SAMPLES // max(points.ngroups, 1))
     order = points.cumcount().to_numpy()
     count = points["n_ctx"].transform("size").to_numpy()
@@ -156,11 +164,30 @@ def _too_few(phase: str, rows) -> str | None:
     return None
 
 
+def _surfaces(samples, seed: int) -> tuple[dict, dict[str, str]]:
+    """The batch surface of each of prefill and decode measured at a batch above 1, fitted on all its rows
+    (thinned, each ``(batch, n)`` a point); and, per such phase whose points fix no surface form, why."""
+    surfaces, skipped = {}, {}
+    for phase in BATCH_PHASES:
+        rows = samples[samples["phase"] == phase]
+        if not (rows["batch"] > 1).any():
+            continue
+        rows = thinned(rows, point=("batch", "n_ctx", "n_new"))
+        batch, n = rows["batch"].to_numpy(), rows["n_ctx"].to_numpy()
+        if fixed_forms(phase, batch, n):
+            surfaces[phase] = fit_surface(phase, batch, n, rows["latency_s"].to_numpy(), seed=seed)
+        else:
+            least = min(len(form.params) for form in SURFACE_FORMS[phase].values()) + 1
+            points = len(rows.groupby(["batch", "n_ctx"]))
+            skipped[phase] = f"{points} (batch, n) points, where a surface needs {least} over 2 or more batches"
+    return surfaces, skipped
+
+
 def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     """Fit every phase and metric of the run in ``folder`` into a fit document: as it reads back from
     its file (its curves rounded as ``CurveFit.as_dict`` writes them), so a cost model priced from
     it right after fitting and one loaded later are the same. A one-line ``UserError`` when the run
-    cannot make a fit a cost model can price with (see the module doc)."""
+    cannot make a fit a cost model can price with (see the module doc): its curves are of batch-1 passes."""
     samples_path = folder / "samples.csv"
     if not samples_path.is_file():
         raise UserError(f"{folder}: no samples.csv (run `python -m profiler run` first)")
@@ -171,7 +198,8 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     samples = read_samples(samples_path, model=run.model.name, dtype=run.model.dtype)
     if samples.empty:
         raise UserError(f"{samples_path}: no samples in it (the run stopped before its first pass)")
-    measured = {phase: samples[samples["phase"] == phase] for phase in PHASES}
+    single = samples[samples["batch"] == 1]
+    measured = {phase: single[single["phase"] == phase] for phase in PHASES}
     by_phase = {phase: thinned(rows) for phase, rows in measured.items()}
     too_few = [why for phase, rows in by_phase.items() if (why := _too_few(phase, rows))]  # each phase prices
     if too_few:
@@ -188,7 +216,8 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     thinned_rows = {phase: {"rows": len(measured[phase]), "fitted": len(rows)}
                     for phase, rows in by_phase.items() if len(rows) < len(measured[phase])}
     model = run.model.to_json()
-    memory = _memory(samples, model)
+    memory = _memory(single, model)
+    surfaces, surfaces_skipped = _surfaces(samples, seed)
     return FitDocument.from_json({
         "schema_version": SCHEMA_VERSION,
         "hardware_slug": hardware.slug,
@@ -197,12 +226,14 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
                                               "hidden", "heads", "kv_heads", "max_positions", "dtype",
                                               "attn_implementation", "random_weights")},
         "source": {"samples": str(samples_path), "rows": len(samples)} | (
-            {"thinned": thinned_rows} if thinned_rows else {}),
+            {"thinned": thinned_rows} if thinned_rows else {}) | (
+            {"surfaces_skipped": surfaces_skipped} if surfaces_skipped else {}),
         "units": {"n": "tokens", **UNITS},
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
                    for phase, metrics in curves.items()},
         "derived": _derived(curves),
-    } | ({"memory": memory} if memory else {}))
+    } | ({"memory": memory} if memory else {}) | (
+        {"surfaces": {phase: surface.as_dict() for phase, surface in surfaces.items()}} if surfaces else {}))
 
 
 class WrittenFit(NamedTuple):
