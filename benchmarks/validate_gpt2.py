@@ -5,14 +5,20 @@ What: ``python -m profiler validate --model gpt2 --exercise all --json`` with it
 program run with real gpt2 calls (random weights, forced output lengths; every role by gpt2),
 the wall time of each run against the prediction of gpt2's fit on this machine (profiled
 first when there is none). Extra arguments go to the command (e.g. ``--threads 1`` on a
-shared machine: the fit must use the same thread count, which is part of the hardware slug).
+shared machine: the fit must use the same thread count, which is part of the hardware slug;
+``--schedule parallel``: each group of independent calls run as batched generates of at most
+``--max-batch`` calls, the fit's largest measured batch by default, against the predicted
+makespan, with the default grids serving 4 inputs in k-task and 4 mutants in evolution).
 
 Why: a break-even is only as good as the per-call costs behind it; this is the check.
 
 Columns: predicted cost (for evolution, the predicted 5-95% interval of the mean over seeds), measured
 (``~``: the machine ran more than 10% off its profiled speed around the run), ``err`` = predicted /
 measured - 1, ``calls`` = the same for the calls the runs actually made (for evolution, the cost
-model's error without the draws' luck), and the ratio optimistic / optimized.
+model's error without the draws' luck), ``gen`` = that price over the summed time of the generates
+alone (the fit's error on the passes, without the program's Python between them: where ``calls``
+misses and ``gen`` does not, the time is lost in execution, not in the fit), ``B`` the calls per
+generate (1 in sequence), and the ratio optimistic / optimized.
 
 Targets (from the issue): at each grid value, predicted total cost within 10% of measured
 (deterministic exercises; for evolution, the measured mean over seeds inside the predicted
@@ -40,6 +46,16 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
+def _generates_error(runs) -> float | None:
+    """Mean over ``runs`` of their predicted cost over the summed time of their generates, minus 1."""
+    return sum(run.predicted_s / run.calls_latency_s - 1 for run in runs) / len(runs) if runs else None
+
+
+def _calls_a_generate(runs) -> str:
+    generates = sum(run.generates or run.calls for run in runs)
+    return "-" if not generates else f"{sum(run.calls for run in runs) / generates:.1f}"
+
+
 def main() -> int:
     buffer = io.StringIO()
     load_start = os.getloadavg()[0]
@@ -49,8 +65,10 @@ def main() -> int:
         return status
     documents = json.loads(buffer.getvalue())["exercises"]
     typed = [ValidationDocument.from_json(document) for document in documents]
-    print(f"{'exercise':<10} {'value':>6} | {'optimistic: predicted':>21} {'measured':>9} {'err':>7} {'calls':>7} | "
-          f"{'optimized: predicted':>20} {'measured':>9} {'err':>7} {'calls':>7} | {'ratio pred':>10} {'meas':>6}")
+    print(f"schedule: {typed[0].schedule or 'sequential'}; load average {load_start:.2f} at the start")
+    print(f"{'exercise':<10} {'value':>6} | {'optimistic: predicted':>21} {'measured':>9} {'err':>7} {'calls':>7} "
+          f"{'gen':>7} {'B':>4} | {'optimized: predicted':>20} {'measured':>9} {'err':>7} {'calls':>7} {'gen':>7} "
+          f"{'B':>4} | {'ratio pred':>10} {'meas':>6}")
     summary = []
     for document, validation in zip(documents, typed):
         for row in validation.rows:
@@ -60,9 +78,11 @@ def main() -> int:
                 if row.predicted_interval is not None:
                     lo, hi = row.predicted_interval[variant]
                     predicted = f"{_ms(lo)}-{_ms(hi)}"
-                mark = "" if all(steady(run) for run in row.runs[variant]) else "~"
+                runs = row.runs[variant]
+                mark = "" if all(steady(run) for run in runs) else "~"
                 cells.append(f"{predicted:>20} {_ms(row.measured[variant]) + mark:>9} "
-                             f"{_pct(row.error[variant]):>7} {_pct(row.error_given_calls[variant]):>7}")
+                             f"{_pct(row.error[variant]):>7} {_pct(row.error_given_calls[variant]):>7} "
+                             f"{_pct(_generates_error(runs)):>7} {_calls_a_generate(runs):>4}")
             print(f"{validation.exercise:<10} {row.value:>6g} | {cells[0]} | {cells[1]} | {row.ratio:>10.3g} "
                   f"{row.measured_ratio or float('nan'):>6.3g}")
         targets = document["targets"]
@@ -72,6 +92,7 @@ def main() -> int:
               f"{document['measured_breakeven'] or document['measured_winner_throughout']}: "
               f"within one step {targets['breakeven']}; skipped {len(document['skipped'])}")
         summary.append({"exercise": document["exercise"], "vary": document["vary"], "params": document["params"],
+                        "schedule": document.get("schedule"),
                         "targets": targets, "breakeven": document["breakeven"],
                         "measured_breakeven": document["measured_breakeven"],
                         "winner_throughout": document["winner_throughout"],
@@ -80,7 +101,9 @@ def main() -> int:
                                                             "error_optimistic", "optimized", "measured_optimized",
                                                             "error_optimized", "error_given_calls_optimistic",
                                                             "error_given_calls_optimized", "ratio", "measured_ratio")}
-                                 for row in document["rows"]],
+                                 | {f"error_generates_{variant}": _generates_error(typed_row.runs[variant])
+                                    for variant in ("optimistic", "optimized")}
+                                 for row, typed_row in zip(document["rows"], validation.rows)],
                         "skipped": document["skipped"]})
     met = all(d["targets"]["costs"] and d["targets"]["breakeven"] for d in summary)
     print(json.dumps({"benchmark": "validate_gpt2", "load_average_start": load_start,
