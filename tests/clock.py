@@ -22,12 +22,14 @@ class FakeClock:
 
 
 def charge(monkeypatch, clock: FakeClock, method: str, cost_s: Callable[..., float]) -> None:
-    """Make every call of ``Passes.<method>(*args)`` move ``clock`` by ``cost_s(*args)`` seconds; the real
-    pass still runs (its caches and outputs are what the code under test reads)."""
+    """Make every call of ``Passes.<method>(*args)`` move ``clock`` by ``cost_s(*args)`` seconds, a pass of a
+    batch of more than one sequence (``batch=B``) by ``cost_s(*args, batch=B)``; the real pass still runs (its
+    caches and outputs are what the code under test reads)."""
     original = getattr(Passes, method)
 
-    def charged(self, *args):
-        clock.advance(cost_s(*args))
-        return original(self, *args)
+    def charged(self, *args, **kwargs):
+        batch = kwargs.get("batch") or 1
+        clock.advance(cost_s(*args, batch=batch) if batch > 1 else cost_s(*args))
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Passes, method, charged)

@@ -94,6 +94,13 @@ RUN = [
     (["--seed", " "], "argument --seed: ' ': expected a whole number"),
     (["--attn", "flash"], "argument --attn: invalid choice: 'flash'"),
     (["--device-map", "balanced"], "argument --device-map: invalid choice"),
+    (["--batch", "0"], "argument --batch: 0: expected a whole number from 1 to 4,096 (sequences in a pass)"),
+    (["--batch", "1,4097"], "argument --batch: 4097: expected a whole number from 1 to 4,096"),
+    (["--batch", "2.5"], "argument --batch: 2.5: expected a whole number"),
+    (["--batch", "1,,2"], "argument --batch: '': expected a whole number"),
+    (["--batch", "eight"], "argument --batch: eight: expected a whole number"),
+    (["--batch", ",".join(map(str, range(1, 18)))], "argument --batch: 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,1..."),
+    (["--batch", "2," * 16 + "2"], "at most 16 batch sizes"),
 ]
 
 
@@ -320,6 +327,10 @@ def test_a_read_only_fit_folder_is_one_line_and_nothing_is_written(capfd, read_o
     (["--seed", str(2**32 - 1)], "seed", 2**32 - 1),
     ([], "budget", 45.0),
     ([], "threads", None),
+    (["--batch", "8,1,2,4,2"], "batch", [1, 2, 4, 8]),
+    (["--batch", "1"], "batch", [1]),
+    (["--batch", "4096"], "batch", [4096]),
+    ([], "batch", None),
 ])
 def test_run_accepts_numbers_in_range(options, attribute, value):
     assert getattr(_parser().parse_args(["run", "--model", "gpt2", *options]), attribute) == value

@@ -283,7 +283,8 @@ def test_run_json_keeps_the_record_and_older_files_read_without_one(tmp_path):
     folder = _example_copy(tmp_path, DISTURBED)
     assert RunDocument.read(folder).done.disturbance == DISTURBED
     written = json.loads((folder / "run.json").read_text())["done"]["disturbance"]
-    assert written["points"][0] == {"phase": "prefill", "n_ctx": 16, "n_new": 16, "seen": ["slow reference"]}
+    assert written["points"][0] == {"phase": "prefill", "n_ctx": 16, "n_new": 16, "seen": ["slow reference"],
+                                    "batch": 1}
     assert written["too_few_lengths"] is True
 
 
@@ -314,3 +315,14 @@ def test_a_reference_pass_looks_slow_against_the_quickest_so_far_or_what_it_was_
     assert watch.looks_slow(0.16, expected_s=0.1) and not watch.looks_slow(0.14, expected_s=0.1)  # the first
     watch.reference(8, 0.05)
     assert watch.looks_slow(0.08, expected_s=0.1) and not watch.looks_slow(0.07, expected_s=0.1)
+
+
+def test_a_batch_point_in_a_slow_spell_is_named_with_its_batch():
+    watch = DisturbanceWatch(lambda: 0.0, cores=2)
+    watch.reference(8, 0.01)
+    watch.measured(("decode", 16, 1, 4), [0.02, 0.02, 0.02])  # a decode point of 4 sequences
+    watch.measured(("decode", 16, 1), [0.01, 0.01, 0.01])
+    watch.reference(8, 0.05)
+    points = watch.finish({}, {}, [], []).points
+    assert points == [AffectedPoint("decode", 16, 1, ["slow reference"]),
+                      AffectedPoint("decode", 16, 1, ["slow reference"], batch=4)]

@@ -31,11 +31,11 @@ def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drif
     decode_s = 127 * TOKEN_S / 8 + 4 * 2 * DECODE_S  # the fill, a warm-up and three steps
     references_s = (3 + 1 + 2 + 1) * 8 * TOKEN_S
     drift_s = 3 * 32 * TOKEN_S
-    items = [("length", n) for n in lengths] + [("decode", 127)]
+    items = [("length", n, 1) for n in lengths] + [("decode", 127, 1)]
     assert plan.cost_s(lengths, items) == pytest.approx(sum(per_length_s.values()) + decode_s + pairs_s
                                                         + references_s + drift_s)
     # once 32 is begun it is out of the cost, and one reference pass fewer remains
-    assert plan.cost_s(lengths, [("length", 8), ("length", 128)]) == pytest.approx(
+    assert plan.cost_s(lengths, [("length", 8, 1), ("length", 128, 1)]) == pytest.approx(
         per_length_s[8] + per_length_s[128] + pairs_s + 5 * 8 * TOKEN_S + drift_s)
 
 
@@ -76,7 +76,7 @@ def test_long_passes_are_repeated_fewer_times():
 
 def test_one_repeat_of_what_is_left():
     plan = _plan([8, 32, 128])
-    left = plan.left_s([("length", 32)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
+    left = plan.left_s([("length", 32, 1)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
     assert left == (2 * 32 * TOKEN_S) + plan.generate_s(120, 8) + 3 * 8 * TOKEN_S + 3 * 32 * TOKEN_S
 
 
@@ -127,3 +127,56 @@ def test_the_generate_pairs_are_planned_at_most_their_share_of_the_budget():
     free.prefill_s, free.decode_points_s = plan.prefill_s, plan.decode_points_s
     pairs_s = free.cost_s([8, 128], []) - 3 * 0.1 - 3 * 0.5  # the reference passes and the drift check
     assert pairs_s > 30 and plan.cost_s([8, 128], []) == pytest.approx(GENERATE_SHARE * 10.0 + 3 * 0.1 + 3 * 0.5)
+
+
+def test_spread_takes_both_ends_and_the_points_nearest_an_even_log_spread():
+    from profiler.measure.plan import spread
+
+    assert spread([8, 11, 16, 23, 32, 45, 64, 91, 128]) == [8, 32, 128]
+    assert spread([8, 16, 1024]) == [8, 16, 1024] and spread([8, 16]) == [8, 16] and spread([]) == []
+    assert spread([8, 11, 16, 23, 32], count=4) == [8, 11, 23, 32]
+
+
+def test_a_pass_of_a_batch_is_priced_at_most_batch_times_one_sequence():
+    plan = _plan([8, 16, 32, 64, 128])
+    # prefill: B x n tokens of one sequence where that is less (here equal: linear in n), never more than B times
+    assert plan.batch_pass_s("prefill", 16, 1) == 16 * TOKEN_S
+    assert plan.batch_pass_s("prefill", 16, 4) == 64 * TOKEN_S
+    plan.prefill_s = {n: 0.5 + n * TOKEN_S for n in plan.prefill_s}  # a pass's floor: batching pays
+    assert plan.batch_pass_s("prefill", 8, 8) == plan.prefill_s[64] < 8 * plan.prefill_s[8]
+    # decode (gpt2 on this project's CPU): a prefill of B tokens (the weights read once) plus each sequence's
+    # context over the shortest's, at most B steps of one sequence
+    plan = Plan(min_repeats=3, max_positions=1024)
+    plan.prefill_s, plan.decode_points_s = {8: 0.047, 16: 0.053}, {8: 0.030, 1023: 0.042}
+    assert plan.batch_pass_s("decode", 1023, 8) == pytest.approx(0.047 + 8 * 0.012)  # not 8 x 0.042
+    assert plan.batch_pass_s("decode", 8, 16) == pytest.approx(0.053)
+    assert plan.batch_pass_s("decode", 8, 1) == 0.030
+    plan.prefill_s = {8: 0.1}  # a prefill of 2 tokens dearer than 2 steps: the bound
+    assert plan.batch_pass_s("decode", 8, 2) == pytest.approx(2 * 0.030)
+
+
+def test_the_batch_grid_is_three_points_per_phase_at_every_size_thinned_to_its_share():
+    from profiler.measure.plan import BATCH_SHARE
+
+    lengths, contexts = [8, 16, 32, 64, 128], [8, 32, 127]
+    plan = _plan(lengths)
+    plan.fill_s_per_token = TOKEN_S / 8
+    grid = plan.batch_grid([1, 2, 4], lengths, contexts, reference_s=8 * TOKEN_S)  # no budget: all of it
+    assert grid == [("prefill", n, b) for n in (8, 32, 128) for b in (2, 4)] + [
+        ("decode", c, b) for c in contexts for b in (2, 4)]
+    for budget_s in (2.0, 1.0, 0.5, 0.1, 0.01):
+        plan.budget_s = budget_s
+        thinned = plan.batch_grid([1, 2, 4], lengths, contexts, reference_s=8 * TOKEN_S)
+        cost = sum(plan.item_cost_s(item) + 8 * TOKEN_S for item in thinned)
+        assert cost <= BATCH_SHARE * budget_s
+        assert all(b in (2, 4) and n in (lengths if kind == "prefill" else contexts) for kind, n, b in thinned)
+        prefill = [item for item in thinned if item[0] == "prefill"]
+        if prefill:  # the shortest length first: the top comes down before the largest batch goes
+            assert min(n for _, n, _ in prefill) == 8
+    # at 6 s (0.9 s for batches) prefill spreads below 128 at both sizes; decode keeps its three contexts
+    plan.budget_s = 6.0
+    thinned = plan.batch_grid([2, 4], lengths, contexts, reference_s=8 * TOKEN_S)
+    assert {b for kind, _, b in thinned if kind == "prefill"} == {2, 4}
+    assert max(n for kind, n, _ in thinned if kind == "prefill") < 128
+    assert {(c, b) for kind, c, b in thinned if kind == "decode"} == {(c, b) for c in contexts for b in (2, 4)}
+    assert plan.batch_grid([1], lengths, contexts, 8 * TOKEN_S) == []

@@ -158,7 +158,8 @@ def test_a_long_first_length_is_piloted_once_its_first_passes_run_short(loaded, 
 
     lengths = []
     measured = passes.Passes.prefill
-    monkeypatch.setattr(passes.Passes, "prefill", lambda self, n: lengths.append(n) or measured(self, n))
+    monkeypatch.setattr(passes.Passes, "prefill",
+                        lambda self, n, **kwargs: lengths.append(n) or measured(self, n, **kwargs))
     budget_s = 30.0
     outcome, _, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=[2048, 4000])
     first = lengths[:lengths.index(2048) + 1]

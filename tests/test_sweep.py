@@ -78,10 +78,10 @@ def _record_decode_contexts(monkeypatch) -> list[tuple]:
     layer's keys and values, shape and bytes); the real step still runs."""
     original, seen = Passes.decode_step, []
 
-    def recorded(self, cache):
+    def recorded(self, cache, **kwargs):
         tensors = [t.contiguous() for layer in cache.layers for t in (layer.keys, layer.values)]
         seen.append((cache.get_seq_length(), tuple((tuple(t.shape), t.numpy().tobytes()) for t in tensors)))
-        return original(self, cache)
+        return original(self, cache, **kwargs)
 
     monkeypatch.setattr(Passes, "decode_step", recorded)
     return seen
@@ -166,11 +166,11 @@ def test_interrupt_keeps_what_was_measured(tiny_loaded, tmp_path):
 def _run_out_of_memory_from(monkeypatch, method, n_oom):
     original = getattr(Passes, method)
 
-    def failing(self, n, *args):
+    def failing(self, n, *args, **kwargs):
         if n >= n_oom:
             raise RuntimeError(f"[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
                                f"you tried to allocate {n} bytes")
-        return original(self, n, *args)
+        return original(self, n, *args, **kwargs)
 
     monkeypatch.setattr(Passes, method, failing)
 
@@ -264,3 +264,100 @@ def test_cuda_sweep_records_allocator_peaks(tmp_path):
     outcome, samples = _sweep(loaded, tmp_path / "s.csv", [8, 64])
     assert outcome.lengths == [8, 64] and set(samples.device) == {"cuda"} and set(samples.dtype) == {"bfloat16"}
     assert (samples.peak_mem_reserved_bytes >= samples.peak_mem_bytes).all() and (samples.peak_mem_bytes > 0).all()
+
+
+BATCHES = [1, 2, 4]
+
+
+def test_batch_points_are_measured_with_the_figures_of_the_whole_batch(tiny_loaded, tmp_path):
+    """Prefill at the three lengths and decode at the three contexts, each at every batch size above 1: B times a
+    sequence's FLOPs (counted too), B sequences' KV bytes; forward and generate of one sequence only; the points of
+    one sequence as without batches."""
+    arch = tiny_loaded.architecture
+    kv_per_token = arch.kv_bytes_per_token(torch.float32)
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 32, 128], budget_s=60.0, batch_sizes=BATCHES)
+    assert outcome.lengths == [8, 32, 128] and not outcome.batch_skipped and not outcome.batch_out_of_memory
+    points = samples.groupby(["phase", "batch", "n_ctx", "n_new"])
+    expected = {("prefill", b, n, n) for n in (8, 32, 128) for b in BATCHES}
+    expected |= {("decode", b, c, 1) for c in (8, 32, 127) for b in BATCHES}
+    expected |= {("forward", 1, n, n) for n in (8, 32, 128)} | {("generate", 1, 32, 16), ("generate", 1, 120, 8)}
+    assert set(points.groups) == expected
+    assert points.size().min() >= FAST.min_repeats
+    for (phase, batch, n_ctx, n_new), group in points:
+        if phase not in ("prefill", "decode"):
+            continue
+        row = group.iloc[0]
+        assert row.flops == batch * pass_flops(arch, n_new, n_ctx + (n_new if phase == "decode" else 0))
+        assert row.flops_counted == pytest.approx(row.flops, rel=1e-3)
+        tokens_after = n_ctx + (phase == "decode")
+        assert (group.kv_cache_bytes == batch * tokens_after * kv_per_token).all()
+
+
+def _batched_machine(monkeypatch) -> FakeClock:
+    """The synthetic machine with batches: a prefill of B sequences of n tokens costs a prefill of B x n tokens, a
+    decode step of B sequences DECODE_STEP_S and a quarter of it for each sequence after the first."""
+    clock = FakeClock()
+    charge(monkeypatch, clock, "prefill", lambda n, batch=1: _prefill_s(batch * n))
+    charge(monkeypatch, clock, "forward", _prefill_s)
+    charge(monkeypatch, clock, "decode_step", lambda cache, batch=1: DECODE_STEP_S * (1 + (batch - 1) / 4))
+    charge(monkeypatch, clock, "generate", _generate_s)
+    return clock
+
+
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+def test_the_batch_grid_takes_its_share_of_a_tight_budget_thinned_to_its_short_lengths(tiny_loaded, tmp_path,
+                                                                                      monkeypatch):
+    """At about 1 ms a token, 15% of a 6 s budget holds a prefill of 2 and of 8 sequences at the shortest length,
+    not the 8 x 128 tokens of a prefill of 8 at the top, and decode (a few ms a step) at every batch size and
+    context: the prefill points spread lower, those left out are said with their predicted cost, and the run ends
+    within its budget plus one pass."""
+    from profiler.measure.plan import BATCH_SHARE
+
+    budget_s = 6.0
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(TINY_MAX_POSITIONS), budget_s=budget_s,
+                              trim=True, clock=_batched_machine(monkeypatch), batch_sizes=[1, 2, 8])
+    assert outcome.elapsed_s <= budget_s + _prefill_s(8 * 128)
+    batched = samples[samples.batch > 1]
+    prefill, decode = batched[batched.phase == "prefill"], batched[batched.phase == "decode"]
+    assert set(prefill.batch) == {2, 8} and min(prefill.n_ctx) == 8 and max(prefill.n_ctx) < 128
+    assert set(zip(decode.batch, decode.n_ctx)) == {(b, c) for b in (2, 8) for c in (8, 32, 127)}
+    # the batch rows took their share at most (the warm-ups and reference passes besides)
+    assert batched.latency_s.sum() <= BATCH_SHARE * budget_s
+    skipped = [s for s in outcome.batch_skipped if s["reason"] == "time budget"]
+    assert {("prefill", 8, 128), ("prefill", 2, 128)} <= {(s["phase"], s["batch"], s["n_ctx"]) for s in skipped}
+    for skip in skipped:
+        assert skip["predicted_s"] > skip["pass_s"] > 0 and skip["budget_s"] == budget_s
+    # the lengths of one sequence keep their range
+    assert 8 in outcome.lengths and max(outcome.lengths) == TINY_MAX_POSITIONS
+
+
+def test_out_of_memory_at_a_batch_drops_larger_batches_there_and_beyond_and_nothing_else(tiny_loaded, tmp_path,
+                                                                                          monkeypatch):
+    original = Passes.prefill
+
+    def failing(self, n, batch=1):
+        if batch >= 4 and n >= 32:
+            raise RuntimeError(f"[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               f"you tried to allocate {batch * n} bytes")
+        return original(self, n, batch=batch)
+
+    monkeypatch.setattr(Passes, "prefill", failing)
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 32, 128], budget_s=60.0, seed=1,
+                              batch_sizes=BATCHES)
+    assert outcome.out_of_memory is None and outcome.lengths == [8, 32, 128]  # one sequence: every length
+    ooms = outcome.batch_out_of_memory
+    assert ooms and all((o["phase"], o["batch"]) == ("prefill", 4) and o["n_ctx"] >= 32 for o in ooms)
+    assert all("can't allocate memory" in o["error"] for o in ooms)
+    # once out of memory at a length, the batch of 4 at longer lengths or contexts is dropped, not tried
+    first = min(o["n_ctx"] for o in ooms)
+    dropped = [s for s in outcome.batch_skipped if s["reason"] == "out of memory"]
+    assert all(s["batch"] == 4 and s["n_ctx"] >= first for s in dropped)
+    batched = samples[samples.batch == 4]
+    assert not {(s["phase"], s["n_ctx"]) for s in dropped} & set(zip(batched.phase, batched.n_ctx))
+    assert set(batched[batched.phase == "prefill"].n_ctx) == {8} and 8 in set(batched[batched.phase == "decode"].n_ctx)
+    assert set(samples[(samples.batch == 2) & (samples.phase == "prefill")].n_ctx) == {8, 32, 128}
+
+
+def test_a_sweep_of_batch_one_measures_no_batch(tiny_loaded, tmp_path):
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16], batch_sizes=[1])
+    assert set(samples.batch) == {1} and not outcome.batch_skipped

@@ -14,6 +14,9 @@ before any command starts. The limits, and why each is where it is:
 - ``seed``: 0 to 2^32 - 1 (``MAX_SEED``): every consumer takes it (``random.Random``,
   torch generators, numpy), and a JSON reader that holds numbers as doubles reads it back
   exactly.
+- ``batch_sizes``: a list of whole numbers 1 to ``MAX_BATCH_SIZE`` (4,096), at most
+  ``MAX_BATCH_SIZES`` (16) of them (``profiler.measure.grid``): the sweep's batch points grow
+  with their number and a pass's memory with each.
 - ``count(lo, hi)``: a whole number in ``[lo, hi]``, for ``--seeds`` and ``--monte-carlo``,
   whose work grows with the count (their limits are set where the options are declared), and
   for a parallel schedule's ``--max-batch`` and ``--devices``: at most ``MAX_BATCH`` and
@@ -82,6 +85,17 @@ def thread_count(text: str) -> int:
 def seed(text: str) -> int:
     """A seed: 0 to ``MAX_SEED``."""
     return _whole(text, 0, MAX_SEED, "")
+
+
+def batch_sizes(text: str) -> list[int]:
+    """Batch sizes, ``1,2,4,8``: sorted, each 1 to ``MAX_BATCH_SIZE``, at most ``MAX_BATCH_SIZES`` distinct."""
+    from profiler.measure.grid import MAX_BATCH_SIZE, MAX_BATCH_SIZES
+
+    parts = text.split(",")
+    if len(parts) > MAX_BATCH_SIZES:
+        raise argparse.ArgumentTypeError(f"{_quoted(text[:40] + ('...' if len(text) > 40 else ''))}: "
+                                         f"at most {MAX_BATCH_SIZES} batch sizes")
+    return sorted({_whole(part.strip(), 1, MAX_BATCH_SIZE, " (sequences in a pass)") for part in parts})
 
 
 def count(lo: int, hi: int):

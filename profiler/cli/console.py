@@ -50,18 +50,21 @@ def _mib(value) -> str:
 
 
 def print_point_tables(console: Console, title: str, points: pd.DataFrame) -> None:
-    """One table per phase: n, median latency, tokens/s, FLOP/s, share of roofline, memory."""
+    """One table per phase: n (and the batch, where a phase was measured with more than one sequence), median
+    latency, tokens/s, FLOP/s, share of roofline, memory."""
     if points.empty:
         console.print(f"[yellow]{title}: nothing was measured")
         return
     for phase, group in points.groupby("phase", sort=False):
         table = Table(title=f"{title} -- {PHASE_TITLES[phase]}", title_justify="left")
-        columns = ["n_ctx"] + (["n_new"] if phase == "generate" else []) + [
+        batched = "batch" in group.columns and bool((group["batch"] > 1).any())
+        columns = (["batch"] if batched else []) + ["n_ctx"] + (["n_new"] if phase == "generate" else []) + [
             "repeats", "median latency", "95% CI", "tokens/s", "FLOP/s", "roofline", "peak mem", "KV cache", ""]
         for name in columns:
             table.add_column(name, justify="left" if name == "" else "right")
         for row in group.itertuples():
-            cells = [str(row.n_ctx)] + ([str(row.n_new)] if phase == "generate" else []) + [
+            cells = ([str(row.batch)] if batched else []) + [str(row.n_ctx)] + (
+                [str(row.n_new)] if phase == "generate" else []) + [
                 str(row.repeats), f"{row.median_latency_s * 1e3:.2f} ms",
                 "-" if math.isinf(row.ci95_rel) else f"±{row.ci95_rel:.1%}",
                 f"{row.tokens_per_s:,.1f}", _si(row.flops_per_s, "FLOP/s"), f"{row.roofline_share:.0%}",

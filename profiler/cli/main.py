@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from profiler.cli.arguments import MAX_BATCH, MAX_DEVICES, budget_seconds, count, seed, thread_count
+from profiler.cli.arguments import MAX_BATCH, MAX_DEVICES, batch_sizes, budget_seconds, count, seed, thread_count
 from profiler.errors import UserError
 
 EXIT_USAGE = 2
@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--threads", type=thread_count,
                      help="torch CPU threads, 1 to the CPUs this process may use (default: torch's choice, recorded)")
+    run.add_argument("--batch", type=batch_sizes, metavar="SIZES",
+                     help="batch sizes of the batch grid, e.g. 1,2,4,8 (default 1,2,4,8 on a CPU, 1 to 64 on a GPU; "
+                          "1 alone: none); each 1 to 4,096, at most 16")
     run.add_argument("--seed", type=seed, default=0,
                      help="seed of prompt tokens, random weights and point order (0 to 2^32-1)")
     run.add_argument("--fits", type=Path, default=Path("fits"), help="where fitted cost models go (default fits/)")
@@ -164,6 +167,7 @@ def _run(args, console) -> int:
         models=args.model, device=args.device, dtype=args.dtype, lengths=args.lengths, budget_s=args.budget,
         out=args.out, attn_implementation=args.attn, device_map=args.device_map,
         trust_remote_code=args.trust_remote_code, threads=args.threads, seed=args.seed, fits=args.fits,
+        batch_sizes=args.batch,
     )
     return run(request, console)
 

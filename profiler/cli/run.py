@@ -4,8 +4,8 @@ For each model, ``<out>/<hardware-slug>/<model>/`` receives:
 
 - ``samples.csv``: one row per timed pass, written as measured (``profiler.measure.samples``);
 - ``hardware.json``: the fingerprint and this device's measured ceilings;
-- ``run.json``: what was asked, what was done (lengths, generate pairs, anything skipped
-  and why, out of memory, interrupted, the drift check, when it finished), the model and
+- ``run.json``: what was asked, what was done (lengths, generate pairs, batch sizes, anything
+  skipped and why, out of memory, interrupted, the drift check, when it finished), the model and
   whether its weights are random, and the per-point summary;
 - after the fit: ``report.md``, ``report.html`` and the PNG figures (``profiler.report``).
 
@@ -36,7 +36,7 @@ from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.errors import UserError
 from profiler.files import hold_run_folder, run_folder
 from profiler.cli.fit import fit_and_print
-from profiler.measure.grid import check_lengths, default_lengths, parse_lengths
+from profiler.measure.grid import check_lengths, default_batch_sizes, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
 from profiler.measure.loading import LoadedModel, check_model, load_model
 from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
@@ -67,6 +67,7 @@ class RunRequest:
     threads: int | None = None
     seed: int = 0
     fits: Path = Path("fits")
+    batch_sizes: list[int] | None = None  # the batch grid's sizes (None: the device's default)
 
 
 def _keep_previous_run(folder: Path) -> Path | None:
@@ -106,22 +107,25 @@ def _check_writable(root: Path) -> None:
 
 
 def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
-                  memory_measured: bool, routing: Routing | None) -> RunDocument:
+                  memory_measured: bool, routing: Routing | None, batch_sizes: list[int]) -> RunDocument:
     asked = RunAsked(model=loaded.source.name, device=request.device, dtype=request.dtype,
                      lengths=request.lengths or "default", budget_s=request.budget_s, seed=request.seed,
                      threads=torch.get_num_threads(), attn_implementation=request.attn_implementation or "default",
-                     device_map=request.device_map)
+                     device_map=request.device_map, batch_sizes=batch_sizes)
     model = ModelRecord(name=loaded.source.name, path=str(loaded.source.path), found_in=loaded.source.origin,
                         random_weights=loaded.random_weights, dtype=dtype_name(loaded.dtype),
                         attn_implementation=loaded.attn_implementation, device_map=loaded.device_map,
                         build_s=loaded.build_s, architecture=loaded.architecture.as_dict(),
                         attn_fallback=loaded.attn_fallback)
-    unstable = points[points["unstable"]][["phase", "n_ctx", "n_new"]].to_dict("records") if not points.empty else []
+    unstable = (points[points["unstable"]][["phase", "batch", "n_ctx", "n_new"]].to_dict("records")
+                if not points.empty else [])
+    measured_sizes = sorted({int(b) for b in points["batch"]}) if not points.empty else [1]
     done = RunDone(lengths=outcome.lengths, generate_pairs=[list(pair) for pair in outcome.generate_pairs], rows=rows,
                    elapsed_s=outcome.elapsed_s, interrupted=outcome.interrupted, out_of_memory=outcome.out_of_memory,
                    skipped=outcome.skipped, drift_check=outcome.drift, peak_memory_measured=memory_measured,
                    finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable,
-                   disturbance=outcome.disturbance)
+                   disturbance=outcome.disturbance, batch_sizes=measured_sizes, batch_skipped=outcome.batch_skipped,
+                   batch_out_of_memory=outcome.batch_out_of_memory)
     return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"),
                        routing=routing)
 
@@ -148,16 +152,17 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
             check_lengths(lengths, arch.max_positions, source.name)
         else:
             lengths = default_lengths(arch.max_positions)
+        batch_sizes = request.batch_sizes or default_batch_sizes(device.type)
         with SweepProgress(console, source.name) as progress:
             sweep = Sweep(loaded, writer, lengths=lengths, trim_to_budget=request.lengths is None,
-                          budget_s=request.budget_s, seed=request.seed, progress=progress)
+                          budget_s=request.budget_s, seed=request.seed, batch_sizes=batch_sizes, progress=progress)
             outcome = sweep.run()
         rows = writer.rows
     samples = read_samples(folder / "samples.csv")
     dtype_bytes = torch.empty((), dtype=dtype).element_size()
     points = point_table(samples, arch.active_params * dtype_bytes, lambda tokens: arch.kv_cache_bytes(tokens, dtype),
                          ceilings)
-    prefill_lengths = samples.loc[samples["phase"] == "prefill", "n_ctx"]
+    prefill_lengths = samples.loc[(samples["phase"] == "prefill") & (samples["batch"] == 1), "n_ctx"]
     # a mixture of experts: the routing of one more prefill, at the longest length measured
     routing = (None if outcome.interrupted or prefill_lengths.empty
                else measure_routing(loaded, int(prefill_lengths.max()), request.seed))
@@ -165,7 +170,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         console.print(f"routing of a {routing.tokens:,}-token prefill: the busiest experts took "
                       f"{routing.load_ratio:.2f}x the balanced load ({routing.uniform_load_ratio:.2f}x if routed "
                       "uniformly at random); run.json: routing")
-    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported, routing).write(folder)
+    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported, routing, batch_sizes).write(folder)
     print_point_tables(console, f"{source.name} ({weights})", points)
     _print_outcome(console, outcome, folder)
     if outcome.interrupted:
@@ -201,11 +206,22 @@ def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> Non
         if budget_skips:
             console.print(f"[yellow]{phase} not measured within the time budget: n = "
                           f"{', '.join(map(str, budget_skips))} (--budget to include them)")
-    alone = [s for s in outcome.skipped if s.get("pass_s", 0) > s.get("budget_s", float("inf"))]
+    for phase in ("prefill", "decode"):
+        left_out = [f"{s['batch']} x {s['n_ctx']}" for s in outcome.batch_skipped
+                    if s["phase"] == phase and s["reason"] == "time budget"]
+        if left_out:
+            console.print(f"[yellow]{phase} batches not measured within the time budget: batch x n = "
+                          f"{', '.join(left_out)} (--budget to include them)")
+    for oom in outcome.batch_out_of_memory:
+        console.print(f"[yellow]out of memory: {oom['phase']} of {oom['batch']} sequences at {oom['n_ctx']} tokens; "
+                      "larger batches at that length and longer dropped")
+    alone = [s for s in [*outcome.skipped, *outcome.batch_skipped]
+             if s.get("pass_s", 0) > s.get("budget_s", float("inf"))]
     if alone:
         console.print(f"[yellow]longer than the whole {alone[0]['budget_s']:g} s budget alone: "
-                      + ", ".join(f"one {s['phase']} of n = {s['n_ctx']} (predicted {s['pass_s']:.1f} s)"
-                                  for s in alone))
+                      + ", ".join(f"one {s['phase']} of n = {s['n_ctx']}"
+                                  + (f" x {s['batch']} sequences" if "batch" in s else "")
+                                  + f" (predicted {s['pass_s']:.1f} s)" for s in alone))
     if outcome.drift and outcome.drift["drifted"]:
         drift = outcome.drift
         console.print(f"[yellow]the machine's speed changed during the sweep: prefill n={drift['n_ctx']} took "

@@ -40,7 +40,7 @@ PILOT_OFF = 2.0  # a pilot pass this many times the later median, or 1/this: the
 LOAD_MARGIN = 0.5  # runnable tasks beyond the cores, averaged over the last minute: other work competed
 MIN_FIT_LENGTHS = 4  # a three-coefficient form is fixed, and judged by leaving one length out, from four lengths
 
-Point = tuple[str, int, int]  # (phase, n_ctx, n_new)
+Point = tuple  # (phase, n_ctx, n_new), or (phase, n_ctx, n_new, batch) for a pass of more than one sequence
 
 
 def load_average_1m() -> float | None:
@@ -68,12 +68,14 @@ class PilotCheck:
 @dataclass(frozen=True)
 class AffectedPoint:
     """A measured point and what was seen there: ``"slow reference"`` (a reference pass just before or
-    after it was slow) and/or ``"far repeats"`` (a repeat 50% or more off its median)."""
+    after it was slow) and/or ``"far repeats"`` (a repeat 50% or more off its median); ``batch``: its
+    sequences in a pass."""
 
     phase: str
     n_ctx: int
     n_new: int
     seen: list[str]
+    batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,9 @@ class DisturbanceWatch:
                      if n in prefill_median_s
                      and not 1 / PILOT_OFF < pilot_s[n] / prefill_median_s[n] < PILOT_OFF]
         slow = self._slow_spells()
-        points = [AffectedPoint(*point, seen=[why for why, where in (("slow reference", slow),
-                                                                     ("far repeats", self._far_repeats))
-                                             if point in where])
+        points = [AffectedPoint(*point[:3], seen=[why for why, where in (("slow reference", slow),
+                                                                         ("far repeats", self._far_repeats))
+                                                 if point in where], batch=(*point, 1)[3])
                   for point in dict.fromkeys(slow + self._far_repeats)]
         signs = [sign for sign, seen in (
             ("load", load_end is not None and load_end > self.cores + LOAD_MARGIN),
@@ -198,6 +200,6 @@ class DisturbanceWatch:
             reference_n_ctx=self.reference_n_ctx,
             reference_latencies_s=[entry for entry in self._timeline if isinstance(entry, float)],
             pilot_off=pilot_off, brought_back=sorted(brought_back),
-            points=sorted(points, key=lambda p: (order[p.phase], p.n_ctx, p.n_new)),
+            points=sorted(points, key=lambda p: (order[p.phase], p.batch, p.n_ctx, p.n_new)),
             too_few_lengths=bool(signs) and bool(dropped_for_time) and len(prefill_median_s) < MIN_FIT_LENGTHS,
         )

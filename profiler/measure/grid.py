@@ -8,6 +8,11 @@ lengths are never thinned: those the budget cannot afford are skipped, and said.
 
 Decode contexts are a grid of their own (``decode_contexts``): a decode step runs on a cache filled
 without a prefill, so its contexts reach the model's last position whatever the lengths reach.
+
+Batch sizes (``--batch``): the sequences in one prefill or decode pass of the batch grid. By default
+1, 2, 4, 8 on a CPU and up to 64 on a GPU (``default_batch_sizes``), each at most ``MAX_BATCH_SIZE``
+and at most ``MAX_BATCH_SIZES`` of them: the batch grid's points grow with their number, and a pass's
+memory with each size.
 """
 
 from __future__ import annotations
@@ -15,6 +20,15 @@ from __future__ import annotations
 from profiler.errors import UserError
 
 DEFAULT_MIN_LENGTH = 8
+MAX_BATCH_SIZE = 4096
+MAX_BATCH_SIZES = 16
+_DEFAULT_BATCH_SIZES = {"cpu": [1, 2, 4, 8], "cuda": [1, 2, 4, 8, 16, 32, 64]}
+
+
+def default_batch_sizes(device_type: str) -> list[int]:
+    """The batch sizes a run measures unless told: 1 to 8 on a CPU, 1 to 64 on a GPU (where batching pays
+    until the pass is compute-bound)."""
+    return list(_DEFAULT_BATCH_SIZES.get(device_type, _DEFAULT_BATCH_SIZES["cpu"]))
 
 
 def geometric(lo: int, hi: int) -> list[int]:

@@ -1,11 +1,16 @@
-"""Measuring one item of the sweep (a length's prefill and forward points, a decode context, a generate pair) and
-the reference pass before each: a warm-up, then timed repeats while the item's share of the time left lasts and
-each pass is predicted to end within the budget (``profiler.measure.sweep``, step 2).
+"""Measuring one item of the sweep (a length's prefill and forward points, a decode context of one sequence or of a
+batch, a batched prefill, a generate pair) and the reference pass before each: a warm-up, then timed repeats while
+the item's share of the time left lasts and each pass is predicted to end within the budget
+(``profiler.measure.sweep``, step 2).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
 ``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``watch``, ``medians_s``,
 ``reference_n``, ``reference_s``, ``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``,
-``_replan``.
+``_batch_out_of_memory`` and ``_replan``.
+
+A batched point's row says its ``batch``; its FLOPs are ``batch`` times a sequence's, its memory and KV bytes the
+whole batch's (``profiler.measure.samples``); its median is not one of ``medians_s`` (the single-sequence figures
+the plan is corrected by and the drift check reads).
 """
 
 from __future__ import annotations
@@ -37,37 +42,45 @@ class Items:
         """Whether a pass predicted to take ``pass_s`` ends within the budget."""
         return self.clock() + pass_s <= started + self.budget_s
 
-    def _over_budget(self, phase: str, n_ctx: int, n_new: int, pass_s: float) -> None:
+    def _over_budget(self, phase: str, n_ctx: int, n_new: int, pass_s: float, batch: int = 1) -> None:
         skip = {"n_ctx": n_ctx, "reason": "time budget", "phase": phase, "pass_s": pass_s, "budget_s": self.budget_s}
-        self.outcome.skipped.append(skip | ({"n_new": n_new} if phase == "generate" else {}))
+        if batch > 1:
+            self.outcome.batch_skipped.append({"batch": batch} | skip)
+        else:
+            self.outcome.skipped.append(skip | ({"n_new": n_new} if phase == "generate" else {}))
         raise OverBudget
 
-    def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0):
+    def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0, batch=1):
         """Warm-up, then timed repeats; every repeat becomes a row.
 
         ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or the FLOPs already
         counted on an earlier warm-up of the same pass (the pilot's prefill). ``estimate_s``: one pass.
 
-        Out of memory is recorded against ``n_ctx + n_new`` and raised as ``OutOfMemory``; a first pass
-        predicted not to end within the budget is recorded in ``skipped`` and raised as ``OverBudget``.
+        Out of memory is recorded against ``n_ctx + n_new`` (a batch's against its point) and raised as
+        ``OutOfMemory``; a first pass predicted not to end within the budget is recorded in ``skipped`` (a batch's
+        in ``batch_skipped``) and raised as ``OverBudget``.
         """
         try:
-            return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started)
+            return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch)
         except (RuntimeError, torch.OutOfMemoryError) as err:
             if not is_out_of_memory(err):
                 raise
-            self._out_of_memory(phase, n_ctx + (n_new if phase in ("decode", "generate") else 0), err)
+            if batch > 1:
+                self._batch_out_of_memory(phase, n_ctx, batch, err)
+            else:
+                self._out_of_memory(phase, n_ctx + (n_new if phase in ("decode", "generate") else 0), err)
             raise OutOfMemory from None
 
-    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started):
+    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch):
         deadline = started + self.budget_s
         share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
         self.remaining_cost_s -= estimate_s
         policy = replace(self.policy, min_repeats=self.plan.repeats(estimate_s))
         warm_up_s = {"counted": self.plan.counted_s(estimate_s), "plain": estimate_s}.get(warm_up, 0.0)
         if not self._affordable(warm_up_s + estimate_s, started):
-            self._over_budget(phase, n_ctx, n_new, estimate_s)
+            self._over_budget(phase, n_ctx, n_new, estimate_s, batch)
         label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase == "generate" else "")
+        label += f" batch={batch}" if batch > 1 else ""
         self.progress(label, self.clock() - started, self._total_s(started))
         result, flops_counted = None, None
         if warm_up == "counted":
@@ -90,7 +103,7 @@ class Items:
                 self.writer.write(
                     self._row_base
                     | {
-                        "phase": phase, "n_ctx": n_ctx, "n_new": n_new, "repeat": len(latencies),
+                        "phase": phase, "batch": batch, "n_ctx": n_ctx, "n_new": n_new, "repeat": len(latencies),
                         "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
                         "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
                         "kv_cache_bytes": kv_cache_bytes(result),
@@ -102,9 +115,10 @@ class Items:
         finally:
             gc.enable()
         if not latencies:
-            self._over_budget(phase, n_ctx, n_new, estimate_s)
-        self.medians_s[(phase, n_ctx, n_new)] = statistics.median(latencies)
-        self.watch.measured((phase, n_ctx, n_new), latencies)
+            self._over_budget(phase, n_ctx, n_new, estimate_s, batch)
+        if batch == 1:
+            self.medians_s[(phase, n_ctx, n_new)] = statistics.median(latencies)
+        self.watch.measured((phase, n_ctx, n_new) + ((batch,) if batch > 1 else ()), latencies)
         return result
 
     def _reference(self, started: float) -> None:
@@ -137,23 +151,33 @@ class Items:
     def _measure_length(self, n: int, queue: list, started: float) -> None:
         self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
                       self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started)
-        self._replan(queue, started, ("length", n), begun=True)
+        self._replan(queue, started, ("length", n, 1), begun=True)
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       "counted", self.plan.prefill_s[n], started=started)
 
-    def _measure_decode(self, c: int, started: float) -> None:
-        """Decode steps at context ``c`` on a filled cache, put back after each step."""
-        step_s, fill_s = self.plan.decode_estimate_s(c), c * self.plan.fill_s_per_token
+    def _measure_decode(self, c: int, started: float, batch: int = 1) -> None:
+        """Decode steps of ``batch`` sequences at context ``c`` on a filled cache, put back after each step."""
+        step_s = self.plan.batch_pass_s("decode", c, batch)
+        fill_s = batch * c * self.plan.fill_s_per_token
         self.remaining_cost_s -= fill_s
         if not self._affordable(fill_s + self.plan.counted_s(step_s) + step_s, started):
-            self._over_budget("decode", c, 1, step_s)
+            self._over_budget("decode", c, 1, step_s, batch)
         try:
-            cache = filled_cache(self.passes, c, self.seed)
+            cache = filled_cache(self.passes, c, self.seed, batch=batch)
         except (RuntimeError, torch.OutOfMemoryError) as err:
             if not is_out_of_memory(err):
                 raise
-            self._out_of_memory("decode", c, err)
+            if batch > 1:
+                self._batch_out_of_memory("decode", c, batch, err)
+            else:
+                self._out_of_memory("decode", c, err)
             raise OutOfMemory from None
         rewind = Rewind(cache)
-        self._measure("decode", c, 1, lambda: self.passes.decode_step(cache), pass_flops(self.arch, 1, c + 1),
-                      "counted", step_s, after=lambda grown: rewind(), started=started)
+        self._measure("decode", c, 1, lambda: self.passes.decode_step(cache, batch=batch),
+                      batch * pass_flops(self.arch, 1, c + 1), "counted", step_s, after=lambda grown: rewind(),
+                      started=started, batch=batch)
+
+    def _measure_batch_prefill(self, n: int, batch: int, started: float) -> None:
+        """Prefills of ``batch`` sequences of ``n`` tokens, after a FLOP-counted warm-up."""
+        self._measure("prefill", n, n, lambda: self.passes.prefill(n, batch=batch), batch * pass_flops(self.arch, n, n),
+                      "counted", self.plan.batch_pass_s("prefill", n, batch), started=started, batch=batch)

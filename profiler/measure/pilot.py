@@ -1,10 +1,10 @@
-"""The sweep's pilot and its re-planning: which lengths and decode contexts the budget can hold, and
-bringing back lengths a disturbed pilot dropped (steps 1 and 3 of ``profiler.measure.sweep``).
+"""The sweep's pilot and its re-planning: which lengths, decode contexts and batch points the budget can
+hold, and bringing back lengths a disturbed pilot dropped (steps 1 and 3 of ``profiler.measure.sweep``).
 
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
-sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``plan`` (``profiler.measure.plan.Plan``),
-``passes``, ``clock``, ``outcome``, ``medians_s`` and ``measured``, and call its ``_out_of_memory``,
-``_beyond_memory``, ``_affordable`` and ``_prefill_medians_s``.
+sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``plan``
+(``profiler.measure.plan.Plan``), ``passes``, ``clock``, ``outcome``, ``medians_s`` and ``measured``,
+and call its ``_out_of_memory``, ``_beyond_memory``, ``_affordable`` and ``_prefill_medians_s``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from profiler.measure.cache_fill import filled_cache
 from profiler.measure.flops import count_flops
 from profiler.measure.grid import generate_pairs
 from profiler.measure.memory import is_out_of_memory
-from profiler.measure.plan import DECODE_SHARE
+from profiler.measure.plan import DECODE_SHARE, spread
 from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
@@ -31,8 +31,37 @@ def thinned(points: list[int]) -> list[int]:
 
 class Pilot:
     def _to_measure(self, kept: list[int]) -> list:
-        lengths = [("length", n) for n in kept if ("length", n) not in self.measured and not self._beyond_memory(n)]
-        return lengths + [("decode", c) for c in self.decode_contexts if ("decode", c) not in self.measured]
+        lengths = [("length", n, 1) for n in kept
+                   if ("length", n, 1) not in self.measured and not self._beyond_memory(n)]
+        items = lengths + [("decode", c, 1) for c in self.decode_contexts]
+        return [item for item in items + self._batch_grid(kept) if item not in self.measured]
+
+    def _batch_grid(self, kept: list[int]) -> list:
+        """The batch points a sweep of ``kept`` lengths plans (``Plan.batch_grid``; none when only batch 1 is asked
+        or nothing is kept), those measured (or dropped) before kept whatever the budget now says."""
+        if not kept or self.batch_sizes == [1]:
+            return []
+        grid = self.plan.batch_grid(self.batch_sizes, [n for n in kept if not self._beyond_memory(n)],
+                                    self.decode_contexts, self.plan.prefill_s[kept[0]])
+        grid = [item for item in grid if not self._beyond_batch_memory(item)]
+        return sorted({*grid, *(item for item in self.batch_items if item in self.measured)})
+
+    def _choose_batch_items(self, kept: list[int]) -> None:
+        """Set the batch points of ``kept`` lengths and say each point of the unthinned grid (three lengths and
+        three contexts spread over the whole range, every batch size) left out, with its predicted cost."""
+        self.batch_items = self._batch_grid(kept)
+        self.outcome.batch_skipped = [s for s in self.outcome.batch_skipped if s["reason"] != "time budget"]
+        sizes = [b for b in self.batch_sizes if b > 1]
+        lengths = [n for n in kept if not self._beyond_memory(n)]
+        whole = [("prefill", n, b) for n in spread(lengths) for b in sizes]
+        whole += [("decode", c, b) for c in spread(self.decode_contexts) for b in sizes]
+        for item in whole:
+            if item not in self.batch_items:
+                kind, n, batch = item
+                pass_s = self.plan.batch_pass_s(kind, n, batch)
+                self.outcome.batch_skipped.append({
+                    "phase": kind, "batch": batch, "n_ctx": n, "reason": "time budget", "pass_s": pass_s,
+                    "predicted_s": self.plan.item_cost_s(item), "budget_s": self.budget_s})
 
     def _fits(self, kept: list[int], spent_s: float) -> bool:
         return spent_s + self.plan.cost_s(kept, self._to_measure(kept)) <= self.budget_s
@@ -45,6 +74,7 @@ class Pilot:
         for n in self.grid:
             if n not in kept:
                 self.outcome.skipped.append(self._length_skip(n, oom))
+        self._choose_batch_items(kept)
         return kept
 
     def _length_skip(self, n: int, oom: dict | None) -> dict:
@@ -114,7 +144,7 @@ class Pilot:
             return
         if self.trim_to_budget:
             contexts = self._choose_decode_contexts(self.decode_contexts)
-            queue += [("decode", c) for c in contexts if c not in self.decode_contexts]
+            queue += [("decode", c, 1) for c in contexts if c not in self.decode_contexts]
             self.decode_contexts = contexts
             kept = self._grow(self.outcome.lengths, started)
             back = [n for n in kept if n not in self.outcome.lengths]
@@ -123,7 +153,11 @@ class Pilot:
             self.outcome.generate_pairs = generate_pairs(kept, self.arch.max_positions)
             self.outcome.skipped = [s for s in self.outcome.skipped
                                     if s.get("phase") == "decode" or s["n_ctx"] not in back]
-            queue += [("length", n) for n in back]
+            queue += [("length", n, 1) for n in back]
+            planned = self.batch_items
+            self._choose_batch_items(kept)
+            queue[:] = [item for item in queue if item not in planned or item in self.batch_items]
+            queue += [item for item in self.batch_items if item not in planned and item not in self.measured]
             self.rng.shuffle(queue)
         current_s = self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current)
         self.remaining_cost_s = self._left_s(queue) + current_s
@@ -176,7 +210,7 @@ class Pilot:
         contexts = [c for c in self.decode_grid if not self._beyond_memory(c + 1)]
         reference_s = self.plan.prefill_s.get(self.grid[0], 0.0)
         while self.trim_to_budget and len(contexts) > 2 and (
-                sum(self.plan.item_cost_s(("decode", c)) + reference_s for c in contexts)
+                sum(self.plan.item_cost_s(("decode", c, 1)) + reference_s for c in contexts)
                 > DECODE_SHARE * self.budget_s):
             contexts = thinned(contexts)
         contexts = sorted({*contexts, *chosen})

@@ -1,10 +1,20 @@
 """The sweep's budget plan: what measuring a length, a decode context, a generate pair, a reference
 pass and the drift check is predicted to cost, in seconds, from the pilot's timings.
 
-Items. A length ``n`` is a prefill point and a forward point at ``n``; a decode context ``c`` a decode
-point on a cache of ``c`` tokens filled without a prefill (``profiler.measure.cache_fill``), so decode
-contexts are planned apart from the lengths and reach the model's last position even where a prefill
-of that length is unaffordable.
+Items, ``(kind, n, batch)``. A length ``("length", n, 1)`` is a prefill point and a forward point at
+``n``; a decode context ``("decode", c, batch)`` a decode point of ``batch`` sequences on a cache of ``c``
+tokens each, filled without a prefill (``profiler.measure.cache_fill``), so decode contexts are planned
+apart from the lengths and reach the model's last position even where a prefill of that length is
+unaffordable; a batched prefill ``("prefill", n, batch)`` (batch above 1) a prefill point of ``batch``
+sequences of ``n`` tokens.
+
+The batch grid (``batch_grid``): prefill at three lengths spread over those planned and decode at three
+contexts spread over its own, each at every batch size above 1 (batch 1 is the main grid's), at most
+``BATCH_SHARE`` of the budget: while it costs more, the phase whose batch points cost more spreads its
+three below a lower top, and once that phase is down to one point its largest batch size goes; so a
+tight budget keeps every batch size at the short lengths, where a batch is cheap, before it measures
+none. Its cost is counted in the plan like the decode contexts', so it takes its share from the lengths
+(thinned before they are shortened), never more.
 
 Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's
 overhead, until later timings correct it); beyond the longest piloted, the quickest decode step (what
@@ -13,7 +23,10 @@ between 1 and 2: attention makes a prefill at most quadratic), one length only b
 decode step per piloted context (the first length's and the last position's), linear in the context
 between and beyond them; filling a cache, seconds per token (the pilot's fill at the top).
 A generate call: the prefill of the shortest length planned at or above its prompt, plus a decode
-step per token after the first.
+step per token after the first. A pass of ``B`` sequences (``batch_pass_s``): never more than ``B``
+times one sequence's; a prefill of ``B x n`` tokens' estimate if less (the same weights read and token
+work, and no more attention); a decode step a prefill of ``B`` tokens (the weights read once for ``B``
+tokens' work) plus, per sequence, what its context adds to a step over the shortest context's.
 
 Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of
 the budget) only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than
@@ -55,8 +68,25 @@ DECODE_SHARE = 0.25  # the share of the budget the default decode contexts may t
 # the most the generate pairs are planned to take: checks of the fitted curves, they do not shorten the lengths
 # (measured last, as far as the budget lasts; a pair it cannot afford is skipped and said)
 GENERATE_SHARE = 0.15
+BATCH_SHARE = 0.15  # the most the batch grid may take of the budget
+BATCH_POINTS = 3  # lengths (or contexts) of the batch grid per phase, before the budget thins it
 
-Item = tuple[str, int]  # ("length", n): prefill and forward at n; ("decode", c): decode at context c
+# (kind, n, batch): ("length", n, 1) prefill and forward at n; ("decode", c, batch) decode at context c;
+# ("prefill", n, batch) a batched prefill at n (batch above 1)
+Item = tuple[str, int, int]
+
+
+def spread(points: list[int], count: int = BATCH_POINTS) -> list[int]:
+    """``count`` of the sorted ``points`` spread over them (both ends, the others nearest to an even spread of
+    their logarithms); all of them when there are no more."""
+    if len(points) <= count:
+        return list(points)
+    lo, hi = math.log(points[0]), math.log(points[-1])
+    chosen = [points[0], points[-1]]
+    for k in range(1, count - 1):
+        target = lo + (hi - lo) * k / (count - 1)
+        chosen.append(min((p for p in points if p not in chosen), key=lambda p: abs(math.log(p) - target)))
+    return sorted(chosen)
 
 
 class Plan:
@@ -127,19 +157,54 @@ class Plan:
     def generate_s(self, n_in: int, n_out: int) -> float:
         return self.prefill_estimate_s(n_in) + (n_out - 1) * self.decode_estimate_s(n_in + n_out)
 
+    def batch_pass_s(self, phase: str, n: int, batch: int) -> float:
+        """One pass of ``batch`` sequences of ``phase`` (prefill or decode) at length or context ``n`` (see the
+        module doc): batch 1's estimate, at most ``batch`` times it."""
+        if phase == "prefill":
+            single_s = self.prefill_estimate_s(n)
+            return single_s if batch == 1 else min(batch * single_s, self.prefill_estimate_s(batch * n))
+        single_s = self.decode_estimate_s(n)
+        if batch == 1:
+            return single_s
+        context_s = max(0.0, single_s - self.decode_estimate_s(1))  # what the cache adds to a step, per sequence
+        return min(batch * single_s, max(single_s, self.prefill_estimate_s(batch)) + batch * context_s)
+
+    def _fill_s(self, item: Item) -> float:
+        kind, n, batch = item
+        return batch * n * self.fill_s_per_token if kind == "decode" else 0.0
+
     def item_cost_s(self, item: Item) -> float:
         """Predicted time to measure ``item`` at its minimum repeats, warm-ups (and a decode cache's fill) included."""
-        kind, n = item
+        kind, n, batch = item
         if kind == "length":
             pass_s = self.prefill_s[n]
             return (2 * self.repeats(pass_s) + 1) * pass_s
-        step_s = self.decode_estimate_s(n)
-        return n * self.fill_s_per_token + (self.repeats(step_s) + 1) * step_s
+        pass_s = self.batch_pass_s(kind, n, batch)
+        return self._fill_s(item) + (self.repeats(pass_s) + 1) * pass_s
 
     def one_repeat_s(self, item: Item) -> float:
         """One repeat of each of ``item``'s points (a decode cache's fill included)."""
-        kind, n = item
-        return 2 * self.prefill_s[n] if kind == "length" else n * self.fill_s_per_token + self.decode_estimate_s(n)
+        kind, n, batch = item
+        return 2 * self.prefill_s[n] if kind == "length" else self._fill_s(item) + self.batch_pass_s(kind, n, batch)
+
+    def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float) -> list[Item]:
+        """The batch items (``("prefill", n, b)`` and ``("decode", c, b)`` for ``b`` in ``sizes`` above 1) spread
+        over the sorted ``lengths`` and ``contexts``, thinned to cost at most ``BATCH_SHARE`` of the budget with a
+        reference pass (``reference_s``) before each (see the module doc)."""
+        points = {"prefill": lengths, "decode": contexts}
+        tops = {phase: len(points[phase]) for phase in points}
+        phase_sizes = {phase: sorted(b for b in sizes if b > 1) for phase in points}
+        while True:
+            grid = {phase: [(phase, n, b) for n in spread(points[phase][:tops[phase]]) for b in phase_sizes[phase]]
+                    for phase in points}
+            cost = {phase: sum(self.item_cost_s(item) + reference_s for item in items) for phase, items in grid.items()}
+            if sum(cost.values()) <= BATCH_SHARE * self.budget_s:
+                return grid["prefill"] + grid["decode"]
+            costlier = max(cost, key=cost.get)
+            if tops[costlier] > 1:
+                tops[costlier] -= 1
+            else:
+                phase_sizes[costlier].pop()
 
     def drift_check_s(self, planned: list[int]) -> float:
         return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]

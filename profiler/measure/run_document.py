@@ -44,7 +44,8 @@ def _require(document: dict, keys: tuple[str, ...], where: str) -> None:
 
 @dataclass(frozen=True)
 class RunAsked:
-    """The options of the run, as given (``lengths`` is the text of ``--lengths`` or ``"default"``)."""
+    """The options of the run, as given (``lengths`` is the text of ``--lengths`` or ``"default"``;
+    ``batch_sizes`` those of ``--batch`` or the device's default, None in runs before batches were measured)."""
 
     model: str
     device: str = "auto"
@@ -55,6 +56,7 @@ class RunAsked:
     threads: int | None = None
     attn_implementation: str = "sdpa"
     device_map: str | None = None
+    batch_sizes: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,11 @@ class ModelRecord:
 class RunDone:
     """What the sweep did: lengths and generate pairs measured, rows written, anything skipped
     (``{"n_ctx", "reason"}``), out of memory, interrupted, the drift check, unstable points, and
-    what the disturbance watch saw (``profiler.measure.disturbance``).
+    what the disturbance watch saw (``profiler.measure.disturbance``); the batch sizes measured (1 alone
+    where no batch was), the batch points not measured (``batch_skipped``: ``{"phase", "batch", "n_ctx",
+    "reason"}``, with the predicted cost of those the budget left out) and those out of memory.
     Fields added after the first runs default to what those runs did (nothing skipped, memory
-    measured, no watch: ``disturbance`` None)."""
+    measured, no watch: ``disturbance`` None, batch 1 only)."""
 
     lengths: list[int]
     rows: int
@@ -118,6 +122,9 @@ class RunDone:
     finished_at: str | None = None
     unstable_points: list[dict] = field(default_factory=list)
     disturbance: Disturbance | None = None
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    batch_skipped: list[dict] = field(default_factory=list)
+    batch_out_of_memory: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, document: dict) -> RunDone:
@@ -128,7 +135,8 @@ class RunDone:
 @dataclass(frozen=True)
 class RunDocument:
     """``run.json``: the command line, what was asked, the model, what was done, the per-point
-    summary (``points``: one record per measured point -- median latency, 95% CI, tokens/s, ...),
+    summary (``points``: one record per measured point, of one phase, batch and length -- median latency,
+    95% CI, tokens/s, ...),
     and, for a mixture of experts, the routing of one prefill pass (``profiler.measure.routing``;
     None for a dense model and in runs written before it was measured)."""
 

@@ -163,9 +163,10 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     Checked: readable CSV text with every column but ``OPTIONAL_COLUMNS``; at most ``MAX_ROWS`` rows;
     ``phase`` one of ``PHASES``; batches, lengths, repeats, FLOPs and bytes whole numbers (``batch``,
     ``n_ctx`` and ``n_new`` at least 1; FLOPs at least 1), ``batch`` above 1 only in ``BATCHED_PHASES``
-    (a file without the column: batch 1, the int64 column added after ``phase``); ``latency_s`` finite and positive seconds; one model, device, dtype
-    (and weights) in the whole file, and ``model`` and ``dtype`` the ones given (its run's). A file with a
-    header and no rows is valid (a run stopped before its first pass): an empty frame.
+    (a file without the column: batch 1, the int64 column added after ``phase``); ``latency_s`` finite and
+    positive seconds; one model, device, dtype (and weights) in the whole file, and ``model`` and ``dtype``
+    the ones given (its run's). A file with a header and no rows is valid (a run stopped before its first
+    pass): an empty frame.
     """
     import pandas as pd
 

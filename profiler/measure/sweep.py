@@ -1,16 +1,20 @@
 """The measurement sweep: every phase across the context-length grid, within a time budget.
 
-Two grids: the lengths (prefill and forward at ``n``) and the decode contexts (decode at ``c`` on a
+Three grids: the lengths (prefill and forward at ``n``), the decode contexts (decode at ``c`` on a
 cache filled without a prefill, ``profiler.measure.cache_fill``: so decode reaches the model's last
-position, ``max_positions - 1``, even where a prefill that long is unaffordable). By default the
-lengths are the half-octave grid from 8 to the maximum, the decode contexts the same grid topped by
-the last position; explicit ``--lengths`` are both (a context capped at the last position).
+position, ``max_positions - 1``, even where a prefill that long is unaffordable) and the batch grid
+(prefill and decode of ``B`` sequences in one pass, for each batch size above 1 asked, at three lengths
+and three contexts spread over the others, thinned to its share of the budget:
+``profiler.measure.plan.Plan.batch_grid``; batch 1 is the other grids). By default the lengths are the
+half-octave grid from 8 to the maximum, the decode contexts the same grid topped by the last position;
+explicit ``--lengths`` are both (a context capped at the last position).
 
 Budget: a pass is started only when it is predicted to end within the budget (``Sweep._affordable``):
 the pilot's, a warm-up, each repeat (predicted by the repeat before it), a reference pass, the drift
 check's. So a run ends within its budget plus at most one pass, the one whose prediction was wrong.
 What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``: one pass,
-``predicted_s``: the point at its minimum repeats; ``budget_s``).
+``predicted_s``: the point at its minimum repeats; ``budget_s``); a batch point in ``batch_skipped``
+(with its ``batch``).
 
 1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
    warm-up and FLOP count, finds where memory runs out, and gives each length's latency (less
@@ -24,10 +28,13 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
    thins the grid before it shortens it.
-2. Measurement: the lengths and decode contexts in shuffled order (so slow drift does not
-   masquerade as a trend in n); at each length prefill, then forward; at each decode context
+   The batch grid is chosen once the lengths are (and again on a re-plan), and counted in the plan
+   from the first length on, so it takes its share from the lengths.
+2. Measurement: the lengths, decode contexts and batch points in shuffled order (so slow drift does
+   not masquerade as a trend in n or B); at each length prefill, then forward; at each decode context
    decode steps on a filled cache (every step at the same context: the cache is put back after
-   each, ``profiler.measure.rewind``); then the generate pairs. Each item is a warm-up pass
+   each, ``profiler.measure.rewind``), of one sequence or of a batch; at each batched prefill point the
+   prefill of its batch; then the generate pairs. Each item is a warm-up pass
    (FLOP-counted for decode and forward; prefill's was the pilot), then timed repeats until
    ``timing.enough_repeats``, with a share of the budget still left proportional to its
    predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
@@ -45,7 +52,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
 Out of memory at some length: recorded; that length and longer ones are dropped, what was
 measured stays. An interrupt (Ctrl-C) ends the sweep the same way. Rows reach the disk as
 they are measured, so neither loses a sample. The outcome carries what the disturbance watch
-saw, interrupted or not.
+saw, interrupted or not. Out of memory at a batch point: recorded in ``batch_out_of_memory``; the
+batch points of that batch or larger at that length (or context) or longer are dropped, the rest of
+the sweep goes on.
 
 Every latency, the budget and the progress are read off one ``timing.Clock`` (the wall clock
 unless the caller passes another), the load off ``load_average`` (``os.getloadavg`` unless
@@ -93,6 +102,8 @@ class SweepOutcome:
     interrupted: bool = False
     elapsed_s: float = 0.0
     disturbance: Disturbance | None = None
+    batch_skipped: list[dict] = field(default_factory=list)  # batch points not measured: {phase, batch, n_ctx, ...}
+    batch_out_of_memory: list[dict] = field(default_factory=list)  # {phase, batch, n_ctx, error}
 
 
 class Sweep(Items, Pilot):
@@ -109,6 +120,7 @@ class Sweep(Items, Pilot):
         budget_s: float,
         policy: RepeatPolicy = RepeatPolicy(),
         seed: int = 0,
+        batch_sizes: list[int] = (1,),
         progress: Progress = _no_progress,
         clock: Clock = time.perf_counter,
         load_average: Callable[[], float | None] = load_average_1m,
@@ -119,6 +131,8 @@ class Sweep(Items, Pilot):
         self.grid = lengths
         self.decode_grid = decode_contexts(lengths, self.arch.max_positions, default=trim_to_budget)
         self.decode_contexts: list[int] = []  # chosen by the pilot
+        self.batch_sizes = sorted({1, *batch_sizes})
+        self.batch_items: list[tuple[str, int, int]] = []  # chosen by the pilot
         self.trim_to_budget = trim_to_budget
         self.budget_s = budget_s
         self.policy = policy
@@ -132,8 +146,8 @@ class Sweep(Items, Pilot):
         self.outcome = SweepOutcome()
         self.plan = Plan(policy.min_repeats, self.arch.max_positions, budget_s)
         self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass
-        self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median
-        self.measured: set[tuple[str, int]] = set()  # items done (or dropped): out of the plan's cost
+        self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
+        self.measured: set[tuple[str, int, int]] = set()  # items done (or dropped): out of the plan's cost
         self.started = 0.0
         self.reference_n = 0  # the reference pass's length: the shortest kept
         self.reference_s: list[float] = []  # its latencies
@@ -169,20 +183,26 @@ class Sweep(Items, Pilot):
         return self.outcome
 
     def _measure_all(self, started: float) -> None:
-        """The lengths and decode contexts planned, in shuffled order, re-planning after each length's prefill
-        point; then the generate pairs; a reference pass before each item and after the last."""
+        """The lengths, decode contexts and batch points planned, in shuffled order, re-planning after each
+        length's prefill point; then the generate pairs; a reference pass before each item and after the last."""
         self.reference_n = self.outcome.lengths[0]
         self.outcome.generate_pairs = generate_pairs(self.outcome.lengths, self.arch.max_positions)
-        queue = [("length", n) for n in self.outcome.lengths] + [("decode", c) for c in self.decode_contexts]
+        queue = [("length", n, 1) for n in self.outcome.lengths] + [("decode", c, 1) for c in self.decode_contexts]
+        queue += self.batch_items
         self.rng.shuffle(queue)
         self.remaining_cost_s = self._left_s(queue)
         while queue:
-            kind, n = item = queue.pop(0)
-            if not self._dropped(n, kind):
+            kind, n, batch = item = queue.pop(0)
+            if not (self._dropped(n, kind) if batch == 1 else self._batch_dropped(item)):
                 self._reference(started)
                 self._replan(queue, started, item, begun=False)
                 try:
-                    self._measure_length(n, queue, started) if kind == "length" else self._measure_decode(n, started)
+                    if kind == "length":
+                        self._measure_length(n, queue, started)
+                    elif kind == "decode":
+                        self._measure_decode(n, started, batch)
+                    else:
+                        self._measure_batch_prefill(n, batch, started)
                 except (OutOfMemory, OverBudget):
                     pass
             self.measured.add(item)
@@ -218,6 +238,28 @@ class Sweep(Items, Pilot):
         after_s = statistics.median(again)
         return {"phase": "prefill", "n_ctx": n, "median_latency_s": during_s, "median_latency_s_after": after_s,
                 "ratio": after_s / during_s, "drifted": abs(after_s / during_s - 1) > self.policy.unstable_cv}
+
+    def _batch_out_of_memory(self, phase: str, n: int, batch: int, err: BaseException) -> None:
+        self.outcome.batch_out_of_memory.append({"phase": phase, "batch": batch, "n_ctx": n,
+                                                 "error": str(err).splitlines()[0][:200]})
+        gc.collect()
+        if self.loaded.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _beyond_batch_memory(self, item: tuple[str, int, int]) -> bool:
+        """Whether a batch point is beyond memory: one sequence ran out at its length, or a batch as large or
+        smaller at a length as long or shorter did (either phase)."""
+        kind, n, batch = item
+        return self._beyond_memory(n + (kind == "decode")) or any(
+            batch >= oom["batch"] and n >= oom["n_ctx"] for oom in self.outcome.batch_out_of_memory)
+
+    def _batch_dropped(self, item: tuple[str, int, int]) -> bool:
+        """Whether a batch point is beyond memory; the first time, recorded in ``batch_skipped``."""
+        if not self._beyond_batch_memory(item):
+            return False
+        kind, n, batch = item
+        self.outcome.batch_skipped.append({"phase": kind, "batch": batch, "n_ctx": n, "reason": "out of memory"})
+        return True
 
     def _beyond_memory(self, n: int) -> bool:
         oom = self.outcome.out_of_memory
