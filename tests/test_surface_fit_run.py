@@ -95,11 +95,12 @@ def test_a_fit_with_surfaces_is_written_printed_and_priced(batched_run, fitted, 
     assert main(["fit", str(batched_run / "samples.csv"), "--fits", str(tmp_path / "again")]) == 0
     out = capfd.readouterr().out
     assert "batch surfaces" in out and "held-out MAPE" in out
+    assert "a batched call is priced without extrapolating up to a batch of 8" in out
     for surface in fitted.surfaces.values():
         assert f"{surface.held_out_mape:.1%} ({surface.held_out_points} points)" in out
 
 
-def test_too_few_batched_points_are_said_not_fitted(tmp_path):
+def test_too_few_batched_points_are_said_not_fitted(tmp_path, capfd):
     folder = _run_with_batches(tmp_path, batches=(2,), lengths=(8,), repeats=3)
     samples = pd.read_csv(folder / "samples.csv")
     prefill_lengths = sorted(samples[(samples["phase"] == "prefill") & (samples["batch"] == 1)]["n_ctx"].unique())
@@ -110,3 +111,9 @@ def test_too_few_batched_points_are_said_not_fitted(tmp_path):
     assert fit.source["surfaces_skipped"] == {
         "prefill": "4 (batch, n) points, where a surface needs 5 over 2 or more batches"}
     assert validation_error(fit.to_json()) is None
+    path = write_fit(fit, tmp_path / "fits").path
+    capfd.readouterr()
+    assert main(["show", str(path)]) == 0
+    out = " ".join(capfd.readouterr().out.split())
+    assert "no prefill batch surface: measured at 4 (batch, n) points" in out
+    assert "no batched call is priced without a prefill surface" in out

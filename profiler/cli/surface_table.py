@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.cost_model import BATCH_PHASES, CostModel
 
 
 def _domain(rows) -> str:
@@ -31,6 +31,10 @@ def print_surfaces(console: Console, cm: CostModel) -> None:
             table.add_row(phase, surface.form.name, surface.form.formula, coefficients, f"{surface.r2:.4f}",
                           f"{surface.held_out_mape:.1%} ({surface.held_out_points} points)", _domain(surface.domain))
         console.print(table)
-        console.print(f"a batch of calls is priced up to {cm.max_batch} sequences without extrapolating")
+        missing = [phase for phase in BATCH_PHASES if phase not in cm.surfaces]
+        if missing:
+            console.print(f"[yellow]no batched call is priced without a {' or '.join(missing)} surface")
+        else:
+            console.print(f"a batched call is priced without extrapolating up to a batch of {cm.max_batch}")
     for phase, why in cm.fit.source.get("surfaces_skipped", {}).items():
         console.print(f"[yellow]no {phase} batch surface: measured at {why}")

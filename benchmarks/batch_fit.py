@@ -1,0 +1,155 @@
+"""How well do the batch surfaces fit a real run? Held-out error over (B, n) per phase, and each point.
+
+What: ``python -m profiler run --model M --batch LIST`` (default gpt2 from ``models/``, batches
+1,2,4,8, the run's own lengths and budget unless ``--lengths`` or ``--budget`` are given; ``--out``
+and ``--fits`` in a temporary folder), as a subprocess, wall-clocked; or, with ``--run DIR``, a run
+folder already written (its ``samples.csv``, ``run.json``, ``hardware.json``). Then the run is fitted
+in this process (``profiler.costmodel.fit_file.fit_run``, timed) and, per batched phase (prefill,
+decode):
+
+- its surface: the form chosen and every candidate's AICc, the coefficients with 95% intervals, and
+  the held-out error: each (B, n) point left out in turn, the surface refitted to the rest, the mean
+  absolute percentage error of its prediction of the point's median (``profiler.costmodel.surface``);
+- each (B, n) point: the samples, the measured median latency, the surface's prediction (fitted on
+  every point) and the held-out one's error; at batch 1 also the single-sequence curve's prediction
+  (what ``call`` prices with); and the predicted and measured latency per sequence against batch 1
+  (what batching saves).
+
+The load average before and after: the machine is shared, and other processes on its cores move
+timings by more than the target (``--threads 1`` there). Last line: one JSON document.
+
+Why (issue 14): a batched call is priced by the surfaces, so they must hold over (B, n), measured
+points left out.
+
+Target: held-out error 5% or less per phase. Exits non-zero only if the run failed or made no
+surface, not when the target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from profiler.cli.arguments import budget_seconds, thread_count
+from profiler.costmodel.cost_model import BATCH_PHASES, CostModel
+from profiler.costmodel.fit_file import fit_run, thinned
+from profiler.costmodel.surface import held_out_errors
+from profiler.errors import UserError
+from profiler.measure.samples import read_samples
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 0.05
+
+
+def _run(args, out: Path) -> tuple[Path, float]:
+    """``python -m profiler run`` with the batches asked; the run folder it wrote and its wall time."""
+    command = [sys.executable, "-m", "profiler", "run", "--model", args.model, "--batch", args.batch,
+               "--out", str(out / "reports"), "--fits", str(out / "fits")]
+    for option, value in (("--threads", args.threads), ("--budget", args.budget), ("--lengths", args.lengths)):
+        if value is not None:
+            command += [option, str(value)]
+    print("$", " ".join(command[1:]), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    wall_s = time.perf_counter() - started
+    (folder,) = {path.parent for path in (out / "reports").glob("*/*/samples.csv")}
+    return folder, wall_s
+
+
+def _points(cm: CostModel, phase: str, rows) -> list[dict]:
+    """Each measured (B, n) point of ``phase``: median, predictions, the held-out miss."""
+    surface = cm.surface(phase)
+    fitted = thinned(rows, point=("batch", "n_ctx", "n_new"))  # as fit_run fits them
+    x = fitted[["batch", "n_ctx"]].to_numpy(dtype=float)
+    y = fitted["latency_s"].to_numpy(dtype=float)
+    held, errors = held_out_errors(surface.form, x, y, surface.theta)
+    held_out = {(int(b), int(n)): float(e) for (b, n), e in zip(held, errors)}
+    single = {int(n): float(m) for n, m in rows[rows["batch"] == 1].groupby("n_ctx")["latency_s"].median().items()}
+    points = []
+    for (batch, n), group in rows.groupby(["batch", "n_ctx"]):
+        measured = float(group["latency_s"].median())
+        predicted = float(surface.predict(batch, n))
+        curve = float(cm.curve(phase, "latency_s").predict(n)) if batch == 1 else None
+        points.append({
+            "phase": phase, "batch": int(batch), "n": int(n), "samples": len(group), "measured_s": measured,
+            "predicted_s": predicted, "error": predicted / measured - 1, "held_out_error": held_out.get((batch, n)),
+            "curve_s": curve,
+            "per_sequence_vs_batch_1": measured / batch / single[n] if n in single else None,
+            "predicted_per_sequence_vs_batch_1": predicted / batch / float(surface.predict(1, n)),
+        })
+    return points
+
+
+def _print_surface(cm: CostModel, phase: str, points: list[dict]) -> None:
+    surface = cm.surface(phase)
+    scores = ", ".join(f"{c['form']} {c['aicc']:.1f}" for c in surface.candidates)
+    verdict = "within" if surface.held_out_mape <= TARGET else "MISSES"
+    print(f"\n{phase}: {surface.form.name} surface, {surface.form.formula} (AICc: {scores})")
+    print("  " + ", ".join(f"{name}={v:.4g} [{lo:.3g}, {hi:.3g}]"
+                           for name, v, (lo, hi) in zip(surface.form.params, surface.theta, surface.ci95)))
+    print(f"  held-out error over {surface.held_out_points} (B, n) points: {surface.held_out_mape:.2%} "
+          f"({verdict} the {TARGET:.0%} target); R² {surface.r2:.4f}; {surface.samples} samples")
+    print(f"  {'B':>3} {'n':>6} {'samples':>7} {'measured':>10} {'surface':>10} {'error':>7} {'held out':>8} "
+          f"{'curve':>10} {'per seq vs B=1':>15} {'predicted':>9}")
+    for p in points:
+        held = "-" if p["held_out_error"] is None else f"{p['held_out_error']:.1%}"
+        curve = "" if p["curve_s"] is None else f"{p['curve_s'] * 1e3:8.2f}ms"
+        per_sequence = "-" if p["per_sequence_vs_batch_1"] is None else f"{p['per_sequence_vs_batch_1']:.3f}"
+        print(f"  {p['batch']:>3} {p['n']:>6} {p['samples']:>7} {p['measured_s'] * 1e3:8.2f}ms "
+              f"{p['predicted_s'] * 1e3:8.2f}ms {p['error']:+7.1%} {held:>8} {curve:>10} {per_sequence:>15} "
+              f"{p['predicted_per_sequence_vs_batch_1']:>9.3f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, help="a run folder already written (else a run is made)")
+    parser.add_argument("--model", default="models/gpt2")
+    parser.add_argument("--batch", default="1,2,4,8", help="the run's --batch")
+    parser.add_argument("--threads", type=thread_count, help="the run's --threads (1 on a shared machine)")
+    parser.add_argument("--budget", type=budget_seconds, help="the run's --budget")
+    parser.add_argument("--lengths", help="the run's --lengths")
+    args = parser.parse_args(argv)
+    if args.run is not None and not (args.run / "samples.csv").is_file():
+        parser.error(f"{args.run}: no samples.csv (give a run folder)")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as temporary:
+        folder, run_s = (args.run, None) if args.run is not None else _run(args, Path(temporary))
+        started = time.perf_counter()
+        try:
+            fit = fit_run(folder)
+        except UserError as err:
+            print(f"no fit: {err}")
+            return 1
+        fit_s = time.perf_counter() - started
+        cm = CostModel(fit)
+        samples = read_samples(folder / "samples.csv")
+    load_after = os.getloadavg()
+    print(f"\n{fit.model.name} on {fit.hardware_slug}: " + (f"run {run_s:.1f} s, " if run_s else "")
+          + f"fitted in {fit_s:.1f} s; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    if not cm.surfaces:
+        print("no batch surface: the run measured no batch above 1 " + json.dumps(fit.source.get("surfaces_skipped", {})))
+        return 1
+    points = []
+    for phase in BATCH_PHASES:
+        if phase in cm.surfaces:
+            rows = samples[samples["phase"] == phase]
+            points += _points(cm, phase, rows)
+            _print_surface(cm, phase, [p for p in points if p["phase"] == phase])
+    print(json.dumps({
+        "model": fit.model.name, "hardware": fit.hardware_slug, "run": str(folder), "run_s": run_s, "fit_s": fit_s,
+        "load_average": [load_before[0], load_after[0]], "target": TARGET,
+        "surfaces": {phase: {"form": s.form.name, "held_out_mape": s.held_out_mape, "points": s.points,
+                             "within_target": s.held_out_mape <= TARGET} for phase, s in cm.surfaces.items()},
+        "points": points,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
