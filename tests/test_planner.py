@@ -34,6 +34,16 @@ def decode_s(c: int) -> float:
     return 0.005 + 2e-6 * c
 
 
+def batch_prefill_s(n: int, batch: int = 1) -> float:
+    """A prefill of ``batch`` sequences: the call's 10 ms once, every sequence's tokens and attention."""
+    return prefill_s(n) + (batch - 1) * (prefill_s(n) - 0.01)
+
+
+def batch_decode_s(c: int, batch: int = 1) -> float:
+    """A decode step of ``batch`` sequences: the weights read once, 0.5 ms and the cache read per sequence more."""
+    return decode_s(c) + (batch - 1) * (5e-4 + 2e-6 * c)
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     folder = save_family(tmp_path_factory.mktemp("llama"), "llama", max_positions=MAX_POSITIONS)
@@ -46,20 +56,21 @@ def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0):
     clock, rng, longest = FakeClock(), random.Random(1), [0.0]
 
     def charged(cost):
-        def moved(*args):
-            seconds = cost(*args) * (1 + noise * (2 * rng.random() - 1)) * slowed()
+        def moved(*args, **batch):
+            seconds = cost(*args, **batch) * (1 + noise * (2 * rng.random() - 1)) * slowed()
             longest[0] = max(longest[0], seconds)
             return seconds
         return moved
 
-    charge(monkeypatch, clock, "prefill", charged(prefill_s))
+    charge(monkeypatch, clock, "prefill", charged(batch_prefill_s))
     charge(monkeypatch, clock, "forward", charged(prefill_s))
-    charge(monkeypatch, clock, "decode_step", charged(lambda cache: decode_s(cache.get_seq_length())))
+    charge(monkeypatch, clock, "decode_step", charged(lambda cache, batch=1: batch_decode_s(cache.get_seq_length(),
+                                                                                            batch)))
     charge(monkeypatch, clock, "generate", charged(lambda n_in, n_out: prefill_s(n_in) + (n_out - 1) * decode_s(n_in)))
     return clock, longest
 
 
-def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slow_pilot=1.0):
+def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slow_pilot=1.0, batch_sizes=(1,)):
     """A sweep on the synthetic machine; ``slow_pilot``: every pass that many times slower until the pilot
     ends (a machine busy then, quiet after)."""
     piloting = [True]
@@ -71,7 +82,7 @@ def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slo
     with SampleWriter(tmp_path / "s.csv") as writer:
         outcome = Sweep(loaded, writer, lengths=lengths or default_lengths(MAX_POSITIONS),
                         trim_to_budget=lengths is None, budget_s=budget_s, policy=POLICY, clock=clock,
-                        progress=progress).run()
+                        progress=progress, batch_sizes=batch_sizes).run()
     return outcome, read_samples(tmp_path / "s.csv"), longest[0]
 
 
@@ -165,3 +176,23 @@ def test_a_long_first_length_is_piloted_once_its_first_passes_run_short(loaded, 
     first = lengths[:lengths.index(2048) + 1]
     assert first == [1] * first.count(1) + [pilot.CALIBRATION_TOKENS] * 4 + [2048]  # (1: filled caches' seeds)
     assert outcome.lengths[0] == 2048 and outcome.elapsed_s <= budget_s + longest_s
+
+
+@pytest.mark.parametrize("budget_s", [15.0, 40.0])
+def test_the_batch_grid_spans_the_range_within_the_budget_plus_one_pass(loaded, tmp_path, monkeypatch, budget_s):
+    """With batches of 2 to 8 the run still ends within its budget plus one pass, still covers the range, and
+    measures every batch size at the shortest length of each phase and decode up to the last position; its batch
+    points fit their share of the budget."""
+    from profiler.measure.plan import BATCH_SHARE
+
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, batch_sizes=(1, 2, 4, 8))
+    assert outcome.elapsed_s <= budget_s + longest_s
+    single = samples[samples.batch == 1]
+    assert min(single[single.phase == "decode"].n_ctx) == 8
+    assert max(single[single.phase == "decode"].n_ctx) == MAX_POSITIONS - 1
+    batched = samples[samples.batch > 1]
+    for phase in ("prefill", "decode"):
+        rows = batched[batched.phase == phase]
+        assert set(rows[rows.n_ctx == 8].batch) == {2, 4, 8}, phase
+    assert max(batched[batched.phase == "decode"].n_ctx) == MAX_POSITIONS - 1
+    assert batched.latency_s.sum() <= BATCH_SHARE * budget_s

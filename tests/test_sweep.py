@@ -331,6 +331,20 @@ def test_the_batch_grid_takes_its_share_of_a_tight_budget_thinned_to_its_short_l
     assert 8 in outcome.lengths and max(outcome.lengths) == TINY_MAX_POSITIONS
 
 
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+@pytest.mark.parametrize("budget_s", [1.0, 2.0])
+def test_batches_thin_the_lengths_but_never_shorten_their_range(tiny_loaded, tmp_path, monkeypatch, budget_s):
+    """On budgets too tight for the whole grid, the batch points take the place of lengths between octaves, never of
+    the range's top."""
+    clock = _batched_machine(monkeypatch)
+    grid = default_lengths(TINY_MAX_POSITIONS)
+    alone, _ = _sweep(tiny_loaded, tmp_path / "a.csv", grid, budget_s=budget_s, trim=True, clock=clock, batch_sizes=[1])
+    batched, samples = _sweep(tiny_loaded, tmp_path / "b.csv", grid, budget_s=budget_s, trim=True, clock=clock,
+                              batch_sizes=[1, 2, 8])
+    assert (samples.batch > 1).any() and len(batched.lengths) < len(alone.lengths)
+    assert max(batched.lengths) == max(alone.lengths) and set(batched.lengths) <= set(alone.lengths)
+
+
 def test_out_of_memory_at_a_batch_drops_larger_batches_there_and_beyond_and_nothing_else(tiny_loaded, tmp_path,
                                                                                           monkeypatch):
     original = Passes.prefill

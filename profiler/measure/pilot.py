@@ -17,7 +17,7 @@ from profiler.measure.cache_fill import filled_cache
 from profiler.measure.flops import count_flops
 from profiler.measure.grid import generate_pairs
 from profiler.measure.memory import is_out_of_memory
-from profiler.measure.plan import DECODE_SHARE, spread
+from profiler.measure.plan import BATCH_SHARE, DECODE_SHARE, spread
 from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
@@ -30,26 +30,33 @@ def thinned(points: list[int]) -> list[int]:
 
 
 class Pilot:
-    def _to_measure(self, kept: list[int]) -> list:
+    def _to_measure(self, kept: list[int], batch_limit_s: float | None = None) -> list:
+        """The items of a sweep of ``kept`` lengths not yet measured: lengths and decode contexts, and the batch
+        points within ``batch_limit_s`` (none when None)."""
         lengths = [("length", n, 1) for n in kept
                    if ("length", n, 1) not in self.measured and not self._beyond_memory(n)]
         items = lengths + [("decode", c, 1) for c in self.decode_contexts]
-        return [item for item in items + self._batch_grid(kept) if item not in self.measured]
+        batch = [] if batch_limit_s is None else self._batch_grid(kept, batch_limit_s)
+        return [item for item in items + batch if item not in self.measured]
 
-    def _batch_grid(self, kept: list[int]) -> list:
-        """The batch points a sweep of ``kept`` lengths plans (``Plan.batch_grid``; none when only batch 1 is asked
-        or nothing is kept), those measured (or dropped) before kept whatever the budget now says."""
+    def _batch_grid(self, kept: list[int], limit_s: float) -> list:
+        """The batch points a sweep of ``kept`` lengths plans within ``limit_s`` (``Plan.batch_grid``; none when only
+        batch 1 is asked or nothing is kept), those measured (or dropped) before kept whatever the budget now says."""
         if not kept or self.batch_sizes == [1]:
             return []
         grid = self.plan.batch_grid(self.batch_sizes, [n for n in kept if not self._beyond_memory(n)],
-                                    self.decode_contexts, self.plan.prefill_s[kept[0]])
+                                    self.decode_contexts, self.plan.prefill_s[kept[0]], limit_s)
         grid = [item for item in grid if not self._beyond_batch_memory(item)]
         return sorted({*grid, *(item for item in self.batch_items if item in self.measured)})
 
-    def _choose_batch_items(self, kept: list[int]) -> None:
-        """Set the batch points of ``kept`` lengths and say each point of the unthinned grid (three lengths and
-        three contexts spread over the whole range, every batch size) left out, with its predicted cost."""
-        self.batch_items = self._batch_grid(kept)
+    def _choose_batch_items(self, kept: list[int], started: float) -> None:
+        """Set the batch points of ``kept`` lengths (within ``BATCH_SHARE`` of the budget and what the lengths' plan
+        leaves of it) and say each point of the unthinned grid (three lengths and three contexts spread over the
+        whole range, every batch size) left out, with its predicted cost."""
+        left_s = self.budget_s - (self.clock() - started)
+        if kept:
+            left_s -= self.plan.cost_s(kept, self._to_measure(kept))
+        self.batch_items = self._batch_grid(kept, min(BATCH_SHARE * self.budget_s, max(left_s, 0.0)))
         self.outcome.batch_skipped = [s for s in self.outcome.batch_skipped if s["reason"] != "time budget"]
         sizes = [b for b in self.batch_sizes if b > 1]
         lengths = [n for n in kept if not self._beyond_memory(n)]
@@ -63,8 +70,11 @@ class Pilot:
                     "phase": kind, "batch": batch, "n_ctx": n, "reason": "time budget", "pass_s": pass_s,
                     "predicted_s": self.plan.item_cost_s(item), "budget_s": self.budget_s})
 
-    def _fits(self, kept: list[int], spent_s: float) -> bool:
-        return spent_s + self.plan.cost_s(kept, self._to_measure(kept)) <= self.budget_s
+    def _fits(self, kept: list[int], spent_s: float, batch: bool) -> bool:
+        """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s``, with the
+        batch grid's share (``batch``) or without it."""
+        batch_limit_s = BATCH_SHARE * self.budget_s if batch else None
+        return spent_s + self.plan.cost_s(kept, self._to_measure(kept, batch_limit_s)) <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
         """Pilot the grid: as many lengths as fit the budget, ascending, with the default grid the range first
@@ -74,7 +84,7 @@ class Pilot:
         for n in self.grid:
             if n not in kept:
                 self.outcome.skipped.append(self._length_skip(n, oom))
-        self._choose_batch_items(kept)
+        self._choose_batch_items(kept, started)
         return kept
 
     def _length_skip(self, n: int, oom: dict | None) -> dict:
@@ -87,21 +97,24 @@ class Pilot:
     def _grow(self, kept: list[int], started: float) -> list[int]:
         """Pilot the grid's lengths not in ``kept`` as the budget allows: the range first (every other
         length, up to the top), then the lengths between, so a tight budget thins the grid before it
-        shortens it. Returns all kept, sorted."""
+        shortens it; the batch grid's share is planned before the lengths between, after the range.
+        Returns all kept, sorted."""
         coarse = thinned(self.grid)
         untried = [n for n in self.grid if n not in kept and not self._beyond_memory(n)]
         kept = self._pilot_lengths([n for n in untried if n in coarse], kept, started)
         between = [n for n in untried if n not in coarse and kept and n < kept[-1]]
-        return self._pilot_lengths(between, kept, started)
+        return self._pilot_lengths(between, kept, started, batch=True)
 
-    def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float) -> list[int]:
+    def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float, batch: bool = False) -> list[int]:
         """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that runs out of
-        memory or would not fit in the budget (its pilot pass included). Returns all kept, sorted."""
+        memory or would not fit in the budget (its pilot pass included; with the batch grid's share where
+        ``batch``). Returns all kept, sorted."""
         plan = self.plan
         for n in candidates:
             if kept:
                 plan.prefill_s[n] = plan.prefill_estimate_s(n)
-                if not self._fits(sorted([*kept, n]), self.clock() - started + plan.counted_s(plan.prefill_s[n])):
+                if not self._fits(sorted([*kept, n]), self.clock() - started + plan.counted_s(plan.prefill_s[n]),
+                                  batch):
                     del plan.prefill_s[n]
                     break
             self.progress(f"pilot prefill n={n}", self.clock() - started, self.budget_s)
@@ -124,7 +137,7 @@ class Pilot:
                     raise
                 self._out_of_memory("prefill", n, err)
                 break
-            if kept and not self._fits(sorted([*kept, n]), self.clock() - started):
+            if kept and not self._fits(sorted([*kept, n]), self.clock() - started, batch):
                 del plan.prefill_s[n]
                 break
             plan.piloted(n, plan.prefill_s[n])
@@ -155,7 +168,7 @@ class Pilot:
                                     if s.get("phase") == "decode" or s["n_ctx"] not in back]
             queue += [("length", n, 1) for n in back]
             planned = self.batch_items
-            self._choose_batch_items(kept)
+            self._choose_batch_items(kept, started)
             queue[:] = [item for item in queue if item not in planned or item in self.batch_items]
             queue += [item for item in self.batch_items if item not in planned and item not in self.measured]
             self.rng.shuffle(queue)

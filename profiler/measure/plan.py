@@ -9,12 +9,14 @@ unaffordable; a batched prefill ``("prefill", n, batch)`` (batch above 1) a pref
 sequences of ``n`` tokens.
 
 The batch grid (``batch_grid``): prefill at three lengths spread over those planned and decode at three
-contexts spread over its own, each at every batch size above 1 (batch 1 is the main grid's), at most
-``BATCH_SHARE`` of the budget: while it costs more, the phase whose batch points cost more spreads its
-three below a lower top, and once that phase is down to one point its largest batch size goes; so a
-tight budget keeps every batch size at the short lengths, where a batch is cheap, before it measures
-none. Its cost is counted in the plan like the decode contexts', so it takes its share from the lengths
-(thinned before they are shortened), never more.
+contexts spread over its own, each at every batch size above 1 (batch 1 is the main grid's), within a
+limit: while it costs more, the phase whose batch points cost more spreads its three below a lower top,
+and once that phase is down to one point its largest batch size goes; so a tight budget keeps every
+batch size at the short lengths, where a batch is cheap, before it measures none. The limit is
+``BATCH_SHARE`` of the budget, and no more than the plan of the lengths leaves: the range of lengths
+(the default grid's every other length up to its top, or explicit ``--lengths``) is planned first and
+never shortened for batches, the lengths between come only where the batch grid's share still fits
+beside them (``profiler.measure.pilot``). So batches thin the grid; they do not shorten it.
 
 Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's
 overhead, until later timings correct it); beyond the longest piloted, the quickest decode step (what
@@ -187,10 +189,11 @@ class Plan:
         kind, n, batch = item
         return 2 * self.prefill_s[n] if kind == "length" else self._fill_s(item) + self.batch_pass_s(kind, n, batch)
 
-    def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float) -> list[Item]:
+    def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float,
+                   limit_s: float) -> list[Item]:
         """The batch items (``("prefill", n, b)`` and ``("decode", c, b)`` for ``b`` in ``sizes`` above 1) spread
-        over the sorted ``lengths`` and ``contexts``, thinned to cost at most ``BATCH_SHARE`` of the budget with a
-        reference pass (``reference_s``) before each (see the module doc)."""
+        over the sorted ``lengths`` and ``contexts``, thinned to cost at most ``limit_s`` with a reference pass
+        (``reference_s``) before each (see the module doc)."""
         points = {"prefill": lengths, "decode": contexts}
         tops = {phase: len(points[phase]) for phase in points}
         phase_sizes = {phase: sorted(b for b in sizes if b > 1) for phase in points}
@@ -198,7 +201,7 @@ class Plan:
             grid = {phase: [(phase, n, b) for n in spread(points[phase][:tops[phase]]) for b in phase_sizes[phase]]
                     for phase in points}
             cost = {phase: sum(self.item_cost_s(item) + reference_s for item in items) for phase, items in grid.items()}
-            if sum(cost.values()) <= BATCH_SHARE * self.budget_s:
+            if sum(cost.values()) <= limit_s:
                 return grid["prefill"] + grid["decode"]
             costlier = max(cost, key=cost.get)
             if tops[costlier] > 1:

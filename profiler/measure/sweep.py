@@ -28,8 +28,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
    thins the grid before it shortens it.
-   The batch grid is chosen once the lengths are (and again on a re-plan), and counted in the plan
-   from the first length on, so it takes its share from the lengths.
+   The batch grid is chosen once the lengths are (and again on a re-plan), within its share of the
+   budget and what the lengths leave: the range of lengths is planned without it, the lengths between
+   only beside its share, so batches thin the grid but never shorten it.
 2. Measurement: the lengths, decode contexts and batch points in shuffled order (so slow drift does
    not masquerade as a trend in n or B); at each length prefill, then forward; at each decode context
    decode steps on a filled cache (every step at the same context: the cache is put back after
