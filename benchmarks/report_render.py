@@ -9,7 +9,8 @@ the benchmark never rewrites the example. Then, three times each:
 - ``python -m profiler report COPY --fits FITS`` as a subprocess from the repository root,
   wall-clocked with ``time.perf_counter`` from launch to exit: what a user waits for
   (interpreter start, imports of numpy, pandas, matplotlib and jsonschema -- neither torch
-  nor seaborn --, loading, the coefficient draws, eight figures, Markdown and HTML);
+  nor seaborn --, loading, the coefficient draws, eight figures (nine for a run that measured batches),
+  Markdown and HTML);
 - ``profiler.report.write_report`` in-process (imports done beforehand): the rendering alone,
   and of it the time spent saving figures (``saving.save_all``: layout, drawing, PNG encoding,
   in forked workers, one per core).

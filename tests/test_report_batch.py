@@ -1,3 +1,4 @@
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -5,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from profiler.costmodel.cost_model import CostModel
 from profiler.report import write_report
 from profiler.report.batch_section import NOT_MEASURED, TITLE, batch_section
 from profiler.report.breakeven_section import NO_SURFACES
 from profiler.report.build import MARKDOWN
+from profiler.report.caveats import caveats
 from profiler.report.document import Bullets, ReportContext, Table
 from profiler.report.fig_batch import batch_figure, shown_lengths
 from profiler.report.inputs import load_run
@@ -116,3 +119,15 @@ def test_an_old_run_and_fit_still_render(tmp_path):
     assert "batch.png" not in markdown and not (run / "batch.png").exists()
     assert NO_SURFACES.split(":")[0] in markdown.replace("\\", "") and "ratio in parallel" not in markdown
     assert len(written.figures) == 8
+
+
+def test_a_loose_batch_surface_is_a_caveat(batched_run):
+    folder, cost_model = batched_run
+    data = load_run(folder, cost_model=cost_model)
+    good = dataclasses.replace(cost_model.surfaces["prefill"], held_out_mape=0.01)
+    loose = dataclasses.replace(cost_model.surfaces["decode"], held_out_mape=0.2)
+    cost_model = CostModel(dataclasses.replace(cost_model.fit, surfaces={"prefill": good, "decode": loose}))
+    data = dataclasses.replace(data, cost_model=cost_model)
+    items = caveats(data, CallIntervals(cost_model, draws=50), data.run.model.max_positions)
+    assert "The decode batch surface predicts a left-out (batch, length) 20% off on average" in " ".join(items)
+    assert "prefill batch surface" not in " ".join(items)

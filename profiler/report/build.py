@@ -166,7 +166,8 @@ def build_report(data: RunData, providers: Sequence[SectionProvider]) -> tuple[R
     report = Report(
         title=f"What a call to {data.model_name} costs on {data.slug}",
         subtitle=(f"Measured by aalp-profiler{' on ' + finished if finished else ''}: "
-                  f"{len(data.samples):,} timed passes, cost curves fitted with 95% intervals. "
+                  f"{len(data.samples) + len(data.batch_samples):,} timed passes, cost curves fitted with 95% "
+                  "intervals. "
                   f"Rendered from {data.folder}."),
         sections=tuple(sections), folder=data.folder,
     )

@@ -5,7 +5,7 @@ what the intervals cover, what "peak memory" holds. When they apply: random weig
 skipped (time budget, out of memory), an interrupted sweep, unstable points, a disturbed
 machine (what was seen, the points affected, lengths brought back, a fit resting on too few
 lengths), a machine whose speed changed during the sweep, a fit that predicts unseen lengths
-or whole calls poorly, a fit made from other samples than the folder now holds.
+or whole calls poorly (batch surfaces too), a fit made from other samples than the folder now holds.
 """
 
 from __future__ import annotations
@@ -102,6 +102,10 @@ def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
         if curve is not None and curve.lolo_mape is not None and curve.lolo_mape > POOR_HELD_OUT:
             items.append(f"The {phase} curve predicts a left-out length {curve.lolo_mape:.0%} off on average: its "
                          "form follows the samples loosely.")
+    for phase, surface in data.cost_model.surfaces.items():
+        if surface.held_out_mape > POOR_HELD_OUT:
+            items.append(f"The {phase} batch surface predicts a left-out (batch, length) {surface.held_out_mape:.0%} "
+                         "off on average: batched calls are priced loosely.")
     points = data.points
     measured = points[points["phase"] == "generate"] if not points.empty else points
     for row in measured.itertuples():
