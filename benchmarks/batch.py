@@ -1,0 +1,168 @@
+"""Batched passes against one sequence at a time: what a batch of B sequences buys, prefill and decode.
+
+What: one model (default gpt2, random weights; float32 on the CPU, bfloat16 on a GPU, as ``run`` chooses),
+at each length n (default 64, 256, 512) and each batch size B above 1 (``--batch``; default 2, 4, 8 on a
+CPU and up to 64 on a GPU, as ``run`` measures), side by side in one process, interleaved (the order
+alternates every repeat, so a change in the machine's load touches both alike):
+
+- prefill: one pass of B prompts of n tokens (``Passes.prefill(n, batch=B)``) against B prefills of one
+  prompt each, one after another (timed as one block: what serving B requests alone costs);
+- decode: one step of B sequences on a filled cache of n tokens each (``cache_fill.filled_cache``, put back
+  after every step by ``rewind.Rewind``, so every step is at context n) against one step of one sequence,
+  as tokens per second (B / step time, against 1 / step time).
+
+Each timed with ``timing.time_pass`` (device synchronised, garbage collection off), after one untimed pass of
+each; medians over ``--repeats`` repeats with the half width of their 95% interval (``timing.median_ci_rel``).
+
+Printed per (n, B): the batched prefill, the B sequential prefills and their ratio (sequential / batched: how
+many times faster the batch serves B prompts); the decode step of one sequence and of B, the tokens/s of each
+and their ratio (batched / one: the decode throughput a batch buys); the load average before and after (other
+processes on the cores move timings). The last line is one JSON document.
+
+Why: issue 14 prices concurrent calls by batched passes; a batch pays where a pass is bound by reading the
+weights (decode, short prefills) and little where it is bound by compute (long prefills on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+
+import torch
+
+from profiler.cli.arguments import batch_sizes, count, thread_count
+from profiler.errors import UserError
+from profiler.measure.cache_fill import filled_cache
+from profiler.measure.catalog import resolve_model
+from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
+from profiler.measure.grid import check_lengths, default_batch_sizes, parse_lengths
+from profiler.measure.loading import load_model, meta_architecture
+from profiler.measure.passes import Passes
+from profiler.measure.rewind import Rewind
+from profiler.measure.timing import median_ci_rel, time_pass
+
+MAX_REPEATS = 1_000  # interleaved repeats per point: bounded before any is run
+
+
+def _interleaved(runs: dict, repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """``repeats`` timings of each of ``runs`` (name -> a callable), the order alternating every repeat, after one
+    untimed call of each."""
+    for run in runs.values():
+        run()
+    latencies = {name: [] for name in runs}
+    order = list(runs)
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name in order:
+                latencies[name].append(time_pass(runs[name], device)[1])
+            order.reverse()
+    finally:
+        gc.enable()
+    return latencies
+
+
+def _stepped(passes: Passes, cache):
+    """One decode step on ``cache``, put back after it: every step at the cache's context."""
+    rewind = Rewind(cache)
+
+    def step():
+        passes.decode_step(cache)
+        rewind()
+
+    return step
+
+
+def _median(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), median_ci_rel(values)
+
+
+def measure(passes: Passes, n: int, batch: int, repeats: int, device: torch.device) -> dict:
+    """Prefill of ``batch`` prompts against ``batch`` sequential prefills, and a decode step of ``batch`` sequences
+    against one of a single sequence, at ``n`` tokens."""
+
+    def sequential():
+        for _ in range(batch):
+            passes.prefill(n)
+
+    prefill = _interleaved({"batched": lambda: passes.prefill(n, batch=batch), "sequential": sequential},
+                           repeats, device)
+    single_cache, batch_cache = filled_cache(passes, n), filled_cache(passes, n, batch=batch)
+    decode = _interleaved({"one": _stepped(passes, single_cache), "batched": _stepped(passes, batch_cache)},
+                          repeats, device)
+    del single_cache, batch_cache
+    (batched_s, batched_ci), (sequential_s, sequential_ci) = _median(prefill["batched"]), _median(prefill["sequential"])
+    (one_s, one_ci), (step_s, step_ci) = _median(decode["one"]), _median(decode["batched"])
+    return {
+        "n_tokens": n, "batch": batch, "repeats": repeats,
+        "prefill_batched_s": batched_s, "prefill_batched_ci_rel": batched_ci,
+        "prefill_sequential_s": sequential_s, "prefill_sequential_ci_rel": sequential_ci,
+        "prefill_speedup": sequential_s / batched_s,
+        "decode_one_s": one_s, "decode_one_ci_rel": one_ci,
+        "decode_batched_s": step_s, "decode_batched_ci_rel": step_ci,
+        "decode_tokens_per_s_one": 1 / one_s, "decode_tokens_per_s_batched": batch / step_s,
+        "decode_throughput_ratio": batch * one_s / step_s,
+        "latencies_s": {"prefill": prefill, "decode": decode},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gpt2")
+    parser.add_argument("--lengths", default="64,256,512", help="comma-separated prompt lengths and decode contexts")
+    parser.add_argument("--batch", type=batch_sizes, help="batch sizes (default: run's, 1,2,4,8 on a CPU, "
+                                                          "1 to 64 on a GPU); each above 1 is set against 1")
+    parser.add_argument("--repeats", type=count(1, MAX_REPEATS), default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--threads", type=thread_count, help="torch CPU threads (default torch's choice)")
+    args = parser.parse_args()
+    try:  # every input checked before the model is built
+        lengths = parse_lengths(args.lengths)
+        source = resolve_model(args.model)
+        device = resolve_device(args.device)
+        dtype = resolve_dtype(args.dtype, device)
+        check_lengths(lengths, meta_architecture(source).max_positions - 1, args.model)  # a step needs a position
+        sizes = [b for b in (args.batch or default_batch_sizes(device.type)) if b > 1]
+        if not sizes:
+            raise UserError("--batch: no batch size above 1 to set against one sequence")
+    except UserError as err:
+        print(f"batch.py: error: {err}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load_model(source, device, dtype)
+    passes = Passes(loaded)
+    load_before = os.getloadavg()
+    rows = [measure(passes, n, b, args.repeats, device) for n in lengths for b in sizes]
+    load_after = os.getloadavg()
+
+    print(f"{args.model}, random weights, {dtype_name(dtype)} on {device}, {torch.get_num_threads()} threads, "
+          f"{args.repeats} interleaved repeats; load average (1, 5, 15 min) "
+          f"{'/'.join(f'{x:.2f}' for x in load_before)} before, {'/'.join(f'{x:.2f}' for x in load_after)} after, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'n':>5} {'B':>3} | {'prefill B ms':>16} {'B x prefill 1 ms':>17} {'speedup':>7} | "
+          f"{'decode 1 ms':>15} {'decode B ms':>15} {'tok/s 1':>8} {'tok/s B':>8} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['n_tokens']:>5} {r['batch']:>3} | "
+              f"{r['prefill_batched_s'] * 1e3:>8.1f} ±{r['prefill_batched_ci_rel']:>6.1%} "
+              f"{r['prefill_sequential_s'] * 1e3:>9.1f} ±{r['prefill_sequential_ci_rel']:>6.1%} "
+              f"{r['prefill_speedup']:>6.2f}x | "
+              f"{r['decode_one_s'] * 1e3:>7.1f} ±{r['decode_one_ci_rel']:>6.1%} "
+              f"{r['decode_batched_s'] * 1e3:>7.1f} ±{r['decode_batched_ci_rel']:>6.1%} "
+              f"{r['decode_tokens_per_s_one']:>8.1f} {r['decode_tokens_per_s_batched']:>8.1f} "
+              f"{r['decode_throughput_ratio']:>5.2f}x")
+    print(json.dumps({
+        "benchmark": "batch", "model": args.model, "device": str(device), "dtype": dtype_name(dtype),
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
+        "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
