@@ -21,7 +21,7 @@ from profiler.costmodel.surface import SurfaceFit
 from profiler.report.document import Bullets, ReportContext, Section, Table
 from profiler.report.fig_batch import batch_figure, batched_phases, shown_lengths
 from profiler.report.inputs import RunData
-from profiler.report.units import scale, significant
+from profiler.report.units import quantity, scale, significant
 
 TITLE = "Batches: several sequences in one pass"
 NOT_MEASURED = ("This run timed passes of one sequence only, so this report cannot say what serving several at "
@@ -91,7 +91,7 @@ def _knee(phase: str, surface: SurfaceFit, n: int) -> str:
     knee = theta["w"] / work_per_sequence
     where = (f"about B = {significant(knee, 2)}" if knee >= 1 else "below B = 1 (compute-bound throughout)")
     return (f"The {phase} surface is the roofline form: reading the weights takes w = "
-            f"{significant(theta['w'] * 1e3)} ms a pass whatever B; at n = {n:,} the sequences' work reaches it at "
+            f"{quantity(theta['w'], 's')} a pass whatever B; at n = {n:,} the sequences' work reaches it at "
             f"{where}: below that a larger batch is nearly free (memory-bound), above it each sequence adds its own "
             "work (compute-bound).")
 
@@ -118,9 +118,9 @@ def _buys(cost_model: CostModel, samples: pd.DataFrame, phase: str) -> list[str]
                 f"measured the tokens per second of one sequence ({batch / measured[batch]:,.0f} against "
                 f"{1 / measured[1]:,.0f} tokens/s measured).")
     else:
-        text = (f"Prefill of {n:,} tokens: {batch} prompts in one pass take {significant(measured[batch] * 1e3)} ms "
-                f"measured, against {significant(batch * measured[1] * 1e3)} ms for {batch} prefills one after "
-                f"another: {by_fit}{gain(measured):.2f}x measured the throughput.")
+        text = (f"Prefill of {n:,} tokens: {batch} prompts in one pass take {quantity(measured[batch], 's')} "
+                f"measured, against {quantity(batch * measured[1], 's')} for {batch} prefills one after another: "
+                f"{by_fit}{gain(measured):.2f}x measured the throughput.")
     items = [text]
     if phase in cost_model.surfaces:
         items.append(_knee(phase, cost_model.surfaces[phase], n))
@@ -138,9 +138,9 @@ def batch_section(ctx: ReportContext, data: RunData) -> Section:
     phases = batched_phases(samples)
     batches = sorted(int(b) for b in np.unique(samples["batch"]))
     blocks: list = [
-        f"Passes of B sequences at once, timed at B = {', '.join(map(str, batches))}: a prefill of B prompts of n "
-        "tokens each, and a decode step of B sequences with n tokens cached each. Serving several inputs together "
-        "runs them this way; the break-even section prices the programs' groups of independent calls with it.",
+        (f"Passes of B sequences at once, timed at B = {', '.join(map(str, batches))}: a prefill of B prompts of n "
+         "tokens each, and a decode step of B sequences with n tokens cached each. Serving several inputs together "
+         "runs them this way; the break-even section prices the programs' groups of independent calls with it."),
         ctx.save_figure(partial(batch_figure, cost_model, samples, points), "batch",
                         "Latency per pass (top) and tokens per second (bottom) against the batch B at a few lengths: "
                         "timed passes, the fitted batch surface with its 95% band, and each pass's roofline bound "

@@ -20,13 +20,12 @@ from functools import partial
 
 from profiler.lba.breakeven import practical_comparison, ratio_map, sweep
 from profiler.lba.breakeven_document import BreakevenDocument
-from profiler.report.units import format_cost
-from profiler.report.breakeven_figures import breakeven_figure
 from profiler.lba.exercises import EXERCISES, VARIANTS
 from profiler.lba.pricing import FittedPricing, PaperPrimitive
 from profiler.lba.schedule import SEQUENTIAL, Schedule
+from profiler.report.breakeven_figures import breakeven_figure
 from profiler.report.document import ReportContext, Section, Table
-from profiler.report.units import significant, tick
+from profiler.report.units import format_cost, significant, tick
 
 PARALLEL = Schedule("parallel", max_batch=None, devices=1)
 NO_SURFACES = ("The parallel schedule (groups of independent calls batched) is not priced here: this fit has no batch "
