@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -375,3 +377,31 @@ def test_out_of_memory_at_a_batch_drops_larger_batches_there_and_beyond_and_noth
 def test_a_sweep_of_batch_one_measures_no_batch(tiny_loaded, tmp_path):
     outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16], batch_sizes=[1])
     assert set(samples.batch) == {1} and not outcome.batch_skipped
+
+
+def test_run_records_the_batch_sizes_asked_and_measured_and_points_per_batch(tmp_path, monkeypatch):
+    """``run --batch 1,2``: run.json says the sizes asked and those measured, its points are per phase, batch and
+    length (tokens/s of every sequence), and run.json of a run before batches reads as batch 1 only."""
+    from profiler.cli.main import main
+    from profiler.measure.run_document import RunDocument
+    from tests.conftest import save_tiny
+    from tests.user_error import skip_ceilings
+
+    skip_ceilings(monkeypatch)  # two lengths: no fit, no report either
+    tiny = save_tiny(tmp_path / "tiny", "gpt2")
+    assert main(["run", "--model", str(tiny), "--lengths", "8,32", "--budget", "8", "--batch", "2,1",
+                 "--out", str(tmp_path / "reports")]) == 0
+    (folder,) = (tmp_path / "reports").glob("*/tiny")
+    run = RunDocument.read(folder)
+    assert run.asked.batch_sizes == [1, 2] and run.done.batch_sizes == [1, 2]
+    assert not run.done.batch_skipped and not run.done.batch_out_of_memory
+    points = {(p["phase"], p["batch"], p["n_ctx"]): p for p in run.points}
+    assert {key for key in points if key[1] == 2} == {("prefill", 2, 8), ("prefill", 2, 32), ("decode", 2, 8),
+                                                        ("decode", 2, 32)}
+    batched, single = points[("decode", 2, 8)], points[("decode", 1, 8)]
+    assert batched["tokens_per_s"] == pytest.approx(2 / batched["median_latency_s"])
+    assert batched["kv_cache_bytes"] == 2 * single["kv_cache_bytes"]
+    old = json.loads((folder / "run.json").read_text())
+    del old["asked"]["batch_sizes"], old["done"]["batch_sizes"], old["done"]["batch_skipped"]
+    (folder / "run.json").write_text(json.dumps(old))
+    assert RunDocument.read(folder).done.batch_sizes == [1] and RunDocument.read(folder).asked.batch_sizes is None
