@@ -157,25 +157,27 @@ def test_a_pass_of_a_batch_is_priced_at_most_batch_times_one_sequence():
     assert plan.batch_pass_s("decode", 8, 2) == pytest.approx(2 * 0.030)
 
 
-def test_the_batch_grid_is_three_points_per_phase_at_every_size_thinned_to_its_limit():
+def test_the_batch_grid_is_three_points_per_phase_at_every_size_its_costliest_left_out_to_its_limit():
     lengths, contexts = [8, 16, 32, 64, 128], [8, 32, 127]
     plan = _plan(lengths)
     plan.fill_s_per_token = TOKEN_S / 8
     reference_s = 8 * TOKEN_S
-    grid = plan.batch_grid([1, 2, 4], lengths, contexts, reference_s, limit_s=math.inf)
-    assert grid == [("prefill", n, b) for n in (8, 32, 128) for b in (2, 4)] + [
+    whole = plan.batch_grid([1, 2, 4], lengths, contexts, reference_s, limit_s=math.inf)
+    assert whole == [("prefill", n, b) for n in (8, 32, 128) for b in (2, 4)] + [
         ("decode", c, b) for c in contexts for b in (2, 4)]
+    cost = {item: plan.item_cost_s(item) + reference_s for item in whole}
+    # just short of all of it: only the costliest goes, a prefill of 4 x 128 tokens
+    kept = plan.batch_grid([2, 4], lengths, contexts, reference_s, limit_s=sum(cost.values()) - 1e-9)
+    assert set(whole) - set(kept) == {("prefill", 128, 4)}
     for limit_s in (0.3, 0.15, 0.075, 0.015, 0.0015, 0.0):
-        thinned = plan.batch_grid([1, 2, 4], lengths, contexts, reference_s, limit_s)
-        assert sum(plan.item_cost_s(item) + reference_s for item in thinned) <= limit_s
-        assert all(b in (2, 4) and n in (lengths if kind == "prefill" else contexts) for kind, n, b in thinned)
-        prefill = [item for item in thinned if item[0] == "prefill"]
-        if prefill:  # the shortest length first: the top comes down before the largest batch goes
-            assert min(n for _, n, _ in prefill) == 8
+        kept = plan.batch_grid([1, 2, 4], lengths, contexts, reference_s, limit_s)
+        assert sum(cost[item] for item in kept) <= limit_s
+        # nothing left out would still have fitted
+        assert all(sum(cost[item] for item in kept) + cost[other] > limit_s for other in set(whole) - set(kept))
+        # the cheap points stay: every batch size at the shortest length before any at a longer one
+        for kind in ("prefill", "decode"):
+            ns = {n for k, n, _ in kept if k == kind}
+            if ns and max(ns) > 8:
+                assert {b for k, n, b in kept if k == kind and n == 8} == {2, 4}
     assert plan.batch_grid([2, 4], lengths, contexts, reference_s, limit_s=0.0) == []
-    # within 0.9 s prefill spreads below 128 at both sizes; decode keeps its three contexts
-    thinned = plan.batch_grid([2, 4], lengths, contexts, reference_s, limit_s=0.9)
-    assert {b for kind, _, b in thinned if kind == "prefill"} == {2, 4}
-    assert max(n for kind, n, _ in thinned if kind == "prefill") < 128
-    assert {(c, b) for kind, c, b in thinned if kind == "decode"} == {(c, b) for c in contexts for b in (2, 4)}
     assert plan.batch_grid([1], lengths, contexts, reference_s, limit_s=math.inf) == []

@@ -307,12 +307,12 @@ def _batched_machine(monkeypatch) -> FakeClock:
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-def test_the_batch_grid_takes_its_share_of_a_tight_budget_thinned_to_its_short_lengths(tiny_loaded, tmp_path,
-                                                                                      monkeypatch):
+def test_the_batch_grid_takes_its_share_of_a_tight_budget_its_costliest_points_left_out(tiny_loaded, tmp_path,
+                                                                                        monkeypatch):
     """At about 1 ms a token, 15% of a 6 s budget holds a prefill of 2 and of 8 sequences at the shortest length,
     not the 8 x 128 tokens of a prefill of 8 at the top, and decode (a few ms a step) at every batch size and
-    context: the prefill points spread lower, those left out are said with their predicted cost, and the run ends
-    within its budget plus one pass."""
+    context: the costliest prefill points are left out, said with their predicted cost, and the run ends within
+    its budget plus one pass."""
     from profiler.measure.plan import BATCH_SHARE
 
     budget_s = 6.0

@@ -10,9 +10,10 @@ sequences of ``n`` tokens.
 
 The batch grid (``batch_grid``): prefill at three lengths spread over those planned and decode at three
 contexts spread over its own, each at every batch size above 1 (batch 1 is the main grid's), within a
-limit: while it costs more, the phase whose batch points cost more spreads its three below a lower top,
-and once that phase is down to one point its largest batch size goes; so a tight budget keeps every
-batch size at the short lengths, where a batch is cheap, before it measures none. The limit is
+limit: while it costs more, its costliest point goes (the largest batch at the longest length first), and
+then any point left out that fits in what that freed comes back; so a tight budget keeps every batch
+size at the short lengths, where a batch is cheap, and the smaller batches further up, the points still
+spread over the whole range. The limit is
 ``BATCH_SHARE`` of the budget, and no more than the plan of the lengths leaves: the range of lengths
 (the default grid's every other length up to its top, or explicit ``--lengths``) is planned first and
 never shortened for batches, the lengths between come only where the batch grid's share still fits
@@ -191,23 +192,21 @@ class Plan:
 
     def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float,
                    limit_s: float) -> list[Item]:
-        """The batch items (``("prefill", n, b)`` and ``("decode", c, b)`` for ``b`` in ``sizes`` above 1) spread
-        over the sorted ``lengths`` and ``contexts``, thinned to cost at most ``limit_s`` with a reference pass
-        (``reference_s``) before each (see the module doc)."""
-        points = {"prefill": lengths, "decode": contexts}
-        tops = {phase: len(points[phase]) for phase in points}
-        phase_sizes = {phase: sorted(b for b in sizes if b > 1) for phase in points}
-        while True:
-            grid = {phase: [(phase, n, b) for n in spread(points[phase][:tops[phase]]) for b in phase_sizes[phase]]
-                    for phase in points}
-            cost = {phase: sum(self.item_cost_s(item) + reference_s for item in items) for phase, items in grid.items()}
-            if sum(cost.values()) <= limit_s:
-                return grid["prefill"] + grid["decode"]
-            costlier = max(cost, key=cost.get)
-            if tops[costlier] > 1:
-                tops[costlier] -= 1
-            else:
-                phase_sizes[costlier].pop()
+        """The batch items (``("prefill", n, b)`` and ``("decode", c, b)`` for ``b`` in ``sizes`` above 1) at three
+        of the sorted ``lengths`` and ``contexts`` spread over them, the costliest left out while they cost more than
+        ``limit_s`` with a reference pass (``reference_s``) before each, then any of those left out that still fits,
+        cheapest first (see the module doc)."""
+        sizes = sorted(b for b in sizes if b > 1)
+        grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
+        grid += [("decode", c, b) for c in spread(contexts) for b in sizes]
+        cost = {item: self.item_cost_s(item) + reference_s for item in grid}
+        kept = list(grid)
+        while kept and sum(cost[item] for item in kept) > limit_s:
+            kept.remove(max(kept, key=cost.get))
+        for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
+            if sum(cost[other] for other in kept) + cost[item] <= limit_s:
+                kept.append(item)
+        return [item for item in grid if item in kept]
 
     def drift_check_s(self, planned: list[int]) -> float:
         return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]
