@@ -131,3 +131,18 @@ def test_a_loose_batch_surface_is_a_caveat(batched_run):
     items = caveats(data, CallIntervals(cost_model, draws=50), data.run.model.max_positions)
     assert "The decode batch surface predicts a left-out (batch, length) 20% off on average" in " ".join(items)
     assert "prefill batch surface" not in " ".join(items)
+
+
+def test_batch_points_skipped_out_of_memory_or_unstable_are_caveats(batched_run):
+    folder, cost_model = batched_run
+    data = load_run(folder, cost_model=cost_model)
+    done = dataclasses.replace(
+        data.run.done,
+        batch_skipped=[{"phase": "prefill", "batch": 8, "n_ctx": 512, "reason": "time budget", "pass_s": 3.0}],
+        batch_out_of_memory=[{"phase": "decode", "batch": 64, "n_ctx": 1024, "error": "out of memory"}],
+        unstable_points=[{"phase": "decode", "batch": 4, "n_ctx": 16}, {"phase": "prefill", "n_ctx": 32}])
+    data = dataclasses.replace(data, run=dataclasses.replace(data.run, done=done))
+    text = " ".join(caveats(data, CallIntervals(cost_model, draws=50), data.run.model.max_positions))
+    assert "Batch points not measured (batch x tokens): prefill 8 x 512 (time budget)" in text
+    assert "Out of memory at batch x tokens decode 64 x 1,024" in text
+    assert "decode n = 16 at batch 4, prefill n = 32." in text  # a batch-1 point (or one without the key) plain

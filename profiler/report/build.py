@@ -88,8 +88,8 @@ def _facts(data: RunData) -> Section:
 
 
 def _latency(ctx: ReportContext, series: FitSeries, data: RunData) -> Section:
-    unstable = {phase: {p["n_ctx"] for p in data.run.done.unstable_points if p["phase"] == phase}
-                for phase in PHASES}
+    unstable = {phase: {p["n_ctx"] for p in data.run.done.unstable_points
+                        if p["phase"] == phase and p.get("batch", 1) == 1} for phase in PHASES}
     blocks = ["One pass of each phase, timed repeatedly at each context length. Every sample is a point; the line "
               "is the fitted curve with its 95% band; below, each sample's distance from the curve.",
               fit_table(data.cost_model),

@@ -52,6 +52,14 @@ def _run_caveats(data: RunData) -> list[str]:
     if by_reason:
         lengths = "; ".join(f"{phase} n = {', '.join(ns)} ({reason})" for (phase, reason), ns in by_reason.items())
         items.append(f"Not measured: {lengths}. A larger --budget, or --lengths, measures them.")
+    if done.batch_skipped:
+        points = ", ".join(f"{skip['phase']} {skip['batch']} x {skip['n_ctx']:,}" for skip in done.batch_skipped)
+        items.append(f"Batch points not measured (batch x tokens): {points} ({done.batch_skipped[0]['reason']}"
+                     f"{' and others' if len({s['reason'] for s in done.batch_skipped}) > 1 else ''}). A larger "
+                     "--budget measures them; the batch surfaces extrapolate there.")
+    if done.batch_out_of_memory:
+        points = ", ".join(f"{oom['phase']} {oom['batch']} x {oom['n_ctx']:,}" for oom in done.batch_out_of_memory)
+        items.append(f"Out of memory at batch x tokens {points}: larger batches there and beyond were dropped.")
     if done.out_of_memory:
         oom = done.out_of_memory
         items.append(f"Out of memory: {oom['phase']} at {oom['n_ctx']:,} tokens; longer lengths were dropped.")
@@ -59,7 +67,8 @@ def _run_caveats(data: RunData) -> list[str]:
         items.append("The sweep was interrupted: the figures hold what was measured before it stopped.")
     unstable = done.unstable_points
     if unstable:
-        where = ", ".join(f"{p['phase']} n = {p['n_ctx']:,}" for p in unstable)
+        where = ", ".join(f"{p['phase']} n = {p['n_ctx']:,}" + (f" at batch {p['batch']}" if p.get("batch", 1) > 1 else "")
+                          for p in unstable)
         items.append(f"Unstable points (repeats spread by 10% or more; crosses in the figures): {where}. Something "
                      "else ran on the machine, or its clock changed: read those lengths with care.")
     if done.disturbance and done.disturbance.disturbed:
