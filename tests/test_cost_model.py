@@ -161,3 +161,11 @@ def test_bad_batches_are_refused(batched):
         batched.batch_pass("forward", 2, 10)
     with pytest.raises(ValueError):
         batched.call_batch(10, 0, 2)
+
+
+def test_an_extrapolation_warning_names_an_arrays_range_not_its_values(cm):
+    grid = np.arange(1.0, 4001.0)  # a break-even map's worth: the warning's text is made even when filtered out
+    with pytest.warns(ExtrapolationWarning, match=r"call\(1.0..4000.0 \(4,000 values\), 8\) reaches outside"):
+        cm.call(grid, 8)
+    with pytest.warns(ExtrapolationWarning, match=r"prefill latency_s at n=1.0..4000.0 \(4,000 values\): outside"):
+        cm.prefill(grid)

@@ -92,6 +92,13 @@ def call_passes(n_in, n_out, cache: bool) -> tuple[str | None, str, np.ndarray, 
     return None, "forward", n_in, n_in + n_out - 1
 
 
+def _shown(values) -> str:
+    """A number as such, an array as its range: a warning's text is made even when the warning is filtered out,
+    and printing a whole break-even map's array costs more than pricing it."""
+    values = np.asarray(values)
+    return f"{values}" if values.ndim == 0 else f"{values.min()}..{values.max()} ({values.size:,} values)"
+
+
 def _outside(curve: CurveFit, lo, hi) -> bool:
     """Whether any non-empty range lo..hi leaves the curve's measured domain."""
     return bool(np.any((hi >= lo) & ((lo < curve.n_min) | (hi > curve.n_max))))
@@ -124,8 +131,8 @@ class CostModel:
     def _predict(self, phase: str, n, metric: str):
         curve = self.curve(phase, metric)
         if not curve.in_domain(n):
-            warnings.warn(f"{phase} {metric} at n={n}: outside the measured {curve.n_min}..{curve.n_max} tokens",
-                          ExtrapolationWarning, stacklevel=3)
+            warnings.warn(f"{phase} {metric} at n={_shown(n)}: outside the measured {curve.n_min}..{curve.n_max} "
+                          "tokens", ExtrapolationWarning, stacklevel=3)
         return curve.predict(n)
 
     def prefill(self, n, metric: str = "latency_s"):
@@ -144,7 +151,7 @@ class CostModel:
         steps = self.curve(steps_phase, metric)
         spans = [(steps, lo, hi)] + ([(first, n_in, n_in)] if first is not None else [])
         if any(_outside(curve, a, b) for curve, a, b in spans):
-            warnings.warn(f"call({n_in}, {n_out}) reaches outside the measured context lengths",
+            warnings.warn(f"call({_shown(n_in)}, {_shown(n_out)}) reaches outside the measured context lengths",
                           ExtrapolationWarning, stacklevel=2)
         if metric == "peak_mem_bytes":  # the largest peak, not a sum; curves grow with n
             peaks = [steps.predict(np.maximum(hi, lo))]
