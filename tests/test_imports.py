@@ -162,3 +162,13 @@ def test_the_layering_check_sees_function_level_and_relative_imports(tmp_path, m
     assert upward_imports() == ["profiler/files.py:1 imports profiler.costmodel.fit",
                                 "profiler/measure/grid.py:1 imports profiler.cli.main",
                                 "profiler/measure/timing.py:2 imports profiler.report"]
+
+
+def test_breakeven_imports_no_scipy_unless_a_load_runs_in_parallel(example, tmp_path):
+    """Evolution's sums over the searches still running (a load above 1, parallel) need scipy's special functions
+    and negative binomial, about 1.3 s to import: only that pricing pays for them."""
+    probe = _COMMAND_PROBE.replace("& set(%r)" % (HEAVY,), "& {'scipy'}")
+    fit, _ = example
+    assert _python(probe, "breakeven", "--exercise", "all", "--fit", str(fit), cwd=tmp_path) == {"status": 0, "heavy": []}
+    parallel = ["breakeven", "--exercise", "evolution", "--schedule", "parallel", "--set", "load=2", "--values", "1,2"]
+    assert _python(probe, *parallel, cwd=tmp_path) == {"status": 0, "heavy": ["scipy"]}

@@ -34,8 +34,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import gammaln
-from scipy.stats import nbinom
 
 from profiler.lba.calls import LLM, Call, positions_needed
 from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints, cells
@@ -74,6 +72,8 @@ def expected_local_steps(k, p, lam=1) -> np.ndarray:
 def local_generations(k, p, lam, load) -> np.ndarray:
     """Generations the local searches' sum runs past the first ``k`` (where every search still runs): until a
     search still runs with probability below ``TAIL`` over the ``load`` searches and the generations expected."""
+    from scipy.stats import nbinom  # about 1 s to import: paid only by a load above 1 in parallel
+
     k, q, load = np.asarray(k, dtype=float), success(p, lam), np.asarray(load, dtype=float)
     return nbinom.isf(TAIL / (load * (1 + k / q)), k, q) + 1
 
@@ -207,6 +207,8 @@ def _local_searches(k, p, lam, load, generation) -> np.ndarray:
     search runs at generation ``k + j`` (``j >= 1``) when it had fewer than ``k`` successes in the ``k + j - 1``
     before (its failures, negative binomial, are ``j`` or more): the count running is Binomial(``load``, that);
     every search runs the first ``k``."""
+    from scipy.stats import nbinom  # as in local_generations
+
     counts, _ = _counts(load)
     k, q, load = np.asarray(k, dtype=float), success(p, lam), np.asarray(load, dtype=float)
     per_count = generation(counts)
@@ -227,6 +229,8 @@ SF_CHUNK = 64  # generations whose running probabilities one scipy call computes
 def binomial_of(u, n):
     """The Binomial(``n``, chance) probability of ``u`` (0 where ``u > n``) as a function of the chance,
     element-wise: in logs, its coefficients computed once, exact at a chance of 0 or 1."""
+    from scipy.special import gammaln  # a third of a second to import: paid only by a load above 1 in parallel
+
     u, n = np.broadcast_arrays(np.asarray(u, dtype=float), np.asarray(n, dtype=float))
     inside = u <= n
     rest = np.where(inside, n - u, 0.0)
