@@ -181,33 +181,3 @@ def test_the_batch_grid_is_three_points_per_phase_at_every_size_its_costliest_le
                 assert {b for k, n, b in kept if k == kind and n == 8} == {2, 4}
     assert plan.batch_grid([2, 4], lengths, contexts, reference_s, limit_s=0.0) == []
     assert plan.batch_grid([1], lengths, contexts, reference_s, limit_s=math.inf) == []
-
-
-def test_a_calibrated_batch_is_batch_ones_estimate_plus_a_share_of_the_largest_batchs_measured_excess():
-    plan = _plan([8, 16, 32, 64, 128])
-    assert plan.batch_pass_s("decode", 8, 2) == 2 * DECODE_S  # uncalibrated: the bound
-    # a decode step of 8 sequences at 8 tokens: a quarter step more per sequence than one sequence's
-    plan.calibrate_batch("decode", 8, 8, DECODE_S + 7 * DECODE_S / 4)
-    assert plan.batch_excess_s["decode"] == (8, 8, 7 * DECODE_S / 4)
-    assert plan.batch_pass_s("decode", 8, 2) == pytest.approx(1.25 * DECODE_S)
-    assert plan.batch_pass_s("decode", 8, 8) == pytest.approx(2.75 * DECODE_S)
-    # at 127 (one step 2 x DECODE_S: its context adds DECODE_S) each sequence more adds its context's read too
-    assert plan.batch_pass_s("decode", 127, 4) == pytest.approx(2 * DECODE_S + 3 * 1.25 * DECODE_S)
-    assert plan.batch_pass_s("decode", 127, 8) == pytest.approx(2 * DECODE_S + 7 * 1.25 * DECODE_S)
-    # a prefill of 8 x 8 tokens measured as 8 + 14 tokens' (the bound: 64 tokens'); at 16 the bound's excess at 8
-    # sequences grows from 56 to 112 tokens', so the excess from 14 to 70
-    plan.calibrate_batch("prefill", 8, 8, 22 * TOKEN_S)
-    assert plan.batch_pass_s("prefill", 8, 4) == pytest.approx(14 * TOKEN_S)
-    assert plan.batch_pass_s("prefill", 16, 4) == pytest.approx(16 * TOKEN_S + 3 * 10 * TOKEN_S)
-    assert plan.batch_pass_s("prefill", 16, 1) == 16 * TOKEN_S
-    # never more than batch times one sequence's
-    plan.calibrate_batch("decode", 8, 8, 20 * DECODE_S)
-    assert plan.batch_pass_s("decode", 8, 2) == 2 * DECODE_S
-
-
-def test_a_correction_scales_the_batches_measured_excess_timed_in_the_same_spell():
-    plan = _plan([8, 16], pilot_factor=4)
-    plan.calibrate_batch("prefill", 8, 4, 4 * (8 + 3 * 2) * TOKEN_S)
-    assert plan.correct([8, 16], {8: 8 * TOKEN_S, 16: 16 * TOKEN_S}, {})
-    assert plan.batch_excess_s["prefill"] == (8, 4, 6 * TOKEN_S)
-    assert plan.batch_pass_s("prefill", 8, 2) == pytest.approx(10 * TOKEN_S)

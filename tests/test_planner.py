@@ -15,7 +15,6 @@ from profiler.costmodel.fit import fit_curve
 from profiler.measure.catalog import ModelSource
 from profiler.measure.grid import default_lengths
 from profiler.measure.loading import load_model
-from profiler.measure.passes import Passes
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
@@ -51,11 +50,9 @@ def loaded(tmp_path_factory):
     return load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
 
 
-def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0, batch_prefill=batch_prefill_s,
-             batch_decode=batch_decode_s):
+def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0):
     """The fake clock, moved by each pass's cost times a seeded noise of ``noise`` (relative, uniform) and times
-    ``slowed()``; the longest single pass charged is kept in ``longest``. A batch's passes cost ``batch_prefill``
-    and ``batch_decode``."""
+    ``slowed()``; the longest single pass charged is kept in ``longest``."""
     clock, rng, longest = FakeClock(), random.Random(1), [0.0]
 
     def charged(cost):
@@ -65,10 +62,10 @@ def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0, batch_prefill=
             return seconds
         return moved
 
-    charge(monkeypatch, clock, "prefill", charged(batch_prefill))
+    charge(monkeypatch, clock, "prefill", charged(batch_prefill_s))
     charge(monkeypatch, clock, "forward", charged(prefill_s))
-    charge(monkeypatch, clock, "decode_step", charged(lambda cache, batch=1: batch_decode(cache.get_seq_length(),
-                                                                                          batch)))
+    charge(monkeypatch, clock, "decode_step", charged(lambda cache, batch=1: batch_decode_s(cache.get_seq_length(),
+                                                                                            batch)))
     charge(monkeypatch, clock, "generate", charged(lambda n_in, n_out: prefill_s(n_in) + (n_out - 1) * decode_s(n_in)))
     return clock, longest
 
@@ -181,7 +178,7 @@ def test_a_long_first_length_is_piloted_once_its_first_passes_run_short(loaded, 
     assert outcome.lengths[0] == 2048 and outcome.elapsed_s <= budget_s + longest_s
 
 
-@pytest.mark.parametrize("budget_s", [6.0, 8.0, 10.0, 15.0, 20.0, 25.0])
+@pytest.mark.parametrize("budget_s", [15.0, 40.0])
 def test_the_batch_grid_spans_the_range_within_the_budget_plus_one_pass(loaded, tmp_path, monkeypatch, budget_s):
     """With batches of 2 to 8 the run still ends within its budget plus one pass, still covers the range, and
     measures every batch size at the shortest length of each phase and decode up to the last position; its batch
@@ -199,82 +196,3 @@ def test_the_batch_grid_spans_the_range_within_the_budget_plus_one_pass(loaded, 
         assert set(rows[rows.n_ctx == 8].batch) == {2, 4, 8}, phase
     assert max(batched[batched.phase == "decode"].n_ctx) == MAX_POSITIONS - 1
     assert batched.latency_s.sum() <= BATCH_SHARE * budget_s
-
-
-def _piloted(loaded, tmp_path, monkeypatch, budget_s, batch_sizes=(1, 2, 4, 8), **machine) -> Sweep:
-    """A sweep of the default grid on the synthetic machine (``machine``: ``_machine``'s batch costs) after its
-    pilot."""
-    clock, _ = _machine(monkeypatch, **machine)
-    with SampleWriter(tmp_path / "s.csv") as writer:
-        sweep = Sweep(loaded, writer, lengths=default_lengths(MAX_POSITIONS), trim_to_budget=True, budget_s=budget_s,
-                      policy=POLICY, clock=clock, batch_sizes=batch_sizes)
-        sweep.outcome.lengths = sweep._pilot(clock())
-    return sweep
-
-
-def test_the_pilot_estimates_batches_from_the_largest_batchs_measured_excess(loaded, tmp_path, monkeypatch):
-    """The pilot times a decode step of 8 sequences at 8 tokens and their prefill of 8: every batch's estimate is
-    then the synthetic machine's cost at that point, and decode's at every context (its excess grows with the
-    context as the machine's does: each sequence reads its own cache)."""
-    plan = _piloted(loaded, tmp_path, monkeypatch, 15.0).plan
-    assert plan.batch_excess_s["decode"][:2] == (8, 8) and plan.batch_excess_s["prefill"][:2] == (8, 8)
-    assert plan.batch_excess_s["decode"][2] == pytest.approx(batch_decode_s(8, 8) - decode_s(8), rel=1e-9)
-    assert plan.batch_excess_s["prefill"][2] == pytest.approx(batch_prefill_s(8, 8) - prefill_s(8), rel=1e-9)
-    for batch in (2, 4, 8):
-        assert plan.batch_pass_s("prefill", 8, batch) == pytest.approx(batch_prefill_s(8, batch), rel=1e-9)
-        for c in (8, 90, MAX_POSITIONS - 1):
-            assert plan.batch_pass_s("decode", c, batch) == pytest.approx(batch_decode_s(c, batch), rel=1e-9)
-    # the bound it replaces: a prefill of 2 tokens, more than twice the step of one sequence
-    assert min(2 * decode_s(8), prefill_s(8)) > 1.5 * batch_decode_s(8, 2)
-
-
-def _bound_s(phase: str, n: int, batch: int) -> float:
-    """The uncalibrated estimate at 8 tokens on the synthetic machine, its one sequence's passes piloted exactly."""
-    if phase == "decode":  # a prefill of 8 (the shortest planned at or above the batch) and no context over 8's
-        return min(batch * decode_s(8), prefill_s(8))
-    return min(batch * prefill_s(8), prefill_s(8 * batch))  # the 8 x 8 tokens of a length piloted
-
-
-def _out_of_memory_for_batches(monkeypatch):
-    original = Passes.prefill
-
-    def failing(self, n, batch=1):
-        if batch > 1:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(self, n, batch=batch)
-
-    monkeypatch.setattr(Passes, "prefill", failing)
-
-
-@pytest.mark.parametrize("case", ["batch 1", "out of memory", "unaffordable"])
-def test_without_the_pilots_batch_passes_a_batch_is_estimated_at_the_bound(loaded, tmp_path, monkeypatch, case):
-    if case == "out of memory":
-        _out_of_memory_for_batches(monkeypatch)  # a batch's cache is made by a prefill of that batch too
-    sizes = (1,) if case == "batch 1" else (1, 2, 4, 8)
-    sweep = _piloted(loaded, tmp_path, monkeypatch, 0.05 if case == "unaffordable" else 15.0, batch_sizes=sizes)
-    assert sweep.plan.batch_excess_s == {}
-    if case == "out of memory":  # recorded as a batch point's: the largest at the first context, prefill not tried
-        assert [(o["phase"], o["batch"], o["n_ctx"]) for o in sweep.outcome.batch_out_of_memory] == [("decode", 8, 8)]
-    if case != "unaffordable":  # (the budget of the unaffordable pilots no more than the first length's)
-        for phase in ("prefill", "decode"):
-            for batch in (2, 4, 8):
-                assert sweep.plan.batch_pass_s(phase, 8, batch) == pytest.approx(_bound_s(phase, 8, batch), rel=1e-9)
-
-
-def upper_bound_prefill_s(n: int, batch: int = 1) -> float:
-    return batch * prefill_s(n)
-
-
-def upper_bound_decode_s(c: int, batch: int = 1) -> float:
-    return batch * decode_s(c)
-
-
-@pytest.mark.parametrize("budget_s", [6.0, 10.0, 25.0])
-def test_cheap_batches_hold_more_batch_points_than_batches_at_the_bound(loaded, tmp_path, monkeypatch, budget_s):
-    """Batches as the bound prices them (``B`` times one sequence) against the synthetic machine's (the weights
-    read once): the cheap ones' grid holds more points, and no fewer lengths."""
-    cheap = _piloted(loaded, tmp_path, monkeypatch, budget_s)
-    dear = _piloted(loaded, tmp_path, monkeypatch, budget_s, batch_prefill=upper_bound_prefill_s,
-                    batch_decode=upper_bound_decode_s)
-    assert len(cheap.batch_items) > len(dear.batch_items), (cheap.batch_items, dear.batch_items)
-    assert len(cheap.outcome.lengths) >= len(dear.outcome.lengths)

@@ -4,8 +4,7 @@ hold, and bringing back lengths a disturbed pilot dropped (steps 1 and 3 of ``pr
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
 sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``plan``
 (``profiler.measure.plan.Plan``), ``passes``, ``clock``, ``outcome``, ``medians_s`` and ``measured``,
-and call its ``_out_of_memory``, ``_beyond_memory``, ``_batch_out_of_memory``, ``_beyond_batch_memory``,
-``_affordable`` and ``_prefill_medians_s``.
+and call its ``_out_of_memory``, ``_beyond_memory``, ``_affordable`` and ``_prefill_medians_s``.
 """
 
 from __future__ import annotations
@@ -133,8 +132,6 @@ class Pilot:
                 if not kept:
                     self._pilot_decode(cache, started)
                 del cache
-                if not kept:
-                    self._pilot_batches(n, started)
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):
                     raise
@@ -211,48 +208,11 @@ class Pilot:
         self.plan.decode_points_s = dict(self.plan.decode_pilot_s)
         self.decode_contexts = self._choose_decode_contexts()
 
-    def _pilot_batches(self, first_length: int, started: float) -> None:
-        """When batches above 1 are asked, calibrate their estimates (``Plan.calibrate_batch``) on one pass of the
-        largest: a decode step at the first decode context (on a filled cache, after one untimed step, as
-        ``_pilot_decode``'s) and a prefill at ``first_length``, each only when predicted (at the bound) to end
-        within the budget and within the batch grid's share of it (the grid could not hold a costlier point).
-        Out of memory is a batch point's (``batch_out_of_memory``): that phase stays at the bound. Neither pass is
-        a sample."""
-        top = self.batch_sizes[-1]
-        if top == 1:
-            return
-        plan, context = self.plan, self.decode_grid[0]
-        steps_s = top * context * plan.fill_s_per_token + 2 * plan.batch_pass_s("decode", context, top)
-        if self._affordable_batch_pilot(steps_s, started):
-            try:
-                cache = filled_cache(self.passes, context, self.seed, batch=top)
-                plan.calibrate_batch("decode", context, top, self._time_decode_step(cache, top))
-                del cache
-            except (RuntimeError, torch.OutOfMemoryError) as err:
-                if not is_out_of_memory(err):
-                    raise
-                self._batch_out_of_memory("decode", context, top, err)
-        prefill_s = plan.batch_pass_s("prefill", first_length, top)
-        if self._affordable_batch_pilot(prefill_s, started) and not self._beyond_batch_memory(
-                ("prefill", first_length, top)):
-            try:
-                latency_s = time_pass(lambda: self.passes.prefill(first_length, batch=top), self.loaded.device,
-                                      self.clock)[1]
-                plan.calibrate_batch("prefill", first_length, top, latency_s)
-            except (RuntimeError, torch.OutOfMemoryError) as err:
-                if not is_out_of_memory(err):
-                    raise
-                self._batch_out_of_memory("prefill", first_length, top, err)
-
-    def _affordable_batch_pilot(self, pass_s: float, started: float) -> bool:
-        return pass_s <= BATCH_SHARE * self.budget_s and self._affordable(pass_s, started)
-
-    def _time_decode_step(self, cache, batch: int = 1) -> float:
-        """A decode step of ``batch`` sequences on ``cache``, after an untimed one, the cache put back after each."""
+    def _time_decode_step(self, cache) -> float:
         rewind = Rewind(cache)
-        self.passes.decode_step(cache, batch=batch)
+        self.passes.decode_step(cache)
         rewind()
-        latency_s = time_pass(lambda: self.passes.decode_step(cache, batch=batch), self.loaded.device, self.clock)[1]
+        latency_s = time_pass(lambda: self.passes.decode_step(cache), self.loaded.device, self.clock)[1]
         rewind()
         return latency_s
 

@@ -27,14 +27,9 @@ decode step per piloted context (the first length's and the last position's), li
 between and beyond them; filling a cache, seconds per token (the pilot's fill at the top).
 A generate call: the prefill of the shortest length planned at or above its prompt, plus a decode
 step per token after the first. A pass of ``B`` sequences (``batch_pass_s``): never more than ``B``
-times one sequence's. Uncalibrated, its bound (``_bound_s``): a prefill of ``B x n`` tokens' estimate if less
-(the same weights read and token work, and no more attention); a decode step a prefill of ``B`` tokens (the
-weights read once for ``B`` tokens' work) plus, per sequence, what its context adds to a step over the
-shortest context's. Calibrated (``calibrate_batch``: the pilot times one pass of the largest batch asked,
-``Bmax``, a prefill at the first length and a decode step at the first context), batch 1's estimate plus
-``(B - 1) / (Bmax - 1)`` of the excess of a pass of ``Bmax`` over batch 1's: at the pilot's point the excess
-measured, elsewhere that excess plus what the bound's excess at ``Bmax`` gains (or loses) from there (a
-decode step's per-sequence context read, a prefill's longer tokens), never below nothing.
+times one sequence's; a prefill of ``B x n`` tokens' estimate if less (the same weights read and token
+work, and no more attention); a decode step a prefill of ``B`` tokens (the weights read once for ``B``
+tokens' work) plus, per sequence, what its context adds to a step over the shortest context's.
 
 Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of
 the budget) only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than
@@ -56,8 +51,8 @@ more than the share it took there, which a longer pass can only exceed by noise.
 Correction (``correct``): the pilot passes were timed once each, on a machine that may have
 been busy then. When those of the lengths measured since took ``PILOT_OFF`` times their
 medians or more in sum, the disturbance has gone: every estimate becomes the median where one
-was measured and the pilot over that factor elsewhere (prefill and decode alike), the fill, the
-counter's overhead and the batches' measured excess (timed in the same spell) over that factor too; a length piloted after a correction
+was measured and the pilot over that factor elsewhere (prefill and decode alike), the fill and the
+counter's overhead (timed in the same spell) over that factor too; a length piloted after a correction
 is timed at the corrected speed and neither corrected nor judged again. A pilot that was too quick is
 left alone (the lengths planned are measured at their minimum repeats whatever they cost, as far as
 the budget lasts).
@@ -108,8 +103,6 @@ class Plan:
         self.decode_points_s: dict[int, float] = {}  # the estimate per context: the pilot's, until corrected
         self.fill_s_per_token = 0.0  # filling a cache, per token
         self.counter_overhead_s = 0.0  # what timing a pass under FlopCounterMode adds to it
-        # phase -> (length or context, batch, seconds): what the pilot's pass of that batch took over batch 1's there
-        self.batch_excess_s: dict[str, tuple[int, int, float]] = {}
         self.uncounted_share = 1.0  # a plain pass over a counted one at the calibration length
         self.corrected_by = 1.0  # the pilot's inflation the estimates were last corrected by
         self.piloted_since: set[int] = set()  # lengths piloted after a correction: at the corrected speed
@@ -167,38 +160,17 @@ class Plan:
     def generate_s(self, n_in: int, n_out: int) -> float:
         return self.prefill_estimate_s(n_in) + (n_out - 1) * self.decode_estimate_s(n_in + n_out)
 
-    def single_pass_s(self, phase: str, n: int) -> float:
-        """One sequence's pass of ``phase`` (prefill or decode) at length or context ``n``."""
-        return self.prefill_estimate_s(n) if phase == "prefill" else self.decode_estimate_s(n)
-
-    def _bound_s(self, phase: str, n: int, batch: int) -> float:
-        """The uncalibrated estimate of a pass of ``batch`` sequences (see the module doc): at most ``batch`` times
-        one sequence's."""
-        single_s = self.single_pass_s(phase, n)
-        if batch == 1:
-            return single_s
-        if phase == "prefill":
-            return min(batch * single_s, self.prefill_estimate_s(batch * n))
-        context_s = max(0.0, single_s - self.decode_estimate_s(1))  # what the cache adds to a step, per sequence
-        return min(batch * single_s, max(single_s, self.prefill_estimate_s(batch)) + batch * context_s)
-
-    def calibrate_batch(self, phase: str, n: int, batch: int, pass_s: float) -> None:
-        """Take the excess of a pass of ``batch`` sequences of ``phase`` at ``n`` (``pass_s``, the pilot's) over
-        batch 1's estimate there."""
-        self.batch_excess_s[phase] = (n, batch, max(0.0, pass_s - self.single_pass_s(phase, n)))
-
     def batch_pass_s(self, phase: str, n: int, batch: int) -> float:
         """One pass of ``batch`` sequences of ``phase`` (prefill or decode) at length or context ``n`` (see the
-        module doc): batch 1's estimate plus a share of the calibrated excess of the largest batch, or the bound
-        uncalibrated; at most ``batch`` times batch 1's."""
-        single_s = self.single_pass_s(phase, n)
-        if batch == 1 or phase not in self.batch_excess_s:
-            return self._bound_s(phase, n, batch)
-        piloted, top, excess_s = self.batch_excess_s[phase]
-        bound_excess_s = self._bound_s(phase, n, top) - single_s
-        piloted_bound_excess_s = self._bound_s(phase, piloted, top) - self.single_pass_s(phase, piloted)
-        top_excess_s = max(0.0, excess_s + bound_excess_s - piloted_bound_excess_s)
-        return min(batch * single_s, single_s + (batch - 1) / (top - 1) * top_excess_s)
+        module doc): batch 1's estimate, at most ``batch`` times it."""
+        if phase == "prefill":
+            single_s = self.prefill_estimate_s(n)
+            return single_s if batch == 1 else min(batch * single_s, self.prefill_estimate_s(batch * n))
+        single_s = self.decode_estimate_s(n)
+        if batch == 1:
+            return single_s
+        context_s = max(0.0, single_s - self.decode_estimate_s(1))  # what the cache adds to a step, per sequence
+        return min(batch * single_s, max(single_s, self.prefill_estimate_s(batch)) + batch * context_s)
 
     def _fill_s(self, item: Item) -> float:
         kind, n, batch = item
@@ -278,7 +250,5 @@ class Plan:
         self.decode_points_s = {c: s / inflation for c, s in self.decode_pilot_s.items()} | decode_median_s
         self.fill_s_per_token *= self.corrected_by / inflation
         self.counter_overhead_s *= self.corrected_by / inflation
-        self.batch_excess_s = {phase: (n, batch, excess_s * self.corrected_by / inflation)
-                               for phase, (n, batch, excess_s) in self.batch_excess_s.items()}
         self.corrected_by = inflation
         return True

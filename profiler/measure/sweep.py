@@ -21,9 +21,7 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    the counter's overhead, timed on the model's first passes at the first length or 8 tokens, the shorter:
    ``plan.Plan.calibrate_counter``). At the
    first length a decode step is timed too, and one at the top of the decode grid on a filled
-   cache (with its fill): the plan's decode cost, linear in the context. With batches above 1, a
-   decode step of the largest batch at the first context and its prefill at the first length are timed
-   once each, where affordable: the plan's batch cost (``plan.Plan.calibrate_batch``). The default decode
+   cache (with its fill): the plan's decode cost, linear in the context. The default decode
    contexts are thinned (ends kept) until they cost at most a quarter of the budget. With the
    default grid, every other length is piloted first, up to the top, then the lengths between;
    each (explicit ``--lengths`` too, ascending) is kept while measuring it, with every decode
