@@ -230,6 +230,16 @@ BAD_RUN_FILES = {  # id: (change to the run folder, what the one line says)
                                 "attn_fallback: not a sentence"),
     "routing-a-string": (lambda f: _edit_json(f / "run.json", lambda d: d.update(routing="garbage")),
                          "routing is str, not a record"),
+    "batch-sizes-garbage": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(batch_sizes="x")),
+                            "done.batch_sizes is not a list of 1 to 16 batch sizes"),
+    "batch-sizes-huge": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(batch_sizes=[1, 10**30])),
+                         "done.batch_sizes is not a list"),
+    "batch-sizes-negative": (lambda f: _edit_json(f / "run.json", lambda d: d["asked"].update(batch_sizes=[-2])),
+                             "asked.batch_sizes is not a list"),
+    "batch-skipped-no-batch": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(
+        batch_skipped=[{"phase": "prefill", "n_ctx": 8, "reason": "time budget"}])), "done.batch_skipped is not a list"),
+    "batch-oom-a-string": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(batch_out_of_memory="x")),
+                           "done.batch_out_of_memory is not a list"),
 }
 
 

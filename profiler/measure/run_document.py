@@ -19,6 +19,7 @@ from pathlib import Path
 from profiler.errors import UserError
 from profiler.files import read_json, write_json
 from profiler.measure.disturbance import Disturbance
+from profiler.measure.grid import MAX_BATCH_SIZE, MAX_BATCH_SIZES
 from profiler.measure.routing import Routing
 
 FORMAT_VERSION = 1
@@ -34,6 +35,30 @@ def finite_or_none(value):
     if isinstance(value, (list, tuple)):
         return [finite_or_none(item) for item in value]
     return value
+
+
+def _whole(value, least: int, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= most
+
+
+def _batch_sizes(sizes, what: str):
+    """``sizes`` checked as a run writes them (``None`` in runs before batches): a ``ValueError`` otherwise."""
+    if sizes is not None and not (isinstance(sizes, list) and 0 < len(sizes) <= MAX_BATCH_SIZES
+                                  and all(_whole(b, 1, MAX_BATCH_SIZE) for b in sizes)):
+        raise ValueError(f"{what} is not a list of 1 to {MAX_BATCH_SIZES} batch sizes of 1 to {MAX_BATCH_SIZE:,}")
+    return sizes
+
+
+def _batch_points(records, what: str, text: str) -> list[dict]:
+    """Batch points not measured (``batch_skipped``, ``batch_out_of_memory``) checked as a run writes them: each a
+    record of a batched phase, a batch size, a context length and its ``text`` (the reason, the error); a
+    ``ValueError`` otherwise."""
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and r.get("phase") in ("prefill", "decode") and _whole(r.get("batch"), 1, MAX_BATCH_SIZE)
+            and _whole(r.get("n_ctx"), 1, 2**53) and isinstance(r.get(text), str) for r in records):
+        raise ValueError(f"{what} is not a list of batch points (phase prefill or decode, batch 1 to "
+                         f"{MAX_BATCH_SIZE:,}, n_ctx, {text})")
+    return records
 
 
 def _require(document: dict, keys: tuple[str, ...], where: str) -> None:
@@ -57,6 +82,9 @@ class RunAsked:
     attn_implementation: str = "sdpa"
     device_map: str | None = None
     batch_sizes: list[int] | None = None
+
+    def __post_init__(self):
+        _batch_sizes(self.batch_sizes, "asked.batch_sizes")
 
 
 @dataclass(frozen=True)
@@ -129,7 +157,12 @@ class RunDone:
     @classmethod
     def from_json(cls, document: dict) -> RunDone:
         watched = document.get("disturbance")
-        return cls(**{**document, "disturbance": Disturbance.from_json(watched) if watched else None})
+        return cls(**{**document, "disturbance": Disturbance.from_json(watched) if watched else None,
+                      "batch_sizes": _batch_sizes(document.get("batch_sizes", [1]), "done.batch_sizes"),
+                      "batch_skipped": _batch_points(document.get("batch_skipped", []), "done.batch_skipped",
+                                                     "reason"),
+                      "batch_out_of_memory": _batch_points(document.get("batch_out_of_memory", []),
+                                                           "done.batch_out_of_memory", "error")})
 
 
 @dataclass(frozen=True)
