@@ -65,6 +65,7 @@ ONLY_BATCHED = "only prefill and decode are measured with more than one sequence
     ({"batch": 0}, "line 3: batch 0 is less than 1"),
     ({"batch": 1.5}, "line 3: batch 1.5 is not a whole number"),
     ({"batch": None}, "line 3: batch is missing"),
+    ({"batch": 10**6}, "line 3: batch 1000000 is more sequences than a run measures (4,096)"),
     ({"phase": "forward", "batch": 4}, f"line 3: batch 4 in a forward pass: {ONLY_BATCHED}"),
     ({"phase": "generate", "batch": 2}, f"line 3: batch 2 in a generate pass: {ONLY_BATCHED}"),
     ({"kv_cache_bytes": "x" * 100}, "line 3: kv_cache_bytes 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... is not a number"),

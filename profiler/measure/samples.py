@@ -34,6 +34,7 @@ import math
 from pathlib import Path
 
 from profiler.errors import UserError
+from profiler.measure.grid import MAX_BATCH_SIZE
 
 # What each value of the ``phase`` column measures, as a title for tables and figures.
 PHASE_TITLES = {
@@ -162,7 +163,8 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
 
     Checked: readable CSV text with every column but ``OPTIONAL_COLUMNS``; at most ``MAX_ROWS`` rows;
     ``phase`` one of ``PHASES``; batches, lengths, repeats, FLOPs and bytes whole numbers (``batch``,
-    ``n_ctx`` and ``n_new`` at least 1; FLOPs at least 1), ``batch`` above 1 only in ``BATCHED_PHASES``
+    ``n_ctx`` and ``n_new`` at least 1, ``batch`` at most ``grid.MAX_BATCH_SIZE``; FLOPs at least 1), ``batch``
+    above 1 only in ``BATCHED_PHASES``
     (a file without the column: batch 1, the int64 column added after ``phase``); ``latency_s`` finite and
     positive seconds; one model, device, dtype (and weights) in the whole file, and ``model`` and ``dtype``
     the ones given (its run's). A file with a header and no rows is valid (a run stopped before its first
@@ -203,6 +205,9 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     unknown = ~frame["phase"].isin(PHASES)
     if unknown.any():
         raise _first_bad(path, frame, unknown, "phase", f"is not a phase ({', '.join(PHASES)})")
+    too_large = frame["batch"].gt(MAX_BATCH_SIZE)
+    if too_large.any():
+        raise _first_bad(path, frame, too_large, "batch", f"is more sequences than a run measures ({MAX_BATCH_SIZE:,})")
     unbatched = frame["batch"].gt(1) & ~frame["phase"].isin(BATCHED_PHASES)
     if unbatched.any():
         raise _first_bad(path, frame, unbatched, "batch",
