@@ -26,13 +26,12 @@ weights (decode, short prefills) and little where it is bound by compute (long p
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import statistics
 import sys
 
 import torch
+from interleaved import interleaved, median
 
 from profiler.cli.arguments import batch_sizes, count, thread_count
 from profiler.errors import UserError
@@ -43,27 +42,8 @@ from profiler.measure.grid import check_lengths, default_batch_sizes, parse_leng
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
 from profiler.measure.rewind import Rewind
-from profiler.measure.timing import median_ci_rel, time_pass
 
 MAX_REPEATS = 1_000  # interleaved repeats per point: bounded before any is run
-
-
-def _interleaved(runs: dict, repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """``repeats`` timings of each of ``runs`` (name -> a callable), the order alternating every repeat, after one
-    untimed call of each."""
-    for run in runs.values():
-        run()
-    latencies = {name: [] for name in runs}
-    order = list(runs)
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            for name in order:
-                latencies[name].append(time_pass(runs[name], device)[1])
-            order.reverse()
-    finally:
-        gc.enable()
-    return latencies
 
 
 def _stepped(passes: Passes, cache):
@@ -77,10 +57,6 @@ def _stepped(passes: Passes, cache):
     return step
 
 
-def _median(values: list[float]) -> tuple[float, float]:
-    return statistics.median(values), median_ci_rel(values)
-
-
 def measure(passes: Passes, n: int, batch: int, repeats: int, device: torch.device) -> dict:
     """Prefill of ``batch`` prompts against ``batch`` sequential prefills, and a decode step of ``batch`` sequences
     against one of a single sequence, at ``n`` tokens."""
@@ -89,14 +65,14 @@ def measure(passes: Passes, n: int, batch: int, repeats: int, device: torch.devi
         for _ in range(batch):
             passes.prefill(n)
 
-    prefill = _interleaved({"batched": lambda: passes.prefill(n, batch=batch), "sequential": sequential},
+    prefill = interleaved({"batched": lambda: passes.prefill(n, batch=batch), "sequential": sequential},
                            repeats, device)
     single_cache, batch_cache = filled_cache(passes, n), filled_cache(passes, n, batch=batch)
-    decode = _interleaved({"one": _stepped(passes, single_cache), "batched": _stepped(passes, batch_cache)},
+    decode = interleaved({"one": _stepped(passes, single_cache), "batched": _stepped(passes, batch_cache)},
                           repeats, device)
     del single_cache, batch_cache
-    (batched_s, batched_ci), (sequential_s, sequential_ci) = _median(prefill["batched"]), _median(prefill["sequential"])
-    (one_s, one_ci), (step_s, step_ci) = _median(decode["one"]), _median(decode["batched"])
+    (batched_s, batched_ci), (sequential_s, sequential_ci) = median(prefill["batched"]), median(prefill["sequential"])
+    (one_s, one_ci), (step_s, step_ci) = median(decode["one"]), median(decode["batched"])
     return {
         "n_tokens": n, "batch": batch, "repeats": repeats,
         "prefill_batched_s": batched_s, "prefill_batched_ci_rel": batched_ci,

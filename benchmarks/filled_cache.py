@@ -24,7 +24,6 @@ Target: every ratio within noise (and within a few percent).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -32,6 +31,7 @@ import sys
 from functools import partial
 
 import torch
+from interleaved import interleaved
 
 from profiler.cli.arguments import count, thread_count
 from profiler.errors import UserError
@@ -46,27 +46,11 @@ from profiler.measure.timing import median_ci_rel, time_pass
 MAX_REPEATS = 10_000  # interleaved decode steps per cache: bounded before any is run
 
 
-def decode_latencies(passes: Passes, caches: dict, repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """``repeats`` timed decode steps on each cache, interleaved, after one untimed step on each."""
-    for cache in caches.values():
-        passes.decode_step(cache)
-    latencies = {name: [] for name in caches}
-    order = list(caches)
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            for name in order:
-                latencies[name].append(time_pass(partial(passes.decode_step, caches[name]), device)[1])
-            order.reverse()
-    finally:
-        gc.enable()
-    return latencies
-
-
 def measure(passes: Passes, context: int, repeats: int, device: torch.device) -> dict:
     prefilled, prefill_s = time_pass(lambda: passes.prefill(context), device)
     filled, fill_s = time_pass(lambda: filled_cache(passes, context), device)
-    latencies = decode_latencies(passes, {"prefilled": prefilled, "filled": filled}, repeats, device)
+    latencies = interleaved({name: partial(passes.decode_step, cache) for name, cache in
+                             (("prefilled", prefilled), ("filled", filled))}, repeats, device)
     median = {name: statistics.median(values) for name, values in latencies.items()}
     ci = {name: median_ci_rel(values) for name, values in latencies.items()}
     ratio = median["filled"] / median["prefilled"]
