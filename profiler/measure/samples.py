@@ -3,12 +3,15 @@
 Columns (units in the names):
 
 - ``model, weights, device, dtype, phase``: what ran; ``weights`` is ``random`` (built from
-  the config) or ``safetensors``; ``phase`` is prefill, decode, forward or generate;
+  the config) or ``safetensors``; ``phase`` is prefill, decode, extend, forward or generate (extend: ``n_new``
+  tokens appended to a cache of ``n_ctx``; prefill is an extend of an empty cache, decode one of a single token);
 - ``batch``: the sequences in the pass (1, or more for prefill and decode only);
 - ``n_ctx``: tokens in context before the pass, per sequence (prompt length for prefill and forward,
-  cache length for decode, ``n_in`` for generate);
-- ``n_new``: tokens the pass adds to each sequence (n for prefill and forward, 1 for decode, ``n_out``
-  for generate);
+  cache length for decode and extend, ``n_in`` for generate);
+- ``n_cached``: tokens already in the KV cache when the pass starts, per sequence: ``n_ctx`` for decode and
+  extend, 0 for prefill, forward and generate (whose pass starts with no cache);
+- ``n_new``: tokens the pass adds to each sequence (n for prefill and forward, 1 for decode, the tokens
+  appended for extend, ``n_out`` for generate);
 - ``repeat``: 0, 1, ... within one (phase, batch, n_ctx, n_new) point;
 - ``latency_s``: wall time of the pass;
 - ``flops``: the analytic FLOPs of the pass, of the whole batch (``batch`` times a sequence's,
@@ -40,6 +43,7 @@ from profiler.measure.grid import MAX_BATCH_SIZE
 PHASE_TITLES = {
     "prefill": "prefill: n prompt tokens, builds the KV cache",
     "decode": "decode: one token with n_ctx tokens cached",
+    "extend": "extend: n_new tokens appended to n_ctx tokens cached",
     "forward": "forward: n tokens, no cache (the paper's primitive)",
     "generate": "generate: n_new tokens after n_ctx prompt tokens",
 }
@@ -52,6 +56,7 @@ COLUMNS = (
     "phase",
     "batch",
     "n_ctx",
+    "n_cached",
     "n_new",
     "repeat",
     "latency_s",
@@ -61,8 +66,14 @@ COLUMNS = (
     "peak_mem_reserved_bytes",
     "kv_cache_bytes",
 )
-PHASES = ("prefill", "decode", "forward", "generate")
+PHASES = ("prefill", "decode", "extend", "forward", "generate")
 BATCHED_PHASES = ("prefill", "decode")  # the phases measured with more than one sequence in a pass
+CACHED_PHASES = ("decode", "extend")  # the phases whose pass starts on a cache of n_ctx tokens
+
+
+def cached_tokens(phase: str, n_ctx: int) -> int:
+    """The ``n_cached`` of a row: ``n_ctx`` in ``CACHED_PHASES``, 0 otherwise."""
+    return n_ctx if phase in CACHED_PHASES else 0
 
 
 class SampleWriter:
@@ -77,6 +88,10 @@ class SampleWriter:
         self.rows = 0
 
     def write(self, row: dict) -> None:
+        """Append ``row`` (a dict by column; a missing or None cell is empty, a missing ``n_cached`` is
+        ``cached_tokens`` of its phase and ``n_ctx``)."""
+        if "n_cached" not in row:
+            row = row | {"n_cached": cached_tokens(row["phase"], row["n_ctx"])}
         self._writer.writerow({key: ("" if row.get(key) is None else row[key]) for key in COLUMNS})
         self._file.flush()
         self.rows += 1
@@ -92,13 +107,14 @@ class SampleWriter:
 
 
 # Columns a file may lack: added after the first runs (a reader needs none of them; a file without
-# ``batch`` was written before batches were measured: every pass of one sequence).
-OPTIONAL_COLUMNS = ("weights", "batch", "flops_counted", "peak_mem_reserved_bytes")
+# ``batch`` was written before batches were measured: every pass of one sequence; one without ``n_cached``
+# before extend passes were: its cached tokens follow from the phase, ``cached_tokens``).
+OPTIONAL_COLUMNS = ("weights", "batch", "n_cached", "flops_counted", "peak_mem_reserved_bytes")
 _TEXT = ("model", "weights", "device", "dtype", "phase")
 _ONE_VALUE = ("model", "weights", "device", "dtype")  # a file is one run: one model on one device in one dtype
 # Whole numbers and the least each may be; empty allowed where the run writes nothing (no peak memory
 # measured, no FLOPs counted for generate, no reserved bytes on a CPU).
-_WHOLE = {"batch": 1, "n_ctx": 1, "n_new": 1, "repeat": 0, "flops": 1, "kv_cache_bytes": 0}
+_WHOLE = {"batch": 1, "n_ctx": 1, "n_cached": 0, "n_new": 1, "repeat": 0, "flops": 1, "kv_cache_bytes": 0}
 _WHOLE_OR_EMPTY = {"flops_counted": 0, "peak_mem_bytes": 0, "peak_mem_reserved_bytes": 0}
 # A run writes one row per timed pass: a million is some 17 minutes of 1 ms passes, more than any default
 # run. Reading is the part of a fit that grows with the file (about 4 s and 0.5 GB per million rows on a
@@ -150,6 +166,10 @@ def _whole_numbers(path: Path, frame, column: str, least: int, empty_allowed: bo
     return values if values.isna().any() else values.astype("int64")
 
 
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 def _latencies(path: Path, frame):
     """``latency_s`` checked: a pass takes a finite, positive time."""
     values = _parsed(path, frame, "latency_s", False)
@@ -165,7 +185,9 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     ``phase`` one of ``PHASES``; batches, lengths, repeats, FLOPs and bytes whole numbers (``batch``,
     ``n_ctx`` and ``n_new`` at least 1, ``batch`` at most ``grid.MAX_BATCH_SIZE``; FLOPs at least 1), ``batch``
     above 1 only in ``BATCHED_PHASES``
-    (a file without the column: batch 1, the int64 column added after ``phase``); ``latency_s`` finite and
+    (a file without the column: batch 1, the int64 column added after ``phase``); ``n_cached`` as
+    ``cached_tokens`` says (a file without it, from before extend passes: derived, the int64 column added after
+    ``n_ctx``); ``latency_s`` finite and
     positive seconds; one model, device, dtype (and weights) in the whole file, and ``model`` and ``dtype``
     the ones given (its run's). A file with a header and no rows is valid (a run stopped before its first
     pass): an empty frame.
@@ -196,6 +218,7 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
                         "per timed pass)")
     if "batch" not in frame.columns:
         frame.insert(frame.columns.get_loc("phase") + 1, "batch", 1)
+    derive_cached = "n_cached" not in frame.columns
     for column, least in (*_WHOLE.items(), *_WHOLE_OR_EMPTY.items()):
         if column in frame.columns:
             frame[column] = _whole_numbers(path, frame, column, least, column in _WHOLE_OR_EMPTY)
@@ -211,8 +234,17 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     unbatched = frame["batch"].gt(1) & ~frame["phase"].isin(BATCHED_PHASES)
     if unbatched.any():
         raise _first_bad(path, frame, unbatched, "batch",
-                         f"in a {frame['phase'][unbatched].iloc[0]} pass: only {' and '.join(BATCHED_PHASES)} "
+                         f"in {_a(frame['phase'][unbatched].iloc[0])} pass: only {' and '.join(BATCHED_PHASES)} "
                          "are measured with more than one sequence")
+    cached = frame["n_ctx"].where(frame["phase"].isin(CACHED_PHASES), 0)
+    if derive_cached:
+        frame.insert(frame.columns.get_loc("n_ctx") + 1, "n_cached", cached.astype("int64"))
+    wrong = frame["n_cached"].ne(cached)
+    if wrong.any():
+        phase = frame["phase"][wrong].iloc[0]
+        rule = "its n_ctx" if phase in CACHED_PHASES else "0"
+        raise _first_bad(path, frame, wrong, "n_cached", f"in {_a(phase)} pass: {phase} starts with {rule} tokens "
+                         "cached")
     for column in (c for c in _ONE_VALUE if c in frame.columns):
         given = {"model": model, "dtype": dtype}.get(column)
         values = list(dict.fromkeys(frame[column]))
