@@ -5,6 +5,9 @@
   (``logits_to_keep=1``), since the LM head over every position is not part of generation.
 - ``decode_step(cache)``: one token per sequence through the model with the cache it extends (as many
   sequences as the cache holds, or ``batch=``).
+- ``extend(cache, s)``: ``s`` tokens appended to each sequence of ``cache`` in one pass, logits of the last
+  position only: a prefill that continues a cached prefix (a prefill is an extend of an empty cache, a decode
+  step an extend by one token).
 - ``forward(n)``: a full pass over ``n`` tokens with no cache (``use_cache=False``), last
   position's logits: the paper's literal primitive, what each emitted token costs when
   nothing is cached.
@@ -91,6 +94,19 @@ class Passes:
         the sequences the cache holds (read off it when not given)."""
         tokens = self.tokens(batch or cache_batch(cache), 1)
         return self.model(tokens, use_cache=True, **{self._cache: cache})[self._cache]
+
+    @torch.inference_mode()
+    def extend(self, cache, s: int):
+        """``s`` tokens appended to each sequence of ``cache`` (which grows by ``s``) in one pass; returns the cache.
+        The tokens continue each sequence's prompt (``tokens``) after the ``c`` the cache holds, so an extend of a
+        prefill's cache reads what a prefill of ``c + s`` tokens reads; the next-token logits are computed and
+        dropped (``logits_to_keep=1``). ``c + s`` is at most ``max_positions``."""
+        c = cache.get_seq_length()
+        if s < 1 or c + s > self.prompt.shape[1]:
+            raise ValueError(f"an extend of {s} tokens on a cache of {c}: at least 1, and at most "
+                             f"{self.prompt.shape[1]} positions in all")
+        tokens = self.tokens(cache_batch(cache), c + s)[:, c:]
+        return self.model(tokens, use_cache=True, logits_to_keep=1, **{self._cache: cache})[self._cache]
 
     @torch.inference_mode()
     def forward(self, n: int) -> None:

@@ -1,11 +1,13 @@
-"""Put a KV cache back as it was before a decode step, so that every timed step decodes at the same context.
+"""Put a KV cache back as it was before a decode step (or an extend pass of ``added`` tokens), so that every
+timed pass runs at the same context.
 
 ``Cache.crop`` cannot do it for every layer: a sliding-window layer that reached its window drops its
 oldest token on each step and cannot be cropped back (``DynamicSlidingWindowLayer``), nor can a
 linear-attention layer's recurrent state. ``Rewind`` works for any layer instead, from what the
 cache holds: the attributes of the cache and of each of its layers (transformers 5: ``Cache.layers``;
 model-specific caches add their own, such as MiniMax's ``linear_cache``), i.e. tensors, numbers, flags,
-and lists, tuples or dicts of them. A decode step changes each tensor attribute in one of three ways:
+and lists, tuples or dicts of them. A decode step changes each tensor attribute in one of three ways (an extend
+pass the same, by ``added`` tokens rather than one):
 
 - it extends it: a new tensor, the old one followed by the step's token along one dimension (a full
   attention layer's ``torch.cat``, a window not yet full). Put back as a view of the new tensor's first
@@ -90,9 +92,13 @@ def _writes_in_place(owner) -> bool:
 
 
 class Rewind:
-    """Taken on a cache of ``c`` tokens; each call puts the cache back to them after a decode step."""
+    """Taken on a cache of ``c`` tokens; each call puts the cache back to them after a pass that appended
+    ``added`` tokens to each sequence (1: a decode step; more: an extend pass)."""
 
-    def __init__(self, cache):
+    def __init__(self, cache, added: int = 1):
+        if added < 1:
+            raise ValueError(f"a pass appends at least 1 token, not {added}")
+        self.added = added
         self.owners = [cache, *cache.layers]
         self.states = [self._taken(owner) for owner in self.owners]
         self.learnt = False
@@ -110,12 +116,12 @@ class Rewind:
     @torch.inference_mode()
     def __call__(self) -> None:
         """Put the cache back to what it held when this was made. The first call also learns which tensors the
-        step extends, and drops its references to them (see the module doc)."""
+        pass extends, and drops its references to them (see the module doc)."""
         for i, (owner, state) in enumerate(zip(self.owners, self.states)):
             now = vars(owner)
             if not self.learnt:
                 state = self.states[i] = _rebuilt(state, (), partial(self._learn, now))
-            restored = _rebuilt(state, (), partial(self._restored, now))
+            restored = _rebuilt(state, (), partial(self._restored, now, self.added))
             owner.__dict__.clear()
             owner.__dict__.update(restored)
         self.learnt = True
@@ -131,12 +137,12 @@ class Rewind:
         return (isinstance(current, torch.Tensor) and _extension(held, current)) or held
 
     @staticmethod
-    def _restored(now: dict, path: tuple, held):
+    def _restored(now: dict, added: int, path: tuple, held):
         if isinstance(held, _Extended):
             current = _at(now, path)
-            if current.shape[held.dim] != held.length + 1:
+            if current.shape[held.dim] != held.length + added:
                 raise RuntimeError(f"cache attribute {path} grew by {current.shape[held.dim] - held.length} "
-                                   "tokens in a decode step, not by one")
+                                   f"tokens in a pass, not by {added}")
             return current.narrow(held.dim, 0, held.length)
         if isinstance(held, _Copied):
             return held.original.copy_(held.saved)
