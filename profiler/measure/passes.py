@@ -15,6 +15,9 @@
   tokens, greedy: a prefill, then ``n_out - 1`` cached decode steps, each feeding back every sequence's
   argmax. This is generation itself, without ``generate()``'s logits processors and stopping checks
   (no EOS ends a sequence early; every sequence is as long as the others, so nothing is padded).
+- ``generate_from(cache, tokens, n_out)``: the same after given token ids appended to a given cache (None: an
+  empty one): one pass over them (an extend of a cache kept from earlier calls), then the decode steps; returns
+  the cache and the tokens emitted (prefix reuse across calls, ``profiler.lba.execution``).
 
 Prompt tokens are drawn uniformly from the vocabulary (seeded): cost does not depend on
 which tokens they are. A batch's sequences are distinct (``tokens``): the first is the single
@@ -107,6 +110,19 @@ class Passes:
                              f"{self.prompt.shape[1]} positions in all")
         tokens = self.tokens(cache_batch(cache), c + s)[:, c:]
         return self.model(tokens, use_cache=True, logits_to_keep=1, **{self._cache: cache})[self._cache]
+
+    @torch.inference_mode()
+    def generate_from(self, cache, tokens: torch.Tensor, n_out: int):
+        """Emit ``n_out`` tokens greedily after ``tokens`` (``[batch, s]`` ids, ``s >= 1``) appended to ``cache`` (None:
+        an empty one): one pass over them, logits of the last position only, then ``n_out - 1`` decode steps feeding
+        back each sequence's argmax. Returns the final cache (the last token emitted is not in it) and the
+        ``[batch, n_out]`` tokens emitted."""
+        out = self.model(tokens.to(self.prompt.device), use_cache=True, logits_to_keep=1, **{self._cache: cache})
+        emitted = [out.logits[:, -1:].argmax(-1)]
+        for _ in range(n_out - 1):
+            out = self.model(emitted[-1], use_cache=True, **{self._cache: out[self._cache]})
+            emitted.append(out.logits[:, -1:].argmax(-1))
+        return out[self._cache], torch.cat(emitted, dim=1)
 
     @torch.inference_mode()
     def forward(self, n: int) -> None:
