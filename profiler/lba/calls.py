@@ -16,25 +16,61 @@ Nothing else about a call matters to its cost, so the same program can be
 
 A call's ``model`` says which model of its role makes it (the k-task specialist of task
 ``model``): only calls of one role and one model can share a batch.
+
+A call may also say which earlier context its input continues, for prefix reuse
+(``profiler.lba.prefix_cache``): ``segments`` names the leading pieces of its input, in order,
+as ``(name, tokens)`` -- a name is one content within a program run (the system prompt is
+``("system", s)``; a chat's code, report or rewrite), so two calls of one model whose inputs
+begin with the same names share that prefix -- and ``output`` names what it writes, so a later
+call can read it as a segment. Neither enters a call's equality, hash or order: recorded
+counts and groups are the same with or without them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Protocol
 
 
 @dataclass(frozen=True, order=True)
 class Call:
     """One LLM call: ``role`` reads ``n_in`` tokens and writes ``n_out``, made by the role's model
-    number ``model`` (0 where a role has one model)."""
+    number ``model`` (0 where a role has one model). ``segments``: the named leading pieces of its
+    input, ``(name, tokens)`` in order, summing to at most ``n_in`` (the rest of its input is its own,
+    never shared); ``output``: the name of what it writes (``""``: none). A ``ValueError`` for an
+    empty name, a segment of no token or segments longer than the input."""
 
     role: str
     n_in: int
     n_out: int
     model: int = 0
+    segments: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    output: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.output, str):
+            raise ValueError(f"{self.role}: a call's output is named by a string, not {self.output!r}")
+        if not self.segments:
+            return
+        if not isinstance(self.segments, tuple) or not all(map(_is_segment, self.segments)):
+            raise ValueError(f"{self.role}: segments are a tuple of (non-empty name, at least one token), not "
+                             f"{self.segments!r}")
+        read = sum(tokens for _, tokens in self.segments)
+        if read > self.n_in:
+            raise ValueError(f"{self.role}: segments of {read} tokens in all, more than the {self.n_in} the call "
+                             "reads")
+
+
+def _is_segment(segment) -> bool:
+    """Whether ``segment`` is ``(name, tokens)``: a non-empty string and a whole number of at least 1."""
+    if not isinstance(segment, tuple) or len(segment) != 2:
+        return False
+    name, tokens = segment
+    return isinstance(name, str) and bool(name) and isinstance(tokens, Integral) and not isinstance(tokens, bool) \
+        and tokens >= 1
 
 
 # A group of independent calls as recorded: its distinct calls (sorted) with how many of each.
