@@ -26,7 +26,7 @@ import numpy as np
 
 from profiler.costmodel.fit import aicc, choose, log_r2
 from profiler.costmodel.refit import REFIT_EVALUATIONS, bootstrap, solve
-from profiler.costmodel.surface_forms import PREFERRED_SURFACE, SURFACE_FORMS, SurfaceForm
+from profiler.costmodel.surface_forms import PREFERRED_SURFACE, SURFACE_FORMS
 
 MAX_HELD_OUT_POINTS = 128
 _EXACT = 1e-9  # as the curves': a surface through every sample to this relative error has nothing to resample
@@ -39,22 +39,62 @@ def points_of(batch, n) -> np.ndarray:
 
 
 @dataclass
-class SurfaceFit:
-    """A phase's fitted batch surface (latency, seconds): the chosen form, its coefficients with intervals,
-    how good it is, and where it was measured (``domain``: rows of batch, n_min, n_max, ascending batch)."""
+class ChosenForm:
+    """A form chosen among candidates over 2-D points and qualified (``choose_form``): what a batch surface and
+    the extend surface (``profiler.costmodel.extend``) hold beyond their domains, and its JSON."""
 
-    form: SurfaceForm
+    form: object  # a SurfaceForm, or an extend_forms.ExtendForm
     theta: np.ndarray
     ci95: np.ndarray  # (k, 2)
     correlation: np.ndarray  # (k, k) of the bootstrap's normal scores
     r2: float
     held_out_mape: float
     held_out_points: int
-    domain: np.ndarray  # (batches, 3) of whole numbers
     points: int
     samples: int
     candidates: list[dict]
     preferred: str
+
+    def chosen_json(self) -> dict:
+        """The fields of ``ChosenForm`` as a fit document holds them (``unit``: seconds)."""
+        return {
+            "form": self.form.name,
+            "formula": self.form.formula,
+            "unit": "s",
+            "params": {name: {"value": float(v), "ci95": [float(lo), float(hi)]}
+                       for name, v, (lo, hi) in zip(self.form.params, self.theta, self.ci95)},
+            "correlation": np.round(self.correlation, _CORRELATION_DECIMALS).tolist(),
+            "r2": self.r2,
+            "held_out_mape": self.held_out_mape,
+            "held_out_points": self.held_out_points,
+            "points": self.points,
+            "samples": self.samples,
+            "candidates": self.candidates,
+            "preferred": self.preferred,
+        }
+
+    @staticmethod
+    def chosen_fields(form, data: dict) -> dict:
+        """``ChosenForm``'s fields read from ``data`` (as ``chosen_json`` writes it), for ``form``."""
+        params = data["params"]
+        return {
+            "form": form,
+            "theta": np.array([params[name]["value"] for name in form.params], dtype=float),
+            "ci95": np.array([params[name]["ci95"] for name in form.params], dtype=float),
+            "correlation": np.array(data["correlation"], dtype=float),
+            "r2": data["r2"], "held_out_mape": data["held_out_mape"], "held_out_points": data["held_out_points"],
+            "points": data["points"], "samples": data["samples"], "candidates": data["candidates"],
+            "preferred": data["preferred"],
+        }
+
+
+@dataclass
+class SurfaceFit(ChosenForm):
+    """A phase's fitted batch surface (latency, seconds): the chosen form (a ``SurfaceForm``), its coefficients
+    with intervals, how good it is, and where it was measured (``domain``: rows of batch, n_min, n_max,
+    ascending batch)."""
+
+    domain: np.ndarray  # (batches, 3) of whole numbers
 
     @property
     def batch_max(self) -> int:
@@ -79,46 +119,23 @@ class SurfaceFit:
         return bool(np.any((hi >= lo) & beyond))
 
     def as_dict(self) -> dict:
-        return {
-            "form": self.form.name,
-            "formula": self.form.formula,
-            "unit": "s",
-            "params": {name: {"value": float(v), "ci95": [float(lo), float(hi)]}
-                       for name, v, (lo, hi) in zip(self.form.params, self.theta, self.ci95)},
-            "correlation": np.round(self.correlation, _CORRELATION_DECIMALS).tolist(),
-            "r2": self.r2,
-            "held_out_mape": self.held_out_mape,
-            "held_out_points": self.held_out_points,
-            "domain": [{"batch": int(b), "n_min": int(lo), "n_max": int(hi)} for b, lo, hi in self.domain],
-            "points": self.points,
-            "samples": self.samples,
-            "candidates": self.candidates,
-            "preferred": self.preferred,
-        }
+        return self.chosen_json() | {
+            "domain": [{"batch": int(b), "n_min": int(lo), "n_max": int(hi)} for b, lo, hi in self.domain]}
 
     @classmethod
     def from_dict(cls, phase: str, data: dict) -> SurfaceFit:
-        form = SURFACE_FORMS[phase][data["form"]]
-        params = data["params"]
-        return cls(
-            form=form,
-            theta=np.array([params[name]["value"] for name in form.params], dtype=float),
-            ci95=np.array([params[name]["ci95"] for name in form.params], dtype=float),
-            correlation=np.array(data["correlation"], dtype=float),
-            r2=data["r2"], held_out_mape=data["held_out_mape"], held_out_points=data["held_out_points"],
-            domain=np.array([[d["batch"], d["n_min"], d["n_max"]] for d in data["domain"]], dtype=np.int64),
-            points=data["points"], samples=data["samples"], candidates=data["candidates"], preferred=data["preferred"],
-        )
+        return cls(**cls.chosen_fields(SURFACE_FORMS[phase][data["form"]], data),
+                   domain=np.array([[d["batch"], d["n_min"], d["n_max"]] for d in data["domain"]], dtype=np.int64))
 
 
-def _best_solve(form: SurfaceForm, x: np.ndarray, y: np.ndarray):
+def _best_solve(form, x: np.ndarray, y: np.ndarray):
     """The lowest-cost of the fits from each of the form's starting points."""
     return min((solve(form, x, y, start=start) for start in form.starts(x, y)), key=lambda result: result.cost)
 
 
-def held_out_errors(form: SurfaceForm, x: np.ndarray, y: np.ndarray, theta: np.ndarray):
-    """Leave one point out, over at most ``MAX_HELD_OUT_POINTS`` points (an even spread in ``(B, n)`` order):
-    the points held out (``(P, 2)``) and each one's absolute relative miss of its median latency by the
+def held_out_errors(form, x: np.ndarray, y: np.ndarray, theta: np.ndarray):
+    """Leave one point out, over at most ``MAX_HELD_OUT_POINTS`` points (an even spread in the points' sorted
+    order): the points held out (``(P, 2)``) and each one's absolute relative miss of its median latency by the
     form refitted without it, from ``theta``."""
     points, which = np.unique(x, axis=0, return_inverse=True)
     which = which.ravel()
@@ -130,6 +147,30 @@ def held_out_errors(form: SurfaceForm, x: np.ndarray, y: np.ndarray, theta: np.n
         observed = float(np.median(y[~keep]))
         errors.append(abs(float(form.evaluate(refit, points[p])) - observed) / observed)
     return points[held], np.array(errors)
+
+
+def choose_form(forms: dict, preferred: str, x: np.ndarray, y: np.ndarray, seed: int) -> ChosenForm:
+    """Fit each of ``forms`` (name -> form, all fixed by the points) to samples ``y`` at points ``x`` (``(N, 2)``),
+    choose one by AICc with ``preferred`` kept unless another is lower by more than ``fit.AICC_MARGIN``, and
+    qualify it: bootstrap intervals and correlation, R^2 of the logs, held-out error (module doc)."""
+    solved, scores = {}, {}
+    for name, form in forms.items():
+        solved[name] = _best_solve(form, x, y)
+        scores[name] = aicc(2 * solved[name].cost, len(y), len(form.params))
+    chosen = choose(scores, preferred)
+    form, theta = forms[chosen], solved[chosen].x
+    if np.max(np.abs(form.evaluate(theta, x) / y - 1)) < _EXACT:
+        ci95, correlation = np.stack([theta, theta], axis=-1), np.eye(len(theta))
+    else:
+        ci95, correlation = bootstrap(form, x, y, theta, seed)
+    held_out = held_out_errors(form, x, y, theta)[1]
+    candidates = [{
+        "form": name, "params": dict(zip(forms[name].params, map(float, result.x))),
+        "aicc": scores[name], "r2": log_r2(y, forms[name].evaluate(result.x, x)), "converged": bool(result.success),
+    } for name, result in solved.items()]
+    return ChosenForm(form=form, theta=theta, ci95=ci95, correlation=correlation, r2=log_r2(y, form.evaluate(theta, x)),
+                      held_out_mape=float(np.mean(held_out)), held_out_points=len(held_out),
+                      points=len(np.unique(x, axis=0)), samples=len(y), candidates=candidates, preferred=preferred)
 
 
 def fixed_forms(phase: str, batch, n) -> list[str]:
@@ -151,26 +192,7 @@ def fit_surface(phase: str, batch, n, latency_s, seed: int = 0) -> SurfaceFit:
     names = fixed_forms(phase, x[:, 0], x[:, 1])
     if not names:
         raise ValueError(f"too few (batch, n) points to fix a {phase} surface")
-    solved, scores = {}, {}
-    for name in names:
-        form = SURFACE_FORMS[phase][name]
-        solved[name] = _best_solve(form, x, y)
-        scores[name] = aicc(2 * solved[name].cost, len(y), len(form.params))
-    chosen = choose(scores, PREFERRED_SURFACE)
-    form, theta = SURFACE_FORMS[phase][chosen], solved[chosen].x
-    if np.max(np.abs(form.evaluate(theta, x) / y - 1)) < _EXACT:
-        ci95, correlation = np.stack([theta, theta], axis=-1), np.eye(len(theta))
-    else:
-        ci95, correlation = bootstrap(form, x, y, theta, seed)
-    held_out = held_out_errors(form, x, y, theta)[1]
+    chosen = choose_form({name: SURFACE_FORMS[phase][name] for name in names}, PREFERRED_SURFACE, x, y, seed)
     batches = np.unique(x[:, 0])
     domain = np.array([[b, x[x[:, 0] == b, 1].min(), x[x[:, 0] == b, 1].max()] for b in batches], dtype=np.int64)
-    candidates = [{
-        "form": name, "params": dict(zip(SURFACE_FORMS[phase][name].params, map(float, result.x))),
-        "aicc": scores[name], "r2": log_r2(y, SURFACE_FORMS[phase][name].evaluate(result.x, x)),
-        "converged": bool(result.success),
-    } for name, result in solved.items()]
-    return SurfaceFit(form=form, theta=theta, ci95=ci95, correlation=correlation, r2=log_r2(y, form.evaluate(theta, x)),
-                      held_out_mape=float(np.mean(held_out)), held_out_points=len(held_out), domain=domain,
-                      points=len(np.unique(x, axis=0)), samples=len(y), candidates=candidates,
-                      preferred=PREFERRED_SURFACE)
+    return SurfaceFit(**vars(chosen), domain=domain)

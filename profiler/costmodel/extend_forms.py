@@ -1,0 +1,99 @@
+"""Extend-surface forms: the seconds of one pass that appends ``s`` new tokens to ``c`` cached ones.
+
+Prefill is the extend of an empty cache, ``T(0, n)``; a decode step appends one token, ``T(c, 1)``. A
+form is a sum of ``c^i s^j`` terms with non-negative coefficients, linear in them (its fit has one
+optimum), and two compete:
+
+- ``attention`` ``a + b*s + e*s*c + f*s^2``: the FLOP terms of the pass. ``a`` per pass, ``b`` each
+  new token's projections and MLP, ``e`` each new token attending to every cached one, ``f`` the new
+  tokens attending to each other (causal: about half of ``s^2``). At ``c = 0`` it is the quadratic
+  prefill curve ``a + b*n + f*n^2``; at ``s = 1`` an affine decode ``(a + b + f) + e*c``.
+- ``cache-read`` adds ``g*c``: the cached keys and values read once per pass whatever ``s`` (attention
+  over a cache does about one FLOP per byte it reads, so a pass of few new tokens is bound by reading
+  the cache, not by its FLOPs). At ``s = 1`` its decode slope is ``g + e``; ``g`` and ``e`` are told
+  apart only by passes of several new tokens on a cache (extend points off the two axes).
+
+Coefficients, in the order every form lists them: ``a`` (s per pass), ``b`` (s per new token), ``g``
+(s per cached token), ``e`` (s per new token per cached token), ``f`` (s per new token^2). A point ``x``
+is an array whose last axis holds ``(c, s)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_ORDER = ("a", "b", "g", "e", "f")
+_EXPONENTS = {"a": (0, 0), "b": (0, 1), "g": (1, 0), "e": (1, 1), "f": (0, 2)}  # each term is c^i s^j
+_TERM_TEXT = {"a": "a", "b": "b*s", "g": "g*c", "e": "e*s*c", "f": "f*s^2"}
+_UNITS = {"a": "s", "b": "s/token", "g": "s/cached token", "e": "s/(token*cached token)", "f": "s/token^2"}
+
+
+def monomials(x, params: tuple[str, ...]) -> np.ndarray:
+    """The terms ``c^i s^j`` of ``params`` at each point ``x`` (``(..., 2)``: c, s), shape ``(..., k)``."""
+    x = np.asarray(x, dtype=float)
+    return np.stack([x[..., 0] ** _EXPONENTS[p][0] * x[..., 1] ** _EXPONENTS[p][1] for p in params], axis=-1)
+
+
+class ExtendForm:
+    """``sum_p theta_p c^i s^j`` over the form's terms (see the module doc).
+
+    It has what ``profiler.costmodel.refit``'s solve, bootstrap and batched refits, and
+    ``profiler.costmodel.surface``'s choice of a form, use of one (``params``, ``lower``, ``upper``,
+    ``evaluate``, ``jacobian``, ``initial``, ``starts``), with a point's ``(c, s)`` where a curve has its ``n``."""
+
+    def __init__(self, name: str, params: tuple[str, ...]):
+        self.name = name
+        self.params = tuple(p for p in _ORDER if p in params)
+        self.formula = " + ".join(_TERM_TEXT[p] for p in self.params)
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.zeros(len(self.params))
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.full(len(self.params), np.inf)
+
+    def units(self) -> dict[str, str]:
+        return {p: _UNITS[p] for p in self.params}
+
+    def evaluate(self, theta, x):
+        """Seconds of a pass at each point ``x`` (``(..., 2)``: c, s); ``theta``'s other axes broadcast against
+        ``x``'s as in ``forms.Form.evaluate`` (a ``(B, 1, k)`` stack at N points gives ``(B, N)``)."""
+        return np.sum(np.asarray(theta, dtype=float) * monomials(x, self.params), axis=-1)
+
+    def jacobian(self, theta, x) -> np.ndarray:
+        """d f / d theta at each point, shape ``(..., k)``: the terms themselves (the form is linear)."""
+        shape = np.broadcast_shapes(np.shape(theta)[:-1], np.shape(x)[:-1]) + (len(self.params),)
+        return np.broadcast_to(monomials(x, self.params), shape)
+
+    def initial(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Relative least squares, clipped to the bounds (a hair above 0, so no coefficient starts pinned)."""
+        basis = monomials(x, self.params) / y[:, None]
+        solution, *_ = np.linalg.lstsq(basis, np.ones_like(y), rcond=None)
+        return np.clip(solution, 0, None) + 1e-12 * np.max(y)
+
+    def starts(self, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+        """One start: the robust relative least squares of a linear form has one optimum."""
+        return [self.initial(x, y)]
+
+    def fixed_by(self, points: np.ndarray) -> bool:
+        """Whether distinct ``points`` (``(P, 2)``) fix the form: more of them than coefficients, and terms that
+        are not linear combinations of each other over them (prefill and decode points alone cannot tell ``g``
+        from ``e``: both are the decode slope)."""
+        if len(points) <= len(self.params):
+            return False
+        basis = monomials(points, self.params)
+        basis = basis / np.max(np.abs(basis), axis=0)  # columns decades apart: the rank is of their directions
+        return int(np.linalg.matrix_rank(basis)) == len(self.params)
+
+
+EXTEND_FORMS = {
+    "attention": ExtendForm("attention", ("a", "b", "e", "f")),
+    "cache-read": ExtendForm("cache-read", ("a", "b", "g", "e", "f")),
+}
+"""The candidate forms of the extend surface (see the module doc)."""
+
+PREFERRED_EXTEND = "attention"
+"""The form kept unless cache-read's AICc is lower by more than ``fit.AICC_MARGIN``: its terms are the pass's
+FLOP terms, and at the axes it is the prefill and decode curves' own forms (quadratic, affine)."""
