@@ -169,3 +169,82 @@ def test_an_extrapolation_warning_names_an_arrays_range_not_its_values(cm):
         cm.call(grid, 8)
     with pytest.warns(ExtrapolationWarning, match=r"prefill latency_s at n=1.0..4000.0 \(4,000 values\): outside"):
         cm.prefill(grid)
+
+
+# ---- a cached prefix (schema 1.6) -----------------------------------------------------------------------
+
+EXTEND = {"a": 0.035, "b": 8e-4, "g": 9e-6, "e": 6e-7, "f": 3e-7}  # cache-read: a + b*s + g*c + e*s*c + f*s^2
+
+
+def _extend_by_hand(c, s):
+    k = EXTEND
+    return k["a"] + k["b"] * s + k["g"] * c + k["e"] * s * c + k["f"] * s**2
+
+
+@pytest.fixture(scope="module")
+def extended(cm):
+    """``cm`` with a known extend surface, measured up to 1,024 cached and 1,024 appended tokens, 1,025 in all."""
+    from profiler.costmodel.extend import ExtendFit
+    from profiler.costmodel.extend_forms import EXTEND_FORMS
+
+    form = EXTEND_FORMS["cache-read"]
+    theta = np.array([EXTEND[p] for p in form.params])
+    surface = ExtendFit(form=form, theta=theta, ci95=np.stack([theta, theta], axis=-1), correlation=np.eye(5), r2=1.0,
+                        held_out_mape=0.0, held_out_points=30, points=30, samples=90,
+                        candidates=[{"form": "cache-read", "params": EXTEND, "aicc": -1e4, "r2": 1.0, "converged": True}],
+                        preferred="attention", c_max=1024, s_max=1024, positions_max=1025,
+                        consistency={"prefill": 0.01, "decode": 0.02})
+    return CostModel.from_json(cm.fit.to_json() | {"extend": surface.as_dict()})
+
+
+@pytest.mark.parametrize("n_in, n_out, cached", [(100, 1, 1), (100, 2, 50), (600, 50, 512), (1000, 20, 999)])
+def test_a_cached_prefix_replaces_the_prefill_by_an_extend_pass(extended, n_in, n_out, cached):
+    assert extended.has_extend
+    passes = extended.extend(cached, n_in - cached) + sum(extended.decode(n_in + t - 1) for t in range(1, n_out))
+    by_hand = _extend_by_hand(cached, n_in - cached) + sum(DECODE(n_in + t - 1) for t in range(1, n_out))
+    assert extended.call(n_in, n_out, cached=cached) == pytest.approx(passes, rel=1e-12)
+    assert passes == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_no_cached_prefix_is_the_call_without_one_exactly(extended, cm):
+    n_in, n_out = np.array([[100], [1000]]), np.array([1, 10, 25])  # inside the measured lengths
+    assert extended.call(100, 10, cached=0) == cm.call(100, 10)
+    cached = np.array([[0], [900]])
+    prices = extended.call(n_in, n_out, cached=cached)
+    assert prices.shape == (2, 3)
+    assert np.array_equal(prices[0], cm.call(100, n_out))  # exactly: the prefill curve, not the surface at c = 0
+    assert prices[1] == pytest.approx([extended.call(1000, o, cached=900) for o in n_out], rel=1e-12)
+    assert np.all(prices[1] < cm.call(1000, n_out))  # 900 tokens not computed again
+
+
+def test_bad_cached_prefixes_are_refused(extended):
+    for cached in (-1, 100, 150, 2.5, np.nan, np.array([0, -3])):
+        with pytest.raises(ValueError, match="whole number of tokens from 0 to n_in - 1"):
+            extended.call(100, 10, cached=cached)
+    with pytest.raises(ValueError, match="latency_s with a KV cache"):
+        extended.call(100, 10, cache=False, cached=10)
+    with pytest.raises(ValueError, match="latency_s with a KV cache"):
+        extended.call(100, 10, metric="flops", cached=10)
+    for c, s in ((-1, 10), (10, 0)):
+        with pytest.raises(ValueError, match="appends 1 or more"):
+            extended.extend(c, s)
+
+
+def test_a_fit_without_the_extend_surface_prices_no_cached_prefix(cm):
+    assert not cm.has_extend and cm.call(100, 10, cached=0) == cm.call(100, 10)
+    for ask in (lambda: cm.call(100, 10, cached=10), lambda: cm.extend(10, 10)):
+        with pytest.raises(MissingCurve) as refused:
+            ask()
+        assert "\n" not in str(refused.value) and "no extend surface" in str(refused.value)
+        assert "re-run `python -m profiler run`, then fit" in str(refused.value)
+
+
+def test_a_cached_prefix_outside_the_measured_domain_is_flagged(extended):
+    with pytest.warns(ExtrapolationWarning, match="outside the measured c <= 1024, s <= 1024, c \\+ s <= 1025"):
+        extended.extend(2000, 1)
+    with pytest.warns(ExtrapolationWarning, match="cached=1990"):
+        extended.call(2000, 10, cached=1990)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert extended.extend(np.array([0, 512, 1024]), np.array([1024, 513, 1])).shape == (3,)
+        extended.call(np.array([1000, 100]), 10, cached=np.array([900, 0]))

@@ -39,7 +39,7 @@ def document():
 
 
 def test_a_fit_with_surfaces_round_trips(document, tmp_path):
-    assert SCHEMA_VERSION == "1.5" and validation_error(document) is None
+    assert validation_error(document) is None  # surfaces since 1.5, in a document of the current version
     fit = FitDocument.from_json(document)
     assert fit.to_json() == document
     path = write_fit(fit, tmp_path).path

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from profiler.cli.surface_table import print_surfaces
+from profiler.cli.surface_table import print_extend, print_surfaces
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.family import FamilyCostModel
 
@@ -37,6 +37,7 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
             f"{phase} {counts['fitted']:,} of {counts['rows']:,}" for phase, counts in thinned.items()))
     _print_joint_fits(console, cm)
     print_surfaces(console, cm)
+    print_extend(console, cm)
     for phase, derived in cm.derived.items():
         line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.3g} ms, "
                 f"{derived['cost_per_token_s'] * 1e6:.3g} µs per token")

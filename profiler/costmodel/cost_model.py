@@ -24,8 +24,19 @@ passes): ``call_batch(n_in, n_out, 1)`` is ``call(n_in, n_out)`` exactly; a larg
 which a fit without surfaces has not got (``MissingCurve``). ``max_batch`` is the largest batch both
 surfaces were measured at.
 
-A prediction outside a curve's measured domain (a surface's measured batches and lengths) is
-extrapolation: it is still returned, with an ``ExtrapolationWarning``.
+A cached prefix (a fit with the extend surface, since schema 1.6; ``profiler.costmodel.extend``):
+``extend(c, s)`` is one pass appending ``s`` tokens to ``c`` cached ones, and ``call(n_in, n_out,
+cached=p)`` a call whose first ``p`` input tokens are already in the KV cache (``0 <= p <= n_in - 1``:
+one input token is always computed, to emit the first output): its first pass is ``extend(p, n_in - p)``
+instead of ``prefill(n_in)``, then the same ``n_out - 1`` decode steps. At ``p = 0`` it is the call
+without a cached prefix exactly (the prefill curve), so a call priced with ``p = 1`` and one with
+``p = 0`` differ by the surface's distance from the prefill curve as well (the fit's ``consistency``).
+A cached prefix is priced in latency with a KV cache only; a fit without the extend surface has none to
+price it with (``MissingCurve``). ``has_extend`` says whether it has.
+
+A prediction outside a curve's measured domain (a surface's measured batches and lengths, the extend
+surface's cached and appended tokens) is extrapolation: it is still returned, with an
+``ExtrapolationWarning``.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import warnings
 
 import numpy as np
 
+from profiler.costmodel.extend import ExtendFit
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.fit_document import FitDocument
 from profiler.costmodel.surface import SurfaceFit
@@ -115,6 +127,7 @@ class CostModel:
         self.derived = fit.derived
         self.curves = fit.curves
         self.surfaces: dict[str, SurfaceFit] = fit.surfaces
+        self.extend_fit: ExtendFit | None = fit.extend
 
     @classmethod
     def from_json(cls, document: dict) -> CostModel:
@@ -144,8 +157,11 @@ class CostModel:
     def forward(self, n, metric: str = "latency_s"):
         return self._predict("forward", n, metric)
 
-    def call(self, n_in, n_out, cache: bool = True, metric: str = "latency_s"):
-        """Cost of a call reading ``n_in`` tokens and emitting ``n_out >= 1`` (see the module doc)."""
+    def call(self, n_in, n_out, cache: bool = True, metric: str = "latency_s", cached=0):
+        """Cost of a call reading ``n_in`` tokens, the first ``cached`` of them already in the KV cache, and
+        emitting ``n_out >= 1`` (see the module doc); arrays broadcast."""
+        if np.any(np.asarray(cached) != 0):
+            return self._call_cached(n_in, n_out, cache, metric, cached)
         first_phase, steps_phase, lo, hi = call_passes(n_in, n_out, cache)
         first = None if first_phase is None else self.curve(first_phase, metric)
         steps = self.curve(steps_phase, metric)
@@ -162,6 +178,51 @@ class CostModel:
         if first is not None:
             total = total + first.predict(n_in)
         return total
+
+    def _call_cached(self, n_in, n_out, cache: bool, metric: str, cached):
+        """``call`` with a cached prefix of ``cached`` tokens, 0 in some calls perhaps (see the module doc)."""
+        if not cache or metric != "latency_s":
+            raise ValueError("a cached prefix is priced in latency_s with a KV cache (cache=True) only")
+        n_in, n_out, cached = np.broadcast_arrays(np.asarray(n_in), np.asarray(n_out), np.asarray(cached))
+        _, _, lo, hi = call_passes(n_in, n_out, cache=True)
+        if np.any(cached != np.round(cached)) or np.any(cached < 0) or np.any(cached > n_in - 1):
+            raise ValueError("a cached prefix is a whole number of tokens from 0 to n_in - 1 (one input token is "
+                             "always computed)")
+        surface, prefill, decode = self.extend_surface(), self.curve("prefill", metric), self.curve("decode", metric)
+        reused = cached > 0
+        new = n_in - cached
+        if (surface.outside(cached[reused], new[reused]) or _outside(prefill, n_in[~reused], n_in[~reused])
+                or _outside(decode, lo, hi)):
+            warnings.warn(f"call({_shown(n_in)}, {_shown(n_out)}, cached={_shown(cached)}) reaches outside the "
+                          "measured context lengths or (cached, appended) tokens", ExtrapolationWarning, stacklevel=3)
+        first = np.where(reused, surface.predict(cached, new), prefill.predict(n_in))
+        total = decode.form.sum_over(decode.theta, lo, hi) + first
+        return total if np.ndim(total) else float(total)
+
+    @property
+    def has_extend(self) -> bool:
+        """Whether the fit has the extend surface, so prices a cached prefix (since schema 1.6)."""
+        return self.extend_fit is not None
+
+    def extend_surface(self) -> ExtendFit:
+        if self.extend_fit is None:
+            raise MissingCurve(f"no extend surface in the cost model of {self.model.name} on "
+                               f"{self.hardware_slug or 'unnamed hardware'}, so no price for a cached prefix: re-run "
+                               "`python -m profiler run`, then fit")
+        return self.extend_fit
+
+    def extend(self, c, s):
+        """Seconds of one pass appending ``s >= 1`` tokens to ``c >= 0`` cached ones (arrays broadcast; see the
+        module doc). ``extend(0, n)`` is the surface's prefill, ``extend(c, 1)`` its decode step."""
+        surface = self.extend_surface()
+        c, s = np.asarray(c), np.asarray(s)
+        if np.any(c < 0) or np.any(s < 1):
+            raise ValueError("an extend pass starts on 0 or more cached tokens and appends 1 or more")
+        if surface.outside(c, s):
+            warnings.warn(f"extend at c={_shown(c)}, s={_shown(s)}: outside the measured c <= {surface.c_max}, "
+                          f"s <= {surface.s_max}, c + s <= {surface.positions_max}", ExtrapolationWarning, stacklevel=2)
+        values = surface.predict(c, s)
+        return values if np.ndim(values) else float(values)
 
     @property
     def max_batch(self) -> int:

@@ -17,7 +17,10 @@ of another. ``fit_problem`` checks, in order, and names the first problem in one
 - a batch surface (since 1.5) has its phase's form's coefficients, each value and interval inside the
   form's bounds (``q`` in [1, 16]), its correlation as a curve's, a domain of ascending batches starting
   at 1 (it is fitted with the batch-1 passes) with ordered lengths, no more points held out than fitted,
-  and candidates and a preferred form among its phase's.
+  and candidates and a preferred form among its phase's;
+- the extend surface (since 1.6) has its form's coefficients (non-negative), its correlation as a curve's,
+  a domain whose most positions ``c + s`` lie between the larger of ``c_max`` and ``s_max`` and their sum,
+  no more points held out than fitted, and candidates and a preferred form among the extend forms.
 
 ``profiler.costmodel.fit_file`` applies it when a fit is written and when one is loaded.
 """
@@ -29,6 +32,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from profiler.costmodel.extend_forms import EXTEND_FORMS
 from profiler.costmodel.forms import FORMS
 from profiler.costmodel.surface_forms import SURFACE_FORMS
 
@@ -127,6 +131,26 @@ def _surface_problem(phase: str, surface: dict) -> str | None:
     return None
 
 
+def _extend_problem(extend: dict) -> str | None:
+    if extend["form"] not in EXTEND_FORMS:
+        return f"form {extend['form']}, where the extend surface is one of {', '.join(EXTEND_FORMS)}"
+    form = EXTEND_FORMS[extend["form"]]
+    problem = _coefficients_problem(form, extend["params"], "extend surface") or _correlation_problem(
+        form, extend["correlation"])
+    if problem:
+        return problem
+    domain = extend["domain"]
+    if not max(domain["c_max"], domain["s_max"]) <= domain["positions_max"] <= domain["c_max"] + domain["s_max"]:
+        return (f"domain c_max {domain['c_max']}, s_max {domain['s_max']}: positions_max {domain['positions_max']} "
+                "is not between the larger of the two and their sum")
+    if extend["held_out_points"] > extend["points"]:
+        return f"{extend['held_out_points']} points held out of {extend['points']}"
+    names = [candidate["form"] for candidate in extend["candidates"]] + [extend["preferred"]]
+    if any(name not in EXTEND_FORMS for name in names):
+        return f"a candidate or preferred form that is not an extend surface's ({', '.join(EXTEND_FORMS)})"
+    return None
+
+
 def fit_problem(document: dict) -> str | None:
     """The first way ``document`` (valid against the schema) cannot price, in one line; None when it can."""
     problem = _non_finite(document, "")
@@ -146,4 +170,7 @@ def fit_problem(document: dict) -> str | None:
         problem = _surface_problem(phase, surface)
         if problem:
             return f"surfaces/{phase}: {problem}"
+    problem = _extend_problem(document["extend"]) if "extend" in document else None
+    if problem:
+        return f"extend: {problem}"
     return None

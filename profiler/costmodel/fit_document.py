@@ -3,8 +3,9 @@
 ``FitDocument`` is the whole file: the schema version, the machine (its slug and
 fingerprint), the model (``FittedModel``), where the samples came from, the units, the
 fitted curves per phase and metric (``CurveFit``), the derived figures (per-call overhead,
-cost per token, linearity horizons), since 1.2 the memory a curve should contain and, since 1.5,
-the batch surfaces of prefill and decode (``SurfaceFit``: latency against the batch and ``n``).
+cost per token, linearity horizons), since 1.2 the memory a curve should contain, since 1.5
+the batch surfaces of prefill and decode (``SurfaceFit``: latency against the batch and ``n``) and,
+since 1.6, the extend surface (``ExtendFit``: latency against the tokens cached and those appended).
 ``to_json`` and ``from_json`` are its one writer and one reader of JSON; checking a file
 against the schema and its version, and the file itself, are ``profiler.costmodel.fit_file``'s.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from profiler.costmodel.extend import ExtendFit
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.surface import SurfaceFit
 
@@ -62,6 +64,7 @@ class FitDocument:
     derived: dict = field(default_factory=dict)
     memory: dict | None = None
     surfaces: dict[str, SurfaceFit] = field(default_factory=dict)  # phase -> its batch surface (since 1.5)
+    extend: ExtendFit | None = None  # T(c, s) of one pass (since 1.6)
 
     def to_json(self) -> dict:
         document = {
@@ -72,7 +75,8 @@ class FitDocument:
             "derived": self.derived,
         }
         return document | ({"memory": self.memory} if self.memory is not None else {}) | (
-            {"surfaces": {phase: surface.as_dict() for phase, surface in self.surfaces.items()}} if self.surfaces else {})
+            {"surfaces": {phase: surface.as_dict() for phase, surface in self.surfaces.items()}} if self.surfaces else {}) | (
+            {"extend": self.extend.as_dict()} if self.extend is not None else {})
 
     @classmethod
     def from_json(cls, document: dict) -> FitDocument:
@@ -84,4 +88,5 @@ class FitDocument:
             schema_version=document.get("schema_version"), source=document.get("source", {}),
             units=document.get("units", {}), derived=document.get("derived", {}), memory=document.get("memory"),
             surfaces={phase: SurfaceFit.from_dict(phase, surface) for phase, surface in document.get("surfaces", {}).items()},
+            extend=ExtendFit.from_dict(document["extend"]) if "extend" in document else None,
         )

@@ -9,7 +9,10 @@ together), and the memory a curve should contain from the model's numbers beside
 measured. Where the run measured prefill or decode at batches above 1, that phase's latency is also
 fitted against ``(batch, n)`` on all its passes, batch 1 included (``profiler.costmodel.surface``,
 since 1.5); a phase measured at too few ``(batch, n)`` points for any surface form is said in
-``source.surfaces_skipped``. A fit a cost model cannot price with is
+``source.surfaces_skipped``. Where the run measured extend passes, the extend surface ``T(c, s)`` is fitted
+on the batch-1 prefill, decode and extend passes at their ``(n_cached, n_new)`` (``profiler.costmodel.extend``,
+since 1.6); points that fix too few of its forms are said in ``source.extend_skipped``. A fit a cost model
+cannot price with is
 never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
 three coefficients: two lengths leave a quadratic or power curve free) or with fewer than
 ``MIN_SAMPLES`` samples (AICc compares three-coefficient forms from five) is a one-line
@@ -42,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from profiler.costmodel.cost_model import BATCH_PHASES, METRICS, PHASES, UNITS, CostModel, linearity_horizon
+from profiler.costmodel.extend import fit_extend, unfixed
 from profiler.costmodel.fit_checks import fit_problem
 from profiler.costmodel.fit_document import FitDocument
 from profiler.costmodel.phase_fits import fit_metric
@@ -52,7 +56,7 @@ from profiler.files import file_name, fit_path, keep_previous, read_json, write_
 from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
@@ -183,6 +187,24 @@ def _surfaces(samples, seed: int) -> tuple[dict, dict[str, str]]:
     return surfaces, skipped
 
 
+EXTEND_POINTS = ("prefill", "decode", "extend")  # the phases whose batch-1 passes are the extend surface's points
+
+
+def _extend(single, curves: dict, seed: int) -> tuple[dict | None, str | None]:
+    """The extend surface of the batch-1 passes ``single`` where extend passes are among them (thinned, each
+    ``(n_cached, n_new)`` a point), checked against the prefill and decode latency ``curves``; or why its points
+    fix no surface. Neither without extend passes."""
+    if not (single["phase"] == "extend").any():
+        return None, None
+    rows = thinned(single[single["phase"].isin(EXTEND_POINTS)], point=("n_cached", "n_new"))
+    cached, new = rows["n_cached"].to_numpy(), rows["n_new"].to_numpy()
+    why = unfixed(cached, new)
+    if why:
+        return None, why
+    return fit_extend(cached, new, rows["latency_s"].to_numpy(), curves["prefill"]["latency_s"],
+                      curves["decode"]["latency_s"], seed=seed).as_dict(), None
+
+
 def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     """Fit every phase and metric of the run in ``folder`` into a fit document: as it reads back from
     its file (its curves rounded as ``CurveFit.as_dict`` writes them), so a cost model priced from
@@ -218,6 +240,7 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     model = run.model.to_json()
     memory = _memory(single, model)
     surfaces, surfaces_skipped = _surfaces(samples, seed)
+    extend, extend_skipped = _extend(single, curves, seed)
     return FitDocument.from_json({
         "schema_version": SCHEMA_VERSION,
         "hardware_slug": hardware.slug,
@@ -227,13 +250,15 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
                                               "attn_implementation", "random_weights")},
         "source": {"samples": str(samples_path), "rows": len(samples)} | (
             {"thinned": thinned_rows} if thinned_rows else {}) | (
-            {"surfaces_skipped": surfaces_skipped} if surfaces_skipped else {}),
+            {"surfaces_skipped": surfaces_skipped} if surfaces_skipped else {}) | (
+            {"extend_skipped": extend_skipped} if extend_skipped else {}),
         "units": {"n": "tokens", **UNITS},
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
                    for phase, metrics in curves.items()},
         "derived": _derived(curves),
     } | ({"memory": memory} if memory else {}) | (
-        {"surfaces": {phase: surface.as_dict() for phase, surface in surfaces.items()}} if surfaces else {}))
+        {"surfaces": {phase: surface.as_dict() for phase, surface in surfaces.items()}} if surfaces else {}) | (
+        {"extend": extend} if extend else {}))
 
 
 class WrittenFit(NamedTuple):
