@@ -392,3 +392,78 @@ def test_the_evolution_sums_are_bounded_before_they_start(monkeypatch):
     with pytest.raises(UserError, match="a parallel schedule prices the searches still running"):
         Evolution.check(_params(Evolution, load=1000, p=0.01) | {"k": np.arange(1.0, 13.0)}, schedule)
     Evolution.check(_params(Evolution, load=1000, p=0.01) | {"k": np.arange(1.0, 13.0)})  # sequential: linear
+
+
+class _Ordered:
+    """An LLM backend that keeps every call, in order, with its segments and output."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, role, n_in, n_out):
+        self.group([Call(role, n_in, n_out)])
+
+    def group(self, calls):
+        self.calls.extend(calls)
+
+
+def _ordered(exercise, variant, params, seed=0):
+    llm = _Ordered()
+    getattr(exercise, variant)(params, llm, np.random.default_rng(seed))
+    return llm.calls
+
+
+@pytest.mark.parametrize("name", ["ktask", "debugging", "evolution"])
+@pytest.mark.parametrize("s", [0, 13])
+def test_every_call_reads_the_system_prompt_first_as_a_named_segment(name, s):
+    exercise = EXERCISES[name]
+    p = _params(exercise, k=3, b=2, load=2, system_prompt=s)
+    for variant in ("optimistic", "optimized"):
+        calls = _ordered(exercise, variant, p)
+        assert calls and all(sum(tokens for _, tokens in call.segments) <= call.n_in for call in calls)
+        leading = {call.segments[0] for call in calls}
+        assert leading == {("system", s)} if s else all(name != "system" for name, _ in leading)
+        if exercise.stochastic:  # every call: the system prompt, then the solution or block
+            assert sum(len(call.segments) for call in calls) == len(calls) * (1 + (s > 0))
+
+
+def test_segments_and_outputs_leave_the_recorded_calls_as_they_were():
+    assert Call("qa", 10, 2, segments=(("system", 4),), output="r") == Call("qa", 10, 2)
+    assert hash(Call("qa", 10, 2, segments=(("system", 4),))) == hash(Call("qa", 10, 2))
+    assert as_group([Call("qa", 10, 2, segments=(("a", 3),)), Call("qa", 10, 2, segments=(("b", 3),))]) == \
+           ((Call("qa", 10, 2), 2),)
+
+
+def test_the_chat_history_reads_the_previous_call_its_output_and_the_new_piece():
+    k, l, b, r, s = 2, 5, 3, 4, 6
+    calls = _ordered(Debugging, "optimistic", _params(Debugging, k=k, l=l, b=b, report=r, system_prompt=s, load=2))
+    by_input = [[call for call in calls if any(name.startswith(f"code{t}") for name, _ in call.segments)]
+                for t in range(2)]
+    for t, chat in enumerate(by_input):
+        assert [call.role for call in chat] == ["qa", "developer"] * b
+        assert chat[0].segments == (("system", s), (f"code{t}", k * l)) and chat[0].output == f"report{t}.1"
+        for before, after in zip(chat, chat[1:]):
+            assert after.segments[:-1] == before.segments and after.segments[-1] == (before.output, before.n_out)
+            assert sum(tokens for _, tokens in after.segments) == after.n_in  # the whole history is named
+        assert [call.output for call in chat] == [f"{piece}{t}.{i}" for i in range(1, b + 1)
+                                                  for piece in ("report", "rewrite")]
+
+
+def test_the_focused_calls_name_their_function_and_its_report():
+    calls = _ordered(Debugging, "optimized", _params(Debugging, k=3, l=5, b=2, report=4, system_prompt=0), seed=1)
+    reports = [call for call in calls if call.role == "qa"]
+    assert [(call.segments, call.output) for call in reports] == [((("f0.%d" % j, 5),), f"report0.{j}")
+                                                                   for j in range(3)]
+    for fix in (call for call in calls if call.role == "developer"):
+        (function, _), (report, tokens) = fix.segments
+        assert report == "report" + function[1:] and tokens == 4
+
+
+def test_mutants_of_an_unchanged_solution_read_the_same_named_solution():
+    p = _params(Evolution, k=6, l=3, p=0.5, system_prompt=0)
+    calls = _ordered(Evolution, "optimistic", p, seed=0)  # 96 generations, 4 versions of the solution
+    versions = [call.segments[0][0] for call in calls]
+    assert versions[0] == "solution0.0" and len(set(versions)) == 4 and len(versions) == 96
+    assert versions == sorted(versions, key=lambda name: int(name.split(".")[1]))  # versions only move on
+    blocks = [call.segments[0] for call in _ordered(Evolution, "optimized", p, seed=3)]
+    assert [name for name, _ in dict.fromkeys(blocks)] == [f"block0.{i}" for i in range(6)]

@@ -53,24 +53,25 @@ class Call:
     def __post_init__(self):
         if not isinstance(self.output, str):
             raise ValueError(f"{self.role}: a call's output is named by a string, not {self.output!r}")
-        if not self.segments:
-            return
-        if not isinstance(self.segments, tuple) or not all(map(_is_segment, self.segments)):
-            raise ValueError(f"{self.role}: segments are a tuple of (non-empty name, at least one token), not "
-                             f"{self.segments!r}")
-        read = sum(tokens for _, tokens in self.segments)
-        if read > self.n_in:
-            raise ValueError(f"{self.role}: segments of {read} tokens in all, more than the {self.n_in} the call "
-                             "reads")
+        if self.segments:
+            _check_segments(self)
 
 
-def _is_segment(segment) -> bool:
-    """Whether ``segment`` is ``(name, tokens)``: a non-empty string and a whole number of at least 1."""
-    if not isinstance(segment, tuple) or len(segment) != 2:
-        return False
-    name, tokens = segment
-    return isinstance(name, str) and bool(name) and isinstance(tokens, Integral) and not isinstance(tokens, bool) \
-        and tokens >= 1
+def _check_segments(call: Call) -> None:
+    """A ``ValueError`` unless ``call.segments`` is a tuple of ``(name, tokens)`` pairs, each a non-empty string and
+    a whole number of at least 1, summing to at most ``n_in``. In C-level passes over the segments: a chat's
+    calls name hundreds each."""
+    segments = call.segments
+    pairs = isinstance(segments, tuple) and set(map(type, segments)) == {tuple} and set(map(len, segments)) == {2}
+    names, tokens = zip(*segments) if pairs else ((), ())
+    if not (pairs and set(map(type, names)) == {str} and all(names)
+            and all(issubclass(kind, Integral) and kind is not bool for kind in set(map(type, tokens)))
+            and min(tokens) >= 1):
+        raise ValueError(f"{call.role}: segments are a tuple of (non-empty name, at least one token), not "
+                         f"{segments!r}")
+    if sum(tokens) > call.n_in:
+        raise ValueError(f"{call.role}: segments of {sum(tokens)} tokens in all, more than the {call.n_in} the call "
+                         "reads")
 
 
 # A group of independent calls as recorded: its distinct calls (sorted) with how many of each.

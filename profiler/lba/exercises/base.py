@@ -15,6 +15,12 @@ side by side, each step's calls for all of them issued as one group (``LLM.group
 
 ``costs`` prices under a schedule (``profiler.lba.schedule``): the paper's sequential sum by
 default, or a parallel schedule's device time or makespan (its ``measure``).
+
+The programs name what their calls read and write (``Call.segments``, ``Call.output``) for prefix
+reuse: the system prompt is the segment ``("system", s)`` leading every call's input (when
+``s > 0``, ``system_segment``); each exercise names its own contents (per input, so the ``T``
+inputs never share theirs). Under a schedule with prefix reuse, a program is priced by replaying
+its calls through a prefix cache (``profiler.lba.reuse``), not by ``costs``.
 """
 
 from __future__ import annotations
@@ -185,8 +191,19 @@ class Exercise(ABC):
 
     @staticmethod
     @abstractmethod
+    def expected_segments(p: dict) -> dict[str, np.ndarray]:
+        """Per variant, the segments its program's calls name in all (their expectation where the oracle's draws
+        decide): a replay through a prefix cache matches each, so its work is known before it is run."""
+
+    @staticmethod
+    @abstractmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:
         """The paper's order of improvement evaluated at ``p`` (a scale, not a prediction)."""
+
+
+def system_segment(s: int) -> tuple[tuple[str, int], ...]:
+    """The segments a system prompt of ``s`` tokens leads every call's input with: ``("system", s)``, none at 0."""
+    return (("system", s),) if s > 0 else ()
 
 
 def as_ints(p: dict, *names: str) -> tuple[int, ...]:

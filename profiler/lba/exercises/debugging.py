@@ -20,6 +20,14 @@ depend on each other, so each round is a group of ``T`` QA calls, then a group o
 developer calls; the focused QA pass is one group of ``T * k`` reports (every function is
 specified on its own), then one group of ``T * b`` fixes. A parallel schedule's makespan of
 the focused variant is two calls deep whatever ``k`` and ``b``.
+
+Segments (prefix reuse), per input ``t``: the chat history is the system prompt, the code
+``code{t}``, then round ``i``'s report ``report{t}.{i}`` and rewrite ``rewrite{t}.{i}``, each the
+output of the call that wrote it; so each round's call reads the previous call of its role's input
+and output, then what is new, and with reuse computes only the new tokens (and the last token of
+its own previous output, which it never fed back). The focused QA call reads the system prompt and
+function ``f{t}.{j}`` and writes ``report{t}.{j}``; the developer reads ``f{t}.{j}`` and that report
+-- a model of its own, so its saving is the system prompt.
 """
 
 from __future__ import annotations
@@ -29,7 +37,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from profiler.lba.calls import LLM, Call, positions_needed
-from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints, cells
+from profiler.lba.exercises.base import (
+    MAX_SIZE,
+    MAX_TOKENS,
+    Costs,
+    Exercise,
+    Param,
+    as_ints,
+    cells,
+    system_segment,
+)
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 
 if TYPE_CHECKING:
@@ -77,19 +94,27 @@ class Debugging(Exercise):
     def optimistic(p: dict, llm: LLM, rng: np.random.Generator) -> None:
         k, l, b, report, s, load = as_ints(p, "k", "l", "b", "report", "system_prompt", "load")
         history = k * l  # the code (each input's: they grow alike)
-        for _ in range(b):
-            llm.group([Call("qa", s + history, report)] * load)  # bug report <- M_q(history)
+        read = [system_segment(s) + ((f"code{t}", k * l),) for t in range(load)]  # each input's history, named
+        for i in range(1, b + 1):
+            llm.group([Call("qa", s + history, report, segments=read[t], output=f"report{t}.{i}")
+                       for t in range(load)])  # bug report <- M_q(history)
             history += report
-            llm.group([Call("developer", s + history, k * l)] * load)  # code <- M_d(history): all of it rewritten
+            read = [read[t] + ((f"report{t}.{i}", report),) for t in range(load)]
+            llm.group([Call("developer", s + history, k * l, segments=read[t], output=f"rewrite{t}.{i}")
+                       for t in range(load)])  # code <- M_d(history): all of it rewritten
             history += k * l
+            read = [read[t] + ((f"rewrite{t}.{i}", k * l),) for t in range(load)]
 
     @staticmethod
     def optimized(p: dict, llm: LLM, rng: np.random.Generator) -> None:
         k, l, b, report, s, load = as_ints(p, "k", "l", "b", "report", "system_prompt", "load")
         buggy = [set(rng.choice(k, size=b, replace=False).tolist()) for _ in range(load)]  # the oracle, per input
-        llm.group([Call("qa", s + l, report)] * (load * k))  # report on function j <- M_q(f_j): every j, every input
-        llm.group([Call("developer", s + l + report, l)  # f_j <- M_d(f_j, report_j)
-                   for bugs in buggy for j in range(k) if j in bugs])
+        system = system_segment(s)
+        llm.group([Call("qa", s + l, report, segments=system + ((f"f{t}.{j}", l),), output=f"report{t}.{j}")
+                   for t in range(load) for j in range(k)])  # report on function j <- M_q(f_j): every j, every input
+        llm.group([Call("developer", s + l + report, l,  # f_j <- M_d(f_j, report_j)
+                        segments=system + ((f"f{t}.{j}", l), (f"report{t}.{j}", report)))
+                   for t, bugs in enumerate(buggy) for j in range(k) if j in bugs])
 
     @staticmethod
     def costs(p: dict, pricing: Pricing, schedule: Schedule = SEQUENTIAL) -> Costs:
@@ -126,6 +151,14 @@ class Debugging(Exercise):
         k, b = np.asarray(p["k"], dtype=float), np.asarray(p["b"], dtype=float)
         load = np.asarray(p["load"], dtype=float)  # per input: a report and a rewrite a round; k reports, b fixes
         return {"optimistic": 2 * b * load, "optimized": (k + b) * load}
+
+    @staticmethod
+    def expected_segments(p: dict) -> dict[str, np.ndarray]:
+        k, b, load = (np.asarray(p[name], dtype=float) for name in ("k", "b", "load"))
+        system = 1.0 * (np.asarray(p["system_prompt"], dtype=float) > 0)
+        # round i: the QA call reads the system prompt, the code and 2(i - 1) pieces; the developer one more
+        chat = b * (2 * system + 3) + 2 * b * (b - 1)
+        return {"optimistic": chat * load, "optimized": (k * (system + 1) + b * (system + 2)) * load}
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

@@ -27,6 +27,12 @@ whose expected cost is summed over the generations exactly -- for the global mut
 chain of the count (the expected generations spent at each count, ``O(T^2)`` work), for the
 local one generation by generation (``O(T)`` a generation, cut where what is left is below
 ``TAIL`` of the cost) -- both bounded before they start (``evaluations``).
+
+Segments (prefix reuse): a mutant reads the system prompt, then search ``i``'s current solution
+``solution{i}.{v}`` (its ``v``-th kept version: the mutants of an unchanged solution share it) or
+its current block ``block{i}.{j}`` (block ``j``: it changes only once fixed, and then the search
+moves on). A mutant's output is read by no later call (a kept mutant is read as the next version,
+not after the one it was made from), so it is not named.
 """
 
 from __future__ import annotations
@@ -36,7 +42,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from profiler.lba.calls import LLM, Call, positions_needed
-from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints, cells
+from profiler.lba.exercises.base import (
+    MAX_SIZE,
+    MAX_TOKENS,
+    Costs,
+    Exercise,
+    Param,
+    as_ints,
+    cells,
+    system_segment,
+)
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 
 if TYPE_CHECKING:
@@ -120,19 +135,26 @@ class Evolution(Exercise):
     def optimistic(p: dict, llm: LLM, rng: np.random.Generator) -> None:
         k, l, s, lam, load = as_ints(p, "k", "l", "system_prompt", "lam", "load")
         fitness = np.zeros(load, dtype=int)  # of each search's current solution
+        version = np.zeros(load, dtype=int)  # how many times each search's solution was replaced
+        system = system_segment(s)
         while np.any(fitness < k):
             running = np.flatnonzero(fitness < k)
-            llm.group([Call("mutator", s + k * l, k * l)] * (lam * len(running)))  # x' <- M_u(x), lam times each
+            llm.group([Call("mutator", s + k * l, k * l, segments=system + ((f"solution{i}.{version[i]}", k * l),))
+                       for i in running for _ in range(lam)])  # x' <- M_u(x), lam times each
             mutants = np.count_nonzero(rng.random((len(running), lam, k)) < p["p"], axis=2)  # f(x'): the oracle
-            fitness[running] = np.maximum(fitness[running], mutants.max(axis=1))  # keep the best x' if f rose
+            best = mutants.max(axis=1)
+            version[running[best > fitness[running]]] += 1
+            fitness[running] = np.maximum(fitness[running], best)  # keep the best x' if f rose
 
     @staticmethod
     def optimized(p: dict, llm: LLM, rng: np.random.Generator) -> None:
         k, l, s, lam, load = as_ints(p, "k", "l", "system_prompt", "lam", "load")
         block = np.zeros(load, dtype=int)  # each search's block i
+        system = system_segment(s)
         while np.any(block < k):
             running = np.flatnonzero(block < k)
-            llm.group([Call("mutator", s + l, l)] * (lam * len(running)))  # x_i' <- M_u(x_i), lam times each
+            llm.group([Call("mutator", s + l, l, segments=system + ((f"block{i}.{block[i]}", l),))
+                       for i in running for _ in range(lam)])  # x_i' <- M_u(x_i), lam times each
             right = np.any(rng.random((len(running), lam)) < p["p"], axis=1)  # f rose: block i is right
             block[running[right]] += 1
 
@@ -167,6 +189,12 @@ class Evolution(Exercise):
         mutants = np.asarray(p["lam"], dtype=float) * np.asarray(p["load"], dtype=float)
         return {"optimistic": expected_global_steps(p["k"], p["p"], p["lam"]) * mutants,
                 "optimized": expected_local_steps(p["k"], p["p"], p["lam"]) * mutants}
+
+    @staticmethod
+    def expected_segments(p: dict) -> dict[str, np.ndarray]:
+        per_call = 1.0 + (np.asarray(p["system_prompt"], dtype=float) > 0)  # the system prompt, then x or x_i
+        calls = Evolution.expected_calls(p)
+        return {variant: per_call * calls[variant] for variant in calls}
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:

@@ -17,6 +17,11 @@ delegator routes all ``T`` as one group, then the specialists answer them as one
 inputs spread over the ``k`` tasks in equal shares (``T // k`` each, the first ``T % k`` tasks
 one more; which input goes to which task is the oracle's seeded draw), each specialist a model
 of its own (``Call.model``): a generalist batches all ``T`` inputs, a specialist only its share.
+
+Segments (prefix reuse): every call reads the system prompt, then input ``i``'s ``x{i}`` -- the
+delegator only its first ``min(c, n)`` tokens (a metadata prefix longer than the input reads more
+than ``x``: the rest is its own). No call reads another's answer, and no model reads an input twice,
+so what reuse saves here is the system prompt, once per model.
 """
 
 from __future__ import annotations
@@ -26,7 +31,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from profiler.lba.calls import LLM, Call, positions_needed
-from profiler.lba.exercises.base import MAX_SIZE, MAX_TOKENS, Costs, Exercise, Param, as_ints, cells, load_shares
+from profiler.lba.exercises.base import (
+    MAX_SIZE,
+    MAX_TOKENS,
+    Costs,
+    Exercise,
+    Param,
+    as_ints,
+    cells,
+    load_shares,
+    system_segment,
+)
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 
 if TYPE_CHECKING:
@@ -77,15 +92,20 @@ class KTask(Exercise):
     @staticmethod
     def optimistic(p: dict, llm: LLM, rng: np.random.Generator) -> None:
         n, out, s, load = as_ints(p, "n", "out", "system_prompt", "load")
-        llm.group([Call("generalist", s + n, out)] * load)  # y <- M_g(x), for each input
+        system = system_segment(s)
+        llm.group([Call("generalist", s + n, out, segments=system + ((f"x{i}", n),))  # y <- M_g(x), each input
+                   for i in range(load)])
 
     @staticmethod
     def optimized(p: dict, llm: LLM, rng: np.random.Generator) -> None:
         k, n, c, out, s, load = as_ints(p, "k", "n", "c", "out", "system_prompt", "load")
-        llm.group([Call("delegator", s + c, ROUTE_TOKENS)] * load)  # i <- M_d(x[0:c]), for each input
+        system = system_segment(s)
+        llm.group([Call("delegator", s + c, ROUTE_TOKENS, segments=system + ((f"x{i}", min(c, n)),))
+                   for i in range(load)])  # i <- M_d(x[0:c]), for each input
         tasks = np.repeat(np.arange(k), load_shares(load, k))  # how many inputs each task gets: fixed
         routed = rng.permutation(tasks)  # which input goes to which task: the oracle's draw
-        llm.group([Call("specialist", s + n, out, model=int(task)) for task in routed])  # y <- M_s^i(x)
+        llm.group([Call("specialist", s + n, out, model=int(task), segments=system + ((f"x{i}", n),))
+                   for i, task in enumerate(routed)])  # y <- M_s^i(x)
 
     @staticmethod
     def costs(p: dict, pricing: Pricing, schedule: Schedule = SEQUENTIAL) -> Costs:
@@ -111,6 +131,12 @@ class KTask(Exercise):
     def expected_calls(p: dict) -> dict[str, np.ndarray]:
         load = np.asarray(p["load"], dtype=float)
         return {"optimistic": load, "optimized": 2 * load}  # answer; route, then answer: each input
+
+    @staticmethod
+    def expected_segments(p: dict) -> dict[str, np.ndarray]:
+        per_call = 1.0 + (np.asarray(p["system_prompt"], dtype=float) > 0)  # the system prompt, then x
+        calls = KTask.expected_calls(p)
+        return {variant: per_call * calls[variant] for variant in calls}
 
     @staticmethod
     def asymptotic_ratio(p: dict) -> np.ndarray:
