@@ -1,10 +1,13 @@
 """A fitted pricing from known curves, for the exercise and break-even tests (no model run); with
 ``surfaces=True`` also known batch surfaces (``profiler.costmodel.surface``), measured at ``BATCHES``
-over the curves' lengths, whose batch of one agrees with the curves within 0.2%."""
+over the curves' lengths, whose batch of one agrees with the curves within 0.2%; with ``extend=True``
+the known extend surface ``EXTEND`` (``profiler.costmodel.extend``), which prices a cached prefix."""
 
 import numpy as np
 
 from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.extend import ExtendFit
+from profiler.costmodel.extend_forms import EXTEND_FORMS
 from profiler.costmodel.fit import fit_curve
 from profiler.costmodel.surface import SurfaceFit
 from profiler.costmodel.surface_forms import SURFACE_FORMS
@@ -37,13 +40,37 @@ def known_surface(phase: str, scale: float = 1.0) -> dict:
     ).as_dict()
 
 
+# cache-read a + b*s + g*c + e*s*c + f*s^2 (times ``scale``): at c = 0 CURVES' prefill; at s = 1 a decode of
+# CURVES' slope, 0.0108 s above it. Measured up to 1,024 cached and 1,024 appended tokens, 1,025 in all.
+EXTEND = {"a": 0.04, "b": 8e-4, "g": 9.4e-6, "e": 6e-7, "f": 3e-7}
+
+
+def extend_seconds(c, s, scale: float = 1.0):
+    """``EXTEND`` at ``c`` cached and ``s`` appended tokens, by hand."""
+    k = EXTEND
+    return scale * (k["a"] + k["b"] * s + k["g"] * c + k["e"] * s * c + k["f"] * s**2)
+
+
+def known_extend(scale: float = 1.0) -> dict:
+    """``EXTEND`` (times ``scale``) as a fit document holds it: exact, so point intervals."""
+    form = EXTEND_FORMS["cache-read"]
+    theta = np.array([EXTEND[p] * scale for p in form.params])
+    return ExtendFit(form=form, theta=theta, ci95=np.stack([theta, theta], axis=-1), correlation=np.eye(len(theta)),
+                     r2=1.0, held_out_mape=0.0, held_out_points=30, points=30, samples=90,
+                     candidates=[{"form": "cache-read", "params": dict(zip(form.params, map(float, theta))),
+                                  "aicc": -1e4, "r2": 1.0, "converged": True}],
+                     preferred="attention", c_max=1024, s_max=1024, positions_max=1025,
+                     consistency={"prefill": 0.0, "decode": 0.3}).as_dict()
+
+
 def cost_model(name: str = "base", scale: float = 1.0, params: float = 85e6, max_positions: int = 2048,
-               surfaces: bool = False) -> CostModel:
+               surfaces: bool = False, extend: bool = False) -> CostModel:
     curves = {phase: {"latency_s": fit_curve(N, scale * f(N), "s").as_dict()} for phase, f in CURVES.items()}
     return CostModel.from_json({"model": {"name": name, "model_type": "gpt2", "non_embedding_params": params, "layers": 12,
                                 "hidden": 768, "dtype": "float32", "max_positions": max_positions},
                       "hardware": {}, "hardware_slug": "cpu-test", "derived": {}, "curves": curves}
-                     | ({"surfaces": {phase: known_surface(phase, scale) for phase in SURFACES}} if surfaces else {}))
+                     | ({"surfaces": {phase: known_surface(phase, scale) for phase in SURFACES}} if surfaces else {})
+                     | ({"extend": known_extend(scale)} if extend else {}))
 
 
 def pricing(**kwargs) -> FittedPricing:

@@ -10,7 +10,9 @@ reads them back, so ``from_json(d.to_json()) == d``. Costs are in the document's
 Under a parallel schedule (``profiler.lba.schedule``) the rows stay the paper's sequential
 sum, and the document adds ``schedule`` (``{"kind", "max_batch", "devices"}``) and ``prices``:
 one document per price (``measure``: ``device_time``, then ``makespan``), each with its rows,
-break-even and assumptions, and without ``schedule`` or ``prices`` of its own.
+break-even and assumptions, and without ``schedule`` or ``prices`` of its own. With prefix reuse
+(sequential only) the rows are priced with it and ``reuse`` records its capacity
+(``{"capacity_tokens": N}``, null: unbounded).
 
 Format versions: ``FORMAT_VERSION`` counts changes of what existing keys mean; a document
 written before the field existed reads as version 1.
@@ -125,7 +127,8 @@ class BreakevenDocument:
 
     Under a parallel schedule: ``schedule`` (its kind, batch limit and devices) and ``prices``, a
     document per price whose ``measure`` says which (``device_time`` or ``makespan``); the rows
-    of this one are the sequential sum. ``measure`` is None for a sequential sum.
+    of this one are the sequential sum. ``measure`` is None for a sequential sum. ``reuse``: the prefix
+    cache the rows were priced with (``Reuse.to_json``), None without.
     """
 
     exercise: str
@@ -144,6 +147,7 @@ class BreakevenDocument:
     schedule: dict | None = None
     measure: str | None = None
     prices: list[BreakevenDocument] | None = None
+    reuse: dict | None = None
 
     def to_json(self) -> dict:
         document = {"format_version": self.format_version, "exercise": self.exercise, "vary": self.vary,
@@ -161,6 +165,8 @@ class BreakevenDocument:
             document["measure"] = self.measure
         if self.prices is not None:
             document["prices"] = [price.to_json() for price in self.prices]
+        if self.reuse is not None:
+            document["reuse"] = dict(self.reuse)
         return document
 
     @classmethod
@@ -180,7 +186,8 @@ class BreakevenDocument:
                 "schedule": None if document.get("schedule") is None else dict(document["schedule"]),
                 "measure": document.get("measure"),
                 "prices": None if document.get("prices") is None else
-                [BreakevenDocument.from_json(price) for price in document["prices"]]}
+                [BreakevenDocument.from_json(price) for price in document["prices"]],
+                "reuse": None if document.get("reuse") is None else dict(document["reuse"])}
 
     def priced(self, measure: str) -> BreakevenDocument:
         """The document of ``measure`` (``device_time`` or ``makespan``) under a parallel schedule; this one

@@ -1,19 +1,24 @@
 """What an LLM call costs: the paper's primitive, or a fitted cost model.
 
-A pricing answers ``price(role, n_in, n_out, size)``: the cost of a call by the agent
+A pricing answers ``price(role, n_in, n_out, size, cached)``: the cost of a call by the agent
 ``role`` that reads ``n_in`` tokens and writes ``n_out``, made by a model ``size`` times the
 base model's size (the paper's ``m``, relative: the k-task generalist is ``k`` times a
-specialist). Arguments broadcast as numpy arrays; the result has their shape.
+specialist), the first ``cached`` tokens of its input already in that model's cache (prefix
+reuse between calls, ``profiler.lba.prefix_cache``; 0 by default). Arguments broadcast as numpy
+arrays; the result has their shape.
 
 - ``PaperPrimitive``: the paper's Def. 2.2: every emitted token is a pass over the current
   string and a pass of a model of size ``m`` over ``n`` tokens costs ``m * n``:
   ``size * sum_{t=0}^{n_out-1} (n_in + t)``, in ``m*token`` (the base model's size times
-  tokens). It has no notion of a KV cache.
+  tokens). It has no notion of a KV cache, so ``cached`` changes nothing.
 - ``FittedPricing``: a fitted ``CostModel`` (``profiler.costmodel.cost_model``) prices the call,
   with or without a KV cache, in its unit (seconds by default). A role may have its own
   cost model; another size than 1 is priced by the family's size law when there is one
   (``profiler.costmodel.family``), otherwise as ``size`` times the base model's cost -- the paper's
-  linearity in ``m``, an assumption that ``assumptions`` then states.
+  linearity in ``m``, an assumption that ``assumptions`` then states. A cached prefix is priced by
+  ``CostModel.call(..., cached=)`` (one extend pass over the tokens not cached, then the decode
+  steps: latency with a KV cache only); at another size than its cost model's, a call saves what the
+  base model's does: its own price times the base model's cached over uncached call time.
 
 A pricing also answers ``batch(role, n_in, n_out, batch, size)``: a batch of ``batch`` such calls
 run at once (static batching: every sequence reads ``n_in`` and writes ``n_out``), as ``(device
@@ -58,9 +63,10 @@ class Pricing(Protocol):
     cache: bool
     role_models: Mapping[str, CostModel]
 
-    def price(self, role: str, n_in, n_out, size=1.0) -> np.ndarray:
+    def price(self, role: str, n_in, n_out, size=1.0, cached=0) -> np.ndarray:
         """The cost of a call by ``role`` reading ``n_in`` tokens and writing ``n_out``, by a model
-        ``size`` times the base model; arguments broadcast, the result has their shape."""
+        ``size`` times the base model, the first ``cached`` (at most ``n_in - 1``) of its input tokens
+        already in that model's cache; arguments broadcast, the result has their shape."""
 
     def batch(self, role: str, n_in, n_out, batch, size=1.0) -> tuple[np.ndarray, np.ndarray]:
         """``batch`` such calls run at once: (the device time they occupy, how long they take); arguments
@@ -77,7 +83,7 @@ class Pricing(Protocol):
 
     def assumptions(self, resized: bool, schedule: Schedule | None = None) -> list[str]:
         """What the prices rest on beyond measurements, when some role's size is not 1 (``resized``) and
-        calls are laid out by ``schedule`` (None: one at a time)."""
+        calls are laid out by ``schedule`` (None: one at a time; its ``reuse``: prefix caching)."""
 
 
 class PaperPrimitive:
@@ -88,9 +94,13 @@ class PaperPrimitive:
     cache = False
     role_models: Mapping[str, CostModel] = {}
 
-    def price(self, role: str, n_in, n_out, size=1.0):
+    def price(self, role: str, n_in, n_out, size=1.0, cached=0):
+        """``size * (n_out * n_in + n_out * (n_out - 1) / 2)``; ``cached`` is ignored (no cache), but broadcasts."""
         n_in, n_out = np.asarray(n_in, dtype=float), np.asarray(n_out, dtype=float)
-        return np.asarray(size, dtype=float) * (n_out * n_in + n_out * (n_out - 1) / 2)
+        cost = np.asarray(size, dtype=float) * (n_out * n_in + n_out * (n_out - 1) / 2)
+        if np.ndim(cached) == 0:
+            return cost
+        return np.broadcast_to(cost, np.broadcast_shapes(np.shape(cost), np.shape(cached))).copy()
 
     def batch(self, role: str, n_in, n_out, batch, size=1.0):
         one = self.price(role, n_in, n_out, size)
@@ -107,6 +117,9 @@ class PaperPrimitive:
         return np.inf
 
     def assumptions(self, resized: bool, schedule: Schedule | None = None) -> list[str]:
+        if schedule is not None and schedule.reuse is not None:
+            return ["the paper's primitive has no cache: prefix reuse changes none of its prices (a cached token "
+                    "costs what a token read costs)"]
         if schedule is None or not schedule.parallel:
             return []
         return [("a batch of B calls occupies B times one call's device time and takes one call's time (the "
@@ -130,15 +143,20 @@ class FittedPricing:
         if family is not None and metric != "latency_s":
             raise ValueError("the family size law prices latency only")
 
-    def _call(self, cost_model: CostModel, n_in, n_out):
+    def _call(self, cost_model: CostModel, n_in, n_out, cached=None):
+        """``cost_model``'s call; with a ``cached`` prefix (None: none), its extend pass in place of the prefill."""
+        reused = {} if cached is None else {"cached": cached}
         with warnings.catch_warnings():  # extrapolation is reported per row by the caller (longest call)
             warnings.simplefilter("ignore", ExtrapolationWarning)
-            return np.asarray(cost_model.call(n_in, n_out, cache=self.cache, metric=self.metric), dtype=float)
+            return np.asarray(cost_model.call(n_in, n_out, cache=self.cache, metric=self.metric, **reused),
+                              dtype=float)
 
     def _sized(self, size: float) -> CostModel:
         return self.family.at_params(size * self.base.model.non_embedding_params)
 
-    def price(self, role: str, n_in, n_out, size=1.0):
+    def price(self, role: str, n_in, n_out, size=1.0, cached=0):
+        if np.any(np.asarray(cached) != 0):
+            return self._price_cached(role, n_in, n_out, size, cached)
         if role in self.role_models:
             return self._call(self.role_models[role], n_in, n_out)
         n_in, n_out, size = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (n_in, n_out, size)))
@@ -151,6 +169,19 @@ class FittedPricing:
             where = size == s
             cost[where] = self._call(self.base if s == 1 else self._sized(float(s)), n_in[where], n_out[where])
         return cost
+
+    def _price_cached(self, role: str, n_in, n_out, size, cached):
+        """``price`` with a ``cached`` prefix: the role's cost model's call with it; at another size than the base
+        model's, the uncached price times the base model's cached over uncached call time."""
+        if role in self.role_models:
+            return self._call(self.role_models[role], n_in, n_out, cached)
+        n_in, n_out, size, cached = np.broadcast_arrays(*(np.asarray(x, dtype=float)
+                                                          for x in (n_in, n_out, size, cached)))
+        with_prefix = self._call(self.base, n_in, n_out, cached)
+        if np.all(size == 1):
+            return with_prefix
+        return np.where(size == 1, with_prefix,
+                        self.price(role, n_in, n_out, size) * with_prefix / self._call(self.base, n_in, n_out))
 
     def batch(self, role: str, n_in, n_out, batch, size=1.0):
         """The cost model's batched call (``CostModel.call_batch``): both the device time and the duration.
@@ -196,6 +227,13 @@ class FittedPricing:
             notes.append(f"other model sizes priced by the size law of the family {names} (profiled: "
                          f"{min(self.family.params) / 1e6:.0f}M to {max(self.family.params) / 1e6:.0f}M "
                          "non-embedding parameters; beyond them it extrapolates)")
+        if schedule is not None and schedule.reuse is not None:
+            notes.append("a call whose first p input tokens its model holds cached is priced as one extend pass of "
+                         "its other n_in - p tokens over the p cached (the fit's extend surface), then its n_out - 1 "
+                         "decode steps")
+            if resized:
+                notes.append(f"a model of another size saves what {self.base.model.name} saves: its own call's "
+                             f"price times {self.base.model.name}'s cached over uncached call time")
         if schedule is None or not schedule.parallel:
             return notes
         measured = int(self.base.max_batch)

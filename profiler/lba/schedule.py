@@ -20,6 +20,12 @@ runs through every group, one after another.
 ``measure`` says which of the two prices a schedule gives (``device_time`` or ``makespan``);
 a sequential schedule gives the same number either way.
 
+``reuse`` (``profiler.lba.prefix_cache.Reuse``, sequential only): prefix caching between calls,
+each model keeping what its calls read and wrote. A call's price then depends on the calls before
+it, so a schedule with reuse is priced by replaying the programs (``profiler.lba.reuse``), not by
+the closed forms nor the recorded groups below, which refuse it. It is sequential only: the extend pass that prices a
+cached prefix is measured at batch 1.
+
 Three ways to price, which agree (tests hold them equal):
 
 - ``price_groups``: a recorded program's groups (``CallRecorder.groups``), per role (``price_runs``:
@@ -45,6 +51,7 @@ import numpy as np
 
 from profiler.lba.calls import Group
 from profiler.lba.list_schedule import lpt_makespan, one_class_makespan
+from profiler.lba.prefix_cache import Reuse
 
 if TYPE_CHECKING:  # the pricing imports the cost model; a schedule only calls it
     from profiler.lba.pricing import Pricing
@@ -57,12 +64,14 @@ MEASURE_NAMES = {"device_time": "device time", "makespan": "makespan"}
 @dataclass(frozen=True)
 class Schedule:
     """Sequential (every call alone, one after another) or parallel (groups batched up to ``max_batch``
-    calls, ``None``: the pricing's limit, over ``devices`` devices), priced in ``measure``."""
+    calls, ``None``: the pricing's limit, over ``devices`` devices), priced in ``measure``; sequential with
+    ``reuse``: each model keeps a prefix cache between calls."""
 
     kind: str = "sequential"
     max_batch: int | None = None
     devices: int = 1
     measure: str = "device_time"
+    reuse: Reuse | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS or self.measure not in MEASURES:
@@ -72,6 +81,9 @@ class Schedule:
         if self.max_batch is not None and self.max_batch < 1 or self.devices < 1:
             raise ValueError(f"a batch holds at least one call and there is at least one device "
                              f"({self.max_batch}, {self.devices})")
+        if self.parallel and self.reuse is not None:
+            raise ValueError("prefix reuse is priced sequentially: the extend pass of a cached prefix is measured at "
+                             "batch 1 only")
 
     @property
     def parallel(self) -> bool:
@@ -89,7 +101,8 @@ class Schedule:
         """The schedule in words, for tables and a document's assumptions: its batch limit for ``roles``
         priced by ``pricing``."""
         if not self.parallel:
-            return "sequential: every call alone, one after another (the paper's sum)"
+            return "sequential: every call alone, one after another (the paper's sum)" + (
+                "" if self.reuse is None else f", with {self.reuse.describe()}")
         limits = sorted({self.batch_limit(pricing, role) for role in roles})
         if math.isinf(limits[-1]) and len(limits) == 1:
             limit = "no limit on a batch"
@@ -103,13 +116,21 @@ class Schedule:
                 f"{devices}; each group waits for the one before")
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "max_batch": self.max_batch, "devices": self.devices}
+        """Kind, batch limit and devices; ``reuse`` (its capacity) where prefix caching is on."""
+        schedule = {"kind": self.kind, "max_batch": self.max_batch, "devices": self.devices}
+        return schedule | ({} if self.reuse is None else {"reuse": self.reuse.to_json()})
+
+    def _without_reuse(self) -> None:
+        if self.reuse is not None:
+            raise ValueError("a schedule with prefix reuse is priced by replaying the programs' calls in order "
+                             "(lba.reuse), not in closed form nor by recorded groups")
 
     # -- a group of identical calls, vectorised ---------------------------------------------------------
 
     def group(self, pricing: Pricing, role: str, n_in, n_out, calls, size=1.0) -> np.ndarray:
         """``calls`` identical calls of ``role`` by one model (``size`` times the base model), issued as one
         group, in this schedule's measure; arguments broadcast as numpy arrays."""
+        self._without_reuse()
         calls = np.asarray(calls, dtype=float)
         if not self.parallel:
             return calls * pricing.price(role, n_in, n_out, size)
@@ -125,6 +146,7 @@ class Schedule:
         """``inputs`` identical calls of ``role`` spread over ``models`` models in equal shares (``inputs //
         models`` each, the first ``inputs % models`` one more), issued as one group: batches never mix
         models. Vectorised over arrays; the makespan scheduled exactly per distinct cell (``lpt_makespan``)."""
+        self._without_reuse()
         inputs, models = np.asarray(inputs, dtype=float), np.asarray(models, dtype=float)
         if not self.parallel:
             return inputs * pricing.price(role, n_in, n_out, size)
@@ -168,6 +190,7 @@ class Schedule:
         return [sum(self._priced(groups, pricing, sizes, known).values()) for groups in runs]
 
     def _priced(self, groups, pricing: Pricing, sizes: dict, known: dict) -> dict[str, float]:
+        self._without_reuse()
         roles: dict[str, float] = defaultdict(float)
         for group, times in groups:
             if group not in known:
