@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from profiler.costmodel.cost_model import BATCH_PHASES, CostModel
-from profiler.costmodel.surface import SurfaceFit
+from profiler.costmodel.surface import ChosenForm, SurfaceFit
 from profiler.report.document import Bullets, ReportContext, Section, Table
 from profiler.report.fig_batch import batch_figure, batched_phases, shown_lengths
 from profiler.report.inputs import RunData
@@ -35,14 +35,15 @@ def _number(value: float) -> str:
     return significant(value) if abs(value) >= 5e-4 else "0"
 
 
-def coefficients_text(surface: SurfaceFit) -> str:
-    """``a = 30.0 ms [29.1, 30.8]; d = 10.0 ms/sequence; ...; q = 4``: each coefficient in the unit of the
-    larger of its value and its interval's upper end, with its 95% interval where it is not a point."""
+def coefficients_text(surface: ChosenForm, per: dict[str, str] = _PER) -> str:
+    """``a = 30.0 ms [29.1, 30.8]; d = 10.0 ms/sequence; ...; q = 4``: each coefficient of a batch surface (or
+    the extend surface, with its own ``per``: what each coefficient is per) in the unit of the larger of its value
+    and its interval's upper end, with its 95% interval where it is not a point."""
     parts = []
     for name, value, (low, high) in zip(surface.form.params, surface.theta, surface.ci95):
         factor, unit = (1.0, "") if name == "q" else scale(max(value, high), "s")
         low_text, high_text = _number(low / factor), _number(high / factor)
-        text = f"{name} = {_number(value / factor)}{' ' + unit if unit else ''}{_PER.get(name, '')}"
+        text = f"{name} = {_number(value / factor)}{' ' + unit if unit else ''}{per.get(name, '')}"
         parts.append(text if low_text == high_text else f"{text} [{low_text}, {high_text}]")
     return "; ".join(parts)
 

@@ -4,8 +4,9 @@
 measured): in short; the machine, model and run; latency per phase (samples, fit, band,
 residuals, linearity horizon); throughput and FLOP/s against the roofline; batches (passes of several
 sequences: latency and tokens/s against the batch, the fit's batch surfaces); memory; what a
-typical call costs, with intervals, and the whole calls measured against their prediction;
-the sections of every section provider (``section_providers``); the caveats.
+typical call costs, with intervals, and the whole calls measured against their prediction; a cached
+prefix (the extend surface, what reusing a prefix saves typical calls); the sections of every section
+provider (``section_providers``); the caveats.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from profiler.report.calls import measured_calls_table, typical_calls_table
 from profiler.report.caveats import caveats
 from profiler.report.curves import FitSeries
 from profiler.report.document import Bullets, Figure, Report, ReportContext, Section, SectionProvider
+from profiler.report.extend_section import extend_section
 from profiler.report.facts import derived_lines, facts_table, fit_table, machine_facts, model_facts, run_facts
 from profiler.report.fig_latency import latency_figure
 from profiler.report.fig_memory import device_memory_bytes, memory_figure
@@ -158,7 +160,8 @@ def build_report(data: RunData, providers: Sequence[SectionProvider]) -> tuple[R
     ctx = ReportContext(folder=data.folder, cost_model=data.cost_model, run=data.run, hardware=data.hardware,
                         samples=data.samples, points=data.points, calls=calls)
     sections = [_in_short(data, calls), _facts(data), _latency(ctx, series, data), _throughput(ctx, series, data),
-                batch_section(ctx, data), _memory(ctx, series, data), _calls(data, calls, max_positions)]
+                batch_section(ctx, data), _memory(ctx, series, data), _calls(data, calls, max_positions),
+                extend_section(ctx, data)]
     for provider in providers:
         sections += list(provider(ctx))
     sections.append(Section("Caveats", (Bullets(tuple(caveats(data, calls, max_positions))),)))

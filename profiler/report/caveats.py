@@ -5,11 +5,14 @@ what the intervals cover, what "peak memory" holds. When they apply: random weig
 skipped (time budget, out of memory), an interrupted sweep, unstable points, a disturbed
 machine (what was seen, the points affected, lengths brought back, a fit resting on too few
 lengths), a machine whose speed changed during the sweep, a fit that predicts unseen lengths
-or whole calls poorly (batch surfaces too), a fit made from other samples than the folder now holds.
+or whole calls poorly (batch surfaces and the extend surface too), an extend surface far from the
+prefill and decode curves, a fit made from other samples than the folder now holds. Points of the
+batch and extend grids not measured (time budget, out of memory) are said like lengths.
 """
 
 from __future__ import annotations
 
+from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.uncertainty import CallIntervals
 from profiler.measure.disturbance import MIN_FIT_LENGTHS, Disturbance
 from profiler.report.calls import measured_range
@@ -17,6 +20,7 @@ from profiler.report.inputs import RunData
 
 POOR_HELD_OUT = 0.05  # mean error predicting a left-out length: beyond it, say so
 POOR_CALL = 0.10  # a whole call predicted this far off: say so
+POOR_CONSISTENCY = 0.10  # the extend surface this far from the prefill or decode curve, on average: say so
 
 
 def uncertainty_caveat() -> str:
@@ -67,7 +71,8 @@ def _run_caveats(data: RunData) -> list[str]:
         items.append("The sweep was interrupted: the figures hold what was measured before it stopped.")
     unstable = done.unstable_points
     if unstable:
-        where = ", ".join(f"{p['phase']} n = {p['n_ctx']:,}" + (f" at batch {p['batch']}" if p.get("batch", 1) > 1 else "")
+        where = ", ".join(f"extend {p['n_ctx']:,} + {p['n_new']:,}" if p["phase"] == "extend" else
+                          f"{p['phase']} n = {p['n_ctx']:,}" + (f" at batch {p['batch']}" if p.get("batch", 1) > 1 else "")
                           for p in unstable)
         items.append(f"Unstable points (repeats spread by 10% or more; crosses in the figures): {where}. Something "
                      "else ran on the machine, or its clock changed: read those lengths with care.")
@@ -115,6 +120,7 @@ def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
         if surface.held_out_mape > POOR_HELD_OUT:
             items.append(f"The {phase} batch surface predicts a left-out (batch, length) {surface.held_out_mape:.0%} "
                          "off on average: batched calls are priced loosely.")
+    items += _extend_fit_caveats(data.cost_model)
     points = data.points
     measured = points[points["phase"] == "generate"] if not points.empty else points
     for row in measured.itertuples():
@@ -126,6 +132,22 @@ def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
     if rows is not None and rows != held:
         items.append(f"The fit was made from {rows:,} sample rows; samples.csv now holds {held:,}. "
                      f"Refit with: python -m profiler fit {data.folder / 'samples.csv'}")
+    return items
+
+
+def _extend_fit_caveats(cost_model: CostModel) -> list[str]:
+    if not cost_model.has_extend:
+        return []  # the extend section says so, once
+    surface, items = cost_model.extend_surface(), []
+    if surface.held_out_mape > POOR_HELD_OUT:
+        items.append(f"The extend surface predicts a left-out (cached, appended) point {surface.held_out_mape:.0%} off "
+                     "on average: a call with a cached prefix is priced loosely.")
+    where = {"prefill": "the prefill curve at c = 0", "decode": "the decode curve at s = 1"}
+    for curve, off in surface.consistency.items():
+        if off > POOR_CONSISTENCY:
+            items.append(f"The extend surface is {off:.0%} off {where[curve]} on average, where the two should "
+                         "coincide: a call priced with a cached prefix and the same call without differ by about as "
+                         "much besides what the cache saves.")
     return items
 
 

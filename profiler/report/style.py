@@ -50,7 +50,7 @@ SEABORN_RC = {
     "font.size": 10.2, "axes.labelsize": 10.2, "axes.titlesize": 10.2, "xtick.labelsize": 9.35,
     "ytick.labelsize": 9.35, "legend.fontsize": 9.35, "legend.title_fontsize": 10.2,
 }
-PHASE_COLORS = {"prefill": _PALETTE[0], "decode": _PALETTE[1], "forward": _PALETTE[2]}
+PHASE_COLORS = {"prefill": _PALETTE[0], "decode": _PALETTE[1], "forward": _PALETTE[2], "extend": _PALETTE[4]}
 MODEL_COLORS = ("#3b3b3b", _PALETTE[3])  # compare: first fit dark grey, second vermillion; no phase uses either
 CEILING_COLOR = "#b2182b"
 BAND_ALPHA = 0.25
