@@ -17,11 +17,23 @@ prefix and block structure of a program are its token counts. How a group runs i
   ``CostModel.call_batch(n_in, n_out, batch)`` predicts. The batches run one after another:
   on one device the group's makespan is their sum.
 
+Under a schedule with ``reuse`` (``prefix_cache.Reuse``; sequential only) the backend keeps the
+KV caches of its calls for real, as a serving engine with prefix caching does: every call's input
+is token ids (named segments' seeded ids, outputs' generated ones: ``held_caches.SegmentTokens``),
+its cached prefix is what a ``PrefixCache`` serves it (the rule the pricing replays, so measured
+and priced hits agree by construction), realised on the model's own cache kept from earlier calls
+(``held_caches.HeldCaches``: taken as it is when the call continues it exactly, else its prefix
+copied), and the call runs as ``Passes.generate_from``: one pass over the rest of its input (an
+extend), then ``n_out - 1`` decode steps. Its grown cache is kept for later calls, and whatever the
+prefix cache evicted is dropped. Models whose cache layers cannot be cut to a prefix
+(sliding-window, linear-attention) are refused with a ``ValueError``.
+
 Each generate is timed by ``timing.time_pass`` (on ``clock``, the wall clock by default; device
-synchronised) and kept in ``batches`` (a sequential call is a batch of one); the recorder
-records the calls and groups issued. A call or batch that needs more positions than the model
-has (``positions_needed``: ``n_in + n_out - 1``) is refused with ``TooLong`` before any of its
-group runs; one about to start after the ``deadline`` (a reading of ``clock``) raises
+synchronised; under reuse, the copy of a prefix too) and kept in ``batches`` (a sequential call is
+a batch of one, with the ``cached`` tokens it read from a kept cache); the recorder records the
+calls and groups issued, and ``calls`` every call in the order run. A call or batch that needs
+more positions than the model has (``positions_needed``: ``n_in + n_out - 1``) is refused with
+``TooLong`` before any of its group runs; one about to start after the ``deadline`` (a reading of ``clock``) raises
 ``OutOfTime``, so a run over budget ends between two generates.
 """
 
@@ -32,7 +44,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import torch
+
 from profiler.lba.calls import Call, CallRecorder, as_group, positions_needed
+from profiler.lba.held_caches import HeldCaches, KeptCache, SegmentTokens, check_sliceable, held_path
+from profiler.lba.prefix_cache import PrefixCache
 from profiler.lba.schedule import SEQUENTIAL, Schedule, class_batches
 from profiler.measure.loading import LoadedModel
 from profiler.measure.passes import Passes
@@ -54,7 +70,8 @@ class OutOfTime(Exception):
 @dataclass(frozen=True)
 class Batch:
     """One generate run: ``size`` sequences of ``role``'s model ``model``, each reading ``n_in`` tokens and
-    emitting ``n_out`` (padded to the batch's longest), taking ``latency_s`` seconds."""
+    emitting ``n_out`` (padded to the batch's longest), taking ``latency_s`` seconds; the first ``cached`` of the
+    ``n_in`` read from a cache kept from earlier calls (reuse only)."""
 
     role: str
     model: int
@@ -62,16 +79,20 @@ class Batch:
     n_out: int
     size: int
     latency_s: float
+    cached: int = 0
 
 
 class ModelBackend:
-    """Runs every call on ``loaded`` as ``schedule`` lays its group out (on one device); records the calls
-    made and each generate run (``batches``, with its latency in seconds)."""
+    """Runs every call on ``loaded`` as ``schedule`` lays its group out (on one device), reusing kept caches
+    where it has ``reuse``; records the calls made and each generate run (``batches``, with its latency in
+    seconds)."""
 
     def __init__(self, loaded: LoadedModel, seed: int = 0, deadline: float | None = None,
                  clock: Clock = time.perf_counter, schedule: Schedule = SEQUENTIAL):
         if schedule.parallel and (schedule.max_batch is None or schedule.devices != 1):
             raise ValueError(f"a backend runs on one device with a given batch limit, not {schedule.to_json()}")
+        if schedule.parallel and schedule.reuse is not None:
+            raise ValueError("a backend reuses kept caches under a sequential schedule only")
         self.passes = Passes(loaded, seed)
         self.device = loaded.device
         self.max_positions = loaded.architecture.max_positions
@@ -81,6 +102,13 @@ class ModelBackend:
         self.recorder = CallRecorder()
         self.batches: list[Batch] = []
         self.last_cache = None
+        self.calls: list[Call] = []
+        self.reuse = schedule.reuse
+        if self.reuse is not None:
+            check_sliceable(self.passes.prefill(1))
+            self.prefix_cache = PrefixCache(self.reuse.capacity_tokens)
+            self.tokens = SegmentTokens(loaded.architecture.vocab, self.max_positions, seed)
+            self.held = HeldCaches()
 
     @property
     def latencies_s(self) -> list[float]:
@@ -108,14 +136,42 @@ class ModelBackend:
                 raise OutOfTime(f"{role} generate at {len(self.batches) + 1}: past the deadline")
             if i == 0:
                 self.recorder.group(calls)
-            self.last_cache, latency_s = time_pass(partial(self.passes.generate, n_in, n_out, batch=size),
-                                                   self.device, self.clock)
-            self.batches.append(Batch(role, model, n_in, n_out, size, latency_s))
+                self.calls.extend(calls)
+            cached = 0
+            if self.reuse is None:
+                self.last_cache, latency_s = time_pass(partial(self.passes.generate, n_in, n_out, batch=size),
+                                                       self.device, self.clock)
+            else:
+                self.last_cache, cached, latency_s = self._reusing(calls[i])
+            self.batches.append(Batch(role, model, n_in, n_out, size, latency_s, cached))
+
+    def _reusing(self, call: Call) -> tuple[object, int, float]:
+        """Run ``call`` on its cached prefix (see the module doc): its cache, the tokens it read from a kept cache
+        and its latency in seconds (taking the kept cache, extend and decode)."""
+        key = (call.role, call.model)
+        input_ids = self.tokens.input_ids(call)
+        hit = self.prefix_cache.serve(call)
+
+        def run():
+            cache = self.held.take(key, input_ids, hit)
+            cached = 0 if cache is None else cache.get_seq_length()
+            return self.passes.generate_from(cache, input_ids[None, hit:], call.n_out), cached
+
+        ((cache, emitted), cached), latency_s = time_pass(run, self.device, self.clock)
+        emitted = emitted[0].cpu()
+        if call.output:
+            self.tokens.write(call.output, emitted)
+        self.held.keep(key, KeptCache(torch.cat([input_ids, emitted[:-1]]), held_path(call), cache))
+        self.held.prune(self.prefix_cache.held)
+        return cache, cached, latency_s
 
     def warm_up(self, n_in: int = 16, n_out: int = 4) -> None:
-        """One untimed call (and under a parallel schedule one untimed batch at its limit), so the first timed
-        one does not pay for lazy initialisation."""
+        """One untimed call (and under a parallel schedule one untimed batch at its limit, under reuse one on a
+        cached half of its input), so the first timed one does not pay for lazy initialisation."""
         n_in = min(n_in, self.max_positions - n_out)
         self.passes.generate(n_in, n_out)
+        if self.reuse is not None and n_in > 1:  # the same call after a cached half of its input: an extend pass
+            half = n_in // 2
+            self.passes.generate_from(self.passes.prefill(half), self.passes.tokens(1, n_in)[:, half:], n_out)
         if self.schedule.parallel and self.schedule.max_batch > 1:
             self.passes.generate(n_in, n_out, batch=min(self.schedule.max_batch, WARM_UP_BATCH))
