@@ -7,6 +7,7 @@ from profiler.errors import UserError
 from profiler.lba.breakeven import (
     MAX_VALUES,
     MONTE_CARLO_CALLS,
+    MONTE_CARLO_SEGMENTS,
     SIMULATED_CALLS,
     add_monte_carlo,
     check_simulation,
@@ -25,7 +26,9 @@ from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.lba.calls import TooManyCalls, positions_needed
 from profiler.lba.exercises import VARIANTS, Debugging, Evolution, KTask
 from profiler.lba.exercises.base import MAX_EVALUATIONS
+from profiler.lba.prefix_cache import Reuse
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
+from profiler.lba.reuse import RUNS, replay_costs
 from profiler.lba.schedule import Schedule
 from tests.fitted import cost_model
 
@@ -284,3 +287,68 @@ def test_evolution_at_a_load_too_heavy_for_its_sums_is_refused_before_any_work()
         sweep(Evolution, "k", list(range(1, 13)), Evolution.defaults() | {"load": 5000}, PAPER,
               Schedule("parallel", devices=4))
     sweep(Evolution, "k", list(range(1, 13)), Evolution.defaults() | {"load": 5000}, PAPER)  # sequential: T times
+
+
+# ---- prefix reuse ------------------------------------------------------------------------------------------------
+
+REUSE = Schedule(reuse=Reuse())
+
+
+@pytest.fixture(scope="module")
+def extend_pricing():
+    return FittedPricing(cost_model(extend=True))
+
+
+def test_a_sweep_with_prefix_reuse_prices_the_replayed_programs_and_records_the_cache(extend_pricing):
+    fixed = Debugging.defaults() | {"system_prompt": 100.0}
+    document = sweep(Debugging, "k", [2, 4, 8], fixed, extend_pricing, Schedule(reuse=Reuse(5000)))
+    assert document.reuse == {"capacity_tokens": 5000} and document.prices is None and document.schedule is None
+    replayed = replay_costs(Debugging, fixed | {"k": np.array([2.0, 4.0, 8.0])}, extend_pricing, Reuse(5000))
+    plain = sweep(Debugging, "k", [2, 4, 8], fixed, extend_pricing)
+    for i, row in enumerate(document.rows):
+        assert row.cost["optimistic"] == pytest.approx(sum(float(c[i]) for c in replayed["optimistic"].values()))
+        assert row.cost["optimistic"] < plain.rows[i].cost["optimistic"]  # the chat reads only its new tokens
+    assert any("one extend pass" in note for note in document.assumptions)
+    assert any("at most 5,000 tokens" in note for note in document.assumptions)
+    assert BreakevenDocument.from_json(json.loads(json.dumps(document.to_json()))) == document
+    assert "reuse" not in plain.to_json()
+
+
+def test_the_paper_primitive_with_prefix_reuse_keeps_its_prices_and_says_why():
+    plain, reusing = (sweep(Evolution, "k", [2, 4], Evolution.defaults(), PAPER, schedule) for schedule in
+                      (Schedule(), REUSE))
+    assert [row.cost for row in reusing.rows] == [row.cost for row in plain.rows]
+    assert reusing.reuse == {"capacity_tokens": None} and "no cache" in reusing.assumptions[0]
+
+
+def test_evolution_with_prefix_reuse_states_its_runs(extend_pricing):
+    document = sweep(Evolution, "k", [2, 3], Evolution.defaults(), extend_pricing, REUSE)
+    assert any(f"each program run {RUNS} times" in note for note in document.assumptions)
+
+
+def test_a_map_with_prefix_reuse_leaves_blank_what_it_cannot_replay(extend_pricing, monkeypatch):
+    monkeypatch.setattr("profiler.lba.breakeven.REPLAY_WORK", 40 * 48 * 600)  # a cell's share: 600
+    result = ratio_map(Evolution, Evolution.defaults(), extend_pricing, REUSE)
+    (_, ks), (_, ls) = Evolution.map_axes
+    priced_ks = ks[result["replayed"].any(axis=0)]
+    assert priced_ks.tolist() == [1, 2, 3, 4, 5]  # 8 runs of about 2 * 2^k calls and segments a cell, up to 600
+    assert np.isnan(result["ratio"][:, ~result["replayed"].any(axis=0)]).all()
+    at = evaluate(Evolution, Evolution.defaults() | {"k": 3.0, "l": float(ls[7])}, extend_pricing, REUSE)
+    assert result["ratio"][7, 2] == pytest.approx(float(at["ratio"]))
+
+
+def test_monte_carlo_under_prefix_reuse_replays_each_run(extend_pricing):
+    params = Debugging.defaults() | {"system_prompt": 50.0}
+    spread = monte_carlo(Debugging, params, extend_pricing, seeds=3, schedule=REUSE)
+    expected = evaluate(Debugging, params, extend_pricing, REUSE)["totals"]
+    for variant in VARIANTS:  # deterministic: every run costs what the replay priced
+        assert spread[variant].p5 == pytest.approx(spread[variant].p95) == pytest.approx(float(expected[variant]))
+
+
+def test_the_segments_a_simulation_names_are_bounded_too():
+    params = Debugging.defaults() | {"k": 2000.0, "b": 2000.0}  # the chat: b * 3 + 2 b (b - 1); focused: k + 2b
+    with pytest.raises(UserError, match="would name 8,008,000 segments of context in expectation"):
+        check_simulation(Debugging, "b", [2000], params, 1, "--monte-carlo 1")
+    spread = monte_carlo(Debugging, params, PAPER, seeds=1)
+    assert spread["optimistic"].skipped == (f"1 runs of 8,002,000 segments of context expected each: more than "
+                                            f"{MONTE_CARLO_SEGMENTS:,} in all")

@@ -197,3 +197,64 @@ def test_all_in_parallel_draws_the_makespan_beside_the_fit(capsys, tmp_path):
         assert document["practical"]["ratio"] > 0  # the sequential one, as before
         assert Path(document["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert any("at most 1 calls a batch" in note for note in makespan["assumptions"])
+
+
+# ---- prefix reuse ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def extend_fit(tmp_path):
+    """gpt2's measured fit (the committed example) with a known extend surface added: it prices a cached prefix."""
+    from tests.fitted import known_extend
+
+    document = json.loads(EXAMPLE_FIT.read_text()) | {"schema_version": "1.6", "extend": known_extend(0.5)}
+    path = tmp_path / EXAMPLE_FIT.name
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cache-capacity", "-1", "--prefix-cache", "on"], "argument --cache-capacity: -1: expected a whole number from 1"),
+    (["--cache-capacity", "abc", "--prefix-cache", "on"], "abc: expected a whole number from 1 to 1,000,000,000"),
+    (["--cache-capacity", "1e99", "--prefix-cache", "on"], "1e99: expected a whole number from 1 to 1,000,000,000"),
+    (["--cache-capacity", "0", "--prefix-cache", "on"], "0: expected a whole number from 1 to 1,000,000,000 (tokens)"),
+    (["--prefix-cache", "maybe"], "argument --prefix-cache: invalid choice: 'maybe'"),
+    (["--cache-capacity", "100"], "--cache-capacity sizes the prefix cache: add --prefix-cache on"),
+    (["--prefix-cache", "on", "--schedule", "parallel"], "--prefix-cache on prices calls one after another"),
+    (["--prefix-cache", "on", "--fit", "x.json", "--no-cache"], "keeps KV caches between calls: drop --no-cache"),
+    (["--prefix-cache", "on", "--fit", "x.json", "--metric", "flops"], "extend surface, a time: use --metric latency_s"),
+    (["--prefix-cache", "on", "--exercise", "evolution", "--fit", str(EXAMPLE_FIT)], "no extend surface in the cost "
+                                                                                       "model of gpt2"),
+])
+def test_prefix_cache_mistakes_are_one_line_and_exit_2(capfd, argv, message):
+    assert main(["breakeven", *argv]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_replay_of_too_many_calls_is_refused_before_it_runs(capfd, extend_fit):
+    assert main(["breakeven", "--fit", str(extend_fit), "--prefix-cache", "on", "--exercise", "evolution",
+                 "--values", "20"]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "evolution: with prefix reuse these values are priced by replaying" in err, err
+
+
+def test_prefix_reuse_json_records_the_cache_and_the_chat_costs_less(capsys, extend_fit):
+    def document(*extra):
+        assert main(["breakeven", "--fit", str(extend_fit), "--exercise", "debugging", "--values", "2,4", "--set",
+                     "system_prompt=200", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    plain, reusing = document(), document("--prefix-cache", "on", "--cache-capacity", "100000")
+    assert reusing["reuse"] == {"capacity_tokens": 100000} and "reuse" not in plain
+    for before, after in zip(plain["rows"], reusing["rows"]):
+        assert after["optimistic"] < before["optimistic"] and after["optimized"] < before["optimized"]
+    assert BreakevenDocument.from_json(reusing).to_json() == reusing
+    assert document("--prefix-cache", "off") == plain
+
+
+def test_prefix_reuse_tables_and_figures_for_every_exercise(capsys, extend_fit):
+    assert main(["breakeven", "--fit", str(extend_fit), "--prefix-cache", "on", "--values", "2:4"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("with prefix reuse") == 3 and "each program run 8 times" in out
+    for name in ("ktask", "debugging", "evolution"):
+        assert extend_fit.with_name(f"{extend_fit.stem}.breakeven-{name}.png").read_bytes()[:4] == b"\x89PNG"

@@ -97,3 +97,58 @@ def test_batched_calls_have_a_kv_cache_and_are_timed():
                     FittedPricing(cost_model(surfaces=True), metric="flops")):
         with pytest.raises(ValueError, match="in latency with a KV cache"):
             pricing.batch("qa", 30, 2, 4)
+
+
+# ---- a cached prefix (prefix reuse between calls) --------------------------------------------------------------
+
+def test_the_paper_primitive_has_no_cache_to_reuse_and_says_so():
+    from profiler.lba.prefix_cache import Reuse
+    from profiler.lba.schedule import Schedule
+
+    paper = PaperPrimitive()
+    assert paper.price("qa", 100, 7, 3.0, cached=99) == paper.price("qa", 100, 7, 3.0)
+    assert paper.price("qa", 100, 7, cached=np.array([0, 50])).tolist() == [paper.price("qa", 100, 7)] * 2
+    (note,) = paper.assumptions(False, Schedule(reuse=Reuse()))
+    assert "no cache" in note and paper.assumptions(False, Schedule()) == []
+
+
+def test_a_cached_prefix_is_priced_by_the_cost_models_extend_pass():
+    base, big = cost_model(extend=True), cost_model("big", scale=3.0, extend=True)
+    pricing = FittedPricing(base, role_models={"generalist": big})
+    cached = np.array([0, 1, 200, 299])
+    assert pricing.price("qa", 300, 20, cached=cached) == pytest.approx(base.call(300, 20, cached=cached))
+    assert pricing.price("generalist", 300, 20, size=8, cached=200) == pytest.approx(big.call(300, 20, cached=200))
+    assert pricing.price("qa", 300, 20, cached=200) < pricing.price("qa", 300, 20)
+
+
+def test_another_size_saves_what_the_base_model_saves():
+    base = cost_model(extend=True)
+    saved = base.call(300, 20, cached=250) / base.call(300, 20)  # the base model's cached over uncached time
+    linear = FittedPricing(base)
+    assert linear.price("generalist", 300, 20, size=np.array([1.0, 4.0]), cached=250) == pytest.approx(
+        [base.call(300, 20, cached=250), 4 * base.call(300, 20) * saved])
+    members = [cost_model("s", 0.5, 40e6, extend=True), base, cost_model("l", 2.5, 300e6, extend=True)]
+    sized = FittedPricing(base, family=FamilyCostModel(members))
+    assert sized.price("generalist", 300, 20, size=2.0, cached=250) == pytest.approx(
+        sized.price("generalist", 300, 20, size=2.0) * saved)
+
+
+def test_a_fit_without_the_extend_surface_prices_no_cached_prefix_but_every_call_without_one():
+    from profiler.costmodel.cost_model import MissingCurve
+
+    pricing = FittedPricing(cost_model())
+    assert pricing.price("qa", 300, 20, cached=np.zeros(3)) == pytest.approx([cost_model().call(300, 20)] * 3)
+    with pytest.raises(MissingCurve) as missing:
+        pricing.price("qa", 300, 20, cached=5)
+    assert "no extend surface" in str(missing.value)
+
+
+def test_reuse_assumptions_say_how_a_cached_prefix_is_priced():
+    from profiler.lba.prefix_cache import Reuse
+    from profiler.lba.schedule import Schedule
+
+    pricing = FittedPricing(cost_model(extend=True))
+    extend, resized = pricing.assumptions(True, Schedule(reuse=Reuse()))[1:]
+    assert "one extend pass of its other n_in - p tokens" in extend
+    assert "saves what base saves" in resized
+    assert not any("extend" in note for note in pricing.assumptions(True, Schedule()))

@@ -152,3 +152,19 @@ def test_a_fit_without_batch_surfaces_batches_nothing_unless_asked():
 def test_a_schedule_that_cannot_be_is_refused(kwargs):
     with pytest.raises(ValueError):
         Schedule(**kwargs)
+
+
+def test_prefix_reuse_is_sequential_and_priced_by_replay_only():
+    from profiler.lba.prefix_cache import Reuse
+
+    with pytest.raises(ValueError, match="priced sequentially"):
+        Schedule("parallel", reuse=Reuse())
+    reusing = Schedule(reuse=Reuse(4096))
+    assert reusing.to_json() == {"kind": "sequential", "max_batch": None, "devices": 1,
+                                 "reuse": {"capacity_tokens": 4096}}
+    assert SEQUENTIAL.to_json() == {"kind": "sequential", "max_batch": None, "devices": 1}
+    assert "prefix caching" in reusing.describe(PAPER, ["qa"]) and "4,096 tokens" in reusing.describe(PAPER, ["qa"])
+    for price in (lambda: reusing.group(PAPER, "qa", 10, 2, 3), lambda: reusing.spread_group(PAPER, "qa", 10, 2, 3, 2),
+                  lambda: reusing.price_groups([], PAPER, {})):
+        with pytest.raises(ValueError, match="replaying the programs' calls in order"):
+            price()

@@ -22,6 +22,10 @@ before any command starts. The limits, and why each is where it is:
   for a parallel schedule's ``--max-batch`` and ``--devices``: at most ``MAX_BATCH`` and
   ``MAX_DEVICES`` (a million each, as many as the exercises' counts; the schedule's work does
   not grow with either, and beyond a million no deployment is planned).
+- ``cache_capacity``: a prefix cache's tokens, a whole number 1 to ``MAX_TOKENS`` (a billion:
+  the exercises' own limit on tokens, ``profiler.lba.exercises.base``); ``prefix_cache_arguments``
+  declares it with ``--prefix-cache on|off``, for every command that prices or runs with prefix
+  reuse (``cli.breakeven.reuse_of`` reads them).
 """
 
 from __future__ import annotations
@@ -96,6 +100,24 @@ def batch_sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{_quoted(text[:40] + ('...' if len(text) > 40 else ''))}: "
                                          f"at most {MAX_BATCH_SIZES} batch sizes")
     return sorted({_whole(part.strip(), 1, MAX_BATCH_SIZE, " (sequences in a pass)") for part in parts})
+
+
+def cache_capacity(text: str) -> int:
+    """Tokens a prefix cache holds: 1 to ``MAX_TOKENS``."""
+    from profiler.lba.exercises.base import MAX_TOKENS  # the pricing layer: not for every command
+
+    return _whole(text, 1, MAX_TOKENS, " (tokens)")
+
+
+def prefix_cache_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--prefix-cache on|off`` and ``--cache-capacity TOKENS``; ``what`` says what reuse does in the command."""
+    parser.add_argument("--prefix-cache", choices=["on", "off"], default="off",
+                        help=f"on: each model keeps what its calls read and wrote, and a call computes only the "
+                             f"tokens past its longest cached prefix ({what}); off: every call prefills its whole "
+                             "input (the default)")
+    parser.add_argument("--cache-capacity", type=cache_capacity, metavar="TOKENS",
+                        help="with --prefix-cache on: at most TOKENS cached over all models, least recently used "
+                             "evicted (default: no limit)")
 
 
 def count(lo: int, hi: int):

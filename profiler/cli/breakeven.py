@@ -16,13 +16,20 @@ device time and in makespan, each with its break-even, then the sequential sum's
 the figures and maps are priced in makespan. ``--max-batch`` and ``--devices`` without it are
 refused (they would change nothing), and so are ``--no-cache`` and ``--metric flops`` with it
 (batched calls keep a KV cache; a makespan is a time).
+
+``--prefix-cache on`` (``--cache-capacity TOKENS``) prices with prefix reuse between calls: each
+model keeps what its calls read and wrote, and the programs' calls are replayed one after another
+through that cache (``profiler.lba.reuse``); the fit's extend surface prices a call's cached
+prefix. It is sequential only (the extend pass is measured at batch 1), needs a KV cache and
+prices latency: with ``--schedule parallel``, ``--no-cache`` or ``--metric flops`` it is refused,
+and ``--cache-capacity`` without it too. The paper's primitive has no cache: its prices stay.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -44,6 +51,7 @@ from profiler.lba.breakeven import (
 )
 from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.lba.exercises import EXERCISES, VARIANTS
+from profiler.lba.prefix_cache import Reuse
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
 from profiler.lba.schedule import MEASURE_NAMES, SEQUENTIAL, Schedule
 from profiler.report.units import format_cost
@@ -120,6 +128,8 @@ def _print_table(console: Console, document: BreakevenDocument) -> None:
     unit = document.unit
     fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
     measure = f" in {MEASURE_NAMES[document.measure]}" if document.measure else ""
+    if document.reuse is not None:
+        measure += _reuse_words(Reuse.from_json(document.reuse))
     table = Table(title=f"{exercise.title} ({exercise.name}), priced by {document.pricing}{measure}; {fixed}",
                   title_justify="left")
     spreads = all(row.monte_carlo is not None for row in document.rows)
@@ -143,6 +153,11 @@ def _print_table(console: Console, document: BreakevenDocument) -> None:
     console.print(f"break-even: {_breakeven_words(document)}")
     for note in document.assumptions:
         console.print(f"assumed: {note}")
+
+
+def _reuse_words(reuse: Reuse) -> str:
+    capacity = "" if reuse.capacity_tokens is None else f" (a cache of {reuse.capacity_tokens:,} tokens)"
+    return f" with prefix reuse{capacity}"
 
 
 def _breakeven_words(document: BreakevenDocument) -> str:
@@ -183,6 +198,9 @@ def run_breakeven(args, console: Console) -> int:
         raise UserError("--role and --no-cache need --fit: the paper's primitive has no cache and one model size")
     schedule = _schedule(args)
     pricing = fitted_pricing(args.fit, args.role, not args.no_cache, args.metric) if args.fit else PaperPrimitive()
+    if schedule.reuse is not None and args.fit:  # a fit without the extend surface: said before any replay
+        for cost_model in (pricing.base, *pricing.role_models.values()):
+            cost_model.extend_surface()
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
     planned = []
     for exercise in exercises:
@@ -218,28 +236,53 @@ def schedule_of(args) -> Schedule:
     return Schedule("parallel", max_batch=args.max_batch, devices=args.devices or 1)
 
 
+def reuse_of(args) -> Reuse | None:
+    """The prefix reuse of ``--prefix-cache`` and ``--cache-capacity`` (breakeven's and validate's): None when off;
+    a one-line UserError for a capacity without it."""
+    if args.prefix_cache == "off":
+        if args.cache_capacity is not None:
+            raise UserError("--cache-capacity sizes the prefix cache: add --prefix-cache on")
+        return None
+    return Reuse(args.cache_capacity)
+
+
 def _schedule(args) -> Schedule:
-    """``schedule_of``; a one-line UserError also for prices a parallel schedule cannot give."""
-    schedule = schedule_of(args)
+    """``schedule_of`` with ``reuse_of``; a one-line UserError also for prices a parallel schedule or prefix reuse
+    cannot give."""
+    schedule, reuse = schedule_of(args), reuse_of(args)
     if schedule.parallel and args.no_cache:
         raise UserError("--schedule parallel prices batched calls, which keep a KV cache: drop --no-cache")
     if schedule.parallel and args.metric != "latency_s":
         raise UserError("--schedule parallel prices time (device time and makespan): use --metric latency_s")
-    return schedule
+    if reuse is None:
+        return schedule
+    if schedule.parallel:
+        raise UserError("--prefix-cache on prices calls one after another (the extend pass of a cached prefix is "
+                        "measured at batch 1 only): drop --schedule parallel")
+    if args.no_cache:
+        raise UserError("--prefix-cache on keeps KV caches between calls: drop --no-cache")
+    if args.metric != "latency_s":
+        raise UserError("--prefix-cache on prices a cached prefix by the fit's extend surface, a time: use "
+                        "--metric latency_s")
+    return replace(schedule, reuse=reuse)
 
 
 def _figure_data(exercise, document: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path,
                  schedule: Schedule) -> _Figure:
     """The paper-priced sweep, the 2-D map and the practical comparison the figure and its lines need: in
-    makespan under a parallel schedule (the practical comparison also on the sequential document)."""
-    document.practical = practical_comparison(exercise, params, pricing)
+    makespan under a parallel schedule (the practical comparison also on the sequential document), with prefix
+    reuse under a schedule that has it."""
+    sequential = SEQUENTIAL if schedule.reuse is None else schedule
+    document.practical = practical_comparison(exercise, params, pricing, sequential)
     path = breakeven_figure_path(fit_path, exercise.name)
     document.figure = str(path)
-    drawn, priced_by = document, SEQUENTIAL
+    drawn, priced_by = document, sequential
     if schedule.parallel:
         drawn, priced_by = document.priced("makespan"), schedule.priced_in("makespan")
         drawn.practical = practical_comparison(exercise, params, pricing, priced_by)
     title = f"{exercise.title}: {pricing.name}" + (f", makespan ({_layout(schedule)})" if schedule.parallel else "")
+    if schedule.reuse is not None:
+        title += _reuse_words(schedule.reuse)
     paper = sweep(exercise, document.vary, document.values(), params, PaperPrimitive(), schedule)
     return _Figure(path=path, title=title, drawn=drawn, paper=paper.priced(priced_by.measure),
                    ratio_map=ratio_map(exercise, params, pricing, priced_by))

@@ -86,6 +86,13 @@ class Pricing(Protocol):
         calls are laid out by ``schedule`` (None: one at a time; its ``reuse``: prefix caching)."""
 
 
+def _shaped(cost, cached):
+    """``cost`` broadcast with an array of ``cached`` prefixes that changed none of it."""
+    if np.ndim(cached) == 0:
+        return cost
+    return np.broadcast_to(cost, np.broadcast_shapes(np.shape(cost), np.shape(cached))).copy()
+
+
 class PaperPrimitive:
     """The paper's primitive (Def. 2.2): no cache, no length limit, one cost law for every size."""
 
@@ -97,10 +104,7 @@ class PaperPrimitive:
     def price(self, role: str, n_in, n_out, size=1.0, cached=0):
         """``size * (n_out * n_in + n_out * (n_out - 1) / 2)``; ``cached`` is ignored (no cache), but broadcasts."""
         n_in, n_out = np.asarray(n_in, dtype=float), np.asarray(n_out, dtype=float)
-        cost = np.asarray(size, dtype=float) * (n_out * n_in + n_out * (n_out - 1) / 2)
-        if np.ndim(cached) == 0:
-            return cost
-        return np.broadcast_to(cost, np.broadcast_shapes(np.shape(cost), np.shape(cached))).copy()
+        return _shaped(np.asarray(size, dtype=float) * (n_out * n_in + n_out * (n_out - 1) / 2), cached)
 
     def batch(self, role: str, n_in, n_out, batch, size=1.0):
         one = self.price(role, n_in, n_out, size)
@@ -157,6 +161,10 @@ class FittedPricing:
     def price(self, role: str, n_in, n_out, size=1.0, cached=0):
         if np.any(np.asarray(cached) != 0):
             return self._price_cached(role, n_in, n_out, size, cached)
+        return _shaped(self._price(role, n_in, n_out, size), cached)
+
+    def _price(self, role: str, n_in, n_out, size):
+        """``price`` without a cached prefix."""
         if role in self.role_models:
             return self._call(self.role_models[role], n_in, n_out)
         n_in, n_out, size = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (n_in, n_out, size)))
@@ -181,7 +189,7 @@ class FittedPricing:
         if np.all(size == 1):
             return with_prefix
         return np.where(size == 1, with_prefix,
-                        self.price(role, n_in, n_out, size) * with_prefix / self._call(self.base, n_in, n_out))
+                        self._price(role, n_in, n_out, size) * with_prefix / self._call(self.base, n_in, n_out))
 
     def batch(self, role: str, n_in, n_out, batch, size=1.0):
         """The cost model's batched call (``CostModel.call_batch``): both the device time and the duration.
