@@ -13,7 +13,16 @@ import signal
 import sys
 from pathlib import Path
 
-from profiler.cli.arguments import MAX_BATCH, MAX_DEVICES, batch_sizes, budget_seconds, count, seed, thread_count
+from profiler.cli.arguments import (
+    MAX_BATCH,
+    MAX_DEVICES,
+    batch_sizes,
+    budget_seconds,
+    count,
+    prefix_cache_arguments,
+    seed,
+    thread_count,
+)
 from profiler.errors import UserError
 
 EXIT_USAGE = 2
@@ -113,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                            help="also run the programs with SEEDS seeded oracle draws: the spread of the cost "
                                 f"(at most {MAX_MONTE_CARLO_SEEDS:,})")
     _schedule_arguments(breakeven, "priced in device time and in makespan")
+    prefix_cache_arguments(breakeven, "the programs' calls replayed one after another through that cache")
     breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
     validate = commands.add_parser(

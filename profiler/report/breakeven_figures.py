@@ -76,6 +76,8 @@ def _map_panel(fig, ax, ratio_map: dict) -> None:
     style.log_axis(ax, "y", float(ys.min()), float(ys.max()), None, powers_of_two=True, snap=False)
     ax.set_xlabel(ratio_map["x"])
     ax.set_ylabel(f"{ratio_map['y']} (tokens)")
+    if not ratio_map.get("replayed", np.True_).all():  # prefix reuse: cells past the replay's work limit
+        ax.set_title("blank: too many calls to replay through the prefix cache", fontsize=9)
 
 
 def breakeven_figure(title: str, fitted: BreakevenDocument, paper: BreakevenDocument, ratio_map: dict,
