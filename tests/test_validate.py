@@ -16,14 +16,24 @@ from profiler.errors import UserError
 from profiler.lba.breakeven import sweep
 from profiler.lba.calls import CallRecorder
 from profiler.lba.exercises import Debugging, Evolution, KTask
+from profiler.lba.prefix_cache import Reuse
 from profiler.lba.pricing import FittedPricing
+from profiler.lba.reuse import replay
 from profiler.lba.schedule import SEQUENTIAL, Schedule
-from profiler.lba.validate import assess, every_role_by, grid_position, parallel_schedule, predicted_interval, validate
+from profiler.lba.validate import (
+    assess,
+    every_role_by,
+    grid_position,
+    parallel_schedule,
+    predicted_interval,
+    reusing,
+    validate,
+)
 from profiler.lba.validation_document import Run, Skipped, ValidationDocument, ValidationRow
 from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import load_model
 from tests.clock import FakeClock, charge
-from tests.fitted import SURFACES, cost_model, known_surface
+from tests.fitted import SURFACES, cost_model, known_extend, known_surface
 
 
 @pytest.fixture(scope="module")
@@ -334,6 +344,117 @@ def test_cli_parallel_default_grids_make_groups_of_several_calls(tiny_fit, tmp_p
 def test_schedule_mistakes_are_one_line_and_exit_2(tiny_fit, tmp_path, capsys, argv, message):
     root, tiny, fit = tiny_fit
     fits = _with_surfaces(fit, tmp_path / "fits", surfaces=False)
+    common = ["--model", str(tiny), "--out", str(root / "reports"), "--fits", str(fits)]
+    assert main(["validate", *common, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+# -- prefix reuse ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reused_pricing():
+    """Known curves and the known extend surface (tests/fitted.py): a call with a cached prefix has a price."""
+    return FittedPricing(cost_model(extend=True))
+
+
+@pytest.fixture
+def reused_clock(monkeypatch, reused_pricing):
+    """A fake clock that a call moves by the fit's price of it, with the prefix it read from a kept cache: a run
+    measures exactly what its calls cost at the hits the backend realised."""
+    clock = FakeClock()
+
+    def call_s(n_in, n_out, cached=0):
+        with warnings.catch_warnings():  # the tiny model's calls are shorter than the fit measured
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            return float(reused_pricing.base.call(n_in, n_out, cached=cached))
+
+    charge(monkeypatch, clock, "generate", call_s)
+    charge(monkeypatch, clock, "generate_from", lambda cache, tokens, n_out: call_s(
+        (cached := 0 if cache is None else cache.get_seq_length()) + tokens.shape[1], n_out, cached))
+    return clock
+
+
+@pytest.mark.parametrize("capacity_tokens", [None, 64])  # 64: the chat's early rounds evicted by its later ones
+def test_prefix_reuse_runs_the_calls_whose_replayed_price_it_predicts(loaded, reused_pricing, reused_clock, tmp_path,
+                                                                      capacity_tokens):
+    path = tmp_path / "validate-debugging.json"
+    params = _params(Debugging, l=4, b=3, report=4, system_prompt=8)
+    schedule = Schedule(reuse=Reuse(capacity_tokens))
+    document = validate(Debugging, "k", [3, 4], params, loaded, reused_pricing, seeds=1, deadline=math.inf,
+                        path=path, clock=reused_clock, schedule=schedule)
+    assert document.reuse == {"capacity_tokens": capacity_tokens} and "prefix reuse" in document.measurement
+    pricing = every_role_by(Debugging, reused_pricing)
+    replayed, closed = (sweep(Debugging, "k", [3, 4], params, pricing, by) for by in (schedule, SEQUENTIAL))
+    assert [row.cost for row in document.rows] == [row.cost for row in replayed.rows]
+    for row, without in zip(document.rows, closed.rows):
+        for variant in ("optimistic", "optimized"):
+            (run,) = row.runs[variant]
+            # the calls run on the caches the backend kept, each at the hit the replay prices: measured is predicted
+            assert run.latency_s == pytest.approx(run.predicted_s) == pytest.approx(row.cost[variant])
+            assert row.cost[variant] < without.cost[variant]
+            replayed_run = replay(Debugging, variant, params | {"k": row.value}, schedule.reuse)
+            assert run.cached_tokens == sum(cached * count for (_, cached), count in replayed_run.counts.items()) > 0
+    assert document.targets.costs_met == document.targets.costs_checked == 4
+    assert ValidationDocument.read(path) == document
+    assert json.loads(path.read_text())["reuse"] == {"capacity_tokens": capacity_tokens}
+
+
+def test_prefix_reuse_needs_an_extend_surface(loaded, pricing):
+    assert reusing(Schedule(reuse=Reuse()), cost_model(extend=True)).reuse == Reuse()
+    assert reusing(SEQUENTIAL, cost_model()) is SEQUENTIAL
+    with pytest.raises(UserError, match="no extend surface.*`python -m profiler run --model base`") as err:
+        reusing(Schedule(reuse=Reuse()), cost_model())
+    assert "\n" not in str(err.value)
+
+
+def _with_extend(fit, fits):
+    """``fit`` (the tiny model's) copied into ``fits`` with the known extend surface of tests/fitted.py, scaled to its
+    16 + 4 token call."""
+    document = {key: value for key, value in json.loads(fit.read_text()).items() if key != "extend"}
+    scale = load_cost_model(fit).call(16, 4) / cost_model().call(16, 4)
+    document |= {"schema_version": "1.6", "extend": known_extend(scale)}
+    fits.mkdir()
+    (fits / fit.name).write_text(json.dumps(document))
+    return fits
+
+
+# per exercise: its grid and settings, and whether its calls at load 1 read anything from a kept cache: the chat
+# history and the mutants of one solution do; k-task's models each read the system prompt once
+REUSING_GRIDS = {"ktask": (["--vary", "n", "--values", "16", "--set", "c=8", "--set", "out=2"], False),
+                 "debugging": (["--vary", "k", "--values", "2", "--set", "l=2", "--set", "report=2"], True),
+                 "evolution": (["--vary", "k", "--values", "2", "--set", "l=2", "--seeds", "2"], True)}
+
+
+@pytest.mark.parametrize("exercise", list(REUSING_GRIDS))
+def test_cli_prefix_cache_on_runs_each_exercise_on_kept_caches(tiny_fit, tmp_path, capsys, exercise):
+    root, tiny, fit = tiny_fit
+    fits = _with_extend(fit, tmp_path / "fits")
+    grid, hits = REUSING_GRIDS[exercise]
+    argv = ["validate", "--model", str(tiny), "--exercise", exercise, *grid, "--set", "system_prompt=8", "--budget",
+            "120", "--out", str(root / "reports"), "--fits", str(fits), "--prefix-cache", "on"]
+    assert main([*argv, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["reuse"] == {"capacity_tokens": None}
+    (row,) = document["rows"]
+    runs = [run for variant in ("optimistic", "optimized") for run in row["runs"][variant]]
+    assert all(run["latency_s"] > 0 for run in runs)
+    assert all(run["cached_tokens"] > 0 for run in runs) if hits else all(run["cached_tokens"] == 0 for run in runs)
+    assert main([*argv, "--cache-capacity", "64"]) == 0
+    assert "prefix reuse: each model kept its calls' KV caches (at most 64 tokens" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--schedule", "parallel", "--prefix-cache", "on"], "--prefix-cache on runs every call alone"),
+    (["--cache-capacity", "100"], "--cache-capacity sizes the prefix cache: add --prefix-cache on"),
+    (["--prefix-cache", "on", "--exercise", "debugging"], "no extend surface, so no price for a call whose input"),
+])
+def test_prefix_cache_mistakes_are_one_line_and_exit_2(tiny_fit, tmp_path, capsys, argv, message):
+    root, tiny, fit = tiny_fit
+    fits = tmp_path / "fits"
+    fits.mkdir()
+    document = {key: value for key, value in json.loads(fit.read_text()).items() if key != "extend"}
+    (fits / fit.name).write_text(json.dumps(document))
     common = ["--model", str(tiny), "--out", str(root / "reports"), "--fits", str(fits)]
     assert main(["validate", *common, *argv]) == 2
     err = capsys.readouterr().err

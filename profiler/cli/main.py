@@ -145,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="where fitted cost models are (default fits/)")
     validate.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
     _schedule_arguments(validate, "run as batched generates on this device, measured against the makespan")
+    prefix_cache_arguments(validate, "run for real: each model keeps its calls' KV caches, measured against the "
+                                     "calls replayed through that cache")
     validate.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     return parser
 

@@ -18,36 +18,58 @@ sets the wall time against the predicted makespan (``lba.validate.parallel_sched
 default grids then also serve several inputs or mutants at once (``PARALLEL_SETTINGS``), so
 that every exercise makes groups of more than one call. ``--devices`` above 1 cannot be run
 on one machine and is refused.
+
+``--prefix-cache on`` (``--cache-capacity TOKENS``, read by ``cli.breakeven.reuse_of``) runs
+every call alone with each model keeping its calls' KV caches for real, and sets the wall time
+against the replayed prices of the calls with their cached prefixes (``lba.validate.reusing``);
+it needs a fit with an extend surface, and is refused with ``--schedule parallel``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
-from profiler.cli.breakeven import schedule_of
-from profiler.lba.breakeven import (check_grid, check_simulation, check_variable, exercise_named, parse_settings,
-                                   parse_values)
-from profiler.report.units import format_cost
-from profiler.measure.catalog import resolve_model
+from profiler.cli.breakeven import reuse_of, schedule_of
+from profiler.cli.fit import fit_and_print
 from profiler.costmodel.cost_model import CostModel
-from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
+from profiler.costmodel.fit_file import load_cost_model
 from profiler.errors import UserError
 from profiler.files import fit_path, hold_run_folder, run_folder
+from profiler.lba.breakeven import (
+    check_grid,
+    check_simulation,
+    check_variable,
+    exercise_named,
+    parse_settings,
+    parse_values,
+)
 from profiler.lba.exercises import EXERCISES, VARIANTS
-from profiler.cli.fit import fit_and_print
-from profiler.costmodel.fit_file import load_cost_model
-from profiler.measure.hardware import fingerprint, slug
 from profiler.lba.pricing import FittedPricing
-from profiler.measure.loading import load_model, meta_architecture
-from profiler.lba.validate import (COST_TOLERANCE, INTERVAL_BATCHES, SPEED_TOLERANCE, one_device, parallel_schedule,
-                                  steady, validate, within_positions)
+from profiler.lba.schedule import Schedule
+from profiler.lba.validate import (
+    COST_TOLERANCE,
+    INTERVAL_BATCHES,
+    SPEED_TOLERANCE,
+    one_device,
+    parallel_schedule,
+    reusing,
+    steady,
+    validate,
+    within_positions,
+)
 from profiler.lba.validation_document import ValidationDocument
+from profiler.measure.catalog import resolve_model
+from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
+from profiler.measure.hardware import fingerprint, slug
+from profiler.measure.loading import load_model, meta_architecture
+from profiler.report.units import format_cost
 
 # exercise -> (varied parameter, its grid, fixed parameters): each grid has a break-even or a
 # clear winner, fits 1024 positions, and runs in about a minute on a 2-core CPU with gpt2.
@@ -59,6 +81,18 @@ VALIDATE_GRIDS: dict[str, tuple[str, tuple[float, ...], dict[str, float]]] = {
 # Under a parallel schedule, fixed on top of those: at load 1 and lam 1 every group of k-task and evolution is
 # one call, so nothing would be batched; 4 inputs served at once, 4 mutants a generation.
 PARALLEL_SETTINGS: dict[str, dict[str, float]] = {"ktask": {"load": 4}, "evolution": {"lam": 4}}
+
+
+def _schedule(args) -> Schedule:
+    """The schedule of ``--schedule``, ``--max-batch``, ``--devices`` and ``--prefix-cache``, on this one device; a
+    one-line UserError for prefix reuse with a parallel schedule (the backend keeps caches for calls run alone)."""
+    schedule, reuse = one_device(schedule_of(args)), reuse_of(args)
+    if reuse is None:
+        return schedule
+    if schedule.parallel:
+        raise UserError("--prefix-cache on runs every call alone, one after another (the extend pass of a cached "
+                        "prefix is measured at batch 1 only): drop --schedule parallel")
+    return replace(schedule, reuse=reuse)
 
 
 def _grid(exercise, vary: str | None, values: str | None, parallel: bool) -> tuple[str, list[float], dict[str, float]]:
@@ -130,6 +164,11 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
     if document.schedule is not None:
         console.print(f"parallel schedule: each group run as batched generates of at most "
                       f"{document.schedule['max_batch']:,} calls on this one device; predicted: the makespan")
+    if document.reuse is not None:
+        capacity = document.reuse["capacity_tokens"]
+        held = "no limit" if capacity is None else f"at most {capacity:,} tokens, least recently used evicted"
+        console.print(f"prefix reuse: each model kept its calls' KV caches ({held}); predicted: the calls replayed "
+                      "through a prefix cache, each priced with its cached prefix")
     for which, value, winner in (("predicted", document.breakeven, document.winner_throughout),
                                  ("measured", document.measured_breakeven, document.measured_winner_throughout)):
         text = (f"{document.vary} = {value:.3g}" if value is not None else
@@ -154,7 +193,7 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
 
 def run_validate(args, console: Console) -> int:
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
-    schedule = one_device(schedule_of(args))
+    schedule = _schedule(args)
     plans = []
     for exercise in exercises:  # every mistake is found before any model is built
         vary, values, fixed = _grid(exercise, args.vary, args.values, schedule.parallel)
@@ -180,7 +219,7 @@ def run_validate(args, console: Console) -> int:
         cost_model, fit_path = cost_model_for(args.model, hardware_slug, args.fits, args.out, args.threads, quiet)
         if cost_model.model.dtype != dtype_name(dtype):
             raise UserError(f"{fit_path}: fitted in {cost_model.model.dtype}, this run is {dtype_name(dtype)}")
-        schedule = parallel_schedule(schedule, cost_model)
+        schedule = reusing(parallel_schedule(schedule, cost_model), cost_model)
         loaded = load_model(source, device, dtype)
         quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
                     f"{args.budget:g} s")

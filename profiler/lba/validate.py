@@ -17,6 +17,14 @@ one with, per row, the measured cost of each variant and their ratio, the relati
   ``CostModel.call_batch``). The document's rows are that makespan, and it records
   ``schedule`` and ``measure`` (``makespan``). More than one device cannot be run here.
 
+- **Prefix reuse** (``reusing``: a schedule with ``reuse``, sequential only). The backend keeps
+  every model's KV caches across calls for real (``execution.ModelBackend``: a call computes only
+  the tokens past its cached prefix, as one extend pass, then its decode steps), and the
+  prediction of every grid value is the replayed pricing (``profiler.lba.reuse``: the programs'
+  calls served through a prefix cache, each priced with its cached prefix by ``CostModel.call(...,
+  cached=)``); each run's own calls are replayed the same way (``predicted_s``), so its hits are the
+  backend's. The document records ``reuse`` (its capacity). The fit needs an extend surface.
+
 - **One model runs every role.** The k-task generalist is ``k`` specialists' size in the
   paper, and the debugging roles may differ in size; a real run here has one model, so the
   pricing gives every role the base model (``role_models``): what is checked is the cost of
@@ -53,9 +61,12 @@ import numpy as np
 from profiler.costmodel.cost_model import CostModel
 from profiler.errors import UserError
 from profiler.lba.breakeven import check_variable, crossing, price_calls, priced_runs, sweep
+from profiler.lba.calls import Call
 from profiler.lba.execution import ModelBackend, OutOfTime
 from profiler.lba.exercises import VARIANTS, Exercise
+from profiler.lba.prefix_cache import PrefixCache
 from profiler.lba.pricing import FittedPricing, Pricing
+from profiler.lba.reuse import ReplayRecorder, price_replayed
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 from profiler.lba.validation_document import Run, Skipped, Targets, ValidationDocument
 from profiler.measure.loading import LoadedModel
@@ -97,6 +108,26 @@ def parallel_schedule(schedule: Schedule, cost_model: CostModel) -> Schedule:
                         "1,2,4,8`), then validate --schedule parallel")
     max_batch = schedule.max_batch if schedule.max_batch is not None else cost_model.max_batch
     return Schedule("parallel", max_batch=int(max_batch), measure="makespan")
+
+
+def reusing(schedule: Schedule, cost_model: CostModel) -> Schedule:
+    """``schedule``, checked where it has prefix reuse: a one-line UserError for a fit without an extend surface (how
+    to measure one), since a call with a cached prefix is priced by it."""
+    if schedule.reuse is not None and not cost_model.has_extend:
+        name = cost_model.model.name
+        raise UserError(f"the fit of {name} has no extend surface, so no price for a call whose input starts cached: "
+                        f"measure extend passes first (`python -m profiler run --model {name}`: the default run "
+                        "includes them), then validate --prefix-cache on")
+    return schedule
+
+
+def price_reused(calls: list[Call], pricing: Pricing, sizes: dict, schedule: Schedule) -> float:
+    """The cost of ``calls`` made one after another, each priced with the prefix a fresh prefix cache of ``schedule``'s
+    reuse serves it (the replayed pricing, ``profiler.lba.reuse``)."""
+    recorder = ReplayRecorder(PrefixCache(schedule.reuse.capacity_tokens))
+    for call in calls:
+        recorder.group([call])
+    return sum(price_replayed(recorder, pricing, sizes).values())
 
 
 def machine_speed(loaded: LoadedModel, pricing: FittedPricing, clock: Clock = time.perf_counter) -> float:
@@ -211,7 +242,7 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     """Predict and measure ``exercise`` along ``vary`` under ``schedule`` (``parallel_schedule``); the document
     (see the module doc), also written to ``path`` after every run, naming the ``fit`` that priced it and the
     ``figure`` its caller draws of it. ``deadline`` is a reading of ``clock``."""
-    schedule = parallel_schedule(schedule, pricing.base)
+    schedule = reusing(parallel_schedule(schedule, pricing.base), pricing.base)
     check_variable(exercise, vary)
     grid = sorted(set(values))
     exercise.check(params | {vary: np.asarray(grid, dtype=float)})
@@ -227,6 +258,11 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     how = ("" if not schedule.parallel else f"; each group run as batched generates of at most "
            f"{schedule.max_batch:,} calls, padded to their longest input and output, one after another on this "
            "one device")
+    if schedule.reuse is not None:
+        held = ("without a limit" if schedule.reuse.capacity_tokens is None else
+                f"at most {schedule.reuse.capacity_tokens:,} tokens, least recently used evicted")
+        how = (f"; prefix reuse: each model keeps its calls' KV caches ({held}) and a call computes only the tokens "
+               "past its cached prefix, one extend pass, then its decode steps")
     document = ValidationDocument.unmeasured(
         predicted, model=loaded.source.name,
         hardware_slug=pricing.base.hardware_slug, max_positions=max_positions,
@@ -262,15 +298,20 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                         raise
                     latency_s = clock() - started
                     speed_after = machine_speed(loaded, pricing, clock)
+                    predicted_s = (price_calls(backend.recorder, pricing, sizes, schedule) if schedule.reuse is None
+                                   else price_reused(backend.calls, pricing, sizes, schedule))
                     run = Run(seed=seed, latency_s=latency_s, calls=backend.recorder.calls,
-                              calls_latency_s=float(sum(backend.latencies_s)),
-                              predicted_s=price_calls(backend.recorder, pricing, sizes, schedule), speed_before=speed,
-                              speed_after=speed_after, generates=len(backend.batches))
+                              calls_latency_s=float(sum(backend.latencies_s)), predicted_s=predicted_s,
+                              speed_before=speed, speed_after=speed_after, generates=len(backend.batches),
+                              cached_tokens=None if schedule.reuse is None else
+                              sum(batch.cached for batch in backend.batches))
                     row.runs[variant].append(run)
                     speed = speed_after
                     progress(f"{exercise.name} {vary}={row.value:g} {variant} seed {seed}: {latency_s:.2f} s "
                              f"measured, {run.predicted_s:.2f} s predicted for its {run.calls} calls"
-                             + (f" in {run.generates} batches" if schedule.parallel else ""))
+                             + (f" in {run.generates} batches" if schedule.parallel else "")
+                             + (f", {run.cached_tokens:,} input tokens read from kept caches"
+                                if run.cached_tokens is not None else ""))
                     _summarise(document)
                     if path is not None:
                         document.write(path)

@@ -10,7 +10,9 @@ spelled out once, in ``FLAT_KEYS``), ``from_json`` reads them back. One writer, 
 (atomic, ``profiler.files.write_json``), and one reader, ``read`` (a one-line ``UserError``
 for a file that is not a validation document or comes from a newer profiler).
 
-Times are wall seconds; a cost error is ``predicted / measured - 1``. Under a parallel schedule
+Times are wall seconds; a cost error is ``predicted / measured - 1``. With prefix reuse the
+document has the break-even document's ``reuse`` (its capacity: the rows are replayed prices) and
+each run the tokens its calls read from kept caches (``cached_tokens``). Under a parallel schedule
 the rows are the predicted makespan and the document says so: ``schedule`` (its kind, batch
 limit and devices) and ``measure`` (``makespan``), the break-even document's own keys; without
 them (a document of a sequential validate, or one written before schedules) every call ran alone.
@@ -41,7 +43,8 @@ class Run:
     batch in parallel; None in a document written before schedules) whose times sum to ``calls_latency_s``,
     the cost model's price of exactly those calls ``predicted_s`` (under the document's schedule), and the
     machine's speed (a reference call's measured over fitted time, 1 at the profiled speed) just before and
-    just after it."""
+    just after it. With prefix reuse, ``cached_tokens``: the input tokens its calls read from caches kept from
+    earlier calls, in all (None without reuse)."""
 
     seed: int
     latency_s: float
@@ -51,12 +54,14 @@ class Run:
     speed_before: float
     speed_after: float
     generates: int | None = None
+    cached_tokens: int | None = None
 
     def to_json(self) -> dict:
         return {"seed": self.seed, "latency_s": self.latency_s, "calls": self.calls,
                 "calls_latency_s": self.calls_latency_s, "predicted_s": self.predicted_s,
                 "speed_before": self.speed_before, "speed_after": self.speed_after} | (
-            {} if self.generates is None else {"generates": self.generates})
+            {} if self.generates is None else {"generates": self.generates}) | (
+            {} if self.cached_tokens is None else {"cached_tokens": self.cached_tokens})
 
     @classmethod
     def from_json(cls, run: dict) -> Run:
