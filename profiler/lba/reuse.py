@@ -118,10 +118,10 @@ def replay_costs(exercise: type[Exercise], params: dict, pricing: Pricing, reuse
     cells: dict[tuple[float, ...], list[int]] = defaultdict(list)  # each distinct combination, where it is
     for index, values in enumerate(zip(*columns)):
         cells[values].append(index)
-    # per variant and role: each distinct (n_in, n_out, cached, size), and (cell, entry, weight) triples
-    entries: dict[tuple[str, str], dict[tuple[int, int, int, float], int]] = defaultdict(dict)
+    # per role, each distinct (n_in, n_out, cached, size) in order; per variant and role, (cell, entry, weight)
+    entries: dict[str, dict[tuple[int, int, int, float], int]] = defaultdict(dict)
     weights: dict[tuple[str, str], list[tuple[int, int, float]]] = defaultdict(list)
-    for cell, (values, where) in enumerate(cells.items()):
+    for cell, values in enumerate(cells):
         scalars = dict(zip(names, values))
         sizes = {role: float(size) for role, size in exercise.role_sizes(scalars).items()}
         expected = exercise.expected_calls(scalars)
@@ -131,15 +131,17 @@ def replay_costs(exercise: type[Exercise], params: dict, pricing: Pricing, reuse
                 counts.update(replay(exercise, variant, scalars, reuse, seed).counts)
             scale = float(expected[variant]) / sum(counts.values()) if exercise.stochastic else 1.0
             for (call, cached), count in counts.items():
-                known = entries[(variant, call.role)]
+                known = entries[call.role]
                 entry = known.setdefault((call.n_in, call.n_out, cached, sizes[call.role]), len(known))
                 weights[(variant, call.role)].append((cell, entry, count * scale))
-    per_cell = {variant: {role: np.zeros(len(cells)) for role in exercise.roles[variant]} for variant in VARIANTS}
-    for (variant, role), known in entries.items():
+    prices = {}
+    for role, known in entries.items():
         n_in, n_out, cached, size = (np.array(column, dtype=float) for column in zip(*known))
-        prices = np.asarray(pricing.price(role, n_in, n_out, size, cached=cached), dtype=float)
-        cell, entry, weight = (np.array(column) for column in zip(*weights[(variant, role)]))
-        np.add.at(per_cell[variant][role], cell.astype(int), prices[entry.astype(int)] * weight)
+        prices[role] = np.asarray(pricing.price(role, n_in, n_out, size, cached=cached), dtype=float)
+    per_cell = {variant: {role: np.zeros(len(cells)) for role in exercise.roles[variant]} for variant in VARIANTS}
+    for (variant, role), triples in weights.items():
+        cell, entry, weight = (np.array(column) for column in zip(*triples))
+        np.add.at(per_cell[variant][role], cell.astype(int), prices[role][entry.astype(int)] * weight)
     spread = np.empty(int(np.prod(shape)), dtype=int)  # each cell of the grid: its distinct combination
     for cell, where in enumerate(cells.values()):
         spread[where] = cell
