@@ -126,6 +126,7 @@ def _disturbed_machine(monkeypatch, prefill_factor) -> FakeClock:
     charge(monkeypatch, clock, "prefill", lambda n: prefill_factor() * _prefill_s(n))
     charge(monkeypatch, clock, "forward", _prefill_s)
     charge(monkeypatch, clock, "decode_step", lambda cache: DECODE_STEP_S)
+    charge(monkeypatch, clock, "extend", lambda cache, s: _prefill_s(s))
     charge(monkeypatch, clock, "generate", _generate_s)
     return clock
 
@@ -148,8 +149,10 @@ def test_a_quiet_machine_records_no_disturbance(tiny_loaded, tmp_path, monkeypat
     record = outcome.disturbance
     assert len(outcome.lengths) < len(default_lengths(TINY_MAX_POSITIONS))  # the budget trimmed it: no re-plan
     assert not record.disturbed and record.points == [] and record.brought_back == [] and record.pilot_off == []
-    # a reference before each length, decode context and generate pair, and one after the last, all at one speed
+    # a reference before each length, decode context, extend point and generate pair, and one after the last, all at
+    # one speed
     items = len(outcome.lengths) + samples[samples.phase == "decode"].n_ctx.nunique() + len(outcome.generate_pairs)
+    items += len(samples[samples.phase == "extend"].groupby(["n_ctx", "n_new"]))
     assert record.reference_latencies_s == [_prefill_s(8)] * (items + 1)
 
 

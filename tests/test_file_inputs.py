@@ -240,6 +240,10 @@ BAD_RUN_FILES = {  # id: (change to the run folder, what the one line says)
         batch_skipped=[{"phase": "prefill", "n_ctx": 8, "reason": "time budget"}])), "done.batch_skipped is not a list"),
     "batch-oom-a-string": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(batch_out_of_memory="x")),
                            "done.batch_out_of_memory is not a list"),
+    "extend-skipped-no-s": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(
+        extend_skipped=[{"c": 512, "reason": "time budget"}])), "done.extend_skipped is not a list of extend points"),
+    "extend-oom-a-number": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(extend_out_of_memory=3)),
+                            "done.extend_out_of_memory is not a list"),
 }
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from profiler.errors import UserError
-from profiler.measure.grid import check_lengths, default_lengths, generate_pairs, geometric, parse_lengths
+from profiler.measure.grid import (EXTEND_SIZES, check_lengths, default_lengths, extend_points, generate_pairs, geometric,
+                                   parse_lengths)
 
 
 def test_lists_and_ranges():
@@ -33,3 +34,16 @@ def test_generate_pairs_fit_the_positions():
     for top in (8, 100, 1024):
         for n_in, n_out in generate_pairs(default_lengths(top), top):
             assert n_in >= 1 and n_in + n_out <= top
+
+
+def test_extend_points_lie_inside_the_positions_each_size_at_each_context():
+    assert EXTEND_SIZES == (16, 64, 256)
+    # gpt2: the top context lowered so that each size ends at the last position
+    assert extend_points([8, 91, 1023], 1024) == [(8, 16), (8, 64), (8, 256), (91, 16), (91, 64), (91, 256),
+                                                  (768, 256), (960, 64), (1008, 16)]
+    for positions in (17, 64, 128, 300, 4096):
+        contexts = [1, positions // 2, positions - 1]
+        points = extend_points(contexts, positions)
+        assert points and all(c >= 1 and s >= 1 and c + s <= positions for c, s in points)
+        assert {s for _, s in points} == {s for s in EXTEND_SIZES if s < positions}
+    assert extend_points([1], 16) == []  # no size leaves a cached token

@@ -181,3 +181,42 @@ def test_the_batch_grid_is_three_points_per_phase_at_every_size_its_costliest_le
                 assert {b for k, n, b in kept if k == kind and n == 8} == {2, 4}
     assert plan.batch_grid([2, 4], lengths, contexts, reference_s, limit_s=0.0) == []
     assert plan.batch_grid([1], lengths, contexts, reference_s, limit_s=math.inf) == []
+
+
+def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
+    plan = _plan([8, 16, 32, 64, 128])  # prefill 1 TOKEN_S a token; decode DECODE_S at 8, twice that at 127
+    context_s = lambda c: plan.decode_estimate_s(c) - plan.decode_estimate_s(1)  # noqa: E731
+    assert context_s(8) == 0 and context_s(112) == pytest.approx(DECODE_S * 104 / 119)
+    # the prefill of s plus s times what the cache adds to a decode step, where that is less
+    assert plan.extend_pass_s(8, 16) == 16 * TOKEN_S
+    assert plan.extend_pass_s(112, 16) == pytest.approx(16 * TOKEN_S + 16 * context_s(112))
+    assert plan.extend_pass_s(64, 64) == pytest.approx(64 * TOKEN_S + 64 * context_s(64))
+    assert plan.extend_pass_s(64, 64) < 128 * TOKEN_S
+    # a dear cache (each step 100 times dearer at the top): the prefill of c + s bounds it
+    plan.decode_points_s = {8: DECODE_S, 127: 100 * DECODE_S}
+    assert plan.extend_pass_s(112, 16) == 128 * TOKEN_S
+    # its point: the cache's fill, a FLOP-counted warm-up and the repeats
+    plan.fill_s_per_token = TOKEN_S / 8
+    assert plan.item_cost_s(("extend", 112, 16)) == 112 * TOKEN_S / 8 + 4 * 128 * TOKEN_S
+    assert plan.one_repeat_s(("extend", 112, 16)) == 112 * TOKEN_S / 8 + 128 * TOKEN_S
+
+
+def test_the_extend_grid_is_each_size_at_three_contexts_its_costliest_left_out_to_its_limit():
+    contexts = [8, 16, 32, 64, 127]
+    plan = _plan([8, 16, 32, 64, 128])
+    plan.fill_s_per_token = TOKEN_S / 8
+    reference_s = 8 * TOKEN_S
+    whole = plan.extend_grid(contexts, reference_s, limit_s=math.inf)
+    assert whole == [("extend", c, s) for c, s in ((8, 16), (8, 64), (32, 16), (32, 64), (64, 64), (112, 16))]
+    assert all(c >= 1 and c + s <= MAX_POSITIONS for _, c, s in whole)
+    cost = {item: plan.item_cost_s(item) + reference_s for item in whole}
+    kept = plan.extend_grid(contexts, reference_s, limit_s=sum(cost.values()) - 1e-9)
+    assert set(whole) - set(kept) == {max(whole, key=cost.get)} == {("extend", 64, 64)}
+    for limit_s in (1.0, 0.6, 0.5, 0.2, 0.1, 0.05, 0.0):
+        kept = plan.extend_grid(contexts, reference_s, limit_s)
+        assert sum(cost[item] for item in kept) <= limit_s
+        assert all(sum(cost[item] for item in kept) + cost[other] > limit_s for other in set(whole) - set(kept))
+        # the short appends stay longest: a 64-token append only where every 16-token one is kept
+        if any(s == 64 for _, _, s in kept):
+            assert {item for item in whole if item[2] == 16} <= set(kept)
+    assert plan.extend_grid(contexts, reference_s, limit_s=0.0) == []

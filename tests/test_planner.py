@@ -34,6 +34,12 @@ def decode_s(c: int) -> float:
     return 0.005 + 2e-6 * c
 
 
+def extend_s(c: int, s: int) -> float:
+    """A prefill of ``s`` tokens that also attends to ``c`` cached: the attention a prefill of ``c + s`` has beyond
+    one of ``c``."""
+    return 0.01 + 4e-4 * s + 1e-7 * (s * s + 2 * s * c)
+
+
 def batch_prefill_s(n: int, batch: int = 1) -> float:
     """A prefill of ``batch`` sequences: the call's 10 ms once, every sequence's tokens and attention."""
     return prefill_s(n) + (batch - 1) * (prefill_s(n) - 0.01)
@@ -66,6 +72,7 @@ def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0):
     charge(monkeypatch, clock, "forward", charged(prefill_s))
     charge(monkeypatch, clock, "decode_step", charged(lambda cache, batch=1: batch_decode_s(cache.get_seq_length(),
                                                                                             batch)))
+    charge(monkeypatch, clock, "extend", charged(lambda cache, s: extend_s(cache.get_seq_length(), s)))
     charge(monkeypatch, clock, "generate", charged(lambda n_in, n_out: prefill_s(n_in) + (n_out - 1) * decode_s(n_in)))
     return clock, longest
 
@@ -196,3 +203,28 @@ def test_the_batch_grid_spans_the_range_within_the_budget_plus_one_pass(loaded, 
         assert set(rows[rows.n_ctx == 8].batch) == {2, 4, 8}, phase
     assert max(batched[batched.phase == "decode"].n_ctx) == MAX_POSITIONS - 1
     assert batched.latency_s.sum() <= BATCH_SHARE * budget_s
+
+
+@pytest.mark.parametrize("budget_s", [15.0, 40.0])
+def test_the_extend_grid_takes_its_share_inside_the_positions(loaded, tmp_path, monkeypatch, budget_s):
+    """The extend points measured lie inside the positions on caches of at least one token, take at most their share of
+    the budget, and with those left out (each said with a predicted cost above its true one) are every size at three
+    contexts spread over the decode contexts measured; the run still ends within its budget plus one pass."""
+    from profiler.measure.grid import extend_points
+    from profiler.measure.plan import EXTEND_SHARE, spread
+
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s)
+    assert outcome.elapsed_s <= budget_s + longest_s
+    extend = samples[samples.phase == "extend"]
+    measured = set(zip(extend.n_ctx, extend.n_new))
+    assert measured and all(c >= 1 and c + s <= MAX_POSITIONS for c, s in measured)
+    assert (extend.n_cached == extend.n_ctx).all() and set(extend.batch) == {1}
+    assert extend.groupby(["n_ctx", "n_new"]).size().min() >= POLICY.min_repeats
+    assert extend.latency_s.sum() <= EXTEND_SHARE * budget_s
+    left_out = {(skip["c"], skip["s"]): skip for skip in outcome.extend_skipped}
+    contexts = sorted(set(samples[samples.phase == "decode"].n_ctx))
+    assert measured | set(left_out) == set(extend_points(spread(contexts), MAX_POSITIONS))
+    assert not measured & set(left_out)
+    for (c, s), skip in left_out.items():
+        assert skip["reason"] == "time budget" and skip["budget_s"] == budget_s
+        assert skip["predicted_s"] > skip["pass_s"] >= extend_s(c, s)

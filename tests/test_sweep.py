@@ -32,12 +32,14 @@ def _generate_s(n_in: int, n_out: int) -> float:
 
 def _synthetic_machine(monkeypatch, slow_down=lambda: 1) -> FakeClock:
     """A fake clock that each pass moves by its synthetic cost: a prefill or a forward over ``n`` tokens
-    ``_prefill_s(n)``, a decode step ``DECODE_STEP_S``, a generate call ``_generate_s``; prefills take
+    ``_prefill_s(n)``, a decode step ``DECODE_STEP_S``, an extend of ``s`` tokens ``_prefill_s(s)``, a generate call
+    ``_generate_s``; prefills take
     ``slow_down()`` times as long. The sweep's decisions are then the same on an idle and a busy machine."""
     clock = FakeClock()
     charge(monkeypatch, clock, "prefill", lambda n: slow_down() * _prefill_s(n))
     charge(monkeypatch, clock, "forward", _prefill_s)
     charge(monkeypatch, clock, "decode_step", lambda cache: DECODE_STEP_S)
+    charge(monkeypatch, clock, "extend", lambda cache, s: _prefill_s(s))
     charge(monkeypatch, clock, "generate", _generate_s)
     return clock
 
@@ -59,20 +61,26 @@ def test_every_phase_is_measured_with_its_figures(tiny_loaded, tmp_path):
     expected = {("prefill", n, n) for n in (8, 32, 128)} | {("forward", n, n) for n in (8, 32, 128)}
     expected |= {("decode", 8, 1), ("decode", 32, 1), ("decode", 127, 1)}  # at the maximum: one position free
     expected |= {("generate", 32, 16), ("generate", 120, 8)}
-    assert set(points.groups) == expected
+    # 16 and 64 tokens appended at the three contexts, the top lowered to end at the last position; a point the
+    # extend grid's share of the budget left out (on a busy machine, from a slow pilot pass) is said
+    extend = {("extend", c, s) for c, s in ((8, 16), (8, 64), (32, 16), (32, 64), (112, 16), (64, 64))}
+    left_out = {("extend", skip["c"], skip["s"]) for skip in outcome.extend_skipped if skip["reason"] == "time budget"}
+    assert set(points.groups) == expected | (extend - left_out) and left_out < extend
     assert points.size().min() >= FAST.min_repeats
     for (phase, n_ctx, n_new), group in points:
         row = group.iloc[0]
         assert list(group["repeat"]) == list(range(len(group)))
         assert (group["latency_s"] > 0).all() and (group["peak_mem_bytes"] > 0).all()
+        assert (group["n_cached"] == (n_ctx if phase in ("decode", "extend") else 0)).all()
         if phase == "generate":
             assert row.flops == generate_flops(arch, n_ctx, n_new)
             assert row.kv_cache_bytes == (n_ctx + n_new - 1) * kv_per_token
         else:
-            assert row.flops == pass_flops(arch, n_new, n_ctx + (n_new if phase == "decode" else 0))
+            assert row.flops == pass_flops(arch, n_new, n_ctx + (n_new if phase in ("decode", "extend") else 0))
             assert row.flops_counted == pytest.approx(row.flops, rel=1e-3)  # see test_flops
-            tokens_after = {"prefill": n_ctx, "decode": n_ctx + 1, "forward": 0}[phase]
-            assert row.kv_cache_bytes == tokens_after * kv_per_token
+            tokens_after = {"prefill": n_ctx, "decode": n_ctx + 1, "extend": n_ctx + n_new, "forward": 0}[phase]
+            assert (group.kv_cache_bytes == tokens_after * kv_per_token).all()
+    assert not outcome.extend_out_of_memory
 
 
 def _record_decode_contexts(monkeypatch) -> list[tuple]:
@@ -283,7 +291,7 @@ def test_batch_points_are_measured_with_the_figures_of_the_whole_batch(tiny_load
     expected = {("prefill", b, n, n) for n in (8, 32, 128) for b in BATCHES}
     expected |= {("decode", b, c, 1) for c in (8, 32, 127) for b in BATCHES}
     expected |= {("forward", 1, n, n) for n in (8, 32, 128)} | {("generate", 1, 32, 16), ("generate", 1, 120, 8)}
-    assert set(points.groups) == expected
+    assert {point for point in points.groups if point[0] != "extend"} == expected
     assert points.size().min() >= FAST.min_repeats
     for (phase, batch, n_ctx, n_new), group in points:
         if phase not in ("prefill", "decode"):
@@ -302,6 +310,7 @@ def _batched_machine(monkeypatch) -> FakeClock:
     charge(monkeypatch, clock, "prefill", lambda n, batch=1: _prefill_s(batch * n))
     charge(monkeypatch, clock, "forward", _prefill_s)
     charge(monkeypatch, clock, "decode_step", lambda cache, batch=1: DECODE_STEP_S * (1 + (batch - 1) / 4))
+    charge(monkeypatch, clock, "extend", lambda cache, s: _prefill_s(s))
     charge(monkeypatch, clock, "generate", _generate_s)
     return clock
 
@@ -334,10 +343,11 @@ def test_the_batch_grid_takes_its_share_of_a_tight_budget_its_costliest_points_l
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-@pytest.mark.parametrize("budget_s", [1.0, 2.0])
+@pytest.mark.parametrize("budget_s", [1.75, 2.0])
 def test_batches_thin_the_lengths_but_never_shorten_their_range(tiny_loaded, tmp_path, monkeypatch, budget_s):
     """On budgets too tight for the whole grid, the batch points take the place of lengths between octaves, never of
-    the range's top."""
+    the range's top (budgets where lengths between fit beside the extend grid's share without batches: on 1 s, the
+    range is all either holds)."""
     clock = _batched_machine(monkeypatch)
     grid = default_lengths(TINY_MAX_POSITIONS)
     alone, _ = _sweep(tiny_loaded, tmp_path / "a.csv", grid, budget_s=budget_s, trim=True, clock=clock, batch_sizes=[1])
@@ -401,7 +411,58 @@ def test_run_records_the_batch_sizes_asked_and_measured_and_points_per_batch(tmp
     batched, single = points[("decode", 2, 8)], points[("decode", 1, 8)]
     assert batched["tokens_per_s"] == pytest.approx(2 / batched["median_latency_s"])
     assert batched["kv_cache_bytes"] == 2 * single["kv_cache_bytes"]
+    # the extend points at the two contexts: measured (points per s) or said
+    extend = {(p["n_ctx"], p["n_new"]) for p in run.points if p["phase"] == "extend"}
+    left_out = {(skip["c"], skip["s"]) for skip in run.done.extend_skipped}
+    assert extend | left_out == {(8, 16), (8, 64), (32, 16), (32, 64)} and not run.done.extend_out_of_memory
     old = json.loads((folder / "run.json").read_text())
     del old["asked"]["batch_sizes"], old["done"]["batch_sizes"], old["done"]["batch_skipped"]
+    del old["done"]["extend_skipped"], old["done"]["extend_out_of_memory"]
     (folder / "run.json").write_text(json.dumps(old))
     assert RunDocument.read(folder).done.batch_sizes == [1] and RunDocument.read(folder).asked.batch_sizes is None
+    assert RunDocument.read(folder).done.extend_skipped == [] == RunDocument.read(folder).done.extend_out_of_memory
+
+
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+def test_extend_points_beyond_their_share_are_said_with_their_predicted_cost(tiny_loaded, tmp_path, monkeypatch):
+    """On the synthetic machine an extend of s tokens costs a prefill of s: 10% of a 3 s budget holds the 16-token
+    appends at the three contexts, not a 64-token one (four passes of 64 ms): those are left out, each in
+    extend_skipped with its predicted cost, and the extend rows take at most their share."""
+    from profiler.measure.plan import EXTEND_SHARE
+
+    budget_s = 3.0
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(TINY_MAX_POSITIONS), budget_s=budget_s,
+                              trim=True, clock=_synthetic_machine(monkeypatch))
+    assert outcome.elapsed_s <= budget_s + _prefill_s(TINY_MAX_POSITIONS)
+    extend = samples[samples.phase == "extend"]
+    assert set(zip(extend.n_ctx, extend.n_new)) == {(8, 16), (32, 16), (112, 16)}
+    assert extend.latency_s.sum() <= EXTEND_SHARE * budget_s
+    skipped = {(skip["c"], skip["s"]): skip for skip in outcome.extend_skipped}
+    assert set(skipped) == {(8, 64), (32, 64), (64, 64)}
+    for skip in skipped.values():
+        assert skip["reason"] == "time budget" and skip["budget_s"] == budget_s
+        assert skip["pass_s"] == _prefill_s(64) and skip["predicted_s"] > 4 * skip["pass_s"]
+    assert max(outcome.lengths) == TINY_MAX_POSITIONS  # the lengths keep their range
+
+
+def test_out_of_memory_at_an_extend_point_drops_as_long_or_longer_and_nothing_else(tiny_loaded, tmp_path,
+                                                                                    monkeypatch):
+    original = Passes.extend
+
+    def failing(self, cache, s):
+        if s >= 64 and cache.get_seq_length() >= 32:
+            raise RuntimeError(f"[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               f"you tried to allocate {s} bytes")
+        return original(self, cache, s)
+
+    monkeypatch.setattr(Passes, "extend", failing)
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 32, 128], budget_s=60.0, seed=1)
+    assert outcome.out_of_memory is None and outcome.lengths == [8, 32, 128]  # the other grids: all of them
+    ooms = outcome.extend_out_of_memory
+    assert ooms and all("can't allocate memory" in oom["error"] for oom in ooms)
+    dropped = {(skip["c"], skip["s"]) for skip in outcome.extend_skipped if skip["reason"] == "out of memory"}
+    # the first to fail drops those with as long a cache and as many tokens or more; the other fails on its own
+    assert {(oom["c"], oom["s"]) for oom in ooms} | dropped == {(32, 64), (64, 64)}
+    assert not {(oom["c"], oom["s"]) for oom in ooms} & dropped
+    extend = samples[samples.phase == "extend"]
+    assert set(zip(extend.n_ctx, extend.n_new)) == {(8, 16), (8, 64), (32, 16), (112, 16)}

@@ -58,13 +58,14 @@ def print_point_tables(console: Console, title: str, points: pd.DataFrame) -> No
     for phase, group in points.groupby("phase", sort=False):
         table = Table(title=f"{title} -- {PHASE_TITLES[phase]}", title_justify="left")
         batched = "batch" in group.columns and bool((group["batch"] > 1).any())
-        columns = (["batch"] if batched else []) + ["n_ctx"] + (["n_new"] if phase == "generate" else []) + [
+        with_new = phase in ("generate", "extend")  # points of one n_ctx differ by their n_new
+        columns = (["batch"] if batched else []) + ["n_ctx"] + (["n_new"] if with_new else []) + [
             "repeats", "median latency", "95% CI", "tokens/s", "FLOP/s", "roofline", "peak mem", "KV cache", ""]
         for name in columns:
             table.add_column(name, justify="left" if name == "" else "right")
         for row in group.itertuples():
             cells = ([str(row.batch)] if batched else []) + [str(row.n_ctx)] + (
-                [str(row.n_new)] if phase == "generate" else []) + [
+                [str(row.n_new)] if with_new else []) + [
                 str(row.repeats), f"{row.median_latency_s * 1e3:.2f} ms",
                 "-" if math.isinf(row.ci95_rel) else f"±{row.ci95_rel:.1%}",
                 f"{row.tokens_per_s:,.1f}", _si(row.flops_per_s, "FLOP/s"), f"{row.roofline_share:.0%}",

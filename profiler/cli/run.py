@@ -5,7 +5,7 @@ For each model, ``<out>/<hardware-slug>/<model>/`` receives:
 - ``samples.csv``: one row per timed pass, written as measured (``profiler.measure.samples``);
 - ``hardware.json``: the fingerprint and this device's measured ceilings;
 - ``run.json``: what was asked, what was done (lengths, generate pairs, batch sizes, anything
-  skipped and why, out of memory, interrupted, the drift check, when it finished), the model and
+  skipped and why -- extend points too --, out of memory, interrupted, the drift check, when it finished), the model and
   whether its weights are random, and the per-point summary;
 - after the fit: ``report.md``, ``report.html`` and the PNG figures (``profiler.report``).
 
@@ -125,7 +125,8 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
                    skipped=outcome.skipped, drift_check=outcome.drift, peak_memory_measured=memory_measured,
                    finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable,
                    disturbance=outcome.disturbance, batch_sizes=measured_sizes, batch_skipped=outcome.batch_skipped,
-                   batch_out_of_memory=outcome.batch_out_of_memory)
+                   batch_out_of_memory=outcome.batch_out_of_memory, extend_skipped=outcome.extend_skipped,
+                   extend_out_of_memory=outcome.extend_out_of_memory)
     return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"),
                        routing=routing)
 
@@ -215,11 +216,19 @@ def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> Non
     for oom in outcome.batch_out_of_memory:
         console.print(f"[yellow]out of memory: {oom['phase']} of {oom['batch']} sequences at {oom['n_ctx']} tokens; "
                       "larger batches at that length and longer dropped")
-    alone = [s for s in [*outcome.skipped, *outcome.batch_skipped]
+    extend_left_out = [f"{s['c']} + {s['s']}" for s in outcome.extend_skipped if s["reason"] == "time budget"]
+    if extend_left_out:
+        console.print(f"[yellow]extend not measured within the time budget: cached + appended = "
+                      f"{', '.join(extend_left_out)} (--budget to include them)")
+    for oom in outcome.extend_out_of_memory:
+        console.print(f"[yellow]out of memory: extend of {oom['s']} tokens on {oom['c']} cached; as many or more on "
+                      "as long a cache or longer dropped")
+    alone = [s for s in [*outcome.skipped, *outcome.batch_skipped, *outcome.extend_skipped]
              if s.get("pass_s", 0) > s.get("budget_s", float("inf"))]
     if alone:
         console.print(f"[yellow]longer than the whole {alone[0]['budget_s']:g} s budget alone: "
-                      + ", ".join(f"one {s['phase']} of n = {s['n_ctx']}"
+                      + ", ".join((f"one extend of {s['s']} on {s['c']} cached" if "c" in s else
+                                   f"one {s['phase']} of n = {s['n_ctx']}")
                                   + (f" x {s['batch']} sequences" if "batch" in s else "")
                                   + f" (predicted {s['pass_s']:.1f} s)" for s in alone))
     if outcome.drift and outcome.drift["drifted"]:

@@ -194,7 +194,7 @@ class DisturbanceWatch:
             ("repeats", bool(self._far_repeats)),
             ("pilot", bool(pilot_off)),
         ) if seen]
-        order = {"prefill": 0, "decode": 1, "forward": 2, "generate": 3}
+        order = {"prefill": 0, "decode": 1, "extend": 2, "forward": 3, "generate": 4}
         return Disturbance(
             signs=signs, cores=self.cores, load_1m_start=self.load_start, load_1m_end=load_end,
             reference_n_ctx=self.reference_n_ctx,

@@ -9,6 +9,11 @@ lengths are never thinned: those the budget cannot afford are skipped, and said.
 Decode contexts are a grid of their own (``decode_contexts``): a decode step runs on a cache filled
 without a prefill, so its contexts reach the model's last position whatever the lengths reach.
 
+Extend points (``extend_points``): ``s`` tokens appended to a cache of ``c``, for a few sizes ``s``
+(``EXTEND_SIZES``) at a few contexts ``c`` (three spread over the decode contexts, chosen by the plan), each
+inside the model's positions (``c + s <= max_positions``); measured on caches filled without a prefill,
+like decode.
+
 Batch sizes (``--batch``): the sequences in one prefill or decode pass of the batch grid. By default
 1, 2, 4, 8 on a CPU and up to 64 on a GPU (``default_batch_sizes``), each at most ``MAX_BATCH_SIZE``
 and at most ``MAX_BATCH_SIZES`` of them: the batch grid's points grow with their number, and a pass's
@@ -22,6 +27,7 @@ from profiler.errors import UserError
 DEFAULT_MIN_LENGTH = 8
 MAX_BATCH_SIZE = 4096
 MAX_BATCH_SIZES = 16
+EXTEND_SIZES = (16, 64, 256)  # tokens appended by an extend pass: a turn of a chat, a paragraph, a document's page
 _DEFAULT_BATCH_SIZES = {"cpu": [1, 2, 4, 8], "cuda": [1, 2, 4, 8, 16, 32, 64]}
 
 
@@ -86,6 +92,13 @@ def decode_contexts(lengths: list[int], max_positions: int, default: bool) -> li
         return sorted({*[n for n in default_lengths(max_positions) if n < max_positions - 1],
                        max(max_positions - 1, 1)})
     return sorted({min(n, max(max_positions - 1, 1)) for n in lengths})
+
+
+def extend_points(contexts: list[int], max_positions: int) -> list[tuple[int, int]]:
+    """The ``(c, s)`` extend points at the sorted ``contexts``: each with every size of ``EXTEND_SIZES`` that leaves a
+    cached token (``s <= max_positions - 1``), ``c`` lowered to ``max_positions - s`` where it would pass the last
+    position (at the top context each size then ends at the last position); sorted, each once."""
+    return sorted({(min(c, max_positions - s), s) for c in contexts for s in EXTEND_SIZES if s <= max_positions - 1})
 
 
 def generate_pairs(lengths: list[int], max_positions: int) -> list[tuple[int, int]]:

@@ -1,16 +1,19 @@
 """Measuring one item of the sweep (a length's prefill and forward points, a decode context of one sequence or of a
-batch, a batched prefill, a generate pair) and the reference pass before each: a warm-up, then timed repeats while
-the item's share of the time left lasts and each pass is predicted to end within the budget
+batch, a batched prefill, an extend point, a generate pair) and the reference pass before each: a warm-up, then timed
+repeats while the item's share of the time left lasts and each pass is predicted to end within the budget
 (``profiler.measure.sweep``, step 2).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
 ``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``watch``, ``medians_s``,
 ``reference_n``, ``reference_s``, ``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``,
-``_batch_out_of_memory`` and ``_replan``.
+``_batch_out_of_memory``, ``_extend_out_of_memory`` and ``_replan``.
 
 A batched point's row says its ``batch``; its FLOPs are ``batch`` times a sequence's, its memory and KV bytes the
 whole batch's (``profiler.measure.samples``); its median is not one of ``medians_s`` (the single-sequence figures
 the plan is corrected by and the drift check reads).
+
+An extend point's rows: phase ``extend``, ``n_ctx`` and ``n_cached`` the ``c`` tokens cached, ``n_new`` the ``s``
+appended, FLOPs those of ``s`` tokens attending to ``c + s`` (``flops.pass_flops``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from profiler.measure.cache_fill import filled_cache
 from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
 from profiler.measure.rewind import Rewind
+from profiler.measure.samples import cached_tokens
 from profiler.measure.timing import enough_repeats, time_pass
 
 
@@ -43,6 +47,11 @@ class Items:
         return self.clock() + pass_s <= started + self.budget_s
 
     def _over_budget(self, phase: str, n_ctx: int, n_new: int, pass_s: float, batch: int = 1) -> None:
+        if phase == "extend":
+            self.outcome.extend_skipped.append({
+                "c": n_ctx, "s": n_new, "reason": "time budget", "pass_s": pass_s,
+                "predicted_s": self.plan.item_cost_s(("extend", n_ctx, n_new)), "budget_s": self.budget_s})
+            raise OverBudget
         skip = {"n_ctx": n_ctx, "reason": "time budget", "phase": phase, "pass_s": pass_s, "budget_s": self.budget_s}
         if batch > 1:
             self.outcome.batch_skipped.append({"batch": batch} | skip)
@@ -56,16 +65,18 @@ class Items:
         ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or the FLOPs already
         counted on an earlier warm-up of the same pass (the pilot's prefill). ``estimate_s``: one pass.
 
-        Out of memory is recorded against ``n_ctx + n_new`` (a batch's against its point) and raised as
-        ``OutOfMemory``; a first pass predicted not to end within the budget is recorded in ``skipped`` (a batch's
-        in ``batch_skipped``) and raised as ``OverBudget``.
+        Out of memory is recorded against ``n_ctx + n_new`` (a batch's or an extend's against its point) and raised
+        as ``OutOfMemory``; a first pass predicted not to end within the budget is recorded in ``skipped`` (a batch's
+        in ``batch_skipped``, an extend's in ``extend_skipped``) and raised as ``OverBudget``.
         """
         try:
             return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch)
         except (RuntimeError, torch.OutOfMemoryError) as err:
             if not is_out_of_memory(err):
                 raise
-            if batch > 1:
+            if phase == "extend":
+                self._extend_out_of_memory(n_ctx, n_new, err)
+            elif batch > 1:
                 self._batch_out_of_memory(phase, n_ctx, batch, err)
             else:
                 self._out_of_memory(phase, n_ctx + (n_new if phase in ("decode", "generate") else 0), err)
@@ -79,7 +90,7 @@ class Items:
         warm_up_s = {"counted": self.plan.counted_s(estimate_s), "plain": estimate_s}.get(warm_up, 0.0)
         if not self._affordable(warm_up_s + estimate_s, started):
             self._over_budget(phase, n_ctx, n_new, estimate_s, batch)
-        label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase == "generate" else "")
+        label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase in ("generate", "extend") else "")
         label += f" batch={batch}" if batch > 1 else ""
         self.progress(label, self.clock() - started, self._total_s(started))
         result, flops_counted = None, None
@@ -103,7 +114,8 @@ class Items:
                 self.writer.write(
                     self._row_base
                     | {
-                        "phase": phase, "batch": batch, "n_ctx": n_ctx, "n_new": n_new, "repeat": len(latencies),
+                        "phase": phase, "batch": batch, "n_ctx": n_ctx, "n_cached": cached_tokens(phase, n_ctx),
+                        "n_new": n_new, "repeat": len(latencies),
                         "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
                         "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
                         "kv_cache_bytes": kv_cache_bytes(result),
@@ -176,6 +188,24 @@ class Items:
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache, batch=batch),
                       batch * pass_flops(self.arch, 1, c + 1), "counted", step_s, after=lambda grown: rewind(),
                       started=started, batch=batch)
+
+    def _measure_extend(self, c: int, s: int, started: float) -> None:
+        """Extend passes of ``s`` tokens on a filled cache of ``c``, put back after each pass."""
+        item = ("extend", c, s)
+        pass_s, fill_s = self.plan.pass_s(item), self.plan.fill_s(item)
+        self.remaining_cost_s -= fill_s
+        if not self._affordable(fill_s + self.plan.counted_s(pass_s) + pass_s, started):
+            self._over_budget("extend", c, s, pass_s)
+        try:
+            cache = filled_cache(self.passes, c, self.seed)
+        except (RuntimeError, torch.OutOfMemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            self._extend_out_of_memory(c, s, err)
+            raise OutOfMemory from None
+        rewind = Rewind(cache, added=s)
+        self._measure("extend", c, s, lambda: self.passes.extend(cache, s), pass_flops(self.arch, s, c + s), "counted",
+                      pass_s, after=lambda grown: rewind(), started=started)
 
     def _measure_batch_prefill(self, n: int, batch: int, started: float) -> None:
         """Prefills of ``batch`` sequences of ``n`` tokens, after a FLOP-counted warm-up."""

@@ -1,10 +1,11 @@
-"""The sweep's pilot and its re-planning: which lengths, decode contexts and batch points the budget can
-hold, and bringing back lengths a disturbed pilot dropped (steps 1 and 3 of ``profiler.measure.sweep``).
+"""The sweep's pilot and its re-planning: which lengths, decode contexts, batch points and extend points the
+budget can hold, and bringing back lengths a disturbed pilot dropped (steps 1 and 3 of ``profiler.measure.sweep``).
 
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
-sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``plan``
+sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``extend_items``, ``plan``
 (``profiler.measure.plan.Plan``), ``passes``, ``clock``, ``outcome``, ``medians_s`` and ``measured``,
-and call its ``_out_of_memory``, ``_beyond_memory``, ``_affordable`` and ``_prefill_medians_s``.
+and call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable`` and
+``_prefill_medians_s``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import torch
 
 from profiler.measure.cache_fill import filled_cache
 from profiler.measure.flops import count_flops
-from profiler.measure.grid import generate_pairs
+from profiler.measure.grid import extend_points, generate_pairs
 from profiler.measure.memory import is_out_of_memory
-from profiler.measure.plan import BATCH_SHARE, DECODE_SHARE, spread
+from profiler.measure.plan import BATCH_SHARE, DECODE_SHARE, EXTEND_SHARE, spread
 from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
@@ -30,14 +31,16 @@ def thinned(points: list[int]) -> list[int]:
 
 
 class Pilot:
-    def _to_measure(self, kept: list[int], batch_limit_s: float | None = None) -> list:
-        """The items of a sweep of ``kept`` lengths not yet measured: lengths and decode contexts, and the batch
-        points within ``batch_limit_s`` (none when None)."""
+    def _to_measure(self, kept: list[int], shares: bool = False) -> list:
+        """The items of a sweep of ``kept`` lengths not yet measured: lengths and decode contexts, and with ``shares``
+        the batch and extend points within their shares of the budget (``BATCH_SHARE``, ``EXTEND_SHARE``)."""
         lengths = [("length", n, 1) for n in kept
                    if ("length", n, 1) not in self.measured and not self._beyond_memory(n)]
         items = lengths + [("decode", c, 1) for c in self.decode_contexts]
-        batch = [] if batch_limit_s is None else self._batch_grid(kept, batch_limit_s)
-        return [item for item in items + batch if item not in self.measured]
+        if shares:
+            items += self._batch_grid(kept, BATCH_SHARE * self.budget_s)
+            items += self._extend_grid(kept, EXTEND_SHARE * self.budget_s)
+        return [item for item in items if item not in self.measured]
 
     def _batch_grid(self, kept: list[int], limit_s: float) -> list:
         """The batch points a sweep of ``kept`` lengths plans within ``limit_s`` (``Plan.batch_grid``; none when only
@@ -70,11 +73,38 @@ class Pilot:
                     "phase": kind, "batch": batch, "n_ctx": n, "reason": "time budget", "pass_s": pass_s,
                     "predicted_s": self.plan.item_cost_s(item), "budget_s": self.budget_s})
 
-    def _fits(self, kept: list[int], spent_s: float, batch: bool) -> bool:
+    def _extend_grid(self, kept: list[int], limit_s: float) -> list:
+        """The extend points a sweep of ``kept`` lengths plans within ``limit_s`` (``Plan.extend_grid`` over the decode
+        contexts; none when nothing is kept), those measured (or dropped) before kept whatever the budget now says."""
+        if not kept:
+            return []
+        grid = self.plan.extend_grid(self.decode_contexts, self.plan.prefill_s[kept[0]], limit_s)
+        grid = [item for item in grid if not self._beyond_extend_memory(item)]
+        return sorted({*grid, *(item for item in self.extend_items if item in self.measured)})
+
+    def _choose_extend_items(self, kept: list[int], started: float) -> None:
+        """Set the extend points of a sweep of ``kept`` lengths (within ``EXTEND_SHARE`` of the budget and what the
+        lengths and the batch points leave of it) and say each point of the unthinned grid left out, with its
+        predicted cost."""
+        left_s = self.budget_s - (self.clock() - started)
+        if kept:
+            left_s -= self.plan.cost_s(kept, self._to_measure(kept) + [item for item in self.batch_items
+                                                                       if item not in self.measured])
+        self.extend_items = self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s, max(left_s, 0.0)))
+        self.outcome.extend_skipped = [s for s in self.outcome.extend_skipped if s["reason"] != "time budget"]
+        if not kept:
+            return
+        for c, s in extend_points(spread(self.decode_contexts), self.arch.max_positions):
+            item = ("extend", c, s)
+            if item not in self.extend_items and not self._beyond_extend_memory(item):
+                self.outcome.extend_skipped.append({
+                    "c": c, "s": s, "reason": "time budget", "pass_s": self.plan.extend_pass_s(c, s),
+                    "predicted_s": self.plan.item_cost_s(item), "budget_s": self.budget_s})
+
+    def _fits(self, kept: list[int], spent_s: float, shares: bool) -> bool:
         """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s``, with the
-        batch grid's share (``batch``) or without it."""
-        batch_limit_s = BATCH_SHARE * self.budget_s if batch else None
-        return spent_s + self.plan.cost_s(kept, self._to_measure(kept, batch_limit_s)) <= self.budget_s
+        batch and extend grids' shares (``shares``) or without them."""
+        return spent_s + self.plan.cost_s(kept, self._to_measure(kept, shares)) <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
         """Pilot the grid: as many lengths as fit the budget, ascending, with the default grid the range first
@@ -85,6 +115,7 @@ class Pilot:
             if n not in kept:
                 self.outcome.skipped.append(self._length_skip(n, oom))
         self._choose_batch_items(kept, started)
+        self._choose_extend_items(kept, started)
         return kept
 
     def _length_skip(self, n: int, oom: dict | None) -> dict:
@@ -97,24 +128,24 @@ class Pilot:
     def _grow(self, kept: list[int], started: float) -> list[int]:
         """Pilot the grid's lengths not in ``kept`` as the budget allows: the range first (every other
         length, up to the top), then the lengths between, so a tight budget thins the grid before it
-        shortens it; the batch grid's share is planned before the lengths between, after the range.
+        shortens it; the batch and extend grids' shares are planned before the lengths between, after the range.
         Returns all kept, sorted."""
         coarse = thinned(self.grid)
         untried = [n for n in self.grid if n not in kept and not self._beyond_memory(n)]
         kept = self._pilot_lengths([n for n in untried if n in coarse], kept, started)
         between = [n for n in untried if n not in coarse and kept and n < kept[-1]]
-        return self._pilot_lengths(between, kept, started, batch=True)
+        return self._pilot_lengths(between, kept, started, shares=True)
 
-    def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float, batch: bool = False) -> list[int]:
+    def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float, shares: bool = False) -> list[int]:
         """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that runs out of
-        memory or would not fit in the budget (its pilot pass included; with the batch grid's share where
-        ``batch``). Returns all kept, sorted."""
+        memory or would not fit in the budget (its pilot pass included; with the batch and extend grids' shares
+        where ``shares``). Returns all kept, sorted."""
         plan = self.plan
         for n in candidates:
             if kept:
                 plan.prefill_s[n] = plan.prefill_estimate_s(n)
                 if not self._fits(sorted([*kept, n]), self.clock() - started + plan.counted_s(plan.prefill_s[n]),
-                                  batch):
+                                  shares):
                     del plan.prefill_s[n]
                     break
             self.progress(f"pilot prefill n={n}", self.clock() - started, self.budget_s)
@@ -137,7 +168,7 @@ class Pilot:
                     raise
                 self._out_of_memory("prefill", n, err)
                 break
-            if kept and not self._fits(sorted([*kept, n]), self.clock() - started, batch):
+            if kept and not self._fits(sorted([*kept, n]), self.clock() - started, shares):
                 del plan.prefill_s[n]
                 break
             plan.piloted(n, plan.prefill_s[n])
@@ -149,7 +180,7 @@ class Pilot:
         prefill point): once the timings so far (the reference passes, a prefill at the first length, count as
         its median) prove the pilot too slow (``Plan.correct``), the estimates are corrected and, with the
         default grid, decode contexts then lengths it dropped come back, joining ``queue`` (shuffled in) while
-        the corrected plan fits."""
+        the corrected plan fits, and the batch and extend points are chosen again."""
         decode_median_s = {n: s for (phase, n, _), s in self.medians_s.items() if phase == "decode"}
         prefill_median_s = {self.reference_n: statistics.median(self.reference_s)} if self.reference_s else {}
         prefill_median_s |= self._prefill_medians_s()
@@ -167,10 +198,12 @@ class Pilot:
             self.outcome.skipped = [s for s in self.outcome.skipped
                                     if s.get("phase") == "decode" or s["n_ctx"] not in back]
             queue += [("length", n, 1) for n in back]
-            planned = self.batch_items
+            planned = self.batch_items + self.extend_items
             self._choose_batch_items(kept, started)
-            queue[:] = [item for item in queue if item not in planned or item in self.batch_items]
-            queue += [item for item in self.batch_items if item not in planned and item not in self.measured]
+            self._choose_extend_items(kept, started)
+            chosen = self.batch_items + self.extend_items
+            queue[:] = [item for item in queue if item not in planned or item in chosen]
+            queue += [item for item in chosen if item not in planned and item not in self.measured]
             self.rng.shuffle(queue)
         current_s = self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current)
         self.remaining_cost_s = self._left_s(queue) + current_s

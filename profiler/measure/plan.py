@@ -1,12 +1,14 @@
-"""The sweep's budget plan: what measuring a length, a decode context, a generate pair, a reference
-pass and the drift check is predicted to cost, in seconds, from the pilot's timings.
+"""The sweep's budget plan: what measuring a length, a decode context, an extend point, a generate pair, a
+reference pass and the drift check is predicted to cost, in seconds, from the pilot's timings.
 
-Items, ``(kind, n, batch)``. A length ``("length", n, 1)`` is a prefill point and a forward point at
-``n``; a decode context ``("decode", c, batch)`` a decode point of ``batch`` sequences on a cache of ``c``
-tokens each, filled without a prefill (``profiler.measure.cache_fill``), so decode contexts are planned
-apart from the lengths and reach the model's last position even where a prefill of that length is
-unaffordable; a batched prefill ``("prefill", n, batch)`` (batch above 1) a prefill point of ``batch``
-sequences of ``n`` tokens.
+Items, ``(kind, n, batch)`` (an extend item's third slot is its ``s``). A length ``("length", n, 1)`` is a
+prefill point and a forward point at ``n``; a decode context ``("decode", c, batch)`` a decode point of
+``batch`` sequences on a cache of ``c`` tokens each, filled without a prefill
+(``profiler.measure.cache_fill``), so decode contexts are planned apart from the lengths and reach the model's
+last position even where a prefill of that length is unaffordable; a batched prefill ``("prefill", n, batch)``
+(batch above 1) a prefill point of ``batch`` sequences of ``n`` tokens; an extend point ``("extend", c, s)``
+extend passes of one sequence appending ``s`` tokens to a cache of ``c`` (filled without a prefill, like
+decode's).
 
 The batch grid (``batch_grid``): prefill at three lengths spread over those planned and decode at three
 contexts spread over its own, each at every batch size above 1 (batch 1 is the main grid's), within a
@@ -19,26 +21,34 @@ spread over the whole range. The limit is
 never shortened for batches, the lengths between come only where the batch grid's share still fits
 beside them (``profiler.measure.pilot``). So batches thin the grid; they do not shorten it.
 
-Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's
-overhead, until later timings correct it); beyond the longest piloted, the quickest decode step (what
-a pass costs whatever its tokens) plus a power law through the two longest's excess over it (exponent
-between 1 and 2: attention makes a prefill at most quadratic), one length only being linear. A
-decode step per piloted context (the first length's and the last position's), linear in the context
-between and beyond them; filling a cache, seconds per token (the pilot's fill at the top).
-A generate call: the prefill of the shortest length planned at or above its prompt, plus a decode
-step per token after the first. A pass of ``B`` sequences (``batch_pass_s``): never more than ``B``
-times one sequence's; a prefill of ``B x n`` tokens' estimate if less (the same weights read and token
-work, and no more attention); a decode step a prefill of ``B`` tokens (the weights read once for ``B``
-tokens' work) plus, per sequence, what its context adds to a step over the shortest context's.
+The extend grid (``extend_grid``): ``grid.extend_points`` at three contexts spread over the decode contexts,
+thinned the same way (``_within_limit``) to ``EXTEND_SHARE`` of the budget and what the lengths and the batch
+grid leave of it: the costliest points go first (the longest appends at the top context), so a tight budget keeps
+the short appends at every context.
+
+Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's overhead, until
+later timings correct it); beyond the longest piloted, the quickest decode step (what a pass costs whatever
+its tokens) plus a power law through the two longest's excess over it (exponent between 1 and 2: attention
+makes a prefill at most quadratic), one length only being linear. A decode step per piloted context (the first
+length's and the last position's), linear in the context between and beyond them; filling a cache, seconds per
+token (the pilot's fill at the top). A generate call: the prefill of the shortest length planned at or above
+its prompt, plus a decode step per token after the first. An extend pass (``extend_pass_s``), from the same
+estimates and meant to bound it from above: the prefill of ``c + s`` tokens (which does the extend's work and
+the prefix's besides), or, if less, the prefill of ``s`` tokens plus ``s`` times what the cache of ``c`` adds
+to a decode step (each appended token reading the cache as a decode step does, which a pass of ``s`` tokens
+does at most). A pass of ``B`` sequences (``batch_pass_s``): never more than ``B`` times one sequence's; a
+prefill of ``B x n`` tokens' estimate if less (the same weights read and token work, and no more attention); a
+decode step a prefill of ``B`` tokens (the weights read once for ``B`` tokens' work) plus, per sequence, what
+its context adds to a step over the shortest context's.
 
 Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of
 the budget) only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than
 repeating a pass whose noise is a small share of it (the fit uses every raw sample). At ``r``
 repeats, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills, the pilot having been their
-warm-up, and ``r + 1`` forwards), a decode context a fill and ``r + 1`` steps, a generate pair ``r + 1``
-calls (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a
-16-token generate call costs more than a long prefill); a reference pass is one prefill at the shortest length, timed before each item and after the
-last; the drift check ``min_repeats`` prefills at the middle length.
+warm-up, and ``r + 1`` forwards), a decode context or an extend point a fill and ``r + 1`` passes, a
+generate pair ``r + 1`` calls (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step
+is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
+shortest length, timed before each item and after the last; the drift check ``min_repeats`` prefills at the middle length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
@@ -63,7 +73,7 @@ from __future__ import annotations
 import math
 
 from profiler.measure.disturbance import PILOT_OFF
-from profiler.measure.grid import generate_pairs
+from profiler.measure.grid import extend_points, generate_pairs
 
 LONG_PASS_SHARE = 0.05  # a pass costing more than this share of the budget is measured fewer times
 LONG_PASS_REPEATS = 2
@@ -73,9 +83,11 @@ DECODE_SHARE = 0.25  # the share of the budget the default decode contexts may t
 GENERATE_SHARE = 0.15
 BATCH_SHARE = 0.15  # the most the batch grid may take of the budget
 BATCH_POINTS = 3  # lengths (or contexts) of the batch grid per phase, before the budget thins it
+EXTEND_SHARE = 0.10  # the most the extend grid may take of the budget
 
 # (kind, n, batch): ("length", n, 1) prefill and forward at n; ("decode", c, batch) decode at context c;
-# ("prefill", n, batch) a batched prefill at n (batch above 1)
+# ("prefill", n, batch) a batched prefill at n (batch above 1); ("extend", c, s): the third slot is not a batch
+# but the tokens appended, s, to a cache of c (one sequence)
 Item = tuple[str, int, int]
 
 
@@ -90,6 +102,18 @@ def spread(points: list[int], count: int = BATCH_POINTS) -> list[int]:
         target = lo + (hi - lo) * k / (count - 1)
         chosen.append(min((p for p in points if p not in chosen), key=lambda p: abs(math.log(p) - target)))
     return sorted(chosen)
+
+
+def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float) -> list[Item]:
+    """The items of ``grid`` kept within ``limit_s`` of ``cost``: the costliest left out while they cost more, then
+    any left out that still fits, cheapest first; in ``grid``'s order."""
+    kept = list(grid)
+    while kept and sum(cost[item] for item in kept) > limit_s:
+        kept.remove(max(kept, key=cost.get))
+    for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
+        if sum(cost[other] for other in kept) + cost[item] <= limit_s:
+            kept.append(item)
+    return [item for item in grid if item in kept]
 
 
 class Plan:
@@ -172,23 +196,35 @@ class Plan:
         context_s = max(0.0, single_s - self.decode_estimate_s(1))  # what the cache adds to a step, per sequence
         return min(batch * single_s, max(single_s, self.prefill_estimate_s(batch)) + batch * context_s)
 
-    def _fill_s(self, item: Item) -> float:
-        kind, n, batch = item
-        return batch * n * self.fill_s_per_token if kind == "decode" else 0.0
+    def extend_pass_s(self, c: int, s: int) -> float:
+        """An extend pass of ``s`` tokens on a cache of ``c`` (see the module doc): at most a prefill of ``c + s``."""
+        context_s = max(0.0, self.decode_estimate_s(c) - self.decode_estimate_s(1))  # what the cache adds to a step
+        return min(self.prefill_estimate_s(c + s), self.prefill_estimate_s(s) + s * context_s)
+
+    def pass_s(self, item: Item) -> float:
+        """One pass of ``item`` (a length's: its prefill, its forward taken alike)."""
+        kind, n, third = item
+        if kind == "length":
+            return self.prefill_s[n]
+        if kind == "extend":
+            return self.extend_pass_s(n, third)
+        return self.batch_pass_s(kind, n, third)
+
+    def fill_s(self, item: Item) -> float:
+        """Filling the cache ``item`` runs on: a decode point's (every sequence's), an extend point's; 0 otherwise."""
+        kind, n, third = item
+        return {"decode": third * n, "extend": n}.get(kind, 0) * self.fill_s_per_token
 
     def item_cost_s(self, item: Item) -> float:
-        """Predicted time to measure ``item`` at its minimum repeats, warm-ups (and a decode cache's fill) included."""
-        kind, n, batch = item
-        if kind == "length":
-            pass_s = self.prefill_s[n]
+        """Predicted time to measure ``item`` at its minimum repeats, warm-ups (and a cache's fill) included."""
+        pass_s = self.pass_s(item)
+        if item[0] == "length":
             return (2 * self.repeats(pass_s) + 1) * pass_s
-        pass_s = self.batch_pass_s(kind, n, batch)
-        return self._fill_s(item) + (self.repeats(pass_s) + 1) * pass_s
+        return self.fill_s(item) + (self.repeats(pass_s) + 1) * pass_s
 
     def one_repeat_s(self, item: Item) -> float:
-        """One repeat of each of ``item``'s points (a decode cache's fill included)."""
-        kind, n, batch = item
-        return 2 * self.prefill_s[n] if kind == "length" else self._fill_s(item) + self.batch_pass_s(kind, n, batch)
+        """One repeat of each of ``item``'s points (a cache's fill included)."""
+        return 2 * self.prefill_s[item[1]] if item[0] == "length" else self.fill_s(item) + self.pass_s(item)
 
     def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float,
                    limit_s: float) -> list[Item]:
@@ -199,14 +235,14 @@ class Plan:
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
         grid += [("decode", c, b) for c in spread(contexts) for b in sizes]
-        cost = {item: self.item_cost_s(item) + reference_s for item in grid}
-        kept = list(grid)
-        while kept and sum(cost[item] for item in kept) > limit_s:
-            kept.remove(max(kept, key=cost.get))
-        for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
-            if sum(cost[other] for other in kept) + cost[item] <= limit_s:
-                kept.append(item)
-        return [item for item in grid if item in kept]
+        return _within_limit(grid, {item: self.item_cost_s(item) + reference_s for item in grid}, limit_s)
+
+    def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
+        """The extend items (``("extend", c, s)``, ``grid.extend_points`` at three of the sorted ``contexts`` spread
+        over them) within ``limit_s`` with a reference pass (``reference_s``) before each, thinned as
+        ``batch_grid`` is."""
+        grid = [("extend", c, s) for c, s in extend_points(spread(contexts), self.max_positions)]
+        return _within_limit(grid, {item: self.item_cost_s(item) + reference_s for item in grid}, limit_s)
 
     def drift_check_s(self, planned: list[int]) -> float:
         return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]

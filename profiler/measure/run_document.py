@@ -61,6 +61,17 @@ def _batch_points(records, what: str, text: str) -> list[dict]:
     return records
 
 
+def _extend_points(records, what: str, text: str) -> list[dict]:
+    """Extend points not measured (``extend_skipped``, ``extend_out_of_memory``) checked as a run writes them: each a
+    record of a cache length ``c`` and tokens appended ``s`` (whole, at least 1) and its ``text`` (the reason, the
+    error); a ``ValueError`` otherwise."""
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and _whole(r.get("c"), 1, 2**53) and _whole(r.get("s"), 1, 2**53)
+            and isinstance(r.get(text), str) for r in records):
+        raise ValueError(f"{what} is not a list of extend points (c and s whole numbers of at least 1, {text})")
+    return records
+
+
 def _require(document: dict, keys: tuple[str, ...], where: str) -> None:
     missing = [key for key in keys if key not in document]
     if missing:
@@ -134,9 +145,11 @@ class RunDone:
     (``{"n_ctx", "reason"}``), out of memory, interrupted, the drift check, unstable points, and
     what the disturbance watch saw (``profiler.measure.disturbance``); the batch sizes measured (1 alone
     where no batch was), the batch points not measured (``batch_skipped``: ``{"phase", "batch", "n_ctx",
-    "reason"}``, with the predicted cost of those the budget left out) and those out of memory.
+    "reason"}``, with the predicted cost of those the budget left out) and those out of memory; the extend points
+    not measured (``extend_skipped``: ``{"c", "s", "reason"}``, with the predicted cost of those the budget left
+    out) and those out of memory (``extend_out_of_memory``: ``{"c", "s", "error"}``).
     Fields added after the first runs default to what those runs did (nothing skipped, memory
-    measured, no watch: ``disturbance`` None, batch 1 only)."""
+    measured, no watch: ``disturbance`` None, batch 1 only, no extend grid)."""
 
     lengths: list[int]
     rows: int
@@ -153,6 +166,8 @@ class RunDone:
     batch_sizes: list[int] = field(default_factory=lambda: [1])
     batch_skipped: list[dict] = field(default_factory=list)
     batch_out_of_memory: list[dict] = field(default_factory=list)
+    extend_skipped: list[dict] = field(default_factory=list)
+    extend_out_of_memory: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, document: dict) -> RunDone:
@@ -162,7 +177,11 @@ class RunDone:
                       "batch_skipped": _batch_points(document.get("batch_skipped", []), "done.batch_skipped",
                                                      "reason"),
                       "batch_out_of_memory": _batch_points(document.get("batch_out_of_memory", []),
-                                                           "done.batch_out_of_memory", "error")})
+                                                           "done.batch_out_of_memory", "error"),
+                      "extend_skipped": _extend_points(document.get("extend_skipped", []), "done.extend_skipped",
+                                                       "reason"),
+                      "extend_out_of_memory": _extend_points(document.get("extend_out_of_memory", []),
+                                                             "done.extend_out_of_memory", "error")})
 
 
 @dataclass(frozen=True)

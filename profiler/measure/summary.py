@@ -44,7 +44,7 @@ def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_cache_bytes: Call
         steps = n_new - 1
         read = sum(kv_cache_bytes(n_ctx + t - 1) for t in range(1, n_new))
         return (1 + steps) * weight_bytes + kv_cache_bytes(n_ctx) + read + steps * kv_cache_bytes(1)
-    if phase == "decode":
+    if phase in ("decode", "extend"):  # the cache of n_ctx read, n_new tokens' keys and values written
         return weight_bytes + kv_cache_bytes(n_ctx) + n_new * kv_cache_bytes(1)
     return weight_bytes + (0 if phase == "forward" else kv_cache_bytes(n_new))
 
@@ -71,6 +71,6 @@ def point_table(samples: pd.DataFrame, weight_bytes: int, kv_cache_bytes: Callab
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    order = {"prefill": 0, "decode": 1, "forward": 2, "generate": 3}
+    order = {"prefill": 0, "decode": 1, "extend": 2, "forward": 3, "generate": 4}
     return table.sort_values(["phase", "batch", "n_ctx", "n_new"],
                              key=lambda col: col.map(order) if col.name == "phase" else col)

@@ -1,11 +1,13 @@
 """The measurement sweep: every phase across the context-length grid, within a time budget.
 
-Three grids: the lengths (prefill and forward at ``n``), the decode contexts (decode at ``c`` on a
+Four grids: the lengths (prefill and forward at ``n``), the decode contexts (decode at ``c`` on a
 cache filled without a prefill, ``profiler.measure.cache_fill``: so decode reaches the model's last
-position, ``max_positions - 1``, even where a prefill that long is unaffordable) and the batch grid
+position, ``max_positions - 1``, even where a prefill that long is unaffordable), the batch grid
 (prefill and decode of ``B`` sequences in one pass, for each batch size above 1 asked, at three lengths
 and three contexts spread over the others, thinned to its share of the budget:
-``profiler.measure.plan.Plan.batch_grid``; batch 1 is the other grids). By default the lengths are the
+``profiler.measure.plan.Plan.batch_grid``; batch 1 is the other grids) and the extend grid (``s`` tokens
+appended to a filled cache of ``c``, ``grid.EXTEND_SIZES`` at three contexts spread over the decode contexts,
+inside the positions, thinned to its share: ``profiler.measure.plan.Plan.extend_grid``). By default the lengths are the
 half-octave grid from 8 to the maximum, the decode contexts the same grid topped by the last position;
 explicit ``--lengths`` are both (a context capped at the last position).
 
@@ -14,7 +16,7 @@ the pilot's, a warm-up, each repeat (predicted by the repeat before it), a refer
 check's. So a run ends within its budget plus at most one pass, the one whose prediction was wrong.
 What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``: one pass,
 ``predicted_s``: the point at its minimum repeats; ``budget_s``); a batch point in ``batch_skipped``
-(with its ``batch``).
+(with its ``batch``), an extend point in ``extend_skipped`` (``c`` and ``s``).
 
 1. Pilot: one FLOP-counted prefill per grid length, ascending. It is that length's prefill
    warm-up and FLOP count, finds where memory runs out, and gives each length's latency (less
@@ -30,13 +32,15 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    thins the grid before it shortens it.
    The batch grid is chosen once the lengths are (and again on a re-plan), within its share of the
    budget and what the lengths leave: the range of lengths is planned without it, the lengths between
-   only beside its share, so batches thin the grid but never shorten it.
-2. Measurement: the lengths, decode contexts and batch points in shuffled order (so slow drift does
+   only beside its share, so batches thin the grid but never shorten it. The extend grid likewise, after
+   the batch grid, within its own share and what the lengths and batches leave.
+2. Measurement: the lengths, decode contexts, batch points and extend points in shuffled order (so slow drift does
    not masquerade as a trend in n or B); at each length prefill, then forward; at each decode context
    decode steps on a filled cache (every step at the same context: the cache is put back after
    each, ``profiler.measure.rewind``), of one sequence or of a batch; at each batched prefill point the
-   prefill of its batch; then the generate pairs. Each item is a warm-up pass
-   (FLOP-counted for decode and forward; prefill's was the pilot), then timed repeats until
+   prefill of its batch; at each extend point extend passes on a filled cache, put back after each; then the
+   generate pairs. Each item is a warm-up pass
+   (FLOP-counted for decode, extend and forward; prefill's was the pilot), then timed repeats until
    ``timing.enough_repeats``, with a share of the budget still left proportional to its
    predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
    shortest length) is timed before each item and after the last, to see the machine's speed
@@ -55,7 +59,8 @@ measured stays. An interrupt (Ctrl-C) ends the sweep the same way. Rows reach th
 they are measured, so neither loses a sample. The outcome carries what the disturbance watch
 saw, interrupted or not. Out of memory at a batch point: recorded in ``batch_out_of_memory``; the
 batch points of that batch or larger at that length (or context) or longer are dropped, the rest of
-the sweep goes on.
+the sweep goes on; at an extend point, recorded in ``extend_out_of_memory`` and the points of as long a cache
+and as many tokens appended or more dropped.
 
 Every latency, the budget and the progress are read off one ``timing.Clock`` (the wall clock
 unless the caller passes another), the load off ``load_average`` (``os.getloadavg`` unless
@@ -105,6 +110,9 @@ class SweepOutcome:
     disturbance: Disturbance | None = None
     batch_skipped: list[dict] = field(default_factory=list)  # batch points not measured: {phase, batch, n_ctx, ...}
     batch_out_of_memory: list[dict] = field(default_factory=list)  # {phase, batch, n_ctx, error}
+    # extend points not measured: {c, s, reason} (and pass_s, predicted_s, budget_s where the budget left one out)
+    extend_skipped: list[dict] = field(default_factory=list)
+    extend_out_of_memory: list[dict] = field(default_factory=list)  # {c, s, error}
 
 
 class Sweep(Items, Pilot):
@@ -134,6 +142,7 @@ class Sweep(Items, Pilot):
         self.decode_contexts: list[int] = []  # chosen by the pilot
         self.batch_sizes = sorted({1, *batch_sizes})
         self.batch_items: list[tuple[str, int, int]] = []  # chosen by the pilot
+        self.extend_items: list[tuple[str, int, int]] = []  # ("extend", c, s), chosen by the pilot
         self.trim_to_budget = trim_to_budget
         self.budget_s = budget_s
         self.policy = policy
@@ -184,26 +193,28 @@ class Sweep(Items, Pilot):
         return self.outcome
 
     def _measure_all(self, started: float) -> None:
-        """The lengths, decode contexts and batch points planned, in shuffled order, re-planning after each
-        length's prefill point; then the generate pairs; a reference pass before each item and after the last."""
+        """The lengths, decode contexts, batch points and extend points planned, in shuffled order, re-planning after
+        each length's prefill point; then the generate pairs; a reference pass before each item and after the last."""
         self.reference_n = self.outcome.lengths[0]
         self.outcome.generate_pairs = generate_pairs(self.outcome.lengths, self.arch.max_positions)
         queue = [("length", n, 1) for n in self.outcome.lengths] + [("decode", c, 1) for c in self.decode_contexts]
-        queue += self.batch_items
+        queue += self.batch_items + self.extend_items
         self.rng.shuffle(queue)
         self.remaining_cost_s = self._left_s(queue)
         while queue:
-            kind, n, batch = item = queue.pop(0)
-            if not (self._dropped(n, kind) if batch == 1 else self._batch_dropped(item)):
+            kind, n, third = item = queue.pop(0)
+            if not self._item_dropped(item):
                 self._reference(started)
                 self._replan(queue, started, item, begun=False)
                 try:
                     if kind == "length":
                         self._measure_length(n, queue, started)
                     elif kind == "decode":
-                        self._measure_decode(n, started, batch)
+                        self._measure_decode(n, started, third)
+                    elif kind == "extend":
+                        self._measure_extend(n, third, started)
                     else:
-                        self._measure_batch_prefill(n, batch, started)
+                        self._measure_batch_prefill(n, third, started)
                 except (OutOfMemory, OverBudget):
                     pass
             self.measured.add(item)
@@ -260,6 +271,30 @@ class Sweep(Items, Pilot):
             return False
         kind, n, batch = item
         self.outcome.batch_skipped.append({"phase": kind, "batch": batch, "n_ctx": n, "reason": "out of memory"})
+        return True
+
+    def _extend_out_of_memory(self, c: int, s: int, err: BaseException) -> None:
+        self.outcome.extend_out_of_memory.append({"c": c, "s": s, "error": str(err).splitlines()[0][:200]})
+        gc.collect()
+        if self.loaded.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _beyond_extend_memory(self, item: tuple[str, int, int]) -> bool:
+        """Whether an extend point is beyond memory: one sequence ran out at its ``c + s`` tokens, or an extend of as
+        many tokens or fewer on as long a cache or shorter did."""
+        _, c, s = item
+        return self._beyond_memory(c + s) or any(c >= oom["c"] and s >= oom["s"]
+                                                 for oom in self.outcome.extend_out_of_memory)
+
+    def _item_dropped(self, item: tuple[str, int, int]) -> bool:
+        """Whether an item of the queue is beyond memory; the first time, recorded (``_dropped``,
+        ``_batch_dropped``, or in ``extend_skipped``)."""
+        kind, n, third = item
+        if kind != "extend":
+            return self._dropped(n, kind) if third == 1 else self._batch_dropped(item)
+        if not self._beyond_extend_memory(item):
+            return False
+        self.outcome.extend_skipped.append({"c": n, "s": third, "reason": "out of memory"})
         return True
 
     def _beyond_memory(self, n: int) -> bool:
