@@ -61,13 +61,13 @@ class PromptTable:
 
 
 def system_prompt_breakevens(exercise: type[Exercise], pricing: Pricing, prompts=PROMPTS, fixed: dict | None = None,
-                             capacity_tokens: int | None = None) -> PromptTable:
-    """The break-even of ``exercise`` along its main variable at each of ``prompts`` (tokens), without and with
-    prefix reuse (a cache of ``capacity_tokens``, None: unbounded), the other parameters ``fixed`` (default:
-    the exercise's defaults). Pricing with reuse replays the programs (``profiler.lba.reuse``): bounded, and
-    refused in one line, as ``breakeven`` is."""
+                             capacity_tokens: int | None = None, values=None) -> PromptTable:
+    """The break-even of ``exercise`` along its main variable (over ``values``, default its default grid) at each
+    of ``prompts`` (tokens), without and with prefix reuse (a cache of ``capacity_tokens``, None: unbounded), the
+    other parameters ``fixed`` (default: the exercise's defaults). Pricing with reuse replays the programs
+    (``profiler.lba.reuse``): bounded, and refused in one line, as ``breakeven`` is."""
     params = exercise.defaults() | (fixed or {})
-    vary, grid = exercise.main, [float(v) for v in exercise.main_values]
+    vary, grid = exercise.main, [float(v) for v in (exercise.main_values if values is None else values)]
     default = float(params.pop(vary))
     reusing = Schedule(reuse=Reuse(capacity_tokens))
     rows = []
