@@ -12,6 +12,9 @@ the ratio in makespan along the same grid, with its break-even, in the table and
 figure's left panel (and in device time, in the table where it differs from the makespan; on one
 device a batch occupies the device for just its duration, so they agree). A fit without batch
 surfaces prices no batch: the section says so and how to measure them, and shows the sequential sum.
+
+Last, with the fit's extend surface, how far a system prompt of 0, 200 and 2,000 tokens moves each
+exercise's break-even, with and without prefix reuse (``profiler.report.system_prompt_table``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from profiler.lba.pricing import FittedPricing, PaperPrimitive
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 from profiler.report.breakeven_figures import breakeven_figure
 from profiler.report.document import ReportContext, Section, Table
+from profiler.report.system_prompt_table import system_prompt_table
 from profiler.report.units import format_cost, significant, tick
 
 PARALLEL = Schedule("parallel", max_batch=None, devices=1)
@@ -115,4 +119,8 @@ def breakeven_sections(ctx: ReportContext) -> list[Section]:
                                       + (", the sequential sum and the parallel makespan" if parallel else "")
                                       + f") and over {exercise.map_axes[0][0]} x {exercise.map_axes[1][0]} "
                                       "(right, the sequential sum), with the break-even contour."))
+    if ctx.cost_model.has_extend:
+        blocks += ["Every call reads the system prompt first. How far a long one moves each break-even, when each "
+                   "call prefills it again and when each model computes it once and keeps it (prefix reuse, priced "
+                   "with the extend surface of the section on a cached prefix):", system_prompt_table(pricing)]
     return [Section("Break-even: the paper's three exercises", tuple(blocks))]
