@@ -154,6 +154,23 @@ def test_a_loose_or_inconsistent_extend_surface_is_a_caveat(extended):
     assert "extend surface" not in _caveats_text(data)  # the section says it, once
 
 
+def test_extend_points_skipped_out_of_memory_or_unstable_are_caveats(extended):
+    folder, cost_model = extended
+    data = load_run(folder, cost_model=cost_model)
+    done = dataclasses.replace(
+        data.run.done,
+        extend_skipped=[{"c": 768, "s": 256, "reason": "time budget", "predicted_s": 2.0, "budget_s": 45.0},
+                        {"c": 1008, "s": 16, "reason": "time budget", "predicted_s": 2.0, "budget_s": 45.0}],
+        extend_out_of_memory=[{"c": 4096, "s": 1024, "error": "out of memory"}],
+        unstable_points=[{"phase": "extend", "batch": 1, "n_ctx": 512, "n_new": 16}])
+    data = dataclasses.replace(data, run=dataclasses.replace(data.run, done=done))
+    text = _caveats_text(data)
+    assert ("Extend points not measured (cached + appended tokens): 768 + 256, 1,008 + 16 (time budget). A larger "
+            "--budget measures them") in text
+    assert "Out of memory extending a cache (cached + appended tokens): 4,096 + 1,024:" in text
+    assert "Unstable points (repeats spread by 10% or more; crosses in the figures): extend 512 + 16." in text
+
+
 @pytest.mark.slow
 def test_a_report_with_the_extend_surface_has_its_section_and_figure(extended):
     folder, cost_model = extended

@@ -64,6 +64,16 @@ def _run_caveats(data: RunData) -> list[str]:
     if done.batch_out_of_memory:
         points = ", ".join(f"{oom['phase']} {oom['batch']} x {oom['n_ctx']:,}" for oom in done.batch_out_of_memory)
         items.append(f"Out of memory at batch x tokens {points}: larger batches there and beyond were dropped.")
+    if done.extend_skipped:
+        points = ", ".join(f"{skip['c']:,} + {skip['s']:,}" for skip in done.extend_skipped)
+        reasons = {skip["reason"] for skip in done.extend_skipped}
+        items.append(f"Extend points not measured (cached + appended tokens): {points} "
+                     f"({done.extend_skipped[0]['reason']}{' and others' if len(reasons) > 1 else ''}). A larger "
+                     "--budget measures them; the extend surface extrapolates there.")
+    if done.extend_out_of_memory:
+        points = ", ".join(f"{oom['c']:,} + {oom['s']:,}" for oom in done.extend_out_of_memory)
+        items.append(f"Out of memory extending a cache (cached + appended tokens): {points}: as many tokens or more "
+                     "on as long a cache or longer were dropped.")
     if done.out_of_memory:
         oom = done.out_of_memory
         items.append(f"Out of memory: {oom['phase']} at {oom['n_ctx']:,} tokens; longer lengths were dropped.")
