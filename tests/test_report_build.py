@@ -130,7 +130,9 @@ def test_section_providers_plug_in_before_the_caveats(tiny_run, tmp_path):
     assert seen["calls"][1] <= seen["calls"][0] <= seen["calls"][2]
     assert_self_contained(written.html.read_text(), copy)
     batch = "(batch.png)" in markdown  # a run that measured batches has their figure
-    assert written.html.read_text().count("data:image/png;base64,") == 6 + batch == len(written.figures)
+    extend = "(extend.png)" in markdown  # and one whose fit has the extend surface, its own
+    assert extend == CostModel.from_json(json.loads(next(fits.glob("tiny--*.json")).read_text())).has_extend
+    assert written.html.read_text().count("data:image/png;base64,") == 6 + batch + extend == len(written.figures)
 
 
 def _fails_with_one_line(capsys, argv, message):
