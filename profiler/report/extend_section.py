@@ -29,7 +29,8 @@ from profiler.report.units import quantity, share
 TITLE = "A cached prefix: new tokens on a KV cache"
 NOT_MEASURED = ("This run timed no pass on a cache of several tokens and its fit has no extend surface, so this "
                 "report cannot say what a cached prefix (a system prompt, a chat's history) saves: `python -m "
-                "profiler run` measures extend passes, and its fit prices a call whose first tokens are cached.")
+                "profiler run` measures extend passes, and its fit prices a call whose first tokens are cached (and the "
+                "break-even section then what a system prompt costs the exercises with and without reuse).")
 _PER = {"a": "", "b": "/token", "g": "/cached token", "e": "/(token·cached token)", "f": "/token²"}
 SYSTEM_PROMPTS = (200, 2000)  # tokens: a short and a long system prompt
 QUESTION, ANSWER = 100, 100  # tokens of a question (or a chat message) and of the answer
