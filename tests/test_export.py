@@ -10,6 +10,7 @@ from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.errors import UserError
+from profiler.measure.samples import read_samples
 from tests.conftest import run_tiny, tiny_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
@@ -41,6 +42,21 @@ def test_fitted_flops_reproduce_the_analytic_count(run_folder):
     flops_curve = cm.curve("prefill", "flops")
     assert flops_curve.form.name == "quadratic"  # FLOPs are exactly quadratic in n
     assert (flops_curve.ci95[:, 0] == flops_curve.ci95[:, 1]).all()  # exact: nothing to resample
+
+
+def test_a_run_fits_the_extend_surface_on_its_prefill_decode_and_extend_passes(run_folder):
+    samples = read_samples(run_folder / "samples.csv")
+    passes = samples[(samples["batch"] == 1) & samples["phase"].isin(["prefill", "decode", "extend"])]
+    assert (passes["phase"] == "extend").any()  # a default run measures an extend grid
+    document = fit_run(run_folder).to_json()
+    assert validation_error(document) is None and "extend_skipped" not in document["source"]
+    extend = document["extend"]
+    assert extend["points"] == passes.groupby(["n_cached", "n_new"]).ngroups and extend["samples"] == len(passes)
+    assert extend["domain"] == {"c_max": passes["n_cached"].max(), "s_max": passes["n_new"].max(),
+                                "positions_max": (passes["n_cached"] + passes["n_new"]).max()}
+    cm = CostModel.from_json(document)
+    assert cm.has_extend and cm.call(100, 4, cached=60) == pytest.approx(
+        cm.extend(60, 40) + sum(cm.decode(100 + t - 1) for t in range(1, 4)), rel=1e-12)
 
 
 def test_kv_cache_bytes_agree_with_the_analytic_bytes_per_token(run_folder):
