@@ -466,3 +466,18 @@ def test_out_of_memory_at_an_extend_point_drops_as_long_or_longer_and_nothing_el
     assert not {(oom["c"], oom["s"]) for oom in ooms} & dropped
     extend = samples[samples.phase == "extend"]
     assert set(zip(extend.n_ctx, extend.n_new)) == {(8, 16), (8, 64), (32, 16), (112, 16)}
+
+
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+@pytest.mark.parametrize("budget_s", [3.0, 6.0])
+def test_the_extend_grid_is_chosen_before_the_batch_grid(tiny_loaded, tmp_path, monkeypatch, budget_s):
+    """Where the range of lengths leaves less than both shares, the extend points take theirs first: the same with
+    batches as without, the batch points taking what is left."""
+    clock = _batched_machine(monkeypatch)
+    grid = default_lengths(TINY_MAX_POSITIONS)
+    _, alone = _sweep(tiny_loaded, tmp_path / "a.csv", grid, budget_s=budget_s, trim=True, clock=clock, batch_sizes=[1])
+    _, batched = _sweep(tiny_loaded, tmp_path / "b.csv", grid, budget_s=budget_s, trim=True, clock=clock,
+                        batch_sizes=[1, 2, 8])
+    extend_points = [set(zip(rows.n_ctx, rows.n_new)) for rows in (alone[alone.phase == "extend"],
+                                                                   batched[batched.phase == "extend"])]
+    assert extend_points[0] and extend_points[0] == extend_points[1] and (batched.batch > 1).any()

@@ -52,14 +52,21 @@ class Pilot:
         grid = [item for item in grid if not self._beyond_batch_memory(item)]
         return sorted({*grid, *(item for item in self.batch_items if item in self.measured)})
 
-    def _choose_batch_items(self, kept: list[int], started: float) -> None:
-        """Set the batch points of ``kept`` lengths (within ``BATCH_SHARE`` of the budget and what the lengths' plan
-        leaves of it) and say each point of the unthinned grid (three lengths and three contexts spread over the
-        whole range, every batch size) left out, with its predicted cost."""
+    def _left_beside_s(self, kept: list[int], started: float, planned: list) -> float:
+        """What the budget leaves (at least 0) once a sweep of ``kept`` lengths, its decode contexts and the items
+        ``planned`` besides are measured."""
         left_s = self.budget_s - (self.clock() - started)
         if kept:
-            left_s -= self.plan.cost_s(kept, self._to_measure(kept))
-        self.batch_items = self._batch_grid(kept, min(BATCH_SHARE * self.budget_s, max(left_s, 0.0)))
+            left_s -= self.plan.cost_s(kept, self._to_measure(kept) + [item for item in planned
+                                                                       if item not in self.measured])
+        return max(left_s, 0.0)
+
+    def _choose_batch_items(self, kept: list[int], started: float) -> None:
+        """Set the batch points of ``kept`` lengths (within ``BATCH_SHARE`` of the budget and what the lengths' plan
+        and the extend points leave of it) and say each point of the unthinned grid (three lengths and three contexts
+        spread over the whole range, every batch size) left out, with its predicted cost."""
+        left_s = self._left_beside_s(kept, started, self.extend_items)
+        self.batch_items = self._batch_grid(kept, min(BATCH_SHARE * self.budget_s, left_s))
         self.outcome.batch_skipped = [s for s in self.outcome.batch_skipped if s["reason"] != "time budget"]
         sizes = [b for b in self.batch_sizes if b > 1]
         lengths = [n for n in kept if not self._beyond_memory(n)]
@@ -84,13 +91,11 @@ class Pilot:
 
     def _choose_extend_items(self, kept: list[int], started: float) -> None:
         """Set the extend points of a sweep of ``kept`` lengths (within ``EXTEND_SHARE`` of the budget and what the
-        lengths and the batch points leave of it) and say each point of the unthinned grid left out, with its
-        predicted cost."""
-        left_s = self.budget_s - (self.clock() - started)
-        if kept:
-            left_s -= self.plan.cost_s(kept, self._to_measure(kept) + [item for item in self.batch_items
-                                                                       if item not in self.measured])
-        self.extend_items = self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s, max(left_s, 0.0)))
+        lengths' plan leaves of it: chosen before the batch points, which then take what is left, so on a budget the
+        range of lengths nearly fills, extend passes are still measured and batches lose at most the extend share)
+        and say each point of the unthinned grid left out, with its predicted cost."""
+        left_s = self._left_beside_s(kept, started, [])
+        self.extend_items = self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s, left_s))
         self.outcome.extend_skipped = [s for s in self.outcome.extend_skipped if s["reason"] != "time budget"]
         if not kept:
             return
@@ -114,8 +119,8 @@ class Pilot:
         for n in self.grid:
             if n not in kept:
                 self.outcome.skipped.append(self._length_skip(n, oom))
-        self._choose_batch_items(kept, started)
         self._choose_extend_items(kept, started)
+        self._choose_batch_items(kept, started)
         return kept
 
     def _length_skip(self, n: int, oom: dict | None) -> dict:
@@ -199,8 +204,8 @@ class Pilot:
                                     if s.get("phase") == "decode" or s["n_ctx"] not in back]
             queue += [("length", n, 1) for n in back]
             planned = self.batch_items + self.extend_items
-            self._choose_batch_items(kept, started)
             self._choose_extend_items(kept, started)
+            self._choose_batch_items(kept, started)
             chosen = self.batch_items + self.extend_items
             queue[:] = [item for item in queue if item not in planned or item in chosen]
             queue += [item for item in chosen if item not in planned and item not in self.measured]

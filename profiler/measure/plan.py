@@ -22,9 +22,9 @@ never shortened for batches, the lengths between come only where the batch grid'
 beside them (``profiler.measure.pilot``). So batches thin the grid; they do not shorten it.
 
 The extend grid (``extend_grid``): ``grid.extend_points`` at three contexts spread over the decode contexts,
-thinned the same way (``_within_limit``) to ``EXTEND_SHARE`` of the budget and what the lengths and the batch
-grid leave of it: the costliest points go first (the longest appends at the top context), so a tight budget keeps
-the short appends at every context.
+thinned the same way (``_within_limit``) to ``EXTEND_SHARE`` of the budget and what the lengths leave of it
+(chosen before the batch grid, which takes what is left: ``profiler.measure.pilot``): the costliest points go
+first (the longest appends at the top context), so a tight budget keeps the short appends at every context.
 
 Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's overhead, until
 later timings correct it); beyond the longest piloted, the quickest decode step (what a pass costs whatever
