@@ -201,7 +201,7 @@ def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
     assert plan.one_repeat_s(("extend", 112, 16)) == 112 * TOKEN_S / 8 + 128 * TOKEN_S
 
 
-def test_the_extend_grid_is_each_size_at_three_contexts_its_costliest_left_out_to_its_limit():
+def test_the_extend_grid_is_each_size_at_three_contexts_its_longest_appends_left_out_to_its_limit():
     contexts = [8, 16, 32, 64, 127]
     plan = _plan([8, 16, 32, 64, 128])
     plan.fill_s_per_token = TOKEN_S / 8
@@ -220,3 +220,10 @@ def test_the_extend_grid_is_each_size_at_three_contexts_its_costliest_left_out_t
         if any(s == 64 for _, _, s in kept):
             assert {item for item in whole if item[2] == 16} <= set(kept)
     assert plan.extend_grid(contexts, reference_s, limit_s=0.0) == []
+    # a dear cache (gpt2 on a CPU: a step 40 times dearer at the top): the top context's 16-token append costs more
+    # than a 64-token one at the bottom, and is still kept before it, so the points span the contexts
+    plan.decode_points_s = {8: DECODE_S, 127: 40 * DECODE_S}
+    cost = {item: plan.item_cost_s(item) + reference_s for item in whole}
+    short = [item for item in whole if item[2] == 16]
+    assert cost[("extend", 112, 16)] > cost[("extend", 8, 64)]
+    assert plan.extend_grid(contexts, reference_s, limit_s=sum(cost[item] for item in short) + 1e-9) == short

@@ -227,4 +227,5 @@ def test_the_extend_grid_takes_its_share_inside_the_positions(loaded, tmp_path, 
     assert not measured & set(left_out)
     for (c, s), skip in left_out.items():
         assert skip["reason"] == "time budget" and skip["budget_s"] == budget_s
-        assert skip["predicted_s"] > skip["pass_s"] >= extend_s(c, s)
+        # an upper bound but for what a cache shorter than the first decode context adds (taken as 0: under 1% here)
+        assert skip["predicted_s"] > skip["pass_s"] >= 0.99 * extend_s(c, s)

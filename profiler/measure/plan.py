@@ -23,8 +23,9 @@ beside them (``profiler.measure.pilot``). So batches thin the grid; they do not 
 
 The extend grid (``extend_grid``): ``grid.extend_points`` at three contexts spread over the decode contexts,
 thinned the same way (``_within_limit``) to ``EXTEND_SHARE`` of the budget and what the lengths leave of it
-(chosen before the batch grid, which takes what is left: ``profiler.measure.pilot``): the costliest points go
-first (the longest appends at the top context), so a tight budget keeps the short appends at every context.
+(chosen before the batch grid, which takes what is left: ``profiler.measure.pilot``), but the longest appends go
+first (the costliest of them first), so a tight budget keeps the short appends at every context, the top one
+too: the surface's ``s * c`` term is told from its ``c`` term by contexts far apart.
 
 Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's overhead, until
 later timings correct it); beyond the longest piloted, the quickest decode step (what a pass costs whatever
@@ -104,12 +105,13 @@ def spread(points: list[int], count: int = BATCH_POINTS) -> list[int]:
     return sorted(chosen)
 
 
-def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float) -> list[Item]:
-    """The items of ``grid`` kept within ``limit_s`` of ``cost``: the costliest left out while they cost more, then
-    any left out that still fits, cheapest first; in ``grid``'s order."""
+def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, first_out=None) -> list[Item]:
+    """The items of ``grid`` kept within ``limit_s`` of ``cost``: left out while they cost more, the greatest by
+    ``first_out`` (a sort key; the costliest when None) first, then any left out that still fits, cheapest first;
+    in ``grid``'s order."""
     kept = list(grid)
     while kept and sum(cost[item] for item in kept) > limit_s:
-        kept.remove(max(kept, key=cost.get))
+        kept.remove(max(kept, key=first_out or cost.get))
     for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
         if sum(cost[other] for other in kept) + cost[item] <= limit_s:
             kept.append(item)
@@ -240,9 +242,10 @@ class Plan:
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
         """The extend items (``("extend", c, s)``, ``grid.extend_points`` at three of the sorted ``contexts`` spread
         over them) within ``limit_s`` with a reference pass (``reference_s``) before each, thinned as
-        ``batch_grid`` is."""
+        ``batch_grid`` is but the longest appends left out first (see the module doc)."""
         grid = [("extend", c, s) for c, s in extend_points(spread(contexts), self.max_positions)]
-        return _within_limit(grid, {item: self.item_cost_s(item) + reference_s for item in grid}, limit_s)
+        cost = {item: self.item_cost_s(item) + reference_s for item in grid}
+        return _within_limit(grid, cost, limit_s, first_out=lambda item: (item[2], cost[item]))
 
     def drift_check_s(self, planned: list[int]) -> float:
         return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]
