@@ -90,11 +90,13 @@ class Pilot:
         return sorted({*grid, *(item for item in self.extend_items if item in self.measured)})
 
     def _choose_extend_items(self, kept: list[int], started: float) -> None:
-        """Set the extend points of a sweep of ``kept`` lengths (within ``EXTEND_SHARE`` of the budget and what the
-        lengths' plan leaves of it: chosen before the batch points, which then take what is left, so on a budget the
-        range of lengths nearly fills, extend passes are still measured and batches lose at most the extend share)
-        and say each point of the unthinned grid left out, with its predicted cost."""
+        """Set the extend points of a sweep of ``kept`` lengths (within ``EXTEND_SHARE`` of the budget and its part of
+        what the lengths' plan leaves: all of it without batches, else in proportion to the two shares, so on a budget
+        the range of lengths nearly fills both grids keep their cheapest points; chosen before the batch points,
+        which then take what is left) and say each point of the unthinned grid left out, with its predicted cost."""
         left_s = self._left_beside_s(kept, started, [])
+        if self.batch_sizes != [1]:
+            left_s *= EXTEND_SHARE / (EXTEND_SHARE + BATCH_SHARE)
         self.extend_items = self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s, left_s))
         self.outcome.extend_skipped = [s for s in self.outcome.extend_skipped if s["reason"] != "time budget"]
         if not kept:
