@@ -1,8 +1,15 @@
 import pytest
 
 from profiler.errors import UserError
-from profiler.measure.grid import (EXTEND_SIZES, check_lengths, default_lengths, extend_points, generate_pairs, geometric,
-                                   parse_lengths)
+from profiler.measure.grid import (
+    EXTEND_SIZES,
+    check_lengths,
+    default_lengths,
+    extend_points,
+    generate_pairs,
+    geometric,
+    parse_lengths,
+)
 
 
 def test_lists_and_ranges():

@@ -185,7 +185,10 @@ def test_the_batch_grid_is_three_points_per_phase_at_every_size_its_costliest_le
 
 def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
     plan = _plan([8, 16, 32, 64, 128])  # prefill 1 TOKEN_S a token; decode DECODE_S at 8, twice that at 127
-    context_s = lambda c: plan.decode_estimate_s(c) - plan.decode_estimate_s(1)  # noqa: E731
+
+    def context_s(c: int) -> float:
+        return plan.decode_estimate_s(c) - plan.decode_estimate_s(1)
+
     assert context_s(8) == 0 and context_s(112) == pytest.approx(DECODE_S * 104 / 119)
     # the prefill of s plus s times what the cache adds to a decode step, where that is less
     assert plan.extend_pass_s(8, 16) == 16 * TOKEN_S

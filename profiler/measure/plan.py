@@ -42,14 +42,14 @@ prefill of ``B x n`` tokens' estimate if less (the same weights read and token w
 decode step a prefill of ``B`` tokens (the weights read once for ``B`` tokens' work) plus, per sequence, what
 its context adds to a step over the shortest context's.
 
-Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of
-the budget) only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than
-repeating a pass whose noise is a small share of it (the fit uses every raw sample). At ``r``
-repeats, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills, the pilot having been their
-warm-up, and ``r + 1`` forwards), a decode context or an extend point a fill and ``r + 1`` passes, a
-generate pair ``r + 1`` calls (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step
-is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
-shortest length, timed before each item and after the last; the drift check ``min_repeats`` prefills at the middle length.
+Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of the budget)
+only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than repeating a pass whose
+noise is a small share of it (the fit uses every raw sample). At ``r`` repeats, a length costs ``2r + 1``
+prefill-sized passes (``r`` prefills, the pilot having been their warm-up, and ``r + 1`` forwards), a decode
+context or an extend point a fill and ``r + 1`` passes, a generate pair ``r + 1`` calls (planned at most
+``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a 16-token generate call costs
+more than a long prefill); a reference pass is one prefill at the shortest length, timed before each item and
+after the last; the drift check ``min_repeats`` prefills at the middle length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
