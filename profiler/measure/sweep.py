@@ -33,7 +33,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    The batch grid is chosen once the lengths are (and again on a re-plan), within its share of the
    budget and what the lengths leave: the range of lengths is planned without it, the lengths between
    only beside its share, so batches thin the grid but never shorten it. The extend grid likewise, within
-   its own share and what the lengths leave, chosen before the batch grid (which takes what is left).
+   its own share and its part of what the lengths leave (in proportion to the two shares where batches are
+   measured), chosen before the batch grid (which takes what is left).
 2. Measurement: the lengths, decode contexts, batch points and extend points in shuffled order (so slow drift does
    not masquerade as a trend in n or B); at each length prefill, then forward; at each decode context
    decode steps on a filled cache (every step at the same context: the cache is put back after
