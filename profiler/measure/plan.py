@@ -22,11 +22,11 @@ never shortened for batches, the lengths between come only where the batch grid'
 beside them (``profiler.measure.pilot``). So batches thin the grid; they do not shorten it.
 
 The extend grid (``extend_grid``): ``grid.extend_points`` at three contexts spread over the decode contexts,
-thinned the same way (``_within_limit``) to ``EXTEND_SHARE`` of the budget and its part of what the lengths leave
-(in proportion to the two shares where batches are measured; chosen before the batch grid, which takes what is
-left: ``profiler.measure.pilot``), but the longest appends go
-first (the costliest of them first), so a tight budget keeps the short appends at every context, the top one
-too: the surface's ``s * c`` term is told from its ``c`` term by contexts far apart.
+thinned the same way (``_within_limit``) to ``EXTEND_SHARE`` of the budget and its part of what the lengths
+leave (in proportion to the two shares where batches are measured; chosen before the batch grid, which takes
+what is left: ``profiler.measure.pilot``), but the longest appends go first (the costliest of them first), so a
+tight budget keeps the short appends at every context, the top one too: the surface's ``s * c`` term is told
+from its ``c`` term by contexts far apart.
 
 Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less the counter's overhead, until
 later timings correct it); beyond the longest piloted, the quickest decode step (what a pass costs whatever
