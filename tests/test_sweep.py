@@ -482,3 +482,16 @@ def test_the_extend_and_batch_grids_share_what_the_lengths_leave(tiny_loaded, tm
                                                                    batched[batched.phase == "extend"])]
     assert extend_points[1] and extend_points[1] <= extend_points[0] and (batched.batch > 1).any()
     assert min(s for _, s in extend_points[1]) == 16  # the shortest append kept
+
+
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+@pytest.mark.parametrize("budget_s", [1.0, 1.5])
+def test_the_extend_core_is_measured_when_the_lengths_leave_nothing(tiny_loaded, tmp_path, monkeypatch, budget_s):
+    """A budget the range of lengths nearly fills: the shortest append at the two shortest contexts (the core, planned
+    with the lengths) is still measured, so the run fits an extend surface; the rest of the grid is said."""
+    outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(TINY_MAX_POSITIONS), budget_s=budget_s,
+                              trim=True, clock=_synthetic_machine(monkeypatch))
+    extend = samples[samples.phase == "extend"]
+    core = sorted({(c, s) for c, s in zip(extend.n_ctx, extend.n_new)})[:2]
+    assert [s for _, s in core] == [16, 16] and core[0][0] < core[1][0]
+    assert outcome.extend_skipped and all(skip["reason"] == "time budget" for skip in outcome.extend_skipped)

@@ -22,6 +22,7 @@ from profiler.measure.plan import BATCH_SHARE, DECODE_SHARE, EXTEND_SHARE, sprea
 from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
+EXTEND_CORE_POINTS = 2  # extend points planned with the range of lengths (``Pilot._extend_core``)
 CALIBRATION_TOKENS = 8  # the first passes and the counter's calibration run at most this long
 
 
@@ -36,11 +37,22 @@ class Pilot:
         the batch and extend points within their shares of the budget (``BATCH_SHARE``, ``EXTEND_SHARE``)."""
         lengths = [("length", n, 1) for n in kept
                    if ("length", n, 1) not in self.measured and not self._beyond_memory(n)]
-        items = lengths + [("decode", c, 1) for c in self.decode_contexts]
+        items = lengths + [("decode", c, 1) for c in self.decode_contexts] + self._extend_core(kept)
         if shares:
             items += self._batch_grid(kept, BATCH_SHARE * self.budget_s)
-            items += self._extend_grid(kept, EXTEND_SHARE * self.budget_s)
+            items += [item for item in self._extend_grid(kept, EXTEND_SHARE * self.budget_s) if item not in items]
         return [item for item in items if item not in self.measured]
+
+    def _extend_core(self, kept: list[int]) -> list:
+        """The extend points planned with the range of lengths, as the decode contexts are, whatever the shares leave:
+        the shortest append at the two shortest contexts of the extend grid, the least that fixes the extend surface's
+        forms (passes of several tokens on caches of two lengths). None when nothing is kept."""
+        if not kept:
+            return []
+        points = extend_points(spread(self.decode_contexts), self.arch.max_positions)
+        shortest = min((s for _, s in points), default=0)
+        core = [("extend", c, s) for c, s in sorted(points) if s == shortest][:EXTEND_CORE_POINTS]
+        return [item for item in core if not self._beyond_extend_memory(item)]
 
     def _batch_grid(self, kept: list[int], limit_s: float) -> list:
         """The batch points a sweep of ``kept`` lengths plans within ``limit_s`` (``Plan.batch_grid``; none when only
@@ -57,8 +69,9 @@ class Pilot:
         ``planned`` besides are measured."""
         left_s = self.budget_s - (self.clock() - started)
         if kept:
-            left_s -= self.plan.cost_s(kept, self._to_measure(kept) + [item for item in planned
-                                                                       if item not in self.measured])
+            items = self._to_measure(kept)
+            left_s -= self.plan.cost_s(kept, items + [item for item in planned
+                                                      if item not in self.measured and item not in items])
         return max(left_s, 0.0)
 
     def _choose_batch_items(self, kept: list[int], started: float) -> None:
@@ -90,14 +103,19 @@ class Pilot:
         return sorted({*grid, *(item for item in self.extend_items if item in self.measured)})
 
     def _choose_extend_items(self, kept: list[int], started: float) -> None:
-        """Set the extend points of a sweep of ``kept`` lengths (within ``EXTEND_SHARE`` of the budget and its part of
-        what the lengths' plan leaves: all of it without batches, else in proportion to the two shares, so on a budget
-        the range of lengths nearly fills both grids keep their cheapest points; chosen before the batch points,
-        which then take what is left) and say each point of the unthinned grid left out, with its predicted cost."""
-        left_s = self._left_beside_s(kept, started, [])
+        """Set the extend points of a sweep of ``kept`` lengths: the core (``_extend_core``, planned with the lengths)
+        and the rest of the grid within ``EXTEND_SHARE`` of the budget and the core's cost plus its part of what the
+        lengths' plan leaves (all of it without batches, else in proportion to the two shares, so on a budget the range
+        of lengths nearly fills both grids keep their cheapest points; chosen before the batch points, which then take
+        what is left); and say each point of the unthinned grid left out, with its predicted cost."""
+        left_s = self._left_beside_s(kept, started, [])  # beside the core, planned with the lengths
         if self.batch_sizes != [1]:
             left_s *= EXTEND_SHARE / (EXTEND_SHARE + BATCH_SHARE)
-        self.extend_items = self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s, left_s))
+        core = self._extend_core(kept)
+        core_s = sum(self.plan.item_cost_s(item) + self.plan.prefill_s[kept[0]] for item in core
+                     if item not in self.measured)
+        self.extend_items = sorted({*core, *self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s,
+                                                                        left_s + core_s))})
         self.outcome.extend_skipped = [s for s in self.outcome.extend_skipped if s["reason"] != "time budget"]
         if not kept:
             return
