@@ -26,37 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from profiler.cli.arguments import budget_seconds, thread_count
+from fitted_run import fitted_run, run_arguments
+
 from profiler.costmodel.cost_model import CostModel
-from profiler.costmodel.fit_file import EXTEND_POINTS, fit_run, thinned
+from profiler.costmodel.fit_file import EXTEND_POINTS, thinned
 from profiler.costmodel.surface import held_out_errors
-from profiler.errors import UserError
-from profiler.measure.samples import read_samples
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.05
-
-
-def _run(args, out: Path) -> tuple[Path, float]:
-    """``python -m profiler run``; the run folder it wrote and its wall time."""
-    command = [sys.executable, "-m", "profiler", "run", "--model", args.model,
-               "--out", str(out / "reports"), "--fits", str(out / "fits")]
-    for option, value in (("--threads", args.threads), ("--budget", args.budget), ("--lengths", args.lengths)):
-        if value is not None:
-            command += [option, str(value)]
-    print("$", " ".join(command[1:]), flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True)
-    wall_s = time.perf_counter() - started
-    (folder,) = {path.parent for path in (out / "reports").glob("*/*/samples.csv")}
-    return folder, wall_s
 
 
 def _points(cm: CostModel, samples) -> list[dict]:
@@ -95,29 +73,15 @@ def _print(cm: CostModel, points: list[dict]) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, help="a run folder already written (else a run is made)")
-    parser.add_argument("--model", default="models/gpt2")
-    parser.add_argument("--threads", type=thread_count, help="the run's --threads (1 on a shared machine)")
-    parser.add_argument("--budget", type=budget_seconds, help="the run's --budget")
-    parser.add_argument("--lengths", help="the run's --lengths")
+    run_arguments(parser)
     args = parser.parse_args(argv)
-    if args.run is not None and not (args.run / "samples.csv").is_file():
-        parser.error(f"{args.run}: no samples.csv (give a run folder)")
-    load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as temporary:
-        folder, run_s = (args.run, None) if args.run is not None else _run(args, Path(temporary))
-        started = time.perf_counter()
-        try:
-            fit = fit_run(folder)
-        except UserError as err:
-            print(f"no fit: {err}")
-            return 1
-        fit_s = time.perf_counter() - started
-        cm = CostModel(fit)
-        samples = read_samples(folder / "samples.csv")
-    load_after = os.getloadavg()
+    run = fitted_run(args, parser, ())
+    if run is None:
+        return 1
+    fit, samples, folder, run_s, fit_s = run.fit, run.samples, run.folder, run.run_s, run.fit_s
+    cm = CostModel(fit)
     print(f"\n{fit.model.name} on {fit.hardware_slug}: " + (f"run {run_s:.1f} s, " if run_s else "")
-          + f"fitted in {fit_s:.1f} s; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+          + f"fitted in {fit_s:.1f} s; load average {run.load_average[0]:.2f} before, {run.load_average[1]:.2f} after")
     if not cm.has_extend:
         print("no extend surface: " + str(fit.source.get("extend_skipped", "the run measured no extend pass")))
         return 1
@@ -126,7 +90,7 @@ def main(argv=None) -> int:
     surface = cm.extend_surface()
     print(json.dumps({
         "model": fit.model.name, "hardware": fit.hardware_slug, "run": str(folder), "run_s": run_s, "fit_s": fit_s,
-        "load_average": [load_before[0], load_after[0]], "target": TARGET,
+        "load_average": list(run.load_average), "target": TARGET,
         "extend": {"form": surface.form.name, "held_out_mape": surface.held_out_mape, "points": surface.points,
                    "consistency": surface.consistency, "within_target": surface.held_out_mape <= TARGET},
         "points": points,
