@@ -32,8 +32,8 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 from urllib.parse import urlsplit
 
 import httpx2
@@ -69,7 +69,7 @@ def parse_endpoint(url: str, model: str, api_key_env: str | None) -> Endpoint:
         raise UserError("--endpoint: the URL holds spaces or control characters")
     try:
         parts = urlsplit(url)
-        parts.port
+        _ = parts.port  # a port out of range or not a number raises
     except ValueError:
         raise UserError("--endpoint: not a valid URL (its port or host does not parse)") from None
     if parts.scheme not in ("http", "https"):
@@ -97,9 +97,9 @@ def parse_endpoint(url: str, model: str, api_key_env: str | None) -> Endpoint:
 
 
 def endpoint_slug(endpoint: Endpoint) -> str:
-    """A file-name-safe name of the server: ``endpoint-<host>[-<port>]``."""
+    """A file-name-safe name of the server: ``endpoint-<host>[-<port>]`` (the host lower-case, as URLs have it)."""
     parts = urlsplit(endpoint.url)
-    name = re.sub(r"[^a-z0-9.-]+", "-", (parts.hostname or "").lower()).strip("-.")
+    name = re.sub(r"[^a-z0-9._-]", "-", (parts.hostname or "").replace(":", "_"))  # IPv6: ::1 is __1
     return f"endpoint-{name}" + (f"-{parts.port}" if parts.port else "")
 
 
@@ -149,6 +149,20 @@ class StreamedCall:
         if self.ttft_s is None or self.completion_tokens is None or self.completion_tokens < 2:
             return None
         return (self.e2e_s - self.ttft_s) / (self.completion_tokens - 1)
+
+
+def _server_words(text: str) -> str:
+    """The message of an error body: FastAPI's ``detail``, OpenAI's ``error.message``, else the text itself."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(document, dict):
+        error = document.get("error")
+        words = document.get("detail") or (error.get("message") if isinstance(error, dict) else error)
+        if words:
+            return words if isinstance(words, str) else json.dumps(words)
+    return text
 
 
 class _Retryable(Exception):
@@ -287,7 +301,7 @@ class EndpointClient:
                 if response.status_code != 200:
                     response.read()
                     self._refuse(response.status_code, response.headers.get("retry-after"),
-                                 self._scrub(response.text))
+                                 self._scrub(_server_words(response.text)))
                 streaming = True
                 for event in events:
                     now = self._clock()
