@@ -26,6 +26,9 @@ before any command starts. The limits, and why each is where it is:
   the exercises' own limit on tokens, ``profiler.lba.exercises.base``); ``prefix_cache_arguments``
   declares it with ``--prefix-cache on|off``, for every command that prices or runs with prefix
   reuse (``cli.breakeven.reuse_of`` reads them).
+- ``usd_per_device_hour``: US dollars a device-hour, finite, above 0 and at most
+  ``MAX_USD_PER_DEVICE_HOUR`` (a million: beyond any machine's rent); ``usd_arguments`` declares it
+  with breakeven's other dollar options (``cli.breakeven_usd`` reads them together).
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 
 MAX_BUDGET_S = 7 * 24 * 3600.0
 MAX_SEED = 2**32 - 1
 MAX_BATCH = 10**6
 MAX_DEVICES = 10**6
+MAX_USD_PER_DEVICE_HOUR = 1e6
 
 
 def _quoted(text: str) -> str:
@@ -118,6 +123,30 @@ def prefix_cache_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--cache-capacity", type=cache_capacity, metavar="TOKENS",
                         help="with --prefix-cache on: at most TOKENS cached over all models, least recently used "
                              "evicted (default: no limit)")
+
+
+def usd_per_device_hour(text: str) -> float:
+    """US dollars a device-hour: finite, above 0, at most ``MAX_USD_PER_DEVICE_HOUR``."""
+    value = _number(text)
+    if not 0 < value <= MAX_USD_PER_DEVICE_HOUR:
+        raise argparse.ArgumentTypeError(f"{_quoted(text)}: expected US dollars a device-hour above 0 and at most "
+                                         f"{MAX_USD_PER_DEVICE_HOUR:,.0f}")
+    return value
+
+
+def usd_arguments(parser: argparse.ArgumentParser) -> None:
+    """breakeven's ``--unit usd`` and the options that price in dollars (checked by ``cli.breakeven_usd``)."""
+    parser.add_argument("--unit", choices=["usd"],
+                        help="usd: price in US dollars, by --price-sheet or --usd-per-device-hour (default: the "
+                             "pricing's own unit: seconds of a fit, m*token for the paper's primitive)")
+    parser.add_argument("--price-sheet", type=Path, metavar="FILE",
+                        help="with --unit usd: a provider's prices per million tokens (models/price-sheets/*.json)")
+    parser.add_argument("--price-model", metavar="NAME",
+                        help="the price sheet's model that prices every role (needless when it has one model)")
+    parser.add_argument("--role-price", action="append", default=[], metavar="ROLE=NAME",
+                        help="a role's own model of the price sheet, e.g. 'generalist=Claude Sonnet 4'")
+    parser.add_argument("--usd-per-device-hour", type=usd_per_device_hour, metavar="X",
+                        help="with --unit usd and --fit: X US dollars a device-hour times the fitted seconds")
 
 
 def count(lo: int, hi: int):

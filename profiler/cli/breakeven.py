@@ -23,6 +23,9 @@ through that cache (``profiler.lba.reuse``); the fit's extend surface prices a c
 prefix. It is sequential only (the extend pass is measured at batch 1), needs a KV cache and
 prices latency: with ``--schedule parallel``, ``--no-cache`` or ``--metric flops`` it is refused,
 and ``--cache-capacity`` without it too. The paper's primitive has no cache: its prices stay.
+
+``--unit usd`` prices in US dollars (``profiler.cli.breakeven_usd``): a provider's price sheet
+(``--price-sheet``), or a fit's seconds at ``--usd-per-device-hour``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from profiler.cli.breakeven_usd import usd_pricing
 from profiler.costmodel.family import FamilyCostModel
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.errors import UserError
@@ -201,6 +205,7 @@ def run_breakeven(args, console: Console) -> int:
     if schedule.reuse is not None and args.fit:  # a fit without the extend surface: said before any replay
         for cost_model in (pricing.base, *pricing.role_models.values()):
             cost_model.extend_surface()
+    pricing = usd_pricing(args, pricing)  # --unit usd: in dollars (profiler.cli.breakeven_usd)
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
     planned = []
     for exercise in exercises:

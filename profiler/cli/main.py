@@ -22,6 +22,7 @@ from profiler.cli.arguments import (
     prefix_cache_arguments,
     seed,
     thread_count,
+    usd_arguments,
 )
 from profiler.errors import UserError
 
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
                                 f"(at most {MAX_MONTE_CARLO_SEEDS:,})")
     _schedule_arguments(breakeven, "priced in device time and in makespan")
     prefix_cache_arguments(breakeven, "the programs' calls replayed one after another through that cache")
+    usd_arguments(breakeven)
     breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
 
     validate = commands.add_parser(
