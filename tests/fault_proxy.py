@@ -12,9 +12,11 @@ pass. The steps:
 - ``cut:K``: forwarded, and the connection broken after K events (the chunked body never terminated);
 - ``end:K``: forwarded, and the body ended cleanly after K events (no finish_reason reached the client);
 - ``nousage``: forwarded with ``usage`` taken out of every event (a server that reports none in a stream);
+- ``refuse:FIELD``: answered 400 ``Unrecognized request argument supplied: FIELD`` (OpenAI's words), as a server
+  that does not take that field;
 - ``stall``: no answer for ``--stall-s`` seconds, then the connection closed (the client's time-out fires).
 
-``GET /_faults`` tells the requests seen and the steps left; ``POST /_faults`` with ``{"plan": [...],
+``GET /_faults`` tells the requests seen, the steps left and the last request's body fields; ``POST /_faults`` with ``{"plan": [...],
 "retry_after_s": S}`` replaces the plan (a module's tests share one proxy). ``proxied(upstream)`` runs it in a
 subprocess, stopped by its process id.
 """
@@ -46,10 +48,12 @@ class Faults:
         self.lock = threading.Lock()
         self.plan, self.retry_after_s, self.stall_s = list(plan), retry_after_s, stall_s
         self.requests = 0
+        self.fields: list[str] = []  # the last request's body fields
 
-    def next_step(self) -> str:
+    def next_step(self, body: bytes) -> str:
         with self.lock:
             self.requests += 1
+            self.fields = sorted(json.loads(body))
             return self.plan.pop(0) if self.plan else "pass"
 
 
@@ -63,7 +67,7 @@ def handler(upstream: str, faults: Faults, http: httpx2.Client) -> type[BaseHTTP
         def do_GET(self) -> None:
             if self.path == "/_faults":
                 with faults.lock:
-                    self._reply(200, {"requests": faults.requests, "plan": faults.plan})
+                    self._reply(200, {"requests": faults.requests, "plan": faults.plan, "fields": faults.fields})
             else:
                 self._forward_plain(None)
 
@@ -80,7 +84,7 @@ def handler(upstream: str, faults: Faults, http: httpx2.Client) -> type[BaseHTTP
             if not self.path.endswith("/completions"):
                 self._forward_plain(body)
                 return
-            step = faults.next_step()
+            step = faults.next_step(body)
             if step == "stall":
                 time.sleep(faults.stall_s)
                 self.close_connection = True
@@ -88,6 +92,9 @@ def handler(upstream: str, faults: Faults, http: httpx2.Client) -> type[BaseHTTP
                 echoed = self.headers.get("Authorization", "")
                 extra = {"Retry-After": f"{faults.retry_after_s:g}"} if step == "429" else {}
                 self._reply(int(step), {"detail": f"fault injected: {step}; you sent {echoed}"}, extra)
+            elif step.startswith("refuse:"):
+                field = step.partition(":")[2]
+                self._reply(400, {"error": {"message": f"Unrecognized request argument supplied: {field}"}})
             else:
                 kind, _, events = step.partition(":")
                 self._forward_stream(body, kind, int(events) if events else None)
@@ -204,7 +211,7 @@ def main() -> None:
     parser.add_argument("--upstream", required=True, help="the real server: scheme, host and port")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--plan", default="", help="steps, comma-separated: pass, a status, cut:K, end:K, nousage, "
-                        "stall")
+                        "refuse:FIELD, stall")
     parser.add_argument("--retry-after", type=float, default=7.0, help="seconds sent with a 429")
     parser.add_argument("--stall-s", type=float, default=5.0)
     args = parser.parse_args()

@@ -125,6 +125,28 @@ def test_the_probe_is_made_once_whatever_the_number_of_threads(proxy, served):
 
 
 @pytest.mark.slow
+def test_a_server_refusing_stream_options_is_sent_none(proxy, served):
+    """ignore_eos refused by the server itself (422), then stream_options refused by the proxy (400 naming it):
+    generation_config is kept and stream_options dropped from the calls (usage still read: this server sends it
+    unasked)."""
+    proxy.plan(["pass", "refuse:stream_options"])
+    with client_of(f"{proxy.url}/v1", served.model) as client:
+        assert client.forcing == "generation_config" and proxy.seen()["requests"] == 3
+        assert client.complete("the of", 4).completion_tokens == 4
+        assert proxy.seen()["fields"] == ["generation_config", "max_tokens", "model", "prompt", "stream"]
+
+
+@pytest.mark.slow
+def test_a_server_refusing_every_forcing_records_the_observed_length(proxy, served):
+    proxy.plan(["refuse:ignore_eos", "refuse:generation_config"])
+    with client_of(f"{proxy.url}/v1", served.model) as client:
+        assert client.forcing == "none" and proxy.seen()["requests"] == 3
+        call = client.complete("the of", 5)
+        assert proxy.seen()["fields"] == ["max_tokens", "model", "prompt", "stream", "stream_options"]
+    assert call.completion_tokens == len(call.chunk_arrivals_s) <= 5
+
+
+@pytest.mark.slow
 def test_429_5xx_and_dropped_streams_are_retried_and_recorded(proxy, served):
     """A 429 (Retry-After 7 s honoured), a 503, a stream broken after 2 events and one ended cleanly after 3
     (no finish_reason): four failures with their kinds, statuses and waits, then the call succeeds in full."""

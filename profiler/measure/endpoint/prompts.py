@@ -43,9 +43,6 @@ class PromptShape:
                             f"{self.overhead_tokens} tokens of its own, so the least is {self.overhead_tokens + 1}")
         return " ".join(rng.choice(self.words) for _ in range(n_words))
 
-    def to_json(self) -> dict:
-        return {"words": list(self.words), "overhead_tokens": self.overhead_tokens}
-
 
 def calibrate(client) -> PromptShape:
     """The first candidate list whose words the server counts one token each (see the module's docstring);
