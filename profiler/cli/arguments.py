@@ -29,6 +29,7 @@ before any command starts. The limits, and why each is where it is:
 - ``usd_per_device_hour``: US dollars a device-hour, finite, above 0 and at most
   ``MAX_USD_PER_DEVICE_HOUR`` (a million: beyond any machine's rent); ``usd_arguments`` declares it
   with breakeven's other dollar options (``cli.breakeven_usd`` reads them together).
+- ``tokens``: a whole number of tokens, 1 to ``MAX_TOKENS`` (``export``'s typical call).
 """
 
 from __future__ import annotations
@@ -132,6 +133,13 @@ def usd_per_device_hour(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{_quoted(text)}: expected US dollars a device-hour above 0 and at most "
                                          f"{MAX_USD_PER_DEVICE_HOUR:,.0f}")
     return value
+
+
+def tokens(text: str) -> int:
+    """Tokens of a call: 1 to ``MAX_TOKENS``."""
+    from profiler.lba.exercises.base import MAX_TOKENS  # the pricing layer: not for every command
+
+    return _whole(text, 1, MAX_TOKENS, " (tokens)")
 
 
 def usd_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m profiler run|fit|show|models|breakeven|validate|report|compare``.
+"""Command line: ``python -m profiler run|fit|show|models|breakeven|validate|report|compare|export``.
 
 A user's mistake (unknown model, malformed lengths, unwritable folder...) ends with one
 line on stderr and exit status 2, never a traceback; Ctrl-C ends with exit status 130 and
@@ -22,7 +22,9 @@ from profiler.cli.arguments import (
     prefix_cache_arguments,
     seed,
     thread_count,
+    tokens,
     usd_arguments,
+    usd_per_device_hour,
 )
 from profiler.errors import UserError
 
@@ -126,6 +128,19 @@ def _parser() -> argparse.ArgumentParser:
     prefix_cache_arguments(breakeven, "the programs' calls replayed one after another through that cache")
     usd_arguments(breakeven)
     breakeven.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+
+    export = commands.add_parser("export", help="a fitted cost model for other tools: a per-call cost table (CSV) "
+                                                "and a LiteLLM custom-pricing entry")
+    export.add_argument("fit", type=Path, help="a fits/<model>--<hw>.json file")
+    export.add_argument("--out", type=Path, required=True, help="the folder the two files go to (made if missing)")
+    export.add_argument("--usd-per-device-hour", type=usd_per_device_hour, metavar="X",
+                        help="US dollars a device-hour: adds USD to the table and writes the LiteLLM entry")
+    export.add_argument("--typical-input", type=tokens, metavar="N",
+                        help="with a rate: the input tokens of the typical call the LiteLLM prices are set at "
+                             "(default: a power of two, half the longest prefill measured)")
+    export.add_argument("--typical-output", type=tokens, metavar="N",
+                        help="with a rate: its output tokens (default: a power of two, a quarter of what the "
+                             "decode steps measured beyond the input)")
 
     validate = commands.add_parser(
         "validate", help="run the three exercises with real model calls; measured against predicted cost",
@@ -236,6 +251,12 @@ def _breakeven(args, console) -> int:
     return run_breakeven(args, console)
 
 
+def _export(args, console) -> int:
+    from profiler.cli.export import run_export
+
+    return run_export(args, console)
+
+
 def _validate(args, console) -> int:
     _quiet_transformers()
     from profiler.cli.validate import run_validate
@@ -260,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"run": _run, "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven,
-                    "validate": _validate, "report": _report, "compare": _compare}
+                    "validate": _validate, "report": _report, "compare": _compare, "export": _export}
         return commands[args.command](args, console)
     except UserError as err:
         print(f"profiler: error: {err}", file=sys.stderr)
