@@ -25,7 +25,8 @@ def test_required_columns():
 
 ROW = {"model": "m", "weights": "random", "device": "cpu", "dtype": "float32", "phase": "decode", "batch": 1,
        "n_ctx": 100, "n_cached": 100, "n_new": 1, "repeat": 0, "latency_s": 0.03, "flops": 2_000_000,
-       "flops_counted": None, "peak_mem_bytes": None, "peak_mem_reserved_bytes": None, "kv_cache_bytes": 0}
+       "flops_counted": None, "peak_mem_bytes": None, "peak_mem_reserved_bytes": None, "kv_cache_bytes": 0,
+       "energy_j": None}
 
 
 def test_read_back(tmp_path):

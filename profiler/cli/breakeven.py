@@ -24,6 +24,10 @@ prefix. It is sequential only (the extend pass is measured at batch 1), needs a 
 prices latency: with ``--schedule parallel``, ``--no-cache`` or ``--metric flops`` it is refused,
 and ``--cache-capacity`` without it too. The paper's primitive has no cache: its prices stay.
 
+``--metric energy_j`` prices joules from the fit's energy curves (a run that read an energy counter,
+``profiler.measure.energy``); a fit without them is refused in one line saying why (no counter where it was measured,
+or passes too short for the counter).
+
 ``--unit usd`` prices in US dollars (``profiler.cli.breakeven_usd``): a provider's price sheet
 (``--price-sheet``), or a fit's seconds at ``--usd-per-device-hour``.
 """
@@ -108,6 +112,8 @@ def fitted_pricing(fits: list[Path], roles: list[str], cache: bool, metric: str)
         if role not in ROLES or not path:
             raise UserError(f"--role {spec!r}: expected ROLE=FIT with ROLE one of {', '.join(ROLES)}")
         role_models[role] = load_cost_model(path)
+    for cost_model in (base, *role_models.values()) if metric == "energy_j" else ():
+        cost_model.check_energy(cache)  # a fit without energy curves: one line, before anything is priced
     return FittedPricing(base, role_models=role_models, family=family, cache=cache, metric=metric)
 
 

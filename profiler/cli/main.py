@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     breakeven.add_argument("--role", action="append", default=[], metavar="ROLE=FIT",
                            help="a role's own cost model, e.g. generalist=fits/gpt2-xl--<hw>.json")
     breakeven.add_argument("--no-cache", action="store_true", help="fitted costs without a KV cache")
-    breakeven.add_argument("--metric", default="latency_s", choices=["latency_s", "flops"], help="what to price")
+    breakeven.add_argument("--metric", default="latency_s", choices=["latency_s", "flops", "energy_j"],
+                           help="what to price (energy_j: joules, from a fit whose run read an energy counter)")
     breakeven.add_argument("--vary", help="the parameter along which to look (default: the exercise's k)")
     breakeven.add_argument("--values", help="its grid: a list 2,4,8 or a range 1:12")
     breakeven.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fix a parameter")

@@ -6,7 +6,8 @@ For each model, ``<out>/<hardware-slug>/<model>/`` receives:
 - ``hardware.json``: the fingerprint and this device's measured ceilings;
 - ``run.json``: what was asked, what was done (lengths, generate pairs, batch sizes, anything
   skipped and why -- extend points too --, out of memory, interrupted, the drift check, when it finished), the model and
-  whether its weights are random, and the per-point summary;
+  whether its weights are random, the energy counter read or why there is none (``done.energy``), and the
+  per-point summary;
 - after the fit: ``report.md``, ``report.html`` and the PNG figures (``profiler.report``).
 
 The run holds each model's folder from before it measures anything until its report is written
@@ -33,6 +34,7 @@ from profiler.measure.ceilings import measure_ceilings
 from profiler.cli.console import SweepProgress, print_point_tables
 from profiler.costmodel.cost_model import CostModel
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
+from profiler.measure.energy import EnergyRecord, open_energy_counter
 from profiler.errors import UserError
 from profiler.files import hold_run_folder, run_folder
 from profiler.cli.fit import fit_and_print
@@ -107,7 +109,8 @@ def _check_writable(root: Path) -> None:
 
 
 def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
-                  memory_measured: bool, routing: Routing | None, batch_sizes: list[int]) -> RunDocument:
+                  memory_measured: bool, routing: Routing | None, batch_sizes: list[int],
+                  energy: EnergyRecord) -> RunDocument:
     asked = RunAsked(model=loaded.source.name, device=request.device, dtype=request.dtype,
                      lengths=request.lengths or "default", budget_s=request.budget_s, seed=request.seed,
                      threads=torch.get_num_threads(), attn_implementation=request.attn_implementation or "default",
@@ -126,7 +129,7 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
                    finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable,
                    disturbance=outcome.disturbance, batch_sizes=measured_sizes, batch_skipped=outcome.batch_skipped,
                    batch_out_of_memory=outcome.batch_out_of_memory, extend_skipped=outcome.extend_skipped,
-                   extend_out_of_memory=outcome.extend_out_of_memory)
+                   extend_out_of_memory=outcome.extend_out_of_memory, energy=energy)
     return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"),
                        routing=routing)
 
@@ -154,12 +157,15 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         else:
             lengths = default_lengths(arch.max_positions)
         batch_sizes = request.batch_sizes or default_batch_sizes(device.type)
-        with SweepProgress(console, source.name) as progress:
+        with (open_energy_counter({str(loaded.device), *loaded.device_map.values()}) as energy,
+              SweepProgress(console, source.name) as progress):
             sweep = Sweep(loaded, writer, lengths=lengths, trim_to_budget=request.lengths is None,
-                          budget_s=request.budget_s, seed=request.seed, batch_sizes=batch_sizes, progress=progress)
+                          budget_s=request.budget_s, seed=request.seed, batch_sizes=batch_sizes, progress=progress,
+                          energy=energy.counter)
             outcome = sweep.run()
         rows = writer.rows
     samples = read_samples(folder / "samples.csv")
+    energy_record = EnergyRecord.of(energy, passes=rows, passes_measured=int(samples["energy_j"].notna().sum()))
     dtype_bytes = torch.empty((), dtype=dtype).element_size()
     points = point_table(samples, arch.active_params * dtype_bytes, lambda tokens: arch.kv_cache_bytes(tokens, dtype),
                          ceilings)
@@ -171,9 +177,11 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         console.print(f"routing of a {routing.tokens:,}-token prefill: the busiest experts took "
                       f"{routing.load_ratio:.2f}x the balanced load ({routing.uniform_load_ratio:.2f}x if routed "
                       "uniformly at random); run.json: routing")
-    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported, routing, batch_sizes).write(folder)
+    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported, routing, batch_sizes,
+                  energy_record).write(folder)
     print_point_tables(console, f"{source.name} ({weights})", points)
     _print_outcome(console, outcome, folder)
+    console.print(energy_record.line(), style=None if energy_record.counter else "yellow", markup=False)
     if outcome.interrupted:
         raise KeyboardInterrupt  # what was measured is written; the CLI ends with exit status 130
     try:

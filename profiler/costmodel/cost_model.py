@@ -37,6 +37,10 @@ price it with (``MissingCurve``). ``has_extend`` says whether it has.
 A prediction outside a curve's measured domain (a surface's measured batches and lengths, the extend
 surface's cached and appended tokens) is extrapolation: it is still returned, with an
 ``ExtrapolationWarning``.
+
+Energy (a fit whose run read an energy counter, since schema 1.7): ``metric="energy_j"`` prices a pass or a call
+in joules, summed over its passes as time is; ``check_energy`` says, in one line, why a fit cannot (no counter
+where it was measured, or passes too short for the counter to tell).
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ from profiler.costmodel.fit_document import FitDocument
 from profiler.costmodel.surface import SurfaceFit
 from profiler.errors import UserError
 
-METRICS = ("latency_s", "flops", "peak_mem_bytes")
-UNITS = {"latency_s": "s", "flops": "FLOPs", "peak_mem_bytes": "bytes"}
+METRICS = ("latency_s", "flops", "peak_mem_bytes", "energy_j")  # energy_j: where the run had a counter (since 1.7)
+UNITS = {"latency_s": "s", "flops": "FLOPs", "peak_mem_bytes": "bytes", "energy_j": "J"}
 PHASES = ("prefill", "decode", "forward")
 BATCH_PHASES = ("prefill", "decode")
 
@@ -198,6 +202,20 @@ class CostModel:
         first = np.where(reused, surface.predict(cached, new), prefill.predict(n_in))
         total = decode.form.sum_over(decode.theta, lo, hi) + first
         return total if np.ndim(total) else float(total)
+
+    def check_energy(self, cache: bool = True) -> None:
+        """A ``MissingCurve`` saying why, unless the energy curves a call needs (prefill and decode with a KV cache,
+        forward without) are fitted."""
+        missing = [phase for phase in (("prefill", "decode") if cache else ("forward",))
+                   if "energy_j" not in self.curves.get(phase, {})]
+        if not missing:
+            return
+        energy = self.fit.source.get("energy") or {}
+        why = (f"no energy counter where it was measured: {energy['reason']}" if energy.get("reason") else
+               f"no {' or '.join(missing)} pass lasted long enough for {energy['counter']} to tell"
+               if energy.get("counter") else "its run recorded no energy")
+        raise MissingCurve(f"no energy_j curve for {' and '.join(missing)} in the cost model of {self.model.name} on "
+                           f"{self.hardware_slug or 'unnamed hardware'}: {why}")
 
     @property
     def has_extend(self) -> bool:

@@ -11,7 +11,9 @@ fitted against ``(batch, n)`` on all its passes, batch 1 included (``profiler.co
 since 1.5); a phase measured at too few ``(batch, n)`` points for any surface form is said in
 ``source.surfaces_skipped``. Where the run measured extend passes, the extend surface ``T(c, s)`` is fitted
 on the batch-1 prefill, decode and extend passes at their ``(n_cached, n_new)`` (``profiler.costmodel.extend``,
-since 1.6); points that fix too few of its forms are said in ``source.extend_skipped``. A fit a cost model
+since 1.6); points that fix too few of its forms are said in ``source.extend_skipped``. Where the run's passes have
+``energy_j`` (its energy counter's joules), each phase's energy is fitted as its latency is, on the passes that have a
+value, and ``source.energy`` says which counter, or why the run had none (since 1.7). A fit a cost model
 cannot price with is
 never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
 three coefficients: two lengths leave a quadratic or power curve free) or with fewer than
@@ -56,7 +58,7 @@ from profiler.files import file_name, fit_path, keep_previous, read_json, write_
 from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
 
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
@@ -205,6 +207,11 @@ def _extend(single, curves: dict, seed: int) -> tuple[dict | None, str | None]:
                       curves["decode"]["latency_s"], seed=seed).as_dict(), None
 
 
+def _energy_source(energy) -> dict:
+    """``source.energy`` (since 1.7): the counter the run read (``counter``), or why it had none (``reason``)."""
+    return {"counter": energy.counter} if energy.counter else {"reason": energy.reason}
+
+
 def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     """Fit every phase and metric of the run in ``folder`` into a fit document: as it reads back from
     its file (its curves rounded as ``CurveFit.as_dict`` writes them), so a cost model priced from
@@ -251,7 +258,8 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
         "source": {"samples": str(samples_path), "rows": len(samples)} | (
             {"thinned": thinned_rows} if thinned_rows else {}) | (
             {"surfaces_skipped": surfaces_skipped} if surfaces_skipped else {}) | (
-            {"extend_skipped": extend_skipped} if extend_skipped else {}),
+            {"extend_skipped": extend_skipped} if extend_skipped else {}) | (
+            {"energy": _energy_source(run.done.energy)} if run.done.energy else {}),
         "units": {"n": "tokens", **UNITS},
         "curves": {phase: {metric: curve.as_dict() for metric, curve in metrics.items()}
                    for phase, metrics in curves.items()},

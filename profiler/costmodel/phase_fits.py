@@ -8,6 +8,7 @@
   (``profiler.costmodel.fit.choose``). Before, each phase chose its form alone by AICc: from a short
   range (8..256 tokens), prefill and forward, measured within 0.5% of each other, picked different
   forms and differed by 40% at 2,048.
+- Energy (joules a pass took, where the run had a counter): as latency, the device's power times the pass's time.
 - Peak memory: each phase alone, the lower AICc of the two polynomials. Prefill holds a KV cache
   forward does not: their bytes per token differ by it, and a byte is not work.
 """
@@ -17,8 +18,9 @@ from __future__ import annotations
 from profiler.costmodel.fit import CurveFit, fit_curve, fit_phases
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS, STRUCTURED_FORMS
 
-CANDIDATE_FORMS = {"latency_s": CURVE_FORMS, "flops": CURVE_FORMS, "peak_mem_bytes": MEMORY_FORMS}
-WORK_METRICS = ("latency_s", "flops")
+CANDIDATE_FORMS = {"latency_s": CURVE_FORMS, "flops": CURVE_FORMS, "peak_mem_bytes": MEMORY_FORMS,
+                   "energy_j": CURVE_FORMS}
+WORK_METRICS = ("latency_s", "flops", "energy_j")
 JOINT_PHASES = ("prefill", "forward")
 
 

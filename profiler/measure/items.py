@@ -4,7 +4,7 @@ repeats while the item's share of the time left lasts and each pass is predicted
 (``profiler.measure.sweep``, step 2).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
-``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``watch``, ``medians_s``,
+``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``energy``, ``watch``, ``medians_s``,
 ``reference_n``, ``reference_s``, ``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``,
 ``_batch_out_of_memory``, ``_extend_out_of_memory`` and ``_replan``.
 
@@ -109,7 +109,10 @@ class Items:
             while (not enough_repeats(latencies, self.clock() - item_start, share_s, policy)
                    and self._affordable(latencies[-1] if latencies else estimate_s, started)):
                 self.memory.reset()
+                counter = self.energy
+                before = counter.read() if counter else None
                 result, latency_s = time_pass(run_pass, self.loaded.device, self.clock)
+                energy_j = counter.pass_joules(before, counter.read(), latency_s) if counter else None
                 peak, reserved = self.memory.read()
                 self.writer.write(
                     self._row_base
@@ -118,7 +121,7 @@ class Items:
                         "n_new": n_new, "repeat": len(latencies),
                         "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
                         "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
-                        "kv_cache_bytes": kv_cache_bytes(result),
+                        "kv_cache_bytes": kv_cache_bytes(result), "energy_j": energy_j,
                     }
                 )
                 latencies.append(latency_s)

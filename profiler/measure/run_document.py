@@ -19,6 +19,7 @@ from pathlib import Path
 from profiler.errors import UserError
 from profiler.files import read_json, write_json
 from profiler.measure.disturbance import Disturbance
+from profiler.measure.energy import EnergyRecord
 from profiler.measure.grid import MAX_BATCH_SIZE, MAX_BATCH_SIZES
 from profiler.measure.routing import Routing
 
@@ -147,9 +148,10 @@ class RunDone:
     where no batch was), the batch points not measured (``batch_skipped``: ``{"phase", "batch", "n_ctx",
     "reason"}``, with the predicted cost of those the budget left out) and those out of memory; the extend points
     not measured (``extend_skipped``: ``{"c", "s", "reason"}``, with the predicted cost of those the budget left
-    out) and those out of memory (``extend_out_of_memory``: ``{"c", "s", "error"}``).
+    out) and those out of memory (``extend_out_of_memory``: ``{"c", "s", "error"}``); the energy counter read, or
+    why there is none (``energy``: ``profiler.measure.energy.EnergyRecord``).
     Fields added after the first runs default to what those runs did (nothing skipped, memory
-    measured, no watch: ``disturbance`` None, batch 1 only, no extend grid)."""
+    measured, no watch: ``disturbance`` None, batch 1 only, no extend grid, ``energy`` None: not recorded)."""
 
     lengths: list[int]
     rows: int
@@ -168,11 +170,13 @@ class RunDone:
     batch_out_of_memory: list[dict] = field(default_factory=list)
     extend_skipped: list[dict] = field(default_factory=list)
     extend_out_of_memory: list[dict] = field(default_factory=list)
+    energy: EnergyRecord | None = None
 
     @classmethod
     def from_json(cls, document: dict) -> RunDone:
-        watched = document.get("disturbance")
+        watched, energy = document.get("disturbance"), document.get("energy")
         return cls(**{**document, "disturbance": Disturbance.from_json(watched) if watched else None,
+                      "energy": None if energy is None else EnergyRecord.from_json(energy),
                       "batch_sizes": _batch_sizes(document.get("batch_sizes", [1]), "done.batch_sizes"),
                       "batch_skipped": _batch_points(document.get("batch_skipped", []), "done.batch_skipped",
                                                      "reason"),

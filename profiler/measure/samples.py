@@ -22,7 +22,10 @@ Columns (units in the names):
 - ``peak_mem_reserved_bytes``: GPU allocator's reserved peak (empty on a CPU);
 - ``kv_cache_bytes``: bytes of keys and values in the cache after the pass, every sequence's (0 for
   forward): a windowed layer's at most ``window - 1`` tokens, and any other state the cache holds
-  (linear-attention states; ``memory.kv_cache_bytes``).
+  (linear-attention states; ``memory.kv_cache_bytes``);
+- ``energy_j``: joules the device's energy counter took during the pass (``profiler.measure.energy``: the whole
+  package's or board's, not the pass's alone); empty where there is no counter or the pass was shorter than the
+  counter can tell.
 
 Raw values only: medians, intervals and rates are derived from these rows.
 
@@ -65,6 +68,7 @@ COLUMNS = (
     "peak_mem_bytes",
     "peak_mem_reserved_bytes",
     "kv_cache_bytes",
+    "energy_j",
 )
 PHASES = ("prefill", "decode", "extend", "forward", "generate")
 BATCHED_PHASES = ("prefill", "decode")  # the phases measured with more than one sequence in a pass
@@ -108,8 +112,9 @@ class SampleWriter:
 
 # Columns a file may lack: added after the first runs (a reader needs none of them; a file without
 # ``batch`` was written before batches were measured: every pass of one sequence; one without ``n_cached``
-# before extend passes were: its cached tokens follow from the phase, ``cached_tokens``).
-OPTIONAL_COLUMNS = ("weights", "batch", "n_cached", "flops_counted", "peak_mem_reserved_bytes")
+# before extend passes were: its cached tokens follow from the phase, ``cached_tokens``; one without ``energy_j``
+# before energy was measured: no energy, the column added empty at the end).
+OPTIONAL_COLUMNS = ("weights", "batch", "n_cached", "flops_counted", "peak_mem_reserved_bytes", "energy_j")
 _TEXT = ("model", "weights", "device", "dtype", "phase")
 _ONE_VALUE = ("model", "weights", "device", "dtype")  # a file is one run: one model on one device in one dtype
 # Whole numbers and the least each may be; empty allowed where the run writes nothing (no peak memory
@@ -178,6 +183,16 @@ def _latencies(path: Path, frame):
     return values
 
 
+def _energies(path: Path, frame):
+    """``energy_j`` checked: empty, or finite joules of at least 0 (empty, float64, in a file without it)."""
+    if "energy_j" not in frame.columns:
+        return math.nan
+    values = _parsed(path, frame, "energy_j", True)
+    if values.lt(0).any():
+        raise _first_bad(path, frame, values.lt(0), "energy_j", "is negative: a pass takes energy")
+    return values
+
+
 def read_samples(path: Path, model: str | None = None, dtype: str | None = None):
     """The samples in ``path`` as a pandas DataFrame, checked; a one-line ``UserError`` for anything else.
 
@@ -188,14 +203,15 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     (a file without the column: batch 1, the int64 column added after ``phase``); ``n_cached`` as
     ``cached_tokens`` says (a file without it, from before extend passes: derived, the int64 column added after
     ``n_ctx``); ``latency_s`` finite and
-    positive seconds; one model, device, dtype (and weights) in the whole file, and ``model`` and ``dtype``
-    the ones given (its run's). A file with a header and no rows is valid (a run stopped before its first
+    positive seconds; ``energy_j`` empty or finite non-negative joules (a file without it, from before energy was
+    measured: the float64 column added empty at the end); one model, device, dtype (and weights) in the whole file,
+    and ``model`` and ``dtype`` the ones given (its run's). A file with a header and no rows is valid (a run stopped before its first
     pass): an empty frame.
     """
     import pandas as pd
 
     path = Path(path)
-    numeric = (*_WHOLE, *_WHOLE_OR_EMPTY, "latency_s")
+    numeric = (*_WHOLE, *_WHOLE_OR_EMPTY, "latency_s", "energy_j")
     try:  # text as written (a model may be called "nan"); numbers parsed, an empty cell missing
         frame = pd.read_csv(path, nrows=MAX_ROWS + 1, dtype={c: str for c in _TEXT}, keep_default_na=False,
                             na_values={c: [""] for c in numeric}, low_memory=False)
@@ -223,6 +239,7 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
         if column in frame.columns:
             frame[column] = _whole_numbers(path, frame, column, least, column in _WHOLE_OR_EMPTY)
     frame["latency_s"] = _latencies(path, frame)
+    frame["energy_j"] = _energies(path, frame)
     for column in (c for c in _TEXT if c in frame.columns):
         frame[column] = frame[column].fillna("").astype(str)
     unknown = ~frame["phase"].isin(PHASES)

@@ -63,6 +63,9 @@ batch points of that batch or larger at that length (or context) or longer are d
 the sweep goes on; at an extend point, recorded in ``extend_out_of_memory`` and the points of as long a cache
 and as many tokens appended or more dropped.
 
+Energy: with an ``energy`` counter (``profiler.measure.energy``), each timed pass's row has the joules the counter
+took around it, where the pass lasted long enough for the counter to tell; without one, ``energy_j`` stays empty.
+
 Every latency, the budget and the progress are read off one ``timing.Clock`` (the wall clock
 unless the caller passes another), the load off ``load_average`` (``os.getloadavg`` unless
 the caller passes another).
@@ -81,6 +84,7 @@ import torch
 
 from profiler.measure.devices import dtype_name
 from profiler.measure.disturbance import Disturbance, DisturbanceWatch, load_average_1m
+from profiler.measure.energy import EnergyCounter
 from profiler.measure.flops import generate_flops
 from profiler.measure.grid import decode_contexts, generate_pairs
 from profiler.measure.items import Items, OutOfMemory, OverBudget
@@ -134,6 +138,7 @@ class Sweep(Items, Pilot):
         progress: Progress = _no_progress,
         clock: Clock = time.perf_counter,
         load_average: Callable[[], float | None] = load_average_1m,
+        energy: EnergyCounter | None = None,
     ):
         self.loaded = loaded
         self.arch = loaded.architecture
@@ -154,6 +159,7 @@ class Sweep(Items, Pilot):
         self.load_average = load_average
         self.passes = Passes(loaded, seed)
         self.memory = PeakMemory(loaded.device)
+        self.energy = energy
         self.outcome = SweepOutcome()
         self.plan = Plan(policy.min_repeats, self.arch.max_positions, budget_s)
         self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass

@@ -7,7 +7,8 @@ machine (what was seen, the points affected, lengths brought back, a fit resting
 lengths), a machine whose speed changed during the sweep, a fit that predicts unseen lengths
 or whole calls poorly (batch surfaces and the extend surface too), an extend surface far from the
 prefill and decode curves, a fit made from other samples than the folder now holds. Points of the
-batch and extend grids not measured (time budget, out of memory) are said like lengths.
+batch and extend grids not measured (time budget, out of memory) are said like lengths. The energy counter: which
+one and what its joules hold, or why there is none.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.uncertainty import CallIntervals
 from profiler.measure.disturbance import MIN_FIT_LENGTHS, Disturbance
+from profiler.measure.energy import MIN_UPDATES_PER_PASS, EnergyRecord
 from profiler.report.calls import measured_range
 from profiler.report.inputs import RunData
 
@@ -92,12 +94,23 @@ def _run_caveats(data: RunData) -> list[str]:
     if drift and drift.get("drifted"):
         items.append(f"The machine's speed changed during the sweep: prefill at n = {drift['n_ctx']:,} took "
                      f"{drift['ratio']:.2f} times as long when timed again at the end. Run again on a quiet machine.")
+    if done.energy is not None:
+        items.append(_energy_caveat(done.energy))
     if not done.peak_memory_measured:
         items.append("Peak memory could not be measured here (no /proc/self/clear_refs): memory figures are empty.")
     elif data.hardware.device != "cuda":
         items.append("On a CPU, peak memory is the process's peak resident memory: the weights, Python and the "
                      "libraries included, not the pass alone.")
     return items
+
+
+def _energy_caveat(energy: EnergyRecord) -> str:
+    if energy.counter is None:
+        return f"No energy counter: {energy.reason}. No joules were measured here, and none are priced."
+    return (f"Energy is read off {energy.counter}: what the whole package or board took while a pass ran, idle power "
+            f"and other processes included, not the pass alone. A pass shorter than {energy.min_pass_s * 1e3:g} ms "
+            f"({MIN_UPDATES_PER_PASS} counter updates) has no energy value: {energy.passes_measured:,} of "
+            f"{energy.passes:,} have one.")
 
 
 def _disturbance_caveat(disturbance: Disturbance) -> str:
