@@ -43,7 +43,7 @@ def breakeven(sheet: Path, model: str, prefix_cache: str) -> dict:
 
 
 def main() -> int:
-    sheet_path = Path(sys.argv[1]) if len(sys.argv) > 1 else sorted(Path("models/price-sheets").glob("anthropic-*.json"))[-1]
+    sheet_path = Path(sys.argv[1]) if len(sys.argv) > 1 else max(Path("models/price-sheets").glob("anthropic-*.json"))
     model = sys.argv[2] if len(sys.argv) > 2 else "Claude Haiku 3.5"
     sheet = read_price_sheet(sheet_path)
     prices = sheet.models[model]

@@ -94,11 +94,13 @@ def test_prefix_reuse_prices_the_cached_tokens_at_the_cached_input_price(sheet):
     pricing = SheetPricing(sheet, sheet.models["small"])
     params = _params(Debugging, k=6, b=2, system_prompt=100)
     reuse = replace(SEQUENTIAL, reuse=Reuse())
-    reused, plain = evaluate(Debugging, params, pricing, reuse)["totals"], evaluate(Debugging, params, pricing)["totals"]
+    reused = evaluate(Debugging, params, pricing, reuse)["totals"]
+    plain = evaluate(Debugging, params, pricing)["totals"]
     for variant in VARIANTS:
         counts = replay(Debugging, variant, params, Reuse()).counts
         assert any(cached > 0 for _, cached in counts)
-        by_hand = sum(count * _by_hand(SMALL, call.n_in, call.n_out, cached) for (call, cached), count in counts.items())
+        by_hand = sum(count * _by_hand(SMALL, call.n_in, call.n_out, cached)
+                      for (call, cached), count in counts.items())
         assert float(reused[variant]) == pytest.approx(by_hand, rel=1e-9)
         assert float(reused[variant]) < float(plain[variant])
 
@@ -173,6 +175,7 @@ def test_breakeven_per_device_hour_is_the_seconds_break_even_in_dollars(capsys, 
     (["--unit", "usd", "--price-sheet", "SHEET", "--price-model", "small", "--schedule", "parallel"],
      "drop --schedule parallel"),
     (["--unit", "eur"], "argument --unit: invalid choice: 'eur'"),
+    (["--price-model", ""], "--price-model prices in dollars: add --unit usd"),
     (["--unit", "usd", "--usd-per-device-hour", "0"], "0: expected US dollars a device-hour above 0"),
     (["--unit", "usd", "--usd-per-device-hour", "nan"], "nan: expected a finite number"),
     (["--unit", "usd", "--usd-per-device-hour", "1e7"], "expected US dollars a device-hour above 0 and at most"),

@@ -28,7 +28,8 @@ def usd_pricing(args, pricing: Pricing) -> Pricing:
     module doc). ``pricing`` is the fit's (or the paper's primitive when there is no ``--fit``)."""
     given = [option for option, value in (("--price-sheet", args.price_sheet), ("--price-model", args.price_model),
                                           ("--role-price", args.role_price),
-                                          ("--usd-per-device-hour", args.usd_per_device_hour)) if value]
+                                          ("--usd-per-device-hour", args.usd_per_device_hour))
+             if value is not None and value != []]
     if args.unit is None:
         if given:
             raise UserError(f"{given[0]} prices in dollars: add --unit usd")

@@ -28,10 +28,10 @@ import numpy as np
 
 from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
 from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals
+from profiler.lba.dollars import SECONDS_PER_HOUR
 
 COLUMNS = ("n_in", "n_out", "latency_s", "latency_s_low", "latency_s_high", "flops")
 USD_COLUMNS = ("usd", "usd_low", "usd_high")
-SECONDS_PER_HOUR = 3600.0
 
 
 def lengths_between(lo: int, hi: int) -> list[int]:

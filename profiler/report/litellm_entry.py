@@ -27,8 +27,8 @@ from __future__ import annotations
 import warnings
 
 from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
+from profiler.lba.dollars import SECONDS_PER_HOUR
 
-SECONDS_PER_HOUR = 3600.0
 LITELLM_PROVIDER = "custom"  # a model served by the user: edit to the provider LiteLLM routes it through
 MODE = "completion"
 
