@@ -70,7 +70,7 @@ def example(tmp_path) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["show", "fit", "breakeven", "report", "compare"])
+@pytest.mark.parametrize("command", ["show", "fit", "breakeven", "report", "compare", "export"])
 def test_a_read_only_command_imports_no_torch(command, example, tmp_path):
     fit, run = example
     argv = {
@@ -79,6 +79,7 @@ def test_a_read_only_command_imports_no_torch(command, example, tmp_path):
         "breakeven": ["breakeven", "--exercise", "all", "--fit", str(fit)],
         "report": ["report", str(run), "--fits", str(fit.parent)],
         "compare": ["compare", str(fit), str(fit), "--out", str(tmp_path / "compare")],
+        "export": ["export", str(fit), "--out", str(tmp_path / "export"), "--usd-per-device-hour", "2"],
     }[command]
     outcome = _python(_COMMAND_PROBE, *argv, cwd=tmp_path)
     assert outcome == {"status": 0, "heavy": []}
