@@ -11,6 +11,7 @@ pass. The steps:
   request's ``Authorization`` header (a careless server's habit the client must scrub), 429 with ``Retry-After``;
 - ``cut:K``: forwarded, and the connection broken after K events (the chunked body never terminated);
 - ``end:K``: forwarded, and the body ended cleanly after K events (no finish_reason reached the client);
+- ``repeat:N``: forwarded with every event sent N times (a server whose stream does not end where it should);
 - ``nousage``: forwarded with ``usage`` taken out of every event (a server that reports none in a stream);
 - ``refuse:FIELD``: answered 400 ``Unrecognized request argument supplied: FIELD`` (OpenAI's words), as a server
   that does not take that field;
@@ -97,7 +98,10 @@ def handler(upstream: str, faults: Faults, http: httpx2.Client) -> type[BaseHTTP
                 self._reply(400, {"error": {"message": f"Unrecognized request argument supplied: {field}"}})
             else:
                 kind, _, events = step.partition(":")
-                self._forward_stream(body, kind, int(events) if events else None)
+                if kind == "repeat":
+                    self._forward_stream(body, kind, None, copies=int(events))
+                else:
+                    self._forward_stream(body, kind, int(events) if events else None)
 
         def _reply(self, status: int, document: dict, headers: dict | None = None) -> None:
             data = json.dumps(document).encode()
@@ -120,9 +124,9 @@ def handler(upstream: str, faults: Faults, http: httpx2.Client) -> type[BaseHTTP
             self.end_headers()
             self.wfile.write(data)
 
-        def _forward_stream(self, body: bytes, kind: str, events_kept: int | None) -> None:
-            """Relay the upstream's events one chunk each; after ``events_kept`` of them, break the connection
-            (``cut``) or end the body cleanly (``end``)."""
+        def _forward_stream(self, body: bytes, kind: str, events_kept: int | None, copies: int = 1) -> None:
+            """Relay the upstream's events one chunk each (each ``copies`` times); after ``events_kept`` of them,
+            break the connection (``cut``) or end the body cleanly (``end``)."""
             headers = {"Content-Type": "application/json", "Authorization": self.headers.get("Authorization", "")}
             with http.stream("POST", upstream + self.path, content=body, headers=headers) as answer:
                 if answer.status_code != 200 or "event-stream" not in answer.headers.get("content-type", ""):
@@ -144,7 +148,8 @@ def handler(upstream: str, faults: Faults, http: httpx2.Client) -> type[BaseHTTP
                         break
                     if kind == "nousage":
                         event = [_without_usage(line) for line in event]
-                    self._chunk(("\n".join(event) + "\n\n").encode())
+                    for _ in range(copies):
+                        self._chunk(("\n".join(event) + "\n\n").encode())
                     sent += 1
                     event = []
             if kind == "cut":  # no terminating chunk: the client sees the connection break mid-body

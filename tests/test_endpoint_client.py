@@ -162,6 +162,14 @@ def test_429_5xx_and_dropped_streams_are_retried_and_recorded(proxy, served):
 
 
 @pytest.mark.slow
+def test_a_stream_that_does_not_end_is_given_up(proxy, served):
+    """Every event sent 20 times: past ``max_events`` the call is an error, not a list that grows while the server
+    keeps sending (the time-out bounds only the wait for each event)."""
+    with through_proxy(proxy, served, ["repeat:20"]) as client, pytest.raises(EndpointError, match="more than 24"):
+        client.complete("the of", 2)
+
+
+@pytest.mark.slow
 def test_retry_after_is_bounded(proxy, served):
     with through_proxy(proxy, served, ["429"], retry_after_s=3600.0) as client:
         call = client.complete("the", 2)

@@ -188,6 +188,13 @@ _FORCING: dict[str, Callable[[int], dict]] = {
 _USAGE_OPTION = {"stream_options": {"include_usage": True}}
 
 
+def max_events(max_tokens: int) -> int:
+    """The events a call of ``max_tokens`` may stream before it is given up: a chunk a token, a few more (role,
+    usage, finish), with room for a server that splits a token's text; a stream past it never ends otherwise, since
+    the time-out bounds only the wait for each event."""
+    return 4 * max_tokens + 16
+
+
 class EndpointClient:
     """Streams completions from one endpoint over one shared httpx2 client; ``complete`` may be called from
     several threads at once. A context manager: closing it closes the connections."""
@@ -303,10 +310,14 @@ class EndpointClient:
                     self._refuse(response.status_code, response.headers.get("retry-after"),
                                  self._scrub(_server_words(response.text)))
                 streaming = True
-                for event in events:
+                for count, event in enumerate(events, start=1):
                     now = self._clock()
                     if event.data.strip() == "[DONE]":
                         break
+                    if count > max_events(body["max_tokens"]):
+                        raise EndpointError(self._line(f"the endpoint sent more than {max_events(body['max_tokens'])} "
+                                                       f"events for {body['max_tokens']} tokens: not a completion "
+                                                       "stream that ends"))
                     try:
                         payload = json.loads(event.data)
                     except ValueError:
