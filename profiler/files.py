@@ -43,6 +43,10 @@ from profiler.errors import UserError
 # The dtype ``--dtype auto`` runs in on each device (profiler.measure.devices.resolve_dtype; a test holds
 # the two alike). A fit in it is named without its dtype, as every fit was before dtypes were named.
 AUTO_DTYPES = {"cpu": "float32", "cuda": "bfloat16"}
+# The dtype of a served model (an endpoint run, device ``endpoint``): the server's own, which a client cannot see. Its
+# fits are named without it, as there is no other.
+SERVED_DTYPE = "served"
+_UNNAMED_DTYPES = AUTO_DTYPES | {"endpoint": SERVED_DTYPE}
 
 
 def file_name(name: str, what: str) -> str:
@@ -66,7 +70,7 @@ def run_folder(out: Path, hardware_slug: str, model: str) -> Path:
 
 def _fit_stem(model: str, hardware_slug: str, dtype: str | None, device: str | None) -> str:
     stem = f"{file_name(model, 'model name')}--{file_name(hardware_slug, 'hardware slug')}"
-    if dtype is None or dtype == AUTO_DTYPES.get(device):
+    if dtype is None or dtype == _UNNAMED_DTYPES.get(device):
         return stem
     return f"{stem}--{file_name(dtype, 'dtype')}"
 

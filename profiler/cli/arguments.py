@@ -17,6 +17,9 @@ before any command starts. The limits, and why each is where it is:
 - ``batch_sizes``: a list of whole numbers 1 to ``MAX_BATCH_SIZE`` (4,096), at most
   ``MAX_BATCH_SIZES`` (16) of them (``profiler.measure.grid``): the sweep's batch points grow
   with their number and a pass's memory with each.
+- ``concurrency_levels``: calls at once in an endpoint run's concurrency sweep, ``1,2,4,8``: each a whole number
+  1 to ``MAX_CONCURRENCY`` (64, ``profiler.measure.endpoint.load``: a thread and a connection each), sorted,
+  each once.
 - ``count(lo, hi)``: a whole number in ``[lo, hi]``, for ``--seeds`` and ``--monte-carlo``,
   whose work grows with the count (their limits are set where the options are declared), and
   for a parallel schedule's ``--max-batch`` and ``--devices``: at most ``MAX_BATCH`` and
@@ -155,6 +158,13 @@ def usd_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a role's own model of the price sheet, e.g. 'generalist=Claude Sonnet 4'")
     parser.add_argument("--usd-per-device-hour", type=usd_per_device_hour, metavar="X",
                         help="with --unit usd and --fit: X US dollars a device-hour times the fitted seconds")
+
+
+def concurrency_levels(text: str) -> list[int]:
+    """Concurrency levels, ``1,2,4,8``: sorted, each 1 to ``MAX_CONCURRENCY``, each once."""
+    from profiler.measure.endpoint.load import MAX_CONCURRENCY
+
+    return sorted({_whole(part.strip(), 1, MAX_CONCURRENCY, " (calls at once)") for part in text.split(",")})
 
 
 def count(lo: int, hi: int):

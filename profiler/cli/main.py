@@ -18,6 +18,7 @@ from profiler.cli.arguments import (
     MAX_DEVICES,
     batch_sizes,
     budget_seconds,
+    concurrency_levels,
     count,
     prefix_cache_arguments,
     seed,
@@ -87,6 +88,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=seed, default=0,
                      help="seed of prompt tokens, random weights and point order (0 to 2^32-1)")
     run.add_argument("--fits", type=Path, default=Path("fits"), help="where fitted cost models go (default fits/)")
+    run.add_argument("--endpoint", metavar="URL",
+                     help="profile a served model through its OpenAI-compatible API at URL (e.g. http://host:8000/v1); "
+                          "--model is then the served model's name")
+    run.add_argument("--api-key-env", metavar="VAR", help="with --endpoint: the environment variable holding the key")
+    run.add_argument("--concurrency", type=concurrency_levels, metavar="LEVELS",
+                     help="with --endpoint: calls at once in the concurrency sweep, e.g. 1,2,4,8 (the default); "
+                          "each 1 to 64")
+    run.add_argument("--config", metavar="NAME",
+                     help="with --endpoint: a local model (as --model takes one) whose config gives the served "
+                          "model's numbers and FLOPs (default: the served name, where it is one)")
 
     fit = commands.add_parser("fit", help="fit cost curves to saved samples and write fits/<model>--<hw>.json")
     fit.add_argument("samples", nargs="+", type=Path, help="samples.csv of a run (with its run.json, hardware.json)")
@@ -189,7 +200,18 @@ def _quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+# run's options that measure a local model, and their defaults: an endpoint run refuses them
+_LOCAL_ONLY = {"device": "auto", "dtype": "auto", "attn": None, "device_map": None, "trust_remote_code": False,
+               "threads": None, "batch": None}
+_ENDPOINT_ONLY = ("api_key_env", "concurrency", "config")
+
+
 def _run(args, console) -> int:
+    if args.endpoint is not None:
+        return _run_endpoint(args, console)
+    given = [name for name in _ENDPOINT_ONLY if getattr(args, name) is not None]
+    if given:
+        raise UserError(f"--{given[0].replace('_', '-')} is for --endpoint runs")
     _quiet_transformers()
     from profiler.cli.run import RunRequest, run
 
@@ -200,6 +222,23 @@ def _run(args, console) -> int:
         batch_sizes=args.batch,
     )
     return run(request, console)
+
+
+def _run_endpoint(args, console) -> int:
+    given = [name for name, default in _LOCAL_ONLY.items() if getattr(args, name) != default]
+    if given:
+        raise UserError(f"--{given[0].replace('_', '-')} measures a local model; --endpoint measures a server")
+    if len(args.model) > 1:
+        raise UserError("--endpoint takes one --model: the served model's name")
+    _quiet_transformers()
+    from profiler.cli.run_endpoint import EndpointRequest, run_endpoint
+
+    request = EndpointRequest(
+        url=args.endpoint, model=args.model[0], api_key_env=args.api_key_env, config=args.config,
+        lengths=args.lengths, budget_s=args.budget, concurrency=tuple(args.concurrency or (1, 2, 4, 8)),
+        out=args.out, fits=args.fits, seed=args.seed,
+    )
+    return run_endpoint(request, console)
 
 
 def _fit(args, console) -> int:

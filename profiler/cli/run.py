@@ -49,7 +49,7 @@ from profiler.cli.show import print_families
 from profiler.measure.summary import point_table
 from profiler.measure.sweep import Sweep, SweepOutcome
 
-OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json")
+OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json", "concurrency.csv")  # concurrency: endpoint runs
 REPORT_FILES = ("report.md", "report.html", "*.png", "validate-*.json")
 
 

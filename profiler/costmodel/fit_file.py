@@ -227,6 +227,9 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     samples = read_samples(samples_path, model=run.model.name, dtype=run.model.dtype)
     if samples.empty:
         raise UserError(f"{samples_path}: no samples in it (the run stopped before its first pass)")
+    if samples["flops"].isna().any():  # an endpoint run of a model whose config is not known locally
+        raise UserError(f"{samples_path}: no FLOPs (the served model's config is not known here), and a cost model "
+                        "prices FLOPs too: run it again with --config NAME, a local model of its architecture")
     single = samples[samples["batch"] == 1]
     measured = {phase: single[single["phase"] == phase] for phase in PHASES}
     by_phase = {phase: thinned(rows) for phase, rows in measured.items()}

@@ -19,6 +19,7 @@ from pathlib import Path
 from profiler.errors import UserError
 from profiler.files import read_json, write_json
 from profiler.measure.disturbance import Disturbance
+from profiler.measure.endpoint.endpoint_document import EndpointRecord
 from profiler.measure.energy import EnergyRecord
 from profiler.measure.grid import MAX_BATCH_SIZE, MAX_BATCH_SIZES
 from profiler.measure.routing import Routing
@@ -194,7 +195,8 @@ class RunDocument:
     summary (``points``: one record per measured point, of one phase, batch and length -- median latency,
     95% CI, tokens/s, ...),
     and, for a mixture of experts, the routing of one prefill pass (``profiler.measure.routing``;
-    None for a dense model and in runs written before it was measured)."""
+    None for a dense model and in runs written before it was measured); for a run of a served model, the
+    endpoint's side of it (``endpoint``: ``profiler.measure.endpoint.endpoint_document``; None for a local run)."""
 
     command: list[str]
     asked: RunAsked
@@ -203,13 +205,14 @@ class RunDocument:
     points: list[dict]
     format_version: int = FORMAT_VERSION
     routing: Routing | None = None
+    endpoint: EndpointRecord | None = None
 
     def to_json(self) -> dict:
         return finite_or_none({
             "format_version": self.format_version, "command": list(self.command), "asked": asdict(self.asked),
             "model": self.model.to_json(), "done": asdict(self.done), "points": self.points,
             "routing": self.routing.to_json() if self.routing else None,
-        })
+        } | ({"endpoint": self.endpoint.to_json()} if self.endpoint else {}))
 
     def write(self, folder: Path) -> Path:
         return write_json(Path(folder) / RUN_FILE, self.to_json())
@@ -229,7 +232,9 @@ class RunDocument:
                        done=RunDone.from_json(document["done"]),
                        points=document.get("points", []),
                        format_version=document.get("format_version", FORMAT_VERSION),
-                       routing=None if routing is None else Routing.from_json(routing))
+                       routing=None if routing is None else Routing.from_json(routing),
+                       endpoint=None if document.get("endpoint") is None else EndpointRecord.from_json(
+                           document["endpoint"]))
         except (TypeError, ValueError, KeyError) as err:  # a key missing or unknown, or counts that do not add up
             raise UserError(f"{path}: not a run document ({err})") from None
 

@@ -15,14 +15,15 @@ Columns (units in the names):
 - ``repeat``: 0, 1, ... within one (phase, batch, n_ctx, n_new) point;
 - ``latency_s``: wall time of the pass;
 - ``flops``: the analytic FLOPs of the pass, of the whole batch (``batch`` times a sequence's,
-  ``profiler.measure.flops``);
+  ``profiler.measure.flops``; empty only in an endpoint run, dtype ``served``, of a model whose config is not
+  known locally);
 - ``flops_counted``: FLOPs counted by FlopCounterMode on the point's warm-up pass (empty for
   generate, whose counting would take longer than the generation);
 - ``peak_mem_bytes``: GPU allocator peak, or CPU process peak RSS, during the pass;
 - ``peak_mem_reserved_bytes``: GPU allocator's reserved peak (empty on a CPU);
 - ``kv_cache_bytes``: bytes of keys and values in the cache after the pass, every sequence's (0 for
   forward): a windowed layer's at most ``window - 1`` tokens, and any other state the cache holds
-  (linear-attention states; ``memory.kv_cache_bytes``);
+  (linear-attention states; ``memory.kv_cache_bytes``; empty in an endpoint run: a client sees no cache);
 - ``energy_j``: joules the device's energy counter took during the pass (``profiler.measure.energy``: the whole
   package's or board's, not the pass's alone); empty where there is no counter or the pass was shorter than the
   counter can tell.
@@ -40,6 +41,7 @@ import math
 from pathlib import Path
 
 from profiler.errors import UserError
+from profiler.files import SERVED_DTYPE
 from profiler.measure.grid import MAX_BATCH_SIZE
 
 # What each value of the ``phase`` column measures, as a title for tables and figures.
@@ -118,9 +120,11 @@ OPTIONAL_COLUMNS = ("weights", "batch", "n_cached", "flops_counted", "peak_mem_r
 _TEXT = ("model", "weights", "device", "dtype", "phase")
 _ONE_VALUE = ("model", "weights", "device", "dtype")  # a file is one run: one model on one device in one dtype
 # Whole numbers and the least each may be; empty allowed where the run writes nothing (no peak memory
-# measured, no FLOPs counted for generate, no reserved bytes on a CPU).
-_WHOLE = {"batch": 1, "n_ctx": 1, "n_cached": 0, "n_new": 1, "repeat": 0, "flops": 1, "kv_cache_bytes": 0}
-_WHOLE_OR_EMPTY = {"flops_counted": 0, "peak_mem_bytes": 0, "peak_mem_reserved_bytes": 0}
+# measured, no FLOPs counted for generate, no reserved bytes on a CPU; an endpoint run
+# (``profiler.measure.endpoint.rows``) sees no memory, and no FLOPs of a model whose config is not known locally).
+_WHOLE = {"batch": 1, "n_ctx": 1, "n_cached": 0, "n_new": 1, "repeat": 0}
+_WHOLE_OR_EMPTY = {"flops": 1, "flops_counted": 0, "peak_mem_bytes": 0, "peak_mem_reserved_bytes": 0,
+                   "kv_cache_bytes": 0}
 # A run writes one row per timed pass: a million is some 17 minutes of 1 ms passes, more than any default
 # run. Reading is the part of a fit that grows with the file (about 4 s and 0.5 GB per million rows on a
 # 2-core CPU), so it is bounded before it starts; the fit itself thins (profiler.costmodel.fit_file).
@@ -238,6 +242,9 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
     for column, least in (*_WHOLE.items(), *_WHOLE_OR_EMPTY.items()):
         if column in frame.columns:
             frame[column] = _whole_numbers(path, frame, column, least, column in _WHOLE_OR_EMPTY)
+    unknown_flops = frame["flops"].isna() & frame["dtype"].ne(SERVED_DTYPE)  # only a served model's may be unknown
+    if unknown_flops.any():
+        raise _first_bad(path, frame, unknown_flops, "flops", "is missing", value=False)
     frame["latency_s"] = _latencies(path, frame)
     frame["energy_j"] = _energies(path, frame)
     for column in (c for c in _TEXT if c in frame.columns):

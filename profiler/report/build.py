@@ -59,7 +59,8 @@ class WrittenReport:
 
 def _in_short(data: RunData, calls: CallIntervals) -> Section:
     cm, model = data.cost_model, data.run.model
-    weights = "random weights" if model.random_weights else "trained weights"
+    weights = ("random weights" if model.random_weights else "the server's weights" if data.run.endpoint
+               else "trained weights")
     items = [f"{data.model_name}: {model.params / 1e6:,.0f}M parameters, {model.dtype}, {weights}; "
              f"on {machine_facts(data.hardware.facts, data.hardware.ceilings)[0][1]}."]
     if "prefill" in cm.curves:
@@ -109,16 +110,18 @@ def _throughput(ctx: ReportContext, series: FitSeries, data: RunData) -> Section
     best = []
     for phase in PHASES:
         rows = points[points["phase"] == phase]
-        if not rows.empty:
+        if rows["roofline_share"].notna().any():  # none for a served model: no ceilings seen from the client
             top = rows.loc[rows["roofline_share"].idxmax()]
             best.append(f"{phase} {share(top['roofline_share'])} (n = {int(top['n_ctx']):,})")
     fig = partial(throughput_figure, series, points, data.hardware.ceilings)
     return Section("Throughput and the roofline", (
         ctx.save_figure(fig, "throughput", "Tokens per second (top) and achieved FLOP/s against the roofline "
                         "(bottom). Prefill and forward do the same work and nearly overlap."),
-        "Closest to the roofline bound (the least time this device could take for the pass): " + "; ".join(best)
-        + ". A pass far below its bound leaves speed on the table; decode is bound by memory bandwidth, so its "
-        "bound sits far below the matmul peak. FLOPs are what the kernels are asked to compute, from the "
+        ("Closest to the roofline bound (the least time this device could take for the pass): " + "; ".join(best)
+         + ". A pass far below its bound leaves speed on the table; decode is bound by memory bandwidth, so its "
+         "bound sits far below the matmul peak." if best else "No roofline: the server's devices, and so their "
+         "ceilings, cannot be seen from a client; its FLOP/s are the model's FLOPs over the times the client saw.")
+        + " FLOPs are what the kernels are asked to compute, from the "
         "model's config (the flops column of samples.csv; flops_counted checks them): attention dense over "
         "every key handed to the kernel, so a prefill counts all n x n scores although the causal mask (and a "
         "sliding window) hides many of them; a mixture of experts counts each token's routed experts only.",

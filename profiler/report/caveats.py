@@ -16,6 +16,7 @@ from __future__ import annotations
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.uncertainty import CallIntervals
 from profiler.measure.disturbance import MIN_FIT_LENGTHS, Disturbance
+from profiler.measure.endpoint.endpoint_document import EndpointRecord
 from profiler.measure.energy import MIN_UPDATES_PER_PASS, EnergyRecord
 from profiler.report.calls import measured_range
 from profiler.report.inputs import RunData
@@ -96,7 +97,9 @@ def _run_caveats(data: RunData) -> list[str]:
                      f"{drift['ratio']:.2f} times as long when timed again at the end. Run again on a quiet machine.")
     if done.energy is not None:
         items.append(_energy_caveat(done.energy))
-    if not done.peak_memory_measured:
+    if data.run.endpoint is not None:
+        items.append(_endpoint_caveat(data.run.endpoint))
+    elif not done.peak_memory_measured:
         items.append("Peak memory could not be measured here (no /proc/self/clear_refs): memory figures are empty.")
     elif data.hardware.device != "cuda":
         items.append("On a CPU, peak memory is the process's peak resident memory: the weights, Python and the "
@@ -111,6 +114,24 @@ def _energy_caveat(energy: EnergyRecord) -> str:
             f"and other processes included, not the pass alone. A pass shorter than {energy.min_pass_s * 1e3:g} ms "
             f"({MIN_UPDATES_PER_PASS} counter updates) has no energy value: {energy.passes_measured:,} of "
             f"{energy.passes:,} have one.")
+
+
+def _endpoint_caveat(endpoint: EndpointRecord) -> str:
+    """What an endpoint run's times hold, and what its calls did not give."""
+    text = (f"Measured from a client of {endpoint.url}: every time holds the network, the server's queueing, "
+            "tokenising and sampling as well as the passes; prefill is the time to the first token, decode a "
+            "call's mean gap between tokens, forward a one-token call end to end, generate a call end to end. The "
+            "server's memory, devices and ceilings cannot be seen from here: no memory figure, no roofline.")
+    if endpoint.forcing == "none":
+        text += " The server took no way of forcing the output length: each call's is what it wrote."
+    if endpoint.usage_mismatches:
+        text += (f" {len(endpoint.usage_mismatches)} calls reported other token counts than asked and are in no "
+                 "figure (run.json: endpoint.usage_mismatches).")
+    if endpoint.decode_rows_left_out:
+        text += f" {endpoint.decode_rows_left_out} calls sent several tokens in a chunk: no decode time from them."
+    if endpoint.failures:
+        text += f" {len(endpoint.failures)} failed attempts were retried (run.json: endpoint.failures)."
+    return text
 
 
 def _disturbance_caveat(disturbance: Disturbance) -> str:

@@ -19,6 +19,10 @@ _POWERS = {"a": "", "b": "/token", "c": "/token²"}
 def machine_facts(hardware: dict, ceilings: dict) -> list[tuple[str, str]]:
     """The machine in a few lines: ``hardware`` its fingerprint (``profiler.measure.hardware``),
     ``ceilings`` its measured matmul peak and memory bandwidth (empty when not measured)."""
+    if hardware.get("device") == "endpoint":  # a served model: only what a client sees
+        return [("endpoint", f"{hardware.get('endpoint')}, serving {hardware.get('served_model')}"),
+                ("client", f"Python {hardware.get('python')}, httpx2 {hardware.get('httpx2')}, "
+                           f"{hardware.get('client_os')}")]
     facts = []
     if hardware.get("device") == "cuda":
         count = hardware.get("gpu_count", 1)
@@ -43,6 +47,8 @@ def machine_facts(hardware: dict, ceilings: dict) -> list[tuple[str, str]]:
 
 
 def weights_text(model: dict) -> str:
+    if model.get("found_in") == "endpoint":
+        return "the server's own (not visible to a client; cost does not depend on weight values)"
     return ("random (built from its config; cost does not depend on weight values)" if model["random_weights"]
             else "trained (safetensors)")
 

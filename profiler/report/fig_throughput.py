@@ -57,19 +57,21 @@ def throughput_figure(series: FitSeries, points, ceilings: dict):
                         fmt="o", markersize=3.5, color=color, elinewidth=1, capsize=0, alpha=0.8)
             drawn += [draw_fit(ax, series, phase, "latency_s", n_low, n_high, color=color, label=phase,
                                transform=transform)[1], values]
-        bound = rows["flops_per_s"] / rows["roofline_share"]
-        bottom.plot(rows["n_ctx"], bound, color=color, linestyle=":", linewidth=1.3)
-        bottoms.append(bound.to_numpy())
-    peak = ceilings["peak_matmul_flops_per_s"]
-    bottom.axhline(peak, color=style.CEILING_COLOR, linewidth=1.3, linestyle="-.")
-    bottom.annotate(f"measured matmul peak ({ceilings.get('matmul_dtype', '')})", (1.0, peak),
-                    xycoords=("axes fraction", "data"), xytext=(-4, -3), textcoords="offset points", ha="right",
-                    va="top", fontsize=8, color=style.CEILING_COLOR)
+        if ceilings:  # none for a served model: its devices cannot be seen from the client
+            bound = rows["flops_per_s"] / rows["roofline_share"]
+            bottom.plot(rows["n_ctx"], bound, color=color, linestyle=":", linewidth=1.3)
+            bottoms.append(bound.to_numpy())
+    peaks = [ceilings["peak_matmul_flops_per_s"]] if ceilings else []
+    for peak in peaks:
+        bottom.axhline(peak, color=style.CEILING_COLOR, linewidth=1.3, linestyle="-.")
+        bottom.annotate(f"measured matmul peak ({ceilings.get('matmul_dtype', '')})", (1.0, peak),
+                        xycoords=("axes fraction", "data"), xytext=(-4, -3), textcoords="offset points", ha="right",
+                        va="top", fontsize=8, color=style.CEILING_COLOR)
     unit = style.log_axis(top, "y", *style.span(tops), kind="tokens/s")
     top.set_ylabel(f"throughput ({unit}, log scale)")
     top.set_title("Throughput of one pass")
     style.legend(top, band=True)
-    unit = style.log_axis(bottom, "y", *style.span(bottoms + [[peak]], pad=1.3), kind="FLOP/s")
+    unit = style.log_axis(bottom, "y", *style.span(bottoms + [peaks], pad=1.3), kind="FLOP/s")
     bottom.set_ylabel(f"achieved ({unit}, log scale)")
     bottom.set_title("Arithmetic rate against the roofline")
     handles = [Line2D([], [], color="#555555", marker="o", linestyle="none", markersize=4),
