@@ -98,6 +98,7 @@ def test_run_json_says_how_the_output_was_forced_and_that_usage_held(endpoint_ru
     assert 0 < endpoint["itl_p50_s"] <= endpoint["itl_p99_s"]
     assert run["done"]["lengths"] == LENGTHS and not run["done"]["interrupted"]
     assert run["asked"]["device"] == "endpoint" and run["model"]["max_positions"] == 512
+    assert run["done"]["energy"]["counter"] is None and "served model" in run["done"]["energy"]["reason"]
     hardware = json.loads((folder / "hardware.json").read_text())
     assert (hardware["device"], hardware["endpoint"], hardware["ceilings"]) == ("endpoint", served.url, {})
 

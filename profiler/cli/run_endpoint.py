@@ -34,11 +34,13 @@ from profiler.measure.endpoint.client import Endpoint, EndpointClient, endpoint_
 from profiler.measure.endpoint.endpoint_document import ENDPOINT_DEVICE, EndpointRecord, endpoint_facts
 from profiler.measure.endpoint.rows import SERVED, CallRows, ConcurrencyWriter
 from profiler.measure.endpoint.sweep import N_OUT, EndpointOutcome, EndpointPlan, EndpointSweep, served_entry
+from profiler.measure.energy import EnergyRecord
 from profiler.measure.grid import default_lengths, parse_lengths
 from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
 from profiler.measure.samples import read_samples
 
 CONCURRENCY_FILE = "concurrency.csv"
+NO_ENERGY = "a served model: the server's devices and their energy counters cannot be read from a client"
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,8 @@ def _run_document(request: EndpointRequest, endpoint: Endpoint, name: str, sourc
     done = RunDone(lengths=outcome.lengths, rows=rows, elapsed_s=outcome.elapsed_s,
                    generate_pairs=[[n, N_OUT] for n in outcome.lengths], interrupted=outcome.interrupted,
                    skipped=outcome.skipped, peak_memory_measured=False, unstable_points=unstable,
-                   finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+                   finished_at=datetime.now().astimezone().isoformat(timespec="seconds"),
+                   energy=EnergyRecord(reason=NO_ENERGY, passes=rows))
     return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done,
                        points=points.to_dict("records"), endpoint=record)
 

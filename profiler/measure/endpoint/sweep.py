@@ -166,14 +166,20 @@ class EndpointSweep:
     def _length_sweep(self) -> None:
         deadline = self._deadline(SWEEP_SHARE)
         order = coverage_order(self.plan.lengths)
-        for _ in range(MAX_ROUNDS):
-            for n in order:
-                for max_tokens in (self.plan.n_out, 1):
-                    if self.clock() >= deadline:
-                        return self.say(f"length sweep: {self.outcome.calls} calls")
-                    self._call(n, max_tokens)
+        for done in range(MAX_ROUNDS):
+            if not self._round(order, deadline):
+                break
             order = self.rng.sample(order, len(order))
-        self.say(f"length sweep: {self.outcome.calls} calls ({MAX_ROUNDS} rounds, the most)")
+        self.say(f"length sweep: {self.outcome.calls} calls in {done + 1} rounds (at most {MAX_ROUNDS})")
+
+    def _round(self, order: list[int], deadline: float) -> bool:
+        """One call of each kind at each length of ``order``; False once the deadline has passed."""
+        for n in order:
+            for max_tokens in (self.plan.n_out, 1):
+                if self.clock() >= deadline:
+                    return False
+                self._call(n, max_tokens)
+        return True
 
     def _call(self, n: int, max_tokens: int) -> None:
         call = self.client.complete(self.outcome.shape.prompt(n, self.rng), max_tokens)
