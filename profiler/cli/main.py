@@ -173,6 +173,14 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--fits", type=Path, default=Path("fits"),
                           help="where fitted cost models are (default fits/)")
     validate.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
+    validate.add_argument("--endpoint", metavar="URL",
+                          help="run every call on a served model through its OpenAI-compatible API at URL, measured "
+                               "against the fit of `run --endpoint`; --model is then the served model's name")
+    validate.add_argument("--api-key-env", metavar="VAR",
+                          help="with --endpoint: the environment variable holding the key")
+    validate.add_argument("--config", metavar="NAME",
+                          help="with --endpoint: the local config the endpoint run used (default: the served name, "
+                               "where it is one)")
     _schedule_arguments(validate, "run as batched generates on this device, measured against the makespan")
     prefix_cache_arguments(validate, "run for real: each model keeps its calls' KV caches, measured against the "
                                      "calls replayed through that cache")

@@ -23,6 +23,9 @@ on one machine and is refused.
 every call alone with each model keeping its calls' KV caches for real, and sets the wall time
 against the replayed prices of the calls with their cached prefixes (``lba.validate.reusing``);
 it needs a fit with an extend surface, and is refused with ``--schedule parallel``.
+
+``--endpoint URL`` (with ``--model`` the served name, ``--api-key-env VAR``) runs every call on a served
+model instead, against the fit of ``run --endpoint``: ``profiler.cli.validate_endpoint``.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ from profiler.lba.validate import (
     COST_TOLERANCE,
     INTERVAL_BATCHES,
     SPEED_TOLERANCE,
+    Runner,
+    local_runner,
     one_device,
     parallel_schedule,
     reusing,
@@ -191,17 +196,56 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
                   f"{document.load_average_end:.2f} at the end")
 
 
-def run_validate(args, console: Console) -> int:
+def exercise_plans(args, schedule: Schedule) -> list[tuple]:
+    """Each exercise's ``(exercise, vary, values, params)`` from ``--exercise``, ``--vary``, ``--values`` and
+    ``--set``, checked: every mistake is found before any model is built or any request sent."""
     exercises = list(EXERCISES.values()) if args.exercise == "all" else [exercise_named(args.exercise)]
-    schedule = _schedule(args)
     plans = []
-    for exercise in exercises:  # every mistake is found before any model is built
+    for exercise in exercises:
         vary, values, fixed = _grid(exercise, args.vary, args.values, schedule.parallel)
         params = parse_settings(exercise, [f"{k}={v:g}" for k, v in fixed.items() if k != vary] + args.set, vary)
         check_grid(exercise, vary, values, params, schedule)
         if exercise.stochastic:  # its predicted interval: INTERVAL_BATCHES x --seeds recorded runs a value
             check_simulation(exercise, vary, values, params, INTERVAL_BATCHES * args.seeds, f"--seeds {args.seeds}")
         plans.append((exercise, vary, values, params))
+    return plans
+
+
+def run_plans(plans: list[tuple], runner: Runner, cost_model: CostModel, fit_path: Path, folder: Path,
+              schedule: Schedule, args, console: Console) -> int:
+    """Validate each planned exercise with ``runner`` against ``cost_model`` within ``--budget`` (each exercise
+    the time left over the exercises left), writing ``validate-<exercise>.json`` and ``.png`` in ``folder``;
+    the tables, or with ``--json`` the documents; exit status 0."""
+    quiet = Console(quiet=True) if args.json else console
+    started, documents = time.perf_counter(), []
+    for i, (exercise, vary, values, params) in enumerate(plans):
+        share_s = (args.budget - (time.perf_counter() - started)) / (len(plans) - i)
+        figure = folder / f"validate-{exercise.name}.png"
+        document = validate(exercise, vary, values, params, runner, FittedPricing(cost_model), seeds=args.seeds,
+                            deadline=time.perf_counter() + share_s,
+                            path=folder / f"validate-{exercise.name}.json", fit=fit_path, figure=figure,
+                            progress=quiet.print, schedule=schedule)
+        _figure(figure, document)
+        documents.append(document)
+        if not args.json:
+            print_validation(console, document)
+            console.print(f"wrote {folder}/validate-{exercise.name}.json and .png\n")
+    if args.json:
+        jsons = [document.to_json() for document in documents]
+        print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
+    return 0
+
+
+def run_validate(args, console: Console) -> int:
+    if args.endpoint is not None:
+        from profiler.cli.validate_endpoint import run_validate_endpoint
+
+        return run_validate_endpoint(args, console)
+    given = [name for name in ("api_key_env", "config") if getattr(args, name) is not None]
+    if given:
+        raise UserError(f"--{given[0].replace('_', '-')} is for --endpoint")
+    schedule = _schedule(args)
+    plans = exercise_plans(args, schedule)
     source = resolve_model(args.model)
     max_positions = meta_architecture(source).max_positions
     for exercise, vary, values, params in plans:
@@ -223,23 +267,7 @@ def run_validate(args, console: Console) -> int:
         loaded = load_model(source, device, dtype)
         quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
                     f"{args.budget:g} s")
-        started, documents = time.perf_counter(), []
-        for i, (exercise, vary, values, params) in enumerate(plans):
-            share_s = (args.budget - (time.perf_counter() - started)) / (len(plans) - i)
-            figure = folder / f"validate-{exercise.name}.png"
-            document = validate(exercise, vary, values, params, loaded, FittedPricing(cost_model), seeds=args.seeds,
-                                deadline=time.perf_counter() + share_s,
-                                path=folder / f"validate-{exercise.name}.json", fit=fit_path, figure=figure,
-                                progress=quiet.print, schedule=schedule)
-            _figure(figure, document)
-            documents.append(document)
-            if not args.json:
-                print_validation(console, document)
-                console.print(f"wrote {folder}/validate-{exercise.name}.json and .png\n")
-    if args.json:
-        jsons = [document.to_json() for document in documents]
-        print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
-    return 0
+        return run_plans(plans, local_runner(loaded), cost_model, fit_path, folder, schedule, args, console)
 
 
 def _figure(path: Path, document: ValidationDocument) -> None:

@@ -3,11 +3,14 @@
 For one exercise, one varied parameter and the others fixed, every grid value gets the
 prediction of ``breakeven.sweep`` -- the closed-form cost of both variants, priced by the
 fitted cost model of the model that runs them -- and a measurement: both programs executed
-call by call by ``execution.ModelBackend`` (real forward passes, forced output lengths), the
-wall time of each whole run in seconds (on ``clock``, the wall clock by default; between calls
-the program's own Python is included). The document (``ValidationDocument``) is the ``breakeven --json``
-one with, per row, the measured cost of each variant and their ratio, the relative errors
-``predicted / measured - 1`` and the runs themselves, and the measured break-even.
+call by call by a ``Runner``'s backend -- ``execution.ModelBackend`` for a model loaded here (real
+forward passes, forced output lengths), ``endpoint_backend.EndpointBackend`` for a served one
+(streamed completions, forced output lengths, usage checked; sequential only) -- the wall time of
+each whole run in seconds (on ``clock``, the wall clock by default; between calls the program's
+own Python is included, and for a served model the requests' round trips). The document
+(``ValidationDocument``) is the ``breakeven --json`` one with, per row, the measured cost of each
+variant and their ratio, the relative errors ``predicted / measured - 1`` and the runs themselves,
+and the measured break-even.
 
 - **Schedule.** Sequential (the default, the paper's count): every call alone, one after
   another, predicted by the sum of the calls' prices. Parallel (``parallel_schedule``): each
@@ -54,6 +57,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +84,24 @@ SPEED_TOLERANCE = 0.10  # a run is steady when the reference call before and aft
 INTERVAL = (5, 95)  # percentiles of the predicted mean of a stochastic exercise's runs
 INTERVAL_BATCHES = 400  # simulated batches of ``seeds`` runs behind that interval
 SIMULATION_SEED = 1_000_000  # the simulated runs' seeds start here, apart from the measured 0..seeds-1
+
+
+@dataclass(frozen=True)
+class Runner:
+    """What executes the programs' calls: ``model`` (the name its fit and documents go by), the most positions a
+    call may need (``positions_needed``), what one call is (the document's words) and ``backend(seed=, deadline=,
+    clock=, schedule=)``, a fresh backend with ``execution.ModelBackend``'s interface."""
+
+    model: str
+    max_positions: int
+    calls: str
+    backend: Callable[..., object]
+
+
+def local_runner(loaded: LoadedModel) -> Runner:
+    """The model loaded in this process: every call real forward passes (``execution.ModelBackend``)."""
+    return Runner(model=loaded.source.name, max_positions=loaded.architecture.max_positions,
+                  calls="real forward passes, forced output lengths", backend=partial(ModelBackend, loaded))
 
 
 def every_role_by(exercise: type[Exercise], pricing: FittedPricing) -> FittedPricing:
@@ -130,10 +154,11 @@ def price_reused(calls: list[Call], pricing: Pricing, sizes: dict, schedule: Sch
     return sum(price_replayed(recorder, pricing, sizes).values())
 
 
-def machine_speed(loaded: LoadedModel, pricing: FittedPricing, clock: Clock = time.perf_counter) -> float:
-    """The reference call's measured time over its fitted time: 1 when the machine runs as fast as when the
-    model was profiled, more during a slow spell (another process on the cores, throttling)."""
-    backend = ModelBackend(loaded, clock=clock)
+def machine_speed(runner: Runner, pricing: FittedPricing, clock: Clock = time.perf_counter) -> float:
+    """The reference call's measured time over its fitted time: 1 when the machine (or the server) runs as fast as
+    when the model was profiled, more during a slow spell (another process on the cores, throttling, other
+    clients)."""
+    backend = runner.backend(clock=clock)
     backend("reference", *REFERENCE_CALL)
     return backend.latencies_s[0] / float(pricing.price("reference", *REFERENCE_CALL))
 
@@ -235,19 +260,22 @@ def within_positions(exercise: type[Exercise], vary: str, grid: list[float], par
     return runnable, skipped
 
 
-def validate(exercise: type[Exercise], vary: str, values: list[float], params: dict, loaded: LoadedModel,
+def validate(exercise: type[Exercise], vary: str, values: list[float], params: dict, runner: Runner | LoadedModel,
              pricing: FittedPricing, *, seeds: int, deadline: float, path: Path | None = None,
              fit: Path | None = None, figure: Path | None = None, progress=lambda line: None,
              clock: Clock = time.perf_counter, schedule: Schedule = SEQUENTIAL) -> ValidationDocument:
-    """Predict and measure ``exercise`` along ``vary`` under ``schedule`` (``parallel_schedule``); the document
-    (see the module doc), also written to ``path`` after every run, naming the ``fit`` that priced it and the
-    ``figure`` its caller draws of it. ``deadline`` is a reading of ``clock``."""
+    """Predict and measure ``exercise`` along ``vary`` under ``schedule`` (``parallel_schedule``), its calls run
+    by ``runner`` (a model loaded here: ``local_runner``); the document (see the module doc), also written to
+    ``path`` after every run, naming the ``fit`` that priced it and the ``figure`` its caller draws of it.
+    ``deadline`` is a reading of ``clock``. A ``UserError`` from a backend (an endpoint refusing or failing)
+    ends the runs; the document is written with what was measured, then it is raised."""
+    runner = runner if isinstance(runner, Runner) else local_runner(runner)
     schedule = reusing(parallel_schedule(schedule, pricing.base), pricing.base)
     check_variable(exercise, vary)
     grid = sorted(set(values))
     exercise.check(params | {vary: np.asarray(grid, dtype=float)})
-    max_positions = loaded.architecture.max_positions
-    runnable, skipped = within_positions(exercise, vary, grid, params, max_positions, loaded.source.name)
+    max_positions = runner.max_positions
+    runnable, skipped = within_positions(exercise, vary, grid, params, max_positions, runner.model)
     pricing = every_role_by(exercise, pricing)
     seeds = seeds if exercise.stochastic else 1
     predicted = sweep(exercise, vary, runnable, params, pricing, schedule)
@@ -264,17 +292,18 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
         how = (f"; prefix reuse: each model keeps its calls' KV caches ({held}) and a call computes only the tokens "
                "past its cached prefix, one extend pass, then its decode steps")
     document = ValidationDocument.unmeasured(
-        predicted, model=loaded.source.name,
+        predicted, model=runner.model,
         hardware_slug=pricing.base.hardware_slug, max_positions=max_positions,
         stochastic=exercise.stochastic, seeds=seeds,
-        executed_by=f"every role by {loaded.source.name} (role sizes are not emulated: the calls' token counts "
+        executed_by=f"every role by {runner.model} (role sizes are not emulated: the calls' token counts "
                     "are the programs', the model is one)",
-        measurement=f"wall time of each whole run, seconds (real forward passes, forced output lengths{how})",
+        measurement=f"wall time of each whole run, seconds ({runner.calls}{how})",
         skipped=skipped, load_average_start=os.getloadavg()[0], fit=None if fit is None else str(fit),
         figure=None if figure is None else str(figure))
     sizes = exercise.role_sizes(params)
-    ModelBackend(loaded, schedule=schedule).warm_up()
-    speed, reference_s = machine_speed(loaded, pricing, clock), float(pricing.price("reference", *REFERENCE_CALL))
+    runner.backend(schedule=schedule).warm_up()
+    speed, reference_s = machine_speed(runner, pricing, clock), float(pricing.price("reference", *REFERENCE_CALL))
+    stopped = None
     try:
         for row in document.rows:
             point = params | {vary: row.value}
@@ -287,7 +316,7 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                 continue
             for variant in VARIANTS:
                 for seed in range(seeds):
-                    backend = ModelBackend(loaded, seed=seed, deadline=deadline, clock=clock, schedule=schedule)
+                    backend = runner.backend(seed=seed, deadline=deadline, clock=clock, schedule=schedule)
                     started = clock()
                     try:
                         getattr(exercise, variant)(point, backend, np.random.default_rng(seed))
@@ -297,7 +326,7 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                                                variant=variant, seed=seed))
                         raise
                     latency_s = clock() - started
-                    speed_after = machine_speed(loaded, pricing, clock)
+                    speed_after = machine_speed(runner, pricing, clock)
                     predicted_s = (price_calls(backend.recorder, pricing, sizes, schedule) if schedule.reuse is None
                                    else price_reused(backend.calls, pricing, sizes, schedule))
                     run = Run(seed=seed, latency_s=latency_s, calls=backend.recorder.calls,
@@ -320,12 +349,15 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     except KeyboardInterrupt:
         document.interrupted = True
         raise
+    except UserError as err:
+        stopped = f"stopped: {err}"
+        raise
     finally:
         reached = {entry.value for entry in skipped}
         for row in document.rows:
             if not row.runs["optimized"] and row.value not in reached:
                 skipped.append(Skipped(row.value, "interrupted" if document.interrupted else
-                                       "budget (the deadline passed before it)"))
+                                       stopped or "budget (the deadline passed before it)"))
         document.load_average_end = os.getloadavg()[0]
         _summarise(document)
         if path is not None:
