@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="NAME",
                      help="with --endpoint: a local model (as --model takes one) whose config gives the served "
                           "model's numbers and FLOPs (default: the served name, where it is one)")
+    run.add_argument("--in-process", type=Path, metavar="FIT",
+                     help="with --endpoint: the fit of the same model run in process on the server's machine; the "
+                          "report shows the serving overhead against it")
 
     fit = commands.add_parser("fit", help="fit cost curves to saved samples and write fits/<model>--<hw>.json")
     fit.add_argument("samples", nargs="+", type=Path, help="samples.csv of a run (with its run.json, hardware.json)")
@@ -112,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
                                                 "its saved samples and fit, without measuring")
     report.add_argument("folder", type=Path, help="a run's folder, reports/<hardware-slug>/<model>")
     report.add_argument("--fits", type=Path, default=Path("fits"), help="where its fit is (default fits/)")
+    report.add_argument("--in-process", type=Path, metavar="FIT",
+                        help="an endpoint run's: the fit of the same model run in process on the server's machine "
+                             "(the serving overhead is shown against it)")
 
     compare = commands.add_parser("compare", help="two fitted cost models side by side: figures and a table of ratios")
     compare.add_argument("fits", nargs=2, type=Path, metavar="FIT", help="fits/<model>--<hw>.json files")
@@ -211,7 +217,7 @@ def _quiet_transformers() -> None:
 # run's options that measure a local model, and their defaults: an endpoint run refuses them
 _LOCAL_ONLY = {"device": "auto", "dtype": "auto", "attn": None, "device_map": None, "trust_remote_code": False,
                "threads": None, "batch": None}
-_ENDPOINT_ONLY = ("api_key_env", "concurrency", "config")
+_ENDPOINT_ONLY = ("api_key_env", "concurrency", "config", "in_process")
 
 
 def _run(args, console) -> int:
@@ -244,7 +250,7 @@ def _run_endpoint(args, console) -> int:
     request = EndpointRequest(
         url=args.endpoint, model=args.model[0], api_key_env=args.api_key_env, config=args.config,
         lengths=args.lengths, budget_s=args.budget, concurrency=tuple(args.concurrency or (1, 2, 4, 8)),
-        out=args.out, fits=args.fits, seed=args.seed,
+        out=args.out, fits=args.fits, seed=args.seed, in_process=args.in_process,
     )
     return run_endpoint(request, console)
 
@@ -268,9 +274,9 @@ def _report(args, console) -> int:
     from profiler.report import write_report
 
     if not args.folder.is_dir():  # write_report says what is wrong; holding the folder would make it
-        write_report(args.folder, args.fits)
+        write_report(args.folder, args.fits, in_process=args.in_process)
     with hold_run_folder(args.folder):  # a run writing into it meanwhile would change what is rendered
-        written = write_report(args.folder, args.fits)
+        written = write_report(args.folder, args.fits, in_process=args.in_process)
     console.print(f"wrote {written.markdown} and {written.html} ({len(written.figures)} figures) "
                   f"in {written.render_s:.1f} s")
     return 0

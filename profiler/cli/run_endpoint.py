@@ -57,6 +57,7 @@ class EndpointRequest:
     out: Path = Path("reports")
     fits: Path = Path("fits")
     seed: int = 0
+    in_process: Path | None = None  # the fit of the same model in process: the report's serving overhead
 
 
 def _local_model(request: EndpointRequest, console: Console):
@@ -224,13 +225,16 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
     """Profile the served model; exit status 0. Ctrl-C raises ``KeyboardInterrupt``, and an endpoint that fails
     mid-run its ``UserError``, once what was measured is written."""
     from profiler.cli.fit import fit_and_print
-    from profiler.cli.run import _check_writable, _keep_previous_run, _open_samples, _write_report
+    from profiler.cli.run import _check_writable, _keep_previous_run, _open_samples
+    from profiler.report.serving_overhead import load_in_process
 
     endpoint = parse_endpoint(request.url, request.model, request.api_key_env)
     if request.lengths:
         parse_lengths(request.lengths)  # malformed: one line before anything else
     source, arch = _local_model(request, console)
     name = source.name if source else folder_name(endpoint.model)
+    if request.in_process is not None:  # a fit of another model: one line before any request
+        load_in_process(request.in_process, name)
     if arch is not None:  # the lengths checked against the config before any request
         _lengths(request, arch.max_positions, name)
     served = served_entry(endpoint)  # the first request: an endpoint that cannot be reached is one line here
@@ -274,5 +278,17 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
         except UserError as err:  # the measurements stand; only the curves could not be fitted
             console.print(f"[yellow]no cost model fitted: {err}")
             return 0
-        _write_report(folder, cost_model, console)
+        _report(folder, cost_model, request, console)
     return 0
+
+
+def _report(folder: Path, cost_model, request: EndpointRequest, console: Console) -> None:
+    from profiler.report import write_report  # matplotlib: only once there is something to draw
+
+    try:
+        written = write_report(folder, request.fits, cost_model=cost_model, in_process=request.in_process)
+    except UserError as err:  # the measurements and the fit stand
+        console.print(f"[yellow]no report written: {err}")
+        return
+    console.print(f"report: {written.markdown}, {written.html} ({len(written.figures)} figures, "
+                  f"{written.render_s:.1f} s)")

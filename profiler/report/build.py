@@ -1,7 +1,8 @@
 """The hardware cost report of one run: ``report.md`` and ``report.html`` with PNG figures, in the run's folder.
 
 ``write_report(folder)`` renders from the saved samples and the fitted cost model (nothing is
-measured): in short; the machine, model and run; latency per phase (samples, fit, band,
+measured): in short; the machine, model and run; for an endpoint run, the endpoint and its serving overhead
+(``endpoint_section``); latency per phase (samples, fit, band,
 residuals, linearity horizon); throughput and FLOP/s against the roofline; batches (passes of several
 sequences: latency and tokens/s against the batch, the fit's batch surfaces); memory; what a
 typical call costs, with intervals, and the whole calls measured against their prediction; a cached
@@ -25,6 +26,7 @@ from profiler.report.calls import measured_calls_table, typical_calls_table
 from profiler.report.caveats import caveats
 from profiler.report.curves import FitSeries
 from profiler.report.document import Bullets, Figure, Report, ReportContext, Section, SectionProvider
+from profiler.report.endpoint_section import endpoint_sections
 from profiler.report.extend_section import extend_section
 from profiler.report.facts import derived_lines, facts_table, fit_table, machine_facts, model_facts, run_facts
 from profiler.report.fig_latency import latency_figure
@@ -34,6 +36,7 @@ from profiler.report.html import render_html
 from profiler.report.inputs import RunData, load_run
 from profiler.report.markdown import render_markdown
 from profiler.report.saving import save_all
+from profiler.report.serving_overhead import load_in_process
 from profiler.report.breakeven_section import breakeven_sections
 from profiler.report.routing_section import routing_sections
 from profiler.report.uncertainty import CallIntervals
@@ -154,15 +157,18 @@ def _calls(data: RunData, calls: CallIntervals, max_positions: int | None) -> Se
     return Section("What a call costs here", tuple(blocks))
 
 
-def build_report(data: RunData, providers: Sequence[SectionProvider]) -> tuple[Report, list]:
+def build_report(data: RunData, providers: Sequence[SectionProvider], in_process=None,
+                 fits_dir: Path = Path("fits")) -> tuple[Report, list]:
     """The report's content, and its figures to make and save into the run's folder: (figure or a function
-    that makes it, path) pairs."""
+    that makes it, path) pairs. ``in_process``: an endpoint run's in-process fit of the same model (its serving
+    overhead), or None; ``fits_dir``: where the run's fit is (said in the commands an endpoint report gives)."""
     calls = CallIntervals(data.cost_model)
     max_positions = data.run.model.max_positions
     series = FitSeries(data.model_name, style.PHASE_COLORS["prefill"], calls, max_positions)
     ctx = ReportContext(folder=data.folder, cost_model=data.cost_model, run=data.run, hardware=data.hardware,
                         samples=data.samples, points=data.points, calls=calls)
-    sections = [_in_short(data, calls), _facts(data), _latency(ctx, series, data), _throughput(ctx, series, data),
+    sections = [_in_short(data, calls), _facts(data), *endpoint_sections(ctx, in_process, fits_dir),
+                _latency(ctx, series, data), _throughput(ctx, series, data),
                 batch_section(ctx, data), _memory(ctx, series, data), _calls(data, calls, max_positions),
                 extend_section(ctx, data)]
     for provider in providers:
@@ -181,14 +187,19 @@ def build_report(data: RunData, providers: Sequence[SectionProvider]) -> tuple[R
 
 
 def write_report(folder: Path, fits_dir: Path = Path("fits"), cost_model=None,
-                 providers: Sequence[SectionProvider] | None = None) -> WrittenReport:
+                 providers: Sequence[SectionProvider] | None = None, in_process: Path | None = None) -> WrittenReport:
     """Render the run in ``folder`` (with ``cost_model``, or its fit under ``fits_dir``) into report.md,
-    report.html and PNGs beside them. ``providers``: the extra sections (default ``section_providers()``)."""
+    report.html and PNGs beside them. ``providers``: the extra sections (default ``section_providers()``);
+    ``in_process``: for an endpoint run, the fit of the same model in process (``serving_overhead``)."""
     started = time.perf_counter()
     data = load_run(folder, fits_dir, cost_model)
+    if in_process is not None and data.run.endpoint is None:
+        raise UserError(f"--in-process is for the report of an endpoint run; {folder} is a local run")
+    in_process_model = None if in_process is None else load_in_process(in_process, data.model_name)
     try:
         with style.theme():
-            report, figures = build_report(data, section_providers() if providers is None else providers)
+            report, figures = build_report(data, section_providers() if providers is None else providers,
+                                           in_process_model, fits_dir)
             save_all(figures)  # on every core: most of a report's time is making and drawing its figures
         (folder / MARKDOWN).write_text(render_markdown(report))
         (folder / HTML).write_text(render_html(report))
