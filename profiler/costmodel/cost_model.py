@@ -38,6 +38,10 @@ A prediction outside a curve's measured domain (a surface's measured batches and
 surface's cached and appended tokens) is extrapolation: it is still returned, with an
 ``ExtrapolationWarning``.
 
+A served model whose architecture is not known here (since schema 1.8: an endpoint run fitted from latency alone)
+has no FLOPs curves: ``has_flops`` is False, and pricing FLOPs is a ``MissingCurve`` saying why (``check_flops``
+says it before anything is priced).
+
 Energy (a fit whose run read an energy counter, since schema 1.7): ``metric="energy_j"`` prices a pass or a call
 in joules, summed over its passes as time is; ``check_energy`` says, in one line, why a fit cannot (no counter
 where it was measured, or passes too short for the counter to tell).
@@ -138,12 +142,36 @@ class CostModel:
         """The cost model of a fit document as JSON (a file's is read by ``fit_file.load_cost_model``)."""
         return cls(FitDocument.from_json(document))
 
+    def _named(self) -> str:
+        return f"the cost model of {self.model.name} on {self.hardware_slug or 'unnamed hardware'}"
+
     def curve(self, phase: str, metric: str) -> CurveFit:
         try:
             return self.curves[phase][metric]
         except KeyError:
-            raise MissingCurve(f"no {metric} curve for {phase} in the cost model of {self.model.name} on "
-                               f"{self.hardware_slug or 'unnamed hardware'}") from None
+            if metric == "flops" and self.served_without_flops:
+                self.check_flops()
+            raise MissingCurve(f"no {metric} curve for {phase} in {self._named()}") from None
+
+    @property
+    def has_flops(self) -> bool:
+        """Whether the fit prices FLOPs: False for a served model fitted from latency alone (since schema 1.8), whose
+        architecture is not known here."""
+        return any("flops" in metrics for metrics in self.curves.values())
+
+    @property
+    def served_without_flops(self) -> bool:
+        """Whether the fit is of a served model whose architecture is not known here (since schema 1.8)."""
+        return self.hardware.get("device") == "endpoint" and not self.has_flops
+
+    def check_flops(self) -> None:
+        """A ``MissingCurve`` saying why, unless the fit has FLOPs curves."""
+        if self.has_flops:
+            return
+        why = ("the served model's architecture is not known here, so its FLOPs were not counted (run it again with "
+               "--config NAME, a local config of its architecture)" if self.served_without_flops
+               else "it has no FLOPs curves")
+        raise MissingCurve(f"no FLOPs in {self._named()}: {why}")
 
     def _predict(self, phase: str, n, metric: str):
         curve = self.curve(phase, metric)

@@ -12,6 +12,8 @@ The quadratic term is also fitted against ``layers * hidden`` -- what attention 
 scale with -- and reported, since that is the physical driver. ``at_params(m)`` prices a
 model of a size nobody profiled with the ``m`` laws (it needs nothing but ``m``);
 ``leave_one_out()`` says how well the family predicts each profiled model from the others.
+A member whose parameters are not known (a served model fitted from latency alone, schema 1.8) has no
+place on the laws: a family with one is refused (``ValueError``, one line naming it).
 A coefficient that is zero for any member (a linear curve, as decode's quadratic term often
 is, or a term under 1% of that member's cost across its measured lengths) has no law:
 the family's law for it is zero. Fitting a law through the members where it
@@ -73,6 +75,10 @@ class FamilyCostModel:
         kinds = {(m.hardware_slug, m.model.dtype) for m in members}
         if len(kinds) > 1:
             raise ValueError(f"family members must share hardware and dtype, got {sorted(kinds)}")
+        unknown = [m.model.name for m in members if m.model.non_embedding_params is None or m.model.layers is None]
+        if unknown:
+            raise ValueError(f"a family's size law needs each model's parameters, and those of {', '.join(unknown)} "
+                             "are not known here (a served model fitted from latency alone)")
         self.members = members
         self.params = np.array([m.model.non_embedding_params for m in members], dtype=float)
         self.layers_x_hidden = np.array([m.model.layers * m.model.hidden for m in members], dtype=float)

@@ -6,8 +6,10 @@ of another. ``fit_problem`` checks, in order, and names the first problem in one
 
 - every number anywhere in the document is finite (Python reads ``NaN``, ``Infinity`` and ``1e999``
   from JSON; a price made of one is ``nan`` or ``inf``, a band of draws a ``LinAlgError``);
-- the curves every price needs are there: latency and FLOPs of prefill, decode and forward
-  (``REQUIRED_CURVES``; peak memory is optional, a run may not measure it);
+- the curves every price needs are there: latency of prefill, decode and forward (``REQUIRED_CURVES``), and
+  their FLOPs (``FLOPS_CURVES``) unless the model's parameters are not known (since 1.8: a served model whose
+  config is not known here, fitted from latency alone), in which case there are none (peak memory is optional,
+  a run may not measure it);
 - each curve's coefficients are its form's (``a, b`` for affine; ``a, b, c``; ``a, b, p``), each value
   and interval inside the form's bounds (no negative cost; ``p`` in [0.2, 3]), intervals ordered, the
   domain ordered, the correlation (since 1.2) a symmetric ``k x k`` matrix with a unit diagonal, and a
@@ -37,8 +39,11 @@ from profiler.costmodel.forms import FORMS
 from profiler.costmodel.surface_forms import SURFACE_FORMS
 
 # What a cost model prices with: a call with a KV cache is a prefill and decode steps, one without a
-# cache forward passes; in seconds or FLOPs (the metrics breakeven and validate price).
-REQUIRED_CURVES = tuple((phase, metric) for phase in ("prefill", "decode", "forward") for metric in ("latency_s", "flops"))
+# cache forward passes; in seconds, or FLOPs where the model's architecture is known (the metrics breakeven and
+# validate price).
+CALL_PHASES = ("prefill", "decode", "forward")
+REQUIRED_CURVES = tuple((phase, "latency_s") for phase in CALL_PHASES)
+FLOPS_CURVES = tuple((phase, "flops") for phase in CALL_PHASES)
 _SYMMETRY = 1e-6  # a stored correlation is rounded to 6 decimals
 
 
@@ -159,8 +164,14 @@ def fit_problem(document: dict) -> str | None:
     curves = document["curves"]
     missing = [f"{metric} of {phase}" for phase, metric in REQUIRED_CURVES if metric not in curves.get(phase, {})]
     if missing:
-        return (f"no curve of {', '.join(missing)}: a cost model needs latency and FLOPs curves of prefill, decode "
-                "and forward")
+        return f"no curve of {', '.join(missing)}: a cost model needs latency curves of prefill, decode and forward"
+    flops = [phase for phase, metric in FLOPS_CURVES if metric in curves.get(phase, {})]
+    if "params" in document["model"] and len(flops) < len(FLOPS_CURVES):
+        return (f"no curve of {', '.join(f'flops of {p}' for p, _ in FLOPS_CURVES if p not in flops)}: a cost model "
+                "of a model whose parameters are known needs FLOPs curves of prefill, decode and forward")
+    if "params" not in document["model"] and flops:
+        return (f"a flops curve of {', '.join(flops)} in the fit of a model whose parameters are not known (a served "
+                "model fitted from latency alone has none)")
     for phase, metrics in curves.items():
         for metric, curve in metrics.items():
             problem = _curve_problem(phase, curve)

@@ -13,9 +13,17 @@ since 1.5); a phase measured at too few ``(batch, n)`` points for any surface fo
 on the batch-1 prefill, decode and extend passes at their ``(n_cached, n_new)`` (``profiler.costmodel.extend``,
 since 1.6); points that fix too few of its forms are said in ``source.extend_skipped``. Where the run's passes have
 ``energy_j`` (its energy counter's joules), each phase's energy is fitted as its latency is, on the passes that have a
-value, and ``source.energy`` says which counter, or why the run had none (since 1.7). A fit a cost model
-cannot price with is
-never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
+value, and ``source.energy`` says which counter, or why the run had none (since 1.7).
+
+A served model whose config is not known here (an endpoint run, ``run --endpoint``, of a hosted model: its
+``samples.csv`` has no FLOPs, and its ``run.json`` no architecture) is fitted from its latency alone (since 1.8):
+the latency curves as any run's, no FLOPs curves, and a model record of what is known (its name, ``served`` dtype
+and attention, its maximum positions where the server said them), without the architecture's numbers
+(``params`` and the shape). A cost model of it prices seconds; FLOPs, and a family's size law (which needs each
+model's parameters), are refused in one line (``CostModel.check_flops``, ``profiler.costmodel.family``).
+FLOPs in some rows of a run and not in others is refused: a run counts every pass's FLOPs or none.
+
+A fit a cost model cannot price with is never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
 three coefficients: two lengths leave a quadratic or power curve free) or with fewer than
 ``MIN_SAMPLES`` samples (AICc compares three-coefficient forms from five) is a one-line
 ``UserError`` naming the phase, and a run that ends so keeps its samples.
@@ -58,7 +66,7 @@ from profiler.files import file_name, fit_path, keep_previous, read_json, write_
 from profiler.measure.run_document import HardwareDocument, RunDocument
 from profiler.measure.samples import read_samples
 
-SCHEMA_VERSION = "1.7"
+SCHEMA_VERSION = "1.8"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")
@@ -122,10 +130,10 @@ def _memory(samples, model: dict) -> dict | None:
       prefill ``n_ctx``). They differ where the cache is not one entry per token and layer: a sliding-window
       layer stops growing at its window, so its slope over lengths past the window is smaller.
 
-    None for a dtype whose size is not known here.
+    None for a dtype whose size is not known here (a served model's), or a model of unknown parameters.
     """
     dtype_bytes = _DTYPE_BYTES.get(model["dtype"])
-    if dtype_bytes is None:
+    if dtype_bytes is None or model.get("params") is None:
         return None
     measured = {}
     for phase in PHASES:
@@ -227,9 +235,10 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     samples = read_samples(samples_path, model=run.model.name, dtype=run.model.dtype)
     if samples.empty:
         raise UserError(f"{samples_path}: no samples in it (the run stopped before its first pass)")
-    if samples["flops"].isna().any():  # an endpoint run of a model whose config is not known locally
-        raise UserError(f"{samples_path}: no FLOPs (the served model's config is not known here), and a cost model "
-                        "prices FLOPs too: run it again with --config NAME, a local model of its architecture")
+    unknown_flops = samples["flops"].isna()  # read_samples allows it of a served model's rows only
+    if unknown_flops.any() and not unknown_flops.all():
+        raise UserError(f"{samples_path}: FLOPs in {int((~unknown_flops).sum()):,} rows and not in "
+                        f"{int(unknown_flops.sum()):,}: a run counts every pass's FLOPs or none (run it again)")
     single = samples[samples["batch"] == 1]
     measured = {phase: single[single["phase"] == phase] for phase in PHASES}
     by_phase = {phase: thinned(rows) for phase, rows in measured.items()}
@@ -257,7 +266,8 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
         "hardware": {key: value for key, value in hardware.to_json().items() if key not in ("slug", "format_version")},
         "model": {key: model[key] for key in ("name", "model_type", "params", "non_embedding_params", "layers",
                                               "hidden", "heads", "kv_heads", "max_positions", "dtype",
-                                              "attn_implementation", "random_weights")},
+                                              "attn_implementation", "random_weights")
+                  if model.get(key) is not None},  # a served model of unknown architecture: its name and dtype
         "source": {"samples": str(samples_path), "rows": len(samples)} | (
             {"thinned": thinned_rows} if thinned_rows else {}) | (
             {"surfaces_skipped": surfaces_skipped} if surfaces_skipped else {}) | (
