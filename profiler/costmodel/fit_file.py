@@ -23,9 +23,9 @@ and attention, its maximum positions where the server said them), without the ar
 model's parameters), are refused in one line (``CostModel.check_flops``, ``profiler.costmodel.family``).
 FLOPs in some rows of a run and not in others is refused: a run counts every pass's FLOPs or none.
 
-A fit a cost model cannot price with is never made: a phase measured at fewer than ``MIN_LENGTHS`` context lengths (its forms have up to
-three coefficients: two lengths leave a quadratic or power curve free) or with fewer than
-``MIN_SAMPLES`` samples (AICc compares three-coefficient forms from five) is a one-line
+A fit a cost model cannot price with is never made: a phase measured at fewer than ``MIN_LENGTHS`` context
+lengths (its forms have up to three coefficients: two lengths leave a quadratic or power curve free) or with fewer
+than ``MIN_SAMPLES`` samples (AICc compares three-coefficient forms from five) is a one-line
 ``UserError`` naming the phase, and a run that ends so keeps its samples.
 
 Work is bounded before it starts: a phase is fitted on at most ``MAX_FIT_LENGTHS`` context lengths
