@@ -81,6 +81,8 @@ def parameters_help() -> str:
 def _family_beside(path: Path, base) -> list:
     """The base model and the others of its family (same architecture, hardware, dtype) in its folder."""
     members = [base]
+    if base.model.non_embedding_params is None:  # a served model fitted from latency alone: no size, no family
+        return members
     pattern = fit_pattern(base.hardware_slug, base.model.dtype, base.hardware.get("device"))
     for candidate in sorted(path.parent.glob(pattern)):
         if candidate.resolve() == path.resolve():
@@ -114,6 +116,8 @@ def fitted_pricing(fits: list[Path], roles: list[str], cache: bool, metric: str)
         role_models[role] = load_cost_model(path)
     for cost_model in (base, *role_models.values()) if metric == "energy_j" else ():
         cost_model.check_energy(cache)  # a fit without energy curves: one line, before anything is priced
+    for cost_model in (base, *role_models.values()) if metric == "flops" else ():
+        cost_model.check_flops()  # a served model fitted from latency alone: one line, before anything is priced
     return FittedPricing(base, role_models=role_models, family=family, cache=cache, metric=metric)
 
 

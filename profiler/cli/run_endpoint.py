@@ -9,10 +9,10 @@ then the fit ``<fits>/<model>--<endpoint-slug>.json`` and the report.
 
 ``<model>`` is the local model's name where ``--config NAME`` (or the served name itself) resolves to a config
 here (``profiler.measure.catalog``): FLOPs and the model's numbers come from it. Otherwise it is the served name
-with its path separators made ``--``, the FLOPs cells are empty, and no cost model is fitted (a fit prices FLOPs
-too). The lengths are the local run's default grid over the model's maximum positions less the tokens a call
-writes: from the config, else from what the server's ``GET /models`` says (vLLM's ``max_model_len``), else
-``--lengths`` must say.
+with its path separators made ``--``, the FLOPs cells are empty, and the cost model is fitted from latency alone
+(``profiler.costmodel.fit_file``: no FLOPs curves, no parameter count). The lengths are the local run's default
+grid over the model's maximum positions less the tokens a call writes: from the config, else from what the
+server's ``GET /models`` says (vLLM's ``max_model_len``), else ``--lengths`` must say.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def _local_model(request: EndpointRequest, console: Console):
         try:
             source = resolve_model(request.model)
         except UserError:
-            console.print(f"[yellow]no local config of {request.model!r}: FLOPs left empty, no cost model fitted "
-                          "(--config NAME names a local config of the same architecture)", markup=True)
+            console.print(f"[yellow]no local config of {request.model!r}: FLOPs left empty, the cost model fitted from "
+                          "latency alone (--config NAME names a local config of the same architecture)", markup=True)
             return None, None
     else:
         source = resolve_model(request.config)
@@ -270,9 +270,6 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
             raise KeyboardInterrupt  # what was measured is written; the CLI ends with exit status 130
         if outcome.stopped:
             raise UserError(outcome.stopped)
-        if arch is None:
-            console.print("[yellow]no cost model fitted: the model's FLOPs are not known here (--config NAME)")
-            return 0
         try:
             cost_model = fit_and_print(folder, request.fits, console)
         except UserError as err:  # the measurements stand; only the curves could not be fitted

@@ -1,4 +1,8 @@
-"""``python -m profiler show FIT``: a cost model's curves and derived figures, as tables."""
+"""``python -m profiler show FIT``: a cost model's curves and derived figures, as tables.
+
+A served model's fit (device ``endpoint``) says its weights are the server's own; one whose architecture is not
+known here (schema 1.8: fitted from latency alone) has no parameter count and no FLOPs curves, and says so.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,15 @@ def _interval(value: float, low: float, high: float) -> str:
 
 def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
     model = cm.model
-    weights = "random weights" if model.random_weights else "trained weights"
-    console.print(f"[bold]{model.name}[/] ({model.params / 1e6:.1f}M parameters, {model.dtype}, {weights}) "
-                  f"on {cm.hardware_slug}")
+    served = cm.hardware.get("device") == "endpoint"
+    weights = ("the server's own weights" if served else "random weights" if model.random_weights
+               else "trained weights")
+    size = "parameters not known here" if model.params is None else f"{model.params / 1e6:.1f}M parameters"
+    console.print(f"[bold]{model.name}[/] ({size}, {model.dtype}, {weights}) on {cm.hardware_slug}"
+                  + (f", serving {cm.hardware.get('served_model')} at {cm.hardware.get('endpoint')}" if served else ""))
+    if cm.served_without_flops:
+        console.print("[yellow]fitted from latency alone: the served model's architecture is not known here, so no "
+                      "FLOPs curves (--config NAME on the run names a local config of its architecture)")
     table = Table(title=title, title_justify="left")
     for name in ("phase", "metric", "form", "coefficients (95% CI)", "R²", "held-out MAPE", "domain (tokens)"):
         left = name in ("phase", "metric", "form", "coefficients (95% CI)")
@@ -73,6 +83,8 @@ def print_families(console: Console, cost_models: list[CostModel]) -> None:
     """For every two or more models of one architecture on one hardware and dtype: the size laws."""
     groups: dict[tuple, list[CostModel]] = {}
     for cm in cost_models:
+        if cm.model.non_embedding_params is None:  # a served model of unknown architecture: no size to fit laws on
+            continue
         key = (cm.model.model_type, cm.hardware_slug, cm.model.dtype)
         groups.setdefault(key, []).append(cm)
     for (model_type, hardware_slug, dtype), members in groups.items():

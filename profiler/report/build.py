@@ -64,7 +64,8 @@ def _in_short(data: RunData, calls: CallIntervals) -> Section:
     cm, model = data.cost_model, data.run.model
     weights = ("random weights" if model.random_weights else "the server's weights" if data.run.endpoint
                else "trained weights")
-    items = [f"{data.model_name}: {model.params / 1e6:,.0f}M parameters, {model.dtype}, {weights}; "
+    size = "parameters not known here" if model.params is None else f"{model.params / 1e6:,.0f}M parameters"
+    items = [f"{data.model_name}: {size}, {model.dtype}, {weights}; "
              f"on {machine_facts(data.hardware.facts, data.hardware.ceilings)[0][1]}."]
     if "prefill" in cm.curves:
         curve = cm.curve("prefill", "latency_s")
@@ -117,6 +118,13 @@ def _throughput(ctx: ReportContext, series: FitSeries, data: RunData) -> Section
             top = rows.loc[rows["roofline_share"].idxmax()]
             best.append(f"{phase} {share(top['roofline_share'])} (n = {int(top['n_ctx']):,})")
     fig = partial(throughput_figure, series, points, data.hardware.ceilings)
+    if not data.cost_model.has_flops:  # a served model whose architecture is not known here: latency alone
+        return Section("Throughput", (
+            ctx.save_figure(fig, "throughput", "Tokens per second of one pass. Prefill and forward do the same work "
+                            "and nearly overlap."),
+            "No FLOP/s and no roofline: the served model's architecture is not known here, so neither are its FLOPs, "
+            "and the server's devices cannot be seen from a client.",
+        ))
     return Section("Throughput and the roofline", (
         ctx.save_figure(fig, "throughput", "Tokens per second (top) and achieved FLOP/s against the roofline "
                         "(bottom). Prefill and forward do the same work and nearly overlap."),

@@ -68,7 +68,8 @@ def typical_calls_table(calls: CallIntervals, max_positions: int | None, model_n
             continue
         cached = interval(*calls.call(n_in, n_out), "s")
         uncached = interval(*calls.call(n_in, n_out, cache=False), "s")
-        flops = quantity(calls.call(n_in, n_out, metric="flops")[0], "FLOPs")
+        flops = (quantity(calls.call(n_in, n_out, metric="flops")[0], "FLOPs") if calls.cost_model.has_flops
+                 else "-")  # a served model of unknown architecture: fitted from latency alone
         memory = interval(*calls.call(n_in, n_out, metric="peak_mem_bytes"), "bytes") if has_memory else "-"
         rows.append((f"{n_in:,}", f"{n_out:,}", cached, uncached, flops, memory, note))
     return Table(

@@ -122,6 +122,10 @@ def _endpoint_caveat(endpoint: EndpointRecord) -> str:
             "tokenising and sampling as well as the passes; prefill is the time to the first token, decode a "
             "call's mean gap between tokens, forward a one-token call end to end, generate a call end to end. The "
             "server's memory, devices and ceilings cannot be seen from here: no memory figure, no roofline.")
+    if endpoint.config is None:
+        text += (" No local config of the served model: its parameters and FLOPs are not known here, so the cost "
+                 "model is fitted from latency alone and nothing is priced in FLOPs (--config NAME on the run names a "
+                 "local config of its architecture).")
     if endpoint.forcing == "none":
         text += " The server took no way of forcing the output length: each call's is what it wrote."
     if endpoint.usage_mismatches:

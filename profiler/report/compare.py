@@ -152,7 +152,9 @@ def write_comparison(first_path: Path, second_path: Path, out: Path | None = Non
                     add(partial(comparison_latency_figure, *series, phase), f"latency-{phase}",
                         f"{phase}: latency per pass of both fits (95% bands), and the second over the first.")
             add(partial(comparison_throughput_figure, *series), "throughput",
-                "Tokens per second (top) and achieved FLOP/s (bottom) per phase.")
+                "Tokens per second (top) and achieved FLOP/s (bottom) per phase." if any(
+                    s.cost_model.has_flops for s in series) else "Tokens per second per phase (no FLOPs: served "
+                "models whose architecture is not known here).")
             if all(s.has("prefill", "peak_mem_bytes") for s in series):
                 hardware = tuple(s.cost_model.hardware for s in series)
                 add(partial(comparison_memory_figure, *series, hardware), "memory",

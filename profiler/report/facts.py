@@ -54,10 +54,14 @@ def weights_text(model: dict) -> str:
 
 
 def model_facts(model: dict) -> list[tuple[str, str]]:
-    shape = f"{model['layers']} layers, hidden {model['hidden']:,}, {model['heads']} heads ({model['kv_heads']} KV)"
+    """The model's facts; a served model whose architecture is not known here (no ``params``) says so."""
+    known = model.get("params") is not None
+    shape = (f"{model['layers']} layers, hidden {model['hidden']:,}, {model['heads']} heads ({model['kv_heads']} KV)"
+             if known else "not known here (no local config of the served model)")
     facts = [
         ("model", f"{model['name']} ({model.get('model_type', '?')})"),
-        ("parameters", f"{model['params'] / 1e6:,.1f}M ({model['non_embedding_params'] / 1e6:,.1f}M non-embedding)"),
+        ("parameters", f"{model['params'] / 1e6:,.1f}M ({model['non_embedding_params'] / 1e6:,.1f}M non-embedding)"
+                       if known else "not known here"),
         ("shape", shape),
         ("maximum positions", f"{model['max_positions']:,}" if model.get("max_positions") else "not recorded"),
         ("dtype, attention", f"{model['dtype']}, {model['attn_implementation']}"

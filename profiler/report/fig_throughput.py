@@ -27,8 +27,7 @@ def tokens_per_s(phase: str):
 
 
 def flops_per_s(series: FitSeries, phase: str):
-    flops = series.curve(phase, "flops")
-    return lambda n, latency_s: flops.predict(n) / latency_s
+    return lambda n, latency_s: series.curve(phase, "flops").predict(n) / latency_s
 
 
 def _phases(series: FitSeries) -> list[str]:
@@ -36,9 +35,11 @@ def _phases(series: FitSeries) -> list[str]:
 
 
 def throughput_figure(series: FitSeries, points, ceilings: dict):
-    """The report's figure: tokens/s (top) and FLOP/s against the roofline (bottom), every phase."""
-    fig = style.figure(7.5, 7.2)
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    """The report's figure: tokens/s (top) and FLOP/s against the roofline (bottom), every phase; tokens/s alone for
+    a fit without FLOPs (a served model whose architecture is not known here)."""
+    with_flops = any(series.has(phase, "flops") for phase in _phases(series))
+    fig = style.figure(7.5, 7.2 if with_flops else 3.9)
+    top, bottom = fig.subplots(2, 1, sharex=True) if with_flops else (fig.subplots(), None)
     curves = [series.curve(p, "latency_s") for p in _phases(series)]
     n_low = min(c.n_min for c in curves) / 1.25
     n_high = max(extrapolated_limit(c.n_max, series.max_positions) for c in curves) * 1.25
@@ -71,6 +72,9 @@ def throughput_figure(series: FitSeries, points, ceilings: dict):
     top.set_ylabel(f"throughput ({unit}, log scale)")
     top.set_title("Throughput of one pass")
     style.legend(top, band=True)
+    if bottom is None:
+        style.length_axis(top, n_low, n_high)
+        return fig
     unit = style.log_axis(bottom, "y", *style.span(bottoms + [peaks], pad=1.3), kind="FLOP/s")
     bottom.set_ylabel(f"achieved ({unit}, log scale)")
     bottom.set_title("Arithmetic rate against the roofline")
@@ -82,22 +86,24 @@ def throughput_figure(series: FitSeries, points, ceilings: dict):
 
 
 def comparison_throughput_figure(first: FitSeries, second: FitSeries):
-    """``compare``'s figure: tokens/s (top row) and FLOP/s (bottom row) per phase, both fits."""
+    """``compare``'s figure: tokens/s (top row) and FLOP/s (bottom row) per phase, both fits; tokens/s alone when
+    neither has FLOPs (served models whose architecture is not known here)."""
     phases = [p for p in _phases(first) if second.has(p, "latency_s")]
-    fig = style.figure(3.2 * len(phases), 6.2)
-    axes = np.atleast_2d(fig.subplots(2, len(phases), sharex="col").reshape(2, len(phases)))
+    rows = 2 if any(s.has(p, "flops") for s in (first, second) for p in phases) else 1
+    fig = style.figure(3.2 * len(phases), 6.2 if rows == 2 else 3.4)
+    axes = np.atleast_2d(fig.subplots(rows, len(phases), sharex="col").reshape(rows, len(phases)))
     for column, phase in enumerate(phases):
         curves = [s.curve(phase, "latency_s") for s in (first, second)]
         n_low, n_high = min(c.n_min for c in curves) / 1.25, max(c.n_max for c in curves) * 1.25
         for row, (make, kind, name) in enumerate(((lambda s: tokens_per_s(phase), "tokens/s", "throughput"),
-                                                  (lambda s: flops_per_s(s, phase), "FLOP/s", "achieved"))):
+                                                  (lambda s: flops_per_s(s, phase), "FLOP/s", "achieved"))[:rows]):
             ax = axes[row, column]
             drawn = [draw_fit(ax, s, phase, "latency_s", n_low, n_high, label=s.label, transform=make(s))[1]
                      for s in (first, second) if row == 0 or s.has(phase, "flops")]
             unit = style.log_axis(ax, "y", *style.span(drawn), kind=kind)
             ax.set_ylabel(f"{name} ({unit})")
             style.length_axis(ax, n_low, n_high, max_ticks=5)
-            ax.set_xlabel("n (tokens, log scale)" if row == 1 else "")
+            ax.set_xlabel("n (tokens, log scale)" if row == rows - 1 else "")
         axes[0, column].set_title(phase)
     style.legend(axes[0, 0], band=True, below=fig)
     return fig
