@@ -96,21 +96,25 @@ def stop(pid: int, process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def served_model(root: Path, extra_args: tuple[str, ...] = ()):
+def served_model(root: Path, extra_args: tuple[str, ...] = (), by_name: bool = False):
     """``transformers serve`` of ``tiny_served_folder(root / "served")`` on a free loopback port, on the CPU, one
-    torch thread; yields a ``Served``, stops the process by its id on exit."""
+    torch thread; yields a ``Served``, stops the process by its id on exit. The model is served under its folder's
+    path; with ``by_name``, under ``served`` alone (the server started in ``root``): a name that means nothing to a
+    client working elsewhere, as a hosted model's."""
     folder = root / "served"
     if not (folder / "config.json").exists():
         tiny_served_folder(folder)
     port = free_port()
     log = root / f"serve-{port}.log"
-    command = [str(Path(sys.executable).parent / "transformers"), "serve", str(folder), "--host", "127.0.0.1",
+    name = folder.name if by_name else str(folder)
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", name, "--host", "127.0.0.1",
                "--port", str(port), "--device", "cpu", *extra_args]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     with log.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment,
+                                   cwd=root if by_name else None)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process, log)
-        yield Served(url=f"http://127.0.0.1:{port}/v1", model=str(folder), pid=process.pid, log=log)
+        yield Served(url=f"http://127.0.0.1:{port}/v1", model=name, pid=process.pid, log=log)
     finally:
         stop(process.pid, process)
