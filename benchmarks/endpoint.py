@@ -14,13 +14,18 @@ folder loaded in this process (``profiler.measure.loading``, one torch thread as
 (b) The concurrency sweep (``profiler.measure.endpoint.load``) at 1, 2, 4, 8 callers, ``--rounds`` rounds of
     64-token prompts asking ``--n-out`` tokens: output throughput, p50/p99 TTFT, TPOT, ITL, E2E.
 (c) The prefix-reuse probe at 256 and 500 prompt tokens (of 512 positions).
+(d) ``python -m profiler run --endpoint`` of the same server (a subprocess, ``--budget`` seconds, its default grid,
+    ``--out`` and ``--fits`` in a temporary folder) and its fit: per phase the form chosen, the held-out error
+    (leave one length out, MAPE of the refit at the length left out), R², the measured domain and the samples.
 
 Why: an endpoint profile prices a served model with the same cost model as a local one; what the server adds per
 call, and what load does to it, are the figures that say how far the two differ.
 
 Expected: the overhead per call is milliseconds, large next to this model's sub-millisecond passes; transformers
 serve without ``--continuous-batching`` generates one request at a time, so throughput stays flat with callers and
-TTFT grows with the queue; it keeps no cache between requests, so "no reuse seen".
+TTFT grows with the queue; it keeps no cache between requests, so "no reuse seen". The endpoint run's curves are
+nearly flat (the overhead is most of every time), so a fit predicts a length left out within a few percent while its
+R² is near 0: the lengths explain little of the spread between calls.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +46,7 @@ sys.path.insert(0, str(ROOT))  # tests.serving, run as a script
 
 import torch
 
+from profiler.costmodel.fit_file import load_cost_model
 from profiler.measure.catalog import resolve_model
 from profiler.measure.endpoint.client import Endpoint, EndpointClient
 from profiler.measure.endpoint.load import concurrency_sweep, prefix_probe
@@ -92,11 +99,28 @@ def side_by_side(client, shape, passes: Passes, device, repeats: int, n_out: int
     return rows
 
 
+def endpoint_fit(served, budget_s: float, out: Path) -> tuple[dict, float]:
+    """``run --endpoint`` of ``served`` into ``out``; per phase its latency curve's figures, and the run's wall time."""
+    command = [sys.executable, "-m", "profiler", "run", "--endpoint", served.url, "--model", served.model,
+               "--budget", f"{budget_s:g}", "--out", str(out / "reports"), "--fits", str(out / "fits")]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    wall_s = time.perf_counter() - started
+    (fit,) = (out / "fits").glob("*--endpoint-*.json")
+    curves = {}
+    for phase, metrics in load_cost_model(fit).curves.items():
+        curve = metrics["latency_s"]
+        curves[phase] = {"form": curve.form.name, "held_out_mape": curve.lolo_mape, "r2": curve.r2,
+                         "n_min": curve.n_min, "n_max": curve.n_max, "samples": curve.samples}
+    return curves, wall_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="calls per length in (a) (default 20)")
     parser.add_argument("--rounds", type=int, default=8, help="rounds per concurrency level in (b) (default 8)")
     parser.add_argument("--n-out", type=int, default=16, help="output tokens per call in (a) and (b) (default 16)")
+    parser.add_argument("--budget", type=float, default=45.0, help="the endpoint run's --budget in (d) (default 45)")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -113,6 +137,7 @@ def main() -> None:
                                        on_call=lambda level, call: None)
             probes = [prefix_probe(client, shape, n, rng) for n in PROBE_LENGTHS]
             forcing = client.forcing
+        fitted, run_s = endpoint_fit(served, args.budget, Path(folder))
     load_after = os.getloadavg()[0]
 
     print(f"(a) endpoint against in process, medians in ms ({args.repeats} calls of {args.n_out} tokens per length; "
@@ -135,9 +160,16 @@ def main() -> None:
         cold = ", ".join(f"{1e3 * ttft_s:.2f}" for ttft_s in probe.ttft_cold_s)
         print(f"  {probe.n_prefix} tokens: cold {cold}; repeat {1e3 * probe.ttft_repeat_s:.2f}; cached tokens "
               f"{probe.cached_tokens}; {probe.verdict}")
+    print(f"\n(d) run --endpoint --budget {args.budget:g} ({run_s:.1f} s with its fit and report), latency curves")
+    print(f"{'phase':<8} {'form':<10} {'held-out':>9} {'R²':>7} {'domain':>9} {'samples':>8}")
+    for phase, curve in fitted.items():
+        held_out = "-" if curve["held_out_mape"] is None else f"{curve['held_out_mape']:.1%}"
+        print(f"{phase:<8} {curve['form']:<10} {held_out:>9} {curve['r2']:>7.3f} "
+              f"{curve['n_min']:>4}-{curve['n_max']:<4} {curve['samples']:>8}")
     print(f"\nload average (1 min): {load_before:.2f} before, {load_after:.2f} after (2 cores)")
     print(json.dumps({"overhead": overhead, "concurrency": [level.to_json() for level in levels],
                       "prefix_probe": [probe.to_json() for probe in probes], "forcing": forcing,
+                      "endpoint_fit": fitted, "endpoint_run_s": run_s,
                       "load_average": [load_before, load_after]}))
 
 
