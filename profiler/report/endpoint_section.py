@@ -93,9 +93,9 @@ def _load(ctx: ReportContext, endpoint: EndpointRecord) -> list:
             "the level's calls (ITL: its gaps), numpy's linear percentiles, as vLLM's benchmark takes them.")
     columns = ("calls at once", "calls", "output tokens/s", "calls/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99",
                "ITL p50", "ITL p99", "E2E p50", "E2E p99")
+    percentiles = [f"{key}_{p}_s" for key in ("ttft", "tpot", "itl", "e2e") for p in ("p50", "p99")]
     rows = tuple((str(level.concurrency), str(level.calls), significant(level.output_tokens_per_s),
-                  significant(level.requests_per_s), *(_ms(getattr(level, f"{key}_{p}_s"))
-                                                       for key in ("ttft", "tpot", "itl", "e2e") for p in ("p50", "p99")))
+                  significant(level.requests_per_s), *(_ms(getattr(level, name)) for name in percentiles))
                  for level in endpoint.concurrency)
     asked = [c for c in endpoint.concurrency_asked if c not in {level.concurrency for level in endpoint.concurrency}]
     table = Table(columns, rows, numeric=(True,) * len(columns),
@@ -141,9 +141,14 @@ def _overhead_table(rows: list[OverheadRow], length: str, measured: str, curve: 
 def _overhead(ctx: ReportContext, endpoint: EndpointRecord, in_process: CostModel | None, fits: Path) -> Section:
     if in_process is None:
         name = ctx.run.model.name
+        key = f" --api-key-env {endpoint.api_key_env}" if endpoint.api_key_env else ""
         if endpoint.config is None:
-            how = ("The served model is no local model here, so there is nothing to profile in process: run the "
-                   "endpoint again with --config NAME (a local model of the same architecture), then as below.")
+            how = ("The served model is no local model here, and an in-process profile must name the same model: "
+                   "profile a local model of the same architecture in process on the machine that runs the server, "
+                   f"then the endpoint again under that model's name: `python -m profiler run --model NAME --fits "
+                   f"{fits}`, then `python -m profiler run --endpoint {shown_url(endpoint.url)} --model "
+                   f"{endpoint.served_model}{key} --config NAME --fits {fits} --in-process "
+                   f"{fits}/NAME--<hardware-slug>.json` (the first run prints its fit's path).")
         else:
             how = (f"Profile the same model in process on the machine that runs the server, then render this report "
                    f"with its fit: `python -m profiler run --model {endpoint.config} --fits {fits}`, then "
