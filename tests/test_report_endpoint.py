@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -62,6 +64,21 @@ def runs(tmp_path_factory) -> Runs:
     shutil.copytree(folder, plain, ignore=shutil.ignore_patterns("*.png", "report.*", ".lock"))
     profiler(root, "report", str(plain), "--fits", "fits")
     return Runs(root, served.model, folder, plain, in_process)
+
+
+def commands(report: Path) -> list[str]:
+    """The ``python -m profiler`` commands the serving-overhead section of a report gives, as written (Markdown's
+    escapes undone)."""
+    text = report.read_text().replace("\\", "")
+    section = text[text.index("## Serving overhead"):text.index("## Latency per pass")]
+    return re.findall(r"`(python -m profiler [^`]*)`", section)
+
+
+def run_command(cwd: Path, command: str, **placeholders: str) -> None:
+    """``command`` as a report gives it, its placeholders filled in, run in ``cwd`` as a user would."""
+    for placeholder, value in placeholders.items():
+        command = command.replace(placeholder, value)
+    profiler(cwd, *shlex.split(command)[3:])
 
 
 def endpoint_record(folder: Path) -> EndpointRecord:
@@ -124,6 +141,31 @@ def test_without_an_in_process_fit_the_section_says_how_to_make_one(runs):
     assert "--in-process fits/served--" in section.replace("\\", "")
     assert "overhead per call |" not in report and not (runs.plain / "serving-overhead.png").exists()
     assert (runs.plain / "concurrency.png").is_file()  # the rest of the endpoint section is there
+    make, render = commands(runs.plain / "report.md")
+    assert make == f"python -m profiler run --model {runs.served_folder} --fits fits"
+    slug = runs.in_process.stem.removeprefix("served--")  # the fit that command made, in the fixture
+    run_command(runs.root, render, **{"<hardware-slug>": slug})  # the report as its own words say to render it
+    assert "| overhead per call |" in (runs.plain / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_served_name_no_local_config_has_gets_the_commands_that_name_one(runs, tmp_path_factory):
+    """A server serving its model under a name that means nothing here: the run is fitted from latency alone, and
+    its report's commands, followed with the served folder for NAME, give the overhead."""
+    cwd = tmp_path_factory.mktemp("unnamed")  # no folder "served" here: the name resolves to nothing
+    shutil.copytree(runs.in_process.parent, cwd / "fits", ignore=shutil.ignore_patterns("*--endpoint-*"))
+    with served_model(tmp_path_factory.mktemp("hosted"), by_name=True) as hosted:
+        profiler(cwd, "run", "--endpoint", hosted.url, "--model", hosted.model, "--lengths", "8,16,32,64",
+                 "--budget", "4", "--concurrency", "1", "--out", "reports", "--fits", "fits")
+        (report,) = cwd.glob("reports/endpoint-*/served/report.md")
+        assert "The served model is no local model here" in report.read_text()
+        make, rerun = commands(report)
+        assert make == "python -m profiler run --model NAME --fits fits"
+        assert rerun.startswith(f"python -m profiler run --endpoint {hosted.url} --model served --config NAME ")
+        slug = runs.in_process.stem.removeprefix("served--")
+        run_command(cwd, rerun, NAME=str(Path(hosted.log).parent / "served"), **{"<model>": "served",
+                                                                                "<hardware-slug>": slug})
+    assert "| overhead per call |" in report.read_text()
 
 
 @pytest.mark.slow

@@ -148,7 +148,7 @@ def _overhead(ctx: ReportContext, endpoint: EndpointRecord, in_process: CostMode
                    f"then the endpoint again under that model's name: `python -m profiler run --model NAME --fits "
                    f"{fits}`, then `python -m profiler run --endpoint {shown_url(endpoint.url)} --model "
                    f"{endpoint.served_model}{key} --config NAME --fits {fits} --in-process "
-                   f"{fits}/NAME--<hardware-slug>.json` (the first run prints its fit's path).")
+                   f"{fits}/<model>--<hardware-slug>.json` (the fit the first run wrote: it prints its path).")
         else:
             how = (f"Profile the same model in process on the machine that runs the server, then render this report "
                    f"with its fit: `python -m profiler run --model {endpoint.config} --fits {fits}`, then "
