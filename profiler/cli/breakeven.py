@@ -24,12 +24,13 @@ prefix. It is sequential only (the extend pass is measured at batch 1), needs a 
 prices latency: with ``--schedule parallel``, ``--no-cache`` or ``--metric flops`` it is refused,
 and ``--cache-capacity`` without it too. The paper's primitive has no cache: its prices stay.
 
-``--metric energy_j`` prices joules from the fit's energy curves (a run that read an energy counter,
-``profiler.measure.energy``); a fit without them is refused in one line saying why (no counter where it was measured,
-or passes too short for the counter).
-
 ``--unit usd`` prices in US dollars (``profiler.cli.breakeven_usd``): a provider's price sheet
 (``--price-sheet``), or a fit's seconds at ``--usd-per-device-hour``.
+
+``--metric energy_j`` prices joules from the fit's energy curves (a run that read an energy counter,
+``profiler.measure.energy``); a fit without them is refused in one line saying why (no counter where it was measured,
+or passes too short for the counter). ``--metric flops`` on a served model's fit made from latency alone (no config
+known here: ``CostModel.check_flops``) is refused in one line too.
 """
 
 from __future__ import annotations
