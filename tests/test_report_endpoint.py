@@ -112,6 +112,7 @@ def test_the_endpoint_section_shows_the_checks_the_load_table_and_the_probe(runs
     assert f"TTFT {quantity(endpoint.prefix_probe.ttft_repeat_s, 's')} for the repeat" in section
     for figure in ("concurrency.png", "serving-overhead.png"):
         assert (runs.folder / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({figure})" in report
+    assert "ceilings are short best-of-five" not in report  # a client sees none of the server's devices
 
 
 @pytest.mark.slow

@@ -199,8 +199,13 @@ def _extend_fit_caveats(cost_model: CostModel) -> list[str]:
     return items
 
 
+CEILINGS_CAVEAT = ("The ceilings are short best-of-five microbenchmarks (a square matmul, a buffer copy); the roofline "
+                   "bound counts the weights and KV cache as the bytes a pass must move, so it is a floor, not a target.")
+
+
 def caveats(data: RunData, calls: CallIntervals, max_positions: int | None) -> list[str]:
+    """Every caveat of a run's report; an endpoint run has no ceilings (the server's devices are not seen), so none
+    about them."""
+    ceilings = [] if data.run.endpoint is not None else [CEILINGS_CAVEAT]
     return (_run_caveats(data) + [extrapolation_caveat(calls, data.model_name, max_positions)]
-            + _fit_caveats(data, calls) + [uncertainty_caveat(),
-            "The ceilings are short best-of-five microbenchmarks (a square matmul, a buffer copy); the roofline "
-            "bound counts the weights and KV cache as the bytes a pass must move, so it is a floor, not a target."])
+            + _fit_caveats(data, calls) + [uncertainty_caveat()] + ceilings)
