@@ -18,10 +18,12 @@ import pytest
 from rich.console import Console
 
 from profiler.cli.show import print_families
+from profiler.cli.validate_endpoint import reached_positions
 from profiler.costmodel.cost_model import CostModel, MissingCurve
 from profiler.costmodel.family import FamilyCostModel
 from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error
 from profiler.errors import UserError
+from profiler.measure.endpoint.sweep import N_OUT
 from profiler.measure.samples import read_samples
 from tests.serving import served_model
 from tests.test_endpoint_run import files_under, profiler
@@ -117,6 +119,9 @@ def latency_only(served, tmp_path_factory):
                                        "--metric", "flops", env=WIDE)
     done["export"] = profiler(cwd, "export", str(fit), "--out", "exported")
     done["compare"] = profiler(cwd, "compare", str(fit), str(EXAMPLE_FIT), "--out", "compared")
+    done["validate"] = profiler(cwd, "validate", "--endpoint", served.url, "--model=served", "--exercise", "ktask",
+                                "--values", "8,16", "--set", "c=8", "--set", "out=4", "--seeds", "1", "--budget", "30",
+                                "--out", "reports", "--fits", "fits", env=WIDE)
     return cwd, folder, fit, done
 
 
@@ -215,6 +220,22 @@ def test_flops_in_some_rows_only_is_refused(latency_only, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_validate_runs_against_it_within_the_positions_its_run_reached(latency_only):
+    """The fit says no context (the server does not, and no config is known here): calls are bounded by the
+    longest prompt its run sent and that call's output, and the exercise runs against its prices."""
+    _, folder, fit, done = latency_only
+    assert done["validate"].returncode == 0, done["validate"].stdout[-3000:] + done["validate"].stderr[-3000:]
+    document = json.loads((folder / "validate-ktask.json").read_text())
+    # a served context of P positions holds a prompt and its output: P - 1 by the local rule (endpoint_backend)
+    assert document["max_positions"] + 1 == 64 + N_OUT == reached_positions(load_cost_model(fit))
+    assert [row["value"] for row in document["rows"]] == [8, 16] and not document["skipped"]
+    for row in document["rows"]:  # each variant predicted by the fit and measured on the server
+        for variant in ("optimistic", "optimized"):
+            (run,) = row["runs"][variant]
+            assert run["predicted_s"] == pytest.approx(row[variant]) and run["latency_s"] > 0
+
+
 def test_nothing_is_written_outside_the_named_folders(latency_only):
     cwd = latency_only[0]
     assert {path.parts[0] for path in files_under(cwd)} <= {"reports", "fits", "exported", "compared"}

@@ -7,7 +7,10 @@ call a streamed completion (``profiler.lba.endpoint_backend``), measured against
 the served name made a folder name. Without that fit, the samples of an earlier endpoint run there are fitted, or
 else the endpoint is profiled first (``run --endpoint`` with lengths from the shortest prompt the server can take
 to its context less a call's output: the exercises' calls read as few as 1 token; its own time, outside
-``--budget``); either needs the model's config here, since a fit prices FLOPs too.
+``--budget``). Profiling first needs the served context: the local config's (``--config NAME``, or the served name
+where it resolves here). With a fit that does not say the context (a served model fitted from latency alone), calls
+are bounded by what its run reached: its longest prompt and that call's output (``reached_positions``), beyond which
+nothing is known to run.
 
 Every call runs alone, one after another: ``--schedule parallel`` and ``--prefix-cache on`` are refused (an
 endpoint's fit has no batch or extend surface, a client seeing neither the server's batches nor its cache; load is
@@ -29,6 +32,7 @@ from profiler.lba.validate import within_positions
 from profiler.measure.catalog import ModelSource, resolve_model
 from profiler.measure.endpoint.client import EndpointClient, endpoint_slug, parse_endpoint
 from profiler.measure.endpoint.prompts import PromptShape, calibrate
+from profiler.measure.endpoint.sweep import N_OUT
 
 
 def _refuse_local_options(args) -> None:
@@ -74,16 +78,17 @@ def run_validate_endpoint(args, console: Console) -> int:
         served_positions = meta_architecture(source).max_positions
         for exercise, vary, values, params in plans:
             within_positions(exercise, vary, sorted(set(values)), params, served_positions - 1, name)
-    elif not fit.is_file():
-        raise UserError(f"no fit {fit}, and no local config of {endpoint.model!r} to fit an endpoint run by (a fit "
-                        "prices FLOPs too): give --config NAME, a local model of the same architecture")
+    elif not fit.is_file() and not (run_folder(args.out, slug, name) / "samples.csv").is_file():
+        raise UserError(f"no fit {fit}, no earlier endpoint run, and no local config of {endpoint.model!r} to say its "
+                        f"context: profile it first (python -m profiler run --endpoint {endpoint.url} --model "
+                        f"{endpoint.model} --lengths 1:N, N its context less {N_OUT}) or give --config NAME")
     folder = run_folder(args.out, slug, name)
     with hold_run_folder(folder), EndpointClient(endpoint) as client:
         cost_model = load_cost_model(fit) if fit.is_file() else None
-        if cost_model is not None and cost_model.model.max_positions is not None:
-            served_positions = cost_model.model.max_positions
-        if served_positions is None:
-            raise UserError(f"{fit}: the fit does not say the model's maximum positions; give --config NAME")
+        if cost_model is None and served_positions is None:  # an earlier run's samples, fitted now
+            cost_model = _fit_or_profile(args, folder, fit, 0, None, quiet)
+        if cost_model is not None:
+            served_positions = cost_model.model.max_positions or served_positions or reached_positions(cost_model)
         shape = calibrate(client)
         runner = endpoint_runner(client, shape, name, served_positions)
         if cost_model is None:
@@ -97,7 +102,13 @@ def run_validate_endpoint(args, console: Console) -> int:
     return status
 
 
-def _fit_or_profile(args, folder, fit, served_positions: int, shape: PromptShape, console: Console):
+def reached_positions(cost_model) -> int:
+    """The positions an endpoint run is known to have used: its longest prompt (the prefill curve's ``n_max``) and
+    that call's ``N_OUT`` output tokens."""
+    return cost_model.curve("prefill", "latency_s").n_max + N_OUT
+
+
+def _fit_or_profile(args, folder, fit, served_positions: int, shape: PromptShape | None, console: Console):
     """The endpoint's cost model: its earlier run's samples fitted, or the endpoint profiled first (from the
     shortest prompt ``shape`` can make)."""
     from profiler.cli.fit import fit_and_print
@@ -106,7 +117,6 @@ def _fit_or_profile(args, folder, fit, served_positions: int, shape: PromptShape
         console.print(f"no fit {fit}: fitting the samples of the earlier endpoint run in {folder}")
         return fit_and_print(folder, args.fits, console)
     from profiler.cli.run_endpoint import EndpointRequest, run_endpoint
-    from profiler.measure.endpoint.sweep import N_OUT
 
     shortest = shape.overhead_tokens + 1  # the exercises' calls read as few as 1 token
     lengths = f"{shortest}:{served_positions - N_OUT}"
