@@ -48,7 +48,8 @@ import torch
 
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.measure.catalog import resolve_model
-from profiler.measure.endpoint.client import Endpoint, EndpointClient
+from profiler.measure.endpoint.address import Endpoint
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.load import concurrency_sweep, prefix_probe
 from profiler.measure.endpoint.prompts import calibrate
 from profiler.measure.loading import load_model

@@ -13,7 +13,8 @@ from profiler.lba.endpoint_backend import EndpointBackend, UsageMismatchError, e
 from profiler.lba.execution import OutOfTime, TooLong
 from profiler.lba.prefix_cache import Reuse
 from profiler.lba.schedule import Schedule
-from profiler.measure.endpoint.client import EndpointClient, parse_endpoint
+from profiler.measure.endpoint.address import parse_endpoint
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.prompts import calibrate
 from tests.clock import FakeClock
 from tests.fault_proxy import proxied

@@ -12,16 +12,8 @@ import traceback
 import pytest
 
 from profiler.errors import UserError
-from profiler.measure.endpoint.client import (
-    MAX_WAIT_S,
-    Endpoint,
-    EndpointClient,
-    EndpointError,
-    Failure,
-    StreamedCall,
-    endpoint_slug,
-    parse_endpoint,
-)
+from profiler.measure.endpoint.address import Endpoint, endpoint_slug, parse_endpoint
+from profiler.measure.endpoint.client import MAX_WAIT_S, EndpointClient, EndpointError, Failure, StreamedCall
 from tests.fault_proxy import proxied
 from tests.serving import free_port, served_model
 

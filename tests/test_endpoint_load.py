@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from profiler.errors import UserError
-from profiler.measure.endpoint.client import Endpoint, EndpointClient
+from profiler.measure.endpoint.address import Endpoint
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.load import (
     CACHES,
     MAX_CONCURRENCY,

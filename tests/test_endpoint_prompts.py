@@ -9,7 +9,8 @@ import random
 import pytest
 
 from profiler.errors import UserError
-from profiler.measure.endpoint.client import EndpointClient, parse_endpoint
+from profiler.measure.endpoint.address import parse_endpoint
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.prompts import CANDIDATE_LISTS, PromptShape, calibrate
 from tests.fault_proxy import proxied
 from tests.serving import SERVED_MAX_POSITIONS, served_model

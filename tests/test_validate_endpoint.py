@@ -14,7 +14,7 @@ from profiler.cli.main import main
 from profiler.lba.calls import CallRecorder
 from profiler.lba.exercises import KTask
 from profiler.lba.validation_document import ValidationDocument
-from profiler.measure.endpoint.client import endpoint_slug, parse_endpoint
+from profiler.measure.endpoint.address import endpoint_slug, parse_endpoint
 
 KEY_ENV = "AALP_TEST_VALIDATE_KEY"
 SECRET = "sk-test-Vd4Rq82mWxN7cLp1"  # distinctive: found only where it leaked

@@ -30,7 +30,8 @@ from rich.console import Console
 from profiler.errors import UserError
 from profiler.files import hold_run_folder, run_folder
 from profiler.measure.catalog import ModelSource, resolve_model
-from profiler.measure.endpoint.client import Endpoint, EndpointClient, endpoint_slug, parse_endpoint
+from profiler.measure.endpoint.address import Endpoint, endpoint_slug, parse_endpoint
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.endpoint_document import ENDPOINT_DEVICE, EndpointRecord, endpoint_facts
 from profiler.measure.endpoint.rows import SERVED, CallRows, ConcurrencyWriter
 from profiler.measure.endpoint.sweep import N_OUT, EndpointOutcome, EndpointPlan, EndpointSweep, served_entry

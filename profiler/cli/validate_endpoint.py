@@ -30,7 +30,8 @@ from profiler.lba.endpoint_backend import endpoint_runner
 from profiler.lba.schedule import SEQUENTIAL
 from profiler.lba.validate import within_positions
 from profiler.measure.catalog import ModelSource, resolve_model
-from profiler.measure.endpoint.client import EndpointClient, endpoint_slug, parse_endpoint
+from profiler.measure.endpoint.address import endpoint_slug, parse_endpoint
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.prompts import PromptShape, calibrate
 from profiler.measure.endpoint.sweep import N_OUT
 

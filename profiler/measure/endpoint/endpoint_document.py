@@ -1,6 +1,6 @@
 """What ``run.json`` says of an endpoint run (``endpoint``), and the ``hardware.json`` facts of an endpoint.
 
-``EndpointRecord`` is the server side of the run: the endpoint's URL as given (``client.parse_endpoint`` refuses
+``EndpointRecord`` is the server side of the run: the endpoint's URL as given (``address.parse_endpoint`` refuses
 credentials, a query or a fragment in it, so nothing secret is in it) and its slug, the served model's name, the
 name of the variable that held the key (never the key), how the output length was forced, the local config the
 model's numbers and FLOPs came from, where its maximum positions came from, the prompt tokens the server adds to every prompt, the tokens each call of the length
