@@ -175,8 +175,13 @@ def read_json(path: Path) -> dict:
 
 def write_json(path: Path, document: dict, indent: int = 2) -> Path:
     """Write ``document`` to ``path`` atomically (creating its folder); a one-line ``UserError`` if it cannot."""
+    return write_text(path, json.dumps(document, indent=indent, allow_nan=False) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a temporary file beside it, then a rename; its folder created); a
+    one-line ``UserError`` if it cannot."""
     path = Path(path)
-    text = json.dumps(document, indent=indent, allow_nan=False) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

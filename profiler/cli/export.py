@@ -20,9 +20,6 @@ quarter of what the decode curve measured beyond that input.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -30,7 +27,7 @@ from rich.console import Console
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.errors import UserError
-from profiler.files import fit_path
+from profiler.files import fit_path, write_json, write_text
 from profiler.report.cost_table import cost_table, longest_output, table_csv
 from profiler.report.litellm_entry import litellm_entry
 
@@ -58,21 +55,6 @@ def typical_call(cost_model: CostModel, n_in: int | None, n_out: int | None) -> 
     return n_in, n_out
 
 
-def _write(path: Path, text: str) -> None:
-    """``text`` into ``path`` atomically (a temporary file beside it, then a rename); one line if it cannot."""
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as stream:
-                stream.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
-
-
 def run_export(args, console: Console) -> int:
     """Everything computed and checked before the first file is written."""
     if args.usd_per_device_hour is None and (args.typical_input is not None or args.typical_output is not None):
@@ -92,13 +74,13 @@ def run_export(args, console: Console) -> int:
     except OSError as err:
         raise UserError(f"cannot write to {out}: {err.strerror or err}") from None
     table_path = out / f"{stem}.cost-table.csv"
-    _write(table_path, table_csv(columns, rows))
+    write_text(table_path, table_csv(columns, rows))
     console.print(f"wrote {table_path}: {len(rows):,} calls ({', '.join(columns)})")
     if entry is None:
         console.print("no LiteLLM entry: its per-token prices need a rate (--usd-per-device-hour)")
         return 0
     entry_path = out / f"{stem}.litellm.json"
-    _write(entry_path, json.dumps(entry, indent=2, allow_nan=False) + "\n")
+    write_json(entry_path, entry)
     prices = entry[stem]
     per_million = ", ".join(f"{key} ${prices[key] * 1e6:.4g}/M" for key in
                             ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost")
