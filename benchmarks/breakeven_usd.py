@@ -26,6 +26,8 @@ from pathlib import Path
 from profiler.cli.main import main as profiler
 from profiler.lba.price_sheet import read_price_sheet
 
+SHEETS = Path(__file__).resolve().parents[1] / "models" / "price-sheets"  # wherever the script is run from
+
 SETTINGS = ["--set", "system_prompt=2000", "--set", "load=16"]
 VALUES = "1:16"
 AT_K = 8.0
@@ -43,7 +45,7 @@ def breakeven(sheet: Path, model: str, prefix_cache: str) -> dict:
 
 
 def main() -> int:
-    sheet_path = Path(sys.argv[1]) if len(sys.argv) > 1 else max(Path("models/price-sheets").glob("anthropic-*.json"))
+    sheet_path = Path(sys.argv[1]) if len(sys.argv) > 1 else max(SHEETS.glob("anthropic-*.json"))
     model = sys.argv[2] if len(sys.argv) > 2 else "Claude Haiku 3.5"
     sheet = read_price_sheet(sheet_path)
     prices = sheet.models[model]
