@@ -75,7 +75,8 @@ def run_export(args, console: Console) -> int:
         raise UserError(f"cannot write to {out}: {err.strerror or err}") from None
     table_path = out / f"{stem}.cost-table.csv"
     write_text(table_path, table_csv(columns, rows))
-    console.print(f"wrote {table_path}: {len(rows):,} calls ({', '.join(columns)})")
+    # soft_wrap: a line naming a file is never broken inside it, however long the path (it can be copied)
+    console.print(f"wrote {table_path}: {len(rows):,} calls ({', '.join(columns)})", soft_wrap=True)
     if entry is None:
         console.print("no LiteLLM entry: its per-token prices need a rate (--usd-per-device-hour)")
         return 0
@@ -85,5 +86,5 @@ def run_export(args, console: Console) -> int:
     per_million = ", ".join(f"{key} ${prices[key] * 1e6:.4g}/M" for key in
                             ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost")
                             if key in prices)
-    console.print(f"wrote {entry_path}: {per_million} (at {n_in:,} in, {n_out:,} out)")
+    console.print(f"wrote {entry_path}: {per_million} (at {n_in:,} in, {n_out:,} out)", soft_wrap=True)
     return 0
