@@ -94,8 +94,7 @@ def main(argv=None) -> int:
         return 1
     fit, samples, folder, run_s, fit_s = run.fit, run.samples, run.folder, run.run_s, run.fit_s
     cm = CostModel(fit)
-    print(f"\n{fit.model.name} on {fit.hardware_slug}: " + (f"run {run_s:.1f} s, " if run_s else "")
-          + f"fitted in {fit_s:.1f} s; load average {run.load_average[0]:.2f} before, {run.load_average[1]:.2f} after")
+    print(run.headline())
     if not cm.surfaces:
         print("no batch surface: the run measured no batch above 1 " + json.dumps(fit.source.get("surfaces_skipped", {})))
         return 1

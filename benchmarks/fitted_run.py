@@ -39,6 +39,13 @@ class FittedRun:
     fit_s: float
     load_average: tuple[float, float]
 
+    def headline(self) -> str:
+        """The model, the hardware, the run's and the fit's seconds and the load average around them."""
+        return (f"\n{self.fit.model.name} on {self.fit.hardware_slug}: "
+                + (f"run {self.run_s:.1f} s, " if self.run_s else "")
+                + f"fitted in {self.fit_s:.1f} s; load average {self.load_average[0]:.2f} before, "
+                  f"{self.load_average[1]:.2f} after")
+
 
 def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=Path, help="a run folder already written (else a run is made)")
