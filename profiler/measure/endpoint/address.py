@@ -23,6 +23,15 @@ class Endpoint:
     model: str
     api_key_env: str | None = None
 
+    def key(self) -> str | None:
+        """The key, read from its variable now (never kept); None without one."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def headers(self) -> dict[str, str]:
+        """The headers every request carries: the key's ``Authorization``, where there is a key."""
+        key = self.key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
 
 def parse_endpoint(url: str, model: str, api_key_env: str | None) -> Endpoint:
     """The one check of what a user gives: http(s), a host, no credentials, query or fragment in the URL (none

@@ -28,7 +28,6 @@ httpx2 exception (which may carry the request) is chained or kept.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -241,8 +240,7 @@ class EndpointClient:
     def _attempt(self, body: dict) -> dict:
         """One streamed request: the StreamedCall's measured fields, or ``_Retryable`` / ``_Refused`` /
         ``EndpointError``."""
-        key = os.environ.get(self.endpoint.api_key_env) if self.endpoint.api_key_env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers = self.endpoint.headers()
         arrivals: list[float] = []
         usage: dict = {}
         finish_reason = None
@@ -311,7 +309,7 @@ class EndpointClient:
 
     def _scrub(self, text: str) -> str:
         """Server or library text made safe to keep: the key and any bearer token removed, one line, trimmed."""
-        key = os.environ.get(self.endpoint.api_key_env) if self.endpoint.api_key_env else None
+        key = self.endpoint.key()
         if key:
             text = text.replace(key, "***")
         text = _BEARER.sub("Bearer ***", text)
@@ -320,6 +318,6 @@ class EndpointClient:
 
     def _line(self, message: str) -> str:
         """An error message: the endpoint's URL and ``message`` (its server text already scrubbed), one line."""
-        key = os.environ.get(self.endpoint.api_key_env) if self.endpoint.api_key_env else None
+        key = self.endpoint.key()
         message = message.replace(key, "***") if key else message
         return f"{self.endpoint.url}: {' '.join(message.split())}"

@@ -25,7 +25,6 @@ past its attempts) ends it too, its line kept (``stopped``). Torch-free.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
@@ -54,17 +53,15 @@ def served_entry(endpoint) -> dict | None:
     a whole number from 2 to ``MAX_POSITIONS`` (vLLM and SGLang give it); None where the server lists no such model
     or answers the request with an error. The run's first request, sent once: an endpoint that cannot be reached,
     or that refuses the key, is a one-line ``UserError`` before anything is written."""
-    key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
     try:
-        response = httpx2.get(f"{endpoint.url}/models", timeout=MODELS_TIMEOUT_S,
-                              headers={"Authorization": f"Bearer {key}"} if key else {})
+        response = httpx2.get(f"{endpoint.url}/models", timeout=MODELS_TIMEOUT_S, headers=endpoint.headers())
     except httpx2.TimeoutException:
         raise UserError(f"{endpoint.url}: no answer within {MODELS_TIMEOUT_S:g} s") from None
     except httpx2.RequestError as err:  # its text may hold the request: only its kind is said
         raise UserError(f"{endpoint.url}: cannot reach the endpoint ({type(err).__name__})") from None
     if response.status_code in (401, 403):
         raise UserError(f"{endpoint.url}: HTTP {response.status_code}: the endpoint refused the key"
-                        + ("" if key else " (none was sent: --api-key-env VAR names the variable that holds it)"))
+                        + ("" if endpoint.api_key_env else " (none was sent: --api-key-env VAR names the variable that holds it)"))
     try:
         listed = response.json().get("data") if response.status_code == 200 else None
     except (ValueError, AttributeError):  # not JSON, or not an object
