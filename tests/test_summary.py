@@ -58,3 +58,13 @@ def test_a_batch_is_a_point_of_its_own_reading_the_weights_once_and_every_cache(
     assert list(table.index) == [1, 4] and table.loc[4, "repeats"] == 3
     assert table.loc[4, "tokens_per_s"] == pytest.approx(4 / 0.020) and table.loc[1, "tokens_per_s"] == 100
     assert table.loc[4, "flops_per_s"] == pytest.approx(4e6 / 0.020)
+
+
+def test_an_endpoints_points_have_no_roofline_flops_rate_or_memory():
+    """An endpoint run: no ceilings (the server's devices are not seen), no FLOPs (no config here), no memory."""
+    nan = float("nan")
+    rows = [{"phase": "prefill", "n_ctx": 64, "n_new": 64, "repeat": repeat, "latency_s": latency, "flops": nan,
+             "peak_mem_bytes": nan, "kv_cache_bytes": nan} for repeat, latency in enumerate([0.02, 0.03, 0.02])]
+    (point,) = point_table(pd.DataFrame(rows)).to_dict("records")
+    assert (point["median_latency_s"], point["tokens_per_s"]) == (0.02, pytest.approx(3200))
+    assert [point[key] for key in ("flops_per_s", "roofline_share", "peak_mem_bytes", "kv_cache_bytes")] == [None] * 4

@@ -39,6 +39,7 @@ from profiler.measure.energy import EnergyRecord
 from profiler.measure.grid import default_lengths, parse_lengths
 from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
 from profiler.measure.samples import read_samples
+from profiler.measure.summary import point_table
 
 CONCURRENCY_FILE = "concurrency.csv"
 NO_ENERGY = "a served model: the server's devices and their energy counters cannot be read from a client"
@@ -123,27 +124,6 @@ def folder_name(served_model: str) -> str:
     """A served model's name as one folder name: path separators become ``--`` (as a hub id's do), leading ones
     and dots dropped."""
     return re.sub(r"[/\\]+", "--", served_model).lstrip("-.") or "served"
-
-
-def endpoint_points(samples: pd.DataFrame) -> pd.DataFrame:
-    """run.json's per-point summary of an endpoint run, as ``profiler.measure.summary.point_table`` makes a local
-    run's, without what a client cannot know: no roofline (no ceilings), no memory."""
-    from profiler.measure.timing import RepeatPolicy, is_unstable, median_ci_rel
-
-    rows = []
-    for (phase, n_ctx, n_new), group in samples.groupby(["phase", "n_ctx", "n_new"], sort=False):
-        latencies = group["latency_s"].tolist()
-        median_s = float(group["latency_s"].median())
-        flops = group["flops"].iloc[0]
-        rows.append({"phase": phase, "batch": 1, "n_ctx": int(n_ctx), "n_new": int(n_new), "repeats": len(latencies),
-                     "median_latency_s": median_s, "ci95_rel": median_ci_rel(latencies),
-                     "unstable": is_unstable(latencies, RepeatPolicy()), "tokens_per_s": n_new / median_s,
-                     "flops_per_s": None if pd.isna(flops) else float(flops) / median_s, "roofline_share": None,
-                     "peak_mem_bytes": None, "kv_cache_bytes": None})
-    order = {"prefill": 0, "decode": 1, "forward": 3, "generate": 4}
-    table = pd.DataFrame(rows)
-    return table if table.empty else table.sort_values(
-        ["phase", "n_ctx", "n_new"], key=lambda col: col.map(order) if col.name == "phase" else col)
 
 
 def _run_document(request: EndpointRequest, endpoint: Endpoint, name: str, source: ModelSource | None, arch,
@@ -263,7 +243,7 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
             forcing = client.forcing if outcome.shape else "not probed"
             record = _record(endpoint, slug, source, max_positions_from, client, outcome, rows, request, forcing)
         samples = read_samples(folder / "samples.csv")
-        points = endpoint_points(samples)
+        points = point_table(samples)  # no ceilings, no memory: a client sees neither
         _run_document(request, endpoint, name, source, arch, max_positions, points, writer.rows, outcome,
                       record).write(folder)
         _print_outcome(console, samples, record, outcome, folder)

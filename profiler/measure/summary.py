@@ -17,6 +17,7 @@ roofline is that bound over the measured median: 1.0 is as fast as this device c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pandas as pd
@@ -49,24 +50,31 @@ def pass_bytes(phase: str, n_ctx, n_new, weight_bytes: int, kv_cache_bytes: Call
     return weight_bytes + (0 if phase == "forward" else kv_cache_bytes(n_new))
 
 
-def point_table(samples: pd.DataFrame, weight_bytes: int, kv_cache_bytes: Callable[[int], int],
-                ceilings: dict, policy: RepeatPolicy = RepeatPolicy()) -> pd.DataFrame:
-    """One row per measured point, in phase order then by batch and length (``pass_bytes`` for the arguments)."""
+def point_table(samples: pd.DataFrame, weight_bytes: int | None = None,
+                kv_cache_bytes: Callable[[int], int] | None = None, ceilings: dict | None = None,
+                policy: RepeatPolicy = RepeatPolicy()) -> pd.DataFrame:
+    """One row per measured point, in phase order then by batch and length (``pass_bytes`` for the arguments).
+    Without ``ceilings`` (an endpoint run: a client sees none of the server's devices) there is no roofline share;
+    a point without FLOPs (a served model whose config is not known here) has no FLOP/s, and one without memory
+    readings (an endpoint's) no memory."""
     rows = []
     samples = samples if "batch" in samples.columns else samples.assign(batch=1)  # a frame of single sequences
     for (phase, batch, n_ctx, n_new), group in samples.groupby(["phase", "batch", "n_ctx", "n_new"], sort=False):
         latencies = group["latency_s"].tolist()
         median_s = float(group["latency_s"].median())
         flops = float(group["flops"].iloc[0])
-        bound_s = roofline_latency_s(
+        bound_s = None if not ceilings else roofline_latency_s(
             flops, pass_bytes(phase, n_ctx, n_new, weight_bytes, kv_cache_bytes, batch), ceilings
         )
+        peak, kv_bytes = group["peak_mem_bytes"].max(), group["kv_cache_bytes"].max()
         rows.append({
             "phase": phase, "batch": int(batch), "n_ctx": int(n_ctx), "n_new": int(n_new),
             "repeats": len(latencies), "median_latency_s": median_s, "ci95_rel": median_ci_rel(latencies),
             "unstable": is_unstable(latencies, policy), "tokens_per_s": batch * n_new / median_s,
-            "flops_per_s": flops / median_s, "roofline_share": bound_s / median_s,
-            "peak_mem_bytes": group["peak_mem_bytes"].max(), "kv_cache_bytes": int(group["kv_cache_bytes"].max()),
+            "flops_per_s": None if math.isnan(flops) else flops / median_s,
+            "roofline_share": None if bound_s is None else bound_s / median_s,
+            "peak_mem_bytes": None if pd.isna(peak) else peak,
+            "kv_cache_bytes": None if pd.isna(kv_bytes) else int(kv_bytes),
         })
     table = pd.DataFrame(rows)
     if table.empty:
