@@ -72,7 +72,7 @@ class RunRequest:
     batch_sizes: list[int] | None = None  # the batch grid's sizes (None: the device's default)
 
 
-def _keep_previous_run(folder: Path) -> Path | None:
+def keep_previous_run(folder: Path) -> Path | None:
     """Move an earlier run's files to ``previous/<its time>/``: a new run never erases measurements."""
     earlier = [folder / name for name in OUTPUT_FILES if (folder / name).exists()]
     if not earlier:
@@ -90,7 +90,7 @@ def _keep_previous_run(folder: Path) -> Path | None:
     return destination
 
 
-def _open_samples(folder: Path) -> SampleWriter:
+def open_samples(folder: Path) -> SampleWriter:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return SampleWriter(folder / "samples.csv")
@@ -98,7 +98,7 @@ def _open_samples(folder: Path) -> SampleWriter:
         raise UserError(f"cannot write to {folder}: {err.strerror or err}") from None
 
 
-def _check_writable(root: Path) -> None:
+def check_writable(root: Path) -> None:
     """Fail now, not after the model is built, when ``root`` cannot take new files (read-only, full...)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
 
     Ctrl-C during the sweep ends the run with ``KeyboardInterrupt`` once what was measured is written.
     The caller holds ``folder``, so the files read back here are this run's."""
-    writer = _open_samples(folder)
+    writer = open_samples(folder)
     with writer:
         loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
                             device_map=request.device_map, trust_remote_code=request.trust_remote_code,
@@ -270,8 +270,8 @@ def run(request: RunRequest, console: Console) -> int:
         raise UserError(f"--budget {request.budget_s:g}: must be a positive number of seconds")
     device = resolve_device(request.device)
     dtype = resolve_dtype(request.dtype, device)
-    _check_writable(request.out)
-    _check_writable(request.fits)
+    check_writable(request.out)
+    check_writable(request.fits)
     if request.threads:
         torch.set_num_threads(request.threads)
     hardware = fingerprint(device)
@@ -299,8 +299,8 @@ def _prepare_folders(folders: list[Path], held: ExitStack, console: Console) -> 
     one line now, before the ceilings are measured or any model is built."""
     for folder in folders:
         held.enter_context(hold_run_folder(folder))
-        _check_writable(folder)
+        check_writable(folder)
     for folder in folders:
-        kept = _keep_previous_run(folder)
+        kept = keep_previous_run(folder)
         if kept:
             console.print(f"the previous run in {folder} is kept in {kept}")

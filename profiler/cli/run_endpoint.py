@@ -206,7 +206,7 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
     """Profile the served model; exit status 0. Ctrl-C raises ``KeyboardInterrupt``, and an endpoint that fails
     mid-run its ``UserError``, once what was measured is written."""
     from profiler.cli.fit import fit_and_print
-    from profiler.cli.run import _check_writable, _keep_previous_run, _open_samples
+    from profiler.cli.run import check_writable, keep_previous_run, open_samples
     from profiler.report.serving_overhead import load_in_process
 
     endpoint = parse_endpoint(request.url, request.model, request.api_key_env)
@@ -223,11 +223,11 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
     lengths = _lengths(request, max_positions, name)
     slug = endpoint_slug(endpoint)
     folder = run_folder(request.out, slug, name)
-    _check_writable(request.out)
-    _check_writable(request.fits)
+    check_writable(request.out)
+    check_writable(request.fits)
     with hold_run_folder(folder):
-        _check_writable(folder)
-        kept = _keep_previous_run(folder)
+        check_writable(folder)
+        kept = keep_previous_run(folder)
         if kept:
             console.print(f"the previous run in {folder} is kept in {kept}")
         HardwareDocument(slug=slug, facts=endpoint_facts(endpoint.url, endpoint.model), dtype=SERVED,
@@ -236,7 +236,7 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
                       f"({len(lengths)}), {N_OUT} tokens a call, budget {request.budget_s:g} s", markup=True)
         plan = EndpointPlan(lengths=lengths, budget_s=request.budget_s, concurrency_levels=list(request.concurrency),
                             seed=request.seed)
-        with (_open_samples(folder) as writer, ConcurrencyWriter(folder / CONCURRENCY_FILE) as load_rows,
+        with (open_samples(folder) as writer, ConcurrencyWriter(folder / CONCURRENCY_FILE) as load_rows,
               EndpointClient(endpoint) as client):
             rows = CallRows(writer, name, slug, _flops_of(arch))
             outcome = EndpointSweep(client, rows, load_rows, plan, say=console.print).run()
