@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from profiler.cli import arguments
-from profiler.cli.main import _parser, main
+from profiler.cli.main import main
 from profiler.lba.exercises import EXERCISES
 from tests.user_error import stop_before_measuring, user_error
 
@@ -60,7 +60,7 @@ def nothing_priced(monkeypatch):
 
     for exercise in EXERCISES.values():
         monkeypatch.setattr(exercise, "costs", staticmethod(priced))
-    monkeypatch.setattr("profiler.lba.breakeven.priced_runs", priced)
+    monkeypatch.setattr("profiler.lba.monte_carlo.priced_runs", priced)
 
 
 @pytest.fixture
@@ -235,7 +235,7 @@ def test_monte_carlo_runs_are_bounded_before_the_first(capfd, scratch, monkeypat
     def ran(*args, **kwargs):
         raise AssertionError("a program ran")
 
-    monkeypatch.setattr("profiler.lba.breakeven.priced_runs", ran)
+    monkeypatch.setattr("profiler.lba.monte_carlo.priced_runs", ran)
     _refused(capfd, scratch, ["breakeven", "--exercise", "evolution", "--monte-carlo", "10000"],
              "--monte-carlo 10000: evolution's 10,000 runs of each variant at 12 value(s) of k would make 2,180,000 "
              "calls in expectation, more than the limit of 1,000,000: fewer seeds or values")
@@ -315,36 +315,6 @@ def test_a_read_only_fit_folder_is_one_line_and_nothing_is_written(capfd, read_o
 
 
 # -- good inputs ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("options, attribute, value", [
-    (["--budget", "0.5"], "budget", 0.5),
-    (["--budget", "604800"], "budget", 604800.0),
-    (["--budget", "1e2"], "budget", 100.0),
-    (["--threads", "1"], "threads", 1),
-    (["--threads", str(CPUS)], "threads", CPUS),
-    (["--seed", "0"], "seed", 0),
-    (["--seed", str(2**32 - 1)], "seed", 2**32 - 1),
-    ([], "budget", 45.0),
-    ([], "threads", None),
-    (["--batch", "8,1,2,4,2"], "batch", [1, 2, 4, 8]),
-    (["--batch", "1"], "batch", [1]),
-    (["--batch", "4096"], "batch", [4096]),
-    ([], "batch", None),
-])
-def test_run_accepts_numbers_in_range(options, attribute, value):
-    assert getattr(_parser().parse_args(["run", "--model", "gpt2", *options]), attribute) == value
-
-
-@pytest.mark.parametrize("options, attribute, value", [
-    (["--seeds", "1"], "seeds", 1),
-    (["--seeds", "1000"], "seeds", 1000),
-    (["--budget", "0.1"], "budget", 0.1),
-    (["--threads", "1"], "threads", 1),
-    ([], "seeds", 5),
-])
-def test_validate_accepts_numbers_in_range(options, attribute, value):
-    assert getattr(_parser().parse_args(["validate", "--model", "gpt2", *options]), attribute) == value
 
 
 @pytest.mark.parametrize("options", [

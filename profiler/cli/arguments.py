@@ -1,7 +1,7 @@
 """The command line's numbers, checked where they are parsed: argparse ``type=`` callables.
 
 Each callable turns one option's text into its value or raises ``ArgumentTypeError`` with the
-accepted range; the parser (``profiler.cli.main``) makes that one line and exit status 2
+accepted range; the parser (``profiler.cli.parser``) makes that one line and exit status 2
 before any command starts. The limits, and why each is where it is:
 
 - ``budget_seconds``: a finite number of seconds above 0 and at most a week
