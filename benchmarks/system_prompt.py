@@ -23,8 +23,8 @@ from pathlib import Path
 
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.errors import UserError
-from profiler.lba.breakeven import parse_settings
 from profiler.lba.exercises import EXERCISES
+from profiler.lba.parameters import parse_settings
 from profiler.lba.pricing import FittedPricing
 from profiler.lba.system_prompt import PROMPTS, system_prompt_breakevens
 

@@ -4,28 +4,13 @@ import numpy as np
 import pytest
 
 from profiler.errors import UserError
-from profiler.lba.breakeven import (
-    MAX_VALUES,
-    MONTE_CARLO_CALLS,
-    MONTE_CARLO_SEGMENTS,
-    SIMULATED_CALLS,
-    add_monte_carlo,
-    check_simulation,
-    crossing,
-    evaluate,
-    exercise_named,
-    monte_carlo,
-    parse_settings,
-    parse_values,
-    practical_comparison,
-    priced_runs,
-    ratio_map,
-    sweep,
-)
+from profiler.lba.breakeven import crossing, evaluate, practical_comparison, ratio_map, sweep
 from profiler.lba.breakeven_document import BreakevenDocument
-from profiler.lba.calls import TooManyCalls, positions_needed
+from profiler.lba.calls import positions_needed
 from profiler.lba.exercises import VARIANTS, Debugging, Evolution, KTask
 from profiler.lba.exercises.base import MAX_EVALUATIONS
+from profiler.lba.monte_carlo import monte_carlo
+from profiler.lba.parameters import exercise_named, parse_settings, parse_values
 from profiler.lba.prefix_cache import Reuse
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
 from profiler.lba.reuse import RUNS, replay_costs
@@ -107,55 +92,6 @@ def test_ratio_map_is_priced_at_once_and_masks_impossible_cells(fitted_pricing):
     assert np.all(np.isnan(result["ratio"][k < 4])) and np.all(np.isfinite(result["ratio"][k >= 4]))
 
 
-def test_monte_carlo_spread():
-    deterministic = monte_carlo(Debugging, Debugging.defaults(), PAPER, seeds=5)
-    expected = evaluate(Debugging, Debugging.defaults(), PAPER)["totals"]["optimistic"]
-    assert deterministic["optimistic"].p5 == deterministic["optimistic"].p95 == pytest.approx(float(expected))
-    stochastic = monte_carlo(Evolution, Evolution.defaults() | {"k": 4}, PAPER, seeds=400)
-    assert stochastic["optimistic"].p5 < stochastic["optimistic"].mean < stochastic["optimistic"].p95
-    expected = float(evaluate(Evolution, Evolution.defaults() | {"k": 4}, PAPER)["totals"]["optimistic"])
-    assert stochastic["optimistic"].mean == pytest.approx(expected, rel=0.2)
-
-
-def test_monte_carlo_skips_a_program_of_millions_of_calls_without_running_it(monkeypatch):
-    runs = []
-    original = Evolution.optimistic
-    monkeypatch.setattr(Evolution, "optimistic", staticmethod(lambda *a: runs.append(1) or original(*a)))
-    spread = monte_carlo(Evolution, Evolution.defaults() | {"k": 24}, PAPER, seeds=2)
-    assert spread["optimistic"].skipped == (f"2 runs of {2**24:,} calls expected each: more than "
-                                            f"{MONTE_CARLO_CALLS:,} calls in all")
-    assert runs == []
-    assert spread["optimized"].skipped is None and spread["optimized"].mean > 0
-    assert spread["optimistic"].to_json() == {"skipped": spread["optimistic"].skipped}
-
-
-def test_monte_carlo_stops_runs_that_make_more_calls_than_expected(monkeypatch):
-    """The expectation is checked before; the calls made are counted over all seeds as they are made."""
-    monkeypatch.setattr(Evolution, "expected_calls", staticmethod(lambda p: {"optimistic": 1.0, "optimized": 1.0}))
-    monkeypatch.setattr("profiler.lba.breakeven.MONTE_CARLO_CALLS", 50)
-    spread = monte_carlo(Evolution, Evolution.defaults() | {"k": 4}, PAPER, seeds=10)  # about 160 and 80 calls
-    assert spread["optimistic"].skipped == "its 10 runs made more than 50 calls in all"
-
-
-def test_priced_runs_count_the_limit_over_all_seeds():
-    params = Debugging.defaults()  # 2b = 4 calls a run of the chat history
-    assert len(priced_runs(Debugging, "optimistic", params, PAPER, range(3), limit=12)) == 3
-    with pytest.raises(TooManyCalls):
-        priced_runs(Debugging, "optimistic", params, PAPER, range(4), limit=12)
-
-
-def test_a_sweeps_simulated_runs_are_bounded_before_the_first(monkeypatch):
-    monkeypatch.setattr(Evolution, "optimistic", staticmethod(lambda *a: pytest.fail("ran")))
-    document = sweep(Evolution, "k", [1, 2, 3, 30], Evolution.defaults(), PAPER)
-    # k=30 (2^30 calls a run) is skipped, so not counted; the others' 2+4+8 and 2+4+6 calls a run are
-    with pytest.raises(UserError, match=f"would make {26 * 40_000:,} calls in expectation, more than the limit of "
-                                        f"{SIMULATED_CALLS:,}: fewer seeds or values"):
-        add_monte_carlo(Evolution, document, Evolution.defaults(), PAPER, seeds=40_000)
-    check_simulation(Evolution, "k", [1, 2, 3, 30], Evolution.defaults(), 38_000, "x", skipped_over=MONTE_CARLO_CALLS)
-    with pytest.raises(UserError, match="^--seeds 5: evolution's 2,000 runs"):  # validate: nothing skipped
-        check_simulation(Evolution, "k", [1, 2, 3, 30], Evolution.defaults(), 2000, "--seeds 5")
-
-
 def test_a_cost_beyond_a_float_is_refused_naming_where():
     with pytest.raises(UserError, match=r"^evolution: the optimistic cost at k=1100 is not a finite number of m\\*"):
         sweep(Evolution, "k", [1, 1100, 1200], Evolution.defaults(), PAPER)
@@ -184,47 +120,6 @@ def test_the_map_is_bounded_before_it_is_priced(monkeypatch, fitted_pricing):
 def test_bad_input_is_a_one_line_user_error(call, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
-
-
-def test_parse_values():
-    assert parse_values("1:4", "k") == [1, 2, 3, 4]
-    assert parse_values("2,4,0.5", "p") == [2, 4, 0.5]
-    assert len(parse_values(f"1:{MAX_VALUES}", "k")) == MAX_VALUES
-
-
-@pytest.mark.parametrize("text, message", [
-    ("", "expected a list like 2,4,8"),
-    ("2,,4", "expected a list like 2,4,8"),
-    ("2,inf", "of finite numbers"),
-    ("nan", "of finite numbers"),
-    ("-inf,2", "of finite numbers"),
-    ("1.5:3", "or a range like 1:12"),
-    ("1:2:3", "or a range like 1:12"),
-    (f"1:{MAX_VALUES + 1}", f"{MAX_VALUES + 1:,} values, more than the limit of {MAX_VALUES:,}"),
-    ("1:" + "9" * 30, "values, more than the limit"),
-    (",".join(["1"] * (MAX_VALUES + 1)), "more than the limit"),
-])
-def test_parse_values_refuses(text, message):
-    with pytest.raises(UserError, match=message.replace("(", r"\(")):
-        parse_values(text, "k")
-
-
-@pytest.mark.parametrize("settings, vary, message", [
-    (["m_q=nan"], None, "--set m_q=nan: debugging: m_q must be a number at least 1e-09"),
-    (["l=inf"], None, "l must be a whole number at least 1 and at most 1,000,000,000 (not inf)"),
-    (["k=2.5"], None, "(not 2.5)"),
-    (["b=-1"], None, "(not -1)"),
-    (["k=4"], "k", "--set k=4: k is the varied parameter (--vary k): give it with --values"),
-    (["k"], None, "expected k=NUMBER"),
-    (["=3"], None, "no parameter ''"),
-])
-def test_parse_settings_refuses(settings, vary, message):
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        parse_settings(Debugging, settings, vary)
-
-
-def test_parse_settings_keeps_the_defaults_it_is_not_given():
-    assert parse_settings(Debugging, ["l=8", "m_q=0.5"], "k") == Debugging.defaults() | {"l": 8, "m_q": 0.5}
 
 
 # -- schedules -------------------------------------------------------------------------------------------------
@@ -260,18 +155,6 @@ def test_the_paper_primitive_counts_the_same_work_batched_or_not():
         assert [row.cost[variant] for row in device.rows] == pytest.approx([row.cost[variant] for row in parallel.rows])
     makespan = parallel.priced("makespan")
     assert len({row.cost["optimized"] for row in makespan.rows}) == 1  # the focused variant's depth: 2 calls
-
-
-def test_monte_carlo_spreads_under_a_parallel_schedule(batched_pricing):
-    params, apart = Evolution.defaults() | {"load": 3}, Schedule("parallel", max_batch=1, devices=3)
-    document = sweep(Evolution, "k", [2, 3], params, batched_pricing, apart)
-    add_monte_carlo(Evolution, document, params, batched_pricing, 200, apart)
-    for priced in (document, *document.prices):
-        for row in priced.rows:
-            spread = row.monte_carlo["optimized"]
-            assert spread.seeds == 200 and spread.p5 <= row.cost["optimized"] <= spread.p95
-    makespan, device = document.priced("makespan").rows[0], document.priced("device_time").rows[0]
-    assert makespan.monte_carlo["optimistic"].mean < device.monte_carlo["optimistic"].mean  # three calls at once
 
 
 def test_a_map_in_makespan(batched_pricing):
@@ -337,18 +220,3 @@ def test_a_map_with_prefix_reuse_leaves_blank_what_it_cannot_replay(extend_prici
     assert result["ratio"][7, 2] == pytest.approx(float(at["ratio"]))
 
 
-def test_monte_carlo_under_prefix_reuse_replays_each_run(extend_pricing):
-    params = Debugging.defaults() | {"system_prompt": 50.0}
-    spread = monte_carlo(Debugging, params, extend_pricing, seeds=3, schedule=REUSE)
-    expected = evaluate(Debugging, params, extend_pricing, REUSE)["totals"]
-    for variant in VARIANTS:  # deterministic: every run costs what the replay priced
-        assert spread[variant].p5 == pytest.approx(spread[variant].p95) == pytest.approx(float(expected[variant]))
-
-
-def test_the_segments_a_simulation_names_are_bounded_too():
-    params = Debugging.defaults() | {"k": 2000.0, "b": 2000.0}  # the chat: b * 3 + 2 b (b - 1); focused: k + 2b
-    with pytest.raises(UserError, match="would name 8,008,000 segments of context in expectation"):
-        check_simulation(Debugging, "b", [2000], params, 1, "--monte-carlo 1")
-    spread = monte_carlo(Debugging, params, PAPER, seeds=1)
-    assert spread["optimistic"].skipped == (f"1 runs of 8,002,000 segments of context expected each: more than "
-                                            f"{MONTE_CARLO_SEGMENTS:,} in all")

@@ -48,18 +48,11 @@ from profiler.costmodel.family import FamilyCostModel
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.errors import UserError
 from profiler.files import breakeven_figure_path, fit_pattern
-from profiler.lba.breakeven import (
-    add_monte_carlo,
-    check_variable,
-    exercise_named,
-    parse_settings,
-    parse_values,
-    practical_comparison,
-    ratio_map,
-    sweep,
-)
+from profiler.lba.breakeven import practical_comparison, ratio_map, sweep
 from profiler.lba.breakeven_document import BreakevenDocument
 from profiler.lba.exercises import EXERCISES, VARIANTS
+from profiler.lba.monte_carlo import add_monte_carlo
+from profiler.lba.parameters import check_variable, exercise_named, parse_settings, parse_values
 from profiler.lba.prefix_cache import Reuse
 from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
 from profiler.lba.schedule import MEASURE_NAMES, SEQUENTIAL, Schedule

@@ -45,15 +45,9 @@ from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.errors import UserError
 from profiler.files import fit_path, hold_run_folder, run_folder
-from profiler.lba.breakeven import (
-    check_grid,
-    check_simulation,
-    check_variable,
-    exercise_named,
-    parse_settings,
-    parse_values,
-)
 from profiler.lba.exercises import EXERCISES, VARIANTS
+from profiler.lba.monte_carlo import check_simulation
+from profiler.lba.parameters import check_grid, check_variable, exercise_named, parse_settings, parse_values
 from profiler.lba.pricing import FittedPricing
 from profiler.lba.schedule import Schedule
 from profiler.lba.validate import (

@@ -66,10 +66,12 @@ import numpy as np
 
 from profiler.costmodel.cost_model import CostModel
 from profiler.errors import UserError
-from profiler.lba.breakeven import check_variable, crossing, price_calls, priced_runs, sweep
+from profiler.lba.breakeven import crossing, sweep
 from profiler.lba.calls import Call
 from profiler.lba.execution import ModelBackend, OutOfTime
 from profiler.lba.exercises import VARIANTS, Exercise
+from profiler.lba.monte_carlo import price_calls, priced_runs
+from profiler.lba.parameters import check_variable
 from profiler.lba.prefix_cache import PrefixCache
 from profiler.lba.pricing import FittedPricing, Pricing
 from profiler.lba.reuse import ReplayRecorder, price_replayed
