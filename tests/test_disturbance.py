@@ -302,11 +302,11 @@ def test_the_report_names_the_affected_points(tmp_path):
 
 
 def test_the_console_says_it_in_one_yellow_line(tmp_path):
-    from profiler.cli.run import _print_outcome
+    from profiler.cli.run_outcome import print_outcome
     from profiler.measure.sweep import SweepOutcome
 
     console = Console(record=True, width=10_000, force_terminal=True)
-    _print_outcome(console, SweepOutcome(lengths=[8, 16], disturbance=DISTURBED), tmp_path)
+    print_outcome(console, SweepOutcome(lengths=[8, 16], disturbance=DISTURBED), tmp_path)
     styled = [line for line in console.export_text(styles=True, clear=False).splitlines() if "disturbed" in line]
     lines = [line for line in console.export_text().splitlines() if "disturbed" in line]
     assert len(lines) == 1 and styled[0].startswith("\x1b[33m")  # yellow

@@ -38,6 +38,7 @@ from profiler.measure.energy import EnergyRecord, open_energy_counter
 from profiler.errors import UserError
 from profiler.files import hold_run_folder, run_folder
 from profiler.cli.fit import fit_and_print
+from profiler.cli.run_outcome import print_outcome
 from profiler.measure.grid import check_lengths, default_batch_sizes, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
 from profiler.measure.loading import LoadedModel, check_model, load_model
@@ -180,7 +181,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
     _run_document(request, loaded, outcome, points, rows, sweep.memory.supported, routing, batch_sizes,
                   energy_record).write(folder)
     print_point_tables(console, f"{source.name} ({weights})", points)
-    _print_outcome(console, outcome, folder)
+    print_outcome(console, outcome, folder)
     console.print(energy_record.line(), style=None if energy_record.counter else "yellow", markup=False)
     if outcome.interrupted:
         raise KeyboardInterrupt  # what was measured is written; the CLI ends with exit status 130
@@ -203,60 +204,6 @@ def _write_report(folder: Path, cost_model: CostModel, console: Console) -> None
         return
     console.print(f"report: {written.markdown}, {written.html} ({len(written.figures)} figures, "
                   f"{written.render_s:.1f} s)")
-
-
-def _print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None:
-    if outcome.out_of_memory:
-        oom = outcome.out_of_memory
-        console.print(f"[yellow]out of memory: {oom['phase']} at {oom['n_ctx']} tokens; longer lengths dropped")
-    for phase in ("prefill", "decode", "forward", "generate"):
-        budget_skips = [s["n_ctx"] for s in outcome.skipped
-                        if s["reason"] == "time budget" and s.get("phase", "prefill") == phase]
-        if budget_skips:
-            console.print(f"[yellow]{phase} not measured within the time budget: n = "
-                          f"{', '.join(map(str, budget_skips))} (--budget to include them)")
-    for phase in ("prefill", "decode"):
-        left_out = [f"{s['batch']} x {s['n_ctx']}" for s in outcome.batch_skipped
-                    if s["phase"] == phase and s["reason"] == "time budget"]
-        if left_out:
-            console.print(f"[yellow]{phase} batches not measured within the time budget: batch x n = "
-                          f"{', '.join(left_out)} (--budget to include them)")
-    for oom in outcome.batch_out_of_memory:
-        console.print(f"[yellow]out of memory: {oom['phase']} of {oom['batch']} sequences at {oom['n_ctx']} tokens; "
-                      "larger batches at that length and longer dropped")
-    extend_left_out = [f"{s['c']} + {s['s']}" for s in outcome.extend_skipped if s["reason"] == "time budget"]
-    if extend_left_out:
-        console.print(f"[yellow]extend not measured within the time budget: cached + appended = "
-                      f"{', '.join(extend_left_out)} (--budget to include them)")
-    for oom in outcome.extend_out_of_memory:
-        console.print(f"[yellow]out of memory: extend of {oom['s']} tokens on {oom['c']} cached; as many or more on "
-                      "as long a cache or longer dropped")
-    alone = [s for s in [*outcome.skipped, *outcome.batch_skipped, *outcome.extend_skipped]
-             if s.get("pass_s", 0) > s.get("budget_s", float("inf"))]
-    if alone:
-        console.print(f"[yellow]longer than the whole {alone[0]['budget_s']:g} s budget alone: "
-                      + ", ".join((f"one extend of {s['s']} on {s['c']} cached" if "c" in s else
-                                   f"one {s['phase']} of n = {s['n_ctx']}")
-                                  + (f" x {s['batch']} sequences" if "batch" in s else "")
-                                  + f" (predicted {s['pass_s']:.1f} s)" for s in alone))
-    if outcome.drift and outcome.drift["drifted"]:
-        drift = outcome.drift
-        console.print(f"[yellow]the machine's speed changed during the sweep: prefill n={drift['n_ctx']} took "
-                      f"{drift['median_latency_s'] * 1e3:.1f} ms, then {drift['median_latency_s_after'] * 1e3:.1f} ms "
-                      "when timed again at the end; treat these figures with care or run again")
-    disturbance = outcome.disturbance
-    if disturbance and disturbance.disturbed:
-        affected = len(disturbance.points)
-        seen = [*disturbance.seen(), f"{affected} point{'s' if affected != 1 else ''} affected"]
-        if disturbance.brought_back:
-            seen.append(f"re-planned: brought back n = {', '.join(map(str, disturbance.brought_back))}")
-        if disturbance.too_few_lengths:
-            seen.append("too few lengths left to fix a curve's form")
-        console.print(f"[yellow]disturbed machine: {'; '.join(seen)} (run.json: done.disturbance); "
-                      "run again on a quiet machine")
-    if outcome.interrupted:
-        console.print("[yellow]interrupted: everything measured so far is kept")
-    console.print(f"measured in {outcome.elapsed_s:.1f} s; wrote {folder}/samples.csv, run.json, hardware.json")
 
 
 def run(request: RunRequest, console: Console) -> int:

@@ -1,0 +1,49 @@
+"""The lines that close a sweep (``profiler.cli.run_outcome``): each point the time budget left out is named,
+one line for each kind of point, in the form ``run`` has always printed it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from profiler.cli.run_outcome import print_outcome
+from profiler.measure.sweep import SweepOutcome
+
+
+def _printed(outcome: SweepOutcome) -> list[str]:
+    console = Console(record=True, width=10_000, force_terminal=True, file=io.StringIO())
+    print_outcome(console, outcome, Path("out/gpt2"))
+    return console.export_text().splitlines()
+
+
+def test_each_kind_of_point_left_out_by_the_budget_is_one_line():
+    outcome = SweepOutcome(
+        lengths=[8, 16],
+        skipped=[{"n_ctx": 64, "phase": "prefill", "reason": "time budget", "pass_s": 30.0, "budget_s": 20},
+                 {"n_ctx": 128, "reason": "time budget"},  # a length dropped whole: no phase, a prefill
+                 {"n_ctx": 63, "phase": "decode", "reason": "time budget"},
+                 {"n_ctx": 32, "phase": "generate", "reason": "out of memory"}],
+        batch_skipped=[{"phase": "prefill", "batch": 8, "n_ctx": 256, "reason": "time budget"},
+                       {"phase": "prefill", "batch": 4, "n_ctx": 256, "reason": "time budget"},
+                       {"phase": "decode", "batch": 8, "n_ctx": 255, "reason": "time budget"},
+                       {"phase": "decode", "batch": 2, "n_ctx": 16, "reason": "out of memory"}],
+        extend_skipped=[{"c": 768, "s": 256, "reason": "time budget"}, {"c": 1008, "s": 16, "reason": "time budget"},
+                        {"c": 8, "s": 8, "reason": "out of memory"}],
+        elapsed_s=12.34)
+    assert _printed(outcome) == [
+        "prefill not measured within the time budget: n = 64, 128 (--budget to include them)",
+        "decode not measured within the time budget: n = 63 (--budget to include them)",
+        "prefill batches not measured within the time budget: batch x n = 8 x 256, 4 x 256 (--budget to include them)",
+        "decode batches not measured within the time budget: batch x n = 8 x 255 (--budget to include them)",
+        "extend not measured within the time budget: cached + appended = 768 + 256, 1008 + 16 "
+        "(--budget to include them)",
+        "longer than the whole 20 s budget alone: one prefill of n = 64 (predicted 30.0 s)",
+        "measured in 12.3 s; wrote out/gpt2/samples.csv, run.json, hardware.json",
+    ]
+
+
+def test_a_sweep_that_left_nothing_out_says_only_what_it_wrote():
+    assert _printed(SweepOutcome(lengths=[8, 16], elapsed_s=1.0)) == [
+        "measured in 1.0 s; wrote out/gpt2/samples.csv, run.json, hardware.json"]
