@@ -34,8 +34,8 @@ import os
 import sys
 
 from profiler.cli.main import main as profiler_main
-from profiler.lba.validate import steady
 from profiler.lba.validation_document import ValidationDocument
+from profiler.lba.validation_verdict import steady
 
 
 def _ms(value) -> str:  # milliseconds

@@ -12,7 +12,6 @@ import torch
 from profiler.cli.main import main
 from profiler.costmodel.cost_model import ExtrapolationWarning
 from profiler.costmodel.fit_file import load_cost_model
-from profiler.errors import UserError
 from profiler.lba.breakeven import sweep
 from profiler.lba.calls import CallRecorder
 from profiler.lba.exercises import Debugging, Evolution, KTask
@@ -20,16 +19,9 @@ from profiler.lba.prefix_cache import Reuse
 from profiler.lba.pricing import FittedPricing
 from profiler.lba.reuse import replay
 from profiler.lba.schedule import SEQUENTIAL, Schedule
-from profiler.lba.validate import (
-    assess,
-    every_role_by,
-    grid_position,
-    parallel_schedule,
-    predicted_interval,
-    reusing,
-    validate,
-)
-from profiler.lba.validation_document import Run, Skipped, ValidationDocument, ValidationRow
+from profiler.lba.validate import validate
+from profiler.lba.validation_document import Skipped, ValidationDocument
+from profiler.lba.validation_prediction import every_role_by, predicted_interval
 from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import load_model
 from tests.clock import FakeClock, charge
@@ -142,33 +134,6 @@ def test_sizes_beyond_the_maximum_positions_are_skipped_and_said(loaded, pricing
     assert document.skipped == [Skipped(200, "beyond the model's 128 positions (its longest call needs 201)")]
 
 
-def test_a_run_in_a_slow_spell_is_left_out_of_the_cost_target():
-    def row(value, measured, speed_after):
-        run = Run(seed=0, latency_s=measured, calls=1, calls_latency_s=measured, predicted_s=1.0, speed_before=1.0,
-                  speed_after=speed_after)
-        both = ("optimistic", "optimized")
-        return ValidationRow(value=value, cost=dict.fromkeys(both, 1.0), ratio=1.0, roles={}, longest_context=1,
-                             extrapolated=False, beyond_max_positions=False, runs={v: [run] for v in both},
-                             measured=dict.fromkeys(both, measured), error=dict.fromkeys(both, 1 / measured - 1),
-                             measured_ratio=1.0)
-
-    document = ValidationDocument(
-        exercise="ktask", vary="n", params={}, pricing="", unit="s", asymptotic="k", breakeven=None,
-        winner_throughout=None, assumptions=[], rows=[row(1, 1.05, 1.02), row(2, 1.4, 1.35)], model="tiny",
-        hardware_slug="cpu", max_positions=128, stochastic=False, seeds=1, executed_by="", measurement="",
-        load_average_start=0.0)
-    targets = assess(document)
-    assert (targets.costs_met, targets.costs_checked, targets.costs_unsteady) == (2, 2, 2)
-    assert targets.costs is True
-
-
-def test_breakeven_positions_in_grid_steps():
-    grid = [1, 2, 4, 8]
-    assert grid_position(3.0, None, grid) == 1.5
-    assert grid_position(None, "optimized", grid) == 0 and grid_position(None, "optimistic", grid) == 3
-    assert grid_position(None, None, grid) is None
-
-
 def test_cli_json_and_files(tiny_fit, capsys):
     root, tiny, fit = tiny_fit
     argv = ["validate", "--model", str(tiny), "--exercise", "debugging", "--vary", "k", "--values", "2,3",
@@ -277,16 +242,6 @@ def test_parallel_evolution_is_set_against_the_interval_of_its_makespan(loaded, 
         for run in row.runs[variant]:
             assert run.latency_s == pytest.approx(run.predicted_s)
             assert 2 * run.generates == run.calls  # each generation's two mutants in one batched generate
-
-
-def test_a_parallel_schedule_here_is_one_device_and_a_fit_with_batches():
-    with pytest.raises(UserError, match="runs on this one device, so 2 devices cannot be measured here") as err:
-        parallel_schedule(Schedule("parallel", devices=2), cost_model(surfaces=True))
-    assert "\n" not in str(err.value) and "breakeven --fit FIT --schedule parallel --devices 2" in str(err.value)
-    with pytest.raises(UserError, match="no batch surfaces.*python -m profiler run --model base --batch"):
-        parallel_schedule(Schedule("parallel"), cost_model())
-    assert parallel_schedule(Schedule("parallel", max_batch=32), cost_model(surfaces=True)).max_batch == 32
-    assert parallel_schedule(SEQUENTIAL, cost_model()) is SEQUENTIAL
 
 
 def _with_surfaces(fit, fits, surfaces=True):
@@ -398,14 +353,6 @@ def test_prefix_reuse_runs_the_calls_whose_replayed_price_it_predicts(loaded, re
     assert document.targets.costs_met == document.targets.costs_checked == 4
     assert ValidationDocument.read(path) == document
     assert json.loads(path.read_text())["reuse"] == {"capacity_tokens": capacity_tokens}
-
-
-def test_prefix_reuse_needs_an_extend_surface(loaded, pricing):
-    assert reusing(Schedule(reuse=Reuse()), cost_model(extend=True)).reuse == Reuse()
-    assert reusing(SEQUENTIAL, cost_model()) is SEQUENTIAL
-    with pytest.raises(UserError, match="no extend surface.*`python -m profiler run --model base`") as err:
-        reusing(Schedule(reuse=Reuse()), cost_model())
-    assert "\n" not in str(err.value)
 
 
 def _with_extend(fit, fits):

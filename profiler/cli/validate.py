@@ -14,14 +14,14 @@ exercises left.
 
 ``--schedule parallel`` (``--max-batch N``, checked with breakeven's flags by
 ``cli.breakeven.schedule_of``) runs each group of independent calls as batched generates and
-sets the wall time against the predicted makespan (``lba.validate.parallel_schedule``); the
+sets the wall time against the predicted makespan (``lba.validation_prediction.parallel_schedule``); the
 default grids then also serve several inputs or mutants at once (``PARALLEL_SETTINGS``), so
 that every exercise makes groups of more than one call. ``--devices`` above 1 cannot be run
 on one machine and is refused.
 
 ``--prefix-cache on`` (``--cache-capacity TOKENS``, read by ``cli.breakeven.reuse_of``) runs
 every call alone with each model keeping its calls' KV caches for real, and sets the wall time
-against the replayed prices of the calls with their cached prefixes (``lba.validate.reusing``);
+against the replayed prices of the calls with their cached prefixes (``lba.validation_prediction.reusing``);
 it needs a fit with an extend surface, and is refused with ``--schedule parallel``.
 
 ``--endpoint URL`` (with ``--model`` the served name, ``--api-key-env VAR``) runs every call on a served
@@ -50,20 +50,10 @@ from profiler.lba.monte_carlo import check_simulation
 from profiler.lba.parameters import check_grid, check_variable, exercise_named, parse_settings, parse_values
 from profiler.lba.pricing import FittedPricing
 from profiler.lba.schedule import Schedule
-from profiler.lba.validate import (
-    COST_TOLERANCE,
-    INTERVAL_BATCHES,
-    SPEED_TOLERANCE,
-    Runner,
-    local_runner,
-    one_device,
-    parallel_schedule,
-    reusing,
-    steady,
-    validate,
-    within_positions,
-)
+from profiler.lba.validate import Runner, local_runner, validate, within_positions
 from profiler.lba.validation_document import ValidationDocument
+from profiler.lba.validation_prediction import INTERVAL_BATCHES, one_device, parallel_schedule, reusing
+from profiler.lba.validation_verdict import COST_TOLERANCE, SPEED_TOLERANCE, steady
 from profiler.measure.catalog import resolve_model
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.hardware import fingerprint, slug

@@ -10,7 +10,8 @@ each whole run in seconds (on ``clock``, the wall clock by default; between call
 own Python is included, and for a served model the requests' round trips). The document
 (``ValidationDocument``) is the ``breakeven --json`` one with, per row, the measured cost of each
 variant and their ratio, the relative errors ``predicted / measured - 1`` and the runs themselves,
-and the measured break-even.
+and the measured break-even. What is predicted is ``validation_prediction``'s; the errors, the
+measured break-even and the targets are ``validation_verdict``'s.
 
 - **Schedule.** Sequential (the default, the paper's count): every call alone, one after
   another, predicted by the sum of the calls' prices. Parallel (``parallel_schedule``): each
@@ -49,7 +50,7 @@ and the measured break-even.
   minutes, which no cost model of this machine can predict. A reference call
   (``REFERENCE_CALL``) is timed before and after every run against its fitted time
   (``speed_before``, ``speed_after``: 1 at the profiled speed); a run with either more than
-  ``SPEED_TOLERANCE`` off is *unsteady*: kept and shown, but left out of the cost target
+  ``validation_verdict.SPEED_TOLERANCE`` off is *unsteady*: kept and shown, but left out of the cost target
   (``targets.costs_unsteady`` counts them), the way the profiler's drift check flags a sweep.
 """
 
@@ -64,28 +65,27 @@ from pathlib import Path
 
 import numpy as np
 
-from profiler.costmodel.cost_model import CostModel
 from profiler.errors import UserError
-from profiler.lba.breakeven import crossing, sweep
-from profiler.lba.calls import Call
+from profiler.lba.breakeven import sweep
 from profiler.lba.execution import ModelBackend, OutOfTime
 from profiler.lba.exercises import VARIANTS, Exercise
-from profiler.lba.monte_carlo import price_calls, priced_runs
+from profiler.lba.monte_carlo import price_calls
 from profiler.lba.parameters import check_variable
-from profiler.lba.prefix_cache import PrefixCache
-from profiler.lba.pricing import FittedPricing, Pricing
-from profiler.lba.reuse import ReplayRecorder, price_replayed
+from profiler.lba.pricing import FittedPricing
 from profiler.lba.schedule import SEQUENTIAL, Schedule
-from profiler.lba.validation_document import Run, Skipped, Targets, ValidationDocument
+from profiler.lba.validation_document import Run, Skipped, ValidationDocument
+from profiler.lba.validation_prediction import (
+    every_role_by,
+    parallel_schedule,
+    predicted_interval,
+    price_reused,
+    reusing,
+)
+from profiler.lba.validation_verdict import summarise
 from profiler.measure.loading import LoadedModel
 from profiler.measure.timing import Clock
 
-COST_TOLERANCE = 0.10  # predicted total within 10% of measured (the issue's target)
 REFERENCE_CALL = (16, 4)  # (n_in, n_out) of the call timed between runs: how fast the machine is then
-SPEED_TOLERANCE = 0.10  # a run is steady when the reference call before and after it is within 10% of its fit
-INTERVAL = (5, 95)  # percentiles of the predicted mean of a stochastic exercise's runs
-INTERVAL_BATCHES = 400  # simulated batches of ``seeds`` runs behind that interval
-SIMULATION_SEED = 1_000_000  # the simulated runs' seeds start here, apart from the measured 0..seeds-1
 
 
 @dataclass(frozen=True)
@@ -106,56 +106,6 @@ def local_runner(loaded: LoadedModel) -> Runner:
                   calls="real forward passes, forced output lengths", backend=partial(ModelBackend, loaded))
 
 
-def every_role_by(exercise: type[Exercise], pricing: FittedPricing) -> FittedPricing:
-    """``pricing`` with the base model for every role of ``exercise``: sizes are not emulated."""
-    roles = {role for variant in VARIANTS for role in exercise.roles[variant]}
-    return FittedPricing(pricing.base, role_models={role: pricing.base for role in roles}, cache=pricing.cache)
-
-
-def one_device(schedule: Schedule) -> Schedule:
-    """``schedule``, unless it spreads calls over more than one device, which one machine cannot run: a one-line
-    UserError that says where that prediction is."""
-    if schedule.devices != 1:
-        raise UserError(f"--devices {schedule.devices}: validate runs on this one device, so {schedule.devices} "
-                        f"devices cannot be measured here (their predicted makespan is breakeven's: `python -m "
-                        f"profiler breakeven --fit FIT --schedule parallel --devices {schedule.devices}`)")
-    return schedule
-
-
-def parallel_schedule(schedule: Schedule, cost_model: CostModel) -> Schedule:
-    """``schedule`` as it runs here: sequential as it is; parallel with its batch limit (by default the largest
-    batch ``cost_model`` measured) on this one device (``one_device``), in makespan. A one-line UserError for a
-    fit without batch surfaces (how to measure them)."""
-    if not one_device(schedule).parallel:
-        return schedule
-    if cost_model.max_batch == 1:
-        raise UserError(f"the fit of {cost_model.model.name} has no batch surfaces, so no prediction for a batch: "
-                        f"measure batches first (`python -m profiler run --model {cost_model.model.name} --batch "
-                        "1,2,4,8`), then validate --schedule parallel")
-    max_batch = schedule.max_batch if schedule.max_batch is not None else cost_model.max_batch
-    return Schedule("parallel", max_batch=int(max_batch), measure="makespan")
-
-
-def reusing(schedule: Schedule, cost_model: CostModel) -> Schedule:
-    """``schedule``, checked where it has prefix reuse: a one-line UserError for a fit without an extend surface (how
-    to measure one), since a call with a cached prefix is priced by it."""
-    if schedule.reuse is not None and not cost_model.has_extend:
-        name = cost_model.model.name
-        raise UserError(f"the fit of {name} has no extend surface, so no price for a call whose input starts cached: "
-                        f"measure extend passes first (`python -m profiler run --model {name}`: the default run "
-                        "includes them), then validate --prefix-cache on")
-    return schedule
-
-
-def price_reused(calls: list[Call], pricing: Pricing, sizes: dict, schedule: Schedule) -> float:
-    """The cost of ``calls`` made one after another, each priced with the prefix a fresh prefix cache of ``schedule``'s
-    reuse serves it (the replayed pricing, ``profiler.lba.reuse``)."""
-    recorder = ReplayRecorder(PrefixCache(schedule.reuse.capacity_tokens))
-    for call in calls:
-        recorder.group([call])
-    return sum(price_replayed(recorder, pricing, sizes).values())
-
-
 def machine_speed(runner: Runner, pricing: FittedPricing, clock: Clock = time.perf_counter) -> float:
     """The reference call's measured time over its fitted time: 1 when the machine (or the server) runs as fast as
     when the model was profiled, more during a slow spell (another process on the cores, throttling, other
@@ -163,83 +113,6 @@ def machine_speed(runner: Runner, pricing: FittedPricing, clock: Clock = time.pe
     backend = runner.backend(clock=clock)
     backend("reference", *REFERENCE_CALL)
     return backend.latencies_s[0] / float(pricing.price("reference", *REFERENCE_CALL))
-
-
-def steady(run: Run) -> bool:
-    """Whether the machine ran within ``SPEED_TOLERANCE`` of its profiled speed around ``run``."""
-    return all(abs(speed - 1) <= SPEED_TOLERANCE for speed in (run.speed_before, run.speed_after))
-
-
-def predicted_interval(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int,
-                       batches: int = INTERVAL_BATCHES,
-                       schedule: Schedule = SEQUENTIAL) -> dict[str, tuple[float, float]]:
-    """Per variant, the 5-95% interval of the mean cost of ``seeds`` runs: the programs run with
-    a recording backend over ``batches * seeds`` other seeded draws, their groups priced under ``schedule``."""
-    interval = {}
-    for variant in VARIANTS:
-        simulated = range(SIMULATION_SEED, SIMULATION_SEED + batches * seeds)
-        runs = priced_runs(exercise, variant, params, pricing, simulated, schedule=schedule)
-        means = np.asarray(runs).reshape(batches, seeds).mean(1)
-        low, high = np.percentile(means, INTERVAL)
-        interval[variant] = (float(low), float(high))
-    return interval
-
-
-def grid_position(value: float | None, winner: str | None, grid: list[float]) -> float | None:
-    """Where a break-even lies along the grid, in grid steps (0 at the first value): a crossing by
-    linear interpolation; 'the optimized variant wins throughout' at 0 (the crossing is at or
-    before the grid's start), 'the optimistic wins throughout' at the last index."""
-    if value is not None:
-        return float(np.interp(value, grid, np.arange(len(grid))))
-    return {"optimized": 0.0, "optimistic": float(len(grid) - 1)}.get(winner)
-
-
-def assess(document: ValidationDocument) -> Targets:
-    """Whether the issue's targets are met: every measured cost (``COST_TOLERANCE``, or inside the
-    predicted interval for a stochastic exercise), and the break-even within one grid step."""
-    costs, unsteady = [], 0
-    for row in document.rows:
-        for variant in VARIANTS:
-            measured = row.measured[variant]
-            if measured is None:
-                continue
-            if not all(steady(run) for run in row.runs[variant]):
-                unsteady += 1
-                continue
-            if document.stochastic:
-                lo, hi = row.predicted_interval[variant]
-                met = lo <= measured <= hi
-            else:
-                met = abs(row.error[variant]) <= COST_TOLERANCE
-            costs.append(met)
-    breakeven = None
-    if sum(row.measured_ratio is not None for row in document.rows) >= 2:
-        predicted = grid_position(document.breakeven, document.winner_throughout, document.values())
-        measured = grid_position(document.measured_breakeven, document.measured_winner_throughout, document.values())
-        breakeven = predicted is not None and measured is not None and abs(predicted - measured) <= 1
-    return Targets(costs_met=sum(costs), costs_checked=len(costs), costs=all(costs) if costs else None,
-                   costs_unsteady=unsteady, breakeven=breakeven)
-
-
-def _summarise(document: ValidationDocument) -> None:
-    """Per row the measured means, errors and ratio; the measured break-even; the targets."""
-    for row in document.rows:
-        for variant in VARIANTS:
-            runs = row.runs[variant]
-            complete = len(runs) == document.seeds
-            measured = float(np.mean([run.latency_s for run in runs])) if complete else None
-            row.measured[variant] = measured
-            row.error[variant] = row.cost[variant] / measured - 1 if complete else None
-            row.error_given_calls[variant] = float(np.mean(
-                [run.predicted_s / run.latency_s - 1 for run in runs])) if complete else None
-        optimistic, optimized = (row.measured[variant] for variant in VARIANTS)
-        row.measured_ratio = optimistic / optimized if None not in (optimistic, optimized) else None
-    rows = [row for row in document.rows if row.measured_ratio is not None]
-    value, winner = None, None
-    if rows:
-        value, winner = crossing([r.value for r in rows], [r.measured_ratio for r in rows])
-    document.measured_breakeven, document.measured_winner_throughout = value, winner
-    document.targets = assess(document)
 
 
 def within_positions(exercise: type[Exercise], vary: str, grid: list[float], params: dict, max_positions: int,
@@ -343,7 +216,7 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                              + (f" in {run.generates} batches" if schedule.parallel else "")
                              + (f", {run.cached_tokens:,} input tokens read from kept caches"
                                 if run.cached_tokens is not None else ""))
-                    _summarise(document)
+                    summarise(document)
                     if path is not None:
                         document.write(path)
     except OutOfTime:
@@ -361,7 +234,7 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                 skipped.append(Skipped(row.value, "interrupted" if document.interrupted else
                                        stopped or "budget (the deadline passed before it)"))
         document.load_average_end = os.getloadavg()[0]
-        _summarise(document)
+        summarise(document)
         if path is not None:
             document.write(path)
     return document
