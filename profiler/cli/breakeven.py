@@ -8,7 +8,8 @@ size and the output says so. ``--role ROLE=FIT`` gives one role its own model.
 
 With ``--exercise all`` and a fit, each exercise also gets a figure next to the fit
 (``<fit stem>.breakeven-<exercise>.png``): its ratio along the main variable, priced by the
-fit and by the paper's primitive, and a 2-D map with the break-even contour.
+fit and by the paper's primitive, and a 2-D map with the break-even contour
+(``profiler.cli.breakeven_figure``); the tables are ``profiler.cli.breakeven_console``'s.
 
 ``--schedule parallel`` (``--max-batch N``, ``--devices D``) lays each group of independent
 calls out in batches over devices (``profiler.lba.schedule``): each exercise is shown priced in
@@ -36,27 +37,25 @@ known here: ``CostModel.check_flops``) is refused in one line too.
 from __future__ import annotations
 
 import json
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from profiler.cli.breakeven_console import print_sweep
+from profiler.cli.breakeven_figure import check_writable, draw, figure_data, print_figure
 from profiler.cli.breakeven_usd import usd_pricing
 from profiler.costmodel.family import FamilyCostModel
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.errors import UserError
-from profiler.files import breakeven_figure_path, fit_pattern
-from profiler.lba.breakeven import practical_comparison, ratio_map, sweep
-from profiler.lba.breakeven_document import BreakevenDocument
-from profiler.lba.exercises import EXERCISES, VARIANTS
+from profiler.files import fit_pattern
+from profiler.lba.breakeven import sweep
+from profiler.lba.exercises import EXERCISES
 from profiler.lba.monte_carlo import add_monte_carlo
 from profiler.lba.parameters import check_variable, exercise_named, parse_settings, parse_values
 from profiler.lba.prefix_cache import Reuse
-from profiler.lba.pricing import FittedPricing, PaperPrimitive, Pricing
-from profiler.lba.schedule import MEASURE_NAMES, SEQUENTIAL, Schedule
-from profiler.report.units import format_cost
+from profiler.lba.pricing import FittedPricing, PaperPrimitive
+from profiler.lba.schedule import SEQUENTIAL, Schedule
 
 ROLES = sorted({role for e in EXERCISES.values() for roles in e.roles.values() for role in roles})
 
@@ -115,67 +114,6 @@ def fitted_pricing(fits: list[Path], roles: list[str], cache: bool, metric: str)
     return FittedPricing(base, role_models=role_models, family=family, cache=cache, metric=metric)
 
 
-def _shares(roles: dict[str, float]) -> str:
-    total = sum(roles.values())
-    return ", ".join(f"{role} {cost / total:.0%}" for role, cost in roles.items()) if len(roles) > 1 else "-"
-
-
-def print_sweep(console: Console, document: BreakevenDocument) -> None:
-    """The document as a table; with the Monte-Carlo spreads when its rows have them. Under a parallel
-    schedule, a table per price, then the sequential sum's break-even."""
-    if document.prices is None:
-        _print_table(console, document)
-        return
-    for price in document.prices:
-        _print_table(console, price)
-    console.print(f"sequential sum (the paper's count): {_breakeven_words(document)}")
-
-
-def _print_table(console: Console, document: BreakevenDocument) -> None:
-    exercise = EXERCISES[document.exercise]
-    unit = document.unit
-    fixed = ", ".join(f"{name}={value:g}" for name, value in document.params.items())
-    measure = f" in {MEASURE_NAMES[document.measure]}" if document.measure else ""
-    if document.reuse is not None:
-        measure += _reuse_words(Reuse.from_json(document.reuse))
-    table = Table(title=f"{exercise.title} ({exercise.name}), priced by {document.pricing}{measure}; {fixed}",
-                  title_justify="left")
-    spreads = all(row.monte_carlo is not None for row in document.rows)
-    columns = [document.vary, "optimistic", "optimized", "ratio", "optimistic by role", "optimized by role",
-               "longest call (positions)"] + (["optimistic 5-95% (MC)", "optimized 5-95% (MC)"] if spreads else [])
-    for name in columns:
-        table.add_column(name, justify="left" if "role" in name else "right")
-    for row in document.rows:
-        cells = [f"{row.value:g}", *(format_cost(row.cost[variant], unit) for variant in VARIANTS), f"{row.ratio:.3g}",
-                 *(_shares(row.roles[variant]) for variant in VARIANTS),
-                 f"{row.longest_context:,}" + (" **" if row.beyond_max_positions else " *" if row.extrapolated else "")]
-        for spread in (row.monte_carlo[variant] for variant in VARIANTS) if spreads else ():
-            cells.append(spread.skipped or f"{format_cost(spread.p5, unit)} - {format_cost(spread.p95, unit)}")
-        table.add_row(*cells)
-    console.print(table)
-    if any(row.extrapolated for row in document.rows):
-        console.print("* a call longer than the cost model measured: its cost is extrapolated")
-    if any(row.beyond_max_positions for row in document.rows):
-        console.print("** a call longer than the model's maximum positions: priced as if a model of the same cost "
-                      "could hold it")
-    console.print(f"break-even: {_breakeven_words(document)}")
-    for note in document.assumptions:
-        console.print(f"assumed: {note}")
-
-
-def _reuse_words(reuse: Reuse) -> str:
-    capacity = "" if reuse.capacity_tokens is None else f" (a cache of {reuse.capacity_tokens:,} tokens)"
-    return f" with prefix reuse{capacity}"
-
-
-def _breakeven_words(document: BreakevenDocument) -> str:
-    if document.breakeven is not None:
-        return f"{document.vary} = {document.breakeven:.3g} (the optimized decomposition costs less above it)"
-    winner = document.winner_throughout
-    return "none in range: " + (f"the {winner} variant costs less throughout" if winner
-                                else "the ratio does not cross 1 going up")
-
-
 def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[float]]:
     vary = vary or exercise.main
     check_variable(exercise, vary)
@@ -184,17 +122,6 @@ def _grid(exercise, vary: str | None, values: str | None) -> tuple[str, list[flo
     if vary != exercise.main:
         raise UserError(f"--vary {vary}: give its grid with --values")
     return vary, [float(v) for v in exercise.main_values]
-
-
-@dataclass
-class _Figure:
-    """What a figure beside the fit shows, computed before anything is drawn."""
-
-    path: Path
-    title: str
-    drawn: BreakevenDocument  # the fit's prices drawn: the sweep's, or its makespan's under a parallel schedule
-    paper: BreakevenDocument
-    ratio_map: dict
 
 
 def run_breakeven(args, console: Console) -> int:
@@ -220,15 +147,15 @@ def run_breakeven(args, console: Console) -> int:
             add_monte_carlo(exercise, document, params, pricing, args.monte_carlo, schedule)
         figure = None
         if args.exercise == "all" and args.fit:
-            figure = _figure_data(exercise, document, params, pricing, Path(args.fit[0]), schedule)
+            figure = figure_data(exercise, document, params, pricing, Path(args.fit[0]), schedule)
         planned.append((document, figure))
-    _check_writable([figure.path for _, figure in planned if figure])
-    _draw([(document, figure) for document, figure in planned if figure])
+    check_writable([figure.path for _, figure in planned if figure])
+    draw([(document, figure) for document, figure in planned if figure])
     for document, figure in planned:
         if not args.json:
             print_sweep(console, document)
             if figure:
-                _print_figure(console, document, figure)
+                print_figure(console, document, figure)
     if args.json:
         jsons = [document.to_json() for document, _ in planned]
         print(json.dumps(jsons[0] if len(jsons) == 1 else {"exercises": jsons}, indent=1))
@@ -276,64 +203,3 @@ def _schedule(args) -> Schedule:
     return replace(schedule, reuse=reuse)
 
 
-def _figure_data(exercise, document: BreakevenDocument, params: dict, pricing: Pricing, fit_path: Path,
-                 schedule: Schedule) -> _Figure:
-    """The paper-priced sweep, the 2-D map and the practical comparison the figure and its lines need: in
-    makespan under a parallel schedule (the practical comparison also on the sequential document), with prefix
-    reuse under a schedule that has it."""
-    sequential = SEQUENTIAL if schedule.reuse is None else schedule
-    document.practical = practical_comparison(exercise, params, pricing, sequential)
-    path = breakeven_figure_path(fit_path, exercise.name)
-    document.figure = str(path)
-    drawn, priced_by = document, sequential
-    if schedule.parallel:
-        drawn, priced_by = document.priced("makespan"), schedule.priced_in("makespan")
-        drawn.practical = practical_comparison(exercise, params, pricing, priced_by)
-    title = f"{exercise.title}: {pricing.name}" + (f", makespan ({_layout(schedule)})" if schedule.parallel else "")
-    if schedule.reuse is not None:
-        title += _reuse_words(schedule.reuse)
-    paper = sweep(exercise, document.vary, document.values(), params, PaperPrimitive(), schedule)
-    return _Figure(path=path, title=title, drawn=drawn, paper=paper.priced(priced_by.measure),
-                   ratio_map=ratio_map(exercise, params, pricing, priced_by))
-
-
-def _layout(schedule: Schedule) -> str:
-    batch = "the fit's largest batch" if schedule.max_batch is None else f"batches of {schedule.max_batch:,}"
-    return f"{batch}, {schedule.devices:,} device" + ("s" if schedule.devices > 1 else "")
-
-
-def _check_writable(paths: list[Path]) -> None:
-    """Each figure's path can take a file: not a folder, in a folder that accepts new files (tried with a
-    temporary file, removed at once). Checked for all before the first is drawn."""
-    for path in paths:
-        if path.is_dir():
-            raise UserError(f"cannot write the figure {path}: a folder is in the way")
-        try:
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"):
-                pass
-        except OSError as err:
-            raise UserError(f"cannot write the figure {path}: {err.strerror or err}") from None
-
-
-def _draw(figures: list[tuple[BreakevenDocument, _Figure]]) -> None:
-    """All the figures drawn together, on every core (``profiler.report.saving``)."""
-    if not figures:
-        return
-    from profiler.report.breakeven_figures import write_breakeven_figures  # matplotlib: only for a figure
-
-    try:
-        write_breakeven_figures([(figure.path, figure.title, figure.drawn, figure.paper, figure.ratio_map)
-                                 for _, figure in figures])
-    except OSError as err:  # the folder changed since it was checked
-        where = f"the figure {err.filename}" if err.filename else f"the figures into {figures[0][1].path.parent}"
-        raise UserError(f"cannot write {where}: {err.strerror or err}") from None
-
-
-def _print_figure(console, document: BreakevenDocument, figure: _Figure) -> None:
-    practical = figure.drawn.practical
-    at = ", ".join(f"{name}={value:g}" for name, value in practical.params.items())
-    measure = f" in {MEASURE_NAMES[figure.drawn.measure]}" if figure.drawn.measure else ""
-    console.print(f"at {at}: ratio{measure} {practical.ratio:.3g} with fitted costs, {practical.paper_ratio:.3g} "
-                  f"with the paper's primitive (its order {practical.order} = {practical.order_value:.3g});"
-                  f" fitted / paper = {practical.ratio / practical.paper_ratio:.2f}")
-    console.print(f"figure: {figure.path}\n")
