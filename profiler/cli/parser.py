@@ -28,7 +28,7 @@ from profiler.cli.arguments import (
 from profiler.errors import UserError
 
 # Seeds of the programs' oracle draws. Monte-Carlo spreads settle well before 10,000 runs (and each variant's
-# calls in all are bounded apart: breakeven.MONTE_CARLO_CALLS); validate measures every seed with real calls.
+# calls in all are bounded apart: monte_carlo.MONTE_CARLO_CALLS); validate measures every seed with real calls.
 MAX_MONTE_CARLO_SEEDS = 10_000
 MAX_VALIDATE_SEEDS = 1_000
 

@@ -29,7 +29,7 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class Spread:
-    """A variant's total cost over ``seeds`` seeded runs of its program (``breakeven.monte_carlo``):
+    """A variant's total cost over ``seeds`` seeded runs of its program (``monte_carlo.monte_carlo``):
     the mean and the 5th and 95th percentiles, in the document's unit; or, for a program of too
     many calls to run, only why it was ``skipped``."""
 
