@@ -14,6 +14,12 @@ the plan is corrected by and the drift check reads).
 
 An extend point's rows: phase ``extend``, ``n_ctx`` and ``n_cached`` the ``c`` tokens cached, ``n_new`` the ``s``
 appended, FLOPs those of ``s`` tokens attending to ``c + s`` (``flops.pass_flops``).
+
+FLOPs are counted (FlopCounterMode, ``flops_counted``) on the warm-up of the first ``COUNTED_WARM_UPS`` points of
+each phase and batch size, a plain warm-up after them: the count checks the analytic FLOPs, which are exact
+(``tests/test_flops.py``), and sends every operator through Python, a cost per pass that does not grow with the
+tokens (0.15-0.2 s on a 135M-parameter model on a 2-core CPU, several times its short passes) and that every
+point would otherwise take from the budget. A prefill's are counted on its pilot pass.
 """
 
 from __future__ import annotations
@@ -41,7 +47,19 @@ class OverBudget(Exception):
     recorded in ``skipped``."""
 
 
+COUNTED_WARM_UPS = 2  # points of each phase and batch size whose warm-up is FLOP-counted (module doc)
+
+
 class Items:
+    def _warm_up(self, phase: str, batch: int = 1) -> str:
+        """``"counted"`` until ``COUNTED_WARM_UPS`` points of ``phase`` at ``batch`` had their FLOPs counted, then
+        ``"plain"``."""
+        return "counted" if self.warm_ups_counted.get((phase, batch), 0) < COUNTED_WARM_UPS else "plain"
+
+    def _warm_up_s(self, warm_up: str, pass_s: float) -> float:
+        """A warm-up of a pass predicted to take ``pass_s``: a counted one takes the counter's overhead besides."""
+        return self.plan.counted_s(pass_s) if warm_up == "counted" else pass_s
+
     def _affordable(self, pass_s: float, started: float) -> bool:
         """Whether a pass predicted to take ``pass_s`` ends within the budget."""
         return self.clock() + pass_s <= started + self.budget_s
@@ -87,7 +105,7 @@ class Items:
         share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
         self.remaining_cost_s -= estimate_s
         policy = replace(self.policy, min_repeats=self.plan.repeats(estimate_s))
-        warm_up_s = {"counted": self.plan.counted_s(estimate_s), "plain": estimate_s}.get(warm_up, 0.0)
+        warm_up_s = self._warm_up_s(warm_up, estimate_s) if warm_up in ("counted", "plain") else 0.0
         if not self._affordable(warm_up_s + estimate_s, started):
             self._over_budget(phase, n_ctx, n_new, estimate_s, batch)
         label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase in ("generate", "extend") else "")
@@ -96,6 +114,7 @@ class Items:
         result, flops_counted = None, None
         if warm_up == "counted":
             result, flops_counted = count_flops(run_pass)
+            self.warm_ups_counted[(phase, batch)] = self.warm_ups_counted.get((phase, batch), 0) + 1
         elif warm_up == "plain":
             result = run_pass()
         else:
@@ -168,14 +187,15 @@ class Items:
                       self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started)
         self._replan(queue, started, ("length", n, 1), begun=True)
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
-                      "counted", self.plan.prefill_s[n], started=started)
+                      self._warm_up("forward"), self.plan.prefill_s[n], started=started)
 
     def _measure_decode(self, c: int, started: float, batch: int = 1) -> None:
         """Decode steps of ``batch`` sequences at context ``c`` on a filled cache, put back after each step."""
         step_s = self.plan.batch_pass_s("decode", c, batch)
         fill_s = batch * c * self.plan.fill_s_per_token
         self.remaining_cost_s -= fill_s
-        if not self._affordable(fill_s + self.plan.counted_s(step_s) + step_s, started):
+        warm_up = self._warm_up("decode", batch)
+        if not self._affordable(fill_s + self._warm_up_s(warm_up, step_s) + step_s, started):
             self._over_budget("decode", c, 1, step_s, batch)
         try:
             cache = filled_cache(self.passes, c, self.seed, batch=batch)
@@ -189,7 +209,7 @@ class Items:
             raise OutOfMemory from None
         rewind = Rewind(cache)
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache, batch=batch),
-                      batch * pass_flops(self.arch, 1, c + 1), "counted", step_s, after=lambda grown: rewind(),
+                      batch * pass_flops(self.arch, 1, c + 1), warm_up, step_s, after=lambda grown: rewind(),
                       started=started, batch=batch)
 
     def _measure_extend(self, c: int, s: int, started: float) -> None:
@@ -197,7 +217,8 @@ class Items:
         item = ("extend", c, s)
         pass_s, fill_s = self.plan.pass_s(item), self.plan.fill_s(item)
         self.remaining_cost_s -= fill_s
-        if not self._affordable(fill_s + self.plan.counted_s(pass_s) + pass_s, started):
+        warm_up = self._warm_up("extend")
+        if not self._affordable(fill_s + self._warm_up_s(warm_up, pass_s) + pass_s, started):
             self._over_budget("extend", c, s, pass_s)
         try:
             cache = filled_cache(self.passes, c, self.seed)
@@ -207,10 +228,11 @@ class Items:
             self._extend_out_of_memory(c, s, err)
             raise OutOfMemory from None
         rewind = Rewind(cache, added=s)
-        self._measure("extend", c, s, lambda: self.passes.extend(cache, s), pass_flops(self.arch, s, c + s), "counted",
+        self._measure("extend", c, s, lambda: self.passes.extend(cache, s), pass_flops(self.arch, s, c + s), warm_up,
                       pass_s, after=lambda grown: rewind(), started=started)
 
     def _measure_batch_prefill(self, n: int, batch: int, started: float) -> None:
-        """Prefills of ``batch`` sequences of ``n`` tokens, after a FLOP-counted warm-up."""
+        """Prefills of ``batch`` sequences of ``n`` tokens, after a warm-up (FLOP-counted for the first few)."""
         self._measure("prefill", n, n, lambda: self.passes.prefill(n, batch=batch), batch * pass_flops(self.arch, n, n),
-                      "counted", self.plan.batch_pass_s("prefill", n, batch), started=started, batch=batch)
+                      self._warm_up("prefill", batch), self.plan.batch_pass_s("prefill", n, batch), started=started,
+                      batch=batch)

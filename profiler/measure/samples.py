@@ -17,8 +17,10 @@ Columns (units in the names):
 - ``flops``: the analytic FLOPs of the pass, of the whole batch (``batch`` times a sequence's,
   ``profiler.measure.flops``; empty only in an endpoint run, dtype ``served``, of a model whose config is not
   known locally);
-- ``flops_counted``: FLOPs counted by FlopCounterMode on the point's warm-up pass (empty for
-  generate, whose counting would take longer than the generation);
+- ``flops_counted``: FLOPs counted by FlopCounterMode on the point's warm-up pass, a check of ``flops``: every
+  prefill length's (on its pilot pass) and the first ``items.COUNTED_WARM_UPS`` points' of each other phase and
+  batch size; empty for the rest (the counter's cost per pass would come out of the budget) and for generate,
+  whose counting would take longer than the generation;
 - ``peak_mem_bytes``: GPU allocator peak, or CPU process peak RSS, during the pass;
 - ``peak_mem_reserved_bytes``: GPU allocator's reserved peak (empty on a CPU);
 - ``kv_cache_bytes``: bytes of keys and values in the cache after the pass, every sequence's (0 for

@@ -163,6 +163,7 @@ class Sweep(Items, Pilot):
         self.outcome = SweepOutcome()
         self.plan = Plan(policy.min_repeats, self.arch.max_positions, budget_s)
         self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass
+        self.warm_ups_counted: dict[tuple[str, int], int] = {}  # (phase, batch) -> warm-ups FLOP-counted (Items._warm_up)
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
         self.measured: set[tuple[str, int, int]] = set()  # items done (or dropped): out of the plan's cost
         self.started = 0.0
