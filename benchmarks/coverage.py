@@ -15,14 +15,17 @@ measured domain ``n_min..n_max``. Then reference points per phase that the run d
 Each reference is measured in this process, on the model built as the run builds it
 (``profiler.measure.loading.load_model``, same seed, the run's thread count), with the profiler's own
 passes and timing (``profiler.measure.passes.Passes``, ``profiler.measure.timing``): one untimed pass,
-then repeats with garbage collection off until the median's 95% interval is within +-2% or
-``--budget-per-reference`` seconds are spent (at least 3). Decode at context c runs on a cache filled
-to c tokens (``profiler.measure.cache_fill.filled_cache``, as the run measures decode beyond its
-prefills; put back after every step by ``profiler.measure.rewind.Rewind``). Measured here rather than
-by a second ``run --lengths``: that would measure every phase at every reference (a 16k-token prefill
-to check decode at 16k) and leave to its planner which lengths to keep. A reference whose predicted
-pass exceeds half ``--budget-per-reference`` (so its untimed pass and 3 repeats exceed twice the
-budget) is not measured, and says so.
+then ``ROUNDS`` rounds over every reference and control of the model, the order reversed each round
+(so that a passing change in the machine's speed touches every point alike, not one point's whole
+block), each point repeated with garbage collection off until the round's median is within +-2% or
+its share of ``--budget-per-reference`` seconds is spent (at least 2 a round). The median is over
+every round's repeats; how far apart the rounds' medians are is printed per point. Decode at
+context c runs on a cache filled to c tokens (``profiler.measure.cache_fill.filled_cache``, as the
+run measures decode beyond its prefills; put back after every step by
+``profiler.measure.rewind.Rewind``). Measured here rather than by a second ``run --lengths``: that
+would measure every phase at every reference (a 16k-token prefill to check decode at 16k) and leave
+to its planner which lengths to keep. A reference whose least passes (the untimed one and 2 a round)
+are predicted to exceed twice ``--budget-per-reference`` is not measured, and says so.
 
 Per phase, a control: the length the run measured nearest the middle of its range, measured again in
 the same way; how far it moved from the run's median is how far the machine's speed moved between the
@@ -58,6 +61,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -124,26 +128,53 @@ def references(lengths: list[int], n_min: int, n_max: int, cap: int) -> list[tup
     return [(n, "inside") for n in inside] + ([(beyond, "beyond")] if beyond > n_max else [])
 
 
-def measure(passes: Passes, phase: str, n: int, share_s: float) -> list[float]:
-    """Latencies (s) of ``phase`` at ``n``: one untimed pass, then repeats as ``profiler.measure.timing`` stops them."""
+ROUNDS = 3  # rounds over all of a model's points (module doc)
+ROUND_POLICY = RepeatPolicy(min_repeats=2)
+LEAST_PASSES = 1 + ROUNDS * ROUND_POLICY.min_repeats  # the untimed pass, then the least repeats of every round
+
+
+Prepared = tuple[Callable[[], object], Callable[[], object]]  # a pass, and what puts its state back after it
+
+
+def prepared(passes: Passes, phase: str, n: int) -> Prepared:
+    """``phase``'s pass at ``n`` and what puts its state back after it; decode on a cache filled to ``n`` tokens."""
     if phase == "decode":
         cache = filled_cache(passes, n)
         rewind = Rewind(cache)
-        run_pass, after = (lambda: passes.decode_step(cache)), (lambda: rewind())
-    else:
-        run_pass, after = (lambda: getattr(passes, phase)(n)), (lambda: None)
-    run_pass()
-    after()
-    latencies: list[float] = []
-    policy, started = RepeatPolicy(), time.perf_counter()
+        return (lambda: passes.decode_step(cache)), (lambda: rewind())
+    return (lambda: getattr(passes, phase)(n)), (lambda: None)
+
+
+def measure_rounds(points: list[Prepared], share_s: float) -> list[list[list[float]]]:
+    """Latencies (s) of every prepared point, per round (``[point][round] -> repeats``): one untimed pass of each,
+    then ``ROUNDS`` rounds over them in alternating order, each point repeated as ``profiler.measure.timing`` stops
+    it within ``share_s / ROUNDS`` seconds a round."""
+    for run_pass, after in points:
+        run_pass()
+        after()
+    latencies: list[list[list[float]]] = [[] for _ in points]
+    order = list(range(len(points)))
     gc.disable()
     try:
-        while not enough_repeats(latencies, time.perf_counter() - started, share_s, policy):
-            latencies.append(time_pass(run_pass, DEVICE)[1])
-            after()
+        for _ in range(ROUNDS):
+            for k in order:
+                run_pass, after = points[k]
+                this_round: list[float] = []
+                started = time.perf_counter()
+                while not enough_repeats(this_round, time.perf_counter() - started, share_s / ROUNDS, ROUND_POLICY):
+                    this_round.append(time_pass(run_pass, DEVICE)[1])
+                    after()
+                latencies[k].append(this_round)
+            order.reverse()
     finally:
         gc.enable()
     return latencies
+
+
+def _rounds_spread(rounds: list[list[float]]) -> float:
+    """How far apart the rounds' medians are: the largest over the smallest, less 1."""
+    medians = [statistics.median(r) for r in rounds]
+    return max(medians) / min(medians) - 1
 
 
 def _predicted(cm: CostModel, calls: CallIntervals, phase: str, n: int) -> tuple[float, float, float]:
@@ -195,26 +226,34 @@ def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budg
     calls = CallIntervals(cm)
     loaded = load_model(resolve_model(model), DEVICE, torch.float32, seed=run["asked"]["seed"])
     passes = Passes(loaded, seed=run["asked"]["seed"])
-    rows, controls = [], []
+    rows, controls, points = [], [], []
     for phase in PHASES:
         curve, r = cm.curve(phase, "latency_s"), ranges[phase]
         n = min(r["lengths"], key=lambda m: abs(math.log(m / math.sqrt(r["n_min"] * r["n_max"]))))
-        again = statistics.median(measure(passes, phase, n, budget_s))
-        controls.append({"phase": phase, "n": n, "run_median_s": r["median_s"][n], "measured_s": again,
-                         "moved": again / r["median_s"][n] - 1})
+        controls.append({"phase": phase, "n": n, "run_median_s": r["median_s"][n]})
+        points.append(prepared(passes, phase, n))
         for n, where in references(r["lengths"], int(curve.n_min), int(curve.n_max), r["cap"]):
             value, low, high = _predicted(cm, calls, phase, n)
             row = {"phase": phase, "n": n, "where": where, "factor": n / curve.n_max, "predicted_s": value,
                    "predicted_low_s": low, "predicted_high_s": high, "target": TARGETS[where]}
-            if value > budget_s / 2:
-                row["not_measured"] = f"one pass predicted {value:.1f} s > half the {budget_s:g} s budget"
-            else:
-                latencies = measure(passes, phase, n, budget_s)
-                median = statistics.median(latencies)
-                row |= {"measured_s": median, "repeats": len(latencies), "error": value / median - 1,
-                        "in_band": low <= median <= high}
-                row["within_target"] = abs(row["error"]) <= row["target"]
+            if value * LEAST_PASSES > 2 * budget_s:
+                row["not_measured"] = (f"one pass predicted {value:.1f} s: its {LEAST_PASSES} passes > twice the "
+                                       f"{budget_s:g} s budget")
             rows.append(row)
+    measured_rows = [row for row in rows if "not_measured" not in row]
+    points += [prepared(passes, row["phase"], row["n"]) for row in measured_rows]
+    latencies = measure_rounds(points, budget_s)
+    for control, rounds in zip(controls, latencies):
+        again = statistics.median([x for r in rounds for x in r])
+        control |= {"measured_s": again, "moved": again / control["run_median_s"] - 1,
+                    "rounds_spread": _rounds_spread(rounds)}
+    for row, rounds in zip(measured_rows, latencies[len(controls):]):
+        every = [x for r in rounds for x in r]
+        median = statistics.median(every)
+        row |= {"measured_s": median, "repeats": len(every), "rounds_spread": _rounds_spread(rounds),
+                "error": row["predicted_s"] / median - 1,
+                "in_band": row["predicted_low_s"] <= median <= row["predicted_high_s"]}
+        row["within_target"] = abs(row["error"]) <= row["target"]
     del passes, loaded
     gc.collect()
     return rows, controls
@@ -241,11 +280,12 @@ def _print_model(result: dict) -> None:
         print(f"  no cost model fitted, so no reference checked: {result['no_fit']}")
     for c in result["controls"]:
         print(f"  {c['phase']:<8} control at n={c['n']} (measured by the run): the run's median {c['run_median_s']:.4f} s, "
-              f"here {c['measured_s']:.4f} s ({c['moved']:+.1%}: the machine's speed moved that much since the run)")
+              f"here {c['measured_s']:.4f} s ({c['moved']:+.1%}: the machine's speed moved that much since the run; "
+              f"rounds {c['rounds_spread']:.1%} apart)")
     if not result["references"]:
         return
     print(f"  {'phase':<8} {'n':>6} {'where':<12} {'measured':>10} {'predicted':>10} {'95% interval':>21} "
-          f"{'error':>8} {'target':>7} {'ok':>4}")
+          f"{'error':>8} {'target':>7} {'ok':>4} {'rounds apart':>13}")
     for row in result["references"]:
         where = row["where"] + (f" {row['factor']:.1f}x" if row["where"] == "beyond" else "")
         interval = f"{row['predicted_low_s']:.4f}..{row['predicted_high_s']:.4f}"
@@ -254,7 +294,8 @@ def _print_model(result: dict) -> None:
                   f"  not measured: {row['not_measured']}")
             continue
         print(f"  {row['phase']:<8} {row['n']:>6} {where:<12} {row['measured_s']:>10.4f} {row['predicted_s']:>10.4f} "
-              f"{interval:>21} {row['error']:>+8.1%} {row['target']:>7.0%} {'yes' if row['within_target'] else 'NO':>4}")
+              f"{interval:>21} {row['error']:>+8.1%} {row['target']:>7.0%} {'yes' if row['within_target'] else 'NO':>4} "
+              f"{row['rounds_spread']:>13.1%}")
 
 
 def summary(result: dict) -> dict:
