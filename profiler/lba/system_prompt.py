@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiler.lba.breakeven import evaluate, sweep
+from profiler.lba.breakeven import sweep
 from profiler.lba.exercises.base import Exercise
 from profiler.lba.prefix_cache import Reuse
 from profiler.lba.pricing import Pricing
@@ -79,8 +79,7 @@ def system_prompt_breakevens(exercise: type[Exercise], pricing: Pricing, prompts
                 rows.append(PromptRow(int(tokens), schedule is reusing, None, None, None, (), skipped))
                 continue
             document = sweep(exercise, vary, values, at, pricing, schedule)
-            ratio = (float(evaluate(exercise, at | {vary: default}, pricing, schedule)["ratio"])
-                     if default in values else None)
+            ratio = next((row.ratio for row in document.rows if row.value == default), None)  # priced once
             rows.append(PromptRow(int(tokens), schedule is reusing, document.breakeven, document.winner_throughout,
                                   ratio, tuple(values)))
     return PromptTable(exercise=exercise.name, vary=vary, default=default, params=params, pricing=pricing.name,
