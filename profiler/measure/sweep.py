@@ -73,14 +73,11 @@ the caller passes another).
 
 from __future__ import annotations
 
-import gc
 import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
 
 from profiler.measure.devices import dtype_name
 from profiler.measure.disturbance import Disturbance, DisturbanceWatch, load_average_1m
@@ -90,6 +87,7 @@ from profiler.measure.grid import decode_contexts, generate_pairs
 from profiler.measure.items import Items, OutOfMemory, OverBudget
 from profiler.measure.loading import LoadedModel
 from profiler.measure.memory import PeakMemory
+from profiler.measure.memory_limits import MemoryLimits
 from profiler.measure.passes import Passes
 from profiler.measure.pilot import Pilot
 from profiler.measure.plan import Plan
@@ -120,9 +118,10 @@ class SweepOutcome:
     extend_out_of_memory: list[dict] = field(default_factory=list)  # {c, s, error}
 
 
-class Sweep(Items, Pilot):
+class Sweep(Items, Pilot, MemoryLimits):
     """The sweep over ``lengths`` of ``loaded`` into ``writer`` (see the module doc); its pilot and re-planning
-    are ``profiler.measure.pilot.Pilot``'s."""
+    are ``profiler.measure.pilot.Pilot``'s, what memory ran out at and what that drops
+    ``profiler.measure.memory_limits.MemoryLimits``'s."""
 
     def __init__(
         self,
@@ -176,12 +175,6 @@ class Sweep(Items, Pilot):
             "model": loaded.source.name, "weights": "random" if loaded.random_weights else "safetensors",
             "device": loaded.device.type, "dtype": dtype_name(loaded.dtype),
         }
-
-    def _out_of_memory(self, phase: str, n: int, err: BaseException) -> None:
-        self.outcome.out_of_memory = {"phase": phase, "n_ctx": n, "error": str(err).splitlines()[0][:200]}
-        gc.collect()
-        if self.loaded.device.type == "cuda":
-            torch.cuda.empty_cache()
 
     # -- the whole sweep ------------------------------------------------------------
     def run(self) -> SweepOutcome:
@@ -258,64 +251,3 @@ class Sweep(Items, Pilot):
         after_s = statistics.median(again)
         return {"phase": "prefill", "n_ctx": n, "median_latency_s": during_s, "median_latency_s_after": after_s,
                 "ratio": after_s / during_s, "drifted": abs(after_s / during_s - 1) > self.policy.unstable_cv}
-
-    def _batch_out_of_memory(self, phase: str, n: int, batch: int, err: BaseException) -> None:
-        self.outcome.batch_out_of_memory.append({"phase": phase, "batch": batch, "n_ctx": n,
-                                                 "error": str(err).splitlines()[0][:200]})
-        gc.collect()
-        if self.loaded.device.type == "cuda":
-            torch.cuda.empty_cache()
-
-    def _beyond_batch_memory(self, item: tuple[str, int, int]) -> bool:
-        """Whether a batch point is beyond memory: one sequence ran out at its length, or a batch as large or
-        smaller at a length as long or shorter did (either phase)."""
-        kind, n, batch = item
-        return self._beyond_memory(n + (kind == "decode")) or any(
-            batch >= oom["batch"] and n >= oom["n_ctx"] for oom in self.outcome.batch_out_of_memory)
-
-    def _batch_dropped(self, item: tuple[str, int, int]) -> bool:
-        """Whether a batch point is beyond memory; the first time, recorded in ``batch_skipped``."""
-        if not self._beyond_batch_memory(item):
-            return False
-        kind, n, batch = item
-        self.outcome.batch_skipped.append({"phase": kind, "batch": batch, "n_ctx": n, "reason": "out of memory"})
-        return True
-
-    def _extend_out_of_memory(self, c: int, s: int, err: BaseException) -> None:
-        self.outcome.extend_out_of_memory.append({"c": c, "s": s, "error": str(err).splitlines()[0][:200]})
-        gc.collect()
-        if self.loaded.device.type == "cuda":
-            torch.cuda.empty_cache()
-
-    def _beyond_extend_memory(self, item: tuple[str, int, int]) -> bool:
-        """Whether an extend point is beyond memory: one sequence ran out at its ``c + s`` tokens, or an extend of as
-        many tokens or fewer on as long a cache or shorter did."""
-        _, c, s = item
-        return self._beyond_memory(c + s) or any(c >= oom["c"] and s >= oom["s"]
-                                                 for oom in self.outcome.extend_out_of_memory)
-
-    def _item_dropped(self, item: tuple[str, int, int]) -> bool:
-        """Whether an item of the queue is beyond memory; the first time, recorded (``_dropped``,
-        ``_batch_dropped``, or in ``extend_skipped``)."""
-        kind, n, third = item
-        if kind != "extend":
-            return self._dropped(n, kind) if third == 1 else self._batch_dropped(item)
-        if not self._beyond_extend_memory(item):
-            return False
-        self.outcome.extend_skipped.append({"c": n, "s": third, "reason": "out of memory"})
-        return True
-
-    def _beyond_memory(self, n: int) -> bool:
-        oom = self.outcome.out_of_memory
-        return oom is not None and n >= oom["n_ctx"]
-
-    def _dropped(self, n: int, kind: str = "length") -> bool:
-        """Whether the item at ``n`` (a length, a decode context, a generate pair's total) is beyond memory; the
-        first time, recorded in ``skipped``."""
-        if not self._beyond_memory(n + (kind == "decode")):
-            return False
-        phase = {"length": "prefill", "decode": "decode", "generate": "generate"}[kind]
-        if not any(s["n_ctx"] == n and s.get("phase", "prefill") == phase for s in self.outcome.skipped):
-            self.outcome.skipped.append({"n_ctx": n, "reason": "out of memory"} | ({} if kind == "length" else
-                                                                                  {"phase": phase}))
-        return True
