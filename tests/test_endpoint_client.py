@@ -13,7 +13,8 @@ import pytest
 
 from profiler.errors import UserError
 from profiler.measure.endpoint.address import Endpoint, endpoint_slug, parse_endpoint
-from profiler.measure.endpoint.client import MAX_WAIT_S, EndpointClient, EndpointError, Failure, StreamedCall
+from profiler.measure.endpoint.client import MAX_WAIT_S, EndpointClient, EndpointError
+from profiler.measure.endpoint.streamed_call import StreamedCall
 from tests.fault_proxy import proxied
 from tests.serving import free_port, served_model
 
@@ -265,16 +266,3 @@ def test_a_good_endpoint_and_its_slug():
     assert endpoint_slug(endpoint) == "endpoint-127.0.0.1-8765"
     assert endpoint_slug(parse_endpoint("https://API.OpenAI.com/v1", "gpt", None)) == "endpoint-api.openai.com"
     assert endpoint_slug(parse_endpoint("http://[::1]:8000/v1", "m", None)) == "endpoint-__1-8000"
-
-
-def test_streamed_call_metrics_follow_their_definitions():
-    call = StreamedCall(max_tokens=4, chunk_arrivals_s=(0.5, 0.7, 1.0, 1.2), e2e_s=1.3, prompt_tokens=9,
-                        completion_tokens=4, cached_tokens=None, finish_reason="length",
-                        failures=(Failure(1, "http_429", 429, 2.0, "slow down"),))
-    assert call.ttft_s == 0.5 and call.itl_s == pytest.approx((0.2, 0.3, 0.2))
-    assert call.tpot_s == pytest.approx((1.3 - 0.5) / 3)
-    assert call.failures[0].to_json() == {"attempt": 1, "kind": "http_429", "status": 429, "waited_s": 2.0,
-                                          "detail": "slow down"}
-    one = StreamedCall(1, (0.4,), 0.5, 9, 1, None, "length", ())
-    empty = StreamedCall(1, (), 0.5, 9, 0, None, "stop", ())
-    assert one.tpot_s is None and one.itl_s == () and empty.ttft_s is None and empty.tpot_s is None

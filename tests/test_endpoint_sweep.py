@@ -11,8 +11,9 @@ import pytest
 
 from profiler.errors import UserError
 from profiler.measure.endpoint.address import Endpoint
-from profiler.measure.endpoint.client import EndpointClient, StreamedCall
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.rows import CallRows, ConcurrencyWriter, usage_mismatch
+from profiler.measure.endpoint.streamed_call import StreamedCall
 from profiler.measure.endpoint.sweep import (
     N_OUT,
     EndpointPlan,

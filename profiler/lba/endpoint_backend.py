@@ -37,9 +37,10 @@ from profiler.lba.calls import Call, CallRecorder, positions_needed
 from profiler.lba.execution import Batch, OutOfTime, TooLong
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 from profiler.lba.validate import Runner
-from profiler.measure.endpoint.client import EndpointClient, StreamedCall
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.prompts import PromptShape
 from profiler.measure.endpoint.rows import UsageMismatch, usage_mismatch
+from profiler.measure.endpoint.streamed_call import StreamedCall
 from profiler.measure.timing import Clock
 
 PART = "validate"  # where a usage mismatch happened, as run.json's endpoint records name it

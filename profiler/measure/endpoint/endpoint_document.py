@@ -40,7 +40,7 @@ class EndpointRecord:
     decode_rows_left_out: int = 0  # calls whose chunks were fewer than their tokens: no decode rows
     itl_p50_s: float | None = None  # the gaps between chunks of the length sweep's calls with decode rows, pooled
     itl_p99_s: float | None = None
-    failures: list[dict] = field(default_factory=list)  # client.Failure.to_json of every failed attempt
+    failures: list[dict] = field(default_factory=list)  # streamed_call.Failure.to_json of every failed attempt
     concurrency_asked: list[int] = field(default_factory=list)
     concurrency_n_in: int | None = None
     concurrency_rounds: int | None = None

@@ -45,8 +45,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from profiler.errors import UserError
-from profiler.measure.endpoint.client import EndpointClient, StreamedCall
+from profiler.measure.endpoint.client import EndpointClient
 from profiler.measure.endpoint.prompts import PromptShape
+from profiler.measure.endpoint.streamed_call import StreamedCall
 
 MAX_CONCURRENCY = 64  # callers at one level: threads and open connections
 MAX_ROUNDS = 100

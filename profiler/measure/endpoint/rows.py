@@ -69,7 +69,7 @@ class UsageMismatch:
 
 
 def usage_mismatch(call, prompt_tokens_asked: int, forced: bool, part: str) -> UsageMismatch | None:
-    """The mismatch of ``call`` (a ``client.StreamedCall``) against what was asked, or None when its usage is
+    """The mismatch of ``call`` (a ``streamed_call.StreamedCall``) against what was asked, or None when its usage is
     what was asked: the prompt's tokens exactly, and ``max_tokens`` exactly where forced (at most, and at least
     one, where not)."""
     completion = call.completion_tokens
