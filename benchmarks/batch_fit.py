@@ -4,7 +4,7 @@ What: ``python -m profiler run --model M --batch LIST`` (default gpt2 from ``mod
 1,2,4,8, the run's own lengths and budget unless ``--lengths`` or ``--budget`` are given; ``--out``
 and ``--fits`` in a temporary folder), as a subprocess, wall-clocked; or, with ``--run DIR``, a run
 folder already written (its ``samples.csv``, ``run.json``, ``hardware.json``). Then the run is fitted
-in this process (``profiler.costmodel.fit_file.fit_run``, timed) and, per batched phase (prefill,
+in this process (``profiler.costmodel.fit_run.fit_run``, timed) and, per batched phase (prefill,
 decode):
 
 - its surface: the form chosen and every candidate's AICc, the coefficients with 95% intervals, and
@@ -34,7 +34,7 @@ import sys
 from fitted_run import fitted_run, run_arguments
 
 from profiler.costmodel.cost_model import BATCH_PHASES, CostModel
-from profiler.costmodel.fit_file import thinned
+from profiler.costmodel.fit_run import thinned
 from profiler.costmodel.surface import held_out_errors
 
 TARGET = 0.05

@@ -3,7 +3,7 @@
 What: ``python -m profiler run --model M`` (default gpt2 from ``models/``, the run's own lengths and budget
 unless ``--lengths`` or ``--budget`` are given; ``--out`` and ``--fits`` in a temporary folder), as a
 subprocess, wall-clocked; or, with ``--run DIR``, a run folder already written (its ``samples.csv``,
-``run.json``, ``hardware.json``). Then the run is fitted in this process (``fit_file.fit_run``, timed) and
+``run.json``, ``hardware.json``). Then the run is fitted in this process (``fit_run.fit_run``, timed) and
 its extend surface ``T(c, s)`` printed (``profiler.costmodel.extend``):
 
 - the form chosen and every candidate's AICc, the coefficients with 95% intervals, the held-out error (each
@@ -31,7 +31,7 @@ import sys
 from fitted_run import fitted_run, run_arguments
 
 from profiler.costmodel.cost_model import CostModel
-from profiler.costmodel.fit_file import EXTEND_POINTS, thinned
+from profiler.costmodel.fit_run import EXTEND_POINTS, thinned
 from profiler.costmodel.surface import held_out_errors
 
 TARGET = 0.05

@@ -5,7 +5,7 @@ What: the samples of one ``python -m profiler run`` of gpt2. Given a run folder 
 none, a fresh run with the defaults, as a subprocess from the repository root, into a
 temporary folder (``--out TMP/reports --fits TMP/fits``; about a minute on 2 cores). Then
 
-- ``profiler.costmodel.fit_file.fit_run(folder)`` is timed in-process with ``time.perf_counter``, three
+- ``profiler.costmodel.fit_run.fit_run(folder)`` is timed in-process with ``time.perf_counter``, three
   times (pandas is imported beforehand, so each time is the fit: reading the CSV and fitting
   every phase and metric, bootstrap and held-out refits included);
 - per phase (prefill, decode, forward) the latency curve: its form, coefficients with 95%
@@ -42,7 +42,8 @@ from pathlib import Path
 import pandas as pd
 
 from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
-from profiler.costmodel.fit_file import fit_run, validation_error
+from profiler.costmodel.fit_file import validation_error
+from profiler.costmodel.fit_run import fit_run
 from profiler.measure.samples import read_samples
 
 ROOT = Path(__file__).resolve().parent.parent

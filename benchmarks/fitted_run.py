@@ -3,7 +3,7 @@
 ``run_arguments(parser)`` adds ``--run`` (a run folder already written) and the options a run is made with
 (``--model``, ``--threads``, ``--budget``, ``--lengths``); ``fitted_run(args, parser, run_options)`` makes the run
 (``python -m profiler run`` as a subprocess, wall-clocked, ``--out`` and ``--fits`` in a temporary folder) unless
-``--run`` names one, fits it in this process (``fit_file.fit_run``, timed) and reads its samples. A helper module
+``--run`` names one, fits it in this process (``fit_run.fit_run``, timed) and reads its samples. A helper module
 of the scripts in ``benchmarks/`` (each runs with this folder first on its path).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from profiler.cli.arguments import budget_seconds, thread_count
 from profiler.costmodel.fit_document import FitDocument
-from profiler.costmodel.fit_file import fit_run
+from profiler.costmodel.fit_run import fit_run
 from profiler.errors import UserError
 from profiler.measure.samples import read_samples
 

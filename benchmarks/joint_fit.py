@@ -2,7 +2,7 @@
 
 What: the committed gpt2 example (``reports/example/cpu-intel-xeon-processor-2t/gpt2``, measured at
 8..1024 tokens on this 2-core CPU), or a run folder given as the first argument, fitted by
-``profiler.costmodel.fit_file.fit_run`` three ways:
+``profiler.costmodel.fit_run.fit_run`` three ways:
 
 - ``full``: every sample, as ``python -m profiler fit`` fits it;
 - ``short``: only the lengths up to 256 (a copy of the folder with the longer rows dropped), as
@@ -39,7 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
-from profiler.costmodel.fit_file import fit_run
+from profiler.costmodel.fit_run import fit_run
 from profiler.costmodel.uncertainty import CallIntervals
 from profiler.report.uncertainty import curve_band
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.extend_forms import EXTEND_FORMS
-from profiler.costmodel.fit_file import fit_run
+from profiler.costmodel.fit_run import fit_run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"

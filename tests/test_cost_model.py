@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, MissingCurve, linearity_horizon
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, MissingCurve
 from profiler.costmodel.fit import fit_curve
 
 N = np.repeat([8, 16, 32, 64, 128, 256, 512, 1024], 3).astype(float)
@@ -65,13 +65,6 @@ def test_bad_call_and_unknown_curve(cm):
         cm.call(10, 0)
     with pytest.raises(KeyError, match="no flops curve for prefill"):
         cm.prefill(10, metric="flops")
-
-
-def test_linearity_horizon_solves_the_quadratic_share(cm):
-    n10 = linearity_horizon(cm.curve("prefill", "latency_s"), 0.1)
-    assert 3e-7 * n10**2 == pytest.approx(0.1 * PREFILL(n10), rel=0.05)
-    decode = cm.curve("decode", "latency_s")
-    assert linearity_horizon(decode, 0.1) is None or linearity_horizon(decode, 0.1) > 1e5
 
 
 # ---- batches (schema 1.5) -------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import torch
 
 from profiler.cli.main import main
 from profiler.costmodel.cost_model import MissingCurve
-from profiler.costmodel.fit_file import fit_run, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_file import load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_run import fit_run
 from profiler.errors import UserError
 from profiler.measure.catalog import ModelSource
 from profiler.measure.energy import (

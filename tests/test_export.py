@@ -7,7 +7,8 @@ import pytest
 
 from profiler.cli.main import main
 from profiler.costmodel.cost_model import CostModel
-from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_file import SCHEMA_VERSION, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_run import fit_run
 from profiler.costmodel.forms import CURVE_FORMS, MEMORY_FORMS
 from profiler.errors import UserError
 from profiler.measure.samples import read_samples

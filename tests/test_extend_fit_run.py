@@ -12,7 +12,8 @@ import pytest
 
 from profiler.cli.main import main
 from profiler.costmodel.extend_forms import EXTEND_FORMS
-from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_file import SCHEMA_VERSION, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_run import fit_run
 from profiler.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,12 +16,11 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from profiler.cli.main import main
-from profiler.costmodel.fit_file import MAX_FIT_SAMPLES, fit_run, load_cost_model, thinned, write_fit
+from profiler.costmodel.fit_file import load_cost_model, write_fit
+from profiler.costmodel.fit_run import fit_run
 from profiler.errors import UserError
 from profiler.files import AUTO_DTYPES, LOCK_FILE, file_name, fit_path, fit_pattern, run_folder
 from tests.user_error import user_error
@@ -509,40 +508,3 @@ def test_the_family_beside_a_fit_is_of_its_dtype(tmp_path):
     shutil.copy(base, fits / "gpt2-copy--cpu-intel-xeon-processor-2t.json")  # a copy of the base: no new size
     members = _family_beside(base, load_cost_model(base))
     assert [(m.model.name, m.model.dtype) for m in members] == [("gpt2", "float32"), ("gpt2-medium", "float32")]
-
-
-# ---- bounded work ----------------------------------------------------------------------------------------
-
-def test_a_large_file_is_thinned_evenly_and_deterministically():
-    rows = pd.DataFrame({"n_ctx": [8] * 5000 + [16] * 30 + [32] * 3, "n_new": 1, "latency_s": 1.0})
-    rows["order"] = range(len(rows))
-    kept = thinned(rows)
-    per_point = MAX_FIT_SAMPLES // 3
-    assert list(kept.groupby("n_ctx").size()) == [per_point, 30, 3]  # small points keep every repeat
-    first = kept[kept.n_ctx == 8]["order"].to_numpy()
-    assert first[0] == 0 and abs(first[-1] - 4999) < 5000 / per_point  # spread over the whole point
-    steps = {int(step) for step in np.diff(first)}
-    assert steps <= {3, 4}  # 5000 / 1365 apart, evenly
-    assert kept.equals(thinned(rows))
-
-
-def test_many_lengths_are_thinned_to_the_bound_keeping_both_ends(monkeypatch):
-    monkeypatch.setattr("profiler.costmodel.fit_file.MAX_FIT_LENGTHS", 10)
-    rows = pd.DataFrame({"n_ctx": range(1, 101), "n_new": 1, "latency_s": 1.0})
-    lengths = list(thinned(rows)["n_ctx"])
-    assert len(lengths) == 10 and lengths[0] == 1 and lengths[-1] == 100
-
-
-def test_a_thinned_fit_says_so(tmp_path, monkeypatch, capfd):
-    monkeypatch.setattr("profiler.costmodel.fit_file.MAX_FIT_SAMPLES", 30)  # the example's phases have 45-60 rows
-    folder = _copy_run(tmp_path)
-    fit = fit_run(folder)
-    thinned_rows = fit.source["thinned"]
-    assert set(thinned_rows) == {"prefill", "decode", "forward"}
-    for phase, counts in thinned_rows.items():
-        assert counts["fitted"] <= 30 < counts["rows"]
-        assert fit.curves[phase]["latency_s"].samples == counts["fitted"]
-    path = write_fit(fit, tmp_path / "fits").path
-    capfd.readouterr()
-    assert main(["show", str(path)]) == 0
-    assert "fitted on an even spread of fewer rows than measured" in capfd.readouterr().out

@@ -21,7 +21,8 @@ from profiler.cli.show import print_families
 from profiler.cli.validate_endpoint import reached_positions
 from profiler.costmodel.cost_model import CostModel, MissingCurve
 from profiler.costmodel.family import FamilyCostModel
-from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error
+from profiler.costmodel.fit_file import SCHEMA_VERSION, load_cost_model, validation_error
+from profiler.costmodel.fit_run import fit_run
 from profiler.errors import UserError
 from profiler.measure.endpoint.sweep import N_OUT
 from profiler.measure.samples import read_samples

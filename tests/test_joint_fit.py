@@ -13,7 +13,8 @@ from scipy.optimize import least_squares
 from profiler.costmodel import refit as refit_module
 from profiler.costmodel.extrapolation import slope_sd
 from profiler.costmodel.fit import AICC_MARGIN, CurveFit, choose, fit_curve
-from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error
+from profiler.costmodel.fit_file import SCHEMA_VERSION, load_cost_model, validation_error
+from profiler.costmodel.fit_run import fit_run
 from profiler.costmodel.forms import FORMS, POWER, QUADRATIC, STRUCTURED_FORMS
 from profiler.costmodel.joint import JointForm
 from profiler.costmodel.phase_fits import fit_metric

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from profiler.cli.main import main
-from profiler.costmodel.fit_file import SCHEMA_VERSION, fit_run, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_file import SCHEMA_VERSION, load_cost_model, validation_error, write_fit
+from profiler.costmodel.fit_run import fit_run
 from profiler.costmodel.surface_forms import SURFACE_FORMS
 
 EXAMPLE_RUN = Path(__file__).resolve().parents[1] / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"

@@ -14,7 +14,8 @@ from rich.console import Console
 
 from profiler.cli.show import print_cost_model, print_families
 from profiler.costmodel.cost_model import CostModel
-from profiler.costmodel.fit_file import fit_run, write_fit
+from profiler.costmodel.fit_file import write_fit
+from profiler.costmodel.fit_run import fit_run
 from profiler.errors import UserError
 from profiler.files import fit_path
 from profiler.measure.run_document import HardwareDocument, RunDocument

@@ -10,7 +10,7 @@ then the fit ``<fits>/<model>--<endpoint-slug>.json`` and the report.
 ``<model>`` is the local model's name where ``--config NAME`` (or the served name itself) resolves to a config
 here (``profiler.measure.catalog``): FLOPs and the model's numbers come from it. Otherwise it is the served name
 with its path separators made ``--``, the FLOPs cells are empty, and the cost model is fitted from latency alone
-(``profiler.costmodel.fit_file``: no FLOPs curves, no parameter count). The lengths are the local run's default
+(``profiler.costmodel.fit_run``: no FLOPs curves, no parameter count). The lengths are the local run's default
 grid over the model's maximum positions less the tokens a call writes: from the config, else from what the
 server's ``GET /models`` says (vLLM's ``max_model_len``), else ``--lengths`` must say.
 """

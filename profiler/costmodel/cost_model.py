@@ -65,21 +65,6 @@ PHASES = ("prefill", "decode", "forward")
 BATCH_PHASES = ("prefill", "decode")
 
 
-def linearity_horizon(curve: CurveFit, share: float) -> float | None:
-    """Context length at which the quadratic term is ``share`` of the cost (the paper's Def. 2.2
-    holds where it is small), read off the curve's quadratic candidate, whichever form was chosen.
-
-    ``None`` when the quadratic coefficient is zero: linear throughout.
-    """
-    quadratic = curve.candidate_params("quadratic")
-    a, b, c = quadratic["a"], quadratic["b"], quadratic["c"]
-    if c <= 0:
-        return None
-    # c n^2 = share (a + b n + c n^2)  <=>  (1 - share) c n^2 - share b n - share a = 0
-    qa, qb, qc = (1 - share) * c, -share * b, -share * a
-    return float((-qb + np.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa))
-
-
 class MissingCurve(UserError, KeyError):
     """A curve the cost model has not got (a loaded fit has every latency and FLOPs curve; peak memory may be
     unmeasured): a lookup that failed, and a one-line message for the command line."""

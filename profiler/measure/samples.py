@@ -129,7 +129,7 @@ _WHOLE_OR_EMPTY = {"flops": 1, "flops_counted": 0, "peak_mem_bytes": 0, "peak_me
                    "kv_cache_bytes": 0}
 # A run writes one row per timed pass: a million is some 17 minutes of 1 ms passes, more than any default
 # run. Reading is the part of a fit that grows with the file (about 4 s and 0.5 GB per million rows on a
-# 2-core CPU), so it is bounded before it starts; the fit itself thins (profiler.costmodel.fit_file).
+# 2-core CPU), so it is bounded before it starts; the fit itself thins (profiler.costmodel.fit_run).
 MAX_ROWS = 1_000_000
 _EXACT_LIMIT = 2**53
 
