@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, call_passes
+from profiler.costmodel.call_passes import call_passes
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
 from profiler.costmodel.fit import fit_curve
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.costmodel.uncertainty import (SLOPE_LIMIT, CallIntervals, coefficient_draws, copula_correlation,

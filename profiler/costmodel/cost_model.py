@@ -53,6 +53,7 @@ import warnings
 
 import numpy as np
 
+from profiler.costmodel.call_passes import batches, call_passes, outside, shown
 from profiler.costmodel.extend import ExtendFit
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.fit_document import FitDocument
@@ -75,38 +76,6 @@ class MissingCurve(UserError, KeyError):
 
 class ExtrapolationWarning(UserWarning):
     """A cost was predicted outside the context lengths (and batches) that were measured."""
-
-
-def _batches(batch) -> np.ndarray:
-    """``batch`` as an array of whole numbers of at least 1; a ``ValueError`` otherwise."""
-    batch = np.asarray(batch)
-    if np.any(batch < 1) or np.any(batch != np.round(batch)):
-        raise ValueError("a batch is a whole number of sequences, at least 1")
-    return batch
-
-
-def call_passes(n_in, n_out, cache: bool) -> tuple[str | None, str, np.ndarray, np.ndarray]:
-    """The passes of a call reading ``n_in`` tokens and emitting ``n_out >= 1`` (see the module doc): the
-    phase of its one first pass (None without a cache), the phase of the passes it repeats, and the
-    range ``lo..hi`` of context lengths those run at (empty for one token out with a cache)."""
-    n_in, n_out = np.asarray(n_in), np.asarray(n_out)
-    if np.any(n_out < 1) or np.any(n_in < 1):
-        raise ValueError("a call reads at least one token and emits at least one")
-    if cache:
-        return "prefill", "decode", n_in, n_in + n_out - 2
-    return None, "forward", n_in, n_in + n_out - 1
-
-
-def _shown(values) -> str:
-    """A number as such, an array as its range: a warning's text is made even when the warning is filtered out,
-    and printing a whole break-even map's array costs more than pricing it."""
-    values = np.asarray(values)
-    return f"{values}" if values.ndim == 0 else f"{values.min()}..{values.max()} ({values.size:,} values)"
-
-
-def _outside(curve: CurveFit, lo, hi) -> bool:
-    """Whether any non-empty range lo..hi leaves the curve's measured domain."""
-    return bool(np.any((hi >= lo) & ((lo < curve.n_min) | (hi > curve.n_max))))
 
 
 class CostModel:
@@ -161,7 +130,7 @@ class CostModel:
     def _predict(self, phase: str, n, metric: str):
         curve = self.curve(phase, metric)
         if not curve.in_domain(n):
-            warnings.warn(f"{phase} {metric} at n={_shown(n)}: outside the measured {curve.n_min}..{curve.n_max} "
+            warnings.warn(f"{phase} {metric} at n={shown(n)}: outside the measured {curve.n_min}..{curve.n_max} "
                           "tokens", ExtrapolationWarning, stacklevel=3)
         return curve.predict(n)
 
@@ -183,8 +152,8 @@ class CostModel:
         first = None if first_phase is None else self.curve(first_phase, metric)
         steps = self.curve(steps_phase, metric)
         spans = [(steps, lo, hi)] + ([(first, n_in, n_in)] if first is not None else [])
-        if any(_outside(curve, a, b) for curve, a, b in spans):
-            warnings.warn(f"call({_shown(n_in)}, {_shown(n_out)}) reaches outside the measured context lengths",
+        if any(outside(curve, a, b) for curve, a, b in spans):
+            warnings.warn(f"call({shown(n_in)}, {shown(n_out)}) reaches outside the measured context lengths",
                           ExtrapolationWarning, stacklevel=2)
         if metric == "peak_mem_bytes":  # the largest peak, not a sum; curves grow with n
             peaks = [steps.predict(np.maximum(hi, lo))]
@@ -208,9 +177,9 @@ class CostModel:
         surface, prefill, decode = self.extend_surface(), self.curve("prefill", metric), self.curve("decode", metric)
         reused = cached > 0
         new = n_in - cached
-        if (surface.outside(cached[reused], new[reused]) or _outside(prefill, n_in[~reused], n_in[~reused])
-                or _outside(decode, lo, hi)):
-            warnings.warn(f"call({_shown(n_in)}, {_shown(n_out)}, cached={_shown(cached)}) reaches outside the "
+        if (surface.outside(cached[reused], new[reused]) or outside(prefill, n_in[~reused], n_in[~reused])
+                or outside(decode, lo, hi)):
+            warnings.warn(f"call({shown(n_in)}, {shown(n_out)}, cached={shown(cached)}) reaches outside the "
                           "measured context lengths or (cached, appended) tokens", ExtrapolationWarning, stacklevel=3)
         first = np.where(reused, surface.predict(cached, new), prefill.predict(n_in))
         total = decode.form.sum_over(decode.theta, lo, hi) + first
@@ -250,7 +219,7 @@ class CostModel:
         if np.any(c < 0) or np.any(s < 1):
             raise ValueError("an extend pass starts on 0 or more cached tokens and appends 1 or more")
         if surface.outside(c, s):
-            warnings.warn(f"extend at c={_shown(c)}, s={_shown(s)}: outside the measured c <= {surface.c_max}, "
+            warnings.warn(f"extend at c={shown(c)}, s={shown(s)}: outside the measured c <= {surface.c_max}, "
                           f"s <= {surface.s_max}, c + s <= {surface.positions_max}", ExtrapolationWarning, stacklevel=2)
         values = surface.predict(c, s)
         return values if np.ndim(values) else float(values)
@@ -275,7 +244,7 @@ class CostModel:
         length, or tokens cached); arrays broadcast. A batch of 1 is the phase's curve (see the module doc)."""
         if phase not in BATCH_PHASES:
             raise ValueError(f"a batched pass is one of {', '.join(BATCH_PHASES)}, not {phase}")
-        batch, n = np.broadcast_arrays(_batches(batch), np.asarray(n))
+        batch, n = np.broadcast_arrays(batches(batch), np.asarray(n))
         single = batch == 1
         if single.all():
             return self._predict(phase, n if n.ndim else n.item(), "latency_s")
@@ -292,7 +261,7 @@ class CostModel:
     def call_batch(self, n_in, n_out, batch):
         """Seconds of one call of ``batch`` sequences, each reading ``n_in`` tokens and emitting ``n_out >= 1``
         (see the module doc); arrays broadcast. At a batch of 1, ``call(n_in, n_out)`` exactly."""
-        batch = _batches(batch)
+        batch = batches(batch)
         if np.all(batch == 1):
             total = self.call(n_in, n_out)
             return total if batch.ndim == 0 else np.broadcast_to(total, np.broadcast_shapes(np.shape(total),

@@ -46,7 +46,8 @@ import warnings
 
 import numpy as np
 
-from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning, call_passes
+from profiler.costmodel.call_passes import call_passes
+from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.forms import Form, Polynomial, Power
 from profiler.costmodel.power_sums import sum_of_powers
