@@ -148,7 +148,8 @@ def test_a_run_of_two_sizes_reports_their_family(tmp_path, capsys):
                             eos_token_id=0)
         config.save_pretrained(tmp_path / name)
         folders.append(str(tmp_path / name))
-    argv = ["run", "--model", folders[0], "--model", folders[1], "--lengths", "8,16,32,64", "--budget", "4",
+    # --budget 8: enough for a fit of each model on a busy machine too
+    argv = ["run", "--model", folders[0], "--model", folders[1], "--lengths", "8,16,32,64", "--budget", "8",
             "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]
     assert main(argv) == 0
     out = capsys.readouterr().out

@@ -42,7 +42,8 @@ def test_compare_writes_overlaid_figures_and_a_ratio_table(compared):
         assert_valid_figure(compared / name)
     assert_self_contained((compared / HTML).read_text(), compared)
     row = next(line for line in markdown.splitlines() if line.startswith("| 128 | 1 |"))
-    ratio = re.search(r"\| (\d\.\d+) \\\[(\d\.\d+), (\d\.\d+)\\\] \|", row)
+    number = r"(\d+(?:\.\d+)?)"  # 3.00, 0.647, 19.4: a busy machine's tiny fit has wide intervals
+    ratio = re.search(rf"\| {number} \\\[{number}, {number}\\\] \|", row)
     value, low, high = map(float, ratio.groups())
     assert value == pytest.approx(3.0, rel=0.01) and low < value < high
     assert "cannot run on either: needs 1,024 positions" in markdown

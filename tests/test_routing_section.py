@@ -60,8 +60,9 @@ def test_a_run_of_a_mixture_of_experts_records_and_reports_its_routing(tmp_path)
             "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]
     assert main(argv) == 0
     (folder,) = (tmp_path / "reports").glob("*/moe")
-    routing = RunDocument.read(folder).routing
-    assert routing.tokens == 100 and routing.top_k == 2 and routing.experts == 4  # the longest length measured
-    assert all(sum(layer.tokens_per_expert) == 200 for layer in routing.layers)
+    run = RunDocument.read(folder)
+    routing, longest = run.routing, max(run.done.lengths)  # 100 on a quiet machine; a busy one affords fewer
+    assert routing.tokens == longest and routing.top_k == 2 and routing.experts == 4  # the longest length measured
+    assert all(sum(layer.tokens_per_expert) == 2 * longest for layer in routing.layers)
     markdown = (folder / MARKDOWN).read_text()
-    assert TITLE in markdown and "One prefill of 100 tokens" in markdown
+    assert TITLE in markdown and f"One prefill of {longest} tokens" in markdown
