@@ -279,9 +279,9 @@ def _print_model(result: dict) -> None:
     if result["no_fit"]:
         print(f"  no cost model fitted, so no reference checked: {result['no_fit']}")
     for c in result["controls"]:
-        print(f"  {c['phase']:<8} control at n={c['n']} (measured by the run): the run's median {c['run_median_s']:.4f} s, "
-              f"here {c['measured_s']:.4f} s ({c['moved']:+.1%}: the machine's speed moved that much since the run; "
-              f"rounds {c['rounds_spread']:.1%} apart)")
+        print(f"  {c['phase']:<8} control at n={c['n']} (measured by the run): the run's median "
+              f"{c['run_median_s']:.4f} s, here {c['measured_s']:.4f} s ({c['moved']:+.1%}: the machine's speed moved "
+              f"that much since the run; rounds {c['rounds_spread']:.1%} apart)")
     if not result["references"]:
         return
     print(f"  {'phase':<8} {'n':>6} {'where':<12} {'measured':>10} {'predicted':>10} {'95% interval':>21} "
@@ -294,8 +294,8 @@ def _print_model(result: dict) -> None:
                   f"  not measured: {row['not_measured']}")
             continue
         print(f"  {row['phase']:<8} {row['n']:>6} {where:<12} {row['measured_s']:>10.4f} {row['predicted_s']:>10.4f} "
-              f"{interval:>21} {row['error']:>+8.1%} {row['target']:>7.0%} {'yes' if row['within_target'] else 'NO':>4} "
-              f"{row['rounds_spread']:>13.1%}")
+              f"{interval:>21} {row['error']:>+8.1%} {row['target']:>7.0%} "
+              f"{'yes' if row['within_target'] else 'NO':>4} {row['rounds_spread']:>13.1%}")
 
 
 def summary(result: dict) -> dict:

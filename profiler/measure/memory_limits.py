@@ -17,18 +17,20 @@ import torch
 
 
 class MemoryLimits:
-    def _out_of_memory(self, phase: str, n: int, err: BaseException) -> None:
-        self.outcome.out_of_memory = {"phase": phase, "n_ctx": n, "error": str(err).splitlines()[0][:200]}
+    def _freed(self, err: BaseException) -> str:
+        """What a pass that ran out of memory held, given back (to the device's allocator's pool too); the error's
+        first line, at most 200 characters."""
         gc.collect()
         if self.loaded.device.type == "cuda":
             torch.cuda.empty_cache()
+        return str(err).splitlines()[0][:200]
+
+    def _out_of_memory(self, phase: str, n: int, err: BaseException) -> None:
+        self.outcome.out_of_memory = {"phase": phase, "n_ctx": n, "error": self._freed(err)}
 
     def _batch_out_of_memory(self, phase: str, n: int, batch: int, err: BaseException) -> None:
         self.outcome.batch_out_of_memory.append({"phase": phase, "batch": batch, "n_ctx": n,
-                                                 "error": str(err).splitlines()[0][:200]})
-        gc.collect()
-        if self.loaded.device.type == "cuda":
-            torch.cuda.empty_cache()
+                                                 "error": self._freed(err)})
 
     def _beyond_batch_memory(self, item: tuple[str, int, int]) -> bool:
         """Whether a batch point is beyond memory: one sequence ran out at its length, or a batch as large or
@@ -46,10 +48,7 @@ class MemoryLimits:
         return True
 
     def _extend_out_of_memory(self, c: int, s: int, err: BaseException) -> None:
-        self.outcome.extend_out_of_memory.append({"c": c, "s": s, "error": str(err).splitlines()[0][:200]})
-        gc.collect()
-        if self.loaded.device.type == "cuda":
-            torch.cuda.empty_cache()
+        self.outcome.extend_out_of_memory.append({"c": c, "s": s, "error": self._freed(err)})
 
     def _beyond_extend_memory(self, item: tuple[str, int, int]) -> bool:
         """Whether an extend point is beyond memory: one sequence ran out at its ``c + s`` tokens, or an extend of as
