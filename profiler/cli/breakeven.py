@@ -43,7 +43,7 @@ from pathlib import Path
 from rich.console import Console
 
 from profiler.cli.breakeven_console import print_sweep
-from profiler.cli.breakeven_figure import check_writable, draw, figure_data, print_figure
+from profiler.cli.breakeven_figure import check_figure_paths, draw, figure_data, print_figure
 from profiler.cli.breakeven_usd import usd_pricing
 from profiler.costmodel.family import FamilyCostModel
 from profiler.costmodel.fit_file import load_cost_model
@@ -149,7 +149,7 @@ def run_breakeven(args, console: Console) -> int:
         if args.exercise == "all" and args.fit:
             figure = figure_data(exercise, document, params, pricing, Path(args.fit[0]), schedule)
         planned.append((document, figure))
-    check_writable([figure.path for _, figure in planned if figure])
+    check_figure_paths([figure.path for _, figure in planned if figure])
     draw([(document, figure) for document, figure in planned if figure])
     for document, figure in planned:
         if not args.json:

@@ -2,7 +2,7 @@
 
 What each shows is computed before anything is drawn (``figure_data``: the paper-priced sweep, the 2-D
 ratio map and the practical comparison; in makespan under a parallel schedule, with prefix reuse under a
-schedule that has it); every path is checked before the first is drawn (``check_writable``); they are
+schedule that has it); every path is checked before the first is drawn (``check_figure_paths``); they are
 drawn together by ``profiler.report.breakeven_figures`` (``draw``: matplotlib only then); and each gets
 its lines on the console (``print_figure``).
 """
@@ -59,7 +59,7 @@ def _layout(schedule: Schedule) -> str:
     return f"{batch}, {schedule.devices:,} device" + ("s" if schedule.devices > 1 else "")
 
 
-def check_writable(paths: list[Path]) -> None:
+def check_figure_paths(paths: list[Path]) -> None:
     """Each figure's path can take a file: not a folder, in a folder that accepts new files (tried with a
     temporary file, removed at once). Checked for all before the first is drawn."""
     for path in paths:
