@@ -39,6 +39,8 @@ def tiny(tmp_path):
     (["run"], "--model"),
     (["run", "--model", "gpt2", "--lengths", "8,x"], "--lengths '8,x'"),
     (["run", "--model", "gpt2", "--lengths", "64:8"], "must go up"),
+    (["run", "--model", "gpt2", "--lengths", ""], "--lengths '': expected a list"),  # not the default lengths
+    (["run", "--endpoint", "http://127.0.0.1:9/v1", "--model", "x", "--lengths", ""], "--lengths '': expected a list"),
     (["run", "--model", "gpt2", "--budget", "-3"], "argument --budget: -3: expected seconds above 0"),
     (["run", "--model", "gpt2", "--budget", "soon"], "argument --budget: soon is not a number"),
     (["run", "--model", "gpt2", "--device", "tpu"], "--device tpu"),

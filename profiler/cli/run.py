@@ -152,7 +152,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         weights = "random weights" if loaded.random_weights else "safetensors weights"
         console.print(f"[bold]{source.name}[/]: {arch.params / 1e6:.1f}M parameters, {arch.layers} layers, "
                       f"{weights}, {dtype_name(dtype)} on {device}, built in {loaded.build_s:.1f} s")
-        if request.lengths:
+        if request.lengths is not None:
             lengths = parse_lengths(request.lengths)
             check_lengths(lengths, arch.max_positions, source.name)
         else:
@@ -211,7 +211,7 @@ def run(request: RunRequest, console: Console) -> int:
     sources = [resolve_model(spec) for spec in request.models]
     for source in sources:  # a broken config.json or weights file ends the run now, not after the ceilings
         check_model(source, request.trust_remote_code)
-    if request.lengths:
+    if request.lengths is not None:
         parse_lengths(request.lengths)
     if request.budget_s <= 0:
         raise UserError(f"--budget {request.budget_s:g}: must be a positive number of seconds")

@@ -106,7 +106,7 @@ def _max_positions(arch, served: dict | None) -> tuple[int | None, str]:
 
 def _lengths(request: EndpointRequest, max_positions: int | None, name: str) -> list[int]:
     """The prompt lengths: each leaves ``N_OUT`` positions for the call's output."""
-    if request.lengths:
+    if request.lengths is not None:
         lengths = parse_lengths(request.lengths)
         if max_positions is not None and lengths[-1] + N_OUT > max_positions:
             raise UserError(f"--lengths: {lengths[-1]} tokens and {N_OUT} out pass {name}'s maximum of "
@@ -210,7 +210,7 @@ def run_endpoint(request: EndpointRequest, console: Console) -> int:
     from profiler.report.serving_overhead import load_in_process
 
     endpoint = parse_endpoint(request.url, request.model, request.api_key_env)
-    if request.lengths:
+    if request.lengths is not None:
         parse_lengths(request.lengths)  # malformed: one line before anything else
     source, arch = _local_model(request, console)
     name = source.name if source else folder_name(endpoint.model)
