@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from profiler.costmodel.cost_model import CostModel
+from profiler.costmodel.per_batch_form import PerBatchForm
+from profiler.costmodel.surface import fit_surface
 from profiler.report import write_report
-from profiler.report.batch_section import NOT_MEASURED, TITLE, batch_section
+from profiler.report.batch_section import NOT_MEASURED, TITLE, _knee, batch_section
 from profiler.report.breakeven_section import NO_SURFACES
 from profiler.report.build import MARKDOWN
 from profiler.report.caveats import caveats
@@ -146,3 +148,15 @@ def test_batch_points_skipped_out_of_memory_or_unstable_are_caveats(batched_run)
     assert "Batch points not measured (batch x tokens): prefill 8 x 512 (time budget)" in text
     assert "Out of memory at batch x tokens decode 64 x 1,024" in text
     assert "decode n = 16 at batch 4, prefill n = 32." in text  # a batch-1 point (or one without the key) plain
+
+
+def test_a_per_batch_decode_surface_is_said_with_each_batch_s_cost_and_the_cheapest():
+    """gpt2's decode on a CPU whose BLAS makes batch 4 dearer than 8 (profiler.costmodel.per_batch_form)."""
+    form = PerBatchForm((1, 2, 4, 8))
+    batch, n = (a.ravel() for a in np.meshgrid([1, 2, 4, 8], [8, 91, 256], indexing="ij"))
+    y = form.evaluate(np.array([0.066, 0.106, 0.196, 0.147, 1e-5]), np.stack([batch, n], axis=-1).astype(float))
+    surface = fit_surface("decode", batch, n, y)
+    text = _knee("decode", surface, 91)
+    assert surface.form.name == "per-batch" and text.startswith("The decode surface is the per-batch form")
+    assert "66.0 ms at B = 1, 106 ms at B = 2, 196 ms at B = 4, 147 ms at B = 8" in text
+    assert "the cheapest is B = 8 (18.4 ms a sequence)" in text

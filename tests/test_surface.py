@@ -42,7 +42,7 @@ def test_each_form_is_recovered_and_chosen_when_it_is_the_truth(phase, name):
     batch, n = _grid()
     fit = fit_surface(phase, batch, n, _noisy(form, theta, batch, n, seed=1))
     assert fit.form.name == name
-    assert [c["form"] for c in fit.candidates] == ["compute", "roofline"]
+    assert [c["form"] for c in fit.candidates] == ["compute", "roofline"] + (["per-batch"] if phase == "decode" else [])
     b, m = (a.ravel() for a in np.meshgrid(np.arange(1, 9), np.arange(8, 1025, 7), indexing="ij"))
     truth = form.evaluate(theta, np.stack([b, m], axis=-1).astype(float))
     assert np.max(np.abs(fit.predict(b, m) / truth - 1)) < 0.02  # between the measured batches too
@@ -104,12 +104,15 @@ def test_exact_samples_have_point_intervals():
 
 def test_a_surface_needs_two_batches_and_more_points_than_coefficients():
     batch, n = _grid(batches=(1,))
-    assert fixed_forms("decode", batch, n) == []
+    assert fixed_forms("decode", batch, n) == {}
     with pytest.raises(ValueError, match="too few"):
         fit_surface("decode", batch, n, np.ones(len(n)))
     # batch 1 at 3 lengths and batch 2 at one: 4 points fix decode's compute form (3 coefficients) only
-    assert fixed_forms("decode", [1, 1, 1, 2], [8, 16, 32, 8]) == ["compute"]
-    assert fixed_forms("prefill", [1, 1, 1, 2], [8, 16, 32, 8]) == []
+    assert list(fixed_forms("decode", [1, 1, 1, 2], [8, 16, 32, 8])) == ["compute"]
+    assert fixed_forms("prefill", [1, 1, 1, 2], [8, 16, 32, 8]) == {}
+    # batch 2 at two lengths: the per-batch form (a_1, a_2, b) too; never for prefill
+    assert list(fixed_forms("decode", [1, 1, 1, 2, 2], [8, 16, 32, 8, 64])) == ["compute", "per-batch"]
+    assert "per-batch" not in fixed_forms("prefill", *_grid())
 
 
 def test_the_domain_is_each_batch_measured_and_the_lengths_between_two_both_cover():

@@ -91,7 +91,7 @@ HOSTILE = {
     "ragged-correlation": ("prefill", lambda s: s["correlation"][0].pop(), "correlation rows of unequal lengths"),
     "correlation": ("decode", lambda s: s["correlation"][0].__setitem__(1, 0.5), "not symmetric"),
     "held-out": ("decode", lambda s: s.update(held_out_points=10**6), "points held out of"),
-    "form": ("decode", lambda s: s.update(form="linear"), "is not one of ['compute', 'roofline']"),
+    "form": ("decode", lambda s: s.update(form="linear"), "is not one of ['compute', 'roofline', 'per-batch']"),
     "unit": ("decode", lambda s: s.update(unit="ms"), "'s' was expected"),
 }
 

@@ -36,7 +36,8 @@ import numpy as np
 
 from profiler.costmodel.extend_forms import EXTEND_FORMS
 from profiler.costmodel.forms import FORMS
-from profiler.costmodel.surface_forms import SURFACE_FORMS
+from profiler.costmodel.per_batch_form import PerBatchForm
+from profiler.costmodel.surface import form_names, surface_form
 
 # What a cost model prices with: a call with a KV cache is a prefill and decode steps, one without a
 # cache forward passes; in seconds, or FLOPs where the model's architecture is known (the metrics breakeven and
@@ -115,10 +116,12 @@ def _curve_problem(phase: str, curve: dict) -> str | None:
 
 
 def _surface_problem(phase: str, surface: dict) -> str | None:
-    forms = SURFACE_FORMS[phase]
+    forms = form_names(phase)
     if surface["form"] not in forms:
         return f"form {surface['form']}, where a {phase} surface is one of {', '.join(forms)}"
-    form = forms[surface["form"]]
+    form = surface_form(phase, surface["form"], surface["params"])
+    if form is None:
+        return f"coefficients {', '.join(surface['params'])}: not a {surface['form']} form's (a_B per batch, then b)"
     problem = _coefficients_problem(form, surface["params"], f"{phase} surface") or _correlation_problem(
         form, surface["correlation"])
     if problem:
@@ -126,6 +129,9 @@ def _surface_problem(phase: str, surface: dict) -> str | None:
     batches = [row["batch"] for row in surface["domain"]]
     if batches[0] != 1 or any(later <= earlier for earlier, later in pairwise(batches)):
         return f"domain batches {', '.join(map(str, batches))}: ascending from 1 (a surface is fitted with batch 1)"
+    if isinstance(form, PerBatchForm) and form.batches.astype(int).tolist() != batches:
+        return f"a_B for batches {', '.join(str(int(b)) for b in form.batches)}, where its domain's are " \
+               f"{', '.join(map(str, batches))}"
     backwards = next((row for row in surface["domain"] if row["n_min"] > row["n_max"]), None)
     if backwards:
         return f"domain at batch {backwards['batch']}: n {backwards['n_min']}-{backwards['n_max']} runs backwards"

@@ -6,9 +6,13 @@ Method, for each candidate form of the phase (``profiler.costmodel.surface_forms
 - ``refit.solve``: relative residuals, ``soft_l1`` loss with a 5% scale, non-negative coefficients
   (``q`` in [1, 16]), scipy's trust-region reflective method with the analytic Jacobian; a roofline
   from several starting points (``SurfaceForm.starts``), the lowest cost kept;
-- a candidate is fitted only where it is fixed: more distinct ``(B, n)`` points than coefficients;
+- a candidate is fitted only where it is fixed: more distinct ``(B, n)`` points than coefficients (and for the
+  per-batch form, every batch at two lengths or more);
 - every candidate's AICc (twice the robust loss as RSS, as the curves'); the compute form is kept
-  unless the roofline's is lower by more than ``fit.AICC_MARGIN`` (``surface_forms.PREFERRED_SURFACE``);
+  unless the roofline's is lower by more than ``fit.AICC_MARGIN`` (``surface_forms.PREFERRED_SURFACE``), and
+  decode's per-batch form (``profiler.costmodel.per_batch_form``: a per-pass cost of its own per batch size, where
+  the BLAS's kernel choice makes it no law in ``B``) only when lower than that choice by more than the margin, as
+  the last resort: its coefficients follow no structure, and between the measured batches it is only linear;
 - for the chosen form: 95% intervals and the correlation of the normal scores of 200 residual-bootstrap
   refits (``refit.bootstrap``), R^2 of the log values, and the held-out error: each ``(B, n)`` point left
   out in turn, the form refitted to the rest (20 evaluations from the fit), the mean absolute percentage
@@ -24,13 +28,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiler.costmodel.fit import aicc, choose, log_r2
+from profiler.costmodel import per_batch_form
+from profiler.costmodel.fit import AICC_MARGIN, aicc, choose, log_r2
+from profiler.costmodel.per_batch_form import PerBatchForm
 from profiler.costmodel.refit import REFIT_EVALUATIONS, bootstrap, solve
 from profiler.costmodel.surface_forms import PREFERRED_SURFACE, SURFACE_FORMS
 
 MAX_HELD_OUT_POINTS = 128
 _EXACT = 1e-9  # as the curves': a surface through every sample to this relative error has nothing to resample
 _CORRELATION_DECIMALS = 6
+
+
+def form_names(phase: str) -> tuple[str, ...]:
+    """The names a ``phase`` surface's form may have: decode's include ``per-batch``."""
+    return (*SURFACE_FORMS[phase], *((per_batch_form.NAME,) if phase == "decode" else ()))
+
+
+def surface_form(phase: str, name: str, param_names):
+    """The form ``name`` of a ``phase`` surface whose coefficients are ``param_names`` (a per-batch form's say its
+    batch sizes); None when there is no such form."""
+    if name in SURFACE_FORMS.get(phase, {}):
+        return SURFACE_FORMS[phase][name]
+    batches = per_batch_form.batches_of(param_names) if name in form_names(phase) else None
+    return PerBatchForm(batches) if batches else None
 
 
 def points_of(batch, n) -> np.ndarray:
@@ -124,7 +144,7 @@ class SurfaceFit(ChosenForm):
 
     @classmethod
     def from_dict(cls, phase: str, data: dict) -> SurfaceFit:
-        return cls(**cls.chosen_fields(SURFACE_FORMS[phase][data["form"]], data),
+        return cls(**cls.chosen_fields(surface_form(phase, data["form"], data["params"]), data),
                    domain=np.array([[d["batch"], d["n_min"], d["n_max"]] for d in data["domain"]], dtype=np.int64))
 
 
@@ -149,15 +169,19 @@ def held_out_errors(form, x: np.ndarray, y: np.ndarray, theta: np.ndarray):
     return points[held], np.array(errors)
 
 
-def choose_form(forms: dict, preferred: str, x: np.ndarray, y: np.ndarray, seed: int) -> ChosenForm:
+def choose_form(forms: dict, preferred: str, x: np.ndarray, y: np.ndarray, seed: int,
+                last_resort: str | None = None) -> ChosenForm:
     """Fit each of ``forms`` (name -> form, all fixed by the points) to samples ``y`` at points ``x`` (``(N, 2)``),
-    choose one by AICc with ``preferred`` kept unless another is lower by more than ``fit.AICC_MARGIN``, and
-    qualify it: bootstrap intervals and correlation, R^2 of the logs, held-out error (module doc)."""
+    choose one by AICc with ``preferred`` kept unless another is lower by more than ``fit.AICC_MARGIN`` (and
+    ``last_resort`` only when lower by more than that than the form chosen among the others), and qualify it:
+    bootstrap intervals and correlation, R^2 of the logs, held-out error (module doc)."""
     solved, scores = {}, {}
     for name, form in forms.items():
         solved[name] = _best_solve(form, x, y)
         scores[name] = aicc(2 * solved[name].cost, len(y), len(form.params))
-    chosen = choose(scores, preferred)
+    chosen = choose({name: score for name, score in scores.items() if name != last_resort}, preferred)
+    if last_resort in scores and scores[chosen] - scores[last_resort] > AICC_MARGIN:
+        chosen = last_resort
     form, theta = forms[chosen], solved[chosen].x
     if np.max(np.abs(form.evaluate(theta, x) / y - 1)) < _EXACT:
         ci95, correlation = np.stack([theta, theta], axis=-1), np.eye(len(theta))
@@ -173,13 +197,19 @@ def choose_form(forms: dict, preferred: str, x: np.ndarray, y: np.ndarray, seed:
                       points=len(np.unique(x, axis=0)), samples=len(y), candidates=candidates, preferred=preferred)
 
 
-def fixed_forms(phase: str, batch, n) -> list[str]:
-    """The candidate forms of ``phase`` that samples at ``(batch, n)`` can fix: more distinct points than the
-    form has coefficients, and two or more batches (one batch cannot tell a pass's cost from a sequence's)."""
+def fixed_forms(phase: str, batch, n) -> dict:
+    """The candidate forms of ``phase`` (name -> form) that samples at ``(batch, n)`` can fix: more distinct points
+    than the form has coefficients, and two or more batches (one batch cannot tell a pass's cost from a
+    sequence's); for decode, the per-batch form over the batches measured where each has two lengths or more
+    (``per_batch_form.fixes``)."""
     points = np.unique(points_of(batch, n), axis=0)
-    if len(np.unique(points[:, 0])) < 2:
-        return []
-    return [name for name, form in SURFACE_FORMS[phase].items() if len(points) > len(form.params)]
+    batches = np.unique(points[:, 0])
+    if len(batches) < 2:
+        return {}
+    forms = dict(SURFACE_FORMS[phase])
+    if phase == "decode" and per_batch_form.fixes(points[:, 0], points[:, 1]):
+        forms[per_batch_form.NAME] = PerBatchForm(batches)
+    return {name: form for name, form in forms.items() if len(points) > len(form.params)}
 
 
 def fit_surface(phase: str, batch, n, latency_s, seed: int = 0) -> SurfaceFit:
@@ -189,10 +219,10 @@ def fit_surface(phase: str, batch, n, latency_s, seed: int = 0) -> SurfaceFit:
     y = np.asarray(latency_s, dtype=float).ravel()
     if len(y) != len(x) or np.any(y <= 0):
         raise ValueError("a surface is fitted to positive latencies, one per (batch, n) sample")
-    names = fixed_forms(phase, x[:, 0], x[:, 1])
-    if not names:
+    forms = fixed_forms(phase, x[:, 0], x[:, 1])
+    if not forms:
         raise ValueError(f"too few (batch, n) points to fix a {phase} surface")
-    chosen = choose_form({name: SURFACE_FORMS[phase][name] for name in names}, PREFERRED_SURFACE, x, y, seed)
+    chosen = choose_form(forms, PREFERRED_SURFACE, x, y, seed, last_resort=per_batch_form.NAME)
     batches = np.unique(x[:, 0])
     domain = np.array([[b, x[x[:, 0] == b, 1].min(), x[x[:, 0] == b, 1].max()] for b in batches], dtype=np.int64)
     return SurfaceFit(**vars(chosen), domain=domain)

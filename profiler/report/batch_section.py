@@ -5,7 +5,8 @@ A run that measured batches (``batch`` above 1 in samples.csv) gets the batch fi
 intervals, R^2, the held-out error over (B, n), the measured (B, n)), and in words what batching
 buys at one measured length per phase, by the fit and as measured: decode tokens per second at the
 largest batch against one sequence, and a batched prefill against as many prefills one after
-another; and whether the fit saw a pass turn from memory-bound to compute-bound. A run without
+another; and whether the fit saw a pass turn from memory-bound to compute-bound (or, for a per-batch surface,
+each batch's own per-pass cost and the batch cheapest per sequence). A run without
 batches gets one sentence saying how to measure them.
 """
 
@@ -16,6 +17,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from profiler.costmodel import per_batch_form
 from profiler.costmodel.cost_model import BATCH_PHASES, CostModel
 from profiler.costmodel.surface import ChosenForm, SurfaceFit
 from profiler.report.document import Bullets, ReportContext, Section, Table
@@ -71,8 +73,10 @@ def surfaces_table(cost_model: CostModel) -> Table:
                  note="Seconds of one pass of B sequences of n tokens each (n: the prompt's length, or the tokens "
                       "cached). a: per pass; w: the weights read once per pass, whatever B; d: per sequence; b: per "
                       "token of each sequence; c: per token² of each (attention); q: how sharply the roofline form "
-                      "turns from the weights' read to the work (1: they add, 16: the larger of the two). The compute "
-                      "form is kept unless the roofline's AICc is clearly lower. Held-out error: each measured (B, n) "
+                      "turns from the weights' read to the work (1: they add, 16: the larger of the two); a_B: per pass "
+                      "at batch B, the per-batch form's own for each batch measured (linear in B between two). The "
+                      "compute form is kept unless the roofline's AICc is clearly lower, and the per-batch form only "
+                      "where its AICc is clearly lower than both. Held-out error: each measured (B, n) "
                       "left out in turn and predicted by a refit (mean absolute percentage error).")
 
 
@@ -84,6 +88,8 @@ def _median_s(samples: pd.DataFrame, phase: str, batch: int, n: int) -> float:
 def _knee(phase: str, surface: SurfaceFit, n: int) -> str:
     """Where the fit turns from memory-bound to compute-bound at length ``n``, in words."""
     theta = dict(zip(surface.form.params, surface.theta))
+    if surface.form.name == per_batch_form.NAME:
+        return _per_batch(phase, surface)
     if surface.form.name != "roofline" or theta["w"] <= 0:
         return (f"The {phase} surface is the compute form: every term but the per-pass a grows with B, and no floor "
                 "where reading the weights bounds a pass showed at these batches and lengths, so a batch shares only "
@@ -95,6 +101,20 @@ def _knee(phase: str, surface: SurfaceFit, n: int) -> str:
             f"{quantity(theta['w'], 's')} a pass whatever B; at n = {n:,} the sequences' work reaches it at "
             f"{where}: below that a larger batch is nearly free (memory-bound), above it each sequence adds its own "
             "work (compute-bound).")
+
+
+def _per_batch(phase: str, surface: SurfaceFit) -> str:
+    """The per-batch form's per-pass costs, in words, and the batch that costs least a sequence."""
+    batches = surface.form.batches.astype(int)
+    per_pass = surface.theta[:len(batches)]
+    cheapest = int(np.argmin(per_pass / batches))
+    costs = ", ".join(f"{quantity(a, 's')} at B = {b}" for b, a in zip(batches, per_pass))
+    return (f"The {phase} surface is the per-batch form: a pass's own cost at each batch measured ({costs}) follows no "
+            "law in B, as where the matrix library picks its kernel by the number of rows a pass has (a CPU's BLAS: "
+            "one matrix-vector product per row up to a few rows, then a matrix product), so a larger batch can cost "
+            f"less than a smaller one. Per sequence the cheapest is B = {batches[cheapest]} "
+            f"({quantity(per_pass[cheapest] / batches[cheapest], 's')} a sequence); between measured batches a pass "
+            "is priced linearly in B, beyond the largest as passes of that size.")
 
 
 def _buys(cost_model: CostModel, samples: pd.DataFrame, phase: str) -> list[str]:
