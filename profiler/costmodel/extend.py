@@ -7,7 +7,8 @@ extend passes ``(c, s)`` on the grid a run measures. Chosen and qualified as the
 fitted only where the points fix every one (more distinct points than coefficients, terms independent over
 them: passes of several tokens on a cache among them), each with relative residuals, the soft_l1 loss and
 non-negative coefficients; ``attention`` kept unless ``cache-read``'s AICc is lower by more than
-``fit.AICC_MARGIN``; 95% intervals and correlation of 200 residual-bootstrap refits, R^2 of the log values,
+``fit.AICC_MARGIN``, and ``two-kernel`` (a single-token step's kernels apart from several tokens') only when lower
+than that choice by more than the margin; 95% intervals and correlation of 200 residual-bootstrap refits, R^2 of the log values,
 and the held-out error, each ``(c, s)`` point left out in turn (at most ``surface.MAX_HELD_OUT_POINTS``, an
 even spread).
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiler.costmodel.extend_forms import EXTEND_FORMS, PREFERRED_EXTEND
+from profiler.costmodel.extend_forms import EXTEND_FORMS, LAST_RESORT_EXTEND, PREFERRED_EXTEND
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.surface import ChosenForm, choose_form, points_of
 
@@ -105,7 +106,7 @@ def fit_extend(cached, new, latency_s, prefill: CurveFit, decode: CurveFit, seed
     why = unfixed(x[:, 0], x[:, 1])
     if why:
         raise ValueError(f"no extend surface: {why}")
-    chosen = choose_form(EXTEND_FORMS, PREFERRED_EXTEND, x, y, seed)
+    chosen = choose_form(EXTEND_FORMS, PREFERRED_EXTEND, x, y, seed, last_resort=LAST_RESORT_EXTEND)
     return ExtendFit(**vars(chosen), c_max=int(x[:, 0].max()), s_max=int(x[:, 1].max()),
                      positions_max=int((x[:, 0] + x[:, 1]).max()),
                      consistency=_consistency(chosen, np.unique(x, axis=0), prefill, decode))

@@ -2,7 +2,7 @@
 
 Prefill is the extend of an empty cache, ``T(0, n)``; a decode step appends one token, ``T(c, 1)``. A
 form is a sum of ``c^i s^j`` terms with non-negative coefficients, linear in them (its fit has one
-optimum), and two compete:
+optimum), and three compete:
 
 - ``attention`` ``a + b*s + e*s*c + f*s^2``: the FLOP terms of the pass. ``a`` per pass, ``b`` each
   new token's projections and MLP, ``e`` each new token attending to every cached one, ``f`` the new
@@ -13,25 +13,43 @@ optimum), and two compete:
   the cache, not by its FLOPs). At ``s = 1`` its decode slope is ``g + e``; ``g`` and ``e`` are told
   apart only by passes of several new tokens on a cache (extend points off the two axes).
 
-Coefficients, in the order every form lists them: ``a`` (s per pass), ``b`` (s per new token), ``g``
-(s per cached token), ``e`` (s per new token per cached token), ``f`` (s per new token^2). A point ``x``
-is an array whose last axis holds ``(c, s)``.
+- ``two-kernel`` (since schema 1.9) adds ``m*[s > 1]`` to attention's terms: what a pass of several new tokens
+  costs beyond a single-token step, per pass. Its products have ``s`` rows, and a CPU's BLAS runs a one-row
+  product as a matrix-vector product and several rows with matrix-product kernels of a higher fixed cost (MKL
+  2024.2 on this project's 2-core AMD VM: a 768 x 3072 linear layer 413 us at 1 row, 1,449 us at 8, 1,716 us
+  at 16; ``profiler.costmodel.per_batch_form`` has the batch analogue). A decode step then sits far below the
+  line through the passes of several tokens (gpt2: 66 ms against a prefill of 8 at 140 ms, of 256 at 0.69 s),
+  and one per-pass ``a`` cannot pass through both. It is the last resort
+  (``profiler.costmodel.surface.choose_form``): kept only when its AICc is lower than the other choice's by
+  more than the margin.
+
+Coefficients, in the order every form lists them: ``a`` (s per pass), ``m`` (s per pass of several new
+tokens), ``b`` (s per new token), ``g`` (s per cached token), ``e`` (s per new token per cached token), ``f``
+(s per new token^2). A point ``x`` is an array whose last axis holds ``(c, s)``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_ORDER = ("a", "b", "g", "e", "f")
-_EXPONENTS = {"a": (0, 0), "b": (0, 1), "g": (1, 0), "e": (1, 1), "f": (0, 2)}  # each term is c^i s^j
-_TERM_TEXT = {"a": "a", "b": "b*s", "g": "g*c", "e": "e*s*c", "f": "f*s^2"}
-_UNITS = {"a": "s", "b": "s/token", "g": "s/cached token", "e": "s/(token*cached token)", "f": "s/token^2"}
+_ORDER = ("a", "m", "b", "g", "e", "f")
+_EXPONENTS = {"a": (0, 0), "b": (0, 1), "g": (1, 0), "e": (1, 1), "f": (0, 2)}  # each term is c^i s^j; m is [s > 1]
+_TERM_TEXT = {"a": "a", "m": "m*[s>1]", "b": "b*s", "g": "g*c", "e": "e*s*c", "f": "f*s^2"}
+_UNITS = {"a": "s", "m": "s", "b": "s/token", "g": "s/cached token", "e": "s/(token*cached token)", "f": "s/token^2"}
+
+
+def _term(x: np.ndarray, name: str) -> np.ndarray:
+    if name == "m":
+        return (x[..., 1] > 1).astype(float)
+    i, j = _EXPONENTS[name]
+    return x[..., 0] ** i * x[..., 1] ** j
 
 
 def monomials(x, params: tuple[str, ...]) -> np.ndarray:
-    """The terms ``c^i s^j`` of ``params`` at each point ``x`` (``(..., 2)``: c, s), shape ``(..., k)``."""
+    """The terms of ``params`` (``c^i s^j``, and ``[s > 1]`` for ``m``) at each point ``x`` (``(..., 2)``: c, s),
+    shape ``(..., k)``."""
     x = np.asarray(x, dtype=float)
-    return np.stack([x[..., 0] ** _EXPONENTS[p][0] * x[..., 1] ** _EXPONENTS[p][1] for p in params], axis=-1)
+    return np.stack([_term(x, p) for p in params], axis=-1)
 
 
 class ExtendForm:
@@ -91,8 +109,12 @@ class ExtendForm:
 EXTEND_FORMS = {
     "attention": ExtendForm("attention", ("a", "b", "e", "f")),
     "cache-read": ExtendForm("cache-read", ("a", "b", "g", "e", "f")),
+    "two-kernel": ExtendForm("two-kernel", ("a", "m", "b", "e", "f")),
 }
 """The candidate forms of the extend surface (see the module doc)."""
+
+LAST_RESORT_EXTEND = "two-kernel"
+"""Kept only when its AICc is lower than the choice among the others by more than ``fit.AICC_MARGIN`` (module doc)."""
 
 PREFERRED_EXTEND = "attention"
 """The form kept unless cache-read's AICc is lower by more than ``fit.AICC_MARGIN``: its terms are the pass's

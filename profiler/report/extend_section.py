@@ -31,7 +31,7 @@ NOT_MEASURED = ("This run timed no pass on a cache of several tokens and its fit
                 "report cannot say what a cached prefix (a system prompt, a chat's history) saves: `python -m "
                 "profiler run` measures extend passes, and its fit prices a call whose first tokens are cached (and the "
                 "break-even section then what a system prompt costs the exercises with and without reuse).")
-_PER = {"a": "", "b": "/token", "g": "/cached token", "e": "/(token·cached token)", "f": "/token²"}
+_PER = {"a": "", "m": "", "b": "/token", "g": "/cached token", "e": "/(token·cached token)", "f": "/token²"}
 SYSTEM_PROMPTS = (200, 2000)  # tokens: a short and a long system prompt
 QUESTION, ANSWER = 100, 100  # tokens of a question (or a chat message) and of the answer
 
@@ -117,11 +117,14 @@ def surface_table(surface: ExtendFit) -> Table:
                           "measured", "off the curves"),
                  rows=(row,), numeric=(False, False, False, True, True, False, True),
                  note="Seconds of one pass appending s new tokens to c cached ones (at c = 0 a prefill of s, at "
-                      "s = 1 a decode step on c). a: per pass; b: per new token (projections, MLP); g: per cached "
-                      "token, read once a pass whatever s; e: per new token per cached token (attention to the "
-                      "cache); f: per new token² (the new tokens attending to each other). The attention form is "
-                      "kept unless the cache-read form's AICc is clearly lower. Held-out error: each measured "
-                      "(c, s) left out in turn and predicted by a refit (mean absolute percentage error). Off the "
+                      "s = 1 a decode step on c). a: per pass; m: per pass of several new tokens beyond a "
+                      "single-token step (the two-kernel form: a CPU's BLAS runs a one-row product as a "
+                      "matrix-vector product, several rows with matrix-product kernels); b: per new token "
+                      "(projections, MLP); g: per cached token, read once a pass whatever s; e: per new token per "
+                      "cached token (attention to the cache); f: per new token² (the new tokens attending to each "
+                      "other). The attention form is kept unless the cache-read form's AICc is clearly lower, and "
+                      "the two-kernel form only where its AICc is clearly lower than both. Held-out error: each "
+                      "measured (c, s) left out in turn and predicted by a refit (mean absolute percentage error). Off the "
                       "curves: mean distance of the surface from the prefill curve at c = 0 and from the decode "
                       "curve at s = 1, at their measured lengths.")
 
