@@ -174,6 +174,10 @@ def test_the_batch_grid_is_three_points_per_phase_at_every_size_its_costliest_le
         assert sum(cost[item] for item in kept) <= limit_s
         # nothing left out would still have fitted
         assert all(sum(cost[item] for item in kept) + cost[other] > limit_s for other in set(whole) - set(kept))
+        # each phase keeps a point (its surface needs one beside the lengths) wherever the two cheapest fit
+        cheapest = sum(min(cost[item] for item in whole if item[0] == kind) for kind in ("prefill", "decode"))
+        if limit_s >= cheapest:
+            assert {kind for kind, _, _ in kept} == {"prefill", "decode"}, limit_s
         # the cheap points stay: every batch size at the shortest length before any at a longer one
         for kind in ("prefill", "decode"):
             ns = {n for k, n, _ in kept if k == kind}

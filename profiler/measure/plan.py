@@ -12,8 +12,10 @@ decode's).
 
 The batch grid (``batch_grid``): prefill at three lengths spread over those planned and decode at three
 contexts spread over its own, each at every batch size above 1 (batch 1 is the main grid's), within a
-limit: while it costs more, its costliest point goes (the largest batch at the longest length first), and
-then any point left out that fits in what that freed comes back; so a tight budget keeps every batch
+limit: while it costs more, its costliest point goes (the largest batch at the longest length first), a
+phase's last point only once the other phase is down to one too (a batched call is priced only where both
+phases have a surface), and then any point left out that fits in what that freed comes back; so a tight
+budget keeps a batched prefill beside the cheaper decode steps, every batch
 size at the short lengths, where a batch is cheap, and the smaller batches further up, the points still
 spread over the whole range. The limit is
 ``BATCH_SHARE`` of the budget, and no more than the plan of the lengths leaves: the range of lengths
@@ -106,13 +108,20 @@ def spread(points: list[int], count: int = BATCH_POINTS) -> list[int]:
     return sorted(chosen)
 
 
-def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, first_out=None) -> list[Item]:
+def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, first_out=None,
+                  each_phase: bool = False) -> list[Item]:
     """The items of ``grid`` kept within ``limit_s`` of ``cost``: left out while they cost more, the greatest by
-    ``first_out`` (a sort key; the costliest when None) first, then any left out that still fits, cheapest first;
-    in ``grid``'s order."""
+    ``first_out`` (a sort key; the costliest when None) first (with ``each_phase``, from the phases that have more
+    than one kept first: a phase keeps its last item until every phase is down to one), then any left out that
+    still fits, cheapest first; in ``grid``'s order."""
     kept = list(grid)
+
+    def out_first(item: Item):
+        key = (first_out or cost.get)(item)
+        return (sum(other[0] == item[0] for other in kept) > 1, key) if each_phase else key
+
     while kept and sum(cost[item] for item in kept) > limit_s:
-        kept.remove(max(kept, key=first_out or cost.get))
+        kept.remove(max(kept, key=out_first))
     for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
         if sum(cost[other] for other in kept) + cost[item] <= limit_s:
             kept.append(item)
@@ -233,12 +242,13 @@ class Plan:
                    limit_s: float) -> list[Item]:
         """The batch items (``("prefill", n, b)`` and ``("decode", c, b)`` for ``b`` in ``sizes`` above 1) at three
         of the sorted ``lengths`` and ``contexts`` spread over them, the costliest left out while they cost more than
-        ``limit_s`` with a reference pass (``reference_s``) before each, then any of those left out that still fits,
-        cheapest first (see the module doc)."""
+        ``limit_s`` with a reference pass (``reference_s``) before each, a phase's last the last to go, then any of
+        those left out that still fits, cheapest first (see the module doc)."""
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
         grid += [("decode", c, b) for c in spread(contexts) for b in sizes]
-        return _within_limit(grid, {item: self.item_cost_s(item) + reference_s for item in grid}, limit_s)
+        return _within_limit(grid, {item: self.item_cost_s(item) + reference_s for item in grid}, limit_s,
+                             each_phase=True)
 
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
         """The extend items (``("extend", c, s)``, ``grid.extend_points`` at three of the sorted ``contexts`` spread
