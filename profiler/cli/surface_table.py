@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from profiler.costmodel.cost_model import BATCH_PHASES, CostModel
@@ -32,7 +33,8 @@ def print_surfaces(console: Console, cm: CostModel) -> None:
         for name in ("phase", "form", "formula", "coefficients (95% CI)", "R²", "held-out MAPE", "domain"):
             table.add_column(name, justify="right" if name in ("R²", "held-out MAPE") else "left")
         for phase, surface in cm.surfaces.items():
-            table.add_row(phase, surface.form.name, surface.form.formula, _coefficients(surface), f"{surface.r2:.4f}",
+            table.add_row(phase, surface.form.name, escape(surface.form.formula), _coefficients(surface),
+                          f"{surface.r2:.4f}",
                           f"{surface.held_out_mape:.1%} ({surface.held_out_points} points)", _domain(surface.domain))
         console.print(table)
         missing = [phase for phase in BATCH_PHASES if phase not in cm.surfaces]
@@ -53,7 +55,7 @@ def print_extend(console: Console, cm: CostModel) -> None:
                             "(a call with a cached prefix)", title_justify="left")
         for name in ("form", "formula", "coefficients (95% CI)", "R²", "held-out MAPE"):
             table.add_column(name, justify="right" if name in ("R²", "held-out MAPE") else "left")
-        table.add_row(extend.form.name, extend.form.formula, _coefficients(extend), f"{extend.r2:.4f}",
+        table.add_row(extend.form.name, escape(extend.form.formula), _coefficients(extend), f"{extend.r2:.4f}",
                       f"{extend.held_out_mape:.1%} ({extend.held_out_points} points)")
         console.print(table)
         console.print(f"extend measured at c 0-{extend.c_max} cached, s 1-{extend.s_max} appended, c + s <= "
