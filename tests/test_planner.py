@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from profiler.costmodel.fit import fit_curve
+from profiler.costmodel.fit_run import MIN_LENGTHS
 from profiler.measure.catalog import ModelSource
 from profiler.measure.grid import default_lengths
 from profiler.measure.loading import load_model
+from profiler.measure.pilot import FIT_LENGTHS
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
@@ -77,15 +79,16 @@ def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0):
     return clock, longest
 
 
-def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slow_pilot=1.0, batch_sizes=(1,)):
-    """A sweep on the synthetic machine; ``slow_pilot``: every pass that many times slower until the pilot
-    ends (a machine busy then, quiet after)."""
+def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slow_pilot=1.0, batch_sizes=(1,),
+           slower=1.0):
+    """A sweep on the synthetic machine (every pass ``slower`` times its cost); ``slow_pilot``: every pass that many
+    times slower still until the pilot ends (a machine busy then, quiet after)."""
     piloting = [True]
 
     def progress(description, done_s, total_s):
         piloting[0] = piloting[0] and description.startswith("pilot")
 
-    clock, longest = _machine(monkeypatch, noise, lambda: slow_pilot if piloting[0] else 1.0)
+    clock, longest = _machine(monkeypatch, noise, lambda: slower * (slow_pilot if piloting[0] else 1.0))
     with SampleWriter(tmp_path / "s.csv") as writer:
         outcome = Sweep(loaded, writer, lengths=lengths or default_lengths(MAX_POSITIONS),
                         trim_to_budget=lengths is None, budget_s=budget_s, policy=POLICY, clock=clock,
@@ -229,3 +232,22 @@ def test_the_extend_grid_takes_its_share_inside_the_positions(loaded, tmp_path, 
         assert skip["reason"] == "time budget" and skip["budget_s"] == budget_s
         # an upper bound but for what a cache shorter than the first decode context adds (taken as 0: under 1% here)
         assert skip["predicted_s"] > skip["pass_s"] >= 0.99 * extend_s(c, s)
+
+
+@pytest.mark.parametrize("batch_sizes", [(1,), (1, 2, 4, 8)])
+def test_a_slow_model_fits_its_curves_before_its_other_grids_take_a_share(loaded, tmp_path, monkeypatch, batch_sizes):
+    """A model 40 times slower (a 0.5B model on this project's 2-core CPU: prefill of 8 tokens 0.53 s, a decode step
+    0.2 s near the start and 0.5 s at the top), on the default 45 s: the decode contexts at a quarter of the budget and
+    the extend points left room for one length (qwen2.5-0.5b's default run, which fitted nothing); the plan first
+    makes room for the three lengths a curve needs (decode cut to three contexts, no extend or batch points), so every
+    phase is fitted, within the budget plus one pass."""
+    assert FIT_LENGTHS == MIN_LENGTHS  # the plan's least is the fit's
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 45.0, batch_sizes=batch_sizes, slower=40.0)
+    assert outcome.elapsed_s <= 45.0 + longest_s
+    for phase in ("prefill", "decode", "forward"):
+        lengths = set(samples[(samples.phase == phase) & (samples.batch == 1)].n_ctx)
+        assert len(lengths) >= 3, (phase, lengths)
+    decode = set(samples[samples.phase == "decode"].n_ctx)
+    assert min(decode) == 8 and max(decode) == MAX_POSITIONS - 1
+    said = {(s.get("phase"), s["n_ctx"]) for s in outcome.skipped if s["reason"] == "time budget"}
+    assert all(("decode", c) in said for c in default_lengths(MAX_POSITIONS) if c not in decode and c < MAX_POSITIONS)

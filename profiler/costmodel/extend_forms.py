@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from profiler.costmodel.forms import NonNegative
+
 _ORDER = ("a", "m", "b", "g", "e", "f")
 _EXPONENTS = {"a": (0, 0), "b": (0, 1), "g": (1, 0), "e": (1, 1), "f": (0, 2)}  # each term is c^i s^j; m is [s > 1]
 _TERM_TEXT = {"a": "a", "m": "m*[s>1]", "b": "b*s", "g": "g*c", "e": "e*s*c", "f": "f*s^2"}
@@ -52,7 +54,7 @@ def monomials(x, params: tuple[str, ...]) -> np.ndarray:
     return np.stack([_term(x, p) for p in params], axis=-1)
 
 
-class ExtendForm:
+class ExtendForm(NonNegative):
     """``sum_p theta_p c^i s^j`` over the form's terms (see the module doc).
 
     It has what ``profiler.costmodel.refit``'s solve, bootstrap and batched refits, and
@@ -63,14 +65,6 @@ class ExtendForm:
         self.name = name
         self.params = tuple(p for p in _ORDER if p in params)
         self.formula = " + ".join(_TERM_TEXT[p] for p in self.params)
-
-    @property
-    def lower(self) -> np.ndarray:
-        return np.zeros(len(self.params))
-
-    @property
-    def upper(self) -> np.ndarray:
-        return np.full(len(self.params), np.inf)
 
     def units(self) -> dict[str, str]:
         return {p: _UNITS[p] for p in self.params}

@@ -37,12 +37,11 @@ def _power_sums(lo, hi):
     return s0, s1, s2
 
 
-class Form(ABC):
-    """A curve ``f(theta, n)`` with named, non-negative coefficients."""
+class NonNegative:
+    """The bounds of a form whose named coefficients (``params``) are each 0 or more: what a fit
+    (``profiler.costmodel.refit``) reads of any form, a curve's or a surface's."""
 
-    name: str
     params: tuple[str, ...]
-    formula: str
 
     @property
     def lower(self) -> np.ndarray:
@@ -51,6 +50,14 @@ class Form(ABC):
     @property
     def upper(self) -> np.ndarray:
         return np.full(len(self.params), np.inf)
+
+
+class Form(NonNegative, ABC):
+    """A curve ``f(theta, n)`` with named, non-negative coefficients."""
+
+    name: str
+    params: tuple[str, ...]
+    formula: str
 
     @abstractmethod
     def evaluate(self, theta, n):

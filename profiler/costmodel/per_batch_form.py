@@ -29,6 +29,8 @@ import re
 
 import numpy as np
 
+from profiler.costmodel.forms import NonNegative
+
 NAME = "per-batch"
 MAX_BATCHES = 32  # batch sizes a per-batch surface may have: its coefficients (and the fit's work) are bounded
 _INTERCEPT = re.compile(r"^a_([1-9][0-9]{0,4})$")
@@ -59,7 +61,7 @@ def fixes(batch, n) -> bool:
     return 2 <= len(sizes) <= MAX_BATCHES and bool(np.all(lengths >= 2))
 
 
-class PerBatchForm:
+class PerBatchForm(NonNegative):
     """``a_B + b*B*n`` over points ``(B, n)`` (module doc), with what a surface form has (``params``, ``lower``,
     ``upper``, ``units``, ``evaluate``, ``jacobian``, ``initial``, ``starts``, ``steps_sum``)."""
 
@@ -69,14 +71,6 @@ class PerBatchForm:
         self.params = (*(intercept_name(int(b)) for b in self.batches), "b")
         self.index = {p: k for k, p in enumerate(self.params)}
         self.formula = f"a_B + b*B*n (a_B per batch measured: {', '.join(str(int(b)) for b in self.batches)})"
-
-    @property
-    def lower(self) -> np.ndarray:
-        return np.zeros(len(self.params))
-
-    @property
-    def upper(self) -> np.ndarray:
-        return np.full(len(self.params), np.inf)
 
     def units(self) -> dict[str, str]:
         return {p: "s/token" if p == "b" else "s" for p in self.params}

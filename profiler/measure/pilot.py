@@ -23,6 +23,7 @@ from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
 EXTEND_CORE_POINTS = 2  # extend points planned with the range of lengths (``Pilot._extend_core``)
+FIT_LENGTHS = 3  # lengths a curve is fitted from (``profiler.costmodel.fit_run.MIN_LENGTHS``): planned first
 CALIBRATION_TOKENS = 8  # the first passes and the counter's calibration run at most this long
 
 
@@ -47,7 +48,7 @@ class Pilot:
         """The extend points planned with the range of lengths, as the decode contexts are, whatever the shares leave:
         the shortest append at the two shortest contexts of the extend grid, the least that fixes the extend surface's
         forms (passes of several tokens on caches of two lengths). None when nothing is kept."""
-        if not kept:
+        if not kept or self.fit_first:
             return []
         points = extend_points(spread(self.decode_contexts), self.arch.max_positions)
         shortest = min((s for _, s in points), default=0)
@@ -65,8 +66,7 @@ class Pilot:
         return sorted({*grid, *(item for item in self.batch_items if item in self.measured)})
 
     def _left_beside_s(self, kept: list[int], started: float, planned: list) -> float:
-        """What the budget leaves (at least 0) once a sweep of ``kept`` lengths, its decode contexts and the items
-        ``planned`` besides are measured."""
+        """What the budget leaves (at least 0) after a sweep of ``kept`` lengths, decode contexts and ``planned``."""
         left_s = self.budget_s - (self.clock() - started)
         if kept:
             items = self._to_measure(kept)
@@ -127,14 +127,20 @@ class Pilot:
                     "predicted_s": self.plan.item_cost_s(item), "budget_s": self.budget_s})
 
     def _fits(self, kept: list[int], spent_s: float, shares: bool) -> bool:
-        """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s``, with the
-        batch and extend grids' shares (``shares``) or without them."""
+        """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s`` (``shares``:
+        with the batch and extend grids' shares)."""
         return spent_s + self.plan.cost_s(kept, self._to_measure(kept, shares)) <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
         """Pilot the grid: as many lengths as fit the budget, ascending, with the default grid the range first
-        (``_grow``); every length left out is said with its predicted cost."""
+        (``_grow``), each left out said with its predicted cost; where that keeps fewer than ``FIT_LENGTHS`` that
+        memory allows, the curves first (``fit_first``): ``FIT_LENGTHS`` decode contexts, no extend core, grow again."""
         kept = self._grow([], started) if self.trim_to_budget else self._pilot_lengths(self.grid, [], started)
+        if self.trim_to_budget and 0 < len(kept) < FIT_LENGTHS and any(
+                n > kept[-1] and not self._beyond_memory(n) for n in self.grid):
+            self.fit_first = True
+            self.decode_contexts = self._choose_decode_contexts(at_most=FIT_LENGTHS)
+            kept = self._grow(kept, started)
         oom = self.outcome.out_of_memory
         for n in self.grid:
             if n not in kept:
@@ -274,16 +280,18 @@ class Pilot:
         rewind()
         return latency_s
 
-    def _choose_decode_contexts(self, chosen: list[int] = ()) -> list[int]:
+    def _choose_decode_contexts(self, chosen: list[int] = (), at_most: int | None = None) -> list[int]:
         """The decode grid below any out of memory; with the default grid, thinned (ends kept) until it costs, its
-        reference passes included, at most ``DECODE_SHARE`` of the budget; with those ``chosen`` before. Those
-        left out are in ``skipped``."""
+        reference passes included, at most ``DECODE_SHARE`` of the budget, and to ``at_most`` spread over them; with
+        those ``chosen`` before. Those left out are in ``skipped``."""
         contexts = [c for c in self.decode_grid if not self._beyond_memory(c + 1)]
         reference_s = self.plan.prefill_s.get(self.grid[0], 0.0)
         while self.trim_to_budget and len(contexts) > 2 and (
                 sum(self.plan.item_cost_s(("decode", c, 1)) + reference_s for c in contexts)
                 > DECODE_SHARE * self.budget_s):
             contexts = thinned(contexts)
+        if at_most:
+            contexts = spread(contexts, at_most)
         contexts = sorted({*contexts, *chosen})
         skipped = self.outcome.skipped = [s for s in self.outcome.skipped
                                           if s.get("phase") != "decode" or s["reason"] != "time budget"]

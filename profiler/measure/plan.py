@@ -114,14 +114,10 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
     ``first_out`` (a sort key; the costliest when None) first (with ``each_phase``, from the phases that have more
     than one kept first: a phase keeps its last item until every phase is down to one), then any left out that
     still fits, cheapest first; in ``grid``'s order."""
-    kept = list(grid)
-
-    def out_first(item: Item):
-        key = (first_out or cost.get)(item)
-        return (sum(other[0] == item[0] for other in kept) > 1, key) if each_phase else key
-
+    kept, key = list(grid), first_out or cost.get
     while kept and sum(cost[item] for item in kept) > limit_s:
-        kept.remove(max(kept, key=out_first))
+        kept.remove(max(kept, key=lambda item: (not each_phase or [k[0] for k in kept].count(item[0]) > 1,
+                                                key(item))))
     for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
         if sum(cost[other] for other in kept) + cost[item] <= limit_s:
             kept.append(item)

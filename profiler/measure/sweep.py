@@ -29,7 +29,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    each (explicit ``--lengths`` too, ascending) is kept while measuring it, with every decode
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
-   thins the grid before it shortens it.
+   thins the grid before it shortens it. Where that keeps fewer than the three lengths a curve is fitted
+   from, the curves come first: three decode contexts, no extend point with the range, the lengths again
+   (``Pilot._pilot``).
    The batch grid is chosen once the lengths are (and again on a re-plan), within its share of the
    budget and what the lengths leave: the range of lengths is planned without it, the lengths between
    only beside its share, so batches thin the grid but never shorten it. The extend grid likewise, within
@@ -145,6 +147,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.grid = lengths
         self.decode_grid = decode_contexts(lengths, self.arch.max_positions, default=trim_to_budget)
         self.decode_contexts: list[int] = []  # chosen by the pilot
+        self.fit_first = False  # the budget holds too few lengths beside the other grids: the curves first
         self.batch_sizes = sorted({1, *batch_sizes})
         self.batch_items: list[tuple[str, int, int]] = []  # chosen by the pilot
         self.extend_items: list[tuple[str, int, int]] = []  # ("extend", c, s), chosen by the pilot
