@@ -14,6 +14,12 @@ alternates every repeat, so a change in the machine's load touches both alike):
 Each timed with ``timing.time_pass`` (device synchronised, garbage collection off), after one untimed pass of
 each; medians over ``--repeats`` repeats with the half width of their 95% interval (``timing.median_ci_rel``).
 
+Then the model's MLP up-projection alone (``torch.nn.functional.linear`` of its ``hidden`` to its ``ffn`` size,
+random weights, in its dtype on its device) on 1, 2, ..., the largest B rows and twice that, interleaved: the
+product a decode step of B sequences runs in each layer, to show how the matrix library's kernel choice by the
+number of rows shapes the decode steps above (on this project's CPU, MKL runs up to 4 rows as one
+matrix-vector product each: ``profiler.costmodel.per_batch_form``).
+
 Printed per (n, B): the batched prefill, the B sequential prefills and their ratio (sequential / batched: how
 many times faster the batch serves B prompts); the decode step of one sequence and of B, the tokens/s of each
 and their ratio (batched / one: the decode throughput a batch buys); the load average before and after (other
@@ -86,6 +92,25 @@ def measure(passes: Passes, n: int, batch: int, repeats: int, device: torch.devi
     }
 
 
+def linear_by_rows(hidden: int, ffn: int, rows: list[int], repeats: int, device: torch.device,
+                   dtype: torch.dtype) -> dict[int, tuple[float, float]]:
+    """Median seconds (and their 95% interval's half width, relative) of a ``hidden`` to ``ffn`` linear layer on
+    each count of ``rows``, interleaved; 50 products a timing, so the shortest is well above the clock's grain."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    weight = torch.randn(ffn, hidden, generator=generator).to(device=device, dtype=dtype)
+    inputs = {r: torch.randn(r, 1, hidden, generator=generator).to(device=device, dtype=dtype) for r in rows}
+
+    def products(x):
+        def run():
+            with torch.inference_mode():
+                for _ in range(50):
+                    torch.nn.functional.linear(x, weight)
+        return run
+
+    timed = interleaved({r: products(x) for r, x in inputs.items()}, repeats, device)
+    return {r: (seconds / 50, ci) for r, (seconds, ci) in ((r, median(v)) for r, v in timed.items())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="gpt2")
@@ -115,6 +140,9 @@ def main() -> int:
     passes = Passes(loaded)
     load_before = os.getloadavg()
     rows = [measure(passes, n, b, args.repeats, device) for n in lengths for b in sizes]
+    arch = loaded.architecture
+    by_rows = linear_by_rows(arch.hidden, arch.ffn, [*range(1, max(sizes) + 1), 2 * max(sizes)], args.repeats,
+                             device, dtype)
     load_after = os.getloadavg()
 
     print(f"{args.model}, random weights, {dtype_name(dtype)} on {device}, {torch.get_num_threads()} threads, "
@@ -132,10 +160,13 @@ def main() -> int:
               f"{r['decode_batched_s'] * 1e3:>7.1f} ±{r['decode_batched_ci_rel']:>6.1%} "
               f"{r['decode_tokens_per_s_one']:>8.1f} {r['decode_tokens_per_s_batched']:>8.1f} "
               f"{r['decode_throughput_ratio']:>5.2f}x")
+    print(f"one {arch.hidden} x {arch.ffn} linear layer (the MLP's up-projection) on R rows, us: "
+          + ", ".join(f"R={r} {seconds * 1e6:.0f} ±{ci:.0%}" for r, (seconds, ci) in by_rows.items()))
     print(json.dumps({
         "benchmark": "batch", "model": args.model, "device": str(device), "dtype": dtype_name(dtype),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
         "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
+        "linear_by_rows_s": {str(r): seconds for r, (seconds, _) in by_rows.items()},
     }))
     return 0
 
