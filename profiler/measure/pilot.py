@@ -71,7 +71,8 @@ class Pilot:
         if kept:
             items = self._to_measure(kept)
             left_s -= self.plan.cost_s(kept, items + [item for item in planned
-                                                      if item not in self.measured and item not in items])
+                                                      if item not in self.measured and item not in items],
+                                       generates=not self.fit_first)
         return max(left_s, 0.0)
 
     def _choose_batch_items(self, kept: list[int], started: float) -> None:
@@ -129,12 +130,13 @@ class Pilot:
     def _fits(self, kept: list[int], spent_s: float, shares: bool) -> bool:
         """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s`` (``shares``:
         with the batch and extend grids' shares)."""
-        return spent_s + self.plan.cost_s(kept, self._to_measure(kept, shares)) <= self.budget_s
+        return spent_s + self.plan.cost_s(kept, self._to_measure(kept, shares), not self.fit_first) <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
         """Pilot the grid: as many lengths as fit the budget, ascending, with the default grid the range first
         (``_grow``), each left out said with its predicted cost; where that keeps fewer than ``FIT_LENGTHS`` that
-        memory allows, the curves first (``fit_first``): ``FIT_LENGTHS`` decode contexts, no extend core, grow again."""
+        memory allows, the curves first (``fit_first``): ``FIT_LENGTHS`` decode contexts, no extend core, the generate
+        pairs on what is left, grow again."""
         kept = self._grow([], started) if self.trim_to_budget else self._pilot_lengths(self.grid, [], started)
         if self.trim_to_budget and 0 < len(kept) < FIT_LENGTHS and any(
                 n > kept[-1] and not self._beyond_memory(n) for n in self.grid):

@@ -257,11 +257,12 @@ class Plan:
     def drift_check_s(self, planned: list[int]) -> float:
         return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]
 
-    def cost_s(self, planned: list[int], to_measure: list[Item]) -> float:
+    def cost_s(self, planned: list[int], to_measure: list[Item], generates: bool = True) -> float:
         """Predicted time to finish a sweep of ``planned`` lengths (sorted) at the minimum repeats: the items
         ``to_measure`` (those not yet begun), the generate pairs ``planned`` implies (at most ``GENERATE_SHARE``
-        of the budget), the reference passes and the drift check."""
-        pairs = generate_pairs(planned, self.max_positions)
+        of the budget; none unless ``generates``: they then take what is left), the reference passes and the
+        drift check."""
+        pairs = generate_pairs(planned, self.max_positions) if generates else []
         cost = sum(self.item_cost_s(item) for item in to_measure)
         pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
         cost += min(pairs_s, GENERATE_SHARE * self.budget_s)

@@ -30,8 +30,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
    thins the grid before it shortens it. Where that keeps fewer than the three lengths a curve is fitted
-   from, the curves come first: three decode contexts, no extend point with the range, the lengths again
-   (``Pilot._pilot``).
+   from, the curves come first: three decode contexts, no extend point with the range, the generate pairs
+   on what is left, the lengths again (``Pilot._pilot``).
    The batch grid is chosen once the lengths are (and again on a re-plan), within its share of the
    budget and what the lengths leave: the range of lengths is planned without it, the lengths between
    only beside its share, so batches thin the grid but never shorten it. The extend grid likewise, within
