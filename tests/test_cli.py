@@ -17,6 +17,7 @@ from profiler.measure.hardware import fingerprint, slug
 from profiler.measure.run_document import RunDocument
 from profiler.measure.samples import COLUMNS, PHASES
 from tests.conftest import save_tiny
+from tests.signals import sigint_as_at_a_terminal
 from tests.user_error import run_argv, stop_before_measuring, user_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +180,7 @@ def test_a_signal_keeps_the_rows_and_run_json(tmp_path, signal_number, status, l
     process = subprocess.Popen(
         [sys.executable, "-m", "profiler", "run", "--model", str(tiny), "--lengths", "8:128", "--budget", "600",
          "--out", str(out)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     try:  # a real process and a real signal: polled, at most 120 s for rows and 60 s to exit
         deadline = time.monotonic() + 120

@@ -20,6 +20,7 @@ from profiler.measure.endpoint.sweep import N_OUT
 from profiler.measure.samples import read_samples
 from tests.fault_proxy import proxied
 from tests.serving import free_port, served_model
+from tests.signals import sigint_as_at_a_terminal
 from tests.user_error import user_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,7 @@ def test_retried_failures_are_in_run_json_and_the_key_in_no_output(served, tmp_p
 def test_ctrl_c_keeps_every_row_and_says_interrupted(served, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "profiler", *run_argv(served.url, served.model, budget="300")],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=sigint_as_at_a_terminal)
     samples, seen = None, 0
     end = time.monotonic() + 300
     while seen < 10 and time.monotonic() < end and process.poll() is None:  # until some calls' rows are written
