@@ -16,8 +16,8 @@ optimum), and three compete:
 - ``two-kernel`` (since schema 1.9) adds ``m*[s > 1]`` to attention's terms: what a pass of several new tokens
   costs beyond a single-token step, per pass. Its products have ``s`` rows, and a CPU's BLAS runs a one-row
   product as a matrix-vector product and several rows with matrix-product kernels of a higher fixed cost (MKL
-  2024.2 on this project's 2-core AMD VM: a 768 x 3072 linear layer 413 us at 1 row, 1,449 us at 8, 1,716 us
-  at 16; ``profiler.costmodel.per_batch_form`` has the batch analogue). A decode step then sits far below the
+  2024.2 on this project's 2-core AMD VM: a 768 x 3072 linear layer 398 us at 1 row, 1,614 us at 8, 2,427 us
+  at 16, ``benchmarks/batch.py``; ``profiler.costmodel.per_batch_form`` has the batch analogue). A decode step then sits far below the
   line through the passes of several tokens (gpt2: 66 ms against a prefill of 8 at 140 ms, of 256 at 0.69 s),
   and one per-pass ``a`` cannot pass through both. It is the last resort
   (``profiler.costmodel.surface.choose_form``): kept only when its AICc is lower than the other choice's by
