@@ -16,7 +16,7 @@ from profiler.errors import UserError
 OLD_FIT = Path(__file__).resolve().parent / "data" / "gpt2-fit-schema-1.4.json"
 BATCHES = (1, 2, 4, 8)
 LENGTHS = (8, 91, 256, 1024)
-# gpt2's decode on the project's 2-core CPU (MKL 2024.2): batch 4 dearer than batch 8 (module doc)
+# gpt2's decode step in one default run on the project's 2-core CPU (MKL 2024.2): batch 4 dearer than batch 8
 STEP = {"a_1": 0.066, "a_2": 0.106, "a_4": 0.196, "a_8": 0.147, "b": 1e-5}
 
 

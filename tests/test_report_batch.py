@@ -151,7 +151,7 @@ def test_batch_points_skipped_out_of_memory_or_unstable_are_caveats(batched_run)
 
 
 def test_a_per_batch_decode_surface_is_said_with_each_batch_s_cost_and_the_cheapest():
-    """gpt2's decode on a CPU whose BLAS makes batch 4 dearer than 8 (profiler.costmodel.per_batch_form)."""
+    """gpt2's decode step in one default run on this CPU, whose BLAS made batch 4 dearer than 8 there."""
     form = PerBatchForm((1, 2, 4, 8))
     batch, n = (a.ravel() for a in np.meshgrid([1, 2, 4, 8], [8, 91, 256], indexing="ij"))
     y = form.evaluate(np.array([0.066, 0.106, 0.196, 0.147, 1e-5]), np.stack([batch, n], axis=-1).astype(float))

@@ -11,9 +11,10 @@ Why a decode form with no law in ``B``: a decode step's matrix products have ``B
 chooses its kernel by the number of rows. With MKL 2024.2 on this project's 2-core AMD EPYC VM, a
 768 x 3072 linear layer took 398, 871, 2,454 and 1,614 us at 1, 2, 4 and 8 rows (``benchmarks/batch.py``): a
 matrix-vector product per row up to 4, then a matrix-product kernel that is cheaper at 8 than at 4. gpt2's
-decode step follows it (73, 130, 207 and 217 ms at 8 cached tokens, the same run). Neither the compute form (linear in ``B``) nor the roofline
-(flat, then linear) can follow a cost that falls from 4 to 8 sequences, and a scheduler that believes them
-batches 4 where 8 would be cheaper. A prefill's products have ``B*n`` rows, past that kernel choice at every
+decode step follows it: linear in ``B`` up to 4, then flat or falling (73, 130, 207 and 217 ms at 8 cached
+tokens in that run; 66, 106, 196 and 147 ms in a default ``run``). Neither the compute form (linear in ``B``)
+nor the roofline (flat, then linear) can follow a cost that stops growing from 4 to 8 sequences, and a scheduler
+that believes them prices 8 sequences at twice 4. A prefill's products have ``B*n`` rows, past that kernel choice at every
 length of the grid, so it keeps the two forms.
 
 A candidate only where every batch size has two or more lengths measured (``fixes``): its ``a_B`` is then
