@@ -29,7 +29,8 @@ def test_the_per_batch_and_two_kernel_formulas_print_as_written(tmp_path):
     latency = two_kernel.evaluate(np.array([0.07, 0.08, 2e-3, 1e-6, 1e-6]), np.stack([cached, new], axis=-1))
     prefill = fit_curve(new[cached == 0], latency[cached == 0], "s", preferred="quadratic")
     steps = (cached > 0) & (new == 1)
-    extend = fit_extend(cached, new, latency, prefill, fit_curve(cached[steps], latency[steps], "s", preferred="affine"))
+    decode_curve = fit_curve(cached[steps], latency[steps], "s", preferred="affine")
+    extend = fit_extend(cached, new, latency, prefill, decode_curve)
     document = json.loads(OLD_FIT.read_text()) | {"schema_version": SCHEMA_VERSION,
                                                   "surfaces": {"decode": decode.as_dict()}, "extend": extend.as_dict()}
     path = tmp_path / "fit.json"

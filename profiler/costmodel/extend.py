@@ -8,9 +8,9 @@ fitted only where the points fix every one (more distinct points than coefficien
 them: passes of several tokens on a cache among them), each with relative residuals, the soft_l1 loss and
 non-negative coefficients; ``attention`` kept unless ``cache-read``'s AICc is lower by more than
 ``fit.AICC_MARGIN``, and ``two-kernel`` (a single-token step's kernels apart from several tokens') only when lower
-than that choice by more than the margin; 95% intervals and correlation of 200 residual-bootstrap refits, R^2 of the log values,
-and the held-out error, each ``(c, s)`` point left out in turn (at most ``surface.MAX_HELD_OUT_POINTS``, an
-even spread).
+than that choice by more than the margin; 95% intervals and correlation of 200 residual-bootstrap refits, R^2 of
+the log values, and the held-out error, each ``(c, s)`` point left out in turn (at most
+``surface.MAX_HELD_OUT_POINTS``, an even spread).
 
 The measured domain: ``c`` from 0 to ``c_max``, ``s`` from 1 to ``s_max``, and ``c + s`` at most
 ``positions_max``, the most positions a measured pass held (the grid stays inside the model's positions, so

@@ -17,9 +17,9 @@ optimum), and three compete:
   costs beyond a single-token step, per pass. Its products have ``s`` rows, and a CPU's BLAS runs a one-row
   product as a matrix-vector product and several rows with matrix-product kernels of a higher fixed cost (MKL
   2024.2 on this project's 2-core AMD VM: a 768 x 3072 linear layer 398 us at 1 row, 1,614 us at 8, 2,427 us
-  at 16, ``benchmarks/batch.py``; ``profiler.costmodel.per_batch_form`` has the batch analogue). A decode step then sits far below the
-  line through the passes of several tokens (gpt2: 66 ms against a prefill of 8 at 140 ms, of 256 at 0.69 s),
-  and one per-pass ``a`` cannot pass through both. It is the last resort
+  at 16, ``benchmarks/batch.py``; ``profiler.costmodel.per_batch_form`` has the batch analogue). A decode step
+  then sits far below the line through the passes of several tokens (gpt2: 66 ms against a prefill of 8 at
+  140 ms, of 256 at 0.69 s), and one per-pass ``a`` cannot pass through both. It is the last resort
   (``profiler.costmodel.surface.choose_form``): kept only when its AICc is lower than the other choice's by
   more than the margin.
 
@@ -35,7 +35,7 @@ import numpy as np
 from profiler.costmodel.forms import NonNegative
 
 _ORDER = ("a", "m", "b", "g", "e", "f")
-_EXPONENTS = {"a": (0, 0), "b": (0, 1), "g": (1, 0), "e": (1, 1), "f": (0, 2)}  # each term is c^i s^j; m is [s > 1]
+_EXPONENTS = {"a": (0, 0), "b": (0, 1), "g": (1, 0), "e": (1, 1), "f": (0, 2)}  # c^i s^j each; m is [s > 1]
 _TERM_TEXT = {"a": "a", "m": "m*[s>1]", "b": "b*s", "g": "g*c", "e": "e*s*c", "f": "f*s^2"}
 _UNITS = {"a": "s", "m": "s", "b": "s/token", "g": "s/cached token", "e": "s/(token*cached token)", "f": "s/token^2"}
 

@@ -14,8 +14,8 @@ matrix-vector product per row up to 4, then a matrix-product kernel that is chea
 decode step follows it: linear in ``B`` up to 4, then flat or falling (73, 130, 207 and 217 ms at 8 cached
 tokens in that run; 66, 106, 196 and 147 ms in a default ``run``). Neither the compute form (linear in ``B``)
 nor the roofline (flat, then linear) can follow a cost that stops growing from 4 to 8 sequences, and a scheduler
-that believes them prices 8 sequences at twice 4. A prefill's products have ``B*n`` rows, past that kernel choice at every
-length of the grid, so it keeps the two forms.
+that believes them prices 8 sequences at twice 4. A prefill's products have ``B*n`` rows, past that kernel choice
+at every length of the grid, so it keeps the two forms.
 
 A candidate only where every batch size has two or more lengths measured (``fixes``): its ``a_B`` is then
 fixed by the lengths of its own batch with ``b``, even with one of them held out. It is the last resort
@@ -31,6 +31,7 @@ import re
 import numpy as np
 
 from profiler.costmodel.forms import NonNegative
+from profiler.costmodel.surface_forms import power_sum
 
 NAME = "per-batch"
 MAX_BATCHES = 32  # batch sizes a per-batch surface may have: its coefficients (and the fit's work) are bounded
@@ -118,9 +119,6 @@ class PerBatchForm(NonNegative):
 
     def steps_sum(self, theta, batch, lo, hi):
         """``sum_{n=lo}^{hi} f(B, n)`` element-wise, in closed form; 0 for an empty range."""
-        lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-        hi = np.maximum(hi, lo - 1)
-        count = hi - lo + 1
-        tokens = (hi * (hi + 1) - (lo - 1) * lo) / 2
         batch = np.asarray(batch, dtype=float)
-        return count * self._intercept(theta, batch) + np.asarray(theta, dtype=float)[..., -1] * batch * tokens
+        return (power_sum(lo, hi, 0) * self._intercept(theta, batch)
+                + np.asarray(theta, dtype=float)[..., -1] * batch * power_sum(lo, hi, 1))

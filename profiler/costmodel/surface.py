@@ -30,7 +30,6 @@ import numpy as np
 
 from profiler.costmodel import per_batch_form
 from profiler.costmodel.fit import AICC_MARGIN, aicc, choose, log_r2
-from profiler.costmodel.per_batch_form import PerBatchForm
 from profiler.costmodel.refit import REFIT_EVALUATIONS, bootstrap, solve
 from profiler.costmodel.surface_forms import PREFERRED_SURFACE, SURFACE_FORMS
 
@@ -50,7 +49,7 @@ def surface_form(phase: str, name: str, param_names):
     if name in SURFACE_FORMS.get(phase, {}):
         return SURFACE_FORMS[phase][name]
     batches = per_batch_form.batches_of(param_names) if name in form_names(phase) else None
-    return PerBatchForm(batches) if batches else None
+    return per_batch_form.PerBatchForm(batches) if batches else None
 
 
 def points_of(batch, n) -> np.ndarray:
@@ -208,7 +207,7 @@ def fixed_forms(phase: str, batch, n) -> dict:
         return {}
     forms = dict(SURFACE_FORMS[phase])
     if phase == "decode" and per_batch_form.fixes(points[:, 0], points[:, 1]):
-        forms[per_batch_form.NAME] = PerBatchForm(batches)
+        forms[per_batch_form.NAME] = per_batch_form.PerBatchForm(batches)
     return {name: form for name, form in forms.items() if len(points) > len(form.params)}
 
 

@@ -53,7 +53,7 @@ def _monomial(x, name: str) -> np.ndarray:
     return x[..., 0] ** i * x[..., 1] ** j
 
 
-def _power_sum(lo, hi, j: int):
+def power_sum(lo, hi, j: int):
     """``sum_{n=lo}^{hi} n^j`` for j = 0, 1, 2, element-wise; 0 for an empty range."""
     lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     hi = np.maximum(hi, lo - 1)
@@ -176,11 +176,11 @@ class SurfaceForm:
         if any(_EXPONENTS[t][1] for t in self.joined):
             raise ValueError(f"the {self.phase} {self.name} surface has no closed-form sum over n")
         batch = np.asarray(batch, dtype=float)
-        count = _power_sum(lo, hi, 0)
+        count = power_sum(lo, hi, 0)
         total = count * self._coefficient(theta, "a")
         for t in self.added:
             i, j = _EXPONENTS[t]
-            total = total + self._coefficient(theta, t) * batch**i * _power_sum(lo, hi, j)
+            total = total + self._coefficient(theta, t) * batch**i * power_sum(lo, hi, j)
         if self.joined:
             x = np.stack(np.broadcast_arrays(batch, np.ones_like(batch)), axis=-1)  # the work does not read n
             total = total + count * join(self._coefficient(theta, "w"), self._work(theta, x),

@@ -75,6 +75,7 @@ the budget lasts).
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from profiler.measure.disturbance import PILOT_OFF
 from profiler.measure.grid import extend_points, generate_pairs
@@ -116,8 +117,8 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
     still fits, cheapest first; in ``grid``'s order."""
     kept, key = list(grid), first_out or cost.get
     while kept and sum(cost[item] for item in kept) > limit_s:
-        kept.remove(max(kept, key=lambda item: (not each_phase or [k[0] for k in kept].count(item[0]) > 1,
-                                                key(item))))
+        per_phase = Counter(item[0] for item in kept)
+        kept.remove(max(kept, key=lambda item: (not each_phase or per_phase[item[0]] > 1, key(item))))
     for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
         if sum(cost[other] for other in kept) + cost[item] <= limit_s:
             kept.append(item)

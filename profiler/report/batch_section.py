@@ -73,10 +73,10 @@ def surfaces_table(cost_model: CostModel) -> Table:
                  note="Seconds of one pass of B sequences of n tokens each (n: the prompt's length, or the tokens "
                       "cached). a: per pass; w: the weights read once per pass, whatever B; d: per sequence; b: per "
                       "token of each sequence; c: per token² of each (attention); q: how sharply the roofline form "
-                      "turns from the weights' read to the work (1: they add, 16: the larger of the two); a_B: per pass "
-                      "at batch B, the per-batch form's own for each batch measured (linear in B between two). The "
-                      "compute form is kept unless the roofline's AICc is clearly lower, and the per-batch form only "
-                      "where its AICc is clearly lower than both. Held-out error: each measured (B, n) "
+                      "turns from the weights' read to the work (1: they add, 16: the larger of the two); a_B: per "
+                      "pass at batch B, the per-batch form's own for each batch measured (linear in B between two). "
+                      "The compute form is kept unless the roofline's AICc is clearly lower, and the per-batch form "
+                      "only where its AICc is clearly lower than both. Held-out error: each measured (B, n) "
                       "left out in turn and predicted by a refit (mean absolute percentage error).")
 
 

@@ -124,9 +124,9 @@ def surface_table(surface: ExtendFit) -> Table:
                       "cached token (attention to the cache); f: per new token² (the new tokens attending to each "
                       "other). The attention form is kept unless the cache-read form's AICc is clearly lower, and "
                       "the two-kernel form only where its AICc is clearly lower than both. Held-out error: each "
-                      "measured (c, s) left out in turn and predicted by a refit (mean absolute percentage error). Off the "
-                      "curves: mean distance of the surface from the prefill curve at c = 0 and from the decode "
-                      "curve at s = 1, at their measured lengths.")
+                      "measured (c, s) left out in turn and predicted by a refit (mean absolute percentage error). "
+                      "Off the curves: mean distance of the surface from the prefill curve at c = 0 and from the "
+                      "decode curve at s = 1, at their measured lengths.")
 
 
 def _no_surface(data: RunData) -> str:
