@@ -1,5 +1,3 @@
-import sys
+from profiler.cli.main import run_and_exit
 
-from profiler.cli.main import main
-
-sys.exit(main())
+run_and_exit()

@@ -219,3 +219,23 @@ def test_end_to_end_gpt2_on_a_short_grid(capsys, tmp_path):
         assert skip["reason"] == "time budget" and skip["predicted_s"] > 0 and skip["budget_s"] == 20
         assert "not measured within the time budget: n = 64" in capsys.readouterr().out
     assert run["model"]["params"] == 124_439_808
+
+
+@pytest.mark.parametrize("spent_s, budget_s", [(0.0, 50.0), (11.6, 38.4), (35.0, 15.0), (59.0, 15.0), (600.0, 15.0)])
+def test_the_default_budget_is_what_is_left_of_the_minute(spent_s, budget_s):
+    from profiler.cli.run import default_budget_s
+
+    assert default_budget_s(spent_s) == pytest.approx(budget_s)
+
+
+@pytest.mark.slow
+def test_a_run_without_budget_measures_for_the_rest_of_its_minute(capsys, tiny, tmp_path):
+    assert main(["run", "--model", tiny, "--lengths", "8", "--out", str(tmp_path / "o"), "--fits", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("budget: ")]
+    words = line.split()
+    budget_s, spent_s = float(words[1]), float(words[words.index("after") + 1])
+    assert budget_s == pytest.approx(max(15.0, 60.0 - spent_s - 10.0), abs=0.051)  # both printed to 0.1 s
+    assert 0 < spent_s < 60  # ceilings and the build of a tiny model, in a process that has imported torch already
+    (folder,) = (tmp_path / "o").glob("*/tiny")
+    assert RunDocument.read(folder).asked.budget_s == budget_s

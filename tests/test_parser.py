@@ -21,7 +21,7 @@ CPUS = arguments.usable_cpus()
     (["--threads", str(CPUS)], "threads", CPUS),
     (["--seed", "0"], "seed", 0),
     (["--seed", str(2**32 - 1)], "seed", 2**32 - 1),
-    ([], "budget", 45.0),
+    ([], "budget", None),
     ([], "threads", None),
     (["--batch", "8,1,2,4,2"], "batch", [1, 2, 4, 8]),
     (["--batch", "1"], "batch", [1]),

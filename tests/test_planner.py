@@ -251,3 +251,18 @@ def test_a_slow_model_fits_its_curves_before_its_other_grids_take_a_share(loaded
     assert min(decode) == 8 and max(decode) == MAX_POSITIONS - 1
     said = {(s.get("phase"), s["n_ctx"]) for s in outcome.skipped if s["reason"] == "time budget"}
     assert all(("decode", c) in said for c in default_lengths(MAX_POSITIONS) if c not in decode and c < MAX_POSITIONS)
+
+
+@pytest.mark.parametrize("slower, budget_s", [(12.0, 30.0), (12.0, 40.0), (20.0, 30.0)])
+def test_the_range_leaves_room_for_a_batched_point_of_each_phase(loaded, tmp_path, monkeypatch, slower, budget_s):
+    """A model slow enough that the range of lengths alone would take the whole budget (12 times the synthetic
+    machine on 30 s measured no batch point before the floor was planned with the lengths): the cheapest batch point
+    of each phase is planned with the range, so a batched call can still be priced (it needs both surfaces), within
+    the budget plus one pass."""
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, batch_sizes=(1, 2, 4, 8),
+                                         slower=slower)
+    assert outcome.elapsed_s <= budget_s + longest_s
+    batched = samples[samples.batch > 1]
+    assert set(batched.phase) == {"prefill", "decode"}
+    assert batched.groupby(["phase", "n_ctx", "batch"]).size().min() >= POLICY.min_repeats
+    assert len(set(samples[(samples.phase == "prefill") & (samples.batch == 1)].n_ctx)) >= FIT_LENGTHS

@@ -7,9 +7,11 @@ SIGTERM with 143 (128 + the signal, as a shell reports it), both after what was 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
+import time
 
 from profiler.cli.parser import build_parser
 from profiler.errors import UserError
@@ -32,7 +34,7 @@ _LOCAL_ONLY = {"device": "auto", "dtype": "auto", "attn": None, "device_map": No
 _ENDPOINT_ONLY = ("api_key_env", "concurrency", "config", "in_process")
 
 
-def _run(args, console) -> int:
+def _run(args, console, started_s: float) -> int:
     if args.endpoint is not None:
         return _run_endpoint(args, console)
     given = [name for name in _ENDPOINT_ONLY if getattr(args, name) is not None]
@@ -47,7 +49,7 @@ def _run(args, console) -> int:
         trust_remote_code=args.trust_remote_code, threads=args.threads, seed=args.seed, fits=args.fits,
         batch_sizes=args.batch,
     )
-    return run(request, console)
+    return run(request, console, started_s)
 
 
 def _run_endpoint(args, console) -> int:
@@ -61,7 +63,7 @@ def _run_endpoint(args, console) -> int:
 
     request = EndpointRequest(
         url=args.endpoint, model=args.model[0], api_key_env=args.api_key_env, config=args.config,
-        lengths=args.lengths, budget_s=args.budget, concurrency=tuple(args.concurrency or (1, 2, 4, 8)),
+        lengths=args.lengths, budget_s=args.budget or EndpointRequest.budget_s, concurrency=tuple(args.concurrency or (1, 2, 4, 8)),
         out=args.out, fits=args.fits, seed=args.seed, in_process=args.in_process,
     )
     return run_endpoint(request, console)
@@ -131,6 +133,7 @@ def _validate(args, console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started_s = time.perf_counter()  # a default run's minute counts from here (0.1 s after the interpreter starts)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from rich.console import Console
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     earlier_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         args = build_parser().parse_args(argv)
-        commands = {"run": _run, "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven,
+        commands = {"run": lambda args, console: _run(args, console, started_s), "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven,
                     "validate": _validate, "report": _report, "compare": _compare, "export": _export}
         return commands[args.command](args, console)
     except UserError as err:
@@ -157,3 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, earlier_sigterm)  # main() called in-process leaves no handler behind
+
+
+def run_and_exit() -> None:
+    """The process's entry (``python -m profiler``, the ``aalp-profiler`` script): ``main``, then exit with its status.
+
+    The objects torch and transformers made are frozen first, so the interpreter's exit does not walk them in its
+    last garbage collections: 0.3 s instead of 2.3 s on the project's 2-core VM, part of a default run's minute.
+    Files are closed by then (each is written in a ``with``); exit handlers still run."""
+    status = main()
+    gc.freeze()
+    sys.exit(status)

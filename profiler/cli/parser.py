@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16")
     run.add_argument("--lengths", help="context lengths: a list 16,64,256 or a range 64:8192 "
                                        "(default: 8 to the model's maximum, trimmed to the budget)")
-    run.add_argument("--budget", type=budget_seconds, default=45.0, metavar="SECONDS",
-                     help="time budget of each model's sweep (default 45; at most a week)")
+    run.add_argument("--budget", type=budget_seconds, metavar="SECONDS",
+                     help="time budget of each model's sweep (default: what is left of a minute per model after "
+                          "start-up and build, less 10 s kept for the fit and report; an endpoint run: 45; "
+                          "at most a week)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="output root (default reports/)")
     run.add_argument("--attn", choices=["sdpa", "eager"],
                      help="attention implementation (default: sdpa, or eager where the architecture cannot run sdpa)")

@@ -14,6 +14,11 @@ The run holds each model's folder from before it measures anything until its rep
 (``files.hold_run_folder``): a second run into the same folder is refused in one line, and the fit
 and report read back only files this run wrote. Every folder is checked writable and its earlier
 run's files (its report included) moved to ``previous/<time>/`` before any model is built.
+
+Without ``--budget``, each model is measured, fitted and reported in about a minute: its sweep gets
+what is left of ``RUN_TARGET_S`` after the start-up (the first model: from the command's start,
+imports and ceilings included) and its build, less ``FIT_AND_REPORT_S`` kept for the fit and
+report, and never less than ``MIN_DEFAULT_BUDGET_S``.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ from profiler.measure.sweep import Sweep, SweepOutcome
 
 OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json", "concurrency.csv")  # concurrency: endpoint runs
 REPORT_FILES = ("report.md", "report.html", "*.png", "validate-*.json")
+RUN_TARGET_S = 60.0  # a default run: each model measured, fitted and reported within a minute
+# kept from the minute after the sweep: gpt2's default run on the 2-core VM took 6.6-7.9 s for its tables, fit and
+# report (10 figures) and 0.3 s to exit (cli.main.run_and_exit) in a slow spell (matmul at 94 GFLOP/s)
+FIT_AND_REPORT_S = 10.0
+MIN_DEFAULT_BUDGET_S = 15.0  # a model whose start-up and build take most of the minute is still measured
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class RunRequest:
     device: str = "auto"
     dtype: str = "auto"
     lengths: str | None = None
-    budget_s: float = 45.0
+    budget_s: float | None = None  # seconds of the sweep; None: what is left of a minute (default_budget_s)
     out: Path = Path("reports")
     attn_implementation: str | None = None  # sdpa, or eager where the architecture cannot run sdpa
     device_map: str | None = None
@@ -109,11 +119,16 @@ def check_writable(root: Path) -> None:
         raise UserError(f"cannot write to {root}: {err.strerror or err}") from None
 
 
-def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
+def default_budget_s(spent_s: float) -> float:
+    """Seconds of sweep that keep a model's run within ``RUN_TARGET_S``, ``spent_s`` seconds already spent on it."""
+    return max(MIN_DEFAULT_BUDGET_S, RUN_TARGET_S - spent_s - FIT_AND_REPORT_S)
+
+
+def _run_document(request: RunRequest, budget_s: float, loaded: LoadedModel, outcome: SweepOutcome, points, rows: int,
                   memory_measured: bool, routing: Routing | None, batch_sizes: list[int],
                   energy: EnergyRecord) -> RunDocument:
     asked = RunAsked(model=loaded.source.name, device=request.device, dtype=request.dtype,
-                     lengths=request.lengths or "default", budget_s=request.budget_s, seed=request.seed,
+                     lengths=request.lengths or "default", budget_s=budget_s, seed=request.seed,
                      threads=torch.get_num_threads(), attn_implementation=request.attn_implementation or "default",
                      device_map=request.device_map, batch_sizes=batch_sizes)
     model = ModelRecord(name=loaded.source.name, path=str(loaded.source.path), found_in=loaded.source.origin,
@@ -136,8 +151,9 @@ def _run_document(request: RunRequest, loaded: LoadedModel, outcome: SweepOutcom
 
 
 def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardware: dict, ceilings: dict,
-                 folder: Path, console: Console) -> CostModel | None:
+                 folder: Path, console: Console, started_s: float) -> CostModel | None:
     """Measure one model into ``folder`` and fit it: its cost model (None when it could not be fitted).
+    ``started_s``: when its minute began (``time.perf_counter``), for the default budget.
 
     Ctrl-C during the sweep ends the run with ``KeyboardInterrupt`` once what was measured is written.
     The caller holds ``folder``, so the files read back here are this run's."""
@@ -158,10 +174,11 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         else:
             lengths = default_lengths(arch.max_positions)
         batch_sizes = request.batch_sizes or default_batch_sizes(device.type)
+        budget_s = request.budget_s or _default_budget(time.perf_counter() - started_s, console)
         with (open_energy_counter({str(loaded.device), *loaded.device_map.values()}) as energy,
               SweepProgress(console, source.name) as progress):
             sweep = Sweep(loaded, writer, lengths=lengths, trim_to_budget=request.lengths is None,
-                          budget_s=request.budget_s, seed=request.seed, batch_sizes=batch_sizes, progress=progress,
+                          budget_s=budget_s, seed=request.seed, batch_sizes=batch_sizes, progress=progress,
                           energy=energy.counter)
             outcome = sweep.run()
         rows = writer.rows
@@ -178,7 +195,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         console.print(f"routing of a {routing.tokens:,}-token prefill: the busiest experts took "
                       f"{routing.load_ratio:.2f}x the balanced load ({routing.uniform_load_ratio:.2f}x if routed "
                       "uniformly at random); run.json: routing")
-    _run_document(request, loaded, outcome, points, rows, sweep.memory.supported, routing, batch_sizes,
+    _run_document(request, budget_s, loaded, outcome, points, rows, sweep.memory.supported, routing, batch_sizes,
                   energy_record).write(folder)
     print_point_tables(console, f"{source.name} ({weights})", points)
     print_outcome(console, outcome, folder)
@@ -194,6 +211,13 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
     return cost_model
 
 
+def _default_budget(spent_s: float, console: Console) -> float:
+    budget_s = round(default_budget_s(spent_s), 1)
+    console.print(f"budget: {budget_s:g} s of measuring, the rest of a {RUN_TARGET_S:g} s run after {spent_s:.1f} s of "
+                  f"start-up and build, less {FIT_AND_REPORT_S:g} s for the fit and report (--budget to choose)")
+    return budget_s
+
+
 def _write_report(folder: Path, cost_model: CostModel, console: Console) -> None:
     from profiler.report import write_report  # matplotlib and seaborn: only once there is something to draw
 
@@ -206,14 +230,16 @@ def _write_report(folder: Path, cost_model: CostModel, console: Console) -> None
                   f"{written.render_s:.1f} s)")
 
 
-def run(request: RunRequest, console: Console) -> int:
-    """Profile every requested model; exit status 0 (Ctrl-C raises ``KeyboardInterrupt`` once the rows are written)."""
+def run(request: RunRequest, console: Console, started_s: float | None = None) -> int:
+    """Profile every requested model; exit status 0 (Ctrl-C raises ``KeyboardInterrupt`` once the rows are written).
+    ``started_s``: when the command began (``time.perf_counter``; None: now), the start of the first model's minute."""
+    started_s = time.perf_counter() if started_s is None else started_s
     sources = [resolve_model(spec) for spec in request.models]
     for source in sources:  # a broken config.json or weights file ends the run now, not after the ceilings
         check_model(source, request.trust_remote_code)
     if request.lengths is not None:
         parse_lengths(request.lengths)
-    if request.budget_s <= 0:
+    if request.budget_s is not None and request.budget_s <= 0:
         raise UserError(f"--budget {request.budget_s:g}: must be a positive number of seconds")
     device = resolve_device(request.device)
     dtype = resolve_dtype(request.dtype, device)
@@ -224,7 +250,7 @@ def run(request: RunRequest, console: Console) -> int:
     hardware = fingerprint(device)
     hardware_slug = slug(hardware)
     folders = [run_folder(request.out, hardware_slug, source.name) for source in sources]
-    started = time.perf_counter()
+    model_started_s = started_s
     with ExitStack() as held:
         _prepare_folders(folders, held, console)
         console.print(f"hardware: {hardware_slug}; measuring ceilings ...")
@@ -233,10 +259,12 @@ def run(request: RunRequest, console: Console) -> int:
                       f"({dtype_name(dtype)}), {ceilings['memory_bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s memory")
         cost_models = []
         for source, folder in zip(sources, folders):
-            cost_model = _profile_one(request, source, device, dtype, hardware, ceilings, folder, console)
+            cost_model = _profile_one(request, source, device, dtype, hardware, ceilings, folder, console,
+                                      model_started_s)
             cost_models += [cost_model] if cost_model else []
+            model_started_s = time.perf_counter()
     print_families(console, cost_models)
-    console.print(f"done in {time.perf_counter() - started:.1f} s")
+    console.print(f"done in {time.perf_counter() - started_s:.1f} s")
     return 0
 
 

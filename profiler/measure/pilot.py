@@ -10,6 +10,7 @@ and call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, 
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import torch
@@ -39,8 +40,9 @@ class Pilot:
         lengths = [("length", n, 1) for n in kept
                    if ("length", n, 1) not in self.measured and not self._beyond_memory(n)]
         items = lengths + [("decode", c, 1) for c in self.decode_contexts] + self._extend_core(kept)
+        items += self._batch_floor(kept)
         if shares:
-            items += self._batch_grid(kept, BATCH_SHARE * self.budget_s)
+            items += [item for item in self._batch_grid(kept, BATCH_SHARE * self.budget_s) if item not in items]
             items += [item for item in self._extend_grid(kept, EXTEND_SHARE * self.budget_s) if item not in items]
         return [item for item in items if item not in self.measured]
 
@@ -54,6 +56,16 @@ class Pilot:
         shortest = min((s for _, s in points), default=0)
         core = [("extend", c, s) for c, s in sorted(points) if s == shortest][:EXTEND_CORE_POINTS]
         return [item for item in core if not self._beyond_extend_memory(item)]
+
+    def _batch_floor(self, kept: list[int]) -> list:
+        """The batch points planned with the range of lengths, as the extend core is: each phase's cheapest point of
+        the batch grid, the least that prices a batched call (it needs a prefill and a decode surface). None when only
+        batch 1 is asked, nothing is kept or the curves come first."""
+        if self.fit_first:
+            return []
+        grid = self._batch_grid(kept, math.inf)
+        return [min(items, key=self.plan.item_cost_s)
+                for items in ([item for item in grid if item[0] == phase] for phase in ("prefill", "decode")) if items]
 
     def _batch_grid(self, kept: list[int], limit_s: float) -> list:
         """The batch points a sweep of ``kept`` lengths plans within ``limit_s`` (``Plan.batch_grid``; none when only
@@ -76,11 +88,15 @@ class Pilot:
         return max(left_s, 0.0)
 
     def _choose_batch_items(self, kept: list[int], started: float) -> None:
-        """Set the batch points of ``kept`` lengths (within ``BATCH_SHARE`` of the budget and what the lengths' plan
-        and the extend points leave of it) and say each point of the unthinned grid (three lengths and three contexts
-        spread over the whole range, every batch size) left out, with its predicted cost."""
-        left_s = self._left_beside_s(kept, started, self.extend_items)
-        self.batch_items = self._batch_grid(kept, min(BATCH_SHARE * self.budget_s, left_s))
+        """Set the batch points of ``kept`` lengths: the floor (``_batch_floor``, planned with the lengths) and the rest
+        of the grid within ``BATCH_SHARE`` of the budget and the floor's cost plus what the lengths' plan and the extend
+        points leave; and say each point of the unthinned grid (three lengths and three contexts spread over the whole
+        range, every batch size) left out, with its predicted cost."""
+        left_s = self._left_beside_s(kept, started, self.extend_items)  # beside the floor, planned with the lengths
+        floor = self._batch_floor(kept)
+        floor_s = sum(self.plan.item_cost_s(item) + self.plan.prefill_s[kept[0]] for item in floor
+                      if item not in self.measured)
+        self.batch_items = sorted({*floor, *self._batch_grid(kept, min(BATCH_SHARE * self.budget_s, left_s + floor_s))})
         self.outcome.batch_skipped = [s for s in self.outcome.batch_skipped if s["reason"] != "time budget"]
         sizes = [b for b in self.batch_sizes if b > 1]
         lengths = [n for n in kept if not self._beyond_memory(n)]
