@@ -243,6 +243,12 @@ BAD_RUN_FILES = {  # id: (change to the run folder, what the one line says)
         extend_skipped=[{"c": 512, "reason": "time budget"}])), "done.extend_skipped is not a list of extend points"),
     "extend-oom-a-number": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(extend_out_of_memory=3)),
                             "done.extend_out_of_memory is not a list"),
+    "budget-raised-a-string": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(budget_raised_to_s="x")),
+                               "done.budget_raised_to_s is not a number of seconds above 0"),
+    "budget-raised-negative": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(budget_raised_to_s=-1)),
+                               "done.budget_raised_to_s is not a number of seconds above 0"),
+    "budget-raised-true": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(budget_raised_to_s=True)),
+                           "done.budget_raised_to_s is not a number of seconds above 0"),
 }
 
 

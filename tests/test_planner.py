@@ -80,9 +80,9 @@ def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0):
 
 
 def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slow_pilot=1.0, batch_sizes=(1,),
-           slower=1.0):
+           slower=1.0, raise_budget=False):
     """A sweep on the synthetic machine (every pass ``slower`` times its cost); ``slow_pilot``: every pass that many
-    times slower still until the pilot ends (a machine busy then, quiet after)."""
+    times slower still until the pilot ends (a machine busy then, quiet after); ``raise_budget``: a default budget."""
     piloting = [True]
 
     def progress(description, done_s, total_s):
@@ -91,7 +91,8 @@ def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slo
     clock, longest = _machine(monkeypatch, noise, lambda: slower * (slow_pilot if piloting[0] else 1.0))
     with SampleWriter(tmp_path / "s.csv") as writer:
         outcome = Sweep(loaded, writer, lengths=lengths or default_lengths(MAX_POSITIONS),
-                        trim_to_budget=lengths is None, budget_s=budget_s, policy=POLICY, clock=clock,
+                        trim_to_budget=lengths is None, budget_s=budget_s, raise_budget=raise_budget, policy=POLICY,
+                        clock=clock,
                         progress=progress, batch_sizes=batch_sizes).run()
     return outcome, read_samples(tmp_path / "s.csv"), longest[0]
 
@@ -266,3 +267,29 @@ def test_the_range_leaves_room_for_a_batched_point_of_each_phase(loaded, tmp_pat
     assert set(batched.phase) == {"prefill", "decode"}
     assert batched.groupby(["phase", "n_ctx", "batch"]).size().min() >= POLICY.min_repeats
     assert len(set(samples[(samples.phase == "prefill") & (samples.batch == 1)].n_ctx)) >= FIT_LENGTHS
+
+
+@pytest.mark.parametrize("raise_budget", [False, True])
+def test_a_default_budget_too_small_for_the_curves_is_raised_and_said(loaded, tmp_path, monkeypatch, raise_budget):
+    """A model 40 times slower on 30 s: even with the curves first the budget holds two lengths, and no curve is
+    fitted from two. A default budget (``raise_budget``) is raised to what the third needs, so every phase has three
+    lengths, within the raised budget plus one pass; one the user chose is kept, and the run measures two."""
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 30.0, batch_sizes=(1, 2, 4, 8), slower=40.0,
+                                         raise_budget=raise_budget)
+    lengths = {phase: set(samples[(samples.phase == phase) & (samples.batch == 1)].n_ctx)
+               for phase in ("prefill", "decode", "forward")}
+    if not raise_budget:
+        assert outcome.budget_raised_to_s is None and len(lengths["prefill"]) < FIT_LENGTHS
+        assert outcome.elapsed_s <= 30.0 + longest_s
+        return
+    assert 30.0 < outcome.budget_raised_to_s <= 2 * 30.0
+    assert outcome.elapsed_s <= outcome.budget_raised_to_s + longest_s
+    assert all(len(measured) >= FIT_LENGTHS for measured in lengths.values()), lengths
+    assert max(lengths["decode"]) == MAX_POSITIONS - 1
+
+
+def test_a_default_budget_is_not_raised_past_twice_itself(loaded, tmp_path, monkeypatch):
+    """12 s hold one length of the model 40 times slower; three need about 30 s (16 s are raised to 29.8 s)."""
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 12.0, slower=40.0, raise_budget=True)
+    assert outcome.budget_raised_to_s is None and outcome.elapsed_s <= 12.0 + longest_s
+    assert len(set(samples[samples.phase == "prefill"].n_ctx)) < FIT_LENGTHS

@@ -47,3 +47,9 @@ def test_each_kind_of_point_left_out_by_the_budget_is_one_line():
 def test_a_sweep_that_left_nothing_out_says_only_what_it_wrote():
     assert _printed(SweepOutcome(lengths=[8, 16], elapsed_s=1.0)) == [
         "measured in 1.0 s; wrote out/gpt2/samples.csv, run.json, hardware.json"]
+
+
+def test_a_default_budget_raised_for_the_curves_is_said():
+    lines = _printed(SweepOutcome(lengths=[8, 11, 16], budget_raised_to_s=46.0, elapsed_s=44.8))
+    assert lines[0] == ("budget raised to 46 s: the default held fewer than the 3 lengths a curve is fitted from "
+                        "(--budget to choose)")

@@ -145,7 +145,8 @@ def _run_document(request: RunRequest, budget_s: float, loaded: LoadedModel, out
                    finished_at=datetime.now().astimezone().isoformat(timespec="seconds"), unstable_points=unstable,
                    disturbance=outcome.disturbance, batch_sizes=measured_sizes, batch_skipped=outcome.batch_skipped,
                    batch_out_of_memory=outcome.batch_out_of_memory, extend_skipped=outcome.extend_skipped,
-                   extend_out_of_memory=outcome.extend_out_of_memory, energy=energy)
+                   extend_out_of_memory=outcome.extend_out_of_memory, energy=energy,
+                   budget_raised_to_s=outcome.budget_raised_to_s)
     return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"),
                        routing=routing)
 
@@ -178,7 +179,8 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         with (open_energy_counter({str(loaded.device), *loaded.device_map.values()}) as energy,
               SweepProgress(console, source.name) as progress):
             sweep = Sweep(loaded, writer, lengths=lengths, trim_to_budget=request.lengths is None,
-                          budget_s=budget_s, seed=request.seed, batch_sizes=batch_sizes, progress=progress,
+                          budget_s=budget_s, raise_budget=request.budget_s is None, seed=request.seed,
+                          batch_sizes=batch_sizes, progress=progress,
                           energy=energy.counter)
             outcome = sweep.run()
         rows = writer.rows

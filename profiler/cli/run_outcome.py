@@ -1,7 +1,7 @@
 """The console lines that close a model's sweep in ``run``: what it could not measure and why.
 
 Points the time budget left out (of the length grid, the batch grid and the extend points), what ran out
-of memory, passes longer than the whole budget alone, a machine whose speed changed or that was disturbed
+of memory, passes longer than the whole budget alone, a default budget raised for the curves, a machine whose speed changed or that was disturbed
 (``SweepOutcome``), each in one yellow line; then the sweep's time and the files written. ``run.json``
 (``done``) holds the same, in full.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from profiler.measure.pilot import FIT_LENGTHS
 from profiler.measure.sweep import SweepOutcome
 
 
@@ -51,6 +52,9 @@ def print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None
                                    f"one {s['phase']} of n = {s['n_ctx']}")
                                   + (f" x {s['batch']} sequences" if "batch" in s else "")
                                   + f" (predicted {s['pass_s']:.1f} s)" for s in alone))
+    if outcome.budget_raised_to_s is not None:
+        console.print(f"[yellow]budget raised to {outcome.budget_raised_to_s:g} s: the default held fewer than the "
+                      f"{FIT_LENGTHS} lengths a curve is fitted from (--budget to choose)")
     if outcome.drift and outcome.drift["drifted"]:
         drift = outcome.drift
         console.print(f"[yellow]the machine's speed changed during the sweep: prefill n={drift['n_ctx']} took "

@@ -26,6 +26,8 @@ from profiler.measure.timing import time_pass
 EXTEND_CORE_POINTS = 2  # extend points planned with the range of lengths (``Pilot._extend_core``)
 FIT_LENGTHS = 3  # lengths a curve is fitted from (``profiler.costmodel.fit_run.MIN_LENGTHS``): planned first
 CALIBRATION_TOKENS = 8  # the first passes and the counter's calibration run at most this long
+RAISE_LIMIT = 2.0  # a default budget is raised for the curves to at most this many times itself
+RAISE_MARGIN = 1.1  # ... to this many times what the lengths missing are predicted to take: their pilot may run slow
 
 
 def thinned(points: list[int]) -> list[int]:
@@ -152,13 +154,15 @@ class Pilot:
         """Pilot the grid: as many lengths as fit the budget, ascending, with the default grid the range first
         (``_grow``), each left out said with its predicted cost; where that keeps fewer than ``FIT_LENGTHS`` that
         memory allows, the curves first (``fit_first``): ``FIT_LENGTHS`` decode contexts, no extend core, the generate
-        pairs on what is left, grow again."""
+        pairs on what is left, grow again; a default budget still too small is raised (``_raise_budget_for_curves``)."""
         kept = self._grow([], started) if self.trim_to_budget else self._pilot_lengths(self.grid, [], started)
         if self.trim_to_budget and 0 < len(kept) < FIT_LENGTHS and any(
                 n > kept[-1] and not self._beyond_memory(n) for n in self.grid):
             self.fit_first = True
             self.decode_contexts = self._choose_decode_contexts(at_most=FIT_LENGTHS)
             kept = self._grow(kept, started)
+            if len(kept) < FIT_LENGTHS and self.raise_budget:
+                kept = self._raise_budget_for_curves(kept, started)
         oom = self.outcome.out_of_memory
         for n in self.grid:
             if n not in kept:
@@ -166,6 +170,27 @@ class Pilot:
         self._choose_extend_items(kept, started)
         self._choose_batch_items(kept, started)
         return kept
+
+    def _raise_budget_for_curves(self, kept: list[int], started: float) -> list[int]:
+        """Raise a default budget (``raise_budget``) that holds fewer than ``FIT_LENGTHS`` lengths with the curves first
+        to what the shortest lengths missing are predicted to need, ``RAISE_MARGIN`` over, and pilot them; unchanged
+        where that is more than ``RAISE_LIMIT`` times the budget. The budget raised to is in
+        ``outcome.budget_raised_to_s``. Returns all kept, sorted."""
+        plan = self.plan
+        missing = [n for n in self.grid if n not in kept and not self._beyond_memory(n)][:FIT_LENGTHS - len(kept)]
+        if not missing:
+            return kept
+        wanted = sorted([*kept, *missing])
+        estimates = {n: plan.prefill_estimate_s(n) for n in missing}
+        plan.prefill_s |= estimates
+        needed_s = RAISE_MARGIN * (self.clock() - started + sum(plan.counted_s(s) for s in estimates.values())
+                                   + plan.cost_s(wanted, self._to_measure(wanted), generates=False))
+        for n in missing:
+            del plan.prefill_s[n]
+        if needed_s > RAISE_LIMIT * self.budget_s:
+            return kept
+        self.budget_s = plan.budget_s = self.outcome.budget_raised_to_s = math.ceil(needed_s * 10) / 10
+        return self._pilot_lengths(missing, kept, started)
 
     def _length_skip(self, n: int, oom: dict | None) -> dict:
         if (oom and n >= oom["n_ctx"]) or not self.plan.prefill_s:

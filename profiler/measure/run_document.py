@@ -74,6 +74,14 @@ def _extend_points(records, what: str, text: str) -> list[dict]:
     return records
 
 
+def _raised_budget(seconds):
+    """``done.budget_raised_to_s`` checked as a run writes it (None, or seconds above 0): a ``ValueError`` otherwise."""
+    if seconds is not None and not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+                                    and 0 < seconds < math.inf):
+        raise ValueError("done.budget_raised_to_s is not a number of seconds above 0")
+    return seconds
+
+
 def _require(document: dict, keys: tuple[str, ...], where: str) -> None:
     missing = [key for key in keys if key not in document]
     if missing:
@@ -172,6 +180,7 @@ class RunDone:
     extend_skipped: list[dict] = field(default_factory=list)
     extend_out_of_memory: list[dict] = field(default_factory=list)
     energy: EnergyRecord | None = None
+    budget_raised_to_s: float | None = None  # the default budget raised so the curves can be fitted (None: not)
 
     @classmethod
     def from_json(cls, document: dict) -> RunDone:
@@ -186,7 +195,8 @@ class RunDone:
                       "extend_skipped": _extend_points(document.get("extend_skipped", []), "done.extend_skipped",
                                                        "reason"),
                       "extend_out_of_memory": _extend_points(document.get("extend_out_of_memory", []),
-                                                             "done.extend_out_of_memory", "error")})
+                                                             "done.extend_out_of_memory", "error"),
+                      "budget_raised_to_s": _raised_budget(document.get("budget_raised_to_s"))})
 
 
 @dataclass(frozen=True)

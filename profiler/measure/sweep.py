@@ -30,8 +30,10 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
    thins the grid before it shortens it. Where that keeps fewer than the three lengths a curve is fitted
-   from, the curves come first: three decode contexts, no extend point with the range, the generate pairs
-   on what is left, the lengths again (``Pilot._pilot``).
+   from, the curves come first: three decode contexts, no extend or batch point with the range, the generate
+   pairs on what is left, the lengths again (``Pilot._pilot``); a default budget (``raise_budget``) that still
+   holds fewer is raised to what the shortest lengths missing need, at most twice itself, and says so
+   (``budget_raised_to_s``). The cheapest batch point of each phase is planned with the range of lengths.
    The batch grid is chosen once the lengths are (and again on a re-plan), within its share of the
    budget and what the lengths leave: the range of lengths is planned without it, the lengths between
    only beside its share, so batches thin the grid but never shorten it. The extend grid likewise, within
@@ -118,6 +120,7 @@ class SweepOutcome:
     # extend points not measured: {c, s, reason} (and pass_s, predicted_s, budget_s where the budget left one out)
     extend_skipped: list[dict] = field(default_factory=list)
     extend_out_of_memory: list[dict] = field(default_factory=list)  # {c, s, error}
+    budget_raised_to_s: float | None = None  # a default budget raised so the curves can be fitted: to what
 
 
 class Sweep(Items, Pilot, MemoryLimits):
@@ -133,6 +136,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         lengths: list[int],
         trim_to_budget: bool,
         budget_s: float,
+        raise_budget: bool = False,
         policy: RepeatPolicy = RepeatPolicy(),
         seed: int = 0,
         batch_sizes: list[int] = (1,),
@@ -153,6 +157,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.extend_items: list[tuple[str, int, int]] = []  # ("extend", c, s), chosen by the pilot
         self.trim_to_budget = trim_to_budget
         self.budget_s = budget_s
+        self.raise_budget = raise_budget  # the budget is the default: raised where it cannot hold the curves
         self.policy = policy
         self.seed = seed
         self.rng = random.Random(seed)

@@ -76,12 +76,14 @@ def model_facts(model: dict) -> list[tuple[str, str]]:
 def run_facts(run: RunDocument) -> list[tuple[str, str]]:
     done, asked = run.done, run.asked
     pairs = ", ".join(f"{n_in} in/{n_out} out" for n_in, n_out in done.generate_pairs) or "none"
-    budget = "?" if asked.budget_s is None else asked.budget_s
+    budget = f"budget {'?' if asked.budget_s is None else f'{asked.budget_s:g}'} s per model"
+    if done.budget_raised_to_s is not None:
+        budget += f", raised to {done.budget_raised_to_s:g} s for the curves"
     seed = "?" if asked.seed is None else asked.seed
     return [
         ("context lengths measured", ", ".join(f"{n:,}" for n in done.lengths) or "none"),
         ("whole calls measured", pairs),
-        ("samples", f"{done.rows:,} timed passes in {done.elapsed_s:.0f} s (budget {budget} s per model, seed {seed})"),
+        ("samples", f"{done.rows:,} timed passes in {done.elapsed_s:.0f} s ({budget}, seed {seed})"),
         ("command", command_text(run.command)),
     ]
 
