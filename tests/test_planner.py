@@ -250,6 +250,10 @@ def test_a_slow_model_fits_its_curves_before_its_other_grids_take_a_share(loaded
         assert len(lengths) >= 3, (phase, lengths)
     decode = set(samples[samples.phase == "decode"].n_ctx)
     assert min(decode) == 8 and max(decode) == MAX_POSITIONS - 1
+    # the curves' points first (samples.csv is in the order measured), so a budget that runs short costs the others
+    others = samples[(samples.batch > 1) | (samples.phase == "extend")]
+    curves = samples[samples.phase.isin(["decode", "forward"]) & (samples.batch == 1)]
+    assert others.empty or others.index.min() > curves.index.max()
     said = {(s.get("phase"), s["n_ctx"]) for s in outcome.skipped if s["reason"] == "time budget"}
     assert all(("decode", c) in said for c in default_lengths(MAX_POSITIONS) if c not in decode and c < MAX_POSITIONS)
 

@@ -3,9 +3,9 @@ budget can hold, and bringing back lengths a disturbed pilot dropped (steps 1 an
 
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
 sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``extend_items``, ``plan``
-(``profiler.measure.plan.Plan``), ``passes``, ``clock``, ``outcome``, ``medians_s`` and ``measured``,
-and call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable`` and
-``_prefill_medians_s``.
+(``profiler.measure.plan.Plan``), ``budget_s`` (raised where ``raise_budget`` allows), ``passes``, ``clock``,
+``outcome``, ``medians_s`` and ``measured``, and call its ``_out_of_memory``, ``_beyond_memory``,
+``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and ``_prefill_medians_s``.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ class Pilot:
             chosen = self.batch_items + self.extend_items
             queue[:] = [item for item in queue if item not in planned or item in chosen]
             queue += [item for item in chosen if item not in planned and item not in self.measured]
-            self.rng.shuffle(queue)
+            self._shuffle(queue)
         current_s = self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current)
         self.remaining_cost_s = self._left_s(queue) + current_s
 

@@ -40,7 +40,7 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    its own share and its part of what the lengths leave (in proportion to the two shares where batches are
    measured), chosen before the batch grid (which takes what is left).
 2. Measurement: the lengths, decode contexts, batch points and extend points in shuffled order (so slow drift does
-   not masquerade as a trend in n or B); at each length prefill, then forward; at each decode context
+   not masquerade as a trend in n or B; with the curves first, the lengths and decode contexts before the others); at each length prefill, then forward; at each decode context
    decode steps on a filled cache (every step at the same context: the cache is put back after
    each, ``profiler.measure.rewind``), of one sequence or of a batch; at each batched prefill point the
    prefill of its batch; at each extend point extend passes on a filled cache, put back after each; then the
@@ -208,7 +208,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.outcome.generate_pairs = generate_pairs(self.outcome.lengths, self.arch.max_positions)
         queue = [("length", n, 1) for n in self.outcome.lengths] + [("decode", c, 1) for c in self.decode_contexts]
         queue += self.batch_items + self.extend_items
-        self.rng.shuffle(queue)
+        self._shuffle(queue)
         self.remaining_cost_s = self._left_s(queue)
         while queue:
             kind, n, third = item = queue.pop(0)
@@ -237,6 +237,13 @@ class Sweep(Items, Pilot, MemoryLimits):
                 except (OutOfMemory, OverBudget):
                     pass
         self._reference(started)  # the last item's other side
+
+    def _shuffle(self, queue: list) -> None:
+        """Shuffle ``queue`` in place; with the curves first (``fit_first``), the lengths and decode contexts (of one
+        sequence) before the batch and extend points, so a budget that runs short costs those, not a curve."""
+        self.rng.shuffle(queue)
+        if self.fit_first:
+            queue.sort(key=lambda item: item[0] not in ("length", "decode") or item[2] != 1)
 
     def _prefill_medians_s(self) -> dict[int, float]:
         return {n: median_s for (phase, n, _), median_s in self.medians_s.items() if phase == "prefill"}
