@@ -3,13 +3,14 @@
 What: the command run as a subprocess from the repository root, with ``--out`` pointing to
 a temporary folder (nothing lands in ``reports/``), wall-clocked with ``time.perf_counter``
 from launch to exit: interpreter start, imports, ceiling measurement, model build, the
-sweep (default grid trimmed to the default 45 s budget) and writing the reports. Also
+sweep (default grid trimmed to the default budget: what the start-up and build leave of a minute, less
+10 s for the fit and report) and writing the reports. Also
 reported: the "measured in X s" and "built in X s" figures the command prints, and from
 the ``run.json`` it wrote (``<out>/<hardware-slug>/gpt2/run.json``) the lengths measured,
 the lengths skipped and why, the generate pairs and the number of sample rows.
 
 Why: this is what a user waits for on their first run; the sweep's budget bounds only part
-of it.
+of it, the default sized so the rest fits in the minute.
 
 Target: 60 s or less end to end on this 2-core machine. Exits non-zero if the run failed.
 """
