@@ -208,7 +208,9 @@ def check_model(model: str, budget_s: float, threads: int | None, tmp: Path) -> 
     max_positions = run["model"]["max_positions"]
     run_threads = threads or run["asked"]["threads"]
     result = {"model": model, "max_positions": max_positions, "run_wall_s": wall_s,
-              "run_budget_s": run["asked"]["budget_s"], "run_elapsed_s": run["done"]["elapsed_s"],
+              "run_budget_s": run["done"].get("budget_raised_to_s") or run["asked"]["budget_s"],
+              "run_budget_raised": run["done"].get("budget_raised_to_s") is not None,
+              "run_elapsed_s": run["done"]["elapsed_s"],
               "threads": run_threads, "skipped": run["done"]["skipped"], "ranges": {}, "references": [], "controls": [],
               "no_fit": None if fit_file else _no_fit_reason(output), "load_before": load_before}
     for phase in PHASES:
@@ -268,8 +270,9 @@ def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budg
 
 
 def _print_model(result: dict) -> None:
+    raised = " (raised for the curves)" if result["run_budget_raised"] else ""
     print(f"\n{result['model']}: default run {result['run_wall_s']:.1f} s wall, sweep {result['run_elapsed_s']:.1f} s "
-          f"of a {result['run_budget_s']:g} s budget, {result['threads']} threads; "
+          f"of a {result['run_budget_s']:g} s budget{raised}, {result['threads']} threads; "
           f"load average {result['load_before']} -> {result['load_after']}")
     for phase, r in result["ranges"].items():
         if r["n_max"] is None:
