@@ -230,7 +230,8 @@ def test_the_default_budget_is_what_is_left_of_the_minute(spent_s, budget_s):
 
 @pytest.mark.slow
 def test_a_run_without_budget_measures_for_the_rest_of_its_minute(capsys, tiny, tmp_path):
-    assert main(["run", "--model", tiny, "--lengths", "8", "--out", str(tmp_path / "o"), "--fits", str(tmp_path / "f")]) == 0
+    argv = ["run", "--model", tiny, "--lengths", "8", "--out", str(tmp_path / "o"), "--fits", str(tmp_path / "f")]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if line.startswith("budget: ")]
     words = line.split()

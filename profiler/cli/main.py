@@ -63,7 +63,8 @@ def _run_endpoint(args, console) -> int:
 
     request = EndpointRequest(
         url=args.endpoint, model=args.model[0], api_key_env=args.api_key_env, config=args.config,
-        lengths=args.lengths, budget_s=args.budget or EndpointRequest.budget_s, concurrency=tuple(args.concurrency or (1, 2, 4, 8)),
+        lengths=args.lengths, budget_s=args.budget or EndpointRequest.budget_s,
+        concurrency=tuple(args.concurrency or (1, 2, 4, 8)),
         out=args.out, fits=args.fits, seed=args.seed, in_process=args.in_process,
     )
     return run_endpoint(request, console)
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     earlier_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         args = build_parser().parse_args(argv)
-        commands = {"run": lambda args, console: _run(args, console, started_s), "models": _models, "fit": _fit, "show": _show, "breakeven": _breakeven,
-                    "validate": _validate, "report": _report, "compare": _compare, "export": _export}
+        commands = {"run": lambda args, console: _run(args, console, started_s), "models": _models, "fit": _fit,
+                    "show": _show, "breakeven": _breakeven, "validate": _validate, "report": _report, "compare": _compare, "export": _export}
         return commands[args.command](args, console)
     except UserError as err:
         print(f"profiler: error: {err}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """The console lines that close a model's sweep in ``run``: what it could not measure and why.
 
 Points the time budget left out (of the length grid, the batch grid and the extend points), what ran out
-of memory, passes longer than the whole budget alone, a default budget raised for the curves, a machine whose speed changed or that was disturbed
-(``SweepOutcome``), each in one yellow line; then the sweep's time and the files written. ``run.json``
+of memory, passes longer than the whole budget alone, a default budget raised for the curves, a machine whose
+speed changed or that was disturbed (``SweepOutcome``), each in one yellow line; then the sweep's time and the files written. ``run.json``
 (``done``) holds the same, in full.
 """
 
