@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"run": lambda args, console: _run(args, console, started_s), "models": _models, "fit": _fit,
-                    "show": _show, "breakeven": _breakeven, "validate": _validate, "report": _report, "compare": _compare, "export": _export}
+                    "show": _show, "breakeven": _breakeven, "validate": _validate, "report": _report,
+                    "compare": _compare, "export": _export}
         return commands[args.command](args, console)
     except UserError as err:
         print(f"profiler: error: {err}", file=sys.stderr)

@@ -2,8 +2,8 @@
 
 Points the time budget left out (of the length grid, the batch grid and the extend points), what ran out
 of memory, passes longer than the whole budget alone, a default budget raised for the curves, a machine whose
-speed changed or that was disturbed (``SweepOutcome``), each in one yellow line; then the sweep's time and the files written. ``run.json``
-(``done``) holds the same, in full.
+speed changed or that was disturbed (``SweepOutcome``), each in one yellow line; then the sweep's time and the
+files written. ``run.json`` (``done``) holds the same, in full.
 """
 
 from __future__ import annotations
