@@ -43,8 +43,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    not masquerade as a trend in n or B; with the curves first, the lengths and decode contexts before the others);
    at each length prefill, then forward; at each decode context decode steps on a filled cache (every step at the
    same context: the cache is put back after each, ``profiler.measure.rewind``), of one sequence or of a batch; at
-   each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put back after each; then the
-   generate pairs. Each item is a warm-up pass
+   each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put
+   back after each; then the generate pairs. Each item is a warm-up pass
    (FLOP-counted for decode, extend and forward; prefill's was the pilot), then timed repeats until
    ``timing.enough_repeats``, with a share of the budget still left proportional to its
    predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
