@@ -58,7 +58,7 @@ from profiler.measure.sweep import Sweep, SweepOutcome
 OUTPUT_FILES = ("samples.csv", "run.json", "hardware.json", "concurrency.csv")  # concurrency: endpoint runs
 REPORT_FILES = ("report.md", "report.html", "*.png", "validate-*.json")
 RUN_TARGET_S = 60.0  # a default run: each model measured, fitted and reported within a minute
-# kept from the minute after the sweep: gpt2's default run on the 2-core VM took 6.6-7.9 s for its tables, fit and
+# kept from the minute after the sweep: gpt2's default run on the 2-core VM took 6.3-7.4 s for its tables, fit and
 # report (10 figures) and 0.3 s to exit (cli.main.run_and_exit) in a slow spell (matmul at 94 GFLOP/s)
 FIT_AND_REPORT_S = 10.0
 MIN_DEFAULT_BUDGET_S = 15.0  # a model whose start-up and build take most of the minute is still measured
