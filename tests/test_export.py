@@ -101,7 +101,7 @@ def test_fit_and_show_commands(run_folder, tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "a + b*n" in out and "per-call overhead" in out and "random weights" in out
+    assert "a + b*n" in out and "per pass plus" in out and "random weights" in out
 
 
 def test_invalid_document_is_not_written(run_folder, tmp_path):

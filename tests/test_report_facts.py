@@ -1,11 +1,12 @@
-"""The run's facts in a report (``profiler.report.facts.run_facts``): what was measured, in how long, on what budget."""
+"""The run's facts in a report (``profiler.report.facts``): what was measured, in how long, on what budget, and what
+the curves say about the quadratic term."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 from profiler.measure.run_document import RunAsked, RunDone
-from profiler.report.facts import run_facts
+from profiler.report.facts import derived_lines, run_facts
 
 
 def _samples_fact(done: RunDone) -> str:
@@ -23,3 +24,25 @@ def test_a_budget_raised_for_the_curves_is_said():
     done = RunDone(lengths=[8, 11, 16], rows=90, elapsed_s=44.8, budget_raised_to_s=46.0)
     assert _samples_fact(done) == (
         "90 timed passes in 45 s (budget 37.6 s per model, raised to 46 s for the curves, seed 0)")
+
+
+def _forward_line(n_ctx: float | None, within: bool, max_positions: int | None) -> str:
+    horizon = {"n_ctx": n_ctx, "within_measured_range": within}
+    model = SimpleNamespace(derived={"forward": {"overhead_s": 0.01, "cost_per_token_s": 2e-4,
+                                                 "linearity_horizon": {"10%": horizon}}})
+    (line,) = derived_lines(model, max_positions)
+    return line
+
+
+def test_a_negligible_quadratic_term_is_said_to_stay_small_within_the_positions():
+    """A near-zero quadratic coefficient puts its 10% horizon at an absurd length: the line says what it means."""
+    line = _forward_line(4.366806535303058e15, within=False, max_positions=1024)
+    assert line.endswith("the quadratic term stays under 10% up to the model's 1,024 positions.")
+    assert "4,366" not in line
+
+
+def test_a_horizon_inside_the_positions_is_given_with_where_it_lies():
+    assert _forward_line(700.0, within=False, max_positions=1024).endswith(
+        "the quadratic term is 10% of the cost at n = 700 (beyond the measured lengths).")
+    assert _forward_line(None, within=False, max_positions=1024).endswith(
+        "the quadratic term never reaches 10% (linear).")

@@ -12,6 +12,7 @@ from rich.table import Table
 from profiler.cli.surface_table import print_extend, print_surfaces
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.family import FamilyCostModel
+from profiler.report.facts import derived_lines
 
 
 def _interval(value: float, low: float, high: float) -> str:
@@ -48,17 +49,8 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
     _print_joint_fits(console, cm)
     print_surfaces(console, cm)
     print_extend(console, cm)
-    for phase, derived in cm.derived.items():
-        line = (f"{phase}: per-call overhead {derived['overhead_s'] * 1e3:.3g} ms, "
-                f"{derived['cost_per_token_s'] * 1e6:.3g} µs per token")
-        for share, horizon in derived.get("linearity_horizon", {}).items():
-            if horizon["n_ctx"] is None:
-                line += f"; quadratic term never {share} (linear)"
-            else:
-                where = "" if horizon["within_measured_range"] else " (beyond the measured range)"
-                line += f"; quadratic term {share} of the cost at n={horizon['n_ctx']:,.0f}{where}"
+    for line in derived_lines(cm, model.max_positions):
         console.print(line)
-
 
 def _print_joint_fits(console: Console, cm: CostModel) -> None:
     """Which phases were fitted together (schema 1.4), and how far the latency bands open beyond the data."""
