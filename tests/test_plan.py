@@ -29,16 +29,31 @@ def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drif
     # decode step of its longest context
     assert plan.generate_s(32, 16) == 32 * TOKEN_S + 15 * plan.decode_estimate_s(48)
     pairs_s = 4 * (plan.generate_s(32, 16) + plan.generate_s(120, 8))
-    per_length_s = {n: 7 * n * TOKEN_S for n in lengths}
-    decode_s = 127 * TOKEN_S / 8 + 4 * 2 * DECODE_S  # the fill, a warm-up and three steps
-    references_s = (3 + 1 + 2 + 1) * 8 * TOKEN_S
+    # in two visits: three prefills and three forwards, a warm-up of each per visit but the pilot's prefill
+    per_length_s = {n: 9 * n * TOKEN_S for n in lengths}
+    decode_s = 2 * 127 * TOKEN_S / 8 + 5 * 2 * DECODE_S  # two fills, two warm-ups and three steps
+    references_s = (2 * 4 + 2 + 1) * 8 * TOKEN_S  # before each visit and each pair, and after the last
     drift_s = 3 * 32 * TOKEN_S
     items = [("length", n, 1) for n in lengths] + [("decode", 127, 1)]
     assert plan.cost_s(lengths, items) == pytest.approx(sum(per_length_s.values()) + decode_s + pairs_s
                                                         + references_s + drift_s)
-    # once 32 is begun it is out of the cost, and one reference pass fewer remains
-    assert plan.cost_s(lengths, [("length", 8, 1), ("length", 128, 1)]) == pytest.approx(
-        per_length_s[8] + per_length_s[128] + pairs_s + 5 * 8 * TOKEN_S + drift_s)
+    # once 32 is begun only its second visit (a prefill and a forward, a warm-up of each) and its reference remain
+    assert plan.cost_s(lengths, [("length", 8, 1), ("length", 128, 1)], second_visits=[("length", 32, 1)]) == (
+        pytest.approx(per_length_s[8] + per_length_s[128] + 4 * 32 * TOKEN_S + pairs_s + 8 * 8 * TOKEN_S + drift_s))
+
+
+def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_once():
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=100.0)
+    plan.prefill_s = {8: 1.0, 1024: 6.0}
+    plan.decode_points_s = {8: 0.5}
+    assert plan.visits(("length", 8, 1)) == 2 and plan.visits(("decode", 8, 1)) == 2
+    assert [plan.visit_repeats(1.0, visit, 2) for visit in (0, 1)] == [2, 1]
+    assert plan.visits(("length", 1024, 1)) == 1 and plan.visit_repeats(6.0, 0, 1) == 2
+    assert plan.item_cost_s(("length", 1024, 1)) == 5 * 6.0  # two prefills, two forwards, a forward warm-up
+    assert plan.with_references_s(("decode", 8, 1), 0.25) == 5 * 0.5 + 2 * 0.25
+    one = Plan(min_repeats=1, max_positions=MAX_POSITIONS, budget_s=100.0)
+    one.prefill_s = {8: 1.0}
+    assert one.visits(("length", 8, 1)) == 1  # never a visit without a repeat
 
 
 def test_decode_is_linear_in_the_context_between_and_beyond_the_contexts_piloted():
@@ -78,8 +93,11 @@ def test_long_passes_are_repeated_fewer_times():
 
 def test_one_repeat_of_what_is_left():
     plan = _plan([8, 32, 128])
-    left = plan.left_s([("length", 32, 1)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
-    assert left == (2 * 32 * TOKEN_S) + plan.generate_s(120, 8) + 3 * 8 * TOKEN_S + 3 * 32 * TOKEN_S
+    left = plan.left_s([("length", 32, 1)], [("decode", 8, 1)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
+    # 32 in two visits (a prefill and a forward each, their warm-ups but the pilot's), decode at 8 in its second (a
+    # warm-up and a step), a generate call and its warm-up; a reference pass before each visit and pair, and after
+    assert left == ((3 + 4) * 32 * TOKEN_S + 2 * DECODE_S + 2 * plan.generate_s(120, 8) + 5 * 8 * TOKEN_S
+                    + 3 * 32 * TOKEN_S)
 
 
 def test_a_pilot_proved_slow_is_corrected_by_the_medians():
@@ -165,7 +183,7 @@ def test_the_batch_grid_is_three_points_per_phase_at_every_size_its_costliest_le
     whole = plan.batch_grid([1, 2, 4], lengths, contexts, reference_s, limit_s=math.inf)
     assert whole == [("prefill", n, b) for n in (8, 32, 128) for b in (2, 4)] + [
         ("decode", c, b) for c in contexts for b in (2, 4)]
-    cost = {item: plan.item_cost_s(item) + reference_s for item in whole}
+    cost = {item: plan.with_references_s(item, reference_s) for item in whole}
     # just short of all of it: only the costliest goes, a prefill of 4 x 128 tokens
     kept = plan.batch_grid([2, 4], lengths, contexts, reference_s, limit_s=sum(cost.values()) - 1e-9)
     assert set(whole) - set(kept) == {("prefill", 128, 4)}
@@ -202,10 +220,10 @@ def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
     # a dear cache (each step 100 times dearer at the top): the prefill of c + s bounds it
     plan.decode_points_s = {8: DECODE_S, 127: 100 * DECODE_S}
     assert plan.extend_pass_s(112, 16) == 128 * TOKEN_S
-    # its point: the cache's fill, a FLOP-counted warm-up and the repeats
+    # its point in two visits: the cache's fill and a warm-up in each, and the repeats
     plan.fill_s_per_token = TOKEN_S / 8
-    assert plan.item_cost_s(("extend", 112, 16)) == 112 * TOKEN_S / 8 + 4 * 128 * TOKEN_S
-    assert plan.one_repeat_s(("extend", 112, 16)) == 112 * TOKEN_S / 8 + 128 * TOKEN_S
+    assert plan.item_cost_s(("extend", 112, 16)) == 2 * 112 * TOKEN_S / 8 + 5 * 128 * TOKEN_S
+    assert plan.one_repeat_s(("extend", 112, 16), 1) == 112 * TOKEN_S / 8 + 2 * 128 * TOKEN_S
 
 
 def test_the_extend_grid_is_each_size_at_three_contexts_its_longest_appends_left_out_to_its_limit():
@@ -216,7 +234,7 @@ def test_the_extend_grid_is_each_size_at_three_contexts_its_longest_appends_left
     whole = plan.extend_grid(contexts, reference_s, limit_s=math.inf)
     assert whole == [("extend", c, s) for c, s in ((8, 16), (8, 64), (32, 16), (32, 64), (64, 64), (112, 16))]
     assert all(c >= 1 and c + s <= MAX_POSITIONS for _, c, s in whole)
-    cost = {item: plan.item_cost_s(item) + reference_s for item in whole}
+    cost = {item: plan.with_references_s(item, reference_s) for item in whole}
     kept = plan.extend_grid(contexts, reference_s, limit_s=sum(cost.values()) - 1e-9)
     assert set(whole) - set(kept) == {max(whole, key=cost.get)} == {("extend", 64, 64)}
     for limit_s in (1.0, 0.6, 0.5, 0.2, 0.1, 0.05, 0.0):
@@ -230,7 +248,7 @@ def test_the_extend_grid_is_each_size_at_three_contexts_its_longest_appends_left
     # a dear cache (gpt2 on a CPU: a step 40 times dearer at the top): the top context's 16-token append costs more
     # than a 64-token one at the bottom, and is still kept before it, so the points span the contexts
     plan.decode_points_s = {8: DECODE_S, 127: 40 * DECODE_S}
-    cost = {item: plan.item_cost_s(item) + reference_s for item in whole}
+    cost = {item: plan.with_references_s(item, reference_s) for item in whole}
     short = [item for item in whole if item[2] == 16]
     assert cost[("extend", 112, 16)] > cost[("extend", 8, 64)]
     assert plan.extend_grid(contexts, reference_s, limit_s=sum(cost[item] for item in short) + 1e-9) == short

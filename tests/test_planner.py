@@ -134,9 +134,9 @@ def test_a_pilot_ten_times_too_slow_is_corrected_and_the_run_still_covers_the_ra
 
 
 def test_a_generous_budget_reaches_the_top_with_every_length(loaded, tmp_path, monkeypatch):
-    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 120.0)
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 150.0)
     assert outcome.lengths == default_lengths(MAX_POSITIONS) and not outcome.skipped
-    assert outcome.elapsed_s <= 120.0 + longest_s
+    assert outcome.elapsed_s <= 150.0 + longest_s
 
 
 def test_explicit_lengths_that_cannot_all_fit_are_skipped_and_said(loaded, tmp_path, monkeypatch):
@@ -189,7 +189,7 @@ def test_a_long_first_length_is_piloted_once_its_first_passes_run_short(loaded, 
     assert outcome.lengths[0] == 2048 and outcome.elapsed_s <= budget_s + longest_s
 
 
-@pytest.mark.parametrize("budget_s", [15.0, 40.0])
+@pytest.mark.parametrize("budget_s", [20.0, 40.0])
 def test_the_batch_grid_spans_the_range_within_the_budget_plus_one_pass(loaded, tmp_path, monkeypatch, budget_s):
     """With batches of 2 to 8 the run still ends within its budget plus one pass, still covers the range, and
     measures every batch size at the shortest length of each phase and decode up to the last position; its batch

@@ -51,10 +51,11 @@ COUNTED_WARM_UPS = 2  # points of each phase and batch size whose warm-up is FLO
 
 
 class Items:
-    def _warm_up(self, phase: str, batch: int = 1) -> str:
+    def _warm_up(self, phase: str, batch: int = 1, visit: tuple[int, int] = (0, 1)) -> str:
         """``"counted"`` until ``COUNTED_WARM_UPS`` points of ``phase`` at ``batch`` had their FLOPs counted, then
-        ``"plain"``."""
-        return "counted" if self.warm_ups_counted.get((phase, batch), 0) < COUNTED_WARM_UPS else "plain"
+        ``"plain"``; ``"plain"`` on a later visit (its point's FLOPs counted, if at all, on the first)."""
+        counted = self.warm_ups_counted.get((phase, batch), 0) < COUNTED_WARM_UPS and not visit[0]
+        return "counted" if counted else "plain"
 
     def _warm_up_s(self, warm_up: str, pass_s: float) -> float:
         """A warm-up of a pass predicted to take ``pass_s``: a counted one takes the counter's overhead besides."""
@@ -64,7 +65,10 @@ class Items:
         """Whether a pass predicted to take ``pass_s`` ends within the budget."""
         return self.clock() + pass_s <= started + self.budget_s
 
-    def _over_budget(self, phase: str, n_ctx: int, n_new: int, pass_s: float, batch: int = 1) -> None:
+    def _over_budget(self, phase: str, n_ctx: int, n_new: int, pass_s: float, batch: int = 1,
+                     visit: tuple[int, int] = (0, 1)) -> None:
+        if visit[0] > 0:  # a later visit left out: the point keeps its earlier visits' repeats
+            raise OverBudget
         if phase == "extend":
             self.outcome.extend_skipped.append({
                 "c": n_ctx, "s": n_new, "reason": "time budget", "pass_s": pass_s,
@@ -77,18 +81,21 @@ class Items:
             self.outcome.skipped.append(skip | ({"n_new": n_new} if phase == "generate" else {}))
         raise OverBudget
 
-    def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0, batch=1):
-        """Warm-up, then timed repeats; every repeat becomes a row.
+    def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0, batch=1,
+                 visit=(0, 1)):
+        """Warm-up, then timed repeats; every repeat becomes a row (numbered on from the point's earlier visits).
 
         ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or the FLOPs already
         counted on an earlier warm-up of the same pass (the pilot's prefill). ``estimate_s``: one pass.
 
         Out of memory is recorded against ``n_ctx + n_new`` (a batch's or an extend's against its point) and raised
         as ``OutOfMemory``; a first pass predicted not to end within the budget is recorded in ``skipped`` (a batch's
-        in ``batch_skipped``, an extend's in ``extend_skipped``) and raised as ``OverBudget``.
+        in ``batch_skipped``, an extend's in ``extend_skipped``; not on a later ``visit``, ``(index from 0, of how
+        many)``) and raised as ``OverBudget``.
         """
         try:
-            return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch)
+            return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch,
+                                visit)
         except (RuntimeError, torch.OutOfMemoryError) as err:
             if not is_out_of_memory(err):
                 raise
@@ -100,16 +107,18 @@ class Items:
                 self._out_of_memory(phase, n_ctx + (n_new if phase in ("decode", "generate") else 0), err)
             raise OutOfMemory from None
 
-    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch):
+    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch, visit):
         deadline = started + self.budget_s
         share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
-        self.remaining_cost_s -= estimate_s
-        policy = replace(self.policy, min_repeats=self.plan.repeats(estimate_s))
-        warm_up_s = self._warm_up_s(warm_up, estimate_s) if warm_up in ("counted", "plain") else 0.0
+        warmed = warm_up in ("counted", "plain")  # else the pilot's pass was the warm-up
+        self.remaining_cost_s -= (1 + warmed) * estimate_s  # as ``Plan.left_s`` counts it
+        policy = replace(self.policy, min_repeats=self.plan.visit_repeats(estimate_s, *visit))
+        warm_up_s = self._warm_up_s(warm_up, estimate_s) if warmed else 0.0
         if not self._affordable(warm_up_s + estimate_s, started):
-            self._over_budget(phase, n_ctx, n_new, estimate_s, batch)
+            self._over_budget(phase, n_ctx, n_new, estimate_s, batch, visit)
         label = f"{phase} n_ctx={n_ctx}" + (f" n_new={n_new}" if phase in ("generate", "extend") else "")
-        label += f" batch={batch}" if batch > 1 else ""
+        label += (f" batch={batch}" if batch > 1 else "") + (" (again)" if visit[0] else "")
+        earlier = self.point_latencies_s.setdefault((phase, n_ctx, n_new, batch), [])
         self.progress(label, self.clock() - started, self._total_s(started))
         result, flops_counted = None, None
         if warm_up == "counted":
@@ -137,7 +146,7 @@ class Items:
                     self._row_base
                     | {
                         "phase": phase, "batch": batch, "n_ctx": n_ctx, "n_cached": cached_tokens(phase, n_ctx),
-                        "n_new": n_new, "repeat": len(latencies),
+                        "n_new": n_new, "repeat": len(earlier) + len(latencies),
                         "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
                         "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
                         "kv_cache_bytes": kv_cache_bytes(result), "energy_j": energy_j,
@@ -149,9 +158,10 @@ class Items:
         finally:
             gc.enable()
         if not latencies:
-            self._over_budget(phase, n_ctx, n_new, estimate_s, batch)
+            self._over_budget(phase, n_ctx, n_new, estimate_s, batch, visit)
+        earlier += latencies
         if batch == 1:
-            self.medians_s[(phase, n_ctx, n_new)] = statistics.median(latencies)
+            self.medians_s[(phase, n_ctx, n_new)] = statistics.median(earlier)
         self.watch.measured((phase, n_ctx, n_new) + ((batch,) if batch > 1 else ()), latencies)
         return result
 
@@ -180,23 +190,26 @@ class Items:
         return elapsed + max(started + self.budget_s - self.clock(), 0.0, self.remaining_cost_s)
 
     def _left_s(self, queue: list) -> float:
-        return self.plan.left_s(queue, self.outcome.generate_pairs, self.reference_n, self.outcome.lengths)
+        return self.plan.left_s(queue, self.second_visits, self.outcome.generate_pairs, self.reference_n,
+                                self.outcome.lengths)
 
-    def _measure_length(self, n: int, queue: list, started: float) -> None:
+    def _measure_length(self, n: int, queue: list, started: float, visit: tuple[int, int]) -> None:
+        """Prefill, then forward, at ``n``: on the first ``visit`` the prefill's warm-up was its pilot pass."""
         self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
-                      self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started)
-        self._replan(queue, started, ("length", n, 1), begun=True)
+                      "plain" if visit[0] else self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started,
+                      visit=visit)
+        self._replan(queue, started, ("length", n, 1), visit[0], begun=True)
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
-                      self._warm_up("forward"), self.plan.prefill_s[n], started=started)
+                      self._warm_up("forward", visit=visit), self.plan.prefill_s[n], started=started, visit=visit)
 
-    def _measure_decode(self, c: int, started: float, batch: int = 1) -> None:
+    def _measure_decode(self, c: int, started: float, batch: int, visit: tuple[int, int]) -> None:
         """Decode steps of ``batch`` sequences at context ``c`` on a filled cache, put back after each step."""
         step_s = self.plan.batch_pass_s("decode", c, batch)
         fill_s = batch * c * self.plan.fill_s_per_token
         self.remaining_cost_s -= fill_s
-        warm_up = self._warm_up("decode", batch)
+        warm_up = self._warm_up("decode", batch, visit)
         if not self._affordable(fill_s + self._warm_up_s(warm_up, step_s) + step_s, started):
-            self._over_budget("decode", c, 1, step_s, batch)
+            self._over_budget("decode", c, 1, step_s, batch, visit)
         try:
             cache = filled_cache(self.passes, c, self.seed, batch=batch)
         except (RuntimeError, torch.OutOfMemoryError) as err:
@@ -210,16 +223,16 @@ class Items:
         rewind = Rewind(cache)
         self._measure("decode", c, 1, lambda: self.passes.decode_step(cache, batch=batch),
                       batch * pass_flops(self.arch, 1, c + 1), warm_up, step_s, after=lambda grown: rewind(),
-                      started=started, batch=batch)
+                      started=started, batch=batch, visit=visit)
 
-    def _measure_extend(self, c: int, s: int, started: float) -> None:
+    def _measure_extend(self, c: int, s: int, started: float, visit: tuple[int, int]) -> None:
         """Extend passes of ``s`` tokens on a filled cache of ``c``, put back after each pass."""
         item = ("extend", c, s)
         pass_s, fill_s = self.plan.pass_s(item), self.plan.fill_s(item)
         self.remaining_cost_s -= fill_s
-        warm_up = self._warm_up("extend")
+        warm_up = self._warm_up("extend", visit=visit)
         if not self._affordable(fill_s + self._warm_up_s(warm_up, pass_s) + pass_s, started):
-            self._over_budget("extend", c, s, pass_s)
+            self._over_budget("extend", c, s, pass_s, visit=visit)
         try:
             cache = filled_cache(self.passes, c, self.seed)
         except (RuntimeError, torch.OutOfMemoryError) as err:
@@ -229,10 +242,10 @@ class Items:
             raise OutOfMemory from None
         rewind = Rewind(cache, added=s)
         self._measure("extend", c, s, lambda: self.passes.extend(cache, s), pass_flops(self.arch, s, c + s), warm_up,
-                      pass_s, after=lambda grown: rewind(), started=started)
+                      pass_s, after=lambda grown: rewind(), started=started, visit=visit)
 
-    def _measure_batch_prefill(self, n: int, batch: int, started: float) -> None:
+    def _measure_batch_prefill(self, n: int, batch: int, started: float, visit: tuple[int, int]) -> None:
         """Prefills of ``batch`` sequences of ``n`` tokens, after a warm-up (FLOP-counted for the first few)."""
         self._measure("prefill", n, n, lambda: self.passes.prefill(n, batch=batch), batch * pass_flops(self.arch, n, n),
-                      self._warm_up("prefill", batch), self.plan.batch_pass_s("prefill", n, batch), started=started,
-                      batch=batch)
+                      self._warm_up("prefill", batch, visit), self.plan.batch_pass_s("prefill", n, batch),
+                      started=started, batch=batch, visit=visit)

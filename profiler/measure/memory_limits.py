@@ -57,6 +57,13 @@ class MemoryLimits:
         return self._beyond_memory(c + s) or any(c >= oom["c"] and s >= oom["s"]
                                                  for oom in self.outcome.extend_out_of_memory)
 
+    def _beyond_item_memory(self, item: tuple[str, int, int]) -> bool:
+        """Whether an item of the queue is beyond memory (nothing recorded)."""
+        kind, n, third = item
+        if kind == "extend":
+            return self._beyond_extend_memory(item)
+        return self._beyond_memory(n + (kind == "decode")) if third == 1 else self._beyond_batch_memory(item)
+
     def _item_dropped(self, item: tuple[str, int, int]) -> bool:
         """Whether an item of the queue is beyond memory; the first time, recorded (``_dropped``,
         ``_batch_dropped``, or in ``extend_skipped``)."""

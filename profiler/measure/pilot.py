@@ -4,7 +4,7 @@ budget can hold, and bringing back lengths a disturbed pilot dropped (steps 1 an
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
 sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``extend_items``, ``plan``
 (``profiler.measure.plan.Plan``), ``budget_s`` (raised where ``raise_budget`` allows), ``passes``, ``clock``,
-``outcome``, ``medians_s`` and ``measured``, and call its ``_out_of_memory``, ``_beyond_memory``,
+``outcome``, ``medians_s``, ``measured`` and ``second_visits``, and call its ``_out_of_memory``, ``_beyond_memory``,
 ``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and ``_prefill_medians_s``.
 """
 
@@ -86,7 +86,7 @@ class Pilot:
             items = self._to_measure(kept)
             left_s -= self.plan.cost_s(kept, items + [item for item in planned
                                                       if item not in self.measured and item not in items],
-                                       generates=not self.fit_first)
+                                       generates=not self.fit_first, second_visits=self.second_visits)
         return max(left_s, 0.0)
 
     def _choose_batch_items(self, kept: list[int], started: float) -> None:
@@ -96,7 +96,7 @@ class Pilot:
         range, every batch size) left out, with its predicted cost."""
         left_s = self._left_beside_s(kept, started, self.extend_items)  # beside the floor, planned with the lengths
         floor = self._batch_floor(kept)
-        floor_s = sum(self.plan.item_cost_s(item) + self.plan.prefill_s[kept[0]] for item in floor
+        floor_s = sum(self.plan.with_references_s(item, self.plan.prefill_s[kept[0]]) for item in floor
                       if item not in self.measured)
         self.batch_items = sorted({*floor, *self._batch_grid(kept, min(BATCH_SHARE * self.budget_s, left_s + floor_s))})
         self.outcome.batch_skipped = [s for s in self.outcome.batch_skipped if s["reason"] != "time budget"]
@@ -131,7 +131,7 @@ class Pilot:
         if self.batch_sizes != [1]:
             left_s *= EXTEND_SHARE / (EXTEND_SHARE + BATCH_SHARE)
         core = self._extend_core(kept)
-        core_s = sum(self.plan.item_cost_s(item) + self.plan.prefill_s[kept[0]] for item in core
+        core_s = sum(self.plan.with_references_s(item, self.plan.prefill_s[kept[0]]) for item in core
                      if item not in self.measured)
         self.extend_items = sorted({*core, *self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s,
                                                                         left_s + core_s))})
@@ -148,17 +148,19 @@ class Pilot:
     def _fits(self, kept: list[int], spent_s: float, shares: bool) -> bool:
         """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s`` (``shares``:
         with the batch and extend grids' shares)."""
-        return spent_s + self.plan.cost_s(kept, self._to_measure(kept, shares), not self.fit_first) <= self.budget_s
+        cost_s = self.plan.cost_s(kept, self._to_measure(kept, shares), not self.fit_first, self.second_visits)
+        return spent_s + cost_s <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
         """Pilot the grid: as many lengths as fit the budget, ascending, with the default grid the range first
         (``_grow``), each left out said with its predicted cost; where that keeps fewer than ``FIT_LENGTHS`` that
-        memory allows, the curves first (``fit_first``): ``FIT_LENGTHS`` decode contexts, no extend core, the generate
-        pairs on what is left, grow again; a default budget still too small is raised (``_raise_budget_for_curves``)."""
+        memory allows, the curves first (``fit_first``): each point in one visit, ``FIT_LENGTHS`` decode contexts, no
+        extend core, the generate pairs on what is left, grow again; a default budget still too small is raised (``_raise_budget_for_curves``)."""
         kept = self._grow([], started) if self.trim_to_budget else self._pilot_lengths(self.grid, [], started)
         if self.trim_to_budget and 0 < len(kept) < FIT_LENGTHS and any(
                 n > kept[-1] and not self._beyond_memory(n) for n in self.grid):
             self.fit_first = True
+            self.plan.most_visits = 1  # a second warm-up per point would cost a length here
             self.decode_contexts = self._choose_decode_contexts(at_most=FIT_LENGTHS)
             kept = self._grow(kept, started)
             if len(kept) < FIT_LENGTHS and self.raise_budget:
@@ -197,7 +199,7 @@ class Pilot:
             return {"n_ctx": n, "reason": "out of memory" if oom and n >= oom["n_ctx"] else "time budget"}
         pass_s = self.plan.prefill_estimate_s(n)
         return {"n_ctx": n, "reason": "time budget", "phase": "prefill", "pass_s": pass_s,
-                "predicted_s": (2 * self.plan.repeats(pass_s) + 1) * pass_s, "budget_s": self.budget_s}
+                "predicted_s": self.plan.length_cost_s(pass_s), "budget_s": self.budget_s}
 
     def _grow(self, kept: list[int], started: float) -> list[int]:
         """Pilot the grid's lengths not in ``kept`` as the budget allows: the range first (every other
@@ -249,9 +251,9 @@ class Pilot:
             kept = sorted([*kept, n])
         return kept
 
-    def _replan(self, queue: list, started: float, current: tuple[str, int], begun: bool) -> None:
-        """Before ``current`` takes its share of the time left (after its reference pass, or a length's after its
-        prefill point): once the timings so far (the reference passes, a prefill at the first length, count as
+    def _replan(self, queue: list, started: float, current: tuple[str, int, int], visit: int, begun: bool) -> None:
+        """Before ``current``'s ``visit`` (from 0) takes its share of the time left (after its reference pass, or a
+        length's after its prefill point): once the timings so far (the reference passes, a prefill at the first length, count as
         its median) prove the pilot too slow (``Plan.correct``), the estimates are corrected and, with the
         default grid, decode contexts then lengths it dropped come back, joining ``queue`` (shuffled in) while
         the corrected plan fits, and the batch and extend points are chosen again."""
@@ -279,7 +281,8 @@ class Pilot:
             queue[:] = [item for item in queue if item not in planned or item in chosen]
             queue += [item for item in chosen if item not in planned and item not in self.measured]
             self._shuffle(queue)
-        current_s = self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current)
+        # a length begun has its forward left, a warm-up and a repeat
+        current_s = 2 * self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current, visit)
         self.remaining_cost_s = self._left_s(queue) + current_s
 
     def _time_first_passes(self, n: int) -> tuple[float, float]:
@@ -330,7 +333,7 @@ class Pilot:
         contexts = [c for c in self.decode_grid if not self._beyond_memory(c + 1)]
         reference_s = self.plan.prefill_s.get(self.grid[0], 0.0)
         while self.trim_to_budget and len(contexts) > 2 and (
-                sum(self.plan.item_cost_s(("decode", c, 1)) + reference_s for c in contexts)
+                sum(self.plan.with_references_s(("decode", c, 1), reference_s) for c in contexts)
                 > DECODE_SHARE * self.budget_s):
             contexts = thinned(contexts)
         if at_most:

@@ -47,12 +47,18 @@ its context adds to a step over the shortest context's.
 
 Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of the budget)
 only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than repeating a pass whose
-noise is a small share of it (the fit uses every raw sample). At ``r`` repeats, a length costs ``2r + 1``
-prefill-sized passes (``r`` prefills, the pilot having been their warm-up, and ``r + 1`` forwards), a decode
-context or an extend point a fill and ``r + 1`` passes, a generate pair ``r + 1`` calls (planned at most
-``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a 16-token generate call costs
-more than a long prefill); a reference pass is one prefill at the shortest length, timed before each item and
-after the last; the drift check ``min_repeats`` prefills at the middle length.
+noise is a small share of it (the fit uses every raw sample). A point's repeats are taken in ``VISITS`` visits far
+apart in the sweep (``profiler.measure.sweep``), the minimum split between them (3 as 2 and 1), each visit with its
+warm-up (and its cache filled again): on a shared machine a slow spell of a few seconds would otherwise cover
+a point's every repeat, a step in the curve that no spread within the point shows. A long pass is visited once
+(its own length averages a spell out, and a second warm-up would cost a long pass more), and so is every point where
+the budget holds the curves only if they come first (``most_visits``: ``profiler.measure.pilot``). At ``r`` repeats in two
+visits, a length costs ``2r + 3`` prefill-sized passes (``r`` prefills and ``r`` forwards, a warm-up of each in
+each visit but the first prefill's, the pilot's pass), a decode context or an extend point two fills and ``r + 2``
+passes; in one visit ``2r + 1`` and a fill and ``r + 1``. A generate pair costs ``r + 1`` calls in one visit
+(planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a 16-token generate
+call costs more than a long prefill); a reference pass is one prefill at the shortest length, timed before each
+visit and after the last; the drift check ``min_repeats`` prefills at the middle length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
@@ -89,6 +95,7 @@ GENERATE_SHARE = 0.15
 BATCH_SHARE = 0.15  # the most the batch grid may take of the budget
 BATCH_POINTS = 3  # lengths (or contexts) of the batch grid per phase, before the budget thins it
 EXTEND_SHARE = 0.10  # the most the extend grid may take of the budget
+VISITS = 2  # a point's repeats are taken in this many visits, far apart in the sweep (a long pass's in one)
 
 # (kind, n, batch): ("length", n, 1) prefill and forward at n; ("decode", c, batch) decode at context c;
 # ("prefill", n, batch) a batched prefill at n (batch above 1); ("extend", c, s): the third slot is not a batch
@@ -125,11 +132,18 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
     return [item for item in grid if item in kept]
 
 
+def length_visit_passes(repeats: int, visit: int) -> int:
+    """Prefill-sized passes in visit ``visit`` (from 0) to a length at ``repeats``: its prefills and forwards, a
+    warm-up of each but the first visit's prefill (the pilot's pass was that)."""
+    return 2 * repeats + (1 if visit == 0 else 2)
+
+
 class Plan:
     def __init__(self, min_repeats: int, max_positions: int, budget_s: float = math.inf):
         self.min_repeats = min_repeats
         self.max_positions = max_positions
         self.budget_s = budget_s
+        self.most_visits = VISITS  # 1 where the curves come first (``profiler.measure.pilot``)
         self.pilot_s: dict[int, float] = {}  # the pilot pass's latency per length planned
         self.prefill_s: dict[int, float] = {}  # the estimate per length: the pilot's, until corrected
         self.decode_pilot_s: dict[int, float] = {}  # the pilot's decode step per context
@@ -153,10 +167,18 @@ class Plan:
         """A pass as a FLOP-counted warm-up takes it (the inverse of ``uncounted_s``)."""
         return max(plain_s + self.counter_overhead_s, plain_s / self.uncounted_share)
 
+    def _long(self, pass_s: float) -> bool:
+        return pass_s > LONG_PASS_SHARE * self.budget_s
+
     def repeats(self, pass_s: float) -> int:
         """The minimum repeats of a pass predicted to take ``pass_s``: fewer for a long one."""
-        long_pass = pass_s > LONG_PASS_SHARE * self.budget_s
-        return min(self.min_repeats, LONG_PASS_REPEATS) if long_pass else self.min_repeats
+        return min(self.min_repeats, LONG_PASS_REPEATS) if self._long(pass_s) else self.min_repeats
+
+    def length_cost_s(self, pass_s: float) -> float:
+        """Predicted time to measure a length whose prefill is predicted to take ``pass_s``, in all its visits."""
+        visits = self._visits(pass_s)
+        return sum(length_visit_passes(self.visit_repeats(pass_s, visit, visits), visit) * pass_s
+                   for visit in range(visits))
 
     def prefill_estimate_s(self, n: int) -> float:
         """A prefill of ``n`` tokens: the shortest length planned at or above ``n``, or beyond the longest
@@ -224,16 +246,49 @@ class Plan:
         kind, n, third = item
         return {"decode": third * n, "extend": n}.get(kind, 0) * self.fill_s_per_token
 
+    def _visits(self, pass_s: float) -> int:
+        return 1 if self._long(pass_s) else min(self.most_visits, self.repeats(pass_s))
+
+    def visits(self, item: Item) -> int:
+        """The visits ``item``'s repeats are taken in (``VISITS``; one for a long pass, and never more than its
+        repeats)."""
+        return self._visits(self.pass_s(item))
+
+    def visit_repeats(self, pass_s: float, visit: int, visits: int) -> int:
+        """The minimum repeats of visit ``visit`` (from 0) of ``visits`` to a point whose pass is predicted to take
+        ``pass_s``: the point's minimum split over its visits, the first ones taking what does not divide."""
+        repeats = self.repeats(pass_s)
+        return repeats // visits + (visit < repeats % visits)
+
+    def visit_cost_s(self, item: Item, visit: int, visits: int | None = None) -> float:
+        """Predicted time to measure visit ``visit`` (from 0) of ``visits`` (``visits(item)`` when None) to ``item``
+        at its minimum repeats, warm-ups and a cache's fill included: a length's first visit has its prefill warm-up
+        in the pilot."""
+        pass_s = self.pass_s(item)
+        repeats = self.visit_repeats(pass_s, visit, visits or self.visits(item))
+        if item[0] == "length":
+            return length_visit_passes(repeats, visit) * pass_s
+        return self.fill_s(item) + (repeats + 1) * pass_s
+
     def item_cost_s(self, item: Item) -> float:
-        """Predicted time to measure ``item`` at its minimum repeats, warm-ups (and a cache's fill) included."""
+        """Predicted time to measure ``item`` at its minimum repeats, in all its visits, warm-ups (and a cache's
+        fill) included."""
+        if item[0] == "length":
+            return self.length_cost_s(self.pass_s(item))
+        visits = self.visits(item)
+        return sum(self.visit_cost_s(item, visit, visits) for visit in range(visits))
+
+    def with_references_s(self, item: Item, reference_s: float) -> float:
+        """``item_cost_s`` and a reference pass (``reference_s``) before each of its visits."""
+        return self.item_cost_s(item) + self.visits(item) * reference_s
+
+    def one_repeat_s(self, item: Item, visit: int) -> float:
+        """One repeat of each of ``item``'s points in visit ``visit`` (from 0), with the visit's warm-ups and its
+        cache's fill: what the visit takes whatever its share (``left_s``)."""
         pass_s = self.pass_s(item)
         if item[0] == "length":
-            return (2 * self.repeats(pass_s) + 1) * pass_s
-        return self.fill_s(item) + (self.repeats(pass_s) + 1) * pass_s
-
-    def one_repeat_s(self, item: Item) -> float:
-        """One repeat of each of ``item``'s points (a cache's fill included)."""
-        return 2 * self.prefill_s[item[1]] if item[0] == "length" else self.fill_s(item) + self.pass_s(item)
+            return length_visit_passes(1, visit) * pass_s
+        return self.fill_s(item) + 2 * pass_s
 
     def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float,
                    limit_s: float) -> list[Item]:
@@ -244,7 +299,7 @@ class Plan:
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
         grid += [("decode", c, b) for c in spread(contexts) for b in sizes]
-        return _within_limit(grid, {item: self.item_cost_s(item) + reference_s for item in grid}, limit_s,
+        return _within_limit(grid, {item: self.with_references_s(item, reference_s) for item in grid}, limit_s,
                              each_phase=True)
 
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
@@ -252,29 +307,35 @@ class Plan:
         over them) within ``limit_s`` with a reference pass (``reference_s``) before each, thinned as
         ``batch_grid`` is but the longest appends left out first (see the module doc)."""
         grid = [("extend", c, s) for c, s in extend_points(spread(contexts), self.max_positions)]
-        cost = {item: self.item_cost_s(item) + reference_s for item in grid}
+        cost = {item: self.with_references_s(item, reference_s) for item in grid}
         return _within_limit(grid, cost, limit_s, first_out=lambda item: (item[2], cost[item]))
 
     def drift_check_s(self, planned: list[int]) -> float:
         return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]
 
-    def cost_s(self, planned: list[int], to_measure: list[Item], generates: bool = True) -> float:
+    def cost_s(self, planned: list[int], to_measure: list[Item], generates: bool = True,
+               second_visits: list[Item] = ()) -> float:
         """Predicted time to finish a sweep of ``planned`` lengths (sorted) at the minimum repeats: the items
-        ``to_measure`` (those not yet begun), the generate pairs ``planned`` implies (at most ``GENERATE_SHARE``
-        of the budget; none unless ``generates``: they then take what is left), the reference passes and the
-        drift check."""
+        ``to_measure`` (those not yet begun) in all their visits, the ``second_visits`` of items begun, the generate
+        pairs ``planned`` implies (at most ``GENERATE_SHARE`` of the budget; none unless ``generates``: they then
+        take what is left), the reference passes and the drift check."""
         pairs = generate_pairs(planned, self.max_positions) if generates else []
-        cost = sum(self.item_cost_s(item) for item in to_measure)
+        cost = sum(self.with_references_s(item, self.prefill_s[planned[0]]) for item in to_measure)
+        cost += sum(self.visit_cost_s(item, 1, VISITS) + self.prefill_s[planned[0]] for item in second_visits)
         pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
         cost += min(pairs_s, GENERATE_SHARE * self.budget_s)
-        cost += (len(to_measure) + len(pairs) + 1) * self.prefill_s[planned[0]]
+        cost += (len(pairs) + 1) * self.prefill_s[planned[0]]
         return cost + self.drift_check_s(planned)
 
-    def left_s(self, queue: list[Item], pairs: list[tuple[int, int]], reference_n: int, planned: list[int]) -> float:
-        """The cost of one repeat of each item left (``queue``, ``pairs``), of the reference passes left and of
-        the drift check: what each item's share of the time left is taken over."""
-        cost = sum(self.one_repeat_s(item) for item in queue) + sum(self.generate_s(*pair) for pair in pairs)
-        return cost + (len(queue) + len(pairs) + 1) * self.prefill_s[reference_n] + self.drift_check_s(planned)
+    def left_s(self, queue: list[Item], second_visits: list[Item], pairs: list[tuple[int, int]], reference_n: int,
+               planned: list[int]) -> float:
+        """The cost of one repeat in each visit left, with its warm-ups and fill (to the items of ``queue``, in all
+        their visits, and the ``second_visits`` of items begun), of a call and its warm-up per generate pair, of the
+        reference passes left and of the drift check: what each visit's share of the time left is taken over."""
+        visits = [*((item, visit) for item in queue for visit in range(self.visits(item))),
+                  *((item, 1) for item in second_visits)]
+        cost = sum(self.one_repeat_s(*visit) for visit in visits) + sum(2 * self.generate_s(*pair) for pair in pairs)
+        return cost + (len(visits) + len(pairs) + 1) * self.prefill_s[reference_n] + self.drift_check_s(planned)
 
     def piloted(self, n: int, latency_s: float) -> None:
         """Record the pilot pass of length ``n`` (less the counter's overhead) as its estimate."""

@@ -94,7 +94,7 @@ from profiler.measure.memory import PeakMemory
 from profiler.measure.memory_limits import MemoryLimits
 from profiler.measure.passes import Passes
 from profiler.measure.pilot import Pilot
-from profiler.measure.plan import Plan
+from profiler.measure.plan import VISITS, Plan
 from profiler.measure.samples import SampleWriter
 from profiler.measure.timing import Clock, RepeatPolicy, time_pass
 
@@ -172,7 +172,9 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass
         self.warm_ups_counted: dict[tuple[str, int], int] = {}  # (phase, batch) -> FLOP-counted warm-ups
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
-        self.measured: set[tuple[str, int, int]] = set()  # items done (or dropped): out of the plan's cost
+        self.measured: set[tuple[str, int, int]] = set()  # items begun (or dropped): out of the plan's cost
+        self.second_visits: list[tuple[str, int, int]] = []  # items begun with a visit left, the next visited last
+        self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
         self.started = 0.0
         self.reference_n = 0  # the reference pass's length: the shortest kept
         self.reference_s: list[float] = []  # its latencies
@@ -203,30 +205,30 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _measure_all(self, started: float) -> None:
         """The lengths, decode contexts, batch points and extend points planned, in shuffled order, re-planning after
-        each length's prefill point; then the generate pairs; a reference pass before each item and after the last."""
+        each length's prefill point, then each visited again in the same order (its second visit, ``Plan.visits``);
+        then the generate pairs; a reference pass before each visit and after the last."""
         self.reference_n = self.outcome.lengths[0]
         self.outcome.generate_pairs = generate_pairs(self.outcome.lengths, self.arch.max_positions)
         queue = [("length", n, 1) for n in self.outcome.lengths] + [("decode", c, 1) for c in self.decode_contexts]
         queue += self.batch_items + self.extend_items
         self._shuffle(queue)
         self.remaining_cost_s = self._left_s(queue)
-        while queue:
-            kind, n, third = item = queue.pop(0)
-            if not self._item_dropped(item):
-                self._reference(started)
-                self._replan(queue, started, item, begun=False)
-                try:
-                    if kind == "length":
-                        self._measure_length(n, queue, started)
-                    elif kind == "decode":
-                        self._measure_decode(n, started, third)
-                    elif kind == "extend":
-                        self._measure_extend(n, third, started)
-                    else:
-                        self._measure_batch_prefill(n, third, started)
-                except (OutOfMemory, OverBudget):
-                    pass
+        while queue or self.second_visits:
+            item = queue.pop(0) if queue else self.second_visits.pop(0)  # second visits: in the order of the first
+            visit = (0, self.plan.visits(item)) if item not in self.measured else (1, VISITS)
             self.measured.add(item)
+            # a second visit beyond memory is not said: its point has the first visit's repeats
+            if self._beyond_item_memory(item) if visit[0] else self._item_dropped(item):
+                continue
+            if visit == (0, VISITS):
+                self.second_visits.append(item)  # costed from now on (``_left_s``, ``Pilot._fits``)
+            self._reference(started)
+            self._replan(queue, started, item, visit[0], begun=False)
+            try:
+                self._measure_item(item, queue, started, visit)
+            except (OutOfMemory, OverBudget):
+                if item in self.second_visits:
+                    self.second_visits.remove(item)
         for n_in, n_out in self.outcome.generate_pairs:
             if not self._dropped(n_in + n_out, "generate"):
                 self._reference(started)
@@ -237,6 +239,17 @@ class Sweep(Items, Pilot, MemoryLimits):
                 except (OutOfMemory, OverBudget):
                     pass
         self._reference(started)  # the last item's other side
+
+    def _measure_item(self, item: tuple[str, int, int], queue: list, started: float, visit: tuple[int, int]) -> None:
+        kind, n, third = item
+        if kind == "length":
+            self._measure_length(n, queue, started, visit)
+        elif kind == "decode":
+            self._measure_decode(n, started, third, visit)
+        elif kind == "extend":
+            self._measure_extend(n, third, started, visit)
+        else:
+            self._measure_batch_prefill(n, third, started, visit)
 
     def _shuffle(self, queue: list) -> None:
         """Shuffle ``queue`` in place; with the curves first (``fit_first``), the lengths and decode contexts (of one
