@@ -513,3 +513,26 @@ def test_the_extend_core_is_measured_when_the_lengths_leave_nothing(tiny_loaded,
     core = sorted({(c, s) for c, s in zip(extend.n_ctx, extend.n_new)})[:2]
     assert [s for _, s in core] == [16, 16] and core[0][0] < core[1][0]
     assert outcome.extend_skipped and all(skip["reason"] == "time budget" for skip in outcome.extend_skipped)
+
+
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+def test_a_points_repeats_come_in_two_visits_a_round_apart_and_a_long_pass_in_one(tiny_loaded, tmp_path, monkeypatch):
+    """On 5 s at about 1 ms a token, a pass over 50 ms (1% of the budget: prefill and forward at 64 and 128) is
+    visited once, every other point twice: all first visits before any second, the second in the order of the first;
+    a point's repeats numbered on across its visits, at least its minimum in all."""
+    _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32, 64, 128], clock=_synthetic_machine(monkeypatch))
+    timed = samples[samples.phase != "generate"]
+    runs = (timed[["phase", "batch", "n_ctx", "n_new"]] != timed[["phase", "batch", "n_ctx", "n_new"]].shift()).any(
+        axis=1).cumsum()
+    visits = [(tuple(rows.iloc[0][["phase", "n_ctx", "n_new"]]), rows) for _, rows in timed.groupby(runs)]
+    points = list(dict.fromkeys(point for point, _ in visits))
+    twice = [point for point in points if sum(p == point for p, _ in visits) == 2]
+    once = [point for point in points if point not in twice]
+    assert {point for point in once if point[0] != "decode"} == {(phase, n, n) for phase in ("prefill", "forward")
+                                                                for n in (64, 128)}
+    assert len(twice) + len(once) == len(visits) - len(twice)  # none visited more than twice
+    first, second = visits[:len(points)], visits[len(points):]
+    assert [point for point, _ in first] == points and [point for point, _ in second] == twice
+    for point in twice:
+        rows = samples[(samples.phase == point[0]) & (samples.n_ctx == point[1]) & (samples.n_new == point[2])]
+        assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats

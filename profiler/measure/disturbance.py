@@ -7,8 +7,8 @@ there), or some repeats of a point (its timings are bimodal). Four signs are wat
 - load: the 1-minute load average (``os.getloadavg``) at the start and at the end of the
   sweep, against the cores this process may use. More than ``cores + 0.5`` runnable tasks
   at the end (a minute that is mostly the sweep's) means other work competed for the cores.
-- a reference pass: prefill at the shortest length, timed once before each item (a length's
-  three points, or a generate pair) and once after the last; one that looks slow is timed
+- a reference pass: prefill at the shortest length, timed once before each visit to an item (a length's
+  prefill and forward points, or a generate pair) and once after the last; one that looks slow is timed
   again and the quicker kept (a hiccup does not repeat, a busy spell does). A reference 1.5
   times the quickest or slower says the machine was slow then; the points measured just
   before and just after it are affected.

@@ -1,12 +1,13 @@
-"""Measuring one item of the sweep (a length's prefill and forward points, a decode context of one sequence or of a
-batch, a batched prefill, an extend point, a generate pair) and the reference pass before each: a warm-up, then timed
-repeats while the item's share of the time left lasts and each pass is predicted to end within the budget
-(``profiler.measure.sweep``, step 2).
+"""Measuring one visit to an item of the sweep (a length's prefill and forward points, a decode context of one
+sequence or of a batch, a batched prefill, an extend point, a generate pair) and the reference pass before each: a
+warm-up, then timed repeats while the visit's share of the time left lasts and each pass is predicted to end within
+the budget (``profiler.measure.sweep``, step 2). A point's rows number its repeats on across its visits, and its
+median (``medians_s``) is over them all (``point_latencies_s``).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
 ``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``energy``, ``watch``, ``medians_s``,
-``reference_n``, ``reference_s``, ``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``,
-``_batch_out_of_memory``, ``_extend_out_of_memory`` and ``_replan``.
+``point_latencies_s``, ``second_visits``, ``reference_n``, ``reference_s``, ``remaining_cost_s`` and ``outcome``,
+and call its ``_out_of_memory``, ``_batch_out_of_memory``, ``_extend_out_of_memory`` and ``_replan``.
 
 A batched point's row says its ``batch``; its FLOPs are ``batch`` times a sequence's, its memory and KV bytes the
 whole batch's (``profiler.measure.samples``); its median is not one of ``medians_s`` (the single-sequence figures

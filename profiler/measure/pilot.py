@@ -155,7 +155,8 @@ class Pilot:
         """Pilot the grid: as many lengths as fit the budget, ascending, with the default grid the range first
         (``_grow``), each left out said with its predicted cost; where that keeps fewer than ``FIT_LENGTHS`` that
         memory allows, the curves first (``fit_first``): each point in one visit, ``FIT_LENGTHS`` decode contexts, no
-        extend core, the generate pairs on what is left, grow again; a default budget still too small is raised (``_raise_budget_for_curves``)."""
+        extend core, the generate pairs on what is left, grow again; a default budget still too small is raised
+        (``_raise_budget_for_curves``)."""
         kept = self._grow([], started) if self.trim_to_budget else self._pilot_lengths(self.grid, [], started)
         if self.trim_to_budget and 0 < len(kept) < FIT_LENGTHS and any(
                 n > kept[-1] and not self._beyond_memory(n) for n in self.grid):
@@ -253,10 +254,10 @@ class Pilot:
 
     def _replan(self, queue: list, started: float, current: tuple[str, int, int], visit: int, begun: bool) -> None:
         """Before ``current``'s ``visit`` (from 0) takes its share of the time left (after its reference pass, or a
-        length's after its prefill point): once the timings so far (the reference passes, a prefill at the first length, count as
-        its median) prove the pilot too slow (``Plan.correct``), the estimates are corrected and, with the
-        default grid, decode contexts then lengths it dropped come back, joining ``queue`` (shuffled in) while
-        the corrected plan fits, and the batch and extend points are chosen again."""
+        length's after its prefill point): once the timings so far (the reference passes, a prefill at the first length,
+        count as its median) prove the pilot too slow (``Plan.correct``), the estimates are corrected and, with the
+        default grid, decode contexts then lengths it dropped come back, joining ``queue`` (shuffled in) while the
+        corrected plan fits, and the batch and extend points are chosen again."""
         decode_median_s = {n: s for (phase, n, _), s in self.medians_s.items() if phase == "decode"}
         prefill_median_s = {self.reference_n: statistics.median(self.reference_s)} if self.reference_s else {}
         prefill_median_s |= self._prefill_medians_s()

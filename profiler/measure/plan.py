@@ -45,20 +45,21 @@ prefill of ``B x n`` tokens' estimate if less (the same weights read and token w
 decode step a prefill of ``B`` tokens (the weights read once for ``B`` tokens' work) plus, per sequence, what
 its context adds to a step over the shortest context's.
 
-Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of the budget)
-only ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than repeating a pass whose
-noise is a small share of it (the fit uses every raw sample). A point's repeats are taken in ``VISITS`` visits far
-apart in the sweep (``profiler.measure.sweep``), the minimum split between them (3 as 2 and 1), each visit with its
-warm-up (and its cache filled again): on a shared machine a slow spell of a few seconds would otherwise cover
-a point's every repeat, a step in the curve that no spread within the point shows. A long pass is visited once
-(its own length averages a spell out, and a second warm-up would cost a long pass more), and so is every point where
-the budget holds the curves only if they come first (``most_visits``: ``profiler.measure.pilot``). At ``r`` repeats in two
-visits, a length costs ``2r + 3`` prefill-sized passes (``r`` prefills and ``r`` forwards, a warm-up of each in
-each visit but the first prefill's, the pilot's pass), a decode context or an extend point two fills and ``r + 2``
-passes; in one visit ``2r + 1`` and a fill and ``r + 1``. A generate pair costs ``r + 1`` calls in one visit
-(planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a 16-token generate
-call costs more than a long prefill); a reference pass is one prefill at the shortest length, timed before each
-visit and after the last; the drift check ``min_repeats`` prefills at the middle length.
+Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of the budget) only
+``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than repeating a pass whose noise is a small
+share of it (the fit uses every raw sample). A point's repeats are taken in ``VISITS`` visits far apart in the sweep
+(``profiler.measure.sweep``), the minimum split between them (3 as 2 and 1), each visit with its warm-up (and its cache
+filled again): on a shared machine a slow spell of a few seconds would otherwise cover a point's every repeat, a step in
+the curve that no spread within the point shows (a pass following another shape ran 5% slower than the next at 64 tokens
+of gpt2 on this 2-core CPU, hence the warm-up). A pass costing more than ``ONE_VISIT_SHARE`` of the budget is visited
+once: its warm-ups are what a budget's longest lengths are made of, and its repeats last as long as a spell; so is every
+point where the budget holds the curves only if they come first (``most_visits``: ``profiler.measure.pilot``). At ``r``
+repeats in two visits, a length costs ``2r + 3`` prefill-sized passes (``r`` prefills and ``r`` forwards, a warm-up of
+each in each visit but the first prefill's, the pilot's pass), a decode context or an extend point two fills and
+``r + 2`` passes; in one visit ``2r + 1`` and a fill and ``r + 1``. A generate pair costs ``r + 1`` calls in one visit
+(planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a 16-token generate call
+costs more than a long prefill); a reference pass is one prefill at the shortest length, timed before each visit and
+after the last; the drift check ``min_repeats`` prefills at the middle length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
@@ -96,6 +97,7 @@ BATCH_SHARE = 0.15  # the most the batch grid may take of the budget
 BATCH_POINTS = 3  # lengths (or contexts) of the batch grid per phase, before the budget thins it
 EXTEND_SHARE = 0.10  # the most the extend grid may take of the budget
 VISITS = 2  # a point's repeats are taken in this many visits, far apart in the sweep (a long pass's in one)
+ONE_VISIT_SHARE = 0.01  # a pass costing more than this share of the budget is visited once
 
 # (kind, n, batch): ("length", n, 1) prefill and forward at n; ("decode", c, batch) decode at context c;
 # ("prefill", n, batch) a batched prefill at n (batch above 1); ("extend", c, s): the third slot is not a batch
@@ -247,11 +249,11 @@ class Plan:
         return {"decode": third * n, "extend": n}.get(kind, 0) * self.fill_s_per_token
 
     def _visits(self, pass_s: float) -> int:
-        return 1 if self._long(pass_s) else min(self.most_visits, self.repeats(pass_s))
+        return 1 if pass_s > ONE_VISIT_SHARE * self.budget_s else min(self.most_visits, self.repeats(pass_s))
 
     def visits(self, item: Item) -> int:
-        """The visits ``item``'s repeats are taken in (``VISITS``; one for a long pass, and never more than its
-        repeats)."""
+        """The visits ``item``'s repeats are taken in (``VISITS``; one for a pass costing more than
+        ``ONE_VISIT_SHARE`` of the budget, and never more than its repeats)."""
         return self._visits(self.pass_s(item))
 
     def visit_repeats(self, pass_s: float, visit: int, visits: int) -> int:

@@ -44,13 +44,16 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    at each length prefill, then forward; at each decode context decode steps on a filled cache (every step at the
    same context: the cache is put back after each, ``profiler.measure.rewind``), of one sequence or of a batch; at
    each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put
-   back after each; then the generate pairs. Each item is a warm-up pass
-   (FLOP-counted for decode, extend and forward; prefill's was the pilot), then timed repeats until
-   ``timing.enough_repeats``, with a share of the budget still left proportional to its
-   predicted cost. Garbage collection is off while timing. A reference pass (prefill at the
-   shortest length) is timed before each item and after the last, to see the machine's speed
-   through the run (``profiler.measure.disturbance``).
-3. Re-plan: before each item takes its share of the time left (after its reference pass) and after
+   back after each; then the generate pairs. Each item is visited twice (``plan.Plan.visits``: once for a pass
+   costing over 1% of the budget, and where the curves come first), the second visits in the order of the first,
+   after them all: a slow spell of a few seconds then covers one visit of a point, not all its repeats. A visit is
+   a warm-up pass (FLOP-counted on the first visit for decode, extend and forward; prefill's first was the pilot;
+   a cache filled again), then timed repeats until ``timing.enough_repeats`` (the point's minimum split between
+   its visits), with a share of the budget still left proportional to its predicted cost; a second visit the
+   budget cannot afford is left out unsaid (its point has the first's repeats). Garbage collection is off while
+   timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last, to see
+   the machine's speed through the run (``profiler.measure.disturbance``).
+3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
    each length's prefill point, the pilot is set against the reference passes and the medians
    measured (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
    pilot that has gone away), the estimates are corrected and, with the default grid, decode
