@@ -69,6 +69,16 @@ def test_members_must_share_hardware_and_dtype():
         FamilyCostModel([a])
 
 
+def test_members_of_one_size_have_no_size_law_and_one_shape_no_shape_law():
+    with pytest.raises(ValueError, match="different sizes, and a, b all have 40,000,000"):
+        FamilyCostModel([_member("a", 40e6, 6, 768), _member("b", 40e6, 6, 768, scale=1.1)])
+    # two sizes of one layers * hidden (a wider MLP): the size laws, and none against layers * hidden
+    wider = FamilyCostModel([_member("a", 40e6, 12, 768), _member("b", 85e6, 12, 768), _member("c", 85e6, 12, 768)])
+    assert wider.laws["prefill"][1] is not None and wider.quadratic_vs_layers_x_hidden["prefill"] is None
+    assert [row["model"] for row in wider.leave_one_out()] == ["b", "c"]  # without a, one size remains: a unpredicted
+    assert PowerLaw.fit([1e7, 1e7], [1.0, 2.0]) is None
+
+
 def test_a_term_the_data_do_not_resolve_gets_no_law():
     """Decode's quadratic term is often noise: one member with it negligible zeroes the law."""
     members = [_member(name, *size) for name, size in SIZES.items()]

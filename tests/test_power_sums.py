@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from profiler.costmodel.power_sums import sum_of_powers
+from profiler.costmodel.power_sums import power_sum, sum_of_powers
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 1.0, 1.118, 2.0, 3.0])
@@ -37,3 +37,10 @@ def test_exponents_a_slope_error_reaches_beyond_the_data(p):
     for lo, hi in [(1, 64), (65, 5000), (300, 299), (1025, 300_000), (7, 300_000)]:
         explicit = float(np.sum(np.arange(lo, hi + 1, dtype=float) ** p))
         assert sum_of_powers(lo, hi, p) == pytest.approx(explicit, rel=1e-12, abs=0.0)
+
+
+def test_integer_power_sums_in_closed_form_match_the_loop_and_an_empty_range_is_zero():
+    lo, hi = np.array([1, 7, 100, 9]), np.array([1, 30, 2_000, 8])
+    for j in (0, 1, 2):
+        expected = [sum(n**j for n in range(a, b + 1)) for a, b in zip(lo, hi)]
+        assert power_sum(lo, hi, j).tolist() == expected

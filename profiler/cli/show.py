@@ -72,7 +72,8 @@ def _print_joint_fits(console: Console, cm: CostModel) -> None:
 
 
 def print_families(console: Console, cost_models: list[CostModel]) -> None:
-    """For every two or more models of one architecture on one hardware and dtype: the size laws."""
+    """For every two or more models of one architecture on one hardware and dtype, of two sizes or more: the size
+    laws."""
     groups: dict[tuple, list[CostModel]] = {}
     for cm in cost_models:
         if cm.model.non_embedding_params is None:  # a served model of unknown architecture: no size to fit laws on
@@ -80,7 +81,7 @@ def print_families(console: Console, cost_models: list[CostModel]) -> None:
         key = (cm.model.model_type, cm.hardware_slug, cm.model.dtype)
         groups.setdefault(key, []).append(cm)
     for (model_type, hardware_slug, dtype), members in groups.items():
-        if len(members) >= 2:
+        if len({cm.model.non_embedding_params for cm in members}) >= 2:
             print_family(console, FamilyCostModel(members), f"{model_type} family on {hardware_slug} ({dtype})")
 
 
@@ -93,7 +94,9 @@ def print_family(console: Console, family: FamilyCostModel, title: str) -> None:
     for phase, laws in family.laws.items():
         cells = [f"{law.k:.3g} * m^{law.e:.3f}" if law.k else "0" for law in laws]
         by_shape = family.quadratic_vs_layers_x_hidden[phase]
-        table.add_row(phase, *cells, f"{by_shape.k:.3g} * (L*d)^{by_shape.e:.3f}" if by_shape.k else "0")
+        shape_cell = ("- (one L*d)" if by_shape is None else f"{by_shape.k:.3g} * (L*d)^{by_shape.e:.3f}" if by_shape.k
+                      else "0")
+        table.add_row(phase, *cells, shape_cell)
     console.print(table)
     for row in family.leave_one_out():
         console.print(f"left out {row['model']}: predicted per-token prefill cost off by "

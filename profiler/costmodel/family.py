@@ -13,7 +13,8 @@ scale with -- and reported, since that is the physical driver. ``at_params(m)`` 
 model of a size nobody profiled with the ``m`` laws (it needs nothing but ``m``);
 ``leave_one_out()`` says how well the family predicts each profiled model from the others.
 A member whose parameters are not known (a served model fitted from latency alone, schema 1.8) has no
-place on the laws: a family with one is refused (``ValueError``, one line naming it).
+place on the laws: a family with one is refused (``ValueError``, one line naming it), as is one whose members all
+have one size. Members that share ``layers * hidden`` (differing in their MLP only) have no law of it (None).
 A coefficient that is zero for any member (a linear curve, as decode's quadratic term often
 is, or a term under 1% of that member's cost across its measured lengths) has no law:
 the family's law for it is zero. Fitting a law through the members where it
@@ -44,10 +45,14 @@ class PowerLaw:
         return self.k * np.asarray(x, dtype=float) ** self.e
 
     @classmethod
-    def fit(cls, x, y) -> "PowerLaw":
+    def fit(cls, x, y) -> "PowerLaw | None":
+        """The law through ``(x, y)``: the zero law where a ``y`` is 0 (see the module doc), None where every ``x``
+        is one value (no law runs through points above one x)."""
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         if len(y) < 2 or np.any(y <= 0):
             return cls(0.0, 0.0)
+        if np.ptp(x) == 0:
+            return None
         e, log_k = np.polyfit(np.log(x), np.log(y), 1)
         return cls(float(np.exp(log_k)), float(e))
 
@@ -81,11 +86,16 @@ class FamilyCostModel:
                              "are not known here (a served model fitted from latency alone)")
         self.members = members
         self.params = np.array([m.model.non_embedding_params for m in members], dtype=float)
+        if np.ptp(self.params) == 0:
+            names = ", ".join(m.model.name for m in members)
+            raise ValueError(f"a family's size law needs models of different sizes, and {names} all have "
+                             f"{self.params[0]:,.0f} non-embedding parameters")
         self.layers_x_hidden = np.array([m.model.layers * m.model.hidden for m in members], dtype=float)
         self.coefficients = {phase: np.stack([_quadratic_coefficients(m.curve(phase, "latency_s")) for m in members])
                              for phase in PHASES}
         self.laws = {phase: [PowerLaw.fit(self.params, coefs[:, j]) for j in range(3)]
                      for phase, coefs in self.coefficients.items()}
+        # None where every member has one layers * hidden (a family that differs in its MLP only)
         self.quadratic_vs_layers_x_hidden = {phase: PowerLaw.fit(self.layers_x_hidden, coefs[:, 2])
                                              for phase, coefs in self.coefficients.items()}
         self.n_min = max(m.curve(p, "latency_s").n_min for m in members for p in PHASES)
@@ -106,13 +116,15 @@ class FamilyCostModel:
             curves=curves, hardware_slug=base.hardware_slug, hardware=base.hardware))
 
     def leave_one_out(self) -> list[dict]:
-        """Each member predicted by the family of the others (needs three or more members):
-        its per-token prefill cost, and its prefill and decode latency at the middle of the domain."""
+        """Each member predicted by the family of the others (needs three or more members; none where the others
+        have one size): its per-token prefill cost, and its prefill and decode latency at the middle of the domain."""
         if len(self.members) < 3:
             return []
         n_mid = float(np.sqrt(self.n_min * self.n_max))
         report = []
         for i, member in enumerate(self.members):
+            if np.ptp(np.delete(self.params, i)) == 0:
+                continue
             others = FamilyCostModel([m for j, m in enumerate(self.members) if j != i])
             predicted = others.at_params(self.params[i])
             row = {"model": member.model.name, "non_embedding_params": int(self.params[i]), "n_ctx": n_mid}

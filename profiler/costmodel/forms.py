@@ -24,17 +24,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from profiler.costmodel.power_sums import sum_of_powers
-
-
-def _power_sums(lo, hi):
-    """(count, sum n, sum n^2) over the integers lo..hi, element-wise."""
-    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    below = lo - 1
-    s0 = hi - below
-    s1 = (hi * (hi + 1) - below * (below + 1)) / 2
-    s2 = (hi * (hi + 1) * (2 * hi + 1) - below * (below + 1) * (2 * below + 1)) / 6
-    return s0, s1, s2
+from profiler.costmodel.power_sums import power_sum, sum_of_powers
 
 
 class NonNegative:
@@ -111,8 +101,7 @@ class Polynomial(Form):
         return np.clip(theta, 0, None) + 1e-12 * np.max(y)
 
     def sum_over(self, theta, lo, hi):
-        sums = _power_sums(lo, hi)
-        return sum(t * s for t, s in zip(np.asarray(theta, dtype=float), sums))
+        return sum(t * power_sum(lo, hi, j) for j, t in enumerate(np.asarray(theta, dtype=float)))
 
     def terms(self, theta) -> list[tuple[np.ndarray, np.ndarray]]:
         theta = np.asarray(theta, dtype=float)

@@ -31,7 +31,7 @@ import re
 import numpy as np
 
 from profiler.costmodel.forms import NonNegative
-from profiler.costmodel.surface_forms import power_sum
+from profiler.costmodel.power_sums import power_sum
 
 NAME = "per-batch"
 MAX_BATCHES = 32  # batch sizes a per-batch surface may have: its coefficients (and the fit's work) are bounded

@@ -11,7 +11,8 @@ term is below 1e-14 of the sum. Then
 ``sum_{lo}^{hi} = S(hi) - S(lo - 1)``.
 
 ``p`` may be an array as well (one exponent per drawn power curve,
-``profiler.costmodel.uncertainty``): one table per distinct exponent.
+``profiler.costmodel.uncertainty``): one table per distinct exponent. ``power_sum``: the same for an integer
+power 0, 1 or 2, in closed form (the terms of the polynomial forms and of the surfaces).
 """
 
 from __future__ import annotations
@@ -72,3 +73,15 @@ def sum_of_powers(lo, hi, p):
     which = which.ravel()
     result = _prefix(upper.ravel(), which, exponents, tables) - _prefix(lo_arr.ravel() - 1, which, exponents, tables)
     return result.reshape(lo_arr.shape) if lo_arr.ndim else float(result[0])
+
+
+def power_sum(lo, hi, j: int):
+    """``sum_{n=lo}^{hi} n^j`` for j = 0, 1, 2, element-wise; 0 for an empty range."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    hi = np.maximum(hi, lo - 1)
+    below = lo - 1
+    if j == 0:
+        return hi - below
+    if j == 1:
+        return (hi * (hi + 1) - below * (below + 1)) / 2
+    return (hi * (hi + 1) * (2 * hi + 1) - below * (below + 1) * (2 * below + 1)) / 6

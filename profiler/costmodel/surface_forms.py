@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from profiler.costmodel.power_sums import power_sum
+
 Q_BOUNDS = (1.0, 16.0)
 _ORDER = ("a", "w", "d", "b", "c", "q")
 _UNITS = {"a": "s", "w": "s", "d": "s/sequence", "b": "s/token", "c": "s/token^2", "q": ""}
@@ -51,18 +53,6 @@ def _monomial(x, name: str) -> np.ndarray:
     i, j = _EXPONENTS[name]
     x = np.asarray(x, dtype=float)
     return x[..., 0] ** i * x[..., 1] ** j
-
-
-def power_sum(lo, hi, j: int):
-    """``sum_{n=lo}^{hi} n^j`` for j = 0, 1, 2, element-wise; 0 for an empty range."""
-    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    hi = np.maximum(hi, lo - 1)
-    below = lo - 1
-    if j == 0:
-        return hi - below
-    if j == 1:
-        return (hi * (hi + 1) - below * (below + 1)) / 2
-    return (hi * (hi + 1) * (2 * hi + 1) - below * (below + 1) * (2 * below + 1)) / 6
 
 
 def join(w, work, q):
