@@ -150,11 +150,10 @@ def test_a_quiet_machine_records_no_disturbance(tiny_loaded, tmp_path, monkeypat
     record = outcome.disturbance
     assert len(outcome.lengths) < len(default_lengths(TINY_MAX_POSITIONS))  # the budget trimmed it: no re-plan
     assert not record.disturbed and record.points == [] and record.brought_back == [] and record.pilot_off == []
-    # a reference before each visit to each length (its prefill rows), decode context and extend point (two visits
-    # where a pass costs at most 1% of the budget), before each generate pair, and one after the last, all at one speed
+    # a reference before each visit to each length (its prefill rows), decode context and extend point, before each
+    # generate pair, and one after the last, all at one speed
     items = samples[samples.phase.isin(["prefill", "decode", "extend"])].groupby(["phase", "n_ctx", "n_new"])
     visits = {point: 1 + int((np.diff(rows.index) > 1).sum()) for point, rows in items}
-    assert set(visits.values()) == {1, 2} and visits[("prefill", 8, 8)] == 2 and visits[("prefill", 64, 64)] == 1
     assert record.reference_latencies_s == [_prefill_s(8)] * (sum(visits.values()) + len(outcome.generate_pairs) + 1)
 
 

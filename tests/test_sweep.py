@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -536,3 +537,18 @@ def test_a_points_repeats_come_in_two_visits_a_round_apart_and_a_long_pass_in_on
     for point in twice:
         rows = samples[(samples.phase == point[0]) & (samples.n_ctx == point[1]) & (samples.n_new == point[2])]
         assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats
+
+
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+@pytest.mark.parametrize("budget_s, twice", [(3.0, False), (10.0, True)])
+def test_second_visits_thin_the_lengths_between_but_never_shorten_the_range(tiny_loaded, tmp_path, monkeypatch,
+                                                                            budget_s, twice):
+    """The default grid's range is planned at one visit a point; where it no longer fits with second visits (3 s at
+    about 1 ms a token), every point is visited once and the range kept; where it does (10 s), the cheap points are
+    visited twice."""
+    _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(TINY_MAX_POSITIONS), budget_s=budget_s,
+                        trim=True, clock=_synthetic_machine(monkeypatch))
+    prefill = samples[samples.phase == "prefill"]
+    assert set(default_lengths(TINY_MAX_POSITIONS)[::2]) <= set(prefill.n_ctx)
+    at_8 = prefill[prefill.n_ctx == 8].index
+    assert bool((np.diff(at_8) > 1).any()) == twice

@@ -19,7 +19,7 @@ from profiler.measure.cache_fill import filled_cache
 from profiler.measure.flops import count_flops
 from profiler.measure.grid import extend_points, generate_pairs
 from profiler.measure.memory import is_out_of_memory
-from profiler.measure.plan import BATCH_SHARE, DECODE_SHARE, EXTEND_SHARE, spread
+from profiler.measure.plan import BATCH_SHARE, DECODE_SHARE, EXTEND_SHARE, VISITS, spread
 from profiler.measure.rewind import Rewind
 from profiler.measure.timing import time_pass
 
@@ -160,8 +160,7 @@ class Pilot:
         kept = self._grow([], started) if self.trim_to_budget else self._pilot_lengths(self.grid, [], started)
         if self.trim_to_budget and 0 < len(kept) < FIT_LENGTHS and any(
                 n > kept[-1] and not self._beyond_memory(n) for n in self.grid):
-            self.fit_first = True
-            self.plan.most_visits = 1  # a second warm-up per point would cost a length here
+            self.fit_first = True  # each point in one visit: a second warm-up per point would cost a length here
             self.decode_contexts = self._choose_decode_contexts(at_most=FIT_LENGTHS)
             kept = self._grow(kept, started)
             if len(kept) < FIT_LENGTHS and self.raise_budget:
@@ -205,13 +204,23 @@ class Pilot:
     def _grow(self, kept: list[int], started: float) -> list[int]:
         """Pilot the grid's lengths not in ``kept`` as the budget allows: the range first (every other
         length, up to the top), then the lengths between, so a tight budget thins the grid before it
-        shortens it; the batch and extend grids' shares are planned before the lengths between, after the range.
-        Returns all kept, sorted."""
+        shortens it; the range is planned at one visit a point, the visits chosen after it (``_choose_visits``), the
+        batch and extend grids' shares planned before the lengths between. Returns all kept, sorted."""
         coarse = thinned(self.grid)
         untried = [n for n in self.grid if n not in kept and not self._beyond_memory(n)]
+        self.plan.most_visits = 1
         kept = self._pilot_lengths([n for n in untried if n in coarse], kept, started)
+        self._choose_visits(kept, started)
         between = [n for n in untried if n not in coarse and kept and n < kept[-1]]
         return self._pilot_lengths(between, kept, started, shares=True)
+
+    def _choose_visits(self, kept: list[int], started: float) -> None:
+        """Two visits to a point (``plan.VISITS``) where the range of ``kept`` lengths, with the decode contexts and
+        what is planned with them, still fits the budget so, else one: the second visits thin the lengths between,
+        never the range; one with the curves first (``fit_first``)."""
+        self.plan.most_visits = VISITS
+        if self.fit_first or (kept and not self._fits(kept, self.clock() - started, shares=False)):
+            self.plan.most_visits = 1
 
     def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float, shares: bool = False) -> list[int]:
         """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that runs out of

@@ -25,8 +25,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    first length a decode step is timed too, and one at the top of the decode grid on a filled
    cache (with its fill): the plan's decode cost, linear in the context. The default decode
    contexts are thinned (ends kept) until they cost at most a quarter of the budget. With the
-   default grid, every other length is piloted first, up to the top, then the lengths between;
-   each (explicit ``--lengths`` too, ascending) is kept while measuring it, with every decode
+   default grid, every other length is piloted first, up to the top, planned at one visit a point, then the
+   points' visits chosen (two where that range still fits so, ``Pilot._choose_visits``), then the lengths between;
+   each (explicit ``--lengths`` too, ascending, at two visits a point) is kept while measuring it, with every decode
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
    thins the grid before it shortens it. Where that keeps fewer than the three lengths a curve is fitted
@@ -45,7 +46,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    same context: the cache is put back after each, ``profiler.measure.rewind``), of one sequence or of a batch; at
    each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put
    back after each; then the generate pairs. Each item is visited twice (``plan.Plan.visits``: once for a pass
-   costing over 1% of the budget, and where the curves come first), the second visits in the order of the first,
+   costing over 1% of the budget, where the range of lengths would not fit so, and where the curves come first),
+   the second visits in the order of the first,
    after them all: a slow spell of a few seconds then covers one visit of a point, not all its repeats. A visit is
    a warm-up pass (FLOP-counted on the first visit for decode, extend and forward; prefill's first was the pilot;
    a cache filled again), then timed repeats until ``timing.enough_repeats`` (the point's minimum split between

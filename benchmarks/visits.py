@@ -1,0 +1,100 @@
+"""Does taking a point's repeats in two visits make gpt2's default run fit better than one visit? Side by side.
+
+What: ``--pairs`` pairs (default 3) of ``python -m profiler run --model gpt2`` with its defaults, run in this
+process (``profiler.cli.main.main``, console output dropped, ``--out`` and ``--fits`` in a temporary folder),
+alternating: a run with the planner as it is (``VISITS`` = 2 in ``plan`` and ``pilot``: where the range of lengths
+fits so, a point whose pass costs at most 1% of the budget is visited twice, a round apart), then one with
+``VISITS`` = 1 (every point in one visit, its repeats back to back, as before), the order swapped every pair so a drift in the machine's speed touches both alike. Per
+run: the lengths prefill reached, and each latency curve's held-out error (leave-one-length-out MAPE, the figure
+the issue sets at 3% for gpt2) for prefill, decode and forward, and the extend surface's; per arm, the median of
+each over its runs. For the two-visit runs, how far a point's two visits' medians are apart (the median over the
+points visited twice) beside how far apart its repeats are within a visit (median relative step between
+consecutive repeats): the spell a visit can meet, against the noise a repeat meets.
+
+Why: the two visits cost warm-ups (and, for decode and extend, cache fills) that a budget would otherwise spend on
+lengths; they pay only if a slow spell covering a whole point is what the held-out error is made of.
+
+Run: ``.venv/bin/python benchmarks/visits.py [--pairs N]`` (about 2 minutes a pair on 2 cores). Prints one JSON
+line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import profiler.measure.pilot as pilot
+import profiler.measure.plan as plan
+from profiler.cli.main import main
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.measure.samples import read_samples
+
+PHASES = ("prefill", "decode", "forward")
+
+
+def _visit_spread(samples) -> tuple[float | None, float | None]:
+    """(median over points visited twice of |visit 2 / visit 1 - 1| of their medians, median relative step between
+    consecutive repeats within a visit); None where no point was visited twice."""
+    timed = samples[samples.phase != "generate"].reset_index(drop=True)
+    keys = timed[["phase", "batch", "n_ctx", "n_new"]]
+    runs = (keys != keys.shift()).any(axis=1).cumsum()
+    visits: dict[tuple, list[np.ndarray]] = {}
+    for _, rows in timed.groupby(runs):
+        visits.setdefault(tuple(rows.iloc[0][["phase", "batch", "n_ctx", "n_new"]]), []).append(rows.latency_s.values)
+    apart = [abs(np.median(b) / np.median(a) - 1) for a, b in (v for v in visits.values() if len(v) == 2)]
+    steps = [abs(later / earlier - 1) for v in visits.values() for visit in v for earlier, later in zip(visit, visit[1:])]
+    return (statistics.median(apart) if apart else None), (statistics.median(steps) if steps else None)
+
+
+def _one_run(visits: int) -> dict:
+    plan.VISITS = pilot.VISITS = visits
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        code = main(["run", "--model", "gpt2", "--out", f"{tmp}/reports", "--fits", f"{tmp}/fits"])
+        if code != 0:
+            raise SystemExit(f"the run with {visits} visit(s) exited {code}")
+        cost_model = load_cost_model(next(Path(tmp, "fits").glob("gpt2--*.json")))
+        samples = read_samples(next(Path(tmp, "reports").glob("*/gpt2/samples.csv")))
+    row = {"visits": visits, "prefill_lengths": sorted(set(samples[(samples.phase == "prefill")
+                                                                   & (samples.batch == 1)].n_ctx.astype(int)))}
+    for phase in PHASES:
+        row[f"{phase}_held_out"] = cost_model.curve(phase, "latency_s").lolo_mape
+    row["extend_held_out"] = cost_model.extend_fit.held_out_mape if cost_model.has_extend else None
+    row["visits_apart"], row["repeats_apart"] = _visit_spread(samples)
+    return row
+
+
+def main_benchmark() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=3, choices=range(1, 11), metavar="N", help="1 to 10 (default 3)")
+    args = parser.parse_args()
+    two = plan.VISITS
+    runs = []
+    for pair in range(args.pairs):
+        for visits in ((two, 1) if pair % 2 == 0 else (1, two)):
+            row = _one_run(visits)
+            runs.append(row)
+            figures = ", ".join(f"{name} {row[f'{name}_held_out']:.1%}" for name in (*PHASES, "extend")
+                                if row[f"{name}_held_out"] is not None)
+            spread = ("" if row["visits_apart"] is None else
+                      f"; visits {row['visits_apart']:.1%} apart, repeats {row['repeats_apart']:.1%}")
+            print(f"pair {pair + 1}, {visits} visit(s): prefill to n={row['prefill_lengths'][-1]} "
+                  f"({len(row['prefill_lengths'])} lengths); held-out {figures}{spread}", flush=True)
+    summary = {}
+    for visits in (two, 1):
+        arm = [row for row in runs if row["visits"] == visits]
+        summary[visits] = {name: statistics.median(row[f"{name}_held_out"] for row in arm)
+                           for name in (*PHASES, "extend") if all(row[f"{name}_held_out"] is not None for row in arm)}
+        print(f"{visits} visit(s), median of {len(arm)} runs: " + ", ".join(f"{name} {value:.1%}"
+                                                                            for name, value in summary[visits].items()))
+    print(json.dumps({"benchmark": "visits", "runs": runs, "median_held_out": summary}, default=float))
+
+
+if __name__ == "__main__":
+    main_benchmark()
