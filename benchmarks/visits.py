@@ -4,12 +4,13 @@ What: ``--pairs`` pairs (default 3) of ``python -m profiler run --model gpt2`` w
 process (``profiler.cli.main.main``, console output dropped, ``--out`` and ``--fits`` in a temporary folder),
 alternating: a run with the planner as it is (``VISITS`` = 2 in ``plan`` and ``pilot``: where the range of lengths
 fits so, a point whose pass costs at most 1% of the budget is visited twice, a round apart), then one with
-``VISITS`` = 1 (every point in one visit, its repeats back to back, as before), the order swapped every pair so a drift in the machine's speed touches both alike. Per
-run: the lengths prefill reached, and each latency curve's held-out error (leave-one-length-out MAPE, the figure
-the issue sets at 3% for gpt2) for prefill, decode and forward, and the extend surface's; per arm, the median of
-each over its runs. For the two-visit runs, how far a point's two visits' medians are apart (the median over the
-points visited twice) beside how far apart its repeats are within a visit (median relative step between
-consecutive repeats): the spell a visit can meet, against the noise a repeat meets.
+``VISITS`` = 1 (every point in one visit, its repeats back to back, as before), the order swapped every pair so a
+drift in the machine's speed touches both alike. Per run: the lengths prefill reached, and each latency curve's
+held-out error (leave-one-length-out MAPE, the figure the issue sets at 3% for gpt2) for prefill, decode and
+forward, and the extend surface's; per arm, the median of each over its runs. For the two-visit runs, how far a
+point's two visits' medians are apart (the median over the points visited twice) beside how far apart its repeats
+are within a visit (median relative step between consecutive repeats): the spell a visit can meet, against the noise
+a repeat meets.
 
 Why: the two visits cost warm-ups (and, for decode and extend, cache fills) that a budget would otherwise spend on
 lengths; they pay only if a slow spell covering a whole point is what the held-out error is made of.
@@ -49,7 +50,8 @@ def _visit_spread(samples) -> tuple[float | None, float | None]:
     for _, rows in timed.groupby(runs):
         visits.setdefault(tuple(rows.iloc[0][["phase", "batch", "n_ctx", "n_new"]]), []).append(rows.latency_s.values)
     apart = [abs(np.median(b) / np.median(a) - 1) for a, b in (v for v in visits.values() if len(v) == 2)]
-    steps = [abs(later / earlier - 1) for v in visits.values() for visit in v for earlier, later in zip(visit, visit[1:])]
+    steps = [abs(later / earlier - 1) for point in visits.values() for visit in point
+             for earlier, later in zip(visit, visit[1:])]
     return (statistics.median(apart) if apart else None), (statistics.median(steps) if steps else None)
 
 
