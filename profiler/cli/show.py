@@ -52,6 +52,7 @@ def print_cost_model(console: Console, cm: CostModel, title: str) -> None:
     for line in derived_lines(cm, model.max_positions):
         console.print(line)
 
+
 def _print_joint_fits(console: Console, cm: CostModel) -> None:
     """Which phases were fitted together (schema 1.4), and how far the latency bands open beyond the data."""
     together: dict[tuple, list[str]] = {}

@@ -67,12 +67,15 @@ class MemoryLimits:
     def _item_dropped(self, item: tuple[str, int, int]) -> bool:
         """Whether an item of the queue is beyond memory; the first time, recorded (``_dropped``,
         ``_batch_dropped``, or in ``extend_skipped``)."""
-        kind, n, third = item
-        if kind != "extend":
-            return self._dropped(n, kind) if third == 1 else self._batch_dropped(item)
-        if not self._beyond_extend_memory(item):
+        if not self._beyond_item_memory(item):
             return False
-        self.outcome.extend_skipped.append({"c": n, "s": third, "reason": "out of memory"})
+        kind, n, third = item
+        if kind == "extend":
+            self.outcome.extend_skipped.append({"c": n, "s": third, "reason": "out of memory"})
+        elif third == 1:
+            self._dropped(n, kind)
+        else:
+            self._batch_dropped(item)
         return True
 
     def _beyond_memory(self, n: int) -> bool:

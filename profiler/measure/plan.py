@@ -252,8 +252,8 @@ class Plan:
         return 1 if pass_s > ONE_VISIT_SHARE * self.budget_s else min(self.most_visits, self.repeats(pass_s))
 
     def visits(self, item: Item) -> int:
-        """The visits ``item``'s repeats are taken in (``VISITS``; one for a pass costing more than
-        ``ONE_VISIT_SHARE`` of the budget, and never more than its repeats)."""
+        """The visits ``item``'s repeats are taken in (``most_visits``, ``VISITS`` unless the pilot chose one; one
+        for a pass costing more than ``ONE_VISIT_SHARE`` of the budget, and never more than its repeats)."""
         return self._visits(self.pass_s(item))
 
     def visit_repeats(self, pass_s: float, visit: int, visits: int) -> int:
@@ -262,21 +262,21 @@ class Plan:
         repeats = self.repeats(pass_s)
         return repeats // visits + (visit < repeats % visits)
 
-    def visit_cost_s(self, item: Item, visit: int, visits: int | None = None) -> float:
-        """Predicted time to measure visit ``visit`` (from 0) of ``visits`` (``visits(item)`` when None) to ``item``
-        at its minimum repeats, warm-ups and a cache's fill included: a length's first visit has its prefill warm-up
-        in the pilot."""
+    def _visit_s(self, item: Item, repeats: int, visit: int) -> float:
+        """Visit ``visit`` (from 0) to ``item`` at ``repeats``, warm-ups and a cache's fill included: a length's first
+        visit has its prefill warm-up in the pilot."""
         pass_s = self.pass_s(item)
-        repeats = self.visit_repeats(pass_s, visit, visits or self.visits(item))
         if item[0] == "length":
             return length_visit_passes(repeats, visit) * pass_s
         return self.fill_s(item) + (repeats + 1) * pass_s
 
+    def visit_cost_s(self, item: Item, visit: int, visits: int) -> float:
+        """Predicted time to measure visit ``visit`` (from 0) of ``visits`` to ``item`` at its minimum repeats."""
+        return self._visit_s(item, self.visit_repeats(self.pass_s(item), visit, visits), visit)
+
     def item_cost_s(self, item: Item) -> float:
         """Predicted time to measure ``item`` at its minimum repeats, in all its visits, warm-ups (and a cache's
         fill) included."""
-        if item[0] == "length":
-            return self.length_cost_s(self.pass_s(item))
         visits = self.visits(item)
         return sum(self.visit_cost_s(item, visit, visits) for visit in range(visits))
 
@@ -287,10 +287,7 @@ class Plan:
     def one_repeat_s(self, item: Item, visit: int) -> float:
         """One repeat of each of ``item``'s points in visit ``visit`` (from 0), with the visit's warm-ups and its
         cache's fill: what the visit takes whatever its share (``left_s``)."""
-        pass_s = self.pass_s(item)
-        if item[0] == "length":
-            return length_visit_passes(1, visit) * pass_s
-        return self.fill_s(item) + 2 * pass_s
+        return self._visit_s(item, 1, visit)
 
     def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float,
                    limit_s: float) -> list[Item]:

@@ -178,7 +178,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.warm_ups_counted: dict[tuple[str, int], int] = {}  # (phase, batch) -> FLOP-counted warm-ups
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
         self.measured: set[tuple[str, int, int]] = set()  # items begun (or dropped): out of the plan's cost
-        self.second_visits: list[tuple[str, int, int]] = []  # items begun with a visit left, the next visited last
+        self.second_visits: list[tuple[str, int, int]] = []  # begun, a visit left; in first-visit order
         self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
         self.started = 0.0
         self.reference_n = 0  # the reference pass's length: the shortest kept
