@@ -275,7 +275,7 @@ def read_samples(path: Path, model: str | None = None, dtype: str | None = None)
         given = {"model": model, "dtype": dtype}.get(column)
         values = list(dict.fromkeys(frame[column]))
         if len(values) > 1:
-            raise UserError(f"{path}: samples of {len(values)} {column}s ({', '.join(map(_shown, values[:3]))}"
+            raise UserError(f"{path}: {len(values)} values of {column} ({', '.join(map(_shown, values[:3]))}"
                             f"{', ...' if len(values) > 3 else ''}): a samples file is one run")
         if values == [""]:
             raise _first_bad(path, frame, frame[column].eq(""), column, "is empty", value=False)
