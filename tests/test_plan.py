@@ -29,17 +29,18 @@ def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drif
     # decode step of its longest context
     assert plan.generate_s(32, 16) == 32 * TOKEN_S + 15 * plan.decode_estimate_s(48)
     pairs_s = 4 * (plan.generate_s(32, 16) + plan.generate_s(120, 8))
-    # in two visits: three prefills and three forwards, a warm-up of each per visit but the pilot's prefill
-    per_length_s = {n: 9 * n * TOKEN_S for n in lengths}
+    # in two visits: three prefills and three forwards, the prefill's warm-up in the second (the pilot's pass was the
+    # first's; a forward's is the prefills before it)
+    per_length_s = {n: 7 * n * TOKEN_S for n in lengths}
     decode_s = 2 * 127 * TOKEN_S / 8 + 5 * 2 * DECODE_S  # two fills, two warm-ups and three steps
     references_s = (2 * 4 + 2 + 1) * 8 * TOKEN_S  # before each visit and each pair, and after the last
     drift_s = 3 * 32 * TOKEN_S
     items = [("length", n, 1) for n in lengths] + [("decode", 127, 1)]
     assert plan.cost_s(lengths, items) == pytest.approx(sum(per_length_s.values()) + decode_s + pairs_s
                                                         + references_s + drift_s)
-    # once 32 is begun only its second visit (a prefill and a forward, a warm-up of each) and its reference remain
+    # once 32 is begun only its second visit (a prefill, its warm-up and a forward) and its reference remain
     assert plan.cost_s(lengths, [("length", 8, 1), ("length", 128, 1)], second_visits=[("length", 32, 1)]) == (
-        pytest.approx(per_length_s[8] + per_length_s[128] + 4 * 32 * TOKEN_S + pairs_s + 8 * 8 * TOKEN_S + drift_s))
+        pytest.approx(per_length_s[8] + per_length_s[128] + 3 * 32 * TOKEN_S + pairs_s + 8 * 8 * TOKEN_S + drift_s))
 
 
 def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_once():
@@ -49,7 +50,7 @@ def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_o
     assert plan.visits(("length", 8, 1)) == 2 and plan.visits(("decode", 8, 1)) == 2
     assert [plan.visit_repeats(1.0, visit, 2) for visit in (0, 1)] == [2, 1]
     assert plan.visits(("length", 1024, 1)) == 1 and plan.visit_repeats(6.0, 0, 1) == 2
-    assert plan.item_cost_s(("length", 1024, 1)) == 5 * 6.0  # two prefills, two forwards, a forward warm-up
+    assert plan.item_cost_s(("length", 1024, 1)) == 4 * 6.0  # two prefills and two forwards, warmed by the pilot
     assert plan.with_references_s(("decode", 8, 1), 0.25) == 5 * 0.5 + 2 * 0.25
     one = Plan(min_repeats=1, max_positions=MAX_POSITIONS, budget_s=100.0)
     one.prefill_s = {8: 1.0}
@@ -94,9 +95,9 @@ def test_long_passes_are_repeated_fewer_times():
 def test_one_repeat_of_what_is_left():
     plan = _plan([8, 32, 128])
     left = plan.left_s([("length", 32, 1)], [("decode", 8, 1)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
-    # 32 in two visits (a prefill and a forward each, their warm-ups but the pilot's), decode at 8 in its second (a
-    # warm-up and a step), a generate call and its warm-up; a reference pass before each visit and pair, and after
-    assert left == ((3 + 4) * 32 * TOKEN_S + 2 * DECODE_S + 2 * plan.generate_s(120, 8) + 5 * 8 * TOKEN_S
+    # 32 in two visits (a prefill and a forward each, the prefill's warm-up in the second), decode at 8 in its second
+    # (a warm-up and a step), a generate call and its warm-up; a reference pass before each visit and pair, and after
+    assert left == ((2 + 3) * 32 * TOKEN_S + 2 * DECODE_S + 2 * plan.generate_s(120, 8) + 5 * 8 * TOKEN_S
                     + 3 * 32 * TOKEN_S)
 
 

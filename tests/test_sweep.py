@@ -362,7 +362,7 @@ def test_the_batch_grid_takes_its_share_of_a_tight_budget_its_costliest_points_l
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-@pytest.mark.parametrize("budget_s", [2.25, 2.5])
+@pytest.mark.parametrize("budget_s", [3.0, 3.5])
 def test_batches_thin_the_lengths_but_never_shorten_their_range(tiny_loaded, tmp_path, monkeypatch, budget_s):
     """On budgets too tight for the whole grid, the batch points take the place of lengths between octaves, never of
     the range's top (budgets where lengths between fit beside the extend grid's share without batches: on 1 s, the
@@ -540,11 +540,11 @@ def test_a_points_repeats_come_in_two_visits_a_round_apart_and_a_long_pass_in_on
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-@pytest.mark.parametrize("budget_s, twice", [(3.0, False), (10.0, True)])
+@pytest.mark.parametrize("budget_s, twice", [(2.25, False), (10.0, True)])
 def test_second_visits_thin_the_lengths_between_but_never_shorten_the_range(tiny_loaded, tmp_path, monkeypatch,
                                                                             budget_s, twice):
-    """The default grid's range is planned at one visit a point; where it no longer fits with second visits (3 s at
-    about 1 ms a token), every point is visited once and the range kept; where it does (10 s), the cheap points are
+    """The default grid's range is planned at one visit a point; where it no longer fits with second visits (2.25 s
+    at about 1 ms a token), every point is visited once and the range kept; where it does (10 s), the cheap points are
     visited twice."""
     _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(TINY_MAX_POSITIONS), budget_s=budget_s,
                         trim=True, clock=_synthetic_machine(monkeypatch))

@@ -17,7 +17,10 @@ An extend point's rows: phase ``extend``, ``n_ctx`` and ``n_cached`` the ``c`` t
 appended, FLOPs those of ``s`` tokens attending to ``c + s`` (``flops.pass_flops``).
 
 FLOPs are counted (FlopCounterMode, ``flops_counted``) on the warm-up of the first ``COUNTED_WARM_UPS`` points of
-each phase and batch size, a plain warm-up after them: the count checks the analytic FLOPs, which are exact
+each phase and batch size, a plain warm-up after them (a forward none after them: the prefills of its length just
+before it ran the same products; its first pass after them took 0.98-0.99 times the next ones, the median of 12
+rounds at 64, 256 and 1,024 tokens of gpt2 on this 2-core CPU, where a prefill's first after another shape took
+up to 1.06 times, ``benchmarks/forward_warm_up.py``): the count checks the analytic FLOPs, which are exact
 (``tests/test_flops.py``), and sends every operator through Python, a cost per pass that does not grow with the
 tokens (0.15-0.2 s on a 135M-parameter model on a 2-core CPU, several times its short passes) and that every
 point would otherwise take from the budget. A prefill's are counted on its pilot pass.
@@ -86,8 +89,8 @@ class Items:
                  visit=(0, 1)):
         """Warm-up, then timed repeats; every repeat becomes a row (numbered on from the point's earlier visits).
 
-        ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or the FLOPs already
-        counted on an earlier warm-up of the same pass (the pilot's prefill). ``estimate_s``: one pass.
+        ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or no warm-up: the FLOPs already counted
+        on an earlier warm-up of the same pass (the pilot's prefill), or None. ``estimate_s``: one pass.
 
         Out of memory is recorded against ``n_ctx + n_new`` (a batch's or an extend's against its point) and raised
         as ``OutOfMemory``; a first pass predicted not to end within the budget is recorded in ``skipped`` (a batch's
@@ -195,13 +198,15 @@ class Items:
                                 self.outcome.lengths)
 
     def _measure_length(self, n: int, queue: list, started: float, visit: tuple[int, int]) -> None:
-        """Prefill, then forward, at ``n``: on the first ``visit`` the prefill's warm-up was its pilot pass."""
+        """Prefill, then forward, at ``n``: on the first ``visit`` the prefill's warm-up was its pilot pass; the
+        forward's are the prefills (a FLOP-counted one of its own for the first ``COUNTED_WARM_UPS``)."""
         self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
                       "plain" if visit[0] else self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started,
                       visit=visit)
         self._replan(queue, started, ("length", n, 1), visit[0], begun=True)
+        warm_up = self._warm_up("forward", visit=visit)
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
-                      self._warm_up("forward", visit=visit), self.plan.prefill_s[n], started=started, visit=visit)
+                      warm_up if warm_up == "counted" else None, self.plan.prefill_s[n], started=started, visit=visit)
 
     def _measure_decode(self, c: int, started: float, batch: int, visit: tuple[int, int]) -> None:
         """Decode steps of ``batch`` sequences at context ``c`` on a filled cache, put back after each step."""

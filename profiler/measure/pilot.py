@@ -338,11 +338,12 @@ class Pilot:
 
     def _choose_decode_contexts(self, chosen: list[int] = (), at_most: int | None = None) -> list[int]:
         """The decode grid below any out of memory; with the default grid, thinned (ends kept) until it costs, its
-        reference passes included, at most ``DECODE_SHARE`` of the budget, and to ``at_most`` spread over them; with
-        those ``chosen`` before. Those left out are in ``skipped``."""
+        reference passes included, at most ``DECODE_SHARE`` of the budget or holds ``FIT_LENGTHS`` contexts (a curve
+        is fitted from that many), and to ``at_most`` spread over them; with those ``chosen`` before. Those left out
+        are in ``skipped``."""
         contexts = [c for c in self.decode_grid if not self._beyond_memory(c + 1)]
         reference_s = self.plan.prefill_s.get(self.grid[0], 0.0)
-        while self.trim_to_budget and len(contexts) > 2 and (
+        while self.trim_to_budget and len(contexts) > FIT_LENGTHS and (
                 sum(self.plan.with_references_s(("decode", c, 1), reference_s) for c in contexts)
                 > DECODE_SHARE * self.budget_s):
             contexts = thinned(contexts)

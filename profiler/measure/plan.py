@@ -54,12 +54,13 @@ the curve that no spread within the point shows (a pass following another shape 
 of gpt2 on this 2-core CPU, hence the warm-up). A pass costing more than ``ONE_VISIT_SHARE`` of the budget is visited
 once: its warm-ups are what a budget's longest lengths are made of, and its repeats last as long as a spell; so is every
 point where the budget holds the curves only if they come first (``most_visits``: ``profiler.measure.pilot``). At ``r``
-repeats in two visits, a length costs ``2r + 3`` prefill-sized passes (``r`` prefills and ``r`` forwards, a warm-up of
-each in each visit but the first prefill's, the pilot's pass), a decode context or an extend point two fills and
-``r + 2`` passes; in one visit ``2r + 1`` and a fill and ``r + 1``. A generate pair costs ``r + 1`` calls in one visit
-(planned at most ``GENERATE_SHARE`` of the budget: on a machine where a decode step is slow, a 16-token generate call
-costs more than a long prefill); a reference pass is one prefill at the shortest length, timed before each visit and
-after the last; the drift check ``min_repeats`` prefills at the middle length.
+repeats in two visits, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills and ``r`` forwards, the prefill's
+warm-up in the second visit: in the first it is the pilot's pass, and a forward's is the prefills just before it), a
+decode context or an extend point two fills and ``r + 2`` passes; in one visit ``2r`` and a fill and ``r + 1``. A
+generate pair costs ``r + 1`` calls in one visit (planned at most ``GENERATE_SHARE`` of the budget: on a machine where
+a decode step is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
+shortest length, timed before each visit and after the last; the drift check ``min_repeats`` prefills at the middle
+length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
@@ -135,9 +136,10 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
 
 
 def length_visit_passes(repeats: int, visit: int) -> int:
-    """Prefill-sized passes in visit ``visit`` (from 0) to a length at ``repeats``: its prefills and forwards, a
-    warm-up of each but the first visit's prefill (the pilot's pass was that)."""
-    return 2 * repeats + (1 if visit == 0 else 2)
+    """Prefill-sized passes in visit ``visit`` (from 0) to a length at ``repeats``: its prefills and forwards, and
+    the prefill's warm-up but on the first visit (the pilot's pass was that); the forward's warm-up is the prefills
+    (``profiler.measure.items``; the FLOP-counted warm-up of the first two forwards, short passes, is not priced)."""
+    return 2 * repeats + (0 if visit == 0 else 1)
 
 
 class Plan:
@@ -342,7 +344,8 @@ class Plan:
         if self.corrected_by != 1.0:
             self.piloted_since.add(n)
 
-    def correct(self, planned: list[int], prefill_median_s: dict[int, float], decode_median_s: dict[int, float]) -> bool:
+    def correct(self, planned: list[int], prefill_median_s: dict[int, float],
+                decode_median_s: dict[int, float]) -> bool:
         """Correct the estimates of ``planned`` when the pilot proves ``PILOT_OFF`` times too slow in sum
         against ``prefill_median_s`` (length -> median measured); ``decode_median_s`` (context -> median)
         replaces the decode pilot where measured. Whether it did."""
