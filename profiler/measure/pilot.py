@@ -291,8 +291,8 @@ class Pilot:
             queue[:] = [item for item in queue if item not in planned or item in chosen]
             queue += [item for item in chosen if item not in planned and item not in self.measured]
             self._shuffle(queue)
-        # a length begun has its forward left, a warm-up and a repeat
-        current_s = 2 * self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current, visit)
+        # a length begun has its forward left, a repeat (its warm-up was the prefills)
+        current_s = self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current, visit)
         self.remaining_cost_s = self._left_s(queue) + current_s
 
     def _time_first_passes(self, n: int) -> tuple[float, float]:

@@ -49,10 +49,12 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    costing over 1% of the budget, where the range of lengths would not fit so, and where the curves come first),
    the second visits in the order of the first,
    after them all: a slow spell of a few seconds then covers one visit of a point, not all its repeats. A visit is
-   a warm-up pass (FLOP-counted on the first visit for decode, extend and forward; prefill's first was the pilot;
-   a cache filled again), then timed repeats until ``timing.enough_repeats`` (the point's minimum split between
-   its visits), with a share of the budget still left proportional to its predicted cost; a second visit the
-   budget cannot afford is left out unsaid (its point has the first's repeats). Garbage collection is off while
+   a warm-up pass (FLOP-counted on the first visit for decode, extend and forward, and none for forward after that:
+   its length's prefills just before it were; prefill's first was the pilot; a cache filled again), then timed
+   repeats until ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the
+   budget still left proportional to its predicted cost; a second visit the budget cannot afford, or one that would
+   leave the generate pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its
+   point has the first's repeats). Garbage collection is off while
    timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last, to see
    the machine's speed through the run (``profiler.measure.disturbance``).
 3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
@@ -222,8 +224,10 @@ class Sweep(Items, Pilot, MemoryLimits):
             item = queue.pop(0) if queue else self.second_visits.pop(0)  # second visits: in the order of the first
             visit = (0, self.plan.visits(item)) if item not in self.measured else (1, VISITS)
             self.measured.add(item)
-            # a second visit beyond memory is not said: its point has the first visit's repeats
-            if self._beyond_item_memory(item) if visit[0] else self._item_dropped(item):
+            # a second visit beyond memory, or one that would leave the generate pairs short, is not said: its point
+            # has the first visit's repeats
+            if (self._beyond_item_memory(item) or self._pairs_short(item, started)) if visit[0] \
+                    else self._item_dropped(item):
                 continue
             if visit == (0, VISITS):
                 self.second_visits.append(item)  # costed from now on (``_left_s``, ``Pilot._fits``)
@@ -244,6 +248,13 @@ class Sweep(Items, Pilot, MemoryLimits):
                 except (OutOfMemory, OverBudget):
                     pass
         self._reference(started)  # the last item's other side
+
+    def _pairs_short(self, item: tuple[str, int, int], started: float) -> bool:
+        """Whether ``item``'s second visit, at its minimum repeats, would leave the generate pairs less than their
+        planned time (``Plan.cost_s``): on a machine slower than its pilot, the whole calls the fit is checked against
+        come before a second look at a point already measured."""
+        after_s = self.plan.cost_s(self.outcome.lengths, [], not self.fit_first, [item])
+        return self.clock() - started + after_s > self.budget_s
 
     def _measure_item(self, item: tuple[str, int, int], queue: list, started: float, visit: tuple[int, int]) -> None:
         kind, n, third = item
