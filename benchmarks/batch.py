@@ -38,12 +38,11 @@ import sys
 
 import torch
 from interleaved import interleaved, median
+from model_options import add_model_options, described, facts, loads, resolve_model_options
 
-from profiler.cli.arguments import batch_sizes, count, thread_count
+from profiler.cli.arguments import batch_sizes, count
 from profiler.errors import UserError
 from profiler.measure.cache_fill import filled_cache
-from profiler.measure.catalog import resolve_model
-from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.grid import check_lengths, default_batch_sizes, parse_lengths
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
@@ -113,20 +112,15 @@ def linear_by_rows(hidden: int, ffn: int, rows: list[int], repeats: int, device:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="gpt2")
+    add_model_options(parser)
     parser.add_argument("--lengths", default="64,256,512", help="comma-separated prompt lengths and decode contexts")
     parser.add_argument("--batch", type=batch_sizes, help="batch sizes (default: run's, 1,2,4,8 on a CPU, "
                                                           "1 to 64 on a GPU); each above 1 is set against 1")
     parser.add_argument("--repeats", type=count(1, MAX_REPEATS), default=5)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=thread_count, help="torch CPU threads (default torch's choice)")
     args = parser.parse_args()
     try:  # every input checked before the model is built
         lengths = parse_lengths(args.lengths)
-        source = resolve_model(args.model)
-        device = resolve_device(args.device)
-        dtype = resolve_dtype(args.dtype, device)
+        source, device, dtype = resolve_model_options(args)
         check_lengths(lengths, meta_architecture(source).max_positions - 1, args.model)  # a step needs a position
         sizes = [b for b in (args.batch or default_batch_sizes(device.type)) if b > 1]
         if not sizes:
@@ -134,8 +128,6 @@ def main() -> int:
     except UserError as err:
         print(f"batch.py: error: {err}", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
     loaded = load_model(source, device, dtype)
     passes = Passes(loaded)
     load_before = os.getloadavg()
@@ -145,10 +137,7 @@ def main() -> int:
                              device, dtype)
     load_after = os.getloadavg()
 
-    print(f"{args.model}, random weights, {dtype_name(dtype)} on {device}, {torch.get_num_threads()} threads, "
-          f"{args.repeats} interleaved repeats; load average (1, 5, 15 min) "
-          f"{'/'.join(f'{x:.2f}' for x in load_before)} before, {'/'.join(f'{x:.2f}' for x in load_after)} after, "
-          f"{os.cpu_count()} CPUs")
+    print(f"{described(args, device, dtype)}, {args.repeats} interleaved repeats; {loads(load_before, load_after)}")
     print(f"{'n':>5} {'B':>3} | {'prefill B ms':>16} {'B x prefill 1 ms':>17} {'speedup':>7} | "
           f"{'decode 1 ms':>15} {'decode B ms':>15} {'tok/s 1':>8} {'tok/s B':>8} {'ratio':>6}")
     for r in rows:
@@ -163,8 +152,7 @@ def main() -> int:
     print(f"one {arch.hidden} x {arch.ffn} linear layer (the MLP's up-projection) on R rows, us: "
           + ", ".join(f"R={r} {seconds * 1e6:.0f} ±{ci:.0%}" for r, (seconds, ci) in by_rows.items()))
     print(json.dumps({
-        "benchmark": "batch", "model": args.model, "device": str(device), "dtype": dtype_name(dtype),
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
+        "benchmark": "batch", **facts(args, device, dtype),
         "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
         "linear_by_rows_s": {str(r): seconds for r, (seconds, _) in by_rows.items()},
     }))

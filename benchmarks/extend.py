@@ -28,12 +28,11 @@ import sys
 
 import torch
 from interleaved import interleaved, median
+from model_options import add_model_options, described, facts, loads, resolve_model_options
 
-from profiler.cli.arguments import count, thread_count
+from profiler.cli.arguments import count
 from profiler.errors import UserError
 from profiler.measure.cache_fill import filled_cache
-from profiler.measure.catalog import resolve_model
-from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
 from profiler.measure.rewind import Rewind
@@ -76,40 +75,29 @@ def measure(passes: Passes, c: int, s: int, repeats: int, device: torch.device) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="gpt2")
+    add_model_options(parser)
     parser.add_argument("--points", default="512:16,128:16,512:128,256:512", help="c:s pairs (cached:new tokens)")
     parser.add_argument("--repeats", type=count(1, MAX_REPEATS), default=9)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=thread_count, help="torch CPU threads (default torch's choice)")
     args = parser.parse_args()
     try:  # every input checked before the model is built
-        source = resolve_model(args.model)
-        device = resolve_device(args.device)
-        dtype = resolve_dtype(args.dtype, device)
+        source, device, dtype = resolve_model_options(args)
         points = parse_points(args.points, meta_architecture(source).max_positions)
     except UserError as err:
         print(f"extend.py: error: {err}", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
     passes = Passes(load_model(source, device, dtype))
     load_before = os.getloadavg()
     rows = [measure(passes, c, s, args.repeats, device) for c, s in points]
     load_after = os.getloadavg()
 
-    print(f"{args.model}, random weights, {dtype_name(dtype)} on {device}, {torch.get_num_threads()} threads, "
-          f"{args.repeats} interleaved repeats; load average (1, 5, 15 min) "
-          f"{'/'.join(f'{x:.2f}' for x in load_before)} before, {'/'.join(f'{x:.2f}' for x in load_after)} after, "
-          f"{os.cpu_count()} CPUs")
+    print(f"{described(args, device, dtype)}, {args.repeats} interleaved repeats; {loads(load_before, load_after)}")
     print(f"{'c':>6} {'s':>5} | {'extend(c, s) ms':>17} {'prefill(c + s) ms':>19} | {'speedup':>7} {'saved':>6}")
     for r in rows:
         print(f"{r['cached_tokens']:>6} {r['new_tokens']:>5} | {r['extend_s'] * 1e3:>8.1f} ±{r['extend_ci_rel']:>6.1%} "
               f"{r['prefill_s'] * 1e3:>10.1f} ±{r['prefill_ci_rel']:>6.1%} | {r['speedup']:>6.2f}x "
               f"{r['saved_share']:>6.1%}")
     print(json.dumps({
-        "benchmark": "extend", "model": args.model, "device": str(device), "dtype": dtype_name(dtype),
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
+        "benchmark": "extend", **facts(args, device, dtype),
         "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
     }))
     return 0

@@ -32,12 +32,11 @@ from functools import partial
 
 import torch
 from interleaved import interleaved
+from model_options import add_model_options, described, facts, loads, resolve_model_options
 
-from profiler.cli.arguments import count, thread_count
+from profiler.cli.arguments import count
 from profiler.errors import UserError
 from profiler.measure.cache_fill import filled_cache
-from profiler.measure.catalog import resolve_model
-from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.grid import check_lengths, parse_lengths
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
@@ -68,35 +67,26 @@ def measure(passes: Passes, context: int, repeats: int, device: torch.device) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m")
+    add_model_options(parser, model="smollm2-135m")
     parser.add_argument("--lengths", default="256,1024,2048", help="comma-separated context lengths of the caches")
     parser.add_argument("--repeats", type=count(1, MAX_REPEATS), default=15)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=thread_count, help="torch CPU threads (default torch's choice)")
     args = parser.parse_args()
     try:  # every input checked before the model is built
         contexts = parse_lengths(args.lengths)
-        source = resolve_model(args.model)
-        device = resolve_device(args.device)
-        dtype = resolve_dtype(args.dtype, device)
+        source, device, dtype = resolve_model_options(args)
         max_positions = meta_architecture(source).max_positions
         check_lengths(contexts, max_positions - 1, args.model)  # a decode step needs a position after its context
     except UserError as err:
         print(f"filled_cache.py: error: {err}", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
     loaded = load_model(source, device, dtype)
     passes = Passes(loaded)
     load_before = os.getloadavg()
     rows = [measure(passes, c, args.repeats, device) for c in contexts]
     load_after = os.getloadavg()
 
-    print(f"{args.model}, random weights, {dtype_name(dtype)} on {device}, {torch.get_num_threads()} threads, "
-          f"{args.repeats} interleaved decode steps per cache; load average (1, 5, 15 min) "
-          f"{'/'.join(f'{x:.2f}' for x in load_before)} before, {'/'.join(f'{x:.2f}' for x in load_after)} after, "
-          f"{os.cpu_count()} CPUs")
+    print(f"{described(args, device, dtype)}, {args.repeats} interleaved decode steps per cache; "
+          f"{loads(load_before, load_after)}")
     print(f"{'context':>7} {'prefill s':>9} {'fill s':>7} {'decode prefilled ms':>20} {'decode filled ms':>17} "
           f"{'filled/prefilled':>16} {'noise':>6} {'within':>6} {'paired':>15}")
     for r in rows:
@@ -106,8 +96,7 @@ def main() -> int:
               f"{r['noise_rel']:>6.1%} {'yes' if r['within_noise'] else 'NO':>6} "
               f"{r['paired_ratio']:>7.3f} ±{r['paired_ci_rel']:>6.1%}")
     print(json.dumps({
-        "benchmark": "filled_cache", "model": args.model, "device": str(device), "dtype": dtype_name(dtype),
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
+        "benchmark": "filled_cache", **facts(args, device, dtype),
         "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
         "all_within_noise": all(r["within_noise"] for r in rows),
     }))

@@ -27,11 +27,10 @@ import statistics
 import sys
 
 import torch
+from model_options import add_model_options, described, facts, loads, resolve_model_options
 
-from profiler.cli.arguments import count, thread_count
+from profiler.cli.arguments import count
 from profiler.errors import UserError
-from profiler.measure.catalog import resolve_model
-from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.grid import check_lengths, parse_lengths
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
@@ -70,35 +69,26 @@ def measure(passes: Passes, lengths: list[int], rounds: int, device: torch.devic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="gpt2")
+    add_model_options(parser)
     parser.add_argument("--lengths", default="64,256,1024", help="comma-separated prompt lengths, two or more")
     parser.add_argument("--rounds", type=count(1, MAX_ROUNDS), default=10)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=thread_count, help="torch CPU threads (default torch's choice)")
     args = parser.parse_args()
     try:  # every input checked before the model is built
         lengths = parse_lengths(args.lengths)
         if len(lengths) < 2:
             raise UserError(f"--lengths: two lengths or more (a pass of another shape comes before each), "
                             f"not {lengths}")
-        source = resolve_model(args.model)
-        device = resolve_device(args.device)
-        dtype = resolve_dtype(args.dtype, device)
+        source, device, dtype = resolve_model_options(args)
         check_lengths(lengths, meta_architecture(source).max_positions, args.model)
     except UserError as err:
         print(f"forward_warm_up.py: error: {err}", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
     passes = Passes(load_model(source, device, dtype))
     load_before = os.getloadavg()
     ratios = measure(passes, lengths, args.rounds, device)
     load_after = os.getloadavg()
 
-    print(f"{args.model}, random weights, {dtype_name(dtype)} on {device}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds; load average (1, 5, 15 min) {'/'.join(f'{x:.2f}' for x in load_before)} before, "
-          f"{'/'.join(f'{x:.2f}' for x in load_after)} after")
+    print(f"{described(args, device, dtype)}, {args.rounds} rounds; {loads(load_before, load_after)}")
     print(f"{'n':>5} | {'first prefill after another shape / next':>41} | {'first forward after prefills / next':>36}")
     summary = {}
     for n in lengths:
@@ -112,8 +102,7 @@ def main() -> int:
         print(f"{n:>5} | median {p['median']:.3f}, mean {p['mean']:.3f}, above 1 in {p['above_1']:>3}/{p['rounds']:<3}"
               f" | median {f['median']:.3f}, mean {f['mean']:.3f}, above 1 in {f['above_1']:>3}/{f['rounds']:<3}")
     print(json.dumps({
-        "benchmark": "forward_warm_up", "model": args.model, "device": str(device), "dtype": dtype_name(dtype),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": args.rounds,
+        "benchmark": "forward_warm_up", **facts(args, device, dtype), "rounds": args.rounds,
         "load_average_before": load_before, "load_average_after": load_after,
         "summary": {str(n): row for n, row in summary.items()},
         "ratios": {str(n): r for n, r in ratios.items()},
