@@ -151,10 +151,13 @@ def test_a_quiet_machine_records_no_disturbance(tiny_loaded, tmp_path, monkeypat
     assert len(outcome.lengths) < len(default_lengths(TINY_MAX_POSITIONS))  # the budget trimmed it: no re-plan
     assert not record.disturbed and record.points == [] and record.brought_back == [] and record.pilot_off == []
     # a reference before each visit to each length (its prefill rows), decode context and extend point, before each
-    # generate pair, and one after the last, all at one speed
+    # generate pair, and one after the last where the budget still affords it, all at one speed
     items = samples[samples.phase.isin(["prefill", "decode", "extend"])].groupby(["phase", "n_ctx", "n_new"])
     visits = {point: 1 + int((np.diff(rows.index) > 1).sum()) for point, rows in items}
-    assert record.reference_latencies_s == [_prefill_s(8)] * (sum(visits.values()) + len(outcome.generate_pairs) + 1)
+    before = sum(visits.values()) + len(outcome.generate_pairs)
+    references = record.reference_latencies_s
+    assert set(references) == {_prefill_s(8)}
+    assert len(references) == before + 1 or (len(references) == before and outcome.elapsed_s + _prefill_s(8) > 3.0)
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
