@@ -54,7 +54,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    repeats until ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the
    budget still left proportional to its predicted cost; a second visit the budget cannot afford, or one that would
    leave the generate pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its
-   point has the first's repeats). Garbage collection is off while
+   point has the first's repeats); so is, said, a batch or extend point beyond the batch floor and extend core
+   whose first visit would leave what is planned with the range and the generate pairs less than theirs. Garbage collection is off while
    timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last, to see
    the machine's speed through the run (``profiler.measure.disturbance``).
 3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
@@ -227,7 +228,7 @@ class Sweep(Items, Pilot, MemoryLimits):
             # a second visit beyond memory, or one that would leave the generate pairs short, is not said: its point
             # has the first visit's repeats
             if (self._beyond_item_memory(item) or self._pairs_short(item, started)) if visit[0] \
-                    else self._item_dropped(item):
+                    else (self._item_dropped(item) or self._left_out(item, queue, started)):
                 continue
             if visit == (0, VISITS):
                 self.second_visits.append(item)  # costed from now on (``_left_s``, ``Pilot._fits``)
@@ -255,6 +256,35 @@ class Sweep(Items, Pilot, MemoryLimits):
         come before a second look at a point already measured."""
         after_s = self.plan.cost_s(self.outcome.lengths, [], not self.fit_first, [item])
         return self.clock() - started + after_s > self.budget_s
+
+    def _optional(self, item: tuple[str, int, int]) -> bool:
+        """Whether ``item`` is a batch or extend point beyond those planned with the range of lengths (the batch floor,
+        the extend core: ``profiler.measure.pilot``)."""
+        kind, _, third = item
+        if kind == "extend":
+            return item not in self._extend_core(self.outcome.lengths)
+        return kind != "length" and third > 1 and item not in self._batch_floor(self.outcome.lengths)
+
+    def _left_out(self, item: tuple[str, int, int], queue: list, started: float) -> bool:
+        """Whether ``item``'s first visit, an optional one (``_optional``), is left out, and said, because it would
+        leave what is planned with the range (the lengths, decode contexts, batch floor and extend core still in
+        ``queue``) and the generate pairs less than their planned time: on a machine slower than its pilot, the
+        batch and extend grids' shares give way first."""
+        if not self._optional(item):
+            return False
+        required = [other for other in queue if not self._optional(other)]
+        if self.clock() - started + self.plan.cost_s(self.outcome.lengths, [item, *required],
+                                                     not self.fit_first) <= self.budget_s:
+            return False
+        kind, n, third = item
+        try:  # said among the points the time budget left out
+            if kind == "extend":
+                self._over_budget("extend", n, third, self.plan.pass_s(item))
+            else:
+                self._over_budget(kind, n, n if kind == "prefill" else 1, self.plan.pass_s(item), batch=third)
+        except OverBudget:
+            pass
+        return True
 
     def _measure_item(self, item: tuple[str, int, int], queue: list, started: float, visit: tuple[int, int]) -> None:
         kind, n, third = item
