@@ -55,9 +55,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    budget still left proportional to its predicted cost; a second visit the budget cannot afford, or one that would
    leave the generate pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its
    point has the first's repeats); so is, said, a batch or extend point beyond the batch floor and extend core
-   whose first visit would leave what is planned with the range and the generate pairs less than theirs. Garbage collection is off while
-   timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last, to see
-   the machine's speed through the run (``profiler.measure.disturbance``).
+   whose first visit would leave what is planned with the range and the generate pairs less than theirs. Garbage
+   collection is off while timing. A reference pass (prefill at the shortest length) is timed before each visit and
+   after the last, to see the machine's speed through the run (``profiler.measure.disturbance``).
 3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
    each length's prefill point, the pilot is set against the reference passes and the medians
    measured (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
