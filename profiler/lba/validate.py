@@ -212,7 +212,8 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                     row.runs[variant].append(run)
                     speed = speed_after
                     progress(f"{exercise.name} {vary}={row.value:g} {variant} seed {seed}: {latency_s:.2f} s "
-                             f"measured, {run.predicted_s:.2f} s predicted for its {run.calls} call{'s' if run.calls != 1 else ''}"
+                             f"measured, {run.predicted_s:.2f} s predicted for its {run.calls} "
+                             f"call{'s' if run.calls != 1 else ''}"
                              + (f" in {run.generates} batch{'es' if run.generates != 1 else ''}"
                                 if schedule.parallel else "")
                              + (f", {run.cached_tokens:,} input tokens read from kept caches"

@@ -257,22 +257,21 @@ class Sweep(Items, Pilot, MemoryLimits):
         after_s = self.plan.cost_s(self.outcome.lengths, [], not self.fit_first, [item])
         return self.clock() - started + after_s > self.budget_s
 
-    def _optional(self, item: tuple[str, int, int]) -> bool:
-        """Whether ``item`` is a batch or extend point beyond those planned with the range of lengths (the batch floor,
+    def _optional(self) -> Callable[[tuple[str, int, int]], bool]:
+        """Whether an item is a batch or extend point beyond those planned with the range of lengths (the batch floor,
         the extend core: ``profiler.measure.pilot``)."""
-        kind, _, third = item
-        if kind == "extend":
-            return item not in self._extend_core(self.outcome.lengths)
-        return kind != "length" and third > 1 and item not in self._batch_floor(self.outcome.lengths)
+        with_range = {*self._extend_core(self.outcome.lengths), *self._batch_floor(self.outcome.lengths)}
+        return lambda item: (item[0] == "extend" or (item[0] != "length" and item[2] > 1)) and item not in with_range
 
     def _left_out(self, item: tuple[str, int, int], queue: list, started: float) -> bool:
         """Whether ``item``'s first visit, an optional one (``_optional``), is left out, and said, because it would
         leave what is planned with the range (the lengths, decode contexts, batch floor and extend core still in
         ``queue``) and the generate pairs less than their planned time: on a machine slower than its pilot, the
         batch and extend grids' shares give way first."""
-        if not self._optional(item):
+        optional = self._optional()
+        if not optional(item):
             return False
-        required = [other for other in queue if not self._optional(other)]
+        required = [other for other in queue if not optional(other)]
         if self.clock() - started + self.plan.cost_s(self.outcome.lengths, [item, *required],
                                                      not self.fit_first) <= self.budget_s:
             return False
