@@ -57,6 +57,17 @@ def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_o
     assert one.visits(("length", 8, 1)) == 1  # never a visit without a repeat
 
 
+def test_a_length_kept_at_a_long_pass_s_repeats_is_priced_and_measured_so():
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=100.0)
+    plan.prefill_s = {8: 1.0, 32: 2.0}
+    assert plan.repeats(2.0, 32) == 3 and plan.item_cost_s(("length", 32, 1)) == 6 * 2.0
+    plan.few_repeats.add(32)
+    assert plan.repeats(2.0, 32) == 2 and plan.visit_repeats(2.0, 0, 1, 32) == 2
+    assert plan.item_cost_s(("length", 32, 1)) == 4 * 2.0  # two prefills and two forwards
+    # only the length kept so: a decode context or an extend point at 32 keeps its repeats
+    assert plan.repeats(2.0) == 3 and plan.repeats(2.0, 8) == 3
+
+
 def test_decode_is_linear_in_the_context_between_and_beyond_the_contexts_piloted():
     plan = _plan([8])
     assert plan.decode_estimate_s(4) == DECODE_S  # below the first: the first

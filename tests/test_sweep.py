@@ -11,6 +11,7 @@ from profiler.measure.grid import default_lengths, generate_pairs
 from profiler.measure.items import COUNTED_WARM_UPS
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
+from profiler.measure.plan import LONG_PASS_REPEATS
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
@@ -537,6 +538,21 @@ def test_a_points_repeats_come_in_two_visits_a_round_apart_and_a_long_pass_in_on
     for point in twice:
         rows = samples[(samples.phase == point[0]) & (samples.n_ctx == point[1]) & (samples.n_new == point[2])]
         assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats
+
+
+@pytest.mark.parametrize("tiny_kind", ["llama"])
+def test_a_larger_budget_never_shortens_the_range(tiny_loaded, tmp_path, monkeypatch):
+    """A pass costing just over ``LONG_PASS_SHARE`` of the budget is repeated twice, just under it three times: at about
+    1 ms a token, 128 tokens fit 2.25 s as a long pass, and on 2.5 s its pilot put it under the share. Its pilot pass
+    spent, it is kept at a long pass's repeats where only that fits (it was dropped, and 2.5 s measured up to 64)."""
+    reached = {}
+    for budget_s in (2.25, 2.5, 2.75):
+        outcome, samples = _sweep(tiny_loaded, tmp_path / f"{budget_s}.csv", default_lengths(TINY_MAX_POSITIONS),
+                                  budget_s=budget_s, trim=True, clock=_synthetic_machine(monkeypatch))
+        reached[budget_s] = max(outcome.lengths)
+        prefill = samples[samples.phase == "prefill"]
+        assert len(prefill[prefill.n_ctx == max(outcome.lengths)]) >= LONG_PASS_REPEATS
+    assert reached == {2.25: 128, 2.5: 128, 2.75: 128}
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])

@@ -116,7 +116,8 @@ class Items:
         share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
         warmed = warm_up in ("counted", "plain")  # else the pilot's pass was the warm-up
         self.remaining_cost_s -= (1 + warmed) * estimate_s  # as ``Plan.left_s`` counts it
-        policy = replace(self.policy, min_repeats=self.plan.visit_repeats(estimate_s, *visit))
+        length = n_ctx if phase in ("prefill", "forward") and batch == 1 else None
+        policy = replace(self.policy, min_repeats=self.plan.visit_repeats(estimate_s, *visit, length))
         warm_up_s = self._warm_up_s(warm_up, estimate_s) if warmed else 0.0
         if not self._affordable(warm_up_s + estimate_s, started):
             self._over_budget(phase, n_ctx, n_new, estimate_s, batch, visit)

@@ -255,8 +255,11 @@ class Pilot:
                 self._out_of_memory("prefill", n, err)
                 break
             if kept and not self._fits(sorted([*kept, n]), self.clock() - started, shares):
-                del plan.prefill_s[n]
-                break
+                plan.few_repeats.add(n)  # its pilot pass spent: kept at a long pass's repeats where that fits
+                if not self._fits(sorted([*kept, n]), self.clock() - started, shares):
+                    plan.few_repeats.discard(n)
+                    del plan.prefill_s[n]
+                    break
             plan.piloted(n, plan.prefill_s[n])
             kept = sorted([*kept, n])
         return kept

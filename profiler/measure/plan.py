@@ -47,18 +47,20 @@ its context adds to a step over the shortest context's.
 
 Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of the budget) only
 ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than repeating a pass whose noise is a small
-share of it (the fit uses every raw sample). A point's repeats are taken in ``VISITS`` visits far apart in the sweep
-(``profiler.measure.sweep``), the minimum split between them (3 as 2 and 1), each visit with its warm-up (and its cache
-filled again): on a shared machine a slow spell of a few seconds would otherwise cover a point's every repeat, a step in
-the curve that no spread within the point shows (a pass following another shape ran 5% slower than the next at 64 tokens
-of gpt2 on this 2-core CPU, hence the warm-up). A pass costing more than ``ONE_VISIT_SHARE`` of the budget is visited
-once: its warm-ups are what a budget's longest lengths are made of, and its repeats last as long as a spell; so is every
-point where the budget holds the curves only if they come first (``most_visits``: ``profiler.measure.pilot``). At ``r``
-repeats in two visits, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills and ``r`` forwards, the prefill's
-warm-up in the second visit: in the first it is the pilot's pass, and a forward's is the prefills just before it), a
-decode context or an extend point two fills and ``r + 2`` passes; in one visit ``2r`` and a fill and ``r + 1``. A
-generate pair costs ``r + 1`` calls in one visit (planned at most ``GENERATE_SHARE`` of the budget: on a machine where
-a decode step is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
+share of it (the fit uses every raw sample). So is a length whose pilot pass is spent and that the budget holds only so
+(``few_repeats``): a pass just under the share costs a length half as much again as one just over it, and the range
+would otherwise reach less far on a larger budget. A point's repeats are taken in ``VISITS`` visits far apart in the
+sweep (``profiler.measure.sweep``), the minimum split between them (3 as 2 and 1), each visit with its warm-up (and its
+cache filled again): on a shared machine a slow spell of a few seconds would otherwise cover a point's every repeat, a
+step in the curve that no spread within the point shows (a pass following another shape ran 5% slower than the next at
+64 tokens of gpt2 on this 2-core CPU, hence the warm-up). A pass costing more than ``ONE_VISIT_SHARE`` of the budget is
+visited once: its warm-ups are what a budget's longest lengths are made of, and its repeats last as long as a spell; so
+is every point where the budget holds the curves only if they come first (``most_visits``: ``profiler.measure.pilot``).
+At ``r`` repeats in two visits, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills and ``r`` forwards, the
+prefill's warm-up in the second visit: in the first it is the pilot's pass, and a forward's is the prefills just before
+it), a decode context or an extend point two fills and ``r + 2`` passes; in one visit ``2r`` and a fill and ``r + 1``. A
+generate pair costs ``r + 1`` calls in one visit (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a
+decode step is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
 shortest length, timed before each visit and after the last; the drift check ``min_repeats`` prefills at the middle
 length.
 
@@ -135,6 +137,11 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
     return [item for item in grid if item in kept]
 
 
+def _length_of(item: Item) -> int | None:
+    """A length item's length; None for the other kinds."""
+    return item[1] if item[0] == "length" else None
+
+
 def length_visit_passes(repeats: int, visit: int) -> int:
     """Prefill-sized passes in visit ``visit`` (from 0) to a length at ``repeats``: its prefills and forwards, and
     the prefill's warm-up but on the first visit (the pilot's pass was that); the forward's warm-up is the prefills
@@ -157,6 +164,7 @@ class Plan:
         self.uncounted_share = 1.0  # a plain pass over a counted one at the calibration length
         self.corrected_by = 1.0  # the pilot's inflation the estimates were last corrected by
         self.piloted_since: set[int] = set()  # lengths piloted after a correction: at the corrected speed
+        self.few_repeats: set[int] = set()  # lengths kept at a long pass's repeats: piloted, they fit only so
 
     def calibrate_counter(self, plain_s: float, counted_s: float) -> None:
         """Take the counter's overhead from a plain and a FLOP-counted pass at the calibration length."""
@@ -171,12 +179,13 @@ class Plan:
         """A pass as a FLOP-counted warm-up takes it (the inverse of ``uncounted_s``)."""
         return max(plain_s + self.counter_overhead_s, plain_s / self.uncounted_share)
 
-    def _long(self, pass_s: float) -> bool:
-        return pass_s > LONG_PASS_SHARE * self.budget_s
+    def _long(self, pass_s: float, length: int | None) -> bool:
+        return pass_s > LONG_PASS_SHARE * self.budget_s or length in self.few_repeats
 
-    def repeats(self, pass_s: float) -> int:
-        """The minimum repeats of a pass predicted to take ``pass_s``: fewer for a long one."""
-        return min(self.min_repeats, LONG_PASS_REPEATS) if self._long(pass_s) else self.min_repeats
+    def repeats(self, pass_s: float, length: int | None = None) -> int:
+        """The minimum repeats of a pass predicted to take ``pass_s`` (a prefill or forward at ``length``, or None):
+        fewer for a long one, or a length kept so (``few_repeats``)."""
+        return min(self.min_repeats, LONG_PASS_REPEATS) if self._long(pass_s, length) else self.min_repeats
 
     def length_cost_s(self, pass_s: float) -> float:
         """Predicted time to measure a length whose prefill is predicted to take ``pass_s``, in all its visits."""
@@ -250,18 +259,19 @@ class Plan:
         kind, n, third = item
         return {"decode": third * n, "extend": n}.get(kind, 0) * self.fill_s_per_token
 
-    def _visits(self, pass_s: float) -> int:
-        return 1 if pass_s > ONE_VISIT_SHARE * self.budget_s else min(self.most_visits, self.repeats(pass_s))
+    def _visits(self, pass_s: float, length: int | None = None) -> int:
+        return 1 if pass_s > ONE_VISIT_SHARE * self.budget_s else min(self.most_visits, self.repeats(pass_s, length))
 
     def visits(self, item: Item) -> int:
         """The visits ``item``'s repeats are taken in (``most_visits``, ``VISITS`` unless the pilot chose one; one
         for a pass costing more than ``ONE_VISIT_SHARE`` of the budget, and never more than its repeats)."""
-        return self._visits(self.pass_s(item))
+        return self._visits(self.pass_s(item), _length_of(item))
 
-    def visit_repeats(self, pass_s: float, visit: int, visits: int) -> int:
+    def visit_repeats(self, pass_s: float, visit: int, visits: int, length: int | None = None) -> int:
         """The minimum repeats of visit ``visit`` (from 0) of ``visits`` to a point whose pass is predicted to take
-        ``pass_s``: the point's minimum split over its visits, the first ones taking what does not divide."""
-        repeats = self.repeats(pass_s)
+        ``pass_s`` (a prefill or forward at ``length``, or None): the point's minimum split over its visits, the first
+        ones taking what does not divide."""
+        repeats = self.repeats(pass_s, length)
         return repeats // visits + (visit < repeats % visits)
 
     def _visit_s(self, item: Item, repeats: int, visit: int) -> float:
@@ -274,7 +284,7 @@ class Plan:
 
     def visit_cost_s(self, item: Item, visit: int, visits: int) -> float:
         """Predicted time to measure visit ``visit`` (from 0) of ``visits`` to ``item`` at its minimum repeats."""
-        return self._visit_s(item, self.visit_repeats(self.pass_s(item), visit, visits), visit)
+        return self._visit_s(item, self.visit_repeats(self.pass_s(item), visit, visits, _length_of(item)), visit)
 
     def item_cost_s(self, item: Item) -> float:
         """Predicted time to measure ``item`` at its minimum repeats, in all its visits, warm-ups (and a cache's
