@@ -26,6 +26,20 @@ def test_a_budget_raised_for_the_curves_is_said():
         "90 timed passes in 45 s (budget 37.6 s per model, raised to 46 s for the curves, seed 0)")
 
 
+def _calls_fact(skipped: list[dict]) -> str:
+    done = RunDone(lengths=[8, 1024], rows=40, elapsed_s=40.0, generate_pairs=[[256, 16], [1016, 8]], skipped=skipped)
+    run = SimpleNamespace(asked=RunAsked(model="gpt2", budget_s=40.1, seed=0), command=["python", "-m", "profiler"],
+                          done=done)
+    return dict(run_facts(run))["whole calls measured"]
+
+
+def test_whole_calls_the_budget_or_memory_left_out_are_not_said_measured():
+    over_budget = {"n_ctx": 1016, "n_new": 8, "phase": "generate", "reason": "time budget"}
+    assert _calls_fact([over_budget]) == "256 in/16 out"
+    assert _calls_fact([{"n_ctx": 272, "phase": "generate", "reason": "out of memory"}, over_budget]) == "none"
+    assert _calls_fact([{"n_ctx": 1016, "reason": "time budget"}]) == "256 in/16 out, 1016 in/8 out"  # a length
+
+
 def _forward_line(n_ctx: float | None, within: bool, max_positions: int | None) -> str:
     horizon = {"n_ctx": n_ctx, "within_measured_range": within}
     model = SimpleNamespace(derived={"forward": {"overhead_s": 0.01, "cost_per_token_s": 2e-4,

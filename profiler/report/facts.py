@@ -73,9 +73,17 @@ def model_facts(model: dict) -> list[tuple[str, str]]:
     return facts
 
 
+def _measured_pairs(done) -> list[tuple[int, int]]:
+    """The generate pairs planned less those the run left out: over its time budget (said with the pair's
+    ``n_ctx`` and ``n_new``) or beyond memory (said with its total, ``n_ctx``)."""
+    left_out = [s for s in done.skipped if s.get("phase") == "generate"]
+    return [(n_in, n_out) for n_in, n_out in done.generate_pairs
+            if not any((s["n_ctx"], s.get("n_new")) in ((n_in, n_out), (n_in + n_out, None)) for s in left_out)]
+
+
 def run_facts(run: RunDocument) -> list[tuple[str, str]]:
     done, asked = run.done, run.asked
-    pairs = ", ".join(f"{n_in} in/{n_out} out" for n_in, n_out in done.generate_pairs) or "none"
+    pairs = ", ".join(f"{n_in} in/{n_out} out" for n_in, n_out in _measured_pairs(done)) or "none"
     budget = f"budget {'?' if asked.budget_s is None else f'{asked.budget_s:g}'} s per model"
     if done.budget_raised_to_s is not None:
         budget += f", raised to {done.budget_raised_to_s:g} s for the curves"
