@@ -113,6 +113,11 @@ def _no_progress(description: str, done_s: float, total_s: float) -> None:
     pass
 
 
+def _grid_point(item: tuple[str, int, int]) -> bool:
+    """Whether ``item`` is a point of the batch or extend grid (not a length or a decode context of one sequence)."""
+    return item[0] == "extend" or (item[0] != "length" and item[2] > 1)
+
+
 @dataclass
 class SweepOutcome:
     lengths: list[int] = field(default_factory=list)
@@ -250,30 +255,33 @@ class Sweep(Items, Pilot, MemoryLimits):
                     pass
         self._reference(started)  # the last item's other side
 
-    def _pairs_short(self, item: tuple[str, int, int], started: float) -> bool:
-        """Whether ``item``'s second visit, at its minimum repeats, would leave the generate pairs less than their
-        planned time (``Plan.cost_s``): on a machine slower than its pilot, the whole calls the fit is checked against
-        come before a second look at a point already measured."""
-        after_s = self.plan.cost_s(self.outcome.lengths, [], not self.fit_first, [item])
+    def _leaves_short(self, to_measure: list, second_visits: list, started: float) -> bool:
+        """Whether measuring ``to_measure`` and ``second_visits`` at their minimum repeats, with the generate pairs,
+        is predicted to end past the budget (``Plan.cost_s``)."""
+        after_s = self.plan.cost_s(self.outcome.lengths, to_measure, not self.fit_first, second_visits)
         return self.clock() - started + after_s > self.budget_s
+
+    def _pairs_short(self, item: tuple[str, int, int], started: float) -> bool:
+        """Whether ``item``'s second visit would leave the generate pairs less than their planned time: on a machine
+        slower than its pilot, the whole calls the fit is checked against come before a second look at a point
+        already measured."""
+        return self._leaves_short([], [item], started)
 
     def _optional(self) -> Callable[[tuple[str, int, int]], bool]:
         """Whether an item is a batch or extend point beyond those planned with the range of lengths (the batch floor,
         the extend core: ``profiler.measure.pilot``)."""
         with_range = {*self._extend_core(self.outcome.lengths), *self._batch_floor(self.outcome.lengths)}
-        return lambda item: (item[0] == "extend" or (item[0] != "length" and item[2] > 1)) and item not in with_range
+        return lambda item: _grid_point(item) and item not in with_range
 
     def _left_out(self, item: tuple[str, int, int], queue: list, started: float) -> bool:
         """Whether ``item``'s first visit, an optional one (``_optional``), is left out, and said, because it would
         leave what is planned with the range (the lengths, decode contexts, batch floor and extend core still in
         ``queue``) and the generate pairs less than their planned time: on a machine slower than its pilot, the
         batch and extend grids' shares give way first."""
-        optional = self._optional()
-        if not optional(item):
+        if not _grid_point(item):  # the floor and core are not worked out for a length or a decode context
             return False
-        required = [other for other in queue if not optional(other)]
-        if self.clock() - started + self.plan.cost_s(self.outcome.lengths, [item, *required],
-                                                     not self.fit_first) <= self.budget_s:
+        optional = self._optional()
+        if not optional(item) or not self._leaves_short([item, *(o for o in queue if not optional(o))], [], started):
             return False
         kind, n, third = item
         try:  # said among the points the time budget left out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.fit import CurveFit
-from profiler.measure.run_document import RunDocument
+from profiler.measure.run_document import RunDocument, RunDone
 from profiler.report.document import Table
 from profiler.report.units import quantity, scale, significant
 
@@ -73,7 +73,7 @@ def model_facts(model: dict) -> list[tuple[str, str]]:
     return facts
 
 
-def _measured_pairs(done) -> list[tuple[int, int]]:
+def _measured_pairs(done: RunDone) -> list[tuple[int, int]]:
     """The generate pairs planned less those the run left out: over its time budget (said with the pair's
     ``n_ctx`` and ``n_new``) or beyond memory (said with its total, ``n_ctx``)."""
     left_out = [s for s in done.skipped if s.get("phase") == "generate"]
