@@ -207,6 +207,18 @@ def test_a_machine_slower_than_its_pilot_drops_what_is_optional_before_the_gener
         assert any("predicted_s" not in skip for skip in outcome.batch_skipped)
 
 
+def test_a_budget_short_of_the_pairs_repeats_measures_each_pair_it_holds(loaded, tmp_path, monkeypatch):
+    """On 24 s with batches the time left holds both generate pairs' warm-up and first call but not the first pair's
+    repeats besides: the first leaves the second its call (before, the first took its three and the second, the
+    longest prompt, was skipped); within the budget plus one pass."""
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 24.0, batch_sizes=(1, 2, 4, 8))
+    assert outcome.elapsed_s <= 24.0 + longest_s
+    generate = samples[samples.phase == "generate"]
+    calls = generate.groupby(["n_ctx", "n_new"]).size()
+    assert len(outcome.generate_pairs) == 2 and all(calls.get(pair, 0) >= 1 for pair in outcome.generate_pairs)
+    assert not any(skip.get("phase") == "generate" for skip in outcome.skipped)
+
+
 @pytest.mark.parametrize("budget_s", [16.0, 40.0])
 def test_the_batch_grid_spans_the_range_within_the_budget_plus_one_pass(loaded, tmp_path, monkeypatch, budget_s):
     """With batches of 2 to 8 the run still ends within its budget plus one pass, still covers the range, and

@@ -60,3 +60,23 @@ def test_a_horizon_inside_the_positions_is_given_with_where_it_lies():
         "the quadratic term is 10% of the cost at n = 700 (beyond the measured lengths).")
     assert _forward_line(None, within=False, max_positions=1024).endswith(
         "the quadratic term never reaches 10% (linear).")
+
+
+def test_a_larger_share_goes_unsaid_once_a_smaller_one_stays_under_within_the_positions():
+    horizons = {"10%": {"n_ctx": 5e3, "within_measured_range": False},
+                "50%": {"n_ctx": 4e4, "within_measured_range": False}}
+    model = SimpleNamespace(derived={"forward": {"overhead_s": 0.06, "cost_per_token_s": 1.3e-3,
+                                                 "linearity_horizon": horizons}})
+    (line,) = derived_lines(model, 1024)
+    assert line == ("forward: 60.0 ms per pass plus 1.30 ms per token on average over the measured lengths; the "
+                    "quadratic term stays under 10% up to the model's 1,024 positions.")
+
+
+def test_a_slope_near_zero_is_said_as_what_the_context_adds_not_as_a_vanishing_time():
+    """gpt2's decode on a 2-core CPU fitted a slope of 7e-19 s a token: 0.000000000726 ns was printed."""
+    model = SimpleNamespace(derived={"decode": {"overhead_s": 0.0452, "cost_per_token_s": 7.26e-19}})
+    assert derived_lines(model, 1024) == [
+        "decode: 45.2 ms per pass; the context up to the model's 1,024 positions adds under 1% to it."]
+    model.derived["decode"]["cost_per_token_s"] = 7.7e-6  # 7.9 ms at 1,024: 17% of a pass
+    assert derived_lines(model, 1024) == [
+        "decode: 45.2 ms per pass plus 7.70 µs per token of context on average over the measured lengths."]

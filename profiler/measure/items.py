@@ -86,7 +86,7 @@ class Items:
         raise OverBudget
 
     def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0, batch=1,
-                 visit=(0, 1)):
+                 visit=(0, 1), reserve_s=0.0):
         """Warm-up, then timed repeats; every repeat becomes a row (numbered on from the point's earlier visits).
 
         ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or no warm-up: the FLOPs already counted
@@ -95,11 +95,12 @@ class Items:
         Out of memory is recorded against ``n_ctx + n_new`` (a batch's or an extend's against its point) and raised
         as ``OutOfMemory``; a first pass predicted not to end within the budget is recorded in ``skipped`` (a batch's
         in ``batch_skipped``, an extend's in ``extend_skipped``; not on a later ``visit``, ``(index from 0, of how
-        many)``) and raised as ``OverBudget``.
+        many)``) and raised as ``OverBudget``. ``reserve_s``: seconds a repeat after the first leaves the budget (the
+        generate pairs still to come: each keeps a warm-up and one call).
         """
         try:
             return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch,
-                                visit)
+                                visit, reserve_s)
         except (RuntimeError, torch.OutOfMemoryError) as err:
             if not is_out_of_memory(err):
                 raise
@@ -111,7 +112,8 @@ class Items:
                 self._out_of_memory(phase, n_ctx + (n_new if phase in ("decode", "generate") else 0), err)
             raise OutOfMemory from None
 
-    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch, visit):
+    def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch, visit,
+                reserve_s):
         deadline = started + self.budget_s
         share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
         warmed = warm_up in ("counted", "plain")  # else the pilot's pass was the warm-up
@@ -140,7 +142,7 @@ class Items:
         gc.disable()
         try:
             while (not enough_repeats(latencies, self.clock() - item_start, share_s, policy)
-                   and self._affordable(latencies[-1] if latencies else estimate_s, started)):
+                   and self._affordable(latencies[-1] + reserve_s if latencies else estimate_s, started)):
                 self.memory.reset()
                 counter = self.energy
                 before = counter.read() if counter else None

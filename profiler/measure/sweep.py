@@ -45,19 +45,20 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    at each length prefill, then forward; at each decode context decode steps on a filled cache (every step at the
    same context: the cache is put back after each, ``profiler.measure.rewind``), of one sequence or of a batch; at
    each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put
-   back after each; then the generate pairs. Each item is visited twice (``plan.Plan.visits``: once for a pass
-   costing over 1% of the budget, where the range of lengths would not fit so, and where the curves come first),
-   the second visits in the order of the first,
-   after them all: a slow spell of a few seconds then covers one visit of a point, not all its repeats. A visit is
-   a warm-up pass (FLOP-counted on the first visit for decode, extend and forward, and none for forward after that:
-   its length's prefills just before it were; prefill's first was the pilot; a cache filled again), then timed
-   repeats until ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the
-   budget still left proportional to its predicted cost; a second visit the budget cannot afford, or one that would
-   leave the generate pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its
-   point has the first's repeats); so is, said, a batch or extend point beyond the batch floor and extend core
-   whose first visit would leave what is planned with the range and the generate pairs less than theirs. Garbage
-   collection is off while timing. A reference pass (prefill at the shortest length) is timed before each visit and
-   after the last, to see the machine's speed through the run (``profiler.measure.disturbance``).
+   back after each; then the generate pairs, a pair's repeats after its first leaving the pairs after it a warm-up
+   and a call each where the budget holds them (``Sweep._pairs_reserve_s``). Each item is visited twice
+   (``plan.Plan.visits``: once for a pass costing over 1% of the budget, where the range of lengths would not fit
+   so, and where the curves come first), the second visits in the order of the first, after them all: a slow spell
+   of a few seconds then covers one visit of a point, not all its repeats. A visit is a warm-up pass (FLOP-counted
+   on the first visit for decode, extend and forward, and none for forward after that: its length's prefills just
+   before it were; prefill's first was the pilot; a cache filled again), then timed repeats until
+   ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the budget still left
+   proportional to its predicted cost; a second visit the budget cannot afford, or one that would leave the generate
+   pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its point has the
+   first's repeats); so is, said, a batch or extend point beyond the batch floor and extend core whose first visit
+   would leave what is planned with the range and the generate pairs less than theirs. Garbage collection is off
+   while timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last, to
+   see the machine's speed through the run (``profiler.measure.disturbance``).
 3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
    each length's prefill point, the pilot is set against the reference passes and the medians
    measured (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
@@ -244,16 +245,40 @@ class Sweep(Items, Pilot, MemoryLimits):
             except (OutOfMemory, OverBudget):
                 if item in self.second_visits:
                     self.second_visits.remove(item)
-        for n_in, n_out in self.outcome.generate_pairs:
+        pairs = self.outcome.generate_pairs
+        for index, (n_in, n_out) in enumerate(pairs):
             if not self._dropped(n_in + n_out, "generate"):
                 self._reference(started)
                 try:
                     self._measure("generate", n_in, n_out, lambda: self.passes.generate(n_in, n_out),
                                   generate_flops(self.arch, n_in, n_out), "plain",
-                                  self.plan.generate_s(n_in, n_out), started=started)
+                                  self.plan.generate_s(n_in, n_out), started=started,
+                                  reserve_s=self._pairs_reserve_s((n_in, n_out), pairs[index + 1:], started))
                 except (OutOfMemory, OverBudget):
                     pass
         self._reference(started)  # the last item's other side
+
+    def _pairs_reserve_s(self, pair: tuple[int, int], later: list[tuple[int, int]], started: float) -> float:
+        """What the generate pairs ``later`` need at the least, each a reference pass, a warm-up and one call, of
+        those the budget still holds after ``pair``'s warm-up and first call (in order; predicted at the speed the
+        prefills ran, ``_slowdown``): ``pair``'s repeats after its first leave it to them, so a budget short of the
+        pairs' repeats measures each pair it holds once rather than the first several times and the costliest (the
+        longest prompt, last) not at all."""
+        slowdown = self._slowdown()
+        left_s = started + self.budget_s - self.clock() - 2 * self.plan.generate_s(*pair) * slowdown
+        reserve_s = 0.0
+        for n_in, n_out in later:
+            need_s = (self.plan.prefill_s[self.reference_n] + 2 * self.plan.generate_s(n_in, n_out)) * slowdown
+            if reserve_s + need_s <= left_s and not self._beyond_memory(n_in + n_out):
+                reserve_s += need_s
+        return reserve_s
+
+    def _slowdown(self) -> float:
+        """How many times the plan's estimates the prefills measured took, in sum (at least 1): a machine slower than
+        its pilot, which ``Plan.correct`` leaves alone."""
+        medians_s = self._prefill_medians_s()
+        planned_s = sum(self.plan.prefill_s[n] for n in medians_s)
+        return max(1.0, sum(medians_s.values()) / planned_s) if planned_s else 1.0
 
     def _leaves_short(self, to_measure: list, second_visits: list, started: float) -> bool:
         """Whether measuring ``to_measure`` and ``second_visits`` at their minimum repeats, with the generate pairs,

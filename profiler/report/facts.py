@@ -14,6 +14,7 @@ from profiler.report.document import Table
 from profiler.report.units import quantity, scale, significant
 
 _POWERS = {"a": "", "b": "/token", "c": "/token²"}
+NEGLIGIBLE_TOKENS_SHARE = 0.01  # a phase's tokens adding less than this to a pass up to the last position: said so
 
 
 def machine_facts(hardware: dict, ceilings: dict) -> list[tuple[str, str]]:
@@ -143,21 +144,30 @@ def fit_table(cost_model: CostModel) -> Table:
 
 
 def derived_lines(cost_model: CostModel, max_positions: int | None) -> list[str]:
-    """Per phase: per-pass overhead, average cost per token, and where the quadratic term reaches 10% and 50%
-    of the cost (past the model's maximum positions: it never does on this model)."""
+    """Per phase: per-pass overhead, average cost per token (where the model's positions would add under
+    ``NEGLIGIBLE_TOKENS_SHARE`` of the overhead, that instead: a fitted slope near zero), and where the quadratic
+    term reaches 10% and 50% of the cost (past the model's maximum positions: it never does on this model; a larger
+    share then goes unsaid, as it does after a share never reached)."""
     lines = []
     for phase, derived in cost_model.derived.items():
-        per_token = "per token of context" if phase == "decode" else "per token"
-        line = (f"{phase}: {quantity(derived['overhead_s'], 's')} per pass plus "
-                f"{quantity(derived['cost_per_token_s'], 's')} {per_token} on average over the measured lengths")
+        tokens, add = ("the context", "adds") if phase == "decode" else ("the tokens", "add")
+        per_token_s, overhead_s = derived["cost_per_token_s"], derived["overhead_s"]
+        if max_positions and abs(per_token_s) * max_positions < NEGLIGIBLE_TOKENS_SHARE * overhead_s:
+            line = (f"{phase}: {quantity(overhead_s, 's')} per pass; {tokens} up to the model's {max_positions:,} "
+                    f"positions {add} under {NEGLIGIBLE_TOKENS_SHARE:.0%} to it")
+        else:
+            per_token = "per token of context" if phase == "decode" else "per token"
+            line = (f"{phase}: {quantity(overhead_s, 's')} per pass plus {quantity(per_token_s, 's')} {per_token} on "
+                    "average over the measured lengths")
         for share, horizon in derived.get("linearity_horizon", {}).items():
             n = horizon["n_ctx"]
             if n is None:
                 line += f"; the quadratic term never reaches {share} (linear)"
-            elif max_positions and n > max_positions:
+                break
+            if max_positions and n > max_positions:
                 line += f"; the quadratic term stays under {share} up to the model's {max_positions:,} positions"
-            else:
-                where = "" if horizon["within_measured_range"] else " (beyond the measured lengths)"
-                line += f"; the quadratic term is {share} of the cost at n = {n:,.0f}{where}"
+                break
+            where = "" if horizon["within_measured_range"] else " (beyond the measured lengths)"
+            line += f"; the quadratic term is {share} of the cost at n = {n:,.0f}{where}"
         lines.append(line + ".")
     return lines
