@@ -334,3 +334,9 @@ def test_a_batch_point_in_a_slow_spell_is_named_with_its_batch():
     points = watch.finish({}, {}, [], []).points
     assert points == [AffectedPoint("decode", 16, 1, ["slow reference"]),
                       AffectedPoint("decode", 16, 1, ["slow reference"], batch=4)]
+
+
+def test_the_machines_variation_is_the_reference_passes_mean_deviation_from_their_median():
+    varied = replace(DISTURBED, reference_latencies_s=[0.10, 0.11, 0.09, 0.10, 0.12])
+    assert varied.reference_spread == pytest.approx(0.008 / 0.10)
+    assert replace(DISTURBED, reference_latencies_s=[0.10, 0.11, 0.09, 0.10]).reference_spread is None  # too few

@@ -53,3 +53,17 @@ def test_a_default_budget_raised_for_the_curves_is_said():
     lines = _printed(SweepOutcome(lengths=[8, 11, 16], budget_raised_to_s=46.0, elapsed_s=44.8))
     assert lines[0] == ("budget raised to 46 s: the default held fewer than the 3 lengths a curve is fitted from "
                         "(--budget to choose)")
+
+
+def test_how_much_the_machines_speed_varied_is_one_line_before_the_files():
+    from dataclasses import replace
+
+    from tests.test_disturbance import DISTURBED
+
+    quiet = replace(DISTURBED, signs=[], points=[], pilot_off=[], brought_back=[], too_few_lengths=False,
+                    reference_latencies_s=[0.10, 0.11, 0.09, 0.10, 0.12])
+    assert _printed(SweepOutcome(lengths=[8, 16], disturbance=quiet, elapsed_s=12.34))[:2] == [
+        "the machine's speed through the sweep: reference passes 8.0% off their median on average (a held-out error "
+        "near it is the machine's, not the form's)",
+        "measured in 12.3 s; wrote out/gpt2/samples.csv, run.json, hardware.json"]
+    assert not any("reference passes" in line for line in _printed(SweepOutcome(lengths=[8, 16], elapsed_s=1.0)))

@@ -2,8 +2,9 @@
 
 Points the time budget left out (of the length grid, the batch grid and the extend points), what ran out
 of memory, passes longer than the whole budget alone, a default budget raised for the curves, a machine whose
-speed changed or that was disturbed (``SweepOutcome``), each in one yellow line; then the sweep's time and the
-files written. ``run.json`` (``done``) holds the same, in full.
+speed changed or that was disturbed (``SweepOutcome``), each in one yellow line; how much the machine's speed
+varied (``Disturbance.reference_spread``); then the sweep's time and the files written. ``run.json`` (``done``)
+holds the same, in full.
 """
 
 from __future__ import annotations
@@ -72,4 +73,8 @@ def print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None
                       "run again on a quiet machine")
     if outcome.interrupted:
         console.print("[yellow]interrupted: everything measured so far is kept")
+    spread = disturbance.reference_spread if disturbance else None
+    if spread is not None:
+        console.print(f"the machine's speed through the sweep: reference passes {spread:.1%} off their median on "
+                      "average (a held-out error near it is the machine's, not the form's)")
     console.print(f"measured in {outcome.elapsed_s:.1f} s; wrote {folder}/samples.csv, run.json, hardware.json")

@@ -33,6 +33,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+MIN_SPREAD_REFERENCES = 5  # reference passes a spread of the machine's speed is said from
 SLOW_REFERENCE = 1.5  # a reference pass this many times the quickest one: the machine was slow then
 FAR_EXTREME = 0.5  # a repeat this far off its point's median (relative): some repeats ran in another state
 FAR_SHARE = 0.05  # ... and at least this share of the point's repeats (one at least)
@@ -103,6 +104,18 @@ class Disturbance:
     @property
     def disturbed(self) -> bool:
         return bool(self.signs)
+
+    @property
+    def reference_spread(self) -> float | None:
+        """How much the machine's speed varied through the sweep: the reference passes' mean absolute deviation from
+        their median, relative to it (0.09: 9%); None with fewer than ``MIN_SPREAD_REFERENCES`` of them. A point
+        measured at any moment of the sweep is that far off on average, so a fitted curve's held-out error can go
+        no lower on this run."""
+        times = self.reference_latencies_s
+        if len(times) < MIN_SPREAD_REFERENCES:
+            return None
+        middle = statistics.median(times)
+        return statistics.fmean(abs(t - middle) for t in times) / middle
 
     def seen(self) -> list[str]:
         """What was seen, one short phrase per sign, for the console and the report."""

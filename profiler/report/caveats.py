@@ -22,6 +22,8 @@ from profiler.report.calls import measured_range
 from profiler.report.inputs import RunData
 
 POOR_HELD_OUT = 0.05  # mean error predicting a left-out length: beyond it, say so
+# a held-out error within this many times the machine's own variation (the reference passes') is the machine's
+MACHINE_EXPLAINS = 1.5
 POOR_CALL = 0.10  # a whole call predicted this far off: say so
 POOR_CONSISTENCY = 0.10  # the extend surface this far from the prefill or decode curve, on average: say so
 
@@ -157,18 +159,34 @@ def _disturbance_caveat(disturbance: Disturbance) -> str:
     return text + " Run again on a quiet machine."
 
 
+def _held_out_caveat(what: str, error: float, spread: float | None, loosely: str) -> str:
+    """``what`` predicted a left-out point ``error`` off on average, set against the machine's own variation
+    (``Disturbance.reference_spread``, where known): within ``MACHINE_EXPLAINS`` times it, the machine is what a
+    quieter run would change; beyond it, the form (``loosely``: what follows from it)."""
+    text = f"The {what} {error:.0%} off on average"
+    if spread is None:
+        return f"{text}: {loosely}."
+    varied = f"(its reference passes were {spread:.0%} off their median on average)"
+    if error <= MACHINE_EXPLAINS * spread:
+        return (f"{text}, about as much as the machine's speed varied during the sweep {varied}: a quieter machine, "
+                "not another form, would tighten it.")
+    return f"{text}, more than the machine's own variation during the sweep explains {varied}: {loosely}."
+
+
 def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
     items = []
+    disturbance = data.run.done.disturbance
+    spread = disturbance.reference_spread if disturbance else None
     for phase, metrics in data.cost_model.curves.items():
         curve = metrics.get("latency_s")
         if curve is not None and curve.lolo_mape is not None and curve.lolo_mape > POOR_HELD_OUT:
-            items.append(f"The {phase} curve predicts a left-out length {curve.lolo_mape:.0%} off on average: its "
-                         "form follows the samples loosely.")
+            items.append(_held_out_caveat(f"{phase} curve predicts a left-out length", curve.lolo_mape, spread,
+                                          "its form follows the samples loosely"))
     for phase, surface in data.cost_model.surfaces.items():
         if surface.held_out_mape > POOR_HELD_OUT:
-            items.append(f"The {phase} batch surface predicts a left-out (batch, length) {surface.held_out_mape:.0%} "
-                         "off on average: batched calls are priced loosely.")
-    items += _extend_fit_caveats(data.cost_model)
+            items.append(_held_out_caveat(f"{phase} batch surface predicts a left-out (batch, length)",
+                                          surface.held_out_mape, spread, "batched calls are priced loosely"))
+    items += _extend_fit_caveats(data.cost_model, spread)
     points = data.points
     measured = points[points["phase"] == "generate"] if not points.empty else points
     for row in measured.itertuples():
@@ -183,13 +201,13 @@ def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
     return items
 
 
-def _extend_fit_caveats(cost_model: CostModel) -> list[str]:
+def _extend_fit_caveats(cost_model: CostModel, spread: float | None) -> list[str]:
     if not cost_model.has_extend:
         return []  # the extend section says so, once
     surface, items = cost_model.extend_surface(), []
     if surface.held_out_mape > POOR_HELD_OUT:
-        items.append(f"The extend surface predicts a left-out (cached, appended) point {surface.held_out_mape:.0%} off "
-                     "on average: a call with a cached prefix is priced loosely.")
+        items.append(_held_out_caveat("extend surface predicts a left-out (cached, appended) point",
+                                      surface.held_out_mape, spread, "a call with a cached prefix is priced loosely"))
     where = {"prefill": "the prefill curve at c = 0", "decode": "the decode curve at s = 1"}
     for curve, off in surface.consistency.items():
         if off > POOR_CONSISTENCY:
