@@ -159,20 +159,16 @@ def measure_rounds(points: list[Prepared], share_s: float) -> list[list[list[flo
         after()
     latencies: list[list[list[float]]] = [[] for _ in points]
     order = list(range(len(points)))
-    gc.disable()
-    try:
-        for _ in range(ROUNDS):
-            for k in order:
-                run_pass, after = points[k]
-                this_round: list[float] = []
-                started = time.perf_counter()
-                while not enough_repeats(this_round, time.perf_counter() - started, share_s / ROUNDS, ROUND_POLICY):
-                    this_round.append(time_pass(run_pass, DEVICE)[1])
-                    after()
-                latencies[k].append(this_round)
-            order.reverse()
-    finally:
-        gc.enable()
+    for _ in range(ROUNDS):
+        for k in order:
+            run_pass, after = points[k]
+            this_round: list[float] = []
+            started = time.perf_counter()
+            while not enough_repeats(this_round, time.perf_counter() - started, share_s / ROUNDS, ROUND_POLICY):
+                this_round.append(time_pass(run_pass, DEVICE)[1])
+                after()
+            latencies[k].append(this_round)
+        order.reverse()
     return latencies
 
 

@@ -19,7 +19,6 @@ was a prefill-sized pass at every length, and at the longest lengths the budget'
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import random
@@ -53,17 +52,13 @@ def measure(passes: Passes, lengths: list[int], rounds: int, device: torch.devic
     the first forward after the prefills), over the median of the passes after it."""
     ratios = {n: {"prefill": [], "forward": []} for n in lengths}
     order = random.Random(seed)
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for n in order.sample(lengths, len(lengths)):
-                passes.prefill(order.choice([m for m in lengths if m != n]))  # another shape before it
-                prefills = _timed(lambda: passes.prefill(n), PASSES, device)
-                forwards = _timed(lambda: passes.forward(n), PASSES, device)
-                ratios[n]["prefill"].append(_first_over_next(prefills))
-                ratios[n]["forward"].append(_first_over_next(forwards))
-    finally:
-        gc.enable()
+    for _ in range(rounds):
+        for n in order.sample(lengths, len(lengths)):
+            passes.prefill(order.choice([m for m in lengths if m != n]))  # another shape before it
+            prefills = _timed(lambda: passes.prefill(n), PASSES, device)
+            forwards = _timed(lambda: passes.forward(n), PASSES, device)
+            ratios[n]["prefill"].append(_first_over_next(prefills))
+            ratios[n]["forward"].append(_first_over_next(forwards))
     return ratios
 
 

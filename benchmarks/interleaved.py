@@ -10,7 +10,6 @@ A helper module of the scripts in ``benchmarks/`` (each runs with this folder fi
 
 from __future__ import annotations
 
-import gc
 import statistics
 from collections.abc import Callable
 
@@ -26,14 +25,10 @@ def interleaved(runs: dict[str, Callable[[], object]], repeats: int, device: tor
         run()
     latencies: dict[str, list[float]] = {name: [] for name in runs}
     order = list(runs)
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            for name in order:
-                latencies[name].append(time_pass(runs[name], device)[1])
-            order.reverse()
-    finally:
-        gc.enable()
+    for _ in range(repeats):
+        for name in order:
+            latencies[name].append(time_pass(runs[name], device)[1])
+        order.reverse()
     return latencies
 
 

@@ -35,6 +35,27 @@ def test_time_pass_measures_a_sleep_by_the_wall_clock():
     assert 0.05 <= latency_s <= around_s  # seconds of wall time, not CPU time; whatever else the machine runs
 
 
+def test_time_pass_holds_garbage_collection_off_during_the_pass_and_leaves_it_as_found():
+    import gc
+
+    seen = []
+    assert gc.isenabled()
+    time_pass(lambda: seen.append(gc.isenabled()), torch.device("cpu"))
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        time_pass(lambda: seen.append(gc.isenabled()), torch.device("cpu"))
+        assert seen == [False, False] and not gc.isenabled()  # a caller's own pause is kept
+        with pytest.raises(RuntimeError):
+            time_pass(lambda: (_ for _ in ()).throw(RuntimeError("out of memory")), torch.device("cpu"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError):
+        time_pass(lambda: (_ for _ in ()).throw(RuntimeError("out of memory")), torch.device("cpu"))
+    assert gc.isenabled()  # back on after a pass that raised
+
+
 def test_median_interval_shrinks_with_repeats_and_ignores_one_outlier():
     steady = [1.00, 1.01, 0.99, 1.02, 0.98]
     assert median_ci_rel(steady * 4) < median_ci_rel(steady)

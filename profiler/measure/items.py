@@ -28,7 +28,6 @@ point would otherwise take from the budget. A prefill's are counted on its pilot
 
 from __future__ import annotations
 
-import gc
 import statistics
 from dataclasses import replace
 
@@ -139,31 +138,27 @@ class Items:
             after(result)
         latencies: list[float] = []
         item_start = self.clock()
-        gc.disable()
-        try:
-            while (not enough_repeats(latencies, self.clock() - item_start, share_s, policy)
-                   and self._affordable(latencies[-1] + reserve_s if latencies else estimate_s, started)):
-                self.memory.reset()
-                counter = self.energy
-                before = counter.read() if counter else None
-                result, latency_s = time_pass(run_pass, self.loaded.device, self.clock)
-                energy_j = counter.pass_joules(before, counter.read(), latency_s) if counter else None
-                peak, reserved = self.memory.read()
-                self.writer.write(
-                    self._row_base
-                    | {
-                        "phase": phase, "batch": batch, "n_ctx": n_ctx, "n_cached": cached_tokens(phase, n_ctx),
-                        "n_new": n_new, "repeat": len(earlier) + len(latencies),
-                        "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
-                        "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
-                        "kv_cache_bytes": kv_cache_bytes(result), "energy_j": energy_j,
-                    }
-                )
-                latencies.append(latency_s)
-                if after:
-                    after(result)
-        finally:
-            gc.enable()
+        while (not enough_repeats(latencies, self.clock() - item_start, share_s, policy)
+               and self._affordable(latencies[-1] + reserve_s if latencies else estimate_s, started)):
+            self.memory.reset()
+            counter = self.energy
+            before = counter.read() if counter else None
+            result, latency_s = time_pass(run_pass, self.loaded.device, self.clock)
+            energy_j = counter.pass_joules(before, counter.read(), latency_s) if counter else None
+            peak, reserved = self.memory.read()
+            self.writer.write(
+                self._row_base
+                | {
+                    "phase": phase, "batch": batch, "n_ctx": n_ctx, "n_cached": cached_tokens(phase, n_ctx),
+                    "n_new": n_new, "repeat": len(earlier) + len(latencies),
+                    "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
+                    "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
+                    "kv_cache_bytes": kv_cache_bytes(result), "energy_j": energy_j,
+                }
+            )
+            latencies.append(latency_s)
+            if after:
+                after(result)
         if not latencies:
             self._over_budget(phase, n_ctx, n_new, estimate_s, batch, visit)
         earlier += latencies
@@ -180,15 +175,10 @@ class Items:
         if self._beyond_memory(n) or not self._affordable(self.plan.prefill_s[n], started):
             return
         self.progress(f"reference prefill n_ctx={n}", self.clock() - started, self._total_s(started))
-        gc.disable()
-        try:
-            latency_s = time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1]
-            # a hiccup does not repeat, a busy spell does
-            if self.watch.looks_slow(latency_s, self.plan.prefill_s[n]) and self._affordable(latency_s, started):
-                latency_s = min(latency_s, time_pass(lambda: self.passes.prefill(n), self.loaded.device,
-                                                     self.clock)[1])
-        finally:
-            gc.enable()
+        latency_s = time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1]
+        # a hiccup does not repeat, a busy spell does
+        if self.watch.looks_slow(latency_s, self.plan.prefill_s[n]) and self._affordable(latency_s, started):
+            latency_s = min(latency_s, time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1])
         self.watch.reference(n, latency_s)
         self.reference_s.append(latency_s)
 

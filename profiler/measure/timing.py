@@ -3,7 +3,8 @@
 A pass is timed by a ``Clock``: the wall clock (``time.perf_counter``, seconds) unless a
 caller passes another (tests pass a fake one that moves by a known cost per pass, so that
 budgets and deadlines are checked exactly whatever the machine's load). The device is
-synchronised before and after on a GPU so that queued kernels are inside the interval.
+synchronised before and after on a GPU so that queued kernels are inside the interval; garbage collection is off
+for the pass.
 
 Repeats of one pass stop when the median's 95% interval is within +-2% (or the pass's
 share of the run's budget is spent, or ``max_repeats`` is reached), never before
@@ -16,6 +17,7 @@ is flagged unstable.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from dataclasses import dataclass
@@ -43,12 +45,20 @@ class RepeatPolicy:
 
 def time_pass(run_pass: Callable[[], object], device: torch.device,
               clock: Clock = time.perf_counter) -> tuple[object, float]:
-    """Run ``run_pass`` once; return its result and its latency in seconds by ``clock``."""
-    synchronize(device)
-    start = clock()
-    result = run_pass()
-    synchronize(device)
-    return result, clock() - start
+    """Run ``run_pass`` once, garbage collection off (a full collection after a long run can take a tenth of a
+    second: a pilot pass of a small model read ten times its cost so); return its result and its latency in
+    seconds by ``clock``. Collection is left as it was found."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        synchronize(device)
+        start = clock()
+        result = run_pass()
+        synchronize(device)
+        return result, clock() - start
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def median_ci_rel(latencies_s: list[float]) -> float:
