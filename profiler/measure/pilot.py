@@ -27,6 +27,7 @@ EXTEND_CORE_POINTS = 2  # extend points planned with the range of lengths (``Pil
 FIT_LENGTHS = 3  # lengths a curve is fitted from (``profiler.costmodel.fit_run.MIN_LENGTHS``): planned first
 CALIBRATION_TOKENS = 8  # the first passes and the counter's calibration run at most this long
 RAISE_LIMIT = 2.0  # a default budget is raised for the curves to at most this many times itself
+SLOW_PILOT = 1.5  # a pilot pass this many times what the shorter lengths predict is timed again, the quicker kept
 RAISE_MARGIN = 1.1  # ... to this many times what the lengths missing are predicted to take: their pilot may run slow
 
 
@@ -222,14 +223,36 @@ class Pilot:
         if self.fit_first or (kept and not self._fits(kept, self.clock() - started, shares=False)):
             self.plan.most_visits = 1
 
+    def _worth_piloting_again(self, n: int, expected_s: float, kept: list[int], started: float, shares: bool,
+                              longer: bool) -> bool:
+        """Whether length ``n``'s pilot pass, ``SLOW_PILOT`` times ``expected_s`` (what the shorter lengths predict) or
+        more, is timed again (a hiccup does not repeat, a busy spell does: the quicker reading is kept), where that
+        pass fits the budget: when the length fits the budget as read, only if ``longer`` lengths are to be piloted
+        (their estimates grow from its reading); else only if at ``expected_s``, a pass more spent, it would (a few
+        long repeats allowed: ``Plan.few_repeats``)."""
+        plan, lengths, read_s = self.plan, sorted([*kept, n]), self.plan.prefill_s[n]
+        if read_s < SLOW_PILOT * expected_s or not self._affordable(read_s, started):
+            return False
+        if self._fits(lengths, self.clock() - started, shares):
+            return longer
+        plan.prefill_s[n], fewer = expected_s, n not in plan.few_repeats
+        plan.few_repeats.add(n)
+        try:
+            return self._fits(lengths, self.clock() - started + expected_s, shares)
+        finally:
+            plan.prefill_s[n] = read_s
+            if fewer:
+                plan.few_repeats.discard(n)
+
     def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float, shares: bool = False) -> list[int]:
         """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that runs out of
         memory or would not fit in the budget (its pilot pass included; with the batch and extend grids' shares
         where ``shares``). Returns all kept, sorted."""
         plan = self.plan
         for n in candidates:
+            expected_s = None  # what the shorter lengths predict (an upper bound but for noise): none for the first
             if kept:
-                plan.prefill_s[n] = plan.prefill_estimate_s(n)
+                plan.prefill_s[n] = expected_s = plan.prefill_estimate_s(n)
                 if not self._fits(sorted([*kept, n]), self.clock() - started + plan.counted_s(plan.prefill_s[n]),
                                   shares):
                     del plan.prefill_s[n]
@@ -249,6 +272,10 @@ class Pilot:
                 if not kept:
                     self._pilot_decode(cache, started)
                 del cache
+                if expected_s is not None and self._worth_piloting_again(n, expected_s, kept, started, shares,
+                                                                         longer=n < candidates[-1]):
+                    plan.prefill_s[n] = min(plan.prefill_s[n], time_pass(lambda: self.passes.prefill(n),
+                                                                         self.loaded.device, self.clock)[1])
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):
                     raise
