@@ -27,8 +27,8 @@ EXTEND_CORE_POINTS = 2  # extend points planned with the range of lengths (``Pil
 FIT_LENGTHS = 3  # lengths a curve is fitted from (``profiler.costmodel.fit_run.MIN_LENGTHS``): planned first
 CALIBRATION_TOKENS = 8  # the first passes and the counter's calibration run at most this long
 RAISE_LIMIT = 2.0  # a default budget is raised for the curves to at most this many times itself
-SLOW_PILOT = 1.5  # a pilot pass this many times what the shorter lengths predict is timed again, the quicker kept
 RAISE_MARGIN = 1.1  # ... to this many times what the lengths missing are predicted to take: their pilot may run slow
+SLOW_PILOT = 1.5  # a pilot pass this many times what the shorter lengths predict is timed again, the quicker kept
 
 
 def thinned(points: list[int]) -> list[int]:
