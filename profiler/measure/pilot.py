@@ -223,18 +223,17 @@ class Pilot:
         if self.fit_first or (kept and not self._fits(kept, self.clock() - started, shares=False)):
             self.plan.most_visits = 1
 
-    def _worth_piloting_again(self, n: int, expected_s: float, kept: list[int], started: float, shares: bool,
-                              longer: bool) -> bool:
+    def _worth_piloting_again(self, n: int, expected_s: float, kept: list[int], started: float, shares: bool) -> bool:
         """Whether length ``n``'s pilot pass, ``SLOW_PILOT`` times ``expected_s`` (what the shorter lengths predict) or
         more, is timed again (a hiccup does not repeat, a busy spell does: the quicker reading is kept), where that
-        pass fits the budget: when the length fits the budget as read, only if ``longer`` lengths are to be piloted
-        (their estimates grow from its reading); else only if at ``expected_s``, a pass more spent, it would (a few
+        pass fits the budget: always when the length fits the budget as read (the reading is the plan's estimate of
+        it, and of the lengths estimated from it); else only if at ``expected_s``, a pass more spent, it would (a few
         long repeats allowed: ``Plan.few_repeats``)."""
         plan, lengths, read_s = self.plan, sorted([*kept, n]), self.plan.prefill_s[n]
         if read_s < SLOW_PILOT * expected_s or not self._affordable(read_s, started):
             return False
         if self._fits(lengths, self.clock() - started, shares):
-            return longer
+            return True
         plan.prefill_s[n], fewer = expected_s, n not in plan.few_repeats
         plan.few_repeats.add(n)
         try:
@@ -272,8 +271,7 @@ class Pilot:
                 if not kept:
                     self._pilot_decode(cache, started)
                 del cache
-                if expected_s is not None and self._worth_piloting_again(n, expected_s, kept, started, shares,
-                                                                         longer=n < candidates[-1]):
+                if expected_s is not None and self._worth_piloting_again(n, expected_s, kept, started, shares):
                     plan.prefill_s[n] = min(plan.prefill_s[n], time_pass(lambda: self.passes.prefill(n),
                                                                          self.loaded.device, self.clock)[1])
             except (RuntimeError, torch.OutOfMemoryError) as err:
