@@ -19,7 +19,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
 (with its ``batch``), an extend point in ``extend_skipped`` (``c`` and ``s``).
 
 1. Pilot: one FLOP-counted prefill per grid length, ascending (timed again, plainly, when it takes ``pilot.SLOW_PILOT``
-   times what the shorter lengths predict or more, and the quicker kept: a hiccup would drop the length). It is
+   times what the shorter lengths predict or more, the quicker kept, unless the length would not fit even at that
+   prediction: a hiccup would drop the length, or inflate the estimates made from it). It is
    that length's prefill warm-up and FLOP count, finds where memory runs out, and gives each length's latency (less
    the counter's overhead, timed on the model's first passes at the first length or 8 tokens, the shorter:
    ``plan.Plan.calibrate_counter``). At the
