@@ -234,14 +234,13 @@ class Pilot:
             return False
         if self._fits(lengths, self.clock() - started, shares):
             return True
-        plan.prefill_s[n], fewer = expected_s, n not in plan.few_repeats
-        plan.few_repeats.add(n)
+        plan.prefill_s[n] = expected_s
+        plan.few_repeats.add(n)  # not there yet: a length joins it after its pilot (``_pilot_lengths``)
         try:
             return self._fits(lengths, self.clock() - started + expected_s, shares)
         finally:
             plan.prefill_s[n] = read_s
-            if fewer:
-                plan.few_repeats.discard(n)
+            plan.few_repeats.discard(n)
 
     def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float, shares: bool = False) -> list[int]:
         """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that runs out of
