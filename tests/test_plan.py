@@ -217,6 +217,28 @@ def test_the_batch_grid_is_three_points_per_phase_at_every_size_its_costliest_le
     assert plan.batch_grid([1], lengths, contexts, reference_s, limit_s=math.inf) == []
 
 
+def test_a_tight_batch_grid_keeps_each_phases_largest_batch_before_the_batches_between():
+    """A limit that holds each phase's cheapest point and its largest batch at its shortest length keeps those four:
+    a batched call is priced without extrapolating up to the largest batch both phases measured, so the largest
+    batch at the shortest length is worth more than a batch between (gpt2's default run on this CPU measured decode
+    at 2, 4 and 8 sequences and prefill at 2 only, and priced batches of at most 2)."""
+    lengths, contexts = [8, 16, 32, 64, 128], [8, 32, 127]
+    plan = _plan(lengths)
+    plan.fill_s_per_token = TOKEN_S / 8
+    reference_s = 8 * TOKEN_S
+    whole = plan.batch_grid([2, 4, 8], lengths, contexts, reference_s, limit_s=math.inf)
+    cost = {item: plan.with_references_s(item, reference_s) for item in whole}
+    ends = {("prefill", 8, 2), ("prefill", 8, 8), ("decode", 8, 2), ("decode", 8, 8)}
+    ends_s = sum(cost[item] for item in ends)
+    for limit_s in (ends_s + k / 40 * (sum(cost.values()) - ends_s) for k in range(41)):
+        kept = plan.batch_grid([2, 4, 8], lengths, contexts, reference_s, limit_s)
+        assert ends <= set(kept), limit_s
+        assert sum(cost[item] for item in kept) <= limit_s
+    # short of the four: the cheapest point of each phase still goes last
+    kept = plan.batch_grid([2, 4, 8], lengths, contexts, reference_s, ends_s - 1e-9)
+    assert {("prefill", 8, 2), ("decode", 8, 2)} <= set(kept) and not ends <= set(kept)
+
+
 def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
     plan = _plan([8, 16, 32, 64, 128])  # prefill 1 TOKEN_S a token; decode DECODE_S at 8, twice that at 127
 

@@ -12,12 +12,13 @@ decode's).
 
 The batch grid (``batch_grid``): prefill at three lengths spread over those planned and decode at three
 contexts spread over its own, each at every batch size above 1 (batch 1 is the main grid's), within a
-limit: while it costs more, its costliest point goes (the largest batch at the longest length first), a
-phase's last point only once the other phase is down to one too (a batched call is priced only where both
-phases have a surface), and then any point left out that fits in what that freed comes back; so a tight
-budget keeps a batched prefill beside the cheaper decode steps, every batch
-size at the short lengths, where a batch is cheap, and the smaller batches further up, the points still
-spread over the whole range. The limit is
+limit: while it costs more, its costliest point goes (the largest batch at the longest length first), but each
+phase's largest batch at its shortest length only once the others are gone (a batched call is priced without
+extrapolating only up to the largest batch both phases measured) and its cheapest point last, a phase's last point
+only once the other phase is down to one too (a batched call is priced only where both phases have a surface), and
+then any point left out that fits in what that freed comes back; so a tight budget keeps a batched prefill beside
+the cheaper decode steps, the smallest and the largest batch at the short lengths, where a batch is cheap, and the
+smaller batches further up, the points still spread over the whole range. The limit is
 ``BATCH_SHARE`` of the budget, and no more than the plan of the lengths leaves: the range of lengths
 (the default grid's every other length up to its top, or explicit ``--lengths``) is planned first and
 never shortened for batches, the lengths between come only where the batch grid's share still fits
@@ -305,12 +306,21 @@ class Plan:
                    limit_s: float) -> list[Item]:
         """The batch items (``("prefill", n, b)`` and ``("decode", c, b)`` for ``b`` in ``sizes`` above 1) at three
         of the sorted ``lengths`` and ``contexts`` spread over them, the costliest left out while they cost more than
-        ``limit_s`` with a reference pass (``reference_s``) before each, a phase's last the last to go, then any of
-        those left out that still fits, cheapest first (see the module doc)."""
+        ``limit_s`` with a reference pass (``reference_s``) before each, but each phase's cheapest point of its largest
+        batch size only after the others and its cheapest point last (a phase's last point once every phase is down
+        to one), then any of those left out that still fits, cheapest first (see the module doc)."""
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
         grid += [("decode", c, b) for c in spread(contexts) for b in sizes]
-        return _within_limit(grid, {item: self.with_references_s(item, reference_s) for item in grid}, limit_s,
+        cost = {item: self.with_references_s(item, reference_s) for item in grid}
+        ends = {}  # each phase's cheapest point (rank 0) and its largest batch's cheapest (rank 1): the last to go
+        for phase in ("prefill", "decode"):
+            items = [item for item in grid if item[0] == phase]
+            if items:
+                largest = max(item[2] for item in items)
+                ends.setdefault(min((item for item in items if item[2] == largest), key=cost.get), 1)
+                ends[min(items, key=cost.get)] = 0
+        return _within_limit(grid, cost, limit_s, first_out=lambda item: (ends.get(item, 2), cost[item]),
                              each_phase=True)
 
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
