@@ -16,9 +16,11 @@ limit: while it costs more, its costliest point goes (the largest batch at the l
 phase's largest batch at its shortest length only once the others are gone (a batched call is priced without
 extrapolating only up to the largest batch both phases measured) and its cheapest point last, a phase's last point
 only once the other phase is down to one too (a batched call is priced only where both phases have a surface), and
-then any point left out that fits in what that freed comes back; so a tight budget keeps a batched prefill beside
-the cheaper decode steps, the smallest and the largest batch at the short lengths, where a batch is cheap, and the
-smaller batches further up, the points still spread over the whole range. The limit is
+then any point left out that fits in what that freed comes back; a decode batch's two shortest contexts are one
+point there, kept or left out together (``profiler.costmodel.per_batch_form``: a decode surface with a cost of its
+own per batch is fitted only where every batch was measured at two contexts); so a tight budget keeps a batched
+prefill beside the cheaper decode steps, the smallest and the largest batch at the short lengths, where a batch is
+cheap, and the smaller batches further up, the points still spread over the whole range. The limit is
 ``BATCH_SHARE`` of the budget, and no more than the plan of the lengths leaves: the range of lengths
 (the default grid's every other length up to its top, or explicit ``--lengths``) is planned first and
 never shortened for batches, the lengths between come only where the batch grid's share still fits
@@ -308,20 +310,30 @@ class Plan:
         of the sorted ``lengths`` and ``contexts`` spread over them, the costliest left out while they cost more than
         ``limit_s`` with a reference pass (``reference_s``) before each, but each phase's cheapest point of its largest
         batch size only after the others and its cheapest point last (a phase's last point once every phase is down
-        to one), then any of those left out that still fits, cheapest first (see the module doc)."""
+        to one), then any of those left out that still fits, cheapest first; a decode batch's two shortest contexts
+        kept or left out together (see the module doc)."""
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
-        grid += [("decode", c, b) for c in spread(contexts) for b in sizes]
-        cost = {item: self.with_references_s(item, reference_s) for item in grid}
+        decode_contexts = spread(contexts)
+        grid += [("decode", c, b) for c in decode_contexts for b in sizes]
+        # the per-batch decode surface is fixed only by batches measured at two contexts or more: a decode batch's
+        # shortest context stands for its next one too
+        pairs = {("decode", decode_contexts[0], b): ("decode", decode_contexts[1], b)
+                 for b in sizes} if len(decode_contexts) > 1 else {}
+        units = [item for item in grid if item not in pairs.values()]
+        cost = {item: self.with_references_s(item, reference_s)
+                + (self.with_references_s(pairs[item], reference_s) if item in pairs else 0.0) for item in units}
         ends = {}  # each phase's cheapest point (rank 0) and its largest batch's cheapest (rank 1): the last to go
         for phase in ("prefill", "decode"):
-            items = [item for item in grid if item[0] == phase]
+            items = [item for item in units if item[0] == phase]
             if items:
                 largest = max(item[2] for item in items)
                 ends.setdefault(min((item for item in items if item[2] == largest), key=cost.get), 1)
                 ends[min(items, key=cost.get)] = 0
-        return _within_limit(grid, cost, limit_s, first_out=lambda item: (ends.get(item, 2), cost[item]),
+        kept = _within_limit(units, cost, limit_s, first_out=lambda item: (ends.get(item, 2), cost[item]),
                              each_phase=True)
+        kept += [pairs[item] for item in kept if item in pairs]
+        return [item for item in grid if item in kept]
 
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
         """The extend items (``("extend", c, s)``, ``grid.extend_points`` at three of the sorted ``contexts`` spread
