@@ -140,6 +140,19 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
     return [item for item in grid if item in kept]
 
 
+def _batch_ends(grid: list[Item], cost: dict[Item, float]) -> dict[Item, int]:
+    """The batch points of ``grid`` that go last, with their rank (the higher goes first): each phase's cheapest (0)
+    and the cheapest of its largest batch (1)."""
+    ends = {}
+    for phase in ("prefill", "decode"):
+        items = [item for item in grid if item[0] == phase]
+        if items:
+            largest = max(item[2] for item in items)
+            ends.setdefault(min((item for item in items if item[2] == largest), key=cost.get), 1)
+            ends[min(items, key=cost.get)] = 0
+    return ends
+
+
 def _length_of(item: Item) -> int | None:
     """A length item's length; None for the other kinds."""
     return item[1] if item[0] == "length" else None
@@ -323,13 +336,7 @@ class Plan:
         units = [item for item in grid if item not in pairs.values()]
         cost = {item: self.with_references_s(item, reference_s)
                 + (self.with_references_s(pairs[item], reference_s) if item in pairs else 0.0) for item in units}
-        ends = {}  # each phase's cheapest point (rank 0) and its largest batch's cheapest (rank 1): the last to go
-        for phase in ("prefill", "decode"):
-            items = [item for item in units if item[0] == phase]
-            if items:
-                largest = max(item[2] for item in items)
-                ends.setdefault(min((item for item in items if item[2] == largest), key=cost.get), 1)
-                ends[min(items, key=cost.get)] = 0
+        ends = _batch_ends(units, cost)
         kept = _within_limit(units, cost, limit_s, first_out=lambda item: (ends.get(item, 2), cost[item]),
                              each_phase=True)
         kept += [pairs[item] for item in kept if item in pairs]
