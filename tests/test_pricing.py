@@ -92,6 +92,24 @@ def test_another_size_batches_as_the_base_model_does_and_says_so():
         assert pricing.assumptions(resized=False) == []
 
 
+def test_a_parallel_schedule_says_at_which_lengths_batches_were_measured():
+    """A batch is priced from surfaces measured at a few lengths above one sequence (a default run on a 2-core CPU:
+    prompts of 8 tokens, contexts of 8 to 91); a batch of longer calls is their extrapolation, and the notes say so."""
+    from profiler.lba.schedule import Schedule
+
+    model = cost_model(surfaces=True)
+    notes = FittedPricing(model).assumptions(resized=False, schedule=Schedule("parallel"))
+    assert any("measured up to 8 sequences; more than one sequence measured only at prompts of 8 to 1,024 and "
+               "contexts of 8 to 1,024 tokens" in note for note in notes)
+    model.surfaces["prefill"].domain = np.array([[1, 8, 1024], [2, 8, 8], [8, 8, 8]])
+    model.surfaces["decode"].domain = np.array([[1, 8, 1023], [2, 8, 91], [8, 8, 91]])
+    notes = FittedPricing(model).assumptions(resized=False, schedule=Schedule("parallel"))
+    assert any("only at prompts of 8 and contexts of 8 to 91 tokens: a batch of longer calls is extrapolated" in note
+               for note in notes)
+    assert FittedPricing(cost_model()).assumptions(resized=False, schedule=Schedule("parallel")) == [
+        "the fit measured one sequence a pass, no batch: every call is a batch of its own"]
+
+
 def test_batched_calls_have_a_kv_cache_and_are_timed():
     for pricing in (FittedPricing(cost_model(surfaces=True), cache=False),
                     FittedPricing(cost_model(surfaces=True), metric="flops")):

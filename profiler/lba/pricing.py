@@ -93,6 +93,19 @@ def _shaped(cost, cached):
     return np.broadcast_to(cost, np.broadcast_shapes(np.shape(cost), np.shape(cached))).copy()
 
 
+def _batched_lengths(cost_model: CostModel) -> str:
+    """Where the batch surfaces measured more than one sequence, in words: beyond those lengths a batch's price is
+    the surfaces' extrapolation."""
+    spans = []
+    for phase in ("prefill", "decode"):
+        domain = cost_model.surface(phase).domain
+        batched = domain[domain[:, 0] > 1]
+        lo, hi = int(batched[:, 1].min()), int(batched[:, 2].max())
+        spans.append(f"{lo:,}" if lo == hi else f"{lo:,} to {hi:,}")
+    return (f"; more than one sequence measured only at prompts of {spans[0]} and contexts of {spans[1]} tokens: a "
+            "batch of longer calls is extrapolated")
+
+
 class PaperPrimitive:
     """The paper's primitive (Def. 2.2): no cache, no length limit, one cost law for every size."""
 
@@ -245,9 +258,12 @@ class FittedPricing:
         if schedule is None or not schedule.parallel:
             return notes
         measured = int(self.base.max_batch)
-        notes.append(f"a batch of calls priced by the fit's batched calls (prefill and decode surfaces over batch "
-                     f"and length, measured up to {measured} sequences), padded to its longest input and output "
-                     "(static batching); a batch's device time is its duration")
+        if measured == 1:
+            notes.append("the fit measured one sequence a pass, no batch: every call is a batch of its own")
+        else:
+            notes.append(f"a batch of calls priced by the fit's batched calls (prefill and decode surfaces over batch "
+                         f"and length, measured up to {measured} sequences{_batched_lengths(self.base)}), padded to "
+                         "its longest input and output (static batching); a batch's device time is its duration")
         if schedule.max_batch is not None and schedule.max_batch > measured:
             notes.append(f"batches of up to {schedule.max_batch:,} calls: beyond the {measured} measured, "
                          "the surfaces extrapolate")
