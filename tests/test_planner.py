@@ -322,6 +322,24 @@ def test_the_range_leaves_room_for_a_batched_point_of_each_phase(loaded, tmp_pat
     assert len(set(samples[(samples.phase == "prefill") & (samples.batch == 1)].n_ctx)) >= FIT_LENGTHS
 
 
+@pytest.mark.parametrize("slow_pilot", [0.5, 0.7])
+def test_a_machine_slower_than_its_pilot_leaves_out_the_batch_points_the_plan_keeps_last(loaded, tmp_path,
+                                                                                         monkeypatch, slow_pilot):
+    """A pilot quicker than the sweep (every pass 0.5 or 0.7 times its cost until the pilot ends) plans more batch
+    points than the budget then holds, and the sweep leaves some out as it goes: it measures them in the plan's order
+    (the floor, then the last to go first, a decode batch's two shortest contexts together), so what it keeps still
+    fixes a per-batch decode surface (in shuffled order, batches 4 and 8 were measured at one context each)."""
+    from profiler.costmodel.per_batch_form import fixes
+
+    budget_s = 20.0
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, batch_sizes=(1, 2, 4, 8),
+                                         slow_pilot=slow_pilot)
+    assert outcome.elapsed_s <= budget_s + longest_s
+    decode = samples[samples.phase == "decode"]
+    assert fixes(decode.batch, decode.n_ctx), sorted(set(zip(decode.batch, decode.n_ctx)))
+    assert any(s["reason"] == "time budget" for s in outcome.batch_skipped)
+
+
 @pytest.mark.parametrize("raise_budget", [False, True])
 def test_a_default_budget_too_small_for_the_curves_is_raised_and_said(loaded, tmp_path, monkeypatch, raise_budget):
     """A model 40 times slower on 26 s: even with the curves first the budget holds two lengths, and no curve is

@@ -78,7 +78,7 @@ class Pilot:
         grid = self.plan.batch_grid(self.batch_sizes, [n for n in kept if not self._beyond_memory(n)],
                                     self.decode_contexts, self.plan.prefill_s[kept[0]], limit_s)
         grid = [item for item in grid if not self._beyond_batch_memory(item)]
-        return sorted({*grid, *(item for item in self.batch_items if item in self.measured)})
+        return list(dict.fromkeys([*grid, *(item for item in self.batch_items if item in self.measured)]))
 
     def _left_beside_s(self, kept: list[int], started: float, planned: list) -> float:
         """What the budget leaves (at least 0) after a sweep of ``kept`` lengths, decode contexts and ``planned``."""
@@ -99,7 +99,8 @@ class Pilot:
         floor = self._batch_floor(kept)
         floor_s = sum(self.plan.with_references_s(item, self.plan.prefill_s[kept[0]]) for item in floor
                       if item not in self.measured)
-        self.batch_items = sorted({*floor, *self._batch_grid(kept, min(BATCH_SHARE * self.budget_s, left_s + floor_s))})
+        self.batch_items = list(dict.fromkeys([*floor, *self._batch_grid(kept, min(BATCH_SHARE * self.budget_s,
+                                                                                 left_s + floor_s))]))
         self.outcome.batch_skipped = [s for s in self.outcome.batch_skipped if s["reason"] != "time budget"]
         sizes = [b for b in self.batch_sizes if b > 1]
         lengths = [n for n in kept if not self._beyond_memory(n)]

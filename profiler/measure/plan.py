@@ -324,7 +324,8 @@ class Plan:
         ``limit_s`` with a reference pass (``reference_s``) before each, but each phase's cheapest point of its largest
         batch size only after the others and its cheapest point last (a phase's last point once every phase is down
         to one), then any of those left out that still fits, cheapest first; a decode batch's two shortest contexts
-        kept or left out together (see the module doc)."""
+        kept or left out together (see the module doc). In the order they are kept, the last to go first (a decode
+        pair together): the order a sweep measures them in (``profiler.measure.sweep``)."""
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
         decode_contexts = spread(contexts)
@@ -337,10 +338,13 @@ class Plan:
         cost = {item: self.with_references_s(item, reference_s)
                 + (self.with_references_s(pairs[item], reference_s) if item in pairs else 0.0) for item in units}
         ends = _batch_ends(units, cost)
-        kept = _within_limit(units, cost, limit_s, first_out=lambda item: (ends.get(item, 2), cost[item]),
-                             each_phase=True)
-        kept += [pairs[item] for item in kept if item in pairs]
-        return [item for item in grid if item in kept]
+
+        def first_out(item):
+            return ends.get(item, 2), cost[item]
+
+        kept = _within_limit(units, cost, limit_s, first_out=first_out, each_phase=True)
+        return [item for unit in sorted(kept, key=first_out)
+                for item in (unit, *((pairs[unit],) if unit in pairs else ()))]
 
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
         """The extend items (``("extend", c, s)``, ``grid.extend_points`` at three of the sorted ``contexts`` spread

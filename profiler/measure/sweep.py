@@ -333,10 +333,15 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _shuffle(self, queue: list) -> None:
         """Shuffle ``queue`` in place; with the curves first (``fit_first``), the lengths and decode contexts (of one
-        sequence) before the batch and extend points, so a budget that runs short costs those, not a curve."""
+        sequence) before the batch and extend points, so a budget that runs short costs those, not a curve; the batch
+        points, in the places they fell in, in the plan's order (``batch_items``: the floor, then the last to go
+        first), so a machine slower than its pilot leaves out the first to go (``_left_out``)."""
         self.rng.shuffle(queue)
         if self.fit_first:
             queue.sort(key=lambda item: item[0] not in ("length", "decode") or item[2] != 1)
+        places = [i for i, item in enumerate(queue) if item in self.batch_items]
+        for i, item in zip(places, sorted((queue[i] for i in places), key=self.batch_items.index)):
+            queue[i] = item
 
     def _prefill_medians_s(self) -> dict[int, float]:
         return {n: median_s for (phase, n, _), median_s in self.medians_s.items() if phase == "prefill"}
