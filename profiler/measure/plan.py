@@ -16,9 +16,10 @@ limit: while it costs more, its costliest point goes (the largest batch at the l
 phase's largest batch at its shortest length only once the others are gone (a batched call is priced without
 extrapolating only up to the largest batch both phases measured) and its cheapest point last, a phase's last point
 only once the other phase is down to one too (a batched call is priced only where both phases have a surface), and
-then any point left out that fits in what that freed comes back; a decode batch's two shortest contexts are one
-point there, kept or left out together (``profiler.costmodel.per_batch_form``: a decode surface with a cost of its
-own per batch is fitted only where every batch was measured at two contexts); so a tight budget keeps a batched
+then any point left out that fits in what that freed comes back; a decode surface with a cost of its own per batch
+is fitted only where every batch was measured at two contexts (``profiler.costmodel.per_batch_form``), so the decode
+ends' second contexts go after the ends and before the others, and a decode batch between them is one point at all
+its contexts, kept or left out together; so a tight budget keeps a batched
 prefill beside the cheaper decode steps, the smallest and the largest batch at the short lengths, where a batch is
 cheap, and the smaller batches further up, the points still spread over the whole range. The limit is
 ``BATCH_SHARE`` of the budget, and no more than the plan of the lengths leaves: the range of lengths
@@ -140,7 +141,7 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
     return [item for item in grid if item in kept]
 
 
-def _batch_ends(grid: list[Item], cost: dict[Item, float]) -> dict[Item, int]:
+def _batch_ends(grid: list[Item], cost: dict[Item, float]) -> dict[Item, float]:
     """The batch points of ``grid`` that go last, with their rank (the higher goes first): each phase's cheapest (0)
     and the cheapest of its largest batch (1)."""
     ends = {}
@@ -323,28 +324,30 @@ class Plan:
         of the sorted ``lengths`` and ``contexts`` spread over them, the costliest left out while they cost more than
         ``limit_s`` with a reference pass (``reference_s``) before each, but each phase's cheapest point of its largest
         batch size only after the others and its cheapest point last (a phase's last point once every phase is down
-        to one), then any of those left out that still fits, cheapest first; a decode batch's two shortest contexts
-        kept or left out together (see the module doc). In the order they are kept, the last to go first (a decode
-        pair together): the order a sweep measures them in (``profiler.measure.sweep``)."""
+        to one), then any of those left out that still fits, cheapest first; the decode ends' second contexts go after
+        the ends, a decode batch between them at all its contexts or none (see the module doc). In the order they are
+        kept, the last to go first (a decode batch between at its contexts together): the order a sweep measures them
+        in (``profiler.measure.sweep``)."""
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
         decode_contexts = spread(contexts)
         grid += [("decode", c, b) for c in decode_contexts for b in sizes]
-        # the per-batch decode surface is fixed only by batches measured at two contexts or more: a decode batch's
-        # shortest context stands for its next one too
-        pairs = {("decode", decode_contexts[0], b): ("decode", decode_contexts[1], b)
-                 for b in sizes} if len(decode_contexts) > 1 else {}
-        units = [item for item in grid if item not in pairs.values()]
-        cost = {item: self.with_references_s(item, reference_s)
-                + (self.with_references_s(pairs[item], reference_s) if item in pairs else 0.0) for item in units}
-        ends = _batch_ends(units, cost)
+        point_s = {item: self.with_references_s(item, reference_s) for item in grid}
+        ends, together = _batch_ends(grid, point_s), {}
+        if len(decode_contexts) > 1:  # the per-batch decode surface is fixed only by batches at two contexts or more
+            shortest, next_one = decode_contexts[:2]
+            ends = {("decode", next_one, b): 1.5 for kind, c, b in ends if kind == "decode" and c == shortest} | ends
+            # a decode batch between the ends: its shortest context stands for all of them
+            together = {("decode", shortest, b): tuple(("decode", c, b) for c in decode_contexts[1:]) for b in sizes
+                        if ("decode", shortest, b) not in ends}
+        units = [item for item in grid if not any(item in rest for rest in together.values())]
+        cost = {item: point_s[item] + sum(point_s[other] for other in together.get(item, ())) for item in units}
 
         def first_out(item):
             return ends.get(item, 2), cost[item]
 
         kept = _within_limit(units, cost, limit_s, first_out=first_out, each_phase=True)
-        return [item for unit in sorted(kept, key=first_out)
-                for item in (unit, *((pairs[unit],) if unit in pairs else ()))]
+        return [item for unit in sorted(kept, key=first_out) for item in (unit, *together.get(unit, ()))]
 
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
         """The extend items (``("extend", c, s)``, ``grid.extend_points`` at three of the sorted ``contexts`` spread
