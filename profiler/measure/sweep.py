@@ -43,7 +43,10 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    its own share and its part of what the lengths leave (in proportion to the two shares where batches are
    measured), chosen before the batch grid (which takes what is left).
 2. Measurement: the lengths, decode contexts, batch points and extend points in shuffled order (so slow drift does
-   not masquerade as a trend in n or B; with the curves first, the lengths and decode contexts before the others);
+   not masquerade as a trend in n or B; with the curves first, the lengths and decode contexts before the others),
+   the batch points then put in the places they fell in in the plan's order (``plan.Plan.batch_grid``: the floor,
+   the largest batches, the others), so the points a machine slower than its pilot leaves out are the plan's first
+   to go (the earlier places still fall anywhere in the sweep);
    at each length prefill, then forward; at each decode context decode steps on a filled cache (every step at the
    same context: the cache is put back after each, ``profiler.measure.rewind``), of one sequence or of a batch; at
    each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put
