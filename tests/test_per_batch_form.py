@@ -73,11 +73,37 @@ def test_the_batches_are_read_from_the_coefficients_names():
         assert batches_of(names) is None, names
 
 
-def test_it_is_fixed_only_where_every_batch_has_two_lengths():
+def test_it_is_fixed_only_where_any_one_point_can_be_held_out():
     assert fixes([1, 1, 2, 2], [8, 16, 8, 16])
-    assert not fixes([1, 1, 2], [8, 16, 8])  # batch 2's a_B would be its one point: nothing held out
+    assert fixes([1, 1, 2, 8], [8, 16, 8, 8])  # held out, batch 8 is priced by the form over batches 1 and 2
+    assert not fixes([1, 1, 2], [8, 16, 8])  # batch 2 held out would leave one batch: no per-batch form
+    assert not fixes([1, 2, 8], [8, 8, 8])  # no batch at two lengths: b is not fixed
     assert not fixes([1, 1], [8, 16])
     assert not fixes(np.repeat(np.arange(1, 35), 2), np.tile([8, 16], 34))  # more batches than it may have
+
+
+def test_a_batch_measured_at_one_length_is_priced_by_its_own_cost_and_held_out_as_unmeasured():
+    """A default run's decode grid: batch 1 over the range, batches 2 and 8 at the shortest context only. The
+    per-batch form prices both where they were measured; held out, batch 8 is the form over batches 1 and 2
+    extrapolated (four passes of 2), and batch 2 the form over 1 and 8 interpolated."""
+    form = PerBatchForm((1, 2, 8))
+    theta = np.array([STEP["a_1"], STEP["a_2"], STEP["a_8"], STEP["b"]])
+    batch = np.repeat([1, 1, 1, 1, 2, 8], 3)
+    n = np.repeat([8, 91, 256, 1024, 8, 8], 3)
+    y = form.evaluate(theta, np.stack([batch, n], axis=-1).astype(float))
+    fit = fit_surface("decode", batch, n, y)
+    assert fit.form.name == "per-batch" and fit.form.batches.tolist() == [1, 2, 8]
+    assert fit.predict(2, 8) == pytest.approx(STEP["a_2"] + STEP["b"] * 16, rel=1e-3)
+    assert fit.predict(8, 8) == pytest.approx(STEP["a_8"] + STEP["b"] * 64, rel=1e-3)
+    compute = next(c for c in fit.candidates if c["form"] == "compute")
+    assert compute["aicc"] - next(c for c in fit.candidates if c["form"] == "per-batch")["aicc"] > 10
+    points, errors = held_out_errors(fit.form, np.stack([batch, n], axis=-1).astype(float), y, fit.theta)
+    at = {(int(b), int(c)): e for (b, c), e in zip(points, errors)}
+    unmeasured_8 = 4 * STEP["a_2"] + STEP["b"] * 8 * 8  # batch 2's per-pass cost four times over
+    assert at[8, 8] == pytest.approx(abs(unmeasured_8 - y[-1]) / y[-1], rel=1e-3)
+    between_2 = 6 / 7 * STEP["a_1"] + 1 / 7 * STEP["a_8"] + STEP["b"] * 2 * 8  # a_B linear from 1 to 8
+    assert at[2, 8] == pytest.approx(abs(between_2 - y[12]) / y[12], rel=1e-3)
+    assert max(e for (b, _), e in at.items() if b == 1) < 1e-3
 
 
 def test_a_cost_with_a_kernel_step_is_recovered_and_held_out_for_real():

@@ -17,8 +17,13 @@ nor the roofline (flat, then linear) can follow a cost that stops growing from 4
 that believes them prices 8 sequences at twice 4. A prefill's products have ``B*n`` rows, past that kernel choice
 at every length of the grid, so it keeps the two forms.
 
-A candidate only where every batch size has two or more lengths measured (``fixes``): its ``a_B`` is then
-fixed by the lengths of its own batch with ``b``, even with one of them held out. It is the last resort
+A candidate only where the samples fix it with any one point held out (``fixes``): every batch size at two
+lengths or more, or three batch sizes or more with one of them at two lengths (``b``). A batch measured at one
+length has its ``a_B`` fixed by that point with ``b``; held out, its batch is not measured, and the refit is the
+form over the other batches (``without_unmeasured``), which prices it as the others do (between them, or beyond
+them as passes of the nearest): the held-out error says what an unmeasured batch size costs the form. (Before,
+every batch had to be at two lengths, and a default run that measured decode at 8 sequences on one context fell
+back on the compute form, which missed gpt2's step at 2 sequences by a third.) It is the last resort
 (``profiler.costmodel.surface.choose_form``): chosen only when its AICc is lower than the compute or roofline
 form's by more than the margin, its extra coefficients weighed against the steps they explain; on a device where
 batching is smooth it is not chosen.
@@ -56,11 +61,14 @@ def batches_of(param_names) -> tuple[int, ...] | None:
 
 
 def fixes(batch, n) -> bool:
-    """Whether samples at ``(batch, n)`` fix a per-batch form: two batch sizes or more, at most ``MAX_BATCHES``,
-    each measured at two lengths or more."""
+    """Whether samples at ``(batch, n)`` fix a per-batch form with any one point held out: two batch sizes or
+    more, at most ``MAX_BATCHES``, each measured at two lengths or more; or three or more, one of them at two
+    lengths or more (module doc)."""
     points = np.unique(np.stack([np.asarray(batch, dtype=float), np.asarray(n, dtype=float)], axis=-1), axis=0)
     sizes, lengths = np.unique(points[:, 0], return_counts=True)
-    return 2 <= len(sizes) <= MAX_BATCHES and bool(np.all(lengths >= 2))
+    if not 2 <= len(sizes) <= MAX_BATCHES:
+        return False
+    return bool(np.all(lengths >= 2)) or (len(sizes) >= 3 and bool(np.any(lengths >= 2)))
 
 
 class PerBatchForm(NonNegative):
@@ -76,6 +84,15 @@ class PerBatchForm(NonNegative):
 
     def units(self) -> dict[str, str]:
         return {p: "s/token" if p == "b" else "s" for p in self.params}
+
+    def without_unmeasured(self, x: np.ndarray, theta: np.ndarray) -> tuple[PerBatchForm, np.ndarray]:
+        """The form over the batch sizes the points ``x`` (``(N, 2)``) measure, and ``theta``'s coefficients for
+        it: this form and ``theta`` when they measure every one (a refit with one point held out: module doc)."""
+        measured = np.unique(np.asarray(x, dtype=float)[:, 0])
+        if len(measured) == len(self.batches):
+            return self, theta
+        kept = PerBatchForm(measured)
+        return kept, np.asarray(theta, dtype=float)[[self.index[name] for name in kept.params]]
 
     def weights(self, batch) -> np.ndarray:
         """Each measured batch's share of ``a_B`` at ``batch`` (``(..., batches)``): linear between the two around

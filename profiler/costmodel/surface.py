@@ -7,7 +7,7 @@ Method, for each candidate form of the phase (``profiler.costmodel.surface_forms
   (``q`` in [1, 16]), scipy's trust-region reflective method with the analytic Jacobian; a roofline
   from several starting points (``SurfaceForm.starts``), the lowest cost kept;
 - a candidate is fitted only where it is fixed: more distinct ``(B, n)`` points than coefficients (and for the
-  per-batch form, every batch at two lengths or more);
+  per-batch form, every batch at two lengths or more, or three batches or more: ``per_batch_form.fixes``);
 - every candidate's AICc (twice the robust loss as RSS, as the curves'); the compute form is kept
   unless the roofline's is lower by more than ``fit.AICC_MARGIN`` (``surface_forms.PREFERRED_SURFACE``), and
   decode's per-batch form (``profiler.costmodel.per_batch_form``: a per-pass cost of its own per batch size, where
@@ -155,16 +155,19 @@ def _best_solve(form, x: np.ndarray, y: np.ndarray):
 def held_out_errors(form, x: np.ndarray, y: np.ndarray, theta: np.ndarray):
     """Leave one point out, over at most ``MAX_HELD_OUT_POINTS`` points (an even spread in the points' sorted
     order): the points held out (``(P, 2)``) and each one's absolute relative miss of its median latency by the
-    form refitted without it, from ``theta``."""
+    form refitted without it, from ``theta`` (a per-batch form without the batch of a point that was its batch's
+    only one: ``PerBatchForm.without_unmeasured``)."""
     points, which = np.unique(x, axis=0, return_inverse=True)
     which = which.ravel()
     held = np.unique(np.round(np.linspace(0, len(points) - 1, min(len(points), MAX_HELD_OUT_POINTS))).astype(int))
     errors = []
     for p in held:
         keep = which != p
-        refit = solve(form, x[keep], y[keep], start=theta, max_nfev=REFIT_EVALUATIONS).x
+        kept_form, start = (form.without_unmeasured(x[keep], theta) if form.name == per_batch_form.NAME
+                            else (form, theta))
+        refit = solve(kept_form, x[keep], y[keep], start=start, max_nfev=REFIT_EVALUATIONS).x
         observed = float(np.median(y[~keep]))
-        errors.append(abs(float(form.evaluate(refit, points[p])) - observed) / observed)
+        errors.append(abs(float(kept_form.evaluate(refit, points[p])) - observed) / observed)
     return points[held], np.array(errors)
 
 
@@ -199,8 +202,8 @@ def choose_form(forms: dict, preferred: str, x: np.ndarray, y: np.ndarray, seed:
 def fixed_forms(phase: str, batch, n) -> dict:
     """The candidate forms of ``phase`` (name -> form) that samples at ``(batch, n)`` can fix: more distinct points
     than the form has coefficients, and two or more batches (one batch cannot tell a pass's cost from a
-    sequence's); for decode, the per-batch form over the batches measured where each has two lengths or more
-    (``per_batch_form.fixes``)."""
+    sequence's); for decode, the per-batch form over the batches measured where they fix it with any point held
+    out (``per_batch_form.fixes``)."""
     points = np.unique(points_of(batch, n), axis=0)
     batches = np.unique(points[:, 0])
     if len(batches) < 2:

@@ -16,10 +16,9 @@ limit: while it costs more, its costliest point goes (the largest batch at the l
 phase's largest batch at its shortest length only once the others are gone (a batched call is priced without
 extrapolating only up to the largest batch both phases measured) and its cheapest point last, a phase's last point
 only once the other phase is down to one too (a batched call is priced only where both phases have a surface), and
-then any point left out that fits in what that freed comes back; a decode surface with a cost of its own per batch
-is fitted only where every batch was measured at two contexts (``profiler.costmodel.per_batch_form``), so the decode
-ends' second contexts go after the ends and before the others, and a decode batch between them is one point at all
-its contexts, kept or left out together; so a tight budget keeps a batched
+then any point left out that fits in what that freed comes back; the decode ends' second contexts go after the ends
+and before the others (a batch's cost per cached token measured, and its own per-pass cost held out from its own
+points: ``profiler.costmodel.per_batch_form``); so a tight budget keeps a batched
 prefill beside the cheaper decode steps, the smallest and the largest batch at the short lengths, where a batch is
 cheap, and the smaller batches further up, the points still spread over the whole range. The limit is
 ``BATCH_SHARE`` of the budget, and no more than the plan of the lengths leaves: the range of lengths
@@ -325,29 +324,22 @@ class Plan:
         ``limit_s`` with a reference pass (``reference_s``) before each, but each phase's cheapest point of its largest
         batch size only after the others and its cheapest point last (a phase's last point once every phase is down
         to one), then any of those left out that still fits, cheapest first; the decode ends' second contexts go after
-        the ends, a decode batch between them at all its contexts or none (see the module doc). In the order they are
-        kept, the last to go first (a decode batch between at its contexts together): the order a sweep measures them
-        in (``profiler.measure.sweep``)."""
+        the ends (see the module doc). In the order they are kept, the last to go first: the order a sweep measures
+        them in (``profiler.measure.sweep``)."""
         sizes = sorted(b for b in sizes if b > 1)
         grid = [("prefill", n, b) for n in spread(lengths) for b in sizes]
         decode_contexts = spread(contexts)
         grid += [("decode", c, b) for c in decode_contexts for b in sizes]
         point_s = {item: self.with_references_s(item, reference_s) for item in grid}
-        ends, together = _batch_ends(grid, point_s), {}
-        if len(decode_contexts) > 1:  # the per-batch decode surface is fixed only by batches at two contexts or more
+        ends = _batch_ends(grid, point_s)
+        if len(decode_contexts) > 1:  # the decode ends at a second context: their cached tokens' cost, measured
             shortest, next_one = decode_contexts[:2]
             ends = {("decode", next_one, b): 1.5 for kind, c, b in ends if kind == "decode" and c == shortest} | ends
-            # a decode batch between the ends: its shortest context stands for all of them
-            together = {("decode", shortest, b): tuple(("decode", c, b) for c in decode_contexts[1:]) for b in sizes
-                        if ("decode", shortest, b) not in ends}
-        units = [item for item in grid if not any(item in rest for rest in together.values())]
-        cost = {item: point_s[item] + sum(point_s[other] for other in together.get(item, ())) for item in units}
 
         def first_out(item):
-            return ends.get(item, 2), cost[item]
+            return ends.get(item, 2), point_s[item]
 
-        kept = _within_limit(units, cost, limit_s, first_out=first_out, each_phase=True)
-        return [item for unit in sorted(kept, key=first_out) for item in (unit, *together.get(unit, ()))]
+        return sorted(_within_limit(grid, point_s, limit_s, first_out=first_out, each_phase=True), key=first_out)
 
     def extend_grid(self, contexts: list[int], reference_s: float, limit_s: float) -> list[Item]:
         """The extend items (``("extend", c, s)``, ``grid.extend_points`` at three of the sorted ``contexts`` spread
