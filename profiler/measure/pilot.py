@@ -67,7 +67,11 @@ class Pilot:
         if self.fit_first:
             return []
         grid = self._batch_grid(kept, math.inf)
-        return [min(items, key=self.plan.item_cost_s)
+
+        def point_s(item):  # as the grid ranks its points (``Plan.batch_grid``)
+            return self.plan.with_references_s(item, self.plan.prefill_s[kept[0]])
+
+        return [min(items, key=point_s)
                 for items in ([item for item in grid if item[0] == phase] for phase in ("prefill", "decode")) if items]
 
     def _batch_grid(self, kept: list[int], limit_s: float) -> list:
