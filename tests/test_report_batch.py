@@ -133,6 +133,15 @@ def test_a_loose_batch_surface_is_a_caveat(batched_run):
     items = caveats(data, CallIntervals(cost_model, draws=50), data.run.model.max_positions)
     assert "The decode batch surface predicts a left-out (batch, length) 20% off on average" in " ".join(items)
     assert "prefill batch surface" not in " ".join(items)
+    assert "measured at one length" not in " ".join(items)  # every batch of the fixture at two lengths or more
+    # batches measured at one length: holding one out leaves its size unmeasured, and the caveat says so
+    domain = np.array([[1, 8, 512], [2, 8, 8], [4, 8, 91], [8, 16, 16]], dtype=np.int64)
+    single = dataclasses.replace(loose, domain=domain)
+    cost_model = CostModel(dataclasses.replace(cost_model.fit, surfaces={"prefill": good, "decode": single}))
+    items = caveats(dataclasses.replace(data, cost_model=cost_model), CallIntervals(cost_model, draws=50),
+                    data.run.model.max_positions)
+    decode = next(item for item in items if item.startswith("The decode batch surface"))
+    assert "Batches 2 and 8 were measured at one length: held out, such a batch is a size the fit did not see" in decode
 
 
 def test_batch_points_skipped_out_of_memory_or_unstable_are_caveats(batched_run):

@@ -173,6 +173,18 @@ def _held_out_caveat(what: str, error: float, spread: float | None, loosely: str
     return f"{text}, more than the machine's own variation during the sweep explains {varied}: {loosely}."
 
 
+def _one_length_batches(domain) -> str:
+    """What holding out a batch measured at one length means, for those of a surface's ``domain`` (rows of batch,
+    n_min, n_max); empty when every batch has two lengths or more."""
+    batches = [f"{int(batch):,}" for batch, n_min, n_max in domain if n_min == n_max]
+    if not batches:
+        return ""
+    named = batches[0] if len(batches) == 1 else f"{', '.join(batches[:-1])} and {batches[-1]}"
+    return (f" Batch{'es' if len(batches) > 1 else ''} {named} {'were' if len(batches) > 1 else 'was'} measured at one "
+            "length: held out, such a batch is a size the fit did not see, predicted from the others, so part of "
+            "that error is what a batch size the run did not measure costs the fit (a larger --budget measures more).")
+
+
 def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
     items = []
     disturbance = data.run.done.disturbance
@@ -185,7 +197,8 @@ def _fit_caveats(data: RunData, calls: CallIntervals) -> list[str]:
     for phase, surface in data.cost_model.surfaces.items():
         if surface.held_out_mape > POOR_HELD_OUT:
             items.append(_held_out_caveat(f"{phase} batch surface predicts a left-out (batch, length)",
-                                          surface.held_out_mape, spread, "batched calls are priced loosely"))
+                                          surface.held_out_mape, spread, "batched calls are priced loosely")
+                         + _one_length_batches(surface.domain))
     items += _extend_fit_caveats(data.cost_model, spread)
     points = data.points
     measured = points[points["phase"] == "generate"] if not points.empty else points
