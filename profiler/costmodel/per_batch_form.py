@@ -21,9 +21,9 @@ A candidate only where the samples fix it with any one point held out (``fixes``
 lengths or more, or three batch sizes or more with one of them at two lengths (``b``). A batch measured at one
 length has its ``a_B`` fixed by that point with ``b``; held out, its batch is not measured, and the refit is the
 form over the other batches (``without_unmeasured``), which prices it as the others do (between them, or beyond
-them as passes of the nearest): the held-out error says what an unmeasured batch size costs the form. (Before,
-every batch had to be at two lengths, and a default run that measured decode at 8 sequences on one context fell
-back on the compute form, which missed gpt2's step at 2 sequences by a third.) It is the last resort
+them as passes of the nearest): the held-out error says what an unmeasured batch size costs the form. Why not
+every batch at two lengths: a default run often affords decode at 8 sequences on one context only, and the compute
+form it would fall back on missed gpt2's measured step at 2 sequences by a third. It is the last resort
 (``profiler.costmodel.surface.choose_form``): chosen only when its AICc is lower than the compute or roofline
 form's by more than the margin, its extra coefficients weighed against the steps they explain; on a device where
 batching is smooth it is not chosen.
