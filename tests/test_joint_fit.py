@@ -133,10 +133,16 @@ def test_the_flop_structured_form_wins_where_the_power_form_fits_only_marginally
     scores = {c["form"]: c["aicc"] for c in plain.candidates}
     assert 0 < scores["quadratic"] - scores["power"] <= AICC_MARGIN
     assert plain.form.name == "power" and preferring.form.name == "quadratic" and preferring.preferred == "quadratic"
-    lengths = np.repeat(np.round(np.geomspace(8, 1024, 15)), 5)  # a concave curve: no polynomial of these comes close
+    lengths = np.repeat(np.round(np.geomspace(8, 1024, 15)), 5)  # n^1.5 over seven octaves: no polynomial comes close
+    between = fit_curve(lengths, _measured(lambda n: 0.03 + 2e-5 * n**1.5, seed=2, lengths=lengths), "s",
+                        preferred="quadratic")
+    assert between.form.name == "power"
+    # a concave curve scores best as a power law too, but a cost per token falling with the tokens is not chosen
     concave = fit_curve(lengths, _measured(lambda n: 0.03 + 2e-3 * n**0.5, seed=2, lengths=lengths), "s",
                         preferred="quadratic")
-    assert concave.form.name == "power"
+    scores = {c["form"]: c["aicc"] for c in concave.candidates}
+    assert scores["power"] < min(scores["affine"], scores["quadratic"]) - AICC_MARGIN
+    assert concave.form.name == "quadratic"
 
 
 def test_the_slope_error_is_what_the_form_missed_one_octave_out():
