@@ -49,6 +49,7 @@ def test_a_sublinear_power_law_is_not_chosen_however_well_it_scores():
     assert scores["power"]["aicc"] < polynomials - AICC_MARGIN  # ... and clearly the best score
     assert fit.form.name != "power"
     assert fit.predict(512) == pytest.approx(0.929, rel=0.05)
+    assert fit_curve(n, y, "s", forms=("power",)).form.name == "power"  # the only form asked for is kept
     power = FORMS["power"]
     assert power.evaluate([scores["power"]["params"][k] for k in power.params], 512) < 0.8 * 0.929
 

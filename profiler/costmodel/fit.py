@@ -25,8 +25,8 @@ extrapolate a power law. A power law whose exponent fitted below 1 is not chosen
 says a token costs less the more there are, which holds only over the short lengths where the per-pass
 overhead and the matrix library's kernel choice by rows dominate, and it prices every longer pass too low
 (gpt2 profiled from 1 token on this project's 2-core CPU: ``p`` = 0.67, beating the quadratic's AICc by 22,
-priced its measured 512-token prefill at 0.65 s against 0.93 s). Its candidate entry keeps its score. Then,
-for the chosen form only:
+priced its measured 512-token prefill at 0.65 s against 0.93 s), unless it is the only form asked for. Its
+candidate entry keeps its score. Then, for the chosen form only:
 
 - 95% intervals of the coefficients: a residual bootstrap, 200 refits of the fitted curve
   times one plus relative residuals drawn from all samples, percentile intervals (resampling
@@ -211,7 +211,8 @@ def fit_phases(samples: dict[str, tuple], unit: str, forms: tuple[str, ...] = CU
         form = JointForm(FORMS[name], group, len(phases))
         solved[name] = (form, solve(form, n, y))
         scores[name] = aicc(2 * solved[name][1].cost, len(n), len(form.params))
-    chosen = choose({name: score for name, score in scores.items() if not sublinear(*solved[name])}, preferred)
+    eligible = {name: score for name, score in scores.items() if not sublinear(*solved[name])}
+    chosen = choose(eligible or scores, preferred)
     form, theta = solved[chosen][0], solved[chosen][1].x
     exact = np.max(np.abs(form.evaluate(theta, n) / y - 1)) < _EXACT
     ci95, correlation = ((np.stack([theta, theta], axis=-1), np.eye(len(theta))) if exact
