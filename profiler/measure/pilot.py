@@ -67,12 +67,13 @@ class Pilot:
         if self.fit_first:
             return []
         grid = self._batch_grid(kept, math.inf)
-
-        def point_s(item):  # as the grid ranks its points (``Plan.batch_grid``)
-            return self.plan.with_references_s(item, self.plan.prefill_s[kept[0]])
-
-        return [min(items, key=point_s)
+        return [min(items, key=lambda item: self._point_with_references_s(item, kept))
                 for items in ([item for item in grid if item[0] == phase] for phase in ("prefill", "decode")) if items]
+
+    def _point_with_references_s(self, item, kept: list[int]) -> float:
+        """A batch or extend point's predicted cost with its reference passes, as the grids rank their points
+        (``Plan.batch_grid``, ``Plan.extend_grid``; the reference pass is the shortest of ``kept`` lengths)."""
+        return self.plan.with_references_s(item, self.plan.prefill_s[kept[0]])
 
     def _batch_grid(self, kept: list[int], limit_s: float) -> list:
         """The batch points a sweep of ``kept`` lengths plans within ``limit_s`` (``Plan.batch_grid``; none when only
@@ -101,8 +102,7 @@ class Pilot:
         range, every batch size) left out, with its predicted cost."""
         left_s = self._left_beside_s(kept, started, self.extend_items)  # beside the floor, planned with the lengths
         floor = self._batch_floor(kept)
-        floor_s = sum(self.plan.with_references_s(item, self.plan.prefill_s[kept[0]]) for item in floor
-                      if item not in self.measured)
+        floor_s = sum(self._point_with_references_s(item, kept) for item in floor if item not in self.measured)
         self.batch_items = list(dict.fromkeys([*floor, *self._batch_grid(kept, min(BATCH_SHARE * self.budget_s,
                                                                                  left_s + floor_s))]))
         self.outcome.batch_skipped = [s for s in self.outcome.batch_skipped if s["reason"] != "time budget"]
@@ -137,8 +137,7 @@ class Pilot:
         if self.batch_sizes != [1]:
             left_s *= EXTEND_SHARE / (EXTEND_SHARE + BATCH_SHARE)
         core = self._extend_core(kept)
-        core_s = sum(self.plan.with_references_s(item, self.plan.prefill_s[kept[0]]) for item in core
-                     if item not in self.measured)
+        core_s = sum(self._point_with_references_s(item, kept) for item in core if item not in self.measured)
         self.extend_items = sorted({*core, *self._extend_grid(kept, min(EXTEND_SHARE * self.budget_s,
                                                                         left_s + core_s))})
         self.outcome.extend_skipped = [s for s in self.outcome.extend_skipped if s["reason"] != "time budget"]

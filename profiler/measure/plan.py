@@ -140,9 +140,10 @@ def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, fir
     return [item for item in grid if item in kept]
 
 
-def _batch_ends(grid: list[Item], cost: dict[Item, float]) -> dict[Item, float]:
-    """The batch points of ``grid`` that go last, with their rank (the higher goes first): each phase's cheapest (0)
-    and the cheapest of its largest batch (1)."""
+def _batch_ends(grid: list[Item], cost: dict[Item, float], decode_contexts: list[int]) -> dict[Item, float]:
+    """The batch points of ``grid`` that go last, with their rank (the higher goes first): each phase's cheapest (0),
+    the cheapest of its largest batch (1), and the decode ends at the second of the sorted ``decode_contexts``
+    (1.5: their cached tokens' cost, measured)."""
     ends = {}
     for phase in ("prefill", "decode"):
         items = [item for item in grid if item[0] == phase]
@@ -150,6 +151,9 @@ def _batch_ends(grid: list[Item], cost: dict[Item, float]) -> dict[Item, float]:
             largest = max(item[2] for item in items)
             ends.setdefault(min((item for item in items if item[2] == largest), key=cost.get), 1)
             ends[min(items, key=cost.get)] = 0
+    if len(decode_contexts) > 1:
+        shortest, next_one = decode_contexts[:2]
+        ends = {("decode", next_one, b): 1.5 for kind, c, b in ends if kind == "decode" and c == shortest} | ends
     return ends
 
 
@@ -331,10 +335,7 @@ class Plan:
         decode_contexts = spread(contexts)
         grid += [("decode", c, b) for c in decode_contexts for b in sizes]
         point_s = {item: self.with_references_s(item, reference_s) for item in grid}
-        ends = _batch_ends(grid, point_s)
-        if len(decode_contexts) > 1:  # the decode ends at a second context: their cached tokens' cost, measured
-            shortest, next_one = decode_contexts[:2]
-            ends = {("decode", next_one, b): 1.5 for kind, c, b in ends if kind == "decode" and c == shortest} | ends
+        ends = _batch_ends(grid, point_s, decode_contexts)
 
         def first_out(item):
             return ends.get(item, 2), point_s[item]
