@@ -15,9 +15,11 @@ pass the same, by ``added`` tokens rather than one):
 - it replaces it by a tensor that does not begin with the old one (a full window drops its oldest
   token), or leaves it alone. Put back from the reference held: at most a window of tokens.
 - it writes into it in place (the convolution and recurrent states of linear-attention layers, which
-  ``copy_`` into fixed buffers). Put back from a copy taken before the step; these states do not grow
-  with the context. A write in place cannot be seen under ``torch.inference_mode`` (inference tensors
-  keep no version counter), so these are known by their layer's class.
+  ``copy_`` into fixed buffers, and from transformers 5.25 their token count, ``add_``-ed). Put back from
+  a copy taken before the step; these states do not grow with the context. A write in place cannot be
+  seen under ``torch.inference_mode`` (inference tensors keep no version counter), so every tensor of a
+  linear-attention layer (known by its class) is copied, and those the step turns out to extend (a hybrid
+  layer's keys and values) are put back as views like any other.
 
 Which of the first two it is, per attribute, is learnt on the first step (for which every tensor is
 held: the sweep's untimed warm-up, whose memory is not recorded), checked on the tokens themselves, and
@@ -105,13 +107,9 @@ class Rewind:
 
     @staticmethod
     def _taken(owner) -> dict:
-        in_place = _writes_in_place(owner)
-
-        def leaf(path, tensor):
-            in_state = path[0] in ("conv_states", "recurrent_states")
-            return _Copied(tensor, tensor.clone()) if in_place and in_state else tensor
-
-        return _rebuilt(dict(vars(owner)), (), leaf)
+        if not _writes_in_place(owner):
+            return _rebuilt(dict(vars(owner)), (), lambda path, tensor: tensor)
+        return _rebuilt(dict(vars(owner)), (), lambda path, tensor: _Copied(tensor, tensor.clone()))
 
     @torch.inference_mode()
     def __call__(self) -> None:
@@ -128,13 +126,19 @@ class Rewind:
 
     @staticmethod
     def _learn(now: dict, path: tuple, held):
-        if not isinstance(held, torch.Tensor):
+        """What to hold for ``held`` from now on: how the pass extended it, or ``held`` itself."""
+        if isinstance(held, _Copied):
+            before = held.saved
+        elif isinstance(held, torch.Tensor):
+            before = held
+        else:
             return held
         try:
             current = _at(now, path)
         except (KeyError, IndexError, TypeError):
             return held
-        return (isinstance(current, torch.Tensor) and _extension(held, current)) or held
+        replaced = isinstance(current, torch.Tensor) and not (isinstance(held, _Copied) and current is held.original)
+        return (replaced and _extension(before, current)) or held
 
     @staticmethod
     def _restored(now: dict, added: int, path: tuple, held):
