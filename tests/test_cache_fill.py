@@ -145,6 +145,26 @@ def test_a_cache_layer_of_another_kind_is_refused(tmp_path):
         filled_cache(passes, 10)
 
 
+def test_a_linear_attention_layer_counts_the_filled_tokens(tmp_path):
+    """LFM2 (a convolution layer first, then attention): the filled cache says ``c`` tokens, as the prefilled one
+    does (from transformers 5.25 the first layer's own count is what it reads), and a decode step moves both to
+    ``c + 1`` with the attention layer's keys alike."""
+    from transformers import Lfm2Config
+
+    folder = tmp_path / "lfm2"
+    Lfm2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, max_position_embeddings=128,
+               layer_types=["conv", "full_attention"]).save_pretrained(folder)
+    passes = Passes(load_model(ModelSource("lfm2", folder, "local"), torch.device("cpu"), torch.float32))
+    context = 40
+    prefilled, filled = passes.prefill(context), filled_cache(passes, context)
+    assert int(filled.get_seq_length()) == int(prefilled.get_seq_length()) == context
+    _decode(passes, prefilled)
+    _decode(passes, filled)
+    assert int(filled.get_seq_length()) == int(prefilled.get_seq_length()) == context + 1
+    assert filled.layers[1].keys.shape == prefilled.layers[1].keys.shape
+
+
 @pytest.mark.parametrize("context", (20, LONG_CONTEXT))
 def test_a_filled_cache_of_a_batch_is_a_batched_prefill_but_for_its_values(passes, context):
     batch = 3

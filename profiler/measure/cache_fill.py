@@ -17,6 +17,12 @@ every layer owns its storage, as after a prefill). A sliding-window layer keeps 
 more than twice its window (a real prefill leaves the whole prompt's tensor behind a view of its
 tail until the next pass).
 
+A linear-attention layer (LFM2's convolutions, Qwen3-Next's gated delta rule) holds a state of fixed size, not
+tokens: the one-token prefill's state is kept, and its count of tokens (from transformers 5.25 its own, which
+``get_seq_length`` reads when the first layer is such a layer) is advanced to ``c``, as a prefill of ``c`` leaves it.
+A fill whose cache then does not say ``c`` tokens is refused (a ValueError), rather than measured at the wrong
+positions.
+
 A batch: the one-token prefill is of ``batch`` sequences, so every layer's tensors (and the random blocks)
 have ``batch`` rows; each sequence holds ``context_tokens`` tokens.
 
@@ -44,8 +50,8 @@ def _held_tokens(layer, tokens: int) -> int:
 
 
 def _fillable_layers(cache) -> list:
-    """The layers that hold keys and values (a ``DummyLayer`` holds none); any kind other than a
-    dynamic full or sliding-window layer is refused, since its bookkeeping is not known here."""
+    """The layers that hold keys and values (a ``DummyLayer`` or a linear-attention layer holds none); any kind
+    other than a dynamic full or sliding-window layer is refused, since its bookkeeping is not known here."""
     from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
     layers = []
@@ -55,6 +61,16 @@ def _fillable_layers(cache) -> list:
         elif getattr(layer, "keys", None) is not None:
             raise ValueError(f"cache layer {index} is a {type(layer).__name__}: it cannot be filled without a prefill")
     return layers
+
+
+def _count_linear_layers_tokens(cache, added_tokens: int) -> None:
+    """Advance each linear-attention layer's own count of tokens (transformers 5.25's ``cumulative_length_linear``;
+    earlier versions keep none) by ``added_tokens``."""
+    from transformers.cache_utils import LinearAttentionCacheLayerMixin
+
+    for layer in cache.layers:
+        if isinstance(layer, LinearAttentionCacheLayerMixin) and hasattr(layer, "cumulative_length_linear"):
+            layer.cumulative_length_linear.add_(added_tokens)
 
 
 def _bytes_per_token(tensor: torch.Tensor) -> int:
@@ -140,4 +156,8 @@ def filled_cache(passes: Passes, context_tokens: int, seed: int = 0, batch: int 
     blocks = _draw_blocks(layers, context_tokens - 1, seed)
     for layer in layers:
         _grow(layer, context_tokens - 1, blocks)
+    _count_linear_layers_tokens(cache, context_tokens - 1)
+    if int(cache.get_seq_length()) != context_tokens:
+        raise ValueError(f"a cache filled to {context_tokens} tokens says {int(cache.get_seq_length())}: its layers "
+                         "keep a count this fill does not know")
     return cache
