@@ -209,11 +209,19 @@ def _kv_heads(config, kv_heads: int) -> int:
 
 
 def _cached_kv_heads(config, kv_heads: int, heads: int) -> int:
-    """Falcon's new decoder architecture (Falcon-40B, -180B, Falcon-3) broadcasts its keys and values to
-    every query head before caching them: its cache holds ``heads``, not ``kv_heads``."""
-    if config.model_type == "falcon" and config.new_decoder_architecture:
+    """Falcon's new decoder architecture (Falcon-40B, -180B, Falcon-3) broadcast its keys and values to
+    every query head before caching them in transformers before 5.25: there its cache holds ``heads``,
+    not ``kv_heads``. From 5.25 it caches ``kv_heads``, as every other family does."""
+    if config.model_type == "falcon" and config.new_decoder_architecture and not _transformers_at_least("5.25"):
         return heads
     return kv_heads
+
+
+def _transformers_at_least(version: str) -> bool:
+    from packaging.version import Version
+    from transformers import __version__ as transformers_version
+
+    return Version(transformers_version) >= Version(version)
 
 
 def _windows(config, layers: int) -> tuple[int | None, ...]:
