@@ -76,10 +76,12 @@ def test_the_run_writes_a_local_runs_files_with_the_rows_of_each_call(endpoint_r
     by_phase = {phase: rows for phase, rows in samples.groupby("phase")}
     for phase in ("prefill", "forward"):  # the prompt's tokens, as the server counted them
         assert set(by_phase[phase]["n_ctx"]) == set(LENGTHS) and (by_phase[phase]["n_new"] == by_phase[phase]["n_ctx"]).all()
-    assert set(by_phase["decode"]["n_ctx"]) == {n + (N_OUT - 2) // 2 for n in LENGTHS}  # each call's mean step
+    # each call's mean step: a call whose server sent two tokens in one chunk has none (transformers 5.25 may)
+    assert 0 < len(by_phase["decode"]) and set(by_phase["decode"]["n_ctx"]) <= {n + (N_OUT - 2) // 2 for n in LENGTHS}
     assert set(by_phase["generate"]["n_new"]) == {N_OUT} and set(by_phase["generate"]["n_ctx"]) == set(LENGTHS)
-    # one prefill, decode and generate row for each call of 16 tokens: as many of each
-    assert len(by_phase["prefill"]) == len(by_phase["decode"]) == len(by_phase["generate"])
+    # one prefill and generate row for each call of 16 tokens, and a decode row or a count of the one left out
+    left_out = json.loads((folder / "run.json").read_text())["endpoint"]["decode_rows_left_out"]
+    assert len(by_phase["prefill"]) == len(by_phase["decode"]) + left_out == len(by_phase["generate"])
     assert (samples["flops"] > 0).all() and samples["kv_cache_bytes"].isna().all()
     prefill_flops = by_phase["prefill"].groupby("n_ctx")["flops"].first()
     assert (by_phase["forward"].groupby("n_ctx")["flops"].first() == prefill_flops).all()  # one pass over the prompt
@@ -93,7 +95,7 @@ def test_run_json_says_how_the_output_was_forced_and_that_usage_held(endpoint_ru
     endpoint = run["endpoint"]
     assert endpoint["forcing"] == "generation_config" and endpoint["usage_mismatches"] == []
     assert endpoint["url"] == served.url and endpoint["served_model"] == served.model
-    assert endpoint["max_positions_from"] == "config" and endpoint["decode_rows_left_out"] == 0
+    assert endpoint["max_positions_from"] == "config"
     assert endpoint["failures"] == [] and endpoint["stopped"] is None and endpoint["n_out"] == N_OUT
     assert endpoint["concurrency"] or endpoint["concurrency_skipped"]  # whichever the budget left on this machine
     assert 0 < endpoint["itl_p50_s"] <= endpoint["itl_p99_s"]
