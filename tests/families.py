@@ -68,3 +68,15 @@ def save_family(folder, family: str, max_positions: int = 512):
     folder.mkdir(parents=True, exist_ok=True)
     family_config(family, max_positions).save_pretrained(folder)
     return folder
+
+
+def save_deepseek_v32(folder, max_positions: int = 128):
+    """A tiny DeepSeek-V3.2 (not in the matrix: its layers also cache an indexer's keys, so its cache cannot be filled
+    without a prefill), saved as a local HF folder (config only: random weights)."""
+    transformers.DeepseekV32Config(
+        vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+        n_group=1, topk_group=1, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=16,
+        qk_rope_head_dim=8, v_head_dim=16, index_topk=8, index_head_dim=16, index_n_heads=2,
+        max_position_embeddings=max_positions, bos_token_id=0, eos_token_id=0, pad_token_id=0).save_pretrained(folder)
+    return folder

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from profiler.measure import memory
-from profiler.measure.cache_fill import filled_cache
+from profiler.measure.cache_fill import fill_refusal, filled_cache
 from profiler.measure.catalog import ModelSource
 from profiler.measure.flops import count_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
 from profiler.measure.passes import Passes
-from tests.families import FAMILIES, SLIDING_WINDOW, save_family
+from tests.families import FAMILIES, SLIDING_WINDOW, save_deepseek_v32, save_family
 
 # below the window, its kept length (window - 1), the window, beyond it
 CONTEXTS = (20, SLIDING_WINDOW - 1, SLIDING_WINDOW, 40)
@@ -129,20 +129,16 @@ def test_a_filled_cache_holds_a_token_at_least(tiny_llama):
         filled_cache(tiny_llama, 0)
 
 
-def test_a_cache_layer_of_another_kind_is_refused(tmp_path):
-    """DeepSeek-V3.2's layers also cache an indexer's keys, which a fill does not know how to grow."""
-    from transformers import DeepseekV32Config
-
-    folder = tmp_path / "deepseek-v32"
-    DeepseekV32Config(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                      intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
-                      n_shared_experts=1, n_group=1, topk_group=1, first_k_dense_replace=1, q_lora_rank=32,
-                      kv_lora_rank=16, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, index_topk=8,
-                      index_head_dim=16, index_n_heads=2, max_position_embeddings=128, bos_token_id=0, eos_token_id=0,
-                      pad_token_id=0).save_pretrained(folder)
+def test_a_cache_layer_of_another_kind_is_built_by_a_prefill(tmp_path, tiny_llama):
+    """DeepSeek-V3.2's layers also cache an indexer's keys, which a fill does not know how to grow: the cache is a
+    real prefill's of the same length, and ``fill_refusal`` says why; a cache the fill can grow has no refusal."""
+    folder = save_deepseek_v32(tmp_path / "deepseek-v32")
     passes = Passes(load_model(ModelSource("deepseek-v32", folder, "local"), torch.device("cpu"), torch.float32))
-    with pytest.raises(ValueError, match="DynamicIndexedLayer"):
-        filled_cache(passes, 10)
+    assert fill_refusal(passes.prefill(1)) == "cache layer 0 is a DynamicIndexedLayer, which a fill cannot grow"
+    built, prefilled = filled_cache(passes, 10), passes.prefill(10)
+    assert [type(layer) for layer in built.layers] == [type(layer) for layer in prefilled.layers]
+    assert built.get_seq_length() == 10 and torch.equal(built.layers[0].keys, prefilled.layers[0].keys)
+    assert fill_refusal(tiny_llama.prefill(1)) is None
 
 
 def test_a_linear_attention_layer_counts_the_filled_tokens(tmp_path):

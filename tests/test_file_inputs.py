@@ -249,6 +249,11 @@ BAD_RUN_FILES = {  # id: (change to the run folder, what the one line says)
                                "done.budget_raised_to_s is not a number of seconds above 0"),
     "budget-raised-true": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(budget_raised_to_s=True)),
                            "done.budget_raised_to_s is not a number of seconds above 0"),
+    "caches-prefilled-a-number": (lambda f: _edit_json(f / "run.json", lambda d: d["done"].update(caches_prefilled=3)),
+                                  "done.caches_prefilled is not one line of text"),
+    "caches-prefilled-two-lines": (lambda f: _edit_json(f / "run.json",
+                                                        lambda d: d["done"].update(caches_prefilled="a\n[red]b")),
+                                   "done.caches_prefilled is not one line of text"),
 }
 
 

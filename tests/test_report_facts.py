@@ -26,6 +26,14 @@ def test_a_budget_raised_for_the_curves_is_said():
         "90 timed passes in 45 s (budget 37.6 s per model, raised to 46 s for the curves, seed 0)")
 
 
+def test_caches_built_by_prefills_are_a_fact_of_their_own():
+    run = SimpleNamespace(asked=RunAsked(model="m", budget_s=10.0, seed=0), command=["python", "-m", "profiler"],
+                          done=RunDone(lengths=[8, 16], rows=9, elapsed_s=8.7, caches_prefilled="cache layer 0 is a X"))
+    assert dict(run_facts(run))["decode and extend caches"] == "built by prefills, at their cost: cache layer 0 is a X"
+    run.done = RunDone(lengths=[8, 16], rows=9, elapsed_s=8.7)
+    assert "decode and extend caches" not in dict(run_facts(run))
+
+
 def _calls_fact(skipped: list[dict]) -> str:
     done = RunDone(lengths=[8, 1024], rows=40, elapsed_s=40.0, generate_pairs=[[256, 16], [1016, 8]], skipped=skipped)
     run = SimpleNamespace(asked=RunAsked(model="gpt2", budget_s=40.1, seed=0), command=["python", "-m", "profiler"],

@@ -55,6 +55,13 @@ def test_a_default_budget_raised_for_the_curves_is_said():
                         "(--budget to choose)")
 
 
+def test_caches_built_by_prefills_are_said_with_why():
+    why = "cache layer 0 is a DynamicIndexedLayer, which a fill cannot grow"
+    lines = _printed(SweepOutcome(lengths=[8, 16], caches_prefilled=why, elapsed_s=3.0))
+    assert lines[0] == f"decode and extend caches built by prefills, at their cost: {why}"
+    assert not any("prefills" in line for line in _printed(SweepOutcome(lengths=[8, 16], elapsed_s=3.0)))
+
+
 def test_how_much_the_machines_speed_varied_is_one_line_before_the_files():
     from dataclasses import replace
 

@@ -146,7 +146,7 @@ def _run_document(request: RunRequest, budget_s: float, loaded: LoadedModel, out
                    disturbance=outcome.disturbance, batch_sizes=measured_sizes, batch_skipped=outcome.batch_skipped,
                    batch_out_of_memory=outcome.batch_out_of_memory, extend_skipped=outcome.extend_skipped,
                    extend_out_of_memory=outcome.extend_out_of_memory, energy=energy,
-                   budget_raised_to_s=outcome.budget_raised_to_s)
+                   budget_raised_to_s=outcome.budget_raised_to_s, caches_prefilled=outcome.caches_prefilled)
     return RunDocument(command=list(sys.argv), asked=asked, model=model, done=done, points=points.to_dict("records"),
                        routing=routing)
 

@@ -53,6 +53,9 @@ def print_outcome(console: Console, outcome: SweepOutcome, folder: Path) -> None
                                    f"one {s['phase']} of n = {s['n_ctx']}")
                                   + (f" x {s['batch']} sequences" if "batch" in s else "")
                                   + f" (predicted {s['pass_s']:.1f} s)" for s in alone))
+    if outcome.caches_prefilled is not None:
+        console.print(f"decode and extend caches built by prefills, at their cost: {outcome.caches_prefilled}",
+                      style="yellow", markup=False)
     if outcome.budget_raised_to_s is not None:
         console.print(f"[yellow]budget raised to {outcome.budget_raised_to_s:g} s: the default held fewer than the "
                       f"{FIT_LENGTHS} lengths a curve is fitted from (--budget to choose)")

@@ -17,6 +17,10 @@ every layer owns its storage, as after a prefill). A sliding-window layer keeps 
 more than twice its window (a real prefill leaves the whole prompt's tensor behind a view of its
 tail until the next pass).
 
+A cache with a layer of another kind (DeepSeek-V3.2's indexed layers, which also cache an indexer's keys) cannot
+be grown here: ``filled_cache`` builds it by a real prefill of ``c`` tokens instead, the same cache at a
+prefill's cost, which the pilot times as the fill's (so the plan prices it), and ``fill_refusal`` says why.
+
 A linear-attention layer (LFM2's convolutions, Qwen3-Next's gated delta rule) holds a state of fixed size, not
 tokens: the one-token prefill's state is kept, and its count of tokens (from transformers 5.25 its own, which
 ``get_seq_length`` reads when the first layer is such a layer) is advanced to ``c``, as a prefill of ``c`` leaves it.
@@ -50,17 +54,22 @@ def _held_tokens(layer, tokens: int) -> int:
 
 
 def _fillable_layers(cache) -> list:
-    """The layers that hold keys and values (a ``DummyLayer`` or a linear-attention layer holds none); any kind
-    other than a dynamic full or sliding-window layer is refused, since its bookkeeping is not known here."""
+    """The layers that hold keys and values (a ``DummyLayer`` or a linear-attention layer holds none), all of them
+    dynamic full or sliding-window layers (``fill_refusal`` None)."""
     from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
-    layers = []
+    return [layer for layer in cache.layers if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)]
+
+
+def fill_refusal(cache) -> str | None:
+    """Why a cache like ``cache`` cannot be filled without a prefill (its first layer of a kind other than a dynamic
+    full or sliding-window one that holds keys, whose bookkeeping is not known here), or None when it can."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
     for index, layer in enumerate(cache.layers):
-        if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer):
-            layers.append(layer)
-        elif getattr(layer, "keys", None) is not None:
-            raise ValueError(f"cache layer {index} is a {type(layer).__name__}: it cannot be filled without a prefill")
-    return layers
+        if type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) and getattr(layer, "keys", None) is not None:
+            return f"cache layer {index} is a {type(layer).__name__}, which a fill cannot grow"
+    return None
 
 
 def _count_linear_layers_tokens(cache, added_tokens: int) -> None:
@@ -144,13 +153,16 @@ def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
 def filled_cache(passes: Passes, context_tokens: int, seed: int = 0, batch: int = 1):
     """The model's KV cache of ``batch`` sequences holding ``context_tokens`` tokens each (at least 1): a
     one-token prefill's cache grown by ``context_tokens - 1`` seeded random tokens per layer. A pass on it sees
-    position ``context_tokens`` next, as after a prefill of that length. A cache layer of a kind other
-    than a dynamic full or sliding-window one (DeepSeek-V3.2's indexed layers) is a ValueError."""
+    position ``context_tokens`` next, as after a prefill of that length. A cache that cannot be filled
+    (``fill_refusal``) is a prefill's of ``context_tokens``."""
     if context_tokens < 1:
         raise ValueError(f"a filled cache holds at least 1 token, not {context_tokens}")
     cache = passes.prefill(1, batch=batch)
     if context_tokens == 1:
         return cache
+    if fill_refusal(cache) is not None:
+        del cache
+        return passes.prefill(context_tokens, batch=batch)
     layers = _fillable_layers(cache)
     _check_fits(layers, context_tokens)
     blocks = _draw_blocks(layers, context_tokens - 1, seed)

@@ -82,6 +82,14 @@ def _raised_budget(seconds):
     return seconds
 
 
+def _caches_prefilled(reason):
+    """``done.caches_prefilled`` checked as a run writes it (None, or one line of at most 200 characters): a
+    ``ValueError`` otherwise."""
+    if reason is not None and not (isinstance(reason, str) and reason.isprintable() and len(reason) <= 200):
+        raise ValueError("done.caches_prefilled is not one line of text")
+    return reason
+
+
 def _require(document: dict, keys: tuple[str, ...], where: str) -> None:
     missing = [key for key in keys if key not in document]
     if missing:
@@ -181,6 +189,7 @@ class RunDone:
     extend_out_of_memory: list[dict] = field(default_factory=list)
     energy: EnergyRecord | None = None
     budget_raised_to_s: float | None = None  # the default budget raised so the curves can be fitted (None: not)
+    caches_prefilled: str | None = None  # why decode and extend caches were built by prefills (None: filled)
 
     @classmethod
     def from_json(cls, document: dict) -> RunDone:
@@ -196,7 +205,8 @@ class RunDone:
                                                        "reason"),
                       "extend_out_of_memory": _extend_points(document.get("extend_out_of_memory", []),
                                                              "done.extend_out_of_memory", "error"),
-                      "budget_raised_to_s": _raised_budget(document.get("budget_raised_to_s"))})
+                      "budget_raised_to_s": _raised_budget(document.get("budget_raised_to_s")),
+                      "caches_prefilled": _caches_prefilled(document.get("caches_prefilled"))})
 
 
 @dataclass(frozen=True)

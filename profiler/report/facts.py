@@ -89,10 +89,13 @@ def run_facts(run: RunDocument) -> list[tuple[str, str]]:
     if done.budget_raised_to_s is not None:
         budget += f", raised to {done.budget_raised_to_s:g} s for the curves"
     seed = "?" if asked.seed is None else asked.seed
+    caches = [] if done.caches_prefilled is None else [
+        ("decode and extend caches", f"built by prefills, at their cost: {done.caches_prefilled}")]
     return [
         ("context lengths measured", ", ".join(f"{n:,}" for n in done.lengths) or "none"),
         ("whole calls measured", pairs),
         ("samples", f"{done.rows:,} timed passes in {done.elapsed_s:.0f} s ({budget}, seed {seed})"),
+        *caches,
         ("command", command_text(run.command)),
     ]
 
