@@ -80,3 +80,12 @@ def save_deepseek_v32(folder, max_positions: int = 128):
         qk_rope_head_dim=8, v_head_dim=16, index_topk=8, index_head_dim=16, index_n_heads=2,
         max_position_embeddings=max_positions, bos_token_id=0, eos_token_id=0, pad_token_id=0).save_pretrained(folder)
     return folder
+
+
+def save_lfm2(folder, max_positions: int = 128):
+    """A tiny LFM2 (not in the matrix: a linear-attention convolution layer, then an attention layer, whose cache
+    states are written in place), saved as a local HF folder (config only: random weights)."""
+    transformers.Lfm2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                            layer_types=["conv", "full_attention"]).save_pretrained(folder)
+    return folder

@@ -15,7 +15,7 @@ from profiler.measure.flops import count_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
 from profiler.measure.passes import Passes
-from tests.families import FAMILIES, SLIDING_WINDOW, save_deepseek_v32, save_family
+from tests.families import FAMILIES, SLIDING_WINDOW, save_deepseek_v32, save_family, save_lfm2
 
 # below the window, its kept length (window - 1), the window, beyond it
 CONTEXTS = (20, SLIDING_WINDOW - 1, SLIDING_WINDOW, 40)
@@ -145,12 +145,7 @@ def test_a_linear_attention_layer_counts_the_filled_tokens(tmp_path):
     """LFM2 (a convolution layer first, then attention): the filled cache says ``c`` tokens, as the prefilled one
     does (from transformers 5.25 the first layer's own count is what it reads), and a decode step moves both to
     ``c + 1`` with the attention layer's keys alike."""
-    from transformers import Lfm2Config
-
-    folder = tmp_path / "lfm2"
-    Lfm2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, max_position_embeddings=128,
-               layer_types=["conv", "full_attention"]).save_pretrained(folder)
+    folder = save_lfm2(tmp_path / "lfm2")
     passes = Passes(load_model(ModelSource("lfm2", folder, "local"), torch.device("cpu"), torch.float32))
     context = 40
     prefilled, filled = passes.prefill(context), filled_cache(passes, context)

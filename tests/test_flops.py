@@ -7,6 +7,7 @@ from profiler.measure.flops import count_flops, generate_flops, pass_flops
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.measure.passes import Passes
 from tests.conftest import save_tiny
+from tests.families import save_lfm2
 
 # what the formula leaves out: the rotary angle matmul some transformers versions count (d_h per token)
 ROTARY_REL = 1e-3
@@ -119,3 +120,12 @@ def test_a_sliding_window_caps_the_keys_a_cached_pass_attends_to(tmp_path):
     dense = pass_flops(arch, 200, 200) - pass_flops(arch, 100, 100)
     per_token = pass_flops(arch, 2, 2) - pass_flops(arch, 1, 1)
     assert dense > 100 * per_token  # quadratic: the n x n scores are all computed
+
+
+def test_a_model_with_a_kernel_layer_handed_its_weight_is_counted(tmp_path):
+    """LFM2's convolution runs in a kernel layer given the convolution's weight as an input: FlopCounterMode's module
+    tracker would hook that weight's gradient, and fail in inference mode, were the loaded parameters asking for one."""
+    loaded = load_model(ModelSource("lfm2", save_lfm2(tmp_path / "lfm2"), "local"), torch.device("cpu"), torch.float32)
+    assert not any(parameter.requires_grad for parameter in loaded.model.parameters())
+    cache, flops = count_flops(lambda: Passes(loaded).prefill(16))
+    assert cache.get_seq_length() == 16 and flops > 0

@@ -7,13 +7,12 @@ import weakref
 
 import pytest
 import torch
-from transformers import Lfm2Config
 
 from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
 from profiler.measure.rewind import Rewind
-from tests.families import FAMILIES, SLIDING_WINDOW, save_family
+from tests.families import FAMILIES, SLIDING_WINDOW, save_family, save_lfm2
 
 
 def _load(folder, name: str):
@@ -84,11 +83,7 @@ def test_every_family_decodes_at_one_context_below_and_past_the_window(family, t
 
 
 def test_linear_attention_states_written_in_place_are_put_back(tmp_path):
-    folder = tmp_path / "lfm2"
-    Lfm2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, max_position_embeddings=128,
-               layer_types=["conv", "full_attention"]).save_pretrained(folder)
-    loaded = _load(folder, "lfm2")
+    loaded = _load(save_lfm2(tmp_path / "lfm2"), "lfm2")
     _assert_every_step_at_the_same_context(loaded, 20)
 
 

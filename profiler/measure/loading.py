@@ -265,6 +265,9 @@ def load_model(
             if len(set(placement.values())) > 1:
                 model = dispatch_model(model, device_map=placement)
     model.eval()
+    # no pass takes a gradient; with parameters that ask for one, FlopCounterMode's module tracker hooks the gradient
+    # of a weight handed to a module as an input, which fails in inference mode (LFM2's convolution kernel layer)
+    model.requires_grad_(False)
     attention = model.config._attn_implementation
     return LoadedModel(
         source=source,
