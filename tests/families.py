@@ -89,3 +89,13 @@ def save_lfm2(folder, max_positions: int = 128):
                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
                             layer_types=["conv", "full_attention"]).save_pretrained(folder)
     return folder
+
+
+def save_falcon_h1(folder, max_positions: int = 128):
+    """A tiny Falcon-H1 (not in the matrix: each layer holds a Mamba state beside its keys and values), saved as a
+    local HF folder (config only: random weights)."""
+    transformers.FalconH1Config(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                num_key_value_heads=2, intermediate_size=128, max_position_embeddings=max_positions,
+                                head_dim=16, mamba_d_ssm=64, mamba_n_heads=4, mamba_d_head=16, mamba_d_state=16,
+                                mamba_n_groups=1).save_pretrained(folder)
+    return folder

@@ -15,7 +15,7 @@ from profiler.measure.flops import count_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
 from profiler.measure.passes import Passes
-from tests.families import FAMILIES, SLIDING_WINDOW, save_deepseek_v32, save_family, save_lfm2
+from tests.families import FAMILIES, SLIDING_WINDOW, save_deepseek_v32, save_falcon_h1, save_family, save_lfm2
 
 # below the window, its kept length (window - 1), the window, beyond it
 CONTEXTS = (20, SLIDING_WINDOW - 1, SLIDING_WINDOW, 40)
@@ -141,19 +141,22 @@ def test_a_cache_layer_of_another_kind_is_built_by_a_prefill(tmp_path, tiny_llam
     assert fill_refusal(tiny_llama.prefill(1)) is None
 
 
-def test_a_linear_attention_layer_counts_the_filled_tokens(tmp_path):
-    """LFM2 (a convolution layer first, then attention): the filled cache says ``c`` tokens, as the prefilled one
-    does (from transformers 5.25 the first layer's own count is what it reads), and a decode step moves both to
-    ``c + 1`` with the attention layer's keys alike."""
-    folder = save_lfm2(tmp_path / "lfm2")
-    passes = Passes(load_model(ModelSource("lfm2", folder, "local"), torch.device("cpu"), torch.float32))
+@pytest.mark.parametrize("family, save", [("lfm2", save_lfm2), ("falcon_h1", save_falcon_h1)])
+def test_a_cache_with_linear_attention_layers_is_filled_and_counts_its_tokens(tmp_path, family, save):
+    """LFM2 (a convolution layer first, then attention) and Falcon-H1 (layers holding a Mamba state beside their keys):
+    the filled cache says ``c`` tokens, as the prefilled one does (from transformers 5.25 a linear-attention layer's
+    own count is what the cache reads), and a decode step moves both to ``c + 1`` with every layer's keys alike."""
+    passes = Passes(load_model(ModelSource(family, save(tmp_path / family), "local"), torch.device("cpu"),
+                               torch.float32))
     context = 40
     prefilled, filled = passes.prefill(context), filled_cache(passes, context)
+    assert fill_refusal(filled) is None
     assert int(filled.get_seq_length()) == int(prefilled.get_seq_length()) == context
     _decode(passes, prefilled)
     _decode(passes, filled)
     assert int(filled.get_seq_length()) == int(prefilled.get_seq_length()) == context + 1
-    assert filled.layers[1].keys.shape == prefilled.layers[1].keys.shape
+    keys = [[getattr(layer, "keys", None) for layer in cache.layers] for cache in (filled, prefilled)]
+    assert [k.shape for k in keys[0] if k is not None] == [k.shape for k in keys[1] if k is not None] != []
 
 
 @pytest.mark.parametrize("context", (20, LONG_CONTEXT))

@@ -12,7 +12,7 @@ from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
 from profiler.measure.rewind import Rewind
-from tests.families import FAMILIES, SLIDING_WINDOW, save_family, save_lfm2
+from tests.families import FAMILIES, SLIDING_WINDOW, save_falcon_h1, save_family, save_lfm2
 
 
 def _load(folder, name: str):
@@ -82,8 +82,10 @@ def test_every_family_decodes_at_one_context_below_and_past_the_window(family, t
         _assert_every_step_at_the_same_context(loaded, context)
 
 
-def test_linear_attention_states_written_in_place_are_put_back(tmp_path):
-    loaded = _load(save_lfm2(tmp_path / "lfm2"), "lfm2")
+@pytest.mark.parametrize("family, save", [("lfm2", save_lfm2), ("falcon_h1", save_falcon_h1)])
+def test_linear_attention_states_written_in_place_are_put_back(tmp_path, family, save):
+    """LFM2's convolution states; Falcon-H1's Mamba states held beside keys and values in the same layers."""
+    loaded = _load(save(tmp_path / family), family)
     _assert_every_step_at_the_same_context(loaded, 20)
 
 

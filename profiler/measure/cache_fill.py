@@ -22,7 +22,8 @@ be grown here: ``filled_cache`` builds it by a real prefill of ``c`` tokens inst
 prefill's cost, which the pilot times as the fill's (so the plan prices it), and ``fill_refusal`` says why.
 
 A linear-attention layer (LFM2's convolutions, Qwen3-Next's gated delta rule) holds a state of fixed size, not
-tokens: the one-token prefill's state is kept, and its count of tokens (from transformers 5.25 its own, which
+tokens (a layer holding both, Falcon-H1's, has its keys and values grown as above): the one-token prefill's state is
+kept, and its count of tokens (from transformers 5.25 its own, which
 ``get_seq_length`` reads when the first layer is such a layer) is advanced to ``c``, as a prefill of ``c`` leaves it.
 A fill whose cache then does not say ``c`` tokens is refused (a ValueError), rather than measured at the wrong
 positions.
@@ -53,21 +54,26 @@ def _held_tokens(layer, tokens: int) -> int:
     return tokens
 
 
+def _grows_by_update(layer) -> bool:
+    """Whether ``layer`` holds keys and values a fill grows through its ``update``: a dynamic full or sliding-window
+    layer, alone or beside a linear-attention state (Falcon-H1's ``LinearAttentionAndFullAttentionLayer``)."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer, LinearAttentionCacheLayerMixin
+
+    kinds = (DynamicLayer, DynamicSlidingWindowLayer)
+    return type(layer) in kinds or (isinstance(layer, kinds) and isinstance(layer, LinearAttentionCacheLayerMixin))
+
+
 def _fillable_layers(cache) -> list:
     """The layers that hold keys and values (a ``DummyLayer`` or a linear-attention layer holds none), all of them
-    dynamic full or sliding-window layers (``fill_refusal`` None)."""
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
-    return [layer for layer in cache.layers if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)]
+    grown by ``update`` (``fill_refusal`` None)."""
+    return [layer for layer in cache.layers if _grows_by_update(layer)]
 
 
 def fill_refusal(cache) -> str | None:
-    """Why a cache like ``cache`` cannot be filled without a prefill (its first layer of a kind other than a dynamic
-    full or sliding-window one that holds keys, whose bookkeeping is not known here), or None when it can."""
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
+    """Why a cache like ``cache`` cannot be filled without a prefill (its first layer that holds keys of a kind whose
+    bookkeeping is not known here), or None when it can."""
     for index, layer in enumerate(cache.layers):
-        if type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) and getattr(layer, "keys", None) is not None:
+        if not _grows_by_update(layer) and getattr(layer, "keys", None) is not None:
             return f"cache layer {index} is a {type(layer).__name__}, which a fill cannot grow"
     return None
 
