@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from profiler.measure import memory
-from profiler.measure.cache_fill import fill_refusal, filled_cache
+from profiler.measure.cache_fill import fill_check, filled_cache
 from profiler.measure.catalog import ModelSource
 from profiler.measure.flops import count_flops
 from profiler.measure.loading import load_model
@@ -131,14 +131,14 @@ def test_a_filled_cache_holds_a_token_at_least(tiny_llama):
 
 def test_a_cache_layer_of_another_kind_is_built_by_a_prefill(tmp_path, tiny_llama):
     """DeepSeek-V3.2's layers also cache an indexer's keys, which a fill does not know how to grow: the cache is a
-    real prefill's of the same length, and ``fill_refusal`` says why; a cache the fill can grow has no refusal."""
+    real prefill's of the same length, and ``fill_check`` says why; a cache the fill can grow has no refusal."""
     folder = save_deepseek_v32(tmp_path / "deepseek-v32")
     passes = Passes(load_model(ModelSource("deepseek-v32", folder, "local"), torch.device("cpu"), torch.float32))
-    assert fill_refusal(passes.prefill(1)) == "cache layer 0 is a DynamicIndexedLayer, which a fill cannot grow"
+    assert fill_check(passes) == "cache layer 0 is a DynamicIndexedLayer, which a fill cannot grow"
     built, prefilled = filled_cache(passes, 10), passes.prefill(10)
     assert [type(layer) for layer in built.layers] == [type(layer) for layer in prefilled.layers]
     assert built.get_seq_length() == 10 and torch.equal(built.layers[0].keys, prefilled.layers[0].keys)
-    assert fill_refusal(tiny_llama.prefill(1)) is None
+    assert fill_check(tiny_llama) is None
 
 
 @pytest.mark.parametrize("family, save", [("lfm2", save_lfm2), ("falcon_h1", save_falcon_h1)])
@@ -150,7 +150,7 @@ def test_a_cache_with_linear_attention_layers_is_filled_and_counts_its_tokens(tm
                                torch.float32))
     context = 40
     prefilled, filled = passes.prefill(context), filled_cache(passes, context)
-    assert fill_refusal(filled) is None
+    assert fill_check(passes) is None
     assert int(filled.get_seq_length()) == int(prefilled.get_seq_length()) == context
     _decode(passes, prefilled)
     _decode(passes, filled)
@@ -180,3 +180,19 @@ def test_the_memory_a_fill_needs_grows_with_its_batch(tiny_llama, tmp_path, monk
     assert filled_cache(tiny_llama, 100).get_seq_length() == 100
     with pytest.raises(torch.OutOfMemoryError, match="4 sequences"):
         filled_cache(tiny_llama, 100, batch=4)
+
+
+def test_a_fill_whose_cache_says_another_count_is_a_prefill_and_the_check_says_why(tiny_llama, monkeypatch):
+    """A layer keeping a count the fill does not know (here: one token too many put in the first layer) gives a
+    real prefill's cache rather than a pass at the wrong positions, and ``fill_check`` names the count."""
+    from profiler.measure import cache_fill
+
+    def one_too_many(cache, added_tokens):
+        layer = cache.layers[0]
+        layer.update(layer.keys[..., :1, :], layer.values[..., :1, :])
+
+    monkeypatch.setattr(cache_fill, "_count_linear_layers_tokens", one_too_many)
+    built, prefilled = filled_cache(tiny_llama, 12), tiny_llama.prefill(12)
+    assert built.get_seq_length() == 12 and torch.equal(built.layers[0].keys, prefilled.layers[0].keys)
+    assert fill_check(tiny_llama) == ("a cache filled to 2 tokens says 3: its layers keep a count a fill does not "
+                                      "know")

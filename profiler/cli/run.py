@@ -158,11 +158,11 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
 
     Ctrl-C during the sweep ends the run with ``KeyboardInterrupt`` once what was measured is written.
     The caller holds ``folder``, so the files read back here are this run's."""
+    # built, and a cached step run, before anything is written: a model that cannot run leaves no empty samples.csv
+    loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
+                        device_map=request.device_map, trust_remote_code=request.trust_remote_code, seed=request.seed)
     writer = open_samples(folder)
     with writer:
-        loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
-                            device_map=request.device_map, trust_remote_code=request.trust_remote_code,
-                            seed=request.seed)
         HardwareDocument(slug=folder.parent.name, facts=hardware, dtype=dtype_name(dtype),
                          attn_implementation=loaded.attn_implementation, ceilings=ceilings).write(folder)
         arch = loaded.architecture

@@ -19,14 +19,14 @@ tail until the next pass).
 
 A cache with a layer of another kind (DeepSeek-V3.2's indexed layers, which also cache an indexer's keys) cannot
 be grown here: ``filled_cache`` builds it by a real prefill of ``c`` tokens instead, the same cache at a
-prefill's cost, which the pilot times as the fill's (so the plan prices it), and ``fill_refusal`` says why.
+prefill's cost, which the pilot times as the fill's (so the plan prices it), and ``fill_check`` says why.
 
 A linear-attention layer (LFM2's convolutions, Qwen3-Next's gated delta rule) holds a state of fixed size, not
 tokens (a layer holding both, Falcon-H1's, has its keys and values grown as above): the one-token prefill's state is
 kept, and its count of tokens (from transformers 5.25 its own, which
 ``get_seq_length`` reads when the first layer is such a layer) is advanced to ``c``, as a prefill of ``c`` leaves it.
-A fill whose cache then does not say ``c`` tokens is refused (a ValueError), rather than measured at the wrong
-positions.
+A fill whose cache then does not say ``c`` tokens is a prefill's instead too (``fill_check`` says so), rather than
+measured at the wrong positions.
 
 A batch: the one-token prefill is of ``batch`` sequences, so every layer's tensors (and the random blocks)
 have ``batch`` rows; each sequence holds ``context_tokens`` tokens.
@@ -65,11 +65,11 @@ def _grows_by_update(layer) -> bool:
 
 def _fillable_layers(cache) -> list:
     """The layers that hold keys and values (a ``DummyLayer`` or a linear-attention layer holds none), all of them
-    grown by ``update`` (``fill_refusal`` None)."""
+    grown by ``update`` (``_fill_refusal`` None)."""
     return [layer for layer in cache.layers if _grows_by_update(layer)]
 
 
-def fill_refusal(cache) -> str | None:
+def _fill_refusal(cache) -> str | None:
     """Why a cache like ``cache`` cannot be filled without a prefill (its first layer that holds keys of a kind whose
     bookkeeping is not known here), or None when it can."""
     for index, layer in enumerate(cache.layers):
@@ -155,27 +155,41 @@ def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
         layer.update(keys[..., :tokens, :], values[..., :tokens, :])
 
 
-@torch.inference_mode()
-def filled_cache(passes: Passes, context_tokens: int, seed: int = 0, batch: int = 1):
-    """The model's KV cache of ``batch`` sequences holding ``context_tokens`` tokens each (at least 1): a
-    one-token prefill's cache grown by ``context_tokens - 1`` seeded random tokens per layer. A pass on it sees
-    position ``context_tokens`` next, as after a prefill of that length. A cache that cannot be filled
-    (``fill_refusal``) is a prefill's of ``context_tokens``."""
-    if context_tokens < 1:
-        raise ValueError(f"a filled cache holds at least 1 token, not {context_tokens}")
-    cache = passes.prefill(1, batch=batch)
-    if context_tokens == 1:
-        return cache
-    if fill_refusal(cache) is not None:
-        del cache
-        return passes.prefill(context_tokens, batch=batch)
+def _grown(cache, context_tokens: int, seed: int):
+    """``cache`` (of one token a sequence) grown to ``context_tokens``, or None where it then does not say so."""
     layers = _fillable_layers(cache)
     _check_fits(layers, context_tokens)
     blocks = _draw_blocks(layers, context_tokens - 1, seed)
     for layer in layers:
         _grow(layer, context_tokens - 1, blocks)
     _count_linear_layers_tokens(cache, context_tokens - 1)
-    if int(cache.get_seq_length()) != context_tokens:
-        raise ValueError(f"a cache filled to {context_tokens} tokens says {int(cache.get_seq_length())}: its layers "
-                         "keep a count this fill does not know")
-    return cache
+    return cache if int(cache.get_seq_length()) == context_tokens else None
+
+
+@torch.inference_mode()
+def filled_cache(passes: Passes, context_tokens: int, seed: int = 0, batch: int = 1):
+    """The model's KV cache of ``batch`` sequences holding ``context_tokens`` tokens each (at least 1): a
+    one-token prefill's cache grown by ``context_tokens - 1`` seeded random tokens per layer. A pass on it sees
+    position ``context_tokens`` next, as after a prefill of that length. A cache that cannot be filled
+    (``fill_check``) is a prefill's of ``context_tokens``."""
+    if context_tokens < 1:
+        raise ValueError(f"a filled cache holds at least 1 token, not {context_tokens}")
+    cache = passes.prefill(1, batch=batch)
+    if context_tokens == 1:
+        return cache
+    filled = None if _fill_refusal(cache) is not None else _grown(cache, context_tokens, seed)
+    del cache
+    return filled if filled is not None else passes.prefill(context_tokens, batch=batch)
+
+
+@torch.inference_mode()
+def fill_check(passes: Passes) -> str | None:
+    """Why the model's caches cannot be filled (``_fill_refusal``, or a cache filled to 2 tokens that says another
+    count: its layers keep one a fill does not know), or None when they can. A one-token prefill and a fill of one
+    more token."""
+    cache = passes.prefill(1)
+    refusal = _fill_refusal(cache)
+    if refusal is None and _grown(cache, 2, seed=0) is None:
+        refusal = (f"a cache filled to 2 tokens says {int(cache.get_seq_length())}: its layers keep a count a fill "
+                   "does not know")
+    return refusal

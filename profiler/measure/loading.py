@@ -27,6 +27,7 @@ for explicitly on such an architecture is a ``UserError``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from profiler.files import read_json
 from profiler.measure.architecture import Architecture, architecture_of
 from profiler.measure.catalog import ModelSource
 from profiler.measure.config_check import check_config
+from profiler.measure.memory import is_out_of_memory
 
 _INIT_STD = 0.02
 _UNIFORM_BOUND = _INIT_STD * math.sqrt(3.0)  # uniform(-a, a) has std a/sqrt(3)
@@ -59,6 +61,34 @@ class LoadedModel:
     device_map: dict[str, str]
     build_s: float
     attn_fallback: str | None = None  # why attention is not sdpa when none was asked for
+
+
+def cache_argument(model) -> str:
+    """The name ``model.forward`` takes a KV cache by, and returns it under: ``cache`` where the family was moved to
+    it (transformers 5.25 deprecates ``past_key_values`` family by family), else ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _check_a_cached_step(model, source: ModelSource, transformers_version: str) -> None:
+    """A pass over two tokens, then one token on the cache it returns, before anything is measured: a model that
+    transformers builds and cannot run (an inconsistent config.json, an encoder that returns no KV cache) is a
+    one-line ``UserError`` here rather than a traceback in the sweep. Running out of memory is left to the sweep."""
+    name = cache_argument(model)
+    tokens = torch.zeros((1, 2), dtype=torch.long, device=model.get_input_embeddings().weight.device)
+    try:
+        with torch.inference_mode():
+            cache = model(tokens, use_cache=True, logits_to_keep=1).get(name)
+            if cache is None:
+                raise UserError(f"{source.name}: its forward pass returns no KV cache: not a decoder this tool "
+                                "measures")
+            model(tokens[:, :1], use_cache=True, logits_to_keep=1, **{name: cache})
+    except UserError:
+        raise
+    except Exception as err:  # whatever transformers raises for a model it cannot run
+        if is_out_of_memory(err):
+            raise
+        raise UserError(f"{source.name}: a forward pass fails in transformers {transformers_version} "
+                        f"({type(err).__name__}: {_one_line(err)})") from None
 
 
 def _one_line(err: BaseException) -> str:
@@ -265,6 +295,7 @@ def load_model(
             if len(set(placement.values())) > 1:
                 model = dispatch_model(model, device_map=placement)
     model.eval()
+    _check_a_cached_step(model, source, transformers_version)
     # no pass takes a gradient; with parameters that ask for one, FlopCounterMode's module tracker hooks the gradient
     # of a weight handed to a module as an input, which fails in inference mode (LFM2's convolution kernel layer)
     model.requires_grad_(False)

@@ -31,11 +31,9 @@ transformers renamed the cache argument and output field from ``past_key_values`
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
-from profiler.measure.loading import LoadedModel
+from profiler.measure.loading import LoadedModel, cache_argument
 
 
 def cache_batch(cache) -> int:
@@ -63,8 +61,7 @@ class Passes:
         self._offsets = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(positions - 1, generator=gen)])
         self._vocab = vocab
         self._last_tokens: tuple[tuple[int, int], torch.Tensor] | None = None
-        forward_params = inspect.signature(self.model.forward).parameters
-        self._cache = "cache" if "cache" in forward_params else "past_key_values"
+        self._cache = cache_argument(self.model)
 
     def tokens(self, batch: int, n: int) -> torch.Tensor:
         """``[batch, n]`` prompt tokens, on the model's device. Sequence ``i`` reads the prompt cyclically from

@@ -15,7 +15,7 @@ import statistics
 
 import torch
 
-from profiler.measure.cache_fill import fill_refusal, filled_cache
+from profiler.measure.cache_fill import fill_check, filled_cache
 from profiler.measure.flops import count_flops
 from profiler.measure.grid import extend_points, generate_pairs
 from profiler.measure.memory import is_out_of_memory
@@ -342,7 +342,7 @@ class Pilot:
         then choose the decode contexts (``_choose_decode_contexts``). A cache that fills every position is
         replaced by one a token shorter: a step needs a free one."""
         first, top = self.decode_grid[0], self.decode_grid[-1]
-        self.outcome.caches_prefilled = fill_refusal(cache)
+        self.outcome.caches_prefilled = fill_check(self.passes)
         if cache.get_seq_length() != first:
             cache = filled_cache(self.passes, first, self.seed)
         self.plan.decode_pilot_s[first] = self._time_decode_step(cache)

@@ -140,7 +140,7 @@ class SweepOutcome:
     extend_skipped: list[dict] = field(default_factory=list)
     extend_out_of_memory: list[dict] = field(default_factory=list)  # {c, s, error}
     budget_raised_to_s: float | None = None  # a default budget raised so the curves can be fitted: to what
-    # why decode and extend caches were built by prefills rather than filled (cache_fill.fill_refusal); None: filled
+    # why decode and extend caches were built by prefills rather than filled (cache_fill.fill_check); None: filled
     caches_prefilled: str | None = None
 
 
