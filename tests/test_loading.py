@@ -265,20 +265,34 @@ def test_good_weights_pass_every_check_and_load(saved_gpt2, tmp_path, monkeypatc
                        load_file(saved_gpt2 / "model.safetensors")["transformer.h.0.attn.c_attn.weight"])
 
 
-@pytest.mark.parametrize("kind", ["encoder", "inconsistent"])
-def test_a_model_transformers_builds_and_cannot_run_is_one_line_and_writes_no_samples(kind, tmp_path, capfd,
-                                                                                        monkeypatch):
+BUILT_AND_NOT_RUN = {  # a config.json transformers reads, and the line its model gets
+    "encoder": (lambda: transformers.BertConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                intermediate_size=128, max_position_embeddings=64),
+                "its forward pass returns no KV cache: not a decoder this tool measures"),
+    "inconsistent": (lambda: transformers.CodeGenConfig(vocab_size=256, n_embd=64, n_layer=2, n_head=4, n_positions=64,
+                                                        rotary_dim=64),
+                     f"a forward pass fails in transformers {transformers.__version__} (RuntimeError: "),
+    "no-layer-types": (lambda: transformers.Lfm2MoeConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2,
+                                                          intermediate_size=128, num_attention_heads=4,
+                                                          num_key_value_heads=2, moe_intermediate_size=32, num_experts=4,
+                                                          num_experts_per_tok=2, max_position_embeddings=256),
+                       "cannot build this model (TypeError: "),
+    "not-a-decoder": (lambda: transformers.ReformerConfig(vocab_size=256, hidden_size=64, num_attention_heads=4,
+                                                          max_position_embeddings=256, is_decoder=False),
+                      "cannot build this model (AssertionError: "),
+}
+
+
+@pytest.mark.parametrize("kind", BUILT_AND_NOT_RUN)
+def test_a_model_transformers_cannot_build_or_run_is_one_line_and_writes_no_samples(kind, tmp_path, capfd,
+                                                                                     monkeypatch):
     """BERT as a causal LM returns no KV cache; a CodeGen whose rotary dimensions (64) exceed its heads' (16) fails in
-    its first pass: each is one line at load, before the run's samples.csv is opened (its folder holds only its lock)."""
+    its first pass; an LFM2-MoE without layer types and a Reformer that is not a decoder fail in their constructors:
+    each is one line at load, before the run's samples.csv is opened (its folder holds only its lock)."""
     folder = tmp_path / kind
-    if kind == "encoder":
-        transformers.BertConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                intermediate_size=128, max_position_embeddings=64).save_pretrained(folder)
-        expected = "profiler: error: encoder: its forward pass returns no KV cache: not a decoder this tool measures"
-    else:
-        transformers.CodeGenConfig(vocab_size=256, n_embd=64, n_layer=2, n_head=4, n_positions=64,
-                                   rotary_dim=64).save_pretrained(folder)
-        expected = f"profiler: error: inconsistent: a forward pass fails in transformers {transformers.__version__} ("
+    make, said = BUILT_AND_NOT_RUN[kind]
+    make().save_pretrained(folder)
+    expected = f"profiler: error: {kind}: {said}"
     skip_ceilings(monkeypatch)
     monkeypatch.chdir(tmp_path)
     line = user_error(capfd, run_argv(folder, "--out", "out", "--fits", "fits"))

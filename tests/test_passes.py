@@ -5,9 +5,12 @@ models of the three architectures (tests/conftest.py)."""
 import pytest
 import torch
 
+from profiler.measure.catalog import ModelSource
 from profiler.measure.flops import count_flops, pass_flops
+from profiler.measure.loading import load_model
 from profiler.measure.memory import kv_cache_bytes
 from profiler.measure.passes import Passes, cache_batch
+from tests.families import save_lfm2
 
 BATCHES = (2, 5)
 
@@ -87,3 +90,13 @@ def test_a_batch_of_one_is_the_single_sequence_pass(passes):
 def test_a_batch_is_at_least_one_sequence_of_one_token(passes):
     with pytest.raises(ValueError, match="at least 1"):
         passes.tokens(0, 8)
+
+
+def test_the_batch_of_a_cache_without_keys_is_read_off_its_linear_attention_states(tmp_path):
+    """LFM2's convolution layer holds its states in dicts: read there when no layer holds keys (as in LFM3's models
+    of convolution layers only; here the attention layer's keys and values taken away)."""
+    folder = save_lfm2(tmp_path / "lfm2")
+    passes = Passes(load_model(ModelSource("lfm2", folder, "local"), torch.device("cpu"), torch.float32))
+    cache = passes.prefill(4, batch=3)
+    cache.layers[1].keys = cache.layers[1].values = None
+    assert cache_batch(cache) == 3

@@ -162,6 +162,10 @@ def _building(source: ModelSource, attn_implementation: str | None = None):
             raise UserError(f"{source.name}: {model_class} cannot run {attn_implementation} attention in "
                             f"transformers {transformers_version}; pass --attn eager") from None
         raise UserError(f"{source.name}: cannot build this model ({_one_line(err)})") from None
+    # what a model's constructor raises on a config.json whose numbers do not fit together (a list of layer types
+    # too short or missing, a dimension it asserts on): the class named, since the message alone may not say
+    except (TypeError, AttributeError, AssertionError, KeyError, IndexError) as err:
+        raise UserError(f"{source.name}: cannot build this model ({type(err).__name__}: {_one_line(err)})") from None
 
 
 @contextmanager

@@ -38,15 +38,16 @@ from profiler.measure.loading import LoadedModel, cache_argument
 
 def cache_batch(cache) -> int:
     """The sequences ``cache`` holds: the first dimension of its first layer's keys (or of the first tensor a
-    layer holds, for a layer without keys)."""
+    layer holds, for a layer without keys: a linear-attention layer keeps its states in dicts)."""
     for layer in cache.layers:
         keys = getattr(layer, "keys", None)
         if isinstance(keys, torch.Tensor) and keys.ndim:
             return int(keys.shape[0])
     for layer in cache.layers:
         for value in vars(layer).values():
-            if isinstance(value, torch.Tensor) and value.ndim:
-                return int(value.shape[0])
+            for tensor in value.values() if isinstance(value, dict) else (value,):
+                if isinstance(tensor, torch.Tensor) and tensor.ndim:
+                    return int(tensor.shape[0])
     raise ValueError("the cache holds no tensor to read its batch from")
 
 
