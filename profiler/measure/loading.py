@@ -78,17 +78,15 @@ def _check_a_cached_step(model, source: ModelSource, transformers_version: str) 
     try:
         with torch.inference_mode():
             cache = model(tokens, use_cache=True, logits_to_keep=1).get(name)
-            if cache is None:
-                raise UserError(f"{source.name}: its forward pass returns no KV cache: not a decoder this tool "
-                                "measures")
-            model(tokens[:, :1], use_cache=True, logits_to_keep=1, **{name: cache})
-    except UserError:
-        raise
+            if cache is not None:
+                model(tokens[:, :1], use_cache=True, logits_to_keep=1, **{name: cache})
     except Exception as err:  # whatever transformers raises for a model it cannot run
         if is_out_of_memory(err):
             raise
         raise UserError(f"{source.name}: a forward pass fails in transformers {transformers_version} "
                         f"({type(err).__name__}: {_one_line(err)})") from None
+    if cache is None:
+        raise UserError(f"{source.name}: its forward pass returns no KV cache: not a decoder this tool measures")
 
 
 def _one_line(err: BaseException) -> str:
@@ -299,10 +297,10 @@ def load_model(
             if len(set(placement.values())) > 1:
                 model = dispatch_model(model, device_map=placement)
     model.eval()
-    _check_a_cached_step(model, source, transformers_version)
     # no pass takes a gradient; with parameters that ask for one, FlopCounterMode's module tracker hooks the gradient
     # of a weight handed to a module as an input, which fails in inference mode (LFM2's convolution kernel layer)
     model.requires_grad_(False)
+    _check_a_cached_step(model, source, transformers_version)
     attention = model.config._attn_implementation
     return LoadedModel(
         source=source,

@@ -83,9 +83,9 @@ def _raised_budget(seconds):
 
 
 def _caches_prefilled(reason):
-    """``done.caches_prefilled`` checked as a run writes it (None, or one line of at most 200 characters): a
+    """``done.caches_prefilled`` checked as a run writes it (None, or one line of 1 to 200 characters): a
     ``ValueError`` otherwise."""
-    if reason is not None and not (isinstance(reason, str) and reason.isprintable() and len(reason) <= 200):
+    if reason is not None and not (isinstance(reason, str) and reason.isprintable() and 0 < len(reason) <= 200):
         raise ValueError("done.caches_prefilled is not one line of text")
     return reason
 
