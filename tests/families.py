@@ -99,3 +99,21 @@ def save_falcon_h1(folder, max_positions: int = 128):
                                 head_dim=16, mamba_d_ssm=64, mamba_n_heads=4, mamba_d_head=16, mamba_d_state=16,
                                 mamba_n_groups=1).save_pretrained(folder)
     return folder
+
+
+def save_composite(folder, composite: str = "Gemma3Config", max_positions: int = 128, weights: bool = False):
+    """A tiny vision-language model of the config class ``composite`` (Gemma-3 from 4B up, Llava, Mistral-3 ...):
+    its language model's numbers under ``text_config``, a one-layer vision encoder beside it; saved as a local HF
+    folder, with the whole model's safetensors where ``weights``."""
+    config = getattr(transformers, composite)(
+        text_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=16, intermediate_size=128,
+                         max_position_embeddings=max_positions, **_COMMON),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        **({"mm_tokens_per_image": 4} if composite == "Gemma3Config" else {}))  # Gemma-3 pools the 2x2 patches to 4
+    if weights:
+        transformers.AutoModelForImageTextToText.from_config(config).save_pretrained(folder)
+    else:
+        config.save_pretrained(folder)
+    return folder

@@ -88,3 +88,14 @@ def test_a_slope_near_zero_is_said_as_what_the_context_adds_not_as_a_vanishing_t
     model.derived["decode"]["cost_per_token_s"] = 7.7e-6  # 7.9 ms at 1,024: 17% of a pass
     assert derived_lines(model, 1024) == [
         "decode: 45.2 ms per pass plus 7.70 µs per token of context on average over the measured lengths."]
+
+
+def test_the_part_of_a_composite_model_measured_is_a_fact_after_the_model():
+    from profiler.report.facts import model_facts
+
+    model = {"name": "vl", "model_type": "gemma3_text", "params": 2e6, "non_embedding_params": 1e6, "layers": 2,
+             "hidden": 64, "heads": 4, "kv_heads": 2, "max_positions": 128, "dtype": "float32",
+             "attn_implementation": "sdpa", "random_weights": True, "part_measured": "the language model of a X"}
+    facts = model_facts(model)
+    assert facts[1] == ("part measured", "the language model of a X")
+    assert "part measured" not in dict(model_facts({**model, "part_measured": None}))

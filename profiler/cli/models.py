@@ -11,7 +11,7 @@ from rich.table import Table
 
 from profiler.measure.catalog import ModelSource, named_models
 from profiler.errors import UserError
-from profiler.measure.loading import meta_architecture
+from profiler.measure.loading import meta_architecture, reads_own_weights
 
 
 def cached_hub_models() -> list[ModelSource]:
@@ -46,7 +46,8 @@ def print_inventory(console: Console) -> None:
         except UserError as err:
             table.add_row(source.name, "-", "-", "-", "-", "-", "-", "-", "-", f"{source.origin}: {err}")
             continue
-        weights = "safetensors" if source.has_weights else ("pickle: refused" if source.pickle_files else "random")
+        weights = ("safetensors" if reads_own_weights(source)
+                   else "pickle: refused" if source.pickle_files and not source.has_weights else "random")
         table.add_row(
             source.name, arch.model_type, f"{arch.params / 1e6:,.0f}M", f"{arch.non_embedding_params / 1e6:,.0f}M",
             str(arch.layers), str(arch.hidden), f"{arch.heads}/{arch.kv_heads}", str(arch.max_positions),

@@ -135,7 +135,7 @@ def _run_document(request: RunRequest, budget_s: float, loaded: LoadedModel, out
                         random_weights=loaded.random_weights, dtype=dtype_name(loaded.dtype),
                         attn_implementation=loaded.attn_implementation, device_map=loaded.device_map,
                         build_s=loaded.build_s, architecture=loaded.architecture.as_dict(),
-                        attn_fallback=loaded.attn_fallback)
+                        attn_fallback=loaded.attn_fallback, part_measured=loaded.part_measured)
     unstable = (points[points["unstable"]][["phase", "batch", "n_ctx", "n_new"]].to_dict("records")
                 if not points.empty else [])
     measured_sizes = sorted({int(b) for b in points["batch"]}) if not points.empty else [1]
@@ -169,6 +169,8 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
         weights = "random weights" if loaded.random_weights else "safetensors weights"
         console.print(f"[bold]{source.name}[/]: {arch.params / 1e6:.1f}M parameters, {arch.layers} layers, "
                       f"{weights}, {dtype_name(dtype)} on {device}, built in {loaded.build_s:.1f} s")
+        if loaded.part_measured:
+            console.print(f"measured: {loaded.part_measured}", style="yellow", markup=False)
         if request.lengths is not None:
             lengths = parse_lengths(request.lengths)
             check_lengths(lengths, arch.max_positions, source.name)

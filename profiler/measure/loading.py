@@ -1,5 +1,6 @@
 """Build a model ready to time: its own safetensors weights when the folder has them, else
-random weights from its config.
+random weights from its config. A composite model (a language model beside a vision encoder) is
+its language model alone, with random weights (``profiler.measure.composite``).
 
 Cost does not depend on weight values, so a random-weight model gives the true cost of a
 pass. Building one the naive way (``from_config`` on the CPU) spends seconds in weight
@@ -39,6 +40,7 @@ from profiler.errors import UserError
 from profiler.files import read_json
 from profiler.measure.architecture import Architecture, architecture_of
 from profiler.measure.catalog import ModelSource
+from profiler.measure.composite import language_model
 from profiler.measure.config_check import check_config
 from profiler.measure.memory import is_out_of_memory
 
@@ -61,6 +63,7 @@ class LoadedModel:
     device_map: dict[str, str]
     build_s: float
     attn_fallback: str | None = None  # why attention is not sdpa when none was asked for
+    part_measured: str | None = None  # a composite model: the part built and measured (``profiler.measure.composite``)
 
 
 def cache_argument(model) -> str:
@@ -95,7 +98,9 @@ def _one_line(err: BaseException) -> str:
 
 
 def _load_config(source: ModelSource, trust_remote_code: bool = False):
-    """The transformers config of ``source``, its numbers checked against its config.json."""
+    """``(config, part_measured)``: the transformers config of the model to build from ``source``, its numbers
+    checked against its config.json (a composite model's language model: ``profiler.measure.composite``; its
+    sentence, else None)."""
     from huggingface_hub.errors import StrictDataclassError
     from transformers import AutoConfig
 
@@ -108,8 +113,9 @@ def _load_config(source: ModelSource, trust_remote_code: bool = False):
         raise UserError(f"{source.name}: unreadable config.json ({_one_line(err)})") from None
     except (OSError, StrictDataclassError) as err:  # strict: a field of the wrong type
         raise UserError(f"{source.name}: unreadable config.json ({_one_line(err)})") from None
+    config, written, part_measured = language_model(config, written, source.has_weights)
     check_config(config, written, source.name)
-    return config
+    return config, part_measured
 
 
 def _weights_label(source: ModelSource) -> str:
@@ -141,11 +147,11 @@ def _refuse_pickles(source: ModelSource) -> None:
 
 def check_model(source: ModelSource, trust_remote_code: bool = False):
     """Every check of ``source`` that builds nothing: pickle checkpoints, config.json and its
-    numbers, the safetensors headers. Its config, for building."""
+    numbers, the safetensors headers. ``(config, part_measured)`` for building (``_load_config``)."""
     _refuse_pickles(source)
-    config = _load_config(source, trust_remote_code)
+    checked = _load_config(source, trust_remote_code)
     _check_safetensors(source)
-    return config
+    return checked
 
 
 @contextmanager
@@ -283,10 +289,11 @@ def load_model(
     from transformers import __version__ as transformers_version
 
     start = time.perf_counter()
-    config = check_model(source, trust_remote_code)
+    config, part_measured = check_model(source, trust_remote_code)
+    own_weights = source.has_weights and part_measured is None
     options = dict(dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code)
     with _building(source, attn_implementation):
-        if source.has_weights:
+        if own_weights:
             model = _from_safetensors(source, config, device, device_map, options)
             placement = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
         else:
@@ -308,13 +315,20 @@ def load_model(
         architecture=architecture_of(config, model),
         device=model.get_input_embeddings().weight.device,
         dtype=dtype,
-        random_weights=not source.has_weights,
+        random_weights=not own_weights,
         attn_implementation=attention,
         device_map=placement,
         build_s=time.perf_counter() - start,
         attn_fallback=(None if attn_implementation or attention == "sdpa"
                        else f"{type(model).__name__} cannot run sdpa attention in transformers {transformers_version}"),
+        part_measured=part_measured,
     )
+
+
+def reads_own_weights(source: ModelSource, trust_remote_code: bool = False) -> bool:
+    """Whether ``load_model`` builds ``source`` with the folder's safetensors: it has them and is not a composite
+    model, whose language model is built alone with random weights (``profiler.measure.composite``)."""
+    return source.has_weights and _load_config(source, trust_remote_code)[1] is None
 
 
 def meta_architecture(source: ModelSource, trust_remote_code: bool = False) -> Architecture:
@@ -322,7 +336,7 @@ def meta_architecture(source: ModelSource, trust_remote_code: bool = False) -> A
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
-    config = _load_config(source, trust_remote_code)
+    config, _ = _load_config(source, trust_remote_code)
     with _building(source), init_empty_weights():
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     model.tie_weights()

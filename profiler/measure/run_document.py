@@ -121,7 +121,8 @@ class ModelRecord:
     """The model that ran: where it was found, how it was built, and its architecture's numbers
     (``architecture``: ``model_type``, ``layers``, ``hidden``, ``heads``, ``kv_heads``, ``params``,
     ``max_positions`` ... as ``profiler.measure.architecture.Architecture.as_dict`` gives them), and why
-    its attention is not sdpa when none was asked for (``attn_fallback``: the architecture cannot run it)."""
+    its attention is not sdpa when none was asked for (``attn_fallback``: the architecture cannot run it), and of a
+    composite model, the part built and measured (``part_measured``: ``profiler.measure.composite``)."""
 
     name: str
     path: str
@@ -133,6 +134,7 @@ class ModelRecord:
     build_s: float
     architecture: dict
     attn_fallback: str | None = None
+    part_measured: str | None = None
 
     @property
     def params(self) -> int:
@@ -149,10 +151,13 @@ class ModelRecord:
     @classmethod
     def from_json(cls, document: dict, where: str) -> ModelRecord:
         own = tuple(f.name for f in fields(cls) if f.name != "architecture")
-        _require(document, tuple(name for name in own if name != "attn_fallback") + ("params",), where)
-        fallback = document.get("attn_fallback")
-        if fallback is not None and not (isinstance(fallback, str) and fallback.isprintable() and len(fallback) <= 500):
-            raise ValueError("attn_fallback: not a sentence of at most 500 printable characters, nor null")
+        sentences = ("attn_fallback", "part_measured")
+        _require(document, tuple(name for name in own if name not in sentences) + ("params",), where)
+        for name in sentences:
+            sentence = document.get(name)
+            if sentence is not None and not (isinstance(sentence, str) and sentence.isprintable()
+                                             and len(sentence) <= 500):
+                raise ValueError(f"{name}: not a sentence of at most 500 printable characters, nor null")
         return cls(**{name: document[name] for name in own if name in document},
                    architecture={key: value for key, value in document.items() if key not in own})
 

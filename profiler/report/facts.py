@@ -61,6 +61,7 @@ def model_facts(model: dict) -> list[tuple[str, str]]:
              if known else "not known here (no local config of the served model)")
     facts = [
         ("model", f"{model['name']} ({model.get('model_type', '?')})"),
+        *([("part measured", model["part_measured"])] if model.get("part_measured") else []),
         ("parameters", f"{model['params'] / 1e6:,.1f}M ({model['non_embedding_params'] / 1e6:,.1f}M non-embedding)"
                        if known else "not known here"),
         ("shape", shape),
