@@ -45,3 +45,19 @@ def test_the_fit_caveats_read_the_runs_reference_passes(tmp_path):
         data = load_run(_example_copy(tmp_path / str(spread), disturbance), cost_model=cost_model)
         (caveat,) = [item for item in _fit_caveats(data, CallIntervals(cost_model)) if "left-out length" in item]
         assert caveat.startswith("The prefill curve predicts a left-out length 12% off on average") and says in caveat
+
+
+def test_flops_counted_off_the_formula_are_a_caveat(tmp_path):
+    """The example run as written (its counts agree with the formula), then with one counted pass half as much again."""
+    import pandas as pd
+
+    from profiler.report.caveats import _run_caveats
+
+    folder, cost_model = _example_copy(tmp_path, None), load_cost_model(EXAMPLE_FIT)
+    assert not [item for item in _run_caveats(load_run(folder, cost_model=cost_model)) if "times the formula's" in item]
+    samples = pd.read_csv(folder / "samples.csv")
+    counted = samples.index[samples["flops_counted"].notna() & (samples["phase"] == "decode")][0]
+    samples.loc[counted, "flops_counted"] = samples.loc[counted, "flops"] * 1.5
+    samples.to_csv(folder / "samples.csv", index=False)
+    (caveat,) = [item for item in _run_caveats(load_run(folder, cost_model=cost_model)) if "times the formula's" in item]
+    assert "are 1 to 1.5 times the formula's (decode off by more than 2%)" in caveat and caveat.endswith("care.")

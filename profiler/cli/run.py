@@ -44,6 +44,7 @@ from profiler.errors import UserError
 from profiler.files import hold_run_folder, run_folder
 from profiler.cli.fit import fit_and_print
 from profiler.cli.run_outcome import print_outcome
+from profiler.measure.flops_check import formula_check
 from profiler.measure.grid import check_lengths, default_batch_sizes, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
 from profiler.measure.loading import LoadedModel, check_model, load_model
@@ -203,6 +204,9 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
                   energy_record).write(folder)
     print_point_tables(console, f"{source.name} ({weights})", points)
     print_outcome(console, outcome, folder)
+    flops = formula_check(samples)
+    if flops is not None and flops.off:
+        console.print(flops.sentence(), style="yellow", markup=False)
     console.print(energy_record.line(), style=None if energy_record.counter else "yellow", markup=False)
     if outcome.interrupted:
         raise KeyboardInterrupt  # what was measured is written; the CLI ends with exit status 130

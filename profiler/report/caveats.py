@@ -6,18 +6,22 @@ skipped (time budget, out of memory), an interrupted sweep, unstable points, a d
 machine (what was seen, the points affected, lengths brought back, a fit resting on too few
 lengths), a machine whose speed changed during the sweep, a fit that predicts unseen lengths
 or whole calls poorly (batch surfaces and the extend surface too), an extend surface far from the
-prefill and decode curves, a fit made from other samples than the folder now holds. Points of the
+prefill and decode curves, a fit made from other samples than the folder now holds, FLOPs counted off the
+formula's (``profiler.measure.flops_check``). Points of the
 batch and extend grids not measured (time budget, out of memory) are said like lengths. The energy counter: which
 one and what its joules hold, or why there is none.
 """
 
 from __future__ import annotations
 
+import pandas as pd
+
 from profiler.costmodel.cost_model import CostModel
 from profiler.costmodel.uncertainty import CallIntervals
 from profiler.measure.disturbance import MIN_FIT_LENGTHS, Disturbance
 from profiler.measure.endpoint.endpoint_document import EndpointRecord
 from profiler.measure.energy import MIN_UPDATES_PER_PASS, EnergyRecord
+from profiler.measure.flops_check import formula_check
 from profiler.report.calls import measured_range
 from profiler.report.inputs import RunData
 
@@ -55,6 +59,9 @@ def _run_caveats(data: RunData) -> list[str]:
     if data.run.model.random_weights:
         items.append(f"{name} ran with random weights, built from its config: a pass costs the same whatever the "
                      "weights hold, but nothing here says what the model would answer.")
+    flops = formula_check(pd.concat([data.samples, data.batch_samples]))
+    if flops is not None and flops.off:
+        items.append(flops.sentence() + ".")
     by_reason: dict[tuple[str, str], list[str]] = {}
     for skip in done.skipped:  # a skip without a phase is a length's (prefill and forward)
         by_reason.setdefault((skip.get("phase", "prefill"), skip["reason"]), []).append(f"{skip['n_ctx']:,}")
