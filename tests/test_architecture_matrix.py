@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (20 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (21 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
@@ -55,7 +55,8 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     from profiler.measure.loading import meta_architecture
 
     arch = {family: meta_architecture(ModelSource(family, save_family(tmp_path / family, family), "local"))
-            for family in ("mistral", "gemma3_text", "qwen2_moe", "deepseek_v3", "gpt_bigcode", "falcon", "phi3")}
+            for family in ("mistral", "gemma3_text", "qwen2_moe", "deepseek_v3", "gpt_bigcode", "falcon", "phi3",
+                           "llama4_text")}
     assert arch["mistral"].windows == (SLIDING_WINDOW, SLIDING_WINDOW) and SLIDING_WINDOW < LONG
     assert arch["gemma3_text"].windows == (SLIDING_WINDOW, None, SLIDING_WINDOW)
     qwen_moe, deepseek = arch["qwen2_moe"].experts, arch["deepseek_v3"].experts
@@ -68,3 +69,7 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     broadcast = Version(transformers.__version__) < Version("5.25")
     assert (arch["falcon"].kv_heads, arch["falcon"].cached_kv_heads) == (2, 4 if broadcast else 2)
     assert arch["phi3"].gated_mlp  # one fused gate_up matrix
+    llama4 = arch["llama4_text"]
+    assert llama4.windows == (SLIDING_WINDOW,) * 3 + (None,)  # chunked attention, then a full layer
+    assert (llama4.ffn, llama4.experts.ffn, llama4.experts.shared_ffn, llama4.experts.layers) == (128, 32, 32, (1, 3))
+    assert llama4.experts.every_token and llama4.active_params == llama4.params

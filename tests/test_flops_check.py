@@ -7,7 +7,7 @@ from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.flops_check import FORMULA_TOLERANCE, formula_check
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
-from tests.families import save_composite, save_family, save_lfm2
+from tests.families import save_falcon_h1, save_family, save_lfm2
 
 
 def _rows(*rows) -> pd.DataFrame:
@@ -43,17 +43,16 @@ def _checked(folder) -> pd.DataFrame:
                                ("decode", pass_flops(arch, 1, 25), decode)))
 
 
-@pytest.mark.parametrize("model", ["llama", "qwen2_moe", "deepseek_v3"])
+@pytest.mark.parametrize("model", ["llama", "qwen2_moe", "deepseek_v3", "llama4_text"])
 def test_a_family_the_formula_knows_is_not_off(model, tmp_path):
     assert not _checked(save_family(tmp_path / model, model, max_positions=64)).off
 
 
 def test_work_the_formula_does_not_know_is_said(tmp_path):
-    """The formula counts LFM2's convolution layer as an attention layer; Llama-4's experts run over every token in
-    transformers, where the formula counts each token's routed ones only."""
+    """The formula counts LFM2's convolution layer and Falcon-H1's Mamba mixer as nothing but attention."""
     assert _checked(save_lfm2(tmp_path / "lfm2")).phases_off == ("prefill", "decode")
-    llama4 = _checked(save_composite(tmp_path / "llama4", "Llama4Config"))
-    assert llama4.phases_off == ("prefill", "decode") and llama4.low > 1 + FORMULA_TOLERANCE
+    falcon_h1 = _checked(save_falcon_h1(tmp_path / "falcon_h1"))
+    assert falcon_h1.phases_off == ("prefill", "decode") and falcon_h1.low > 1 + FORMULA_TOLERANCE
 
 
 @pytest.mark.slow

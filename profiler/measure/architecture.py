@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 20 families against FLOPs counted and cache bytes measured.
+on 21 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class Experts:
     ``per_token`` of the ``count`` routed experts, each a gated MLP ``ffn`` wide, and, where the
     family has them, shared experts every token passes: one gated MLP ``shared_ffn`` wide
     (DeepSeek's ``n_shared_experts`` run as one MLP that many times the expert width), scaled by a
-    ``hidden x 1`` gate where ``shared_gate`` (Qwen2-MoE)."""
+    ``hidden x 1`` gate where ``shared_gate`` (Qwen2-MoE). Where ``every_token`` (Llama-4), transformers runs
+    every token through all ``count`` experts, scaled by the router's scores (zero for those not chosen)."""
 
     count: int
     per_token: int
@@ -52,6 +53,7 @@ class Experts:
     shared_ffn: int  # 0: no shared expert
     shared_gate: bool
     layers: tuple[int, ...]
+    every_token: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,9 @@ class Architecture:
     @property
     def active_params(self) -> int:
         """Parameters a token's pass reads: all but the routed experts it is not sent to (``count -
-        per_token`` gated MLPs of every MoE layer); ``params`` for a dense model. The least weights
-        any pass reads, however its tokens are routed."""
-        if self.experts is None:
+        per_token`` gated MLPs of every MoE layer); ``params`` for a dense model, and where every token runs
+        through every expert. The least weights any pass reads, however its tokens are routed."""
+        if self.experts is None or self.experts.every_token:
             return self.params
         idle = len(self.experts.layers) * (self.experts.count - self.experts.per_token)
         return self.params - idle * 3 * self.hidden * self.experts.ffn
@@ -170,7 +172,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
     embedding_params = sum(
         m.weight.numel() for m in {id(m): m for m in model.modules() if isinstance(m, torch.nn.Embedding)}.values()
     )
-    ffn = value["ffn"] or DERIVED["ffn"](hidden, heads)
+    ffn = value["ffn"] or DERIVED["ffn"](hidden, heads)  # the experts' width where the dense MLP has its own
     kv_heads = _kv_heads(config, value["kv_heads"] or DERIVED["kv_heads"](hidden, heads))
     return Architecture(
         model_type=config.model_type,
@@ -180,7 +182,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         kv_heads=kv_heads,
         head_dim=value["head_dim"] or DERIVED["head_dim"](hidden, heads),
         cached_kv_heads=_cached_kv_heads(config, kv_heads, heads),
-        ffn=ffn,
+        ffn=getattr(config, "intermediate_size_mlp", None) or ffn,  # Llama-4's dense layers: their own width
         gated_mlp=config.model_type not in TWO_MATRIX_MLP,
         vocab=value["vocab"],
         max_positions=value["max_positions"],
@@ -227,22 +229,26 @@ def _transformers_at_least(version: str) -> bool:
 def _windows(config, layers: int) -> tuple[int | None, ...]:
     """Per layer, its sliding window or None, by transformers' rule for its caches: the layers that
     ``layer_types`` names ``sliding_attention`` (Gemma-2, Gemma-3, Qwen2 with ``use_sliding_window``), or,
-    without ``layer_types``, every layer when ``sliding_window`` is set (Mistral, Starcoder2). Any other
-    layer type is counted as full attention."""
+    without ``layer_types``, every layer when ``sliding_window`` is set (Mistral, Starcoder2). Llama-4's
+    ``chunked_attention`` layers attend within chunks of ``attention_chunk_size`` tokens and cache like a
+    sliding window of that size: their kernel is handed the same keys. Any other layer type is counted as
+    full attention."""
     window = getattr(config, "sliding_window", None) or None
     types = getattr(config, "layer_types", None)
     if types is None:
         return (window,) * layers
-    return tuple(window if kind == "sliding_attention" else None for kind in types)
+    by_type = {"sliding_attention": window, "chunked_attention": getattr(config, "attention_chunk_size", None)}
+    return tuple(by_type.get(kind) for kind in types)
 
 
 def _experts(config, layers: int, ffn: int) -> Experts | None:
     """The routed experts: their count (Mixtral's ``num_local_experts``, Qwen's and OLMoE's ``num_experts``,
     DeepSeek's ``n_routed_experts``), ``num_experts_per_tok``, their width (``moe_intermediate_size``
     where the family also has dense MLPs, else ``intermediate_size``), shared experts (Qwen2-MoE's gated
-    ``shared_expert_intermediate_size``, DeepSeek's ``n_shared_experts`` of the expert width) and the
-    layers that have them: all but DeepSeek's first ``first_k_dense_replace``, and for Qwen-MoE every
-    ``decoder_sparse_step``-th not in ``mlp_only_layers``. None for a dense model."""
+    ``shared_expert_intermediate_size``, DeepSeek's ``n_shared_experts`` of the expert width, Llama-4's one
+    of the expert width) and the layers that have them: Llama-4's ``moe_layers``, all but DeepSeek's first
+    ``first_k_dense_replace``, and for Qwen-MoE every ``decoder_sparse_step``-th not in ``mlp_only_layers``.
+    None for a dense model."""
     count = next((n for name in ("num_local_experts", "num_experts", "n_routed_experts")
                   if (n := getattr(config, name, None))), None)
     if not count:
@@ -252,13 +258,17 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     first_sparse = getattr(config, "first_k_dense_replace", None) or 0
     step = getattr(config, "decoder_sparse_step", None) or 1
     dense = set(getattr(config, "mlp_only_layers", None) or ())
+    llama4 = config.model_type == "llama4_text"
+    sparse = (tuple(config.moe_layers) if llama4 else
+              tuple(i for i in range(layers) if i >= first_sparse and (i + 1) % step == 0 and i not in dense))
     return Experts(
         count=count,
         per_token=config.num_experts_per_tok,
         ffn=width,
-        shared_ffn=gated_shared or (getattr(config, "n_shared_experts", None) or 0) * width,
+        shared_ffn=gated_shared or (width if llama4 else (getattr(config, "n_shared_experts", None) or 0) * width),
         shared_gate=bool(gated_shared),
-        layers=tuple(i for i in range(layers) if i >= first_sparse and (i + 1) % step == 0 and i not in dense),
+        layers=sparse,
+        every_token=llama4,
     )
 
 

@@ -27,8 +27,9 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   its ``k`` routed experts, ``2 T k d f_e * 3``, and any shared expert, ``2 T d f_s * 3`` (plus
   ``2 T d`` for Qwen2-MoE's shared-expert gate). transformers computes the routed experts only
   for the tokens routed to them (a grouped matmul, a batched one, or a loop over the experts
-  hit), so that is what is counted; no expert runs densely over every token. The count does not
-  depend on how tokens are balanced over experts.
+  hit), so that is what is counted, except Llama-4's, which it runs over every token
+  (``Experts.every_token``: ``2 T E d f_e * 3``, the router's scores zeroing those not chosen).
+  The count does not depend on how tokens are balanced over experts.
 - Latent attention (``Architecture.latent_attention``, DeepSeek): queries ``2 T d r_q +
   2 T r_q h d_qk`` (or ``2 T d h d_qk`` without a query rank), the compressed key and value
   ``2 T d (r_kv + d_rope)``, their decompression ``2 S_i r_kv h (d_nope + d_v)`` over every key
@@ -90,7 +91,7 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
     if experts is None or layer not in experts.layers:
         return 2 * t * d * arch.ffn * (3 if arch.gated_mlp else 2)
     router = 2 * t * d * experts.count
-    routed = 2 * t * experts.per_token * d * experts.ffn * 3
+    routed = 2 * t * (experts.count if experts.every_token else experts.per_token) * d * experts.ffn * 3
     shared = 2 * t * d * experts.shared_ffn * 3 + (2 * t * d if experts.shared_gate else 0)
     return router + routed + shared
 
