@@ -41,12 +41,11 @@ from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import kv_cache_bytes
 from profiler.measure.passes import Passes
-from tests.families import FAMILIES, save_family
+from tests.families import EAGER, FAMILIES, save_family
 
 LENGTHS = (16, 256, 1024)
 MAX_POSITIONS = 1100  # past the longest prefill
 TARGET_REL = 0.01
-EAGER = {"gemma2"}
 
 
 def runs(folder: Path) -> str:

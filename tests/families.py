@@ -6,7 +6,8 @@ chosen so that every feature the family has is exercised: grouped-query attentio
 window shorter than the contexts measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating
 local and global layers (Gemma-2, Gemma-3), mixtures of experts with shared experts and dense
 first layers (Qwen2-MoE, DeepSeek-V3), multi-head latent attention (DeepSeek-V3), fused
-projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), chunked attention
+projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs in
+families named like Llama's (Apertus, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese), chunked attention
 layers beside a full one and experts run over every token, interleaved with dense layers of their
 own width (Llama-4).
 """
@@ -54,12 +55,18 @@ FAMILIES = {
                                              topk_group=1, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
                                              qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
                                              num_key_value_heads=4)),
+    "apertus": ("ApertusConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
+    "arcee": ("ArceeConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
+    "jais2": ("Jais2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
+    "biogpt": ("BioGptConfig", dict(_ATTENTION, intermediate_size=128)),
+    "gpt_neox_japanese": ("GPTNeoXJapaneseConfig", dict(_ATTENTION)),  # its MLP 4 wide (intermediate_multiple_size)
     "llama4_text": ("Llama4TextConfig", dict(_ATTENTION, num_hidden_layers=4, intermediate_size=32,
                                              intermediate_size_mlp=128, num_local_experts=4, num_experts_per_tok=1,
                                              interleave_moe_layer_step=2, num_key_value_heads=2, head_dim=16,
                                              attention_chunk_size=32)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
 
 
 def family_config(family: str, max_positions: int = 512):

@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (21 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (26 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
@@ -18,11 +18,10 @@ from profiler.measure.flops import count_flops, generate_flops, pass_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import kv_cache_bytes
 from profiler.measure.passes import Passes
-from tests.families import FAMILIES, SLIDING_WINDOW, save_family
+from tests.families import EAGER, FAMILIES, SLIDING_WINDOW, save_family
 
 AGREEMENT = 0.01  # the issue's bound; these families agree to the FLOP (rotary matmuls aside)
 LONG = 100  # past every window
-EAGER = {"gemma2"}  # transformers 5 refuses sdpa for Gemma-2 (logit soft-capping)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
