@@ -6,10 +6,10 @@ chosen so that every feature the family has is exercised: grouped-query attentio
 window shorter than the contexts measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating
 local and global layers (Gemma-2, Gemma-3), mixtures of experts with shared experts and dense
 first layers (Qwen2-MoE, DeepSeek-V3), multi-head latent attention (DeepSeek-V3), fused
-projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs in
-families named like Llama's (Apertus, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese), chunked attention
-layers beside a full one and experts run over every token, interleaved with dense layers of their
-own width (Llama-4).
+projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs
+whose config does not say so (Apertus, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese), an MLP width
+named ``ffn_dim`` (OPT), chunked-attention layers beside a full one and experts run over every
+token, interleaved with dense layers of their own width (Llama-4).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ FAMILIES = {
     "jais2": ("Jais2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
     "biogpt": ("BioGptConfig", dict(_ATTENTION, intermediate_size=128)),
     "gpt_neox_japanese": ("GPTNeoXJapaneseConfig", dict(_ATTENTION)),  # its MLP 4 wide (intermediate_multiple_size)
+    "opt": ("OPTConfig", dict(_ATTENTION, ffn_dim=128, word_embed_proj_dim=64)),
     "llama4_text": ("Llama4TextConfig", dict(_ATTENTION, num_hidden_layers=4, intermediate_size=32,
                                              intermediate_size_mlp=128, num_local_experts=4, num_experts_per_tok=1,
                                              interleave_moe_layer_step=2, num_key_value_heads=2, head_dim=16,

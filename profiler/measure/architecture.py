@@ -2,13 +2,13 @@
 
 Config names differ by family (GPT-2: ``n_layer``/``n_embd``/``n_head``/``n_inner``;
 Llama and Qwen2: ``num_hidden_layers``/``hidden_size``/``num_attention_heads``/
-``num_key_value_heads``/``intermediate_size``; Falcon: ``num_kv_heads``/``ffn_hidden_size``);
+``num_key_value_heads``/``intermediate_size``; Falcon: ``num_kv_heads``/``ffn_hidden_size``; OPT: ``ffn_dim``);
 this module is the one place that maps them onto the symbols the FLOP formula, the KV-cache
 bytes and the reports use (``profiler.measure.config_check`` checks them before any model is
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 26 families against FLOPs counted and cache bytes measured.
+on 27 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ NUMBER_NAMES = {
     "heads": ("num_attention_heads", "n_head"),
     "kv_heads": ("num_key_value_heads", "num_kv_heads"),
     "head_dim": ("head_dim",),
-    "ffn": ("intermediate_size", "n_inner", "ffn_hidden_size"),
+    "ffn": ("intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim"),
     "vocab": ("vocab_size",),
     "max_positions": ("max_position_embeddings", "n_positions"),
 }
