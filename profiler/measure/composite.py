@@ -1,13 +1,14 @@
 """A composite model's language model: the part of it that a text call runs.
 
-Vision-language checkpoints (Gemma-3 from 4B up, Llama-4, Mistral-3, Qwen2.5-VL ...) write their
-language model's numbers under ``text_config`` in config.json, beside an encoder's
+Vision-language checkpoints (Gemma-3 from 4B up, Llama-4, Mistral-3, Llava, PaliGemma, Qwen3.5 ...)
+write their language model's numbers under ``text_config`` in config.json, beside an encoder's
 (``vision_config``, ``audio_config``). A call with text alone runs the language model only: the
 encoder's work is the cost of an image or a sound, which this tool does not measure. So the
 model built and measured is the language model of ``text_config``, as transformers builds it
 alone (Gemma-3's ``Gemma3ForCausalLM``), its output matrix tied to its embedding where the whole model's
 is (the whole model says so, Mistral-3's ``text_config`` does not), and the run says so
-(``part_measured``).
+(``part_measured``). A language model transformers does not build alone (Qwen2.5-VL's, Qwen3-VL's:
+no causal-LM class of their text configs) is refused in one line, as any model it cannot build.
 
 Its weights are random even where the folder has safetensors: those are the composite model's,
 named under its own prefixes, and a language model built alone does not read them. Cost does not

@@ -59,7 +59,7 @@ def _run_caveats(data: RunData) -> list[str]:
     if data.run.model.random_weights:
         items.append(f"{name} ran with random weights, built from its config: a pass costs the same whatever the "
                      "weights hold, but nothing here says what the model would answer.")
-    flops = formula_check(pd.concat([data.samples, data.batch_samples]))
+    flops = formula_check(data.samples if data.batch_samples.empty else pd.concat([data.samples, data.batch_samples]))
     if flops is not None and flops.off:
         items.append(flops.sentence() + ".")
     by_reason: dict[tuple[str, str], list[str]] = {}
