@@ -5,7 +5,8 @@ Each is built the way a user would write it (``XConfig(...).save_pretrained(dir)
 chosen so that every feature the family has is exercised: grouped-query attention, a sliding
 window shorter than the contexts measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating
 local and global layers (Gemma-2, Gemma-3), mixtures of experts with shared experts and dense
-first layers (Qwen2-MoE, DeepSeek-V3), multi-head latent attention (DeepSeek-V3), fused
+first layers (Qwen2-MoE, DeepSeek-V3; ERNIE-4.5 and HY-V3 by names of their own;
+Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused
 projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs
 whose config does not say so (Apertus, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese), an MLP width
 named ``ffn_dim`` (OPT), chunked-attention layers beside a full one and experts run over every
@@ -60,6 +61,15 @@ FAMILIES = {
     "jais2": ("Jais2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
     "biogpt": ("BioGptConfig", dict(_ATTENTION, intermediate_size=128)),
     "gpt_neox_japanese": ("GPTNeoXJapaneseConfig", dict(_ATTENTION)),  # its MLP 4 wide (intermediate_multiple_size)
+    "ernie4_5_moe": ("Ernie4_5_MoeConfig", dict(_ATTENTION, num_hidden_layers=3, intermediate_size=128,
+                                               moe_intermediate_size=32, moe_num_experts=4, moe_k=2,
+                                               moe_num_shared_experts=2, moe_layer_start_index=1,
+                                               num_key_value_heads=2)),
+    "hunyuan_v1_moe": ("HunYuanMoEV1Config", dict(_ATTENTION, intermediate_size=32, num_experts=4, moe_topk=2,
+                                                  num_key_value_heads=2, head_dim=16)),
+    "hy_v3": ("HYV3Config", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32, num_experts=4,
+                                 num_experts_per_tok=2, num_shared_experts=1, num_key_value_heads=2, head_dim=16,
+                                 mlp_layer_types=["dense", "sparse"])),
     "opt": ("OPTConfig", dict(_ATTENTION, ffn_dim=128, word_embed_proj_dim=64)),
     "llama4_text": ("Llama4TextConfig", dict(_ATTENTION, num_hidden_layers=4, intermediate_size=32,
                                              intermediate_size_mlp=128, num_local_experts=4, num_experts_per_tok=1,

@@ -15,7 +15,7 @@ from profiler.measure.flops import count_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
 from profiler.measure.passes import Passes
-from tests.families import FAMILIES, SLIDING_WINDOW, save_deepseek_v32, save_falcon_h1, save_family, save_lfm2
+from tests.families import EAGER, FAMILIES, SLIDING_WINDOW, save_deepseek_v32, save_falcon_h1, save_family, save_lfm2
 
 # below the window, its kept length (window - 1), the window, beyond it
 CONTEXTS = (20, SLIDING_WINDOW - 1, SLIDING_WINDOW, 40)
@@ -26,7 +26,7 @@ LONG_CONTEXT = 4 * SLIDING_WINDOW + 5
 def passes(request, tmp_path_factory) -> Passes:
     family = request.param
     folder = save_family(tmp_path_factory.mktemp(family), family, max_positions=256)
-    attention = "eager" if family == "gemma2" else "sdpa"  # transformers has no sdpa path for Gemma-2
+    attention = "eager" if family in EAGER else "sdpa"
     loaded = load_model(ModelSource(family, folder, "local"), torch.device("cpu"), torch.float32,
                         attn_implementation=attention)
     return Passes(loaded)

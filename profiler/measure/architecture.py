@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 27 families against FLOPs counted and cache bytes measured.
+on 30 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -242,13 +242,19 @@ def _windows(config, layers: int) -> tuple[int | None, ...]:
     return tuple(by_type.get(kind) for kind in types)
 
 
+# Families that give every MoE layer one shared MLP of the experts' width, whatever their config says of shared experts
+ONE_SHARED_EXPERT = frozenset({"llama4_text", "hunyuan_v1_moe"})
+# The names families give their count of shared experts, each of the experts' width (run as one MLP that many
+# times as wide): DeepSeek's, ERNIE-4.5's, HY-V3's
+SHARED_EXPERT_COUNTS = ("n_shared_experts", "moe_num_shared_experts", "num_shared_experts")
+
+
 def _experts(config, layers: int, ffn: int) -> Experts | None:
     """The routed experts: their count (Mixtral's ``num_local_experts``, Qwen's and OLMoE's ``num_experts``,
     DeepSeek's ``n_routed_experts``), ``num_experts_per_tok``, their width (``moe_intermediate_size``
     where the family also has dense MLPs, else ``intermediate_size``), shared experts (Qwen2-MoE's gated
-    ``shared_expert_intermediate_size``, DeepSeek's ``n_shared_experts`` of the expert width, Llama-4's one
-    of the expert width) and the layers that have them: Llama-4's ``moe_layers``, all but DeepSeek's first
-    ``first_k_dense_replace``, and for Qwen-MoE every ``decoder_sparse_step``-th not in ``mlp_only_layers``.
+    ``shared_expert_intermediate_size``, a count of them of the expert width (``SHARED_EXPERT_COUNTS``), or
+    one of the expert width (``ONE_SHARED_EXPERT``)) and the layers that have them (``_sparse_layers``).
     None for a dense model."""
     count = next((n for name in ("num_local_experts", "num_experts", "n_routed_experts")
                   if (n := getattr(config, name, None))), None)
@@ -256,21 +262,36 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
         return None
     width = getattr(config, "moe_intermediate_size", None) or ffn
     gated_shared = getattr(config, "shared_expert_intermediate_size", None)
-    first_sparse = getattr(config, "first_k_dense_replace", None) or 0
-    step = getattr(config, "decoder_sparse_step", None) or 1
-    dense = set(getattr(config, "mlp_only_layers", None) or ())
-    llama4 = config.model_type == "llama4_text"
-    sparse = (tuple(config.moe_layers) if llama4 else
-              tuple(i for i in range(layers) if i >= first_sparse and (i + 1) % step == 0 and i not in dense))
+    shared = (1 if config.model_type in ONE_SHARED_EXPERT else
+              next((n for name in SHARED_EXPERT_COUNTS if (n := getattr(config, name, None))), 0))
     return Experts(
         count=count,
         per_token=config.num_experts_per_tok,
         ffn=width,
-        shared_ffn=gated_shared or (width if llama4 else (getattr(config, "n_shared_experts", None) or 0) * width),
+        shared_ffn=gated_shared or shared * width,
         shared_gate=bool(gated_shared),
-        layers=sparse,
-        every_token=llama4,
+        layers=_sparse_layers(config, layers),
+        every_token=config.model_type == "llama4_text",
     )
+
+
+def _sparse_layers(config, layers: int) -> tuple[int, ...]:
+    """The layers with experts: Llama-4's ``moe_layers``; those ``mlp_layer_types`` names ``sparse`` (HY-V3);
+    ERNIE-4.5's every ``moe_layer_interval``-th from ``moe_layer_start_index`` to
+    ``moe_layer_end_index``; otherwise all but DeepSeek's first ``first_k_dense_replace``, and for Qwen-MoE every
+    ``decoder_sparse_step``-th not in ``mlp_only_layers``."""
+    if config.model_type == "llama4_text":
+        return tuple(config.moe_layers)
+    types = getattr(config, "mlp_layer_types", None)
+    if types is not None:
+        return tuple(i for i, kind in enumerate(types) if kind == "sparse")
+    if getattr(config, "moe_layer_interval", None):
+        return tuple(i for i in range(layers) if (i + 1) % config.moe_layer_interval == 0
+                     and config.moe_layer_start_index <= i <= config.moe_layer_end_index)
+    first_sparse = getattr(config, "first_k_dense_replace", None) or 0
+    step = getattr(config, "decoder_sparse_step", None) or 1
+    dense = set(getattr(config, "mlp_only_layers", None) or ())
+    return tuple(i for i in range(layers) if i >= first_sparse and (i + 1) % step == 0 and i not in dense)
 
 
 def _latent_attention(config) -> LatentAttention | None:
