@@ -188,8 +188,12 @@ def test_interrupt_keeps_what_was_measured(tiny_loaded, tmp_path):
 
     outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32], progress=progress)
     assert outcome.interrupted
-    assert len(samples) >= 3 * FAST.min_repeats  # the items finished before Ctrl-C are on disk
-    assert len(samples) < 9 * FAST.min_repeats
+    # the items finished before Ctrl-C, and only they, are on disk (pilot and reference passes write no rows; how
+    # many reference passes come first depends on how steady the machine is)
+    finished = [label for label in calls[:-1] if not label.startswith(("pilot", "reference", "drift"))]
+    assert finished and {f"{row.phase} n_ctx={row.n_ctx}" for row in samples.itertuples()} == {
+        label.split(" n_new")[0].split(" batch")[0].removesuffix(" (again)") for label in finished}
+    assert len(finished) <= len(samples) <= len(finished) * FAST.max_repeats
 
 
 def _run_out_of_memory_from(monkeypatch, method, n_oom):
