@@ -26,7 +26,7 @@ def test_a_plain_config_is_itself(tmp_path):
     assert language_model(config, written, has_weights=True) == (config, written, None)
 
 
-def test_a_composite_config_gives_its_language_models_and_says_what_is_left_out(tmp_path):
+def test_a_composite_config_gives_its_language_model_and_says_what_is_left_out(tmp_path):
     folder = save_composite(tmp_path / "vl")
     config = transformers.AutoConfig.from_pretrained(folder)
     written = json.loads((folder / "config.json").read_text())
