@@ -8,8 +8,8 @@ local and global layers (Gemma-2, Gemma-3), mixtures of experts with shared expe
 first layers (Qwen2-MoE, DeepSeek-V3; ERNIE-4.5 and HY-V3 by names of their own;
 Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused
 projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs
-whose config does not say so (Apertus, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese), an MLP width
-named ``ffn_dim`` (OPT), chunked-attention layers beside a full one and experts run over every
+whose config does not say so (Apertus and Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese,
+NanoChat, XGLM), an MLP width named ``ffn_dim`` (OPT, XGLM), chunked-attention layers beside a full one and experts run over every
 token, interleaved with dense layers of their own width (Llama-4).
 """
 
@@ -60,6 +60,9 @@ FAMILIES = {
     "arcee": ("ArceeConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
     "jais2": ("Jais2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
     "biogpt": ("BioGptConfig", dict(_ATTENTION, intermediate_size=128)),
+    "apertus1p5_text": ("Apertus1p5TextConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
+    "nanochat": ("NanoChatConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
+    "xglm": ("XGLMConfig", dict(d_model=64, num_layers=2, attention_heads=4, ffn_dim=128)),
     "gpt_neox_japanese": ("GPTNeoXJapaneseConfig", dict(_ATTENTION)),  # its MLP 4 wide (intermediate_multiple_size)
     "ernie4_5_moe": ("Ernie4_5_MoeConfig", dict(_ATTENTION, num_hidden_layers=3, intermediate_size=128,
                                                moe_intermediate_size=32, moe_num_experts=4, moe_k=2,
@@ -77,7 +80,7 @@ FAMILIES = {
                                              attention_chunk_size=32)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
-EAGER = frozenset({"gemma2", "gpt_neox_japanese"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
 
 
 def family_config(family: str, max_positions: int = 512):

@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 30 families against FLOPs counted and cache bytes measured.
+on 33 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -199,8 +199,8 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
 # Families whose MLP is an up and a down matrix (GPT-2's); every other family's is gated: gate, up and
 # down (Llama's; Phi-3 fuses gate and up into one matrix of the same multiplies), and so are all experts.
 TWO_MATRIX_MLP = frozenset({"gpt2", "gpt_neox", "gpt_bigcode", "gpt_neo", "gptj", "codegen", "opt", "bloom", "mpt",
-                            "persimmon", "nemotron", "phi", "starcoder2", "falcon", "apertus", "arcee", "jais2",
-                            "biogpt", "gpt_neox_japanese"})
+                            "persimmon", "nemotron", "phi", "starcoder2", "falcon", "apertus", "apertus1p5_text",
+                            "arcee", "jais2", "biogpt", "gpt_neox_japanese", "nanochat", "xglm"})
 
 
 def _kv_heads(config, kv_heads: int) -> int:
