@@ -10,7 +10,8 @@ Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused
 projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs
 whose config does not say so (Apertus and Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese,
 NanoChat, XGLM), an MLP width named ``ffn_dim`` (OPT, XGLM), chunked-attention layers beside a full one and experts run over every
-token, interleaved with dense layers of their own width (Llama-4).
+token, interleaved with dense layers of their own width (Llama-4), gated-delta-rule layers beside attention
+layers that gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ import transformers
 
 _COMMON = dict(vocab_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
 _ATTENTION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+
+# an attention layer, then a gated-delta-rule layer (Qwen3.5 puts three of them first: the order changes no count,
+# and an attention layer first lets tests/test_cache_fill.py read the key a decode step writes at its position):
+# grouped value heads (4 of 8 wide for 2 key heads of 16)
+_GATED_DELTA_NET = dict(num_key_value_heads=2, head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
+                        linear_key_head_dim=16, linear_value_head_dim=8, linear_conv_kernel_dim=4,
+                        layer_types=["full_attention", "linear_attention"])
 
 # family (the config's model_type) -> (config class, its numbers; max positions are added by family_config)
 FAMILIES = {
@@ -78,6 +86,13 @@ FAMILIES = {
                                              intermediate_size_mlp=128, num_local_experts=4, num_experts_per_tok=1,
                                              interleave_moe_layer_step=2, num_key_value_heads=2, head_dim=16,
                                              attention_chunk_size=32)),
+    "qwen3_5_text": ("Qwen3_5TextConfig", dict(_ATTENTION, intermediate_size=128, **_GATED_DELTA_NET)),
+    "qwen3_5_moe_text": ("Qwen3_5MoeTextConfig", dict(_ATTENTION, moe_intermediate_size=32,
+                                                      shared_expert_intermediate_size=64, num_experts=4,
+                                                      num_experts_per_tok=2, **_GATED_DELTA_NET)),
+    "qwen3_next": ("Qwen3NextConfig", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32,
+                                           shared_expert_intermediate_size=64, num_experts=4, num_experts_per_tok=2,
+                                           **_GATED_DELTA_NET)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
 EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)

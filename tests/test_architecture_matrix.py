@@ -1,11 +1,12 @@
-"""The architecture matrix: every family of tests/families.py (33 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (36 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
 
 Contexts are chosen around the sliding window (32) of Mistral, Gemma-2, Gemma-3 and Starcoder2: a prefill
 of 16 (inside it) and of 100 (past it), a decode step at a context of 100 (its windowed layers attend to
-the 31 tokens their cache kept and the new one), a forward of 100 and a short generation.
+the 31 tokens their cache kept and the new one), extends of 20 and 70 tokens onto 40 (the gated delta rule's
+chunks are 64 tokens), a forward of 100 and a short generation.
 """
 
 import pytest
@@ -41,6 +42,11 @@ def test_each_family_runs_and_its_analytic_count_is_what_runs(family, tmp_path):
     cache, decode = count_flops(lambda: passes.decode_step(cache))
     assert decode == pytest.approx(pass_flops(arch, 1, LONG + 1), rel=AGREEMENT)
     assert kv_cache_bytes(cache) == arch.kv_cache_bytes(LONG + 1, torch.float32)
+
+    for appended in (20, 70):  # an extend onto 40 cached tokens: within a delta-rule chunk, and past one
+        cached = passes.prefill(40)
+        _, extend = count_flops(lambda: passes.extend(cached, appended))
+        assert extend == pytest.approx(pass_flops(arch, appended, 40 + appended), rel=AGREEMENT)
 
     _, forward = count_flops(lambda: passes.forward(LONG))
     assert forward == pytest.approx(pass_flops(arch, LONG, LONG), rel=AGREEMENT)

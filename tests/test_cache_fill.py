@@ -1,5 +1,7 @@
 """A filled KV cache is the cache a real prefill of the same length builds, in all but its values: for
-every family of the architecture matrix (tests/families.py), below and above the sliding window."""
+every family of the architecture matrix (tests/families.py), below and above the sliding window. A
+gated-delta-rule layer's states are those of the fill's one-token prefill: their shapes, not their values,
+are a prefill's."""
 
 from __future__ import annotations
 
@@ -33,10 +35,18 @@ def passes(request, tmp_path_factory) -> Passes:
 
 
 def _layers(cache) -> list[tuple]:
-    """Everything about a cache's layers that a pass's cost can depend on."""
-    return [(type(layer).__name__, layer.keys.shape, layer.values.shape, layer.keys.dtype, layer.values.dtype,
-             layer.keys.device, layer.values.device, layer.get_seq_length(), layer.get_mask_sizes(1))
+    """Everything about a cache's layers that a pass's cost can depend on: the shape, dtype and device of each tensor
+    a layer holds (keys and values; a linear-attention layer's states), the tokens it says it holds, and an attention
+    layer's mask sizes."""
+    return [(type(layer).__name__, [(t.shape, t.dtype, t.device) for t in memory._tensors(list(vars(layer).values()))
+                                    if t.ndim], int(layer.get_seq_length()),
+             layer.get_mask_sizes(1) if hasattr(layer, "keys") else None)
             for layer in cache.layers]
+
+
+def _attention_layers(cache) -> list:
+    """The layers that hold keys and values."""
+    return [layer for layer in cache.layers if hasattr(layer, "keys")]
 
 
 def _decode(passes: Passes, cache) -> torch.Tensor:
@@ -47,7 +57,8 @@ def _decode(passes: Passes, cache) -> torch.Tensor:
 
 
 def _newest_first_layer_token(cache) -> tuple[torch.Tensor, torch.Tensor]:
-    """The key and value the last pass wrote into the first layer (they depend on the token and its position only)."""
+    """The key and value the last pass wrote into the first layer, an attention layer in every family (they depend on
+    the token and its position only)."""
     layer = cache.layers[0]
     return layer.keys[..., -1, :], layer.values[..., -1, :]
 
@@ -88,7 +99,7 @@ def test_a_decode_step_counts_the_same_flops_on_a_filled_cache(passes, context):
 def test_a_sliding_window_layer_holds_at_most_two_windows_while_it_is_filled(passes):
     filled = filled_cache(passes, LONG_CONTEXT)
     assert _layers(filled) == _layers(passes.prefill(LONG_CONTEXT))
-    windowed = [layer for layer in filled.layers if layer.is_sliding]
+    windowed = [layer for layer in _attention_layers(filled) if layer.is_sliding]
     if not windowed:
         pytest.skip("no sliding-window layer")
     for layer in windowed:
@@ -98,10 +109,10 @@ def test_a_sliding_window_layer_holds_at_most_two_windows_while_it_is_filled(pas
 
 def test_a_filled_cache_is_seeded(passes):
     first, again, other = filled_cache(passes, 40, seed=1), filled_cache(passes, 40, seed=1), filled_cache(passes, 40)
-    for a, b, c in zip(first.layers, again.layers, other.layers):
+    for a, b, c in zip(*map(_attention_layers, (first, again, other))):
         assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
         assert not torch.equal(a.keys, c.keys)
-    keys = first.layers[-1].keys[..., 1:, :]  # the filled tokens (the first is the real one)
+    keys = _attention_layers(first)[-1].keys[..., 1:, :]  # the filled tokens (the first is the real one)
     assert 0.8 < keys.std().item() < 1.2
 
 
@@ -164,7 +175,7 @@ def test_a_filled_cache_of_a_batch_is_a_batched_prefill_but_for_its_values(passe
     batch = 3
     prefilled, filled = passes.prefill(context, batch=batch), filled_cache(passes, context, batch=batch)
     assert _layers(filled) == _layers(prefilled)
-    assert filled.layers[0].keys.shape[0] == batch and filled.get_seq_length() == context
+    assert _attention_layers(filled)[0].keys.shape[0] == batch and filled.get_seq_length() == context
     assert kv_cache_bytes(filled) == kv_cache_bytes(prefilled) == batch * kv_cache_bytes(filled_cache(passes, context))
     passes.decode_step(filled)
     assert filled.get_seq_length() == context + 1

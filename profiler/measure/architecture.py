@@ -6,9 +6,9 @@ Llama and Qwen2: ``num_hidden_layers``/``hidden_size``/``num_attention_heads``/
 this module is the one place that maps them onto the symbols the FLOP formula, the KV-cache
 bytes and the reports use (``profiler.measure.config_check`` checks them before any model is
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
-layer, experts and the layers that have them, latent attention) is read by the family rules at
+layer, experts and the layers that have them, latent attention, gated-delta-rule layers) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 33 families against FLOPs counted and cache bytes measured.
+on 36 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -77,6 +77,35 @@ class LatentAttention:
 
 
 @dataclass(frozen=True)
+class GatedDeltaNet:
+    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5; ``layers``: their indices, the
+    others attention layers). Each projects a token to queries and keys of ``key_heads x key_head_dim``, values
+    and an output gate of ``value_heads x value_head_dim`` and two scalars per value head (decay and write
+    strength); runs queries, keys and values through a causal depthwise convolution ``conv_kernel`` wide; reads
+    and writes a ``key_head_dim x value_head_dim`` state per value head; and projects the gated values back to
+    the model's width. Its cache holds no tokens: the last ``conv_kernel`` inputs of the convolution and the
+    states, in float32 whatever the model's dtype (transformers computes the delta rule in float32)."""
+
+    key_heads: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+    layers: tuple[int, ...]
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the convolution: queries, keys and values."""
+        return 2 * self.key_heads * self.key_head_dim + self.value_heads * self.value_head_dim
+
+    def state_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes one layer's cache holds for a sequence, at any context: the convolution's inputs (in
+        ``dtype``) and the delta rule's states (float32)."""
+        states = self.value_heads * self.key_head_dim * self.value_head_dim * _element_bytes(torch.float32)
+        return self.conv_channels * self.conv_kernel * _element_bytes(dtype) + states
+
+
+@dataclass(frozen=True)
 class Architecture:
     """Shape of one decoder model. Counts are plain integers; nothing here has units but the bytes
     of the KV-cache methods."""
@@ -97,6 +126,8 @@ class Architecture:
     windows: tuple[int | None, ...]  # per layer: its sliding window (tokens), None for full attention
     experts: Experts | None  # None: a dense model
     latent_attention: LatentAttention | None  # None: keys and values of kv_heads x head_dim
+    attention_gate: bool  # queries projected twice as wide: the second half gates the attention's output
+    linear_attention: GatedDeltaNet | None  # None: every layer attends
 
     @property
     def non_embedding_params(self) -> int:
@@ -113,20 +144,27 @@ class Architecture:
         idle = len(self.experts.layers) * (self.experts.count - self.experts.per_token)
         return self.params - idle * 3 * self.hidden * self.experts.ffn
 
+    def attends(self, layer: int) -> bool:
+        """Whether layer ``layer`` attends (rather than runs the gated delta rule)."""
+        return self.linear_attention is None or layer not in self.linear_attention.layers
+
     def cached_tokens(self, layer: int, context_tokens: int) -> int:
         """Tokens layer ``layer``'s cache holds at a context of ``context_tokens``: all of them under full
         attention; under a sliding window ``W``, at most ``W - 1`` (transformers keeps the ``W - 1`` most
-        recent: the next token attends to them and itself)."""
+        recent: the next token attends to them and itself); none in a linear-attention layer."""
+        if not self.attends(layer):
+            return 0
         window = self.windows[layer]
         return context_tokens if window is None else min(context_tokens, window - 1)
 
     @property
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
-        each (multi-query: one head), or the latent and rotary key of latent attention."""
+        each (multi-query: one head), or the latent and rotary key of latent attention; none in a
+        linear-attention layer."""
         mla = self.latent_attention
         per_layer = 2 * self.cached_kv_heads * self.head_dim if mla is None else mla.kv_rank + mla.rope_head_dim
-        return (per_layer,) * self.layers
+        return tuple(per_layer if self.attends(layer) else 0 for layer in range(self.layers))
 
     def kv_bytes_per_token(self, dtype: torch.dtype) -> int:
         """Bytes one token adds to the KV cache while no sliding window is full: every layer's keys and
@@ -135,8 +173,11 @@ class Architecture:
 
     def kv_cache_bytes(self, context_tokens: int, dtype: torch.dtype) -> int:
         """Bytes the KV cache holds at a context of ``context_tokens``: windowed layers stop growing at
-        their window (``cached_tokens``)."""
-        return _element_bytes(dtype) * sum(
+        their window (``cached_tokens``); a linear-attention layer holds its state, the same at any context."""
+        states = 0
+        if self.linear_attention is not None and context_tokens:
+            states = len(self.linear_attention.layers) * self.linear_attention.state_bytes(dtype)
+        return states + _element_bytes(dtype) * sum(
             elements * self.cached_tokens(layer, context_tokens)
             for layer, elements in enumerate(self.kv_elements_per_token))
 
@@ -191,6 +232,8 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         windows=_windows(config, layers),
         experts=_experts(config, layers, ffn),
         latent_attention=_latent_attention(config),
+        attention_gate=config.model_type in GATED_DELTA_NET,
+        linear_attention=_linear_attention(config),
     )
 
 
@@ -233,7 +276,7 @@ def _windows(config, layers: int) -> tuple[int | None, ...]:
     without ``layer_types``, every layer when ``sliding_window`` is set (Mistral, Starcoder2). Llama-4's
     ``chunked_attention`` layers attend within chunks of ``attention_chunk_size`` tokens and cache like a
     sliding window of that size: their kernel is handed the same keys. Any other layer type is counted as
-    full attention."""
+    full attention (a linear-attention layer has no window: ``Architecture.attends`` says it does not attend)."""
     window = getattr(config, "sliding_window", None) or None
     types = getattr(config, "layer_types", None)
     if types is None:
@@ -301,3 +344,23 @@ def _latent_attention(config) -> LatentAttention | None:
     return LatentAttention(q_rank=config.q_lora_rank, kv_rank=config.kv_lora_rank,
                            nope_head_dim=config.qk_nope_head_dim, rope_head_dim=config.qk_rope_head_dim,
                            v_head_dim=config.v_head_dim)
+
+
+# Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule, and
+# whose attention layers gate their output by a second half of the query projection
+GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"})
+
+
+def _linear_attention(config) -> GatedDeltaNet | None:
+    """The gated-delta-rule layers of a ``GATED_DELTA_NET`` family, by its ``linear_*`` numbers; None for any
+    other family."""
+    if config.model_type not in GATED_DELTA_NET:
+        return None
+    return GatedDeltaNet(
+        key_heads=config.linear_num_key_heads,
+        value_heads=config.linear_num_value_heads,
+        key_head_dim=config.linear_key_head_dim,
+        value_head_dim=config.linear_value_head_dim,
+        conv_kernel=config.linear_conv_kernel_dim,
+        layers=tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention"),
+    )

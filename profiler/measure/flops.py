@@ -36,6 +36,23 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   attended (transformers caches the latent and decompresses it again each pass), scores and
   mixing ``2 h T S_i (d_qk + d_v)`` and the output ``2 T h d_v d``.
 
+- Gated attention output (``Architecture.attention_gate``: Qwen3-Next, Qwen3.5): the query projection is
+  twice as wide, ``2 T d 2 h d_h``, its second half gating the attention's output.
+- Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's and Qwen3.5's linear attention,
+  ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
+  ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
+  implementation (what runs on a CPU, and the counter sees) computes it: projections
+  ``2 T d (C + h_v d_v + 2 h_v) + 2 T h_v d_v d``; the depthwise convolution ``2 C K`` per output position,
+  ``T + K - 1`` of them on a pass with no state before it (prefill, forward), ``T + 2K - 1`` on one that
+  prepends the ``K`` inputs its cache kept (extend), 2 on a one-token step; and the delta rule. A pass of
+  ``T`` tokens (or one with no state before it) runs it in chunks of ``c = 64``, padding ``T`` to ``P``, a
+  multiple of 64: ``P h_v (4 c d_k + 2 c d_v + 6 d_k d_v)`` (within each chunk the keys against the keys and
+  the queries, the values mixed by them; across chunks the state read by the keys and the queries and
+  written by the values). Its triangular solve (about ``c (d_k + d_v)`` per token and value head) and a
+  one-token step's read and update of the state (about ``8 h_v d_k d_v``, elementwise in transformers' code:
+  1% of a layer at Qwen3.5's default sizes, 5% at 1,024 wide) are left out, as the counter leaves them out.
+  None of it grows with the context: the state is of fixed size.
+
 Norms, activations, softmax, routing's top-k, residual adds and rotary embeddings are
 elementwise and left out (well under 1% for these models), as the counter leaves them out.
 One exception the counter may see: some transformers versions (5.17) build rotary angles as a
@@ -72,17 +89,35 @@ def keys_attended(arch: Architecture, layer: int, new_tokens: int, context_token
     return arch.cached_tokens(layer, context_tokens - new_tokens) + new_tokens
 
 
+DELTA_RULE_CHUNK = 64  # tokens per chunk of transformers' chunked gated delta rule
+
+
 def _attention_flops(arch: Architecture, t: int, keys: int) -> int:
     """Projections, scores and mixing of one layer's attention: ``t`` queries against ``keys`` keys."""
     d, h, mla = arch.hidden, arch.heads, arch.latent_attention
     if mla is None:
-        dh = arch.head_dim
-        return 2 * t * d * (h + 2 * arch.kv_heads) * dh + 2 * t * h * dh * d + 4 * h * t * keys * dh
+        dh, queries = arch.head_dim, 2 * h if arch.attention_gate else h
+        return 2 * t * d * (queries + 2 * arch.kv_heads) * dh + 2 * t * h * dh * d + 4 * h * t * keys * dh
     queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
     scores = 2 * h * t * keys * (mla.qk_head_dim + mla.v_head_dim)
     return queries + compress + decompress + scores + 2 * t * h * mla.v_head_dim * d
+
+
+def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
+    """One gated-delta-rule layer over ``t`` new tokens, ``stated`` where the cache held its state before the pass
+    (the module doc)."""
+    net, d = arch.linear_attention, arch.hidden
+    values = net.value_heads * net.value_head_dim
+    projections = 2 * t * d * (net.conv_channels + values + 2 * net.value_heads) + 2 * t * values * d
+    kernel = net.conv_kernel
+    positions = 2 if stated and t == 1 else t + kernel - 1 + (kernel if stated else 0)
+    convolution = 2 * net.conv_channels * kernel * positions
+    if stated and t == 1:
+        return projections + convolution
+    padded, c, dk, dv = -(-t // DELTA_RULE_CHUNK) * DELTA_RULE_CHUNK, DELTA_RULE_CHUNK, net.key_head_dim, net.value_head_dim
+    return projections + convolution + padded * net.value_heads * (4 * c * dk + 2 * c * dv + 6 * dk * dv)
 
 
 def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
@@ -98,7 +133,9 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
 
 def pass_flops(arch: Architecture, new_tokens: int, context_tokens: int, logits_positions: int = 1) -> int:
     """FLOPs of one pass adding ``new_tokens`` to a context of ``context_tokens`` tokens in all."""
-    layers = sum(_attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
+    stated = context_tokens > new_tokens
+    layers = sum((_attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
+                  if arch.attends(layer) else _delta_rule_flops(arch, new_tokens, stated))
                  + _mlp_flops(arch, layer, new_tokens) for layer in range(arch.layers))
     return layers + 2 * logits_positions * arch.hidden * arch.vocab
 
