@@ -11,7 +11,9 @@ projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), t
 whose config does not say so (Apertus and Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese,
 NanoChat, XGLM), an MLP width named ``ffn_dim`` (OPT, XGLM), chunked-attention layers beside a full one and experts run over every
 token, interleaved with dense layers of their own width (Llama-4), gated-delta-rule layers beside attention
-layers that gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next).
+layers that gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), short convolution layers
+beside attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer;
+LFM3, with a window and a gate per head).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import transformers
 _COMMON = dict(vocab_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
 _ATTENTION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
 
-# an attention layer, then a gated-delta-rule layer (Qwen3.5 puts three of them first: the order changes no count,
-# and an attention layer first lets tests/test_cache_fill.py read the key a decode step writes at its position):
-# grouped value heads (4 of 8 wide for 2 key heads of 16)
+# Families with layers that do not attend have an attention layer first here (Qwen3.5 and LFM2 put such layers
+# first: the order changes no count, and an attention layer first lets tests/test_cache_fill.py read the key a
+# decode step writes at its position).
+# An attention layer, then a gated-delta-rule layer: grouped value heads (4 of 8 wide for 2 key heads of 16)
 _GATED_DELTA_NET = dict(num_key_value_heads=2, head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
                         linear_key_head_dim=16, linear_value_head_dim=8, linear_conv_kernel_dim=4,
                         layer_types=["full_attention", "linear_attention"])
@@ -93,6 +96,15 @@ FAMILIES = {
     "qwen3_next": ("Qwen3NextConfig", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32,
                                            shared_expert_intermediate_size=64, num_experts=4, num_experts_per_tok=2,
                                            **_GATED_DELTA_NET)),
+    "lfm2": ("Lfm2Config", dict(_ATTENTION, intermediate_size=192, num_key_value_heads=2, block_multiple_of=32,
+                                block_ffn_dim_multiplier=1.2, layer_types=["full_attention", "conv"])),
+    "lfm2_moe": ("Lfm2MoeConfig", dict(_ATTENTION, num_hidden_layers=3, intermediate_size=128,
+                                       moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+                                       num_dense_layers=1, num_key_value_heads=2,
+                                       layer_types=["full_attention", "conv", "conv"])),
+    "lfm3": ("Lfm3Config", dict(_ATTENTION, num_hidden_layers=3, intermediate_size=128, num_key_value_heads=2,
+                                head_dim=16, conv_L_cache=7, sliding_window=32,
+                                layer_types=["full_attention", "conv", "sliding_attention"])),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
 EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
@@ -125,8 +137,9 @@ def save_deepseek_v32(folder, max_positions: int = 128):
 
 
 def save_lfm2(folder, max_positions: int = 128):
-    """A tiny LFM2 (not in the matrix: a linear-attention convolution layer, then an attention layer, whose cache
-    states are written in place), saved as a local HF folder (config only: random weights)."""
+    """A tiny LFM2 with a convolution layer first, as its checkpoints have it (the matrix's has an attention layer
+    first), then an attention layer; its convolution's cache states are written in place. Saved as a local HF
+    folder (config only: random weights)."""
     transformers.Lfm2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
                             layer_types=["conv", "full_attention"]).save_pretrained(folder)

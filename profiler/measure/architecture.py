@@ -6,9 +6,9 @@ Llama and Qwen2: ``num_hidden_layers``/``hidden_size``/``num_attention_heads``/
 this module is the one place that maps them onto the symbols the FLOP formula, the KV-cache
 bytes and the reports use (``profiler.measure.config_check`` checks them before any model is
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
-layer, experts and the layers that have them, latent attention, gated-delta-rule layers) is read by the family rules at
+layer, experts and the layers that have them, latent attention, gated-delta-rule and convolution layers) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 36 families against FLOPs counted and cache bytes measured.
+on 39 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -106,6 +106,22 @@ class GatedDeltaNet:
 
 
 @dataclass(frozen=True)
+class ShortConvolution:
+    """Convolution layers in place of attention (LFM2, LFM2-MoE, LFM3; ``layers``: their indices): a token is
+    projected to three ``channels``-wide vectors (the model's width), two gate the third around a causal
+    depthwise convolution ``kernel`` wide, and the result is projected back. Its cache holds no tokens: the
+    last ``kernel`` inputs of the convolution, in the model's dtype."""
+
+    channels: int
+    kernel: int
+    layers: tuple[int, ...]
+
+    def state_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes one layer's cache holds for a sequence, at any context."""
+        return self.channels * self.kernel * _element_bytes(dtype)
+
+
+@dataclass(frozen=True)
 class Architecture:
     """Shape of one decoder model. Counts are plain integers; nothing here has units but the bytes
     of the KV-cache methods."""
@@ -126,8 +142,9 @@ class Architecture:
     windows: tuple[int | None, ...]  # per layer: its sliding window (tokens), None for full attention
     experts: Experts | None  # None: a dense model
     latent_attention: LatentAttention | None  # None: keys and values of kv_heads x head_dim
-    attention_gate: bool  # queries projected twice as wide: the second half gates the attention's output
-    linear_attention: GatedDeltaNet | None  # None: every layer attends
+    attention_gate: int  # outputs of the projection that gates the attention's output (0: none)
+    linear_attention: GatedDeltaNet | None  # None: no gated-delta-rule layers
+    short_convolution: ShortConvolution | None  # None: no convolution layers
 
     @property
     def non_embedding_params(self) -> int:
@@ -144,14 +161,19 @@ class Architecture:
         idle = len(self.experts.layers) * (self.experts.count - self.experts.per_token)
         return self.params - idle * 3 * self.hidden * self.experts.ffn
 
+    @property
+    def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution, ...]:
+        """The kinds of layer that do not attend, each with its layers: a state of fixed size in the cache."""
+        return tuple(kind for kind in (self.linear_attention, self.short_convolution) if kind is not None)
+
     def attends(self, layer: int) -> bool:
-        """Whether layer ``layer`` attends (rather than runs the gated delta rule)."""
-        return self.linear_attention is None or layer not in self.linear_attention.layers
+        """Whether layer ``layer`` attends (rather than runs the gated delta rule or a convolution)."""
+        return not any(layer in kind.layers for kind in self.stateful_layers)
 
     def cached_tokens(self, layer: int, context_tokens: int) -> int:
         """Tokens layer ``layer``'s cache holds at a context of ``context_tokens``: all of them under full
         attention; under a sliding window ``W``, at most ``W - 1`` (transformers keeps the ``W - 1`` most
-        recent: the next token attends to them and itself); none in a linear-attention layer."""
+        recent: the next token attends to them and itself); none in a gated-delta-rule or convolution layer."""
         if not self.attends(layer):
             return 0
         window = self.windows[layer]
@@ -161,7 +183,7 @@ class Architecture:
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
         each (multi-query: one head), or the latent and rotary key of latent attention; none in a
-        linear-attention layer."""
+        gated-delta-rule or convolution layer."""
         mla = self.latent_attention
         per_layer = 2 * self.cached_kv_heads * self.head_dim if mla is None else mla.kv_rank + mla.rope_head_dim
         return tuple(per_layer if self.attends(layer) else 0 for layer in range(self.layers))
@@ -173,10 +195,9 @@ class Architecture:
 
     def kv_cache_bytes(self, context_tokens: int, dtype: torch.dtype) -> int:
         """Bytes the KV cache holds at a context of ``context_tokens``: windowed layers stop growing at
-        their window (``cached_tokens``); a linear-attention layer holds its state, the same at any context."""
-        states = 0
-        if self.linear_attention is not None and context_tokens:
-            states = len(self.linear_attention.layers) * self.linear_attention.state_bytes(dtype)
+        their window (``cached_tokens``); a gated-delta-rule or convolution layer holds its state, the same at
+        any context."""
+        states = sum(len(kind.layers) * kind.state_bytes(dtype) for kind in self.stateful_layers) if context_tokens else 0
         return states + _element_bytes(dtype) * sum(
             elements * self.cached_tokens(layer, context_tokens)
             for layer, elements in enumerate(self.kv_elements_per_token))
@@ -223,7 +244,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         kv_heads=kv_heads,
         head_dim=value["head_dim"] or DERIVED["head_dim"](hidden, heads),
         cached_kv_heads=_cached_kv_heads(config, kv_heads, heads),
-        ffn=getattr(config, "intermediate_size_mlp", None) or ffn,  # Llama-4's dense layers: their own width
+        ffn=_dense_ffn(config, ffn),
         gated_mlp=config.model_type not in TWO_MATRIX_MLP,
         vocab=value["vocab"],
         max_positions=value["max_positions"],
@@ -232,8 +253,9 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         windows=_windows(config, layers),
         experts=_experts(config, layers, ffn),
         latent_attention=_latent_attention(config),
-        attention_gate=config.model_type in GATED_DELTA_NET,
+        attention_gate=_attention_gate(config, heads, value["head_dim"] or DERIVED["head_dim"](hidden, heads)),
         linear_attention=_linear_attention(config),
+        short_convolution=_short_convolution(config, hidden),
     )
 
 
@@ -244,6 +266,20 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
 TWO_MATRIX_MLP = frozenset({"gpt2", "gpt_neox", "gpt_bigcode", "gpt_neo", "gptj", "codegen", "opt", "bloom", "mpt",
                             "persimmon", "nemotron", "phi", "starcoder2", "falcon", "apertus", "apertus1p5_text",
                             "arcee", "jais2", "biogpt", "gpt_neox_japanese", "nanochat", "xglm"})
+
+
+def _dense_ffn(config, ffn: int) -> int:
+    """The dense MLP's width: Llama-4's own ``intermediate_size_mlp`` for its dense layers; LFM2's
+    ``intermediate_size`` adjusted where ``block_auto_adjust_ff_dim`` (two thirds of it, times
+    ``block_ffn_dim_multiplier``, rounded up to a multiple of ``block_multiple_of``: LFM2-350M's 6,656 builds
+    4,608); else ``ffn``."""
+    if config.model_type == "lfm2" and config.block_auto_adjust_ff_dim:
+        width = int(2 * ffn / 3)
+        if config.block_ffn_dim_multiplier is not None:
+            width = int(config.block_ffn_dim_multiplier * width)
+            width = -(-width // config.block_multiple_of) * config.block_multiple_of
+        return width
+    return getattr(config, "intermediate_size_mlp", None) or ffn
 
 
 def _kv_heads(config, kv_heads: int) -> int:
@@ -321,8 +357,8 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
 def _sparse_layers(config, layers: int) -> tuple[int, ...]:
     """The layers with experts: Llama-4's ``moe_layers``; those ``mlp_layer_types`` names ``sparse`` (HY-V3);
     ERNIE-4.5's every ``moe_layer_interval``-th from ``moe_layer_start_index`` to
-    ``moe_layer_end_index``; otherwise all but DeepSeek's first ``first_k_dense_replace``, and for Qwen-MoE every
-    ``decoder_sparse_step``-th not in ``mlp_only_layers``."""
+    ``moe_layer_end_index``; otherwise all but DeepSeek's first ``first_k_dense_replace`` (LFM2-MoE's
+    ``num_dense_layers``), and for Qwen-MoE every ``decoder_sparse_step``-th not in ``mlp_only_layers``."""
     if config.model_type == "llama4_text":
         return tuple(config.moe_layers)
     types = getattr(config, "mlp_layer_types", None)
@@ -331,7 +367,7 @@ def _sparse_layers(config, layers: int) -> tuple[int, ...]:
     if getattr(config, "moe_layer_interval", None):
         return tuple(i for i in range(layers) if (i + 1) % config.moe_layer_interval == 0
                      and config.moe_layer_start_index <= i <= config.moe_layer_end_index)
-    first_sparse = getattr(config, "first_k_dense_replace", None) or 0
+    first_sparse = getattr(config, "first_k_dense_replace", None) or getattr(config, "num_dense_layers", None) or 0
     step = getattr(config, "decoder_sparse_step", None) or 1
     dense = set(getattr(config, "mlp_only_layers", None) or ())
     return tuple(i for i in range(layers) if i >= first_sparse and (i + 1) % step == 0 and i not in dense)
@@ -349,6 +385,26 @@ def _latent_attention(config) -> LatentAttention | None:
 # Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule, and
 # whose attention layers gate their output by a second half of the query projection
 GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"})
+# Families whose ``conv`` layers (``layer_types``) are short convolutions ``conv_L_cache`` wide
+SHORT_CONVOLUTION = frozenset({"lfm2", "lfm2_moe", "lfm3"})
+
+
+def _attention_gate(config, heads: int, head_dim: int) -> int:
+    """Outputs of the projection gating the attention's output: a ``GATED_DELTA_NET`` family's second half of the
+    query projection (one per query dimension); LFM3's one per head where ``use_attention_gate``; else none."""
+    if config.model_type in GATED_DELTA_NET:
+        return heads * head_dim
+    if config.model_type == "lfm3" and config.use_attention_gate:
+        return heads
+    return 0
+
+
+def _short_convolution(config, hidden: int) -> ShortConvolution | None:
+    """The convolution layers of a ``SHORT_CONVOLUTION`` family; None for any other family, or where it has none."""
+    if config.model_type not in SHORT_CONVOLUTION:
+        return None
+    layers = tuple(i for i, kind in enumerate(config.layer_types or ()) if kind == "conv")
+    return ShortConvolution(channels=hidden, kernel=config.conv_L_cache, layers=layers) if layers else None
 
 
 def _linear_attention(config) -> GatedDeltaNet | None:

@@ -36,8 +36,12 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   attended (transformers caches the latent and decompresses it again each pass), scores and
   mixing ``2 h T S_i (d_qk + d_v)`` and the output ``2 T h d_v d``.
 
-- Gated attention output (``Architecture.attention_gate``: Qwen3-Next, Qwen3.5): the query projection is
-  twice as wide, ``2 T d 2 h d_h``, its second half gating the attention's output.
+- Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's and
+  Qwen3.5's query projection twice as wide (``g = h d_h``, the second half gating the output), LFM3's one
+  gate per head (``g = h``).
+- Short convolution layers (``Architecture.short_convolution``: LFM2, LFM2-MoE, LFM3) in place of attention:
+  projections ``2 T d 3d + 2 T d d`` and a depthwise convolution over ``d`` channels, ``K`` wide, at the
+  positions counted below for the gated delta rule's.
 - Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's and Qwen3.5's linear attention,
   ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
   ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
@@ -96,13 +100,26 @@ def _attention_flops(arch: Architecture, t: int, keys: int) -> int:
     """Projections, scores and mixing of one layer's attention: ``t`` queries against ``keys`` keys."""
     d, h, mla = arch.hidden, arch.heads, arch.latent_attention
     if mla is None:
-        dh, queries = arch.head_dim, 2 * h if arch.attention_gate else h
-        return 2 * t * d * (queries + 2 * arch.kv_heads) * dh + 2 * t * h * dh * d + 4 * h * t * keys * dh
+        dh, gate = arch.head_dim, 2 * t * d * arch.attention_gate
+        return 2 * t * d * (h + 2 * arch.kv_heads) * dh + gate + 2 * t * h * dh * d + 4 * h * t * keys * dh
     queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
     scores = 2 * h * t * keys * (mla.qk_head_dim + mla.v_head_dim)
     return queries + compress + decompress + scores + 2 * t * h * mla.v_head_dim * d
+
+
+def _convolution_flops(channels: int, kernel: int, t: int, stated: bool) -> int:
+    """A causal depthwise convolution ``kernel`` wide over ``t`` new tokens, ``stated`` where the cache held its last
+    inputs before the pass: the positions transformers computes (the module doc)."""
+    positions = 2 if stated and t == 1 else t + kernel - 1 + (kernel if stated else 0)
+    return 2 * channels * kernel * positions
+
+
+def _short_convolution_flops(arch: Architecture, t: int, stated: bool) -> int:
+    """One convolution layer over ``t`` new tokens: projections in and out, and the convolution."""
+    conv = arch.short_convolution
+    return 2 * t * arch.hidden * 4 * conv.channels + _convolution_flops(conv.channels, conv.kernel, t, stated)
 
 
 def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
@@ -111,9 +128,7 @@ def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
     net, d = arch.linear_attention, arch.hidden
     values = net.value_heads * net.value_head_dim
     projections = 2 * t * d * (net.conv_channels + values + 2 * net.value_heads) + 2 * t * values * d
-    kernel = net.conv_kernel
-    positions = 2 if stated and t == 1 else t + kernel - 1 + (kernel if stated else 0)
-    convolution = 2 * net.conv_channels * kernel * positions
+    convolution = _convolution_flops(net.conv_channels, net.conv_kernel, t, stated)
     if stated and t == 1:
         return projections + convolution
     padded, c, dk, dv = -(-t // DELTA_RULE_CHUNK) * DELTA_RULE_CHUNK, DELTA_RULE_CHUNK, net.key_head_dim, net.value_head_dim
@@ -131,12 +146,20 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
     return router + routed + shared
 
 
+def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int) -> int:
+    """Layer ``layer``'s token mixing (what runs before its MLP): attention, the gated delta rule or a convolution."""
+    if arch.attends(layer):
+        return _attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
+    stated = context_tokens > new_tokens
+    if arch.linear_attention is not None and layer in arch.linear_attention.layers:
+        return _delta_rule_flops(arch, new_tokens, stated)
+    return _short_convolution_flops(arch, new_tokens, stated)
+
+
 def pass_flops(arch: Architecture, new_tokens: int, context_tokens: int, logits_positions: int = 1) -> int:
     """FLOPs of one pass adding ``new_tokens`` to a context of ``context_tokens`` tokens in all."""
-    stated = context_tokens > new_tokens
-    layers = sum((_attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
-                  if arch.attends(layer) else _delta_rule_flops(arch, new_tokens, stated))
-                 + _mlp_flops(arch, layer, new_tokens) for layer in range(arch.layers))
+    layers = sum(_mixer_flops(arch, layer, new_tokens, context_tokens) + _mlp_flops(arch, layer, new_tokens)
+                 for layer in range(arch.layers))
     return layers + 2 * logits_positions * arch.hidden * arch.vocab
 
 
