@@ -13,7 +13,9 @@ NanoChat, XGLM), an MLP width named ``ffn_dim`` (OPT, XGLM), chunked-attention l
 token, interleaved with dense layers of their own width (Llama-4), gated-delta-rule layers beside attention
 layers that gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), short convolution layers
 beside attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer;
-LFM3, with a window and a gate per head).
+LFM3, with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE
+with sliding windows) or alone (Granite-4.0's attention layers without experts: its ``intermediate_size`` is the
+experts' width, not the MLP's).
 """
 
 from __future__ import annotations
@@ -105,9 +107,19 @@ FAMILIES = {
     "lfm3": ("Lfm3Config", dict(_ATTENTION, num_hidden_layers=3, intermediate_size=128, num_key_value_heads=2,
                                 head_dim=16, conv_L_cache=7, sliding_window=32,
                                 layer_types=["full_attention", "conv", "sliding_attention"])),
+    "granitemoeshared": ("GraniteMoeSharedConfig", dict(_ATTENTION, intermediate_size=32, shared_intermediate_size=64,
+                                                        num_local_experts=4, num_experts_per_tok=2,
+                                                        num_key_value_heads=2)),
+    "granitemoe_swa": ("GraniteMoeSWAConfig", dict(_ATTENTION, intermediate_size=32, num_local_experts=4,
+                                                   num_experts_per_tok=2, num_key_value_heads=2, sliding_window=32,
+                                                   layer_types=["sliding_attention", "full_attention"])),
+    "granitemoehybrid": ("GraniteMoeHybridConfig", dict(_ATTENTION, intermediate_size=32, shared_intermediate_size=96,
+                                                        num_local_experts=0, num_key_value_heads=2,
+                                                        position_embedding_type="rope",  # its default: none at all
+                                                        layer_types=["attention", "attention"])),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
-EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
 
 
 def family_config(family: str, max_positions: int = 512):

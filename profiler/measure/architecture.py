@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, gated-delta-rule and convolution layers) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 39 families against FLOPs counted and cache bytes measured.
+on 42 families against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -272,7 +272,10 @@ def _dense_ffn(config, ffn: int) -> int:
     """The dense MLP's width: Llama-4's own ``intermediate_size_mlp`` for its dense layers; LFM2's
     ``intermediate_size`` adjusted where ``block_auto_adjust_ff_dim`` (two thirds of it, times
     ``block_ffn_dim_multiplier``, rounded up to a multiple of ``block_multiple_of``: LFM2-350M's 6,656 builds
-    4,608); else ``ffn``."""
+    4,608); the shared MLP of a ``SHARED_MLP`` family (Granite-4.0 without experts: its ``intermediate_size`` is
+    the experts' width); else ``ffn``."""
+    if config.model_type in SHARED_MLP:
+        return config.shared_intermediate_size
     if config.model_type == "lfm2" and config.block_auto_adjust_ff_dim:
         width = int(2 * ffn / 3)
         if config.block_ffn_dim_multiplier is not None:
@@ -323,6 +326,9 @@ def _windows(config, layers: int) -> tuple[int | None, ...]:
 
 # Families that give every MoE layer one shared MLP of the experts' width, whatever their config says of shared experts
 ONE_SHARED_EXPERT = frozenset({"llama4_text", "hunyuan_v1_moe"})
+# Families whose every layer has a shared MLP ``shared_intermediate_size`` wide (0: none), beside any experts
+# ``intermediate_size`` wide: Granite-3 MoE-shared and Granite-4.0's
+SHARED_MLP = frozenset({"granitemoeshared", "granitemoehybrid", "granitemoe_swa"})
 # The names families give their count of shared experts, each of the experts' width (run as one MLP that many
 # times as wide): DeepSeek's, ERNIE-4.5's, HY-V3's
 SHARED_EXPERT_COUNTS = ("n_shared_experts", "moe_num_shared_experts", "num_shared_experts")
@@ -332,8 +338,9 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     """The routed experts: their count (Mixtral's ``num_local_experts``, Qwen's and OLMoE's ``num_experts``,
     DeepSeek's ``n_routed_experts``), ``num_experts_per_tok``, their width (``moe_intermediate_size``
     where the family also has dense MLPs, else ``intermediate_size``), shared experts (Qwen2-MoE's gated
-    ``shared_expert_intermediate_size``, a count of them of the expert width (``SHARED_EXPERT_COUNTS``), or
-    one of the expert width (``ONE_SHARED_EXPERT``)) and the layers that have them (``_sparse_layers``).
+    ``shared_expert_intermediate_size``, a count of them of the expert width (``SHARED_EXPERT_COUNTS``),
+    one of the expert width (``ONE_SHARED_EXPERT``), or Granite's ``shared_intermediate_size`` wide (``SHARED_MLP``))
+    and the layers that have them (``_sparse_layers``).
     None for a dense model."""
     count = next((n for name in ("num_local_experts", "num_experts", "n_routed_experts")
                   if (n := getattr(config, name, None))), None)
@@ -347,7 +354,8 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
         count=count,
         per_token=config.num_experts_per_tok,
         ffn=width,
-        shared_ffn=gated_shared or shared * width,
+        shared_ffn=(config.shared_intermediate_size if config.model_type in SHARED_MLP
+                    else gated_shared or shared * width),
         shared_gate=bool(gated_shared),
         layers=_sparse_layers(config, layers),
         every_token=config.model_type == "llama4_text",
