@@ -14,8 +14,8 @@ token, interleaved with dense layers of their own width (Llama-4), gated-delta-r
 layers that gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), short convolution layers
 beside attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer;
 LFM3, with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE
-with sliding windows) or alone (Granite-4.0's attention layers without experts: its ``intermediate_size`` is the
-experts' width, not the MLP's).
+with sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
+the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H).
 """
 
 from __future__ import annotations
@@ -25,13 +25,17 @@ import transformers
 _COMMON = dict(vocab_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
 _ATTENTION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
 
-# Families with layers that do not attend have an attention layer first here (Qwen3.5 and LFM2 put such layers
+# Families with layers that do not attend have an attention layer first here (Qwen3.5, LFM2 and Granite-4.0-H put such layers
 # first: the order changes no count, and an attention layer first lets tests/test_cache_fill.py read the key a
 # decode step writes at its position).
 # An attention layer, then a gated-delta-rule layer: grouped value heads (4 of 8 wide for 2 key heads of 16)
 _GATED_DELTA_NET = dict(num_key_value_heads=2, head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
                         linear_key_head_dim=16, linear_value_head_dim=8, linear_conv_kernel_dim=4,
                         layer_types=["full_attention", "linear_attention"])
+
+# A Mamba-2 layer: 4 heads of 32 (twice the width), 2 groups of a 16-wide state, chunks of 32 tokens
+_MAMBA2 = dict(mamba_n_heads=4, mamba_d_head=32, mamba_d_state=16, mamba_n_groups=2, mamba_d_conv=4, mamba_expand=2,
+               mamba_chunk_size=32)
 
 # family (the config's model_type) -> (config class, its numbers; max positions are added by family_config)
 FAMILIES = {
@@ -116,7 +120,7 @@ FAMILIES = {
     "granitemoehybrid": ("GraniteMoeHybridConfig", dict(_ATTENTION, intermediate_size=32, shared_intermediate_size=96,
                                                         num_local_experts=0, num_key_value_heads=2,
                                                         position_embedding_type="rope",  # its default: none at all
-                                                        layer_types=["attention", "attention"])),
+                                                        layer_types=["attention", "mamba"], **_MAMBA2)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
 EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
@@ -155,6 +159,16 @@ def save_lfm2(folder, max_positions: int = 128):
     transformers.Lfm2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
                             layer_types=["conv", "full_attention"]).save_pretrained(folder)
+    return folder
+
+
+def save_bamba(folder, max_positions: int = 128):
+    """A tiny Bamba (not in the matrix: transformers 5.25 numbers a pass's positions from 0 whatever its cache holds, so
+    a decode step's key is the same at every context), an attention layer then a Mamba-2 layer, saved as a local HF
+    folder (config only: random weights)."""
+    transformers.BambaConfig(**_ATTENTION, **_COMMON, intermediate_size=128, num_key_value_heads=2,
+                             attn_layer_indices=[0], max_position_embeddings=max_positions,
+                             **_MAMBA2).save_pretrained(folder)
     return folder
 
 

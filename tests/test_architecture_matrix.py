@@ -78,3 +78,17 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     assert llama4.windows == (SLIDING_WINDOW,) * 3 + (None,)  # chunked attention, then a full layer
     assert (llama4.ffn, llama4.experts.ffn, llama4.experts.shared_ffn, llama4.experts.layers) == (128, 32, 32, (1, 3))
     assert llama4.experts.every_token and llama4.active_params == llama4.params
+
+
+@pytest.mark.parametrize("family", ["qwen3_5_text", "lfm2", "granitemoehybrid"])
+def test_a_state_of_fixed_size_is_counted_in_its_own_dtype(family, tmp_path):
+    """In bfloat16 the gated delta rule's and Mamba-2's states stay float32 and a convolution's inputs follow the
+    model: the analytic cache bytes are what a prefill's and a decode step's cache hold."""
+    folder = save_family(tmp_path / family, family, max_positions=2 * LONG)
+    loaded = load_model(ModelSource(family, folder, "local"), torch.device("cpu"), torch.bfloat16)
+    arch, passes = loaded.architecture, Passes(loaded)
+    assert arch.stateful_layers
+    cache = passes.prefill(40)
+    assert kv_cache_bytes(cache) == arch.kv_cache_bytes(40, torch.bfloat16)
+    passes.decode_step(cache)
+    assert kv_cache_bytes(cache) == arch.kv_cache_bytes(41, torch.bfloat16)

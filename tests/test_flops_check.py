@@ -7,7 +7,7 @@ from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.flops_check import FORMULA_TOLERANCE, formula_check
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
-from tests.families import save_falcon_h1, save_family, save_lfm2
+from tests.families import save_bamba, save_falcon_h1, save_family, save_lfm2
 
 
 def _rows(*rows) -> pd.DataFrame:
@@ -48,9 +48,10 @@ def test_a_family_the_formula_knows_is_not_off(model, tmp_path):
     assert not _checked(save_family(tmp_path / model, model, max_positions=64)).off
 
 
-def test_a_hybrid_the_formula_knows_is_not_off(tmp_path):
-    """LFM2 as its checkpoints have it, a convolution layer first: the formula counts its convolution."""
-    assert not _checked(save_lfm2(tmp_path / "lfm2")).off
+@pytest.mark.parametrize("save", [save_lfm2, save_bamba])
+def test_a_hybrid_the_formula_knows_is_not_off(save, tmp_path):
+    """LFM2 as its checkpoints have it, a convolution layer first; Bamba's Mamba-2 layer (outside the matrix)."""
+    assert not _checked(save(tmp_path / save.__name__)).off
 
 
 def test_work_the_formula_does_not_know_is_said(tmp_path):

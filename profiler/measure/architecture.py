@@ -6,7 +6,7 @@ Llama and Qwen2: ``num_hidden_layers``/``hidden_size``/``num_attention_heads``/
 this module is the one place that maps them onto the symbols the FLOP formula, the KV-cache
 bytes and the reports use (``profiler.measure.config_check`` checks them before any model is
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
-layer, experts and the layers that have them, latent attention, gated-delta-rule and convolution layers) is read by the family rules at
+layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and Mamba-2 layers) is read by the family rules at
 the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
 on 42 families against FLOPs counted and cache bytes measured.
 """
@@ -122,6 +122,40 @@ class ShortConvolution:
 
 
 @dataclass(frozen=True)
+class Mamba2:
+    """Mamba-2 (state space duality) layers in place of attention (Granite-4.0-H, Bamba; ``layers``: their indices).
+    Each projects a token to a gate and values of ``heads x head_dim``, to ``groups`` input and output projections
+    of the ``state`` (B and C) and to a time step per head; runs values, B and C through a causal depthwise
+    convolution ``conv_kernel`` wide; scans them through a ``head_dim x state`` state per head, in chunks of
+    ``chunk`` tokens; and projects the gated result back to the model's width. Its cache holds no tokens: the
+    convolution's last ``conv_kernel`` inputs, in the model's dtype, and the states, in float32 whatever the
+    model's dtype (transformers' scan computes in float32)."""
+
+    heads: int
+    head_dim: int
+    state: int
+    groups: int
+    conv_kernel: int
+    chunk: int
+    layers: tuple[int, ...]
+
+    @property
+    def inner(self) -> int:
+        """Width of the values (and the gate): ``heads x head_dim``."""
+        return self.heads * self.head_dim
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the convolution: the values, B and C."""
+        return self.inner + 2 * self.groups * self.state
+
+    def state_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes one layer's cache holds for a sequence, at any context."""
+        states = self.inner * self.state * _element_bytes(torch.float32)
+        return self.conv_channels * self.conv_kernel * _element_bytes(dtype) + states
+
+
+@dataclass(frozen=True)
 class Architecture:
     """Shape of one decoder model. Counts are plain integers; nothing here has units but the bytes
     of the KV-cache methods."""
@@ -145,6 +179,7 @@ class Architecture:
     attention_gate: int  # outputs of the projection that gates the attention's output (0: none)
     linear_attention: GatedDeltaNet | None  # None: no gated-delta-rule layers
     short_convolution: ShortConvolution | None  # None: no convolution layers
+    mamba: Mamba2 | None  # None: no Mamba-2 layers
 
     @property
     def non_embedding_params(self) -> int:
@@ -162,18 +197,18 @@ class Architecture:
         return self.params - idle * 3 * self.hidden * self.experts.ffn
 
     @property
-    def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution, ...]:
+    def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution | Mamba2, ...]:
         """The kinds of layer that do not attend, each with its layers: a state of fixed size in the cache."""
-        return tuple(kind for kind in (self.linear_attention, self.short_convolution) if kind is not None)
+        return tuple(kind for kind in (self.linear_attention, self.short_convolution, self.mamba) if kind is not None)
 
     def attends(self, layer: int) -> bool:
-        """Whether layer ``layer`` attends (rather than runs the gated delta rule or a convolution)."""
+        """Whether layer ``layer`` attends (rather than runs the gated delta rule, a convolution or Mamba-2)."""
         return not any(layer in kind.layers for kind in self.stateful_layers)
 
     def cached_tokens(self, layer: int, context_tokens: int) -> int:
         """Tokens layer ``layer``'s cache holds at a context of ``context_tokens``: all of them under full
         attention; under a sliding window ``W``, at most ``W - 1`` (transformers keeps the ``W - 1`` most
-        recent: the next token attends to them and itself); none in a gated-delta-rule or convolution layer."""
+        recent: the next token attends to them and itself); none in a layer that does not attend."""
         if not self.attends(layer):
             return 0
         window = self.windows[layer]
@@ -182,8 +217,8 @@ class Architecture:
     @property
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
-        each (multi-query: one head), or the latent and rotary key of latent attention; none in a
-        gated-delta-rule or convolution layer."""
+        each (multi-query: one head), or the latent and rotary key of latent attention; none in a layer that
+        does not attend."""
         mla = self.latent_attention
         per_layer = 2 * self.cached_kv_heads * self.head_dim if mla is None else mla.kv_rank + mla.rope_head_dim
         return tuple(per_layer if self.attends(layer) else 0 for layer in range(self.layers))
@@ -195,8 +230,8 @@ class Architecture:
 
     def kv_cache_bytes(self, context_tokens: int, dtype: torch.dtype) -> int:
         """Bytes the KV cache holds at a context of ``context_tokens``: windowed layers stop growing at
-        their window (``cached_tokens``); a gated-delta-rule or convolution layer holds its state, the same at
-        any context."""
+        their window (``cached_tokens``); a layer that does not attend holds its state, the same at any
+        context."""
         states = sum(len(kind.layers) * kind.state_bytes(dtype) for kind in self.stateful_layers) if context_tokens else 0
         return states + _element_bytes(dtype) * sum(
             elements * self.cached_tokens(layer, context_tokens)
@@ -256,6 +291,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         attention_gate=_attention_gate(config, heads, value["head_dim"] or DERIVED["head_dim"](hidden, heads)),
         linear_attention=_linear_attention(config),
         short_convolution=_short_convolution(config, hidden),
+        mamba=_mamba(config, layers),
     )
 
 
@@ -428,3 +464,24 @@ def _linear_attention(config) -> GatedDeltaNet | None:
         conv_kernel=config.linear_conv_kernel_dim,
         layers=tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention"),
     )
+
+
+# Families whose layers that do not attend are Mamba-2's: Granite-4.0-H's ``linear_attention`` layers (transformers'
+# name for its ``mamba`` layers), Bamba's layers not in ``attn_layer_indices``
+MAMBA2 = frozenset({"granitemoehybrid", "bamba"})
+
+
+def _mamba(config, layers: int) -> Mamba2 | None:
+    """The Mamba-2 layers of a ``MAMBA2`` family, by its ``mamba_*`` numbers; None for any other family, or where it
+    has none."""
+    if config.model_type not in MAMBA2:
+        return None
+    if config.model_type == "bamba":
+        mixers = tuple(i for i in range(layers) if i not in (config.attn_layer_indices or ()))
+    else:
+        mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
+    if not mixers:
+        return None
+    return Mamba2(heads=config.mamba_n_heads, head_dim=config.mamba_d_head, state=config.mamba_d_state,
+                  groups=config.mamba_n_groups, conv_kernel=config.mamba_d_conv, chunk=config.mamba_chunk_size,
+                  layers=mixers)

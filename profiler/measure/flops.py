@@ -42,6 +42,14 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 - Short convolution layers (``Architecture.short_convolution``: LFM2, LFM2-MoE, LFM3) in place of attention:
   projections ``2 T d 3d + 2 T d d`` and a depthwise convolution over ``d`` channels, ``K`` wide, at the
   positions counted below for the gated delta rule's.
+- Mamba-2 layers (``Architecture.mamba``: Granite-4.0-H, Bamba; ``H`` heads of size ``p``, a state ``N`` wide in
+  ``G`` groups, values ``E = H p`` wide) in place of attention: projections ``2 T d (2E + 2 G N + H) + 2 T E d``,
+  the convolution over ``E + 2 G N`` channels at the positions below, and the scan, counted as transformers'
+  PyTorch code runs it: a one-token step on a state reads it, ``2 E N``; any other pass runs in chunks of
+  ``L`` tokens (``mamba_chunk_size``), ``T`` padded to ``P``, ``Z = P / L`` chunks:
+  ``2 P L H (N + p) + 4 P E N + 2 (Z + 1)^2 E N`` (within each chunk the outputs against the inputs, B against
+  C, and the values mixed by them; each chunk's state written and read; the states passed from chunk to
+  chunk, every chunk to every later one). Elementwise work (the step's update of its state) is left out.
 - Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's and Qwen3.5's linear attention,
   ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
   ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
@@ -122,6 +130,21 @@ def _short_convolution_flops(arch: Architecture, t: int, stated: bool) -> int:
     return 2 * t * arch.hidden * 4 * conv.channels + _convolution_flops(conv.channels, conv.kernel, t, stated)
 
 
+def _mamba_flops(arch: Architecture, t: int, stated: bool) -> int:
+    """One Mamba-2 layer over ``t`` new tokens, ``stated`` where the cache held its state before the pass (the module
+    doc)."""
+    m, d = arch.mamba, arch.hidden
+    projections = 2 * t * d * (m.inner + m.conv_channels + m.heads) + 2 * t * m.inner * d
+    convolution = _convolution_flops(m.conv_channels, m.conv_kernel, t, stated)
+    state = m.inner * m.state
+    if stated and t == 1:
+        return projections + convolution + 2 * state
+    chunks = -(-t // m.chunk)
+    padded = chunks * m.chunk
+    scan = 2 * padded * m.chunk * m.heads * (m.state + m.head_dim) + 4 * padded * state + 2 * (chunks + 1) ** 2 * state
+    return projections + convolution + scan
+
+
 def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
     """One gated-delta-rule layer over ``t`` new tokens, ``stated`` where the cache held its state before the pass
     (the module doc)."""
@@ -147,12 +170,15 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
 
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int) -> int:
-    """Layer ``layer``'s token mixing (what runs before its MLP): attention, the gated delta rule or a convolution."""
+    """Layer ``layer``'s token mixing (what runs before its MLP): attention, the gated delta rule, a convolution or
+    Mamba-2."""
     if arch.attends(layer):
         return _attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
     stated = context_tokens > new_tokens
     if arch.linear_attention is not None and layer in arch.linear_attention.layers:
         return _delta_rule_flops(arch, new_tokens, stated)
+    if arch.mamba is not None and layer in arch.mamba.layers:
+        return _mamba_flops(arch, new_tokens, stated)
     return _short_convolution_flops(arch, new_tokens, stated)
 
 
