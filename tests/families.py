@@ -172,9 +172,19 @@ def save_bamba(folder, max_positions: int = 128):
     return folder
 
 
+def save_jamba(folder, max_positions: int = 128):
+    """A tiny Jamba (not in the matrix: its Mamba-1 layer is work the FLOP formula does not model), a Mamba layer
+    then an attention layer with experts, saved as a local HF folder (config only: random weights)."""
+    transformers.JambaConfig(**_ATTENTION, **_COMMON, num_key_value_heads=2, intermediate_size=128,
+                             attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
+                             num_experts=4, num_experts_per_tok=2, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2,
+                             max_position_embeddings=max_positions).save_pretrained(folder)
+    return folder
+
+
 def save_falcon_h1(folder, max_positions: int = 128):
-    """A tiny Falcon-H1 (not in the matrix: each layer holds a Mamba state beside its keys and values), saved as a
-    local HF folder (config only: random weights)."""
+    """A tiny Falcon-H1 (not in the matrix: each layer holds a Mamba-2 state beside its keys and values, which a
+    fill keeps as its one-token prefill left it), saved as a local HF folder (config only: random weights)."""
     transformers.FalconH1Config(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                 num_key_value_heads=2, intermediate_size=128, max_position_embeddings=max_positions,
                                 head_dim=16, mamba_d_ssm=64, mamba_n_heads=4, mamba_d_head=16, mamba_d_state=16,

@@ -7,7 +7,7 @@ from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.flops_check import FORMULA_TOLERANCE, formula_check
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
-from tests.families import save_bamba, save_falcon_h1, save_family, save_lfm2
+from tests.families import save_bamba, save_falcon_h1, save_family, save_jamba, save_lfm2
 
 
 def _rows(*rows) -> pd.DataFrame:
@@ -48,16 +48,17 @@ def test_a_family_the_formula_knows_is_not_off(model, tmp_path):
     assert not _checked(save_family(tmp_path / model, model, max_positions=64)).off
 
 
-@pytest.mark.parametrize("save", [save_lfm2, save_bamba])
+@pytest.mark.parametrize("save", [save_lfm2, save_bamba, save_falcon_h1])
 def test_a_hybrid_the_formula_knows_is_not_off(save, tmp_path):
-    """LFM2 as its checkpoints have it, a convolution layer first; Bamba's Mamba-2 layer (outside the matrix)."""
+    """LFM2 as its checkpoints have it, a convolution layer first; Bamba's Mamba-2 layer and Falcon-H1's Mamba-2 beside
+    attention in every layer (outside the matrix)."""
     assert not _checked(save(tmp_path / save.__name__)).off
 
 
 def test_work_the_formula_does_not_know_is_said(tmp_path):
-    """The formula counts Falcon-H1's Mamba mixer as nothing, its attention beside it alone."""
-    falcon_h1 = _checked(save_falcon_h1(tmp_path / "falcon_h1"))
-    assert falcon_h1.phases_off == ("prefill", "decode") and falcon_h1.low > 1 + FORMULA_TOLERANCE
+    """The formula counts Jamba's Mamba-1 layer as an attention layer, more than it runs."""
+    jamba = _checked(save_jamba(tmp_path / "jamba"))
+    assert jamba.phases_off == ("prefill", "decode") and jamba.high < 1 - FORMULA_TOLERANCE
 
 
 @pytest.mark.slow
@@ -66,9 +67,9 @@ def test_a_run_of_such_a_model_says_so_on_the_console_and_in_its_report(tmp_path
     from tests.user_error import skip_ceilings
 
     skip_ceilings(monkeypatch)
-    folder = save_falcon_h1(tmp_path / "falcon_h1")
+    folder = save_jamba(tmp_path / "jamba")
     assert main(["run", "--model", str(folder), "--lengths", "16,32,64", "--budget", "3",
                  "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]) == 0
     assert "times the formula's (prefill, decode, extend, forward off by" in " ".join(capsys.readouterr().out.split())
-    (report,) = (tmp_path / "reports").glob("*/falcon_h1/report.md")
+    (report,) = (tmp_path / "reports").glob("*/jamba/report.md")
     assert "the formula does not know all of this architecture's work" in report.read_text()

@@ -14,6 +14,7 @@ on 42 families against FLOPs counted and cache bytes measured.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 
@@ -92,6 +93,7 @@ class GatedDeltaNet:
     value_head_dim: int
     conv_kernel: int
     layers: tuple[int, ...]
+    replaces_attention: ClassVar[bool] = True
 
     @property
     def conv_channels(self) -> int:
@@ -115,6 +117,7 @@ class ShortConvolution:
     channels: int
     kernel: int
     layers: tuple[int, ...]
+    replaces_attention: ClassVar[bool] = True
 
     def state_bytes(self, dtype: torch.dtype) -> int:
         """Bytes one layer's cache holds for a sequence, at any context."""
@@ -123,7 +126,8 @@ class ShortConvolution:
 
 @dataclass(frozen=True)
 class Mamba2:
-    """Mamba-2 (state space duality) layers in place of attention (Granite-4.0-H, Bamba; ``layers``: their indices).
+    """Mamba-2 (state space duality) layers in place of attention (Granite-4.0-H, Bamba) or beside it (Falcon-H1);
+    ``layers``: their indices.
     Each projects a token to a gate and values of ``heads x head_dim``, to ``groups`` input and output projections
     of the ``state`` (B and C) and to a time step per head; runs values, B and C through a causal depthwise
     convolution ``conv_kernel`` wide; scans them through a ``head_dim x state`` state per head, in chunks of
@@ -138,6 +142,7 @@ class Mamba2:
     conv_kernel: int
     chunk: int
     layers: tuple[int, ...]
+    replaces_attention: bool  # False: beside attention, in the same layers (Falcon-H1), their outputs added
 
     @property
     def inner(self) -> int:
@@ -202,8 +207,8 @@ class Architecture:
         return tuple(kind for kind in (self.linear_attention, self.short_convolution, self.mamba) if kind is not None)
 
     def attends(self, layer: int) -> bool:
-        """Whether layer ``layer`` attends (rather than runs the gated delta rule, a convolution or Mamba-2)."""
-        return not any(layer in kind.layers for kind in self.stateful_layers)
+        """Whether layer ``layer`` attends (unless the gated delta rule, a convolution or Mamba-2 runs in its place)."""
+        return not any(layer in kind.layers for kind in self.stateful_layers if kind.replaces_attention)
 
     def cached_tokens(self, layer: int, context_tokens: int) -> int:
         """Tokens layer ``layer``'s cache holds at a context of ``context_tokens``: all of them under full
@@ -466,9 +471,9 @@ def _linear_attention(config) -> GatedDeltaNet | None:
     )
 
 
-# Families whose layers that do not attend are Mamba-2's: Granite-4.0-H's ``linear_attention`` layers (transformers'
-# name for its ``mamba`` layers), Bamba's layers not in ``attn_layer_indices``
-MAMBA2 = frozenset({"granitemoehybrid", "bamba"})
+# Families with Mamba-2 layers: Granite-4.0-H's ``linear_attention`` layers (transformers' name for its ``mamba``
+# layers), Bamba's layers not in ``attn_layer_indices``, every layer of Falcon-H1 (beside its attention)
+MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1"})
 
 
 def _mamba(config, layers: int) -> Mamba2 | None:
@@ -476,7 +481,9 @@ def _mamba(config, layers: int) -> Mamba2 | None:
     has none."""
     if config.model_type not in MAMBA2:
         return None
-    if config.model_type == "bamba":
+    if config.model_type == "falcon_h1":
+        mixers = tuple(range(layers))
+    elif config.model_type == "bamba":
         mixers = tuple(i for i in range(layers) if i not in (config.attn_layer_indices or ()))
     else:
         mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
@@ -484,4 +491,4 @@ def _mamba(config, layers: int) -> Mamba2 | None:
         return None
     return Mamba2(heads=config.mamba_n_heads, head_dim=config.mamba_d_head, state=config.mamba_d_state,
                   groups=config.mamba_n_groups, conv_kernel=config.mamba_d_conv, chunk=config.mamba_chunk_size,
-                  layers=mixers)
+                  layers=mixers, replaces_attention=config.model_type != "falcon_h1")

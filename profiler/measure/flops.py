@@ -43,7 +43,7 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   projections ``2 T d 3d + 2 T d d`` and a depthwise convolution over ``d`` channels, ``K`` wide, at the
   positions counted below for the gated delta rule's.
 - Mamba-2 layers (``Architecture.mamba``: Granite-4.0-H, Bamba; ``H`` heads of size ``p``, a state ``N`` wide in
-  ``G`` groups, values ``E = H p`` wide) in place of attention: projections ``2 T d (2E + 2 G N + H) + 2 T E d``,
+  ``G`` groups, values ``E = H p`` wide) in place of attention, or beside it in every layer (Falcon-H1): projections ``2 T d (2E + 2 G N + H) + 2 T E d``,
   the convolution over ``E + 2 G N`` channels at the positions below, and the scan, counted as transformers'
   PyTorch code runs it: a one-token step on a state reads it, ``2 E N``; any other pass runs in chunks of
   ``L`` tokens (``mamba_chunk_size``), ``T`` padded to ``P``, ``Z = P / L`` chunks:
@@ -171,15 +171,17 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int) -> int:
     """Layer ``layer``'s token mixing (what runs before its MLP): attention, the gated delta rule, a convolution or
-    Mamba-2."""
+    Mamba-2 (Falcon-H1's beside attention)."""
+    stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
-        return _attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
-    stated = context_tokens > new_tokens
-    if arch.linear_attention is not None and layer in arch.linear_attention.layers:
-        return _delta_rule_flops(arch, new_tokens, stated)
+        flops += _attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
     if arch.mamba is not None and layer in arch.mamba.layers:
-        return _mamba_flops(arch, new_tokens, stated)
-    return _short_convolution_flops(arch, new_tokens, stated)
+        flops += _mamba_flops(arch, new_tokens, stated)
+    if arch.linear_attention is not None and layer in arch.linear_attention.layers:
+        flops += _delta_rule_flops(arch, new_tokens, stated)
+    if arch.short_convolution is not None and layer in arch.short_convolution.layers:
+        flops += _short_convolution_flops(arch, new_tokens, stated)
+    return flops
 
 
 def pass_flops(arch: Architecture, new_tokens: int, context_tokens: int, logits_positions: int = 1) -> int:
