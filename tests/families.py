@@ -1,20 +1,19 @@
 """Tiny configs (2-4 layers, 64 wide, a 256-token vocabulary) of decoder-only families that
 transformers ships, written by transformers' own config classes: the architecture matrix.
 
-Each is built the way a user would write it (``XConfig(...).save_pretrained(dir)``); numbers are
-chosen so that every feature the family has is exercised: grouped-query attention, a sliding
-window shorter than the contexts measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating
-local and global layers (Gemma-2, Gemma-3), mixtures of experts with shared experts and dense
-first layers (Qwen2-MoE, DeepSeek-V3; ERNIE-4.5 and HY-V3 by names of their own;
-Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused
-projections (Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs
-whose config does not say so (Apertus and Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese,
-NanoChat, XGLM), an MLP width named ``ffn_dim`` (OPT, XGLM), chunked-attention layers beside a full one and experts run over every
-token, interleaved with dense layers of their own width (Llama-4), gated-delta-rule layers beside attention
-layers that gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), short convolution layers
-beside attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer;
-LFM3, with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE
-with sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
+Each is built the way a user would write it (``XConfig(...).save_pretrained(dir)``); numbers are chosen so that
+every feature the family has is exercised: grouped-query attention, a sliding window shorter than the contexts
+measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating local and global layers (Gemma-2, Gemma-3),
+mixtures of experts with shared experts and dense first layers (Qwen2-MoE, DeepSeek-V3; ERNIE-4.5 and HY-V3 by
+names of their own; Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused projections
+(Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs whose config does not say so
+(Apertus and Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese, NanoChat, XGLM), an MLP width named
+``ffn_dim`` (OPT, XGLM), chunked-attention layers beside a full one and experts run over every token,
+interleaved with dense layers of their own width (Llama-4), gated-delta-rule layers beside attention layers that
+gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), short convolution layers beside
+attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer; LFM3,
+with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE with
+sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
 the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H).
 """
 
@@ -25,9 +24,9 @@ import transformers
 _COMMON = dict(vocab_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
 _ATTENTION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
 
-# Families with layers that do not attend have an attention layer first here (Qwen3.5, LFM2 and Granite-4.0-H put such layers
-# first: the order changes no count, and an attention layer first lets tests/test_cache_fill.py read the key a
-# decode step writes at its position).
+# Families with layers that do not attend have an attention layer first here (Qwen3.5, LFM2 and Granite-4.0-H put
+# such layers first: the order changes no count, and an attention layer first lets tests/test_cache_fill.py read
+# the key a decode step writes at its position).
 # An attention layer, then a gated-delta-rule layer: grouped value heads (4 of 8 wide for 2 key heads of 16)
 _GATED_DELTA_NET = dict(num_key_value_heads=2, head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
                         linear_key_head_dim=16, linear_value_head_dim=8, linear_conv_kernel_dim=4,
@@ -123,7 +122,8 @@ FAMILIES = {
                                                         layer_types=["attention", "mamba"], **_MAMBA2)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
-EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"})  # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
+# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"})
 
 
 def family_config(family: str, max_positions: int = 512):

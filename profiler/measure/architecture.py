@@ -6,9 +6,10 @@ Llama and Qwen2: ``num_hidden_layers``/``hidden_size``/``num_attention_heads``/
 this module is the one place that maps them onto the symbols the FLOP formula, the KV-cache
 bytes and the reports use (``profiler.measure.config_check`` checks them before any model is
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
-layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and Mamba-2 layers) is read by the family rules at
-the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them
-on 42 families against FLOPs counted and cache bytes measured.
+layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
+Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
+``tests/test_architecture_matrix.py`` checks them on 42 families against FLOPs counted and cache bytes
+measured.
 """
 
 from __future__ import annotations
@@ -237,8 +238,8 @@ class Architecture:
         """Bytes the KV cache holds at a context of ``context_tokens``: windowed layers stop growing at
         their window (``cached_tokens``); a layer that does not attend holds its state, the same at any
         context."""
-        states = sum(len(kind.layers) * kind.state_bytes(dtype) for kind in self.stateful_layers) if context_tokens else 0
-        return states + _element_bytes(dtype) * sum(
+        states = sum(len(kind.layers) * kind.state_bytes(dtype) for kind in self.stateful_layers)
+        return (states if context_tokens else 0) + _element_bytes(dtype) * sum(
             elements * self.cached_tokens(layer, context_tokens)
             for layer, elements in enumerate(self.kv_elements_per_token))
 

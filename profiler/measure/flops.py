@@ -39,17 +39,6 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 - Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's and
   Qwen3.5's query projection twice as wide (``g = h d_h``, the second half gating the output), LFM3's one
   gate per head (``g = h``).
-- Short convolution layers (``Architecture.short_convolution``: LFM2, LFM2-MoE, LFM3) in place of attention:
-  projections ``2 T d 3d + 2 T d d`` and a depthwise convolution over ``d`` channels, ``K`` wide, at the
-  positions counted below for the gated delta rule's.
-- Mamba-2 layers (``Architecture.mamba``: Granite-4.0-H, Bamba; ``H`` heads of size ``p``, a state ``N`` wide in
-  ``G`` groups, values ``E = H p`` wide) in place of attention, or beside it in every layer (Falcon-H1): projections ``2 T d (2E + 2 G N + H) + 2 T E d``,
-  the convolution over ``E + 2 G N`` channels at the positions below, and the scan, counted as transformers'
-  PyTorch code runs it: a one-token step on a state reads it, ``2 E N``; any other pass runs in chunks of
-  ``L`` tokens (``mamba_chunk_size``), ``T`` padded to ``P``, ``Z = P / L`` chunks:
-  ``2 P L H (N + p) + 4 P E N + 2 (Z + 1)^2 E N`` (within each chunk the outputs against the inputs, B against
-  C, and the values mixed by them; each chunk's state written and read; the states passed from chunk to
-  chunk, every chunk to every later one). Elementwise work (the step's update of its state) is left out.
 - Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's and Qwen3.5's linear attention,
   ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
   ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
@@ -64,6 +53,18 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   one-token step's read and update of the state (about ``8 h_v d_k d_v``, elementwise in transformers' code:
   1% of a layer at Qwen3.5's default sizes, 5% at 1,024 wide) are left out, as the counter leaves them out.
   None of it grows with the context: the state is of fixed size.
+- Short convolution layers (``Architecture.short_convolution``: LFM2, LFM2-MoE, LFM3) in place of attention:
+  projections ``2 T d 3d + 2 T d d`` and a depthwise convolution over ``d`` channels, ``K`` wide, at the
+  positions counted above for the gated delta rule's.
+- Mamba-2 layers (``Architecture.mamba``: Granite-4.0-H, Bamba; ``H`` heads of size ``p``, a state ``N`` wide in
+  ``G`` groups, values ``E = H p`` wide) in place of attention, or beside it in every layer (Falcon-H1):
+  projections ``2 T d (2E + 2 G N + H) + 2 T E d``, the convolution over ``E + 2 G N`` channels at the
+  positions counted above for the gated delta rule's, and the scan, counted as transformers'
+  PyTorch code runs it: a one-token step on a state reads it, ``2 E N``; any other pass runs in chunks of
+  ``L`` tokens (``mamba_chunk_size``), ``T`` padded to ``P``, ``Z = P / L`` chunks:
+  ``2 P L H (N + p) + 4 P E N + 2 (Z + 1)^2 E N`` (within each chunk the outputs against the inputs, B against
+  C, and the values mixed by them; each chunk's state written and read; the states passed from chunk to
+  chunk, every chunk to every later one). Elementwise work (the step's update of its state) is left out.
 
 Norms, activations, softmax, routing's top-k, residual adds and rotary embeddings are
 elementwise and left out (well under 1% for these models), as the counter leaves them out.
@@ -154,7 +155,8 @@ def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
     convolution = _convolution_flops(net.conv_channels, net.conv_kernel, t, stated)
     if stated and t == 1:
         return projections + convolution
-    padded, c, dk, dv = -(-t // DELTA_RULE_CHUNK) * DELTA_RULE_CHUNK, DELTA_RULE_CHUNK, net.key_head_dim, net.value_head_dim
+    c, dk, dv = DELTA_RULE_CHUNK, net.key_head_dim, net.value_head_dim
+    padded = -(-t // c) * c
     return projections + convolution + padded * net.value_heads * (4 * c * dk + 2 * c * dv + 6 * dk * dv)
 
 
