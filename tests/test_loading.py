@@ -277,6 +277,10 @@ BUILT_AND_NOT_RUN = {  # a config.json transformers reads, and the line its mode
                                                           num_key_value_heads=2, moe_intermediate_size=32, num_experts=4,
                                                           num_experts_per_tok=2, max_position_embeddings=256),
                        "cannot build this model (TypeError: "),
+    "zero-multiple": (lambda: transformers.Lfm2Config(vocab_size=256, hidden_size=64, num_hidden_layers=2,
+                                                      intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                                                      block_multiple_of=0, max_position_embeddings=256),
+                      "cannot build this model (ZeroDivisionError: "),
     "not-a-decoder": (lambda: transformers.ReformerConfig(vocab_size=256, hidden_size=64, num_attention_heads=4,
                                                           max_position_embeddings=256, is_decoder=False),
                       "cannot build this model (AssertionError: "),
@@ -287,7 +291,8 @@ BUILT_AND_NOT_RUN = {  # a config.json transformers reads, and the line its mode
 def test_a_model_transformers_cannot_build_or_run_is_one_line_and_writes_no_samples(kind, tmp_path, capfd,
                                                                                      monkeypatch):
     """BERT as a causal LM returns no KV cache; a CodeGen whose rotary dimensions (64) exceed its heads' (16) fails in
-    its first pass; an LFM2-MoE without layer types and a Reformer that is not a decoder fail in their constructors:
+    its first pass; an LFM2-MoE without layer types, an LFM2 rounding its MLP width to a multiple of 0 and a Reformer
+    that is not a decoder fail in their constructors:
     each is one line at load, before the run's samples.csv is opened (its folder holds only its lock)."""
     folder = tmp_path / kind
     make, said = BUILT_AND_NOT_RUN[kind]

@@ -167,8 +167,9 @@ def _building(source: ModelSource, attn_implementation: str | None = None):
                             f"transformers {transformers_version}; pass --attn eager") from None
         raise UserError(f"{source.name}: cannot build this model ({_one_line(err)})") from None
     # what a model's constructor raises on a config.json whose numbers do not fit together (a list of layer types
-    # too short or missing, a dimension it asserts on): the class named, since the message alone may not say
-    except (TypeError, AttributeError, AssertionError, KeyError, IndexError) as err:
+    # too short or missing, a dimension it asserts on, a width rounded to a multiple of 0): the class named, since the
+    # message alone may not say
+    except (TypeError, AttributeError, AssertionError, KeyError, IndexError, ArithmeticError) as err:
         raise UserError(f"{source.name}: cannot build this model ({type(err).__name__}: {_one_line(err)})") from None
 
 
