@@ -14,7 +14,8 @@ gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), sho
 attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer; LFM3,
 with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE with
 sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
-the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H).
+the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H), an attention output gated by a second half
+of the query projection beside experts in dense and sparse layers (MiniCPM5).
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ FAMILIES = {
     "lfm3": ("Lfm3Config", dict(_ATTENTION, num_hidden_layers=3, intermediate_size=128, num_key_value_heads=2,
                                 head_dim=16, conv_L_cache=7, sliding_window=32,
                                 layer_types=["full_attention", "conv", "sliding_attention"])),
+    "minicpm5_moe": ("MiniCPM5MoeConfig", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32,
+                                               n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                                               num_key_value_heads=2, head_dim=16,
+                                               mlp_layer_types=["dense", "sparse"])),
     "granitemoeshared": ("GraniteMoeSharedConfig", dict(_ATTENTION, intermediate_size=32, shared_intermediate_size=64,
                                                         num_local_experts=4, num_experts_per_tok=2,
                                                         num_key_value_heads=2)),

@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
 Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 42 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 43 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -432,17 +432,18 @@ def _latent_attention(config) -> LatentAttention | None:
                            v_head_dim=config.v_head_dim)
 
 
-# Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule, and
-# whose attention layers gate their output by a second half of the query projection
+# Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule
 GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"})
+# Families whose attention layers gate their output by a second half of the query projection
+QUERY_GATE = GATED_DELTA_NET | {"minicpm5_moe"}
 # Families whose ``conv`` layers (``layer_types``) are short convolutions ``conv_L_cache`` wide
 SHORT_CONVOLUTION = frozenset({"lfm2", "lfm2_moe", "lfm3"})
 
 
 def _attention_gate(config, heads: int, head_dim: int) -> int:
-    """Outputs of the projection gating the attention's output: a ``GATED_DELTA_NET`` family's second half of the
-    query projection (one per query dimension); LFM3's one per head where ``use_attention_gate``; else none."""
-    if config.model_type in GATED_DELTA_NET:
+    """Outputs of the projection gating the attention's output: a ``QUERY_GATE`` family's second half of the query
+    projection (one per query dimension); LFM3's one per head where ``use_attention_gate``; else none."""
+    if config.model_type in QUERY_GATE:
         return heads * head_dim
     if config.model_type == "lfm3" and config.use_attention_gate:
         return heads

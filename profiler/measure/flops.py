@@ -36,8 +36,8 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   attended (transformers caches the latent and decompresses it again each pass), scores and
   mixing ``2 h T S_i (d_qk + d_v)`` and the output ``2 T h d_v d``.
 
-- Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's and
-  Qwen3.5's query projection twice as wide (``g = h d_h``, the second half gating the output), LFM3's one
+- Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's,
+  Qwen3.5's and MiniCPM5's query projection twice as wide (``g = h d_h``, the second half gating the output), LFM3's one
   gate per head (``g = h``).
 - Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's and Qwen3.5's linear attention,
   ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
