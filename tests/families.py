@@ -15,7 +15,8 @@ attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE,
 with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE with
 sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
 the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H), an attention output gated by a second half
-of the query projection beside experts in dense and sparse layers (MiniCPM5).
+of the query projection beside experts in dense and sparse layers (MiniCPM5), layers that are each one block
+(attention, Mamba-2, a two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H).
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ FAMILIES = {
                                                n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
                                                num_key_value_heads=2, head_dim=16,
                                                mlp_layer_types=["dense", "sparse"])),
+    "nemotron_h": ("NemotronHConfig", dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                           layers_block_type=["full_attention", "linear_attention", "mlp", "moe"],
+                                           intermediate_size=128, mamba_num_heads=4, mamba_head_dim=32,
+                                           ssm_state_size=16, n_groups=2, conv_kernel=4, chunk_size=32,
+                                           n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                                           moe_intermediate_size=32, moe_shared_expert_intermediate_size=48,
+                                           moe_latent_size=32)),
     "granitemoeshared": ("GraniteMoeSharedConfig", dict(_ATTENTION, intermediate_size=32, shared_intermediate_size=64,
                                                         num_local_experts=4, num_experts_per_tok=2,
                                                         num_key_value_heads=2)),
@@ -127,6 +135,8 @@ FAMILIES = {
                                                         layer_types=["attention", "mamba"], **_MAMBA2)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
+# attention without a position encoding: a token's key is the same at every position
+NO_POSITIONS = frozenset({"nemotron_h"})
 # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
 EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"})
 

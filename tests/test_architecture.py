@@ -185,3 +185,26 @@ def test_the_architecture_goes_to_json_as_it_is():
     written = json.loads(json.dumps(arch.as_dict()))
     assert written["windows"] == [None] * 30 and written["experts"] is None
     assert written["kv_elements_per_token"] * 2 == arch.kv_bytes_per_token(torch.bfloat16)
+
+
+def test_nemotron_h_counts_its_layers_from_its_blocks(tmp_path):
+    """Nemotron-H's config derives its layer count from its list of blocks (``layers_block_type``, or the older
+    ``hybrid_override_pattern``) and transformers writes no ``num_hidden_layers``: either list sets the number;
+    neither is a missing number, not the class's default of 4."""
+    from tests.families import save_family
+
+    folder = save_family(tmp_path / "nemotron_h", "nemotron_h")
+    written = _written(folder)
+    assert "num_hidden_layers" not in written
+    assert config_problems(AutoConfig.from_pretrained(folder), written) == []
+    blocks = written.pop("layers_block_type")
+    pattern = {"full_attention": "*", "linear_attention": "M", "mlp": "-", "moe": "E"}
+    (folder / "config.json").write_text(json.dumps(written | {"hybrid_override_pattern": "".join(
+        pattern[kind] for kind in blocks)}))
+    assert config_problems(AutoConfig.from_pretrained(folder), _written(folder)) == []
+    arch = meta_architecture(ModelSource("nemotron_h", folder, "local"))
+    assert arch.blocks == ("attention", "mamba", "mlp", "moe") and arch.mamba.layers == (1,)
+    assert (arch.experts.layers, arch.experts.gated, arch.experts.latent) == ((3,), False, 32)
+    (folder / "config.json").write_text(json.dumps(written))
+    assert config_problems(AutoConfig.from_pretrained(folder), written) == [
+        "no num_hidden_layers (layers; the library would take 4)"]

@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
 Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 43 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 44 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -32,6 +32,9 @@ NUMBER_NAMES = {
     "vocab": ("vocab_size",),
     "max_positions": ("max_position_embeddings", "n_positions"),
 }
+# Keys of config.json from which a family's config object derives a number (Nemotron-H counts its layers from its
+# list of blocks, or from the older pattern string): written, they set that number
+DERIVED_FROM = {"num_hidden_layers": ("layers_block_type", "hybrid_override_pattern")}
 # Numbers config.json may leave out: the families derive them by these rules (multi-head
 # attention; heads split the width evenly; GPT-2's MLP is 4 wide). Any other number left out
 # would silently take the config class's default, a number nobody chose for this model.
@@ -47,7 +50,9 @@ class Experts:
     family has them, shared experts every token passes: one gated MLP ``shared_ffn`` wide
     (DeepSeek's ``n_shared_experts`` run as one MLP that many times the expert width), scaled by a
     ``hidden x 1`` gate where ``shared_gate`` (Qwen2-MoE). Where ``every_token`` (Llama-4), transformers runs
-    every token through all ``count`` experts, scaled by the router's scores (zero for those not chosen)."""
+    every token through all ``count`` experts, scaled by the router's scores (zero for those not chosen).
+    Nemotron-H's experts and shared expert are not gated (an up and a down matrix: ``gated`` False), and its
+    routed experts may work in a ``latent``-wide space, projected into from the model's width and back."""
 
     count: int
     per_token: int
@@ -56,6 +61,13 @@ class Experts:
     shared_gate: bool
     layers: tuple[int, ...]
     every_token: bool = False
+    gated: bool = True
+    latent: int = 0  # 0: the routed experts take the model's width
+
+    @property
+    def matrices(self) -> int:
+        """Matrices of an expert: gate, up and down, or up and down."""
+        return 3 if self.gated else 2
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,8 @@ class ShortConvolution:
 
 @dataclass(frozen=True)
 class Mamba2:
-    """Mamba-2 (state space duality) layers in place of attention (Granite-4.0-H, Bamba) or beside it (Falcon-H1);
+    """Mamba-2 (state space duality) layers in place of attention (Granite-4.0-H, Bamba, Nemotron-H) or beside it
+    (Falcon-H1);
     ``layers``: their indices.
     Each projects a token to a gate and values of ``heads x head_dim``, to ``groups`` input and output projections
     of the ``state`` (B and C) and to a time step per head; runs values, B and C through a causal depthwise
@@ -186,6 +199,7 @@ class Architecture:
     linear_attention: GatedDeltaNet | None  # None: no gated-delta-rule layers
     short_convolution: ShortConvolution | None  # None: no convolution layers
     mamba: Mamba2 | None  # None: no Mamba-2 layers
+    blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
 
     @property
     def non_embedding_params(self) -> int:
@@ -199,8 +213,9 @@ class Architecture:
         through every expert. The least weights any pass reads, however its tokens are routed."""
         if self.experts is None or self.experts.every_token:
             return self.params
-        idle = len(self.experts.layers) * (self.experts.count - self.experts.per_token)
-        return self.params - idle * 3 * self.hidden * self.experts.ffn
+        experts = self.experts
+        idle = len(experts.layers) * (experts.count - experts.per_token)
+        return self.params - idle * experts.matrices * (experts.latent or self.hidden) * experts.ffn
 
     @property
     def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution | Mamba2, ...]:
@@ -208,8 +223,15 @@ class Architecture:
         return tuple(kind for kind in (self.linear_attention, self.short_convolution, self.mamba) if kind is not None)
 
     def attends(self, layer: int) -> bool:
-        """Whether layer ``layer`` attends (unless the gated delta rule, a convolution or Mamba-2 runs in its place)."""
+        """Whether layer ``layer`` attends (unless the gated delta rule, a convolution or Mamba-2 runs in its place,
+        or its one block is another)."""
+        if self.blocks is not None:
+            return self.blocks[layer] == "attention"
         return not any(layer in kind.layers for kind in self.stateful_layers if kind.replaces_attention)
+
+    def has_mlp(self, layer: int) -> bool:
+        """Whether layer ``layer`` has an MLP (or experts): every layer, but where its one block is another."""
+        return self.blocks is None or self.blocks[layer] in ("mlp", "moe")
 
     def cached_tokens(self, layer: int, context_tokens: int) -> int:
         """Tokens layer ``layer``'s cache holds at a context of ``context_tokens``: all of them under full
@@ -298,6 +320,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         linear_attention=_linear_attention(config),
         short_convolution=_short_convolution(config, hidden),
         mamba=_mamba(config, layers),
+        blocks=_blocks(config),
     )
 
 
@@ -307,7 +330,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
 # down (Llama's; Phi-3 fuses gate and up into one matrix of the same multiplies), and so are all experts.
 TWO_MATRIX_MLP = frozenset({"gpt2", "gpt_neox", "gpt_bigcode", "gpt_neo", "gptj", "codegen", "opt", "bloom", "mpt",
                             "persimmon", "nemotron", "phi", "starcoder2", "falcon", "apertus", "apertus1p5_text",
-                            "arcee", "jais2", "biogpt", "gpt_neox_japanese", "nanochat", "xglm"})
+                            "arcee", "jais2", "biogpt", "gpt_neox_japanese", "nanochat", "xglm", "nemotron_h"})
 
 
 def _dense_ffn(config, ffn: int) -> int:
@@ -390,6 +413,11 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
         return None
     width = getattr(config, "moe_intermediate_size", None) or ffn
     gated_shared = getattr(config, "shared_expert_intermediate_size", None)
+    if config.model_type == "nemotron_h":
+        return Experts(count=count, per_token=config.num_experts_per_tok, ffn=width,
+                       shared_ffn=config.moe_shared_expert_intermediate_size * config.n_shared_experts,
+                       shared_gate=False, layers=_sparse_layers(config, layers), gated=False,
+                       latent=config.moe_latent_size or 0)
     shared = (1 if config.model_type in ONE_SHARED_EXPERT else
               next((n for name in SHARED_EXPERT_COUNTS if (n := getattr(config, name, None))), 0))
     return Experts(
@@ -405,12 +433,14 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
 
 
 def _sparse_layers(config, layers: int) -> tuple[int, ...]:
-    """The layers with experts: Llama-4's ``moe_layers``; those ``mlp_layer_types`` names ``sparse`` (HY-V3);
-    ERNIE-4.5's every ``moe_layer_interval``-th from ``moe_layer_start_index`` to
+    """The layers with experts: Llama-4's ``moe_layers``; Nemotron-H's ``moe`` blocks; those ``mlp_layer_types``
+    names ``sparse`` (HY-V3); ERNIE-4.5's every ``moe_layer_interval``-th from ``moe_layer_start_index`` to
     ``moe_layer_end_index``; otherwise all but DeepSeek's first ``first_k_dense_replace`` (LFM2-MoE's
     ``num_dense_layers``), and for Qwen-MoE every ``decoder_sparse_step``-th not in ``mlp_only_layers``."""
     if config.model_type == "llama4_text":
         return tuple(config.moe_layers)
+    if config.model_type == "nemotron_h":
+        return tuple(i for i, kind in enumerate(_blocks(config)) if kind == "moe")
     types = getattr(config, "mlp_layer_types", None)
     if types is not None:
         return tuple(i for i, kind in enumerate(types) if kind == "sparse")
@@ -474,8 +504,11 @@ def _linear_attention(config) -> GatedDeltaNet | None:
 
 
 # Families with Mamba-2 layers: Granite-4.0-H's ``linear_attention`` layers (transformers' name for its ``mamba``
-# layers), Bamba's layers not in ``attn_layer_indices``, every layer of Falcon-H1 (beside its attention)
-MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1"})
+# layers), Bamba's layers not in ``attn_layer_indices``, every layer of Falcon-H1 (beside its attention),
+# Nemotron-H's ``linear_attention`` blocks
+MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1", "nemotron_h"})
+# Nemotron-H's names for its blocks (``layers_block_type``) and, in one of its layers, the block it is
+NEMOTRON_BLOCKS = {"full_attention": "attention", "linear_attention": "mamba", "mlp": "mlp", "moe": "moe"}
 
 
 def _mamba(config, layers: int) -> Mamba2 | None:
@@ -487,10 +520,23 @@ def _mamba(config, layers: int) -> Mamba2 | None:
         mixers = tuple(range(layers))
     elif config.model_type == "bamba":
         mixers = tuple(i for i in range(layers) if i not in (config.attn_layer_indices or ()))
+    elif config.model_type == "nemotron_h":
+        mixers = tuple(i for i, kind in enumerate(_blocks(config)) if kind == "mamba")
     else:
         mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
     if not mixers:
         return None
+    if config.model_type == "nemotron_h":
+        return Mamba2(heads=config.mamba_num_heads, head_dim=config.mamba_head_dim, state=config.ssm_state_size,
+                      groups=config.n_groups, conv_kernel=config.conv_kernel, chunk=config.chunk_size, layers=mixers,
+                      replaces_attention=True)
     return Mamba2(heads=config.mamba_n_heads, head_dim=config.mamba_d_head, state=config.mamba_d_state,
                   groups=config.mamba_n_groups, conv_kernel=config.mamba_d_conv, chunk=config.mamba_chunk_size,
                   layers=mixers, replaces_attention=config.model_type != "falcon_h1")
+
+
+def _blocks(config) -> tuple[str, ...] | None:
+    """Nemotron-H's layers, each one block (``NEMOTRON_BLOCKS``); None for every other family."""
+    if config.model_type != "nemotron_h":
+        return None
+    return tuple(NEMOTRON_BLOCKS[kind] for kind in config.layers_block_type)

@@ -8,7 +8,7 @@ them once they pass.
 from __future__ import annotations
 
 from profiler.errors import UserError
-from profiler.measure.architecture import DERIVED, NUMBER_NAMES, read_number
+from profiler.measure.architecture import DERIVED, DERIVED_FROM, NUMBER_NAMES, read_number
 
 # A decode step at context c needs c + 1 positions: the shortest has c = 1.
 MIN_POSITIONS = 2
@@ -21,8 +21,9 @@ MAX_PARAMS = 10**13
 
 
 def _written_as(config, name: str) -> set[str]:
-    """The keys of config.json that set the attribute ``name`` of this family's config object."""
-    return {name, *(key for key, target in config.attribute_map.items() if target == name)}
+    """The keys of config.json that set the attribute ``name`` of this family's config object: its own, its aliases
+    (``attribute_map``) and those it is derived from (``DERIVED_FROM``)."""
+    return {name, *DERIVED_FROM.get(name, ()), *(key for key, target in config.attribute_map.items() if target == name)}
 
 
 def config_problems(config, written: dict) -> list[str]:

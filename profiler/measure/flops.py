@@ -25,10 +25,12 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   ``min(j, W)`` keys.
 - Mixture of experts (``Architecture.experts``): a router ``2 T d E``, then each token through
   its ``k`` routed experts, ``2 T k d f_e * 3``, and any shared expert, ``2 T d f_s * 3`` (plus
-  ``2 T d`` for Qwen2-MoE's shared-expert gate). transformers computes the routed experts only
-  for the tokens routed to them (a grouped matmul, a batched one, or a loop over the experts
-  hit), so that is what is counted, except Llama-4's, which it runs over every token
-  (``Experts.every_token``: ``2 T E d f_e * 3``, the router's scores zeroing those not chosen).
+  ``2 T d`` for Qwen2-MoE's shared-expert gate). Nemotron-H's experts are two matrices (``* 2``), and
+  where it has a latent width ``l`` its routed experts take ``l`` for ``d``, projected into and back,
+  ``2 T d l * 2``. transformers computes the routed experts only for the tokens routed to them (a grouped
+  matmul, a batched one, or a loop over the experts hit), so that is what is counted, except Llama-4's,
+  which it runs over every token (``Experts.every_token``: ``2 T E d f_e * 3``, the router's scores zeroing
+  those not chosen).
   The count does not depend on how tokens are balanced over experts.
 - Latent attention (``Architecture.latent_attention``, DeepSeek): queries ``2 T d r_q +
   2 T r_q h d_qk`` (or ``2 T d h d_qk`` without a query rank), the compressed key and value
@@ -56,8 +58,8 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 - Short convolution layers (``Architecture.short_convolution``: LFM2, LFM2-MoE, LFM3) in place of attention:
   projections ``2 T d 3d + 2 T d d`` and a depthwise convolution over ``d`` channels, ``K`` wide, at the
   positions counted above for the gated delta rule's.
-- Mamba-2 layers (``Architecture.mamba``: Granite-4.0-H, Bamba; ``H`` heads of size ``p``, a state ``N`` wide in
-  ``G`` groups, values ``E = H p`` wide) in place of attention, or beside it in every layer (Falcon-H1):
+- Mamba-2 layers (``Architecture.mamba``: Granite-4.0-H, Bamba, Nemotron-H; ``H`` heads of size ``p``, a state
+  ``N`` wide in ``G`` groups, values ``E = H p`` wide) in place of attention, or beside it in every layer (Falcon-H1):
   projections ``2 T d (2E + 2 G N + H) + 2 T E d``, the convolution over ``E + 2 G N`` channels at the
   positions counted above for the gated delta rule's, and the scan, counted as transformers'
   PyTorch code runs it: a one-token step on a state reads it, ``2 E N``; any other pass runs in chunks of
@@ -65,6 +67,9 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   ``2 P L H (N + p) + 4 P E N + 2 (Z + 1)^2 E N`` (within each chunk the outputs against the inputs, B against
   C, and the values mixed by them; each chunk's state written and read; the states passed from chunk to
   chunk, every chunk to every later one). Elementwise work (the step's update of its state) is left out.
+
+- Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
+  a layer counts its block only.
 
 Norms, activations, softmax, routing's top-k, residual adds and rotary embeddings are
 elementwise and left out (well under 1% for these models), as the counter leaves them out.
@@ -161,14 +166,19 @@ def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
 
 
 def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
-    """Layer ``layer``'s MLP over ``t`` tokens: dense, or router, routed and shared experts."""
+    """Layer ``layer``'s MLP over ``t`` tokens: dense, or router, routed and shared experts; none in a layer
+    without one."""
     d, experts = arch.hidden, arch.experts
+    if not arch.has_mlp(layer):
+        return 0
     if experts is None or layer not in experts.layers:
         return 2 * t * d * arch.ffn * (3 if arch.gated_mlp else 2)
     router = 2 * t * d * experts.count
-    routed = 2 * t * (experts.count if experts.every_token else experts.per_token) * d * experts.ffn * 3
-    shared = 2 * t * d * experts.shared_ffn * 3 + (2 * t * d if experts.shared_gate else 0)
-    return router + routed + shared
+    width, m = experts.latent or d, experts.matrices
+    routed = 2 * t * (experts.count if experts.every_token else experts.per_token) * width * experts.ffn * m
+    latent = 2 * t * d * experts.latent * 2
+    shared = 2 * t * d * experts.shared_ffn * m + (2 * t * d if experts.shared_gate else 0)
+    return router + routed + latent + shared
 
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int) -> int:
