@@ -509,11 +509,14 @@ def _linear_attention(config) -> GatedDeltaNet | None:
 MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1", "nemotron_h"})
 # Nemotron-H's names for its blocks (``layers_block_type``) and, in one of its layers, the block it is
 NEMOTRON_BLOCKS = {"full_attention": "attention", "linear_attention": "mamba", "mlp": "mlp", "moe": "moe"}
+# The names a family gives Mamba-2's numbers: heads, head width, state width, groups, convolution width, chunk
+MAMBA2_NAMES = ("mamba_n_heads", "mamba_d_head", "mamba_d_state", "mamba_n_groups", "mamba_d_conv", "mamba_chunk_size")
+NEMOTRON_MAMBA2_NAMES = ("mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "conv_kernel", "chunk_size")
 
 
 def _mamba(config, layers: int) -> Mamba2 | None:
-    """The Mamba-2 layers of a ``MAMBA2`` family, by its ``mamba_*`` numbers; None for any other family, or where it
-    has none."""
+    """The Mamba-2 layers of a ``MAMBA2`` family, by its numbers (``MAMBA2_NAMES``, Nemotron-H's own); None for any
+    other family, or where it has none."""
     if config.model_type not in MAMBA2:
         return None
     if config.model_type == "falcon_h1":
@@ -526,12 +529,9 @@ def _mamba(config, layers: int) -> Mamba2 | None:
         mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
     if not mixers:
         return None
-    if config.model_type == "nemotron_h":
-        return Mamba2(heads=config.mamba_num_heads, head_dim=config.mamba_head_dim, state=config.ssm_state_size,
-                      groups=config.n_groups, conv_kernel=config.conv_kernel, chunk=config.chunk_size, layers=mixers,
-                      replaces_attention=True)
-    return Mamba2(heads=config.mamba_n_heads, head_dim=config.mamba_d_head, state=config.mamba_d_state,
-                  groups=config.mamba_n_groups, conv_kernel=config.mamba_d_conv, chunk=config.mamba_chunk_size,
+    names = NEMOTRON_MAMBA2_NAMES if config.model_type == "nemotron_h" else MAMBA2_NAMES
+    heads, head_dim, state, groups, conv_kernel, chunk = (getattr(config, name) for name in names)
+    return Mamba2(heads=heads, head_dim=head_dim, state=state, groups=groups, conv_kernel=conv_kernel, chunk=chunk,
                   layers=mixers, replaces_attention=config.model_type != "falcon_h1")
 
 

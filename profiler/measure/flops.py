@@ -39,8 +39,8 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   mixing ``2 h T S_i (d_qk + d_v)`` and the output ``2 T h d_v d``.
 
 - Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's,
-  Qwen3.5's and MiniCPM5's query projection twice as wide (``g = h d_h``, the second half gating the output), LFM3's one
-  gate per head (``g = h``).
+  Qwen3.5's and MiniCPM5's query projection twice as wide (``g = h d_h``, the second half gating the output),
+  LFM3's one gate per head (``g = h``).
 - Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's and Qwen3.5's linear attention,
   ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
   ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
@@ -59,15 +59,14 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   projections ``2 T d 3d + 2 T d d`` and a depthwise convolution over ``d`` channels, ``K`` wide, at the
   positions counted above for the gated delta rule's.
 - Mamba-2 layers (``Architecture.mamba``: Granite-4.0-H, Bamba, Nemotron-H; ``H`` heads of size ``p``, a state
-  ``N`` wide in ``G`` groups, values ``E = H p`` wide) in place of attention, or beside it in every layer (Falcon-H1):
-  projections ``2 T d (2E + 2 G N + H) + 2 T E d``, the convolution over ``E + 2 G N`` channels at the
+  ``N`` wide in ``G`` groups, values ``E = H p`` wide) in place of attention, or beside it in every layer
+  (Falcon-H1): projections ``2 T d (2E + 2 G N + H) + 2 T E d``, the convolution over ``E + 2 G N`` channels at the
   positions counted above for the gated delta rule's, and the scan, counted as transformers'
   PyTorch code runs it: a one-token step on a state reads it, ``2 E N``; any other pass runs in chunks of
   ``L`` tokens (``mamba_chunk_size``), ``T`` padded to ``P``, ``Z = P / L`` chunks:
   ``2 P L H (N + p) + 4 P E N + 2 (Z + 1)^2 E N`` (within each chunk the outputs against the inputs, B against
   C, and the values mixed by them; each chunk's state written and read; the states passed from chunk to
   chunk, every chunk to every later one). Elementwise work (the step's update of its state) is left out.
-
 - Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
   a layer counts its block only.
 
@@ -123,6 +122,11 @@ def _attention_flops(arch: Architecture, t: int, keys: int) -> int:
     return queries + compress + decompress + scores + 2 * t * h * mla.v_head_dim * d
 
 
+def _padded(t: int, chunk: int) -> int:
+    """``t`` tokens padded to a whole number of chunks of ``chunk``, as a chunked scan pads them."""
+    return -(-t // chunk) * chunk
+
+
 def _convolution_flops(channels: int, kernel: int, t: int, stated: bool) -> int:
     """A causal depthwise convolution ``kernel`` wide over ``t`` new tokens, ``stated`` where the cache held its last
     inputs before the pass: the positions transformers computes (the module doc)."""
@@ -145,8 +149,8 @@ def _mamba_flops(arch: Architecture, t: int, stated: bool) -> int:
     state = m.inner * m.state
     if stated and t == 1:
         return projections + convolution + 2 * state
-    chunks = -(-t // m.chunk)
-    padded = chunks * m.chunk
+    padded = _padded(t, m.chunk)
+    chunks = padded // m.chunk
     scan = 2 * padded * m.chunk * m.heads * (m.state + m.head_dim) + 4 * padded * state + 2 * (chunks + 1) ** 2 * state
     return projections + convolution + scan
 
@@ -161,8 +165,7 @@ def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
     if stated and t == 1:
         return projections + convolution
     c, dk, dv = DELTA_RULE_CHUNK, net.key_head_dim, net.value_head_dim
-    padded = -(-t // c) * c
-    return projections + convolution + padded * net.value_heads * (4 * c * dk + 2 * c * dv + 6 * dk * dv)
+    return projections + convolution + _padded(t, c) * net.value_heads * (4 * c * dk + 2 * c * dv + 6 * dk * dv)
 
 
 def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
