@@ -12,7 +12,7 @@ from profiler.errors import UserError
 from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import check_model, load_model
 from tests.conftest import save_tiny, tiny_config
-from tests.families import save_family
+from tests.families import family_config, save_family
 from tests.user_error import run_argv, skip_ceilings, stop_before_measuring, user_error
 
 
@@ -265,6 +265,14 @@ def test_good_weights_pass_every_check_and_load(saved_gpt2, tmp_path, monkeypatc
                        load_file(saved_gpt2 / "model.safetensors")["transformer.h.0.attn.c_attn.weight"])
 
 
+def _with(family: str, **numbers):
+    """The tiny config of ``family`` with ``numbers`` set after it is made (a config.json as a user might edit it)."""
+    config = family_config(family, max_positions=64)
+    for name, value in numbers.items():
+        setattr(config, name, value)
+    return config
+
+
 BUILT_AND_NOT_RUN = {  # a config.json transformers reads, and the line its model gets
     "encoder": (lambda: transformers.BertConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                                 intermediate_size=128, max_position_embeddings=64),
@@ -277,10 +285,14 @@ BUILT_AND_NOT_RUN = {  # a config.json transformers reads, and the line its mode
                                                           num_key_value_heads=2, moe_intermediate_size=32, num_experts=4,
                                                           num_experts_per_tok=2, max_position_embeddings=256),
                        "cannot build this model (TypeError: "),
-    "zero-multiple": (lambda: transformers.Lfm2Config(vocab_size=256, hidden_size=64, num_hidden_layers=2,
-                                                      intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
-                                                      block_multiple_of=0, max_position_embeddings=256),
-                      "cannot build this model (ZeroDivisionError: "),
+    "zero-multiple": (lambda: _with("lfm2", block_multiple_of=0), "cannot build this model (ZeroDivisionError: "),
+    "negative-width": (lambda: _with("qwen3_5_text", linear_num_value_heads=-4),
+                       "cannot build this model (RuntimeError: Trying to create tensor with negative dimension"),
+    # a width or a chunk no machine's address space holds (petabytes): refused whatever the kernel overcommits
+    "huge-width": (lambda: _with("qwen3_5_text", linear_num_value_heads=2**46),
+                   "building this model runs out of memory ("),
+    "huge-chunk": (lambda: _with("granitemoehybrid", mamba_chunk_size=10**12),
+                   "a pass of two tokens runs out of memory ("),
     "not-a-decoder": (lambda: transformers.ReformerConfig(vocab_size=256, hidden_size=64, num_attention_heads=4,
                                                           max_position_embeddings=256, is_decoder=False),
                       "cannot build this model (AssertionError: "),
@@ -291,9 +303,11 @@ BUILT_AND_NOT_RUN = {  # a config.json transformers reads, and the line its mode
 def test_a_model_transformers_cannot_build_or_run_is_one_line_and_writes_no_samples(kind, tmp_path, capfd,
                                                                                      monkeypatch):
     """BERT as a causal LM returns no KV cache; a CodeGen whose rotary dimensions (64) exceed its heads' (16) fails in
-    its first pass; an LFM2-MoE without layer types, an LFM2 rounding its MLP width to a multiple of 0 and a Reformer
-    that is not a decoder fail in their constructors:
-    each is one line at load, before the run's samples.csv is opened (its folder holds only its lock)."""
+    its first pass; an LFM2-MoE without layer types, an LFM2 rounding its MLP width to a multiple of 0, a Qwen3.5 of
+    -4 value heads and a Reformer that is not a decoder fail in their constructors; a Qwen3.5 of 2^46 value heads
+    runs out of memory in its constructor, and a Granite-4.0-H whose scan pads two tokens to a chunk of 10^12 in its
+    first pass: each is one line at load, before the run's samples.csv is opened (its folder holds only its
+    lock)."""
     folder = tmp_path / kind
     make, said = BUILT_AND_NOT_RUN[kind]
     make().save_pretrained(folder)

@@ -75,7 +75,8 @@ def cache_argument(model) -> str:
 def _check_a_cached_step(model, source: ModelSource, transformers_version: str) -> None:
     """A pass over two tokens, then one token on the cache it returns, before anything is measured: a model that
     transformers builds and cannot run (an inconsistent config.json, an encoder that returns no KV cache) is a
-    one-line ``UserError`` here rather than a traceback in the sweep. Running out of memory is left to the sweep."""
+    one-line ``UserError`` here rather than a traceback in the sweep, and so is one whose two-token pass already runs
+    out of memory (nothing longer could be measured: a chunk of 10^12 tokens that a Mamba-2 scan pads to)."""
     name = cache_argument(model)
     tokens = torch.zeros((1, 2), dtype=torch.long, device=model.get_input_embeddings().weight.device)
     try:
@@ -85,7 +86,7 @@ def _check_a_cached_step(model, source: ModelSource, transformers_version: str) 
                 model(tokens[:, :1], use_cache=True, logits_to_keep=1, **{name: cache})
     except Exception as err:  # whatever transformers raises for a model it cannot run
         if is_out_of_memory(err):
-            raise
+            raise UserError(f"{source.name}: a pass of two tokens runs out of memory ({_one_line(err)})") from None
         raise UserError(f"{source.name}: a forward pass fails in transformers {transformers_version} "
                         f"({type(err).__name__}: {_one_line(err)})") from None
     if cache is None:
@@ -167,9 +168,12 @@ def _building(source: ModelSource, attn_implementation: str | None = None):
                             f"transformers {transformers_version}; pass --attn eager") from None
         raise UserError(f"{source.name}: cannot build this model ({_one_line(err)})") from None
     # what a model's constructor raises on a config.json whose numbers do not fit together (a list of layer types
-    # too short or missing, a dimension it asserts on, a width rounded to a multiple of 0): the class named, since the
-    # message alone may not say
-    except (TypeError, AttributeError, AssertionError, KeyError, IndexError, ArithmeticError) as err:
+    # too short or missing, a dimension it asserts on, a width rounded to a multiple of 0, a negative width): the
+    # class named, since the message alone may not say; and the memory its weights (or a constructor's own
+    # tensors, of a width no model has) would take, where the machine has less
+    except (TypeError, AttributeError, AssertionError, KeyError, IndexError, ArithmeticError, RuntimeError) as err:
+        if is_out_of_memory(err):
+            raise UserError(f"{source.name}: building this model runs out of memory ({_one_line(err)})") from None
         raise UserError(f"{source.name}: cannot build this model ({type(err).__name__}: {_one_line(err)})") from None
 
 
