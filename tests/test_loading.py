@@ -317,3 +317,23 @@ def test_a_model_transformers_cannot_build_or_run_is_one_line_and_writes_no_samp
     line = user_error(capfd, run_argv(folder, "--out", "out", "--fits", "fits"))
     assert line.startswith(expected), line
     assert [path.name for path in (tmp_path / "out").rglob("*") if path.is_file()] == [".lock"]
+
+
+def test_random_weights_beyond_the_memory_available_are_refused_before_they_are_allocated(tmp_path, capfd, monkeypatch):
+    """On a CPU, running out of memory kills the process: weights that need more than ``MemAvailable`` (here 4 KiB)
+    are one line before any is allocated; with the memory there, the same model loads."""
+    from profiler.measure import memory
+    from profiler.measure.loading import meta_architecture
+
+    folder = save_family(tmp_path / "llama", "llama")
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       4 kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    skip_ceilings(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    needed = meta_architecture(ModelSource("llama", folder, "local")).params * 4  # float32
+    line = user_error(capfd, run_argv(folder, "--out", "out", "--fits", "fits"))
+    assert line == (f"profiler: error: llama: building this model runs out of memory (its weights need {needed:,} "
+                    "bytes on the CPU, 4,096 are available: out of memory)")
+    meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       16384 kB\n")
+    assert load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32).random_weights

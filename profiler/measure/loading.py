@@ -42,7 +42,7 @@ from profiler.measure.architecture import Architecture, architecture_of
 from profiler.measure.catalog import ModelSource
 from profiler.measure.composite import language_model
 from profiler.measure.config_check import check_config
-from profiler.measure.memory import is_out_of_memory
+from profiler.measure.memory import is_out_of_memory, meminfo_bytes
 
 _INIT_STD = 0.02
 _UNIFORM_BOUND = _INIT_STD * math.sqrt(3.0)  # uniform(-a, a) has std a/sqrt(3)
@@ -251,6 +251,18 @@ def _fill_from_block(value: torch.Tensor, doubled_block: torch.Tensor, offset: i
     flat[flat.numel() - tail :].copy_(rolled[:tail])
 
 
+def _check_weights_fit(model: torch.nn.Module, placement: dict) -> None:
+    """Raise ``torch.OutOfMemoryError`` before any weight is allocated where the parameters placed on the CPU need more
+    bytes than the kernel's ``MemAvailable``: on a CPU, running out kills the process rather than raising (a GPU
+    raises on its own). ``_building`` makes it one line."""
+    needed = sum(param.numel() * param.element_size() for name, param in model.named_parameters()
+                 if torch.device(_device_of(name, placement)).type == "cpu")
+    available = meminfo_bytes("MemAvailable")
+    if available is not None and needed > available:
+        raise torch.OutOfMemoryError(f"its weights need {needed:,} bytes on the CPU, {available:,} are available: "
+                                     "out of memory")
+
+
 def _materialize_random(model: torch.nn.Module, placement: dict, seed: int) -> None:
     """Give every meta parameter real storage on its device and fill it; move real buffers."""
     from accelerate.utils import set_module_tensor_to_device
@@ -305,6 +317,7 @@ def load_model(
             with init_empty_weights(include_buffers=False):
                 model = AutoModelForCausalLM.from_config(config, **options)
             placement = _placement(model, device, dtype, device_map)
+            _check_weights_fit(model, placement)
             _materialize_random(model, placement, seed)
             if len(set(placement.values())) > 1:
                 model = dispatch_model(model, device_map=placement)
