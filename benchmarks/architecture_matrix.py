@@ -1,6 +1,6 @@
 """The architecture matrix: each decoder family of tests/families.py, run, counted and cached.
 
-What: for each of the 20 tiny configs (2-3 layers, 64 wide, written by transformers' own config
+What: for each tiny config (2-4 layers, 64 wide, written by transformers' own config
 classes; random weights, float32, CPU, one thread):
 
 - runs: a real ``python -m profiler run --model DIR --lengths 16,64,256 --budget 4 --threads 1``

@@ -16,7 +16,8 @@ with a window and a gate per head), Granite's shared MLP beside experts (Granite
 sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
 the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H), an attention output gated by a second half
 of the query projection beside experts in dense and sparse layers (MiniCPM5), layers that are each one block
-(attention, Mamba-2, a two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H).
+(attention, Mamba-2, a two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H), Mamba (Mamba-1)
+layers beside attention layers, with experts every other layer (Jamba).
 """
 
 from __future__ import annotations
@@ -133,10 +134,14 @@ FAMILIES = {
                                                         num_local_experts=0, num_key_value_heads=2,
                                                         position_embedding_type="rope",  # its default: none at all
                                                         layer_types=["attention", "mamba"], **_MAMBA2)),
+    "jamba": ("JambaConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, attn_layer_period=2,
+                                  attn_layer_offset=0, num_experts=4, num_experts_per_tok=2, expert_layer_period=2,
+                                  expert_layer_offset=1, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
-# attention without a position encoding: a token's key is the same at every position
-NO_POSITIONS = frozenset({"nemotron_h"})
+# attention without a position encoding (the Mamba layers before it carry the order): a token's key is the same at
+# every position
+NO_POSITIONS = frozenset({"nemotron_h", "jamba"})
 # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
 EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"})
 
@@ -187,13 +192,11 @@ def save_bamba(folder, max_positions: int = 128):
     return folder
 
 
-def save_jamba(folder, max_positions: int = 128):
-    """A tiny Jamba (not in the matrix: its Mamba-1 layer is work the FLOP formula does not model), a Mamba layer
-    then an attention layer with experts, saved as a local HF folder (config only: random weights)."""
-    transformers.JambaConfig(**_ATTENTION, **_COMMON, num_key_value_heads=2, intermediate_size=128,
-                             attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1,
-                             num_experts=4, num_experts_per_tok=2, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2,
-                             max_position_embeddings=max_positions).save_pretrained(folder)
+def save_olmo_hybrid(folder, max_positions: int = 128):
+    """A tiny OLMo-Hybrid (not in the matrix: its linear-attention layer is work the FLOP formula does not model), a
+    linear-attention layer then an attention layer, saved as a local HF folder (config only: random weights)."""
+    transformers.OlmoHybridConfig(**_ATTENTION, **_COMMON, intermediate_size=128,
+                                  max_position_embeddings=max_positions).save_pretrained(folder)
     return folder
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, GraniteMoeConfig, LlamaConfig
+from transformers import AutoConfig, GraniteMoeConfig, JambaConfig, LlamaConfig
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -177,6 +177,20 @@ def test_active_parameters_of_a_published_mixture(tmp_path):
     assert arch.params == pytest.approx(1.33e9, rel=0.01)
     assert arch.active_params == pytest.approx(0.43e9, rel=0.01)
     assert arch.as_dict()["active_params"] == arch.active_params
+
+
+def test_jamba_as_published_has_its_parameters_and_cache(tmp_path):
+    """Jamba-v0.1 (transformers' JambaConfig defaults) as AI21 describes it: 52B parameters, 12B active (2 of 16
+    experts in every other layer), attention in one layer of 8 and Mamba in the others, a KV cache of 4GB at 256K
+    tokens in 16 bits."""
+    folder = tmp_path / "jamba"
+    JambaConfig().save_pretrained(folder)
+    arch = meta_architecture(ModelSource("jamba", folder, "local"))
+    assert arch.params == pytest.approx(51.6e9, rel=0.01) and arch.active_params == pytest.approx(12.1e9, rel=0.01)
+    assert arch.experts.layers == tuple(range(1, 32, 2))
+    assert [layer for layer in range(32) if arch.attends(layer)] == [4, 12, 20, 28]
+    assert (arch.mamba1.inner, arch.mamba1.state, arch.mamba1.dt_rank, len(arch.mamba1.layers)) == (8192, 16, 256, 28)
+    assert arch.kv_cache_bytes(256 * 1024, torch.bfloat16) / 2**30 == pytest.approx(4.0, rel=0.01)
 
 
 def test_the_architecture_goes_to_json_as_it_is():

@@ -7,7 +7,7 @@ from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.flops_check import FORMULA_TOLERANCE, formula_check
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
-from tests.families import save_bamba, save_falcon_h1, save_family, save_jamba, save_lfm2
+from tests.families import save_bamba, save_falcon_h1, save_family, save_lfm2, save_olmo_hybrid
 
 
 def _rows(*rows) -> pd.DataFrame:
@@ -56,9 +56,9 @@ def test_a_hybrid_the_formula_knows_is_not_off(save, tmp_path):
 
 
 def test_work_the_formula_does_not_know_is_said(tmp_path):
-    """The formula counts Jamba's Mamba-1 layer as an attention layer, more than it runs."""
-    jamba = _checked(save_jamba(tmp_path / "jamba"))
-    assert jamba.phases_off == ("prefill", "decode") and jamba.high < 1 - FORMULA_TOLERANCE
+    """The formula counts OLMo-Hybrid's linear-attention layer as an attention layer, less than it runs."""
+    olmo = _checked(save_olmo_hybrid(tmp_path / "olmo_hybrid"))
+    assert olmo.phases_off == ("prefill", "decode") and olmo.high > 1 + FORMULA_TOLERANCE
 
 
 @pytest.mark.slow
@@ -67,9 +67,9 @@ def test_a_run_of_such_a_model_says_so_on_the_console_and_in_its_report(tmp_path
     from tests.user_error import skip_ceilings
 
     skip_ceilings(monkeypatch)
-    folder = save_jamba(tmp_path / "jamba")
+    folder = save_olmo_hybrid(tmp_path / "olmo_hybrid")
     assert main(["run", "--model", str(folder), "--lengths", "16,32,64", "--budget", "3",
                  "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]) == 0
     assert "times the formula's (prefill, decode, extend, forward off by" in " ".join(capsys.readouterr().out.split())
-    (report,) = (tmp_path / "reports").glob("*/jamba/report.md")
+    (report,) = (tmp_path / "reports").glob("*/olmo_hybrid/report.md")
     assert "the formula does not know all of this architecture's work" in report.read_text()

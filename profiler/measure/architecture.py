@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
 Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 44 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 45 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -175,6 +175,29 @@ class Mamba2:
 
 
 @dataclass(frozen=True)
+class Mamba1:
+    """Mamba (selective state space) layers in place of attention (Jamba's ``mamba`` layers; ``layers``: their
+    indices). Each projects a token to values and a gate, each ``inner`` wide; runs the values through a causal
+    depthwise convolution ``conv_kernel`` wide; projects them to a time step of rank ``dt_rank`` and to the input and
+    output projections of the ``state`` (B and C), and the time step back to ``inner``; scans the values through an
+    ``inner x state`` state, token by token; and projects the gated result back to the model's width. Its cache holds
+    no tokens: the convolution's last ``conv_kernel`` inputs, in the model's dtype, and the state, in float32 whatever
+    the model's dtype (transformers' scan computes in float32)."""
+
+    inner: int
+    state: int
+    dt_rank: int
+    conv_kernel: int
+    layers: tuple[int, ...]
+    replaces_attention: ClassVar[bool] = True
+
+    def state_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes one layer's cache holds for a sequence, at any context."""
+        return self.inner * self.conv_kernel * _element_bytes(dtype) + self.inner * self.state * _element_bytes(
+            torch.float32)
+
+
+@dataclass(frozen=True)
 class Architecture:
     """Shape of one decoder model. Counts are plain integers; nothing here has units but the bytes
     of the KV-cache methods."""
@@ -199,6 +222,7 @@ class Architecture:
     linear_attention: GatedDeltaNet | None  # None: no gated-delta-rule layers
     short_convolution: ShortConvolution | None  # None: no convolution layers
     mamba: Mamba2 | None  # None: no Mamba-2 layers
+    mamba1: Mamba1 | None  # None: no Mamba (Mamba-1) layers
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
 
     @property
@@ -218,13 +242,14 @@ class Architecture:
         return self.params - idle * experts.matrices * (experts.latent or self.hidden) * experts.ffn
 
     @property
-    def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution | Mamba2, ...]:
+    def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution | Mamba2 | Mamba1, ...]:
         """The kinds of layer that do not attend, each with its layers: a state of fixed size in the cache."""
-        return tuple(kind for kind in (self.linear_attention, self.short_convolution, self.mamba) if kind is not None)
+        kinds = (self.linear_attention, self.short_convolution, self.mamba, self.mamba1)
+        return tuple(kind for kind in kinds if kind is not None)
 
     def attends(self, layer: int) -> bool:
-        """Whether layer ``layer`` attends (unless the gated delta rule, a convolution or Mamba-2 runs in its place,
-        or its one block is another)."""
+        """Whether layer ``layer`` attends (unless the gated delta rule, a convolution, Mamba-2 or Mamba runs in its
+        place, or its one block is another)."""
         if self.blocks is not None:
             return self.blocks[layer] == "attention"
         return not any(layer in kind.layers for kind in self.stateful_layers if kind.replaces_attention)
@@ -320,6 +345,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         linear_attention=_linear_attention(config),
         short_convolution=_short_convolution(config, hidden),
         mamba=_mamba(config, layers),
+        mamba1=_mamba1(config),
         blocks=_blocks(config),
     )
 
@@ -434,8 +460,9 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
 
 def _sparse_layers(config, layers: int) -> tuple[int, ...]:
     """The layers with experts: Llama-4's ``moe_layers``; Nemotron-H's ``moe`` blocks; those ``mlp_layer_types``
-    names ``sparse`` (HY-V3); ERNIE-4.5's every ``moe_layer_interval``-th from ``moe_layer_start_index`` to
-    ``moe_layer_end_index``; otherwise all but DeepSeek's first ``first_k_dense_replace`` (LFM2-MoE's
+    names ``sparse`` (HY-V3); those ``layers_num_experts`` gives more than one (Jamba's every
+    ``expert_layer_period``-th from ``expert_layer_offset``); ERNIE-4.5's every ``moe_layer_interval``-th from
+    ``moe_layer_start_index`` to ``moe_layer_end_index``; otherwise all but DeepSeek's first ``first_k_dense_replace`` (LFM2-MoE's
     ``num_dense_layers``), and for Qwen-MoE every ``decoder_sparse_step``-th not in ``mlp_only_layers``."""
     if config.model_type == "llama4_text":
         return tuple(config.moe_layers)
@@ -444,6 +471,9 @@ def _sparse_layers(config, layers: int) -> tuple[int, ...]:
     types = getattr(config, "mlp_layer_types", None)
     if types is not None:
         return tuple(i for i, kind in enumerate(types) if kind == "sparse")
+    counts = getattr(config, "layers_num_experts", None)
+    if counts is not None:
+        return tuple(i for i, count in enumerate(counts) if count > 1)
     if getattr(config, "moe_layer_interval", None):
         return tuple(i for i in range(layers) if (i + 1) % config.moe_layer_interval == 0
                      and config.moe_layer_start_index <= i <= config.moe_layer_end_index)
@@ -533,6 +563,23 @@ def _mamba(config, layers: int) -> Mamba2 | None:
     heads, head_dim, state, groups, conv_kernel, chunk = (getattr(config, name) for name in names)
     return Mamba2(heads=heads, head_dim=head_dim, state=state, groups=groups, conv_kernel=conv_kernel, chunk=chunk,
                   layers=mixers, replaces_attention=config.model_type != "falcon_h1")
+
+
+# Families with Mamba (Mamba-1) layers: Jamba's ``linear_attention`` layers (transformers' name for its ``mamba``
+# layers, every layer but each ``attn_layer_period``-th from ``attn_layer_offset``)
+MAMBA1 = frozenset({"jamba"})
+
+
+def _mamba1(config) -> Mamba1 | None:
+    """The Mamba layers of a ``MAMBA1`` family, by its ``mamba_*`` numbers (values ``mamba_expand`` times the model's
+    width); None for any other family, or where it has none."""
+    if config.model_type not in MAMBA1:
+        return None
+    mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
+    if not mixers:
+        return None
+    return Mamba1(inner=config.mamba_expand * config.hidden_size, state=config.mamba_d_state,
+                  dt_rank=config.mamba_dt_rank, conv_kernel=config.mamba_d_conv, layers=mixers)
 
 
 def _blocks(config) -> tuple[str, ...] | None:

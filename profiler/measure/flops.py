@@ -47,7 +47,9 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   implementation (what runs on a CPU, and the counter sees) computes it: projections
   ``2 T d (C + h_v d_v + 2 h_v) + 2 T h_v d_v d``; the depthwise convolution ``2 C K`` per output position,
   ``T + K - 1`` of them on a pass with no state before it (prefill, forward), ``T + 2K - 1`` on one that
-  prepends the ``K`` inputs its cache kept (extend), 2 on a one-token step; and the delta rule. A pass of
+  prepends the ``K`` inputs its cache kept (extend), 2 on a one-token step (a prefill into a cache pads a prompt
+  shorter than ``K`` to ``K``: up to ``K - 1`` positions more, left out, 0.1-1.2% of a one-token prefill of the
+  tiny test models); and the delta rule. A pass of
   ``T`` tokens (or one with no state before it) runs it in chunks of ``c = 64``, padding ``T`` to ``P``, a
   multiple of 64: ``P h_v (4 c d_k + 2 c d_v + 6 d_k d_v)`` (within each chunk the keys against the keys and
   the queries, the values mixed by them; across chunks the state read by the keys and the queries and
@@ -67,6 +69,11 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   ``2 P L H (N + p) + 4 P E N + 2 (Z + 1)^2 E N`` (within each chunk the outputs against the inputs, B against
   C, and the values mixed by them; each chunk's state written and read; the states passed from chunk to
   chunk, every chunk to every later one). Elementwise work (the step's update of its state) is left out.
+- Mamba (Mamba-1) layers (``Architecture.mamba1``: Jamba; values ``E`` wide, a state ``N`` wide, a time step of
+  rank ``R``) in place of attention: projections ``2 T d 2E + 2 T E (R + 2N) + 2 T R E + 2 T E d`` (in, to the time
+  step, B and C, the time step back, out), the convolution over ``E`` channels at the positions counted above for
+  the gated delta rule's, and the scan, token by token in transformers' PyTorch code: each token's state read by
+  its C, ``2 E N``. Its update of the state is elementwise and left out.
 - Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
   a layer counts its block only.
 
@@ -155,6 +162,14 @@ def _mamba_flops(arch: Architecture, t: int, stated: bool) -> int:
     return projections + convolution + scan
 
 
+def _mamba1_flops(arch: Architecture, t: int, stated: bool) -> int:
+    """One Mamba (Mamba-1) layer over ``t`` new tokens, ``stated`` where the cache held its state before the pass
+    (the module doc)."""
+    m, d = arch.mamba1, arch.hidden
+    projections = 2 * t * (d * 2 * m.inner + m.inner * (m.dt_rank + 2 * m.state) + m.dt_rank * m.inner + m.inner * d)
+    return projections + _convolution_flops(m.inner, m.conv_kernel, t, stated) + 2 * t * m.inner * m.state
+
+
 def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
     """One gated-delta-rule layer over ``t`` new tokens, ``stated`` where the cache held its state before the pass
     (the module doc)."""
@@ -185,13 +200,15 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
 
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int) -> int:
-    """Layer ``layer``'s token mixing (what runs before its MLP): attention, the gated delta rule, a convolution or
-    Mamba-2 (Falcon-H1's beside attention)."""
+    """Layer ``layer``'s token mixing (what runs before its MLP): attention, the gated delta rule, a convolution,
+    Mamba-2 (Falcon-H1's beside attention) or Mamba."""
     stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
         flops += _attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
     if arch.mamba is not None and layer in arch.mamba.layers:
         flops += _mamba_flops(arch, new_tokens, stated)
+    if arch.mamba1 is not None and layer in arch.mamba1.layers:
+        flops += _mamba1_flops(arch, new_tokens, stated)
     if arch.linear_attention is not None and layer in arch.linear_attention.layers:
         flops += _delta_rule_flops(arch, new_tokens, stated)
     if arch.short_convolution is not None and layer in arch.short_convolution.layers:
