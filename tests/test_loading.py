@@ -319,13 +319,18 @@ def test_a_model_transformers_cannot_build_or_run_is_one_line_and_writes_no_samp
     assert [path.name for path in (tmp_path / "out").rglob("*") if path.is_file()] == [".lock"]
 
 
-def test_random_weights_beyond_the_memory_available_are_refused_before_they_are_allocated(tmp_path, capfd, monkeypatch):
-    """On a CPU, running out of memory kills the process: weights that need more than ``MemAvailable`` (here 4 KiB)
-    are one line before any is allocated; with the memory there, the same model loads."""
+@pytest.mark.parametrize("weights", [False, True])
+def test_weights_beyond_the_memory_available_are_refused_before_they_are_allocated(weights, tmp_path, capfd,
+                                                                                   monkeypatch):
+    """On a CPU, running out of memory kills the process: weights that need more than ``MemAvailable`` (here 4 KiB),
+    random or the folder's safetensors, are one line before any is allocated or read; with the memory there, the same
+    model loads."""
     from profiler.measure import memory
     from profiler.measure.loading import meta_architecture
 
     folder = save_family(tmp_path / "llama", "llama")
+    if weights:
+        AutoModelForCausalLM.from_config(family_config("llama")).save_pretrained(folder)
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       4 kB\n")
     monkeypatch.setattr(memory, "MEMINFO", meminfo)
@@ -336,4 +341,4 @@ def test_random_weights_beyond_the_memory_available_are_refused_before_they_are_
     assert line == (f"profiler: error: llama: building this model runs out of memory (its weights need {needed:,} "
                     "bytes on the CPU, 4,096 are available: out of memory)")
     meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       16384 kB\n")
-    assert load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32).random_weights
+    assert load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32).random_weights != weights

@@ -251,10 +251,20 @@ def _fill_from_block(value: torch.Tensor, doubled_block: torch.Tensor, offset: i
     flat[flat.numel() - tail :].copy_(rolled[:tail])
 
 
+def _empty_model(config, options: dict) -> torch.nn.Module:
+    """The model of ``config`` with its parameters on the meta device: shapes and dtypes, no storage."""
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights(include_buffers=False):
+        return AutoModelForCausalLM.from_config(config, **options)
+
+
 def _check_weights_fit(model: torch.nn.Module, placement: dict) -> None:
-    """Raise ``torch.OutOfMemoryError`` before any weight is allocated where the parameters placed on the CPU need more
-    bytes than the kernel's ``MemAvailable``: on a CPU, running out kills the process rather than raising (a GPU
-    raises on its own). ``_building`` makes it one line."""
+    """Raise ``torch.OutOfMemoryError`` before any weight is allocated or read where the parameters placed on the CPU
+    need more bytes than the kernel's ``MemAvailable``: on a CPU, running out kills the process rather than raising
+    (a GPU raises on its own), and weights read from a file that do not fit are read again from the disk on every
+    pass. ``_building`` makes it one line."""
     needed = sum(param.numel() * param.element_size() for name, param in model.named_parameters()
                  if torch.device(_device_of(name, placement)).type == "cpu")
     available = meminfo_bytes("MemAvailable")
@@ -301,8 +311,7 @@ def load_model(
 ) -> LoadedModel:
     """Build ``source`` on ``device`` in ``dtype``; ``device_map="auto"`` spreads it with accelerate.
     ``attn_implementation`` None: sdpa, or eager where the architecture cannot run sdpa (see the module doc)."""
-    from accelerate import dispatch_model, init_empty_weights
-    from transformers import AutoModelForCausalLM
+    from accelerate import dispatch_model
     from transformers import __version__ as transformers_version
 
     start = time.perf_counter()
@@ -311,11 +320,12 @@ def load_model(
     options = dict(dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code)
     with _building(source, attn_implementation):
         if own_weights:
+            if device_map != "auto":  # accelerate's own placement keeps within each device's memory
+                _check_weights_fit(_empty_model(config, options), {"": str(device)})
             model = _from_safetensors(source, config, device, device_map, options)
             placement = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
         else:
-            with init_empty_weights(include_buffers=False):
-                model = AutoModelForCausalLM.from_config(config, **options)
+            model = _empty_model(config, options)
             placement = _placement(model, device, dtype, device_map)
             _check_weights_fit(model, placement)
             _materialize_random(model, placement, seed)
