@@ -17,7 +17,9 @@ sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_siz
 the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H), an attention output gated by a second half
 of the query projection beside experts in dense and sparse layers (MiniCPM5), layers that are each one block
 (attention, Mamba-2, a two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H), Mamba (Mamba-1)
-layers beside attention layers, with experts every other layer (Jamba).
+layers beside attention layers, with experts every other layer (Jamba), AltUp, LAuReL, per-layer inputs, an MLP width
+per layer (sparse activations in some) and the last layers attending to earlier layers' keys and values
+(Gemma-3n).
 """
 
 from __future__ import annotations
@@ -137,6 +139,12 @@ FAMILIES = {
     "jamba": ("JambaConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, attn_layer_period=2,
                                   attn_layer_offset=0, num_experts=4, num_experts_per_tok=2, expert_layer_period=2,
                                   expert_layer_offset=1, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2)),
+    "gemma3n_text": ("Gemma3nTextConfig", dict(_ATTENTION, num_hidden_layers=4, num_key_value_heads=2, head_dim=16,
+                                               intermediate_size=[128, 96, 128, 64], sliding_window=32,
+                                               layer_types=["sliding_attention", "full_attention"] * 2,
+                                               num_kv_shared_layers=2, altup_num_inputs=4, laurel_rank=8,
+                                               hidden_size_per_layer_input=16, vocab_size_per_layer_input=256,
+                                               activation_sparsity_pattern=[0.95, 0.95, 0.0, 0.0])),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
 # attention without a position encoding (the Mamba layers before it carry the order): a token's key is the same at

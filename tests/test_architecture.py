@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, GraniteMoeConfig, JambaConfig, LlamaConfig
+from transformers import AutoConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -102,6 +102,21 @@ def test_impossible_or_missing_numbers_end_the_run_in_one_line_before_anything_i
         assert words in line, line
 
 
+@pytest.mark.parametrize("widths, said", [
+    ([128, 0, 128, 64], "intermediate_size = 0 (at least 1)"),
+    ([128, 10**8, 128, 64], "intermediate_size = 100,000,000 (at most 10,000,000)"),
+    ([128, 96, 128, -1], "intermediate_size = -1 (at least 1)"),
+])
+def test_each_width_of_a_per_layer_list_is_checked(widths, said, tmp_path, capfd, monkeypatch):
+    """Gemma-3n gives its MLP a width per layer: each is checked as one number is, in one line."""
+    from tests.families import save_family
+
+    folder = save_family(tmp_path / "broken", "gemma3n_text")
+    (folder / "config.json").write_text(json.dumps(_written(folder) | {"intermediate_size": widths}))
+    stop_before_measuring(monkeypatch)
+    assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: config.json: {said}"
+
+
 def test_the_tiny_and_shipped_configs_have_no_problems(tiny_dir):
     """Configs transformers wrote, and the published ones under models/, pass as they are."""
     for folder in [tiny_dir, *(source.path for source in named_models())]:
@@ -191,6 +206,20 @@ def test_jamba_as_published_has_its_parameters_and_cache(tmp_path):
     assert [layer for layer in range(32) if arch.attends(layer)] == [4, 12, 20, 28]
     assert (arch.mamba1.inner, arch.mamba1.state, arch.mamba1.dt_rank, len(arch.mamba1.layers)) == (8192, 16, 256, 28)
     assert arch.kv_cache_bytes(256 * 1024, torch.bfloat16) / 2**30 == pytest.approx(4.0, rel=0.01)
+
+
+def test_gemma_3n_caches_only_the_layers_before_those_that_share(tmp_path):
+    """Gemma-3n E4B's text model (transformers' Gemma3nTextConfig defaults): its last 15 of 35 layers attend to earlier
+    layers' keys and values, so 20 layers cache, 2 heads of 256 each; about 4B parameters beside its embeddings (the
+    "effective" 4B), and 2.9B in the token table and the per-layer input table."""
+    folder = tmp_path / "gemma3n"
+    Gemma3nTextConfig().save_pretrained(folder)
+    arch = meta_architecture(ModelSource("gemma3n", folder, "local"))
+    assert arch.kv_shared == tuple(range(20, 35)) and arch.ffn_widths is None and arch.ffn == 16384
+    assert arch.kv_bytes_per_token(torch.bfloat16) == 20 * 2 * 2 * 256 * 2
+    assert arch.non_embedding_params == pytest.approx(3.95e9, rel=0.01)
+    assert arch.embedding_params == 262400 * 2048 + 262144 * 35 * 256
+    assert (arch.altup.inputs, arch.altup.laurel_rank, arch.altup.per_layer_input) == (4, 64, 256)
 
 
 def test_the_architecture_goes_to_json_as_it_is():

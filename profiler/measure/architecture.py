@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
 Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 45 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 46 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -198,6 +198,22 @@ class Mamba1:
 
 
 @dataclass(frozen=True)
+class AltUp:
+    """Gemma-3n's work around each layer's attention and MLP. The model carries ``inputs`` copies of a token's state
+    (AltUp): before each layer, a router (``hidden x inputs``, from the first copy) weighs a prediction of every copy
+    from all of them (``inputs x inputs^2`` coefficients, then ``hidden x inputs`` by ``inputs x inputs`` per copy);
+    the layer runs on the first; after it, the router again and ``inputs x inputs`` coefficients correct every copy.
+    Beside attention runs a low-rank branch ``laurel_rank`` wide (LAuReL: in and back out); after the layer, a
+    per-layer input ``per_layer_input`` wide is gated from the first copy and projected back. Before the layers the
+    embedding is projected to the other copies and to every layer's input (``hidden x layers * per_layer_input``,
+    beside a table of them); after the layers, the other copies are projected back and averaged."""
+
+    inputs: int
+    laurel_rank: int
+    per_layer_input: int
+
+
+@dataclass(frozen=True)
 class Architecture:
     """Shape of one decoder model. Counts are plain integers; nothing here has units but the bytes
     of the KV-cache methods."""
@@ -209,7 +225,8 @@ class Architecture:
     kv_heads: int  # heads of the key and value projections
     head_dim: int
     cached_kv_heads: int  # heads the cache keeps keys and values of: kv_heads, but see _cached_kv_heads
-    ffn: int  # intermediate width of the dense MLP
+    ffn: int  # intermediate width of the dense MLP (the widest, where its layers differ: ffn_widths)
+    ffn_widths: tuple[int, ...] | None  # per layer, its dense MLP's width where each has its own (Gemma-3n); None: ffn
     gated_mlp: bool  # gate, up and down matrices (Llama, Phi-3's fused gate_up) rather than GPT-2's two
     vocab: int
     max_positions: int
@@ -224,6 +241,8 @@ class Architecture:
     mamba: Mamba2 | None  # None: no Mamba-2 layers
     mamba1: Mamba1 | None  # None: no Mamba (Mamba-1) layers
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
+    altup: AltUp | None  # None: no AltUp, LAuReL or per-layer inputs (all but Gemma-3n)
+    kv_shared: tuple[int, ...]  # layers that attend to an earlier layer's keys and values: no projections, no cache
 
     @property
     def non_embedding_params(self) -> int:
@@ -254,6 +273,10 @@ class Architecture:
             return self.blocks[layer] == "attention"
         return not any(layer in kind.layers for kind in self.stateful_layers if kind.replaces_attention)
 
+    def dense_ffn(self, layer: int) -> int:
+        """The width of layer ``layer``'s dense MLP."""
+        return self.ffn if self.ffn_widths is None else self.ffn_widths[layer]
+
     def has_mlp(self, layer: int) -> bool:
         """Whether layer ``layer`` has an MLP (or experts): every layer, but where its one block is another."""
         return self.blocks is None or self.blocks[layer] in ("mlp", "moe")
@@ -261,7 +284,8 @@ class Architecture:
     def cached_tokens(self, layer: int, context_tokens: int) -> int:
         """Tokens layer ``layer``'s cache holds at a context of ``context_tokens``: all of them under full
         attention; under a sliding window ``W``, at most ``W - 1`` (transformers keeps the ``W - 1`` most
-        recent: the next token attends to them and itself); none in a layer that does not attend."""
+        recent: the next token attends to them and itself); none in a layer that does not attend. A layer of
+        ``kv_shared`` attends to as many, held by the layer it shares them with."""
         if not self.attends(layer):
             return 0
         window = self.windows[layer]
@@ -271,10 +295,11 @@ class Architecture:
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
         each (multi-query: one head), or the latent and rotary key of latent attention; none in a layer that
-        does not attend."""
+        does not attend, or shares another's (``kv_shared``)."""
         mla = self.latent_attention
         per_layer = 2 * self.cached_kv_heads * self.head_dim if mla is None else mla.kv_rank + mla.rope_head_dim
-        return tuple(per_layer if self.attends(layer) else 0 for layer in range(self.layers))
+        return tuple(per_layer if self.attends(layer) and layer not in self.kv_shared else 0
+                     for layer in range(self.layers))
 
     def kv_bytes_per_token(self, dtype: torch.dtype) -> int:
         """Bytes one token adds to the KV cache while no sliding window is full: every layer's keys and
@@ -322,7 +347,9 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
     embedding_params = sum(
         m.weight.numel() for m in {id(m): m for m in model.modules() if isinstance(m, torch.nn.Embedding)}.values()
     )
-    ffn = value["ffn"] or DERIVED["ffn"](hidden, heads)  # the experts' width where the dense MLP has its own
+    widths = tuple(value["ffn"]) if isinstance(value["ffn"], (list, tuple)) else None  # Gemma-3n's, one per layer
+    # the experts' width where the dense MLP has its own
+    ffn = max(widths) if widths else value["ffn"] or DERIVED["ffn"](hidden, heads)
     kv_heads = _kv_heads(config, value["kv_heads"] or DERIVED["kv_heads"](hidden, heads))
     return Architecture(
         model_type=config.model_type,
@@ -333,6 +360,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         head_dim=value["head_dim"] or DERIVED["head_dim"](hidden, heads),
         cached_kv_heads=_cached_kv_heads(config, kv_heads, heads),
         ffn=_dense_ffn(config, ffn),
+        ffn_widths=widths if widths and len(set(widths)) > 1 else None,
         gated_mlp=config.model_type not in TWO_MATRIX_MLP,
         vocab=value["vocab"],
         max_positions=value["max_positions"],
@@ -347,6 +375,8 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         mamba=_mamba(config, layers),
         mamba1=_mamba1(config),
         blocks=_blocks(config),
+        altup=_altup(config),
+        kv_shared=_kv_shared(config),
     )
 
 
@@ -587,3 +617,23 @@ def _blocks(config) -> tuple[str, ...] | None:
     if config.model_type != "nemotron_h":
         return None
     return tuple(NEMOTRON_BLOCKS[kind] for kind in config.layers_block_type)
+
+
+# Families with AltUp, LAuReL and per-layer inputs around every layer, and layers sharing keys and values
+ALTUP = frozenset({"gemma3n_text"})
+
+
+def _altup(config) -> AltUp | None:
+    """Gemma-3n's AltUp copies, LAuReL rank and per-layer input width; None for any other family."""
+    if config.model_type not in ALTUP:
+        return None
+    return AltUp(inputs=config.altup_num_inputs, laurel_rank=config.laurel_rank,
+                 per_layer_input=config.hidden_size_per_layer_input)
+
+
+def _kv_shared(config) -> tuple[int, ...]:
+    """The layers that attend to an earlier layer's keys and values (Gemma-3n's last ``num_kv_shared_layers``: each
+    reuses those of the last earlier layer of its type, ``kv_sharing_modes``); none for any other family."""
+    if config.model_type not in ALTUP:
+        return ()
+    return tuple(range(config.num_hidden_layers - config.num_kv_shared_layers, config.num_hidden_layers))

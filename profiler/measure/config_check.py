@@ -18,6 +18,8 @@ MIN_POSITIONS = 2
 MAX_NUMBER = {"layers": 10_000, "hidden": 1_000_000, "heads": 100_000, "kv_heads": 100_000, "head_dim": 100_000,
               "ffn": 10_000_000, "vocab": 100_000_000, "max_positions": 100_000_000}
 MAX_PARAMS = 10**13
+# Numbers a family may give per layer, as a list of one for each layer (Gemma-3n's MLP widths): each is checked
+PER_LAYER = frozenset({"ffn"})
 
 
 def _written_as(config, name: str) -> set[str]:
@@ -29,6 +31,7 @@ def _written_as(config, name: str) -> set[str]:
 def config_problems(config, written: dict) -> list[str]:
     """What is wrong with the numbers of ``config``, loaded from the config.json whose dict is ``written``.
 
+    A ``PER_LAYER`` number given as a list is checked element by element, and stands for its largest.
     Missing: a number config.json does not give, so that the config object holds a library
     default (``LlamaConfig`` takes 32 heads, 11008 wide) or nothing; a number with a rule in
     ``DERIVED`` may be left out when the object holds nothing or follows the rule. Impossible:
@@ -46,16 +49,12 @@ def config_problems(config, written: dict) -> list[str]:
                 continue
         if value is None:
             continue
-        least = MIN_POSITIONS if number == "max_positions" else 1
-        if not isinstance(value, int) or isinstance(value, bool):
-            problems.append(f"{name} = {value!r} is not a whole number")
-        elif value < least:
-            reason = ": a decode step needs a position beyond its context" if number == "max_positions" else ""
-            problems.append(f"{name} = {value} (at least {least}{reason})")
-        elif value > MAX_NUMBER[number]:
-            problems.append(f"{name} = {value:,} (at most {MAX_NUMBER[number]:,})")
+        values = value if number in PER_LAYER and isinstance(value, (list, tuple)) and value else [value]
+        found = [_problem(number, name, one) for one in values]
+        if any(found):
+            problems.append(next(problem for problem in found if problem))
         else:
-            counts[number] = (name, value)
+            counts[number] = (name, max(values))
     if "hidden" not in counts or "heads" not in counts:
         return problems
     (hidden_name, hidden), (heads_name, heads) = counts["hidden"], counts["heads"]
@@ -72,13 +71,26 @@ def config_problems(config, written: dict) -> list[str]:
     return problems
 
 
+def _problem(number: str, name: str, value) -> str | None:
+    """What is wrong with ``value`` as ``number``: not a whole number, below its least or above its most; None."""
+    least = MIN_POSITIONS if number == "max_positions" else 1
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"{name} = {value!r} is not a whole number"
+    if value < least:
+        reason = ": a decode step needs a position beyond its context" if number == "max_positions" else ""
+        return f"{name} = {value} (at least {least}{reason})"
+    if value > MAX_NUMBER[number]:
+        return f"{name} = {value:,} (at most {MAX_NUMBER[number]:,})"
+    return None
+
+
 def _params_at_least(config) -> int:
     """A lower bound of the parameters the numbers imply: attention's four projections and the MLP's two of
     every layer, and the embedding; enough to refuse, before building, a model no machine holds."""
     value = {number: read_number(config, number)[1] for number in ("layers", "hidden", "ffn", "vocab")}
-    hidden = value["hidden"]
-    ffn = value["ffn"] or DERIVED["ffn"](hidden, 1)
-    return value["layers"] * (4 * hidden * hidden + 2 * hidden * ffn) + value["vocab"] * hidden
+    hidden, ffn = value["hidden"], value["ffn"]
+    ffn = sum(ffn) if isinstance(ffn, (list, tuple)) else value["layers"] * (ffn or DERIVED["ffn"](hidden, 1))
+    return value["layers"] * 4 * hidden * hidden + 2 * hidden * ffn + value["vocab"] * hidden
 
 
 def check_config(config, written: dict, model: str) -> None:

@@ -74,6 +74,13 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   step, B and C, the time step back, out), the convolution over ``E`` channels at the positions counted above for
   the gated delta rule's, and the scan, token by token in transformers' PyTorch code: each token's state read by
   its C, ``2 E N``. Its update of the state is elementwise and left out.
+- Gemma-3n (``Architecture.altup``: ``A`` copies of each token's state, a LAuReL rank ``r``, per-layer inputs ``p``
+  wide): around each layer, AltUp's router and prediction ``2 T d A + 2 T A^3 + 2 T d A^2`` and its router and
+  correction ``2 T d A + 2 T A^2``, LAuReL ``2 T d r * 2`` and the per-layer input's gate and projection
+  ``2 T d p * 2``; once, the embedding projected to every layer's input and to the other copies, and those copies
+  projected back, ``2 T d L p + 2 * 2 T d^2 (A - 1)``. Its MLP width is per layer (``Architecture.dense_ffn``;
+  sparse activations are elementwise), and its last layers (``Architecture.kv_shared``) attend to an earlier
+  layer's keys and values: no key or value projections, no cache of their own.
 - Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
   a layer counts its block only.
 
@@ -116,12 +123,14 @@ def keys_attended(arch: Architecture, layer: int, new_tokens: int, context_token
 DELTA_RULE_CHUNK = 64  # tokens per chunk of transformers' chunked gated delta rule
 
 
-def _attention_flops(arch: Architecture, t: int, keys: int) -> int:
-    """Projections, scores and mixing of one layer's attention: ``t`` queries against ``keys`` keys."""
+def _attention_flops(arch: Architecture, t: int, keys: int, projects_kv: bool = True) -> int:
+    """Projections, scores and mixing of one layer's attention: ``t`` queries against ``keys`` keys; without key and
+    value projections where not ``projects_kv`` (a layer attending to another's)."""
     d, h, mla = arch.hidden, arch.heads, arch.latent_attention
     if mla is None:
         dh, gate = arch.head_dim, 2 * t * d * arch.attention_gate
-        return 2 * t * d * (h + 2 * arch.kv_heads) * dh + gate + 2 * t * h * dh * d + 4 * h * t * keys * dh
+        kv = 2 * t * d * 2 * arch.kv_heads * dh if projects_kv else 0
+        return 2 * t * d * h * dh + kv + gate + 2 * t * h * dh * d + 4 * h * t * keys * dh
     queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
@@ -190,7 +199,7 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
     if not arch.has_mlp(layer):
         return 0
     if experts is None or layer not in experts.layers:
-        return 2 * t * d * arch.ffn * (3 if arch.gated_mlp else 2)
+        return 2 * t * d * arch.dense_ffn(layer) * (3 if arch.gated_mlp else 2)
     router = 2 * t * d * experts.count
     width, m = experts.latent or d, experts.matrices
     routed = 2 * t * (experts.count if experts.every_token else experts.per_token) * width * experts.ffn * m
@@ -204,7 +213,8 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
     Mamba-2 (Falcon-H1's beside attention) or Mamba."""
     stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
-        flops += _attention_flops(arch, new_tokens, keys_attended(arch, layer, new_tokens, context_tokens))
+        keys = keys_attended(arch, layer, new_tokens, context_tokens)
+        flops += _attention_flops(arch, new_tokens, keys, projects_kv=layer not in arch.kv_shared)
     if arch.mamba is not None and layer in arch.mamba.layers:
         flops += _mamba_flops(arch, new_tokens, stated)
     if arch.mamba1 is not None and layer in arch.mamba1.layers:
@@ -216,11 +226,24 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
     return flops
 
 
+def _altup_flops(arch: Architecture, t: int) -> int:
+    """Gemma-3n's AltUp, LAuReL and per-layer inputs over ``t`` tokens: around every layer, and before and after them
+    (the module doc); none for another family."""
+    if arch.altup is None:
+        return 0
+    d, a, inputs = arch.hidden, arch.altup, arch.altup.inputs
+    predict = 2 * t * d * inputs + 2 * t * inputs**3 + 2 * t * d * inputs**2
+    correct = 2 * t * d * inputs + 2 * t * inputs**2
+    per_layer = 2 * t * d * a.laurel_rank * 2 + 2 * t * d * a.per_layer_input * 2
+    once = 2 * t * d * arch.layers * a.per_layer_input + 2 * 2 * t * d * d * (inputs - 1)
+    return arch.layers * (predict + correct + per_layer) + once
+
+
 def pass_flops(arch: Architecture, new_tokens: int, context_tokens: int, logits_positions: int = 1) -> int:
     """FLOPs of one pass adding ``new_tokens`` to a context of ``context_tokens`` tokens in all."""
     layers = sum(_mixer_flops(arch, layer, new_tokens, context_tokens) + _mlp_flops(arch, layer, new_tokens)
                  for layer in range(arch.layers))
-    return layers + 2 * logits_positions * arch.hidden * arch.vocab
+    return layers + _altup_flops(arch, new_tokens) + 2 * logits_positions * arch.hidden * arch.vocab
 
 
 def generate_flops(arch: Architecture, n_in: int, n_out: int) -> int:
