@@ -19,7 +19,9 @@ of the query projection beside experts in dense and sparse layers (MiniCPM5), la
 (attention, Mamba-2, a two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H), Mamba (Mamba-1)
 layers beside attention layers, with experts every other layer (Jamba), AltUp, LAuReL, per-layer inputs, an MLP width
 per layer (sparse activations in some) and the last layers attending to earlier layers' keys and values
-(Gemma-3n).
+(Gemma-3n); per-layer inputs, the last layers attending to earlier layers' keys and values for the kept positions
+only, with MLPs twice as wide, full-attention layers with heads of their own width and number whose values are
+their keys, and experts beside every layer's MLP (Gemma-4).
 """
 
 from __future__ import annotations
@@ -145,6 +147,14 @@ FAMILIES = {
                                                num_kv_shared_layers=2, altup_num_inputs=4, laurel_rank=8,
                                                hidden_size_per_layer_input=16, vocab_size_per_layer_input=256,
                                                activation_sparsity_pattern=[0.95, 0.95, 0.0, 0.0])),
+    "gemma4_text": ("Gemma4TextConfig", dict(_ATTENTION, num_hidden_layers=4, num_key_value_heads=2, head_dim=16,
+                                             global_head_dim=32, intermediate_size=128, sliding_window=32,
+                                             layer_types=["sliding_attention", "full_attention"] * 2,
+                                             num_kv_shared_layers=2, use_double_wide_mlp=True,
+                                             hidden_size_per_layer_input=16, vocab_size_per_layer_input=256,
+                                             attention_k_eq_v=True, num_global_key_value_heads=1,
+                                             enable_moe_block=True, num_experts=4, top_k_experts=2,
+                                             moe_intermediate_size=32)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
 # attention without a position encoding (the Mamba layers before it carry the order): a token's key is the same at

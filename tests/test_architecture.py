@@ -117,6 +117,38 @@ def test_each_width_of_a_per_layer_list_is_checked(widths, said, tmp_path, capfd
     assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: config.json: {said}"
 
 
+@pytest.mark.parametrize("override, said", [
+    ({"head_dim": 0}, "config.json: head_dim = 0 (at least 1)"),
+    ({"head_dim": 10**8}, "config.json: head_dim = 100,000,000 (at most 100,000)"),
+    ({"head_dim": 32, "num_key_value_heads": 3},
+     "config.json: num_key_value_heads = 3 does not divide num_attention_heads = 4"),
+    (None, "unreadable config.json ('list' object has no attribute 'items')"),  # a list where layers map to numbers
+])
+def test_the_numbers_a_heterogeneous_config_gives_some_layers_are_checked(override, said, tmp_path, capfd,
+                                                                          monkeypatch):
+    """Gemma-4's global layers have heads of their own (transformers' ``per_layer_config``): each layer's numbers are
+    checked as the model's are, in one line, before anything is built."""
+    from tests.families import save_family
+
+    folder = save_family(tmp_path / "broken", "gemma4_text")
+    per_layer = [1, 2] if override is None else {"1": override, "3": override}
+    (folder / "config.json").write_text(json.dumps(_written(folder) | {"per_layer_config": per_layer}))
+    stop_before_measuring(monkeypatch)
+    assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: {said}"
+
+
+def test_a_heterogeneous_config_is_read_layer_by_layer(tmp_path):
+    """Gemma-4 from transformers' config class: its full-attention layers' heads of their own width (and, with keys as
+    values, their own number) are each layer's; the other layers take the model's."""
+    from tests.families import save_family
+
+    arch = meta_architecture(ModelSource("gemma4", save_family(tmp_path / "gemma4", "gemma4_text"), "local"))
+    assert (arch.head_dim, arch.layer_head_dims, arch.kv_heads, arch.layer_kv_heads) == (16, (16, 32, 16, 32), 2,
+                                                                                         (2, 1, 2, 1))
+    assert arch.values_from_keys == (1, 3) and arch.kv_shared == (2, 3) and arch.ffn_widths == (128, 128, 256, 256)
+    assert arch.kv_elements_per_token == (2 * 2 * 16, 2 * 1 * 32, 0, 0)
+
+
 def test_the_tiny_and_shipped_configs_have_no_problems(tiny_dir):
     """Configs transformers wrote, and the published ones under models/, pass as they are."""
     for folder in [tiny_dir, *(source.path for source in named_models())]:
@@ -219,7 +251,7 @@ def test_gemma_3n_caches_only_the_layers_before_those_that_share(tmp_path):
     assert arch.kv_bytes_per_token(torch.bfloat16) == 20 * 2 * 2 * 256 * 2
     assert arch.non_embedding_params == pytest.approx(3.95e9, rel=0.01)
     assert arch.embedding_params == 262400 * 2048 + 262144 * 35 * 256
-    assert (arch.altup.inputs, arch.altup.laurel_rank, arch.altup.per_layer_input) == (4, 64, 256)
+    assert (arch.altup.inputs, arch.altup.laurel_rank, arch.per_layer_input) == (4, 64, 256)
 
 
 def test_the_architecture_goes_to_json_as_it_is():

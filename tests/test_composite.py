@@ -112,3 +112,21 @@ def test_the_inventory_lists_a_composites_weights_as_random(tmp_path, monkeypatc
     rows = {line.split("│")[1].strip(): line for line in wide.getvalue().splitlines() if line.count("│") > 2}
     assert "random" in rows["vl"] and "gemma3_text" in rows["vl"] and "safetensors" not in rows["vl"]
     assert "safetensors" in rows["plain"]
+
+
+@pytest.mark.parametrize("composite, text, built", [("Gemma3nConfig", "gemma3n_text", "Gemma3nForCausalLM"),
+                                                    ("Gemma4Config", "gemma4_text", "Gemma4ForCausalLM")])
+def test_an_on_device_gemma_is_its_language_model_without_its_vision_and_audio_encoders(composite, text, built,
+                                                                                         tmp_path):
+    """Gemma-3n and Gemma-4 checkpoints hold a vision and an audio encoder beside the language model: the language
+    model of their ``text_config`` is what is built, read as that family alone is."""
+    from profiler.measure.loading import meta_architecture
+    from tests.families import family_config, save_family
+
+    folder = tmp_path / composite
+    getattr(transformers, composite)(text_config=family_config(text, 128).to_dict()).save_pretrained(folder)
+    loaded = _loaded(folder)
+    assert type(loaded.model).__name__ == built
+    assert loaded.part_measured.endswith("its audio_config, vision_config are not measured")
+    alone = meta_architecture(ModelSource(text, save_family(tmp_path / text, text, 128), "local"))
+    assert loaded.architecture == alone

@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
 Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 46 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 47 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -52,7 +52,8 @@ class Experts:
     ``hidden x 1`` gate where ``shared_gate`` (Qwen2-MoE). Where ``every_token`` (Llama-4), transformers runs
     every token through all ``count`` experts, scaled by the router's scores (zero for those not chosen).
     Nemotron-H's experts and shared expert are not gated (an up and a down matrix: ``gated`` False), and its
-    routed experts may work in a ``latent``-wide space, projected into from the model's width and back."""
+    routed experts may work in a ``latent``-wide space, projected into from the model's width and back. Gemma-4's run
+    beside the layer's dense MLP (``beside_dense``), which every token passes too."""
 
     count: int
     per_token: int
@@ -63,6 +64,7 @@ class Experts:
     every_token: bool = False
     gated: bool = True
     latent: int = 0  # 0: the routed experts take the model's width
+    beside_dense: bool = False  # the layer's dense MLP runs too (Gemma-4)
 
     @property
     def matrices(self) -> int:
@@ -203,14 +205,11 @@ class AltUp:
     (AltUp): before each layer, a router (``hidden x inputs``, from the first copy) weighs a prediction of every copy
     from all of them (``inputs x inputs^2`` coefficients, then ``hidden x inputs`` by ``inputs x inputs`` per copy);
     the layer runs on the first; after it, the router again and ``inputs x inputs`` coefficients correct every copy.
-    Beside attention runs a low-rank branch ``laurel_rank`` wide (LAuReL: in and back out); after the layer, a
-    per-layer input ``per_layer_input`` wide is gated from the first copy and projected back. Before the layers the
-    embedding is projected to the other copies and to every layer's input (``hidden x layers * per_layer_input``,
-    beside a table of them); after the layers, the other copies are projected back and averaged."""
+    Beside attention runs a low-rank branch ``laurel_rank`` wide (LAuReL: in and back out). Before the layers the
+    embedding is projected to the other copies; after them, those are projected back and averaged."""
 
     inputs: int
     laurel_rank: int
-    per_layer_input: int
 
 
 @dataclass(frozen=True)
@@ -225,7 +224,7 @@ class Architecture:
     kv_heads: int  # heads of the key and value projections
     head_dim: int
     cached_kv_heads: int  # heads the cache keeps keys and values of: kv_heads, but see _cached_kv_heads
-    ffn: int  # intermediate width of the dense MLP (the widest, where its layers differ: ffn_widths)
+    ffn: int  # intermediate width of the dense MLP (where its layers differ, ffn_widths has each)
     ffn_widths: tuple[int, ...] | None  # per layer, its dense MLP's width where each has its own (Gemma-3n); None: ffn
     gated_mlp: bool  # gate, up and down matrices (Llama, Phi-3's fused gate_up) rather than GPT-2's two
     vocab: int
@@ -241,8 +240,15 @@ class Architecture:
     mamba: Mamba2 | None  # None: no Mamba-2 layers
     mamba1: Mamba1 | None  # None: no Mamba (Mamba-1) layers
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
-    altup: AltUp | None  # None: no AltUp, LAuReL or per-layer inputs (all but Gemma-3n)
+    altup: AltUp | None  # None: no AltUp or LAuReL (all but Gemma-3n)
+    # width of each layer's own input (Gemma-3n, Gemma-4): the embedding projected to every layer's, beside a table of
+    # them; after the layer, one gated from its output and projected back (0: none)
+    per_layer_input: int
     kv_shared: tuple[int, ...]  # layers that attend to an earlier layer's keys and values: no projections, no cache
+    kv_shared_keep_logits: bool  # those layers run only the positions whose logits are kept (Gemma-4)
+    layer_head_dims: tuple[int, ...] | None  # per layer, where some differ from head_dim (Gemma-4's global layers)
+    layer_kv_heads: tuple[int, ...] | None  # per layer, where some differ from kv_heads
+    values_from_keys: tuple[int, ...]  # layers whose values are their keys: no value projection (Gemma-4's k_eq_v)
 
     @property
     def non_embedding_params(self) -> int:
@@ -273,6 +279,14 @@ class Architecture:
             return self.blocks[layer] == "attention"
         return not any(layer in kind.layers for kind in self.stateful_layers if kind.replaces_attention)
 
+    def head_dim_of(self, layer: int) -> int:
+        """The width of layer ``layer``'s attention heads."""
+        return self.head_dim if self.layer_head_dims is None else self.layer_head_dims[layer]
+
+    def kv_heads_of(self, layer: int) -> int:
+        """The heads of layer ``layer``'s key and value projections."""
+        return self.kv_heads if self.layer_kv_heads is None else self.layer_kv_heads[layer]
+
     def dense_ffn(self, layer: int) -> int:
         """The width of layer ``layer``'s dense MLP."""
         return self.ffn if self.ffn_widths is None else self.ffn_widths[layer]
@@ -294,11 +308,17 @@ class Architecture:
     @property
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
-        each (multi-query: one head), or the latent and rotary key of latent attention; none in a layer that
+        each (multi-query: one head; the layer's own where they differ by layer), or the latent and rotary key of latent attention; none in a layer that
         does not attend, or shares another's (``kv_shared``)."""
         mla = self.latent_attention
-        per_layer = 2 * self.cached_kv_heads * self.head_dim if mla is None else mla.kv_rank + mla.rope_head_dim
-        return tuple(per_layer if self.attends(layer) and layer not in self.kv_shared else 0
+
+        def cached(layer: int) -> int:
+            if mla is not None:
+                return mla.kv_rank + mla.rope_head_dim
+            heads = self.cached_kv_heads if self.layer_kv_heads is None else self.layer_kv_heads[layer]
+            return 2 * heads * self.head_dim_of(layer)
+
+        return tuple(cached(layer) if self.attends(layer) and layer not in self.kv_shared else 0
                      for layer in range(self.layers))
 
     def kv_bytes_per_token(self, dtype: torch.dtype) -> int:
@@ -325,16 +345,41 @@ def _element_bytes(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
+def _heterogeneous(config) -> set[str]:
+    """The attributes a heterogeneous config (transformers' ``per_layer_config``, from 5.25: Gemma-4) overrides in
+    some layers; empty for any other."""
+    spec = config.__dict__.get("_heterogeneity_spec")
+    return set(spec.per_layer_attributes) if spec is not None else set()
+
+
+def _global_value(config, name: str):
+    """The attribute ``name`` of the config object, None where it has none; on a heterogeneous config, the value the
+    layers without an override take (transformers refuses a plain read of an attribute that varies by layer)."""
+    if name in _heterogeneous(config):
+        return config._getattr_without_heterogeneous_validation(name)
+    return getattr(config, name, None)
+
+
 def read_number(config, number: str) -> tuple[str, object]:
     """``(name, value)`` of ``number`` on the config object; value None when the config has none.
 
     The name is the family's own spelling (``n_head`` for GPT-2), as a message should show it."""
     for name in NUMBER_NAMES[number]:
-        value = getattr(config, name, None)
+        value = _global_value(config, name)
         if value is not None:
             return config.attribute_map.get(name, name), value
     first = NUMBER_NAMES[number][0]
     return config.attribute_map.get(first, first), None
+
+
+def layer_values(config, number: str) -> tuple | None:
+    """Per layer, the value of ``number`` where a heterogeneous config overrides it in some layers; None where every
+    layer takes the one ``read_number`` reads."""
+    overridden = _heterogeneous(config)
+    for name in NUMBER_NAMES[number]:
+        if name in overridden:
+            return tuple(getattr(config.per_layer_config[layer], name) for layer in range(config.num_hidden_layers))
+    return None
 
 
 def architecture_of(config, model: torch.nn.Module) -> Architecture:
@@ -351,6 +396,8 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
     # the experts' width where the dense MLP has its own
     ffn = max(widths) if widths else value["ffn"] or DERIVED["ffn"](hidden, heads)
     kv_heads = _kv_heads(config, value["kv_heads"] or DERIVED["kv_heads"](hidden, heads))
+    layer_head_dims, layer_kv_heads = layer_values(config, "head_dim"), layer_values(config, "kv_heads")
+    widths = _ffn_widths(config, widths or (ffn,) * layers)
     return Architecture(
         model_type=config.model_type,
         layers=layers,
@@ -360,7 +407,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         head_dim=value["head_dim"] or DERIVED["head_dim"](hidden, heads),
         cached_kv_heads=_cached_kv_heads(config, kv_heads, heads),
         ffn=_dense_ffn(config, ffn),
-        ffn_widths=widths if widths and len(set(widths)) > 1 else None,
+        ffn_widths=widths if len(set(widths)) > 1 else None,
         gated_mlp=config.model_type not in TWO_MATRIX_MLP,
         vocab=value["vocab"],
         max_positions=value["max_positions"],
@@ -376,7 +423,12 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         mamba1=_mamba1(config),
         blocks=_blocks(config),
         altup=_altup(config),
+        per_layer_input=_per_layer_input(config),
         kv_shared=_kv_shared(config),
+        kv_shared_keep_logits=config.model_type == "gemma4_text",
+        layer_head_dims=layer_head_dims if layer_head_dims and len(set(layer_head_dims)) > 1 else None,
+        layer_kv_heads=layer_kv_heads if layer_kv_heads and len(set(layer_kv_heads)) > 1 else None,
+        values_from_keys=_values_from_keys(config),
     )
 
 
@@ -461,7 +513,8 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     where the family also has dense MLPs, else ``intermediate_size``), shared experts (Qwen2-MoE's gated
     ``shared_expert_intermediate_size``, a count of them of the expert width (``SHARED_EXPERT_COUNTS``),
     one of the expert width (``ONE_SHARED_EXPERT``), or Granite's ``shared_intermediate_size`` wide (``SHARED_MLP``))
-    and the layers that have them (``_sparse_layers``).
+    and the layers that have them (``_sparse_layers``); Gemma-4's (``enable_moe_block``: ``top_k_experts`` a token)
+    beside every layer's dense MLP.
     None for a dense model."""
     count = next((n for name in ("num_local_experts", "num_experts", "n_routed_experts")
                   if (n := getattr(config, name, None))), None)
@@ -469,6 +522,11 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
         return None
     width = getattr(config, "moe_intermediate_size", None) or ffn
     gated_shared = getattr(config, "shared_expert_intermediate_size", None)
+    if config.model_type == "gemma4_text":
+        if not config.enable_moe_block:
+            return None
+        return Experts(count=count, per_token=config.top_k_experts, ffn=config.moe_intermediate_size, shared_ffn=0,
+                       shared_gate=False, layers=tuple(range(layers)), beside_dense=True)
     if config.model_type == "nemotron_h":
         return Experts(count=count, per_token=config.num_experts_per_tok, ffn=width,
                        shared_ffn=config.moe_shared_expert_intermediate_size * config.n_shared_experts,
@@ -619,21 +677,43 @@ def _blocks(config) -> tuple[str, ...] | None:
     return tuple(NEMOTRON_BLOCKS[kind] for kind in config.layers_block_type)
 
 
-# Families with AltUp, LAuReL and per-layer inputs around every layer, and layers sharing keys and values
-ALTUP = frozenset({"gemma3n_text"})
+# Families with per-layer inputs (``hidden_size_per_layer_input``) and layers sharing keys and values
+KV_SHARING = frozenset({"gemma3n_text", "gemma4_text"})
 
 
 def _altup(config) -> AltUp | None:
-    """Gemma-3n's AltUp copies, LAuReL rank and per-layer input width; None for any other family."""
-    if config.model_type not in ALTUP:
+    """Gemma-3n's AltUp copies and LAuReL rank; None for any other family."""
+    if config.model_type != "gemma3n_text":
         return None
-    return AltUp(inputs=config.altup_num_inputs, laurel_rank=config.laurel_rank,
-                 per_layer_input=config.hidden_size_per_layer_input)
+    return AltUp(inputs=config.altup_num_inputs, laurel_rank=config.laurel_rank)
+
+
+def _per_layer_input(config) -> int:
+    """A ``KV_SHARING`` family's ``hidden_size_per_layer_input`` (0 or None: none, as Gemma-4 from 26B up has); 0 for
+    any other family."""
+    return (config.hidden_size_per_layer_input or 0) if config.model_type in KV_SHARING else 0
 
 
 def _kv_shared(config) -> tuple[int, ...]:
-    """The layers that attend to an earlier layer's keys and values (Gemma-3n's last ``num_kv_shared_layers``: each
-    reuses those of the last earlier layer of its type, ``kv_sharing_modes``); none for any other family."""
-    if config.model_type not in ALTUP:
+    """The layers that attend to an earlier layer's keys and values (a ``KV_SHARING`` family's last
+    ``num_kv_shared_layers``: each reuses those of the last earlier layer of its type, ``kv_sharing_modes``); none for
+    any other family."""
+    if config.model_type not in KV_SHARING:
         return ()
     return tuple(range(config.num_hidden_layers - config.num_kv_shared_layers, config.num_hidden_layers))
+
+
+def _ffn_widths(config, widths: tuple[int, ...]) -> tuple[int, ...]:
+    """Per layer, its dense MLP's width: Gemma-4's twice as wide in the layers sharing keys and values where
+    ``use_double_wide_mlp``; else ``widths``."""
+    if config.model_type == "gemma4_text" and config.use_double_wide_mlp:
+        shared = _kv_shared(config)
+        return tuple(2 * width if layer in shared else width for layer, width in enumerate(widths))
+    return widths
+
+
+def _values_from_keys(config) -> tuple[int, ...]:
+    """The layers whose values are their keys (Gemma-4's full-attention layers where ``attention_k_eq_v``)."""
+    if config.model_type != "gemma4_text" or not config.attention_k_eq_v:
+        return ()
+    return tuple(layer for layer, kind in enumerate(config.layer_types) if kind != "sliding_attention")

@@ -8,7 +8,7 @@ them once they pass.
 from __future__ import annotations
 
 from profiler.errors import UserError
-from profiler.measure.architecture import DERIVED, DERIVED_FROM, NUMBER_NAMES, read_number
+from profiler.measure.architecture import DERIVED, DERIVED_FROM, NUMBER_NAMES, layer_values, read_number
 
 # A decode step at context c needs c + 1 positions: the shortest has c = 1.
 MIN_POSITIONS = 2
@@ -31,7 +31,8 @@ def _written_as(config, name: str) -> set[str]:
 def config_problems(config, written: dict) -> list[str]:
     """What is wrong with the numbers of ``config``, loaded from the config.json whose dict is ``written``.
 
-    A ``PER_LAYER`` number given as a list is checked element by element, and stands for its largest.
+    A ``PER_LAYER`` number given as a list, or one a heterogeneous config sets in some layers, is checked value by
+    value, and stands for its largest.
     Missing: a number config.json does not give, so that the config object holds a library
     default (``LlamaConfig`` takes 32 heads, 11008 wide) or nothing; a number with a rule in
     ``DERIVED`` may be left out when the object holds nothing or follows the rule. Impossible:
@@ -49,7 +50,7 @@ def config_problems(config, written: dict) -> list[str]:
                 continue
         if value is None:
             continue
-        values = value if number in PER_LAYER and isinstance(value, (list, tuple)) and value else [value]
+        values = _values(config, number, value)
         found = [_problem(number, name, one) for one in values]
         if any(found):
             problems.append(next(problem for problem in found if problem))
@@ -63,12 +64,22 @@ def config_problems(config, written: dict) -> list[str]:
             problems.append(f"no {counts[number][0]} ({number}; the library would take {counts[number][1]})")
     if hidden % heads and "head_dim" in absent:
         problems.append(f"{hidden_name} = {hidden} does not split into {heads_name} = {heads} heads")
-    if "kv_heads" in counts and heads % counts["kv_heads"][1]:
+    if "kv_heads" in counts:
         kv_name, kv_heads = counts["kv_heads"]
-        problems.append(f"{kv_name} = {kv_heads} does not divide {heads_name} = {heads}")
+        for one in sorted(set(_values(config, "kv_heads", kv_heads))):
+            if heads % one:
+                problems.append(f"{kv_name} = {one} does not divide {heads_name} = {heads}")
     if not problems and _params_at_least(config) > MAX_PARAMS:
         problems.append(f"about {_params_at_least(config):.2g} parameters (at most {MAX_PARAMS:.0e} are built)")
     return problems
+
+
+def _values(config, number: str, value) -> list:
+    """Every value ``number`` takes: a ``PER_LAYER`` list's, the global one and those a heterogeneous config gives
+    some layers (``per_layer_config``: Gemma-4's global layers' head width), or ``value`` alone."""
+    if number in PER_LAYER and isinstance(value, (list, tuple)) and value:
+        return list(value)
+    return [value, *(layer_values(config, number) or ())]
 
 
 def _problem(number: str, name: str, value) -> str | None:

@@ -74,13 +74,21 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   step, B and C, the time step back, out), the convolution over ``E`` channels at the positions counted above for
   the gated delta rule's, and the scan, token by token in transformers' PyTorch code: each token's state read by
   its C, ``2 E N``. Its update of the state is elementwise and left out.
-- Gemma-3n (``Architecture.altup``: ``A`` copies of each token's state, a LAuReL rank ``r``, per-layer inputs ``p``
-  wide): around each layer, AltUp's router and prediction ``2 T d A + 2 T A^3 + 2 T d A^2`` and its router and
-  correction ``2 T d A + 2 T A^2``, LAuReL ``2 T d r * 2`` and the per-layer input's gate and projection
-  ``2 T d p * 2``; once, the embedding projected to every layer's input and to the other copies, and those copies
-  projected back, ``2 T d L p + 2 * 2 T d^2 (A - 1)``. Its MLP width is per layer (``Architecture.dense_ffn``;
-  sparse activations are elementwise), and its last layers (``Architecture.kv_shared``) attend to an earlier
-  layer's keys and values: no key or value projections, no cache of their own.
+- Gemma-3n and Gemma-4. Per-layer inputs (``Architecture.per_layer_input``, ``p`` wide): the embedding projected to
+  every layer's, ``2 T d L p`` once, and in each layer a gate and a projection back, ``2 T d p * 2``. Gemma-3n's AltUp
+  (``Architecture.altup``: ``A`` copies of each token's state) and LAuReL (rank ``r``): around each layer, AltUp's
+  router and prediction ``2 T d A + 2 T A^3 + 2 T d A^2``, its router and correction ``2 T d A + 2 T A^2``, LAuReL
+  ``2 T d r * 2``; once, the embedding projected to the other copies and those projected back,
+  ``2 * 2 T d^2 (A - 1)``. The last layers (``Architecture.kv_shared``) attend to an earlier layer's keys and
+  values: no key or value projections, no cache of their own. Gemma-3n's MLP width is per layer, Gemma-4's twice
+  as wide in those last layers where ``use_double_wide_mlp`` (``Architecture.dense_ffn``; sparse activations are
+  elementwise). Gemma-4's full-attention layers have heads of their own width (``Architecture.head_dim_of``, and
+  their own key and value heads where the config says so) and, where ``attention_k_eq_v``, no value projection:
+  their values are their keys (cached all the same). Its experts (26B-A4B) run beside the dense MLP of every
+  layer (``Experts.beside_dense``), which is counted too. Its layers sharing keys and values run only the positions whose
+  logits are kept (``Architecture.kv_shared_keep_logits``: 1 of a prefill's ``T``, as transformers slices them
+  for a pass asked for integer ``logits_to_keep``); their queries attend to all the keys the layer they share
+  them with holds.
 - Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
   a layer counts its block only.
 
@@ -123,13 +131,15 @@ def keys_attended(arch: Architecture, layer: int, new_tokens: int, context_token
 DELTA_RULE_CHUNK = 64  # tokens per chunk of transformers' chunked gated delta rule
 
 
-def _attention_flops(arch: Architecture, t: int, keys: int, projects_kv: bool = True) -> int:
-    """Projections, scores and mixing of one layer's attention: ``t`` queries against ``keys`` keys; without key and
-    value projections where not ``projects_kv`` (a layer attending to another's)."""
+def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
+    """Projections, scores and mixing of layer ``layer``'s attention: ``t`` queries against ``keys`` keys; no key or
+    value projections in a layer attending to another's (``kv_shared``), no value projection where the values are the
+    keys (``values_from_keys``)."""
     d, h, mla = arch.hidden, arch.heads, arch.latent_attention
     if mla is None:
-        dh, gate = arch.head_dim, 2 * t * d * arch.attention_gate
-        kv = 2 * t * d * 2 * arch.kv_heads * dh if projects_kv else 0
+        dh, gate = arch.head_dim_of(layer), 2 * t * d * arch.attention_gate
+        projected = 0 if layer in arch.kv_shared else 1 if layer in arch.values_from_keys else 2
+        kv = 2 * t * d * projected * arch.kv_heads_of(layer) * dh
         return 2 * t * d * h * dh + kv + gate + 2 * t * h * dh * d + 4 * h * t * keys * dh
     queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
@@ -205,16 +215,16 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
     routed = 2 * t * (experts.count if experts.every_token else experts.per_token) * width * experts.ffn * m
     latent = 2 * t * d * experts.latent * 2
     shared = 2 * t * d * experts.shared_ffn * m + (2 * t * d if experts.shared_gate else 0)
-    return router + routed + latent + shared
+    dense = 2 * t * d * arch.dense_ffn(layer) * 3 if experts.beside_dense else 0
+    return router + routed + latent + shared + dense
 
 
-def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int) -> int:
-    """Layer ``layer``'s token mixing (what runs before its MLP): attention, the gated delta rule, a convolution,
-    Mamba-2 (Falcon-H1's beside attention) or Mamba."""
+def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int, queries: int) -> int:
+    """Layer ``layer``'s token mixing (what runs before its MLP): attention (of ``queries`` of the new tokens), the
+    gated delta rule, a convolution, Mamba-2 (Falcon-H1's beside attention) or Mamba."""
     stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
-        keys = keys_attended(arch, layer, new_tokens, context_tokens)
-        flops += _attention_flops(arch, new_tokens, keys, projects_kv=layer not in arch.kv_shared)
+        flops += _attention_flops(arch, layer, queries, keys_attended(arch, layer, new_tokens, context_tokens))
     if arch.mamba is not None and layer in arch.mamba.layers:
         flops += _mamba_flops(arch, new_tokens, stated)
     if arch.mamba1 is not None and layer in arch.mamba1.layers:
@@ -226,24 +236,36 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
     return flops
 
 
-def _altup_flops(arch: Architecture, t: int) -> int:
-    """Gemma-3n's AltUp, LAuReL and per-layer inputs over ``t`` tokens: around every layer, and before and after them
-    (the module doc); none for another family."""
-    if arch.altup is None:
-        return 0
-    d, a, inputs = arch.hidden, arch.altup, arch.altup.inputs
-    predict = 2 * t * d * inputs + 2 * t * inputs**3 + 2 * t * d * inputs**2
-    correct = 2 * t * d * inputs + 2 * t * inputs**2
-    per_layer = 2 * t * d * a.laurel_rank * 2 + 2 * t * d * a.per_layer_input * 2
-    once = 2 * t * d * arch.layers * a.per_layer_input + 2 * 2 * t * d * d * (inputs - 1)
-    return arch.layers * (predict + correct + per_layer) + once
+def _around_layers_flops(arch: Architecture, t: int, layer_tokens: list[int]) -> int:
+    """Gemma-3n's AltUp and LAuReL, and the per-layer inputs of Gemma-3n and Gemma-4, over ``t`` tokens (each layer's
+    per-layer input over its ``layer_tokens``): around every layer, and before and after them (the module doc); none
+    for another family."""
+    d, p, flops = arch.hidden, arch.per_layer_input, 0
+    if p:
+        flops += 2 * t * d * arch.layers * p + sum(2 * tokens * d * p * 2 for tokens in layer_tokens)
+    if arch.altup is not None:
+        inputs = arch.altup.inputs
+        predict = 2 * t * d * inputs + 2 * t * inputs**3 + 2 * t * d * inputs**2
+        correct = 2 * t * d * inputs + 2 * t * inputs**2
+        laurel = 2 * t * d * arch.altup.laurel_rank * 2
+        flops += arch.layers * (predict + correct + laurel) + 2 * 2 * t * d * d * (inputs - 1)
+    return flops
+
+
+def _layer_tokens(arch: Architecture, layer: int, new_tokens: int, logits_positions: int) -> int:
+    """The tokens layer ``layer`` runs: all the new ones, but in a layer attending to another's keys and values where
+    the family runs only the positions whose logits are kept (``Architecture.kv_shared_keep_logits``: Gemma-4)."""
+    if arch.kv_shared_keep_logits and layer in arch.kv_shared:
+        return min(new_tokens, logits_positions)
+    return new_tokens
 
 
 def pass_flops(arch: Architecture, new_tokens: int, context_tokens: int, logits_positions: int = 1) -> int:
     """FLOPs of one pass adding ``new_tokens`` to a context of ``context_tokens`` tokens in all."""
-    layers = sum(_mixer_flops(arch, layer, new_tokens, context_tokens) + _mlp_flops(arch, layer, new_tokens)
-                 for layer in range(arch.layers))
-    return layers + _altup_flops(arch, new_tokens) + 2 * logits_positions * arch.hidden * arch.vocab
+    tokens = [_layer_tokens(arch, layer, new_tokens, logits_positions) for layer in range(arch.layers)]
+    layers = sum(_mixer_flops(arch, layer, new_tokens, context_tokens, tokens[layer]) + _mlp_flops(arch, layer, t)
+                 for layer, t in enumerate(tokens))
+    return layers + _around_layers_flops(arch, new_tokens, tokens) + 2 * logits_positions * arch.hidden * arch.vocab
 
 
 def generate_flops(arch: Architecture, n_in: int, n_out: int) -> int:
