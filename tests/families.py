@@ -19,7 +19,8 @@ of the query projection beside experts in dense and sparse layers (MiniCPM5), la
 (attention, Mamba-2, a two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H), Mamba (Mamba-1)
 layers beside attention layers, with experts every other layer (Jamba), AltUp, LAuReL, per-layer inputs, an MLP width
 per layer (sparse activations in some) and the last layers attending to earlier layers' keys and values
-(Gemma-3n); per-layer inputs, the last layers attending to earlier layers' keys and values for the kept positions
+(Gemma-3n); Mamba-1 (Mamba, Falcon-Mamba) or Mamba-2 layers alone, with no attention, no MLP and no position
+limit; per-layer inputs, the last layers attending to earlier layers' keys and values for the kept positions
 only, with MLPs twice as wide, full-attention layers with heads of their own width and number whose values are
 their keys, and experts beside every layer's MLP (Gemma-4).
 """
@@ -27,6 +28,8 @@ their keys, and experts beside every layer's MLP (Gemma-4).
 from __future__ import annotations
 
 import transformers
+
+from profiler.measure.architecture import ATTENTION_FREE
 
 _COMMON = dict(vocab_size=256, bos_token_id=0, eos_token_id=0, pad_token_id=0)
 _ATTENTION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
@@ -155,19 +158,29 @@ FAMILIES = {
                                              attention_k_eq_v=True, num_global_key_value_heads=1,
                                              enable_moe_block=True, num_experts=4, top_k_experts=2,
                                              moe_intermediate_size=32)),
+    # attention-free: every layer a Mamba mixer, no MLP, no position limit
+    "mamba": ("MambaConfig", dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, state_size=8,
+                                  time_step_rank=4, conv_kernel=4)),
+    "falcon_mamba": ("FalconMambaConfig", dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128,
+                                               state_size=8, time_step_rank=4, conv_kernel=4)),
+    "mamba2": ("Mamba2Config", dict(hidden_size=64, num_hidden_layers=2, num_heads=4, head_dim=32, state_size=16,
+                                    n_groups=2, conv_kernel=4, chunk_size=32, expand=2)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
 # attention without a position encoding (the Mamba layers before it carry the order): a token's key is the same at
 # every position
 NO_POSITIONS = frozenset({"nemotron_h", "jamba"})
-# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping)
-EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"})
+# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; the attention-free families have no attention)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"}) | ATTENTION_FREE
 
 
 def family_config(family: str, max_positions: int = 512):
-    """The tiny config of ``family`` (a key of ``FAMILIES``), holding ``max_positions`` positions."""
+    """The tiny config of ``family`` (a key of ``FAMILIES``), holding ``max_positions`` positions (an attention-free
+    family holds any number)."""
     class_name, numbers = FAMILIES[family]
     positions = {"n_positions": max_positions} if "n_layer" in numbers else {"max_position_embeddings": max_positions}
+    if family in ATTENTION_FREE:
+        positions = {}
     return getattr(transformers, class_name)(**numbers, **positions, **_COMMON)
 
 

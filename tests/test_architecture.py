@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig
+from transformers import AutoConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig, MambaConfig
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -252,6 +252,36 @@ def test_gemma_3n_caches_only_the_layers_before_those_that_share(tmp_path):
     assert arch.non_embedding_params == pytest.approx(3.95e9, rel=0.01)
     assert arch.embedding_params == 262400 * 2048 + 262144 * 35 * 256
     assert (arch.altup.inputs, arch.altup.laurel_rank, arch.per_layer_input) == (4, 64, 256)
+
+
+def test_mamba_as_published_has_no_attention_and_a_state_of_fixed_size(tmp_path):
+    """Mamba-130M (transformers' MambaConfig with its 24 layers): 129M parameters, no attention heads, no MLP, no
+    position limit (its range taken as 2^20 tokens), and a cache of one state per layer, the same at any context:
+    the convolution's last 4 inputs and a 1,536 x 16 state, float32."""
+    from profiler.measure.architecture import UNBOUNDED_POSITIONS
+
+    folder = tmp_path / "mamba"
+    MambaConfig(num_hidden_layers=24).save_pretrained(folder)
+    assert "max_position_embeddings" not in _written(folder) and "num_attention_heads" not in _written(folder)
+    arch = meta_architecture(ModelSource("mamba", folder, "local"))
+    assert arch.params == pytest.approx(129.1e6, rel=0.001) and (arch.heads, arch.kv_heads) == (0, 0)
+    assert arch.max_positions == UNBOUNDED_POSITIONS == 2**20
+    assert not any(arch.attends(layer) or arch.has_mlp(layer) for layer in range(24))
+    state = 24 * (1536 * 4 + 1536 * 16) * 4
+    assert arch.kv_bytes_per_token(torch.float32) == 0
+    assert arch.kv_cache_bytes(8, torch.float32) == arch.kv_cache_bytes(10**6, torch.float32) == state
+
+
+def test_an_attention_free_model_still_needs_its_width(tmp_path, capfd, monkeypatch):
+    """No heads and no positions are a Mamba's own; no width is a mistake, said in one line."""
+    folder = tmp_path / "mamba"
+    MambaConfig(hidden_size=64, num_hidden_layers=2, vocab_size=256).save_pretrained(folder)
+    written = _written(folder)
+    del written["hidden_size"]
+    (folder / "config.json").write_text(json.dumps(written))
+    stop_before_measuring(monkeypatch)
+    assert user_error(capfd, run_argv(folder)) == ("profiler: error: mamba: config.json: no hidden_size (hidden; "
+                                                   "the library would take 768)")
 
 
 def test_the_architecture_goes_to_json_as_it_is():

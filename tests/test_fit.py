@@ -199,3 +199,14 @@ def test_an_exact_curve_has_uncorrelated_coefficients():
     fit = fit_curve(LENGTHS, 7.7e7 + 1.7e8 * LENGTHS + 3.7e4 * LENGTHS**2, "FLOPs")  # FLOPs are exact
     assert np.array_equal(fit.ci95[:, 0], fit.ci95[:, 1])
     np.testing.assert_array_equal(fit.correlation, np.eye(3))
+
+
+def test_values_the_same_at_every_length_have_nothing_for_r2_to_explain():
+    """An attention-free model's decode FLOPs are one value at every context: 1 where the curve is that value, 0
+    where it is not (not a huge negative number from dividing by a variance of rounding error)."""
+    from profiler.costmodel.fit import log_r2
+
+    y = np.full(6, 2.583e8)
+    assert log_r2(y, y * (1 + 1e-12)) == 1.0
+    assert log_r2(y, y * 1.1) == 0.0
+    assert log_r2(np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0, 4.0])) == 1.0

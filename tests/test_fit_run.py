@@ -58,3 +58,27 @@ def test_a_thinned_fit_says_so(tmp_path, monkeypatch, capfd):
     capfd.readouterr()
     assert main(["show", str(path)]) == 0
     assert "fitted on an even spread of fewer rows than measured" in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_an_attention_free_model_is_fitted_by_its_own_flop_terms(tmp_path, monkeypatch):
+    """A Mamba's run: every phase prefers a constant and a linear term (no attention, no quadratic), its decode
+    FLOPs are the same at every context (R^2 1: nothing to explain), and the fit says it has no heads and takes
+    2^20 positions."""
+    from profiler.costmodel.fit_file import load_cost_model
+    from profiler.files import read_json
+    from tests.families import save_family
+    from tests.user_error import skip_ceilings
+
+    skip_ceilings(monkeypatch)
+    folder = save_family(tmp_path / "mamba", "mamba")
+    assert main(["run", "--model", str(folder), "--lengths", "8,16,32", "--budget", "8",
+                 "--out", str(tmp_path / "out"), "--fits", str(tmp_path / "fits")]) == 0
+    (path,) = (tmp_path / "fits").glob("mamba--*.json")
+    load_cost_model(path)  # valid against the schema, and prices
+    document = read_json(path)
+    model, curves = document["model"], document["curves"]
+    assert (model["heads"], model["kv_heads"], model["max_positions"]) == (0, 0, 2**20)
+    for phase in ("prefill", "decode", "forward"):
+        assert curves[phase]["flops"]["preferred"] == "affine"
+    assert curves["decode"]["flops"]["r2"] == 1.0

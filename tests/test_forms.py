@@ -58,3 +58,13 @@ def test_a_stack_of_curves_evaluates_as_each_curve_alone(form, theta):
         assert np.array_equal(values[row], form.evaluate(one, n))
         assert np.array_equal(jacobians[row], form.jacobian(one, n))
     assert np.ndim(form.evaluate(theta, 300.0)) == 0  # one curve at one length is a number
+
+
+def test_an_attention_free_model_prefers_a_linear_form_in_every_phase():
+    """Without attention no phase's FLOPs grow with the square of the tokens (heads 0: Mamba); an attending model's
+    prefill and forward do, and a served model of unknown heads is counted as attending."""
+    from profiler.costmodel.forms import STRUCTURED_FORMS, structured_forms
+
+    assert structured_forms(0) == {"prefill": "affine", "forward": "affine", "decode": "affine"}
+    assert structured_forms(12) == structured_forms(None) == STRUCTURED_FORMS
+    assert STRUCTURED_FORMS["prefill"] == "quadratic"

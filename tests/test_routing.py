@@ -73,6 +73,15 @@ def test_the_routing_is_the_timed_prefill_s_own(tmp_path):
     assert first == again and first != other
 
 
+def test_layers_that_run_only_the_kept_position_are_left_out(tmp_path):
+    """Gemma-4's last two layers share the keys and values of earlier ones and run only the position whose logits are
+    kept: their experts see one token of the prefill's 96, so the routing is of the first two layers, each routing
+    every token to its top 2 of 4 experts."""
+    routing = measure_routing(_load(tmp_path, "gemma4_text"), N_CTX)
+    assert [layer.layer for layer in routing.layers] == [0, 1] and (routing.experts, routing.top_k) == (4, 2)
+    assert all(sum(layer.tokens_per_expert) == N_CTX * 2 for layer in routing.layers)
+
+
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_a_dense_model_has_no_routing(tmp_path, family):
     assert measure_routing(_load(tmp_path, family), N_CTX) is None

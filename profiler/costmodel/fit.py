@@ -159,10 +159,14 @@ def aicc(rss: float, samples: int, k: int) -> float:
 
 
 def log_r2(y: np.ndarray, predicted: np.ndarray) -> float:
-    """R^2 of log values: on the relative scale the fit works on, so 8 and 8192 tokens count alike."""
+    """R^2 of log values: on the relative scale the fit works on, so 8 and 8192 tokens count alike. Values the same
+    at every length have no variation to explain: 1 where the curve is that value, else 0."""
     log_y = np.log(y)
     total = float(np.sum((log_y - log_y.mean()) ** 2))
-    return 1.0 - float(np.sum((log_y - np.log(np.maximum(predicted, 1e-300))) ** 2)) / total if total > 0 else 1.0
+    residual = float(np.sum((log_y - np.log(np.maximum(predicted, 1e-300))) ** 2))
+    if total <= _RSS_FLOOR:  # the same value at every length (an attention-free model's decode FLOPs): none to explain
+        return 1.0 if residual <= _RSS_FLOOR else 0.0
+    return 1.0 - residual / total
 
 
 def _lolo_mape(form: JointForm, n: np.ndarray, y: np.ndarray, theta: np.ndarray) -> list[float | None]:

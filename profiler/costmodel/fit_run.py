@@ -49,6 +49,7 @@ from profiler.costmodel.extend import fit_extend, unfixed
 from profiler.costmodel.fit import CurveFit
 from profiler.costmodel.fit_document import FitDocument
 from profiler.costmodel.fit_file import SCHEMA_VERSION
+from profiler.costmodel.forms import structured_forms
 from profiler.costmodel.phase_fits import fit_metric
 from profiler.costmodel.surface import fit_surface, fixed_forms
 from profiler.costmodel.surface_forms import SURFACE_FORMS
@@ -235,11 +236,12 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
                         f"and forward at {MIN_LENGTHS} or more lengths (its curves have up to 3 coefficients) and "
                         f"{MIN_SAMPLES} or more samples; measure more lengths (--lengths)")
     curves: dict = {phase: {} for phase in by_phase}
+    structured = structured_forms(run.model.to_json().get("heads"))  # the forms of each phase's FLOP terms
     for metric in METRICS:
         usable = {phase: (values["n_ctx"].to_numpy(), values[metric].to_numpy()) for phase, rows in by_phase.items()
                   if _too_few(phase, values := rows[["n_ctx", metric]].dropna()) is None
                   and (values[metric] > 0).all()}  # peak memory may be unmeasured
-        for phase, curve in fit_metric(usable, metric, UNITS[metric], seed=seed).items():  # prefill, forward together
+        for phase, curve in fit_metric(usable, metric, UNITS[metric], seed=seed, structured=structured).items():
             curves[phase][metric] = curve
     thinned_rows = {phase: {"rows": len(measured[phase]), "fitted": len(rows)}
                     for phase, rows in by_phase.items() if len(rows) < len(measured[phase])}

@@ -179,3 +179,15 @@ cached a constant and a linear term (one token against ``c``). Beyond the measur
 terms are what grows, so these forms are preferred to a power law that fits a short range a little
 better (``profiler.costmodel.fit.choose``). Windowed attention flattens the quadratic term to a
 linear one beyond the window: ``c`` is then near 0, still within the form."""
+ATTENTION_FREE_FORMS = {"prefill": "affine", "forward": "affine", "decode": "affine"}
+"""An attention-free model's FLOP terms (Mamba, Falcon-Mamba, Mamba-2: every layer a state-space mixer, whose work
+per token is the same at any length, and no attention): a constant and a linear term in every phase. Mamba-2's
+passing of states from chunk to chunk grows with the square of the chunks, a few percent of a pass at a million
+tokens: left to the linear term."""
+
+
+def structured_forms(heads: int | None) -> dict[str, str]:
+    """The forms of each phase's FLOP terms for a model of ``heads`` attention heads (0: attention-free; None: a
+    served model of unknown architecture, counted as attending)."""
+    return ATTENTION_FREE_FORMS if heads == 0 else STRUCTURED_FORMS
+

@@ -4,7 +4,7 @@
   (prefill also fills the KV cache), so they are fitted together (``fit_phases``: one form, chosen
   by their joint AICc, each its own overhead and per-token cost, the growth beyond shared);
   decode alone. Each phase prefers the form of its FLOP terms (``STRUCTURED_FORMS``: quadratic for
-  prefill and forward, affine for decode) unless another fits clearly better
+  prefill and forward, affine for decode; affine for all of an attention-free model's) unless another fits clearly better
   (``profiler.costmodel.fit.choose``). Before, each phase chose its form alone by AICc: from a short
   range (8..256 tokens), prefill and forward, measured within 0.5% of each other, picked different
   forms and differed by 40% at 2,048.
@@ -24,8 +24,10 @@ WORK_METRICS = ("latency_s", "flops", "energy_j")
 JOINT_PHASES = ("prefill", "forward")
 
 
-def fit_metric(samples: dict[str, tuple], metric: str, unit: str, seed: int = 0) -> dict[str, CurveFit]:
-    """The curves of ``metric`` for each phase in ``samples`` (``{phase: (n, y)}``), in that order."""
+def fit_metric(samples: dict[str, tuple], metric: str, unit: str, seed: int = 0,
+               structured: dict[str, str] = STRUCTURED_FORMS) -> dict[str, CurveFit]:
+    """The curves of ``metric`` for each phase in ``samples`` (``{phase: (n, y)}``), in that order; each work metric's
+    preferring the form of its phase's FLOP terms, ``structured`` (``forms.structured_forms``)."""
     forms = CANDIDATE_FORMS[metric]
     if metric not in WORK_METRICS:
         return {phase: fit_curve(n, y, unit, forms=forms, seed=seed) for phase, (n, y) in samples.items()}
@@ -34,5 +36,5 @@ def fit_metric(samples: dict[str, tuple], metric: str, unit: str, seed: int = 0)
     fitted: dict[str, CurveFit] = {}
     for group in (g for g in groups if g):
         fitted |= fit_phases({phase: samples[phase] for phase in group}, unit, forms, seed,
-                             preferred=STRUCTURED_FORMS[group[0]])
+                             preferred=structured[group[0]])
     return {phase: fitted[phase] for phase in samples}

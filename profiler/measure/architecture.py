@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
 Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 47 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 50 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -35,6 +35,12 @@ NUMBER_NAMES = {
 # Keys of config.json from which a family's config object derives a number (Nemotron-H counts its layers from its
 # list of blocks, or from the older pattern string): written, they set that number
 DERIVED_FROM = {"num_hidden_layers": ("layers_block_type", "hybrid_override_pattern")}
+# Families with no attention and no MLP: each layer one Mamba mixer (Mamba and Falcon-Mamba: Mamba-1; Mamba-2). They
+# have no position limit, so no positions to read: their range is taken to end at ``UNBOUNDED_POSITIONS``, where a
+# prefill is far beyond any budget on a CPU and a decode step costs what it does at 8 tokens (the state is the same)
+ATTENTION_FREE = frozenset({"mamba", "falcon_mamba", "mamba2"})
+UNBOUNDED_POSITIONS = 2**20
+ATTENTION_FREE_NUMBERS = ("layers", "hidden", "vocab")  # the numbers of NUMBER_NAMES such a family has
 # Numbers config.json may leave out: the families derive them by these rules (multi-head
 # attention; heads split the width evenly; GPT-2's MLP is 4 wide). Any other number left out
 # would silently take the config class's default, a number nobody chose for this model.
@@ -386,6 +392,8 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
     """Read the architecture from ``config`` (checked by ``config_check.check_config``) by the family rules below;
     parameter counts come from ``model`` (meta is fine)."""
     value = {number: read_number(config, number)[1] for number in NUMBER_NAMES}
+    if config.model_type in ATTENTION_FREE:
+        value |= {"heads": 0, "kv_heads": 0, "head_dim": 0, "ffn": 0, "max_positions": UNBOUNDED_POSITIONS}
     hidden, heads, layers = value["hidden"], value["heads"], value["layers"]
     unique = {id(p): p for p in model.parameters()}
     params = sum(p.numel() for p in unique.values())
@@ -394,8 +402,10 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
     )
     widths = tuple(value["ffn"]) if isinstance(value["ffn"], (list, tuple)) else None  # Gemma-3n's, one per layer
     # the experts' width where the dense MLP has its own
-    ffn = max(widths) if widths else value["ffn"] or DERIVED["ffn"](hidden, heads)
-    kv_heads = _kv_heads(config, value["kv_heads"] or DERIVED["kv_heads"](hidden, heads))
+    ffn = max(widths) if widths else value["ffn"] if value["ffn"] is not None else DERIVED["ffn"](hidden, heads)
+    kv_heads = _kv_heads(config, value["kv_heads"] if value["kv_heads"] is not None
+                         else DERIVED["kv_heads"](hidden, heads))
+    head_dim = value["head_dim"] if value["head_dim"] is not None else DERIVED["head_dim"](hidden, heads)
     layer_head_dims, layer_kv_heads = layer_values(config, "head_dim"), layer_values(config, "kv_heads")
     widths = _ffn_widths(config, widths or (ffn,) * layers)
     return Architecture(
@@ -404,7 +414,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         hidden=hidden,
         heads=heads,
         kv_heads=kv_heads,
-        head_dim=value["head_dim"] or DERIVED["head_dim"](hidden, heads),
+        head_dim=head_dim,
         cached_kv_heads=_cached_kv_heads(config, kv_heads, heads),
         ffn=_dense_ffn(config, ffn),
         ffn_widths=widths if len(set(widths)) > 1 else None,
@@ -416,7 +426,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         windows=_windows(config, layers),
         experts=_experts(config, layers, ffn),
         latent_attention=_latent_attention(config),
-        attention_gate=_attention_gate(config, heads, value["head_dim"] or DERIVED["head_dim"](hidden, heads)),
+        attention_gate=_attention_gate(config, heads, head_dim),
         linear_attention=_linear_attention(config),
         short_convolution=_short_convolution(config, hidden),
         mamba=_mamba(config, layers),
@@ -624,12 +634,13 @@ def _linear_attention(config) -> GatedDeltaNet | None:
 # Families with Mamba-2 layers: Granite-4.0-H's ``linear_attention`` layers (transformers' name for its ``mamba``
 # layers), Bamba's layers not in ``attn_layer_indices``, every layer of Falcon-H1 (beside its attention),
 # Nemotron-H's ``linear_attention`` blocks
-MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1", "nemotron_h"})
+MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1", "nemotron_h", "mamba2"})
 # Nemotron-H's names for its blocks (``layers_block_type``) and, in one of its layers, the block it is
 NEMOTRON_BLOCKS = {"full_attention": "attention", "linear_attention": "mamba", "mlp": "mlp", "moe": "moe"}
 # The names a family gives Mamba-2's numbers: heads, head width, state width, groups, convolution width, chunk
 MAMBA2_NAMES = ("mamba_n_heads", "mamba_d_head", "mamba_d_state", "mamba_n_groups", "mamba_d_conv", "mamba_chunk_size")
 NEMOTRON_MAMBA2_NAMES = ("mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "conv_kernel", "chunk_size")
+PURE_MAMBA2_NAMES = ("num_heads", "head_dim", "state_size", "n_groups", "conv_kernel", "chunk_size")  # Mamba-2's own
 
 
 def _mamba(config, layers: int) -> Mamba2 | None:
@@ -641,28 +652,33 @@ def _mamba(config, layers: int) -> Mamba2 | None:
         mixers = tuple(range(layers))
     elif config.model_type == "bamba":
         mixers = tuple(i for i in range(layers) if i not in (config.attn_layer_indices or ()))
-    elif config.model_type == "nemotron_h":
+    elif config.model_type in ("nemotron_h", "mamba2"):
         mixers = tuple(i for i, kind in enumerate(_blocks(config)) if kind == "mamba")
     else:
         mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
     if not mixers:
         return None
-    names = NEMOTRON_MAMBA2_NAMES if config.model_type == "nemotron_h" else MAMBA2_NAMES
+    names = {"nemotron_h": NEMOTRON_MAMBA2_NAMES, "mamba2": PURE_MAMBA2_NAMES}.get(config.model_type, MAMBA2_NAMES)
     heads, head_dim, state, groups, conv_kernel, chunk = (getattr(config, name) for name in names)
     return Mamba2(heads=heads, head_dim=head_dim, state=state, groups=groups, conv_kernel=conv_kernel, chunk=chunk,
                   layers=mixers, replaces_attention=config.model_type != "falcon_h1")
 
 
 # Families with Mamba (Mamba-1) layers: Jamba's ``linear_attention`` layers (transformers' name for its ``mamba``
-# layers, every layer but each ``attn_layer_period``-th from ``attn_layer_offset``)
-MAMBA1 = frozenset({"jamba"})
+# layers, every layer but each ``attn_layer_period``-th from ``attn_layer_offset``), every layer of Mamba and
+# Falcon-Mamba
+MAMBA1 = frozenset({"jamba", "mamba", "falcon_mamba"})
 
 
 def _mamba1(config) -> Mamba1 | None:
-    """The Mamba layers of a ``MAMBA1`` family, by its ``mamba_*`` numbers (values ``mamba_expand`` times the model's
-    width); None for any other family, or where it has none."""
+    """The Mamba layers of a ``MAMBA1`` family: Jamba's by its ``mamba_*`` numbers (values ``mamba_expand`` times the
+    model's width); Mamba's and Falcon-Mamba's (every layer) by ``intermediate_size``, ``state_size``,
+    ``time_step_rank`` and ``conv_kernel``. None for any other family, or where it has none."""
     if config.model_type not in MAMBA1:
         return None
+    if config.model_type != "jamba":
+        return Mamba1(inner=config.intermediate_size, state=config.state_size, dt_rank=config.time_step_rank,
+                      conv_kernel=config.conv_kernel, layers=tuple(range(config.num_hidden_layers)))
     mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
     if not mixers:
         return None
@@ -671,7 +687,10 @@ def _mamba1(config) -> Mamba1 | None:
 
 
 def _blocks(config) -> tuple[str, ...] | None:
-    """Nemotron-H's layers, each one block (``NEMOTRON_BLOCKS``); None for every other family."""
+    """Nemotron-H's layers, each one block (``NEMOTRON_BLOCKS``), and an ``ATTENTION_FREE`` family's, each a Mamba
+    mixer; None for every other family."""
+    if config.model_type in ATTENTION_FREE:
+        return ("mamba",) * config.num_hidden_layers
     if config.model_type != "nemotron_h":
         return None
     return tuple(NEMOTRON_BLOCKS[kind] for kind in config.layers_block_type)

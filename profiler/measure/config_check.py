@@ -8,7 +8,15 @@ them once they pass.
 from __future__ import annotations
 
 from profiler.errors import UserError
-from profiler.measure.architecture import DERIVED, DERIVED_FROM, NUMBER_NAMES, layer_values, read_number
+from profiler.measure.architecture import (
+    ATTENTION_FREE,
+    ATTENTION_FREE_NUMBERS,
+    DERIVED,
+    DERIVED_FROM,
+    NUMBER_NAMES,
+    layer_values,
+    read_number,
+)
 
 # A decode step at context c needs c + 1 positions: the shortest has c = 1.
 MIN_POSITIONS = 2
@@ -38,9 +46,9 @@ def config_problems(config, written: dict) -> list[str]:
     ``DERIVED`` may be left out when the object holds nothing or follows the rule. Impossible:
     not a whole number, a count below 1, fewer than ``MIN_POSITIONS`` positions, ``hidden`` not
     split evenly over ``heads`` (unless ``head_dim`` is given), ``kv_heads`` not dividing
-    ``heads``. Empty when all is well."""
+    ``heads``. An ``ATTENTION_FREE`` family has only ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
     problems, counts, absent = [], {}, []
-    for number in NUMBER_NAMES:
+    for number in ATTENTION_FREE_NUMBERS if config.model_type in ATTENTION_FREE else NUMBER_NAMES:
         name, value = read_number(config, number)
         if not any(written.get(key) is not None for key in _written_as(config, name)):
             absent.append(number)

@@ -337,18 +337,19 @@ def load_model(
     # of a weight handed to a module as an input, which fails in inference mode (LFM2's convolution kernel layer)
     model.requires_grad_(False)
     _check_a_cached_step(model, source, transformers_version)
-    attention = model.config._attn_implementation
+    attention, architecture = model.config._attn_implementation, architecture_of(config, model)
+    attends = any(architecture.attends(layer) for layer in range(architecture.layers))
     return LoadedModel(
         source=source,
         model=model,
-        architecture=architecture_of(config, model),
+        architecture=architecture,
         device=model.get_input_embeddings().weight.device,
         dtype=dtype,
         random_weights=not own_weights,
         attn_implementation=attention,
         device_map=placement,
         build_s=time.perf_counter() - start,
-        attn_fallback=(None if attn_implementation or attention == "sdpa"
+        attn_fallback=(None if attn_implementation or attention == "sdpa" or not attends  # nothing to run it on
                        else f"{type(model).__name__} cannot run sdpa attention in transformers {transformers_version}"),
         part_measured=part_measured,
     )

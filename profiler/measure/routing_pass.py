@@ -10,6 +10,10 @@ recomputed, the counts are the experts that computed. Shared experts (Qwen2-MoE'
 DeepSeek-V3's) take every token and are plain MLPs, not hooked; dense first layers
 (DeepSeek-V3's ``first_k_dense_replace``) have no experts module.
 
+Layers whose experts ran fewer tokens than the prompt's are left out: Gemma-4's layers sharing keys and values run
+only the position whose logits are kept (``Architecture.kv_shared_keep_logits``), and one token's routing says
+nothing of a prefill's balance.
+
 The pass is ``Passes.prefill`` with the sweep's seed: the same prompt tokens, so the same
 routing, as the prefill timed at that length. Families whose experts take the routing under
 another name (Llama-4, GPT-OSS, JetMoE) give no record, as dense models do.
@@ -68,8 +72,10 @@ def measure_routing(loaded: LoadedModel, n_ctx: int, seed: int = 0) -> Routing |
     sizes = {module.num_experts for _, module, _ in experts}
     if len(sizes) != 1 or len(top_k) != 1:
         raise ValueError(f"{loaded.source.name}: MoE layers of different sizes ({sizes} experts, top-k {top_k})")
-    size = sizes.pop()
+    size, k = sizes.pop(), top_k.pop()
     layers = [LayerRouting(_layer_index(name), [counts[name][expert] for expert in range(size)])
-              for name, _, _ in experts]
-    return Routing(tokens=n_ctx, top_k=top_k.pop(), experts=size,
+              for name, _, _ in experts if sum(counts[name].values()) == n_ctx * k]  # the layers every token passed
+    if not layers:
+        return None
+    return Routing(tokens=n_ctx, top_k=k, experts=size,
                    experts_implementation=loaded.model.get_experts_implementation()[""], layers=layers)
