@@ -341,4 +341,5 @@ def test_weights_beyond_the_memory_available_are_refused_before_they_are_allocat
     assert line == (f"profiler: error: llama: building this model runs out of memory (its weights need {needed:,} "
                     "bytes on the CPU, 4,096 are available: out of memory)")
     meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       16384 kB\n")
-    assert load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32).random_weights != weights
+    loaded = load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
+    assert loaded.random_weights != weights

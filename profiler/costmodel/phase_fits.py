@@ -4,7 +4,8 @@
   (prefill also fills the KV cache), so they are fitted together (``fit_phases``: one form, chosen
   by their joint AICc, each its own overhead and per-token cost, the growth beyond shared);
   decode alone. Each phase prefers the form of its FLOP terms (``STRUCTURED_FORMS``: quadratic for
-  prefill and forward, affine for decode; affine for all of an attention-free model's) unless another fits clearly better
+  prefill and forward, affine for decode; ``ATTENTION_FREE_FORMS``, affine, for all of an attention-free
+  model's) unless another fits clearly better
   (``profiler.costmodel.fit.choose``). Before, each phase chose its form alone by AICc: from a short
   range (8..256 tokens), prefill and forward, measured within 0.5% of each other, picked different
   forms and differed by 40% at 2,048.

@@ -314,8 +314,8 @@ class Architecture:
     @property
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
-        each (multi-query: one head; the layer's own where they differ by layer), or the latent and rotary key of latent attention; none in a layer that
-        does not attend, or shares another's (``kv_shared``)."""
+        each (multi-query: one head; the layer's own where they differ by layer), or the latent and rotary key of
+        latent attention; none in a layer that does not attend, or shares another's (``kv_shared``)."""
         mla = self.latent_attention
 
         def cached(layer: int) -> int:
@@ -560,8 +560,9 @@ def _sparse_layers(config, layers: int) -> tuple[int, ...]:
     """The layers with experts: Llama-4's ``moe_layers``; Nemotron-H's ``moe`` blocks; those ``mlp_layer_types``
     names ``sparse`` (HY-V3); those ``layers_num_experts`` gives more than one (Jamba's every
     ``expert_layer_period``-th from ``expert_layer_offset``); ERNIE-4.5's every ``moe_layer_interval``-th from
-    ``moe_layer_start_index`` to ``moe_layer_end_index``; otherwise all but DeepSeek's first ``first_k_dense_replace`` (LFM2-MoE's
-    ``num_dense_layers``), and for Qwen-MoE every ``decoder_sparse_step``-th not in ``mlp_only_layers``."""
+    ``moe_layer_start_index`` to ``moe_layer_end_index``; otherwise all but DeepSeek's first
+    ``first_k_dense_replace`` (LFM2-MoE's ``num_dense_layers``), and for Qwen-MoE every ``decoder_sparse_step``-th
+    not in ``mlp_only_layers``."""
     if config.model_type == "llama4_text":
         return tuple(config.moe_layers)
     if config.model_type == "nemotron_h":

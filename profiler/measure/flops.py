@@ -85,10 +85,10 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   elementwise). Gemma-4's full-attention layers have heads of their own width (``Architecture.head_dim_of``, and
   their own key and value heads where the config says so) and, where ``attention_k_eq_v``, no value projection:
   their values are their keys (cached all the same). Its experts (26B-A4B) run beside the dense MLP of every
-  layer (``Experts.beside_dense``), which is counted too. Its layers sharing keys and values run only the positions whose
-  logits are kept (``Architecture.kv_shared_keep_logits``: 1 of a prefill's ``T``, as transformers slices them
-  for a pass asked for integer ``logits_to_keep``); their queries attend to all the keys the layer they share
-  them with holds.
+  layer (``Experts.beside_dense``), which is counted too. Its layers sharing keys and values run only the
+  positions whose logits are kept (``Architecture.kv_shared_keep_logits``: 1 of a prefill's ``T``, as
+  transformers slices them for a pass asked for integer ``logits_to_keep``); their queries attend to all the keys
+  the layer they share them with holds.
 - Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
   a layer counts its block only.
 
