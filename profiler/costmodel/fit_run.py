@@ -236,7 +236,8 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
                         f"and forward at {MIN_LENGTHS} or more lengths (its curves have up to 3 coefficients) and "
                         f"{MIN_SAMPLES} or more samples; measure more lengths (--lengths)")
     curves: dict = {phase: {} for phase in by_phase}
-    structured = structured_forms(run.model.to_json().get("heads"))  # the forms of each phase's FLOP terms
+    model = run.model.to_json()
+    structured = structured_forms(model.get("heads"))  # the forms of each phase's FLOP terms
     for metric in METRICS:
         usable = {phase: (values["n_ctx"].to_numpy(), values[metric].to_numpy()) for phase, rows in by_phase.items()
                   if _too_few(phase, values := rows[["n_ctx", metric]].dropna()) is None
@@ -245,7 +246,6 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
             curves[phase][metric] = curve
     thinned_rows = {phase: {"rows": len(measured[phase]), "fitted": len(rows)}
                     for phase, rows in by_phase.items() if len(rows) < len(measured[phase])}
-    model = run.model.to_json()
     memory = _memory(single, model)
     surfaces, surfaces_skipped = _surfaces(samples, seed)
     extend, extend_skipped = _extend(single, curves, seed)

@@ -59,9 +59,9 @@ def config_problems(config, written: dict) -> list[str]:
         if value is None:
             continue
         values = _values(config, number, value)
-        found = [_problem(number, name, one) for one in values]
-        if any(found):
-            problems.append(next(problem for problem in found if problem))
+        problem = next((found for one in values if (found := _problem(number, name, one))), None)
+        if problem:
+            problems.append(problem)
         else:
             counts[number] = (name, max(values))
     if "hidden" not in counts or "heads" not in counts:

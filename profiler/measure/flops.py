@@ -209,14 +209,19 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
     if not arch.has_mlp(layer):
         return 0
     if experts is None or layer not in experts.layers:
-        return 2 * t * d * arch.dense_ffn(layer) * (3 if arch.gated_mlp else 2)
+        return _dense_mlp_flops(arch, layer, t)
     router = 2 * t * d * experts.count
     width, m = experts.latent or d, experts.matrices
     routed = 2 * t * (experts.count if experts.every_token else experts.per_token) * width * experts.ffn * m
     latent = 2 * t * d * experts.latent * 2
     shared = 2 * t * d * experts.shared_ffn * m + (2 * t * d if experts.shared_gate else 0)
-    dense = 2 * t * d * arch.dense_ffn(layer) * 3 if experts.beside_dense else 0
+    dense = _dense_mlp_flops(arch, layer, t) if experts.beside_dense else 0
     return router + routed + latent + shared + dense
+
+
+def _dense_mlp_flops(arch: Architecture, layer: int, t: int) -> int:
+    """Layer ``layer``'s dense MLP over ``t`` tokens: its three matrices (gated) or two."""
+    return 2 * t * arch.hidden * arch.dense_ffn(layer) * (3 if arch.gated_mlp else 2)
 
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int, queries: int) -> int:
