@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The checks a lent GPU machine runs, in one call of the device tool: the carried wheels installed, the tests that
 # need CUDA, then the GPU benchmarks of issues 13-15, most wanted first. Each step is bounded by `timeout`, and one
-# that cannot finish before the deadline (argv[1] seconds from the start, default 480) is not started, so the call
-# ends inside its limit and says what it left out. Everything goes to $OUT/log.txt as it is written (it comes back
+# that cannot finish before the deadline (argv[1] seconds from the start, default 480; the steps together may take
+# 990 s, and took about 420 s on an H200) is not started, so the call ends inside its limit and says what it left out. Everything goes to $OUT/log.txt as it is written (it comes back
 # even if the call is cut short), each benchmark's JSON line to $OUT/results.jsonl, the default runs' folders to
 # $OUT/runs.tar.gz.
 #
-# Run from the repository root, with the wheels of packages the machine lacks in .whl/ (carried):
-#   bash benchmarks/gpu_session.sh 480
+# Run from the repository root, with the wheels of packages the machine lacks in .whl/ (carried; for the H200's image
+# of 2026-12: transformers 5.25.0, huggingface_hub 2.4.0, hf-xet, click, regex, httpx2, httpcore2, truststore,
+# jsonschema and its referencing, jsonschema-specifications, rpds-py):
+#   bash benchmarks/gpu_session.sh 600
 set -u
 deadline_s=${1:-480}
 out=${OUT:-$(mktemp -d)}
@@ -55,6 +57,8 @@ gpt2_run=$(ls -d /tmp/runs/*/gpt2 2>/dev/null | head -n 1)
 [ -n "$gpt2_run" ] && step batch_fit 60 python3 benchmarks/batch_fit.py --run "$gpt2_run"
 step extend 45 python3 benchmarks/extend.py
 step filled_cache 45 python3 benchmarks/filled_cache.py
+step first_pass 60 python3 benchmarks/gpu_first_pass.py
+step validate 100 python3 benchmarks/validate_gpt2.py --fits /tmp/runs/fits --out /tmp/validate
 step validate_parallel 150 python3 benchmarks/validate_gpt2.py --schedule parallel --fits /tmp/runs/fits --out /tmp/validate
 step validate_prefix 120 python3 benchmarks/validate_gpt2.py --prefix-cache on --fits /tmp/runs/fits --out /tmp/validate
 echo "== session: $(($(date +%s) - start)) s"

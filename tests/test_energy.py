@@ -284,7 +284,8 @@ def test_a_real_run_records_its_counter_or_why_there_is_none(tmp_path, capfd, mo
     skip_ceilings(monkeypatch)
     tiny = save_tiny(tmp_path / "tiny", "gpt2")
     # --budget 8: enough to fit three lengths on a busy machine too (the test reads the fit)
-    argv = ["run", "--model", str(tiny), "--lengths", "8,16,32", "--budget", "8", "--batch", "1",
+    # on the CPU, the counter opened below (a GPU machine's run would read NVML)
+    argv = ["run", "--model", str(tiny), "--device", "cpu", "--lengths", "8,16,32", "--budget", "8", "--batch", "1",
             "--out", str(tmp_path / "o"), "--fits", str(tmp_path / "fits")]
     assert main(argv) == 0
     out = capfd.readouterr().out

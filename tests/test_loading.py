@@ -103,6 +103,17 @@ def test_sdpa_is_the_default_and_asked_for_it_is_refused_where_it_cannot_run(tmp
         f"{transformers.__version__}; pass --attn eager")
 
 
+def test_a_model_built_here_runs_without_cudnn_attention_or_hub_kernels(tmp_path, monkeypatch):
+    """cuDNN's attention builds a plan for every new sequence length (3 ms a layer on an H200: a generate's decode
+    steps paid it at each position), and hub kernels are remote code that replaces the layers measured: building a
+    model switches both off for the process, whatever they were."""
+    monkeypatch.setenv("USE_HUB_KERNELS", "YES")
+    torch.backends.cuda.enable_cudnn_sdp(True)
+    load_model(_source(save_tiny(tmp_path / "llama", "llama")), torch.device("cpu"), torch.float32)
+    assert not torch.backends.cuda.cudnn_sdp_enabled()
+    assert not transformers.integrations.hub_kernels._kernels_enabled()
+
+
 def test_architecture_of_loaded_model(tiny_loaded, tiny_kind):
     arch = tiny_loaded.architecture
     assert (arch.layers, arch.hidden, arch.heads, arch.max_positions) == (2, 64, 4, 128)
@@ -337,7 +348,7 @@ def test_weights_beyond_the_memory_available_are_refused_before_they_are_allocat
     skip_ceilings(monkeypatch)
     monkeypatch.chdir(tmp_path)
     needed = meta_architecture(ModelSource("llama", folder, "local")).params * 4  # float32
-    line = user_error(capfd, run_argv(folder, "--out", "out", "--fits", "fits"))
+    line = user_error(capfd, run_argv(folder, "--device", "cpu", "--out", "out", "--fits", "fits"))
     assert line == (f"profiler: error: llama: building this model runs out of memory (its weights need {needed:,} "
                     "bytes on the CPU, 4,096 are available: out of memory)")
     meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       16384 kB\n")

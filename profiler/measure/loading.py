@@ -13,7 +13,16 @@ kernels are those of any other weights.
 
 Safety: only ``*.safetensors`` are loaded; a folder whose weights are pickle checkpoints
 (``.bin``, ``.pt``...) is refused, and a model's own Python code runs only when the user
-passes ``trust_remote_code``.
+passes ``trust_remote_code``. Transformers' hub kernels (``kernels``: compiled layers fetched from
+the Hub, which ``from_pretrained`` applies by default from 5.25, and some models load at their
+first pass) are remote code too, and would replace the layers measured: they are switched off for
+the whole process (``USE_HUB_KERNELS=NO``) whenever a model is built here.
+
+cuDNN attention is switched off too (``torch.backends.cuda.enable_cudnn_sdp(False)``), so sdpa on a
+GPU runs flash or memory-efficient attention: cuDNN, torch's first choice on Hopper, builds a plan
+for every new sequence length, 3 ms a layer on an H200 (``benchmarks/gpu_first_pass.py``), so each
+decode step of a generate (one position longer than the last) paid it again: calls ran 5-9x the
+passes' steady cost, and a decode step cost whatever lengths the process had run before.
 
 Every input is checked before it is used, each mistake one ``UserError`` line: config.json
 (readable, and its numbers: ``config_check.check_config``) before any model is built; the
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -316,6 +326,8 @@ def load_model(
     from transformers import __version__ as transformers_version
 
     start = time.perf_counter()
+    os.environ["USE_HUB_KERNELS"] = "NO"  # read by transformers at each use: no hub kernel, now or at a later pass
+    torch.backends.cuda.enable_cudnn_sdp(False)  # no plan built per sequence length (the module doc)
     config, part_measured = check_model(source, trust_remote_code)
     own_weights = source.has_weights and part_measured is None
     options = dict(dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code)
