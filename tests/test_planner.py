@@ -58,10 +58,21 @@ def loaded(tmp_path_factory):
     return load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
 
 
-def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0, spikes: dict[int, float] | None = None):
+def gpu_batch_prefill_s(n: int, batch: int = 1) -> float:
+    """A GPU's batched prefill: each sequence more adds 2% of one's cost (a pass bound by launching its kernels)."""
+    return prefill_s(n) * (1 + 0.02 * (batch - 1))
+
+
+def gpu_batch_decode_s(c: int, batch: int = 1) -> float:
+    return decode_s(c) * (1 + 0.02 * (batch - 1))
+
+
+def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0, spikes: dict[int, float] | None = None,
+             batched=(batch_prefill_s, batch_decode_s)):
     """The fake clock, moved by each pass's cost times a seeded noise of ``noise`` (relative, uniform) and times
-    ``slowed()``, the first prefill of ``n`` tokens (of one sequence) ``spikes[n]`` times more (a hiccup); the
-    longest single pass charged is kept in ``longest``."""
+    ``slowed()``, the first prefill of ``n`` tokens (of one sequence) ``spikes[n]`` times more (a hiccup); batches of
+    sequences cost ``batched`` (prefill, decode); the longest single pass charged is kept in ``longest``."""
+    batch_prefill, batch_decode = batched
     clock, rng, longest, spikes = FakeClock(), random.Random(1), [0.0], dict(spikes or {})
 
     def charged(cost):
@@ -71,27 +82,28 @@ def _machine(monkeypatch, noise: float = 0.0, slowed=lambda: 1.0, spikes: dict[i
             return seconds
         return moved
 
-    charge(monkeypatch, clock, "prefill", charged(lambda n, batch=1: batch_prefill_s(n, batch) * (
+    charge(monkeypatch, clock, "prefill", charged(lambda n, batch=1: batch_prefill(n, batch) * (
         spikes.pop(n, 1.0) if batch == 1 else 1.0)))
     charge(monkeypatch, clock, "forward", charged(prefill_s))
-    charge(monkeypatch, clock, "decode_step", charged(lambda cache, batch=1: batch_decode_s(cache.get_seq_length(),
-                                                                                            batch)))
+    charge(monkeypatch, clock, "decode_step", charged(lambda cache, batch=1: batch_decode(cache.get_seq_length(),
+                                                                                          batch)))
     charge(monkeypatch, clock, "extend", charged(lambda cache, s: extend_s(cache.get_seq_length(), s)))
     charge(monkeypatch, clock, "generate", charged(lambda n_in, n_out: prefill_s(n_in) + (n_out - 1) * decode_s(n_in)))
     return clock, longest
 
 
 def _sweep(loaded, tmp_path, monkeypatch, budget_s, lengths=None, noise=0.0, slow_pilot=1.0, batch_sizes=(1,),
-           slower=1.0, raise_budget=False, spikes=None):
+           slower=1.0, raise_budget=False, spikes=None, batched=(batch_prefill_s, batch_decode_s)):
     """A sweep on the synthetic machine (every pass ``slower`` times its cost); ``slow_pilot``: every pass that many
     times slower still until the pilot ends (a machine busy then, quiet after); ``raise_budget``: a default budget;
-    ``spikes``: ``_machine``'s."""
+    ``spikes``, ``batched``: ``_machine``'s."""
     piloting = [True]
 
     def progress(description, done_s, total_s):
         piloting[0] = piloting[0] and description.startswith("pilot")
 
-    clock, longest = _machine(monkeypatch, noise, lambda: slower * (slow_pilot if piloting[0] else 1.0), spikes)
+    clock, longest = _machine(monkeypatch, noise, lambda: slower * (slow_pilot if piloting[0] else 1.0), spikes,
+                              batched)
     with SampleWriter(tmp_path / "s.csv") as writer:
         outcome = Sweep(loaded, writer, lengths=lengths or default_lengths(MAX_POSITIONS),
                         trim_to_budget=lengths is None, budget_s=budget_s, raise_budget=raise_budget, policy=POLICY,
@@ -338,6 +350,23 @@ def test_a_machine_slower_than_its_pilot_leaves_out_the_batch_points_the_plan_ke
     first = [(row.phase, row.n_ctx, row.batch) for row in batched.itertuples()]
     assert set(first[:2]) == {("prefill", 8, 2), ("decode", 8, 2)}, first
     assert set(first[2:4]) == {("prefill", 8, 8), ("decode", 8, 8)}, first
+
+
+def test_batch_points_left_out_come_back_when_the_budget_is_not_spent(loaded, tmp_path, monkeypatch):
+    """On a GPU a batch of 64 sequences costs little more than one (here 2% more a sequence), where the plan
+    estimates up to 64 times one before any is measured, so it thins the batch grid to its share and the sweep can end
+    with time left (gpt2 on an H200: 16 s of a 39 s budget, a prefill of 64 x 1,024 tokens said to be unaffordable;
+    here, before the change, 19 s of 160). Measured batches correct the estimates of larger ones, and the points left
+    out come back at the end: none is said to be unaffordable where its warm-up and one pass would have fitted in the
+    time left, and the run still ends within its budget plus one pass."""
+    budget_s, batched = 160.0, {"prefill": gpu_batch_prefill_s, "decode": gpu_batch_decode_s}
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+                                         batched=tuple(batched.values()))
+    assert outcome.elapsed_s <= budget_s + longest_s
+    left_s = budget_s - outcome.elapsed_s
+    said = [s for s in outcome.batch_skipped if s["reason"] == "time budget"]
+    assert all(2 * batched[s["phase"]](s["n_ctx"], s["batch"]) > left_s for s in said), (left_s, said)
+    assert set(samples[samples.batch > 1].batch) == {2, 4, 8, 16, 32, 64}
 
 
 @pytest.mark.parametrize("raise_budget", [False, True])

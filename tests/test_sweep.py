@@ -527,9 +527,14 @@ def test_the_extend_core_is_measured_when_the_lengths_leave_nothing(tiny_loaded,
 def test_a_points_repeats_come_in_two_visits_a_round_apart_and_a_long_pass_in_one(tiny_loaded, tmp_path, monkeypatch):
     """On 5 s at about 1 ms a token, a pass over 50 ms (1% of the budget: prefill and forward at 64 and 128) is
     visited once, every other point twice: all first visits before any second, the second in the order of the first;
-    a point's repeats numbered on across its visits, at least its minimum in all."""
+    a point's repeats numbered on across its visits, at least its minimum in all. An extend or batch point the plan
+    left out that the time left after the generate pairs holds (``Sweep._bring_back``) comes last, in one visit."""
     _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32, 64, 128], clock=_synthetic_machine(monkeypatch))
-    timed = samples[samples.phase != "generate"]
+    after_pairs = samples.iloc[(samples.phase == "generate").to_numpy().nonzero()[0][-1] + 1:]
+    assert all((after_pairs.phase == "extend") | (after_pairs.batch > 1))
+    for _, rows in after_pairs.groupby(["phase", "batch", "n_ctx", "n_new"]):
+        assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats
+    timed = samples[(samples.phase != "generate") & ~samples.index.isin(after_pairs.index)]
     runs = (timed[["phase", "batch", "n_ctx", "n_new"]] != timed[["phase", "batch", "n_ctx", "n_new"]].shift()).any(
         axis=1).cumsum()
     visits = [(tuple(rows.iloc[0][["phase", "n_ctx", "n_new"]]), rows) for _, rows in timed.groupby(runs)]

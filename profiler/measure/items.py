@@ -164,6 +164,8 @@ class Items:
         earlier += latencies
         if batch == 1:
             self.medians_s[(phase, n_ctx, n_new)] = statistics.median(earlier)
+        else:
+            self.plan.batch_measured(phase, n_ctx, batch, statistics.median(earlier))
         self.watch.measured((phase, n_ctx, n_new) + ((batch,) if batch > 1 else ()), latencies)
         return result
 

@@ -46,7 +46,11 @@ to a decode step (each appended token reading the cache as a decode step does, w
 does at most). A pass of ``B`` sequences (``batch_pass_s``): never more than ``B`` times one sequence's; a
 prefill of ``B x n`` tokens' estimate if less (the same weights read and token work, and no more attention); a
 decode step a prefill of ``B`` tokens (the weights read once for ``B`` tokens' work) plus, per sequence, what
-its context adds to a step over the shortest context's.
+its context adds to a step over the shortest context's. Once a batch point is measured (``batch_measured``), its
+median is its estimate, and a larger batch at that length is estimated along the line through the two largest
+batches measured below it (one sequence's estimate the smaller where only one was), between the largest's median
+and that median times the ratio of the batches, if less than the estimate above (a GPU's batched passes cost far
+less than ``B`` times one: gpt2's prefill of 64 x 1,024 tokens took 54 ms on an H200 against 371 ms so estimated).
 
 Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LONG_PASS_SHARE`` of the budget) only
 ``LONG_PASS_REPEATS``: a budget is better spent reaching a longer length than repeating a pass whose noise is a small
@@ -185,6 +189,7 @@ class Plan:
         self.corrected_by = 1.0  # the pilot's inflation the estimates were last corrected by
         self.piloted_since: set[int] = set()  # lengths piloted after a correction: at the corrected speed
         self.few_repeats: set[int] = set()  # lengths kept at a long pass's repeats: piloted, they fit only so
+        self.batch_points_s: dict[tuple[str, int, int], float] = {}  # (phase, n, batch) -> median measured
 
     def calibrate_counter(self, plain_s: float, counted_s: float) -> None:
         """Take the counter's overhead from a plain and a FLOP-counted pass at the calibration length."""
@@ -248,9 +253,29 @@ class Plan:
     def generate_s(self, n_in: int, n_out: int) -> float:
         return self.prefill_estimate_s(n_in) + (n_out - 1) * self.decode_estimate_s(n_in + n_out)
 
+    def batch_measured(self, phase: str, n: int, batch: int, median_s: float) -> None:
+        """Record the median of the batch point ``(phase, n, batch)`` measured: its estimate from now on."""
+        self.batch_points_s[(phase, n, batch)] = median_s
+
     def batch_pass_s(self, phase: str, n: int, batch: int) -> float:
         """One pass of ``batch`` sequences of ``phase`` (prefill or decode) at length or context ``n`` (see the
-        module doc): batch 1's estimate, at most ``batch`` times it."""
+        module doc): batch 1's estimate, at most ``batch`` times it; measured, its median; at most the largest
+        smaller batch measured at ``n`` times the ratio of the batches."""
+        if (phase, n, batch) in self.batch_points_s:
+            return self.batch_points_s[(phase, n, batch)]
+        estimate_s = self._unmeasured_batch_pass_s(phase, n, batch)
+        smaller = sorted(b for (p, m, b) in self.batch_points_s if (p, m) == (phase, n) and b < batch)
+        if not smaller:
+            return estimate_s
+        # along the line through the two largest batches below (one sequence's estimate the smaller where only one
+        # was measured), between the largest's median and that median times the ratio of the batches
+        points = {1: self._unmeasured_batch_pass_s(phase, n, 1)} | {b: self.batch_points_s[(phase, n, b)]
+                                                                       for b in smaller}
+        (b1, s1), (b2, s2) = sorted(points.items())[-2:]
+        along_s = s2 + (s2 - s1) / (b2 - b1) * (batch - b2)
+        return min(estimate_s, max(s2, min(along_s, s2 * batch / b2)))
+
+    def _unmeasured_batch_pass_s(self, phase: str, n: int, batch: int) -> float:
         if phase == "prefill":
             single_s = self.prefill_estimate_s(n)
             return single_s if batch == 1 else min(batch * single_s, self.prefill_estimate_s(batch * n))

@@ -51,7 +51,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    same context: the cache is put back after each, ``profiler.measure.rewind``), of one sequence or of a batch; at
    each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put
    back after each; then the generate pairs, a pair's repeats after its first leaving the pairs after it a warm-up
-   and a call each where the budget holds them (``Sweep._pairs_reserve_s``). Each item is visited twice
+   and a call each where the budget holds them (``Sweep._pairs_reserve_s``); then the batch and extend points the
+   budget left out, cheapest first, one visit each, where the time left now affords them (``Sweep._bring_back``:
+   measured batch points correct the estimates of larger batches). Each item is visited twice
    (``plan.Plan.visits``: once for a pass costing over 1% of the budget, where the range of lengths would not fit
    so, and where the curves come first), the second visits in the order of the first, after them all: a slow spell
    of a few seconds then covers one visit of a point, not all its repeats. A visit is a warm-up pass (FLOP-counted
@@ -263,7 +265,35 @@ class Sweep(Items, Pilot, MemoryLimits):
                                   reserve_s=self._pairs_reserve_s((n_in, n_out), pairs[index + 1:], started))
                 except (OutOfMemory, OverBudget):
                     pass
+        self._bring_back(started)
         self._reference(started)  # the last item's other side
+
+    def _bring_back(self, started: float) -> None:
+        """The batch and extend points the budget left out (thinned from their grids, or ``_left_out``), measured
+        after everything else, cheapest first, one visit each, where the time left affords a point (its reference
+        pass, warm-up, fill and minimum repeats at its estimate, which measured batch points have corrected:
+        ``Plan.batch_measured``) and the drift check after it. A pilot that overestimated them (a GPU's batched
+        passes cost far less than ``B`` times one) then no longer ends a run far inside its budget with points said
+        to be unaffordable. A point measured so is no longer said; one that still does not fit is said again, with
+        the estimate it was refused at."""
+        said = [(s, ("extend", s["c"], s["s"])) for s in self.outcome.extend_skipped if s["reason"] == "time budget"]
+        said += [(s, (s["phase"], s["n_ctx"], s["batch"])) for s in self.outcome.batch_skipped
+                 if s["reason"] == "time budget"]
+        reserve_s = self.plan.drift_check_s(self.outcome.lengths)
+        said.sort(key=lambda pair: self.plan.item_cost_s(pair[1]))
+        for index, (skip, item) in enumerate(said):
+            cost_s = self.plan.with_references_s(item, self.plan.prefill_s[self.reference_n])
+            if not self._affordable(cost_s + reserve_s, started):
+                continue
+            (self.outcome.extend_skipped if item[0] == "extend" else self.outcome.batch_skipped).remove(skip)
+            # its share of the time left: in proportion to what it and the points after it cost, not all of it
+            self.remaining_cost_s = self.plan.left_s([later for _, later in said[index:]], [], [], self.reference_n,
+                                                     self.outcome.lengths)
+            self._reference(started)
+            try:
+                self._measure_item(item, [], started, (0, 1))
+            except (OutOfMemory, OverBudget):
+                pass
 
     def _pairs_reserve_s(self, pair: tuple[int, int], later: list[tuple[int, int]], started: float) -> float:
         """What the generate pairs ``later`` need at the least, each a reference pass, a warm-up and one call, of
