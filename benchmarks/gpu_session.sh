@@ -6,9 +6,8 @@
 # even if the call is cut short), each benchmark's JSON line to $OUT/results.jsonl, the default runs' folders to
 # $OUT/runs.tar.gz.
 #
-# Run from the repository root, with the wheels of packages the machine lacks in .whl/ (carried; for the H200's image
-# of 2026-12: transformers 5.25.0, huggingface_hub 2.4.0, hf-xet, click, regex, httpx2, httpcore2, truststore,
-# jsonschema and its referencing, jsonschema-specifications, rpds-py):
+# Run from the repository root, with the wheels of packages the machine lacks in .whl/ (carried; made here by
+# benchmarks/gpu_wheels.sh):
 #   bash benchmarks/gpu_session.sh 600
 set -u
 deadline_s=${1:-480}
