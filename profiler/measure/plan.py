@@ -259,8 +259,8 @@ class Plan:
 
     def batch_pass_s(self, phase: str, n: int, batch: int) -> float:
         """One pass of ``batch`` sequences of ``phase`` (prefill or decode) at length or context ``n`` (see the
-        module doc): batch 1's estimate, at most ``batch`` times it; measured, its median; at most the largest
-        smaller batch measured at ``n`` times the ratio of the batches."""
+        module doc): batch 1's estimate, at most ``batch`` times it; measured, its median; past a measured batch at
+        ``n``, no more than along the line through the two largest below it."""
         if (phase, n, batch) in self.batch_points_s:
             return self.batch_points_s[(phase, n, batch)]
         estimate_s = self._unmeasured_batch_pass_s(phase, n, batch)

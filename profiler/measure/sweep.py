@@ -270,12 +270,12 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _bring_back(self, started: float) -> None:
         """The batch and extend points the budget left out (thinned from their grids, or ``_left_out``), measured
-        after everything else, cheapest first, one visit each, where the time left affords a point (its reference
-        pass, warm-up, fill and minimum repeats at its estimate, which measured batch points have corrected:
-        ``Plan.batch_measured``) and the drift check after it. A pilot that overestimated them (a GPU's batched
-        passes cost far less than ``B`` times one) then no longer ends a run far inside its budget with points said
-        to be unaffordable. A point measured so is no longer said; one that still does not fit is said again, with
-        the estimate it was refused at."""
+        after everything else, cheapest first, one visit each, where memory (as far as known) and the time left
+        afford a point (its reference pass, warm-up, fill and minimum repeats at its estimate, which measured batch
+        points have corrected: ``Plan.batch_measured``) and the drift check after it. A pilot that overestimated them
+        (a GPU's batched passes cost far less than ``B`` times one) then no longer ends a run far inside its budget
+        with points said to be unaffordable. A point measured so is no longer said; one its first pass does not fit
+        after all is said again, with the estimate it was refused at; the others stay as they were said."""
         said = [(s, ("extend", s["c"], s["s"])) for s in self.outcome.extend_skipped if s["reason"] == "time budget"]
         said += [(s, (s["phase"], s["n_ctx"], s["batch"])) for s in self.outcome.batch_skipped
                  if s["reason"] == "time budget"]
@@ -283,8 +283,8 @@ class Sweep(Items, Pilot, MemoryLimits):
         said.sort(key=lambda pair: self.plan.item_cost_s(pair[1]))
         for index, (skip, item) in enumerate(said):
             cost_s = self.plan.with_references_s(item, self.plan.prefill_s[self.reference_n])
-            if not self._affordable(cost_s + reserve_s, started):
-                continue
+            if self._beyond_item_memory(item) or not self._affordable(cost_s + reserve_s, started):
+                continue  # still said as the budget left it out
             (self.outcome.extend_skipped if item[0] == "extend" else self.outcome.batch_skipped).remove(skip)
             # its share of the time left: in proportion to what it and the points after it cost, not all of it
             self.remaining_cost_s = self.plan.left_s([later for _, later in said[index:]], [], [], self.reference_n,
