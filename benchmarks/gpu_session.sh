@@ -2,9 +2,9 @@
 # The checks a lent GPU machine runs, in one call of the device tool: the carried wheels installed, the tests that
 # need CUDA, then the GPU benchmarks of issues 13-15, most wanted first. Each step is bounded by `timeout`, and one
 # that cannot finish before the deadline (argv[1] seconds from the start, default 480; the steps together may take
-# 990 s, and took about 420 s on an H200) is not started, so the call ends inside its limit and says what it left out. Everything goes to $OUT/log.txt as it is written (it comes back
-# even if the call is cut short), each benchmark's JSON line to $OUT/results.jsonl, the default runs' folders to
-# $OUT/runs.tar.gz.
+# 990 s, and took about 420 s on an H200) is not started, so the call ends inside its limit and says what it left out.
+# Everything goes to $OUT/log.txt as it is written (it comes back even if the call is cut short), each benchmark's
+# JSON line to $OUT/results.jsonl, the default runs' folders to $OUT/runs.tar.gz.
 #
 # Run from the repository root, with the wheels of packages the machine lacks in .whl/ (carried; made here by
 # benchmarks/gpu_wheels.sh):
@@ -47,8 +47,8 @@ step() {
     echo "== $name: exit $status in $(($(date +%s) - begun)) s"
 }
 
-step tests 100 python3 -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_memory.py tests/test_energy.py \
-    tests/test_loading.py "tests/test_sweep.py::test_cuda_sweep_records_allocator_peaks"
+step tests 100 python3 -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_memory.py \
+    tests/test_energy.py tests/test_loading.py "tests/test_sweep.py::test_cuda_sweep_records_allocator_peaks"
 step batch 90 python3 benchmarks/batch.py
 step default_runs 220 python3 benchmarks/gpu.py /tmp/runs
 tar -czf "$out/runs.tar.gz" --exclude '*.html' -C /tmp runs 2>/dev/null
@@ -58,6 +58,7 @@ step extend 45 python3 benchmarks/extend.py
 step filled_cache 45 python3 benchmarks/filled_cache.py
 step first_pass 60 python3 benchmarks/gpu_first_pass.py
 step validate 100 python3 benchmarks/validate_gpt2.py --fits /tmp/runs/fits --out /tmp/validate
-step validate_parallel 150 python3 benchmarks/validate_gpt2.py --schedule parallel --fits /tmp/runs/fits --out /tmp/validate
+step validate_parallel 150 python3 benchmarks/validate_gpt2.py --schedule parallel --fits /tmp/runs/fits \
+    --out /tmp/validate
 step validate_prefix 120 python3 benchmarks/validate_gpt2.py --prefix-cache on --fits /tmp/runs/fits --out /tmp/validate
 echo "== session: $(($(date +%s) - start)) s"

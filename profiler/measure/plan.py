@@ -264,7 +264,7 @@ class Plan:
         if (phase, n, batch) in self.batch_points_s:
             return self.batch_points_s[(phase, n, batch)]
         estimate_s = self._unmeasured_batch_pass_s(phase, n, batch)
-        smaller = sorted(b for (p, m, b) in self.batch_points_s if (p, m) == (phase, n) and b < batch)
+        smaller = [b for (p, m, b) in self.batch_points_s if (p, m) == (phase, n) and b < batch]
         if not smaller:
             return estimate_s
         # along the line through the two largest batches below (one sequence's estimate the smaller where only one

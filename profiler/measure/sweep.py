@@ -279,10 +279,11 @@ class Sweep(Items, Pilot, MemoryLimits):
         said = [(s, ("extend", s["c"], s["s"])) for s in self.outcome.extend_skipped if s["reason"] == "time budget"]
         said += [(s, (s["phase"], s["n_ctx"], s["batch"])) for s in self.outcome.batch_skipped
                  if s["reason"] == "time budget"]
-        reserve_s = self.plan.drift_check_s(self.outcome.lengths)
-        said.sort(key=lambda pair: self.plan.item_cost_s(pair[1]))
+        # the drift check after it, and its reference pass before
+        reserve_s = self.plan.drift_check_s(self.outcome.lengths) + self.plan.prefill_s[self.reference_n]
+        said.sort(key=lambda pair: self.plan.visit_cost_s(pair[1], 0, 1))  # the one visit it is measured in
         for index, (skip, item) in enumerate(said):
-            cost_s = self.plan.with_references_s(item, self.plan.prefill_s[self.reference_n])
+            cost_s = self.plan.visit_cost_s(item, 0, 1)
             if self._beyond_item_memory(item) or not self._affordable(cost_s + reserve_s, started):
                 continue  # still said as the budget left it out
             (self.outcome.extend_skipped if item[0] == "extend" else self.outcome.batch_skipped).remove(skip)
