@@ -22,7 +22,8 @@ per layer (sparse activations in some) and the last layers attending to earlier 
 (Gemma-3n); Mamba-1 (Mamba, Falcon-Mamba) or Mamba-2 layers alone, with no attention, no MLP and no position
 limit; per-layer inputs, the last layers attending to earlier layers' keys and values for the kept positions
 only, with MLPs twice as wide, full-attention layers with heads of their own width and number whose values are
-their keys, and experts beside every layer's MLP (Gemma-4).
+their keys, and experts beside every layer's MLP (Gemma-4); lightning-attention layers, run in blocks, beside
+attention layers, with experts in both (MiniMax).
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ FAMILIES = {
                                              attention_k_eq_v=True, num_global_key_value_heads=1,
                                              enable_moe_block=True, num_experts=4, top_k_experts=2,
                                              moe_intermediate_size=32)),
+    # an attention layer, then a lightning-attention layer (blocks of 32 tokens); experts in both
+    "minimax": ("MiniMaxConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, head_dim=16,
+                                      num_local_experts=4, num_experts_per_tok=2, block_size=32,
+                                      layer_types=["full_attention", "linear_attention"])),
     # attention-free: every layer a Mamba mixer, no MLP, no position limit
     "mamba": ("MambaConfig", dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, state_size=8,
                                   time_step_rank=4, conv_kernel=4)),

@@ -2,7 +2,8 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig, MambaConfig
+from transformers import (AutoConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig, MambaConfig,
+                          MiniMaxConfig)
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -240,6 +241,25 @@ def test_jamba_as_published_has_its_parameters_and_cache(tmp_path):
     assert arch.kv_cache_bytes(256 * 1024, torch.bfloat16) / 2**30 == pytest.approx(4.0, rel=0.01)
 
 
+def test_minimax_text_01_as_published_has_its_parameters_and_layers(tmp_path):
+    """MiniMax-Text-01 by the numbers MiniMax publishes for it (80 layers 6,144 wide, 64 heads of 128, 32 experts of
+    9,216 with 2 a token, a softmax-attention layer after every 7 lightning-attention layers, blocks of 256 tokens, a
+    200,064-token vocabulary): 456B parameters, 45.9B active besides the embedding and the output head; only its 10
+    softmax layers cache tokens, each lightning layer a state of 64 heads of 128 x 128."""
+    folder = tmp_path / "minimax"
+    MiniMaxConfig(
+        hidden_size=6144, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
+        intermediate_size=9216, num_local_experts=32, num_experts_per_tok=2, vocab_size=200064, block_size=256,
+        layer_types=(["linear_attention"] * 7 + ["full_attention"]) * 10).save_pretrained(folder)
+    arch = meta_architecture(ModelSource("minimax", folder, "local"))
+    assert arch.params == pytest.approx(456e9, rel=0.01)
+    assert arch.active_params - 2 * arch.vocab * arch.hidden == pytest.approx(45.9e9, rel=0.01)
+    assert [layer for layer in range(80) if arch.attends(layer)] == list(range(7, 80, 8))
+    assert (arch.lightning.heads, arch.lightning.head_dim, arch.lightning.block) == (64, 128, 256)
+    state_bytes = 70 * 64 * 128 * 128 * 2
+    assert arch.kv_cache_bytes(1, torch.bfloat16) == state_bytes + 10 * 2 * 8 * 128 * 2
+
+
 def test_gemma_3n_caches_only_the_layers_before_those_that_share(tmp_path):
     """Gemma-3n E4B's text model (transformers' Gemma3nTextConfig defaults): its last 15 of 35 layers attend to earlier
     layers' keys and values, so 20 layers cache, 2 heads of 256 each; about 4B parameters beside its embeddings (the
@@ -313,3 +333,27 @@ def test_nemotron_h_counts_its_layers_from_its_blocks(tmp_path):
     (folder / "config.json").write_text(json.dumps(written))
     assert config_problems(AutoConfig.from_pretrained(folder), written) == [
         "no num_hidden_layers (layers; the library would take 4)"]
+
+
+@pytest.mark.parametrize("block, available_kb, said", [
+    (0, 16384, "block_size = 0 (at least 1)"),
+    (-1, 16384, "block_size = -1 (at least 1)"),
+    # 1 lightning layer of 4 heads: 4 * 4 * (32^2 + 2 * 32 + 1) bytes of decay buffers, above 16 KiB
+    (32, 16, "block_size = 32: the decay buffers of its lightning-attention layers need 17,424 bytes, 16,384 are "
+             "available"),
+])
+def test_a_lightning_block_is_checked_before_its_decay_buffers_are_built(block, available_kb, said, tmp_path, capfd,
+                                                                        monkeypatch):
+    """MiniMax's lightning-attention layers build decay buffers of ``heads x block_size^2`` numbers with the model,
+    even on the meta device: a block of 10^9 tokens was killed for memory (exit 137) while transformers built it.
+    Each bad block is one line before anything is built."""
+    from profiler.measure import memory
+    from tests.families import save_family
+
+    folder = save_family(tmp_path / "broken", "minimax")
+    (folder / "config.json").write_text(json.dumps(_written(folder) | {"block_size": block}))
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       16384 kB\nMemAvailable:       {available_kb} kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    stop_before_measuring(monkeypatch)
+    assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: config.json: {said}"

@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (50 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (51 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
@@ -80,10 +80,11 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     assert llama4.experts.every_token and llama4.active_params == llama4.params
 
 
-@pytest.mark.parametrize("family", ["qwen3_5_text", "lfm2", "granitemoehybrid", "jamba", "mamba", "mamba2"])
+@pytest.mark.parametrize("family", ["qwen3_5_text", "lfm2", "granitemoehybrid", "jamba", "mamba", "mamba2", "minimax"])
 def test_a_state_of_fixed_size_is_counted_in_its_own_dtype(family, tmp_path):
-    """In bfloat16 the gated delta rule's, Mamba-2's and Mamba's states stay float32 and a convolution's inputs follow
-    the model: the analytic cache bytes are what a prefill's and a decode step's cache hold."""
+    """In bfloat16 the gated delta rule's, Mamba-2's and Mamba's states stay float32, and a convolution's inputs and
+    lightning attention's states follow the model: the analytic cache bytes are what a prefill's and a decode step's
+    cache hold."""
     folder = save_family(tmp_path / family, family, max_positions=2 * LONG)
     loaded = load_model(ModelSource(family, folder, "local"), torch.device("cpu"), torch.bfloat16)
     arch, passes = loaded.architecture, Passes(loaded)

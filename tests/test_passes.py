@@ -10,7 +10,7 @@ from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import kv_cache_bytes
 from profiler.measure.passes import Passes, cache_batch
-from tests.families import save_lfm2
+from tests.families import family_config, save_lfm2
 
 BATCHES = (2, 5)
 
@@ -100,3 +100,16 @@ def test_the_batch_of_a_cache_without_keys_is_read_off_its_linear_attention_stat
     cache = passes.prefill(4, batch=3)
     cache.layers[1].keys = cache.layers[1].values = None
     assert cache_batch(cache) == 3
+
+
+def test_the_batch_of_a_cache_of_lightning_layers_only_is_read_off_the_states_the_cache_keeps(tmp_path):
+    """A MiniMax of lightning-attention layers only: its cache has no layer at all, its states are the cache's own
+    ``linear_cache`` list (the sweep's first decode step stopped with a traceback)."""
+    config = family_config("minimax")
+    config.layer_types = ["linear_attention"] * config.num_hidden_layers
+    config.save_pretrained(tmp_path / "minimax")
+    passes = Passes(load_model(ModelSource("minimax", tmp_path / "minimax", "local"), torch.device("cpu"),
+                               torch.float32))
+    cache = passes.prefill(4, batch=3)
+    assert not cache.layers and cache_batch(cache) == 3
+    assert cache_batch(passes.decode_step(cache, batch=3)) == 3

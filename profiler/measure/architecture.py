@@ -206,6 +206,27 @@ class Mamba1:
 
 
 @dataclass(frozen=True)
+class Lightning:
+    """Lightning-attention layers (MiniMax-Text-01's and MiniMax-M1's ``linear_attention`` layers; ``layers``: their
+    indices, the others softmax attention). Each projects a token to queries, keys and values of ``heads x
+    head_dim`` (through an activation) and to an output gate as wide; runs the linear attention, in blocks of
+    ``block`` tokens on a pass with no state before it (each block's queries against its own keys, decayed, and
+    against the state the blocks before it left, which each block then updates), token by token on a pass that
+    continues a state; and projects the normed, gated output back to the model's width. Its cache holds no tokens:
+    a ``head_dim x head_dim`` state per head, in the model's dtype."""
+
+    heads: int
+    head_dim: int
+    block: int
+    layers: tuple[int, ...]
+    replaces_attention: ClassVar[bool] = True
+
+    def state_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes one layer's cache holds for a sequence, at any context: its states."""
+        return self.heads * self.head_dim * self.head_dim * _element_bytes(dtype)
+
+
+@dataclass(frozen=True)
 class AltUp:
     """Gemma-3n's work around each layer's attention and MLP. The model carries ``inputs`` copies of a token's state
     (AltUp): before each layer, a router (``hidden x inputs``, from the first copy) weighs a prediction of every copy
@@ -245,6 +266,7 @@ class Architecture:
     short_convolution: ShortConvolution | None  # None: no convolution layers
     mamba: Mamba2 | None  # None: no Mamba-2 layers
     mamba1: Mamba1 | None  # None: no Mamba (Mamba-1) layers
+    lightning: Lightning | None  # None: no lightning-attention layers
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
     altup: AltUp | None  # None: no AltUp or LAuReL (all but Gemma-3n)
     # width of each layer's own input (Gemma-3n, Gemma-4): the embedding projected to every layer's, beside a table of
@@ -273,14 +295,14 @@ class Architecture:
         return self.params - idle * experts.matrices * (experts.latent or self.hidden) * experts.ffn
 
     @property
-    def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution | Mamba2 | Mamba1, ...]:
+    def stateful_layers(self) -> tuple[GatedDeltaNet | ShortConvolution | Mamba2 | Mamba1 | Lightning, ...]:
         """The kinds of layer that do not attend, each with its layers: a state of fixed size in the cache."""
-        kinds = (self.linear_attention, self.short_convolution, self.mamba, self.mamba1)
+        kinds = (self.linear_attention, self.short_convolution, self.mamba, self.mamba1, self.lightning)
         return tuple(kind for kind in kinds if kind is not None)
 
     def attends(self, layer: int) -> bool:
-        """Whether layer ``layer`` attends (unless the gated delta rule, a convolution, Mamba-2 or Mamba runs in its
-        place, or its one block is another)."""
+        """Whether layer ``layer`` attends (unless the gated delta rule, a convolution, Mamba-2, Mamba or lightning
+        attention runs in its place, or its one block is another)."""
         if self.blocks is not None:
             return self.blocks[layer] == "attention"
         return not any(layer in kind.layers for kind in self.stateful_layers if kind.replaces_attention)
@@ -431,6 +453,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         short_convolution=_short_convolution(config, hidden),
         mamba=_mamba(config, layers),
         mamba1=_mamba1(config),
+        lightning=_lightning(config, heads, head_dim),
         blocks=_blocks(config),
         altup=_altup(config),
         per_layer_input=_per_layer_input(config),
@@ -685,6 +708,19 @@ def _mamba1(config) -> Mamba1 | None:
         return None
     return Mamba1(inner=config.mamba_expand * config.hidden_size, state=config.mamba_d_state,
                   dt_rank=config.mamba_dt_rank, conv_kernel=config.mamba_d_conv, layers=mixers)
+
+
+# Families with lightning-attention layers: MiniMax's ``linear_attention`` layers (every other one by default)
+LIGHTNING = frozenset({"minimax"})
+
+
+def _lightning(config, heads: int, head_dim: int) -> Lightning | None:
+    """The lightning-attention layers of a ``LIGHTNING`` family: the attention's heads and width, ``block_size``
+    tokens a block; None for any other family, or where it has none."""
+    if config.model_type not in LIGHTNING:
+        return None
+    mixers = tuple(i for i, kind in enumerate(config.layer_types or ()) if kind == "linear_attention")
+    return Lightning(heads=heads, head_dim=head_dim, block=config.block_size, layers=mixers) if mixers else None
 
 
 def _blocks(config) -> tuple[str, ...] | None:

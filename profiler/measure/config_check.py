@@ -13,10 +13,12 @@ from profiler.measure.architecture import (
     ATTENTION_FREE_NUMBERS,
     DERIVED,
     DERIVED_FROM,
+    LIGHTNING,
     NUMBER_NAMES,
     layer_values,
     read_number,
 )
+from profiler.measure.memory import meminfo_bytes
 
 # A decode step at context c needs c + 1 positions: the shortest has c = 1.
 MIN_POSITIONS = 2
@@ -46,7 +48,8 @@ def config_problems(config, written: dict) -> list[str]:
     ``DERIVED`` may be left out when the object holds nothing or follows the rule. Impossible:
     not a whole number, a count below 1, fewer than ``MIN_POSITIONS`` positions, ``hidden`` not
     split evenly over ``heads`` (unless ``head_dim`` is given), ``kv_heads`` not dividing
-    ``heads``. An ``ATTENTION_FREE`` family has only ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
+    ``heads``; a lightning-attention family's blocks (``_lightning_problems``). An ``ATTENTION_FREE`` family has only
+    ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
     problems, counts, absent = [], {}, []
     for number in ATTENTION_FREE_NUMBERS if config.model_type in ATTENTION_FREE else NUMBER_NAMES:
         name, value = read_number(config, number)
@@ -77,9 +80,30 @@ def config_problems(config, written: dict) -> list[str]:
         for one in sorted(set(_values(config, "kv_heads", kv_heads))):
             if heads % one:
                 problems.append(f"{kv_name} = {one} does not divide {heads_name} = {heads}")
+    if not problems:
+        problems += _lightning_problems(config, heads)
     if not problems and _params_at_least(config) > MAX_PARAMS:
         problems.append(f"about {_params_at_least(config):.2g} parameters (at most {MAX_PARAMS:.0e} are built)")
     return problems
+
+
+def _lightning_problems(config, heads: int) -> list[str]:
+    """A ``LIGHTNING`` family's ``block_size``: at least 1, and its decay buffers within the memory available (every
+    lightning-attention layer builds ``heads x (block_size^2 + 2 block_size + 1)`` float32 numbers with the model,
+    before any weight and even on the meta device: on a CPU, more than the kernel's ``MemAvailable`` kills the
+    process). None for another family."""
+    if config.model_type not in LIGHTNING:
+        return []
+    block = config.block_size  # a whole number: transformers' config refuses any other
+    if block < 1:
+        return [f"block_size = {block} (at least 1)"]
+    layers = sum(kind == "linear_attention" for kind in config.layer_types or ())
+    needed = 4 * layers * heads * (block * block + 2 * block + 1)
+    available = meminfo_bytes("MemAvailable")
+    if available is not None and needed > available:
+        return [f"block_size = {block:,}: the decay buffers of its lightning-attention layers need {needed:,} bytes, "
+                f"{available:,} are available"]
+    return []
 
 
 def _values(config, number: str, value) -> list:

@@ -74,6 +74,14 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   step, B and C, the time step back, out), the convolution over ``E`` channels at the positions counted above for
   the gated delta rule's, and the scan, token by token in transformers' PyTorch code: each token's state read by
   its C, ``2 E N``. Its update of the state is elementwise and left out.
+- Lightning-attention layers (``Architecture.lightning``: MiniMax-Text-01's and MiniMax-M1's linear attention,
+  ``h`` heads of size ``d_h``, blocks of ``b`` tokens) in place of attention, counted as transformers' PyTorch code
+  computes it: projections ``2 T d 4 h d_h + 2 T h d_h d`` (queries, keys and values, the output gate; out); each
+  token's key and value written into the ``d_h x d_h`` state and its query reading it, ``4 T h d_h^2``; and on a pass
+  with no state before it (prefill, forward), run in blocks, each block of ``b_i`` tokens' queries against its own
+  keys and the values mixed by them, ``4 h d_h sum_i b_i^2`` (a pass that continues a state runs token by token and
+  has none of it). None of it grows with the context: the state is of fixed size. The decays are elementwise and
+  left out, as the counter leaves them out.
 - Gemma-3n and Gemma-4. Per-layer inputs (``Architecture.per_layer_input``, ``p`` wide): the embedding projected to
   every layer's, ``2 T d L p`` once, and in each layer a gate and a projection back, ``2 T d p * 2``. Gemma-3n's AltUp
   (``Architecture.altup``: ``A`` copies of each token's state) and LAuReL (rank ``r``): around each layer, AltUp's
@@ -202,6 +210,18 @@ def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
     return projections + convolution + _padded(t, c) * net.value_heads * (4 * c * dk + 2 * c * dv + 6 * dk * dv)
 
 
+def _lightning_flops(arch: Architecture, t: int, stated: bool) -> int:
+    """One lightning-attention layer over ``t`` new tokens, ``stated`` where the cache held its state before the pass
+    (the module doc)."""
+    net, d = arch.lightning, arch.hidden
+    inner = net.heads * net.head_dim
+    flops = 2 * t * d * 4 * inner + 2 * t * inner * d + 4 * t * net.heads * net.head_dim**2
+    if stated:
+        return flops
+    blocks, rest = divmod(t, net.block)
+    return flops + 4 * net.heads * net.head_dim * (blocks * net.block**2 + rest**2)
+
+
 def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
     """Layer ``layer``'s MLP over ``t`` tokens: dense, or router, routed and shared experts; none in a layer
     without one."""
@@ -226,7 +246,7 @@ def _dense_mlp_flops(arch: Architecture, layer: int, t: int) -> int:
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int, queries: int) -> int:
     """Layer ``layer``'s token mixing (what runs before its MLP): attention (of ``queries`` of the new tokens), the
-    gated delta rule, a convolution, Mamba-2 (Falcon-H1's beside attention) or Mamba."""
+    gated delta rule, a convolution, Mamba-2 (Falcon-H1's beside attention), Mamba or lightning attention."""
     stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
         flops += _attention_flops(arch, layer, queries, keys_attended(arch, layer, new_tokens, context_tokens))
@@ -238,6 +258,8 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
         flops += _delta_rule_flops(arch, new_tokens, stated)
     if arch.short_convolution is not None and layer in arch.short_convolution.layers:
         flops += _short_convolution_flops(arch, new_tokens, stated)
+    if arch.lightning is not None and layer in arch.lightning.layers:
+        flops += _lightning_flops(arch, new_tokens, stated)
     return flops
 
 

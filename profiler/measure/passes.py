@@ -38,7 +38,8 @@ from profiler.measure.loading import LoadedModel, cache_argument
 
 def cache_batch(cache) -> int:
     """The sequences ``cache`` holds: the first dimension of its first layer's keys (or of the first tensor a
-    layer holds, for a layer without keys: a linear-attention layer keeps its states in dicts)."""
+    layer holds, for a layer without keys: a linear-attention layer keeps its states in dicts; or of the first the
+    cache keeps itself, in a list: MiniMax's ``linear_cache`` where no layer attends)."""
     for layer in cache.layers:
         keys = getattr(layer, "keys", None)
         if isinstance(keys, torch.Tensor) and keys.ndim:
@@ -48,6 +49,10 @@ def cache_batch(cache) -> int:
             for tensor in value.values() if isinstance(value, dict) else (value,):
                 if isinstance(tensor, torch.Tensor) and tensor.ndim:
                     return int(tensor.shape[0])
+    for value in vars(cache).values():
+        for tensor in value if isinstance(value, list) else (value,):
+            if isinstance(tensor, torch.Tensor) and tensor.ndim:
+                return int(tensor.shape[0])
     raise ValueError("the cache holds no tensor to read its batch from")
 
 
