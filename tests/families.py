@@ -23,7 +23,8 @@ per layer (sparse activations in some) and the last layers attending to earlier 
 limit; per-layer inputs, the last layers attending to earlier layers' keys and values for the kept positions
 only, with MLPs twice as wide, full-attention layers with heads of their own width and number whose values are
 their keys, and experts beside every layer's MLP (Gemma-4); lightning-attention layers, run in blocks, beside
-attention layers, with experts in both (MiniMax).
+attention layers, with experts in both (MiniMax); ALiBi in place of position embeddings, its limit named
+``max_seq_len`` (MPT).
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ FAMILIES = {
                                              attention_k_eq_v=True, num_global_key_value_heads=1,
                                              enable_moe_block=True, num_experts=4, top_k_experts=2,
                                              moe_intermediate_size=32)),
+    # ALiBi, no position embedding: its positions are max_seq_len, the length its ALiBi tensor is built for
+    "mpt": ("MptConfig", dict(d_model=64, n_heads=4, n_layers=2)),
     # an attention layer, then a lightning-attention layer (blocks of 32 tokens); experts in both
     "minimax": ("MiniMaxConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, head_dim=16,
                                       num_local_experts=4, num_experts_per_tok=2, block_size=32,
@@ -172,11 +175,12 @@ FAMILIES = {
                                     n_groups=2, conv_kernel=4, chunk_size=32, expand=2)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
-# attention without a position encoding (the Mamba layers before it carry the order): a token's key is the same at
-# every position
-NO_POSITIONS = frozenset({"nemotron_h", "jamba"})
-# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; the attention-free families have no attention)
-EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa"}) | ATTENTION_FREE
+# attention without a position encoding (the Mamba layers before it carry the order), or with ALiBi's (a bias on the
+# scores, MPT): a token's key is the same at every position
+NO_POSITIONS = frozenset({"nemotron_h", "jamba", "mpt"})
+# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; the attention-free families have no
+# attention)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa", "mpt"}) | ATTENTION_FREE
 
 
 def family_config(family: str, max_positions: int = 512):
@@ -184,6 +188,8 @@ def family_config(family: str, max_positions: int = 512):
     family holds any number)."""
     class_name, numbers = FAMILIES[family]
     positions = {"n_positions": max_positions} if "n_layer" in numbers else {"max_position_embeddings": max_positions}
+    if family == "mpt":
+        positions = {"max_seq_len": max_positions}
     if family in ATTENTION_FREE:
         positions = {}
     return getattr(transformers, class_name)(**numbers, **positions, **_COMMON)

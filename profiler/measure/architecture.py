@@ -30,7 +30,7 @@ NUMBER_NAMES = {
     "head_dim": ("head_dim",),
     "ffn": ("intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim"),
     "vocab": ("vocab_size",),
-    "max_positions": ("max_position_embeddings", "n_positions"),
+    "max_positions": ("max_position_embeddings", "n_positions", "max_seq_len"),
 }
 # Keys of config.json from which a family's config object derives a number (Nemotron-H counts its layers from its
 # list of blocks, or from the older pattern string): written, they set that number
