@@ -10,7 +10,7 @@ names of their own; Hunyuan-MoE's one shared MLP), multi-head latent attention (
 (Apertus and Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese, NanoChat, XGLM), an MLP width named
 ``ffn_dim`` (OPT, XGLM), chunked-attention layers beside a full one and experts run over every token,
 interleaved with dense layers of their own width (Llama-4), gated-delta-rule layers beside attention layers that
-gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), short convolution layers beside
+gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), or beside plain ones (OLMo-Hybrid), short convolution layers beside
 attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer; LFM3,
 with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE with
 sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
@@ -162,6 +162,7 @@ FAMILIES = {
                                              moe_intermediate_size=32)),
     # ALiBi, no position embedding: its positions are max_seq_len, the length its ALiBi tensor is built for
     "mpt": ("MptConfig", dict(d_model=64, n_heads=4, n_layers=2)),
+    "olmo_hybrid": ("OlmoHybridConfig", dict(_ATTENTION, intermediate_size=128, **_GATED_DELTA_NET)),
     # an attention layer, then a lightning-attention layer (blocks of 32 tokens); experts in both
     "minimax": ("MiniMaxConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, head_dim=16,
                                       num_local_experts=4, num_experts_per_tok=2, block_size=32,
@@ -235,10 +236,21 @@ def save_bamba(folder, max_positions: int = 128):
 
 
 def save_olmo_hybrid(folder, max_positions: int = 128):
-    """A tiny OLMo-Hybrid (not in the matrix: its linear-attention layer is work the FLOP formula does not model), a
-    linear-attention layer then an attention layer, saved as a local HF folder (config only: random weights)."""
+    """A tiny OLMo-Hybrid as its checkpoints have it, a gated-delta-rule layer first (the matrix's has an attention
+    layer first), then an attention layer, saved as a local HF folder (config only: random weights)."""
     transformers.OlmoHybridConfig(**_ATTENTION, **_COMMON, intermediate_size=128,
                                   max_position_embeddings=max_positions).save_pretrained(folder)
+    return folder
+
+
+def save_zamba2(folder, max_positions: int = 128):
+    """A tiny Zamba2 (not in the matrix: its shared attention blocks beside Mamba-2 layers are work the FLOP formula
+    does not model), a Mamba-2 layer then a hybrid one, saved as a local HF folder (config only: random weights)."""
+    transformers.Zamba2Config(**_COMMON, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              num_key_value_heads=4, intermediate_size=128, mamba_d_state=16, mamba_headdim=16,
+                              n_mamba_heads=8, mamba_ngroups=1, chunk_size=32, hybrid_layer_ids=[1],
+                              layers_block_type=["mamba", "hybrid"],
+                              max_position_embeddings=max_positions).save_pretrained(folder)
     return folder
 
 

@@ -100,7 +100,7 @@ class LatentAttention:
 
 @dataclass(frozen=True)
 class GatedDeltaNet:
-    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5; ``layers``: their indices, the
+    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid; ``layers``: their indices, the
     others attention layers). Each projects a token to queries and keys of ``key_heads x key_head_dim``, values
     and an output gate of ``value_heads x value_head_dim`` and two scalars per value head (decay and write
     strength); runs queries, keys and values through a causal depthwise convolution ``conv_kernel`` wide; reads
@@ -615,9 +615,9 @@ def _latent_attention(config) -> LatentAttention | None:
 
 
 # Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule
-GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"})
+GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "olmo_hybrid"})
 # Families whose attention layers gate their output by a second half of the query projection
-QUERY_GATE = GATED_DELTA_NET | {"minicpm5_moe"}
+QUERY_GATE = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "minicpm5_moe"})
 # Families whose ``conv`` layers (``layer_types``) are short convolutions ``conv_L_cache`` wide
 SHORT_CONVOLUTION = frozenset({"lfm2", "lfm2_moe", "lfm3"})
 

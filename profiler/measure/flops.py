@@ -41,8 +41,8 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 - Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's,
   Qwen3.5's and MiniCPM5's query projection twice as wide (``g = h d_h``, the second half gating the output),
   LFM3's one gate per head (``g = h``).
-- Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's and Qwen3.5's linear attention,
-  ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
+- Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's, Qwen3.5's and OLMo-Hybrid's linear
+  attention, ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
   ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
   implementation (what runs on a CPU, and the counter sees) computes it: projections
   ``2 T d (C + h_v d_v + 2 h_v) + 2 T h_v d_v d``; the depthwise convolution ``2 C K`` per output position,
