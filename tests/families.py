@@ -3,28 +3,29 @@ transformers ships, written by transformers' own config classes: the architectur
 
 Each is built the way a user would write it (``XConfig(...).save_pretrained(dir)``); numbers are chosen so that
 every feature the family has is exercised: grouped-query attention, a sliding window shorter than the contexts
-measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating local and global layers (Gemma-2, Gemma-3),
-mixtures of experts with shared experts and dense first layers (Qwen2-MoE, DeepSeek-V3; ERNIE-4.5 and HY-V3 by
-names of their own; Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused projections
-(Phi-3, GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs whose config does not say so
-(Apertus and Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese, NanoChat, XGLM), an MLP width named
-``ffn_dim`` (OPT, XGLM), chunked-attention layers beside a full one and experts run over every token,
-interleaved with dense layers of their own width (Llama-4), gated-delta-rule layers beside attention layers that
-gate their output, dense or with experts (Qwen3.5, Qwen3.5-MoE, Qwen3-Next), or beside plain ones (OLMo-Hybrid), short convolution layers beside
-attention layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer; LFM3,
-with a window and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE with
-sliding windows) or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not
-the MLP's), Mamba-2 layers beside attention layers (Granite-4.0-H), an attention output gated by a second half
-of the query projection beside experts in dense and sparse layers (MiniCPM5), layers that are each one block
-(attention, Mamba-2, a two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H), Mamba (Mamba-1)
-layers beside attention layers, with experts every other layer (Jamba), AltUp, LAuReL, per-layer inputs, an MLP width
-per layer (sparse activations in some) and the last layers attending to earlier layers' keys and values
-(Gemma-3n); Mamba-1 (Mamba, Falcon-Mamba) or Mamba-2 layers alone, with no attention, no MLP and no position
-limit; per-layer inputs, the last layers attending to earlier layers' keys and values for the kept positions
-only, with MLPs twice as wide, full-attention layers with heads of their own width and number whose values are
-their keys, and experts beside every layer's MLP (Gemma-4); lightning-attention layers, run in blocks, beside
-attention layers, with experts in both (MiniMax); ALiBi in place of position embeddings, its limit named
-``max_seq_len`` (MPT).
+measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating local and global layers (Gemma-2, Gemma-3), mixtures
+of experts with shared experts and dense first layers (Qwen2-MoE, DeepSeek-V3; ERNIE-4.5 and HY-V3 by names of their
+own; Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused projections (Phi-3,
+GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs whose config does not say so (Apertus and
+Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese, NanoChat, XGLM), an MLP width named ``ffn_dim`` (OPT, XGLM),
+chunked-attention layers beside a full one and experts run over every token, interleaved with dense layers of their
+own width (Llama-4), gated-delta-rule layers beside attention layers that gate their output, dense or with experts
+(Qwen3.5, Qwen3.5-MoE, Qwen3-Next), or beside plain ones (OLMo-Hybrid), short convolution layers beside attention
+layers (LFM2, whose MLP width is adjusted from its config's; LFM2-MoE, with a dense first layer; LFM3, with a window
+and a gate per head), Granite's shared MLP beside experts (Granite-3 MoE-shared, Granite MoE with sliding windows)
+or alone (Granite-4.0-H without experts: its ``intermediate_size`` is the experts' width, not the MLP's), Mamba-2
+layers beside attention layers (Granite-4.0-H), an attention output gated by a second half of the query projection
+beside experts in dense and sparse layers (MiniCPM5), layers that are each one block (attention, Mamba-2, a
+two-matrix MLP, or two-matrix experts working in a latent width: Nemotron-H), Mamba (Mamba-1) layers beside
+attention layers, with experts every other layer (Jamba), AltUp, LAuReL, per-layer inputs, an MLP width per layer
+(sparse activations in some) and the last layers attending to earlier layers' keys and values (Gemma-3n); Mamba-1
+(Mamba, Falcon-Mamba) or Mamba-2 layers alone, with no attention, no MLP and no position limit; per-layer inputs,
+the last layers attending to earlier layers' keys and values for the kept positions only, with MLPs twice as wide,
+full-attention layers with heads of their own width and number whose values are their keys, and experts beside every
+layer's MLP (Gemma-4); lightning-attention layers, run in blocks, beside attention layers, with experts in both
+(MiniMax); ALiBi in place of position embeddings, its limit named ``max_seq_len`` (MPT); value heads narrower than
+the query and key heads, and sliding-window layers with twice the key and value heads of the full ones
+(MiMo-V2-Flash).
 """
 
 from __future__ import annotations
@@ -163,6 +164,11 @@ FAMILIES = {
     # ALiBi, no position embedding: its positions are max_seq_len, the length its ALiBi tensor is built for
     "mpt": ("MptConfig", dict(d_model=64, n_heads=4, n_layers=2)),
     "olmo_hybrid": ("OlmoHybridConfig", dict(_ATTENTION, intermediate_size=128, **_GATED_DELTA_NET)),
+    # queries and keys 24 wide, values 16; the sliding-window layers with twice the key and value heads, and sinks
+    "mimo_v2_flash": ("MiMoV2FlashConfig", dict(_ATTENTION, num_hidden_layers=3, num_key_value_heads=1, head_dim=24,
+                                                v_head_dim=16, intermediate_size=128, moe_intermediate_size=32,
+                                                n_routed_experts=4, num_experts_per_tok=2, sliding_window=32,
+                                                layer_types=["full_attention"] + ["sliding_attention"] * 2)),
     # an attention layer, then a lightning-attention layer (blocks of 32 tokens); experts in both
     "minimax": ("MiniMaxConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, head_dim=16,
                                       num_local_experts=4, num_experts_per_tok=2, block_size=32,
@@ -179,9 +185,9 @@ SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk
 # attention without a position encoding (the Mamba layers before it carry the order), or with ALiBi's (a bias on the
 # scores, MPT): a token's key is the same at every position
 NO_POSITIONS = frozenset({"nemotron_h", "jamba", "mpt"})
-# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; the attention-free families have no
-# attention)
-EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa", "mpt"}) | ATTENTION_FREE
+# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; MiMo-V2-Flash: attention sinks; the
+# attention-free families have no attention)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa", "mpt", "mimo_v2_flash"}) | ATTENTION_FREE
 
 
 def family_config(family: str, max_positions: int = 512):

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 from transformers import (AutoConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig, MambaConfig,
-                          MiniMaxConfig)
+                          MiMoV2FlashConfig, MiniMaxConfig)
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -258,6 +258,22 @@ def test_minimax_text_01_as_published_has_its_parameters_and_layers(tmp_path):
     assert (arch.lightning.heads, arch.lightning.head_dim, arch.lightning.block) == (64, 128, 256)
     state_bytes = 70 * 64 * 128 * 128 * 2
     assert arch.kv_cache_bytes(1, torch.bfloat16) == state_bytes + 10 * 2 * 8 * 128 * 2
+
+
+def test_mimo_v2_flash_as_published_has_its_parameters_and_cache(tmp_path):
+    """MiMo-V2-Flash (transformers' MiMoV2FlashConfig defaults) as Xiaomi describes it: 309B parameters, 15B active;
+    full attention in the first layer and every sixth, the others a window of 128 tokens and the token itself with
+    twice the key and value heads; keys 192 wide and values 128, so a token takes 4 x 320 cache elements in a full
+    layer and 8 x 320 in a windowed one."""
+    folder = tmp_path / "mimo_v2_flash"
+    MiMoV2FlashConfig().save_pretrained(folder)
+    arch = meta_architecture(ModelSource("mimo_v2_flash", folder, "local"))
+    assert arch.params == pytest.approx(309e9, rel=0.01) and arch.active_params == pytest.approx(15e9, rel=0.05)
+    full = [layer for layer in range(48) if arch.windows[layer] is None]
+    assert full == [0, 5, 11, 17, 23, 29, 35, 41, 47] and set(arch.windows) == {None, 129}
+    assert [arch.kv_heads_of(layer) for layer in (0, 1)] == [4, 8]
+    assert (arch.head_dim_of(1), arch.value_dim_of(1)) == (192, 128)
+    assert arch.kv_bytes_per_token(torch.bfloat16) == (9 * 4 * 320 + 39 * 8 * 320) * 2
 
 
 def test_gemma_3n_caches_only_the_layers_before_those_that_share(tmp_path):

@@ -277,6 +277,7 @@ class Architecture:
     layer_head_dims: tuple[int, ...] | None  # per layer, where some differ from head_dim (Gemma-4's global layers)
     layer_kv_heads: tuple[int, ...] | None  # per layer, where some differ from kv_heads
     values_from_keys: tuple[int, ...]  # layers whose values are their keys: no value projection (Gemma-4's k_eq_v)
+    value_head_dim: int | None  # the value heads' width where it is not the query and key heads' (MiMo-V2-Flash); None
 
     @property
     def non_embedding_params(self) -> int:
@@ -311,6 +312,11 @@ class Architecture:
         """The width of layer ``layer``'s attention heads."""
         return self.head_dim if self.layer_head_dims is None else self.layer_head_dims[layer]
 
+    def value_dim_of(self, layer: int) -> int:
+        """The width of layer ``layer``'s value heads: its heads' (``head_dim_of``) unless the family gives values a
+        width of their own."""
+        return self.head_dim_of(layer) if self.value_head_dim is None else self.value_head_dim
+
     def kv_heads_of(self, layer: int) -> int:
         """The heads of layer ``layer``'s key and value projections."""
         return self.kv_heads if self.layer_kv_heads is None else self.layer_kv_heads[layer]
@@ -335,8 +341,9 @@ class Architecture:
 
     @property
     def kv_elements_per_token(self) -> tuple[int, ...]:
-        """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads x head_dim``
-        each (multi-query: one head; the layer's own where they differ by layer), or the latent and rotary key of
+        """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads`` heads each,
+        ``head_dim`` and ``value_dim_of`` wide (multi-query: one head; the layer's own where they differ by layer),
+        or the latent and rotary key of
         latent attention; none in a layer that does not attend, or shares another's (``kv_shared``)."""
         mla = self.latent_attention
 
@@ -344,7 +351,7 @@ class Architecture:
             if mla is not None:
                 return mla.kv_rank + mla.rope_head_dim
             heads = self.cached_kv_heads if self.layer_kv_heads is None else self.layer_kv_heads[layer]
-            return 2 * heads * self.head_dim_of(layer)
+            return heads * (self.head_dim_of(layer) + self.value_dim_of(layer))
 
         return tuple(cached(layer) if self.attends(layer) and layer not in self.kv_shared else 0
                      for layer in range(self.layers))
@@ -428,7 +435,8 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
     kv_heads = _kv_heads(config, value["kv_heads"] if value["kv_heads"] is not None
                          else DERIVED["kv_heads"](hidden, heads))
     head_dim = value["head_dim"] if value["head_dim"] is not None else DERIVED["head_dim"](hidden, heads)
-    layer_head_dims, layer_kv_heads = layer_values(config, "head_dim"), layer_values(config, "kv_heads")
+    layer_head_dims = layer_values(config, "head_dim")
+    layer_kv_heads = layer_values(config, "kv_heads") or _layer_kv_heads(config, kv_heads)
     widths = _ffn_widths(config, widths or (ffn,) * layers)
     return Architecture(
         model_type=config.model_type,
@@ -462,6 +470,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         layer_head_dims=layer_head_dims if layer_head_dims and len(set(layer_head_dims)) > 1 else None,
         layer_kv_heads=layer_kv_heads if layer_kv_heads and len(set(layer_kv_heads)) > 1 else None,
         values_from_keys=_values_from_keys(config),
+        value_head_dim=config.v_head_dim if config.model_type in OWN_VALUE_WIDTH else None,
     )
 
 
@@ -766,6 +775,19 @@ def _ffn_widths(config, widths: tuple[int, ...]) -> tuple[int, ...]:
         shared = _kv_shared(config)
         return tuple(2 * width if layer in shared else width for layer, width in enumerate(widths))
     return widths
+
+
+# Families whose value heads have a width of their own, ``v_head_dim`` (queries and keys ``head_dim``), and whose
+# sliding-window layers have twice the key and value heads of the others (and attention sinks)
+OWN_VALUE_WIDTH = frozenset({"mimo_v2_flash"})
+
+
+def _layer_kv_heads(config, kv_heads: int) -> tuple[int, ...] | None:
+    """Per layer, the key and value heads of an ``OWN_VALUE_WIDTH`` family: twice ``kv_heads`` in its sliding-window
+    layers; None for any other family."""
+    if config.model_type not in OWN_VALUE_WIDTH:
+        return None
+    return tuple(2 * kv_heads if kind == "sliding_attention" else kv_heads for kind in config.layer_types)
 
 
 def _values_from_keys(config) -> tuple[int, ...]:

@@ -99,6 +99,10 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   the layer they share them with holds.
 - Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
   a layer counts its block only.
+- Value heads of their own width ``d_v`` (``Architecture.value_dim_of``: MiMo-V2-Flash's ``v_head_dim``, its queries
+  and keys ``d_h`` wide): the value projection ``2 T d h_kv d_v``, mixing ``2 h T S_i d_v`` (scores ``2 h T S_i
+  d_h``) and the output ``2 T h d_v d``. Its sliding-window layers have twice the key and value heads of its full
+  ones (``Architecture.kv_heads_of``); their attention sinks are elementwise.
 
 Norms, activations, softmax, routing's top-k, residual adds and rotary embeddings are
 elementwise and left out (well under 1% for these models), as the counter leaves them out.
@@ -145,10 +149,11 @@ def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
     keys (``values_from_keys``)."""
     d, h, mla = arch.hidden, arch.heads, arch.latent_attention
     if mla is None:
-        dh, gate = arch.head_dim_of(layer), 2 * t * d * arch.attention_gate
-        projected = 0 if layer in arch.kv_shared else 1 if layer in arch.values_from_keys else 2
-        kv = 2 * t * d * projected * arch.kv_heads_of(layer) * dh
-        return 2 * t * d * h * dh + kv + gate + 2 * t * h * dh * d + 4 * h * t * keys * dh
+        dh, dv, gate = arch.head_dim_of(layer), arch.value_dim_of(layer), 2 * t * d * arch.attention_gate
+        shared = layer in arch.kv_shared
+        projected = (0 if shared else dh) + (0 if shared or layer in arch.values_from_keys else dv)
+        kv = 2 * t * d * arch.kv_heads_of(layer) * projected
+        return 2 * t * d * h * dh + kv + gate + 2 * t * h * dv * d + 2 * h * t * keys * (dh + dv)
     queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
