@@ -5,7 +5,7 @@ Each is built the way a user would write it (``XConfig(...).save_pretrained(dir)
 every feature the family has is exercised: grouped-query attention, a sliding window shorter than the contexts
 measured (Mistral, Gemma-2, Gemma-3, Starcoder2), alternating local and global layers (Gemma-2, Gemma-3), mixtures
 of experts with shared experts and dense first layers (Qwen2-MoE, DeepSeek-V3; ERNIE-4.5 and HY-V3 by names of their
-own; Hunyuan-MoE's one shared MLP), multi-head latent attention (DeepSeek-V3), fused projections (Phi-3,
+own; Hunyuan-MoE's one shared MLP; Aria's), multi-head latent attention (DeepSeek-V3), fused projections (Phi-3,
 GPT-BigCode, Falcon), multi-query attention (GPT-BigCode), two-matrix MLPs whose config does not say so (Apertus and
 Apertus-1.5, Arcee, Jais-2, BioGPT, GPT-NeoX-Japanese, NanoChat, XGLM), an MLP width named ``ffn_dim`` (OPT, XGLM),
 chunked-attention layers beside a full one and experts run over every token, interleaved with dense layers of their
@@ -169,6 +169,9 @@ FAMILIES = {
                                                 v_head_dim=16, intermediate_size=128, moe_intermediate_size=32,
                                                 n_routed_experts=4, num_experts_per_tok=2, sliding_window=32,
                                                 layer_types=["full_attention"] + ["sliding_attention"] * 2)),
+    # experts and shared experts by names of its own (moe_num_experts, moe_topk, moe_num_shared_experts)
+    "aria_text": ("AriaTextConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, moe_num_experts=4,
+                                         moe_topk=2, moe_num_shared_experts=2)),
     # an attention layer, then a lightning-attention layer (blocks of 32 tokens); experts in both
     "minimax": ("MiniMaxConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, head_dim=16,
                                       num_local_experts=4, num_experts_per_tok=2, block_size=32,

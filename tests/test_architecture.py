@@ -373,3 +373,19 @@ def test_a_lightning_block_is_checked_before_its_decay_buffers_are_built(block, 
     monkeypatch.setattr(memory, "MEMINFO", meminfo)
     stop_before_measuring(monkeypatch)
     assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: config.json: {said}"
+
+
+@pytest.mark.parametrize("family, numbers, said", [
+    ("mixtral", {"num_experts_per_tok": 0}, "num_experts_per_tok = 0 (1 to num_local_experts = 4)"),
+    ("qwen2_moe", {"num_experts_per_tok": 5}, "num_experts_per_tok = 5 (1 to num_experts = 4)"),
+    ("aria_text", {"moe_topk": -1}, "moe_topk = -1 (1 to moe_num_experts = 4)"),
+])
+def test_the_experts_a_token_is_routed_to_are_checked(family, numbers, said, tmp_path, capfd, monkeypatch):
+    """None routed ended a run with a traceback (its routing record divided by zero), more than there are with a
+    failed first pass: each is one line before anything is built, by the family's own names."""
+    from tests.families import save_family
+
+    folder = save_family(tmp_path / "broken", family)
+    (folder / "config.json").write_text(json.dumps(_written(folder) | numbers))
+    stop_before_measuring(monkeypatch)
+    assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: config.json: {said}"

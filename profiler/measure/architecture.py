@@ -547,21 +547,25 @@ SHARED_MLP = frozenset({"granitemoeshared", "granitemoehybrid", "granitemoe_swa"
 # The names families give their count of shared experts, each of the experts' width (run as one MLP that many
 # times as wide): DeepSeek's, ERNIE-4.5's, HY-V3's
 SHARED_EXPERT_COUNTS = ("n_shared_experts", "moe_num_shared_experts", "num_shared_experts")
+# The names families give their count of routed experts (Mixtral's, Qwen's and OLMoE's, DeepSeek's, Aria's) and the
+# experts a token is routed to (most families', Aria's)
+EXPERT_COUNTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk")
 
 
 def _experts(config, layers: int, ffn: int) -> Experts | None:
-    """The routed experts: their count (Mixtral's ``num_local_experts``, Qwen's and OLMoE's ``num_experts``,
-    DeepSeek's ``n_routed_experts``), ``num_experts_per_tok``, their width (``moe_intermediate_size``
+    """The routed experts: their count (``EXPERT_COUNTS``), those a token is routed to (``EXPERTS_PER_TOKEN``), their
+    width (``moe_intermediate_size``
     where the family also has dense MLPs, else ``intermediate_size``), shared experts (Qwen2-MoE's gated
     ``shared_expert_intermediate_size``, a count of them of the expert width (``SHARED_EXPERT_COUNTS``),
     one of the expert width (``ONE_SHARED_EXPERT``), or Granite's ``shared_intermediate_size`` wide (``SHARED_MLP``))
     and the layers that have them (``_sparse_layers``); Gemma-4's (``enable_moe_block``: ``top_k_experts`` a token)
     beside every layer's dense MLP.
     None for a dense model."""
-    count = next((n for name in ("num_local_experts", "num_experts", "n_routed_experts")
-                  if (n := getattr(config, name, None))), None)
+    count = next((n for name in EXPERT_COUNTS if (n := getattr(config, name, None))), None)
     if not count:
         return None
+    per_token = next((n for name in EXPERTS_PER_TOKEN if (n := getattr(config, name, None)) is not None), 0)
     width = getattr(config, "moe_intermediate_size", None) or ffn
     gated_shared = getattr(config, "shared_expert_intermediate_size", None)
     if config.model_type == "gemma4_text":
@@ -570,7 +574,7 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
         return Experts(count=count, per_token=config.top_k_experts, ffn=config.moe_intermediate_size, shared_ffn=0,
                        shared_gate=False, layers=tuple(range(layers)), beside_dense=True)
     if config.model_type == "nemotron_h":
-        return Experts(count=count, per_token=config.num_experts_per_tok, ffn=width,
+        return Experts(count=count, per_token=per_token, ffn=width,
                        shared_ffn=config.moe_shared_expert_intermediate_size * config.n_shared_experts,
                        shared_gate=False, layers=_sparse_layers(config, layers), gated=False,
                        latent=config.moe_latent_size or 0)
@@ -578,7 +582,7 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
               next((n for name in SHARED_EXPERT_COUNTS if (n := getattr(config, name, None))), 0))
     return Experts(
         count=count,
-        per_token=config.num_experts_per_tok,
+        per_token=per_token,
         ffn=width,
         shared_ffn=(config.shared_intermediate_size if config.model_type in SHARED_MLP
                     else gated_shared or shared * width),

@@ -13,6 +13,8 @@ from profiler.measure.architecture import (
     ATTENTION_FREE_NUMBERS,
     DERIVED,
     DERIVED_FROM,
+    EXPERT_COUNTS,
+    EXPERTS_PER_TOKEN,
     LIGHTNING,
     NUMBER_NAMES,
     layer_values,
@@ -48,7 +50,8 @@ def config_problems(config, written: dict) -> list[str]:
     ``DERIVED`` may be left out when the object holds nothing or follows the rule. Impossible:
     not a whole number, a count below 1, fewer than ``MIN_POSITIONS`` positions, ``hidden`` not
     split evenly over ``heads`` (unless ``head_dim`` is given), ``kv_heads`` not dividing
-    ``heads``; a lightning-attention family's blocks (``_lightning_problems``). An ``ATTENTION_FREE`` family has only
+    ``heads``; a lightning-attention family's blocks (``_lightning_problems``); a mixture's experts a token is routed
+    to (``_expert_problems``). An ``ATTENTION_FREE`` family has only
     ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
     problems, counts, absent = [], {}, []
     for number in ATTENTION_FREE_NUMBERS if config.model_type in ATTENTION_FREE else NUMBER_NAMES:
@@ -81,7 +84,7 @@ def config_problems(config, written: dict) -> list[str]:
             if heads % one:
                 problems.append(f"{kv_name} = {one} does not divide {heads_name} = {heads}")
     if not problems:
-        problems += _lightning_problems(config, heads)
+        problems += _lightning_problems(config, heads) + _expert_problems(config)
     if not problems and _params_at_least(config) > MAX_PARAMS:
         problems.append(f"about {_params_at_least(config):.2g} parameters (at most {MAX_PARAMS:.0e} are built)")
     return problems
@@ -103,6 +106,20 @@ def _lightning_problems(config, heads: int) -> list[str]:
     if available is not None and needed > available:
         return [f"block_size = {block:,}: the decay buffers of its lightning-attention layers need {needed:,} bytes, "
                 f"{available:,} are available"]
+    return []
+
+
+def _expert_problems(config) -> list[str]:
+    """A mixture's experts a token is routed to (``EXPERTS_PER_TOKEN``): 1 to its routed experts (``EXPERT_COUNTS``;
+    none routed made the routing record divide by zero, more than there are failed the first pass). None for a dense
+    model."""
+    count_name = next((name for name in EXPERT_COUNTS if getattr(config, name, None)), None)
+    per_name = next((name for name in EXPERTS_PER_TOKEN if getattr(config, name, None) is not None), None)
+    if count_name is None or per_name is None:
+        return []
+    count, per_token = getattr(config, count_name), getattr(config, per_name)
+    if not isinstance(per_token, int) or isinstance(per_token, bool) or not 1 <= per_token <= count:
+        return [f"{per_name} = {per_token!r} (1 to {count_name} = {count})"]
     return []
 
 
