@@ -100,8 +100,8 @@ class LatentAttention:
 
 @dataclass(frozen=True)
 class GatedDeltaNet:
-    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid; ``layers``: their indices, the
-    others attention layers). Each projects a token to queries and keys of ``key_heads x key_head_dim``, values
+    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid; ``layers``: their indices,
+    the others attention layers). Each projects a token to queries and keys of ``key_heads x key_head_dim``, values
     and an output gate of ``value_heads x value_head_dim`` and two scalars per value head (decay and write
     strength); runs queries, keys and values through a causal depthwise convolution ``conv_kernel`` wide; reads
     and writes a ``key_head_dim x value_head_dim`` state per value head; and projects the gated values back to
@@ -343,8 +343,8 @@ class Architecture:
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads`` heads each,
         ``head_dim`` and ``value_dim_of`` wide (multi-query: one head; the layer's own where they differ by layer),
-        or the latent and rotary key of
-        latent attention; none in a layer that does not attend, or shares another's (``kv_shared``)."""
+        or the latent and rotary key of latent attention; none in a layer that does not attend, or shares another's
+        (``kv_shared``)."""
         mla = self.latent_attention
 
         def cached(layer: int) -> int:
@@ -555,13 +555,11 @@ EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk")
 
 def _experts(config, layers: int, ffn: int) -> Experts | None:
     """The routed experts: their count (``EXPERT_COUNTS``), those a token is routed to (``EXPERTS_PER_TOKEN``), their
-    width (``moe_intermediate_size``
-    where the family also has dense MLPs, else ``intermediate_size``), shared experts (Qwen2-MoE's gated
-    ``shared_expert_intermediate_size``, a count of them of the expert width (``SHARED_EXPERT_COUNTS``),
-    one of the expert width (``ONE_SHARED_EXPERT``), or Granite's ``shared_intermediate_size`` wide (``SHARED_MLP``))
-    and the layers that have them (``_sparse_layers``); Gemma-4's (``enable_moe_block``: ``top_k_experts`` a token)
-    beside every layer's dense MLP.
-    None for a dense model."""
+    width (``moe_intermediate_size`` where the family also has dense MLPs, else ``intermediate_size``), shared experts
+    (Qwen2-MoE's gated ``shared_expert_intermediate_size``, a count of them of the expert width
+    (``SHARED_EXPERT_COUNTS``), one of the expert width (``ONE_SHARED_EXPERT``), or Granite's
+    ``shared_intermediate_size`` wide (``SHARED_MLP``)) and the layers that have them (``_sparse_layers``); Gemma-4's
+    (``enable_moe_block``: ``top_k_experts`` a token) beside every layer's dense MLP. None for a dense model."""
     count = next((n for name in EXPERT_COUNTS if (n := getattr(config, name, None))), None)
     if not count:
         return None

@@ -51,8 +51,8 @@ def config_problems(config, written: dict) -> list[str]:
     not a whole number, a count below 1, fewer than ``MIN_POSITIONS`` positions, ``hidden`` not
     split evenly over ``heads`` (unless ``head_dim`` is given), ``kv_heads`` not dividing
     ``heads``; a lightning-attention family's blocks (``_lightning_problems``); a mixture's experts a token is routed
-    to (``_expert_problems``). An ``ATTENTION_FREE`` family has only
-    ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
+    to (``_expert_problems``). An ``ATTENTION_FREE`` family has only ``ATTENTION_FREE_NUMBERS``. Empty when all is
+    well."""
     problems, counts, absent = [], {}, []
     for number in ATTENTION_FREE_NUMBERS if config.model_type in ATTENTION_FREE else NUMBER_NAMES:
         name, value = read_number(config, number)
