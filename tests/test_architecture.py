@@ -379,10 +379,14 @@ def test_a_lightning_block_is_checked_before_its_decay_buffers_are_built(block, 
     ("mixtral", {"num_experts_per_tok": 0}, "num_experts_per_tok = 0 (1 to num_local_experts = 4)"),
     ("qwen2_moe", {"num_experts_per_tok": 5}, "num_experts_per_tok = 5 (1 to num_experts = 4)"),
     ("aria_text", {"moe_topk": -1}, "moe_topk = -1 (1 to moe_num_experts = 4)"),
+    ("mimo_v2_flash", {"v_head_dim": 0}, "v_head_dim = 0 (at least 1)"),
+    ("mimo_v2_flash", {"v_head_dim": 10**9}, "v_head_dim = 1,000,000,000 (at most 100,000)"),
 ])
-def test_the_experts_a_token_is_routed_to_are_checked(family, numbers, said, tmp_path, capfd, monkeypatch):
+def test_the_experts_a_token_is_routed_to_and_a_value_width_are_checked(family, numbers, said, tmp_path, capfd,
+                                                                        monkeypatch):
     """None routed ended a run with a traceback (its routing record divided by zero), more than there are with a
-    failed first pass: each is one line before anything is built, by the family's own names."""
+    failed first pass; a value width of 0 failed the first pass, and one of 10^9 the build: each is one line before
+    anything is built, by the family's own names."""
     from tests.families import save_family
 
     folder = save_family(tmp_path / "broken", family)

@@ -17,6 +17,7 @@ from profiler.measure.architecture import (
     EXPERTS_PER_TOKEN,
     LIGHTNING,
     NUMBER_NAMES,
+    OWN_VALUE_WIDTH,
     layer_values,
     read_number,
 )
@@ -51,8 +52,8 @@ def config_problems(config, written: dict) -> list[str]:
     not a whole number, a count below 1, fewer than ``MIN_POSITIONS`` positions, ``hidden`` not
     split evenly over ``heads`` (unless ``head_dim`` is given), ``kv_heads`` not dividing
     ``heads``; a lightning-attention family's blocks (``_lightning_problems``); a mixture's experts a token is routed
-    to (``_expert_problems``). An ``ATTENTION_FREE`` family has only ``ATTENTION_FREE_NUMBERS``. Empty when all is
-    well."""
+    to (``_expert_problems``); the value heads' own width (``OWN_VALUE_WIDTH``). An ``ATTENTION_FREE`` family has
+    only ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
     problems, counts, absent = [], {}, []
     for number in ATTENTION_FREE_NUMBERS if config.model_type in ATTENTION_FREE else NUMBER_NAMES:
         name, value = read_number(config, number)
@@ -85,6 +86,8 @@ def config_problems(config, written: dict) -> list[str]:
                 problems.append(f"{kv_name} = {one} does not divide {heads_name} = {heads}")
     if not problems:
         problems += _lightning_problems(config, heads) + _expert_problems(config)
+        if config.model_type in OWN_VALUE_WIDTH and (problem := _problem("head_dim", "v_head_dim", config.v_head_dim)):
+            problems.append(problem)  # the value heads' own width, checked as a head width is
     if not problems and _params_at_least(config) > MAX_PARAMS:
         problems.append(f"about {_params_at_least(config):.2g} parameters (at most {MAX_PARAMS:.0e} are built)")
     return problems
