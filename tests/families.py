@@ -25,7 +25,8 @@ full-attention layers with heads of their own width and number whose values are 
 layer's MLP (Gemma-4); lightning-attention layers, run in blocks, beside attention layers, with experts in both
 (MiniMax); ALiBi in place of position embeddings, its limit named ``max_seq_len`` (MPT); value heads narrower than
 the query and key heads, and sliding-window layers with twice the key and value heads of the full ones
-(MiMo-V2-Flash).
+(MiMo-V2-Flash); a transformer block shared by hybrid layers, with adapters of each layer's own, before their Mamba-2
+mixers (Zamba2).
 """
 
 from __future__ import annotations
@@ -172,6 +173,11 @@ FAMILIES = {
     # experts and shared experts by names of its own (moe_num_experts, moe_topk, moe_num_shared_experts)
     "aria_text": ("AriaTextConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, moe_num_experts=4,
                                          moe_topk=2, moe_num_shared_experts=2)),
+    # a hybrid layer (the shared block, its adapters, then Mamba-2), then Mamba-2 alone; rotary positions in the block
+    "zamba2": ("Zamba2Config", dict(_ATTENTION, num_key_value_heads=4, intermediate_size=128, mamba_d_state=16,
+                                    n_mamba_heads=8, mamba_ngroups=2, mamba_d_conv=4, chunk_size=32, adapter_rank=8,
+                                    use_shared_attention_adapter=True, use_mem_rope=True,
+                                    layers_block_type=["hybrid", "mamba"])),
     # an attention layer, then a lightning-attention layer (blocks of 32 tokens); experts in both
     "minimax": ("MiniMaxConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, head_dim=16,
                                       num_local_experts=4, num_experts_per_tok=2, block_size=32,
@@ -252,14 +258,15 @@ def save_olmo_hybrid(folder, max_positions: int = 128):
     return folder
 
 
-def save_zamba2(folder, max_positions: int = 128):
-    """A tiny Zamba2 (not in the matrix: its shared attention blocks beside Mamba-2 layers are work the FLOP formula
-    does not model), a Mamba-2 layer then a hybrid one, saved as a local HF folder (config only: random weights)."""
-    transformers.Zamba2Config(**_COMMON, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                              num_key_value_heads=4, intermediate_size=128, mamba_d_state=16, mamba_headdim=16,
-                              n_mamba_heads=8, mamba_ngroups=1, chunk_size=32, hybrid_layer_ids=[1],
-                              layers_block_type=["mamba", "hybrid"],
-                              max_position_embeddings=max_positions).save_pretrained(folder)
+def save_deepseek_v4(folder, max_positions: int = 128):
+    """A tiny DeepSeek-V4 (not in the matrix: its compressed attention, hyper-connections and hash routing are work the
+    FLOP formula does not model), two heavily compressed attention layers with hash-routed experts, saved as a local
+    HF folder (config only: random weights)."""
+    transformers.DeepseekV4Config(**_COMMON, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  num_key_value_heads=1, head_dim=32, q_lora_rank=32, moe_intermediate_size=32,
+                                  n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, sliding_window=16,
+                                  o_groups=2, o_lora_rank=16, index_n_heads=2, index_head_dim=16, index_topk=8,
+                                  hc_mult=2, max_position_embeddings=max_positions).save_pretrained(folder)
     return folder
 
 

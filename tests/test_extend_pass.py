@@ -12,7 +12,7 @@ from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes, cache_batch
 from profiler.measure.rewind import Rewind
-from tests.families import SLIDING_WINDOW, save_family
+from tests.families import SLIDING_WINDOW, save_deepseek_v4, save_family
 from tests.test_rewind import _assert_same, _layer_states
 
 # fp32 on a CPU: the extend and the full prefill sum the same products in different blocks (the keys come in two
@@ -68,7 +68,7 @@ def test_an_extend_past_a_sliding_window_computes_what_the_prefill_does(family, 
 def _assert_every_extend_at_the_same_context(loaded, c: int, s: int, repeats: int = 3) -> None:
     passes = Passes(loaded, seed=5)
     cache = passes.prefill(c)
-    before, rewind = _layer_states(cache), Rewind(cache, added=s)
+    before, rewind = _layer_states(cache), Rewind(cache)
     with _logits_of_each_pass(loaded.model) as seen:
         for _ in range(repeats):
             assert passes.extend(cache, s) is cache and cache.get_seq_length() == c + s
@@ -93,13 +93,23 @@ def test_linear_attention_states_are_put_back_after_an_extend(tmp_path):
     _assert_every_extend_at_the_same_context(_load(folder, "lfm2"), 20, 16)
 
 
+@pytest.mark.parametrize("c, s", [(40, 64), (100, 8)])
+def test_a_compressed_cache_grown_by_fewer_entries_than_tokens_is_put_back(c, s, tmp_path):
+    """DeepSeek-V4's heavily compressed layers keep one entry per 128 tokens: an extend of 64 grows them by one entry
+    or none, not by 64 (a run stopped on it with "grew by 1 tokens in a pass, not by 64")."""
+    loaded = _load(save_deepseek_v4(tmp_path / "deepseek_v4", max_positions=256), "deepseek_v4")
+    _assert_every_extend_at_the_same_context(loaded, c, s)
+
+
 @torch.inference_mode()
-def test_a_rewind_told_one_token_refuses_a_cache_grown_by_more(tiny_loaded):
+def test_a_rewind_refuses_a_pass_that_grows_the_cache_otherwise_than_the_first(tiny_loaded):
     passes = Passes(tiny_loaded)
     cache = passes.prefill(10)
     rewind = Rewind(cache)
     passes.extend(cache, 4)
-    with pytest.raises(RuntimeError, match="grew by 4 tokens in a pass, not by 1"):
+    rewind()
+    passes.extend(cache, 2)
+    with pytest.raises(RuntimeError, match="grew by 2 in a pass, not by 4 as the first pass did"):
         rewind()
 
 

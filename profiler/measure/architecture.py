@@ -227,6 +227,20 @@ class Lightning:
 
 
 @dataclass(frozen=True)
+class SharedBlock:
+    """Zamba2's hybrid layers (``layers``; its others are Mamba-2 alone): before the layer's Mamba-2 mixer, one
+    transformer block shared by all of them runs on the layer's state concatenated with the token embeddings (twice
+    the model's width): attention of ``heads x head_dim`` (``head_dim`` the doubled width over the heads) projected
+    back to the model's width, then a gated MLP, each with low-rank adapters of the layer's own (``adapter_rank``;
+    the attention's only where ``attention_adapters``), then a linear layer of the layer's own, model-wide, whose
+    output the mixer adds to its input. The block's keys and values are cached per hybrid layer."""
+
+    adapter_rank: int
+    attention_adapters: bool
+    layers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class AltUp:
     """Gemma-3n's work around each layer's attention and MLP. The model carries ``inputs`` copies of a token's state
     (AltUp): before each layer, a router (``hidden x inputs``, from the first copy) weighs a prediction of every copy
@@ -267,6 +281,7 @@ class Architecture:
     mamba: Mamba2 | None  # None: no Mamba-2 layers
     mamba1: Mamba1 | None  # None: no Mamba (Mamba-1) layers
     lightning: Lightning | None  # None: no lightning-attention layers
+    shared_block: SharedBlock | None  # None: no transformer block shared by layers (all but Zamba2)
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
     altup: AltUp | None  # None: no AltUp or LAuReL (all but Gemma-3n)
     # width of each layer's own input (Gemma-3n, Gemma-4): the embedding projected to every layer's, beside a table of
@@ -462,6 +477,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         mamba=_mamba(config, layers),
         mamba1=_mamba1(config),
         lightning=_lightning(config, heads, head_dim),
+        shared_block=_shared_block(config),
         blocks=_blocks(config),
         altup=_altup(config),
         per_layer_input=_per_layer_input(config),
@@ -669,13 +685,14 @@ def _linear_attention(config) -> GatedDeltaNet | None:
 # Families with Mamba-2 layers: Granite-4.0-H's ``linear_attention`` layers (transformers' name for its ``mamba``
 # layers), Bamba's layers not in ``attn_layer_indices``, every layer of Falcon-H1 (beside its attention),
 # Nemotron-H's ``linear_attention`` blocks
-MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1", "nemotron_h", "mamba2"})
+MAMBA2 = frozenset({"granitemoehybrid", "bamba", "falcon_h1", "nemotron_h", "mamba2", "zamba2"})
 # Nemotron-H's names for its blocks (``layers_block_type``) and, in one of its layers, the block it is
 NEMOTRON_BLOCKS = {"full_attention": "attention", "linear_attention": "mamba", "mlp": "mlp", "moe": "moe"}
 # The names a family gives Mamba-2's numbers: heads, head width, state width, groups, convolution width, chunk
 MAMBA2_NAMES = ("mamba_n_heads", "mamba_d_head", "mamba_d_state", "mamba_n_groups", "mamba_d_conv", "mamba_chunk_size")
 NEMOTRON_MAMBA2_NAMES = ("mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "conv_kernel", "chunk_size")
 PURE_MAMBA2_NAMES = ("num_heads", "head_dim", "state_size", "n_groups", "conv_kernel", "chunk_size")  # Mamba-2's own
+ZAMBA2_NAMES = ("n_mamba_heads", "mamba_headdim", "mamba_d_state", "mamba_ngroups", "mamba_d_conv", "chunk_size")
 
 
 def _mamba(config, layers: int) -> Mamba2 | None:
@@ -683,7 +700,7 @@ def _mamba(config, layers: int) -> Mamba2 | None:
     other family, or where it has none."""
     if config.model_type not in MAMBA2:
         return None
-    if config.model_type == "falcon_h1":
+    if config.model_type in ("falcon_h1", "zamba2"):
         mixers = tuple(range(layers))
     elif config.model_type == "bamba":
         mixers = tuple(i for i in range(layers) if i not in (config.attn_layer_indices or ()))
@@ -693,10 +710,11 @@ def _mamba(config, layers: int) -> Mamba2 | None:
         mixers = tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention")
     if not mixers:
         return None
-    names = {"nemotron_h": NEMOTRON_MAMBA2_NAMES, "mamba2": PURE_MAMBA2_NAMES}.get(config.model_type, MAMBA2_NAMES)
+    names = {"nemotron_h": NEMOTRON_MAMBA2_NAMES, "mamba2": PURE_MAMBA2_NAMES,
+             "zamba2": ZAMBA2_NAMES}.get(config.model_type, MAMBA2_NAMES)
     heads, head_dim, state, groups, conv_kernel, chunk = (getattr(config, name) for name in names)
     return Mamba2(heads=heads, head_dim=head_dim, state=state, groups=groups, conv_kernel=conv_kernel, chunk=chunk,
-                  layers=mixers, replaces_attention=config.model_type != "falcon_h1")
+                  layers=mixers, replaces_attention=config.model_type not in ("falcon_h1", "zamba2"))
 
 
 # Families with Mamba (Mamba-1) layers: Jamba's ``linear_attention`` layers (transformers' name for its ``mamba``
@@ -735,13 +753,24 @@ def _lightning(config, heads: int, head_dim: int) -> Lightning | None:
 
 
 def _blocks(config) -> tuple[str, ...] | None:
-    """Nemotron-H's layers, each one block (``NEMOTRON_BLOCKS``), and an ``ATTENTION_FREE`` family's, each a Mamba
-    mixer; None for every other family."""
+    """Nemotron-H's layers, each one block (``NEMOTRON_BLOCKS``), an ``ATTENTION_FREE`` family's, each a Mamba
+    mixer, and Zamba2's, each a Mamba-2 mixer, after the shared transformer block in its hybrid layers (``attention``:
+    its MLP is the block's, ``SharedBlock``); None for every other family."""
     if config.model_type in ATTENTION_FREE:
         return ("mamba",) * config.num_hidden_layers
+    if config.model_type == "zamba2":
+        return tuple("attention" if kind == "hybrid" else "mamba" for kind in config.layers_block_type)
     if config.model_type != "nemotron_h":
         return None
     return tuple(NEMOTRON_BLOCKS[kind] for kind in config.layers_block_type)
+
+
+def _shared_block(config) -> SharedBlock | None:
+    """Zamba2's shared transformer block in its hybrid layers; None for any other family, or where it has none."""
+    if config.model_type != "zamba2" or not config.hybrid_layer_ids:
+        return None
+    return SharedBlock(adapter_rank=config.adapter_rank, attention_adapters=config.use_shared_attention_adapter,
+                       layers=tuple(config.hybrid_layer_ids))
 
 
 # Families with per-layer inputs (``hidden_size_per_layer_input``) and layers sharing keys and values

@@ -99,6 +99,12 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   the layer they share them with holds.
 - Layers of one block each (``Architecture.blocks``: Nemotron-H): attention, Mamba-2, an MLP or experts alone;
   a layer counts its block only.
+- Zamba2 (``Architecture.shared_block``): every layer a Mamba-2 mixer (counted as above), its hybrid layers running
+  one shared transformer block before it on the state concatenated with the embeddings (``2d`` wide): queries, keys
+  and values ``2 T 2d (h + 2 h_kv) d_h`` (``d_h = 2d / h``), each with a low-rank adapter of rank ``r`` where the
+  config has them, ``2 T 2d r * 2``; scores and mixing ``4 h T S_i d_h``; the output ``2 T h d_h d``; a gated MLP
+  ``2 T d f * 3`` with an adapter on its gate and up matrices, ``2 T r (d + 2f)``; and the layer's own linear layer,
+  ``2 T d^2``.
 - Value heads of their own width ``d_v`` (``Architecture.value_dim_of``: MiMo-V2-Flash's ``v_head_dim``, its queries
   and keys ``d_h`` wide): the value projection ``2 T d h_kv d_v``, mixing ``2 h T S_i d_v`` (scores ``2 h T S_i
   d_h``) and the output ``2 T h d_v d``. Its sliding-window layers have twice the key and value heads of its full
@@ -159,6 +165,17 @@ def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
     scores = 2 * h * t * keys * (mla.qk_head_dim + mla.v_head_dim)
     return queries + compress + decompress + scores + 2 * t * h * mla.v_head_dim * d
+
+
+def _shared_block_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
+    """Zamba2's shared transformer block in hybrid layer ``layer``: ``t`` queries against ``keys`` keys (the module
+    doc)."""
+    d, h, dh, block = arch.hidden, arch.heads, arch.head_dim_of(layer), arch.shared_block
+    doubled, rank, f = 2 * d, block.adapter_rank, arch.ffn
+    attention = 2 * t * doubled * (h + 2 * arch.kv_heads_of(layer)) * dh + 2 * t * h * dh * d + 4 * h * t * keys * dh
+    adapters = 3 * 2 * (2 * t * doubled * rank) if block.attention_adapters else 0
+    mlp = 2 * t * d * f * 3 + 2 * t * rank * (d + 2 * f)
+    return attention + adapters + mlp + 2 * t * d * d
 
 
 def _padded(t: int, chunk: int) -> int:
@@ -254,7 +271,9 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
     gated delta rule, a convolution, Mamba-2 (Falcon-H1's beside attention), Mamba or lightning attention."""
     stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
-        flops += _attention_flops(arch, layer, queries, keys_attended(arch, layer, new_tokens, context_tokens))
+        keys = keys_attended(arch, layer, new_tokens, context_tokens)
+        shared = arch.shared_block is not None and layer in arch.shared_block.layers
+        flops += (_shared_block_flops if shared else _attention_flops)(arch, layer, queries, keys)
     if arch.mamba is not None and layer in arch.mamba.layers:
         flops += _mamba_flops(arch, new_tokens, stated)
     if arch.mamba1 is not None and layer in arch.mamba1.layers:

@@ -241,7 +241,7 @@ class Items:
                 raise
             self._extend_out_of_memory(c, s, err)
             raise OutOfMemory from None
-        rewind = Rewind(cache, added=s)
+        rewind = Rewind(cache)
         self._measure("extend", c, s, lambda: self.passes.extend(cache, s), pass_flops(self.arch, s, c + s), warm_up,
                       pass_s, after=lambda grown: rewind(), started=started, visit=visit)
 

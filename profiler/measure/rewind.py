@@ -1,5 +1,5 @@
-"""Put a KV cache back as it was before a decode step (or an extend pass of ``added`` tokens), so that every
-timed pass runs at the same context.
+"""Put a KV cache back as it was before a decode step (or an extend pass), so that every timed pass runs at the
+same context.
 
 ``Cache.crop`` cannot do it for every layer: a sliding-window layer that reached its window drops its
 oldest token on each step and cannot be cropped back (``DynamicSlidingWindowLayer``), nor can a
@@ -7,7 +7,7 @@ linear-attention layer's recurrent state. ``Rewind`` works for any layer instead
 cache holds: the attributes of the cache and of each of its layers (transformers 5: ``Cache.layers``;
 model-specific caches add their own, such as MiniMax's ``linear_cache``), i.e. tensors, numbers, flags,
 and lists, tuples or dicts of them. A decode step changes each tensor attribute in one of three ways (an extend
-pass the same, by ``added`` tokens rather than one):
+pass the same, by its tokens rather than one):
 
 - it extends it: a new tensor, the old one followed by the step's token along one dimension (a full
   attention layer's ``torch.cat``, a window not yet full). Put back as a view of the new tensor's first
@@ -23,9 +23,11 @@ pass the same, by ``added`` tokens rather than one):
 
 Which of the first two it is, per attribute, is learnt on the first step (for which every tensor is
 held: the sweep's untimed warm-up, whose memory is not recorded), checked on the tokens themselves, and
-holds for every step at the same context since each runs the same code. Numbers, flags and containers are put back as they were (containers as fresh copies).
-Only dynamic caches are handled, the kind a model builds for itself; a static cache's buffers are
-written in place too and are not.
+holds for every step at the same context since each runs the same code; so does how far a tensor grows, which is
+not always the tokens appended (DeepSeek-V4's compressed entries grow by one per so many tokens), and a later pass
+that grows it otherwise is an error. Numbers, flags and containers are put back as they were (containers as fresh
+copies). Only dynamic caches are handled, the kind a model builds for itself; a static cache's buffers are written in
+place too and are not.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ import torch
 
 @dataclass(frozen=True)
 class _Extended:
-    """A tensor the step extended along ``dim``: put back as the new tensor's first ``length`` positions."""
+    """A tensor the step extended along ``dim`` by ``grown`` positions: put back as the new tensor's first
+    ``length``."""
 
     dim: int
     length: int
+    grown: int
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ def _extension(old: torch.Tensor, new: torch.Tensor) -> _Extended | None:
     if len(longer) != 1 or new.shape[longer[0]] < old.shape[longer[0]]:
         return None
     dim, length = longer[0], old.shape[longer[0]]
-    return _Extended(dim, length) if torch.equal(new.narrow(dim, 0, length), old) else None
+    grown = new.shape[dim] - length
+    return _Extended(dim, length, grown) if torch.equal(new.narrow(dim, 0, length), old) else None
 
 
 def _writes_in_place(owner) -> bool:
@@ -94,13 +99,10 @@ def _writes_in_place(owner) -> bool:
 
 
 class Rewind:
-    """Taken on a cache of ``c`` tokens; each call puts the cache back to them after a pass that appended
-    ``added`` tokens to each sequence (1: a decode step; more: an extend pass)."""
+    """Taken on a cache of ``c`` tokens; each call puts the cache back to them after a pass that appended tokens to
+    each sequence (a decode step, an extend pass: the same tokens each time)."""
 
-    def __init__(self, cache, added: int = 1):
-        if added < 1:
-            raise ValueError(f"a pass appends at least 1 token, not {added}")
-        self.added = added
+    def __init__(self, cache):
         self.owners = [cache, *cache.layers]
         self.states = [self._taken(owner) for owner in self.owners]
         self.learnt = False
@@ -119,7 +121,7 @@ class Rewind:
             now = vars(owner)
             if not self.learnt:
                 state = self.states[i] = _rebuilt(state, (), partial(self._learn, now))
-            restored = _rebuilt(state, (), partial(self._restored, now, self.added))
+            restored = _rebuilt(state, (), partial(self._restored, now))
             owner.__dict__.clear()
             owner.__dict__.update(restored)
         self.learnt = True
@@ -141,12 +143,12 @@ class Rewind:
         return (replaced and _extension(before, current)) or held
 
     @staticmethod
-    def _restored(now: dict, added: int, path: tuple, held):
+    def _restored(now: dict, path: tuple, held):
         if isinstance(held, _Extended):
             current = _at(now, path)
-            if current.shape[held.dim] != held.length + added:
+            if current.shape[held.dim] != held.length + held.grown:
                 raise RuntimeError(f"cache attribute {path} grew by {current.shape[held.dim] - held.length} "
-                                   f"tokens in a pass, not by {added}")
+                                   f"in a pass, not by {held.grown} as the first pass did")
             return current.narrow(held.dim, 0, held.length)
         if isinstance(held, _Copied):
             return held.original.copy_(held.saved)

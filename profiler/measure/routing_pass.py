@@ -12,7 +12,10 @@ DeepSeek-V3's) take every token and are plain MLPs, not hooked; dense first laye
 
 Layers whose experts ran fewer tokens than the prompt's are left out: Gemma-4's layers sharing keys and values run
 only the position whose logits are kept (``Architecture.kv_shared_keep_logits``), and one token's routing says
-nothing of a prefill's balance.
+nothing of a prefill's balance. So are layers that send a token to one expert in more than one of its slots (a
+token counts once per expert): DeepSeek-V4's hash routing with random weights, whose table of experts per token id is
+a buffer of zeros, sends every token to expert 0 in every slot, which is no routing to measure a balance by (its
+record counted 128 of 64 tokens at expert 0, and its own reader refused it: no cost model was fitted).
 
 The pass is ``Passes.prefill`` with the sweep's seed: the same prompt tokens, so the same
 routing, as the prefill timed at that length. Families whose experts take the routing under
@@ -59,7 +62,7 @@ def measure_routing(loaded: LoadedModel, n_ctx: int, seed: int = 0) -> Routing |
     def hook(name: str, position: int, args: tuple, kwargs: dict) -> None:
         chosen = kwargs[ROUTED] if ROUTED in kwargs else args[position]
         top_k.add(chosen.shape[-1])
-        counts[name].update(chosen.flatten().tolist())
+        counts[name].update(expert for token in chosen.reshape(-1, chosen.shape[-1]).tolist() for expert in set(token))
 
     handles = [module.register_forward_pre_hook(lambda _, args, kwargs, name=name, position=position:
                                                 hook(name, position, args, kwargs), with_kwargs=True)
