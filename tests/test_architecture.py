@@ -375,6 +375,18 @@ def test_a_lightning_block_is_checked_before_its_decay_buffers_are_built(block, 
     assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: config.json: {said}"
 
 
+def test_a_config_whose_own_arithmetic_fails_on_a_number_is_one_line(tmp_path, capfd, monkeypatch):
+    """Zamba2's config divides the model's width by ``n_mamba_heads`` as it loads: 0 was a ZeroDivisionError
+    traceback."""
+    from tests.families import save_family
+
+    folder = save_family(tmp_path / "broken", "zamba2")
+    (folder / "config.json").write_text(json.dumps(_written(folder) | {"n_mamba_heads": 0}))
+    stop_before_measuring(monkeypatch)
+    assert user_error(capfd, run_argv(folder)) == ("profiler: error: broken: unreadable config.json (integer division "
+                                                   "or modulo by zero)")
+
+
 @pytest.mark.parametrize("family, numbers, said", [
     ("mixtral", {"num_experts_per_tok": 0}, "num_experts_per_tok = 0 (1 to num_local_experts = 4)"),
     ("qwen2_moe", {"num_experts_per_tok": 5}, "num_experts_per_tok = 5 (1 to num_experts = 4)"),

@@ -122,8 +122,9 @@ def _load_config(source: ModelSource, trust_remote_code: bool = False):
         if "trust_remote_code" in str(err):
             raise UserError(f"{source.name}: needs the model's own code; pass --trust-remote-code to run it") from None
         raise UserError(f"{source.name}: unreadable config.json ({_one_line(err)})") from None
-    # strict: a field of the wrong type; the others: a field of the wrong shape (a list where a mapping belongs)
-    except (OSError, StrictDataclassError, TypeError, AttributeError, KeyError) as err:
+    # strict: a field of the wrong type; the next: a field of the wrong shape (a list where a mapping belongs); the
+    # last: the config's own arithmetic on a number (Zamba2 divides its width by n_mamba_heads, 0)
+    except (OSError, StrictDataclassError, TypeError, AttributeError, KeyError, ArithmeticError) as err:
         raise UserError(f"{source.name}: unreadable config.json ({_one_line(err)})") from None
     config, written, part_measured = language_model(config, written, source.has_weights)
     check_config(config, written, source.name)
