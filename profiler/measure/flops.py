@@ -267,8 +267,9 @@ def _dense_mlp_flops(arch: Architecture, layer: int, t: int) -> int:
 
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int, queries: int) -> int:
-    """Layer ``layer``'s token mixing (what runs before its MLP): attention (of ``queries`` of the new tokens), the
-    gated delta rule, a convolution, Mamba-2 (Falcon-H1's beside attention), Mamba or lightning attention."""
+    """Layer ``layer``'s token mixing (what runs before its MLP): attention (of ``queries`` of the new tokens; in a
+    Zamba2 hybrid layer, the whole shared block), the gated delta rule, a convolution, Mamba-2 (Falcon-H1's beside
+    attention, Zamba2's after its shared block), Mamba or lightning attention."""
     stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
         keys = keys_attended(arch, layer, new_tokens, context_tokens)
