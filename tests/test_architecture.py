@@ -405,3 +405,18 @@ def test_the_experts_a_token_is_routed_to_and_a_value_width_are_checked(family, 
     (folder / "config.json").write_text(json.dumps(_written(folder) | numbers))
     stop_before_measuring(monkeypatch)
     assert user_error(capfd, run_argv(folder)) == f"profiler: error: broken: config.json: {said}"
+
+
+def test_a_family_that_names_no_position_limit_is_told_how_to_give_one(tmp_path, capfd, monkeypatch):
+    """BLOOM's ALiBi bias is built for any length, and its config has no position limit at all; given one in its
+    config.json it runs (and its FLOPs agree with the formula)."""
+    from transformers import BloomConfig
+
+    folder = tmp_path / "bloom"
+    BloomConfig(vocab_size=256, hidden_size=64, n_layer=2, n_head=4).save_pretrained(folder)
+    stop_before_measuring(monkeypatch)
+    assert user_error(capfd, run_argv(folder)) == (
+        "profiler: error: bloom: config.json: no max_position_embeddings (max_positions; bloom names no limit: give "
+        "its config.json the length to measure up to)")
+    (folder / "config.json").write_text(json.dumps(_written(folder) | {"max_position_embeddings": 128}))
+    assert meta_architecture(ModelSource("bloom", folder, "local")).max_positions == 128

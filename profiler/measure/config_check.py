@@ -61,6 +61,8 @@ def config_problems(config, written: dict) -> list[str]:
             absent.append(number)
             if number not in DERIVED:
                 default = f"; the library would take {value}" if value is not None else ""
+                if number == "max_positions" and not any(hasattr(config, one) for one in NUMBER_NAMES[number]):
+                    default = f"; {config.model_type} names no limit: give its config.json the length to measure up to"
                 problems.append(f"no {name} ({number}{default})")
                 continue
         if value is None:
