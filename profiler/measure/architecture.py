@@ -569,6 +569,17 @@ EXPERT_COUNTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_nu
 EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk")
 
 
+def expert_numbers(config) -> tuple[tuple[str, int], tuple[str, int] | None] | None:
+    """``(name, value)`` of the routed experts' count (the first of ``EXPERT_COUNTS`` the config sets above 0) and of
+    the experts a token is routed to (the first of ``EXPERTS_PER_TOKEN`` it sets; None where it sets none); None for a
+    dense model."""
+    count = next(((name, n) for name in EXPERT_COUNTS if (n := getattr(config, name, None))), None)
+    if count is None:
+        return None
+    routed = next(((name, n) for name in EXPERTS_PER_TOKEN if (n := getattr(config, name, None)) is not None), None)
+    return count, routed
+
+
 def _experts(config, layers: int, ffn: int) -> Experts | None:
     """The routed experts: their count (``EXPERT_COUNTS``), those a token is routed to (``EXPERTS_PER_TOKEN``), their
     width (``moe_intermediate_size`` where the family also has dense MLPs, else ``intermediate_size``), shared experts
@@ -576,10 +587,11 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     (``SHARED_EXPERT_COUNTS``), one of the expert width (``ONE_SHARED_EXPERT``), or Granite's
     ``shared_intermediate_size`` wide (``SHARED_MLP``)) and the layers that have them (``_sparse_layers``); Gemma-4's
     (``enable_moe_block``: ``top_k_experts`` a token) beside every layer's dense MLP. None for a dense model."""
-    count = next((n for name in EXPERT_COUNTS if (n := getattr(config, name, None))), None)
-    if not count:
+    numbers = expert_numbers(config)
+    if numbers is None:
         return None
-    per_token = next((n for name in EXPERTS_PER_TOKEN if (n := getattr(config, name, None)) is not None), 0)
+    (_, count), routed = numbers
+    per_token = routed[1] if routed else 0
     width = getattr(config, "moe_intermediate_size", None) or ffn
     gated_shared = getattr(config, "shared_expert_intermediate_size", None)
     if config.model_type == "gemma4_text":
@@ -743,12 +755,17 @@ def _mamba1(config) -> Mamba1 | None:
 LIGHTNING = frozenset({"minimax"})
 
 
+def lightning_layers(config) -> tuple[int, ...]:
+    """The lightning-attention layers of a ``LIGHTNING`` family's config: its ``linear_attention`` layers."""
+    return tuple(i for i, kind in enumerate(config.layer_types or ()) if kind == "linear_attention")
+
+
 def _lightning(config, heads: int, head_dim: int) -> Lightning | None:
     """The lightning-attention layers of a ``LIGHTNING`` family: the attention's heads and width, ``block_size``
     tokens a block; None for any other family, or where it has none."""
     if config.model_type not in LIGHTNING:
         return None
-    mixers = tuple(i for i, kind in enumerate(config.layer_types or ()) if kind == "linear_attention")
+    mixers = lightning_layers(config)
     return Lightning(heads=heads, head_dim=head_dim, block=config.block_size, layers=mixers) if mixers else None
 
 

@@ -13,12 +13,12 @@ from profiler.measure.architecture import (
     ATTENTION_FREE_NUMBERS,
     DERIVED,
     DERIVED_FROM,
-    EXPERT_COUNTS,
-    EXPERTS_PER_TOKEN,
     LIGHTNING,
     NUMBER_NAMES,
     OWN_VALUE_WIDTH,
+    expert_numbers,
     layer_values,
+    lightning_layers,
     read_number,
 )
 from profiler.measure.memory import meminfo_bytes
@@ -105,8 +105,7 @@ def _lightning_problems(config, heads: int) -> list[str]:
     block = config.block_size  # a whole number: transformers' config refuses any other
     if block < 1:
         return [f"block_size = {block} (at least 1)"]
-    layers = sum(kind == "linear_attention" for kind in config.layer_types or ())
-    needed = 4 * layers * heads * (block * block + 2 * block + 1)
+    needed = 4 * len(lightning_layers(config)) * heads * (block * block + 2 * block + 1)
     available = meminfo_bytes("MemAvailable")
     if available is not None and needed > available:
         return [f"block_size = {block:,}: the decay buffers of its lightning-attention layers need {needed:,} bytes, "
@@ -115,14 +114,12 @@ def _lightning_problems(config, heads: int) -> list[str]:
 
 
 def _expert_problems(config) -> list[str]:
-    """A mixture's experts a token is routed to (``EXPERTS_PER_TOKEN``): 1 to its routed experts (``EXPERT_COUNTS``;
-    none routed made the routing record divide by zero, more than there are failed the first pass). None for a dense
-    model."""
-    count_name = next((name for name in EXPERT_COUNTS if getattr(config, name, None)), None)
-    per_name = next((name for name in EXPERTS_PER_TOKEN if getattr(config, name, None) is not None), None)
-    if count_name is None or per_name is None:
+    """A mixture's experts a token is routed to: 1 to its routed experts (``architecture.expert_numbers``; none routed
+    made the routing record divide by zero, more than there are failed the first pass). None for a dense model."""
+    numbers = expert_numbers(config)
+    if numbers is None or numbers[1] is None:
         return []
-    count, per_token = getattr(config, count_name), getattr(config, per_name)
+    (count_name, count), (per_name, per_token) = numbers
     if not isinstance(per_token, int) or isinstance(per_token, bool) or not 1 <= per_token <= count:
         return [f"{per_name} = {per_token!r} (1 to {count_name} = {count})"]
     return []
