@@ -354,3 +354,18 @@ def test_weights_beyond_the_memory_available_are_refused_before_they_are_allocat
     meminfo.write_text("MemTotal:       16384 kB\nMemAvailable:       16384 kB\n")
     loaded = load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
     assert loaded.random_weights != weights
+
+def test_the_architecture_of_a_model_too_large_to_build_is_read_without_allocating_it(tmp_path):
+    """A mixture's constructor makes each layer's experts as one tensor before it registers it as a parameter: one layer
+    of DeepSeek-V3.2's is 30 GB, and reading its architecture (``run --endpoint`` of a served model given its
+    config.json, ``models``) ran out of memory on a 24 GB machine. Here a layer's experts are 512 GB: read on the meta
+    device, every expert counted."""
+    from transformers import MixtralConfig
+
+    from profiler.measure.loading import meta_architecture
+
+    MixtralConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=10_000, num_local_experts=100_000, num_experts_per_tok=2,
+                  max_position_embeddings=128).save_pretrained(tmp_path)
+    arch = meta_architecture(ModelSource("mixtral", tmp_path, "local"))
+    assert arch.params - arch.active_params == 2 * (100_000 - 2) * 3 * 64 * 10_000  # the experts a token skips

@@ -375,12 +375,14 @@ def reads_own_weights(source: ModelSource, trust_remote_code: bool = False) -> b
 
 
 def meta_architecture(source: ModelSource, trust_remote_code: bool = False) -> Architecture:
-    """The architecture of ``source`` from a model built on the meta device: no memory, no weights."""
+    """The architecture of ``source`` from a model built on the meta device: no memory, no weights. Every tensor its
+    constructors make is a meta tensor, also one made before it is registered as a parameter (a mixture's experts:
+    one layer of DeepSeek-V3.2's, 30 GB, is made so), which ``init_empty_weights`` alone would allocate."""
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
     config, _ = _load_config(source, trust_remote_code)
-    with _building(source), init_empty_weights():
+    with _building(source), torch.device("meta"), init_empty_weights():
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     model.tie_weights()
     return architecture_of(config, model)
