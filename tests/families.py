@@ -50,6 +50,13 @@ _GATED_DELTA_NET = dict(num_key_value_heads=2, head_dim=16, linear_num_key_heads
 _MAMBA2 = dict(mamba_n_heads=4, mamba_d_head=32, mamba_d_state=16, mamba_n_groups=2, mamba_d_conv=4, mamba_expand=2,
                mamba_chunk_size=32)
 
+# DeepSeek-V3's latent attention (a query rank of 32, a key-value latent of 16) and experts, its first layer dense
+_DEEPSEEK = dict(intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
+                 n_shared_experts=1, n_group=1, topk_group=1, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
+                 qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, num_key_value_heads=4)
+# A lightning indexer of 2 heads 16 wide, choosing 8 keys a query (fewer than the contexts the tests run)
+_INDEXER = dict(index_n_heads=2, index_head_dim=16, index_topk=8)
+
 # family (the config's model_type) -> (config class, its numbers; max positions are added by family_config)
 FAMILIES = {
     "gpt2": ("GPT2Config", dict(n_layer=2, n_embd=64, n_head=4)),
@@ -81,11 +88,7 @@ FAMILIES = {
                                   num_key_value_heads=4)),
     "granitemoe": ("GraniteMoeConfig", dict(_ATTENTION, intermediate_size=32, num_local_experts=4,
                                             num_experts_per_tok=2, num_key_value_heads=2)),
-    "deepseek_v3": ("DeepseekV3Config", dict(_ATTENTION, intermediate_size=128, moe_intermediate_size=32,
-                                             n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, n_group=1,
-                                             topk_group=1, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
-                                             qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
-                                             num_key_value_heads=4)),
+    "deepseek_v3": ("DeepseekV3Config", dict(_ATTENTION, **_DEEPSEEK)),
     "apertus": ("ApertusConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
     "arcee": ("ArceeConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
     "jais2": ("Jais2Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, head_dim=16)),
@@ -182,6 +185,22 @@ FAMILIES = {
     "minimax": ("MiniMaxConfig", dict(_ATTENTION, intermediate_size=32, num_key_value_heads=2, head_dim=16,
                                       num_local_experts=4, num_experts_per_tok=2, block_size=32,
                                       layer_types=["full_attention", "linear_attention"])),
+    # DeepSeek's sparse attention: an indexer beside the latent attention of every layer (DeepSeek-V3.2), or of the
+    # first and last (GLM-5: its middle layer reuses the selection of the layer before it)
+    "deepseek_v32": ("DeepseekV32Config", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER)),
+    "glm_moe_dsa": ("GlmMoeDsaConfig", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER, num_hidden_layers=3,
+                                            indexer_types=["full", "shared", "full"])),
+    # MiniMax-M3's language model: a sparse layer (an indexer choosing 2 blocks of 16 keys) with a dense MLP of its own
+    # width, then a full-attention layer with experts (32 wide) and a shared expert (48)
+    "minimax_m3_vl_text": ("MiniMaxM3VLTextConfig", dict(
+        _ATTENTION, num_key_value_heads=2, head_dim=16, rotary_dim=8, intermediate_size=32, num_local_experts=4,
+        num_experts_per_tok=2, dense_intermediate_size=128, shared_intermediate_size=48,
+        mlp_layer_types=["dense", "sparse"], layer_types=["minimax_m3_sparse", "full_attention"], index_n_heads=2,
+        index_head_dim=16, index_block_size=16, index_topk_blocks=2)),
+    # a dense first layer of its own width (96), then experts (32 wide); two sliding-window layers
+    "cohere2_moe": ("Cohere2MoeConfig", dict(_ATTENTION, num_key_value_heads=2, intermediate_size=32, num_experts=4,
+                                             num_experts_per_tok=2, prefix_dense_intermediate_size=96,
+                                             mlp_layer_types=["dense", "sparse"], sliding_window=32)),
     # attention-free: every layer a Mamba mixer, no MLP, no position limit
     "mamba": ("MambaConfig", dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, state_size=8,
                                   time_step_rank=4, conv_kernel=4)),
@@ -215,18 +234,6 @@ def save_family(folder, family: str, max_positions: int = 512):
     """A local model folder holding only the config.json of ``family``: a random-weight model."""
     folder.mkdir(parents=True, exist_ok=True)
     family_config(family, max_positions).save_pretrained(folder)
-    return folder
-
-
-def save_deepseek_v32(folder, max_positions: int = 128):
-    """A tiny DeepSeek-V3.2 (not in the matrix: its layers also cache an indexer's keys, so its cache cannot be filled
-    without a prefill), saved as a local HF folder (config only: random weights)."""
-    transformers.DeepseekV32Config(
-        vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-        intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
-        n_group=1, topk_group=1, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=16,
-        qk_rope_head_dim=8, v_head_dim=16, index_topk=8, index_head_dim=16, index_n_heads=2,
-        max_position_embeddings=max_positions, bos_token_id=0, eos_token_id=0, pad_token_id=0).save_pretrained(folder)
     return folder
 
 

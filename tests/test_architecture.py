@@ -393,12 +393,18 @@ def test_a_config_whose_own_arithmetic_fails_on_a_number_is_one_line(tmp_path, c
     ("aria_text", {"moe_topk": -1}, "moe_topk = -1 (1 to moe_num_experts = 4)"),
     ("mimo_v2_flash", {"v_head_dim": 0}, "v_head_dim = 0 (at least 1)"),
     ("mimo_v2_flash", {"v_head_dim": 10**9}, "v_head_dim = 1,000,000,000 (at most 100,000)"),
+    ("deepseek_v32", {"index_n_heads": 0}, "index_n_heads = 0 (at least 1)"),
+    ("glm_moe_dsa", {"index_head_dim": 10**9}, "index_head_dim = 1,000,000,000 (at most 100,000)"),
+    ("minimax_m3_vl_text", {"index_block_size": 0}, "index_block_size = 0 (1 to max_position_embeddings = 512)"),
+    ("minimax_m3_vl_text", {"index_block_size": 10**9},
+     "index_block_size = 1,000,000,000 (1 to max_position_embeddings = 512)"),
 ])
-def test_the_experts_a_token_is_routed_to_and_a_value_width_are_checked(family, numbers, said, tmp_path, capfd,
-                                                                        monkeypatch):
+def test_the_experts_a_token_is_routed_to_and_head_widths_are_checked(family, numbers, said, tmp_path, capfd,
+                                                                      monkeypatch):
     """None routed ended a run with a traceback (its routing record divided by zero), more than there are with a
-    failed first pass; a value width of 0 failed the first pass, and one of 10^9 the build: each is one line before
-    anything is built, by the family's own names."""
+    failed first pass; a value width of 0 failed the first pass, and one of 10^9 the build; so did an indexer's heads
+    and width; MiniMax-M3's blocks of 10^9 keys ran 42 s on a budget of 2 (each pass pads its scores to a
+    whole block): each is one line before anything is built, by the family's own names."""
     from tests.families import save_family
 
     folder = save_family(tmp_path / "broken", family)

@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (56 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (60 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
@@ -9,11 +9,14 @@ the 31 tokens their cache kept and the new one), extends of 20 and 70 tokens ont
 chunks are 64 tokens), a forward of 100 and a short generation.
 """
 
+import dataclasses
+
 import pytest
 import torch
 import transformers
 from packaging.version import Version
 
+from profiler.measure.architecture import Indexer
 from profiler.measure.catalog import ModelSource
 from profiler.measure.flops import count_flops, generate_flops, pass_flops
 from profiler.measure.loading import load_model
@@ -56,12 +59,13 @@ def test_each_family_runs_and_its_analytic_count_is_what_runs(family, tmp_path):
 
 def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     """Windows below the contexts measured, alternating local and global layers, experts with shared ones
-    and dense first layers, latent attention, multi-query attention: each read from its family's config."""
+    and dense first layers, latent attention, multi-query attention, lightning indexers: each read from its family's
+    config."""
     from profiler.measure.loading import meta_architecture
 
     arch = {family: meta_architecture(ModelSource(family, save_family(tmp_path / family, family), "local"))
             for family in ("mistral", "gemma3_text", "qwen2_moe", "deepseek_v3", "gpt_bigcode", "falcon", "phi3",
-                           "llama4_text")}
+                           "llama4_text", "deepseek_v32", "glm_moe_dsa", "minimax_m3_vl_text", "cohere2_moe")}
     assert arch["mistral"].windows == (SLIDING_WINDOW, SLIDING_WINDOW) and SLIDING_WINDOW < LONG
     assert arch["gemma3_text"].windows == (SLIDING_WINDOW, None, SLIDING_WINDOW)
     qwen_moe, deepseek = arch["qwen2_moe"].experts, arch["deepseek_v3"].experts
@@ -78,6 +82,15 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     assert llama4.windows == (SLIDING_WINDOW,) * 3 + (None,)  # chunked attention, then a full layer
     assert (llama4.ffn, llama4.experts.ffn, llama4.experts.shared_ffn, llama4.experts.layers) == (128, 32, 32, (1, 3))
     assert llama4.experts.every_token and llama4.active_params == llama4.params
+    # DeepSeek's sparse attention: queries from the query latent (32), heads weighted; GLM-5's middle layer has none
+    assert arch["deepseek_v32"].indexer == Indexer(heads=2, head_dim=16, query_input=32, weighted=True, layers=(0, 1))
+    assert arch["glm_moe_dsa"].indexer.layers == (0, 2)
+    assert arch["glm_moe_dsa"].kv_elements_per_token == (16 + 8 + 16, 16 + 8, 16 + 8 + 16)  # latent, rotary key, index
+    minimax = arch["minimax_m3_vl_text"]
+    assert minimax.indexer == Indexer(heads=2, head_dim=16, query_input=64, weighted=False, layers=(0,))
+    assert (minimax.ffn, minimax.experts.ffn, minimax.experts.shared_ffn, minimax.experts.layers) == (128, 32, 48, (1,))
+    cohere = arch["cohere2_moe"]  # its dense first layer's own width
+    assert (cohere.ffn, cohere.experts.ffn, cohere.experts.layers) == (96, 32, (1,))
 
 
 @pytest.mark.parametrize("family", ["qwen3_5_text", "lfm2", "granitemoehybrid", "jamba", "mamba", "mamba2", "minimax"])
@@ -91,5 +104,20 @@ def test_a_state_of_fixed_size_is_counted_in_its_own_dtype(family, tmp_path):
     assert arch.stateful_layers
     cache = passes.prefill(40)
     assert kv_cache_bytes(cache) == arch.kv_cache_bytes(40, torch.bfloat16)
+    passes.decode_step(cache)
+    assert kv_cache_bytes(cache) == arch.kv_cache_bytes(41, torch.bfloat16)
+
+
+@pytest.mark.parametrize("family", ["deepseek_v32", "minimax_m3_vl_text"])
+def test_an_indexers_keys_are_cached_in_the_models_dtype(family, tmp_path):
+    """In bfloat16 an indexer's keys (a 3-d tensor beside DeepSeek-V3.2's latent, a 4-d one beside MiniMax-M3's keys
+    and values) are what the analytic cache bytes say, after a prefill and a decode step."""
+    folder = save_family(tmp_path / family, family, max_positions=2 * LONG)
+    loaded = load_model(ModelSource(family, folder, "local"), torch.device("cpu"), torch.bfloat16)
+    arch, passes = loaded.architecture, Passes(loaded)
+    cache = passes.prefill(40)
+    assert kv_cache_bytes(cache) == arch.kv_cache_bytes(40, torch.bfloat16)
+    without = dataclasses.replace(arch, indexer=None).kv_cache_bytes(40, torch.bfloat16)
+    assert arch.kv_cache_bytes(40, torch.bfloat16) - without == 40 * 2 * arch.indexer.head_dim * len(arch.indexer.layers)
     passes.decode_step(cache)
     assert kv_cache_bytes(cache) == arch.kv_cache_bytes(41, torch.bfloat16)

@@ -18,7 +18,7 @@ from profiler.measure.flops import count_flops
 from profiler.measure.loading import load_model
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
 from profiler.measure.passes import Passes
-from tests.families import (EAGER, FAMILIES, NO_POSITIONS, SLIDING_WINDOW, save_deepseek_v32, save_falcon_h1,
+from tests.families import (EAGER, FAMILIES, NO_POSITIONS, SLIDING_WINDOW, save_deepseek_v4, save_falcon_h1,
                             save_family, save_lfm2)
 
 # below the window, its kept length (window - 1), the window, beyond it
@@ -154,11 +154,11 @@ def test_a_filled_cache_holds_a_token_at_least(tiny_llama):
 
 
 def test_a_cache_layer_of_another_kind_is_built_by_a_prefill(tmp_path, tiny_llama):
-    """DeepSeek-V3.2's layers also cache an indexer's keys, which a fill does not know how to grow: the cache is a
-    real prefill's of the same length, and ``fill_check`` says why; a cache the fill can grow has no refusal."""
-    folder = save_deepseek_v32(tmp_path / "deepseek-v32")
-    passes = Passes(load_model(ModelSource("deepseek-v32", folder, "local"), torch.device("cpu"), torch.float32))
-    assert fill_check(passes) == "cache layer 0 is a DynamicIndexedLayer, which a fill cannot grow"
+    """DeepSeek-V4's layers cache compressed entries, which a fill does not know how to grow: the cache is a real
+    prefill's of the same length, and ``fill_check`` says why; a cache the fill can grow has no refusal."""
+    folder = save_deepseek_v4(tmp_path / "deepseek-v4")
+    passes = Passes(load_model(ModelSource("deepseek-v4", folder, "local"), torch.device("cpu"), torch.float32))
+    assert fill_check(passes) == "cache layer 0 is a DeepseekV4HCACache, which a fill cannot grow"
     built, prefilled = filled_cache(passes, 10), passes.prefill(10)
     assert [type(layer) for layer in built.layers] == [type(layer) for layer in prefilled.layers]
     assert built.get_seq_length() == 10 and torch.equal(built.layers[0].keys, prefilled.layers[0].keys)

@@ -17,7 +17,7 @@ from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
 from tests.clock import FakeClock, charge
 from tests.conftest import TINY_MAX_POSITIONS
-from tests.families import SLIDING_WINDOW, save_deepseek_v32, save_family
+from tests.families import SLIDING_WINDOW, save_deepseek_v4, save_family
 
 FAST = RepeatPolicy(min_repeats=3, max_repeats=5)
 
@@ -582,12 +582,12 @@ def test_second_visits_thin_the_lengths_between_but_never_shorten_the_range(tiny
 
 
 def test_a_model_whose_cache_cannot_be_filled_measures_decode_on_prefilled_caches_and_says_so(tiny_loaded, tmp_path):
-    """DeepSeek-V3.2's indexed cache layers: decode and extend run on caches built by real prefills (priced by the
+    """DeepSeek-V4's compressed cache layers: decode and extend run on caches built by real prefills (priced by the
     pilot as the fills), up to the model's last position, and the outcome says why; a model whose cache is filled
     says nothing."""
-    folder = save_deepseek_v32(tmp_path / "deepseek-v32")
-    loaded = load_model(ModelSource("deepseek-v32", folder, "local"), torch.device("cpu"), torch.float32)
+    folder = save_deepseek_v4(tmp_path / "deepseek-v4")
+    loaded = load_model(ModelSource("deepseek-v4", folder, "local"), torch.device("cpu"), torch.float32)
     outcome, samples = _sweep(loaded, tmp_path / "s.csv", [8, 32, 128], budget_s=20.0)
-    assert outcome.caches_prefilled == "cache layer 0 is a DynamicIndexedLayer, which a fill cannot grow"
+    assert outcome.caches_prefilled == "cache layer 0 is a DeepseekV4HCACache, which a fill cannot grow"
     assert {8, 127} <= set(samples.loc[samples["phase"] == "decode", "n_ctx"])
     assert _sweep(tiny_loaded, tmp_path / "t.csv", [8, 32])[0].caches_prefilled is None

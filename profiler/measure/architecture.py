@@ -6,9 +6,9 @@ Llama and Qwen2: ``num_hidden_layers``/``hidden_size``/``num_attention_heads``/
 this module is the one place that maps them onto the symbols the FLOP formula, the KV-cache
 bytes and the reports use (``profiler.measure.config_check`` checks them before any model is
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
-layer, experts and the layers that have them, latent attention, gated-delta-rule, convolution and
-Mamba-2 layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 50 families against FLOPs counted and cache bytes
+layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
+Mamba and lightning-attention layers) is read by the family rules at the end, as transformers 5 builds each family;
+``tests/test_architecture_matrix.py`` checks them on 60 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -241,6 +241,24 @@ class SharedBlock:
 
 
 @dataclass(frozen=True)
+class Indexer:
+    """A lightning indexer beside the attention of ``layers`` (DeepSeek-V3.2's and GLM-5's sparse attention,
+    MiniMax-M3's sparse layers): it scores every key of the context for each query, with ``heads`` query heads
+    ``head_dim`` wide projected from ``query_input`` numbers (the attention's query latent, DeepSeek's
+    ``q_lora_rank``, or the model's width) against one key per token, ``head_dim`` wide, projected from the model's
+    width and cached beside the layer's keys and values, in the model's dtype. Where ``weighted`` (DeepSeek, GLM),
+    a ``hidden x heads`` projection weighs its heads' scores, which are summed. The attention then attends only to
+    the keys the scores select; transformers' eager and SDPA attention do so by a mask on the dense scores, so the
+    attention's own work is what it would be without the indexer."""
+
+    heads: int
+    head_dim: int
+    query_input: int
+    weighted: bool
+    layers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class AltUp:
     """Gemma-3n's work around each layer's attention and MLP. The model carries ``inputs`` copies of a token's state
     (AltUp): before each layer, a router (``hidden x inputs``, from the first copy) weighs a prediction of every copy
@@ -282,6 +300,7 @@ class Architecture:
     mamba1: Mamba1 | None  # None: no Mamba (Mamba-1) layers
     lightning: Lightning | None  # None: no lightning-attention layers
     shared_block: SharedBlock | None  # None: no transformer block shared by layers (all but Zamba2)
+    indexer: Indexer | None  # None: no lightning indexer (all but DeepSeek-V3.2, GLM-5, MiniMax-M3)
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
     altup: AltUp | None  # None: no AltUp or LAuReL (all but Gemma-3n)
     # width of each layer's own input (Gemma-3n, Gemma-4): the embedding projected to every layer's, beside a table of
@@ -358,15 +377,16 @@ class Architecture:
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads`` heads each,
         ``head_dim`` and ``value_dim_of`` wide (multi-query: one head; the layer's own where they differ by layer),
-        or the latent and rotary key of latent attention; none in a layer that does not attend, or shares another's
-        (``kv_shared``)."""
-        mla = self.latent_attention
+        or the latent and rotary key of latent attention, and an indexer's key where the layer has one; none in a
+        layer that does not attend, or shares another's (``kv_shared``)."""
+        mla, indexer = self.latent_attention, self.indexer
 
         def cached(layer: int) -> int:
+            indexed = indexer.head_dim if indexer is not None and layer in indexer.layers else 0
             if mla is not None:
-                return mla.kv_rank + mla.rope_head_dim
+                return mla.kv_rank + mla.rope_head_dim + indexed
             heads = self.cached_kv_heads if self.layer_kv_heads is None else self.layer_kv_heads[layer]
-            return heads * (self.head_dim_of(layer) + self.value_dim_of(layer))
+            return heads * (self.head_dim_of(layer) + self.value_dim_of(layer)) + indexed
 
         return tuple(cached(layer) if self.attends(layer) and layer not in self.kv_shared else 0
                      for layer in range(self.layers))
@@ -478,6 +498,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         mamba1=_mamba1(config),
         lightning=_lightning(config, heads, head_dim),
         shared_block=_shared_block(config),
+        indexer=_indexer(config, hidden),
         blocks=_blocks(config),
         altup=_altup(config),
         per_layer_input=_per_layer_input(config),
@@ -500,11 +521,12 @@ TWO_MATRIX_MLP = frozenset({"gpt2", "gpt_neox", "gpt_bigcode", "gpt_neo", "gptj"
 
 
 def _dense_ffn(config, ffn: int) -> int:
-    """The dense MLP's width: Llama-4's own ``intermediate_size_mlp`` for its dense layers; LFM2's
+    """The dense MLP's width: LFM2's
     ``intermediate_size`` adjusted where ``block_auto_adjust_ff_dim`` (two thirds of it, times
     ``block_ffn_dim_multiplier``, rounded up to a multiple of ``block_multiple_of``: LFM2-350M's 6,656 builds
     4,608); the shared MLP of a ``SHARED_MLP`` family (Granite-4.0 without experts: its ``intermediate_size`` is
-    the experts' width); else ``ffn``."""
+    the experts' width); the dense layers' own width, the first of ``DENSE_FFN_NAMES`` the config sets (Llama-4's
+    ``intermediate_size_mlp``); else ``ffn``."""
     if config.model_type in SHARED_MLP:
         return config.shared_intermediate_size
     if config.model_type == "lfm2" and config.block_auto_adjust_ff_dim:
@@ -513,7 +535,12 @@ def _dense_ffn(config, ffn: int) -> int:
             width = int(config.block_ffn_dim_multiplier * width)
             width = -(-width // config.block_multiple_of) * config.block_multiple_of
         return width
-    return getattr(config, "intermediate_size_mlp", None) or ffn
+    return next((width for name in DENSE_FFN_NAMES if (width := getattr(config, name, None))), ffn)
+
+
+# The names families give the width of the dense MLP of their layers without experts, where the experts take
+# ``intermediate_size``: Llama-4's, MiniMax-M3's, Cohere2-MoE's (its dense first layers)
+DENSE_FFN_NAMES = ("intermediate_size_mlp", "dense_intermediate_size", "prefix_dense_intermediate_size")
 
 
 def _kv_heads(config, kv_heads: int) -> int:
@@ -560,6 +587,8 @@ ONE_SHARED_EXPERT = frozenset({"llama4_text", "hunyuan_v1_moe"})
 # Families whose every layer has a shared MLP ``shared_intermediate_size`` wide (0: none), beside any experts
 # ``intermediate_size`` wide: Granite-3 MoE-shared and Granite-4.0's
 SHARED_MLP = frozenset({"granitemoeshared", "granitemoehybrid", "granitemoe_swa"})
+# Families with one shared expert ``shared_intermediate_size`` wide in every layer with experts (MiniMax-M3's)
+SHARED_EXPERT_WIDTH = frozenset({"minimax_m3_vl_text"})
 # The names families give their count of shared experts, each of the experts' width (run as one MLP that many
 # times as wide): DeepSeek's, ERNIE-4.5's, HY-V3's
 SHARED_EXPERT_COUNTS = ("n_shared_experts", "moe_num_shared_experts", "num_shared_experts")
@@ -610,7 +639,7 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
         count=count,
         per_token=per_token,
         ffn=width,
-        shared_ffn=(config.shared_intermediate_size if config.model_type in SHARED_MLP
+        shared_ffn=(config.shared_intermediate_size if config.model_type in SHARED_MLP | SHARED_EXPERT_WIDTH
                     else gated_shared or shared * width),
         shared_gate=bool(gated_shared),
         layers=_sparse_layers(config, layers),
@@ -788,6 +817,34 @@ def _shared_block(config) -> SharedBlock | None:
         return None
     return SharedBlock(adapter_rank=config.adapter_rank, attention_adapters=config.use_shared_attention_adapter,
                        layers=tuple(config.hybrid_layer_ids))
+
+
+# Families with a lightning indexer (``Indexer``): DeepSeek's sparse attention (DeepSeek-V3.2, and GLM-5's, whose layers
+# ``indexer_types`` names ``shared`` reuse the selection of the layer before them and have none), in every
+# ``indexed_attention`` layer; MiniMax-M3's, in its ``minimax_m3_sparse`` layers
+DEEPSEEK_SPARSE_ATTENTION = frozenset({"deepseek_v32", "glm_moe_dsa"})
+INDEXED_LAYER_TYPE = {"deepseek_v32": "indexed_attention", "glm_moe_dsa": "indexed_attention",
+                      "minimax_m3_vl_text": "minimax_m3_sparse"}
+
+
+def indexer_layers(config) -> tuple[int, ...]:
+    """The layers of an ``INDEXED_LAYER_TYPE`` family that run an indexer of their own; none for any other family."""
+    kind = INDEXED_LAYER_TYPE.get(config.model_type)
+    types = getattr(config, "layer_types", None) or ()
+    modes = getattr(config, "indexer_types", None) or ("full",) * len(types)
+    return tuple(i for i, (one, mode) in enumerate(zip(types, modes)) if one == kind and mode != "shared")
+
+
+def _indexer(config, hidden: int) -> Indexer | None:
+    """The lightning indexer of an ``INDEXED_LAYER_TYPE`` family, by its ``index_n_heads`` and ``index_head_dim``;
+    DeepSeek's sparse attention projects its queries from the query latent and weighs its heads. None for any other
+    family, or where no layer has one."""
+    layers = indexer_layers(config)
+    if not layers:
+        return None
+    deepseek = config.model_type in DEEPSEEK_SPARSE_ATTENTION
+    return Indexer(heads=config.index_n_heads, head_dim=config.index_head_dim,
+                   query_input=config.q_lora_rank if deepseek else hidden, weighted=deepseek, layers=layers)
 
 
 # Families with per-layer inputs (``hidden_size_per_layer_input``) and layers sharing keys and values

@@ -17,9 +17,12 @@ every layer owns its storage, as after a prefill). A sliding-window layer keeps 
 more than twice its window (a real prefill leaves the whole prompt's tensor behind a view of its
 tail until the next pass).
 
-A cache with a layer of another kind (DeepSeek-V3.2's indexed layers, which also cache an indexer's keys) cannot
-be grown here: ``filled_cache`` builds it by a real prefill of ``c`` tokens instead, the same cache at a
-prefill's cost, which the pilot times as the fill's (so the plan prices it), and ``fill_check`` says why.
+A layer caching a lightning indexer's keys beside its keys and values (DeepSeek-V3.2's and GLM-5's
+``DynamicIndexedLayer``, MiniMax-M3's sparse layers: ``INDEX_KEYS``) has them grown the same way, through the
+layer's own method for them; a layer of GLM-5 that reuses another's selection holds none, and gets none.
+A cache with a layer of another kind (DeepSeek-V4's compressed layers) cannot be grown here: ``filled_cache``
+builds it by a real prefill of ``c`` tokens instead, the same cache at a prefill's cost, which the pilot times as
+the fill's (so the plan prices it), and ``fill_check`` says why.
 
 A linear-attention layer (LFM2's convolutions, Qwen3-Next's gated delta rule) holds a state of fixed size, not
 tokens (a layer holding both, Falcon-H1's, has its keys and values grown as above): the one-token prefill's state is
@@ -54,13 +57,35 @@ def _held_tokens(layer, tokens: int) -> int:
     return tokens
 
 
+# A lightning indexer's keys, cached beside a layer's keys and values: the attribute holding them (``[batch, tokens,
+# head_dim]`` or ``[batch, 1, tokens, head_dim]``) and the layer's method appending to it (DeepSeek-V3.2's and GLM-5's
+# ``DynamicIndexedLayer``, MiniMax-M3's ``MiniMaxM3VLSparseCacheLayer``)
+INDEX_KEYS = {"indexer_keys": "update_indexer", "idx_keys": "update_index"}
+
+
+def _index_keys(layer) -> str | None:
+    """The attribute of ``INDEX_KEYS`` that ``layer`` has, or None."""
+    return next((name for name in INDEX_KEYS if hasattr(layer, name)), None)
+
+
 def _grows_by_update(layer) -> bool:
     """Whether ``layer`` holds keys and values a fill grows through its ``update``: a dynamic full or sliding-window
-    layer, alone or beside a linear-attention state (Falcon-H1's ``LinearAttentionAndFullAttentionLayer``)."""
+    layer, alone, beside a linear-attention state (Falcon-H1's ``LinearAttentionAndFullAttentionLayer``) or with an
+    indexer's keys (``INDEX_KEYS``, a full-attention layer's)."""
     from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer, LinearAttentionCacheLayerMixin
 
     kinds = (DynamicLayer, DynamicSlidingWindowLayer)
-    return type(layer) in kinds or (isinstance(layer, kinds) and isinstance(layer, LinearAttentionCacheLayerMixin))
+    if type(layer) in kinds:
+        return True
+    indexed = isinstance(layer, DynamicLayer) and not layer.is_sliding and _index_keys(layer) is not None
+    return indexed or (isinstance(layer, kinds) and isinstance(layer, LinearAttentionCacheLayerMixin))
+
+
+def _token_tensors(layer) -> list[torch.Tensor]:
+    """The tensors of ``layer`` that hold its tokens: its keys and values, and an indexer's keys where it holds some."""
+    name = _index_keys(layer)
+    index_keys = getattr(layer, name) if name is not None else None
+    return [layer.keys, layer.values] + ([index_keys] if torch.is_tensor(index_keys) and index_keys.ndim else [])
 
 
 def _fillable_layers(cache) -> list:
@@ -89,7 +114,8 @@ def _count_linear_layers_tokens(cache, added_tokens: int) -> None:
 
 
 def _bytes_per_token(tensor: torch.Tensor) -> int:
-    """Bytes of one cached token of ``tensor`` (``[batch, heads, tokens, head_dim]``)."""
+    """Bytes of one cached token of ``tensor`` (``[batch, heads, tokens, head_dim]``, or ``[batch, tokens,
+    head_dim]``)."""
     return tensor[..., :1, :].numel() * tensor.element_size()
 
 
@@ -103,7 +129,7 @@ def _block_tokens(layers: list, added_tokens: int) -> dict[tuple, int]:
     """The random blocks a fill needs: tokens of each, by ``_block_key``."""
     tokens: dict[tuple, int] = {}
     for layer in layers:
-        for tensor in (layer.keys, layer.values):
+        for tensor in _token_tensors(layer):
             key = _block_key(tensor)
             tokens[key] = max(tokens.get(key, 0), _held_tokens(layer, added_tokens))
     return tokens
@@ -111,10 +137,11 @@ def _block_tokens(layers: list, added_tokens: int) -> dict[tuple, int]:
 
 def _needed_bytes(layers: list, context_tokens: int) -> dict[torch.device, int]:
     """Bytes a fill of ``layers`` (one token each) to ``context_tokens`` allocates on each device:
-    every layer's keys and values at the length it keeps, and the random blocks copied into them."""
+    every layer's keys and values (and indexer's keys) at the length it keeps, and the random blocks copied into
+    them."""
     needed: dict[torch.device, int] = {}
     for layer in layers:
-        for tensor in (layer.keys, layer.values):
+        for tensor in _token_tensors(layer):
             kept = _held_tokens(layer, context_tokens)
             needed[tensor.device] = needed.get(tensor.device, 0) + kept * _bytes_per_token(tensor)
     for (shape, dtype, device), tokens in _block_tokens(layers, context_tokens - 1).items():
@@ -137,7 +164,8 @@ def _check_fits(layers: list, context_tokens: int) -> None:
 
 
 def _draw_blocks(layers: list, added_tokens: int, seed: int) -> dict[tuple, torch.Tensor]:
-    """Seeded standard-normal blocks ``[batch, heads, tokens, head_dim]``, one per ``_block_key``."""
+    """Seeded standard-normal blocks ``[batch, heads, tokens, head_dim]`` (or ``[batch, tokens, head_dim]``), one per
+    ``_block_key``."""
     blocks = {}
     for (shape, dtype, device), tokens in _block_tokens(layers, added_tokens).items():
         gen = torch.Generator(device=device).manual_seed(seed)
@@ -147,12 +175,16 @@ def _draw_blocks(layers: list, added_tokens: int, seed: int) -> dict[tuple, torc
 
 
 def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
-    """``added_tokens`` more tokens through ``layer.update``, in chunks of what the layer holds."""
+    """``added_tokens`` more tokens through ``layer.update`` (and an indexer's keys through its own method), in chunks
+    of what the layer holds."""
     chunk = _held_tokens(layer, added_tokens)
-    keys, values = blocks[_block_key(layer.keys)], blocks[_block_key(layer.values)]
+    tensors = _token_tensors(layer)
+    keys, values, *index_keys = (blocks[_block_key(tensor)] for tensor in tensors)
     for start in range(0, added_tokens, chunk):
         tokens = min(chunk, added_tokens - start)
         layer.update(keys[..., :tokens, :], values[..., :tokens, :])
+        for block in index_keys:
+            getattr(layer, INDEX_KEYS[_index_keys(layer)])(block[..., :tokens, :])
 
 
 def _grown(cache, context_tokens: int, seed: int):

@@ -13,6 +13,7 @@ from profiler.measure.architecture import (
     ATTENTION_FREE_NUMBERS,
     DERIVED,
     DERIVED_FROM,
+    INDEXED_LAYER_TYPE,
     LIGHTNING,
     NUMBER_NAMES,
     OWN_VALUE_WIDTH,
@@ -52,7 +53,8 @@ def config_problems(config, written: dict) -> list[str]:
     not a whole number, a count below 1, fewer than ``MIN_POSITIONS`` positions, ``hidden`` not
     split evenly over ``heads`` (unless ``head_dim`` is given), ``kv_heads`` not dividing
     ``heads``; a lightning-attention family's blocks (``_lightning_problems``); a mixture's experts a token is routed
-    to (``_expert_problems``); the value heads' own width (``OWN_VALUE_WIDTH``). An ``ATTENTION_FREE`` family has
+    to (``_expert_problems``); the value heads' own width (``OWN_VALUE_WIDTH``); a lightning indexer's numbers
+    (``_indexer_problems``). An ``ATTENTION_FREE`` family has
     only ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
     problems, counts, absent = [], {}, []
     for number in ATTENTION_FREE_NUMBERS if config.model_type in ATTENTION_FREE else NUMBER_NAMES:
@@ -87,7 +89,7 @@ def config_problems(config, written: dict) -> list[str]:
             if heads % one:
                 problems.append(f"{kv_name} = {one} does not divide {heads_name} = {heads}")
     if not problems:
-        problems += _lightning_problems(config, heads) + _expert_problems(config)
+        problems += _lightning_problems(config, heads) + _expert_problems(config) + _indexer_problems(config, counts)
         if config.model_type in OWN_VALUE_WIDTH and (problem := _problem("head_dim", "v_head_dim", config.v_head_dim)):
             problems.append(problem)  # the value heads' own width, checked as a head width is
     if not problems and _params_at_least(config) > MAX_PARAMS:
@@ -111,6 +113,21 @@ def _lightning_problems(config, heads: int) -> list[str]:
         return [f"block_size = {block:,}: the decay buffers of its lightning-attention layers need {needed:,} bytes, "
                 f"{available:,} are available"]
     return []
+
+
+def _indexer_problems(config, counts: dict) -> list[str]:
+    """An ``INDEXED_LAYER_TYPE`` family's lightning indexer: its heads and their width, checked as the attention's are;
+    MiniMax-M3's blocks of keys, 1 to the model's positions (each pass pads its scores to whole blocks: with blocks
+    of 10^9 keys a run of 8 and 16 tokens on a 2 s budget took 42 s). None for another family."""
+    if config.model_type not in INDEXED_LAYER_TYPE:
+        return []
+    problems = [problem for number, name in (("heads", "index_n_heads"), ("head_dim", "index_head_dim"))
+                if (problem := _problem(number, name, getattr(config, name)))]
+    block = getattr(config, "index_block_size", None)
+    positions_name, positions = counts["max_positions"]
+    if block is not None and not 1 <= block <= positions:
+        problems.append(f"index_block_size = {block:,} (1 to {positions_name} = {positions:,})")
+    return problems
 
 
 def _expert_problems(config) -> list[str]:

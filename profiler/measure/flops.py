@@ -105,6 +105,12 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   config has them, ``2 T 2d r * 2``; scores and mixing ``4 h T S_i d_h``; the output ``2 T h d_h d``; a gated MLP
   ``2 T d f * 3`` with an adapter on its gate and up matrices, ``2 T r (d + 2f)``; and the layer's own linear layer,
   ``2 T d^2``.
+- A lightning indexer (``Architecture.indexer``: DeepSeek-V3.2's and GLM-5's sparse attention, MiniMax-M3's sparse
+  layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the model's width) beside
+  a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query head scored against the
+  key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted (DeepSeek, GLM), their weights
+  ``2 T d h_i`` and the weighted sum ``2 T S h_i``. The top-k it selects is not a matmul; the attention after it is
+  counted dense, as above: eager and SDPA apply the selection as a mask.
 - Value heads of their own width ``d_v`` (``Architecture.value_dim_of``: MiMo-V2-Flash's ``v_head_dim``, its queries
   and keys ``d_h`` wide): the value projection ``2 T d h_kv d_v``, mixing ``2 h T S_i d_v`` (scores ``2 h T S_i
   d_h``) and the output ``2 T h d_v d``. Its sliding-window layers have twice the key and value heads of its full
@@ -165,6 +171,14 @@ def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
     scores = 2 * h * t * keys * (mla.qk_head_dim + mla.v_head_dim)
     return queries + compress + decompress + scores + 2 * t * h * mla.v_head_dim * d
+
+
+def _indexer_flops(arch: Architecture, t: int, context_tokens: int) -> int:
+    """A lightning indexer's scoring of ``context_tokens`` keys for ``t`` queries (the module doc)."""
+    ix, d = arch.indexer, arch.hidden
+    flops = 2 * t * ix.query_input * ix.heads * ix.head_dim + 2 * t * d * ix.head_dim
+    flops += 2 * t * context_tokens * ix.heads * ix.head_dim
+    return flops + (2 * t * d * ix.heads + 2 * t * context_tokens * ix.heads if ix.weighted else 0)
 
 
 def _shared_block_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
@@ -268,13 +282,15 @@ def _dense_mlp_flops(arch: Architecture, layer: int, t: int) -> int:
 
 def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens: int, queries: int) -> int:
     """Layer ``layer``'s token mixing (what runs before its MLP): attention (of ``queries`` of the new tokens; in a
-    Zamba2 hybrid layer, the whole shared block), the gated delta rule, a convolution, Mamba-2 (Falcon-H1's beside
-    attention, Zamba2's after its shared block), Mamba or lightning attention."""
+    Zamba2 hybrid layer, the whole shared block; and any indexer beside it), the gated delta rule, a convolution,
+    Mamba-2 (Falcon-H1's beside attention, Zamba2's after its shared block), Mamba or lightning attention."""
     stated, flops = context_tokens > new_tokens, 0
     if arch.attends(layer):
         keys = keys_attended(arch, layer, new_tokens, context_tokens)
         shared = arch.shared_block is not None and layer in arch.shared_block.layers
         flops += (_shared_block_flops if shared else _attention_flops)(arch, layer, queries, keys)
+    if arch.indexer is not None and layer in arch.indexer.layers:
+        flops += _indexer_flops(arch, queries, context_tokens)
     if arch.mamba is not None and layer in arch.mamba.layers:
         flops += _mamba_flops(arch, new_tokens, stated)
     if arch.mamba1 is not None and layer in arch.mamba1.layers:
