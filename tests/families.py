@@ -190,6 +190,10 @@ FAMILIES = {
     "deepseek_v32": ("DeepseekV32Config", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER)),
     "glm_moe_dsa": ("GlmMoeDsaConfig", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER, num_hidden_layers=3,
                                             indexer_types=["full", "shared", "full"])),
+    # HY-V4: DeepSeek's sparse attention (the middle layer reusing the first's selection) with an output gate and sinks,
+    # two copies of each token's state through hyper-connections
+    "hy_v4": ("HYV4Config", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER, num_hidden_layers=3, hc_mult=2,
+                                 indexer_types=["full", "shared", "full"])),
     # MiniMax-M3's language model: a sparse layer (an indexer choosing 2 blocks of 16 keys) with a dense MLP of its own
     # width, then a full-attention layer with experts (32 wide) and a shared expert (48)
     "minimax_m3_vl_text": ("MiniMaxM3VLTextConfig", dict(
@@ -201,6 +205,11 @@ FAMILIES = {
     "cohere2_moe": ("Cohere2MoeConfig", dict(_ATTENTION, num_key_value_heads=2, intermediate_size=32, num_experts=4,
                                              num_experts_per_tok=2, prefix_dense_intermediate_size=96,
                                              mlp_layer_types=["dense", "sparse"], sliding_window=32)),
+    # Arcee's Trinity: attention gated by a projection of its own; a dense first layer, then experts and 2 shared ones;
+    # a sliding-window layer, then a global one
+    "afmoe": ("AfmoeConfig", dict(_ATTENTION, num_key_value_heads=2, head_dim=16, intermediate_size=128,
+                                  moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2, num_shared_experts=2,
+                                  num_dense_layers=1, sliding_window=32, global_attn_every_n_layers=2)),
     # attention-free: every layer a Mamba mixer, no MLP, no position limit
     "mamba": ("MambaConfig", dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, state_size=8,
                                   time_step_rank=4, conv_kernel=4)),
@@ -213,9 +222,10 @@ SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk
 # attention without a position encoding (the Mamba layers before it carry the order), or with ALiBi's (a bias on the
 # scores, MPT): a token's key is the same at every position
 NO_POSITIONS = frozenset({"nemotron_h", "jamba", "mpt"})
-# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; MiMo-V2-Flash: attention sinks; the
-# attention-free families have no attention)
-EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa", "mpt", "mimo_v2_flash"}) | ATTENTION_FREE
+# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; MiMo-V2-Flash, HY-V4: attention
+# sinks; the attention-free families have no attention)
+EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa", "mpt", "mimo_v2_flash",
+                   "hy_v4"}) | ATTENTION_FREE
 
 
 def family_config(family: str, max_positions: int = 512):

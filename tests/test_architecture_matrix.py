@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (60 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (62 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
@@ -65,7 +65,8 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
 
     arch = {family: meta_architecture(ModelSource(family, save_family(tmp_path / family, family), "local"))
             for family in ("mistral", "gemma3_text", "qwen2_moe", "deepseek_v3", "gpt_bigcode", "falcon", "phi3",
-                           "llama4_text", "deepseek_v32", "glm_moe_dsa", "minimax_m3_vl_text", "cohere2_moe")}
+                           "llama4_text", "deepseek_v32", "glm_moe_dsa", "minimax_m3_vl_text", "cohere2_moe",
+                           "afmoe", "hy_v4")}
     assert arch["mistral"].windows == (SLIDING_WINDOW, SLIDING_WINDOW) and SLIDING_WINDOW < LONG
     assert arch["gemma3_text"].windows == (SLIDING_WINDOW, None, SLIDING_WINDOW)
     qwen_moe, deepseek = arch["qwen2_moe"].experts, arch["deepseek_v3"].experts
@@ -89,6 +90,9 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     minimax = arch["minimax_m3_vl_text"]
     assert minimax.indexer == Indexer(heads=2, head_dim=16, query_input=64, weighted=False, layers=(0,))
     assert (minimax.ffn, minimax.experts.ffn, minimax.experts.shared_ffn, minimax.experts.layers) == (128, 32, 48, (1,))
+    hy = arch["hy_v4"]  # sparse attention, an output gate as wide as the values (4 x 16), two streams
+    assert (hy.indexer.layers, hy.attention_gate, hy.hyper_streams) == ((0, 2), 64, 2)
+    assert (arch["afmoe"].attention_gate, arch["afmoe"].hyper_streams) == (4 * 16, 0)
     cohere = arch["cohere2_moe"]  # its dense first layer's own width
     assert (cohere.ffn, cohere.experts.ffn, cohere.experts.layers) == (96, 32, (1,))
 

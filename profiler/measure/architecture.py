@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
 Mamba and lightning-attention layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 60 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 62 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -242,11 +242,11 @@ class SharedBlock:
 
 @dataclass(frozen=True)
 class Indexer:
-    """A lightning indexer beside the attention of ``layers`` (DeepSeek-V3.2's and GLM-5's sparse attention,
+    """A lightning indexer beside the attention of ``layers`` (DeepSeek-V3.2's, GLM-5's and HY-V4's sparse attention,
     MiniMax-M3's sparse layers): it scores every key of the context for each query, with ``heads`` query heads
     ``head_dim`` wide projected from ``query_input`` numbers (the attention's query latent, DeepSeek's
     ``q_lora_rank``, or the model's width) against one key per token, ``head_dim`` wide, projected from the model's
-    width and cached beside the layer's keys and values, in the model's dtype. Where ``weighted`` (DeepSeek, GLM),
+    width and cached beside the layer's keys and values, in the model's dtype. Where ``weighted`` (DeepSeek's),
     a ``hidden x heads`` projection weighs its heads' scores, which are summed. The attention then attends only to
     the keys the scores select; transformers' eager and SDPA attention do so by a mask on the dense scores, so the
     attention's own work is what it would be without the indexer."""
@@ -300,7 +300,11 @@ class Architecture:
     mamba1: Mamba1 | None  # None: no Mamba (Mamba-1) layers
     lightning: Lightning | None  # None: no lightning-attention layers
     shared_block: SharedBlock | None  # None: no transformer block shared by layers (all but Zamba2)
-    indexer: Indexer | None  # None: no lightning indexer (all but DeepSeek-V3.2, GLM-5, MiniMax-M3)
+    indexer: Indexer | None  # None: no lightning indexer (all but DeepSeek-V3.2, GLM-5, HY-V4, MiniMax-M3)
+    # copies of each token's state the layers read and write through hyper-connections (HY-V4's ``hc_mult``; 0: none):
+    # before each layer's attention and its MLP, a ``streams x hidden`` by ``2 streams`` projection weighs the copies
+    # read and written; after the last layer, a ``streams x hidden`` by ``streams`` one weighs them into one
+    hyper_streams: int
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
     altup: AltUp | None  # None: no AltUp or LAuReL (all but Gemma-3n)
     # width of each layer's own input (Gemma-3n, Gemma-4): the embedding projected to every layer's, beside a table of
@@ -499,6 +503,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         lightning=_lightning(config, heads, head_dim),
         shared_block=_shared_block(config),
         indexer=_indexer(config, hidden),
+        hyper_streams=config.hc_mult if config.model_type in HYPER_CONNECTIONS else 0,
         blocks=_blocks(config),
         altup=_altup(config),
         per_layer_input=_per_layer_input(config),
@@ -686,14 +691,20 @@ def _latent_attention(config) -> LatentAttention | None:
 GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "olmo_hybrid"})
 # Families whose attention layers gate their output by a second half of the query projection
 QUERY_GATE = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "minicpm5_moe"})
+# Families whose attention layers gate their output by a projection of its own, as wide as the output (AFMoE's
+# heads x head_dim, HY-V4's heads x v_head_dim)
+OUTPUT_GATE = frozenset({"afmoe", "hy_v4"})
 # Families whose ``conv`` layers (``layer_types``) are short convolutions ``conv_L_cache`` wide
 SHORT_CONVOLUTION = frozenset({"lfm2", "lfm2_moe", "lfm3"})
 
 
 def _attention_gate(config, heads: int, head_dim: int) -> int:
     """Outputs of the projection gating the attention's output: a ``QUERY_GATE`` family's second half of the query
-    projection (one per query dimension); LFM3's one per head where ``use_attention_gate``; else none."""
-    if config.model_type in QUERY_GATE:
+    projection (one per query dimension), an ``OUTPUT_GATE`` family's own (one per output dimension: its values' under
+    latent attention); LFM3's one per head where ``use_attention_gate``; else none."""
+    if config.model_type in OUTPUT_GATE and _latent_attention(config) is not None:
+        return heads * config.v_head_dim
+    if config.model_type in QUERY_GATE | OUTPUT_GATE:
         return heads * head_dim
     if config.model_type == "lfm3" and config.use_attention_gate:
         return heads
@@ -819,12 +830,12 @@ def _shared_block(config) -> SharedBlock | None:
                        layers=tuple(config.hybrid_layer_ids))
 
 
-# Families with a lightning indexer (``Indexer``): DeepSeek's sparse attention (DeepSeek-V3.2, and GLM-5's, whose layers
-# ``indexer_types`` names ``shared`` reuse the selection of the layer before them and have none), in every
+# Families with a lightning indexer (``Indexer``): DeepSeek's sparse attention (DeepSeek-V3.2, and GLM-5's and HY-V4's,
+# whose layers ``indexer_types`` names ``shared`` reuse the selection of the layer before them and have none), in every
 # ``indexed_attention`` layer; MiniMax-M3's, in its ``minimax_m3_sparse`` layers
-DEEPSEEK_SPARSE_ATTENTION = frozenset({"deepseek_v32", "glm_moe_dsa"})
+DEEPSEEK_SPARSE_ATTENTION = frozenset({"deepseek_v32", "glm_moe_dsa", "hy_v4"})
 INDEXED_LAYER_TYPE = {"deepseek_v32": "indexed_attention", "glm_moe_dsa": "indexed_attention",
-                      "minimax_m3_vl_text": "minimax_m3_sparse"}
+                      "hy_v4": "indexed_attention", "minimax_m3_vl_text": "minimax_m3_sparse"}
 
 
 def indexer_layers(config) -> tuple[int, ...]:
@@ -845,6 +856,11 @@ def _indexer(config, hidden: int) -> Indexer | None:
     deepseek = config.model_type in DEEPSEEK_SPARSE_ATTENTION
     return Indexer(heads=config.index_n_heads, head_dim=config.index_head_dim,
                    query_input=config.q_lora_rank if deepseek else hidden, weighted=deepseek, layers=layers)
+
+
+# Families whose layers read and write several copies of a token's state through hyper-connections (HY-V4's; DeepSeek-V4's
+# add Sinkhorn iterations and are not modelled)
+HYPER_CONNECTIONS = frozenset({"hy_v4"})
 
 
 # Families with per-layer inputs (``hidden_size_per_layer_input``) and layers sharing keys and values

@@ -105,12 +105,16 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   config has them, ``2 T 2d r * 2``; scores and mixing ``4 h T S_i d_h``; the output ``2 T h d_h d``; a gated MLP
   ``2 T d f * 3`` with an adapter on its gate and up matrices, ``2 T r (d + 2f)``; and the layer's own linear layer,
   ``2 T d^2``.
-- A lightning indexer (``Architecture.indexer``: DeepSeek-V3.2's and GLM-5's sparse attention, MiniMax-M3's sparse
-  layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the model's width) beside
+- A lightning indexer (``Architecture.indexer``: DeepSeek-V3.2's, GLM-5's and HY-V4's sparse attention, MiniMax-M3's
+  sparse layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the model's width) beside
   a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query head scored against the
-  key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted (DeepSeek, GLM), their weights
+  key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted (DeepSeek's), their weights
   ``2 T d h_i`` and the weighted sum ``2 T S h_i``. The top-k it selects is not a matmul; the attention after it is
   counted dense, as above: eager and SDPA apply the selection as a mask.
+- Hyper-connections (``Architecture.hyper_streams``: HY-V4's ``N`` copies of each token's state): before each layer's
+  attention and before its MLP, the copies weighed for reading and writing, ``2 T N d 2N``; after the last layer,
+  weighed into one, ``2 T N d N``. Mixing the copies by those weights is elementwise. An attention output gate as
+  wide as the output under latent attention (HY-V4: ``h d_v``) is counted as the gate above, ``2 T d h d_v``.
 - Value heads of their own width ``d_v`` (``Architecture.value_dim_of``: MiMo-V2-Flash's ``v_head_dim``, its queries
   and keys ``d_h`` wide): the value projection ``2 T d h_kv d_v``, mixing ``2 h T S_i d_v`` (scores ``2 h T S_i
   d_h``) and the output ``2 T h d_v d``. Its sliding-window layers have twice the key and value heads of its full
@@ -170,7 +174,8 @@ def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
     scores = 2 * h * t * keys * (mla.qk_head_dim + mla.v_head_dim)
-    return queries + compress + decompress + scores + 2 * t * h * mla.v_head_dim * d
+    gate = 2 * t * d * arch.attention_gate
+    return queries + compress + decompress + scores + gate + 2 * t * h * mla.v_head_dim * d
 
 
 def _indexer_flops(arch: Architecture, t: int, context_tokens: int) -> int:
@@ -305,10 +310,13 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
 
 
 def _around_layers_flops(arch: Architecture, t: int, layer_tokens: list[int]) -> int:
-    """Gemma-3n's AltUp and LAuReL, and the per-layer inputs of Gemma-3n and Gemma-4, over ``t`` tokens (each layer's
-    per-layer input over its ``layer_tokens``): around every layer, and before and after them (the module doc); none
-    for another family."""
+    """Gemma-3n's AltUp and LAuReL, the per-layer inputs of Gemma-3n and Gemma-4, and HY-V4's hyper-connections, over
+    ``t`` tokens (each layer's per-layer input over its ``layer_tokens``): around every layer, and before and after
+    them (the module doc); none for another family."""
     d, p, flops = arch.hidden, arch.per_layer_input, 0
+    if arch.hyper_streams:
+        streams = arch.hyper_streams
+        flops += arch.layers * 2 * (2 * t * streams * d * 2 * streams) + 2 * t * streams * d * streams
     if p:
         flops += 2 * t * d * arch.layers * p + sum(2 * tokens * d * p * 2 for tokens in layer_tokens)
     if arch.altup is not None:
