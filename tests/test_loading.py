@@ -355,17 +355,43 @@ def test_weights_beyond_the_memory_available_are_refused_before_they_are_allocat
     loaded = load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
     assert loaded.random_weights != weights
 
+def test_a_model_whose_constructor_runs_out_of_memory_is_refused_by_what_its_weights_need(tmp_path, capfd,
+                                                                                          monkeypatch):
+    """Random weights are built empty first, but a mixture's constructor makes each layer's experts as one tensor before
+    it registers them (here 512 GB a layer), which no CPU here holds: the line says what the whole model's weights
+    need, as for any model whose weights do not fit, not what that one tensor did."""
+    from profiler.measure import memory
+    from profiler.measure.loading import meta_architecture
+
+    folder = tmp_path / "mixtral"
+    _huge_mixtral().save_pretrained(folder)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16777216 kB\nMemAvailable:       16777216 kB\n")  # 16 GiB
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    skip_ceilings(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    needed = meta_architecture(ModelSource("mixtral", folder, "local")).params * 4  # float32
+    assert user_error(capfd, run_argv(folder, "--device", "cpu", "--out", "out", "--fits", "fits")) == (
+        f"profiler: error: mixtral: building this model runs out of memory (its weights need {needed:,} bytes on the "
+        f"CPU, {16 << 30:,} are available: out of memory)")
+
+
+def _huge_mixtral():
+    """A Mixtral of 2 layers, 64 wide, with 100,000 experts 10,000 wide: 512 GB of experts a layer."""
+    from transformers import MixtralConfig
+
+    return MixtralConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, intermediate_size=10_000, num_local_experts=100_000,
+                         num_experts_per_tok=2, max_position_embeddings=128)
+
+
 def test_the_architecture_of_a_model_too_large_to_build_is_read_without_allocating_it(tmp_path):
     """A mixture's constructor makes each layer's experts as one tensor before it registers it as a parameter: one layer
     of DeepSeek-V3.2's is 30 GB, and reading its architecture (``run --endpoint`` of a served model given its
     config.json, ``models``) ran out of memory on a 24 GB machine. Here a layer's experts are 512 GB: read on the meta
     device, every expert counted."""
-    from transformers import MixtralConfig
-
     from profiler.measure.loading import meta_architecture
 
-    MixtralConfig(vocab_size=256, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                  intermediate_size=10_000, num_local_experts=100_000, num_experts_per_tok=2,
-                  max_position_embeddings=128).save_pretrained(tmp_path)
+    _huge_mixtral().save_pretrained(tmp_path)
     arch = meta_architecture(ModelSource("mixtral", tmp_path, "local"))
     assert arch.params - arch.active_params == 2 * (100_000 - 2) * 3 * 64 * 10_000  # the experts a token skips

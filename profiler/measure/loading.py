@@ -263,13 +263,24 @@ def _fill_from_block(value: torch.Tensor, doubled_block: torch.Tensor, offset: i
     flat[flat.numel() - tail :].copy_(rolled[:tail])
 
 
-def _empty_model(config, options: dict) -> torch.nn.Module:
-    """The model of ``config`` with its parameters on the meta device: shapes and dtypes, no storage."""
+def _empty_model(config, options: dict, device: torch.device) -> torch.nn.Module:
+    """The model of ``config`` with its parameters on the meta device: shapes and dtypes, no storage. Its buffers are
+    real (built with their values), so a constructor's tensors are too until they are registered as parameters: a
+    mixture's experts, one tensor a layer (30 GB of DeepSeek-V3.2's), may not fit the CPU's memory. Where they do not
+    and the weights are for the CPU, the whole model's weights are weighed on the meta device (``_check_weights_fit``),
+    so that the line says what they need rather than what one tensor did."""
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
-    with init_empty_weights(include_buffers=False):
-        return AutoModelForCausalLM.from_config(config, **options)
+    try:
+        with init_empty_weights(include_buffers=False):
+            return AutoModelForCausalLM.from_config(config, **options)
+    except RuntimeError as err:
+        if not is_out_of_memory(err) or device.type != "cpu":
+            raise
+        with torch.device("meta"), init_empty_weights():
+            _check_weights_fit(AutoModelForCausalLM.from_config(config, **options), {"": "cpu"})
+        raise
 
 
 def _check_weights_fit(model: torch.nn.Module, placement: dict) -> None:
@@ -335,11 +346,11 @@ def load_model(
     with _building(source, attn_implementation):
         if own_weights:
             if device_map != "auto":  # accelerate's own placement keeps within each device's memory
-                _check_weights_fit(_empty_model(config, options), {"": str(device)})
+                _check_weights_fit(_empty_model(config, options, device), {"": str(device)})
             model = _from_safetensors(source, config, device, device_map, options)
             placement = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
         else:
-            model = _empty_model(config, options)
+            model = _empty_model(config, options, device)
             placement = _placement(model, device, dtype, device_map)
             _check_weights_fit(model, placement)
             _materialize_random(model, placement, seed)
