@@ -190,6 +190,13 @@ FAMILIES = {
     "deepseek_v32": ("DeepseekV32Config", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER)),
     "glm_moe_dsa": ("GlmMoeDsaConfig", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER, num_hidden_layers=3,
                                             indexer_types=["full", "shared", "full"])),
+    # HRM-Text: its stack of 2 layers run as 4 (an H cycle of one L cycle and the H step), each with a cache of its own;
+    # attention gated by a projection of its own
+    "hrm_text": ("HrmTextConfig", dict(_ATTENTION, head_dim=16, intermediate_size=128, H_cycles=1, L_cycles=1)),
+    # Doge: a dynamic mask from every key's value; its count of experts set, but no experts (is_moe false)
+    "doge": ("DogeConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2, keep_window_size=32)),
+    # differential attention: two attention calls a layer (its key and value heads must be even)
+    "diffllama": ("DiffLlamaConfig", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=2)),
     # HY-V4: DeepSeek's sparse attention (the middle layer reusing the first's selection) with an output gate and sinks,
     # two copies of each token's state through hyper-connections
     "hy_v4": ("HYV4Config", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER, num_hidden_layers=3, hc_mult=2,

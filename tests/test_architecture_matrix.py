@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (62 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (65 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
@@ -122,6 +122,7 @@ def test_an_indexers_keys_are_cached_in_the_models_dtype(family, tmp_path):
     cache = passes.prefill(40)
     assert kv_cache_bytes(cache) == arch.kv_cache_bytes(40, torch.bfloat16)
     without = dataclasses.replace(arch, indexer=None).kv_cache_bytes(40, torch.bfloat16)
-    assert arch.kv_cache_bytes(40, torch.bfloat16) - without == 40 * 2 * arch.indexer.head_dim * len(arch.indexer.layers)
+    indexer = arch.indexer
+    assert arch.kv_cache_bytes(40, torch.bfloat16) - without == 40 * 2 * indexer.head_dim * len(indexer.layers)
     passes.decode_step(cache)
     assert kv_cache_bytes(cache) == arch.kv_cache_bytes(41, torch.bfloat16)

@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
 Mamba and lightning-attention layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 62 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 65 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -305,6 +305,12 @@ class Architecture:
     # before each layer's attention and its MLP, a ``streams x hidden`` by ``2 streams`` projection weighs the copies
     # read and written; after the last layer, a ``streams x hidden`` by ``streams`` one weighs them into one
     hyper_streams: int
+    # a projection of every key's value to one number per key and value head, ``kv_heads x head_dim`` by ``kv_heads``,
+    # from which the layer masks its attention (Doge's dynamic mask)
+    dynamic_mask: bool
+    # attention calls of a layer over the same queries and keys (DiffLlama's differential attention: 2, each with half
+    # the values; else 1)
+    attention_calls: int
     blocks: tuple[str, ...] | None  # per layer, its one block (Nemotron-H); None: every layer mixes tokens, then an MLP
     altup: AltUp | None  # None: no AltUp or LAuReL (all but Gemma-3n)
     # width of each layer's own input (Gemma-3n, Gemma-4): the embedding projected to every layer's, beside a table of
@@ -504,6 +510,8 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         shared_block=_shared_block(config),
         indexer=_indexer(config, hidden),
         hyper_streams=config.hc_mult if config.model_type in HYPER_CONNECTIONS else 0,
+        attention_calls=2 if config.model_type in DIFFERENTIAL_ATTENTION else 1,
+        dynamic_mask=config.model_type == "doge",
         blocks=_blocks(config),
         altup=_altup(config),
         per_layer_input=_per_layer_input(config),
@@ -603,10 +611,17 @@ EXPERT_COUNTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_nu
 EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk")
 
 
+# Families that build experts only where a flag of their config says so (its count of experts is set either way)
+MOE_SWITCH = {"doge": "is_moe", "gemma4_text": "enable_moe_block"}
+
+
 def expert_numbers(config) -> tuple[tuple[str, int], tuple[str, int] | None] | None:
     """``(name, value)`` of the routed experts' count (the first of ``EXPERT_COUNTS`` the config sets above 0) and of
     the experts a token is routed to (the first of ``EXPERTS_PER_TOKEN`` it sets; None where it sets none); None for a
-    dense model."""
+    dense model, and for a ``MOE_SWITCH`` family whose flag is off."""
+    switch = MOE_SWITCH.get(config.model_type)
+    if switch is not None and not getattr(config, switch):
+        return None
     count = next(((name, n) for name in EXPERT_COUNTS if (n := getattr(config, name, None))), None)
     if count is None:
         return None
@@ -620,7 +635,7 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     (Qwen2-MoE's gated ``shared_expert_intermediate_size``, a count of them of the expert width
     (``SHARED_EXPERT_COUNTS``), one of the expert width (``ONE_SHARED_EXPERT``), or Granite's
     ``shared_intermediate_size`` wide (``SHARED_MLP``)) and the layers that have them (``_sparse_layers``); Gemma-4's
-    (``enable_moe_block``: ``top_k_experts`` a token) beside every layer's dense MLP. None for a dense model."""
+    (``top_k_experts`` a token) beside every layer's dense MLP. None for a dense model (``expert_numbers``)."""
     numbers = expert_numbers(config)
     if numbers is None:
         return None
@@ -629,8 +644,6 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     width = getattr(config, "moe_intermediate_size", None) or ffn
     gated_shared = getattr(config, "shared_expert_intermediate_size", None)
     if config.model_type == "gemma4_text":
-        if not config.enable_moe_block:
-            return None
         return Experts(count=count, per_token=config.top_k_experts, ffn=config.moe_intermediate_size, shared_ffn=0,
                        shared_gate=False, layers=tuple(range(layers)), beside_dense=True)
     if config.model_type == "nemotron_h":
@@ -691,9 +704,9 @@ def _latent_attention(config) -> LatentAttention | None:
 GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "olmo_hybrid"})
 # Families whose attention layers gate their output by a second half of the query projection
 QUERY_GATE = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "minicpm5_moe"})
-# Families whose attention layers gate their output by a projection of its own, as wide as the output (AFMoE's
-# heads x head_dim, HY-V4's heads x v_head_dim)
-OUTPUT_GATE = frozenset({"afmoe", "hy_v4"})
+# Families whose attention layers gate their output by a projection of its own, as wide as the output (AFMoE's and
+# HRM-Text's heads x head_dim, HY-V4's heads x v_head_dim)
+OUTPUT_GATE = frozenset({"afmoe", "hrm_text", "hy_v4"})
 # Families whose ``conv`` layers (``layer_types``) are short convolutions ``conv_L_cache`` wide
 SHORT_CONVOLUTION = frozenset({"lfm2", "lfm2_moe", "lfm3"})
 
@@ -858,8 +871,11 @@ def _indexer(config, hidden: int) -> Indexer | None:
                    query_input=config.q_lora_rank if deepseek else hidden, weighted=deepseek, layers=layers)
 
 
-# Families whose layers read and write several copies of a token's state through hyper-connections (HY-V4's; DeepSeek-V4's
-# add Sinkhorn iterations and are not modelled)
+# Families whose attention runs twice over the same queries and keys, each call mixing half the value heads repeated to
+# all of them, the second's scores subtracted (DiffLlama's differential attention)
+DIFFERENTIAL_ATTENTION = frozenset({"diffllama"})
+# Families whose layers read and write several copies of a token's state through hyper-connections (HY-V4's;
+# DeepSeek-V4's add Sinkhorn iterations and are not modelled)
 HYPER_CONNECTIONS = frozenset({"hy_v4"})
 
 

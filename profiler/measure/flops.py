@@ -106,11 +106,17 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   ``2 T d f * 3`` with an adapter on its gate and up matrices, ``2 T r (d + 2f)``; and the layer's own linear layer,
   ``2 T d^2``.
 - A lightning indexer (``Architecture.indexer``: DeepSeek-V3.2's, GLM-5's and HY-V4's sparse attention, MiniMax-M3's
-  sparse layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the model's width) beside
-  a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query head scored against the
-  key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted (DeepSeek's), their weights
-  ``2 T d h_i`` and the weighted sum ``2 T S h_i``. The top-k it selects is not a matmul; the attention after it is
-  counted dense, as above: eager and SDPA apply the selection as a mask.
+  sparse layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the model's width)
+  beside a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query head scored
+  against the key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted (DeepSeek's), their
+  weights ``2 T d h_i`` and the weighted sum ``2 T S h_i``. The top-k it selects is not a matmul; the attention after
+  it is counted dense, as above: eager and SDPA apply the selection as a mask.
+- Differential attention (``Architecture.attention_calls``: DiffLlama's): scores and mixing twice,
+  ``2 * 4 h T S_i d_h``: two attention calls over the same queries and keys, each mixing half the value heads
+  repeated to every head.
+- Doge's dynamic mask (``Architecture.dynamic_mask``): every key's value (the cache's and the new) projected to one
+  number per key and value head, ``2 S_i h_kv d_h h_kv``, each pass. Its mixture of experts (``is_moe``: experts of
+  one row and one column, found by product keys) is not modelled.
 - Hyper-connections (``Architecture.hyper_streams``: HY-V4's ``N`` copies of each token's state): before each layer's
   attention and before its MLP, the copies weighed for reading and writing, ``2 T N d 2N``; after the last layer,
   weighed into one, ``2 T N d N``. Mixing the copies by those weights is elementwise. An attention output gate as
@@ -169,7 +175,9 @@ def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
         shared = layer in arch.kv_shared
         projected = (0 if shared else dh) + (0 if shared or layer in arch.values_from_keys else dv)
         kv = 2 * t * d * arch.kv_heads_of(layer) * projected
-        return 2 * t * d * h * dh + kv + gate + 2 * t * h * dv * d + 2 * h * t * keys * (dh + dv)
+        attention = 2 * h * t * keys * (dh + dv) * arch.attention_calls
+        mask = 2 * keys * arch.kv_heads_of(layer) ** 2 * dv if arch.dynamic_mask else 0
+        return 2 * t * d * h * dh + kv + gate + 2 * t * h * dv * d + attention + mask
     queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
