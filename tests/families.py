@@ -201,6 +201,15 @@ FAMILIES = {
     # two copies of each token's state through hyper-connections
     "hy_v4": ("HYV4Config", dict(_ATTENTION, **_DEEPSEEK, **_INDEXER, num_hidden_layers=3, hc_mult=2,
                                  indexer_types=["full", "shared", "full"])),
+    # DeepSeek-V4: a sliding-window layer, a compressed sparse one (an entry every 4 tokens, scored by an indexer) and a
+    # heavily compressed one (every 16); one key head that is also the value, a grouped output, two copies of each
+    # token's state through hyper-connections, experts routed by token id (its first three layers')
+    "deepseek_v4": ("DeepseekV4Config", dict(
+        _ATTENTION, num_hidden_layers=3, num_key_value_heads=1, head_dim=32, q_lora_rank=32, moe_intermediate_size=32,
+        n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, sliding_window=32, o_groups=2, o_lora_rank=16,
+        **_INDEXER, hc_mult=2, layer_types=["sliding_attention", "compressed_sparse_attention",
+                                             "heavily_compressed_attention"],
+        compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 16})),
     # MiniMax-M3's language model: a sparse layer (an indexer choosing 2 blocks of 16 keys) with a dense MLP of its own
     # width, then a full-attention layer with experts (32 wide) and a shared expert (48)
     "minimax_m3_vl_text": ("MiniMaxM3VLTextConfig", dict(
@@ -229,10 +238,10 @@ SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk
 # attention without a position encoding (the Mamba layers before it carry the order), or with ALiBi's (a bias on the
 # scores, MPT): a token's key is the same at every position
 NO_POSITIONS = frozenset({"nemotron_h", "jamba", "mpt"})
-# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; MiMo-V2-Flash, HY-V4: attention
-# sinks; the attention-free families have no attention)
+# transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; MiMo-V2-Flash, HY-V4, DeepSeek-V4:
+# attention sinks; the attention-free families have no attention)
 EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa", "mpt", "mimo_v2_flash",
-                   "hy_v4"}) | ATTENTION_FREE
+                   "hy_v4", "deepseek_v4"}) | ATTENTION_FREE
 
 
 def family_config(family: str, max_positions: int = 512):
@@ -282,10 +291,20 @@ def save_olmo_hybrid(folder, max_positions: int = 128):
     return folder
 
 
+def save_doge_moe(folder, max_positions: int = 128):
+    """A tiny Doge with its mixture of experts (``is_moe``: 16 experts of one row and one column each, 2 a token, found by
+    product keys, beside a dense MLP), work the FLOP formula does not model; saved as a local HF folder (config only:
+    random weights)."""
+    transformers.DogeConfig(**_ATTENTION, **_COMMON, intermediate_size=128, num_key_value_heads=2, is_moe=True,
+                            num_experts=16, num_experts_per_tok=2,
+                            max_position_embeddings=max_positions).save_pretrained(folder)
+    return folder
+
+
 def save_deepseek_v4(folder, max_positions: int = 128):
-    """A tiny DeepSeek-V4 (not in the matrix: its compressed attention, hyper-connections and hash routing are work the
-    FLOP formula does not model), two heavily compressed attention layers with hash-routed experts, saved as a local
-    HF folder (config only: random weights)."""
+    """A tiny DeepSeek-V4 as its first layers are (the matrix's has a layer of each kind, compressing every 4 and 16
+    tokens): two heavily compressed attention layers (one entry per 128 tokens) with hash-routed experts, saved as a
+    local HF folder (config only: random weights)."""
     transformers.DeepseekV4Config(**_COMMON, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                   num_key_value_heads=1, head_dim=32, q_lora_rank=32, moe_intermediate_size=32,
                                   n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, sliding_window=16,

@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (65 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (66 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.
@@ -16,7 +16,7 @@ import torch
 import transformers
 from packaging.version import Version
 
-from profiler.measure.architecture import Indexer
+from profiler.measure.architecture import HyperConnections, Indexer
 from profiler.measure.catalog import ModelSource
 from profiler.measure.flops import count_flops, generate_flops, pass_flops
 from profiler.measure.loading import load_model
@@ -66,7 +66,7 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     arch = {family: meta_architecture(ModelSource(family, save_family(tmp_path / family, family), "local"))
             for family in ("mistral", "gemma3_text", "qwen2_moe", "deepseek_v3", "gpt_bigcode", "falcon", "phi3",
                            "llama4_text", "deepseek_v32", "glm_moe_dsa", "minimax_m3_vl_text", "cohere2_moe",
-                           "afmoe", "hy_v4")}
+                           "afmoe", "hy_v4", "deepseek_v4")}
     assert arch["mistral"].windows == (SLIDING_WINDOW, SLIDING_WINDOW) and SLIDING_WINDOW < LONG
     assert arch["gemma3_text"].windows == (SLIDING_WINDOW, None, SLIDING_WINDOW)
     qwen_moe, deepseek = arch["qwen2_moe"].experts, arch["deepseek_v3"].experts
@@ -91,8 +91,12 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     assert minimax.indexer == Indexer(heads=2, head_dim=16, query_input=64, weighted=False, layers=(0,))
     assert (minimax.ffn, minimax.experts.ffn, minimax.experts.shared_ffn, minimax.experts.layers) == (128, 32, 48, (1,))
     hy = arch["hy_v4"]  # sparse attention, an output gate as wide as the values (4 x 16), two streams
-    assert (hy.indexer.layers, hy.attention_gate, hy.hyper_streams) == ((0, 2), 64, 2)
-    assert (arch["afmoe"].attention_gate, arch["afmoe"].hyper_streams) == (4 * 16, 0)
+    assert (hy.indexer.layers, hy.attention_gate, hy.hyper) == ((0, 2), 64, HyperConnections(streams=2, mixing=False))
+    assert (arch["afmoe"].attention_gate, arch["afmoe"].hyper) == (4 * 16, None)
+    deepseek_v4 = arch["deepseek_v4"]  # a window in every layer; entries every 4 (indexed) and 16 tokens; 3 MoE layers
+    assert (deepseek_v4.windows, deepseek_v4.compressed_attention.rates) == ((SLIDING_WINDOW,) * 3, (0, 4, 16))
+    assert (deepseek_v4.compressed_attention.indexed, deepseek_v4.experts.layers) == ((1,), (0, 1, 2))
+    assert deepseek_v4.hyper.weights == 2 * 2 + 2**2 and deepseek_v4.kv_elements_per_token == (64, 32, 32)
     cohere = arch["cohere2_moe"]  # its dense first layer's own width
     assert (cohere.ffn, cohere.experts.ffn, cohere.experts.layers) == (96, 32, (1,))
 

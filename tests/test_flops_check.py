@@ -7,7 +7,7 @@ from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.flops_check import FORMULA_TOLERANCE, formula_check
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
-from tests.families import save_bamba, save_deepseek_v4, save_falcon_h1, save_family, save_lfm2, save_olmo_hybrid
+from tests.families import save_bamba, save_doge_moe, save_falcon_h1, save_family, save_lfm2, save_olmo_hybrid
 
 
 def _rows(*rows) -> pd.DataFrame:
@@ -56,10 +56,10 @@ def test_a_hybrid_the_formula_knows_is_not_off(save, tmp_path):
 
 
 def test_work_the_formula_does_not_know_is_said(tmp_path):
-    """The formula counts DeepSeek-V4's compressed attention, hyper-connections and hash-routed experts as attention
-    and experts it knows, less than they run."""
-    deepseek = _checked(save_deepseek_v4(tmp_path / "deepseek_v4"))
-    assert deepseek.phases_off == ("prefill", "decode") and deepseek.high > 1 + FORMULA_TOLERANCE
+    """The formula counts Doge's experts (one row and one column each, found by product keys) as experts it knows,
+    gated MLPs of the dense MLP's width: more than they run."""
+    doge = _checked(save_doge_moe(tmp_path / "doge_moe"))
+    assert doge.phases_off == ("prefill", "decode") and doge.low < 1 - FORMULA_TOLERANCE
 
 
 @pytest.mark.slow
@@ -68,10 +68,10 @@ def test_a_run_of_such_a_model_says_so_on_the_console_and_in_its_report(tmp_path
     from tests.user_error import skip_ceilings
 
     skip_ceilings(monkeypatch)
-    folder = save_deepseek_v4(tmp_path / "deepseek_v4")
+    folder = save_doge_moe(tmp_path / "doge_moe")
     assert main(["run", "--model", str(folder), "--lengths", "16,32,64", "--budget", "8",
                  "--out", str(tmp_path / "reports"), "--fits", str(tmp_path / "fits")]) == 0
     printed = " ".join(capsys.readouterr().out.split())
     assert "times the formula's (prefill, " in printed and "forward off by more than 2%)" in printed
-    (report,) = (tmp_path / "reports").glob("*/deepseek_v4/report.md")
+    (report,) = (tmp_path / "reports").glob("*/doge_moe/report.md")
     assert "the formula does not know all of this architecture's work" in report.read_text()

@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
 Mamba and lightning-attention layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 65 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 66 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -259,6 +259,45 @@ class Indexer:
 
 
 @dataclass(frozen=True)
+class HyperConnections:
+    """``streams`` copies of each token's state that the layers read and write (HY-V4's and DeepSeek-V4's
+    ``hc_mult``). Before each layer's attention and before its MLP, a ``streams x hidden`` by ``weights`` projection
+    weighs the copies read and written (``2 streams``), and, where ``mixing`` (DeepSeek-V4's), a ``streams x
+    streams`` matrix (its Sinkhorn iterations elementwise) that then mixes the copies, a matmul of each token's
+    ``streams x hidden`` state; after the last layer, a ``streams x hidden`` by ``streams`` projection weighs them
+    into one."""
+
+    streams: int
+    mixing: bool
+
+    @property
+    def weights(self) -> int:
+        """Outputs of the projection before each block: the read and write weights, and the mixing matrix."""
+        return 2 * self.streams + (self.streams**2 if self.mixing else 0)
+
+
+@dataclass(frozen=True)
+class CompressedAttention:
+    """DeepSeek-V4's attention: queries through a ``q_rank`` bottleneck; one key head, ``head_dim`` wide, that is also
+    the value (the cache keeps the last ``window - 1`` in one tensor); in the layers of ``rates`` above 0, entries
+    compressed from every ``rate`` tokens as well (heavily compressed: a key and a gate projection of the model's
+    width, ``head_dim`` each; compressed sparse, in ``indexed``: two overlapping series, ``2 head_dim`` each, and a
+    lightning indexer of ``index_heads x index_head_dim`` with a compressor of its own scoring the entries), which the
+    attention attends to beside its window (an indexer's choice is a mask, as DeepSeek-V3.2's); the output projected
+    in ``output_groups`` groups to ``output_rank`` each, then to the model's width. The cache holds the window's keys
+    (a sliding layer's values beside them), the compressed entries and what waits for the next
+    (``Architecture.kv_cache_bytes``)."""
+
+    q_rank: int
+    output_groups: int
+    output_rank: int
+    rates: tuple[int, ...]  # per layer: tokens per compressed entry; 0: the sliding window alone
+    indexed: tuple[int, ...]
+    index_heads: int
+    index_head_dim: int
+
+
+@dataclass(frozen=True)
 class AltUp:
     """Gemma-3n's work around each layer's attention and MLP. The model carries ``inputs`` copies of a token's state
     (AltUp): before each layer, a router (``hidden x inputs``, from the first copy) weighs a prediction of every copy
@@ -301,10 +340,8 @@ class Architecture:
     lightning: Lightning | None  # None: no lightning-attention layers
     shared_block: SharedBlock | None  # None: no transformer block shared by layers (all but Zamba2)
     indexer: Indexer | None  # None: no lightning indexer (all but DeepSeek-V3.2, GLM-5, HY-V4, MiniMax-M3)
-    # copies of each token's state the layers read and write through hyper-connections (HY-V4's ``hc_mult``; 0: none):
-    # before each layer's attention and its MLP, a ``streams x hidden`` by ``2 streams`` projection weighs the copies
-    # read and written; after the last layer, a ``streams x hidden`` by ``streams`` one weighs them into one
-    hyper_streams: int
+    hyper: HyperConnections | None  # None: one copy of each token's state (all but HY-V4 and DeepSeek-V4)
+    compressed_attention: CompressedAttention | None  # None: attention as above (all but DeepSeek-V4)
     # a projection of every key's value to one number per key and value head, ``kv_heads x head_dim`` by ``kv_heads``,
     # from which the layer masks its attention (Doge's dynamic mask)
     dynamic_mask: bool
@@ -387,12 +424,15 @@ class Architecture:
     def kv_elements_per_token(self) -> tuple[int, ...]:
         """Per layer, the cache elements one token takes: keys and values of ``cached_kv_heads`` heads each,
         ``head_dim`` and ``value_dim_of`` wide (multi-query: one head; the layer's own where they differ by layer),
-        or the latent and rotary key of latent attention, and an indexer's key where the layer has one; none in a
-        layer that does not attend, or shares another's (``kv_shared``)."""
+        or the latent and rotary key of latent attention, and an indexer's key where the layer has one, or
+        DeepSeek-V4's one key head (which its compressed layers keep as their values too); none in a layer that does
+        not attend, or shares another's (``kv_shared``)."""
         mla, indexer = self.latent_attention, self.indexer
 
         def cached(layer: int) -> int:
             indexed = indexer.head_dim if indexer is not None and layer in indexer.layers else 0
+            if self.compressed_attention is not None:  # keys and values; a compressed layer's are one tensor
+                return self.head_dim * (1 if self.compressed_attention.rates[layer] else 2)
             if mla is not None:
                 return mla.kv_rank + mla.rope_head_dim + indexed
             heads = self.cached_kv_heads if self.layer_kv_heads is None else self.layer_kv_heads[layer]
@@ -409,11 +449,34 @@ class Architecture:
     def kv_cache_bytes(self, context_tokens: int, dtype: torch.dtype) -> int:
         """Bytes the KV cache holds at a context of ``context_tokens``: windowed layers stop growing at
         their window (``cached_tokens``); a layer that does not attend holds its state, the same at any
-        context."""
+        context; DeepSeek-V4's compressed layers hold their entries and what waits for the next
+        (``_compressed_bytes``)."""
         states = sum(len(kind.layers) * kind.state_bytes(dtype) for kind in self.stateful_layers)
-        return (states if context_tokens else 0) + _element_bytes(dtype) * sum(
-            elements * self.cached_tokens(layer, context_tokens)
-            for layer, elements in enumerate(self.kv_elements_per_token))
+        return (states if context_tokens else 0) + self._compressed_bytes(context_tokens, dtype) + _element_bytes(
+            dtype) * sum(elements * self.cached_tokens(layer, context_tokens)
+                         for layer, elements in enumerate(self.kv_elements_per_token))
+
+    def _compressed_bytes(self, context_tokens: int, dtype: torch.dtype) -> int:
+        """DeepSeek-V4's compressed layers at a context of ``context_tokens``, each with one compressed entry per
+        ``rate`` tokens (``head_dim``, and a compressed sparse layer's indexer's ``index_head_dim``); the projections
+        of the tokens since, its key and gate (twice as wide in a compressed sparse layer: two series), waiting for
+        their window to close; and, in a compressed sparse layer once a window has closed, the last window's first
+        series, its key in ``dtype`` and its gate in float32 (a position bias of float32 added): 0 for another
+        family."""
+        compressed = self.compressed_attention
+        if compressed is None:
+            return 0
+        elements, gate_float32 = 0, 0
+        for layer, rate in enumerate(compressed.rates):
+            if not rate:
+                continue
+            sparse = layer in compressed.indexed
+            width = self.head_dim + (compressed.index_head_dim if sparse else 0)
+            elements += context_tokens // rate * width + context_tokens % rate * 2 * width * (2 if sparse else 1)
+            if sparse and context_tokens >= rate:
+                elements += rate * width
+                gate_float32 += rate * width
+        return elements * _element_bytes(dtype) + gate_float32 * _element_bytes(torch.float32)
 
     def as_dict(self) -> dict:
         """The numbers as JSON values (run.json's model, fits), with the derived parameter and cache counts."""
@@ -509,7 +572,9 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         lightning=_lightning(config, heads, head_dim),
         shared_block=_shared_block(config),
         indexer=_indexer(config, hidden),
-        hyper_streams=config.hc_mult if config.model_type in HYPER_CONNECTIONS else 0,
+        hyper=(HyperConnections(streams=config.hc_mult, mixing=config.model_type == "deepseek_v4")
+               if config.model_type in HYPER_CONNECTIONS else None),
+        compressed_attention=_compressed_attention(config),
         attention_calls=2 if config.model_type in DIFFERENTIAL_ATTENTION else 1,
         dynamic_mask=config.model_type == "doge",
         blocks=_blocks(config),
@@ -586,10 +651,11 @@ def _windows(config, layers: int) -> tuple[int | None, ...]:
     without ``layer_types``, every layer when ``sliding_window`` is set (Mistral, Starcoder2). Llama-4's
     ``chunked_attention`` layers attend within chunks of ``attention_chunk_size`` tokens and cache like a
     sliding window of that size: their kernel is handed the same keys. Any other layer type is counted as
-    full attention (a linear-attention layer has no window: ``Architecture.attends`` says it does not attend)."""
+    full attention (a linear-attention layer has no window: ``Architecture.attends`` says it does not attend).
+    DeepSeek-V4's every layer keeps a window, its compressed layers beside their compressed entries."""
     window = getattr(config, "sliding_window", None) or None
     types = getattr(config, "layer_types", None)
-    if types is None:
+    if types is None or config.model_type == "deepseek_v4":
         return (window,) * layers
     by_type = {"sliding_attention": window, "chunked_attention": getattr(config, "attention_chunk_size", None)}
     return tuple(by_type.get(kind) for kind in types)
@@ -665,9 +731,14 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     )
 
 
+# What ``mlp_layer_types`` calls a layer with experts (DeepSeek-V4's ``moe`` and ``hash_moe``: routed by a table of
+# token ids in its first layers, by the router after)
+SPARSE_MLP_TYPES = ("sparse", "moe", "hash_moe")
+
+
 def _sparse_layers(config, layers: int) -> tuple[int, ...]:
     """The layers with experts: Llama-4's ``moe_layers``; Nemotron-H's ``moe`` blocks; those ``mlp_layer_types``
-    names ``sparse`` (HY-V3); those ``layers_num_experts`` gives more than one (Jamba's every
+    names so (``SPARSE_MLP_TYPES``: HY-V3, DeepSeek-V3.2, DeepSeek-V4); those ``layers_num_experts`` gives more than one (Jamba's every
     ``expert_layer_period``-th from ``expert_layer_offset``); ERNIE-4.5's every ``moe_layer_interval``-th from
     ``moe_layer_start_index`` to ``moe_layer_end_index``; otherwise all but DeepSeek's first
     ``first_k_dense_replace`` (LFM2-MoE's ``num_dense_layers``), and for Qwen-MoE every ``decoder_sparse_step``-th
@@ -678,7 +749,7 @@ def _sparse_layers(config, layers: int) -> tuple[int, ...]:
         return tuple(i for i, kind in enumerate(_blocks(config)) if kind == "moe")
     types = getattr(config, "mlp_layer_types", None)
     if types is not None:
-        return tuple(i for i, kind in enumerate(types) if kind == "sparse")
+        return tuple(i for i, kind in enumerate(types) if kind in SPARSE_MLP_TYPES)
     counts = getattr(config, "layers_num_experts", None)
     if counts is not None:
         return tuple(i for i, count in enumerate(counts) if count > 1)
@@ -874,9 +945,22 @@ def _indexer(config, hidden: int) -> Indexer | None:
 # Families whose attention runs twice over the same queries and keys, each call mixing half the value heads repeated to
 # all of them, the second's scores subtracted (DiffLlama's differential attention)
 DIFFERENTIAL_ATTENTION = frozenset({"diffllama"})
-# Families whose layers read and write several copies of a token's state through hyper-connections (HY-V4's;
-# DeepSeek-V4's add Sinkhorn iterations and are not modelled)
-HYPER_CONNECTIONS = frozenset({"hy_v4"})
+# Families whose layers read and write several copies of a token's state through hyper-connections (HY-V4's; DeepSeek-V4's
+# also mix the copies)
+HYPER_CONNECTIONS = frozenset({"hy_v4", "deepseek_v4"})
+# DeepSeek-V4's layer types: tokens per compressed entry by the config's ``compress_rates`` (sliding: none)
+COMPRESSED_LAYER_TYPES = ("compressed_sparse_attention", "heavily_compressed_attention")
+
+
+def _compressed_attention(config) -> CompressedAttention | None:
+    """DeepSeek-V4's attention, by its ``layer_types`` and ``compress_rates``; None for any other family."""
+    if config.model_type != "deepseek_v4":
+        return None
+    rates = tuple(config.compress_rates[kind] if kind in COMPRESSED_LAYER_TYPES else 0 for kind in config.layer_types)
+    indexed = tuple(i for i, kind in enumerate(config.layer_types) if kind == "compressed_sparse_attention")
+    return CompressedAttention(q_rank=config.q_lora_rank, output_groups=config.o_groups,
+                               output_rank=config.o_lora_rank, rates=rates, indexed=indexed,
+                               index_heads=config.index_n_heads, index_head_dim=config.index_head_dim)
 
 
 # Families with per-layer inputs (``hidden_size_per_layer_input``) and layers sharing keys and values

@@ -117,9 +117,19 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 - Doge's dynamic mask (``Architecture.dynamic_mask``): every key's value (the cache's and the new) projected to one
   number per key and value head, ``2 S_i h_kv d_h h_kv``, each pass. Its mixture of experts (``is_moe``: experts of
   one row and one column, found by product keys) is not modelled.
-- Hyper-connections (``Architecture.hyper_streams``: HY-V4's ``N`` copies of each token's state): before each layer's
-  attention and before its MLP, the copies weighed for reading and writing, ``2 T N d 2N``; after the last layer,
-  weighed into one, ``2 T N d N``. Mixing the copies by those weights is elementwise. An attention output gate as
+- Hyper-connections (``Architecture.hyper``: HY-V4's and DeepSeek-V4's ``N`` copies of each token's state): before
+  each layer's attention and before its MLP, the copies weighed for reading and writing, ``2 T N d 2N``, and
+  DeepSeek-V4's mixing matrix with them, ``2 T N d N^2``, which then mixes the copies, ``2 T N^2 d``; after the last
+  layer, the copies weighed into one, ``2 T N d N``. Reading and writing by those weights, and DeepSeek-V4's Sinkhorn
+  iterations, are elementwise.
+- DeepSeek-V4's attention (``Architecture.compressed_attention``; queries of rank ``r_q``, one key head ``d_h``
+  wide that is also the value, output in ``g`` groups of rank ``r_o``): queries ``2 T d r_q + 2 T r_q h d_h``, the key
+  ``2 T d d_h``, the output ``2 T h d_h r_o + 2 T g r_o d``, scores and mixing ``4 h T S_i d_h`` over its window's
+  keys; in a compressed layer (one entry per ``m`` tokens, ``C = floor(S / m)`` entries at a context of ``S``), its
+  projections ``2 * 2 T d d_h`` (a compressed sparse layer's two overlapping series: twice that) and the attention
+  to the entries, ``4 h T C d_h``; in a compressed sparse layer, its indexer (``h_i`` heads of ``d_i``): a compressor
+  of its own ``2 * 2 T d 2 d_i``, queries from the query latent ``2 T r_q h_i d_i``, head weights ``2 T d h_i`` and
+  the scores of the entries ``2 T C h_i d_i`` (weighing them is elementwise). An attention output gate as
   wide as the output under latent attention (HY-V4: ``h d_v``) is counted as the gate above, ``2 T d h d_v``.
 - Value heads of their own width ``d_v`` (``Architecture.value_dim_of``: MiMo-V2-Flash's ``v_head_dim``, its queries
   and keys ``d_h`` wide): the value projection ``2 T d h_kv d_v``, mixing ``2 h T S_i d_v`` (scores ``2 h T S_i
@@ -169,7 +179,11 @@ def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
     """Projections, scores and mixing of layer ``layer``'s attention: ``t`` queries against ``keys`` keys; no key or
     value projections in a layer attending to another's (``kv_shared``), no value projection where the values are the
     keys (``values_from_keys``)."""
-    d, h, mla = arch.hidden, arch.heads, arch.latent_attention
+    d, h, mla, compressed = arch.hidden, arch.heads, arch.latent_attention, arch.compressed_attention
+    if compressed is not None:  # DeepSeek-V4: one key head that is also the value; grouped output
+        dh, rank = arch.head_dim, compressed.q_rank
+        out = 2 * t * h * dh * compressed.output_rank + 2 * t * compressed.output_groups * compressed.output_rank * d
+        return 2 * t * d * rank + 2 * t * rank * h * dh + 2 * t * d * dh + out + 4 * h * t * keys * dh
     if mla is None:
         dh, dv, gate = arch.head_dim_of(layer), arch.value_dim_of(layer), 2 * t * d * arch.attention_gate
         shared = layer in arch.kv_shared
@@ -192,6 +206,22 @@ def _indexer_flops(arch: Architecture, t: int, context_tokens: int) -> int:
     flops = 2 * t * ix.query_input * ix.heads * ix.head_dim + 2 * t * d * ix.head_dim
     flops += 2 * t * context_tokens * ix.heads * ix.head_dim
     return flops + (2 * t * d * ix.heads + 2 * t * context_tokens * ix.heads if ix.weighted else 0)
+
+
+def _compressor_flops(arch: Architecture, layer: int, t: int, context_tokens: int) -> int:
+    """DeepSeek-V4's compressed entries in layer ``layer`` for ``t`` queries at a context of ``context_tokens``: their
+    projections, the attention to them and, in a compressed sparse layer, its indexer (the module doc)."""
+    c, d, h, dh = arch.compressed_attention, arch.hidden, arch.heads, arch.head_dim
+    rate = c.rates[layer]
+    if not rate:
+        return 0
+    entries, sparse = context_tokens // rate, layer in c.indexed
+    flops = 2 * 2 * t * d * dh * (2 if sparse else 1) + 4 * h * t * entries * dh
+    if sparse:
+        heads, width = c.index_heads, c.index_head_dim
+        flops += 2 * 2 * t * d * 2 * width + 2 * t * c.q_rank * heads * width + 2 * t * d * heads
+        flops += 2 * t * entries * heads * width
+    return flops
 
 
 def _shared_block_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
@@ -304,6 +334,8 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
         flops += (_shared_block_flops if shared else _attention_flops)(arch, layer, queries, keys)
     if arch.indexer is not None and layer in arch.indexer.layers:
         flops += _indexer_flops(arch, queries, context_tokens)
+    if arch.compressed_attention is not None:
+        flops += _compressor_flops(arch, layer, queries, context_tokens)
     if arch.mamba is not None and layer in arch.mamba.layers:
         flops += _mamba_flops(arch, new_tokens, stated)
     if arch.mamba1 is not None and layer in arch.mamba1.layers:
@@ -318,13 +350,13 @@ def _mixer_flops(arch: Architecture, layer: int, new_tokens: int, context_tokens
 
 
 def _around_layers_flops(arch: Architecture, t: int, layer_tokens: list[int]) -> int:
-    """Gemma-3n's AltUp and LAuReL, the per-layer inputs of Gemma-3n and Gemma-4, and HY-V4's hyper-connections, over
+    """Gemma-3n's AltUp and LAuReL, the per-layer inputs of Gemma-3n and Gemma-4, and hyper-connections, over
     ``t`` tokens (each layer's per-layer input over its ``layer_tokens``): around every layer, and before and after
     them (the module doc); none for another family."""
     d, p, flops = arch.hidden, arch.per_layer_input, 0
-    if arch.hyper_streams:
-        streams = arch.hyper_streams
-        flops += arch.layers * 2 * (2 * t * streams * d * 2 * streams) + 2 * t * streams * d * streams
+    if arch.hyper is not None:
+        streams, mixing = arch.hyper.streams, 2 * t * arch.hyper.streams**2 * d if arch.hyper.mixing else 0
+        flops += arch.layers * 2 * (2 * t * streams * d * arch.hyper.weights + mixing) + 2 * t * streams * d * streams
     if p:
         flops += 2 * t * d * arch.layers * p + sum(2 * tokens * d * p * 2 for tokens in layer_tokens)
     if arch.altup is not None:
