@@ -210,6 +210,17 @@ FAMILIES = {
         **_INDEXER, hc_mult=2, layer_types=["sliding_attention", "compressed_sparse_attention",
                                              "heavily_compressed_attention"],
         compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 16})),
+    # Ergo: two-matrix MLPs (relu^2): a dense first layer of its own width, then experts and a shared expert of theirs;
+    # a sliding-window layer, then a global one
+    "ergo": ("ErgoConfig", dict(_ATTENTION, num_key_value_heads=2, first_dense_intermediate_size=128,
+                                moe_intermediate_size=32, shared_intermediate_size=48, num_experts=4,
+                                num_experts_per_tok=2, sliding_window=32, global_attention_every_n_layers=2)),
+    # Lara: a sliding-window layer, a gated-delta-rule layer, a full-attention layer (no rotary positions: its sliding
+    # layer comes first so that tests/test_cache_fill.py reads a position); experts and a shared expert without a gate
+    "lara_mini": ("LaraMiniConfig", dict(_ATTENTION, **(_GATED_DELTA_NET | dict(
+        num_hidden_layers=3, layer_types=["sliding_attention", "linear_attention", "full_attention"])),
+        moe_intermediate_size=32, shared_expert_intermediate_size=64, num_experts=4, num_experts_per_tok=2,
+        sliding_window=32)),
     # MiniMax-M3's language model: a sparse layer (an indexer choosing 2 blocks of 16 keys) with a dense MLP of its own
     # width, then a full-attention layer with experts (32 wide) and a shared expert (48)
     "minimax_m3_vl_text": ("MiniMaxM3VLTextConfig", dict(
@@ -292,9 +303,9 @@ def save_olmo_hybrid(folder, max_positions: int = 128):
 
 
 def save_doge_moe(folder, max_positions: int = 128):
-    """A tiny Doge with its mixture of experts (``is_moe``: 16 experts of one row and one column each, 2 a token, found by
-    product keys, beside a dense MLP), work the FLOP formula does not model; saved as a local HF folder (config only:
-    random weights)."""
+    """A tiny Doge with its mixture of experts (``is_moe``: 16 experts of one row and one column each, 2 a token, found
+    by product keys, beside a dense MLP), work the FLOP formula does not model; saved as a local HF folder (config
+    only: random weights)."""
     transformers.DogeConfig(**_ATTENTION, **_COMMON, intermediate_size=128, num_key_value_heads=2, is_moe=True,
                             num_experts=16, num_experts_per_tok=2,
                             max_position_embeddings=max_positions).save_pretrained(folder)

@@ -1,4 +1,4 @@
-"""The architecture matrix: every family of tests/families.py (66 decoder families transformers ships) is
+"""The architecture matrix: every family of tests/families.py (68 decoder families transformers ships) is
 built as ``run`` builds it, runs every phase, and its analytic FLOPs (``pass_flops``, read from the config
 by ``Architecture``) agree with the independent count (FlopCounterMode with the SDPA and grouped-matmul
 formulas) within 1%, and its analytic KV-cache bytes equal the bytes a real cache holds.

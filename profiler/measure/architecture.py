@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
 Mamba and lightning-attention layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 66 families against FLOPs counted and cache bytes
+``tests/test_architecture_matrix.py`` checks them on 68 families against FLOPs counted and cache bytes
 measured.
 """
 
@@ -100,13 +100,13 @@ class LatentAttention:
 
 @dataclass(frozen=True)
 class GatedDeltaNet:
-    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid; ``layers``: their indices,
-    the others attention layers). Each projects a token to queries and keys of ``key_heads x key_head_dim``, values
-    and an output gate of ``value_heads x value_head_dim`` and two scalars per value head (decay and write
-    strength); runs queries, keys and values through a causal depthwise convolution ``conv_kernel`` wide; reads
-    and writes a ``key_head_dim x value_head_dim`` state per value head; and projects the gated values back to
-    the model's width. Its cache holds no tokens: the last ``conv_kernel`` inputs of the convolution and the
-    states, in float32 whatever the model's dtype (transformers computes the delta rule in float32)."""
+    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid, Lara; ``layers``: their
+    indices, the others attention layers). Each projects a token to queries and keys of ``key_heads x key_head_dim``,
+    values and an output gate of ``value_heads x value_head_dim`` and two scalars per value head (decay and write
+    strength); runs queries, keys and values through a causal depthwise convolution ``conv_kernel`` wide; reads and
+    writes a ``key_head_dim x value_head_dim`` state per value head; and projects the gated values back to the model's
+    width. Its cache holds no tokens: the last ``conv_kernel`` inputs of the convolution and the states, in float32
+    whatever the model's dtype (transformers computes the delta rule in float32)."""
 
     key_heads: int
     value_heads: int
@@ -595,7 +595,9 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
 # down (Llama's; Phi-3 fuses gate and up into one matrix of the same multiplies), and so are all experts.
 TWO_MATRIX_MLP = frozenset({"gpt2", "gpt_neox", "gpt_bigcode", "gpt_neo", "gptj", "codegen", "opt", "bloom", "mpt",
                             "persimmon", "nemotron", "phi", "starcoder2", "falcon", "apertus", "apertus1p5_text",
-                            "arcee", "jais2", "biogpt", "gpt_neox_japanese", "nanochat", "xglm", "nemotron_h"})
+                            "arcee", "jais2", "biogpt", "gpt_neox_japanese", "nanochat", "xglm", "nemotron_h", "ergo"})
+# Families whose experts (and shared expert) are an up and a down matrix too: Ergo's (Nemotron-H's are read apart)
+TWO_MATRIX_EXPERTS = frozenset({"ergo"})
 
 
 def _dense_ffn(config, ffn: int) -> int:
@@ -617,8 +619,10 @@ def _dense_ffn(config, ffn: int) -> int:
 
 
 # The names families give the width of the dense MLP of their layers without experts, where the experts take
-# ``intermediate_size``: Llama-4's, MiniMax-M3's, Cohere2-MoE's (its dense first layers)
-DENSE_FFN_NAMES = ("intermediate_size_mlp", "dense_intermediate_size", "prefix_dense_intermediate_size")
+# ``intermediate_size``: Llama-4's, MiniMax-M3's, Cohere2-MoE's (its dense first layers), Ergo's (which has no
+# ``intermediate_size``)
+DENSE_FFN_NAMES = ("intermediate_size_mlp", "dense_intermediate_size", "prefix_dense_intermediate_size",
+                   "first_dense_intermediate_size")
 
 
 def _kv_heads(config, kv_heads: int) -> int:
@@ -666,8 +670,10 @@ ONE_SHARED_EXPERT = frozenset({"llama4_text", "hunyuan_v1_moe"})
 # Families whose every layer has a shared MLP ``shared_intermediate_size`` wide (0: none), beside any experts
 # ``intermediate_size`` wide: Granite-3 MoE-shared and Granite-4.0's
 SHARED_MLP = frozenset({"granitemoeshared", "granitemoehybrid", "granitemoe_swa"})
-# Families with one shared expert ``shared_intermediate_size`` wide in every layer with experts (MiniMax-M3's)
-SHARED_EXPERT_WIDTH = frozenset({"minimax_m3_vl_text"})
+# Families whose shared expert (``shared_expert_intermediate_size`` wide) has no gate, unlike Qwen2-MoE's (Lara's)
+UNGATED_SHARED_EXPERT = frozenset({"lara_mini"})
+# Families with one shared expert ``shared_intermediate_size`` wide in every layer with experts (MiniMax-M3's, Ergo's)
+SHARED_EXPERT_WIDTH = frozenset({"minimax_m3_vl_text", "ergo"})
 # The names families give their count of shared experts, each of the experts' width (run as one MLP that many
 # times as wide): DeepSeek's, ERNIE-4.5's, HY-V3's
 SHARED_EXPERT_COUNTS = ("n_shared_experts", "moe_num_shared_experts", "num_shared_experts")
@@ -725,9 +731,10 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
         ffn=width,
         shared_ffn=(config.shared_intermediate_size if config.model_type in SHARED_MLP | SHARED_EXPERT_WIDTH
                     else gated_shared or shared * width),
-        shared_gate=bool(gated_shared),
+        shared_gate=bool(gated_shared) and config.model_type not in UNGATED_SHARED_EXPERT,
         layers=_sparse_layers(config, layers),
         every_token=config.model_type == "llama4_text",
+        gated=config.model_type not in TWO_MATRIX_EXPERTS,
     )
 
 
@@ -738,11 +745,11 @@ SPARSE_MLP_TYPES = ("sparse", "moe", "hash_moe")
 
 def _sparse_layers(config, layers: int) -> tuple[int, ...]:
     """The layers with experts: Llama-4's ``moe_layers``; Nemotron-H's ``moe`` blocks; those ``mlp_layer_types``
-    names so (``SPARSE_MLP_TYPES``: HY-V3, DeepSeek-V3.2, DeepSeek-V4); those ``layers_num_experts`` gives more than one (Jamba's every
-    ``expert_layer_period``-th from ``expert_layer_offset``); ERNIE-4.5's every ``moe_layer_interval``-th from
-    ``moe_layer_start_index`` to ``moe_layer_end_index``; otherwise all but DeepSeek's first
-    ``first_k_dense_replace`` (LFM2-MoE's ``num_dense_layers``), and for Qwen-MoE every ``decoder_sparse_step``-th
-    not in ``mlp_only_layers``."""
+    names so (``SPARSE_MLP_TYPES``: HY-V3, DeepSeek-V3.2, DeepSeek-V4); those ``layers_num_experts`` gives more than
+    one (Jamba's every ``expert_layer_period``-th from ``expert_layer_offset``); ERNIE-4.5's every
+    ``moe_layer_interval``-th from ``moe_layer_start_index`` to ``moe_layer_end_index``; otherwise all but DeepSeek's
+    first ``first_k_dense_replace`` (LFM2-MoE's ``num_dense_layers``), and for Qwen-MoE every
+    ``decoder_sparse_step``-th not in ``mlp_only_layers``."""
     if config.model_type == "llama4_text":
         return tuple(config.moe_layers)
     if config.model_type == "nemotron_h":
@@ -772,7 +779,7 @@ def _latent_attention(config) -> LatentAttention | None:
 
 
 # Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule
-GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "olmo_hybrid"})
+GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "olmo_hybrid", "lara_mini"})
 # Families whose attention layers gate their output by a second half of the query projection
 QUERY_GATE = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "minicpm5_moe"})
 # Families whose attention layers gate their output by a projection of its own, as wide as the output (AFMoE's and
@@ -945,8 +952,8 @@ def _indexer(config, hidden: int) -> Indexer | None:
 # Families whose attention runs twice over the same queries and keys, each call mixing half the value heads repeated to
 # all of them, the second's scores subtracted (DiffLlama's differential attention)
 DIFFERENTIAL_ATTENTION = frozenset({"diffllama"})
-# Families whose layers read and write several copies of a token's state through hyper-connections (HY-V4's; DeepSeek-V4's
-# also mix the copies)
+# Families whose layers read and write several copies of a token's state through hyper-connections (HY-V4's;
+# DeepSeek-V4's also mix the copies)
 HYPER_CONNECTIONS = frozenset({"hy_v4", "deepseek_v4"})
 # DeepSeek-V4's layer types: tokens per compressed entry by the config's ``compress_rates`` (sliding: none)
 COMPRESSED_LAYER_TYPES = ("compressed_sparse_attention", "heavily_compressed_attention")

@@ -41,7 +41,7 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 - Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's,
   Qwen3.5's and MiniCPM5's query projection twice as wide (``g = h d_h``, the second half gating the output),
   LFM3's one gate per head (``g = h``).
-- Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's, Qwen3.5's and OLMo-Hybrid's linear
+- Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's, Qwen3.5's, OLMo-Hybrid's and Lara's linear
   attention, ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
   ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
   implementation (what runs on a CPU, and the counter sees) computes it: projections

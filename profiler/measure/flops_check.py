@@ -4,9 +4,10 @@ A run's ``flops`` column is the formula's (``profiler.measure.flops``), which kn
 mixture-of-experts, latent-attention, indexer, compressed-attention, hyper-connection, gated-delta-rule,
 short-convolution, Mamba-2, Mamba, lightning-attention and shared-block layers it models: on the families of the
 architecture matrix it agrees with FlopCounterMode's count to 1%. A family with other work (Doge's experts found by
-product keys, Inkling's layers, another state-space layer, experts under names it does not read) is built and timed all the same, but the formula misses or misreads that work,
-and the FLOP curves, FLOP prices and FLOP/s follow the formula. ``flops_counted`` holds the count of some passes
-(``profiler.measure.samples``); ``formula_check`` compares the two on every pass that has both.
+product keys, Inkling's layers, another state-space layer, experts under names it does not read) is built and timed
+all the same, but the formula misses or misreads that work, and the FLOP curves, FLOP prices and FLOP/s follow the
+formula. ``flops_counted`` holds the count of some passes (``profiler.measure.samples``); ``formula_check`` compares
+the two on every pass that has both.
 """
 
 from __future__ import annotations
