@@ -17,9 +17,9 @@ every layer owns its storage, as after a prefill). A sliding-window layer keeps 
 more than twice its window (a real prefill leaves the whole prompt's tensor behind a view of its
 tail until the next pass).
 
-A layer caching a lightning indexer's keys beside its keys and values (DeepSeek-V3.2's and GLM-5's
+A layer caching a lightning indexer's keys beside its keys and values (DeepSeek-V3.2's, GLM-5's and HY-V4's
 ``DynamicIndexedLayer``, MiniMax-M3's sparse layers: ``INDEX_KEYS``) has them grown the same way, through the
-layer's own method for them; a layer of GLM-5 that reuses another's selection holds none, and gets none.
+layer's own method for them; a layer of GLM-5 or HY-V4 that reuses another's selection holds none, and gets none.
 A cache with a layer of another kind (DeepSeek-V4's compressed layers) cannot be grown here: ``filled_cache``
 builds it by a real prefill of ``c`` tokens instead, the same cache at a prefill's cost, which the pilot times as
 the fill's (so the plan prices it), and ``fill_check`` says why.
@@ -58,8 +58,8 @@ def _held_tokens(layer, tokens: int) -> int:
 
 
 # A lightning indexer's keys, cached beside a layer's keys and values: the attribute holding them (``[batch, tokens,
-# head_dim]`` or ``[batch, 1, tokens, head_dim]``) and the layer's method appending to it (DeepSeek-V3.2's and GLM-5's
-# ``DynamicIndexedLayer``, MiniMax-M3's ``MiniMaxM3VLSparseCacheLayer``)
+# head_dim]`` or ``[batch, 1, tokens, head_dim]``) and the layer's method appending to it (DeepSeek-V3.2's, GLM-5's and
+# HY-V4's ``DynamicIndexedLayer``, MiniMax-M3's ``MiniMaxM3VLSparseCacheLayer``)
 INDEX_KEYS = {"indexer_keys": "update_indexer", "idx_keys": "update_index"}
 
 

@@ -40,6 +40,7 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
 
 - Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's,
   Qwen3.5's and MiniCPM5's query projection twice as wide (``g = h d_h``, the second half gating the output),
+  AFMoE's and HRM-Text's projection of its own (``g = h d_h``) and HY-V4's under latent attention (``g = h d_v``),
   LFM3's one gate per head (``g = h``).
 - Gated-delta-rule layers (``Architecture.linear_attention``: Qwen3-Next's, Qwen3.5's, OLMo-Hybrid's and Lara's linear
   attention, ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
@@ -129,8 +130,7 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   projections ``2 * 2 T d d_h`` (a compressed sparse layer's two overlapping series: twice that) and the attention
   to the entries, ``4 h T C d_h``; in a compressed sparse layer, its indexer (``h_i`` heads of ``d_i``): a compressor
   of its own ``2 * 2 T d 2 d_i``, queries from the query latent ``2 T r_q h_i d_i``, head weights ``2 T d h_i`` and
-  the scores of the entries ``2 T C h_i d_i`` (weighing them is elementwise). An attention output gate as
-  wide as the output under latent attention (HY-V4: ``h d_v``) is counted as the gate above, ``2 T d h d_v``.
+  the scores of the entries ``2 T C h_i d_i`` (weighing them is elementwise).
 - Value heads of their own width ``d_v`` (``Architecture.value_dim_of``: MiMo-V2-Flash's ``v_head_dim``, its queries
   and keys ``d_h`` wide): the value projection ``2 T d h_kv d_v``, mixing ``2 h T S_i d_v`` (scores ``2 h T S_i
   d_h``) and the output ``2 T h d_v d``. Its sliding-window layers have twice the key and value heads of its full
