@@ -403,7 +403,7 @@ def test_the_experts_a_token_is_routed_to_and_head_widths_are_checked(family, nu
                                                                       monkeypatch):
     """None routed ended a run with a traceback (its routing record divided by zero), more than there are with a
     failed first pass; a value width of 0 failed the first pass, and one of 10^9 the build; so did an indexer's heads
-    and width; MiniMax-M3's blocks of 10^9 keys ran 42 s on a budget of 2 (each pass pads its scores to a
+    and width; MiniMax-M3's blocks of 10^9 keys ran 42 s on a budget of 2 s (each pass pads its scores to a
     whole block): each is one line before anything is built, by the family's own names."""
     from tests.families import save_family
 
