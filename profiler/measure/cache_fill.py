@@ -178,13 +178,13 @@ def _grow(layer, added_tokens: int, blocks: dict[tuple, torch.Tensor]) -> None:
     """``added_tokens`` more tokens through ``layer.update`` (and an indexer's keys through its own method), in chunks
     of what the layer holds."""
     chunk = _held_tokens(layer, added_tokens)
-    tensors = _token_tensors(layer)
-    keys, values, *index_keys = (blocks[_block_key(tensor)] for tensor in tensors)
+    keys, values, *index_keys = (blocks[_block_key(tensor)] for tensor in _token_tensors(layer))
+    append_index_keys = getattr(layer, INDEX_KEYS[_index_keys(layer)]) if index_keys else None
     for start in range(0, added_tokens, chunk):
         tokens = min(chunk, added_tokens - start)
         layer.update(keys[..., :tokens, :], values[..., :tokens, :])
-        for block in index_keys:
-            getattr(layer, INDEX_KEYS[_index_keys(layer)])(block[..., :tokens, :])
+        if append_index_keys is not None:
+            append_index_keys(index_keys[0][..., :tokens, :])
 
 
 def _grown(cache, context_tokens: int, seed: int):
