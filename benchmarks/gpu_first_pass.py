@@ -56,6 +56,56 @@ def shapes(passes: Passes) -> dict:
     return rows
 
 
+def _allocator() -> dict:
+    """The caching allocator's counters: cudaMalloc calls so far, segments it holds, bytes it reserves."""
+    stats = torch.cuda.memory_stats()
+    return {"device_allocs": stats.get("num_device_alloc", 0), "segments": stats.get("segment.all.current", 0),
+            "reserved_bytes": stats.get("reserved_bytes.all.current", 0)}
+
+
+def _first_and_second(run) -> dict:
+    """``run`` timed twice in a row (ms), and the cudaMalloc calls each made."""
+    before = _allocator()
+    first = _ms(time_pass(run, DEVICE)[1])
+    between = _allocator()
+    second = _ms(time_pass(run, DEVICE)[1])
+    after = _allocator()
+    return {"ms": [first, second], "cuda_mallocs": [between["device_allocs"] - before["device_allocs"],
+                                                    after["device_allocs"] - between["device_allocs"]]}
+
+
+def first_shapes(passes: Passes) -> dict:
+    """Prefills and batched generates at shapes never run before: first and second timings and cudaMalloc calls,
+    with the allocator as the earlier passes left it, then after a 4 GiB block was taken and freed (so its
+    segment stays reserved and later tensors are carved from it)."""
+    rows = {"grown_by_passes": {}, "pre_reserved": {}}
+    for n in (137, 237, 437):
+        rows["grown_by_passes"][f"prefill {n}"] = _first_and_second(lambda: passes.prefill(n))
+    rows["grown_by_passes"]["generate 4 x (333, 8)"] = _first_and_second(lambda: passes.generate(333, 8, batch=4))
+    print(f"allocator before the block: {_allocator()}", flush=True)
+    block = torch.empty(4 << 30, dtype=torch.uint8, device=DEVICE)
+    del block
+    print(f"allocator after it: {_allocator()}", flush=True)
+    for n in (637, 737, 937):
+        rows["pre_reserved"][f"prefill {n}"] = _first_and_second(lambda: passes.prefill(n))
+    rows["pre_reserved"]["generate 4 x (533, 8)"] = _first_and_second(lambda: passes.generate(533, 8, batch=4))
+    for arm, points in rows.items():
+        for name, row in points.items():
+            print(f"{arm}: {name}: first, second {row['ms']} ms; cudaMalloc calls {row['cuda_mallocs']}", flush=True)
+    return rows
+
+
+def profiled_first_and_second(passes: Passes, n: int) -> None:
+    """The operators of a first prefill at a new ``n`` and of the second, by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+    for which in ("first", "second"):
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+            passes.prefill(n)
+            torch.cuda.synchronize()
+        print(f"== the {which} prefill at n = {n}")
+        print(trace.key_averages().table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=50))
+
+
 def profiled(passes: Passes) -> None:
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
@@ -97,6 +147,8 @@ def main() -> int:
     passes.generate(16, 4)  # untimed: the first pass of all
     result = {"benchmark": "gpu_first_pass", "shapes": shapes(passes)}
     profiled(passes)
+    profiled_first_and_second(passes, 537)
+    result["first_shapes"] = first_shapes(passes)
     result.update(caches())
     print(json.dumps(result))
     return 0
