@@ -22,22 +22,14 @@ line at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import statistics
-import tempfile
-from pathlib import Path
 
 import numpy as np
+from default_run import HELD_OUT, held_out_figures, held_out_run
 
 import profiler.measure.pilot as pilot
 import profiler.measure.plan as plan
-from profiler.cli.main import main
-from profiler.costmodel.fit_file import load_cost_model
-from profiler.measure.samples import read_samples
-
-PHASES = ("prefill", "decode", "forward")
 
 
 def _visit_spread(samples) -> tuple[float | None, float | None]:
@@ -57,17 +49,9 @@ def _visit_spread(samples) -> tuple[float | None, float | None]:
 
 def _one_run(visits: int) -> dict:
     plan.VISITS = pilot.VISITS = visits
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        code = main(["run", "--model", "gpt2", "--out", f"{tmp}/reports", "--fits", f"{tmp}/fits"])
-        if code != 0:
-            raise SystemExit(f"the run with {visits} visit(s) exited {code}")
-        cost_model = load_cost_model(next(Path(tmp, "fits").glob("gpt2--*.json")))
-        samples = read_samples(next(Path(tmp, "reports").glob("*/gpt2/samples.csv")))
-    row = {"visits": visits, "prefill_lengths": sorted(set(samples[(samples.phase == "prefill")
-                                                                   & (samples.batch == 1)].n_ctx.astype(int)))}
-    for phase in PHASES:
-        row[f"{phase}_held_out"] = cost_model.curve(phase, "latency_s").lolo_mape
-    row["extend_held_out"] = cost_model.extend_fit.held_out_mape if cost_model.has_extend else None
+    row = held_out_run("gpt2")
+    samples = row.pop("samples")
+    row["visits"] = visits
     row["visits_apart"], row["repeats_apart"] = _visit_spread(samples)
     return row
 
@@ -82,8 +66,7 @@ def main_benchmark() -> None:
         for visits in ((two, 1) if pair % 2 == 0 else (1, two)):
             row = _one_run(visits)
             runs.append(row)
-            figures = ", ".join(f"{name} {row[f'{name}_held_out']:.1%}" for name in (*PHASES, "extend")
-                                if row[f"{name}_held_out"] is not None)
+            figures = held_out_figures(row)
             spread = ("" if row["visits_apart"] is None else
                       f"; visits {row['visits_apart']:.1%} apart, repeats {row['repeats_apart']:.1%}")
             print(f"pair {pair + 1}, {visits} visit(s): prefill to n={row['prefill_lengths'][-1]} "
@@ -92,7 +75,7 @@ def main_benchmark() -> None:
     for visits in (two, 1):
         arm = [row for row in runs if row["visits"] == visits]
         summary[visits] = {name: statistics.median(row[f"{name}_held_out"] for row in arm)
-                           for name in (*PHASES, "extend") if all(row[f"{name}_held_out"] is not None for row in arm)}
+                           for name in HELD_OUT if all(row[f"{name}_held_out"] is not None for row in arm)}
         print(f"{visits} visit(s), median of {len(arm)} runs: " + ", ".join(f"{name} {value:.1%}"
                                                                             for name, value in summary[visits].items()))
     print(json.dumps({"benchmark": "visits", "runs": runs, "median_held_out": summary}, default=float))

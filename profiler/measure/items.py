@@ -51,6 +51,9 @@ class OverBudget(Exception):
 
 
 COUNTED_WARM_UPS = 2  # points of each phase and batch size whose warm-up is FLOP-counted (module doc)
+# A visit past those planned (the time the plan left, ``Sweep._spend_left``): its index is not below its count. It takes
+# ``Plan.extra_visit_repeats`` and no more, re-plans nothing, and one the budget cannot afford is not said.
+EXTRA_VISIT = (1, 1)
 
 
 class Items:
@@ -118,7 +121,11 @@ class Items:
         warmed = warm_up in ("counted", "plain")  # else the pilot's pass was the warm-up
         self.remaining_cost_s -= (1 + warmed) * estimate_s  # as ``Plan.left_s`` counts it
         length = n_ctx if phase in ("prefill", "forward") and batch == 1 else None
-        policy = replace(self.policy, min_repeats=self.plan.visit_repeats(estimate_s, *visit, length))
+        if visit[0] < visit[1]:
+            policy = replace(self.policy, min_repeats=self.plan.visit_repeats(estimate_s, *visit, length))
+        else:  # a visit past the planned ones (``EXTRA_VISIT``): its repeats, no more
+            repeats = self.plan.extra_visit_repeats(estimate_s, length)
+            policy = replace(self.policy, min_repeats=repeats, max_repeats=repeats)
         warm_up_s = self._warm_up_s(warm_up, estimate_s) if warmed else 0.0
         if not self._affordable(warm_up_s + estimate_s, started):
             self._over_budget(phase, n_ctx, n_new, estimate_s, batch, visit)
@@ -198,7 +205,8 @@ class Items:
         self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
                       "plain" if visit[0] else self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started,
                       visit=visit)
-        self._replan(queue, started, ("length", n, 1), visit[0], begun=True)
+        if visit[0] < visit[1]:  # a visit past the planned ones re-plans nothing: the plan is done
+            self._replan(queue, started, ("length", n, 1), visit[0], begun=True)
         warm_up = self._warm_up("forward", visit=visit)
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       warm_up if warm_up == "counted" else None, self.plan.prefill_s[n], started=started, visit=visit)

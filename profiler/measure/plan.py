@@ -331,6 +331,16 @@ class Plan:
         """Predicted time to measure visit ``visit`` (from 0) of ``visits`` to ``item`` at its minimum repeats."""
         return self._visit_s(item, self.visit_repeats(self.pass_s(item), visit, visits, _length_of(item)), visit)
 
+    def extra_visit_repeats(self, pass_s: float, length: int | None = None) -> int:
+        """The repeats of a visit past a point's planned ones (the time the plan left, at the end of a sweep): a second
+        visit's minimum, so the time left buys as many visits, far apart, as it can."""
+        return self.visit_repeats(pass_s, 1, VISITS, length)
+
+    def extra_visit_cost_s(self, item: Item) -> float:
+        """Predicted time of a visit to ``item`` past its planned ones, with a later visit's warm-ups (and its cache's
+        fill)."""
+        return self._visit_s(item, self.extra_visit_repeats(self.pass_s(item), _length_of(item)), 1)
+
     def item_cost_s(self, item: Item) -> float:
         """Predicted time to measure ``item`` at its minimum repeats, in all its visits, warm-ups (and a cache's
         fill) included."""

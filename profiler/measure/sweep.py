@@ -104,7 +104,7 @@ from profiler.measure.disturbance import Disturbance, DisturbanceWatch, load_ave
 from profiler.measure.energy import EnergyCounter
 from profiler.measure.flops import generate_flops
 from profiler.measure.grid import decode_contexts, generate_pairs
-from profiler.measure.items import Items, OutOfMemory, OverBudget
+from profiler.measure.items import EXTRA_VISIT, Items, OutOfMemory, OverBudget
 from profiler.measure.loading import LoadedModel
 from profiler.measure.memory import PeakMemory
 from profiler.measure.memory_limits import MemoryLimits
@@ -197,6 +197,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
         self.measured: set[tuple[str, int, int]] = set()  # items begun (or dropped): out of the plan's cost
         self.second_visits: list[tuple[str, int, int]] = []  # begun, a visit left; in first-visit order
+        self.first_visited: list[tuple[str, int, int]] = []  # items whose first visit measured, in its order
         self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
         self.started = 0.0
         self.reference_n = 0  # the reference pass's length: the shortest kept
@@ -254,6 +255,9 @@ class Sweep(Items, Pilot, MemoryLimits):
             except (OutOfMemory, OverBudget):
                 if item in self.second_visits:
                     self.second_visits.remove(item)
+            else:
+                if not visit[0]:
+                    self.first_visited.append(item)
         pairs = self.outcome.generate_pairs
         for index, (n_in, n_out) in enumerate(pairs):
             if not self._dropped(n_in + n_out, "generate"):
@@ -266,6 +270,7 @@ class Sweep(Items, Pilot, MemoryLimits):
                 except (OutOfMemory, OverBudget):
                     pass
         self._bring_back(started)
+        self._spend_left(started)
         self._reference(started)  # the last item's other side
 
     def _bring_back(self, started: float) -> None:
@@ -295,6 +300,42 @@ class Sweep(Items, Pilot, MemoryLimits):
                 self._measure_item(item, [], started, (0, 1))
             except (OutOfMemory, OverBudget):
                 pass
+            else:
+                self.first_visited.append(item)
+
+    def _spend_left(self, started: float) -> None:
+        """The time the plan left, spent on further visits (``EXTRA_VISIT``) to the points measured: round after round
+        in the order of their first visits, each at a second visit's minimum repeats (``Plan.extra_visit_repeats``)
+        with a later visit's warm-up (and its cache filled again) and a reference pass before it, where the time left
+        affords it with the drift check and the last reference pass after; an item with ``policy.max_repeats`` repeats
+        at a point is visited no more. A point's median is over all its repeats, so its visits, spread over the run,
+        outweigh a spell that covered one: on a GPU, where a short pass runs at two speeds in spells of the host (gpt2
+        on an H200 read 5.9 or 11.4 ms, spells of 1 to 66 passes, ``benchmarks/gpu_two_speeds.py``), a point measured
+        in one spell is a step in the curve, and a run whose plan held every point ended a third inside its budget."""
+        reserve_s = self.plan.drift_check_s(self.outcome.lengths) + self.plan.prefill_s[self.reference_n]
+        visited = True
+        while visited:
+            visited = False
+            for item in self.first_visited:
+                cost_s = self.plan.prefill_s[self.reference_n] + self.plan.extra_visit_cost_s(item)
+                if (self._beyond_item_memory(item) or self._fewest_repeats(item) >= self.policy.max_repeats
+                        or not self._affordable(cost_s + reserve_s, started)):
+                    continue
+                self.remaining_cost_s = cost_s
+                self._reference(started)
+                try:
+                    self._measure_item(item, [], started, EXTRA_VISIT)
+                except (OutOfMemory, OverBudget):
+                    continue
+                visited = True
+
+    def _fewest_repeats(self, item: tuple[str, int, int]) -> int:
+        """The fewest repeats so far at ``item``'s points (a length's prefill and forward; a decode context's, a
+        batched prefill's or an extend point's one)."""
+        kind, n, third = item
+        points = {"length": [("prefill", n, n, 1), ("forward", n, n, 1)], "decode": [("decode", n, 1, third)],
+                  "prefill": [("prefill", n, n, third)], "extend": [("extend", n, third, 1)]}[kind]
+        return min(len(self.point_latencies_s.get(point, ())) for point in points)
 
     def _pairs_reserve_s(self, pair: tuple[int, int], later: list[tuple[int, int]], started: float) -> float:
         """What the generate pairs ``later`` need at the least, each a reference pass, a warm-up and one call, of

@@ -1,0 +1,50 @@
+"""One default ``python -m profiler run`` in this process, for the benchmarks that set two versions of the sweep side by
+side: its held-out errors and what it measured.
+
+``held_out_run(model)`` runs the CLI (``profiler.cli.main.main``, console output dropped, ``--out`` and ``--fits`` in a
+temporary folder) with every other option at its default, and returns a row: the prefill lengths measured (of one
+sequence), each latency curve's held-out error (leave-one-length-out MAPE) for prefill, decode and forward, the extend
+surface's (None where none was fitted), the sweep's seconds (``run.json`` ``done.elapsed_s``) and its timed passes,
+and the samples themselves under ``"samples"``. A run that exits other than 0 ends the benchmark.
+
+A helper module of the scripts in ``benchmarks/`` (each runs with this folder first on its path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from profiler.cli.main import main
+from profiler.costmodel.fit_file import load_cost_model
+from profiler.measure.samples import read_samples
+
+PHASES = ("prefill", "decode", "forward")
+HELD_OUT = (*PHASES, "extend")
+
+
+def held_out_run(model: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        code = main(["run", "--model", model, "--out", f"{tmp}/reports", "--fits", f"{tmp}/fits"])
+        if code != 0:
+            raise SystemExit(f"the run of {model} exited {code}")
+        cost_model = load_cost_model(next(Path(tmp, "fits").glob(f"{model}--*.json")))
+        folder = next(Path(tmp, "reports").glob(f"*/{model}"))
+        samples = read_samples(folder / "samples.csv")
+        elapsed_s = json.loads((folder / "run.json").read_text())["done"]["elapsed_s"]
+    single = samples[(samples.phase == "prefill") & (samples.batch == 1)]
+    row = {"prefill_lengths": sorted(set(single.n_ctx.astype(int))), "elapsed_s": elapsed_s,
+           "passes": len(samples)}
+    for phase in PHASES:
+        row[f"{phase}_held_out"] = cost_model.curve(phase, "latency_s").lolo_mape
+    row["extend_held_out"] = cost_model.extend_fit.held_out_mape if cost_model.has_extend else None
+    return row | {"samples": samples}
+
+
+def held_out_figures(row: dict) -> str:
+    """``prefill 3.1%, decode ...``: the held-out errors of a ``held_out_run`` row."""
+    return ", ".join(f"{name} {row[f'{name}_held_out']:.1%}" for name in HELD_OUT
+                     if row[f"{name}_held_out"] is not None)
