@@ -21,6 +21,13 @@ ran at lengths the prefilled one had just run (21 ms against 56-90 ms). Loading 
 off (flash or memory-efficient attention run instead); measured so: first generates 44-57 ms against 36-37 ms, first
 prefills 13-16 ms against 5.1 ms, and ``filled_cache.py`` within noise at every context (paired ratio 0.996-1.004).
 
+What remains (a later session on an H200, after the change): a first prefill at a new length took 20-24 ms against
+10.4-10.8 ms the second time, and made no ``cudaMalloc`` call, also after a 4 GiB block had grown the allocator (so it
+is not the allocator); the operators of a first and a second prefill at 537 tokens put it in ``aten::addmm``: 14.4 ms
+of CPU time against 1.7 ms (48 calls), cuBLASLt choosing a kernel for a shape it has not seen. The first batched
+generate (4 x 333 tokens, 8 out) took 147 ms against 76 ms, with 2 ``cudaMalloc`` calls; after the block, 95 against
+75 ms and none.
+
 Target: a first generate within a few ms of the second; the three decode medians within noise. Last line: one JSON
 document.
 """

@@ -2,7 +2,8 @@
 # The checks a lent GPU machine runs, in one call of the device tool: the carried wheels installed, the tests that
 # need CUDA, then the GPU benchmarks of issues 13-15, most wanted first. Each step is bounded by `timeout`, and one
 # that cannot finish before the deadline (argv[1] seconds from the start, default 480; the steps together may take
-# 990 s, and took about 420 s on an H200) is not started, so the call ends inside its limit and says what it left out.
+# 1,300 s; those before two_speeds took about 420 s on an H200) is not started, so the call ends inside its limit and
+# says what it left out.
 # Everything goes to $OUT/log.txt as it is written (it comes back even if the call is cut short), each benchmark's
 # JSON line to $OUT/results.jsonl, the default runs' folders to $OUT/runs.tar.gz.
 #
@@ -61,4 +62,7 @@ step validate 100 python3 benchmarks/validate_gpt2.py --fits /tmp/runs/fits --ou
 step validate_parallel 150 python3 benchmarks/validate_gpt2.py --schedule parallel --fits /tmp/runs/fits \
     --out /tmp/validate
 step validate_prefix 120 python3 benchmarks/validate_gpt2.py --prefix-cache on --fits /tmp/runs/fits --out /tmp/validate
+step two_speeds 40 python3 benchmarks/gpu_two_speeds.py
+step energy_counter 40 python3 benchmarks/gpu_energy_counter.py
+step spend_left 230 python3 benchmarks/spend_left.py --pairs 2
 echo "== session: $(($(date +%s) - start)) s"

@@ -13,6 +13,12 @@ point's median is whichever spell it met (held-out errors of 7 to 24% on a flat 
 there (about 1 ms of GPU time in 5.5 ms), so a slower host or a GPU clocked down between short passes could
 each make the slow mode; the figures here say which.
 
+Measured (H200, 2026-12, two sessions' calls): prefill 512, any core: 99 fast repeats at 5.94 ms (launch 5.90), 51
+slow at 11.42 ms (launch 11.35), spells of 1 to 66 repeats; SM clock 1,980 MHz and reasons 0x0 in both, one core
+throughout. A second call found the host slow most of the time (prefill 11.0 to 11.8 ms; decode 8.5 against 10.2 ms,
+the launch time the difference each time, the clock at 1,980 MHz); pinned to its core, prefill 9.5 against 11.6 ms
+(118 and 32 repeats). The slow mode is the host's launching, not the GPU's clock, and pinning does not remove it.
+
 Target: none; a diagnosis. Last line: one JSON document.
 """
 

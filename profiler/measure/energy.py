@@ -15,7 +15,8 @@ What a value holds: the energy the package or board took while the pass ran, wha
 static power, other processes, the Python around the pass): a device's joules, not the pass's alone.
 
 Resolution. A counter is updated every ``update_s`` (RAPL: about every 1 ms, its registers' update interval;
-NVML: every 20 to 100 ms on recent GPUs, so 100 ms is taken), so a reading can be up to one update stale at
+NVML: every 20 to 100 ms on recent GPUs, so 100 ms is taken; an H200's moved every 100 ms, idle and busy, by 12 J or
+more: ``benchmarks/gpu_energy_counter.py``), so a reading can be up to one update stale at
 either end and the difference of two covers the pass's duration give or take one update. The rule: a pass gets
 an energy value only when it lasted at least ``MIN_UPDATES_PER_PASS`` (10) updates, so the interval the counter
 saw is within 10% of the pass's (``min_pass_s``: 10 ms with RAPL, 1 s with NVML); a shorter pass gets none rather

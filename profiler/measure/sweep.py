@@ -53,7 +53,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    back after each; then the generate pairs, a pair's repeats after its first leaving the pairs after it a warm-up
    and a call each where the budget holds them (``Sweep._pairs_reserve_s``); then the batch and extend points the
    budget left out, cheapest first, one visit each, where the time left now affords them (``Sweep._bring_back``:
-   measured batch points correct the estimates of larger batches). Each item is visited twice
+   measured batch points correct the estimates of larger batches); then the time still left on further visits to
+   the points measured, round after round, until none more fits (``Sweep._spend_left``), so a run ends at its budget
+   rather than where its plan did. Each item is visited twice
    (``plan.Plan.visits``: once for a pass costing over 1% of the budget, where the range of lengths would not fit
    so, and where the curves come first), the second visits in the order of the first, after them all: a slow spell
    of a few seconds then covers one visit of a point, not all its repeats. A visit is a warm-up pass (FLOP-counted
