@@ -237,6 +237,24 @@ FAMILIES = {
     "afmoe": ("AfmoeConfig", dict(_ATTENTION, num_key_value_heads=2, head_dim=16, intermediate_size=128,
                                   moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2, num_shared_experts=2,
                                   num_dense_layers=1, sliding_window=32, global_attn_every_n_layers=2)),
+    # Databricks' DBRX: experts (96 wide, 6, 3 a token) and kv heads in sub-configs; positions are max_seq_len (its
+    # clip_qkv as published: transformers 5.25 cannot run it unset)
+    "dbrx": ("DbrxConfig", dict(d_model=64, n_heads=4, n_layers=2,
+                                attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=8),
+                                ffn_config=dict(hidden_size=64, ffn_hidden_size=96, moe_num_experts=6, moe_top_k=3))),
+    # GLM-4.7-Flash: latent attention, a dense first layer, then experts and a shared one
+    "glm4_moe_lite": ("Glm4MoeLiteConfig", dict(_ATTENTION, num_hidden_layers=3, **_DEEPSEEK,
+                                                mlp_layer_types=["dense", "sparse", "sparse"])),
+    # rednote's dots.llm1: a dense first layer, then experts and a shared one
+    "dots1": ("Dots1Config", dict(_ATTENTION, num_hidden_layers=3, num_key_value_heads=2, head_dim=16,
+                                  intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4,
+                                  n_shared_experts=1, num_experts_per_tok=2, first_k_dense_replace=1)),
+    # latent attention in a dense model
+    "minicpm3": ("MiniCPM3Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=4, q_lora_rank=32,
+                                        kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8)),
+    # rotary embedding on the first 8 of each head's 16 dimensions
+    "gptj": ("GPTJConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),
+    "codegen": ("CodeGenConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),
     # attention-free: every layer a Mamba mixer, no MLP, no position limit
     "mamba": ("MambaConfig", dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, state_size=8,
                                   time_step_rank=4, conv_kernel=4)),
@@ -260,7 +278,7 @@ def family_config(family: str, max_positions: int = 512):
     family holds any number)."""
     class_name, numbers = FAMILIES[family]
     positions = {"n_positions": max_positions} if "n_layer" in numbers else {"max_position_embeddings": max_positions}
-    if family == "mpt":
+    if family in ("mpt", "dbrx"):
         positions = {"max_seq_len": max_positions}
     if family in ATTENTION_FREE:
         positions = {}

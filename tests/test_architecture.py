@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-from transformers import (AutoConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig, MambaConfig,
-                          MiMoV2FlashConfig, MiniMaxConfig)
+from transformers import (AutoConfig, DbrxConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig,
+                          MambaConfig, MiMoV2FlashConfig, MiniMaxConfig)
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -225,6 +225,31 @@ def test_active_parameters_of_a_published_mixture(tmp_path):
     assert arch.params == pytest.approx(1.33e9, rel=0.01)
     assert arch.active_params == pytest.approx(0.43e9, rel=0.01)
     assert arch.as_dict()["active_params"] == arch.active_params
+
+
+def test_dbrx_as_published_has_its_experts_from_its_sub_configs(tmp_path):
+    """DBRX as Databricks publishes it (40 layers 6,144 wide, 48 heads, 8 key-value heads and 16 experts of 10,752 with
+    4 a token, the last three in sub-configs): 132B parameters, 36B active. Read as a dense model it was 131.6B all
+    active, its MLP 4 times its width."""
+    folder = tmp_path / "dbrx"
+    DbrxConfig(vocab_size=100352, d_model=6144, n_heads=48, n_layers=40, max_seq_len=32768,
+               attn_config=dict(kv_n_heads=8, rope_theta=500000.0, clip_qkv=8),
+               ffn_config=dict(hidden_size=6144, ffn_hidden_size=10752, moe_num_experts=16,
+                               moe_top_k=4)).save_pretrained(folder)
+    arch = meta_architecture(ModelSource("dbrx", folder, "local"))
+    assert arch.params == pytest.approx(131.6e9, rel=0.01) and arch.active_params == pytest.approx(36.5e9, rel=0.01)
+    assert (arch.experts.count, arch.experts.per_token, arch.experts.ffn, arch.kv_heads) == (16, 4, 10752, 8)
+    assert arch.experts.layers == tuple(range(40))
+
+
+def test_a_number_in_a_sub_config_is_checked_as_its_own(tmp_path):
+    """DBRX's experts a token, in its ``ffn_config``, are checked as any family's: one line naming the number."""
+    folder = tmp_path / "dbrx"
+    DbrxConfig(vocab_size=256, d_model=64, n_heads=4, n_layers=2, max_seq_len=128,
+               attn_config=dict(kv_n_heads=2, clip_qkv=8),
+               ffn_config=dict(hidden_size=64, ffn_hidden_size=96, moe_num_experts=6, moe_top_k=9)).save_pretrained(folder)
+    written = json.loads((folder / "config.json").read_text())
+    assert config_problems(AutoConfig.from_pretrained(folder), written) == ["moe_top_k = 9 (1 to moe_num_experts = 6)"]
 
 
 def test_jamba_as_published_has_its_parameters_and_cache(tmp_path):

@@ -7,9 +7,9 @@ this module is the one place that maps them onto the symbols the FLOP formula, t
 bytes and the reports use (``profiler.measure.config_check`` checks them before any model is
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
-Mamba and lightning-attention layers) is read by the family rules at the end, as transformers 5 builds each family;
-``tests/test_architecture_matrix.py`` checks them on 68 families against FLOPs counted and cache bytes
-measured.
+Mamba and lightning-attention layers; numbers kept in sub-configs, ``SUB_CONFIGS``) is read by the family rules at
+the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them on 74 families
+against FLOPs counted and cache bytes measured.
 """
 
 from __future__ import annotations
@@ -488,6 +488,43 @@ def _element_bytes(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
+# Families that keep some of their numbers in sub-configs, read as if the config itself had them where it has no value
+# of its own: DBRX's ``ffn_config`` (its experts' width ``ffn_hidden_size``, their count ``moe_num_experts`` and a
+# token's ``moe_top_k``) and ``attn_config``
+SUB_CONFIGS = {"dbrx": ("ffn_config", "attn_config")}
+
+
+class _WithSubConfigs:
+    """A config read with its ``SUB_CONFIGS``: an attribute it has no value for (none, or None) is the first
+    sub-config's that has one."""
+
+    def __init__(self, config, names: tuple[str, ...]):
+        self._config = config
+        self._subs = [sub for name in names if (sub := getattr(config, name, None)) is not None]
+
+    def __getattr__(self, name: str):
+        value = getattr(self._config, name, None)
+        for sub in self._subs:
+            if value is not None:
+                break
+            value = getattr(sub, name, None)
+        if value is None and not hasattr(self._config, name):
+            raise AttributeError(name)
+        return value
+
+
+def with_sub_configs(config):
+    """``config``, read with its ``SUB_CONFIGS`` where its family has some."""
+    names = SUB_CONFIGS.get(config.model_type)
+    return config if names is None else _WithSubConfigs(config, names)
+
+
+def written_with_sub_configs(model_type: str, written: dict) -> dict:
+    """A config.json's dict with the keys of its family's ``SUB_CONFIGS`` beside its own (its own first)."""
+    subs = [sub for name in SUB_CONFIGS.get(model_type, ()) if isinstance(sub := written.get(name), dict)]
+    return {key: value for sub in reversed(subs) for key, value in sub.items()} | written
+
+
 def _heterogeneous(config) -> set[str]:
     """The attributes a heterogeneous config (transformers' ``per_layer_config``, from 5.25: Gemma-4) overrides in
     some layers; empty for any other."""
@@ -526,8 +563,9 @@ def layer_values(config, number: str) -> tuple | None:
 
 
 def architecture_of(config, model: torch.nn.Module) -> Architecture:
-    """Read the architecture from ``config`` (checked by ``config_check.check_config``) by the family rules below;
-    parameter counts come from ``model`` (meta is fine)."""
+    """Read the architecture from ``config`` (checked by ``config_check.check_config``; with its ``SUB_CONFIGS``) by the
+    family rules below; parameter counts come from ``model`` (meta is fine)."""
+    config = with_sub_configs(config)
     value = {number: read_number(config, number)[1] for number in NUMBER_NAMES}
     if config.model_type in ATTENTION_FREE:
         value |= {"heads": 0, "kv_heads": 0, "head_dim": 0, "ffn": 0, "max_positions": UNBOUNDED_POSITIONS}
@@ -677,10 +715,10 @@ SHARED_EXPERT_WIDTH = frozenset({"minimax_m3_vl_text", "ergo"})
 # The names families give their count of shared experts, each of the experts' width (run as one MLP that many
 # times as wide): DeepSeek's, ERNIE-4.5's, HY-V3's
 SHARED_EXPERT_COUNTS = ("n_shared_experts", "moe_num_shared_experts", "num_shared_experts")
-# The names families give their count of routed experts (Mixtral's, Qwen's and OLMoE's, DeepSeek's, Aria's) and the
-# experts a token is routed to (most families', Aria's)
+# The names families give their count of routed experts (Mixtral's, Qwen's and OLMoE's, DeepSeek's, Aria's and DBRX's)
+# and the experts a token is routed to (most families', Aria's, DBRX's)
 EXPERT_COUNTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
-EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk")
+EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk", "moe_top_k")
 
 
 # Families that build experts only where a flag of their config says so (its count of experts is set either way)

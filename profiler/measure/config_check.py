@@ -21,6 +21,8 @@ from profiler.measure.architecture import (
     layer_values,
     lightning_layers,
     read_number,
+    with_sub_configs,
+    written_with_sub_configs,
 )
 from profiler.measure.memory import meminfo_bytes
 
@@ -56,6 +58,7 @@ def config_problems(config, written: dict) -> list[str]:
     to (``_expert_problems``); the value heads' own width (``OWN_VALUE_WIDTH``); a lightning indexer's numbers
     (``_indexer_problems``). An ``ATTENTION_FREE`` family has
     only ``ATTENTION_FREE_NUMBERS``. Empty when all is well."""
+    config, written = with_sub_configs(config), written_with_sub_configs(config.model_type, written)
     problems, counts, absent = [], {}, []
     for number in ATTENTION_FREE_NUMBERS if config.model_type in ATTENTION_FREE else NUMBER_NAMES:
         name, value = read_number(config, number)
