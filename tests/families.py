@@ -54,6 +54,8 @@ _MAMBA2 = dict(mamba_n_heads=4, mamba_d_head=32, mamba_d_state=16, mamba_n_group
 _DEEPSEEK = dict(intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
                  n_shared_experts=1, n_group=1, topk_group=1, first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
                  qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, num_key_value_heads=4)
+# Latent attention without a query rank: keys and values from a latent of 16, heads of 8 + 8 (Kimi Linear's, Ling's)
+_LATENT = dict(num_key_value_heads=4, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8)
 # A lightning indexer of 2 heads 16 wide, choosing 8 keys a query (fewer than the contexts the tests run)
 _INDEXER = dict(index_n_heads=2, index_head_dim=16, index_topk=8)
 
@@ -252,6 +254,25 @@ FAMILIES = {
     # latent attention in a dense model
     "minicpm3": ("MiniCPM3Config", dict(_ATTENTION, intermediate_size=128, num_key_value_heads=4, q_lora_rank=32,
                                         kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8)),
+    # Kimi Linear: latent attention, then Kimi Delta Attention (2 heads of 16, its decay and output gate through a
+    # rank of 16); a dense first layer, then experts and a shared one (attention first, as the fill tests read it)
+    "kimi_linear": ("KimiLinearConfig", dict(
+        _ATTENTION, **_LATENT, intermediate_size=128, moe_intermediate_size=32, num_experts=4, num_experts_per_token=2,
+        num_shared_experts=1, linear_num_heads=2, linear_head_dim=16, mlp_layer_types=["dense", "sparse"],
+        layer_types=["full_attention", "linear_attention"])),
+    # Ling's hybrid: latent attention with a gate per head, then two layers of Kimi Delta Attention with full-width
+    # gates; a dense first layer, then experts and a shared one
+    "bailing_hybrid": ("BailingHybridConfig", dict(
+        _ATTENTION, **_LATENT, num_hidden_layers=3, head_dim=16, intermediate_size=128, moe_intermediate_size=32,
+        num_experts=4, num_experts_per_token=2, num_shared_experts=1, num_expert_group=1, topk_group=1,
+        first_k_dense_replace=1, linear_num_heads=2, linear_head_dim=16, layer_group_size=3,
+        mlp_layer_types=["dense", "sparse", "sparse"], layer_types=["full_attention", "linear_attention",
+                                                                    "linear_attention"])),
+    # Tencent's Youtu-LLM: latent attention in a dense model
+    "youtu": ("YoutuConfig", dict(_ATTENTION, **_LATENT, intermediate_size=128, q_lora_rank=32)),
+    # A.X K1: latent attention, a dense first layer, then experts and a shared one
+    "axk1": ("AXK1Config", dict(_ATTENTION, num_hidden_layers=3, **_DEEPSEEK,
+                                mlp_layer_types=["dense", "sparse", "sparse"])),
     # rotary embedding on the first 8 of each head's 16 dimensions
     "gptj": ("GPTJConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),
     "codegen": ("CodeGenConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),
@@ -264,9 +285,9 @@ FAMILIES = {
                                     n_groups=2, conv_kernel=4, chunk_size=32, expand=2)),
 }
 SLIDING_WINDOW = 32  # of the windowed families above (Llama-4's attention chunk too)
-# attention without a position encoding (the Mamba layers before it carry the order), or with ALiBi's (a bias on the
-# scores, MPT): a token's key is the same at every position
-NO_POSITIONS = frozenset({"nemotron_h", "jamba", "mpt"})
+# attention without a position encoding (the Mamba layers, or Kimi Linear's delta-rule layers, beside it carry the
+# order), or with ALiBi's (a bias on the scores, MPT): a token's key is the same at every position
+NO_POSITIONS = frozenset({"nemotron_h", "jamba", "mpt", "kimi_linear"})
 # transformers 5 refuses sdpa for these (Gemma-2: logit soft-capping; MPT: ALiBi; MiMo-V2-Flash, HY-V4, DeepSeek-V4:
 # attention sinks; the attention-free families have no attention)
 EAGER = frozenset({"gemma2", "gpt_neox_japanese", "xglm", "granitemoe_swa", "mpt", "mimo_v2_flash",

@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-from transformers import (AutoConfig, DbrxConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, LlamaConfig,
-                          MambaConfig, MiMoV2FlashConfig, MiniMaxConfig)
+from transformers import (AutoConfig, DbrxConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, KimiLinearConfig,
+                          LlamaConfig, MambaConfig, MiMoV2FlashConfig, MiniMaxConfig)
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -242,12 +242,27 @@ def test_dbrx_as_published_has_its_experts_from_its_sub_configs(tmp_path):
     assert arch.experts.layers == tuple(range(40))
 
 
+def test_kimi_linear_as_published_caches_tokens_in_its_attention_layers_alone(tmp_path):
+    """Kimi-Linear-48B-A3B (transformers' KimiLinearConfig defaults): 49.1B parameters, 3.5B active with the embeddings
+    and output head (Moonshot states 48B and 3B); 21 of its 27 layers Kimi Delta Attention (32 heads of 128), whose
+    cache is a state per head and a convolution's last 4 inputs, the other 6 latent attention caching 512 + 64 numbers
+    a token. Read before as 27 attention layers: 3.8 GiB of cache at 128K tokens in 16 bits, not 0.89."""
+    folder = tmp_path / "kimi"
+    KimiLinearConfig().save_pretrained(folder)
+    arch = meta_architecture(ModelSource("kimi", folder, "local"))
+    assert arch.params == pytest.approx(49.1e9, rel=0.01) and arch.active_params == pytest.approx(3.49e9, rel=0.01)
+    assert len(arch.linear_attention.layers) == 21 and arch.linear_attention.channel_decay
+    states = 21 * (32 * 128 * 128 * 4 + 3 * 32 * 128 * 4 * 2)
+    assert arch.kv_cache_bytes(131072, torch.bfloat16) == 6 * 131072 * (512 + 64) * 2 + states
+
+
 def test_a_number_in_a_sub_config_is_checked_as_its_own(tmp_path):
     """DBRX's experts a token, in its ``ffn_config``, are checked as any family's: one line naming the number."""
     folder = tmp_path / "dbrx"
     DbrxConfig(vocab_size=256, d_model=64, n_heads=4, n_layers=2, max_seq_len=128,
                attn_config=dict(kv_n_heads=2, clip_qkv=8),
-               ffn_config=dict(hidden_size=64, ffn_hidden_size=96, moe_num_experts=6, moe_top_k=9)).save_pretrained(folder)
+               ffn_config=dict(hidden_size=64, ffn_hidden_size=96, moe_num_experts=6,
+                               moe_top_k=9)).save_pretrained(folder)
     written = json.loads((folder / "config.json").read_text())
     assert config_problems(AutoConfig.from_pretrained(folder), written) == ["moe_top_k = 9 (1 to moe_num_experts = 6)"]
 

@@ -101,7 +101,8 @@ def test_the_matrix_has_the_features_the_issue_names(tmp_path):
     assert (cohere.ffn, cohere.experts.ffn, cohere.experts.layers) == (96, 32, (1,))
 
 
-@pytest.mark.parametrize("family", ["qwen3_5_text", "lfm2", "granitemoehybrid", "jamba", "mamba", "mamba2", "minimax"])
+@pytest.mark.parametrize("family", ["qwen3_5_text", "lfm2", "granitemoehybrid", "jamba", "mamba", "mamba2", "minimax",
+                                    "kimi_linear", "bailing_hybrid"])
 def test_a_state_of_fixed_size_is_counted_in_its_own_dtype(family, tmp_path):
     """In bfloat16 the gated delta rule's, Mamba-2's and Mamba's states stay float32, and a convolution's inputs and
     lightning attention's states follow the model: the analytic cache bytes are what a prefill's and a decode step's

@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
 Mamba and lightning-attention layers; numbers kept in sub-configs, ``SUB_CONFIGS``) is read by the family rules at
-the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them on 74 families
+the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them on 78 families
 against FLOPs counted and cache bytes measured.
 """
 
@@ -100,13 +100,16 @@ class LatentAttention:
 
 @dataclass(frozen=True)
 class GatedDeltaNet:
-    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid, Lara; ``layers``: their
-    indices, the others attention layers). Each projects a token to queries and keys of ``key_heads x key_head_dim``,
-    values and an output gate of ``value_heads x value_head_dim`` and two scalars per value head (decay and write
-    strength); runs queries, keys and values through a causal depthwise convolution ``conv_kernel`` wide; reads and
-    writes a ``key_head_dim x value_head_dim`` state per value head; and projects the gated values back to the model's
-    width. Its cache holds no tokens: the last ``conv_kernel`` inputs of the convolution and the states, in float32
-    whatever the model's dtype (transformers computes the delta rule in float32)."""
+    """Linear-attention layers of the gated delta rule (Qwen3-Next, Qwen3.5, OLMo-Hybrid, Lara; Kimi Linear's Kimi
+    Delta Attention; ``layers``: their indices, the others attention layers). Each projects a token to queries and keys
+    of ``key_heads x key_head_dim``, values and an output gate of ``value_heads x value_head_dim`` and two scalars per
+    value head (decay and write strength); runs queries, keys and values through a causal depthwise convolution
+    ``conv_kernel`` wide; reads and writes a ``key_head_dim x value_head_dim`` state per value head; and projects the
+    gated values back to the model's width. Kimi Delta Attention (``channel_decay``: Kimi Linear's, Bailing-Hybrid's)
+    decays each channel of the state, not each head: its decay and its output gate are projections as wide as the
+    values, through ``gate_rank`` where above 0 (Kimi Linear's, as wide as a head), and a token has one scalar per head
+    (write strength). Its cache holds no tokens: the last ``conv_kernel`` inputs of the convolution and the states, in
+    float32 whatever the model's dtype (transformers computes the delta rule in float32)."""
 
     key_heads: int
     value_heads: int
@@ -114,6 +117,8 @@ class GatedDeltaNet:
     value_head_dim: int
     conv_kernel: int
     layers: tuple[int, ...]
+    channel_decay: bool = False
+    gate_rank: int = 0
     replaces_attention: ClassVar[bool] = True
 
     @property
@@ -716,9 +721,9 @@ SHARED_EXPERT_WIDTH = frozenset({"minimax_m3_vl_text", "ergo"})
 # times as wide): DeepSeek's, ERNIE-4.5's, HY-V3's
 SHARED_EXPERT_COUNTS = ("n_shared_experts", "moe_num_shared_experts", "num_shared_experts")
 # The names families give their count of routed experts (Mixtral's, Qwen's and OLMoE's, DeepSeek's, Aria's and DBRX's)
-# and the experts a token is routed to (most families', Aria's, DBRX's)
+# and the experts a token is routed to (most families', Aria's, DBRX's, Kimi Linear's)
 EXPERT_COUNTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
-EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk", "moe_top_k")
+EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk", "moe_top_k", "num_experts_per_token")
 
 
 # Families that build experts only where a flag of their config says so (its count of experts is set either way)
@@ -818,6 +823,8 @@ def _latent_attention(config) -> LatentAttention | None:
 
 # Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule
 GATED_DELTA_NET = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "olmo_hybrid", "lara_mini"})
+# Families whose linear-attention layers are Kimi Delta Attention: the gated delta rule decaying each channel
+KIMI_DELTA_ATTENTION = frozenset({"kimi_linear", "bailing_hybrid"})
 # Families whose attention layers gate their output by a second half of the query projection
 QUERY_GATE = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "minicpm5_moe"})
 # Families whose attention layers gate their output by a projection of its own, as wide as the output (AFMoE's and
@@ -830,12 +837,12 @@ SHORT_CONVOLUTION = frozenset({"lfm2", "lfm2_moe", "lfm3"})
 def _attention_gate(config, heads: int, head_dim: int) -> int:
     """Outputs of the projection gating the attention's output: a ``QUERY_GATE`` family's second half of the query
     projection (one per query dimension), an ``OUTPUT_GATE`` family's own (one per output dimension: its values' under
-    latent attention); LFM3's one per head where ``use_attention_gate``; else none."""
+    latent attention); LFM3's one per head where ``use_attention_gate``, and Bailing-Hybrid's; else none."""
     if config.model_type in OUTPUT_GATE and _latent_attention(config) is not None:
         return heads * config.v_head_dim
     if config.model_type in QUERY_GATE | OUTPUT_GATE:
         return heads * head_dim
-    if config.model_type == "lfm3" and config.use_attention_gate:
+    if (config.model_type == "lfm3" and config.use_attention_gate) or config.model_type == "bailing_hybrid":
         return heads
     return 0
 
@@ -849,8 +856,15 @@ def _short_convolution(config, hidden: int) -> ShortConvolution | None:
 
 
 def _linear_attention(config) -> GatedDeltaNet | None:
-    """The gated-delta-rule layers of a ``GATED_DELTA_NET`` family, by its ``linear_*`` numbers; None for any
-    other family."""
+    """The gated-delta-rule layers of a ``GATED_DELTA_NET`` family, by its ``linear_*`` numbers (a
+    ``KIMI_DELTA_ATTENTION`` family's: ``linear_num_heads`` of ``linear_head_dim``, queries, keys and values alike);
+    None for any other family."""
+    layers = tuple(i for i, kind in enumerate(getattr(config, "layer_types", None) or ()) if kind == "linear_attention")
+    if config.model_type in KIMI_DELTA_ATTENTION:
+        heads, head_dim = config.linear_num_heads, config.linear_head_dim
+        return GatedDeltaNet(key_heads=heads, value_heads=heads, key_head_dim=head_dim, value_head_dim=head_dim,
+                             conv_kernel=config.linear_conv_kernel_dim, layers=layers, channel_decay=True,
+                             gate_rank=head_dim if config.model_type == "kimi_linear" else 0)
     if config.model_type not in GATED_DELTA_NET:
         return None
     return GatedDeltaNet(
@@ -859,7 +873,7 @@ def _linear_attention(config) -> GatedDeltaNet | None:
         key_head_dim=config.linear_key_head_dim,
         value_head_dim=config.linear_value_head_dim,
         conv_kernel=config.linear_conv_kernel_dim,
-        layers=tuple(i for i, kind in enumerate(config.layer_types) if kind == "linear_attention"),
+        layers=layers,
     )
 
 

@@ -46,7 +46,12 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   attention, ``h_k`` key heads of size ``d_k``, ``h_v`` value heads of size ``d_v``, a convolution ``K`` wide over
   ``C = 2 h_k d_k + h_v d_v`` channels) in place of attention, counted as transformers' PyTorch
   implementation (what runs on a CPU, and the counter sees) computes it: projections
-  ``2 T d (C + h_v d_v + 2 h_v) + 2 T h_v d_v d``; the depthwise convolution ``2 C K`` per output position,
+  ``2 T d (C + h_v d_v + 2 h_v) + 2 T h_v d_v d`` (Kimi Delta Attention, ``channel_decay``: Kimi Linear's and
+  Bailing-Hybrid's, one write strength a head and a decay and an output gate per value channel, ``2 T (d C + g +
+  h_v d) + 2 T h_v d_v d`` with ``g = 2 r (d + h_v d_v)`` through a rank ``r``, Kimi Linear's, else ``2 d h_v d_v``;
+  its delta rule by the term below, which with its ``d_k = d_v`` is what the counter sees of its chunks: its keys
+  against the keys and the queries, decayed per channel, are elementwise there, about ``4 c d_k`` a token and head,
+  and left out as the counter leaves them out); the depthwise convolution ``2 C K`` per output position,
   ``T + K - 1`` of them on a pass with no state before it (prefill, forward), ``T + 2K - 1`` on one that
   prepends the ``K`` inputs its cache kept (extend), 2 on a one-token step (a prefill into a cache pads a prompt
   shorter than ``K`` to ``K``: up to ``K - 1`` positions more, left out, 0.1-1.2% of a one-token prefill of the
@@ -281,7 +286,11 @@ def _delta_rule_flops(arch: Architecture, t: int, stated: bool) -> int:
     (the module doc)."""
     net, d = arch.linear_attention, arch.hidden
     values = net.value_heads * net.value_head_dim
-    projections = 2 * t * d * (net.conv_channels + values + 2 * net.value_heads) + 2 * t * values * d
+    if net.channel_decay:  # decay and output gate as wide as the values (through a rank), one write strength a head
+        gates = (2 * net.gate_rank * (d + values) if net.gate_rank else 2 * d * values) + net.value_heads * d
+    else:
+        gates = d * (values + 2 * net.value_heads)
+    projections = 2 * t * (d * net.conv_channels + gates) + 2 * t * values * d
     convolution = _convolution_flops(net.conv_channels, net.conv_kernel, t, stated)
     if stated and t == 1:
         return projections + convolution
