@@ -273,6 +273,10 @@ FAMILIES = {
     # A.X K1: latent attention, a dense first layer, then experts and a shared one
     "axk1": ("AXK1Config", dict(_ATTENTION, num_hidden_layers=3, **_DEEPSEEK,
                                 mlp_layer_types=["dense", "sparse", "sparse"])),
+    # A.X K2: latent attention whose query projection makes a gate too, a lightning indexer in every layer, norms
+    # gating their output through a rank of 16; a dense first layer, then experts and a shared one
+    "axk2": ("AXK2Config", dict(_ATTENTION, num_hidden_layers=3, **_DEEPSEEK, **_INDEXER, gated_norm_rank=16,
+                                mlp_layer_types=["dense", "sparse", "sparse"])),
     # rotary embedding on the first 8 of each head's 16 dimensions
     "gptj": ("GPTJConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),
     "codegen": ("CodeGenConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),

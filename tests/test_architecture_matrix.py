@@ -117,7 +117,7 @@ def test_a_state_of_fixed_size_is_counted_in_its_own_dtype(family, tmp_path):
     assert kv_cache_bytes(cache) == arch.kv_cache_bytes(41, torch.bfloat16)
 
 
-@pytest.mark.parametrize("family", ["deepseek_v32", "minimax_m3_vl_text"])
+@pytest.mark.parametrize("family", ["deepseek_v32", "minimax_m3_vl_text", "axk2"])
 def test_an_indexers_keys_are_cached_in_the_models_dtype(family, tmp_path):
     """In bfloat16 an indexer's keys (a 3-d tensor beside DeepSeek-V3.2's latent, a 4-d one beside MiniMax-M3's keys
     and values) are what the analytic cache bytes say, after a prefill and a decode step."""

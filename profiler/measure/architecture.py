@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
 Mamba and lightning-attention layers; numbers kept in sub-configs, ``SUB_CONFIGS``) is read by the family rules at
-the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them on 78 families
+the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them on 79 families
 against FLOPs counted and cache bytes measured.
 """
 
@@ -85,17 +85,29 @@ class LatentAttention:
     ``rope_head_dim`` rotary key shared by the heads; each head's key is ``nope_head_dim +
     rope_head_dim`` wide, its value ``v_head_dim``. transformers caches the latent and the rotary
     key (``kv_rank + rope_head_dim`` per token and layer) and decompresses every cached token again
-    in each pass."""
+    in each pass. With ``query_gate`` (A.X K2's) the query projection reads the query latent twice, normalised and
+    not (``2 q_rank``), and makes a gate per value dimension of every head besides the queries."""
 
     q_rank: int | None
     kv_rank: int
     nope_head_dim: int
     rope_head_dim: int
     v_head_dim: int
+    query_gate: bool = False
 
     @property
     def qk_head_dim(self) -> int:
         return self.nope_head_dim + self.rope_head_dim
+
+
+@dataclass(frozen=True)
+class NormGates:
+    """Norms that gate their output by a low-rank projection of it (A.X K2's: ``hidden -> rank -> hidden``, then a
+    sigmoid): ``per_layer``, how many each layer has (its input norm's; the norm before its MLP where it has
+    experts)."""
+
+    rank: int
+    per_layer: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -364,6 +376,7 @@ class Architecture:
     layer_kv_heads: tuple[int, ...] | None  # per layer, where some differ from kv_heads
     values_from_keys: tuple[int, ...]  # layers whose values are their keys: no value projection (Gemma-4's k_eq_v)
     value_head_dim: int | None  # the value heads' width where it is not the query and key heads' (MiMo-V2-Flash); None
+    norm_gates: NormGates | None  # None: no norm gates its output (all but A.X K2)
 
     @property
     def non_embedding_params(self) -> int:
@@ -629,6 +642,7 @@ def architecture_of(config, model: torch.nn.Module) -> Architecture:
         layer_kv_heads=layer_kv_heads if layer_kv_heads and len(set(layer_kv_heads)) > 1 else None,
         values_from_keys=_values_from_keys(config),
         value_head_dim=config.v_head_dim if config.model_type in OWN_VALUE_WIDTH else None,
+        norm_gates=_norm_gates(config),
     )
 
 
@@ -818,7 +832,20 @@ def _latent_attention(config) -> LatentAttention | None:
         return None
     return LatentAttention(q_rank=config.q_lora_rank, kv_rank=config.kv_lora_rank,
                            nope_head_dim=config.qk_nope_head_dim, rope_head_dim=config.qk_rope_head_dim,
-                           v_head_dim=config.v_head_dim)
+                           v_head_dim=config.v_head_dim, query_gate=config.model_type in GATED_NORMS)
+
+
+# Families whose layers' input norms (and, in layers with experts, the norm before the MLP) gate their output by a
+# low-rank projection ``gated_norm_rank`` wide, and whose latent attention's query projection makes a gate too (A.X K2)
+GATED_NORMS = frozenset({"axk2"})
+
+
+def _norm_gates(config) -> NormGates | None:
+    """A ``GATED_NORMS`` family's norm gates (``NormGates``); None for any other family."""
+    if config.model_type not in GATED_NORMS:
+        return None
+    return NormGates(rank=config.gated_norm_rank,
+                     per_layer=tuple(1 + (kind == "sparse") for kind in config.mlp_layer_types))
 
 
 # Families whose linear-attention layers (``layer_types``: ``linear_attention``) run the gated delta rule
@@ -976,9 +1003,10 @@ def _shared_block(config) -> SharedBlock | None:
 # Families with a lightning indexer (``Indexer``): DeepSeek's sparse attention (DeepSeek-V3.2, and GLM-5's and HY-V4's,
 # whose layers ``indexer_types`` names ``shared`` reuse the selection of the layer before them and have none), in every
 # ``indexed_attention`` layer; MiniMax-M3's, in its ``minimax_m3_sparse`` layers
-DEEPSEEK_SPARSE_ATTENTION = frozenset({"deepseek_v32", "glm_moe_dsa", "hy_v4"})
+DEEPSEEK_SPARSE_ATTENTION = frozenset({"deepseek_v32", "glm_moe_dsa", "hy_v4", "axk2"})
 INDEXED_LAYER_TYPE = {"deepseek_v32": "indexed_attention", "glm_moe_dsa": "indexed_attention",
-                      "hy_v4": "indexed_attention", "minimax_m3_vl_text": "minimax_m3_sparse"}
+                      "hy_v4": "indexed_attention", "minimax_m3_vl_text": "minimax_m3_sparse",
+                      "axk2": "indexed_attention"}
 
 
 def indexer_layers(config) -> tuple[int, ...]:

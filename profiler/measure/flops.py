@@ -36,7 +36,11 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   2 T r_q h d_qk`` (or ``2 T d h d_qk`` without a query rank), the compressed key and value
   ``2 T d (r_kv + d_rope)``, their decompression ``2 S_i r_kv h (d_nope + d_v)`` over every key
   attended (transformers caches the latent and decompresses it again each pass), scores and
-  mixing ``2 h T S_i (d_qk + d_v)`` and the output ``2 T h d_v d``.
+  mixing ``2 h T S_i (d_qk + d_v)`` and the output ``2 T h d_v d``. A.X K2's (``query_gate``) projects the query
+  latent twice over, normalised and not, to the queries and a gate per value dimension: ``2 T d r_q +
+  2 T 2 r_q h (d_qk + d_v)``.
+- Norm gates (``Architecture.norm_gates``: A.X K2's input norms, and the norm before a layer's experts): each a
+  projection to its rank ``r`` and back, ``2 T 2 d r``.
 
 - Gated attention output (``Architecture.attention_gate``, ``g`` outputs): ``2 T d g`` more: Qwen3-Next's,
   Qwen3.5's and MiniCPM5's query projection twice as wide (``g = h d_h``, the second half gating the output),
@@ -111,9 +115,9 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   config has them, ``2 T 2d r * 2``; scores and mixing ``4 h T S_i d_h``; the output ``2 T h d_h d``; a gated MLP
   ``2 T d f * 3`` with an adapter on its gate and up matrices, ``2 T r (d + 2f)``; and the layer's own linear layer,
   ``2 T d^2``.
-- A lightning indexer (``Architecture.indexer``: DeepSeek-V3.2's, GLM-5's and HY-V4's sparse attention, MiniMax-M3's
-  sparse layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the model's width)
-  beside a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query head scored
+- A lightning indexer (``Architecture.indexer``: DeepSeek-V3.2's, GLM-5's, HY-V4's and A.X K2's sparse attention,
+  MiniMax-M3's sparse layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the
+  model's width) beside a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query head scored
   against the key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted (DeepSeek's), their
   weights ``2 T d h_i`` and the weighted sum ``2 T S h_i``. The top-k it selects is not a matmul; the attention after
   it is counted dense, as above: eager and SDPA apply the selection as a mask.
@@ -197,7 +201,12 @@ def _attention_flops(arch: Architecture, layer: int, t: int, keys: int) -> int:
         attention = 2 * h * t * keys * (dh + dv) * arch.attention_calls
         mask = 2 * keys * arch.kv_heads_of(layer) ** 2 * dv if arch.dynamic_mask else 0
         return 2 * t * d * h * dh + kv + gate + 2 * t * h * dv * d + attention + mask
-    queries = 2 * t * d * h * mla.qk_head_dim if mla.q_rank is None else 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
+    if mla.q_rank is None:
+        queries = 2 * t * d * h * mla.qk_head_dim
+    elif mla.query_gate:  # the latent read twice (normalised and not), queries and a gate per value dimension
+        queries = 2 * t * mla.q_rank * d + 2 * t * 2 * mla.q_rank * h * (mla.qk_head_dim + mla.v_head_dim)
+    else:
+        queries = 2 * t * mla.q_rank * (d + h * mla.qk_head_dim)
     compress = 2 * t * d * (mla.kv_rank + mla.rope_head_dim)
     decompress = 2 * keys * mla.kv_rank * h * (mla.nope_head_dim + mla.v_head_dim)
     scores = 2 * h * t * keys * (mla.qk_head_dim + mla.v_head_dim)
@@ -385,11 +394,17 @@ def _layer_tokens(arch: Architecture, layer: int, new_tokens: int, logits_positi
     return new_tokens
 
 
+def _norm_gate_flops(arch: Architecture, layer: int, t: int) -> int:
+    """Layer ``layer``'s norm gates over ``t`` tokens: each a projection to its rank and back (the module doc)."""
+    gates = arch.norm_gates
+    return 0 if gates is None else gates.per_layer[layer] * 2 * t * 2 * arch.hidden * gates.rank
+
+
 def pass_flops(arch: Architecture, new_tokens: int, context_tokens: int, logits_positions: int = 1) -> int:
     """FLOPs of one pass adding ``new_tokens`` to a context of ``context_tokens`` tokens in all."""
     tokens = [_layer_tokens(arch, layer, new_tokens, logits_positions) for layer in range(arch.layers)]
     layers = sum(_mixer_flops(arch, layer, new_tokens, context_tokens, tokens[layer]) + _mlp_flops(arch, layer, t)
-                 for layer, t in enumerate(tokens))
+                 + _norm_gate_flops(arch, layer, t) for layer, t in enumerate(tokens))
     return layers + _around_layers_flops(arch, new_tokens, tokens) + 2 * logits_positions * arch.hidden * arch.vocab
 
 
