@@ -117,10 +117,10 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   ``2 T d^2``.
 - A lightning indexer (``Architecture.indexer``: DeepSeek-V3.2's, GLM-5's, HY-V4's and A.X K2's sparse attention,
   MiniMax-M3's sparse layers; ``h_i`` heads of width ``d_i``, queries from ``q`` numbers, the query latent or the
-  model's width) beside a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query head scored
-  against the key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted (DeepSeek's), their
-  weights ``2 T d h_i`` and the weighted sum ``2 T S h_i``. The top-k it selects is not a matmul; the attention after
-  it is counted dense, as above: eager and SDPA apply the selection as a mask.
+  model's width) beside a layer's attention: its queries ``2 T q h_i d_i`` and key ``2 T d d_i``, and every query
+  head scored against the key of every token of the context, ``2 T S h_i d_i``; where its heads are weighted
+  (DeepSeek's), their weights ``2 T d h_i`` and the weighted sum ``2 T S h_i``. The top-k it selects is not a matmul;
+  the attention after it is counted dense, as above: eager and SDPA apply the selection as a mask.
 - Differential attention (``Architecture.attention_calls``: DiffLlama's): scores and mixing twice,
   ``2 * 4 h T S_i d_h``: two attention calls over the same queries and keys, each mixing half the value heads
   repeated to every head.
