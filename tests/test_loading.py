@@ -355,6 +355,7 @@ def test_weights_beyond_the_memory_available_are_refused_before_they_are_allocat
     loaded = load_model(ModelSource("llama", folder, "local"), torch.device("cpu"), torch.float32)
     assert loaded.random_weights != weights
 
+
 def test_a_model_whose_constructor_runs_out_of_memory_is_refused_by_what_its_weights_need(tmp_path, capfd,
                                                                                           monkeypatch):
     """Random weights are built empty first, but a mixture's constructor makes each layer's experts as one tensor before

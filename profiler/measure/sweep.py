@@ -286,8 +286,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         said = [(s, ("extend", s["c"], s["s"])) for s in self.outcome.extend_skipped if s["reason"] == "time budget"]
         said += [(s, (s["phase"], s["n_ctx"], s["batch"])) for s in self.outcome.batch_skipped
                  if s["reason"] == "time budget"]
-        # the drift check after it, and its reference pass before
-        reserve_s = self.plan.drift_check_s(self.outcome.lengths) + self.plan.prefill_s[self.reference_n]
+        reserve_s = self._closing_s()
         said.sort(key=lambda pair: self.plan.visit_cost_s(pair[1], 0, 1))  # the one visit it is measured in
         for index, (skip, item) in enumerate(said):
             cost_s = self.plan.visit_cost_s(item, 0, 1)
@@ -314,7 +313,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         outweigh a spell that covered one: on a GPU, where a short pass runs at two speeds in spells of the host (gpt2
         on an H200 read 5.9 or 11.4 ms, spells of 1 to 66 passes, ``benchmarks/gpu_two_speeds.py``), a point measured
         in one spell is a step in the curve, and a run whose plan held every point ended a third inside its budget."""
-        reserve_s = self.plan.drift_check_s(self.outcome.lengths) + self.plan.prefill_s[self.reference_n]
+        reserve_s = self._closing_s()
         visited = True
         while visited:
             visited = False
@@ -330,6 +329,10 @@ class Sweep(Items, Pilot, MemoryLimits):
                 except (OutOfMemory, OverBudget):
                     continue
                 visited = True
+
+    def _closing_s(self) -> float:
+        """What a sweep keeps for its end: the drift check, and the last reference pass before it."""
+        return self.plan.drift_check_s(self.outcome.lengths) + self.plan.prefill_s[self.reference_n]
 
     def _fewest_repeats(self, item: tuple[str, int, int]) -> int:
         """The fewest repeats so far at ``item``'s points (a length's prefill and forward; a decode context's, a
