@@ -4,11 +4,12 @@ on every batch-1 pass that starts on a cache or builds one (since schema 1.6).
 Its points ``(c, s)`` are the passes' ``(n_cached, n_new)``: prefills ``(0, n)``, decode steps ``(c, 1)`` and
 extend passes ``(c, s)`` on the grid a run measures. Chosen and qualified as the batch surfaces
 (``profiler.costmodel.surface.choose_form``): the candidate forms of ``profiler.costmodel.extend_forms``,
-fitted only where the points fix every one (more distinct points than coefficients, terms independent over
-them: passes of several tokens on a cache among them), each with relative residuals, the soft_l1 loss and
+fitted where the points fix attention and cache-read (more distinct points than coefficients, terms independent
+over them: passes of several tokens on a cache among them), each with relative residuals, the soft_l1 loss and
 non-negative coefficients; ``attention`` kept unless ``cache-read``'s AICc is lower by more than
-``fit.AICC_MARGIN``, and ``two-kernel`` (a single-token step's kernels apart from several tokens') only when lower
-than that choice by more than the margin; 95% intervals and correlation of 200 residual-bootstrap refits, R^2 of
+``fit.AICC_MARGIN``, and the lower of ``two-kernel`` and ``two-kernel-read`` (a single-token step's kernels apart
+from several tokens', and the latter the cache copied at every pass) only when lower than that choice by more than
+the margin, each fitted only where the points fix it; 95% intervals and correlation of 200 residual-bootstrap refits, R^2 of
 the log values, and the held-out error, each ``(c, s)`` point left out in turn (at most
 ``surface.MAX_HELD_OUT_POINTS``, an even spread).
 
@@ -67,15 +68,16 @@ class ExtendFit(ChosenForm):
 
 
 def unfixed(cached, new) -> str | None:
-    """Why passes at ``(cached, new)`` cannot fix the extend surface, in one line; None when they fix every
-    candidate form (``ExtendForm.fixed_by``), so that AICc chooses between them: prefills (``cached`` 0) and
+    """Why passes at ``(cached, new)`` cannot fix the extend surface, in one line; None when they fix the forms
+    that are not last resorts (``ExtendForm.fixed_by``), so that AICc chooses between them: prefills (``cached`` 0) and
     decode steps (``new`` 1 on a cache) must be among them (the surface is checked against their curves), and
     passes appending several tokens to a cache, which alone tell ``g*c`` from ``e*s*c``."""
     points = np.unique(points_of(cached, new).reshape(-1, 2), axis=0)
     if not (np.any(points[:, 0] == 0) and np.any((points[:, 0] > 0) & (points[:, 1] == 1))):
         return "no prefill (n_cached 0) or no decode step (n_new 1 on a cache) among them"
     off_axes = int(np.sum((points[:, 0] > 0) & (points[:, 1] > 1)))
-    name = next((name for name, form in EXTEND_FORMS.items() if not form.fixed_by(points)), None)
+    name = next((name for name, form in EXTEND_FORMS.items()
+                 if name not in LAST_RESORT_EXTEND and not form.fixed_by(points)), None)
     if name is None:
         return None
     return (f"{len(points)} (n_cached, n_new) points, {off_axes} of them several tokens appended to a cache: too few "
@@ -106,7 +108,9 @@ def fit_extend(cached, new, latency_s, prefill: CurveFit, decode: CurveFit, seed
     why = unfixed(x[:, 0], x[:, 1])
     if why:
         raise ValueError(f"no extend surface: {why}")
-    chosen = choose_form(EXTEND_FORMS, PREFERRED_EXTEND, x, y, seed, last_resort=LAST_RESORT_EXTEND)
+    points = np.unique(x, axis=0)
+    forms = {name: form for name, form in EXTEND_FORMS.items() if form.fixed_by(points)}
+    chosen = choose_form(forms, PREFERRED_EXTEND, x, y, seed, last_resorts=LAST_RESORT_EXTEND)
     return ExtendFit(**vars(chosen), c_max=int(x[:, 0].max()), s_max=int(x[:, 1].max()),
                      positions_max=int((x[:, 0] + x[:, 1]).max()),
-                     consistency=_consistency(chosen, np.unique(x, axis=0), prefill, decode))
+                     consistency=_consistency(chosen, points, prefill, decode))

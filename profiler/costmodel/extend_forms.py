@@ -2,7 +2,7 @@
 
 Prefill is the extend of an empty cache, ``T(0, n)``; a decode step appends one token, ``T(c, 1)``. A
 form is a sum of ``c^i s^j`` terms with non-negative coefficients, linear in them (its fit has one
-optimum), and three compete:
+optimum), and four compete:
 
 - ``attention`` ``a + b*s + e*s*c + f*s^2``: the FLOP terms of the pass. ``a`` per pass, ``b`` each
   new token's projections and MLP, ``e`` each new token attending to every cached one, ``f`` the new
@@ -19,9 +19,16 @@ optimum), and three compete:
   2024.2 on this project's 2-core AMD VM: a 768 x 3072 linear layer 398 us at 1 row, 1,614 us at 8, 2,427 us
   at 16, ``benchmarks/batch.py``; ``profiler.costmodel.per_batch_form`` has the batch analogue). A decode step
   then sits far below the line through the passes of several tokens (gpt2: 66 ms against a prefill of 8 at
-  140 ms, of 256 at 0.69 s), and one per-pass ``a`` cannot pass through both. It is the last resort
-  (``profiler.costmodel.surface.choose_form``): kept only when its AICc is lower than the other choice's by
-  more than the margin.
+  140 ms, of 256 at 0.69 s), and one per-pass ``a`` cannot pass through both.
+- ``two-kernel-read`` (since schema 1.11) has both steps, ``m*[s > 1]`` and ``g*c``: the one-row kernels of a
+  single-token step, and the cache copied whatever ``s`` (transformers' ``DynamicCache`` concatenates the new keys
+  and values onto the cached ones, a copy of the whole cache in every layer at every pass). On this project's
+  2-core AMD VM gpt2 pays about 7 to 12 us per cached token in a decode step and as much in an extend pass of 16
+  tokens, so the attention terms alone cannot hold a decode step's slope and an extend pass's together (held-out
+  error of three default runs 11.1, 4.1 and 7.2% with two-kernel, 5.5, 3.2 and 3.5% with it).
+
+The two-kernel forms are the last resorts (``profiler.costmodel.surface.choose_form``): the one of lower AICc is
+kept only where it is lower than the choice between attention and cache-read by more than the margin.
 
 Coefficients, in the order every form lists them: ``a`` (s per pass), ``m`` (s per pass of several new
 tokens), ``b`` (s per new token), ``g`` (s per cached token), ``e`` (s per new token per cached token), ``f``
@@ -104,11 +111,13 @@ EXTEND_FORMS = {
     "attention": ExtendForm("attention", ("a", "b", "e", "f")),
     "cache-read": ExtendForm("cache-read", ("a", "b", "g", "e", "f")),
     "two-kernel": ExtendForm("two-kernel", ("a", "m", "b", "e", "f")),
+    "two-kernel-read": ExtendForm("two-kernel-read", ("a", "m", "b", "g", "e", "f")),
 }
 """The candidate forms of the extend surface (see the module doc)."""
 
-LAST_RESORT_EXTEND = "two-kernel"
-"""Kept only when its AICc is lower than the choice among the others by more than ``fit.AICC_MARGIN`` (module doc)."""
+LAST_RESORT_EXTEND = ("two-kernel", "two-kernel-read")
+"""The lower AICc of the two kept only when lower than the choice among the others by more than ``fit.AICC_MARGIN``
+(module doc)."""
 
 PREFERRED_EXTEND = "attention"
 """The form kept unless cache-read's AICc is lower by more than ``fit.AICC_MARGIN``: its terms are the pass's

@@ -172,18 +172,19 @@ def held_out_errors(form, x: np.ndarray, y: np.ndarray, theta: np.ndarray):
 
 
 def choose_form(forms: dict, preferred: str, x: np.ndarray, y: np.ndarray, seed: int,
-                last_resort: str | None = None) -> ChosenForm:
+                last_resorts: tuple[str, ...] = ()) -> ChosenForm:
     """Fit each of ``forms`` (name -> form, all fixed by the points) to samples ``y`` at points ``x`` (``(N, 2)``),
     choose one by AICc with ``preferred`` kept unless another is lower by more than ``fit.AICC_MARGIN`` (and
-    ``last_resort`` only when lower by more than that than the form chosen among the others), and qualify it:
-    bootstrap intervals and correlation, R^2 of the logs, held-out error (module doc)."""
+    the lowest of ``last_resorts`` only when lower by more than that than the form chosen among the others), and
+    qualify it: bootstrap intervals and correlation, R^2 of the logs, held-out error (module doc)."""
     solved, scores = {}, {}
     for name, form in forms.items():
         solved[name] = _best_solve(form, x, y)
         scores[name] = aicc(2 * solved[name].cost, len(y), len(form.params))
-    chosen = choose({name: score for name, score in scores.items() if name != last_resort}, preferred)
-    if last_resort in scores and scores[chosen] - scores[last_resort] > AICC_MARGIN:
-        chosen = last_resort
+    chosen = choose({name: score for name, score in scores.items() if name not in last_resorts}, preferred)
+    resort = min((name for name in last_resorts if name in scores), key=scores.get, default=None)
+    if resort is not None and scores[chosen] - scores[resort] > AICC_MARGIN:
+        chosen = resort
     form, theta = forms[chosen], solved[chosen].x
     if np.max(np.abs(form.evaluate(theta, x) / y - 1)) < _EXACT:
         ci95, correlation = np.stack([theta, theta], axis=-1), np.eye(len(theta))
@@ -224,7 +225,7 @@ def fit_surface(phase: str, batch, n, latency_s, seed: int = 0) -> SurfaceFit:
     forms = fixed_forms(phase, x[:, 0], x[:, 1])
     if not forms:
         raise ValueError(f"too few (batch, n) points to fix a {phase} surface")
-    chosen = choose_form(forms, PREFERRED_SURFACE, x, y, seed, last_resort=per_batch_form.NAME)
+    chosen = choose_form(forms, PREFERRED_SURFACE, x, y, seed, last_resorts=(per_batch_form.NAME,))
     batches = np.unique(x[:, 0])
     domain = np.array([[b, x[x[:, 0] == b, 1].min(), x[x[:, 0] == b, 1].max()] for b in batches], dtype=np.int64)
     return SurfaceFit(**vars(chosen), domain=domain)

@@ -118,12 +118,13 @@ def surface_table(surface: ExtendFit) -> Table:
                  rows=(row,), numeric=(False, False, False, True, True, False, True),
                  note="Seconds of one pass appending s new tokens to c cached ones (at c = 0 a prefill of s, at "
                       "s = 1 a decode step on c). a: per pass; m: per pass of several new tokens beyond a "
-                      "single-token step (the two-kernel form: a CPU's BLAS runs a one-row product as a "
+                      "single-token step (the two-kernel forms: a CPU's BLAS runs a one-row product as a "
                       "matrix-vector product, several rows with matrix-product kernels); b: per new token "
-                      "(projections, MLP); g: per cached token, read once a pass whatever s; e: per new token per "
-                      "cached token (attention to the cache); f: per new token² (the new tokens attending to each "
-                      "other). The attention form is kept unless the cache-read form's AICc is clearly lower, and "
-                      "the two-kernel form only where its AICc is clearly lower than both. Held-out error: each "
+                      "(projections, MLP); g: per cached token, read (and copied onto, by transformers' cache) once a "
+                      "pass whatever s; e: per new token per cached token (attention to the cache); f: per new "
+                      "token² (the new tokens attending to each other). The attention form is kept unless the "
+                      "cache-read form's AICc is clearly lower, and the two-kernel or two-kernel-read form (which has "
+                      "both m and g) only where its AICc is clearly lower than both. Held-out error: each "
                       "measured (c, s) left out in turn and predicted by a refit (mean absolute percentage error). "
                       "Off the curves: mean distance of the surface from the prefill curve at c = 0 and from the "
                       "decode curve at s = 1, at their measured lengths.")
