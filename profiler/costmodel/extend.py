@@ -9,8 +9,8 @@ over them: passes of several tokens on a cache among them), each with relative r
 non-negative coefficients; ``attention`` kept unless ``cache-read``'s AICc is lower by more than
 ``fit.AICC_MARGIN``, and the lower of ``two-kernel`` and ``two-kernel-read`` (a single-token step's kernels apart
 from several tokens', and the latter the cache copied at every pass) only when lower than that choice by more than
-the margin, each fitted only where the points fix it; 95% intervals and correlation of 200 residual-bootstrap refits, R^2 of
-the log values, and the held-out error, each ``(c, s)`` point left out in turn (at most
+the margin, each fitted only where the points fix it; 95% intervals and correlation of 200 residual-bootstrap
+refits, R^2 of the log values, and the held-out error, each ``(c, s)`` point left out in turn (at most
 ``surface.MAX_HELD_OUT_POINTS``, an even spread).
 
 The measured domain: ``c`` from 0 to ``c_max``, ``s`` from 1 to ``s_max``, and ``c + s`` at most
