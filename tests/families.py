@@ -277,6 +277,13 @@ FAMILIES = {
     # gating their output through a rank of 16; a dense first layer, then experts and a shared one
     "axk2": ("AXK2Config", dict(_ATTENTION, num_hidden_layers=3, **_DEEPSEEK, **_INDEXER, gated_norm_rank=16,
                                 mlp_layer_types=["dense", "sparse", "sparse"])),
+    # Meituan's LongCat-Flash: 2 layers of two sublayers each (latent attention and a dense MLP 128 wide), the first
+    # sublayer's input also through experts (4 of 32, 2 a token) and 2 identity experts; its rotary embedding is
+    # head_dim wide (the published config's 64, as its qk_rope_head_dim)
+    "longcat_flash": ("LongcatFlashConfig", dict(
+        hidden_size=64, num_layers=2, num_attention_heads=4, ffn_hidden_size=128, expert_ffn_hidden_size=32,
+        n_routed_experts=4, moe_topk=2, zero_expert_num=2, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=16,
+        qk_rope_head_dim=8, head_dim=8, v_head_dim=16, num_key_value_heads=4)),
     # rotary embedding on the first 8 of each head's 16 dimensions
     "gptj": ("GPTJConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),
     "codegen": ("CodeGenConfig", dict(n_layer=2, n_embd=64, n_head=4, rotary_dim=8)),

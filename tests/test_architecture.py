@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 from transformers import (AutoConfig, DbrxConfig, Gemma3nTextConfig, GraniteMoeConfig, JambaConfig, KimiLinearConfig,
-                          LlamaConfig, MambaConfig, MiMoV2FlashConfig, MiniMaxConfig)
+                          LlamaConfig, LongcatFlashConfig, MambaConfig, MiMoV2FlashConfig, MiniMaxConfig)
 
 from profiler.measure.catalog import ModelSource, named_models, resolve_model
 from profiler.measure.config_check import config_problems
@@ -256,6 +256,24 @@ def test_kimi_linear_as_published_caches_tokens_in_its_attention_layers_alone(tm
     assert arch.kv_cache_bytes(131072, torch.bfloat16) == 6 * 131072 * (512 + 64) * 2 + states
 
 
+def test_longcat_flash_as_published_has_its_sublayers_experts_and_cache(tmp_path):
+    """LongCat-Flash (transformers' LongcatFlashConfig defaults, Meituan's LongCat-Flash-Chat): 560B parameters; 28
+    layers of two sublayers, which transformers counts as 56 (latent attention and a dense MLP each), a mixture of 512
+    experts and 256 identity experts, 12 a token, beside every first sublayer's MLP. transformers computes all 12 picks
+    (an identity's through a routed expert weighted 0): 32.2B active, Meituan's most (31.3B) with the embedding; its
+    cache 512 + 64 numbers a token in each of the 56 attention sublayers. Refused before: no num_hidden_layers."""
+    folder = tmp_path / "longcat"
+    LongcatFlashConfig().save_pretrained(folder)
+    assert "num_hidden_layers" not in json.loads((folder / "config.json").read_text())
+    arch = meta_architecture(ModelSource("longcat", folder, "local"))
+    assert arch.layers == 56 and arch.params == pytest.approx(560.7e9, rel=0.001)
+    assert arch.active_params == pytest.approx(32.18e9, rel=0.001)
+    experts = arch.experts
+    assert (experts.count, experts.identities, experts.per_token, experts.ffn) == (512, 256, 12, 2048)
+    assert experts.beside_dense and experts.layers == tuple(range(0, 56, 2)) and arch.ffn == 12288
+    assert arch.kv_cache_bytes(131072, torch.bfloat16) == 56 * 131072 * (512 + 64) * 2
+
+
 def test_a_number_in_a_sub_config_is_checked_as_its_own(tmp_path):
     """DBRX's experts a token, in its ``ffn_config``, are checked as any family's: one line naming the number."""
     folder = tmp_path / "dbrx"
@@ -431,6 +449,9 @@ def test_a_config_whose_own_arithmetic_fails_on_a_number_is_one_line(tmp_path, c
     ("mixtral", {"num_experts_per_tok": 0}, "num_experts_per_tok = 0 (1 to num_local_experts = 4)"),
     ("qwen2_moe", {"num_experts_per_tok": 5}, "num_experts_per_tok = 5 (1 to num_experts = 4)"),
     ("aria_text", {"moe_topk": -1}, "moe_topk = -1 (1 to moe_num_experts = 4)"),
+    ("longcat_flash", {"moe_topk": 7}, "moe_topk = 7 (1 to n_routed_experts + zero_expert_num = 6)"),
+    ("longcat_flash", {"zero_expert_num": -3}, "zero_expert_num = -3 (0 to 10,000,000)"),
+    ("longcat_flash", {"zero_expert_num": 10**9}, "zero_expert_num = 1000000000 (0 to 10,000,000)"),
     ("mimo_v2_flash", {"v_head_dim": 0}, "v_head_dim = 0 (at least 1)"),
     ("mimo_v2_flash", {"v_head_dim": 10**9}, "v_head_dim = 1,000,000,000 (at most 100,000)"),
     ("deepseek_v32", {"index_n_heads": 0}, "index_n_heads = 0 (at least 1)"),

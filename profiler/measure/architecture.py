@@ -8,7 +8,7 @@ bytes and the reports use (``profiler.measure.config_check`` checks them before 
 built). What a family builds from its numbers (a gated MLP or not, sliding windows per
 layer, experts and the layers that have them, latent attention, lightning indexers, gated-delta-rule, convolution,
 Mamba and lightning-attention layers; numbers kept in sub-configs, ``SUB_CONFIGS``) is read by the family rules at
-the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them on 79 families
+the end, as transformers 5 builds each family; ``tests/test_architecture_matrix.py`` checks them on 80 families
 against FLOPs counted and cache bytes measured.
 """
 
@@ -33,8 +33,9 @@ NUMBER_NAMES = {
     "max_positions": ("max_position_embeddings", "n_positions", "max_seq_len"),
 }
 # Keys of config.json from which a family's config object derives a number (Nemotron-H counts its layers from its
-# list of blocks, or from the older pattern string): written, they set that number
-DERIVED_FROM = {"num_hidden_layers": ("layers_block_type", "hybrid_override_pattern")}
+# list of blocks, or from the older pattern string; LongCat-Flash's are twice its ``num_layers``): written, they set
+# that number
+DERIVED_FROM = {"num_hidden_layers": ("layers_block_type", "hybrid_override_pattern", "num_layers")}
 # Families with no attention and no MLP: each layer one Mamba mixer (Mamba and Falcon-Mamba: Mamba-1; Mamba-2). They
 # have no position limit, so no positions to read: their range is taken to end at ``UNBOUNDED_POSITIONS``, where a
 # prefill is far beyond any budget on a CPU and a decode step costs what it does at 8 tokens (the state is the same)
@@ -59,7 +60,12 @@ class Experts:
     every token through all ``count`` experts, scaled by the router's scores (zero for those not chosen).
     Nemotron-H's experts and shared expert are not gated (an up and a down matrix: ``gated`` False), and its
     routed experts may work in a ``latent``-wide space, projected into from the model's width and back. Gemma-4's run
-    beside the layer's dense MLP (``beside_dense``), which every token passes too."""
+    beside the layer's dense MLP (``beside_dense``), which every token passes too, and so do LongCat-Flash's, whose
+    router also scores ``identities`` experts that pass a token on unchanged (its zero-computation experts): no
+    weights, but transformers sends a token's picks of them through a routed expert weighted 0 (so that its grouped
+    products keep their shapes), so a pass computes ``per_token`` routed experts a token however it is routed (a
+    serving engine that skips those picks computes fewer: on average ``per_token x count / (count + identities)``
+    under uniform routing)."""
 
     count: int
     per_token: int
@@ -70,7 +76,8 @@ class Experts:
     every_token: bool = False
     gated: bool = True
     latent: int = 0  # 0: the routed experts take the model's width
-    beside_dense: bool = False  # the layer's dense MLP runs too (Gemma-4)
+    beside_dense: bool = False  # the layer's dense MLP runs too (Gemma-4, LongCat-Flash)
+    identities: int = 0  # experts passing a token on unchanged, scored by the router beside ``count`` (LongCat-Flash)
 
     @property
     def matrices(self) -> int:
@@ -742,20 +749,32 @@ EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk", "moe_top_k", "num_expert
 
 # Families that build experts only where a flag of their config says so (its count of experts is set either way)
 MOE_SWITCH = {"doge": "is_moe", "gemma4_text": "enable_moe_block"}
+# Families whose router also scores experts that pass a token on unchanged, and the name of their count
+IDENTITY_EXPERTS = {"longcat_flash": "zero_expert_num"}
 
 
 def expert_numbers(config) -> tuple[tuple[str, int], tuple[str, int] | None] | None:
     """``(name, value)`` of the routed experts' count (the first of ``EXPERT_COUNTS`` the config sets above 0) and of
     the experts a token is routed to (the first of ``EXPERTS_PER_TOKEN`` it sets; None where it sets none); None for a
-    dense model, and for a ``MOE_SWITCH`` family whose flag is off."""
+    dense model, and for a ``MOE_SWITCH`` family whose flag is off. The name is the family's own spelling, as
+    config.json writes it (``moe_topk`` for LongCat-Flash's ``num_experts_per_tok``), as a message should show it."""
     switch = MOE_SWITCH.get(config.model_type)
     if switch is not None and not getattr(config, switch):
         return None
-    count = next(((name, n) for name in EXPERT_COUNTS if (n := getattr(config, name, None))), None)
+    aliases = config.attribute_map
+    count = next(((aliases.get(name, name), n) for name in EXPERT_COUNTS if (n := getattr(config, name, None))), None)
     if count is None:
         return None
-    routed = next(((name, n) for name in EXPERTS_PER_TOKEN if (n := getattr(config, name, None)) is not None), None)
+    routed = next(((aliases.get(name, name), n) for name in EXPERTS_PER_TOKEN
+                   if (n := getattr(config, name, None)) is not None), None)
     return count, routed
+
+
+def identity_experts(config) -> int:
+    """The experts an ``IDENTITY_EXPERTS`` family's router scores beside its routed ones (None in its config: none);
+    0 for any other family."""
+    name = IDENTITY_EXPERTS.get(config.model_type)
+    return (getattr(config, name, None) or 0) if name else 0
 
 
 def _experts(config, layers: int, ffn: int) -> Experts | None:
@@ -764,7 +783,10 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     (Qwen2-MoE's gated ``shared_expert_intermediate_size``, a count of them of the expert width
     (``SHARED_EXPERT_COUNTS``), one of the expert width (``ONE_SHARED_EXPERT``), or Granite's
     ``shared_intermediate_size`` wide (``SHARED_MLP``)) and the layers that have them (``_sparse_layers``); Gemma-4's
-    (``top_k_experts`` a token) beside every layer's dense MLP. None for a dense model (``expert_numbers``)."""
+    (``top_k_experts`` a token) beside every layer's dense MLP; LongCat-Flash's beside the dense MLP of the first of
+    each layer's two sublayers (transformers counts the sublayers as its layers, two of ``num_layers``: attention and
+    a dense MLP each, the mixture taking the first one's MLP input and added to the second one's output), with its
+    ``zero_expert_num`` identity experts. None for a dense model (``expert_numbers``)."""
     numbers = expert_numbers(config)
     if numbers is None:
         return None
@@ -775,6 +797,9 @@ def _experts(config, layers: int, ffn: int) -> Experts | None:
     if config.model_type == "gemma4_text":
         return Experts(count=count, per_token=config.top_k_experts, ffn=config.moe_intermediate_size, shared_ffn=0,
                        shared_gate=False, layers=tuple(range(layers)), beside_dense=True)
+    if config.model_type == "longcat_flash":  # one mixture a layer of two sublayers, beside the first one's dense MLP
+        return Experts(count=count, per_token=per_token, ffn=width, shared_ffn=0, shared_gate=False,
+                       layers=tuple(range(0, layers, 2)), beside_dense=True, identities=identity_experts(config))
     if config.model_type == "nemotron_h":
         return Experts(count=count, per_token=per_token, ffn=width,
                        shared_ffn=config.moe_shared_expert_intermediate_size * config.n_shared_experts,

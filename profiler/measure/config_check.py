@@ -13,6 +13,7 @@ from profiler.measure.architecture import (
     ATTENTION_FREE_NUMBERS,
     DERIVED,
     DERIVED_FROM,
+    IDENTITY_EXPERTS,
     INDEXED_LAYER_TYPE,
     LIGHTNING,
     NUMBER_NAMES,
@@ -135,11 +136,18 @@ def _indexer_problems(config, counts: dict) -> list[str]:
 
 def _expert_problems(config) -> list[str]:
     """A mixture's experts a token is routed to: 1 to its routed experts (``architecture.expert_numbers``; none routed
-    made the routing record divide by zero, more than there are failed the first pass). None for a dense model."""
+    made the routing record divide by zero, more than there are failed the first pass), and to those and its identity
+    experts where it has some (``IDENTITY_EXPERTS``: 0 to ``MAX_NUMBER["ffn"]``). None for a dense model."""
     numbers = expert_numbers(config)
     if numbers is None or numbers[1] is None:
         return []
     (count_name, count), (per_name, per_token) = numbers
+    identities_name = IDENTITY_EXPERTS.get(config.model_type)
+    identities = getattr(config, identities_name, None) if identities_name else None
+    if identities is not None:
+        if not isinstance(identities, int) or isinstance(identities, bool) or not 0 <= identities <= MAX_NUMBER["ffn"]:
+            return [f"{identities_name} = {identities!r} (0 to {MAX_NUMBER['ffn']:,})"]
+        count_name, count = f"{count_name} + {identities_name}", count + identities
     if not isinstance(per_token, int) or isinstance(per_token, bool) or not 1 <= per_token <= count:
         return [f"{per_name} = {per_token!r} (1 to {count_name} = {count})"]
     return []

@@ -30,7 +30,8 @@ vocabulary ``V``, layer ``i`` attending to ``S_i`` keys::
   ``2 T d l * 2``. transformers computes the routed experts only for the tokens routed to them (a grouped
   matmul, a batched one, or a loop over the experts hit), so that is what is counted, except Llama-4's,
   which it runs over every token (``Experts.every_token``: ``2 T E d f_e * 3``, the router's scores zeroing
-  those not chosen).
+  those not chosen). LongCat-Flash's router scores its ``z`` identity experts too, ``2 T d (E + z)``, and a token's
+  picks of them run through a routed expert weighted 0 (``Experts.identities``): ``k`` experts a token all the same.
   The count does not depend on how tokens are balanced over experts.
 - Latent attention (``Architecture.latent_attention``, DeepSeek): queries ``2 T d r_q +
   2 T r_q h d_qk`` (or ``2 T d h d_qk`` without a query rank), the compressed key and value
@@ -327,7 +328,7 @@ def _mlp_flops(arch: Architecture, layer: int, t: int) -> int:
         return 0
     if experts is None or layer not in experts.layers:
         return _dense_mlp_flops(arch, layer, t)
-    router = 2 * t * d * experts.count
+    router = 2 * t * d * (experts.count + experts.identities)
     width, m = experts.latent or d, experts.matrices
     routed = 2 * t * (experts.count if experts.every_token else experts.per_token) * width * experts.ffn * m
     latent = 2 * t * d * experts.latent * 2

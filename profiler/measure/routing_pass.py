@@ -15,7 +15,10 @@ only the position whose logits are kept (``Architecture.kv_shared_keep_logits``)
 nothing of a prefill's balance. So are layers that send a token to one expert in more than one of its slots (a
 token counts once per expert): DeepSeek-V4's hash routing with random weights, whose table of experts per token id is
 a buffer of zeros, sends every token to expert 0 in every slot, which is no routing to measure a balance by (its
-record counted 128 of 64 tokens at expert 0, and its own reader refused it: no cost model was fitted).
+record counted 128 of 64 tokens at expert 0, and its own reader refused it: no cost model was fitted). LongCat-Flash's
+experts are handed its router's picks of identity experts remapped onto routed experts (weighted 0: they compute, and
+``Experts.identities`` counts them so), so a token may reach one expert in two slots: its layers are left out, and it
+gives no record.
 
 The pass is ``Passes.prefill`` with the sweep's seed: the same prompt tokens, so the same
 routing, as the prefill timed at that length. Families whose experts take the routing under
