@@ -15,7 +15,8 @@ Why: a break-even is only as good as the per-call costs behind it; this is the c
 Columns: predicted cost (for evolution, the predicted 5-95% interval of the mean over seeds), measured
 (``~``: the machine ran more than 10% off its profiled speed around the run), ``err`` = predicted /
 measured - 1, ``calls`` = the same for the calls the runs actually made (for evolution, the cost
-model's error without the draws' luck), ``gen`` = that price over the summed time of the generates
+model's error without the draws' luck; a mean outside its interval whose calls are priced within 10% is counted
+as outside by the draws alone), ``gen`` = that price over the summed time of the generates
 alone (the fit's error on the passes, without the program's Python between them: where ``calls``
 misses and ``gen`` does not, the time is lost in execution, not in the fit), ``B`` the calls per
 generate (1 in sequence), and the ratio optimistic / optimized.
@@ -35,7 +36,7 @@ import sys
 
 from profiler.cli.main import main as profiler_main
 from profiler.lba.validation_document import ValidationDocument
-from profiler.lba.validation_verdict import steady
+from profiler.lba.validation_verdict import outside_by_the_draws, steady
 
 
 def _ms(value) -> str:  # milliseconds
@@ -87,7 +88,8 @@ def main() -> int:
                   f"{row.measured_ratio or float('nan'):>6.3g}")
         targets = document["targets"]
         print(f"{document['exercise']}: costs on target {targets['costs_met']}/{targets['costs_checked']} "
-              f"(unsteady, left out: {targets['costs_unsteady']}); break-even "
+              f"(unsteady, left out: {targets['costs_unsteady']}; outside by the draws alone: "
+              f"{outside_by_the_draws(validation)}); break-even "
               f"predicted {document['breakeven'] or document['winner_throughout']}, measured "
               f"{document['measured_breakeven'] or document['measured_winner_throughout']}: "
               f"within one step {targets['breakeven']}; skipped {len(document['skipped'])}")

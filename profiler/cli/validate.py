@@ -53,7 +53,7 @@ from profiler.lba.schedule import Schedule
 from profiler.lba.validate import Runner, local_runner, validate, within_positions
 from profiler.lba.validation_document import ValidationDocument
 from profiler.lba.validation_prediction import INTERVAL_BATCHES, one_device, parallel_schedule, reusing
-from profiler.lba.validation_verdict import COST_TOLERANCE, SPEED_TOLERANCE, steady
+from profiler.lba.validation_verdict import COST_TOLERANCE, SPEED_TOLERANCE, outside_by_the_draws, steady
 from profiler.measure.catalog import resolve_model
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.hardware import fingerprint, slug
@@ -172,6 +172,11 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
     breakeven = {None: "-", True: "met", False: "NOT met"}[targets.breakeven]
     console.print(f"targets: {cost_target}: {targets.costs_met} of {targets.costs_checked}; break-even within "
                   f"one grid step: {breakeven}")
+    drawn = outside_by_the_draws(document)
+    if drawn:
+        console.print(f"{drawn} of the means outside their interval priced within {COST_TOLERANCE:.0%} given the calls "
+                      "their runs made: those seeds drew an unlikely mean (a 5-95% interval leaves out about one "
+                      "value in ten), not a wrong price")
     if targets.costs_unsteady:
         console.print(f"[yellow]~ {targets.costs_unsteady} measured cost(s) left out of the cost target: the "
                       f"machine ran more than {SPEED_TOLERANCE:.0%} off its profiled speed around them (a slow spell; "
