@@ -3,7 +3,7 @@
 What: per model (default smollm2-135m and qwen2.5-0.5b from ``models/``, random weights, float32 on
 the CPU), ``python -m profiler run --model M`` with its defaults (``--out`` and ``--fits`` in a
 temporary folder), as a subprocess, wall-clocked. From its ``samples.csv``, the lengths each phase
-measured; from its fit (``profiler.costmodel.fit_file.load_cost_model``), each latency curve's
+measured at batch 1 and their medians (a batched pass at the same length is another point); from its fit (``profiler.costmodel.fit_file.load_cost_model``), each latency curve's
 measured domain ``n_min..n_max``. Then reference points per phase that the run did not measure:
 
 - inside: three lengths spread in log space over ``n_min..n_max`` (at 1/4, 1/2 and 3/4 of its log
@@ -201,6 +201,7 @@ def check_model(model: str, budget_s: float, threads: int | None, tmp: Path) -> 
     folder, fit_file, wall_s, output = default_run(model, tmp / model, threads)
     run = json.loads((folder / "run.json").read_text())
     samples = pd.read_csv(folder / "samples.csv")
+    samples = samples[samples["batch"] == 1]  # the curves' passes: a batch's take longer at the same n_ctx
     max_positions = run["model"]["max_positions"]
     run_threads = threads or run["asked"]["threads"]
     result = {"model": model, "max_positions": max_positions, "run_wall_s": wall_s,
