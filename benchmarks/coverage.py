@@ -4,7 +4,8 @@ What: per model (default smollm2-135m and qwen2.5-0.5b from ``models/``, random 
 the CPU), ``python -m profiler run --model M`` with its defaults (``--out`` and ``--fits`` in a
 temporary folder), as a subprocess, wall-clocked. From its ``samples.csv``, the lengths each phase
 measured at batch 1 and their medians (a batched pass at the same length is another point); from its fit
-(``profiler.costmodel.fit_file.load_cost_model``), each latency curve's measured domain ``n_min..n_max``. Then reference points per phase that the run did not measure:
+(``profiler.costmodel.fit_file.load_cost_model``), each latency curve's measured domain ``n_min..n_max``. Then
+reference points per phase that the run did not measure:
 
 - inside: three lengths spread in log space over ``n_min..n_max`` (at 1/4, 1/2 and 3/4 of its log
   span), each moved to the geometric midpoint of the two measured lengths around it, so none is one
