@@ -16,10 +16,10 @@ Columns: predicted cost (for evolution, the predicted 5-95% interval of the mean
 (``~``: the machine ran more than 10% off its profiled speed around the run), ``err`` = predicted /
 measured - 1, ``calls`` = the same for the calls the runs actually made (for evolution, the cost
 model's error without the draws' luck; a mean outside its interval whose calls are priced within 10% is counted
-as outside by the draws alone), ``gen`` = that price over the summed time of the generates
-alone (the fit's error on the passes, without the program's Python between them: where ``calls``
-misses and ``gen`` does not, the time is lost in execution, not in the fit), ``B`` the calls per
-generate (1 in sequence), and the ratio optimistic / optimized.
+as outside by the draws alone, and printed with the percentile of the simulated means that its runs' prices lie
+at), ``gen`` = that price over the summed time of the generates alone (the fit's error on the passes, without
+the program's Python between them: where ``calls`` misses and ``gen`` does not, the time is lost in execution,
+not in the fit), ``B`` the calls per generate (1 in sequence), and the ratio optimistic / optimized.
 
 Targets (from the issue): at each grid value, predicted total cost within 10% of measured
 (deterministic exercises; for evolution, the measured mean over seeds inside the predicted
@@ -89,10 +89,14 @@ def main() -> int:
         targets = document["targets"]
         print(f"{document['exercise']}: costs on target {targets['costs_met']}/{targets['costs_checked']} "
               f"(unsteady, left out: {targets['costs_unsteady']}; outside by the draws alone: "
-              f"{outside_by_the_draws(validation)}); break-even "
+              f"{len(outside_by_the_draws(validation))}); break-even "
               f"predicted {document['breakeven'] or document['winner_throughout']}, measured "
               f"{document['measured_breakeven'] or document['measured_winner_throughout']}: "
               f"within one step {targets['breakeven']}; skipped {len(document['skipped'])}")
+        for value, variant, quantile in outside_by_the_draws(validation):
+            where = "-" if quantile is None else f"{100 * quantile:.1f}"
+            print(f"  {validation.vary}={value:g} {variant}: its seeds' runs, priced as made, at percentile {where} of "
+                  "the simulated means")
         summary.append({"exercise": document["exercise"], "vary": document["vary"], "params": document["params"],
                         "schedule": document.get("schedule"),
                         "targets": targets, "breakeven": document["breakeven"],
@@ -104,6 +108,8 @@ def main() -> int:
                                                             "error_optimized", "error_given_calls_optimistic",
                                                             "error_given_calls_optimized", "ratio", "measured_ratio")}
                                  | {f"error_generates_{variant}": _generates_error(typed_row.runs[variant])
+                                    for variant in ("optimistic", "optimized")}
+                                 | {f"draw_quantile_{variant}": typed_row.draw_quantile[variant]
                                     for variant in ("optimistic", "optimized")}
                                  for row, typed_row in zip(document["rows"], validation.rows)],
                         "skipped": document["skipped"]})

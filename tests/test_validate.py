@@ -21,7 +21,7 @@ from profiler.lba.reuse import replay
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 from profiler.lba.validate import validate
 from profiler.lba.validation_document import Skipped, ValidationDocument
-from profiler.lba.validation_prediction import every_role_by, predicted_interval
+from profiler.lba.validation_prediction import draw_quantile, every_role_by, interval_of, simulated_means
 from profiler.measure.catalog import ModelSource
 from profiler.measure.loading import load_model
 from tests.clock import FakeClock, charge
@@ -75,6 +75,7 @@ def test_measured_and_predicted_for_each_variant(loaded, pricing, tmp_path):
                for runs in row.runs.values() for run in runs)
     assert ValidationDocument.read(path) == document  # written after the last run as it is returned
     assert document.schedule is None and not {"schedule", "measure"} & set(json.loads(path.read_text()))
+    assert not any(key.startswith("draw_quantile") for row in json.loads(path.read_text())["rows"] for key in row)
 
 
 def test_stochastic_runs_every_seed_against_a_predicted_interval(loaded, pricing):
@@ -87,6 +88,7 @@ def test_stochastic_runs_every_seed_against_a_predicted_interval(loaded, pricing
             assert row.measured[variant] == pytest.approx(np.mean([run.latency_s for run in runs]))
             lo, hi = row.predicted_interval[variant]
             assert 0 < lo <= row.cost[variant] <= hi  # the expected cost lies inside the interval of the mean
+            assert 0 <= row.draw_quantile[variant] <= 1
     # one block: global and local mutation make the same calls with the same draws
     first = document.rows[0].runs
     assert [r.calls for r in first["optimistic"]] == [r.calls for r in first["optimized"]]
@@ -235,9 +237,13 @@ def test_parallel_evolution_is_set_against_the_interval_of_its_makespan(loaded, 
     (row,) = document.rows
     pricing = every_role_by(Evolution, batched_pricing)
     in_makespan = Schedule("parallel", max_batch=8, measure="makespan")
-    assert row.predicted_interval == predicted_interval(Evolution, params | {"k": 2.0}, pricing, 2,
-                                                        schedule=in_makespan)
-    assert row.predicted_interval != predicted_interval(Evolution, params | {"k": 2.0}, pricing, 2)
+    means = simulated_means(Evolution, params | {"k": 2.0}, pricing, 2, schedule=in_makespan)
+    assert row.predicted_interval == {variant: interval_of(means[variant]) for variant in means}
+    in_sequence = simulated_means(Evolution, params | {"k": 2.0}, pricing, 2)
+    assert row.predicted_interval != {variant: interval_of(in_sequence[variant]) for variant in in_sequence}
+    for variant in ("optimistic", "optimized"):  # its seeds' runs placed among the makespans' means
+        assert row.draw_quantile[variant] == draw_quantile(means[variant],
+                                                           [run.predicted_s for run in row.runs[variant]])
     for variant in ("optimistic", "optimized"):
         for run in row.runs[variant]:
             assert run.latency_s == pytest.approx(run.predicted_s)

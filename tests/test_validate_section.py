@@ -26,13 +26,15 @@ def test_the_report_shows_what_validate_measured(tiny_fit, capsys):
     assert "## Predictions checked against real runs" in markdown
     assert "Evolutionary optimization (l=2" in markdown and "(validate-evolution.png)" in markdown
     assert "calls made" in markdown and ("inside" in markdown or "outside" in markdown)
+    assert "their draw at percentile" in markdown
     assert folder / "validate-evolution.png" in written.figures
     # the file: written once, by the document's writer, with the keys it has always had and those added since: a
-    # format version, the exercises' load and lambda (issue 14), each run's batched generates
+    # format version, the exercises' load and lambda (issue 14), each run's batched generates, where its seeds drew
     path = folder / "validate-evolution.json"
     on_disk = json.loads(path.read_text())
     added = {"/format_version", "/params/load", "/params/lam", "/rows[]/runs/optimistic[]/generates",
-             "/rows[]/runs/optimized[]/generates"}
+             "/rows[]/runs/optimized[]/generates", "/rows[]/draw_quantile_optimistic",
+             "/rows[]/draw_quantile_optimized"}
     assert key_paths(on_disk) == key_paths(json.loads((DATA / path.name).read_text())) | added
     assert on_disk["figure"] == str(folder / "validate-evolution.png") and on_disk["fit"] == str(fit)
     document = ValidationDocument.read(path)

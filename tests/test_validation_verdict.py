@@ -44,7 +44,9 @@ def test_a_mean_outside_its_interval_priced_right_given_its_calls_is_the_draws()
                              extrapolated=False, beyond_max_positions=False, runs={v: [run] for v in both},
                              measured=dict.fromkeys(both, measured), error=dict.fromkeys(both, 1 / measured - 1),
                              error_given_calls=dict.fromkeys(both, predicted_s / measured - 1),
-                             predicted_interval=dict.fromkeys(both, interval), measured_ratio=1.0)
+                             predicted_interval=dict.fromkeys(both, interval),
+                             draw_quantile=dict.fromkeys(both, 0.99 if measured > interval[1] else 0.5),
+                             measured_ratio=1.0)
 
     rows = [row(1, 1.0, 1.0), row(2, 3.0, 2.9), row(3, 3.0, 1.0)]  # inside; outside, calls priced -3%; priced -67%
     document = ValidationDocument(
@@ -52,5 +54,5 @@ def test_a_mean_outside_its_interval_priced_right_given_its_calls_is_the_draws()
         winner_throughout=None, assumptions=[], rows=rows, model="tiny", hardware_slug="cpu", max_positions=128,
         stochastic=True, seeds=1, executed_by="", measurement="", load_average_start=0.0)
     assert (assess(document).costs_met, assess(document).costs_checked) == (2, 6)
-    assert outside_by_the_draws(document) == 2  # both variants of value 2
-    assert outside_by_the_draws(replace(document, stochastic=False)) == 0
+    assert outside_by_the_draws(document) == [(2, "optimistic", 0.99), (2, "optimized", 0.99)]  # not value 3
+    assert outside_by_the_draws(replace(document, stochastic=False)) == []

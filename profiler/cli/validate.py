@@ -172,11 +172,12 @@ def print_validation(console: Console, document: ValidationDocument) -> None:
     breakeven = {None: "-", True: "met", False: "NOT met"}[targets.breakeven]
     console.print(f"targets: {cost_target}: {targets.costs_met} of {targets.costs_checked}; break-even within "
                   f"one grid step: {breakeven}")
-    drawn = outside_by_the_draws(document)
-    if drawn:
-        console.print(f"{drawn} of the means outside their interval priced within {COST_TOLERANCE:.0%} given the calls "
-                      "their runs made: those seeds drew an unlikely mean (a 5-95% interval leaves out about one "
-                      "value in ten), not a wrong price")
+    for value, variant, quantile in outside_by_the_draws(document):
+        where = ("" if quantile is None else
+                 f"; its runs, priced as made, at percentile {100 * quantile:.1f} of the simulated means")
+        console.print(f"{document.vary}={value:g} {variant}: outside its interval but priced within "
+                      f"{COST_TOLERANCE:.0%} given the calls its runs made{where}: those seeds drew an unlikely mean "
+                      "(a 5-95% interval leaves out about one value in ten), not a wrong price")
     if targets.costs_unsteady:
         console.print(f"[yellow]~ {targets.costs_unsteady} measured cost(s) left out of the cost target: the "
                       f"machine ran more than {SPEED_TOLERANCE:.0%} off its profiled speed around them (a slow spell; "

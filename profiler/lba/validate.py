@@ -36,8 +36,10 @@ measured break-even and the targets are ``validation_verdict``'s.
 - **Oracle draws are seeded.** A deterministic exercise (its draws do not change the calls)
   runs once per variant with seed 0; a stochastic one (evolution) runs ``seeds`` times, seeds
   ``0..seeds-1``, and its measured mean is set against the interval (5-95%) of the mean of
-  ``seeds`` runs predicted by ``predicted_interval``; every run is also priced call by call
-  (``predicted_s``), which isolates the cost model's error from the draws' luck.
+  ``seeds`` runs simulated (``simulated_means``); every run is also priced call by call
+  (``predicted_s``), which isolates the cost model's error from the draws' luck, and the mean
+  of those prices is placed among the simulated means (``draw_quantile``: how lucky the seeds
+  were, whatever the machine did).
 - **Sizes beyond the model.** A grid value whose longest call needs more positions than the
   model has (``positions_needed``, the rule the backend refuses a call by) is not run, and
   ``skipped`` says so.
@@ -75,11 +77,13 @@ from profiler.lba.pricing import FittedPricing
 from profiler.lba.schedule import SEQUENTIAL, Schedule
 from profiler.lba.validation_document import Run, Skipped, ValidationDocument
 from profiler.lba.validation_prediction import (
+    draw_quantile,
     every_role_by,
+    interval_of,
     parallel_schedule,
-    predicted_interval,
     price_reused,
     reusing,
+    simulated_means,
 )
 from profiler.lba.validation_verdict import summarise
 from profiler.measure.loading import LoadedModel
@@ -182,8 +186,8 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
     try:
         for row in document.rows:
             point = params | {vary: row.value}
-            if exercise.stochastic:
-                row.predicted_interval = predicted_interval(exercise, point, pricing, seeds, schedule=schedule)
+            means = simulated_means(exercise, point, pricing, seeds, schedule=schedule) if exercise.stochastic else {}
+            row.predicted_interval = {variant: interval_of(means[variant]) for variant in means} or None
             needed_s = seeds * (sum(row.cost.values()) + 2 * reference_s)  # a reference call a run
             left_s = deadline - clock()
             if needed_s > left_s:
@@ -218,6 +222,9 @@ def validate(exercise: type[Exercise], vary: str, values: list[float], params: d
                                 if schedule.parallel else "")
                              + (f", {run.cached_tokens:,} input tokens read from kept caches"
                                 if run.cached_tokens is not None else ""))
+                    if variant in means and len(row.runs[variant]) == seeds:
+                        row.draw_quantile[variant] = draw_quantile(means[variant],
+                                                                   [run.predicted_s for run in row.runs[variant]])
                     summarise(document)
                     if path is not None:
                         document.write(path)

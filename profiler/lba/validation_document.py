@@ -33,6 +33,7 @@ FLAT_KEYS = {
     "measured": {"optimistic": "measured_optimistic", "optimized": "measured_optimized"},
     "error": {"optimistic": "error_optimistic", "optimized": "error_optimized"},
     "error_given_calls": {"optimistic": "error_given_calls_optimistic", "optimized": "error_given_calls_optimized"},
+    "draw_quantile": {"optimistic": "draw_quantile_optimistic", "optimized": "draw_quantile_optimized"},
 }
 
 
@@ -121,14 +122,17 @@ class ValidationRow(BreakevenRow):
     ``error_given_calls``: the mean over runs of ``predicted_s / latency_s - 1`` (the cost model's
     error on the calls actually made, without the oracle draws' luck). ``predicted_interval``:
     for a stochastic exercise, ``{variant: (5th, 95th percentile)}`` of the predicted mean of
-    ``seeds`` runs, once the run reached this value. ``measured_ratio``: optimistic / optimized
-    measured, None until both are."""
+    ``seeds`` runs, once the run reached this value; ``draw_quantile``: where the mean of its seeds'
+    ``predicted_s`` lies among the simulated means behind that interval (the share below it, 0 to 1;
+    None until every seed ran, and for a deterministic exercise). ``measured_ratio``: optimistic /
+    optimized measured, None until both are."""
 
     runs: dict[str, list[Run]] = field(default_factory=lambda: {variant: [] for variant in VARIANTS})
     predicted_interval: dict[str, tuple[float, float]] | None = None
     measured: dict[str, float | None] = field(default_factory=_per_variant)
     error: dict[str, float | None] = field(default_factory=_per_variant)
     error_given_calls: dict[str, float | None] = field(default_factory=_per_variant)
+    draw_quantile: dict[str, float | None] = field(default_factory=_per_variant)
     measured_ratio: float | None = None
 
     def to_json(self) -> dict:
@@ -136,6 +140,8 @@ class ValidationRow(BreakevenRow):
                                             for variant in VARIANTS}}
         if self.predicted_interval is not None:
             row["predicted_interval"] = {variant: list(self.predicted_interval[variant]) for variant in VARIANTS}
+            row |= {FLAT_KEYS["draw_quantile"][variant]: quantile for variant, quantile in self.draw_quantile.items()
+                    if quantile is not None}  # absent until every seed ran (and in a file written before it)
         for variant in VARIANTS:
             for name, values in (("measured", self.measured), ("error", self.error),
                                  ("error_given_calls", self.error_given_calls)):
@@ -153,6 +159,7 @@ class ValidationRow(BreakevenRow):
             measured={v: row.get(FLAT_KEYS["measured"][v]) for v in VARIANTS},
             error={v: row.get(FLAT_KEYS["error"][v]) for v in VARIANTS},
             error_given_calls={v: row.get(FLAT_KEYS["error_given_calls"][v]) for v in VARIANTS},
+            draw_quantile={v: row.get(FLAT_KEYS["draw_quantile"][v]) for v in VARIANTS},
             measured_ratio=row.get("measured_ratio"))
 
 

@@ -5,8 +5,9 @@ real run here has one model) in a schedule this machine can run: sequential; par
 device with the fit's batch limit, in makespan (``parallel_schedule``); or with prefix reuse, when the
 fit has an extend surface (``reusing``). A run's own calls are priced again after it (``price_reused``
 under reuse, ``monte_carlo.price_calls`` otherwise), and a stochastic exercise's measured mean is set
-against the 5-95% interval of the mean of ``seeds`` simulated runs (``predicted_interval``). Costs in
-the pricing's unit (seconds, for a fit's latency).
+against the 5-95% interval of the mean of ``seeds`` simulated runs (``simulated_means``, ``interval_of``), its
+seeds' own runs, priced, placed among those means (``draw_quantile``). Costs in the pricing's unit (seconds,
+for a fit's latency).
 """
 
 from __future__ import annotations
@@ -78,16 +79,29 @@ def price_reused(calls: list[Call], pricing: Pricing, sizes: dict, schedule: Sch
     return sum(price_replayed(recorder, pricing, sizes).values())
 
 
-def predicted_interval(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int,
-                       batches: int = INTERVAL_BATCHES,
-                       schedule: Schedule = SEQUENTIAL) -> dict[str, tuple[float, float]]:
-    """Per variant, the 5-95% interval of the mean cost of ``seeds`` runs: the programs run with
-    a recording backend over ``batches * seeds`` other seeded draws, their groups priced under ``schedule``."""
-    interval = {}
+def simulated_means(exercise: type[Exercise], params: dict, pricing: Pricing, seeds: int,
+                    batches: int = INTERVAL_BATCHES, schedule: Schedule = SEQUENTIAL) -> dict[str, np.ndarray]:
+    """Per variant, the mean cost of ``seeds`` runs in each of ``batches`` simulated batches, sorted: the programs
+    run with a recording backend over ``batches * seeds`` other seeded draws, their groups priced under
+    ``schedule``."""
+    means = {}
     for variant in VARIANTS:
         simulated = range(SIMULATION_SEED, SIMULATION_SEED + batches * seeds)
         runs = priced_runs(exercise, variant, params, pricing, simulated, schedule=schedule)
-        means = np.asarray(runs).reshape(batches, seeds).mean(1)
-        low, high = np.percentile(means, INTERVAL)
-        interval[variant] = (float(low), float(high))
-    return interval
+        means[variant] = np.sort(np.asarray(runs).reshape(batches, seeds).mean(1))
+    return means
+
+
+def interval_of(means: np.ndarray) -> tuple[float, float]:
+    """The 5-95% interval of simulated ``means``."""
+    low, high = np.percentile(means, INTERVAL)
+    return float(low), float(high)
+
+
+def draw_quantile(means: np.ndarray, priced_s: list[float]) -> float:
+    """Where the seeds' own draws lie among the simulated ``means`` (sorted): the share of them below the mean of
+    ``priced_s`` (each run's calls, as made, priced like the simulated runs'), ties counted half. Near 0 or 1, the
+    seeds drew a mean the prediction rarely draws, whatever the machine did."""
+    mean = float(np.mean(priced_s))
+    below, at_or_below = np.searchsorted(means, mean, "left"), np.searchsorted(means, mean, "right")
+    return float((below + at_or_below) / 2 / len(means))

@@ -61,21 +61,22 @@ def assess(document: ValidationDocument) -> Targets:
                    costs_unsteady=unsteady, breakeven=breakeven)
 
 
-def outside_by_the_draws(document: ValidationDocument) -> int:
+def outside_by_the_draws(document: ValidationDocument) -> list[tuple[float, str, float | None]]:
     """The measured means of a stochastic exercise outside their predicted interval whose runs' calls, as made, were
-    priced within ``COST_TOLERANCE`` (``error_given_calls``): the seeds drew an unlikely mean (a 5-95% interval
-    leaves out about one value in ten by design), not a wrong price. Steady runs only, as ``assess`` counts them;
-    0 for a deterministic exercise."""
+    priced within ``COST_TOLERANCE`` (``error_given_calls``), as ``(value, variant, draw_quantile)``: the seeds drew
+    an unlikely mean (a 5-95% interval leaves out about one value in ten by design; the quantile says how unlikely),
+    not a wrong price. Steady runs only, as ``assess`` counts them; none for a deterministic exercise."""
     if not document.stochastic:
-        return 0
-    outside = 0
+        return []
+    outside = []
     for row in document.rows:
         for variant in VARIANTS:
             measured, priced = row.measured[variant], row.error_given_calls[variant]
             if measured is None or priced is None or not all(steady(run) for run in row.runs[variant]):
                 continue
             lo, hi = row.predicted_interval[variant]
-            outside += not lo <= measured <= hi and abs(priced) <= COST_TOLERANCE
+            if not lo <= measured <= hi and abs(priced) <= COST_TOLERANCE:
+                outside.append((row.value, variant, row.draw_quantile[variant]))
     return outside
 
 

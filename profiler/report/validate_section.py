@@ -23,7 +23,8 @@ def _breakeven(value, winner) -> str:
 
 def _measured(row: ValidationRow, variant: str, unit: str) -> str:
     """Measured cost and the prediction's error; for a stochastic exercise, whether the mean over
-    seeds lies in the predicted 5-95% interval, and the error of pricing the calls actually made."""
+    seeds lies in the predicted 5-95% interval, the error of pricing the calls actually made, and where those
+    calls' prices lie among the simulated means."""
     measured = row.measured[variant]
     if measured is None:
         return "-"
@@ -31,8 +32,10 @@ def _measured(row: ValidationRow, variant: str, unit: str) -> str:
         return f"{format_cost(measured, unit)} ({row.error[variant]:+.1%})"
     low, high = row.predicted_interval[variant]
     where = "inside" if low <= measured <= high else "outside"
+    quantile = row.draw_quantile[variant]
+    drawn = "" if quantile is None else f", their draw at percentile {100 * quantile:.1f} of the simulated means"
     return (f"{format_cost(measured, unit)}, {where} {format_cost(low, unit)} - {format_cost(high, unit)}; "
-            f"calls made {row.error_given_calls[variant]:+.1%}")
+            f"calls made {row.error_given_calls[variant]:+.1%}{drawn}")
 
 
 def _validation_blocks(document: ValidationDocument, folder) -> list:
