@@ -326,8 +326,10 @@ def summary(result: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="smollm2-135m,qwen2.5-0.5b", help="comma-separated names under models/")
-    parser.add_argument("--budget-per-reference", type=budget_seconds, default=10.0, metavar="SECONDS",
-                        help="repeats of one reference stop once this is spent (at least 3; default 10)")
+    # 15 s: a reference's least passes may take 30 s, enough for SmolLM2-135M's 2,048-token prefill beyond a run that
+    # reached 1,024 (3.7 s a pass, 7 passes); 10 s left it unmeasured
+    parser.add_argument("--budget-per-reference", type=budget_seconds, default=15.0, metavar="SECONDS",
+                        help="repeats of one reference stop once this is spent (at least 3; default 15)")
     parser.add_argument("--threads", type=thread_count,
                         help="torch CPU threads of the runs and references (default: the run's)")
     args = parser.parse_args()
