@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -108,6 +109,20 @@ def keep_previous(path: Path) -> Path | None:
 
 LOCK_FILE = ".lock"
 _HELD: set[Path] = set()  # the run folders this process holds (resolved)
+# A holder writes its pid just after it takes the lock: a run refused in between reads the file again, this many
+# times this far apart (under 0.1 s in all, only when refused), before it names the holder "unknown"
+HOLDER_READS, HOLDER_READ_WAIT_S = 20, 0.005
+
+
+def _holder(descriptor: int) -> str:
+    """The pid the lock file ``descriptor`` names (see ``HOLDER_READS``), or "unknown"."""
+    for read in range(HOLDER_READS):
+        if read:
+            time.sleep(HOLDER_READ_WAIT_S)
+        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
+        if holder:
+            return holder
+    return "unknown"
 
 
 @contextmanager
@@ -116,10 +131,11 @@ def hold_run_folder(folder: Path) -> Iterator[Path]:
 
     An exclusive ``flock`` on ``<folder>/.lock``, which names the holder's pid while held. The kernel
     releases it when the process ends, however it ends (SIGKILL included), so a lock is never stale;
-    the file stays behind, empty. Another process holding the folder: a one-line ``UserError`` at
-    once, not a wait (a waiting run would look hung, then move the other's results aside the moment
-    they were written). Re-entrant within one process: ``validate`` holds its folder while the run
-    it may start for a missing fit takes it again.
+    the file stays behind, empty. Another process holding the folder: a one-line ``UserError`` naming
+    it at once (within 0.1 s, where it has not yet written its pid: ``HOLDER_READS``), not a wait (a
+    waiting run would look hung, then move the other's results aside the moment they were written).
+    Re-entrant within one process: ``validate`` holds its folder while the run it may start for a
+    missing fit takes it again.
     """
     folder = Path(folder)
     try:
@@ -134,15 +150,16 @@ def hold_run_folder(folder: Path) -> Iterator[Path]:
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
-        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+        holder = _holder(descriptor) if isinstance(err, BlockingIOError) else None
         os.close(descriptor)
-        if isinstance(err, BlockingIOError):
+        if holder is not None:
             raise UserError(f"{folder} is being written by another run (pid {holder}); wait for it or use "
                             "another --out") from None
         raise UserError(f"cannot lock {folder}: {err.strerror or err}") from None
     try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        pid = f"{os.getpid()}\n".encode()
+        os.pwrite(descriptor, pid, 0)
+        os.ftruncate(descriptor, len(pid))  # written, then cut: never empty while held, once first written
         _HELD.add(key)
         yield folder
     finally:

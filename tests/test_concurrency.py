@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from profiler import files
 from profiler.errors import UserError
 from profiler.files import LOCK_FILE, fit_path, hold_run_folder, run_folder
 from profiler.measure.hardware import fingerprint, slug
@@ -71,6 +72,38 @@ def test_a_held_folder_is_refused_naming_its_holder(tmp_path):
             with hold_run_folder(folder):
                 pass
         assert f"profiler: error: {refused.value}" == refusal(folder, holder.pid)
+
+
+def test_a_run_refused_before_the_holder_wrote_its_pid_reads_it_again(tmp_path, monkeypatch):
+    """The holder takes the lock, then writes its pid: a run refused in between (as in two runs started together)
+    reads the file again and names the pid; a holder that never writes it is named "unknown", after a bounded
+    wait."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    holder = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, nothing written yet
+    waits, writes_at = [], {3}  # the holder writes its pid while the refused run waits a third time
+
+    def the_holder_writes_while_refused_waits(seconds):
+        waits.append(seconds)
+        if len(waits) in writes_at:
+            os.pwrite(holder, b"4242\n", 0)
+
+    monkeypatch.setattr(files.time, "sleep", the_holder_writes_while_refused_waits)
+    try:
+        with pytest.raises(UserError) as refused:
+            with hold_run_folder(folder):
+                pass
+        assert f"profiler: error: {refused.value}" == refusal(folder, 4242) and len(waits) == 3
+        os.ftruncate(holder, 0)
+        waits.clear()
+        writes_at.clear()  # a holder that never writes it
+        with pytest.raises(UserError, match=r"another run \(pid unknown\)"):
+            with hold_run_folder(folder):
+                pass
+        assert len(waits) == files.HOLDER_READS - 1 and sum(waits) < 0.1
+    finally:
+        os.close(holder)
 
 
 def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
