@@ -65,5 +65,32 @@ def test_a_file_that_is_no_validation_document_is_a_one_line_error(tmp_path):
         ValidationDocument.read(path)
 
 
+@pytest.mark.parametrize("where, key, value", [
+    ("row", "draw_quantile_optimistic", "abc"), ("row", "draw_quantile_optimistic", -0.1),
+    ("row", "draw_quantile_optimized", 1.5), ("row", "draw_quantile_optimistic", True),
+    ("row", "draw_quantile_optimistic", []), ("row", "error_given_calls_optimistic", "abc"),
+    ("row", "measured_optimized", float("nan")), ("row", "measured_ratio", float("inf")),
+    ("run", "speed_before", "fast"), ("run", "latency_s", -1.0), ("run", "predicted_s", None),
+])
+def test_a_measured_value_that_is_no_finite_number_is_a_one_line_error(tmp_path, where, key, value):
+    """What the report formats and compares is checked as it is read: garbage in a measured value (a quantile outside
+    0 to 1, a run's time below 0) is refused in one line naming it, not a traceback where the report formats it."""
+    document = json.loads((DATA / "validate-evolution.json").read_text())
+    row = document["rows"][0]
+    (row if where == "row" else row["runs"]["optimistic"][0])[key] = value
+    path = tmp_path / "validate-evolution.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserError, match=f"not a validation document .*{key} = ") as refused:
+        ValidationDocument.read(path)
+    assert "\n" not in str(refused.value)
+    if where == "row":
+        row.pop(key)
+    else:
+        row["runs"]["optimistic"][0][key] = 1.0
+    row["draw_quantile_optimistic"] = 0.995  # a quantile from 0 to 1 reads
+    path.write_text(json.dumps(document))
+    assert ValidationDocument.read(path).rows[0].draw_quantile["optimistic"] == 0.995
+
+
 def test_a_folder_without_validation_has_no_section(tmp_path):
     assert validation_sections(SimpleNamespace(folder=tmp_path)) == []

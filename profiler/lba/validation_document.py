@@ -20,6 +20,7 @@ them (a document of a sequential validate, or one written before schedules) ever
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,22 @@ FLAT_KEYS = {
     "error_given_calls": {"optimistic": "error_given_calls_optimistic", "optimized": "error_given_calls_optimized"},
     "draw_quantile": {"optimistic": "draw_quantile_optimistic", "optimized": "draw_quantile_optimized"},
 }
+
+
+def _number(value, key: str, low: float = -math.inf, high: float = math.inf):
+    """A measured value read back: None, or a finite number from ``low`` to ``high``; otherwise a ``ValueError``
+    naming ``key`` (``ValidationDocument.read`` makes it one line)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ValueError(f"{key} = {value!r}")
+    return value
+
+
+# The bounds of the per-variant measurements read back (a quantile is a share; the others any finite number)
+_BOUNDS = {"draw_quantile": (0.0, 1.0)}
+_RUN_TIMES = ("latency_s", "calls_latency_s", "predicted_s", "speed_before", "speed_after")  # seconds and ratios
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,9 @@ class Run:
 
     @classmethod
     def from_json(cls, run: dict) -> Run:
+        for key in _RUN_TIMES:
+            if _number(run[key], key, low=0.0) is None:
+                raise ValueError(f"{key} = None")
         return cls(**run)
 
 
@@ -156,11 +176,9 @@ class ValidationRow(BreakevenRow):
             **vars(BreakevenRow.from_json(row)),
             runs={variant: [Run.from_json(run) for run in row["runs"][variant]] for variant in VARIANTS},
             predicted_interval=None if interval is None else {v: tuple(interval[v]) for v in VARIANTS},
-            measured={v: row.get(FLAT_KEYS["measured"][v]) for v in VARIANTS},
-            error={v: row.get(FLAT_KEYS["error"][v]) for v in VARIANTS},
-            error_given_calls={v: row.get(FLAT_KEYS["error_given_calls"][v]) for v in VARIANTS},
-            draw_quantile={v: row.get(FLAT_KEYS["draw_quantile"][v]) for v in VARIANTS},
-            measured_ratio=row.get("measured_ratio"))
+            **{name: {v: _number(row.get(key), key, *_BOUNDS.get(name, ())) for v, key in keys.items()}
+               for name, keys in FLAT_KEYS.items()},
+            measured_ratio=_number(row.get("measured_ratio"), "measured_ratio"))
 
 
 @dataclass(kw_only=True)
