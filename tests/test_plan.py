@@ -32,7 +32,9 @@ def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drif
     # in two visits: three prefills and three forwards, the prefill's warm-up in the second (the pilot's pass was the
     # first's; a forward's is the prefills before it)
     per_length_s = {n: 7 * n * TOKEN_S for n in lengths}
-    decode_s = 2 * 127 * TOKEN_S / 8 + 5 * 2 * DECODE_S  # two fills, two warm-ups and three steps
+    # two fills (a one-token prefill, priced as a step at the shortest context, and 126 tokens grown), two warm-ups and
+    # three steps
+    decode_s = 2 * (DECODE_S + 126 * TOKEN_S / 8) + 5 * 2 * DECODE_S
     references_s = (2 * 4 + 2 + 1) * 8 * TOKEN_S  # before each visit and each pair, and after the last
     drift_s = 3 * 32 * TOKEN_S
     items = [("length", n, 1) for n in lengths] + [("decode", 127, 1)]
@@ -51,7 +53,8 @@ def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_o
     assert [plan.visit_repeats(1.0, visit, 2) for visit in (0, 1)] == [2, 1]
     assert plan.visits(("length", 1024, 1)) == 1 and plan.visit_repeats(6.0, 0, 1) == 2
     assert plan.item_cost_s(("length", 1024, 1)) == 4 * 6.0  # two prefills and two forwards, warmed by the pilot
-    assert plan.with_references_s(("decode", 8, 1), 0.25) == 5 * 0.5 + 2 * 0.25
+    # in each visit a cache filled (a one-token prefill, priced as a step), a warm-up and its repeats; a reference pass
+    assert plan.with_references_s(("decode", 8, 1), 0.25) == 2 * 0.5 + 5 * 0.5 + 2 * 0.25
     one = Plan(min_repeats=1, max_positions=MAX_POSITIONS, budget_s=100.0)
     one.prefill_s = {8: 1.0}
     assert one.visits(("length", 8, 1)) == 1  # never a visit without a repeat
@@ -103,13 +106,18 @@ def test_long_passes_are_repeated_fewer_times():
     assert plan.repeats(5.0) == 3 and plan.repeats(5.1) == 2
 
 
-def test_one_repeat_of_what_is_left():
+def test_what_is_left_at_the_minimum_repeats():
     plan = _plan([8, 32, 128])
+    plan.fill_s_per_token = TOKEN_S / 8
     left = plan.left_s([("length", 32, 1)], [("decode", 8, 1)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
-    # 32 in two visits (a prefill and a forward each, the prefill's warm-up in the second), decode at 8 in its second
-    # (a warm-up and a step), a generate call and its warm-up; a reference pass before each visit and pair, and after
-    assert left == ((2 + 3) * 32 * TOKEN_S + 2 * DECODE_S + 2 * plan.generate_s(120, 8) + 5 * 8 * TOKEN_S
+    # 32 in two visits (two prefills and two forwards, then one each and the prefill's warm-up), decode at 8 in its
+    # second (its cache's fill, a warm-up and a step), a generate pair's three calls and its warm-up; a reference pass
+    # before each visit and pair, and after; the drift check
+    fill_s = DECODE_S + 7 * TOKEN_S / 8
+    assert left == ((4 + 3) * 32 * TOKEN_S + fill_s + 2 * DECODE_S + 4 * plan.generate_s(120, 8) + 5 * 8 * TOKEN_S
                     + 3 * 32 * TOKEN_S)
+    assert left == plan.cost_s([8, 32, 128], [("length", 32, 1)], second_visits=[("decode", 8, 1)]) - (
+        4 * plan.generate_s(32, 16) + 8 * TOKEN_S)  # the plan's cost, but for the pair (32, 16) and its reference
 
 
 def test_a_pilot_proved_slow_is_corrected_by_the_medians():
@@ -285,8 +293,9 @@ def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
     assert plan.extend_pass_s(112, 16) == 128 * TOKEN_S
     # its point in two visits: the cache's fill and a warm-up in each, and the repeats
     plan.fill_s_per_token = TOKEN_S / 8
-    assert plan.item_cost_s(("extend", 112, 16)) == 2 * 112 * TOKEN_S / 8 + 5 * 128 * TOKEN_S
-    assert plan.one_repeat_s(("extend", 112, 16), 1) == 112 * TOKEN_S / 8 + 2 * 128 * TOKEN_S
+    fill_s = DECODE_S + 111 * TOKEN_S / 8  # a one-token prefill (a step at the shortest context) and 111 tokens grown
+    assert plan.fill_s(("extend", 112, 16)) == fill_s
+    assert plan.item_cost_s(("extend", 112, 16)) == 2 * fill_s + 5 * 128 * TOKEN_S
 
 
 def test_the_extend_grid_is_each_size_at_three_contexts_its_longest_appends_left_out_to_its_limit():

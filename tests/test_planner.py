@@ -17,6 +17,7 @@ from profiler.measure.catalog import ModelSource
 from profiler.measure.grid import default_lengths
 from profiler.measure.loading import load_model
 from profiler.measure.pilot import FIT_LENGTHS
+from profiler.measure.plan import LONG_PASS_REPEATS, LONG_PASS_SHARE
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
@@ -204,13 +205,14 @@ def test_a_long_first_length_is_piloted_once_its_first_passes_run_short(loaded, 
     assert outcome.lengths[0] == 2048 and outcome.elapsed_s <= budget_s + longest_s
 
 
-@pytest.mark.parametrize("slow_pilot", [0.75, 0.6])
+@pytest.mark.parametrize("slow_pilot", [0.75, 0.6, 0.55])
 def test_a_machine_slower_than_its_pilot_drops_what_is_optional_before_the_generate_pairs(loaded, tmp_path,
                                                                                          monkeypatch, slow_pilot):
-    """Every pass after the pilot 4/3 (5/3) times what the pilot saw: the plan runs long, and a second visit (its point
-    has its first visit's repeats), then a batch or extend point beyond those planned with the range (said), that would
-    leave the generate pairs short is left out, so the first pair is measured (before, the second visits and the
-    grids took the time and no pair was); within the budget plus one pass."""
+    """Every pass after the pilot 4/3 (5/3, 1.8) times what the pilot saw: the plan runs long, and a second visit (its
+    point has its first visit's repeats), then a batch or extend point beyond those planned with the range (said), that
+    would leave the generate pairs short is left out, and a point's repeats after its first leave each pair a call (at
+    5/3 the longest length's third forward took the first pair's only call), so the first pair is measured (before, the
+    second visits and the grids took the time and no pair was); within the budget plus one pass."""
     outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, 40.0, batch_sizes=(1, 2, 4, 8),
                                          slow_pilot=slow_pilot)
     assert outcome.elapsed_s <= 40.0 + longest_s
@@ -218,7 +220,7 @@ def test_a_machine_slower_than_its_pilot_drops_what_is_optional_before_the_gener
     first = outcome.generate_pairs[0]
     calls = len(generate[(generate.n_ctx == first[0]) & (generate.n_new == first[1])])
     assert calls >= (POLICY.min_repeats if slow_pilot == 0.75 else 1)
-    if slow_pilot < 0.75:  # a batch point left out while measuring: said, without the pilot's predicted cost
+    if slow_pilot == 0.55:  # a batch point left out while measuring: said, without the pilot's predicted cost
         assert any("predicted_s" not in skip for skip in outcome.batch_skipped)
 
 
@@ -436,3 +438,19 @@ def test_further_visits_stop_at_the_most_repeats_a_point_takes(loaded, tmp_path,
     repeats = _repeats_per_point(samples)
     assert (repeats >= POLICY.max_repeats).all() and (repeats <= POLICY.max_repeats + 1).all(), repeats
     assert outcome.elapsed_s < budget_s / 4
+
+
+@pytest.mark.parametrize("budget_s", [15.0, 40.0])
+def test_a_machine_as_quick_as_its_pilot_gets_every_point_its_minimum_repeats(loaded, tmp_path, monkeypatch, budget_s):
+    """The plan prices what a visit takes (a filled cache's one-token prefill among it) and a visit's share of the time
+    left is over what is left at the minimum repeats (``Plan.left_s``): on a machine that runs as its pilot did, no
+    visit takes the time of a later one, and every point planned, in each of its visits, gets its minimum (before, on
+    15 s, ten points' second visits were left out, their first visits' shares having run past the plan)."""
+    outcome, samples, longest_s = _sweep(loaded, tmp_path, monkeypatch, budget_s, batch_sizes=(1, 2, 4, 8))
+    assert outcome.elapsed_s <= budget_s + longest_s
+    repeats = samples[samples.phase != "generate"].groupby(["phase", "n_ctx", "n_new", "batch"]).size()
+    # a long pass is planned at fewer (``Plan.repeats``)
+    minimum = {point: LONG_PASS_REPEATS if point[0] in ("prefill", "forward") and point[3] == 1
+               and prefill_s(point[1]) > LONG_PASS_SHARE * budget_s else POLICY.min_repeats for point in repeats.index}
+    short = {point: count for point, count in repeats.items() if count < minimum[point]}
+    assert not short and len(repeats) > 40, short

@@ -6,8 +6,9 @@ median (``medians_s``) is over them all (``point_latencies_s``).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
 ``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``energy``, ``watch``, ``medians_s``,
-``point_latencies_s``, ``second_visits``, ``reference_n``, ``reference_s``, ``remaining_cost_s`` and ``outcome``,
-and call its ``_out_of_memory``, ``_batch_out_of_memory``, ``_extend_out_of_memory`` and ``_replan``.
+``point_latencies_s``, ``second_visits``, ``pairs_to_come``, ``reference_n``, ``reference_s``, ``remaining_cost_s``
+and ``outcome``, and call its ``_out_of_memory``, ``_batch_out_of_memory``, ``_extend_out_of_memory``, ``_replan`` and
+``_pairs_reserve_s``.
 
 A batched point's row says its ``batch``; its FLOPs are ``batch`` times a sequence's, its memory and KV bytes the
 whole batch's (``profiler.measure.samples``); its median is not one of ``medians_s`` (the single-sequence figures
@@ -17,7 +18,8 @@ An extend point's rows: phase ``extend``, ``n_ctx`` and ``n_cached`` the ``c`` t
 appended, FLOPs those of ``s`` tokens attending to ``c + s`` (``flops.pass_flops``).
 
 FLOPs are counted (FlopCounterMode, ``flops_counted``) on the warm-up of the first ``COUNTED_WARM_UPS`` points of
-each phase and batch size, a plain warm-up after them (a forward none after them: the prefills of its length just
+each phase and batch size (a forward's at the shortest lengths only), a plain warm-up after them (a forward none after
+them: the prefills of its length just
 before it ran the same products; its first pass after them took 0.98-0.99 times the next ones, the median of 12
 rounds at 64, 256 and 1,024 tokens of gpt2 on this 2-core CPU, where a prefill's first after another shape took
 up to 1.06 times, ``benchmarks/forward_warm_up.py``): the count checks the analytic FLOPs, which are exact
@@ -88,7 +90,7 @@ class Items:
         raise OverBudget
 
     def _measure(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after=None, started=0.0, batch=1,
-                 visit=(0, 1), reserve_s=0.0):
+                 visit=(0, 1), reserve_s=None):
         """Warm-up, then timed repeats; every repeat becomes a row (numbered on from the point's earlier visits).
 
         ``warm_up`` is ``"counted"`` (a FLOP-counted pass), ``"plain"``, or no warm-up: the FLOPs already counted
@@ -98,8 +100,12 @@ class Items:
         as ``OutOfMemory``; a first pass predicted not to end within the budget is recorded in ``skipped`` (a batch's
         in ``batch_skipped``, an extend's in ``extend_skipped``; not on a later ``visit``, ``(index from 0, of how
         many)``) and raised as ``OverBudget``. ``reserve_s``: seconds a repeat after the first leaves the budget (the
-        generate pairs still to come: each keeps a warm-up and one call).
+        generate pairs after a pair's: each keeps a warm-up and one call); None: what the generate pairs still to come
+        need so (``Sweep._pairs_reserve_s``), so on a machine slower than its pilot a point's repeats after its first
+        do not take a pair's only call.
         """
+        if reserve_s is None:
+            reserve_s = self._pairs_reserve_s(None, self.pairs_to_come, started)
         try:
             return self._repeat(phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch,
                                 visit, reserve_s)
@@ -116,16 +122,17 @@ class Items:
 
     def _repeat(self, phase, n_ctx, n_new, run_pass, flops, warm_up, estimate_s, after, started, batch, visit,
                 reserve_s):
-        deadline = started + self.budget_s
-        share_s = max(0.0, deadline - self.clock()) * estimate_s / max(self.remaining_cost_s, 1e-9)
-        warmed = warm_up in ("counted", "plain")  # else the pilot's pass was the warm-up
-        self.remaining_cost_s -= (1 + warmed) * estimate_s  # as ``Plan.left_s`` counts it
         length = n_ctx if phase in ("prefill", "forward") and batch == 1 else None
         if visit[0] < visit[1]:
             policy = replace(self.policy, min_repeats=self.plan.visit_repeats(estimate_s, *visit, length))
         else:  # a visit past the planned ones (``EXTRA_VISIT``): its repeats, no more
             repeats = self.plan.extra_visit_repeats(estimate_s, length)
             policy = replace(self.policy, min_repeats=repeats, max_repeats=repeats)
+        # its share of the time left, in proportion to its minimum repeats' part of what is left at the minimum
+        minimum_s = policy.min_repeats * estimate_s
+        share_s = max(0.0, started + self.budget_s - self.clock()) * minimum_s / max(self.remaining_cost_s, 1e-9)
+        warmed = warm_up in ("counted", "plain")  # else the pilot's pass was the warm-up
+        self.remaining_cost_s -= minimum_s + warmed * estimate_s  # as ``Plan.left_s`` counts it
         warm_up_s = self._warm_up_s(warm_up, estimate_s) if warmed else 0.0
         if not self._affordable(warm_up_s + estimate_s, started):
             self._over_budget(phase, n_ctx, n_new, estimate_s, batch, visit)
@@ -201,20 +208,23 @@ class Items:
 
     def _measure_length(self, n: int, queue: list, started: float, visit: tuple[int, int]) -> None:
         """Prefill, then forward, at ``n``: on the first ``visit`` the prefill's warm-up was its pilot pass; the
-        forward's are the prefills (a FLOP-counted one of its own for the first ``COUNTED_WARM_UPS``)."""
+        forward's are the prefills (a FLOP-counted one of its own at the first ``COUNTED_WARM_UPS`` of the shortest as
+        many lengths kept: short passes, which the plan does not price; a counted forward at gpt2's 1,024 tokens
+        took 1.3 s on this 2-core CPU)."""
         self._measure("prefill", n, n, lambda: self.passes.prefill(n), pass_flops(self.arch, n, n),
                       "plain" if visit[0] else self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started,
                       visit=visit)
         if visit[0] < visit[1]:  # a visit past the planned ones re-plans nothing: the plan is done
             self._replan(queue, started, ("length", n, 1), visit[0], begun=True)
-        warm_up = self._warm_up("forward", visit=visit)
+        shortest = n in self.outcome.lengths[:COUNTED_WARM_UPS]
+        warm_up = self._warm_up("forward", visit=visit) if shortest else None
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
                       warm_up if warm_up == "counted" else None, self.plan.prefill_s[n], started=started, visit=visit)
 
     def _measure_decode(self, c: int, started: float, batch: int, visit: tuple[int, int]) -> None:
         """Decode steps of ``batch`` sequences at context ``c`` on a filled cache, put back after each step."""
         step_s = self.plan.batch_pass_s("decode", c, batch)
-        fill_s = batch * c * self.plan.fill_s_per_token
+        fill_s = self.plan.fill_s(("decode", c, batch))
         self.remaining_cost_s -= fill_s
         warm_up = self._warm_up("decode", batch, visit)
         if not self._affordable(fill_s + self._warm_up_s(warm_up, step_s) + step_s, started):

@@ -4,8 +4,8 @@ budget can hold, and bringing back lengths a disturbed pilot dropped (steps 1 an
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
 sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``extend_items``, ``plan``
 (``profiler.measure.plan.Plan``), ``budget_s`` (raised where ``raise_budget`` allows), ``passes``, ``clock``,
-``outcome``, ``medians_s``, ``measured`` and ``second_visits``, and call its ``_out_of_memory``, ``_beyond_memory``,
-``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and ``_prefill_medians_s``.
+``outcome``, ``medians_s``, ``measured``, ``second_visits`` and ``pairs_to_come``, and call its ``_out_of_memory``,
+``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and ``_prefill_medians_s``.
 """
 
 from __future__ import annotations
@@ -311,7 +311,7 @@ class Pilot:
             back = [n for n in kept if n not in self.outcome.lengths]
             self.brought_back += back
             self.outcome.lengths = kept
-            self.outcome.generate_pairs = generate_pairs(kept, self.arch.max_positions)
+            self.outcome.generate_pairs = self.pairs_to_come = generate_pairs(kept, self.arch.max_positions)
             self.outcome.skipped = [s for s in self.outcome.skipped
                                     if s.get("phase") == "decode" or s["n_ctx"] not in back]
             queue += [("length", n, 1) for n in back]
@@ -322,8 +322,11 @@ class Pilot:
             queue[:] = [item for item in queue if item not in planned or item in chosen]
             queue += [item for item in chosen if item not in planned and item not in self.measured]
             self._shuffle(queue)
-        # a length begun has its forward left, a repeat (its warm-up was the prefills)
-        current_s = self.plan.prefill_s[current[1]] if begun else self.plan.one_repeat_s(current, visit)
+        # a length begun has its forward's repeats left (its warm-up was the prefills)
+        visits = self.plan.visits(current) if visit == 0 else VISITS
+        pass_s = self.plan.pass_s(current)
+        current_s = (self.plan.visit_repeats(pass_s, visit, visits, current[1]) * pass_s if begun
+                     else self.plan.visit_cost_s(current, visit, visits))
         self.remaining_cost_s = self._left_s(queue) + current_s
 
     def _time_first_passes(self, n: int) -> tuple[float, float]:
@@ -350,7 +353,8 @@ class Pilot:
             try:
                 cache, fill_s = time_pass(lambda: filled_cache(self.passes, top, self.seed), self.loaded.device,
                                           self.clock)
-                self.plan.fill_s_per_token = fill_s / top
+                # its one-token prefill priced as a step at the first context (``Plan.fill_s``), the rest per token
+                self.plan.fill_s_per_token = max(0.0, fill_s - self.plan.decode_pilot_s[first]) / (top - 1)
                 self.plan.decode_pilot_s[top] = self._time_decode_step(cache)
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):

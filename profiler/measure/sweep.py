@@ -62,7 +62,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    on the first visit for decode, extend and forward, and none for forward after that: its length's prefills just
    before it were; prefill's first was the pilot; a cache filled again), then timed repeats until
    ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the budget still left
-   proportional to its predicted cost; a second visit the budget cannot afford, or one that would leave the generate
+   in proportion to its minimum's part of what is left at the minimum (``plan.Plan.left_s``: a visit takes more only
+   where the time left exceeds that); a second visit the budget cannot afford, or one that would leave the generate
    pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its point has the
    first's repeats); so is, said, a batch or extend point beyond the batch floor and extend core whose first visit
    would leave what is planned with the range and the generate pairs less than theirs. Garbage collection is off
@@ -199,6 +200,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
         self.measured: set[tuple[str, int, int]] = set()  # items begun (or dropped): out of the plan's cost
         self.second_visits: list[tuple[str, int, int]] = []  # begun, a visit left; in first-visit order
+        self.pairs_to_come: list[tuple[int, int]] = []  # the generate pairs, until their turn
         self.first_visited: list[tuple[str, int, int]] = []  # items whose first visit measured, in its order
         self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
         self.started = 0.0
@@ -234,7 +236,8 @@ class Sweep(Items, Pilot, MemoryLimits):
         each length's prefill point, then each visited again in the same order (its second visit, ``Plan.visits``);
         then the generate pairs; a reference pass before each visit and after the last."""
         self.reference_n = self.outcome.lengths[0]
-        self.outcome.generate_pairs = generate_pairs(self.outcome.lengths, self.arch.max_positions)
+        self.outcome.generate_pairs = self.pairs_to_come = generate_pairs(self.outcome.lengths,
+                                                                          self.arch.max_positions)
         queue = [("length", n, 1) for n in self.outcome.lengths] + [("decode", c, 1) for c in self.decode_contexts]
         queue += self.batch_items + self.extend_items
         self._shuffle(queue)
@@ -260,7 +263,7 @@ class Sweep(Items, Pilot, MemoryLimits):
             else:
                 if not visit[0]:
                     self.first_visited.append(item)
-        pairs = self.outcome.generate_pairs
+        pairs, self.pairs_to_come = self.outcome.generate_pairs, []
         for index, (n_in, n_out) in enumerate(pairs):
             if not self._dropped(n_in + n_out, "generate"):
                 self._reference(started)
@@ -342,14 +345,14 @@ class Sweep(Items, Pilot, MemoryLimits):
                   "prefill": [("prefill", n, n, third)], "extend": [("extend", n, third, 1)]}[kind]
         return min(len(self.point_latencies_s.get(point, ())) for point in points)
 
-    def _pairs_reserve_s(self, pair: tuple[int, int], later: list[tuple[int, int]], started: float) -> float:
+    def _pairs_reserve_s(self, pair: tuple[int, int] | None, later: list[tuple[int, int]], started: float) -> float:
         """What the generate pairs ``later`` need at the least, each a reference pass, a warm-up and one call, of
-        those the budget still holds after ``pair``'s warm-up and first call (in order; predicted at the speed the
-        prefills ran, ``_slowdown``): ``pair``'s repeats after its first leave it to them, so a budget short of the
-        pairs' repeats measures each pair it holds once rather than the first several times and the costliest (the
-        longest prompt, last) not at all."""
+        those the budget still holds after ``pair``'s warm-up and first call (or now, without a ``pair``; in order;
+        predicted at the speed the prefills ran, ``_slowdown``): ``pair``'s repeats after its first leave it to them,
+        so a budget short of the pairs' repeats measures each pair it holds once rather than the first several times
+        and the costliest (the longest prompt, last) not at all; so do a point's (``Items._measure``)."""
         slowdown = self._slowdown()
-        left_s = started + self.budget_s - self.clock() - 2 * self.plan.generate_s(*pair) * slowdown
+        left_s = started + self.budget_s - self.clock() - (2 * self.plan.generate_s(*pair) * slowdown if pair else 0.0)
         reserve_s = 0.0
         for n_in, n_out in later:
             need_s = (self.plan.prefill_s[self.reference_n] + 2 * self.plan.generate_s(n_in, n_out)) * slowdown
