@@ -46,6 +46,24 @@ def test_a_batched_prefill_is_batch_times_the_work_and_holds_batch_sequences(pas
     assert cache.layers[0].keys.shape[0] == batch
 
 
+@pytest.mark.parametrize("batch", (1, 2))
+def test_a_one_token_cache_is_a_fresh_copy_of_one_prefill_per_batch(passes, tiny_loaded, batch, monkeypatch):
+    prefills = []
+    prefill = Passes.prefill
+    monkeypatch.setattr(Passes, "prefill",
+                        lambda self, n, batch=1: prefills.append((n, batch)) or prefill(self, n, batch))
+    first, second = passes.one_token_cache(batch), passes.one_token_cache(batch)
+    assert prefills == [(1, batch)]  # the prefill once, each cache a copy of its
+    assert first is not second and cache_batch(first) == batch
+    assert first.get_seq_length() == second.get_seq_length() == 1
+    assert type(first) is type(second) is type(prefill(passes, 1, batch=batch))
+    assert [type(layer) for layer in first.layers] == [type(layer) for layer in second.layers]
+    for mine, yours in zip(first.layers, second.layers):
+        assert torch.equal(mine.keys, yours.keys) and mine.keys.data_ptr() != yours.keys.data_ptr()
+    passes.decode_step(first)  # a step on one leaves the next copy at one token
+    assert first.get_seq_length() == 2 and passes.one_token_cache(batch).get_seq_length() == 1
+
+
 @pytest.mark.parametrize("batch", BATCHES)
 def test_a_batched_decode_step_adds_one_token_to_each_sequence(passes, tiny_loaded, batch):
     arch, n = tiny_loaded.architecture, 17

@@ -32,9 +32,7 @@ def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drif
     # in two visits: three prefills and three forwards, the prefill's warm-up in the second (the pilot's pass was the
     # first's; a forward's is the prefills before it)
     per_length_s = {n: 7 * n * TOKEN_S for n in lengths}
-    # two fills (a one-token prefill, priced as a step at the shortest context, and 126 tokens grown), two warm-ups and
-    # three steps
-    decode_s = 2 * (DECODE_S + 126 * TOKEN_S / 8) + 5 * 2 * DECODE_S
+    decode_s = 2 * 126 * TOKEN_S / 8 + 5 * 2 * DECODE_S  # two fills (126 tokens grown), two warm-ups and three steps
     references_s = (2 * 4 + 2 + 1) * 8 * TOKEN_S  # before each visit and each pair, and after the last
     drift_s = 3 * 32 * TOKEN_S
     items = [("length", n, 1) for n in lengths] + [("decode", 127, 1)]
@@ -53,8 +51,7 @@ def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_o
     assert [plan.visit_repeats(1.0, visit, 2) for visit in (0, 1)] == [2, 1]
     assert plan.visits(("length", 1024, 1)) == 1 and plan.visit_repeats(6.0, 0, 1) == 2
     assert plan.item_cost_s(("length", 1024, 1)) == 4 * 6.0  # two prefills and two forwards, warmed by the pilot
-    # in each visit a cache filled (a one-token prefill, priced as a step), a warm-up and its repeats; a reference pass
-    assert plan.with_references_s(("decode", 8, 1), 0.25) == 2 * 0.5 + 5 * 0.5 + 2 * 0.25
+    assert plan.with_references_s(("decode", 8, 1), 0.25) == 5 * 0.5 + 2 * 0.25
     one = Plan(min_repeats=1, max_positions=MAX_POSITIONS, budget_s=100.0)
     one.prefill_s = {8: 1.0}
     assert one.visits(("length", 8, 1)) == 1  # never a visit without a repeat
@@ -113,7 +110,7 @@ def test_what_is_left_at_the_minimum_repeats():
     # 32 in two visits (two prefills and two forwards, then one each and the prefill's warm-up), decode at 8 in its
     # second (its cache's fill, a warm-up and a step), a generate pair's three calls and its warm-up; a reference pass
     # before each visit and pair, and after; the drift check
-    fill_s = DECODE_S + 7 * TOKEN_S / 8
+    fill_s = 7 * TOKEN_S / 8  # 7 tokens grown
     assert left == ((4 + 3) * 32 * TOKEN_S + fill_s + 2 * DECODE_S + 4 * plan.generate_s(120, 8) + 5 * 8 * TOKEN_S
                     + 3 * 32 * TOKEN_S)
     assert left == plan.cost_s([8, 32, 128], [("length", 32, 1)], second_visits=[("decode", 8, 1)]) - (
@@ -293,7 +290,7 @@ def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
     assert plan.extend_pass_s(112, 16) == 128 * TOKEN_S
     # its point in two visits: the cache's fill and a warm-up in each, and the repeats
     plan.fill_s_per_token = TOKEN_S / 8
-    fill_s = DECODE_S + 111 * TOKEN_S / 8  # a one-token prefill (a step at the shortest context) and 111 tokens grown
+    fill_s = 111 * TOKEN_S / 8  # 111 tokens grown on a one-token cache
     assert plan.fill_s(("extend", 112, 16)) == fill_s
     assert plan.item_cost_s(("extend", 112, 16)) == 2 * fill_s + 5 * 128 * TOKEN_S
 

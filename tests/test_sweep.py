@@ -455,8 +455,9 @@ def test_run_records_the_batch_sizes_asked_and_measured_and_points_per_batch(tmp
 @pytest.mark.parametrize("tiny_kind", ["llama"])
 def test_extend_points_beyond_their_share_are_said_with_their_predicted_cost(tiny_loaded, tmp_path, monkeypatch):
     """On the synthetic machine an extend of s tokens costs a prefill of s: 10% of a 4 s budget holds the 16-token
-    appends at the three contexts, not a 64-token one (five passes of 64 ms in two visits): those are left out, each in
-    extend_skipped with its predicted cost, and the extend rows take at most their share."""
+    appends at the three contexts, not a 64-token one (four passes of 64 ms, a warm-up and three repeats in one visit,
+    its cache's fill besides): those are left out, each in extend_skipped with its predicted cost, and the extend rows
+    take at most their share."""
     from profiler.measure.plan import EXTEND_SHARE
 
     budget_s = 4.0
@@ -470,7 +471,7 @@ def test_extend_points_beyond_their_share_are_said_with_their_predicted_cost(tin
     assert set(skipped) == {(8, 64), (32, 64), (64, 64)}
     for skip in skipped.values():
         assert skip["reason"] == "time budget" and skip["budget_s"] == budget_s
-        assert skip["pass_s"] == _prefill_s(64) and skip["predicted_s"] > 4 * skip["pass_s"]
+        assert skip["pass_s"] == _prefill_s(64) and skip["predicted_s"] >= 4 * skip["pass_s"]
     assert max(outcome.lengths) == TINY_MAX_POSITIONS  # the lengths keep their range
 
 

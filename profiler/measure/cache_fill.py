@@ -2,9 +2,10 @@
 any context length, even where the prefill that would build their cache is unaffordable.
 
 A decode step's cost depends on the cache's length, shapes, dtype and device, never on the values
-it holds. So the cache is the model's own: the one a prefill of a single prompt token builds (its
-class and its layers' classes, shapes, dtypes and devices are whatever the model uses: grouped- or
-multi-query heads, DeepSeek-V3's compressed latent keys, sliding-window layers), grown to ``c``
+it holds. So the cache is the model's own: a copy of the one a prefill of a single prompt token builds
+(``Passes.one_token_cache``: that prefill runs once, not at every fill; its class and its layers' classes, shapes,
+dtypes and devices are whatever the model uses: grouped- or multi-query heads, DeepSeek-V3's compressed latent keys,
+sliding-window layers), grown to ``c``
 tokens through each layer's own ``update``, so its bookkeeping (``get_seq_length``, a sliding
 layer's cumulative length, what a sliding layer keeps) is that of a real prefill of ``c`` tokens:
 the next pass gets position ``c`` and attends to what it would after that prefill.
@@ -206,7 +207,7 @@ def filled_cache(passes: Passes, context_tokens: int, seed: int = 0, batch: int 
     (``fill_check``) is a prefill's of ``context_tokens``."""
     if context_tokens < 1:
         raise ValueError(f"a filled cache holds at least 1 token, not {context_tokens}")
-    cache = passes.prefill(1, batch=batch)
+    cache = passes.one_token_cache(batch)
     if context_tokens == 1:
         return cache
     filled = None if _fill_refusal(cache) is not None else _grown(cache, context_tokens, seed)
@@ -219,7 +220,7 @@ def fill_check(passes: Passes) -> str | None:
     """Why the model's caches cannot be filled (``_fill_refusal``, or a cache filled to 2 tokens that says another
     count: its layers keep one a fill does not know), or None when they can. A one-token prefill and a fill of one
     more token."""
-    cache = passes.prefill(1)
+    cache = passes.one_token_cache()
     refusal = _fill_refusal(cache)
     if refusal is None and _grown(cache, 2, seed=0) is None:
         refusal = (f"a cache filled to 2 tokens says {int(cache.get_seq_length())}: its layers keep a count a fill "

@@ -353,8 +353,7 @@ class Pilot:
             try:
                 cache, fill_s = time_pass(lambda: filled_cache(self.passes, top, self.seed), self.loaded.device,
                                           self.clock)
-                # its one-token prefill priced as a step at the first context (``Plan.fill_s``), the rest per token
-                self.plan.fill_s_per_token = max(0.0, fill_s - self.plan.decode_pilot_s[first]) / (top - 1)
+                self.plan.fill_s_per_token = fill_s / (top - 1)  # per token grown (``Plan.fill_s``)
                 self.plan.decode_pilot_s[top] = self._time_decode_step(cache)
             except (RuntimeError, torch.OutOfMemoryError) as err:
                 if not is_out_of_memory(err):

@@ -37,9 +37,8 @@ Estimates: a prefill per length piloted (the pilot's one FLOP-counted pass less 
 later timings correct it); beyond the longest piloted, the quickest decode step (what a pass costs whatever
 its tokens) plus a power law through the two longest's excess over it (exponent between 1 and 2: attention
 makes a prefill at most quadratic), one length only being linear. A decode step per piloted context (the first
-length's and the last position's), linear in the context between and beyond them; filling a cache, a one-token
-prefill (priced as a decode step at the first context) and seconds per token grown (the pilot's fill at the top
-less that step: ``fill_s``). A generate call: the prefill of the shortest length planned at or above
+length's and the last position's), linear in the context between and beyond them; filling a cache, seconds per
+token grown (the pilot's fill at the top: ``fill_s``). A generate call: the prefill of the shortest length planned at or above
 its prompt, plus a decode step per token after the first. An extend pass (``extend_pass_s``), from the same
 estimates and meant to bound it from above: the prefill of ``c + s`` tokens (which does the extend's work and
 the prefix's besides), or, if less, the prefill of ``s`` tokens plus ``s`` times what the cache of ``c`` adds
@@ -302,15 +301,10 @@ class Plan:
 
     def fill_s(self, item: Item) -> float:
         """Filling the cache ``item`` runs on, a decode point's (of its every sequence) or an extend point's (0 for the
-        other kinds): a one-token prefill of its sequences, priced as a decode step of as many at the shortest context
-        (one token a sequence, the weights read once: 37 ms of gpt2 on this 2-core CPU, where growing a cache of 1,023
-        tokens added 10 ms), then ``fill_s_per_token`` for each token grown."""
+        other kinds): ``fill_s_per_token`` for each token grown (the one-token cache it starts from is a copy, 1-2 ms:
+        ``Passes.one_token_cache``)."""
         kind, n, third = item
-        if kind not in ("decode", "extend") or not self.decode_points_s:
-            return 0.0
-        sequences = third if kind == "decode" else 1
-        one_token_s = self.batch_pass_s("decode", min(self.decode_points_s), sequences)
-        return one_token_s + sequences * (n - 1) * self.fill_s_per_token
+        return {"decode": third * (n - 1), "extend": n - 1}.get(kind, 0) * self.fill_s_per_token
 
     def _visits(self, pass_s: float, length: int | None = None) -> int:
         return 1 if pass_s > ONE_VISIT_SHARE * self.budget_s else min(self.most_visits, self.repeats(pass_s, length))
