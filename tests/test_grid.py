@@ -8,6 +8,7 @@ from profiler.measure.grid import (
     extend_points,
     generate_pairs,
     geometric,
+    middle_first,
     parse_lengths,
 )
 
@@ -54,3 +55,12 @@ def test_extend_points_lie_inside_the_positions_each_size_at_each_context():
         assert points and all(c >= 1 and s >= 1 and c + s <= positions for c, s in points)
         assert {s for _, s in points} == {s for s in EXTEND_SIZES if s < positions}
     assert extend_points([1], 16) == []  # no size leaves a cached token
+
+
+def test_the_lengths_between_come_middle_first():
+    between = [11, 23, 45, 91, 181, 362, 724]
+    # the middle of the logarithms, then each side's middle (the lower first), then each quarter's
+    assert middle_first(between) == [91, 23, 362, 11, 45, 181, 724]
+    assert sorted(middle_first(between)) == between
+    assert middle_first([]) == [] and middle_first([5]) == [5]
+    assert middle_first([8, 16, 32, 64, 128]) == [32, 8, 64, 16, 128]  # a tie: the lower

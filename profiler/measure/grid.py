@@ -22,6 +22,8 @@ memory with each size.
 
 from __future__ import annotations
 
+import math
+
 from profiler.errors import UserError
 
 DEFAULT_MIN_LENGTH = 8
@@ -82,6 +84,24 @@ def default_lengths(max_positions: int) -> list[int]:
         points.append(n)
         k += 1
     return [*points, max_positions]
+
+
+def middle_first(points: list[int]) -> list[int]:
+    """The sorted ``points`` in the order that spreads them over their range soonest: the one nearest the middle of
+    their logarithms, then the one nearest the middle of each side (the lower first), then of each quarter, and so
+    on. The lengths between the range's are piloted so (``profiler.measure.pilot``): a budget that holds a few of them
+    spreads them over the range, rather than spending them at its cheap bottom, where a curve's terms that grow with n
+    are not told apart (gpt2 on this 2-core CPU prefilled 11 tokens in 0.055 s and 8 in 0.060: a bottom that fixes no
+    slope)."""
+    order, sides = [], [points]
+    while sides:
+        side = sides.pop(0)
+        if side:
+            middle = (math.log(side[0]) + math.log(side[-1])) / 2
+            index = min(range(len(side)), key=lambda i: abs(math.log(side[i]) - middle))
+            order.append(side[index])
+            sides += [side[:index], side[index + 1:]]
+    return order
 
 
 def decode_contexts(lengths: list[int], max_positions: int, default: bool) -> list[int]:

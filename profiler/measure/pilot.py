@@ -17,7 +17,7 @@ import torch
 
 from profiler.measure.cache_fill import fill_check, filled_cache
 from profiler.measure.flops import count_flops
-from profiler.measure.grid import extend_points, generate_pairs
+from profiler.measure.grid import extend_points, generate_pairs, middle_first
 from profiler.measure.memory import is_out_of_memory
 from profiler.measure.plan import BATCH_SHARE, DECODE_SHARE, EXTEND_SHARE, VISITS, spread
 from profiler.measure.rewind import Rewind
@@ -208,15 +208,16 @@ class Pilot:
 
     def _grow(self, kept: list[int], started: float) -> list[int]:
         """Pilot the grid's lengths not in ``kept`` as the budget allows: the range first (every other
-        length, up to the top), then the lengths between, so a tight budget thins the grid before it
-        shortens it; the range is planned at one visit a point, the visits chosen after it (``_choose_visits``), the
+        length, up to the top), then the lengths between, middle first (``grid.middle_first``: a budget that holds
+        a few spreads them over the range), so a tight budget thins the grid before it shortens it; the range is
+        planned at one visit a point, the visits chosen after it (``_choose_visits``), the
         batch and extend grids' shares planned before the lengths between. Returns all kept, sorted."""
         coarse = thinned(self.grid)
         untried = [n for n in self.grid if n not in kept and not self._beyond_memory(n)]
         self.plan.most_visits = 1
         kept = self._pilot_lengths([n for n in untried if n in coarse], kept, started)
         self._choose_visits(kept, started)
-        between = [n for n in untried if n not in coarse and kept and n < kept[-1]]
+        between = middle_first([n for n in untried if n not in coarse and kept and n < kept[-1]])
         return self._pilot_lengths(between, kept, started, shares=True)
 
     def _choose_visits(self, kept: list[int], started: float) -> None:
@@ -247,9 +248,9 @@ class Pilot:
             plan.few_repeats.discard(n)
 
     def _pilot_lengths(self, candidates: list[int], kept: list[int], started: float, shares: bool = False) -> list[int]:
-        """Pilot ``candidates`` in ascending order on top of ``kept``; stop at the first that runs out of
-        memory or would not fit in the budget (its pilot pass included; with the batch and extend grids' shares
-        where ``shares``). Returns all kept, sorted."""
+        """Pilot ``candidates`` in their order (the range's ascending) on top of ``kept``; stop at the first that
+        runs out of memory or would not fit in the budget (its pilot pass included; with the batch and extend grids'
+        shares where ``shares``). Returns all kept, sorted."""
         plan = self.plan
         for n in candidates:
             expected_s = None  # what the shorter lengths predict (an upper bound but for noise): none for the first

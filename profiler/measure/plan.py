@@ -38,8 +38,8 @@ later timings correct it); beyond the longest piloted, the quickest decode step 
 its tokens) plus a power law through the two longest's excess over it (exponent between 1 and 2: attention
 makes a prefill at most quadratic), one length only being linear. A decode step per piloted context (the first
 length's and the last position's), linear in the context between and beyond them; filling a cache, seconds per
-token grown (the pilot's fill at the top: ``fill_s``). A generate call: the prefill of the shortest length planned at or above
-its prompt, plus a decode step per token after the first. An extend pass (``extend_pass_s``), from the same
+token grown (the pilot's fill at the top: ``fill_s``). A generate call: the prefill of the shortest length planned
+at or above its prompt, plus a decode step per token after the first. An extend pass (``extend_pass_s``), from the same
 estimates and meant to bound it from above: the prefill of ``c + s`` tokens (which does the extend's work and
 the prefix's besides), or, if less, the prefill of ``s`` tokens plus ``s`` times what the cache of ``c`` adds
 to a decode step (each appended token reading the cache as a decode step does, which a pass of ``s`` tokens

@@ -28,7 +28,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    cache (with its fill): the plan's decode cost, linear in the context. The default decode
    contexts are thinned (ends kept) until they cost at most a quarter of the budget. With the
    default grid, every other length is piloted first, up to the top, planned at one visit a point, then the
-   points' visits chosen (two where that range still fits so, ``Pilot._choose_visits``), then the lengths between;
+   points' visits chosen (two where that range still fits so, ``Pilot._choose_visits``), then the lengths between,
+   middle first (``grid.middle_first``);
    each (explicit ``--lengths`` too, ascending, at two visits a point) is kept while measuring it, with every decode
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
