@@ -18,14 +18,13 @@ An extend point's rows: phase ``extend``, ``n_ctx`` and ``n_cached`` the ``c`` t
 appended, FLOPs those of ``s`` tokens attending to ``c + s`` (``flops.pass_flops``).
 
 FLOPs are counted (FlopCounterMode, ``flops_counted``) on the warm-up of the first ``COUNTED_WARM_UPS`` points of
-each phase and batch size (a forward's at the shortest lengths only), a plain warm-up after them (a forward none after
-them: the prefills of its length just
-before it ran the same products; its first pass after them took 0.98-0.99 times the next ones, the median of 12
-rounds at 64, 256 and 1,024 tokens of gpt2 on this 2-core CPU, where a prefill's first after another shape took
-up to 1.06 times, ``benchmarks/forward_warm_up.py``): the count checks the analytic FLOPs, which are exact
-(``tests/test_flops.py``), and sends every operator through Python, a cost per pass that does not grow with the
-tokens (0.15-0.2 s on a 135M-parameter model on a 2-core CPU, several times its short passes) and that every
-point would otherwise take from the budget. A prefill's are counted on its pilot pass.
+each phase and batch size (a forward's at the shortest lengths only), a plain warm-up after them (a forward none
+after them: the prefills of its length just before it ran the same products; its first pass after them took
+0.98-0.99 times the next ones, the median of 12 rounds at 64, 256 and 1,024 tokens of gpt2 on this 2-core CPU,
+where a prefill's first after another shape took up to 1.06 times, ``benchmarks/forward_warm_up.py``): the count
+checks the analytic FLOPs, which are exact (``tests/test_flops.py``), and sends every operator through Python, a cost
+per pass that does not grow with the tokens (0.15-0.2 s on a 135M-parameter model on a 2-core CPU, several times its
+short passes) and that every point would otherwise take from the budget. A prefill's are counted on its pilot pass.
 """
 
 from __future__ import annotations
@@ -215,11 +214,10 @@ class Items:
                       "plain" if visit[0] else self.prefill_flops_counted[n], self.plan.prefill_s[n], started=started,
                       visit=visit)
         if visit[0] < visit[1]:  # a visit past the planned ones re-plans nothing: the plan is done
-            self._replan(queue, started, ("length", n, 1), visit[0], begun=True)
-        shortest = n in self.outcome.lengths[:COUNTED_WARM_UPS]
-        warm_up = self._warm_up("forward", visit=visit) if shortest else None
+            self._replan(queue, started, ("length", n, 1), visit, begun=True)
+        counted = n in self.outcome.lengths[:COUNTED_WARM_UPS] and self._warm_up("forward", visit=visit) == "counted"
         self._measure("forward", n, n, lambda: self.passes.forward(n), pass_flops(self.arch, n, n),
-                      warm_up if warm_up == "counted" else None, self.plan.prefill_s[n], started=started, visit=visit)
+                      "counted" if counted else None, self.plan.prefill_s[n], started=started, visit=visit)
 
     def _measure_decode(self, c: int, started: float, batch: int, visit: tuple[int, int]) -> None:
         """Decode steps of ``batch`` sequences at context ``c`` on a filled cache, put back after each step."""

@@ -293,12 +293,13 @@ class Pilot:
             kept = sorted([*kept, n])
         return kept
 
-    def _replan(self, queue: list, started: float, current: tuple[str, int, int], visit: int, begun: bool) -> None:
-        """Before ``current``'s ``visit`` (from 0) takes its share of the time left (after its reference pass, or a
-        length's after its prefill point): once the timings so far (the reference passes, a prefill at the first length,
-        count as its median) prove the pilot too slow (``Plan.correct``), the estimates are corrected and, with the
-        default grid, decode contexts then lengths it dropped come back, joining ``queue`` (shuffled in) while the
-        corrected plan fits, and the batch and extend points are chosen again."""
+    def _replan(self, queue: list, started: float, current: tuple[str, int, int], visit: tuple[int, int],
+                begun: bool) -> None:
+        """Before ``current``'s ``visit`` (``(index from 0, of how many)``) takes its share of the time left (after its
+        reference pass, or a length's after its prefill point): once the timings so far (the reference passes, a
+        prefill at the first length, count as its median) prove the pilot too slow (``Plan.correct``), the estimates
+        are corrected and, with the default grid, decode contexts then lengths it dropped come back, joining ``queue``
+        (shuffled in) while the corrected plan fits, and the batch and extend points are chosen again."""
         decode_median_s = {n: s for (phase, n, _), s in self.medians_s.items() if phase == "decode"}
         prefill_median_s = {self.reference_n: statistics.median(self.reference_s)} if self.reference_s else {}
         prefill_median_s |= self._prefill_medians_s()
@@ -324,10 +325,9 @@ class Pilot:
             queue += [item for item in chosen if item not in planned and item not in self.measured]
             self._shuffle(queue)
         # a length begun has its forward's repeats left (its warm-up was the prefills)
-        visits = self.plan.visits(current) if visit == 0 else VISITS
         pass_s = self.plan.pass_s(current)
-        current_s = (self.plan.visit_repeats(pass_s, visit, visits, current[1]) * pass_s if begun
-                     else self.plan.visit_cost_s(current, visit, visits))
+        current_s = (self.plan.visit_repeats(pass_s, *visit, current[1]) * pass_s if begun
+                     else self.plan.visit_cost_s(current, *visit))
         self.remaining_cost_s = self._left_s(queue) + current_s
 
     def _time_first_passes(self, n: int) -> tuple[float, float]:

@@ -392,23 +392,27 @@ class Plan:
         pairs ``planned`` implies (at most ``GENERATE_SHARE`` of the budget; none unless ``generates``: they then
         take what is left), the reference passes and the drift check."""
         pairs = generate_pairs(planned, self.max_positions) if generates else []
-        cost = sum(self.with_references_s(item, self.prefill_s[planned[0]]) for item in to_measure)
-        cost += sum(self.visit_cost_s(item, 1, VISITS) + self.prefill_s[planned[0]] for item in second_visits)
-        pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
-        cost += min(pairs_s, GENERATE_SHARE * self.budget_s)
-        cost += (len(pairs) + 1) * self.prefill_s[planned[0]]
-        return cost + self.drift_check_s(planned)
+        return self._to_finish_s(to_measure, second_visits, pairs, planned[0], planned, GENERATE_SHARE * self.budget_s)
 
     def left_s(self, queue: list[Item], second_visits: list[Item], pairs: list[tuple[int, int]], reference_n: int,
                planned: list[int]) -> float:
         """What is left at the minimum repeats, warm-ups and fills included (the items of ``queue`` in all their visits,
-        the ``second_visits`` of items begun, each generate pair's calls and warm-up), with the reference passes left
-        and the drift check: what a visit's share of the time left is taken over (in proportion to its own minimum,
-        ``profiler.measure.items``), so a visit takes more than its minimum only where the time left exceeds it."""
-        visits = [*((item, visit, self.visits(item)) for item in queue for visit in range(self.visits(item))),
+        the ``second_visits`` of items begun, each generate pair's calls and warm-up, whatever their share), with the
+        reference passes left and the drift check: what a visit's share of the time left is taken over (in proportion
+        to its own minimum, ``profiler.measure.items``), so a visit takes more than its minimum only where the time
+        left exceeds it."""
+        return self._to_finish_s(queue, second_visits, pairs, reference_n, planned)
+
+    def _to_finish_s(self, to_measure: list[Item], second_visits: list[Item], pairs: list[tuple[int, int]],
+                     reference_n: int, planned: list[int], pairs_limit_s: float = math.inf) -> float:
+        """The items ``to_measure`` in all their visits and the ``second_visits``, at the minimum repeats, a reference
+        pass (a prefill of ``reference_n``) before each visit and pair and after the last, the generate ``pairs`` (at
+        most ``pairs_limit_s``), and the drift check of ``planned``."""
+        visits = [*((item, visit, self.visits(item)) for item in to_measure for visit in range(self.visits(item))),
                   *((item, 1, VISITS) for item in second_visits)]
         cost = sum(self.visit_cost_s(*visit) for visit in visits)
-        cost += sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
+        pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
+        cost += min(pairs_s, pairs_limit_s)
         return cost + (len(visits) + len(pairs) + 1) * self.prefill_s[reference_n] + self.drift_check_s(planned)
 
     def piloted(self, n: int, latency_s: float) -> None:

@@ -255,7 +255,7 @@ class Sweep(Items, Pilot, MemoryLimits):
             if visit == (0, VISITS):
                 self.second_visits.append(item)  # costed from now on (``_left_s``, ``Pilot._fits``)
             self._reference(started)
-            self._replan(queue, started, item, visit[0], begun=False)
+            self._replan(queue, started, item, visit, begun=False)
             try:
                 self._measure_item(item, queue, started, visit)
             except (OutOfMemory, OverBudget):
