@@ -14,7 +14,8 @@ reference points per phase that the run did not measure:
   decode, which needs a free position); none where the run already reached that cap.
 
 Each reference is measured in this process, on the model built as the run builds it
-(``profiler.measure.loading.load_model``, same seed, the run's thread count), with the profiler's own
+(``profiler.measure.loading.load_model``, same seed, the run's thread count, its freed memory held as the run holds
+it: ``profiler.measure.allocator``), with the profiler's own
 passes and timing (``profiler.measure.passes.Passes``, ``profiler.measure.timing``): one untimed pass,
 then ``ROUNDS`` rounds over every reference and control of the model, the order reversed each round
 (so that a passing change in the machine's speed touches every point alike, not one point's whole
@@ -81,6 +82,7 @@ from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals
 from profiler.errors import UserError
 from profiler.measure.cache_fill import filled_cache
 from profiler.measure.catalog import resolve_model
+from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
 from profiler.measure.rewind import Rewind
@@ -229,6 +231,7 @@ def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budg
     """Every reference of every phase, predicted by ``cm`` and measured (or why not); and per phase a control:
     the run's median at its measured length nearest the middle of its log range, measured again here."""
     calls = CallIntervals(cm)
+    hold_freed_memory()  # as the run holds it
     loaded = load_model(resolve_model(model), DEVICE, torch.float32, seed=run["asked"]["seed"])
     passes = Passes(loaded, seed=run["asked"]["seed"])
     rows, controls, points = [], [], []

@@ -47,6 +47,7 @@ from profiler.cli.run_outcome import print_outcome
 from profiler.measure.flops_check import formula_check
 from profiler.measure.grid import check_lengths, default_batch_sizes, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
+from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.loading import LoadedModel, check_model, load_model
 from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
 from profiler.measure.routing import Routing
@@ -159,6 +160,7 @@ def _profile_one(request: RunRequest, source: ModelSource, device, dtype, hardwa
 
     Ctrl-C during the sweep ends the run with ``KeyboardInterrupt`` once what was measured is written.
     The caller holds ``folder``, so the files read back here are this run's."""
+    hold_freed_memory()  # a pass reuses the pages of the passes before it (``profiler.measure.allocator``)
     # built, and a cached step run, before anything is written: a model that cannot run leaves no empty samples.csv
     loaded = load_model(source, device, dtype, attn_implementation=request.attn_implementation,
                         device_map=request.device_map, trust_remote_code=request.trust_remote_code, seed=request.seed)

@@ -57,6 +57,7 @@ from profiler.lba.validation_verdict import COST_TOLERANCE, SPEED_TOLERANCE, out
 from profiler.measure.catalog import resolve_model
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.hardware import fingerprint, slug
+from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.report.units import format_cost
 
@@ -254,6 +255,7 @@ def run_validate(args, console: Console) -> int:
         if cost_model.model.dtype != dtype_name(dtype):
             raise UserError(f"{fit_path}: fitted in {cost_model.model.dtype}, this run is {dtype_name(dtype)}")
         schedule = reusing(parallel_schedule(schedule, cost_model), cost_model)
+        hold_freed_memory()  # as the run that measured the fit (``profiler.measure.allocator``)
         loaded = load_model(source, device, dtype)
         quiet.print(f"{source.name} on {device} ({dtype_name(dtype)}), predictions from {fit_path}; budget "
                     f"{args.budget:g} s")

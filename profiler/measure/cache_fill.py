@@ -38,7 +38,8 @@ have ``batch`` rows; each sequence holds ``context_tokens`` tokens.
 Memory: the cache's own bytes plus one block per distinct tensor shape (the block is freed when
 the cache is made), both ``batch`` times a sequence's. On a CPU, where running out of memory kills the
 process rather than raising, the bytes are checked against the kernel's ``MemAvailable`` before the fill
-allocates any, and a cache that does not fit raises ``torch.OutOfMemoryError`` (what the sweep already handles); a GPU
+allocates any (with the free pages the process holds handed back, ``profiler.measure.allocator``, where they would
+not fit without), and a cache that does not fit raises ``torch.OutOfMemoryError`` (what the sweep already handles); a GPU
 raises it on its own.
 """
 
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import torch
 
+from profiler.measure.allocator import release_freed_memory
 from profiler.measure.memory import meminfo_bytes
 from profiler.measure.passes import Passes
 
@@ -157,6 +159,8 @@ def _batch_of(layers: list) -> int:
 def _check_fits(layers: list, context_tokens: int) -> None:
     for device, needed in _needed_bytes(layers, context_tokens).items():
         available = meminfo_bytes("MemAvailable") if device.type == "cpu" else None
+        if available is not None and needed > available and release_freed_memory():  # the free pages held count
+            available = meminfo_bytes("MemAvailable")
         if available is not None and needed > available:
             raise torch.OutOfMemoryError(
                 f"a filled KV cache of {context_tokens} tokens ({_batch_of(layers)} sequences) needs {needed} bytes "

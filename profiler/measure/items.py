@@ -5,10 +5,10 @@ the budget (``profiler.measure.sweep``, step 2). A point's rows number its repea
 median (``medians_s``) is over them all (``point_latencies_s``).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
-``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``energy``, ``watch``, ``medians_s``,
-``point_latencies_s``, ``second_visits``, ``pairs_to_come``, ``reference_n``, ``reference_s``, ``remaining_cost_s``
-and ``outcome``, and call its ``_out_of_memory``, ``_batch_out_of_memory``, ``_extend_out_of_memory``, ``_replan`` and
-``_pairs_reserve_s``.
+``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``pilot_memory``, ``energy``, ``watch``,
+``medians_s``, ``point_latencies_s``, ``second_visits``, ``pairs_to_come``, ``reference_n``, ``reference_s``,
+``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``, ``_batch_out_of_memory``,
+``_extend_out_of_memory``, ``_replan`` and ``_pairs_reserve_s``.
 
 A batched point's row says its ``batch``; its FLOPs are ``batch`` times a sequence's, its memory and KV bytes the
 whole batch's (``profiler.measure.samples``); its median is not one of ``medians_s`` (the single-sequence figures
@@ -16,6 +16,14 @@ the plan is corrected by and the drift check reads).
 
 An extend point's rows: phase ``extend``, ``n_ctx`` and ``n_cached`` the ``c`` tokens cached, ``n_new`` the ``s``
 appended, FLOPs those of ``s`` tokens attending to ``c + s`` (``flops.pass_flops``).
+
+Peak memory (``peak_mem_bytes``, ``peak_mem_reserved_bytes``) is read once a point, on the first pass of its first
+visit, and is on that visit's rows; a later visit's rows leave it empty. On a CPU the free pages the process holds are
+handed back before that pass (``PeakMemory.reset``, ``profiler.measure.allocator``), so it faults in its own pages. It
+is the visit's warm-up where it has one; a prefill's first visit has its pilot pass's (``pilot_memory``), the pass that
+was its warm-up; a forward's, with no warm-up of its own, is its first timed repeat (a forward of gpt2 right after the
+pages were handed back took 1.006-1.017 times one on pages held, the median of 6 at 128, 512 and 1,024 tokens on this
+2-core CPU: within the noise, where pages handed back seconds before, which the host takes back, cost up to 15%).
 
 FLOPs are counted (FlopCounterMode, ``flops_counted``) on the warm-up of the first ``COUNTED_WARM_UPS`` points of
 each phase and batch size (a forward's at the shortest lengths only), a plain warm-up after them (a forward none
@@ -139,33 +147,39 @@ class Items:
         label += (f" batch={batch}" if batch > 1 else "") + (" (again)" if visit[0] else "")
         earlier = self.point_latencies_s.setdefault((phase, n_ctx, n_new, batch), [])
         self.progress(label, self.clock() - started, self._total_s(started))
-        result, flops_counted = None, None
+        # the point's peak memory (module doc): None until read, on its first visit's first pass
+        result, flops_counted, memory = None, None, ((None, None) if visit[0] else None)
         if warm_up == "counted":
-            result, flops_counted = count_flops(run_pass)
+            (result, flops_counted), memory = self._warm(lambda: count_flops(run_pass), memory)
             self.warm_ups_counted[(phase, batch)] = self.warm_ups_counted.get((phase, batch), 0) + 1
         elif warm_up == "plain":
-            result = run_pass()
+            result, memory = self._warm(run_pass, memory)
         else:
             flops_counted = warm_up
+            if memory is None and phase == "prefill":  # a prefill's first visit: its pilot pass was its warm-up
+                memory = self.pilot_memory[n_ctx]
         if after and result is not None:
             after(result)
         latencies: list[float] = []
         item_start = self.clock()
         while (not enough_repeats(latencies, self.clock() - item_start, share_s, policy)
                and self._affordable(latencies[-1] + reserve_s if latencies else estimate_s, started)):
-            self.memory.reset()
+            reading = memory is None
+            if reading:
+                self.memory.reset()
             counter = self.energy
             before = counter.read() if counter else None
             result, latency_s = time_pass(run_pass, self.loaded.device, self.clock)
             energy_j = counter.pass_joules(before, counter.read(), latency_s) if counter else None
-            peak, reserved = self.memory.read()
+            if reading:
+                memory = self.memory.read()
             self.writer.write(
                 self._row_base
                 | {
                     "phase": phase, "batch": batch, "n_ctx": n_ctx, "n_cached": cached_tokens(phase, n_ctx),
                     "n_new": n_new, "repeat": len(earlier) + len(latencies),
                     "latency_s": latency_s, "flops": flops, "flops_counted": flops_counted,
-                    "peak_mem_bytes": peak, "peak_mem_reserved_bytes": reserved,
+                    "peak_mem_bytes": memory[0], "peak_mem_reserved_bytes": memory[1],
                     "kv_cache_bytes": kv_cache_bytes(result), "energy_j": energy_j,
                 }
             )
@@ -181,6 +195,11 @@ class Items:
             self.plan.batch_measured(phase, n_ctx, batch, statistics.median(earlier))
         self.watch.measured((phase, n_ctx, n_new) + ((batch,) if batch > 1 else ()), latencies)
         return result
+
+    def _warm(self, run_pass, memory):
+        """A warm-up pass: its result, and the point's ``memory`` (``(peak, reserved)`` bytes), read on this pass where
+        it is None (``PeakMemory.measure``)."""
+        return self.memory.measure(run_pass) if memory is None else (run_pass(), memory)
 
     def _reference(self, started: float) -> None:
         """Time the reference pass once (prefill at the shortest length kept), for the disturbance watch,

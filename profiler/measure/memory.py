@@ -5,17 +5,22 @@ GPU: the caching allocator's peaks since a reset (``max_memory_allocated`` and
 CPU: the process's peak resident set size during the pass, read from the kernel: writing
 ``5`` to ``/proc/self/clear_refs`` resets the high-water mark ``VmHWM`` to the current
 RSS, and ``VmHWM`` after the pass is the highest RSS the kernel saw in between (Linux 4.0
-and later). It includes the weights and everything else resident. Where that file cannot
+and later). It includes the weights and everything else resident. The free pages the process
+holds (``profiler.measure.allocator``) are handed back before the reset, so the peak is the
+pass's, not the largest pass's before it: a pass whose peak is read (``PeakMemory.measure``)
+faults its pages in afresh, and is not one of the timed repeats. Where that file cannot
 be written (not Linux), the CPU peak is not measured and is reported empty.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 import torch
+
+from profiler.measure.allocator import release_freed_memory
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -46,12 +51,19 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         elif self.supported:
+            release_freed_memory()
             _CLEAR_REFS.write_text("5")
 
     def read(self) -> tuple[int | None, int | None]:
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device), torch.cuda.max_memory_reserved(self.device)
         return (_vm_hwm_bytes() if self.supported else None), None
+
+    def measure(self, run_pass: Callable[[], object]) -> tuple[object, tuple[int | None, int | None]]:
+        """Run ``run_pass`` between a reset and a read: its result and ``(peak_bytes, reserved_bytes)``."""
+        self.reset()
+        result = run_pass()
+        return result, self.read()
 
 
 def _tensors(value):

@@ -4,8 +4,9 @@ budget can hold, and bringing back lengths a disturbed pilot dropped (steps 1 an
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
 sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``extend_items``, ``plan``
 (``profiler.measure.plan.Plan``), ``budget_s`` (raised where ``raise_budget`` allows), ``passes``, ``clock``,
-``outcome``, ``medians_s``, ``measured``, ``second_visits`` and ``pairs_to_come``, and call its ``_out_of_memory``,
-``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and ``_prefill_medians_s``.
+``memory``, ``outcome``, ``medians_s``, ``measured``, ``second_visits``, ``pairs_to_come`` and ``pilot_memory``, and
+call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and
+``_prefill_medians_s``.
 """
 
 from __future__ import annotations
@@ -265,8 +266,10 @@ class Pilot:
                 if not kept:
                     calibration_n = min(n, CALIBRATION_TOKENS)
                     plain_s, counted_s = self._time_first_passes(calibration_n)
+                self.memory.reset()  # the pass is the length's prefill memory pass (``profiler.measure.items``)
                 (cache, self.prefill_flops_counted[n]), pilot_counted_s = time_pass(
                     lambda: count_flops(lambda: self.passes.prefill(n)), self.loaded.device, self.clock)
+                self.pilot_memory[n] = self.memory.read()
                 if not kept:
                     if calibration_n == n:  # the quicker of its two counted passes, for both
                         pilot_counted_s = counted_s = min(counted_s, pilot_counted_s)

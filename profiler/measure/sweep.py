@@ -197,6 +197,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.outcome = SweepOutcome()
         self.plan = Plan(policy.min_repeats, self.arch.max_positions, budget_s)
         self.prefill_flops_counted: dict[int, int] = {}  # counted on the pilot pass
+        self.pilot_memory: dict[int, tuple[int | None, int | None]] = {}  # the pilot pass's peak and reserved bytes
         self.warm_ups_counted: dict[tuple[str, int], int] = {}  # (phase, batch) -> FLOP-counted warm-ups
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
         self.measured: set[tuple[str, int, int]] = set()  # items begun (or dropped): out of the plan's cost
