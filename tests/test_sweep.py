@@ -310,7 +310,8 @@ def test_cuda_sweep_records_allocator_peaks(tmp_path):
     outcome, samples = _sweep(loaded, tmp_path / "s.csv", [8, 64])
     assert outcome.lengths == [8, 64] and set(samples.device) == {"cuda"} and set(samples.dtype) == {"bfloat16"}
     read = samples.dropna(subset=["peak_mem_bytes"])  # each point's on its first visit's rows
-    assert set(read.groupby(["phase", "n_ctx", "n_new"]).groups) == set(samples.groupby(["phase", "n_ctx", "n_new"]).groups)
+    points = ["phase", "n_ctx", "n_new"]
+    assert set(read.groupby(points).groups) == set(samples.groupby(points).groups)
     assert (read.peak_mem_reserved_bytes >= read.peak_mem_bytes).all() and (read.peak_mem_bytes > 0).all()
 
 

@@ -12,7 +12,8 @@ above their median) while the passes' memory grew.
 top is trimmed only past ``TRIM_THRESHOLD_BYTES``): a pass reuses the pages the passes before it touched, as in a
 serving process that has run for a while. ``release_freed_memory`` hands the free pages back (``malloc_trim``), so
 that the resident set is what is in use: a pass's peak memory (``profiler.measure.memory``) is read after it, not
-counted with pages kept from a larger pass. Where the C library is not glibc (musl, macOS), both do nothing and return False.
+counted with pages kept from a larger pass. Where the C library is not glibc (musl, macOS), both do nothing and
+return False.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ Memory: the cache's own bytes plus one block per distinct tensor shape (the bloc
 the cache is made), both ``batch`` times a sequence's. On a CPU, where running out of memory kills the
 process rather than raising, the bytes are checked against the kernel's ``MemAvailable`` before the fill
 allocates any (with the free pages the process holds handed back, ``profiler.measure.allocator``, where they would
-not fit without), and a cache that does not fit raises ``torch.OutOfMemoryError`` (what the sweep already handles); a GPU
-raises it on its own.
+not fit without), and a cache that does not fit raises ``torch.OutOfMemoryError`` (what the sweep already handles);
+a GPU raises it on its own.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ Columns (units in the names):
   prefill length's (on its pilot pass) and the first ``items.COUNTED_WARM_UPS`` points' of each other phase and
   batch size; empty for the rest (the counter's cost per pass would come out of the budget) and for generate,
   whose counting would take longer than the generation;
-- ``peak_mem_bytes``: GPU allocator peak, or CPU process peak RSS, during the pass;
+- ``peak_mem_bytes``: GPU allocator peak, or CPU process peak RSS, during a pass of the point, read once a point
+  on its first visit and written on that visit's rows (empty on a later visit's: ``profiler.measure.items``);
 - ``peak_mem_reserved_bytes``: GPU allocator's reserved peak (empty on a CPU);
 - ``kv_cache_bytes``: bytes of keys and values in the cache after the pass, every sequence's (0 for
   forward): a windowed layer's at most ``window - 1`` tokens, and any other state the cache holds
