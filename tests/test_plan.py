@@ -29,29 +29,34 @@ def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drif
     # decode step of its longest context
     assert plan.generate_s(32, 16) == 32 * TOKEN_S + 15 * plan.decode_estimate_s(48)
     pairs_s = 4 * (plan.generate_s(32, 16) + plan.generate_s(120, 8))
-    # in two visits: three prefills and three forwards, the prefill's warm-up in the second (the pilot's pass was the
-    # first's; a forward's is the prefills before it)
-    per_length_s = {n: 7 * n * TOKEN_S for n in lengths}
-    decode_s = 2 * 126 * TOKEN_S / 8 + 5 * 2 * DECODE_S  # two fills (126 tokens grown), two warm-ups and three steps
-    references_s = (2 * 4 + 2 + 1) * 8 * TOKEN_S  # before each visit and each pair, and after the last
+    # in three visits: three prefills and three forwards, the prefill's warm-up in the later two (the pilot's pass was
+    # the first's; a forward's is the prefills before it)
+    per_length_s = {n: 8 * n * TOKEN_S for n in lengths}
+    decode_s = 3 * 126 * TOKEN_S / 8 + 6 * 2 * DECODE_S  # three fills (126 tokens grown), three warm-ups, three steps
+    references_s = (3 * 4 + 2 + 1) * 8 * TOKEN_S  # before each visit and each pair, and after the last
     drift_s = 3 * 32 * TOKEN_S
     items = [("length", n, 1) for n in lengths] + [("decode", 127, 1)]
     assert plan.cost_s(lengths, items) == pytest.approx(sum(per_length_s.values()) + decode_s + pairs_s
                                                         + references_s + drift_s)
-    # once 32 is begun only its second visit (a prefill, its warm-up and a forward) and its reference remain
-    assert plan.cost_s(lengths, [("length", 8, 1), ("length", 128, 1)], second_visits=[("length", 32, 1)]) == (
-        pytest.approx(per_length_s[8] + per_length_s[128] + 3 * 32 * TOKEN_S + pairs_s + 8 * 8 * TOKEN_S + drift_s))
+    # once 32 is begun only its later visits (each a prefill, its warm-up and a forward) and their references remain
+    later = [(("length", 32, 1), visit, 3) for visit in (1, 2)]
+    assert plan.cost_s(lengths, [("length", 8, 1), ("length", 128, 1)], later_visits=later) == pytest.approx(
+        per_length_s[8] + per_length_s[128] + 6 * 32 * TOKEN_S + pairs_s + 11 * 8 * TOKEN_S + drift_s)
 
 
 def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_once():
     plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=100.0)
     plan.prefill_s = {8: 1.0, 1024: 6.0}
     plan.decode_points_s = {8: 0.5}
-    assert plan.visits(("length", 8, 1)) == 2 and plan.visits(("decode", 8, 1)) == 2
-    assert [plan.visit_repeats(1.0, visit, 2) for visit in (0, 1)] == [2, 1]
+    assert plan.visits(("length", 8, 1)) == 3 and plan.visits(("decode", 8, 1)) == 3
+    assert [plan.visit_repeats(1.0, visit, 3) for visit in (0, 1, 2)] == [1, 1, 1]
+    assert [plan.visit_repeats(1.0, visit, 2) for visit in (0, 1)] == [2, 1]  # where two visits are all that fits
+    plan.most_visits = 2
+    assert plan.visits(("length", 8, 1)) == 2 and plan.item_cost_s(("length", 8, 1)) == 7 * 1.0
+    plan.most_visits = 3
     assert plan.visits(("length", 1024, 1)) == 1 and plan.visit_repeats(6.0, 0, 1) == 2
     assert plan.item_cost_s(("length", 1024, 1)) == 4 * 6.0  # two prefills and two forwards, warmed by the pilot
-    assert plan.with_references_s(("decode", 8, 1), 0.25) == 5 * 0.5 + 2 * 0.25
+    assert plan.with_references_s(("decode", 8, 1), 0.25) == 6 * 0.5 + 3 * 0.25
     one = Plan(min_repeats=1, max_positions=MAX_POSITIONS, budget_s=100.0)
     one.prefill_s = {8: 1.0}
     assert one.visits(("length", 8, 1)) == 1  # never a visit without a repeat
@@ -106,14 +111,15 @@ def test_long_passes_are_repeated_fewer_times():
 def test_what_is_left_at_the_minimum_repeats():
     plan = _plan([8, 32, 128])
     plan.fill_s_per_token = TOKEN_S / 8
-    left = plan.left_s([("length", 32, 1)], [("decode", 8, 1)], [(120, 8)], reference_n=8, planned=[8, 32, 128])
-    # 32 in two visits (two prefills and two forwards, then one each and the prefill's warm-up), decode at 8 in its
-    # second (its cache's fill, a warm-up and a step), a generate pair's three calls and its warm-up; a reference pass
-    # before each visit and pair, and after; the drift check
+    later = [(("decode", 8, 1), 2, 3)]
+    left = plan.left_s([("length", 32, 1)], later, [(120, 8)], reference_n=8, planned=[8, 32, 128])
+    # 32 in three visits (a prefill and a forward, then in each later visit one each and the prefill's warm-up), decode
+    # at 8 in its third (its cache's fill, a warm-up and a step), a generate pair's three calls and its warm-up; a
+    # reference pass before each visit and pair, and after; the drift check
     fill_s = 7 * TOKEN_S / 8  # 7 tokens grown
-    assert left == ((4 + 3) * 32 * TOKEN_S + fill_s + 2 * DECODE_S + 4 * plan.generate_s(120, 8) + 5 * 8 * TOKEN_S
-                    + 3 * 32 * TOKEN_S)
-    assert left == plan.cost_s([8, 32, 128], [("length", 32, 1)], second_visits=[("decode", 8, 1)]) - (
+    assert left == ((2 + 3 + 3) * 32 * TOKEN_S + fill_s + 2 * DECODE_S + 4 * plan.generate_s(120, 8)
+                    + 6 * 8 * TOKEN_S + 3 * 32 * TOKEN_S)
+    assert left == plan.cost_s([8, 32, 128], [("length", 32, 1)], later_visits=later) - (
         4 * plan.generate_s(32, 16) + 8 * TOKEN_S)  # the plan's cost, but for the pair (32, 16) and its reference
 
 
@@ -288,11 +294,11 @@ def test_an_extend_pass_is_priced_at_most_a_prefill_of_its_whole_context():
     # a dear cache (each step 100 times dearer at the top): the prefill of c + s bounds it
     plan.decode_points_s = {8: DECODE_S, 127: 100 * DECODE_S}
     assert plan.extend_pass_s(112, 16) == 128 * TOKEN_S
-    # its point in two visits: the cache's fill and a warm-up in each, and the repeats
+    # its point in three visits: the cache's fill and a warm-up in each, and the repeats
     plan.fill_s_per_token = TOKEN_S / 8
     fill_s = 111 * TOKEN_S / 8  # 111 tokens grown on a one-token cache
     assert plan.fill_s(("extend", 112, 16)) == fill_s
-    assert plan.item_cost_s(("extend", 112, 16)) == 2 * fill_s + 5 * 128 * TOKEN_S
+    assert plan.item_cost_s(("extend", 112, 16)) == 3 * fill_s + 6 * 128 * TOKEN_S
 
 
 def test_the_extend_grid_is_each_size_at_three_contexts_its_longest_appends_left_out_to_its_limit():

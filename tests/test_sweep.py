@@ -11,7 +11,7 @@ from profiler.measure.grid import default_lengths, generate_pairs
 from profiler.measure.items import COUNTED_WARM_UPS
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
-from profiler.measure.plan import LONG_PASS_REPEATS
+from profiler.measure.plan import LONG_PASS_REPEATS, VISITS
 from profiler.measure.samples import SampleWriter, read_samples
 from profiler.measure.sweep import Sweep
 from profiler.measure.timing import RepeatPolicy
@@ -142,7 +142,7 @@ def test_sliding_window_decode_past_the_window_repeats_one_context(family, tmp_p
         at_context = [tensors for length, tensors in seen if length == context]
         # the pilot: an untimed step, then one timed, at the first length and at the last position
         pilot = 2 if context in (16, 63) else 0
-        assert len(at_context) == pilot + 2 + len(rows)  # a warm-up in each of the two visits, every timed repeat
+        assert len(at_context) == pilot + VISITS + len(rows)  # a warm-up in each visit, every timed repeat
         assert len(set(at_context[pilot:])) == 1, context  # the same tokens, every time
         assert rows.kv_cache_bytes.nunique() == 1
     assert {length for length, _ in seen} == {16, 48, 63}
@@ -539,11 +539,13 @@ def test_the_extend_core_is_measured_when_the_lengths_leave_nothing(tiny_loaded,
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-def test_a_points_repeats_come_in_two_visits_a_round_apart_and_a_long_pass_in_one(tiny_loaded, tmp_path, monkeypatch):
+def test_a_points_repeats_come_in_three_visits_a_round_apart_and_a_long_pass_in_one(tiny_loaded, tmp_path,
+                                                                                     monkeypatch):
     """On 5 s at about 1 ms a token, a pass over 50 ms (1% of the budget: prefill and forward at 64 and 128) is
-    visited once, every other point twice: all first visits before any second, the second in the order of the first;
-    a point's repeats numbered on across its visits, at least its minimum in all. An extend or batch point the plan
-    left out that the time left after the generate pairs holds (``Sweep._bring_back``) comes last, in one visit."""
+    visited once, every other point three times: each round of visits after the one before, each in the order of the
+    first; a point's repeats numbered on across its visits, at least its minimum in all. An extend or batch point the
+    plan left out that the time left after the generate pairs holds (``Sweep._bring_back``) comes last, in one
+    visit."""
     _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32, 64, 128], clock=_synthetic_machine(monkeypatch))
     after_pairs = samples.iloc[(samples.phase == "generate").to_numpy().nonzero()[0][-1] + 1:]
     assert all((after_pairs.phase == "extend") | (after_pairs.batch > 1))
@@ -552,16 +554,18 @@ def test_a_points_repeats_come_in_two_visits_a_round_apart_and_a_long_pass_in_on
     timed = samples[(samples.phase != "generate") & ~samples.index.isin(after_pairs.index)]
     runs = (timed[["phase", "batch", "n_ctx", "n_new"]] != timed[["phase", "batch", "n_ctx", "n_new"]].shift()).any(
         axis=1).cumsum()
-    visits = [(tuple(rows.iloc[0][["phase", "n_ctx", "n_new"]]), rows) for _, rows in timed.groupby(runs)]
-    points = list(dict.fromkeys(point for point, _ in visits))
-    twice = [point for point in points if sum(p == point for p, _ in visits) == 2]
-    once = [point for point in points if point not in twice]
+    visits = [tuple(rows.iloc[0][["phase", "n_ctx", "n_new"]]) for _, rows in timed.groupby(runs)]
+    points = list(dict.fromkeys(visits))
+    rounds: dict[int, list] = {}  # a point's k-th visit in round k
+    for point in visits:
+        rounds.setdefault(sum(rounds.get(k, []).count(point) for k in rounds), []).append(point)
+    once = [point for point in points if point not in rounds[1]]
     assert {point for point in once if point[0] != "decode"} == {(phase, n, n) for phase in ("prefill", "forward")
                                                                 for n in (64, 128)}
-    assert len(twice) + len(once) == len(visits) - len(twice)  # none visited more than twice
-    first, second = visits[:len(points)], visits[len(points):]
-    assert [point for point, _ in first] == points and [point for point, _ in second] == twice
-    for point in twice:
+    assert sorted(rounds) == [0, 1, 2] and rounds[0] == points
+    assert rounds[1] == rounds[2] == [point for point in points if point not in once]
+    assert visits == rounds[0] + rounds[1] + rounds[2]  # each round after the one before
+    for point in rounds[1]:
         rows = samples[(samples.phase == point[0]) & (samples.n_ctx == point[1]) & (samples.n_new == point[2])]
         assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats
 
@@ -582,18 +586,18 @@ def test_a_larger_budget_never_shortens_the_range(tiny_loaded, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-@pytest.mark.parametrize("budget_s, twice", [(2.25, False), (10.0, True)])
-def test_second_visits_thin_the_lengths_between_but_never_shorten_the_range(tiny_loaded, tmp_path, monkeypatch,
-                                                                            budget_s, twice):
-    """The default grid's range is planned at one visit a point; where it no longer fits with second visits (2.25 s
-    at about 1 ms a token), every point is visited once and the range kept; where it does (10 s), the cheap points are
-    visited twice."""
+@pytest.mark.parametrize("budget_s, visits", [(2.25, 1), (2.75, 2), (3.25, 3)])
+def test_later_visits_thin_the_lengths_between_but_never_shorten_the_range(tiny_loaded, tmp_path, monkeypatch,
+                                                                           budget_s, visits):
+    """The default grid's range is planned at one visit a point; where it no longer fits with later visits (2.25 s at
+    about 1 ms a token), every point is visited once and the range kept; where it fits with a second visit but not a
+    third (2.75 s), the cheap points are visited twice; where it fits with both (3.25 s), three times."""
     _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", default_lengths(TINY_MAX_POSITIONS), budget_s=budget_s,
                         trim=True, clock=_synthetic_machine(monkeypatch))
     prefill = samples[samples.phase == "prefill"]
     assert set(default_lengths(TINY_MAX_POSITIONS)[::2]) <= set(prefill.n_ctx)
     at_8 = prefill[prefill.n_ctx == 8].index
-    assert bool((np.diff(at_8) > 1).any()) == twice
+    assert int((np.diff(at_8) > 1).sum()) + 1 == visits
 
 
 def test_a_model_whose_cache_cannot_be_filled_measures_decode_on_prefilled_caches_and_says_so(tiny_loaded, tmp_path):

@@ -6,7 +6,7 @@ median (``medians_s``) is over them all (``point_latencies_s``).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
 ``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``pilot_memory``, ``energy``, ``watch``,
-``medians_s``, ``point_latencies_s``, ``second_visits``, ``pairs_to_come``, ``reference_n``, ``reference_s``,
+``medians_s``, ``point_latencies_s``, ``later_visits``, ``pairs_to_come``, ``reference_n``, ``reference_s``,
 ``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``, ``_batch_out_of_memory``,
 ``_extend_out_of_memory``, ``_replan`` and ``_pairs_reserve_s``.
 
@@ -221,7 +221,7 @@ class Items:
         return elapsed + max(started + self.budget_s - self.clock(), 0.0, self.remaining_cost_s)
 
     def _left_s(self, queue: list) -> float:
-        return self.plan.left_s(queue, self.second_visits, self.outcome.generate_pairs, self.reference_n,
+        return self.plan.left_s(queue, self.later_visits, self.outcome.generate_pairs, self.reference_n,
                                 self.outcome.lengths)
 
     def _measure_length(self, n: int, queue: list, started: float, visit: tuple[int, int]) -> None:

@@ -4,7 +4,7 @@ budget can hold, and bringing back lengths a disturbed pilot dropped (steps 1 an
 ``Pilot`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the
 sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``extend_items``, ``plan``
 (``profiler.measure.plan.Plan``), ``budget_s`` (raised where ``raise_budget`` allows), ``passes``, ``clock``,
-``memory``, ``outcome``, ``medians_s``, ``measured``, ``second_visits``, ``pairs_to_come`` and ``pilot_memory``, and
+``memory``, ``outcome``, ``medians_s``, ``measured``, ``later_visits``, ``pairs_to_come`` and ``pilot_memory``, and
 call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and
 ``_prefill_medians_s``.
 """
@@ -93,7 +93,7 @@ class Pilot:
             items = self._to_measure(kept)
             left_s -= self.plan.cost_s(kept, items + [item for item in planned
                                                       if item not in self.measured and item not in items],
-                                       generates=not self.fit_first, second_visits=self.second_visits)
+                                       generates=not self.fit_first, later_visits=self.later_visits)
         return max(left_s, 0.0)
 
     def _choose_batch_items(self, kept: list[int], started: float) -> None:
@@ -154,7 +154,7 @@ class Pilot:
     def _fits(self, kept: list[int], spent_s: float, shares: bool) -> bool:
         """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s`` (``shares``:
         with the batch and extend grids' shares)."""
-        cost_s = self.plan.cost_s(kept, self._to_measure(kept, shares), not self.fit_first, self.second_visits)
+        cost_s = self.plan.cost_s(kept, self._to_measure(kept, shares), not self.fit_first, self.later_visits)
         return spent_s + cost_s <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:
@@ -222,12 +222,13 @@ class Pilot:
         return self._pilot_lengths(between, kept, started, shares=True)
 
     def _choose_visits(self, kept: list[int], started: float) -> None:
-        """Two visits to a point (``plan.VISITS``) where the range of ``kept`` lengths, with the decode contexts and
-        what is planned with them, still fits the budget so, else one: the second visits thin the lengths between,
-        never the range; one with the curves first (``fit_first``)."""
-        self.plan.most_visits = VISITS
-        if self.fit_first or (kept and not self._fits(kept, self.clock() - started, shares=False)):
-            self.plan.most_visits = 1
+        """The most visits to a point, up to ``plan.VISITS``, at which the range of ``kept`` lengths, with the decode
+        contexts and what is planned with them, still fits the budget, else one: the later visits thin the lengths
+        between, never the range; one with the curves first (``fit_first``)."""
+        for visits in range(1 if self.fit_first else VISITS, 0, -1):
+            self.plan.most_visits = visits
+            if visits == 1 or not kept or self._fits(kept, self.clock() - started, shares=False):
+                return
 
     def _worth_piloting_again(self, n: int, expected_s: float, kept: list[int], started: float, shares: bool) -> bool:
         """Whether length ``n``'s pilot pass, ``SLOW_PILOT`` times ``expected_s`` (what the shorter lengths predict) or

@@ -57,15 +57,18 @@ Repeats: ``min_repeats`` per point, but a long pass (one costing more than ``LON
 share of it (the fit uses every raw sample). So is a length whose pilot pass is spent and that the budget holds only so
 (``few_repeats``): a pass just under the share costs a length half as much again as one just over it, and the range
 would otherwise reach less far on a larger budget. A point's repeats are taken in ``VISITS`` visits far apart in the
-sweep (``profiler.measure.sweep``), the minimum split between them (3 as 2 and 1), each visit with its warm-up (and its
-cache filled again): on a shared machine a slow spell of a few seconds would otherwise cover a point's every repeat, a
-step in the curve that no spread within the point shows (a pass following another shape ran 5% slower than the next at
-64 tokens of gpt2 on this 2-core CPU, hence the warm-up). A pass costing more than ``ONE_VISIT_SHARE`` of the budget is
-visited once: its warm-ups are what a budget's longest lengths are made of, and its repeats last as long as a spell; so
-is every point where the budget holds the curves only if they come first (``most_visits``: ``profiler.measure.pilot``).
-At ``r`` repeats in two visits, a length costs ``2r + 1`` prefill-sized passes (``r`` prefills and ``r`` forwards, the
-prefill's warm-up in the second visit: in the first it is the pilot's pass, and a forward's is the prefills just before
-it), a decode context or an extend point two fills and ``r + 2`` passes; in one visit ``2r`` and a fill and ``r + 1``. A
+sweep (``profiler.measure.sweep``), the minimum split between them (3 as 1, 1 and 1), each visit with its warm-up (and
+its cache filled again): on a shared machine a slow spell of a few seconds would otherwise cover a point's every repeat,
+a step in the curve that no spread within the point shows (a pass following another shape ran 5% slower than the next
+at 64 tokens of gpt2 on this 2-core CPU, hence the warm-up). Three, not two: split 2 and 1, the visit of two sets the
+median, so one slow visit still moves the point (gpt2's prefill at 128 tokens read 245 and 249 ms in one visit and
+185 ms in the other); over three visits the median is the middle visit's, which one spell does not reach. A pass
+costing more than ``ONE_VISIT_SHARE`` of the budget is visited once: its warm-ups are what a budget's longest lengths
+are made of, and its repeats last as long as a spell; so is every point where the budget holds the curves only if they
+come first; where the range of lengths does not fit at three visits a point, two (``most_visits``:
+``profiler.measure.pilot``). At ``r`` repeats in ``v`` visits, a length costs ``2r + v - 1`` prefill-sized passes (``r``
+prefills and ``r`` forwards, the prefill's warm-up in each later visit: in the first it is the pilot's pass, and a
+forward's is the prefills just before it), a decode context or an extend point ``v`` fills and ``r + v`` passes. A
 generate pair costs ``r + 1`` calls in one visit (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a
 decode step is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
 shortest length, timed before each visit and after the last; the drift check ``min_repeats`` prefills at the middle
@@ -106,13 +109,15 @@ GENERATE_SHARE = 0.15
 BATCH_SHARE = 0.15  # the most the batch grid may take of the budget
 BATCH_POINTS = 3  # lengths (or contexts) of the batch grid per phase, before the budget thins it
 EXTEND_SHARE = 0.10  # the most the extend grid may take of the budget
-VISITS = 2  # a point's repeats are taken in this many visits, far apart in the sweep (a long pass's in one)
+VISITS = 3  # a point's repeats are taken in this many visits, far apart in the sweep (a long pass's in one)
 ONE_VISIT_SHARE = 0.01  # a pass costing more than this share of the budget is visited once
 
 # (kind, n, batch): ("length", n, 1) prefill and forward at n; ("decode", c, batch) decode at context c;
 # ("prefill", n, batch) a batched prefill at n (batch above 1); ("extend", c, s): the third slot is not a batch
 # but the tokens appended, s, to a cache of c (one sequence)
 Item = tuple[str, int, int]
+# a visit to an item: (item, index from 0, of how many)
+Visit = tuple[Item, int, int]
 
 
 def spread(points: list[int], count: int = BATCH_POINTS) -> list[int]:
@@ -178,7 +183,7 @@ class Plan:
         self.min_repeats = min_repeats
         self.max_positions = max_positions
         self.budget_s = budget_s
-        self.most_visits = VISITS  # 1 where the curves come first (``profiler.measure.pilot``)
+        self.most_visits = VISITS  # fewer where the range of lengths does not fit so (``profiler.measure.pilot``)
         self.pilot_s: dict[int, float] = {}  # the pilot pass's latency per length planned
         self.prefill_s: dict[int, float] = {}  # the estimate per length: the pilot's, until corrected
         self.decode_pilot_s: dict[int, float] = {}  # the pilot's decode step per context
@@ -310,7 +315,7 @@ class Plan:
         return 1 if pass_s > ONE_VISIT_SHARE * self.budget_s else min(self.most_visits, self.repeats(pass_s, length))
 
     def visits(self, item: Item) -> int:
-        """The visits ``item``'s repeats are taken in (``most_visits``, ``VISITS`` unless the pilot chose one; one
+        """The visits ``item``'s repeats are taken in (``most_visits``, ``VISITS`` unless the pilot chose fewer; one
         for a pass costing more than ``ONE_VISIT_SHARE`` of the budget, and never more than its repeats)."""
         return self._visits(self.pass_s(item), _length_of(item))
 
@@ -334,9 +339,9 @@ class Plan:
         return self._visit_s(item, self.visit_repeats(self.pass_s(item), visit, visits, _length_of(item)), visit)
 
     def extra_visit_repeats(self, pass_s: float, length: int | None = None) -> int:
-        """The repeats of a visit past a point's planned ones (the time the plan left, at the end of a sweep): a second
-        visit's minimum, so the time left buys as many visits, far apart, as it can."""
-        return self.visit_repeats(pass_s, 1, VISITS, length)
+        """The repeats of a visit past a point's planned ones (the time the plan left, at the end of a sweep): a last
+        planned visit's minimum, so the time left buys as many visits, far apart, as it can."""
+        return self.visit_repeats(pass_s, VISITS - 1, VISITS, length)
 
     def extra_visit_cost_s(self, item: Item) -> float:
         """Predicted time of a visit to ``item`` past its planned ones, with a later visit's warm-ups (and its cache's
@@ -386,30 +391,30 @@ class Plan:
         return self.min_repeats * self.prefill_s[planned[len(planned) // 2]]
 
     def cost_s(self, planned: list[int], to_measure: list[Item], generates: bool = True,
-               second_visits: list[Item] = ()) -> float:
+               later_visits: list[Visit] = ()) -> float:
         """Predicted time to finish a sweep of ``planned`` lengths (sorted) at the minimum repeats: the items
-        ``to_measure`` (those not yet begun) in all their visits, the ``second_visits`` of items begun, the generate
+        ``to_measure`` (those not yet begun) in all their visits, the ``later_visits`` of items begun, the generate
         pairs ``planned`` implies (at most ``GENERATE_SHARE`` of the budget; none unless ``generates``: they then
         take what is left), the reference passes and the drift check."""
         pairs = generate_pairs(planned, self.max_positions) if generates else []
-        return self._to_finish_s(to_measure, second_visits, pairs, planned[0], planned, GENERATE_SHARE * self.budget_s)
+        return self._to_finish_s(to_measure, later_visits, pairs, planned[0], planned, GENERATE_SHARE * self.budget_s)
 
-    def left_s(self, queue: list[Item], second_visits: list[Item], pairs: list[tuple[int, int]], reference_n: int,
+    def left_s(self, queue: list[Item], later_visits: list[Visit], pairs: list[tuple[int, int]], reference_n: int,
                planned: list[int]) -> float:
         """What is left at the minimum repeats, warm-ups and fills included (the items of ``queue`` in all their visits,
-        the ``second_visits`` of items begun, each generate pair's calls and warm-up, whatever their share), with the
+        the ``later_visits`` of items begun, each generate pair's calls and warm-up, whatever their share), with the
         reference passes left and the drift check: what a visit's share of the time left is taken over (in proportion
         to its own minimum, ``profiler.measure.items``), so a visit takes more than its minimum only where the time
         left exceeds it."""
-        return self._to_finish_s(queue, second_visits, pairs, reference_n, planned)
+        return self._to_finish_s(queue, later_visits, pairs, reference_n, planned)
 
-    def _to_finish_s(self, to_measure: list[Item], second_visits: list[Item], pairs: list[tuple[int, int]],
+    def _to_finish_s(self, to_measure: list[Item], later_visits: list[Visit], pairs: list[tuple[int, int]],
                      reference_n: int, planned: list[int], pairs_limit_s: float = math.inf) -> float:
-        """The items ``to_measure`` in all their visits and the ``second_visits``, at the minimum repeats, a reference
+        """The items ``to_measure`` in all their visits and the ``later_visits``, at the minimum repeats, a reference
         pass (a prefill of ``reference_n``) before each visit and pair and after the last, the generate ``pairs`` (at
         most ``pairs_limit_s``), and the drift check of ``planned``."""
         visits = [*((item, visit, self.visits(item)) for item in to_measure for visit in range(self.visits(item))),
-                  *((item, 1, VISITS) for item in second_visits)]
+                  *later_visits]
         cost = sum(self.visit_cost_s(*visit) for visit in visits)
         pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
         cost += min(pairs_s, pairs_limit_s)

@@ -28,9 +28,10 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    cache (with its fill): the plan's decode cost, linear in the context. The default decode
    contexts are thinned (ends kept) until they cost at most a quarter of the budget. With the
    default grid, every other length is piloted first, up to the top, planned at one visit a point, then the
-   points' visits chosen (two where that range still fits so, ``Pilot._choose_visits``), then the lengths between,
+   points' visits chosen (three where that range still fits so, else two, else one: ``Pilot._choose_visits``), then
+   the lengths between,
    middle first (``grid.middle_first``);
-   each (explicit ``--lengths`` too, ascending, at two visits a point) is kept while measuring it, with every decode
+   each (explicit ``--lengths`` too, ascending, at three visits a point) is kept while measuring it, with every decode
    context, the generate pairs, the reference passes and the drift check, is predicted to fit the
    budget at the minimum repeats (fewer for a long pass: ``plan.Plan.repeats``), so a tight budget
    thins the grid before it shortens it. Where that keeps fewer than the three lengths a curve is fitted
@@ -56,20 +57,21 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    budget left out, cheapest first, one visit each, where the time left now affords them (``Sweep._bring_back``:
    measured batch points correct the estimates of larger batches); then the time still left on further visits to
    the points measured, round after round, until none more fits (``Sweep._spend_left``), so a run ends at its budget
-   rather than where its plan did. Each item is visited twice
+   rather than where its plan did. Each item is visited three times
    (``plan.Plan.visits``: once for a pass costing over 1% of the budget, where the range of lengths would not fit
-   so, and where the curves come first), the second visits in the order of the first, after them all: a slow spell
-   of a few seconds then covers one visit of a point, not all its repeats. A visit is a warm-up pass (FLOP-counted
-   on the first visit for decode, extend and forward, and none for forward after that: its length's prefills just
-   before it were; prefill's first was the pilot; a cache filled again), then timed repeats until
+   so, and where the curves come first; twice where it fits only so), each round of later visits in the order of the
+   first, after the round before: a slow spell of a few seconds then covers one visit of a point, not the visit its
+   median is. A visit is a warm-up pass (FLOP-counted on the first visit for decode, extend and forward, and none for
+   forward after that: its length's prefills just before it were; prefill's first was the pilot; a cache filled
+   again), then timed repeats until
    ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the budget still left
    in proportion to its minimum's part of what is left at the minimum (``plan.Plan.left_s``: a visit takes more only
-   where the time left exceeds that); a second visit the budget cannot afford, or one that would leave the generate
+   where the time left exceeds that); a later visit the budget cannot afford, or one that would leave the generate
    pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its point has the
-   first's repeats); so is, said, a batch or extend point beyond the batch floor and extend core whose first visit
-   would leave what is planned with the range and the generate pairs less than theirs. Garbage collection is off
-   while timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last, to
-   see the machine's speed through the run (``profiler.measure.disturbance``).
+   earlier visits' repeats); so is, said, a batch or extend point beyond the batch floor and extend core whose first
+   visit would leave what is planned with the range and the generate pairs less than theirs. Garbage collection is
+   off while timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last,
+   to see the machine's speed through the run (``profiler.measure.disturbance``).
 3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
    each length's prefill point, the pilot is set against the reference passes and the medians
    measured (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
@@ -114,7 +116,7 @@ from profiler.measure.memory import PeakMemory
 from profiler.measure.memory_limits import MemoryLimits
 from profiler.measure.passes import Passes
 from profiler.measure.pilot import Pilot
-from profiler.measure.plan import VISITS, Plan
+from profiler.measure.plan import Plan, Visit
 from profiler.measure.samples import SampleWriter
 from profiler.measure.timing import Clock, RepeatPolicy, time_pass
 
@@ -201,7 +203,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.warm_ups_counted: dict[tuple[str, int], int] = {}  # (phase, batch) -> FLOP-counted warm-ups
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
         self.measured: set[tuple[str, int, int]] = set()  # items begun (or dropped): out of the plan's cost
-        self.second_visits: list[tuple[str, int, int]] = []  # begun, a visit left; in first-visit order
+        self.later_visits: list[Visit] = []  # the visits left to items begun; in first-visit order
         self.pairs_to_come: list[tuple[int, int]] = []  # the generate pairs, until their turn
         self.first_visited: list[tuple[str, int, int]] = []  # items whose first visit measured, in its order
         self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
@@ -235,8 +237,8 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _measure_all(self, started: float) -> None:
         """The lengths, decode contexts, batch points and extend points planned, in shuffled order, re-planning after
-        each length's prefill point, then each visited again in the same order (its second visit, ``Plan.visits``);
-        then the generate pairs; a reference pass before each visit and after the last."""
+        each length's prefill point, then each visited again in the same order, round after round (its later visits,
+        ``Plan.visits``); then the generate pairs; a reference pass before each visit and after the last."""
         self.reference_n = self.outcome.lengths[0]
         self.outcome.generate_pairs = self.pairs_to_come = generate_pairs(self.outcome.lengths,
                                                                           self.arch.max_positions)
@@ -244,24 +246,28 @@ class Sweep(Items, Pilot, MemoryLimits):
         queue += self.batch_items + self.extend_items
         self._shuffle(queue)
         self.remaining_cost_s = self._left_s(queue)
-        while queue or self.second_visits:
-            item = queue.pop(0) if queue else self.second_visits.pop(0)  # second visits: in the order of the first
-            visit = (0, self.plan.visits(item)) if item not in self.measured else (1, VISITS)
+        while queue or self.later_visits:
+            if queue:
+                item = queue.pop(0)
+                visit = (0, self.plan.visits(item))
+            else:  # later visits: each round after the one before, in the order of the first
+                item, index, count = self.later_visits.pop(min(range(len(self.later_visits)),
+                                                               key=lambda later: self.later_visits[later][1]))
+                visit = (index, count)
             self.measured.add(item)
-            # a second visit beyond memory, or one that would leave the generate pairs short, is not said: its point
-            # has the first visit's repeats
-            if (self._beyond_item_memory(item) or self._pairs_short(item, started)) if visit[0] \
+            # a later visit beyond memory, or one that would leave the generate pairs short, is not said: its point
+            # has the earlier visits' repeats
+            if (self._beyond_item_memory(item) or self._pairs_short((item, *visit), started)) if visit[0] \
                     else (self._item_dropped(item) or self._left_out(item, queue, started)):
                 continue
-            if visit == (0, VISITS):
-                self.second_visits.append(item)  # costed from now on (``_left_s``, ``Pilot._fits``)
+            if not visit[0]:  # costed from now on (``_left_s``, ``Pilot._fits``)
+                self.later_visits += [(item, index, visit[1]) for index in range(1, visit[1])]
             self._reference(started)
             self._replan(queue, started, item, visit, begun=False)
             try:
                 self._measure_item(item, queue, started, visit)
             except (OutOfMemory, OverBudget):
-                if item in self.second_visits:
-                    self.second_visits.remove(item)
+                self.later_visits = [later for later in self.later_visits if later[0] != item]
             else:
                 if not visit[0]:
                     self.first_visited.append(item)
@@ -311,7 +317,7 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _spend_left(self, started: float) -> None:
         """The time the plan left, spent on further visits (``EXTRA_VISIT``) to the points measured: round after round
-        in the order of their first visits, each at a second visit's minimum repeats (``Plan.extra_visit_repeats``)
+        in the order of their first visits, each at a last visit's minimum repeats (``Plan.extra_visit_repeats``)
         with a later visit's warm-up (and its cache filled again) and a reference pass before it, where the time left
         affords it with the drift check and the last reference pass after; an item with ``policy.max_repeats`` repeats
         at a point is visited no more. A point's median is over all its repeats, so its visits, spread over the run,
@@ -369,17 +375,17 @@ class Sweep(Items, Pilot, MemoryLimits):
         planned_s = sum(self.plan.prefill_s[n] for n in medians_s)
         return max(1.0, sum(medians_s.values()) / planned_s) if planned_s else 1.0
 
-    def _leaves_short(self, to_measure: list, second_visits: list, started: float) -> bool:
-        """Whether measuring ``to_measure`` and ``second_visits`` at their minimum repeats, with the generate pairs,
+    def _leaves_short(self, to_measure: list, later_visits: list[Visit], started: float) -> bool:
+        """Whether measuring ``to_measure`` and ``later_visits`` at their minimum repeats, with the generate pairs,
         is predicted to end past the budget (``Plan.cost_s``)."""
-        after_s = self.plan.cost_s(self.outcome.lengths, to_measure, not self.fit_first, second_visits)
+        after_s = self.plan.cost_s(self.outcome.lengths, to_measure, not self.fit_first, later_visits)
         return self.clock() - started + after_s > self.budget_s
 
-    def _pairs_short(self, item: tuple[str, int, int], started: float) -> bool:
-        """Whether ``item``'s second visit would leave the generate pairs less than their planned time: on a machine
-        slower than its pilot, the whole calls the fit is checked against come before a second look at a point
-        already measured."""
-        return self._leaves_short([], [item], started)
+    def _pairs_short(self, visit: Visit, started: float) -> bool:
+        """Whether a later ``visit`` would leave the generate pairs less than their planned time: on a machine slower
+        than its pilot, the whole calls the fit is checked against come before another look at a point already
+        measured."""
+        return self._leaves_short([], [visit], started)
 
     def _optional(self) -> Callable[[tuple[str, int, int]], bool]:
         """Whether an item is a batch or extend point beyond those planned with the range of lengths (the batch floor,
