@@ -6,7 +6,8 @@ temporary folder) with every other option at its default, and returns a row: the
 sequence), each latency curve's held-out error (leave-one-length-out MAPE) for prefill, decode and forward, the extend
 surface's (None where none was fitted), the sweep's seconds (``run.json`` ``done.elapsed_s``) and its timed passes,
 how far its reference passes were off their median on average (``reference_spread``: the machine's own variation, the
-least a held-out error can be on that run; None with too few), and the samples themselves under ``"samples"``. A run that exits other than 0 ends the benchmark.
+least a held-out error can be on that run; None with too few), and the samples themselves under ``"samples"``. A run
+that exits other than 0 ends the benchmark.
 
 A helper module of the scripts in ``benchmarks/`` (each runs with this folder first on its path).
 """

@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -539,35 +540,33 @@ def test_the_extend_core_is_measured_when_the_lengths_leave_nothing(tiny_loaded,
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-def test_a_points_repeats_come_in_three_visits_a_round_apart_and_a_long_pass_in_one(tiny_loaded, tmp_path,
-                                                                                     monkeypatch):
+def test_a_points_repeats_come_in_three_visits_far_apart_and_a_long_pass_in_one(tiny_loaded, tmp_path, monkeypatch):
     """On 5 s at about 1 ms a token, a pass over 50 ms (1% of the budget: prefill and forward at 64 and 128) is
-    visited once, every other point three times: each round of visits after the one before, each in the order of the
-    first; a point's repeats numbered on across its visits, at least its minimum in all. An extend or batch point the
-    plan left out that the time left after the generate pairs holds (``Sweep._bring_back``) comes last, in one
-    visit."""
+    visited once, every other point three times: the points visited three times begun before those visited once (so
+    their later visits fall due among the long passes), a point's visits never back to back, its repeats numbered on
+    across its visits, at least its minimum in all. An extend or batch point the plan left out that the time left
+    after the generate pairs holds (``Sweep._bring_back``) comes last, in one visit."""
     _, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32, 64, 128], clock=_synthetic_machine(monkeypatch))
     after_pairs = samples.iloc[(samples.phase == "generate").to_numpy().nonzero()[0][-1] + 1:]
     assert all((after_pairs.phase == "extend") | (after_pairs.batch > 1))
     for _, rows in after_pairs.groupby(["phase", "batch", "n_ctx", "n_new"]):
         assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats
     timed = samples[(samples.phase != "generate") & ~samples.index.isin(after_pairs.index)]
+    # a visit: a run of rows of one point (a length's prefill and forward rows are one visit each, one after the other)
     runs = (timed[["phase", "batch", "n_ctx", "n_new"]] != timed[["phase", "batch", "n_ctx", "n_new"]].shift()).any(
         axis=1).cumsum()
     visits = [tuple(rows.iloc[0][["phase", "n_ctx", "n_new"]]) for _, rows in timed.groupby(runs)]
-    points = list(dict.fromkeys(visits))
-    rounds: dict[int, list] = {}  # a point's k-th visit in round k
-    for point in visits:
-        rounds.setdefault(sum(rounds.get(k, []).count(point) for k in rounds), []).append(point)
-    once = [point for point in points if point not in rounds[1]]
+    count = Counter(visits)
+    once = {point for point in count if count[point] == 1}
+    assert set(count.values()) == {1, 3}
     assert {point for point in once if point[0] != "decode"} == {(phase, n, n) for phase in ("prefill", "forward")
                                                                 for n in (64, 128)}
-    assert sorted(rounds) == [0, 1, 2] and rounds[0] == points
-    assert rounds[1] == rounds[2] == [point for point in points if point not in once]
-    assert visits == rounds[0] + rounds[1] + rounds[2]  # each round after the one before
-    for point in rounds[1]:
-        rows = samples[(samples.phase == point[0]) & (samples.n_ctx == point[1]) & (samples.n_new == point[2])]
-        assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats
+    first_long = min(visits.index(point) for point in once)
+    assert all(visits.index(point) < first_long for point in count if point not in once)
+    for point in count:
+        if point not in once:
+            rows = samples[(samples.phase == point[0]) & (samples.n_ctx == point[1]) & (samples.n_new == point[2])]
+            assert list(rows.repeat) == list(range(len(rows))) and len(rows) >= FAST.min_repeats
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])

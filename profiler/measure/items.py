@@ -221,7 +221,7 @@ class Items:
         return elapsed + max(started + self.budget_s - self.clock(), 0.0, self.remaining_cost_s)
 
     def _left_s(self, queue: list) -> float:
-        return self.plan.left_s(queue, self.later_visits, self.outcome.generate_pairs, self.reference_n,
+        return self.plan.left_s(queue, list(self.later_visits), self.outcome.generate_pairs, self.reference_n,
                                 self.outcome.lengths)
 
     def _measure_length(self, n: int, queue: list, started: float, visit: tuple[int, int]) -> None:

@@ -93,7 +93,7 @@ class Pilot:
             items = self._to_measure(kept)
             left_s -= self.plan.cost_s(kept, items + [item for item in planned
                                                       if item not in self.measured and item not in items],
-                                       generates=not self.fit_first, later_visits=self.later_visits)
+                                       generates=not self.fit_first, later_visits=list(self.later_visits))
         return max(left_s, 0.0)
 
     def _choose_batch_items(self, kept: list[int], started: float) -> None:
@@ -154,7 +154,8 @@ class Pilot:
     def _fits(self, kept: list[int], spent_s: float, shares: bool) -> bool:
         """Whether a sweep of ``kept`` lengths is predicted to end within the budget after ``spent_s`` (``shares``:
         with the batch and extend grids' shares)."""
-        cost_s = self.plan.cost_s(kept, self._to_measure(kept, shares), not self.fit_first, self.later_visits)
+        cost_s = self.plan.cost_s(kept, self._to_measure(kept, shares), not self.fit_first,
+                                  list(self.later_visits))
         return spent_s + cost_s <= self.budget_s
 
     def _pilot(self, started: float) -> list[int]:

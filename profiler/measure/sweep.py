@@ -45,10 +45,11 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    its own share and its part of what the lengths leave (in proportion to the two shares where batches are
    measured), chosen before the batch grid (which takes what is left).
 2. Measurement: the lengths, decode contexts, batch points and extend points in shuffled order (so slow drift does
-   not masquerade as a trend in n or B; with the curves first, the lengths and decode contexts before the others),
-   the batch points then put in the places they fell in in the plan's order (``plan.Plan.batch_grid``: the floor,
-   the largest batches, the others), so the points a machine slower than its pilot leaves out are the plan's first
-   to go (the earlier places still fall anywhere in the sweep);
+   not masquerade as a trend in n or B; with the curves first, the lengths and decode contexts before the others;
+   else the points visited more than once before those visited once), the batch points then put in the places they
+   fell in in the plan's order (``plan.Plan.batch_grid``: the floor, the largest batches, the others), so the points
+   a machine slower than its pilot leaves out are the plan's first to go (the earlier places still fall anywhere in
+   the sweep);
    at each length prefill, then forward; at each decode context decode steps on a filled cache (every step at the
    same context: the cache is put back after each, ``profiler.measure.rewind``), of one sequence or of a batch; at
    each batched prefill point the prefill of its batch; at each extend point extend passes on a filled cache, put
@@ -59,19 +60,24 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    the points measured, round after round, until none more fits (``Sweep._spend_left``), so a run ends at its budget
    rather than where its plan did. Each item is visited three times
    (``plan.Plan.visits``: once for a pass costing over 1% of the budget, where the range of lengths would not fit
-   so, and where the curves come first; twice where it fits only so), each round of later visits in the order of the
-   first, after the round before: a slow spell of a few seconds then covers one visit of a point, not the visit its
-   median is. A visit is a warm-up pass (FLOP-counted on the first visit for decode, extend and forward, and none for
-   forward after that: its length's prefills just before it were; prefill's first was the pilot; a cache filled
-   again), then timed repeats until
+   so, and where the curves come first; twice where it fits only so). The time then left to the budget is split in
+   as many spans as the point's visits, and its ``k``-th later visit falls due at a random moment between ``k - 1/2``
+   and ``k + 1/2`` spans from its first (``Sweep._due_s``); a visit due is taken before the next item begins (the
+   earliest due first; all in that order once none is left to begin). So a point's visits are far apart and each
+   round's order is its own: a slow spell of a few seconds covers one visit of a point, not the one its median is,
+   and the points it covers in one round are not those it covers in the next (on a synthetic machine slow a sixth of
+   the time, in spells longer than a short point's visit, 11 of 222 points moved over 5%, where two visits a point,
+   2 and 1 repeats, moved 37 of 252: ``tests/test_planner.py``). A visit is a warm-up pass (FLOP-counted on the
+   first visit for decode, extend and forward, and none for forward after that: its length's prefills just before it
+   were; prefill's first was the pilot; a cache filled again), then timed repeats until
    ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the budget still left
    in proportion to its minimum's part of what is left at the minimum (``plan.Plan.left_s``: a visit takes more only
-   where the time left exceeds that); a later visit the budget cannot afford, or one that would leave the generate
-   pairs less than their planned time (a machine slower than its pilot), is left out unsaid (its point has the
-   earlier visits' repeats); so is, said, a batch or extend point beyond the batch floor and extend core whose first
-   visit would leave what is planned with the range and the generate pairs less than theirs. Garbage collection is
-   off while timing. A reference pass (prefill at the shortest length) is timed before each visit and after the last,
-   to see the machine's speed through the run (``profiler.measure.disturbance``).
+   where the time left exceeds that); a later visit the budget cannot afford, or one that would leave the items not
+   yet begun or the generate pairs less than their planned time (a machine slower than its pilot), is left out
+   unsaid (its point has the earlier visits' repeats); so is, said, a batch or extend point beyond the batch floor
+   and extend core whose first visit would leave what is planned with the range and the generate pairs less than
+   theirs. Garbage collection is off while timing. A reference pass (prefill at the shortest length) is timed before
+   each visit and after the last, to see the machine's speed through the run (``profiler.measure.disturbance``).
 3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
    each length's prefill point, the pilot is set against the reference passes and the medians
    measured (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
@@ -203,7 +209,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.warm_ups_counted: dict[tuple[str, int], int] = {}  # (phase, batch) -> FLOP-counted warm-ups
         self.medians_s: dict[tuple, float] = {}  # (phase, n_ctx, n_new) -> measured median, of one sequence
         self.measured: set[tuple[str, int, int]] = set()  # items begun (or dropped): out of the plan's cost
-        self.later_visits: list[Visit] = []  # the visits left to items begun; in first-visit order
+        self.later_visits: dict[Visit, float] = {}  # the visits left to items begun -> when each is due (clock)
         self.pairs_to_come: list[tuple[int, int]] = []  # the generate pairs, until their turn
         self.first_visited: list[tuple[str, int, int]] = []  # items whose first visit measured, in its order
         self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
@@ -247,27 +253,21 @@ class Sweep(Items, Pilot, MemoryLimits):
         self._shuffle(queue)
         self.remaining_cost_s = self._left_s(queue)
         while queue or self.later_visits:
-            if queue:
-                item = queue.pop(0)
-                visit = (0, self.plan.visits(item))
-            else:  # later visits: each round after the one before, in the order of the first
-                item, index, count = self.later_visits.pop(min(range(len(self.later_visits)),
-                                                               key=lambda later: self.later_visits[later][1]))
-                visit = (index, count)
+            item, visit = self._next_visit(queue)
             self.measured.add(item)
-            # a later visit beyond memory, or one that would leave the generate pairs short, is not said: its point
-            # has the earlier visits' repeats
-            if (self._beyond_item_memory(item) or self._pairs_short((item, *visit), started)) if visit[0] \
+            # a later visit beyond memory, or one that would leave the items not begun or the generate pairs short, is
+            # not said: its point has the earlier visits' repeats
+            if (self._beyond_item_memory(item) or self._leaves_short(queue, [(item, *visit)], started)) if visit[0] \
                     else (self._item_dropped(item) or self._left_out(item, queue, started)):
                 continue
             if not visit[0]:  # costed from now on (``_left_s``, ``Pilot._fits``)
-                self.later_visits += [(item, index, visit[1]) for index in range(1, visit[1])]
+                self.later_visits |= self._due_s(item, visit[1], started)
             self._reference(started)
             self._replan(queue, started, item, visit, begun=False)
             try:
                 self._measure_item(item, queue, started, visit)
             except (OutOfMemory, OverBudget):
-                self.later_visits = [later for later in self.later_visits if later[0] != item]
+                self.later_visits = {later: due_s for later, due_s in self.later_visits.items() if later[0] != item}
             else:
                 if not visit[0]:
                     self.first_visited.append(item)
@@ -285,6 +285,26 @@ class Sweep(Items, Pilot, MemoryLimits):
         self._bring_back(started)
         self._spend_left(started)
         self._reference(started)  # the last item's other side
+
+    def _due_s(self, item: tuple[str, int, int], visits: int, started: float) -> dict[Visit, float]:
+        """When each later visit of ``item`` (of ``visits``), first visited now, falls due: the time left to the budget
+        split in as many spans, visit ``k`` at a random moment of the span around ``k`` spans from now (``rng``: a
+        point's visits far apart, and each round's order its own, so the points a spell covers in one round are not
+        those it covers in the next)."""
+        span_s = max(0.0, started + self.budget_s - self.clock()) / visits
+        return {(item, index, visits): self.clock() + span_s * (index - 0.5 + self.rng.random())
+                for index in range(1, visits)}
+
+    def _next_visit(self, queue: list) -> tuple[tuple[str, int, int], tuple[int, int]]:
+        """The next visit, ``(item, (index from 0, of how many))``: the later visit due earliest where it is due, or
+        where no item is left to begin; else the first visit of ``queue``'s next item (taken from it)."""
+        if self.later_visits:
+            later = min(self.later_visits, key=self.later_visits.get)
+            if not queue or self.later_visits[later] <= self.clock():
+                del self.later_visits[later]
+                return later[0], later[1:]
+        item = queue.pop(0)
+        return item, (0, self.plan.visits(item))
 
     def _bring_back(self, started: float) -> None:
         """The batch and extend points the budget left out (thinned from their grids, or ``_left_out``), measured
@@ -381,12 +401,6 @@ class Sweep(Items, Pilot, MemoryLimits):
         after_s = self.plan.cost_s(self.outcome.lengths, to_measure, not self.fit_first, later_visits)
         return self.clock() - started + after_s > self.budget_s
 
-    def _pairs_short(self, visit: Visit, started: float) -> bool:
-        """Whether a later ``visit`` would leave the generate pairs less than their planned time: on a machine slower
-        than its pilot, the whole calls the fit is checked against come before another look at a point already
-        measured."""
-        return self._leaves_short([], [visit], started)
-
     def _optional(self) -> Callable[[tuple[str, int, int]], bool]:
         """Whether an item is a batch or extend point beyond those planned with the range of lengths (the batch floor,
         the extend core: ``profiler.measure.pilot``)."""
@@ -426,12 +440,16 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _shuffle(self, queue: list) -> None:
         """Shuffle ``queue`` in place; with the curves first (``fit_first``), the lengths and decode contexts (of one
-        sequence) before the batch and extend points, so a budget that runs short costs those, not a curve; the batch
-        points, in the places they fell in, in the plan's order (``batch_items``: the floor, then the last to go
-        first), so a machine slower than its pilot leaves out the first to go (``_left_out``)."""
+        sequence) before the batch and extend points, so a budget that runs short costs those, not a curve; else the
+        items visited more than once before those visited once (the long passes), so the later visits fall due among
+        the long passes, far apart, rather than bunched after them; the batch points, in the places they fell in, in
+        the plan's order (``batch_items``: the floor, then the last to go first), so a machine slower than its pilot
+        leaves out the first to go (``_left_out``)."""
         self.rng.shuffle(queue)
         if self.fit_first:
             queue.sort(key=lambda item: item[0] not in ("length", "decode") or item[2] != 1)
+        else:
+            queue.sort(key=lambda item: self.plan.visits(item) == 1)
         places = [i for i, item in enumerate(queue) if item in self.batch_items]
         for i, item in zip(places, sorted((queue[i] for i in places), key=self.batch_items.index)):
             queue[i] = item
