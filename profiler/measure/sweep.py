@@ -243,8 +243,9 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _measure_all(self, started: float) -> None:
         """The lengths, decode contexts, batch points and extend points planned, in shuffled order, re-planning after
-        each length's prefill point, then each visited again in the same order, round after round (its later visits,
-        ``Plan.visits``); then the generate pairs; a reference pass before each visit and after the last."""
+        each length's prefill point, their later visits (``Plan.visits``) taken among them as each falls due
+        (``_due_s``, ``_next_visit``); then the generate pairs; a reference pass before each visit and after the
+        last."""
         self.reference_n = self.outcome.lengths[0]
         self.outcome.generate_pairs = self.pairs_to_come = generate_pairs(self.outcome.lengths,
                                                                           self.arch.max_positions)
