@@ -263,17 +263,17 @@ def test_a_tight_batch_grid_keeps_each_phases_largest_batch_before_the_batches_b
     whole = plan.batch_grid([2, 4, 8], lengths, contexts, reference_s, limit_s=math.inf)
     cost = {item: plan.with_references_s(item, reference_s) for item in whole}
     ends = {("prefill", 8, 2), ("prefill", 8, 8), *(("decode", c, b) for c in (8, 32) for b in (2, 8))}
-    ends_s = sum(cost[item] for item in ends)
+    ends_s = math.fsum(cost[item] for item in ends)  # as the plan sums: exactly rounded, in any order alike
     for limit_s in (ends_s + k / 40 * (sum(cost.values()) - ends_s) for k in range(41)):
         kept = plan.batch_grid([2, 4, 8], lengths, contexts, reference_s, limit_s)
         assert ends <= set(kept), limit_s
-        assert sum(cost[item] for item in kept) <= limit_s
+        assert math.fsum(cost[item] for item in kept) <= limit_s
         # in the order kept: the ends before every other point, the others the cheapest first
         assert set(kept[:len(ends)]) == ends
         between = [cost[item] for item in kept[len(ends):]]
         assert between == sorted(between)
         # nothing left out would still fit beside them
-        assert all(sum(cost[item] for item in kept) + cost[out] > limit_s for out in set(whole) - set(kept))
+        assert all(math.fsum([*(cost[item] for item in kept), cost[out]]) > limit_s for out in set(whole) - set(kept))
     # short of them: the cheapest point of each phase still goes last
     kept = plan.batch_grid([2, 4, 8], lengths, contexts, reference_s, ends_s - 1e-9)
     assert {("prefill", 8, 2), ("decode", 8, 2)} <= set(kept) and not ends <= set(kept)
@@ -314,8 +314,9 @@ def test_the_extend_grid_is_each_size_at_three_contexts_its_longest_appends_left
     assert set(whole) - set(kept) == {max(whole, key=cost.get)} == {("extend", 64, 64)}
     for limit_s in (1.0, 0.6, 0.5, 0.2, 0.1, 0.05, 0.0):
         kept = plan.extend_grid(contexts, reference_s, limit_s)
-        assert sum(cost[item] for item in kept) <= limit_s
-        assert all(sum(cost[item] for item in kept) + cost[other] > limit_s for other in set(whole) - set(kept))
+        assert math.fsum(cost[item] for item in kept) <= limit_s
+        assert all(math.fsum([*(cost[item] for item in kept), cost[other]]) > limit_s
+                   for other in set(whole) - set(kept))
         # the short appends stay longest: a 64-token append only where every 16-token one is kept
         if any(s == 64 for _, _, s in kept):
             assert {item for item in whole if item[2] == 16} <= set(kept)

@@ -135,16 +135,16 @@ def spread(points: list[int], count: int = BATCH_POINTS) -> list[int]:
 
 def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, first_out=None,
                   each_phase: bool = False) -> list[Item]:
-    """The items of ``grid`` kept within ``limit_s`` of ``cost``: left out while they cost more, the greatest by
-    ``first_out`` (a sort key; the costliest when None) first (with ``each_phase``, from the phases that have more
-    than one kept first: a phase keeps its last item until every phase is down to one), then any left out that
-    still fits, cheapest first; in ``grid``'s order."""
+    """The items of ``grid`` kept within ``limit_s`` of ``cost`` (summed exactly rounded, so in any order alike): left
+    out while they cost more, the greatest by ``first_out`` (a sort key; the costliest when None) first (with
+    ``each_phase``, from the phases that have more than one kept first: a phase keeps its last item until every phase
+    is down to one), then any left out that still fits, cheapest first; in ``grid``'s order."""
     kept, key = list(grid), first_out or cost.get
-    while kept and sum(cost[item] for item in kept) > limit_s:
+    while kept and math.fsum(cost[item] for item in kept) > limit_s:
         per_phase = Counter(item[0] for item in kept)
         kept.remove(max(kept, key=lambda item: (not each_phase or per_phase[item[0]] > 1, key(item))))
     for item in sorted(set(grid) - set(kept), key=cost.get):  # what fits in what the costliest left
-        if sum(cost[other] for other in kept) + cost[item] <= limit_s:
+        if math.fsum([*(cost[other] for other in kept), cost[item]]) <= limit_s:
             kept.append(item)
     return [item for item in grid if item in kept]
 
