@@ -80,9 +80,9 @@ from profiler.costmodel.cost_model import CostModel, ExtrapolationWarning
 from profiler.costmodel.fit_file import load_cost_model
 from profiler.costmodel.uncertainty import PERCENTILES, CallIntervals
 from profiler.errors import UserError
+from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.cache_fill import filled_cache
 from profiler.measure.catalog import resolve_model
-from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.loading import load_model
 from profiler.measure.passes import Passes
 from profiler.measure.rewind import Rewind

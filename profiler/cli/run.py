@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.catalog import ModelSource, resolve_model
 from profiler.measure.ceilings import measure_ceilings
 from profiler.cli.console import SweepProgress, print_point_tables
@@ -47,7 +48,6 @@ from profiler.cli.run_outcome import print_outcome
 from profiler.measure.flops_check import formula_check
 from profiler.measure.grid import check_lengths, default_batch_sizes, default_lengths, parse_lengths
 from profiler.measure.hardware import fingerprint, slug
-from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.loading import LoadedModel, check_model, load_model
 from profiler.measure.run_document import HardwareDocument, ModelRecord, RunAsked, RunDocument, RunDone
 from profiler.measure.routing import Routing

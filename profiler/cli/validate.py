@@ -54,10 +54,10 @@ from profiler.lba.validate import Runner, local_runner, validate, within_positio
 from profiler.lba.validation_document import ValidationDocument
 from profiler.lba.validation_prediction import INTERVAL_BATCHES, one_device, parallel_schedule, reusing
 from profiler.lba.validation_verdict import COST_TOLERANCE, SPEED_TOLERANCE, outside_by_the_draws, steady
+from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.catalog import resolve_model
 from profiler.measure.devices import dtype_name, resolve_device, resolve_dtype
 from profiler.measure.hardware import fingerprint, slug
-from profiler.measure.allocator import hold_freed_memory
 from profiler.measure.loading import load_model, meta_architecture
 from profiler.report.units import format_cost
 

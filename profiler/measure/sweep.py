@@ -292,9 +292,9 @@ class Sweep(Items, Pilot, MemoryLimits):
         split in as many spans, visit ``k`` at a random moment of the span around ``k`` spans from now (``rng``: a
         point's visits far apart, and each round's order its own, so the points a spell covers in one round are not
         those it covers in the next)."""
-        span_s = max(0.0, started + self.budget_s - self.clock()) / visits
-        return {(item, index, visits): self.clock() + span_s * (index - 0.5 + self.rng.random())
-                for index in range(1, visits)}
+        now_s = self.clock()
+        span_s = max(0.0, started + self.budget_s - now_s) / visits
+        return {(item, index, visits): now_s + span_s * (index - 0.5 + self.rng.random()) for index in range(1, visits)}
 
     def _next_visit(self, queue: list) -> tuple[tuple[str, int, int], tuple[int, int]]:
         """The next visit, ``(item, (index from 0, of how many))``: the later visit due earliest where it is due, or
