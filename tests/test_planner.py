@@ -227,6 +227,33 @@ def test_a_machine_slower_than_its_pilot_drops_what_is_optional_before_the_gener
     assert calls >= (POLICY.min_repeats if slow_pilot == 0.75 else 1)
 
 
+def _visits_per_point(samples) -> list[int]:
+    """The visits each prefill and decode point (of one sequence) was measured in: runs of consecutive rows."""
+    single = samples[(samples.batch == 1) & samples.phase.isin(["prefill", "decode"])]
+    return sorted(int((np.diff(rows.index) > 1).sum()) + 1 for _, rows in single.groupby(["phase", "n_ctx"]))
+
+
+def test_a_pilot_slow_through_a_mild_spell_has_its_visits_raised_once_the_prefills_run_quicker(loaded, tmp_path):
+    """The pilot 1.3 times slower than the run (a spell too mild for ``Plan.correct``'s 2x), on 12 s: at its estimates
+    the range of lengths fits only at one visit a point. Once the first prefill point runs quicker, the items not yet
+    begun are given three visits (``Sweep._more_visits``), at the speed the prefills ran: every point but the long
+    passes and the first begun is visited three times, the same range measured, within the budget plus one pass.
+    Without the raise every point is visited once (a few twice, where the time the plan left was spent)."""
+    runs = {}
+    for raised in (False, True):
+        (tmp_path / str(raised)).mkdir()
+        with pytest.MonkeyPatch.context() as patched:  # each sweep its own machine
+            if not raised:
+                patched.setattr(Sweep, "_more_visits", lambda self, queue, started: None)
+            runs[raised] = _sweep(loaded, tmp_path / str(raised), patched, 12.0, slow_pilot=1.3)
+    (once, once_samples, _), (outcome, samples, longest_s) = runs[False], runs[True]
+    assert outcome.elapsed_s <= 12.0 + longest_s
+    assert outcome.lengths == once.lengths and outcome.lengths[-1] == 1024
+    assert max(_visits_per_point(once_samples)) <= 2 and _visits_per_point(once_samples).count(1) > 20
+    visits = _visits_per_point(samples)
+    assert visits.count(3) >= len(visits) - 4, visits
+
+
 def test_a_machine_far_slower_than_its_pilot_says_the_batch_points_it_leaves_out(loaded, tmp_path, monkeypatch):
     """Every pass after the pilot 4 times what the pilot saw, on 20 s: once the later visits are gone, a batch point
     beyond the floor whose first visit would leave the range short is left out while measuring, and said (without
@@ -509,3 +536,22 @@ def test_slow_spells_move_few_points_visited_three_times(loaded, tmp_path):
                 counts.append(_points_moved(_sweep(loaded, tmp_path, patched, 15.0, spells=_spells(seed, 30.0))[1]))
         moved[visits] = sum(count for count, _ in counts) / sum(points for _, points in counts)
     assert moved[3] <= 0.05 and moved[2] > 2 * moved[3], moved
+
+
+def test_slow_spells_move_fewer_points_once_a_slow_pilots_visits_are_raised(loaded, tmp_path):
+    """The pilot 1.3 times slow (the range fits only at one or two visits a point at its estimates) and spells as in
+    ``test_slow_spells_move_few_points_visited_three_times`` (six seeds, 12 s): with the visits raised once the
+    prefills run quicker (``Sweep._more_visits``), 10% or fewer of the points move more than 5% (18 of 208); without,
+    more than 12% (29 of 208)."""
+    moved = {}
+    for raised in (False, True):
+        counts = []
+        for seed in range(1, 7):
+            with pytest.MonkeyPatch.context() as patched:  # each sweep its own machine
+                if not raised:
+                    patched.setattr(Sweep, "_more_visits", lambda self, queue, started: None)
+                counts.append(_points_moved(_sweep(loaded, tmp_path, patched, 12.0, slow_pilot=1.3,
+                                                   spells=_spells(seed, 40.0))[1]))
+        moved[raised] = sum(count for count, _ in counts) / sum(points for _, points in counts)
+    assert moved[True] <= 0.10 < 0.12 < moved[False], moved
+

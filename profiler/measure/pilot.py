@@ -5,8 +5,9 @@ budget can hold, and bringing back lengths a disturbed pilot dropped (steps 1 an
 sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch_items``, ``extend_items``, ``plan``
 (``profiler.measure.plan.Plan``), ``budget_s`` (raised where ``raise_budget`` allows), ``passes``, ``clock``,
 ``memory``, ``outcome``, ``medians_s``, ``measured``, ``later_visits``, ``pairs_to_come`` and ``pilot_memory``, and
-call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable``, ``_shuffle`` and
-``_prefill_medians_s``.
+call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable``, ``_shuffle``,
+``_visited_more_first``, ``_leaves_short``, ``_left_s`` and ``_prefill_medians_s``; it reads and sets
+``remaining_cost_s`` too.
 """
 
 from __future__ import annotations
@@ -230,6 +231,23 @@ class Pilot:
             self.plan.most_visits = visits
             if visits == 1 or not kept or self._fits(kept, self.clock() - started, shares=False):
                 return
+
+    def _more_visits(self, queue: list, started: float) -> None:
+        """Raise the visits ``_choose_visits`` chose, for the items of ``queue`` (not yet begun), to the most up to
+        ``plan.VISITS`` at which they, the later visits and the generate pairs still fit the time left at the speed the
+        prefills ran (``_leaves_short``): a pilot in a slow spell too mild for ``Plan.correct`` chose fewer than the
+        machine affords, and a point visited once is a step in the curve wherever a spell covers it. Those visited
+        more than once then go first (``_visited_more_first``), and the time left is shared over the new plan."""
+        chosen = self.plan.most_visits
+        if self.fit_first or chosen >= VISITS or not queue:
+            return
+        for visits in range(VISITS, chosen, -1):
+            self.plan.most_visits = visits
+            if not self._leaves_short(queue, list(self.later_visits), started):
+                self._visited_more_first(queue)
+                self.remaining_cost_s = self._left_s(queue)
+                return
+        self.plan.most_visits = chosen
 
     def _worth_piloting_again(self, n: int, expected_s: float, kept: list[int], started: float, shares: bool) -> bool:
         """Whether length ``n``'s pilot pass, ``SLOW_PILOT`` times ``expected_s`` (what the shorter lengths predict) or

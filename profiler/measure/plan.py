@@ -66,9 +66,10 @@ median, so one slow visit still moves the point (gpt2's prefill at 128 tokens re
 costing more than ``ONE_VISIT_SHARE`` of the budget is visited once: its warm-ups are what a budget's longest lengths
 are made of, and its repeats last as long as a spell; so is every point where the budget holds the curves only if they
 come first; where the range of lengths does not fit at three visits a point, two (``most_visits``:
-``profiler.measure.pilot``). At ``r`` repeats in ``v`` visits, a length costs ``2r + v - 1`` prefill-sized passes (``r``
-prefills and ``r`` forwards, the prefill's warm-up in each later visit: in the first it is the pilot's pass, and a
-forward's is the prefills just before it), a decode context or an extend point ``v`` fills and ``r + v`` passes. A
+``profiler.measure.pilot``; raised again where the prefills then run quicker than the pilot's estimates). At ``r``
+repeats in ``v`` visits, a length costs ``2r + v - 1`` prefill-sized passes (``r`` prefills and ``r`` forwards, the
+prefill's warm-up in each later visit: in the first it is the pilot's pass, and a forward's is the prefills just before
+it), a decode context or an extend point ``v`` fills and ``r + v`` passes. A
 generate pair costs ``r + 1`` calls in one visit (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a
 decode step is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
 shortest length, timed before each visit and after the last; the drift check ``min_repeats`` prefills at the middle

@@ -60,7 +60,9 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    the points measured, round after round, until none more fits (``Sweep._spend_left``), so a run ends at its budget
    rather than where its plan did. Each item is visited three times
    (``plan.Plan.visits``: once for a pass costing over 1% of the budget, where the range of lengths would not fit
-   so, and where the curves come first; twice where it fits only so). The time then left to the budget is split in
+   so, and where the curves come first; twice where it fits only so; raised for the items not yet begun where, at the
+   speed the prefills then run, they fit at more: ``Pilot._more_visits``, a pilot in a mild slow spell). The time
+   then left to the budget is split in
    as many spans as the point's visits, and its ``k``-th later visit falls due at a random moment between ``k - 1/2``
    and ``k + 1/2`` spans from its first (``Sweep._due_s``); a visit due is taken before the next item begins (the
    earliest due first; all in that order once none is left to begin). So a point's visits are far apart and each
@@ -73,7 +75,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the budget still left
    in proportion to its minimum's part of what is left at the minimum (``plan.Plan.left_s``: a visit takes more only
    where the time left exceeds that); a later visit the budget cannot afford, or one that would leave the items not
-   yet begun or the generate pairs less than their planned time (a machine slower than its pilot), is left out
+   yet begun or the generate pairs less than their planned time (a machine slower than its pilot; the plan priced at
+   the speed the prefills ran where that is quicker than the pilot's, ``Sweep._pace``), is left out
    unsaid (its point has the earlier visits' repeats); so is, said, a batch or extend point beyond the batch floor
    and extend core whose first visit would leave what is planned with the range and the generate pairs less than
    theirs. Garbage collection is off while timing. A reference pass (prefill at the shortest length) is timed before
@@ -213,7 +216,6 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.pairs_to_come: list[tuple[int, int]] = []  # the generate pairs, until their turn
         self.first_visited: list[tuple[str, int, int]] = []  # items whose first visit measured, in its order
         self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
-        self.started = 0.0
         self.reference_n = 0  # the reference pass's length: the shortest kept
         self.reference_s: list[float] = []  # its latencies
         self.brought_back: list[int] = []
@@ -254,6 +256,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self._shuffle(queue)
         self.remaining_cost_s = self._left_s(queue)
         while queue or self.later_visits:
+            self._more_visits(queue, started)
             item, visit = self._next_visit(queue)
             self.measured.add(item)
             # a later visit beyond memory, or one that would leave the items not begun or the generate pairs short, is
@@ -389,18 +392,24 @@ class Sweep(Items, Pilot, MemoryLimits):
                 reserve_s += need_s
         return reserve_s
 
+    def _pace(self) -> float:
+        """The prefills measured over the plan's estimates of them, in sum (1 before any): above 1 a machine slower
+        than its pilot, below 1 a quicker one (a pilot in a slow spell too short or too mild for ``Plan.correct``)."""
+        medians_s = self._prefill_medians_s()
+        planned_s = sum(self.plan.prefill_s[n] for n in medians_s)
+        return sum(medians_s.values()) / planned_s if planned_s else 1.0
+
     def _slowdown(self) -> float:
         """How many times the plan's estimates the prefills measured took, in sum (at least 1): a machine slower than
         its pilot, which ``Plan.correct`` leaves alone."""
-        medians_s = self._prefill_medians_s()
-        planned_s = sum(self.plan.prefill_s[n] for n in medians_s)
-        return max(1.0, sum(medians_s.values()) / planned_s) if planned_s else 1.0
+        return max(1.0, self._pace())
 
     def _leaves_short(self, to_measure: list, later_visits: list[Visit], started: float) -> bool:
         """Whether measuring ``to_measure`` and ``later_visits`` at their minimum repeats, with the generate pairs,
-        is predicted to end past the budget (``Plan.cost_s``)."""
+        is predicted to end past the budget (``Plan.cost_s``, at the speed the prefills ran where that is quicker than
+        the pilot's, ``_pace``)."""
         after_s = self.plan.cost_s(self.outcome.lengths, to_measure, not self.fit_first, later_visits)
-        return self.clock() - started + after_s > self.budget_s
+        return self.clock() - started + after_s * min(1.0, self._pace()) > self.budget_s
 
     def _optional(self) -> Callable[[tuple[str, int, int]], bool]:
         """Whether an item is a batch or extend point beyond those planned with the range of lengths (the batch floor,
@@ -450,10 +459,14 @@ class Sweep(Items, Pilot, MemoryLimits):
         if self.fit_first:
             queue.sort(key=lambda item: item[0] not in ("length", "decode") or item[2] != 1)
         else:
-            queue.sort(key=lambda item: self.plan.visits(item) == 1)
+            self._visited_more_first(queue)
         places = [i for i, item in enumerate(queue) if item in self.batch_items]
         for i, item in zip(places, sorted((queue[i] for i in places), key=self.batch_items.index)):
             queue[i] = item
+
+    def _visited_more_first(self, queue: list) -> None:
+        """Sort ``queue`` in place, stably: the items visited more than once before those visited once."""
+        queue.sort(key=lambda item: self.plan.visits(item) == 1)
 
     def _prefill_medians_s(self) -> dict[int, float]:
         return {n: median_s for (phase, n, _), median_s in self.medians_s.items() if phase == "prefill"}
