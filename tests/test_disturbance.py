@@ -20,6 +20,7 @@ from profiler.measure.disturbance import (
     usable_cores,
 )
 from profiler.measure.grid import default_lengths
+from profiler.measure.plan import REFERENCE_GAP
 from profiler.measure.run_document import RunDocument
 from profiler.report.caveats import _run_caveats
 from profiler.report.inputs import load_run
@@ -146,18 +147,36 @@ def _grid_sweep(loaded, path, monkeypatch, budget_s, prefill_factor=lambda: 1, p
 # In fake time the sweep's decisions do not depend on the architecture: one is enough.
 @pytest.mark.parametrize("tiny_kind", ["llama"])
 def test_a_quiet_machine_records_no_disturbance(tiny_loaded, tmp_path, monkeypatch):
-    outcome, samples = _grid_sweep(tiny_loaded, tmp_path / "s.csv", monkeypatch, budget_s=3.0)
+    log = []
+    outcome, samples = _grid_sweep(tiny_loaded, tmp_path / "s.csv", monkeypatch, budget_s=3.0,
+                                   progress=lambda description, done_s, total_s: log.append((description, done_s)))
     record = outcome.disturbance
     assert len(outcome.lengths) < len(default_lengths(TINY_MAX_POSITIONS))  # the budget trimmed it: no re-plan
     assert not record.disturbed and record.points == [] and record.brought_back == [] and record.pilot_off == []
-    # a reference before each visit to each length (its prefill rows), decode context and extend point, before each
-    # generate pair, and one after the last where the budget still affords it, all at one speed
-    items = samples[samples.phase.isin(["prefill", "decode", "extend"])].groupby(["phase", "n_ctx", "n_new"])
-    visits = {point: 1 + int((np.diff(rows.index) > 1).sum()) for point, rows in items}
-    before = sum(visits.values()) + len(outcome.generate_pairs)
-    references = record.reference_latencies_s
-    assert set(references) == {_prefill_s(8)}
-    assert len(references) == before + 1 or (len(references) == before and outcome.elapsed_s + _prefill_s(8) > 3.0)
+    # the reference passes all at one speed: one before the first visit, then before a visit (or a generate pair)
+    # only where REFERENCE_GAP of them have had time to run since the last ended, and one after the last visit
+    assert set(record.reference_latencies_s) == {_prefill_s(8)}
+    gap_s, begun, last = REFERENCE_GAP * _prefill_s(8), [], ""
+    for description, done_s in log:
+        if description.startswith("reference"):
+            assert not begun or done_s >= begun[-1] + _prefill_s(8) + gap_s or done_s > visits_end_s(log), done_s
+            begun.append(done_s)
+        elif _visit_begins(description):
+            assert begun and (last.startswith("reference") or done_s < begun[-1] + _prefill_s(8) + gap_s), done_s
+        last = description
+    visits = sum(_visit_begins(description) for description, _ in log)
+    assert 3 <= len(begun) < visits / 2
+    assert begun[-1] > visits_end_s(log) or outcome.elapsed_s + _prefill_s(8) > 3.0
+
+
+def visits_end_s(log) -> float:
+    """When the last visit (or generate pair) of a progress ``log`` began."""
+    return max(done_s for description, done_s in log if _visit_begins(description))
+
+
+def _visit_begins(description: str) -> bool:
+    """Whether a progress line begins a visit to a point (a length's begins at its prefill) or a generate pair."""
+    return not description.startswith(("reference", "pilot", "drift", "forward"))
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
@@ -190,29 +209,44 @@ def test_a_slow_pilot_is_replanned_and_the_dropped_lengths_come_back(tiny_loaded
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])
-def test_a_slow_spell_at_one_length_names_it_and_the_next(tiny_loaded, tmp_path, monkeypatch):
-    spell = {"on": False}
+def test_a_slow_spell_at_one_length_names_the_points_around_the_reference_that_saw_it(tiny_loaded, tmp_path,
+                                                                                      monkeypatch):
+    spell, log = {"on": False, "seen": False}, []
 
     def progress(description, done_s, total_s):
+        log.append(description)
         if description == "prefill n_ctx=16":
-            spell["on"] = True  # 4x from its prefill ...
-        elif not description.startswith(("reference", "forward n_ctx=16")):
-            spell["on"] = False  # ... through its forward and the reference after it, until the next item starts
+            spell["on"] = True  # 4x from 16's first prefill ...
+        elif description.startswith("reference") and spell["on"]:
+            spell["seen"] = True  # ... through the next reference pass (where REFERENCE_GAP had time to run) ...
+        elif spell["seen"]:
+            spell["on"] = False  # ... until the visit after it begins
 
     clock = _disturbed_machine(monkeypatch, lambda: 4 if spell["on"] else 1)
     outcome, samples = _sweep(tiny_loaded, tmp_path / "s.csv", [8, 16, 32, 64, 96], clock=clock, progress=progress,
                               load_average=_quiet)
     record = outcome.disturbance
-    order = _points_in_order(samples)
-    after = order.index(("forward", 16, 16)) + 1
-    next_item = order[after:after + 2] if order[after][0] == "prefill" else order[after:after + 1]
-    expected = {("prefill", 16, 16), ("forward", 16, 16), *next_item}
-    assert {(p.phase, p.n_ctx, p.n_new) for p in record.points} == expected
+    # the slow reference names every point measured since the reference before it, and until the one after it
+    references = [k for k, description in enumerate(log) if description.startswith("reference")]
+    slow = next(k for k in references if k > log.index("prefill n_ctx=16"))
+    around = references[references.index(slow) - 1], references[references.index(slow) + 1]
+    expected = {_label_point(description) for description in log[around[0] + 1:around[1]]
+                if not description.startswith("reference")}
+    assert ("prefill", 16, 16) in expected and {(p.phase, p.n_ctx, p.n_new) for p in record.points} == expected
     assert all(p.seen == ["slow reference"] for p in record.points)
-    # the spell covered the first of 16's two visits: its median is the quiet speed, and the pilot agrees with it
+    # the spell covered the first of 16's visits: its median is the quiet speed, and the pilot agrees with it
     prefill_16 = samples[(samples.phase == "prefill") & (samples.n_ctx == 16)].latency_s
     assert (prefill_16 == 4 * _prefill_s(16)).any() and prefill_16.median() == _prefill_s(16)
     assert record.signs == ["reference"] and record.pilot_off == []
+
+
+def _label_point(description: str) -> tuple[str, int, int]:
+    """The point a progress line measures: ``(phase, n_ctx, n_new)`` (a decode step's ``n_new`` 1, a prefill's or
+    forward's its ``n_ctx``)."""
+    phase, *fields = description.removesuffix(" (again)").split()
+    values = dict(field.split("=") for field in fields)
+    n_ctx = int(values["n_ctx"])
+    return phase, n_ctx, int(values.get("n_new", 1 if phase == "decode" else n_ctx))
 
 
 @pytest.mark.parametrize("tiny_kind", ["llama"])

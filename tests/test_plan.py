@@ -4,7 +4,7 @@ import pytest
 
 from profiler.measure.disturbance import PILOT_OFF
 from profiler.measure.grid import generate_pairs
-from profiler.measure.plan import GENERATE_SHARE, Plan
+from profiler.measure.plan import GENERATE_SHARE, REFERENCE_GAP, Plan, references_s
 
 MAX_POSITIONS = 128
 TOKEN_S = DECODE_S = 2.0**-10  # powers of two: every sum below is exact
@@ -33,11 +33,12 @@ def test_cost_counts_lengths_decode_contexts_pairs_reference_passes_and_the_drif
     # the first's; a forward's is the prefills before it)
     per_length_s = {n: 8 * n * TOKEN_S for n in lengths}
     decode_s = 3 * 126 * TOKEN_S / 8 + 6 * 2 * DECODE_S  # three fills (126 tokens grown), three warm-ups, three steps
-    references_s = (3 * 4 + 2 + 1) * 8 * TOKEN_S  # before each visit and each pair, and after the last
+    # a reference before each visit and pair (each takes far more than REFERENCE_GAP of them), and after the last
+    reference_passes_s = (3 * 4 + 2 + 1) * 8 * TOKEN_S
     drift_s = 3 * 32 * TOKEN_S
     items = [("length", n, 1) for n in lengths] + [("decode", 127, 1)]
     assert plan.cost_s(lengths, items) == pytest.approx(sum(per_length_s.values()) + decode_s + pairs_s
-                                                        + references_s + drift_s)
+                                                        + reference_passes_s + drift_s)
     # once 32 is begun only its later visits (each a prefill, its warm-up and a forward) and their references remain
     later = [(("length", 32, 1), visit, 3) for visit in (1, 2)]
     assert plan.cost_s(lengths, [("length", 8, 1), ("length", 128, 1)], later_visits=later) == pytest.approx(
@@ -56,7 +57,9 @@ def test_a_points_repeats_are_split_over_its_visits_and_a_long_pass_is_visited_o
     plan.most_visits = 3
     assert plan.visits(("length", 1024, 1)) == 1 and plan.visit_repeats(6.0, 0, 1) == 2
     assert plan.item_cost_s(("length", 1024, 1)) == 4 * 6.0  # two prefills and two forwards, warmed by the pilot
-    assert plan.with_references_s(("decode", 8, 1), 0.25) == 6 * 0.5 + 3 * 0.25
+    # a reference before each of its three visits, but one only where REFERENCE_GAP have had time to run since the last
+    assert plan.with_references_s(("decode", 8, 1), 0.25) == pytest.approx(6 * 0.5 + 6 * 0.5 / REFERENCE_GAP + 0.25)
+    assert plan.with_references_s(("decode", 8, 1), 0.1) == pytest.approx(6 * 0.5 + 3 * 0.1)
     one = Plan(min_repeats=1, max_positions=MAX_POSITIONS, budget_s=100.0)
     one.prefill_s = {8: 1.0}
     assert one.visits(("length", 8, 1)) == 1  # never a visit without a repeat
@@ -103,6 +106,14 @@ def test_a_prefill_beyond_the_pilot_grows_from_the_decode_steps_floor():
     assert plan.prefill_estimate_s(64) == pytest.approx(0.22 + 0.1 * 2)
 
 
+def test_reference_passes_are_one_a_visit_but_at_most_a_share_of_the_work():
+    # visits of 2 s each and a reference of 0.1 s: the gap (1 s) passes within every visit, one before each
+    assert references_s(visits=5, work_s=10.0, reference_s=0.1) == pytest.approx(5 * 0.1)
+    # visits of 0.2 s: a reference only every REFERENCE_GAP of its passes' time, the first and a tenth of the work
+    assert references_s(visits=50, work_s=10.0, reference_s=0.1) == pytest.approx(0.1 + 10.0 / REFERENCE_GAP)
+    assert references_s(visits=0, work_s=0.0, reference_s=0.1) == 0.0
+
+
 def test_long_passes_are_repeated_fewer_times():
     plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=100.0)
     assert plan.repeats(5.0) == 3 and plan.repeats(5.1) == 2
@@ -115,7 +126,7 @@ def test_what_is_left_at_the_minimum_repeats():
     left = plan.left_s([("length", 32, 1)], later, [(120, 8)], reference_n=8, planned=[8, 32, 128])
     # 32 in three visits (a prefill and a forward, then in each later visit one each and the prefill's warm-up), decode
     # at 8 in its third (its cache's fill, a warm-up and a step), a generate pair's three calls and its warm-up; a
-    # reference pass before each visit and pair, and after; the drift check
+    # reference pass before each visit and pair (each far over REFERENCE_GAP of them), and after; the drift check
     fill_s = 7 * TOKEN_S / 8  # 7 tokens grown
     assert left == ((2 + 3 + 3) * 32 * TOKEN_S + fill_s + 2 * DECODE_S + 4 * plan.generate_s(120, 8)
                     + 6 * 8 * TOKEN_S + 3 * 32 * TOKEN_S)

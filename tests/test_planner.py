@@ -237,8 +237,8 @@ def test_a_pilot_slow_through_a_mild_spell_has_its_visits_raised_once_the_prefil
     """The pilot 1.3 times slower than the run (a spell too mild for ``Plan.correct``'s 2x), on 12 s: at its estimates
     the range of lengths fits only at one visit a point. Once the first prefill point runs quicker, the items not yet
     begun are given three visits (``Sweep._more_visits``), at the speed the prefills ran: every point but the long
-    passes and the first begun is visited three times, the same range measured, within the budget plus one pass.
-    Without the raise every point is visited once (a few twice, where the time the plan left was spent)."""
+    passes and the first begun is visited three times or more (the time the plan left goes on further visits), the same
+    range measured, within the budget plus one pass. Without the raise every point is visited once."""
     runs = {}
     for raised in (False, True):
         (tmp_path / str(raised)).mkdir()
@@ -251,7 +251,7 @@ def test_a_pilot_slow_through_a_mild_spell_has_its_visits_raised_once_the_prefil
     assert outcome.lengths == once.lengths and outcome.lengths[-1] == 1024
     assert max(_visits_per_point(once_samples)) <= 2 and _visits_per_point(once_samples).count(1) > 20
     visits = _visits_per_point(samples)
-    assert visits.count(3) >= len(visits) - 4, visits
+    assert sum(count >= 3 for count in visits) >= len(visits) - 4, visits
 
 
 def test_a_machine_far_slower_than_its_pilot_says_the_batch_points_it_leaves_out(loaded, tmp_path, monkeypatch):
@@ -521,8 +521,9 @@ def _points_moved(samples) -> tuple[int, int]:
 def test_slow_spells_move_few_points_visited_three_times(loaded, tmp_path):
     """Spells a sixth of the run, each longer than a short point's visit (six seeds, 15 s): with each point's repeats
     in three visits far apart, due at random moments (``Sweep._due_s``), a spell covers one visit of most points and
-    the median is another's; so 5% or fewer of the points move (11 of 222). Two visits a point, its repeats as 2 and 1,
-    move more than twice as many (the visit of two sets the median: 37 of 252)."""
+    the median is another's; so 6% or fewer of the points move (12 of 222). Two visits a point, its repeats as 2 and 1,
+    move half as many again or more (the visit of two sets the median: 27 of 252; 37 of 252 when a reference pass
+    came before every visit, not only where ``plan.REFERENCE_GAP`` had time to run)."""
     import profiler.measure.pilot as pilot
     import profiler.measure.plan as plan
 
@@ -535,14 +536,14 @@ def test_slow_spells_move_few_points_visited_three_times(loaded, tmp_path):
                 patched.setattr(pilot, "VISITS", visits)
                 counts.append(_points_moved(_sweep(loaded, tmp_path, patched, 15.0, spells=_spells(seed, 30.0))[1]))
         moved[visits] = sum(count for count, _ in counts) / sum(points for _, points in counts)
-    assert moved[3] <= 0.05 and moved[2] > 2 * moved[3], moved
+    assert moved[3] <= 0.06 and moved[2] > 1.5 * moved[3], moved
 
 
 def test_slow_spells_move_fewer_points_once_a_slow_pilots_visits_are_raised(loaded, tmp_path):
     """The pilot 1.3 times slow (the range fits only at one or two visits a point at its estimates) and spells as in
     ``test_slow_spells_move_few_points_visited_three_times`` (six seeds, 12 s): with the visits raised once the
-    prefills run quicker (``Sweep._more_visits``), 10% or fewer of the points move more than 5% (18 of 208); without,
-    more than 12% (29 of 208)."""
+    prefills run quicker (``Sweep._more_visits``), 6% or fewer of the points move more than 5% (10 of 216); without,
+    more than 12% (29 of 216)."""
     moved = {}
     for raised in (False, True):
         counts = []
@@ -553,5 +554,5 @@ def test_slow_spells_move_fewer_points_once_a_slow_pilots_visits_are_raised(load
                 counts.append(_points_moved(_sweep(loaded, tmp_path, patched, 12.0, slow_pilot=1.3,
                                                    spells=_spells(seed, 40.0))[1]))
         moved[raised] = sum(count for count, _ in counts) / sum(points for _, points in counts)
-    assert moved[True] <= 0.10 < 0.12 < moved[False], moved
+    assert moved[True] <= 0.06 < 0.12 < moved[False], moved
 

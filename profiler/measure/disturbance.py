@@ -7,11 +7,12 @@ there), or some repeats of a point (its timings are bimodal). Four signs are wat
 - load: the 1-minute load average (``os.getloadavg``) at the start and at the end of the
   sweep, against the cores this process may use. More than ``cores + 0.5`` runnable tasks
   at the end (a minute that is mostly the sweep's) means other work competed for the cores.
-- a reference pass: prefill at the shortest length, timed once before each visit to an item (a length's
-  prefill and forward points, or a generate pair) and once after the last; one that looks slow is timed
+- a reference pass: prefill at the shortest length, timed once before a visit to an item (a length's
+  prefill and forward points, or a generate pair) where ten of them have had time to run since the last
+  (``profiler.measure.plan.REFERENCE_GAP``), and once after the last; one that looks slow is timed
   again and the quicker kept (a hiccup does not repeat, a busy spell does). A reference 1.5
-  times the quickest or slower says the machine was slow then; the points measured just
-  before and just after it are affected.
+  times the quickest or slower says the machine was slow then; the points measured since the reference
+  before it and until the one after it are affected.
 - repeats: a point with repeats 50% or more off its median (pyperf's warning for an
   extreme), at least one in twenty of them, timed some repeats in another state of the
   machine. One in twenty: a point of a fast pass repeats up to 200 times, and a single
@@ -68,7 +69,7 @@ class PilotCheck:
 
 @dataclass(frozen=True)
 class AffectedPoint:
-    """A measured point and what was seen there: ``"slow reference"`` (a reference pass just before or
+    """A measured point and what was seen there: ``"slow reference"`` (the reference pass before or
     after it was slow) and/or ``"far repeats"`` (a repeat 50% or more off its median); ``batch``: its
     sequences in a pass."""
 
@@ -172,7 +173,7 @@ class DisturbanceWatch:
             self._far_repeats.append(point)
 
     def _slow_spells(self) -> list[Point]:
-        """The points with a slow reference pass just before or just after them."""
+        """The points measured since the reference pass before a slow one, and until the one after it."""
         references = [entry for entry in self._timeline if isinstance(entry, float)]
         if not references:
             return []

@@ -1,14 +1,14 @@
-"""Measuring one visit to an item of the sweep (a length's prefill and forward points, a decode context of one
-sequence or of a batch, a batched prefill, an extend point, a generate pair) and the reference pass before each: a
-warm-up, then timed repeats while the visit's share of the time left lasts and each pass is predicted to end within
-the budget (``profiler.measure.sweep``, step 2). A point's rows number its repeats on across its visits, and its
-median (``medians_s``) is over them all (``point_latencies_s``).
+"""Measuring one visit to an item of the sweep (a length's prefill and forward points, a decode context of one sequence
+or of a batch, a batched prefill, an extend point, a generate pair), and the reference passes between visits
+(``_reference``). A visit is a warm-up, then timed repeats while the visit's share of the time left lasts and each pass
+is predicted to end within the budget (``profiler.measure.sweep``, step 2). A point's rows number its repeats on across
+its visits, and its median (``medians_s``) is over them all (``point_latencies_s``).
 
 ``Items`` is a part of ``Sweep`` kept in a module of its own: its methods read and set the sweep's ``plan``,
 ``passes``, ``clock``, ``budget_s``, ``policy``, ``writer``, ``memory``, ``pilot_memory``, ``energy``, ``watch``,
 ``medians_s``, ``point_latencies_s``, ``later_visits``, ``pairs_to_come``, ``reference_n``, ``reference_s``,
-``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``, ``_batch_out_of_memory``,
-``_extend_out_of_memory``, ``_replan`` and ``_pairs_reserve_s``.
+``reference_end_s``, ``remaining_cost_s`` and ``outcome``, and call its ``_out_of_memory``,
+``_batch_out_of_memory``, ``_extend_out_of_memory``, ``_replan`` and ``_pairs_reserve_s``.
 
 A batched point's row says its ``batch``; its FLOPs are ``batch`` times a sequence's, its memory and KV bytes the
 whole batch's (``profiler.measure.samples``); its median is not one of ``medians_s`` (the single-sequence figures
@@ -45,6 +45,7 @@ import torch
 from profiler.measure.cache_fill import filled_cache
 from profiler.measure.flops import count_flops, pass_flops
 from profiler.measure.memory import is_out_of_memory, kv_cache_bytes
+from profiler.measure.plan import REFERENCE_GAP
 from profiler.measure.rewind import Rewind
 from profiler.measure.samples import cached_tokens
 from profiler.measure.timing import enough_repeats, time_pass
@@ -201,10 +202,14 @@ class Items:
         it is None (``PeakMemory.measure``)."""
         return self.memory.measure(run_pass) if memory is None else (run_pass(), memory)
 
-    def _reference(self, started: float) -> None:
+    def _reference(self, started: float, last: bool = False) -> None:
         """Time the reference pass once (prefill at the shortest length kept), for the disturbance watch,
-        when it is predicted to end within the budget."""
+        when it is predicted to end within the budget, and (but for the ``last``) where ``plan.REFERENCE_GAP`` of them
+        have had time to run since the last one ended (``plan.references_s``)."""
         n = self.reference_n
+        gap_s = REFERENCE_GAP * self.plan.prefill_s[n]
+        if not last and self.reference_s and self.clock() - self.reference_end_s < gap_s:
+            return
         self.remaining_cost_s -= self.plan.prefill_s[n]
         if self._beyond_memory(n) or not self._affordable(self.plan.prefill_s[n], started):
             return
@@ -215,6 +220,7 @@ class Items:
             latency_s = min(latency_s, time_pass(lambda: self.passes.prefill(n), self.loaded.device, self.clock)[1])
         self.watch.reference(n, latency_s)
         self.reference_s.append(latency_s)
+        self.reference_end_s = self.clock()
 
     def _total_s(self, started: float) -> float:
         elapsed = self.clock() - started

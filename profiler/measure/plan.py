@@ -72,8 +72,11 @@ prefill's warm-up in each later visit: in the first it is the pilot's pass, and 
 it), a decode context or an extend point ``v`` fills and ``r + v`` passes. A
 generate pair costs ``r + 1`` calls in one visit (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a
 decode step is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
-shortest length, timed before each visit and after the last; the drift check ``min_repeats`` prefills at the middle
-length.
+shortest length, timed before a visit or pair where ``REFERENCE_GAP`` of them have had time to run since the last one
+ended, and after the last (``references_s``: one before each visit, but no more than a ``1 / REFERENCE_GAP`` share of
+the work and one; before, one before every visit took 13% of gpt2's default run, 92 passes of 64 ms, and 11% of
+Qwen2.5-0.5B's, whose reference, 0.25 s, cost more than its decode step); the drift check ``min_repeats`` prefills at
+the middle length.
 
 The FLOP counter's overhead (``calibrate_counter``): FlopCounterMode sends every operator
 through Python, a cost per pass that a plain pass does not pay and that does not grow with n
@@ -112,6 +115,8 @@ BATCH_POINTS = 3  # lengths (or contexts) of the batch grid per phase, before th
 EXTEND_SHARE = 0.10  # the most the extend grid may take of the budget
 VISITS = 3  # a point's repeats are taken in this many visits, far apart in the sweep (a long pass's in one)
 ONE_VISIT_SHARE = 0.01  # a pass costing more than this share of the budget is visited once
+# a reference pass is timed before a visit only where this many reference passes' time has passed since the last
+REFERENCE_GAP = 10
 
 # (kind, n, batch): ("length", n, 1) prefill and forward at n; ("decode", c, batch) decode at context c;
 # ("prefill", n, batch) a batched prefill at n (batch above 1); ("extend", c, s): the third slot is not a batch
@@ -132,6 +137,13 @@ def spread(points: list[int], count: int = BATCH_POINTS) -> list[int]:
         target = lo + (hi - lo) * k / (count - 1)
         chosen.append(min((p for p in points if p not in chosen), key=lambda p: abs(math.log(p) - target)))
     return sorted(chosen)
+
+
+def references_s(visits: int, work_s: float, reference_s: float) -> float:
+    """The reference passes (``reference_s`` each) before ``visits`` visits and pairs that take ``work_s`` in all: one
+    before each, but a pass only where ``REFERENCE_GAP`` of them have had time to run since the last (the sweep's
+    rule), so no more than ``work_s / REFERENCE_GAP`` and the first."""
+    return min(visits * reference_s, work_s / REFERENCE_GAP + reference_s)
 
 
 def _within_limit(grid: list[Item], cost: dict[Item, float], limit_s: float, first_out=None,
@@ -356,8 +368,9 @@ class Plan:
         return sum(self.visit_cost_s(item, visit, visits) for visit in range(visits))
 
     def with_references_s(self, item: Item, reference_s: float) -> float:
-        """``item_cost_s`` and a reference pass (``reference_s``) before each of its visits."""
-        return self.item_cost_s(item) + self.visits(item) * reference_s
+        """``item_cost_s`` and the reference passes (``reference_s`` each) of its visits (``references_s``)."""
+        cost_s = self.item_cost_s(item)
+        return cost_s + references_s(self.visits(item), cost_s, reference_s)
 
     def batch_grid(self, sizes: list[int], lengths: list[int], contexts: list[int], reference_s: float,
                    limit_s: float) -> list[Item]:
@@ -411,15 +424,17 @@ class Plan:
 
     def _to_finish_s(self, to_measure: list[Item], later_visits: list[Visit], pairs: list[tuple[int, int]],
                      reference_n: int, planned: list[int], pairs_limit_s: float = math.inf) -> float:
-        """The items ``to_measure`` in all their visits and the ``later_visits``, at the minimum repeats, a reference
-        pass (a prefill of ``reference_n``) before each visit and pair and after the last, the generate ``pairs`` (at
-        most ``pairs_limit_s``), and the drift check of ``planned``."""
+        """The items ``to_measure`` in all their visits and the ``later_visits``, at the minimum repeats, the
+        reference passes (a prefill of ``reference_n``) before the visits and pairs (``references_s``) and after the
+        last, the generate ``pairs`` (at most ``pairs_limit_s``), and the drift check of ``planned``."""
         visits = [*((item, visit, self.visits(item)) for item in to_measure for visit in range(self.visits(item))),
                   *later_visits]
         cost = sum(self.visit_cost_s(*visit) for visit in visits)
         pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
         cost += min(pairs_s, pairs_limit_s)
-        return cost + (len(visits) + len(pairs) + 1) * self.prefill_s[reference_n] + self.drift_check_s(planned)
+        reference_s = self.prefill_s[reference_n]
+        return (cost + references_s(len(visits) + len(pairs), cost, reference_s) + reference_s
+                + self.drift_check_s(planned))
 
     def piloted(self, n: int, latency_s: float) -> None:
         """Record the pilot pass of length ``n`` (less the counter's overhead) as its estimate."""

@@ -68,8 +68,8 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    earliest due first; all in that order once none is left to begin). So a point's visits are far apart and each
    round's order is its own: a slow spell of a few seconds covers one visit of a point, not the one its median is,
    and the points it covers in one round are not those it covers in the next (on a synthetic machine slow a sixth of
-   the time, in spells longer than a short point's visit, 11 of 222 points moved over 5%, where two visits a point,
-   2 and 1 repeats, moved 37 of 252: ``tests/test_planner.py``). A visit is a warm-up pass (FLOP-counted on the
+   the time, in spells longer than a short point's visit, 12 of 222 points moved over 5%, where two visits a point,
+   2 and 1 repeats, moved 27 of 252: ``tests/test_planner.py``). A visit is a warm-up pass (FLOP-counted on the
    first visit for decode, extend and forward, and none for forward after that: its length's prefills just before it
    were; prefill's first was the pilot; a cache filled again), then timed repeats until
    ``timing.enough_repeats`` (the point's minimum split between its visits), with a share of the budget still left
@@ -80,8 +80,10 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    unsaid (its point has the earlier visits' repeats); so is, said, a batch or extend point beyond the batch floor
    and extend core whose first visit would leave what is planned with the range and the generate pairs less than
    theirs. Garbage collection is off while timing. A reference pass (prefill at the shortest length) is timed before
-   each visit and after the last, to see the machine's speed through the run (``profiler.measure.disturbance``).
-3. Re-plan: before each visit takes its share of the time left (after its reference pass) and after
+   the first visit, before a visit where ``plan.REFERENCE_GAP`` of them have had time to run since the last ended, and
+   after the last visit, to see the machine's speed through the run (``profiler.measure.disturbance``; one before
+   every visit took 13% of gpt2's default run, 92 passes of 64 ms, and the time a spell lasts is seconds).
+3. Re-plan: before each visit takes its share of the time left (after its reference pass, if any) and after
    each length's prefill point, the pilot is set against the reference passes and the medians
    measured (``plan.Plan.correct``). When it proves twice too slow or more (a disturbance during the
    pilot that has gone away), the estimates are corrected and, with the default grid, decode
@@ -218,6 +220,7 @@ class Sweep(Items, Pilot, MemoryLimits):
         self.point_latencies_s: dict[tuple, list[float]] = {}  # (phase, n_ctx, n_new, batch) -> every repeat so far
         self.reference_n = 0  # the reference pass's length: the shortest kept
         self.reference_s: list[float] = []  # its latencies
+        self.reference_end_s = 0.0  # when the last one ended (clock)
         self.brought_back: list[int] = []
         self.remaining_cost_s = 0.0
         self.watch: DisturbanceWatch | None = None
@@ -246,7 +249,8 @@ class Sweep(Items, Pilot, MemoryLimits):
     def _measure_all(self, started: float) -> None:
         """The lengths, decode contexts, batch points and extend points planned, in shuffled order, re-planning after
         each length's prefill point, their later visits (``Plan.visits``) taken among them as each falls due
-        (``_due_s``, ``_next_visit``); then the generate pairs; a reference pass before each visit and after the
+        (``_due_s``, ``_next_visit``); then the generate pairs; a reference pass before a visit where
+        ``plan.REFERENCE_GAP`` of them have had time to run since the last (``Items._reference``), and after the
         last."""
         self.reference_n = self.outcome.lengths[0]
         self.outcome.generate_pairs = self.pairs_to_come = generate_pairs(self.outcome.lengths,
@@ -288,7 +292,7 @@ class Sweep(Items, Pilot, MemoryLimits):
                     pass
         self._bring_back(started)
         self._spend_left(started)
-        self._reference(started)  # the last item's other side
+        self._reference(started, last=True)  # the last item's other side
 
     def _due_s(self, item: tuple[str, int, int], visits: int, started: float) -> dict[Visit, float]:
         """When each later visit of ``item`` (of ``visits``), first visited now, falls due: the time left to the budget
@@ -341,13 +345,14 @@ class Sweep(Items, Pilot, MemoryLimits):
 
     def _spend_left(self, started: float) -> None:
         """The time the plan left, spent on further visits (``EXTRA_VISIT``) to the points measured: round after round
-        in the order of their first visits, each at a last visit's minimum repeats (``Plan.extra_visit_repeats``)
-        with a later visit's warm-up (and its cache filled again) and a reference pass before it, where the time left
-        affords it with the drift check and the last reference pass after; an item with ``policy.max_repeats`` repeats
-        at a point is visited no more. A point's median is over all its repeats, so its visits, spread over the run,
-        outweigh a spell that covered one: on a GPU, where a short pass runs at two speeds in spells of the host (gpt2
-        on an H200 read 5.9 or 11.4 ms, spells of 1 to 66 passes, ``benchmarks/gpu_two_speeds.py``), a point measured
-        in one spell is a step in the curve, and a run whose plan held every point ended a third inside its budget."""
+        in the order of their first visits, each at a last visit's minimum repeats (``Plan.extra_visit_repeats``) with
+        a later visit's warm-up (and its cache filled again) and a reference pass before it where one is due (it is
+        priced whether or not), where the time left affords it with the drift check and the last reference pass after;
+        an item with ``policy.max_repeats`` repeats at a point is visited no more. A point's median is over all its
+        repeats, so its visits, spread over the run, outweigh a spell that covered one: on a GPU, where a short pass
+        runs at two speeds in spells of the host (gpt2 on an H200 read 5.9 or 11.4 ms, spells of 1 to 66 passes,
+        ``benchmarks/gpu_two_speeds.py``), a point measured in one spell is a step in the curve, and a run whose plan
+        held every point ended a third inside its budget."""
         reserve_s = self._closing_s()
         visited = True
         while visited:
