@@ -5,9 +5,9 @@ side: its held-out errors and what it measured.
 temporary folder) with every other option at its default, and returns a row: the prefill lengths measured (of one
 sequence), each latency curve's held-out error (leave-one-length-out MAPE) for prefill, decode and forward, the extend
 surface's (None where none was fitted), the sweep's seconds (``run.json`` ``done.elapsed_s``) and its timed passes,
-how far its reference passes were off their median on average (``reference_spread``: the machine's own variation, the
-least a held-out error can be on that run; None with too few), and the samples themselves under ``"samples"``. A run
-that exits other than 0 ends the benchmark.
+its reference passes (``references``) and their seconds (``references_s``), how far they were off their median on
+average (``reference_spread``: the machine's own variation, the least a held-out error can be on that run; None with
+too few), and the samples themselves under ``"samples"``. A run that exits other than 0 ends the benchmark.
 
 A helper module of the scripts in ``benchmarks/`` (each runs with this folder first on its path).
 """
@@ -39,9 +39,10 @@ def held_out_run(model: str) -> dict:
         samples = read_samples(folder / "samples.csv")
         done = json.loads((folder / "run.json").read_text())["done"]
     single = samples[(samples.phase == "prefill") & (samples.batch == 1)]
+    disturbance = Disturbance.from_json(done["disturbance"])
     row = {"prefill_lengths": sorted(set(single.n_ctx.astype(int))), "elapsed_s": done["elapsed_s"],
-           "passes": len(samples),
-           "reference_spread": Disturbance.from_json(done["disturbance"]).reference_spread}
+           "passes": len(samples), "references": len(disturbance.reference_latencies_s),
+           "references_s": sum(disturbance.reference_latencies_s), "reference_spread": disturbance.reference_spread}
     for phase in PHASES:
         row[f"{phase}_held_out"] = cost_model.curve(phase, "latency_s").lolo_mape
     row["extend_held_out"] = cost_model.extend_fit.held_out_mape if cost_model.has_extend else None
