@@ -6,7 +6,7 @@ sweep's ``grid``, ``decode_grid``, ``decode_contexts``, ``batch_sizes``, ``batch
 (``profiler.measure.plan.Plan``), ``budget_s`` (raised where ``raise_budget`` allows), ``passes``, ``clock``,
 ``memory``, ``outcome``, ``medians_s``, ``measured``, ``later_visits``, ``pairs_to_come`` and ``pilot_memory``, and
 call its ``_out_of_memory``, ``_beyond_memory``, ``_beyond_extend_memory``, ``_affordable``, ``_shuffle``,
-``_visited_more_first``, ``_leaves_short``, ``_left_s`` and ``_prefill_medians_s``; it reads and sets
+``_order``, ``_leaves_short``, ``_left_s`` and ``_prefill_medians_s``; it reads and sets
 ``remaining_cost_s`` too.
 """
 
@@ -237,14 +237,14 @@ class Pilot:
         ``plan.VISITS`` at which they, the later visits and the generate pairs still fit the time left at the speed the
         prefills ran (``_leaves_short``): a pilot in a slow spell too mild for ``Plan.correct`` chose fewer than the
         machine affords, and a point visited once is a step in the curve wherever a spell covers it. Those visited
-        more than once then go first (``_visited_more_first``), and the time left is shared over the new plan."""
+        more than once then go first (``_order``), and the time left is shared over the new plan."""
         chosen = self.plan.most_visits
         if self.fit_first or chosen >= VISITS or not queue:
             return
         for visits in range(VISITS, chosen, -1):
             self.plan.most_visits = visits
             if not self._leaves_short(queue, list(self.later_visits), started):
-                self._visited_more_first(queue)
+                self._order(queue)
                 self.remaining_cost_s = self._left_s(queue)
                 return
         self.plan.most_visits = chosen

@@ -454,24 +454,24 @@ class Sweep(Items, Pilot, MemoryLimits):
             self._measure_batch_prefill(n, third, started, visit)
 
     def _shuffle(self, queue: list) -> None:
-        """Shuffle ``queue`` in place; with the curves first (``fit_first``), the lengths and decode contexts (of one
-        sequence) before the batch and extend points, so a budget that runs short costs those, not a curve; else the
-        items visited more than once before those visited once (the long passes), so the later visits fall due among
-        the long passes, far apart, rather than bunched after them; the batch points, in the places they fell in, in
-        the plan's order (``batch_items``: the floor, then the last to go first), so a machine slower than its pilot
-        leaves out the first to go (``_left_out``)."""
+        """Shuffle ``queue`` in place, then order it (``_order``)."""
         self.rng.shuffle(queue)
+        self._order(queue)
+
+    def _order(self, queue: list) -> None:
+        """Order ``queue`` in place, stably: with the curves first (``fit_first``), the lengths and decode contexts (of
+        one sequence) before the batch and extend points, so a budget that runs short costs those, not a curve; else
+        the items visited more than once before those visited once (the long passes), so the later visits fall due
+        among the long passes, far apart, rather than bunched after them; the batch points, in the places they fell
+        in, in the plan's order (``batch_items``: the floor, then the last to go first), so a machine slower than its
+        pilot leaves out the first to go (``_left_out``)."""
         if self.fit_first:
             queue.sort(key=lambda item: item[0] not in ("length", "decode") or item[2] != 1)
         else:
-            self._visited_more_first(queue)
+            queue.sort(key=lambda item: self.plan.visits(item) == 1)
         places = [i for i, item in enumerate(queue) if item in self.batch_items]
         for i, item in zip(places, sorted((queue[i] for i in places), key=self.batch_items.index)):
             queue[i] = item
-
-    def _visited_more_first(self, queue: list) -> None:
-        """Sort ``queue`` in place, stably: the items visited more than once before those visited once."""
-        queue.sort(key=lambda item: self.plan.visits(item) == 1)
 
     def _prefill_medians_s(self) -> dict[int, float]:
         return {n: median_s for (phase, n, _), median_s in self.medians_s.items() if phase == "prefill"}
