@@ -150,9 +150,11 @@ def test_a_server_refusing_every_forcing_records_the_observed_length(proxy, serv
 
 @pytest.mark.slow
 def test_429_5xx_and_dropped_streams_are_retried_and_recorded(proxy, served):
-    """A 429 (Retry-After 7 s honoured), a 503, a stream broken after 2 events and one ended cleanly after 3
-    (no finish_reason): four failures with their kinds, statuses and waits, then the call succeeds in full."""
-    with through_proxy(proxy, served, ["429", "503", "cut:2", "end:3"], backoff_s=0.5) as client:
+    """A 429 (Retry-After 7 s honoured), a 503, a stream broken after 2 events and one ended cleanly after its first
+    (no finish_reason: the finish is an event of its own; after 3, a server whose generation ran ahead of the stream,
+    its tokens a few to a chunk, had sent it): four failures with their kinds, statuses and waits, then the call
+    succeeds in full."""
+    with through_proxy(proxy, served, ["429", "503", "cut:2", "end:1"], backoff_s=0.5) as client:
         call = client.complete("the of and to", 8)
         assert (call.completion_tokens, call.finish_reason) == (8, "length")
         assert 1 <= len(call.chunk_arrivals_s) <= 8  # a chunk a token, or fewer where two shared one
@@ -161,7 +163,8 @@ def test_429_5xx_and_dropped_streams_are_retried_and_recorded(proxy, served):
             (4, "dropped_stream", 200, 4.0)]
         assert client._sleep == [7.0, 1.0, 2.0, 4.0]
         assert client.failures == list(call.failures)
-        assert "3 chunks" in call.failures[3].detail
+        assert call.failures[3].detail in ("the stream ended after 0 chunks without a finish_reason",
+                                           "the stream ended after 1 chunks without a finish_reason")
 
 
 @pytest.mark.slow
