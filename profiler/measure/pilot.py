@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 
 import torch
 
@@ -227,10 +228,8 @@ class Pilot:
         """The most visits to a point, up to ``plan.VISITS``, at which the range of ``kept`` lengths, with the decode
         contexts and what is planned with them, still fits the budget, else one: the later visits thin the lengths
         between, never the range; one with the curves first (``fit_first``)."""
-        for visits in range(1 if self.fit_first else VISITS, 0, -1):
-            self.plan.most_visits = visits
-            if visits == 1 or not kept or self._fits(kept, self.clock() - started, shares=False):
-                return
+        self._most_visits(lambda: not self.fit_first and (not kept or self._fits(kept, self.clock() - started,
+                                                                                 shares=False)), fewest=1)
 
     def _more_visits(self, queue: list, started: float) -> None:
         """Raise the visits ``_choose_visits`` chose, for the items of ``queue`` (not yet begun), to the most up to
@@ -241,13 +240,19 @@ class Pilot:
         chosen = self.plan.most_visits
         if self.fit_first or chosen >= VISITS or not queue:
             return
-        for visits in range(VISITS, chosen, -1):
+        self._most_visits(lambda: not self._leaves_short(queue, list(self.later_visits), started), fewest=chosen)
+        if self.plan.most_visits > chosen:
+            self._order(queue)
+            self.remaining_cost_s = self._left_s(queue)
+
+    def _most_visits(self, fits: Callable[[], bool], fewest: int) -> None:
+        """Set ``plan.most_visits`` to the most, from ``plan.VISITS`` down, at which ``fits()``; ``fewest`` where it
+        holds at none above that."""
+        for visits in range(VISITS, fewest, -1):
             self.plan.most_visits = visits
-            if not self._leaves_short(queue, list(self.later_visits), started):
-                self._order(queue)
-                self.remaining_cost_s = self._left_s(queue)
+            if fits():
                 return
-        self.plan.most_visits = chosen
+        self.plan.most_visits = fewest
 
     def _worth_piloting_again(self, n: int, expected_s: float, kept: list[int], started: float, shares: bool) -> bool:
         """Whether length ``n``'s pilot pass, ``SLOW_PILOT`` times ``expected_s`` (what the shorter lengths predict) or

@@ -427,8 +427,8 @@ class Plan:
         """The items ``to_measure`` in all their visits and the ``later_visits``, at the minimum repeats, the
         reference passes (a prefill of ``reference_n``) before the visits and pairs (``references_s``) and after the
         last, the generate ``pairs`` (at most ``pairs_limit_s``), and the drift check of ``planned``."""
-        visits = [*((item, visit, self.visits(item)) for item in to_measure for visit in range(self.visits(item))),
-                  *later_visits]
+        visits = [*((item, visit, count) for item in to_measure for count in (self.visits(item),)
+                    for visit in range(count)), *later_visits]
         cost = sum(self.visit_cost_s(*visit) for visit in visits)
         pairs_s = sum((self.repeats(self.generate_s(*pair)) + 1) * self.generate_s(*pair) for pair in pairs)
         cost += min(pairs_s, pairs_limit_s)
