@@ -76,6 +76,20 @@ def test_a_length_kept_at_a_long_pass_s_repeats_is_priced_and_measured_so():
     assert plan.repeats(2.0) == 3 and plan.repeats(2.0, 8) == 3
 
 
+def test_a_heavy_pass_is_visited_as_the_pilot_chose_and_a_long_one_once():
+    """On 100 s, a pass of 0.5 s (under 1%) is visited ``most_visits`` times; one of 2 s (a heavy pass, over 1%)
+    ``heavy_visits`` times, never more than ``most_visits``; one of 6 s (a long pass, over 5%: two repeats) once."""
+    plan = Plan(min_repeats=3, max_positions=MAX_POSITIONS, budget_s=100.0)
+    plan.prefill_s = {8: 0.5, 32: 2.0, 128: 6.0}
+    plan.most_visits = 3
+    assert [plan.visits(("length", n, 1)) for n in (8, 32, 128)] == [3, 1, 1]
+    plan.heavy_visits = 3
+    assert [plan.visits(("length", n, 1)) for n in (8, 32, 128)] == [3, 3, 1]
+    assert plan.item_cost_s(("length", 32, 1)) == 8 * 2.0  # three prefills, three forwards, two later warm-ups
+    plan.most_visits = 2  # the heavy pass's three capped
+    assert [plan.visits(("length", n, 1)) for n in (8, 32, 128)] == [2, 2, 1]
+
+
 def test_decode_is_linear_in_the_context_between_and_beyond_the_contexts_piloted():
     plan = _plan([8])
     assert plan.decode_estimate_s(4) == DECODE_S  # below the first: the first

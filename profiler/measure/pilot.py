@@ -218,7 +218,7 @@ class Pilot:
         batch and extend grids' shares planned before the lengths between. Returns all kept, sorted."""
         coarse = thinned(self.grid)
         untried = [n for n in self.grid if n not in kept and not self._beyond_memory(n)]
-        self.plan.most_visits = 1
+        self.plan.most_visits = self.plan.heavy_visits = 1
         kept = self._pilot_lengths([n for n in untried if n in coarse], kept, started)
         self._choose_visits(kept, started)
         between = middle_first([n for n in untried if n not in coarse and kept and n < kept[-1]])
@@ -227,9 +227,14 @@ class Pilot:
     def _choose_visits(self, kept: list[int], started: float) -> None:
         """The most visits to a point, up to ``plan.VISITS``, at which the range of ``kept`` lengths, with the decode
         contexts and what is planned with them, still fits the budget, else one: the later visits thin the lengths
-        between, never the range; one with the curves first (``fit_first``)."""
-        self._most_visits(lambda: not self.fit_first and (not kept or self._fits(kept, self.clock() - started,
-                                                                                 shares=False)), fewest=1)
+        between, never the range; one with the curves first (``fit_first``). Then, those chosen, the heavy passes'
+        (``plan.Plan.heavy_visits``) the same way, up to as many."""
+
+        def fits() -> bool:
+            return not self.fit_first and (not kept or self._fits(kept, self.clock() - started, shares=False))
+
+        self._most_visits(fits, fewest=1)
+        self._most_visits(fits, fewest=1, heavy=True)
 
     def _more_visits(self, queue: list, started: float) -> None:
         """Raise the visits ``_choose_visits`` chose, for the items of ``queue`` (not yet begun), to the most up to
@@ -245,14 +250,15 @@ class Pilot:
             self._order(queue)
             self.remaining_cost_s = self._left_s(queue)
 
-    def _most_visits(self, fits: Callable[[], bool], fewest: int) -> None:
-        """Set ``plan.most_visits`` to the most, from ``plan.VISITS`` down, at which ``fits()``; ``fewest`` where it
-        holds at none above that."""
-        for visits in range(VISITS, fewest, -1):
-            self.plan.most_visits = visits
+    def _most_visits(self, fits: Callable[[], bool], fewest: int, heavy: bool = False) -> None:
+        """Set ``plan.most_visits`` (with ``heavy``, ``plan.heavy_visits``, up to ``plan.most_visits``) to the most,
+        from ``plan.VISITS`` down, at which ``fits()``; ``fewest`` where it holds at none above that."""
+        name = "heavy_visits" if heavy else "most_visits"
+        for visits in range(self.plan.most_visits if heavy else VISITS, fewest, -1):
+            setattr(self.plan, name, visits)
             if fits():
                 return
-        self.plan.most_visits = fewest
+        setattr(self.plan, name, fewest)
 
     def _worth_piloting_again(self, n: int, expected_s: float, kept: list[int], started: float, shares: bool) -> bool:
         """Whether length ``n``'s pilot pass, ``SLOW_PILOT`` times ``expected_s`` (what the shorter lengths predict) or

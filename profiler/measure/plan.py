@@ -59,17 +59,23 @@ share of it (the fit uses every raw sample). So is a length whose pilot pass is 
 would otherwise reach less far on a larger budget. A point's repeats are taken in ``VISITS`` visits far apart in the
 sweep (``profiler.measure.sweep``), the minimum split between them (3 as 1, 1 and 1), each visit with its warm-up (and
 its cache filled again): on a shared machine a slow spell of a few seconds would otherwise cover a point's every repeat,
-a step in the curve that no spread within the point shows (a pass following another shape ran 5% slower than the next
-at 64 tokens of gpt2 on this 2-core CPU, hence the warm-up). Three, not two: split 2 and 1, the visit of two sets the
-median, so one slow visit still moves the point (gpt2's prefill at 128 tokens read 245 and 249 ms in one visit and
-185 ms in the other); over three visits the median is the middle visit's, which one spell does not reach. A pass
-costing more than ``ONE_VISIT_SHARE`` of the budget is visited once: its warm-ups are what a budget's longest lengths
-are made of, and its repeats last as long as a spell; so is every point where the budget holds the curves only if they
-come first; where the range of lengths does not fit at three visits a point, two (``most_visits``:
-``profiler.measure.pilot``; raised again where the prefills then run quicker than the pilot's estimates). At ``r``
-repeats in ``v`` visits, a length costs ``2r + v - 1`` prefill-sized passes (``r`` prefills and ``r`` forwards, the
-prefill's warm-up in each later visit: in the first it is the pilot's pass, and a forward's is the prefills just before
-it), a decode context or an extend point ``v`` fills and ``r + v`` passes. A
+a step in the curve that no spread within the point shows (a pass following another shape ran 5% slower than the next at
+64 tokens of gpt2 on this 2-core CPU, hence the warm-up). Three, not two: split 2 and 1, the visit of two sets the
+median, so one slow visit still moves the point (gpt2's prefill at 128 tokens read 245 and 249 ms in one visit and 185
+ms in the other); over three visits the median is the middle visit's, which one spell does not reach. A long pass is
+visited once (its repeats are few and each lasts as long as a spell), and so is every point where the budget holds the
+curves only if they come first; where the range of lengths does not fit at three visits a point, two (``most_visits``:
+``profiler.measure.pilot``; raised again where the prefills then run quicker than the pilot's estimates). A heavy pass,
+one costing more than ``HEAVY_PASS_SHARE`` of the budget, is visited ``heavy_visits`` times: once (its warm-ups are what
+a budget's longest lengths are made of) unless the range of lengths still fits with it visited as the others are, which
+the pilot chooses next on the default grid (the lengths between come after). These are the range's longest lengths, and
+the longest sets where the curve goes beyond the range: visited once, a stretch of slow passes covering its one visit
+bends the curve there (on a synthetic machine slow half the time in stretches of seconds, the fitted prefill's shape at
+twice the longest length was off by 14.1% on average with them visited once, 8.4% with three visits:
+``tests/test_planner.py``; this VM's passes ran 1.15-1.3 times their quickest in such stretches,
+``benchmarks/machine_speed.py``). At ``r`` repeats in ``v`` visits, a length costs ``2r + v - 1`` prefill-sized passes
+(``r`` prefills and ``r`` forwards, the prefill's warm-up in each later visit: in the first it is the pilot's pass, and
+a forward's is the prefills just before it), a decode context or an extend point ``v`` fills and ``r + v`` passes. A
 generate pair costs ``r + 1`` calls in one visit (planned at most ``GENERATE_SHARE`` of the budget: on a machine where a
 decode step is slow, a 16-token generate call costs more than a long prefill); a reference pass is one prefill at the
 shortest length, timed before a visit or pair where ``REFERENCE_GAP`` of them have had time to run since the last one
@@ -114,7 +120,7 @@ BATCH_SHARE = 0.15  # the most the batch grid may take of the budget
 BATCH_POINTS = 3  # lengths (or contexts) of the batch grid per phase, before the budget thins it
 EXTEND_SHARE = 0.10  # the most the extend grid may take of the budget
 VISITS = 3  # a point's repeats are taken in this many visits, far apart in the sweep (a long pass's in one)
-ONE_VISIT_SHARE = 0.01  # a pass costing more than this share of the budget is visited once
+HEAVY_PASS_SHARE = 0.01  # a pass costing more than this share of the budget: visited ``Plan.heavy_visits`` times
 # a reference pass is timed before a visit only where this many reference passes' time has passed since the last
 REFERENCE_GAP = 10
 
@@ -197,6 +203,7 @@ class Plan:
         self.max_positions = max_positions
         self.budget_s = budget_s
         self.most_visits = VISITS  # fewer where the range of lengths does not fit so (``profiler.measure.pilot``)
+        self.heavy_visits = 1  # a heavy pass's, more where the range of lengths fits so (``profiler.measure.pilot``)
         self.pilot_s: dict[int, float] = {}  # the pilot pass's latency per length planned
         self.prefill_s: dict[int, float] = {}  # the estimate per length: the pilot's, until corrected
         self.decode_pilot_s: dict[int, float] = {}  # the pilot's decode step per context
@@ -325,11 +332,15 @@ class Plan:
         return {"decode": third * (n - 1), "extend": n - 1}.get(kind, 0) * self.fill_s_per_token
 
     def _visits(self, pass_s: float, length: int | None = None) -> int:
-        return 1 if pass_s > ONE_VISIT_SHARE * self.budget_s else min(self.most_visits, self.repeats(pass_s, length))
+        if self._long(pass_s, length):
+            return 1
+        visits = min(self.most_visits, self.repeats(pass_s, length))
+        return min(visits, self.heavy_visits) if pass_s > HEAVY_PASS_SHARE * self.budget_s else visits
 
     def visits(self, item: Item) -> int:
-        """The visits ``item``'s repeats are taken in (``most_visits``, ``VISITS`` unless the pilot chose fewer; one
-        for a pass costing more than ``ONE_VISIT_SHARE`` of the budget, and never more than its repeats)."""
+        """The visits ``item``'s repeats are taken in (``most_visits``, ``VISITS`` unless the pilot chose fewer; for a
+        pass costing more than ``HEAVY_PASS_SHARE`` of the budget at most ``heavy_visits``; one for a long pass; never
+        more than its repeats)."""
         return self._visits(self.pass_s(item), _length_of(item))
 
     def visit_repeats(self, pass_s: float, visit: int, visits: int, length: int | None = None) -> int:

@@ -59,9 +59,11 @@ What could not be afforded is in ``skipped`` with its predicted cost (``pass_s``
    measured batch points correct the estimates of larger batches); then the time still left on further visits to
    the points measured, round after round, until none more fits (``Sweep._spend_left``), so a run ends at its budget
    rather than where its plan did. Each item is visited three times
-   (``plan.Plan.visits``: once for a pass costing over 1% of the budget, where the range of lengths would not fit
-   so, and where the curves come first; twice where it fits only so; raised for the items not yet begun where, at the
-   speed the prefills then run, they fit at more: ``Pilot._more_visits``, a pilot in a mild slow spell). The time
+   (``plan.Plan.visits``: once for a long pass, where the range of lengths would not fit so, and where the curves
+   come first; twice where it fits only so; raised for the items not yet begun where, at the speed the prefills then
+   run, they fit at more: ``Pilot._more_visits``, a pilot in a mild slow spell; a pass costing over 1% of the budget,
+   the range's longest lengths, once unless the range fits with it visited as the others are:
+   ``plan.Plan.heavy_visits``). The time
    then left to the budget is split in
    as many spans as the point's visits, and its ``k``-th later visit falls due at a random moment between ``k - 1/2``
    and ``k + 1/2`` spans from its first (``Sweep._due_s``); a visit due is taken before the next item begins (the
