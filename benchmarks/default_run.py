@@ -7,7 +7,9 @@ sequence), each latency curve's held-out error (leave-one-length-out MAPE) for p
 surface's (None where none was fitted), the sweep's seconds (``run.json`` ``done.elapsed_s``) and its timed passes,
 its reference passes (``references``) and their seconds (``references_s``), how far they were off their median on
 average (``reference_spread``: the machine's own variation, the least a held-out error can be on that run; None with
-too few), and the samples themselves under ``"samples"``. A run that exits other than 0 ends the benchmark.
+too few), each latency curve's fitted value (s) at the lengths its phase measured of one sequence (``fitted_s``:
+phase -> length -> seconds), and the samples themselves under ``"samples"``. A run that exits other than 0 ends the
+benchmark.
 
 A helper module of the scripts in ``benchmarks/`` (each runs with this folder first on its path).
 """
@@ -45,6 +47,9 @@ def held_out_run(model: str) -> dict:
            "references_s": sum(disturbance.reference_latencies_s), "reference_spread": disturbance.reference_spread}
     for phase in PHASES:
         row[f"{phase}_held_out"] = cost_model.curve(phase, "latency_s").lolo_mape
+    row["fitted_s"] = {phase: {int(n): float(getattr(cost_model, phase)(n)) for n in
+                               sorted(set(samples.n_ctx[(samples.phase == phase) & (samples.batch == 1)]))}
+                       for phase in PHASES}
     row["extend_held_out"] = cost_model.extend_fit.held_out_mape if cost_model.has_extend else None
     return row | {"samples": samples}
 
