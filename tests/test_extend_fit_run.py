@@ -74,7 +74,7 @@ def test_the_curves_are_fitted_as_without_extend_passes(fitted, extended_run, tm
     samples = pd.read_csv(extended_run / "samples.csv")
     samples[samples["phase"] != "extend"].to_csv(alone / "samples.csv", index=False)
     before, after = fit_run(alone).to_json(), fitted.to_json()
-    assert "extend" not in before and before["schema_version"] == after["schema_version"] == SCHEMA_VERSION == "1.11"
+    assert "extend" not in before and before["schema_version"] == after["schema_version"] == SCHEMA_VERSION == "1.12"
     assert after["curves"] == before["curves"] and after["derived"] == before["derived"]
     assert after["source"]["rows"] == before["source"]["rows"] + 3 * len(GRID)
 

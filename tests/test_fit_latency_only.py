@@ -134,7 +134,7 @@ def test_the_run_writes_no_flops_and_fits_latency_alone(latency_only):
     assert samples["flops"].isna().all() and (samples["latency_s"] > 0).all()
     assert json.loads((folder / "run.json").read_text())["endpoint"]["config"] is None
     document = json.loads(fit.read_text())
-    assert document["schema_version"] == SCHEMA_VERSION == "1.11"
+    assert document["schema_version"] == SCHEMA_VERSION == "1.12"
     assert document["model"] == {"name": "served", "dtype": "served", "attn_implementation": "served",
                                  "random_weights": False}
     assert {phase: set(metrics) for phase, metrics in document["curves"].items()} == {

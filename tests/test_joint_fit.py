@@ -12,10 +12,11 @@ from scipy.optimize import least_squares
 
 from profiler.costmodel import refit as refit_module
 from profiler.costmodel.extrapolation import slope_sd
-from profiler.costmodel.fit import AICC_MARGIN, CurveFit, choose, fit_curve
+from profiler.costmodel.fit import (AICC_MARGIN, FLOPS_GROWTH_MAX, CurveFit, choose, fit_curve, fit_phases,
+                                    growth_ceilings)
 from profiler.costmodel.fit_file import SCHEMA_VERSION, load_cost_model, validation_error
 from profiler.costmodel.fit_run import fit_run
-from profiler.costmodel.forms import FORMS, POWER, QUADRATIC, STRUCTURED_FORMS
+from profiler.costmodel.forms import AFFINE, FORMS, POWER, QUADRATIC, STRUCTURED_FORMS
 from profiler.costmodel.joint import JointForm
 from profiler.costmodel.phase_fits import fit_metric
 from profiler.costmodel.uncertainty import CallIntervals, coefficient_draws, slope_draws
@@ -197,6 +198,81 @@ def test_on_real_samples_cut_at_256_tokens_the_bands_hold_the_lengths_measured_b
         assert low[0] <= median <= high[0], (phase, n, median, low[0], high[0])
 
 
+QWEN_CURVATURE = 86016 / 715653120  # Qwen2.5-0.5B's prefill FLOPs' c / b: attention's per token^2 over the rest's
+QWEN_REACH = np.repeat([8.0, 16.0, 32.0, 64.0, 128.0], 5)  # how far its default run reached on this CPU, 5 repeats
+
+
+def _qwen_pass(n):
+    """Qwen2.5-0.5B's prefill on this CPU, about: 0.17 s a pass, 4 ms a token, attention as its FLOPs say."""
+    n = np.asarray(n, dtype=float)
+    return 0.17 + 4e-3 * n + 4e-3 * QWEN_CURVATURE * n**2
+
+
+def _qwen_samples(seed: int, slow: float) -> dict:
+    """Prefill and forward over ``QWEN_REACH``, 2% noise, the longest length ``slow`` times as slow (its visits in a
+    slow stretch of the machine)."""
+    rng = np.random.default_rng(seed)
+    samples = {}
+    for phase in ("prefill", "forward"):
+        y = _qwen_pass(QWEN_REACH) * (1 + 0.02 * rng.standard_normal(len(QWEN_REACH)))
+        samples[phase] = (QWEN_REACH, np.where(QWEN_REACH == 128, slow * y, y))
+    return samples
+
+
+@pytest.mark.parametrize("slow", [1.0, 1.15])
+def test_a_slow_longest_length_is_not_read_as_attention_where_the_flops_have_little(slow):
+    """Attention is 1.5% of Qwen2.5-0.5B's FLOPs at 128 tokens. Its longest length caught 15% slow (as this CPU's
+    slow stretches read), a curve free to grow bends there and prices twice the longest length 43-52% high; capped by
+    the FLOPs, 13-16%. With no slow stretch the cap changes nothing."""
+    errors: dict = {None: [], QWEN_CURVATURE: []}
+    for seed in range(8):
+        samples = _qwen_samples(seed, slow)
+        for curvature, found in errors.items():
+            curve = fit_phases(samples, "s", preferred="quadratic", flops_curvature=curvature)["prefill"]
+            found.append(float(curve.predict(256.0) / _qwen_pass(256.0)) - 1)
+    free, capped = np.array(errors[None]), np.array(errors[QWEN_CURVATURE])
+    if slow == 1.0:
+        assert np.max(np.abs(free)) < 0.06 and np.max(np.abs(capped - free)) < 0.005
+    else:
+        assert np.min(free) > 0.4 and np.max(capped) < 0.17
+
+
+def test_the_ceiling_is_the_flops_share_of_growth_times_the_margin_and_kept_through_a_dict():
+    curves = fit_phases(_qwen_samples(0, 1.15), "s", preferred="quadratic", flops_curvature=QWEN_CURVATURE)
+    per_token = max(curve.candidate_params("affine")["b"] for curve in curves.values())
+    ceiling = FLOPS_GROWTH_MAX * QWEN_CURVATURE * per_token
+    for curve in curves.values():
+        assert curve.growth_ceiling == {"c": pytest.approx(ceiling)} and curve.theta[2] <= ceiling * (1 + 1e-12)
+        assert CurveFit.from_dict(curve.as_dict()).growth_ceiling == curve.growth_ceiling
+        assert curve.at_growth_ceiling  # the slow longest length bent it as far as the cap lets it
+    free = fit_phases(_qwen_samples(0, 1.15), "s", preferred="quadratic")["prefill"]
+    assert free.growth_ceiling is None and not free.at_growth_ceiling
+    x = FLOPS_GROWTH_MAX * QWEN_CURVATURE * 128
+    assert growth_ceilings(POWER, QWEN_CURVATURE, per_token, 128.0) == {"p": pytest.approx(1 + x / (1 + x))}
+    assert growth_ceilings(AFFINE, QWEN_CURVATURE, per_token, 128.0) == {}
+    assert growth_ceilings(QUADRATIC, 0.0, per_token, 128.0) == growth_ceilings(QUADRATIC, None, per_token, 128.0) == {}
+    assert growth_ceilings(QUADRATIC, QWEN_CURVATURE, 0.0, 128.0)["c"] > 0  # above its lower bound, as a fit needs
+
+
+def test_a_run_whose_longest_length_ran_slow_says_its_growth_was_held(tmp_path):
+    """The committed gpt2 run cut at 128 tokens (attention 2.8% of the FLOPs there), its 128-token prefills and
+    forwards 15% slow: the fit holds the curve at the FLOPs' ceiling, and the document says so."""
+    for name in ("run.json", "hardware.json"):
+        shutil.copy(EXAMPLE_RUN / name, tmp_path / name)
+    samples = pd.read_csv(EXAMPLE_RUN / "samples.csv")
+    samples = samples[(samples["n_ctx"] <= 128) & (samples["phase"] != "extend")].copy()
+    slow = (samples["n_ctx"] == 128) & samples["phase"].isin(["prefill", "forward"])
+    samples.loc[slow, "latency_s"] *= 1.15
+    samples.to_csv(tmp_path / "samples.csv", index=False)
+    document = fit_run(tmp_path).to_json()
+    assert validation_error(document) is None
+    assert document["derived"]["prefill"]["growth_at_ceiling"] and document["derived"]["forward"]["growth_at_ceiling"]
+    assert "growth_at_ceiling" not in document["derived"]["decode"]
+    samples.loc[slow, "latency_s"] /= 1.15
+    samples.to_csv(tmp_path / "samples.csv", index=False)
+    assert "growth_at_ceiling" not in fit_run(tmp_path).to_json()["derived"]["prefill"]
+
+
 def test_a_joint_curve_keeps_what_it_was_fitted_with_through_a_dict():
     curve = fit_metric(_prefill_and_forward(7), "latency_s", "s", seed=7)["forward"]
     again = CurveFit.from_dict(curve.as_dict())
@@ -204,7 +280,7 @@ def test_a_joint_curve_keeps_what_it_was_fitted_with_through_a_dict():
     assert again.extrapolation_slope_sd == curve.extrapolation_slope_sd
     older = {key: value for key, value in curve.as_dict().items()
              if key not in ("fitted_with", "preferred", "extrapolation_slope_sd")}  # a curve of schema 1.3 or older
-    assert dataclasses.astuple(CurveFit.from_dict(older))[-3:] == (None, None, None)
+    assert dataclasses.astuple(CurveFit.from_dict(older))[-4:] == (None, None, None, None)
 
 
 def test_the_committed_example_refits_jointly_within_its_held_out_error(tmp_path):
@@ -217,6 +293,13 @@ def test_the_committed_example_refits_jointly_within_its_held_out_error(tmp_path
     assert all(curve.lolo_mape <= 0.03 for curve in curves.values())
     assert curves["prefill"].fitted_with["phases"] == ["prefill", "forward"] and curves["decode"].fitted_with is None
     assert curves["forward"].predict(4096.0) / curves["prefill"].predict(4096.0) == pytest.approx(1.0, abs=0.03)
+    flops = fit.curves["prefill"]["flops"].theta  # the times' growth capped by the FLOPs' (decode's have none)
+    per_token = max(fit.curves[phase]["latency_s"].candidate_params("affine")["b"] for phase in ("prefill", "forward"))
+    ceiling = growth_ceilings(curves["prefill"].form, flops[2] / flops[1], per_token, 1024.0)
+    assert curves["prefill"].form.name == "power" and curves["prefill"].growth_ceiling == {"p": pytest.approx(
+        ceiling["p"])}  # the power's p: 1.09 of at most 1.47
+    assert curves["decode"].growth_ceiling is None and fit.curves["prefill"]["flops"].growth_ceiling is None
+    assert not curves["prefill"].at_growth_ceiling and "growth_at_ceiling" not in document["derived"]["prefill"]
     forward = document["curves"]["forward"]
     forward["latency_s"]["fitted_with"]["phases"] = ["prefill", "decode"]
     assert "curves/forward/latency_s: fitted with prefill, decode, which leaves out forward" in validation_error(document)

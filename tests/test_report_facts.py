@@ -80,6 +80,17 @@ def test_a_larger_share_goes_unsaid_once_a_smaller_one_stays_under_within_the_po
                     "quadratic term stays under 10% up to the model's 1,024 positions.")
 
 
+def test_a_growth_held_at_the_flops_ceiling_is_said():
+    model = SimpleNamespace(derived={"prefill": {"overhead_s": 0.17, "cost_per_token_s": 4e-3,
+                                                 "growth_at_ceiling": True}})
+    (line,) = derived_lines(model, 32768)
+    assert line == ("prefill: 170 ms per pass plus 4.00 ms per token on average over the measured lengths; its growth "
+                    "beyond linear held at 4 times the FLOPs' (the samples bent further: over a short range a slow "
+                    "stretch reads as attention).")
+    del model.derived["prefill"]["growth_at_ceiling"]
+    assert "FLOPs" not in derived_lines(model, 32768)[0]
+
+
 def test_a_slope_near_zero_is_said_as_what_the_context_adds_not_as_a_vanishing_time():
     """gpt2's decode on a 2-core CPU fitted a slope of 7e-19 s a token: 0.000000000726 ns was printed."""
     model = SimpleNamespace(derived={"decode": {"overhead_s": 0.0452, "cost_per_token_s": 7.26e-19}})

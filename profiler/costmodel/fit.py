@@ -26,7 +26,19 @@ says a token costs less the more there are, which holds only over the short leng
 overhead and the matrix library's kernel choice by rows dominate, and it prices every longer pass too low
 (gpt2 profiled from 1 token on this project's 2-core CPU: ``p`` = 0.67, beating the quadratic's AICc by 22,
 priced its measured 512-token prefill at 0.65 s against 0.93 s), unless it is the only form asked for. Its
-candidate entry keeps its score. Then, for the chosen form only:
+candidate entry keeps its score.
+
+A time's growth beyond linear is capped by its phases' FLOPs (``flops_curvature``, their ``c / b``: attention's
+FLOPs per token squared over the rest's per token), where those have a quadratic term (``growth_ceilings``): a
+quadratic's ``c`` at most ``FLOPS_GROWTH_MAX`` = 4 times that ratio times ``b`` (the per-token cost of a straight
+line through the same samples, which is at least the quadratic's own ``b``), so its n^2 term's share of its n term
+at most 4 times the FLOPs'; a power's ``p`` at most the log-log slope at ``n_max`` of a quadratic so capped. Why:
+over a short range a slow stretch at the longest length is read as attention. Qwen2.5-0.5B measured to 128 tokens
+on this project's 2-core CPU, where attention is 1.5% of the FLOPs, fitted a ``c / b`` 42 times the FLOPs' and
+priced 256 tokens at +53% and +71% (prefill, forward) of a pass measured there; fitted to 1,024 tokens, gpt2's
+latency had 0.4 to 1.0 times its FLOPs' share in three default runs, SmolLM2-135M's 0 to 2.2 in six (to 512 or
+1,024 tokens), so the cap binds only where the range cannot tell attention from a slow stretch. The cap a curve
+was fitted under is in its file (``growth_ceiling``). Then, for the chosen form only:
 
 - 95% intervals of the coefficients: a residual bootstrap, 200 refits of the fitted curve
   times one plus relative residuals drawn from all samples, percentile intervals (resampling
@@ -71,6 +83,7 @@ _RSS_FLOOR = 1e-12  # relative residuals of 1e-6, far below any timing noise: ex
 _EXACT = 1e-9  # a curve through every sample to this relative error has nothing to resample
 _CORRELATION_DECIMALS = 6
 AICC_MARGIN = 10.0  # how much lower another form's AICc must be to displace the preferred form (see the module doc)
+FLOPS_GROWTH_MAX = 4.0  # how many times the FLOPs' share of growth beyond linear a time may have (see the module doc)
 
 
 @dataclass
@@ -91,9 +104,17 @@ class CurveFit:
     fitted_with: dict | None = None  # {"phases": [...], "shared": [...]} when fitted jointly (since 1.4)
     preferred: str | None = None  # the form preferred unless another's AICc is lower by AICC_MARGIN (since 1.4)
     extrapolation_slope_sd: float | None = None  # log-log slope error beyond n_max; None: not calibrated
+    growth_ceiling: dict[str, float] | None = None  # the FLOPs' ceiling on a growth coefficient (since 1.12)
 
     def predict(self, n):
         return self.form.evaluate(self.theta, n)
+
+    @property
+    def at_growth_ceiling(self) -> bool:
+        """Whether a coefficient reached its ``growth_ceiling``: the samples would have bent the curve further."""
+        values = dict(zip(self.form.params, map(float, self.theta)))
+        ceilings = self.growth_ceiling or {}
+        return any(values.get(name, 0.0) >= ceiling * (1 - 1e-6) for name, ceiling in ceilings.items())
 
     def candidate_params(self, form_name: str) -> dict[str, float]:
         """The coefficients that the candidate ``form_name`` reached, chosen or not."""
@@ -123,7 +144,8 @@ class CurveFit:
         }) | ({} if self.fitted_with is None else {
             "fitted_with": {"phases": list(self.fitted_with["phases"]), "shared": list(self.fitted_with["shared"])},
         }) | {key: value for key, value in (("preferred", self.preferred),
-                                            ("extrapolation_slope_sd", self.extrapolation_slope_sd))
+                                            ("extrapolation_slope_sd", self.extrapolation_slope_sd),
+                                            ("growth_ceiling", self.growth_ceiling))
               if value is not None}
 
     @classmethod
@@ -149,6 +171,7 @@ class CurveFit:
             fitted_with=data.get("fitted_with"),
             preferred=data.get("preferred"),
             extrapolation_slope_sd=data.get("extrapolation_slope_sd"),
+            growth_ceiling=data.get("growth_ceiling"),
         )
 
 
@@ -199,20 +222,43 @@ def sublinear(form, result) -> bool:
     return "p" in form.params and float(result.x[form.params.index("p")]) < 1
 
 
+def growth_ceilings(form: Form, flops_curvature: float | None, per_token: float, n_max: float) -> dict[str, float]:
+    """The ceiling on ``form``'s growth beyond linear where the phases' FLOPs grow so (module doc): a quadratic's
+    ``c`` at most ``FLOPS_GROWTH_MAX * flops_curvature * per_token``, a power's ``p`` at most the log-log slope
+    at ``n_max`` of a quadratic so bounded, ``1 + x / (1 + x)`` with ``x = FLOPS_GROWTH_MAX * flops_curvature *
+    n_max``. ``flops_curvature``: the FLOPs' ``c / b`` (1/token); ``per_token``: the affine fit's largest ``b``.
+    None where the FLOPs have no quadratic term (an attention-free model's) or are not known (a served model)."""
+    if not flops_curvature or flops_curvature <= 0:
+        return {}
+    share = FLOPS_GROWTH_MAX * flops_curvature
+    if "c" in form.params:
+        return {"c": float(max(share * per_token, 1e-300))}  # above the lower bound 0, as least_squares needs
+    if "p" in form.params:
+        return {"p": float(1 + share * n_max / (1 + share * n_max))}
+    return {}
+
+
 def fit_phases(samples: dict[str, tuple], unit: str, forms: tuple[str, ...] = CURVE_FORMS, seed: int = 0,
-               preferred: str | None = None) -> dict[str, CurveFit]:
+               preferred: str | None = None, flops_curvature: float | None = None) -> dict[str, CurveFit]:
     """Fit one form to several phases' samples ``{phase: (n, y)}`` together (``JointForm``: each phase its own
     ``a`` and ``b``, the rest shared), every candidate form, choose it by the joint AICc (``choose``), qualify
-    the choice, and return each phase's curve. One phase is ``fit_curve``."""
+    the choice, and return each phase's curve. One phase is ``fit_curve``. ``flops_curvature``: the phases' FLOPs'
+    ``c / b``, which caps each form's growth beyond linear (``growth_ceilings``); None: no cap."""
     phases = list(samples)
     n = np.concatenate([np.asarray(samples[p][0], dtype=float) for p in phases])
     y = np.concatenate([np.asarray(samples[p][1], dtype=float) for p in phases])
     group = np.concatenate([np.full(len(samples[p][0]), g) for g, p in enumerate(phases)])
     if len(n) == 0 or np.any(y <= 0) or any(len(samples[p][0]) == 0 for p in phases):
         raise ValueError("fitting needs samples with positive values of every phase")
+    per_token = 0.0
+    if flops_curvature:  # the ceilings' scale: the per-token cost of a straight line through the samples
+        affine = JointForm(FORMS["affine"], group, len(phases))
+        line = solve(affine, n, y).x
+        per_token = max(float(affine.of_phase(line, g)[1]) for g in range(len(phases)))
     solved, scores = {}, {}
     for name in forms:
-        form = JointForm(FORMS[name], group, len(phases))
+        ceilings = growth_ceilings(FORMS[name], flops_curvature, per_token, float(n.max()))
+        form = JointForm(FORMS[name], group, len(phases), ceilings)
         solved[name] = (form, solve(form, n, y))
         scores[name] = aicc(2 * solved[name][1].cost, len(n), len(form.params))
     eligible = {name: score for name, score in scores.items() if not sublinear(*solved[name])}
@@ -236,6 +282,7 @@ def fit_phases(samples: dict[str, tuple], unit: str, forms: tuple[str, ...] = CU
             n_min=int(n[mine].min()), n_max=int(n[mine].max()), samples=int(mine.sum()), candidates=candidates,
             fitted_with={"phases": list(phases), "shared": list(form.shared)} if len(phases) > 1 else None,
             preferred=preferred if preferred in scores else None, extrapolation_slope_sd=slope,
+            growth_ceiling=form.ceilings or None,
         )
     return curves
 

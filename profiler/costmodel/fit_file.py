@@ -22,7 +22,7 @@ from profiler.costmodel.fit_document import FitDocument
 from profiler.errors import UserError
 from profiler.files import fit_path, keep_previous, read_json, write_json
 
-SCHEMA_VERSION = "1.11"
+SCHEMA_VERSION = "1.12"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In a wheel the schema sits inside the package; in a checkout, in fits/ beside it.
 _SCHEMA_PATHS = (_PACKAGE_DIR / "fit_schema.json", _PACKAGE_DIR.parent / "fits" / "schema.json")

@@ -83,7 +83,8 @@ def linearity_horizon(curve: CurveFit, share: float) -> float | None:
 
 
 def _derived(curves: dict) -> dict:
-    """Per phase's latency: per-call overhead, cost per token, and the linearity horizons."""
+    """Per phase's latency: per-call overhead, cost per token, whether its growth reached the FLOPs' ceiling, and the
+    linearity horizons."""
     derived = {}
     for phase, metrics in curves.items():
         if "latency_s" not in metrics:
@@ -94,6 +95,8 @@ def _derived(curves: dict) -> dict:
             "overhead_s": overhead_s,
             "cost_per_token_s": float((curve.predict(curve.n_max) - overhead_s) / curve.n_max),
         }
+        if curve.at_growth_ceiling:
+            entry["growth_at_ceiling"] = True
         if phase != "decode":
             entry["linearity_horizon"] = {}
             for share in LINEARITY_SHARES:
@@ -153,6 +156,18 @@ def thinned(rows, point: tuple[str, ...] = ("n_ctx", "n_new")):
     count = points["n_ctx"].transform("size").to_numpy()
     # the first of each of per_point equal runs of a point's repeats (all of them when it has no more)
     return rows[(order == 0) | (order * per_point // count != (order - 1) * per_point // count)]
+
+
+def _flops_curvature(curves: dict) -> dict[str, float]:
+    """Each phase's FLOPs' ``c / b`` (1/token), where fitted as a quadratic with a per-token term: how much of their
+    growth beyond linear attention's FLOPs make; 0 for a phase whose FLOPs grow no faster than ``n``."""
+    out = {}
+    for phase, metrics in curves.items():
+        flops = metrics.get("flops")
+        if flops is not None:
+            params = dict(zip(flops.form.params, flops.theta))
+            out[phase] = float(params["c"] / params["b"]) if params.get("c", 0) > 0 and params["b"] > 0 else 0.0
+    return out
 
 
 def _too_few(phase: str, rows) -> str | None:
@@ -238,12 +253,15 @@ def fit_run(folder: Path, seed: int = 0) -> FitDocument:
     curves: dict = {phase: {} for phase in by_phase}
     model = run.model.to_json()
     structured = structured_forms(model.get("heads"))  # the forms of each phase's FLOP terms
-    for metric in METRICS:
+    for metric in sorted(METRICS, key=lambda m: m != "flops"):  # the FLOPs first: they cap the times' growth
         usable = {phase: (values["n_ctx"].to_numpy(), values[metric].to_numpy()) for phase, rows in by_phase.items()
                   if _too_few(phase, values := rows[["n_ctx", metric]].dropna()) is None
                   and (values[metric] > 0).all()}  # peak memory may be unmeasured
-        for phase, curve in fit_metric(usable, metric, UNITS[metric], seed=seed, structured=structured).items():
+        for phase, curve in fit_metric(usable, metric, UNITS[metric], seed=seed, structured=structured,
+                                       flops_curvature=_flops_curvature(curves)).items():
             curves[phase][metric] = curve
+    curves = {phase: {metric: metrics[metric] for metric in METRICS if metric in metrics}
+              for phase, metrics in curves.items()}
     thinned_rows = {phase: {"rows": len(measured[phase]), "fitted": len(rows)}
                     for phase, rows in by_phase.items() if len(rows) < len(measured[phase])}
     memory = _memory(single, model)

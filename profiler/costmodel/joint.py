@@ -14,6 +14,9 @@ power's ``p`` is shared, an affine curve shares nothing but its form. Their rati
 then tends to ``b_1 / b_0`` (affine, power) or to 1 (quadratic), each fixed where they were measured,
 so two phases measured alike cannot diverge outside the data. With one phase it is the form itself.
 
+A shared coefficient may have a ceiling below its form's upper bound (``ceilings``: the growth the phases' FLOPs
+allow, ``profiler.costmodel.fit.growth_ceilings``); every refit of the form keeps it.
+
 It is for fitting only: it has what ``profiler.costmodel.refit``'s solve, bootstrap and batched refits
 use of a form (``params``, bounds, ``evaluate``, ``jacobian``, ``initial``), each sample's phase
 bound at construction (``group``, aligned with the samples' ``n``; ``subset`` for a subset of them).
@@ -31,8 +34,8 @@ OWN = 2  # each phase's own coefficients: the first two of every form, a (per ca
 class JointForm:
     """``base`` over ``groups`` phases, sample ``i`` of phase ``group[i]`` (see the module doc)."""
 
-    def __init__(self, base: Form, group: np.ndarray, groups: int):
-        self.base, self.groups = base, groups
+    def __init__(self, base: Form, group: np.ndarray, groups: int, ceilings: dict[str, float] | None = None):
+        self.base, self.groups, self.ceilings = base, groups, dict(ceilings or {})
         self.group = np.asarray(group, dtype=int)
         shared = np.arange(OWN * groups, OWN * groups + len(base.params) - OWN)
         self.columns = [np.concatenate([OWN * g + np.arange(OWN), shared]) for g in range(groups)]
@@ -49,7 +52,12 @@ class JointForm:
 
     @property
     def upper(self) -> np.ndarray:
-        return self.joined([self.base.upper] * self.groups)
+        """The base form's upper bounds, a shared coefficient's lowered to its ceiling where it has one."""
+        upper = self.joined([self.base.upper] * self.groups)
+        for name, ceiling in self.ceilings.items():
+            k = self.params.index(name)
+            upper[k] = min(upper[k], ceiling)
+        return upper
 
     def joined(self, per_phase: list[np.ndarray]) -> np.ndarray:
         """The joint coefficients of per-phase ones (each in the base form's order); shared ones averaged."""
@@ -61,7 +69,7 @@ class JointForm:
         return np.asarray(theta, dtype=float)[..., self.columns[g]]
 
     def subset(self, keep: np.ndarray) -> JointForm:
-        return JointForm(self.base, self.group[keep], self.groups)
+        return JointForm(self.base, self.group[keep], self.groups, self.ceilings)
 
     def evaluate(self, theta, n):
         """The curve of each sample's phase at its ``n`` (``n`` aligned with ``group``); ``theta``'s other axes

@@ -9,6 +9,8 @@
   (``profiler.costmodel.fit.choose``). Before, each phase chose its form alone by AICc: from a short
   range (8..256 tokens), prefill and forward, measured within 0.5% of each other, picked different
   forms and differed by 40% at 2,048.
+- A time (latency, energy) grows beyond linear at most ``fit.FLOPS_GROWTH_MAX`` times as its phases' FLOPs do
+  (``fit.growth_ceilings``), the FLOPs fitted first.
 - Energy (joules a pass took, where the run had a counter): as latency, the device's power times the pass's time.
 - Peak memory: each phase alone, the lower AICc of the two polynomials. Prefill holds a KV cache
   forward does not: their bytes per token differ by it, and a byte is not work.
@@ -26,9 +28,12 @@ JOINT_PHASES = ("prefill", "forward")
 
 
 def fit_metric(samples: dict[str, tuple], metric: str, unit: str, seed: int = 0,
-               structured: dict[str, str] = STRUCTURED_FORMS) -> dict[str, CurveFit]:
+               structured: dict[str, str] = STRUCTURED_FORMS,
+               flops_curvature: dict[str, float] | None = None) -> dict[str, CurveFit]:
     """The curves of ``metric`` for each phase in ``samples`` (``{phase: (n, y)}``), in that order; each work metric's
-    preferring the form of its phase's FLOP terms, ``structured`` (``forms.structured_forms``)."""
+    preferring the form of its phase's FLOP terms, ``structured`` (``forms.structured_forms``), and a time's (latency,
+    energy) growth beyond linear capped by its phases' FLOPs' (``flops_curvature``: phase -> the FLOPs' ``c / b``; the
+    largest of a group's phases; none where not given)."""
     forms = CANDIDATE_FORMS[metric]
     if metric not in WORK_METRICS:
         return {phase: fit_curve(n, y, unit, forms=forms, seed=seed) for phase, (n, y) in samples.items()}
@@ -36,6 +41,8 @@ def fit_metric(samples: dict[str, tuple], metric: str, unit: str, seed: int = 0,
     groups = [together] + [[phase] for phase in samples if phase not in together]
     fitted: dict[str, CurveFit] = {}
     for group in (g for g in groups if g):
+        curvature = None if metric == "flops" or not flops_curvature else max(
+            (flops_curvature.get(phase, 0.0) for phase in group), default=0.0)
         fitted |= fit_phases({phase: samples[phase] for phase in group}, unit, forms, seed,
-                             preferred=structured[group[0]])
+                             preferred=structured[group[0]], flops_curvature=curvature)
     return {phase: fitted[phase] for phase in samples}

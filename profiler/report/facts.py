@@ -8,7 +8,7 @@ description (``run.json``'s or a fit file's) or a ``run.json``; ``compare`` sets
 from __future__ import annotations
 
 from profiler.costmodel.cost_model import CostModel
-from profiler.costmodel.fit import CurveFit
+from profiler.costmodel.fit import FLOPS_GROWTH_MAX, CurveFit
 from profiler.measure.run_document import RunDocument, RunDone
 from profiler.report.document import Table
 from profiler.report.units import quantity, scale, significant
@@ -151,7 +151,8 @@ def derived_lines(cost_model: CostModel, max_positions: int | None) -> list[str]
     """Per phase: per-pass overhead, average cost per token (where the model's positions would add under
     ``NEGLIGIBLE_TOKENS_SHARE`` of the overhead, that instead: a fitted slope near zero), and where the quadratic
     term reaches 10% and 50% of the cost (past the model's maximum positions: it never does on this model; a larger
-    share then goes unsaid, as it does after a share never reached)."""
+    share then goes unsaid, as it does after a share never reached); where the curve's growth reached its FLOPs'
+    ceiling (``profiler.costmodel.fit.growth_ceilings``), that."""
     lines = []
     for phase, derived in cost_model.derived.items():
         tokens, add = ("the context", "adds") if phase == "decode" else ("the tokens", "add")
@@ -163,6 +164,9 @@ def derived_lines(cost_model: CostModel, max_positions: int | None) -> list[str]
             per_token = "per token of context" if phase == "decode" else "per token"
             line = (f"{phase}: {quantity(overhead_s, 's')} per pass plus {quantity(per_token_s, 's')} {per_token} on "
                     "average over the measured lengths")
+        if derived.get("growth_at_ceiling"):
+            line += (f"; its growth beyond linear held at {FLOPS_GROWTH_MAX:g} times the FLOPs' (the samples bent "
+                     "further: over a short range a slow stretch reads as attention)")
         for share, horizon in derived.get("linearity_horizon", {}).items():
             n = horizon["n_ctx"]
             if n is None:
