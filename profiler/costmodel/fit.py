@@ -36,7 +36,7 @@ at most 4 times the FLOPs'; a power's ``p`` at most the log-log slope at ``n_max
 over a short range a slow stretch at the longest length is read as attention. Qwen2.5-0.5B measured to 128 tokens
 on this project's 2-core CPU, where attention is 1.5% of the FLOPs, fitted a ``c / b`` 42 times the FLOPs' and
 priced 256 tokens at +53% and +71% (prefill, forward) of a pass measured there; fitted to 1,024 tokens, gpt2's
-latency had 0.4 to 1.0 times its FLOPs' share in three default runs, SmolLM2-135M's 0 to 2.2 in six (to 512 or
+latency had 0.4 to 1.0 times its FLOPs' share in three default runs, SmolLM2-135M's 0 to 2.2 in five (to 512 or
 1,024 tokens), so the cap binds only where the range cannot tell attention from a slow stretch. The cap a curve
 was fitted under is in its file (``growth_ceiling``). Then, for the chosen form only:
 
