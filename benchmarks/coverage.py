@@ -39,9 +39,9 @@ move. So each reference's error is printed twice: as measured (the issue's figur
 fit's speed: the fit's ratio of the reference to its control (prediction over prediction) against the measured one
 (the median over the rounds of each round's ratio of medians), less 1. The second is the fit's error in the shape of
 its curve between a length it measured and one it did not; a pass and its control, timed seconds apart, see the
-machine in the same state (a run's prefill and forward at one length, the same work timed back to back, agreed within
-1-4% in most of nine runs while its lengths' medians moved 15-33% from run to run). It says how much of a miss is the
-machine's.
+machine in the same state (a run's prefill and forward at one length, the same work timed back to back, differed by
+0.3-3.5% in 8 of 9 default runs, the median over their lengths, while those lengths' medians moved 15-33% from run
+to run). It says how much of a miss is the machine's.
 
 Printed per reference: model, phase, n, inside or beyond (with its factor over the longest measured
 length), the measured median, the fit's prediction and its 95% interval
