@@ -306,6 +306,11 @@ def test_the_committed_example_refits_jointly_within_its_held_out_error(tmp_path
     forward["latency_s"]["fitted_with"]["phases"] = ["prefill", "forward"]
     forward["peak_mem_bytes"]["preferred"] = "power"  # peak memory's candidates are the two polynomials
     assert "preferred form power is not among its candidates" in validation_error(document)
+    del forward["peak_mem_bytes"]["preferred"]
+    forward["latency_s"]["growth_ceiling"] = {"c": 1e-6}  # the committed example's forward is a power curve: p
+    assert "a growth ceiling on c, where a power curve's growth is p" in validation_error(document)
+    forward["latency_s"]["growth_ceiling"] = {"p": 1.4}
+    assert validation_error(document) is None
     earlier = load_cost_model(SCHEMA_1_2_FIT)  # a file from before 1.4 loads, and draws without slope errors
     assert earlier.fit.schema_version == "1.2"
     assert all(np.all(slopes == 0) for slopes in CallIntervals(earlier, draws=10).slopes.values())

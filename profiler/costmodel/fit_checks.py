@@ -15,7 +15,8 @@ of another. ``fit_problem`` checks, in order, and names the first problem in one
   domain ordered, the correlation (since 1.2) a symmetric ``k x k`` matrix with a unit diagonal, and a
   quadratic candidate with non-negative ``a, b, c`` (linearity horizons and a family's size law read it);
 - a curve fitted together with other phases (since 1.4) names its own phase among them and shares its
-  form's coefficients beyond ``a, b`` (none for affine), and a preferred form is one of its candidates;
+  form's coefficients beyond ``a, b`` (none for affine), and a preferred form is one of its candidates; a growth
+  ceiling (since 1.12) is on those coefficients only;
 - a batch surface (since 1.5) has its phase's form's coefficients, each value and interval inside the
   form's bounds (``q`` in [1, 16]), its correlation as a curve's, a domain of ascending batches starting
   at 1 (it is fitted with the batch-1 passes) with ordered lengths, no more points held out than fitted,
@@ -112,6 +113,9 @@ def _curve_problem(phase: str, curve: dict) -> str | None:
         return f"fitted jointly sharing {shared}, where a {form.name} curve shares {', '.join(form.params[2:]) or 'nothing'}"
     if "preferred" in curve and curve["preferred"] not in {c["form"] for c in curve["candidates"]}:
         return f"preferred form {curve['preferred']} is not among its candidates"
+    if set(curve.get("growth_ceiling", {})) - set(form.params[2:]):
+        return (f"a growth ceiling on {', '.join(curve['growth_ceiling'])}, where a {form.name} curve's growth is "
+                f"{', '.join(form.params[2:]) or 'nothing'}")
     return None
 
 
