@@ -181,10 +181,9 @@ def measure_rounds(points: list[Prepared], share_s: float) -> list[list[list[flo
     return latencies
 
 
-def _rounds_spread(rounds: list[list[float]]) -> float:
-    """How far apart the rounds' medians are: the largest over the smallest, less 1."""
-    medians = [statistics.median(r) for r in rounds]
-    return max(medians) / min(medians) - 1
+def _apart(values: list[float]) -> float:
+    """How far apart ``values`` are: the largest over the smallest, less 1."""
+    return max(values) / min(values) - 1
 
 
 def _predicted(cm: CostModel, calls: CallIntervals, phase: str, n: int) -> tuple[float, float, float]:
@@ -260,16 +259,17 @@ def _references_checked(model: str, run: dict, cm: CostModel, ranges: dict, budg
                 points += [prepared(passes, phase, control), prepared(passes, phase, n)]
             rows.append(row)
     latencies = measure_rounds(points, budget_s)
-    for row, k in zip([row for row in rows if "not_measured" not in row], range(0, len(latencies), 2)):
-        control_rounds, rounds = latencies[k], latencies[k + 1]
+    measured = [row for row in rows if "not_measured" not in row]
+    for row, control_rounds, rounds in zip(measured, latencies[::2], latencies[1::2]):
         median = statistics.median([x for r in rounds for x in r])
         control = row["control"]
         control["measured_s"] = statistics.median([x for r in control_rounds for x in r])
         control["moved"] = control["measured_s"] / control["run_median_s"] - 1
-        ratios = [statistics.median(r) / statistics.median(c) for r, c in zip(rounds, control_rounds)]
-        row |= {"measured_s": median, "repeats": sum(map(len, rounds)), "rounds_spread": _rounds_spread(rounds),
+        round_medians = [statistics.median(r) for r in rounds]
+        ratios = [m / statistics.median(c) for m, c in zip(round_medians, control_rounds)]
+        row |= {"measured_s": median, "repeats": sum(map(len, rounds)), "rounds_spread": _apart(round_medians),
                 "error": row["predicted_s"] / median - 1,
-                "ratio_to_control": statistics.median(ratios), "ratio_rounds_spread": max(ratios) / min(ratios) - 1,
+                "ratio_to_control": statistics.median(ratios), "ratio_rounds_spread": _apart(ratios),
                 "in_band": row["predicted_low_s"] <= median <= row["predicted_high_s"]}
         row["error_at_fit_speed"] = row["predicted_s"] / control["predicted_s"] / row["ratio_to_control"] - 1
         row["within_target"] = abs(row["error"]) <= row["target"]
