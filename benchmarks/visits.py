@@ -4,8 +4,9 @@ What: ``--pairs`` pairs (default 3) of ``python -m profiler run --model gpt2`` w
 process (``profiler.cli.main.main``, console output dropped, ``--out`` and ``--fits`` in a temporary folder),
 alternating: a run with the planner as it is (``VISITS`` = 3 in ``plan`` and ``pilot``: where the range of lengths
 fits so, a point whose pass costs at most 1% of the budget is visited three times, a round apart, its 3 repeats as 1,
-1 and 1, and a costlier one where the range fits with that too), then one with ``VISITS`` = ``--against`` (2: its repeats as 2 and 1, as before; 1: back to back), the order
-swapped every pair so a drift in the machine's speed touches both alike. Per run: the lengths prefill reached, each
+1 and 1, and a costlier one where the range fits with that too), then one with ``VISITS`` = ``--against`` (2: its
+repeats as 2 and 1, as before; 1: back to back), the order swapped every pair so a drift in the machine's speed touches
+both alike. Per run: the lengths prefill reached, each
 latency curve's held-out error (leave-one-length-out MAPE, the figure the issue sets at 3% for gpt2) for prefill,
 decode and forward, and the extend surface's, and how far the reference passes were off their median on average (the
 machine's own variation, the least a held-out error can be on that run); per arm, the median of each over its runs.
