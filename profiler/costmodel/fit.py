@@ -250,17 +250,18 @@ def fit_phases(samples: dict[str, tuple], unit: str, forms: tuple[str, ...] = CU
     group = np.concatenate([np.full(len(samples[p][0]), g) for g, p in enumerate(phases)])
     if len(n) == 0 or np.any(y <= 0) or any(len(samples[p][0]) == 0 for p in phases):
         raise ValueError("fitting needs samples with positive values of every phase")
-    per_token = 0.0
+    solved, scores, per_token = {}, {}, 0.0
     if flops_curvature:  # the ceilings' scale: the per-token cost of a straight line through the samples
         affine = JointForm(FORMS["affine"], group, len(phases))
-        line = solve(affine, n, y).x
-        per_token = max(float(affine.of_phase(line, g)[1]) for g in range(len(phases)))
-    solved, scores = {}, {}
+        solved["affine"] = (affine, solve(affine, n, y))  # the affine candidate too, where it is one
+        per_token = max(float(affine.of_phase(solved["affine"][1].x, g)[1]) for g in range(len(phases)))
     for name in forms:
-        ceilings = growth_ceilings(FORMS[name], flops_curvature, per_token, float(n.max()))
-        form = JointForm(FORMS[name], group, len(phases), ceilings)
-        solved[name] = (form, solve(form, n, y))
-        scores[name] = aicc(2 * solved[name][1].cost, len(n), len(form.params))
+        if name not in solved:
+            ceilings = growth_ceilings(FORMS[name], flops_curvature, per_token, float(n.max()))
+            form = JointForm(FORMS[name], group, len(phases), ceilings)
+            solved[name] = (form, solve(form, n, y))
+        scores[name] = aicc(2 * solved[name][1].cost, len(n), len(solved[name][0].params))
+    solved = {name: solved[name] for name in forms}  # the candidates asked for, in their order
     eligible = {name: score for name, score in scores.items() if not sublinear(*solved[name])}
     chosen = choose(eligible or scores, preferred)
     form, theta = solved[chosen][0], solved[chosen][1].x
