@@ -18,7 +18,7 @@ from profiler.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_RUN = ROOT / "reports" / "example" / "cpu-intel-xeon-processor-2t" / "gpt2"
-EXAMPLE_FIT = ROOT / "fits" / "example" / "gpt2--cpu-intel-xeon-processor-2t.json"  # schema 1.5, no extend
+SCHEMA_1_5_FIT = ROOT / "tests" / "data" / "gpt2-fit-schema-1.5.json"  # the committed example fit before 1.12: no extend
 # Near the example's own batch-1 latencies (prefill 47 ms at 8 tokens, 0.91 s at 1,024; decode 31-43 ms)
 TRUTH = ("cache-read", {"a": 0.03, "b": 8e-4, "g": 1e-5, "e": 6e-7, "f": 1.2e-7})
 GRID = [(c, s) for c in (64, 256, 512, 896) for s in (4, 16, 64, 128) if c + s <= 1024]
@@ -128,9 +128,9 @@ def test_extend_passes_that_fix_no_surface_are_said_not_fitted(tmp_path, capfd):
 
 
 def test_a_fit_of_schema_1_5_loads_and_prices_as_before():
-    document = json.loads(EXAMPLE_FIT.read_text())
+    document = json.loads(SCHEMA_1_5_FIT.read_text())
     assert document["schema_version"] == "1.5" and "extend" not in document
-    cm = load_cost_model(EXAMPLE_FIT)
+    cm = load_cost_model(SCHEMA_1_5_FIT)
     assert not cm.has_extend
     n_in, n_out = np.array([16, 300, 900]), np.array([1, 8, 100])
     assert np.array_equal(cm.call(n_in, n_out, cached=0), cm.call(n_in, n_out))
