@@ -1,7 +1,6 @@
 import json
 from collections import Counter
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
