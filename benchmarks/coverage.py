@@ -329,7 +329,7 @@ def summary(result: dict) -> dict:
                       "control_max_abs_moved": max((abs(r["control"]["moved"]) for r in rows), default=None),
                       "not_measured": sum(1 for r in result["references"] if r["where"] == where
                                           and "not_measured" in r)}
-    out["control_max_abs_moved"] = max((out[where]["control_max_abs_moved"] or 0 for where in TARGETS), default=None)
+    out["control_max_abs_moved"] = max(out[where]["control_max_abs_moved"] or 0 for where in TARGETS)
     return out
 
 
